@@ -1,0 +1,130 @@
+"""careloop's one settings class.
+
+Built once by the app or the CLI (:func:`load_settings`) and passed down;
+nothing reads the environment or connects to a database at import time.
+Every field can be set with an environment variable ``CARELOOP_<NAME>``.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import stat
+from pathlib import Path
+from typing import Literal
+
+from pydantic import Field, SecretStr
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from careloop.core.errors import ConfigurationError
+
+ConsentState = Literal["direct_care_only", "improvement_and_research", "withdrawn"]
+
+SECRET_KEY_FILE = "secret_key"  # noqa: S105 - a file name, not a secret
+
+
+class Settings(BaseSettings):
+    """Configuration of one careloop installation."""
+
+    model_config = SettingsConfigDict(env_prefix="CARELOOP_", extra="forbid", frozen=True)
+
+    data_dir: Path = Field(
+        default=Path("careloop-data"),
+        description="Directory holding the registry, warehouse, secret key and exports.",
+    )
+    database_url: str | None = Field(
+        default=None,
+        description=(
+            "SQLAlchemy URL of the registry (operational database). Default: a SQLite "
+            "file `registry.sqlite3` in the data directory, in WAL mode. Production: "
+            "postgresql+psycopg://user:password@host/dbname."
+        ),
+    )
+    warehouse_url: str | None = Field(
+        default=None,
+        description=(
+            "URL of the OMOP warehouse. Default: a DuckDB file `warehouse.duckdb` in the "
+            "data directory. Also postgres://… or spark://local."
+        ),
+    )
+    secret_key: SecretStr | None = Field(
+        default=None,
+        description=(
+            "Key that signs cookies and tokens. Default: read from `secret_key` in the "
+            "data directory, generated there (mode 600) on first run."
+        ),
+    )
+    session_idle_minutes: int = Field(
+        default=30, ge=1, le=24 * 60, description="Minutes of inactivity that end a session."
+    )
+    reauth_minutes: int = Field(
+        default=15,
+        ge=1,
+        description="Sensitive actions need a password entered within this many minutes.",
+    )
+    lockout_threshold: int = Field(
+        default=5, ge=1, description="Failed logins in a row that lock an account."
+    )
+    lockout_minutes: int = Field(default=15, ge=1, description="How long a lock-out lasts.")
+    default_consent: ConsentState = Field(
+        default="improvement_and_research",
+        description="Consent given to patients who arrive without a consent record (opt-out).",
+    )
+    secure_cookies: bool = Field(
+        default=False,
+        description="Mark cookies Secure (set true behind HTTPS in production).",
+    )
+
+    @property
+    def registry_url(self) -> str:
+        """The registry URL, with the embedded default resolved."""
+        if self.database_url:
+            return self.database_url
+        return f"sqlite:///{(self.data_dir / 'registry.sqlite3').resolve()}"
+
+    @property
+    def resolved_warehouse_url(self) -> str:
+        """The warehouse URL, with the embedded default resolved."""
+        if self.warehouse_url:
+            return self.warehouse_url
+        return f"duckdb://{(self.data_dir / 'warehouse.duckdb').resolve()}"
+
+    def ensure_data_dir(self) -> Path:
+        """Create the data directory (mode 700) if needed and return it."""
+        try:
+            self.data_dir.mkdir(parents=True, exist_ok=True, mode=0o700)
+        except OSError as exc:
+            raise ConfigurationError(
+                f"Cannot create the data directory {self.data_dir}: {exc.strerror}. "
+                "Set CARELOOP_DATA_DIR to a writable directory."
+            ) from exc
+        return self.data_dir
+
+    def signing_key(self) -> str:
+        """The secret key; generated into the data directory on first use if absent."""
+        if self.secret_key is not None:
+            return self.secret_key.get_secret_value()
+        path = self.ensure_data_dir() / SECRET_KEY_FILE
+        if path.exists():
+            mode = stat.S_IMODE(path.stat().st_mode)
+            if mode & 0o077:
+                raise ConfigurationError(
+                    f"{path} is readable by other users (mode {mode:o}). "
+                    f"Run `chmod 600 {path}`."
+                )
+            return path.read_text().strip()
+        key = secrets.token_urlsafe(48)
+        # O_EXCL: two processes starting at once must not both write a key.
+        try:
+            fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            return path.read_text().strip()
+        with os.fdopen(fd, "w") as handle:
+            handle.write(key + "\n")
+        return key
+
+
+def load_settings(**overrides: object) -> Settings:
+    """Build the settings from the environment, with explicit overrides on top."""
+    clean = {k: v for k, v in overrides.items() if v is not None}
+    return Settings(**clean)  # type: ignore[arg-type]
