@@ -1,1 +1,1 @@
-"""placeholder"""
+"""careloop's command line: thin commands that call the domain packages."""

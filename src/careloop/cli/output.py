@@ -1,0 +1,42 @@
+"""How CLI commands print results: table, CSV or JSON, and errors."""
+
+from __future__ import annotations
+
+import json
+import sys
+from collections.abc import Sequence
+from typing import Any, Literal
+
+import pandas as pd
+from rich.console import Console
+from rich.table import Table
+
+OutputFormat = Literal["table", "csv", "json"]
+
+console = Console()
+err_console = Console(stderr=True)
+
+
+def print_frame(frame: pd.DataFrame, *, fmt: OutputFormat = "table", title: str | None = None) -> None:
+    """Print a data frame as a Rich table, CSV or JSON records."""
+    if fmt == "csv":
+        frame.to_csv(sys.stdout, index=False)
+    elif fmt == "json":
+        sys.stdout.write(frame.to_json(orient="records", date_format="iso", indent=2) + "\n")
+    else:
+        print_rows(list(frame.columns), frame.astype(object).values.tolist(), title=title)
+
+
+def print_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str | None = None) -> None:
+    """Print rows as a Rich table."""
+    table = Table(title=title)
+    for column in columns:
+        table.add_column(str(column))
+    for row in rows:
+        table.add_row(*("" if v is None else str(v) for v in row))
+    console.print(table)
+
+
+def print_json(data: Any) -> None:
+    """Print a JSON document to standard output."""
+    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
