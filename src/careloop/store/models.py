@@ -1,0 +1,246 @@
+"""SQLAlchemy 2 models of the registry: sites, people, patients, audit.
+
+Rows that belong to a site carry ``site_id`` (:class:`SiteOwned`) and rows
+that belong to a patient carry ``patient_id`` (:class:`PatientOwned`); the
+session scope in :mod:`careloop.store.scoping` filters every query on them,
+so site partitions hold whatever code path asks.
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    Date,
+    DateTime,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column, relationship
+
+from careloop.core.clock import utcnow
+
+NAMING_CONVENTION = {
+    "ix": "ix_%(column_0_label)s",
+    "uq": "uq_%(table_name)s_%(column_0_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "fk": "fk_%(table_name)s_%(column_0_name)s_%(referred_table_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+ROLES = (
+    "admin",
+    "site_lead",
+    "clinician",
+    "data_entry",
+    "analyst",
+    "auditor",
+    "patient",
+    "carer",
+)
+SEXES = ("female", "male", "other", "unknown")  # FHIR AdministrativeGender
+CONSENT_STATES = ("direct_care_only", "improvement_and_research", "withdrawn")
+
+
+class Base(DeclarativeBase):
+    metadata = MetaData(naming_convention=NAMING_CONVENTION)
+    type_annotation_map = {datetime: DateTime(timezone=True)}  # noqa: RUF012 - SQLAlchemy API
+
+
+class SiteOwned:
+    """A row that belongs to one site; scoped sessions filter on ``site_id``."""
+
+    @declared_attr
+    def site_id(cls) -> Mapped[int]:
+        return mapped_column(ForeignKey("site.id"), index=True)
+
+
+class PatientOwned:
+    """A row about one patient; patient and carer sessions filter on ``patient_id``."""
+
+    @declared_attr
+    def patient_id(cls) -> Mapped[int]:
+        return mapped_column(ForeignKey("patient.id", ondelete="CASCADE"), index=True)
+
+
+class Site(Base):
+    """A care centre taking part in the learning community."""
+
+    __tablename__ = "site"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(32), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    country: Mapped[str] = mapped_column(String(2))
+    time_zone: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class User(Base):
+    """A person who logs in: staff, analyst, auditor, patient or carer."""
+
+    __tablename__ = "app_user"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254), unique=True)
+    display_name: Mapped[str] = mapped_column(String(200))
+    password_hash: Mapped[str | None] = mapped_column(String(255))
+    disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None]
+    last_login_at: Mapped[datetime | None]
+    patient_id: Mapped[int | None] = mapped_column(
+        ForeignKey("patient.id", ondelete="SET NULL"), index=True
+    )
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    memberships: Mapped[list[Membership]] = relationship(
+        back_populates="user", cascade="all, delete-orphan", lazy="selectin"
+    )
+
+
+class Membership(Base):
+    """A user's role at a site (``site_id`` empty: the whole installation)."""
+
+    __tablename__ = "membership"
+    __table_args__ = (UniqueConstraint("user_id", "site_id", "role"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id", ondelete="CASCADE"))
+    site_id: Mapped[int | None] = mapped_column(ForeignKey("site.id"))
+    role: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+    user: Mapped[User] = relationship(back_populates="memberships")
+
+
+class Patient(SiteOwned, Base):
+    """A patient of one site.
+
+    ``pseudo_id`` is random and is the only identifier that leaves direct care
+    (warehouse, analysts, network); ``local_id`` (e.g. the MRN), names and the
+    exact date of birth are direct identifiers.
+    """
+
+    __tablename__ = "patient"
+    __table_args__ = (UniqueConstraint("site_id", "local_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    local_id: Mapped[str] = mapped_column(String(64))
+    pseudo_id: Mapped[str] = mapped_column(String(32), unique=True)
+    given_name: Mapped[str | None] = mapped_column(String(200))
+    family_name: Mapped[str | None] = mapped_column(String(200))
+    birth_date: Mapped[date | None] = mapped_column(Date)
+    sex: Mapped[str] = mapped_column(String(16), default="unknown")
+    consent_state: Mapped[str] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy API
+
+
+class ConsentRecord(SiteOwned, PatientOwned, Base):
+    """One change of a patient's consent state: who recorded it, when and how."""
+
+    __tablename__ = "consent_record"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    state: Mapped[str] = mapped_column(String(32))
+    method: Mapped[str] = mapped_column(String(32))
+    recorded_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+    note: Mapped[str | None] = mapped_column(Text)
+
+
+class CarerLink(SiteOwned, PatientOwned, Base):
+    """A carer (a user) acting as proxy for a patient."""
+
+    __tablename__ = "carer_link"
+    __table_args__ = (UniqueConstraint("carer_user_id", "patient_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    carer_user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id", ondelete="CASCADE"))
+    relationship_to_patient: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    revoked_at: Mapped[datetime | None]
+
+
+class ApiToken(Base):
+    """A bearer token for scripts; only its SHA-256 is stored."""
+
+    __tablename__ = "api_token"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id", ondelete="CASCADE"))
+    name: Mapped[str] = mapped_column(String(100))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    prefix: Mapped[str] = mapped_column(String(16))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    expires_at: Mapped[datetime | None]
+    revoked_at: Mapped[datetime | None]
+    last_used_at: Mapped[datetime | None]
+
+
+class WebSession(Base):
+    """A server-side browser session; the cookie holds a secret whose hash is here."""
+
+    __tablename__ = "web_session"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("app_user.id", ondelete="CASCADE"))
+    csrf_token: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    last_seen_at: Mapped[datetime] = mapped_column(default=utcnow)
+    authenticated_at: Mapped[datetime] = mapped_column(default=utcnow)
+    ended_at: Mapped[datetime | None]
+    client_addr: Mapped[str | None] = mapped_column(String(64))
+
+
+class AuditEntry(Base):
+    """One entry of the append-only, SHA-256 hash-chained audit log.
+
+    ``seq`` is assigned by the chain (1, 2, 3 … without gaps) and
+    ``occurred_at`` is stored as fixed-width ISO 8601 text so that the hashed
+    content reads back byte for byte on every database.
+    """
+
+    __tablename__ = "audit_entry"
+
+    seq: Mapped[int] = mapped_column(BigInteger, primary_key=True, autoincrement=False)
+    occurred_at: Mapped[str] = mapped_column(String(32), index=True)
+    user_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    user_email: Mapped[str | None] = mapped_column(String(254))
+    role: Mapped[str | None] = mapped_column(String(64))
+    site_code: Mapped[str | None] = mapped_column(String(32))
+    patient_id: Mapped[int | None] = mapped_column(Integer, index=True)
+    patient_pseudo_id: Mapped[str | None] = mapped_column(String(32))
+    action: Mapped[str] = mapped_column(String(32), index=True)
+    category: Mapped[str] = mapped_column(String(32))
+    outcome: Mapped[str] = mapped_column(String(16))
+    reason: Mapped[str | None] = mapped_column(Text)
+    request_id: Mapped[str | None] = mapped_column(String(64))
+    client_addr: Mapped[str | None] = mapped_column(String(64))
+    details: Mapped[str | None] = mapped_column(Text)
+    prev_hash: Mapped[str] = mapped_column(String(64))
+    entry_hash: Mapped[str] = mapped_column(String(64))
+
+
+class AuditHead(Base):
+    """The chain's head (last seq and hash), updated with every append.
+
+    It lets the verifier notice entries cut from the end of the log.
+    """
+
+    __tablename__ = "audit_head"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    seq: Mapped[int] = mapped_column(BigInteger)
+    entry_hash: Mapped[str] = mapped_column(String(64))

@@ -1,0 +1,452 @@
+"""Patients of a site: registration, identifiable and pseudonymised views, consent.
+
+Direct identifiers (local id such as the MRN, names, exact date of birth)
+appear only in :class:`PatientView`, returned for ``patient.read``; analysts
+get :class:`PseudonymisedPatient` (pseudonym, site, year of birth, sex,
+consent). Every identifiable read or change is audited in its own
+transaction; which rows can be reached at all is decided by the scoped
+session, not here.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Literal
+
+from sqlalchemy import or_, select
+from sqlalchemy.orm import Session
+
+from careloop.core.clock import utcnow
+from careloop.core.errors import Conflict, ErrorDetail, InputError, NotFound, ValidationFailed
+from careloop.core.ids import pseudonym
+from careloop.store.database import Registry
+from careloop.store.models import (
+    CONSENT_STATES,
+    SEXES,
+    CarerLink,
+    ConsentRecord,
+    Patient,
+    Site,
+    User,
+)
+from careloop.trust.identity import site_by_code
+from careloop.trust.principal import Principal
+from careloop.trust.work import Work, unit_of_work
+
+ConsentState = Literal["direct_care_only", "improvement_and_research", "withdrawn"]
+ConsentMethod = Literal["paper", "verbal", "electronic", "portal", "default", "fhir"]
+CONSENT_METHODS = ("paper", "verbal", "electronic", "portal", "default", "fhir")
+EDITABLE_FIELDS = ("local_id", "given_name", "family_name", "birth_date", "sex")
+
+
+@dataclass(frozen=True)
+class PatientView:
+    """A patient with direct identifiers (care team, the patient, their carer)."""
+
+    id: int
+    site: str
+    local_id: str
+    pseudo_id: str
+    given_name: str | None
+    family_name: str | None
+    birth_date: date | None
+    sex: str
+    consent_state: str
+    version: int
+
+
+@dataclass(frozen=True)
+class PseudonymisedPatient:
+    """A patient as analysts see them: no names, no local ids, year of birth only."""
+
+    pseudo_id: str
+    site: str
+    birth_year: int | None
+    sex: str
+    consent_state: str
+
+
+@dataclass(frozen=True)
+class ConsentEntry:
+    """One recorded consent decision."""
+
+    state: str
+    method: str
+    recorded_at: datetime
+    recorded_by: str | None
+    note: str | None
+
+
+def _site_code(session: Session, site_id: int) -> str:
+    site = session.get(Site, site_id)
+    return site.code if site else "?"
+
+
+def _view(session: Session, p: Patient) -> PatientView:
+    return PatientView(
+        p.id,
+        _site_code(session, p.site_id),
+        p.local_id,
+        p.pseudo_id,
+        p.given_name,
+        p.family_name,
+        p.birth_date,
+        p.sex,
+        p.consent_state,
+        p.version,
+    )
+
+
+def _pseudonymised(session: Session, p: Patient) -> PseudonymisedPatient:
+    return PseudonymisedPatient(
+        p.pseudo_id,
+        _site_code(session, p.site_id),
+        p.birth_date.year if p.birth_date else None,
+        p.sex,
+        p.consent_state,
+    )
+
+
+def _check_fields(values: dict[str, Any]) -> dict[str, Any]:
+    problems: list[ErrorDetail] = []
+    clean: dict[str, Any] = {}
+    for key, value in values.items():
+        if key not in EDITABLE_FIELDS:
+            problems.append(
+                ErrorDetail(key, f"not a patient field; use one of {', '.join(EDITABLE_FIELDS)}")
+            )
+            continue
+        if key == "local_id":
+            if not isinstance(value, str) or not value.strip() or len(value) > 64:
+                problems.append(ErrorDetail(key, "a local id is 1-64 characters", value))
+                continue
+            value = value.strip()
+        elif key == "sex":
+            if value not in SEXES:
+                problems.append(ErrorDetail(key, f"use one of {', '.join(SEXES)}", value))
+                continue
+        elif key == "birth_date" and value is not None:
+            if isinstance(value, str):
+                try:
+                    value = date.fromisoformat(value)
+                except ValueError:
+                    problems.append(ErrorDetail(key, "use a date as YYYY-MM-DD", value))
+                    continue
+            if not isinstance(value, date) or value > date.today() or value.year < 1900:
+                problems.append(
+                    ErrorDetail(
+                        key, "the date of birth must lie between 1900 and today", str(value)
+                    )
+                )
+                continue
+        elif key in ("given_name", "family_name") and value is not None:
+            if not isinstance(value, str) or len(value) > 200:
+                problems.append(ErrorDetail(key, "a name is text of at most 200 characters"))
+                continue
+            value = value.strip() or None
+        clean[key] = value
+    if problems:
+        raise ValidationFailed("The patient details are not valid.", details=problems)
+    return clean
+
+
+def register_patient(
+    registry: Registry,
+    principal: Principal,
+    *,
+    site: str,
+    local_id: str,
+    given_name: str | None = None,
+    family_name: str | None = None,
+    birth_date: date | str | None = None,
+    sex: str = "unknown",
+    consent_state: ConsentState,
+    consent_method: ConsentMethod = "paper",
+) -> PatientView:
+    """Register a patient at ``site`` with a fresh pseudonymous id and a first consent record."""
+    fields = _check_fields(
+        {
+            "local_id": local_id,
+            "given_name": given_name,
+            "family_name": family_name,
+            "birth_date": birth_date,
+            "sex": sex,
+        }
+    )
+    _check_consent(consent_state, consent_method)
+    with unit_of_work(registry, principal, "patient.create") as work:
+        session = work.session
+        site_row = site_by_code(session, site)
+        if not work.scope.allows_site(site_row.id):
+            raise NotFound(f"There is no site with code {site!r} that you work at.")
+        clash = session.scalar(
+            select(Patient.id).where(
+                Patient.site_id == site_row.id, Patient.local_id == fields["local_id"]
+            )
+        )
+        if clash is not None:
+            raise Conflict(
+                f"Site {site_row.code} already has a patient with local id {fields['local_id']}."
+            )
+        patient = Patient(
+            site_id=site_row.id, pseudo_id=pseudonym(), consent_state=consent_state, **fields
+        )
+        session.add(patient)
+        session.flush()
+        session.add(
+            ConsentRecord(
+                site_id=site_row.id,
+                patient_id=patient.id,
+                state=consent_state,
+                method=consent_method,
+                recorded_by_user_id=principal.user_id,
+            )
+        )
+        work.audit("create", "demographics", patient=patient, site_code=site_row.code)
+        return _view(session, patient)
+
+
+def _load(work: Work, patient_id: int, action: str, category: str) -> Patient:
+    work.expect(action, category, details={"patient_id": patient_id})
+    patient = work.session.get(Patient, patient_id)
+    if patient is None:
+        raise NotFound(f"There is no patient {patient_id} that you can see.")
+    return patient
+
+
+def get_patient(registry: Registry, principal: Principal, patient_id: int) -> PatientView:
+    """One patient with identifiers (audited read)."""
+    with unit_of_work(registry, principal, "patient.read") as work:
+        patient = _load(work, patient_id, "read", "demographics")
+        view = _view(work.session, patient)
+        work.audit("read", "demographics", patient=patient, site_code=view.site)
+        return view
+
+
+def get_pseudonymised_patient(
+    registry: Registry, principal: Principal, pseudo_id: str
+) -> PseudonymisedPatient:
+    """One patient by pseudonym, without identifiers."""
+    with unit_of_work(registry, principal, "patient.read_pseudonymised") as work:
+        patient = work.session.scalar(select(Patient).where(Patient.pseudo_id == pseudo_id))
+        if patient is None:
+            raise NotFound(f"There is no patient {pseudo_id} that you can see.")
+        return _pseudonymised(work.session, patient)
+
+
+def search_patients(
+    registry: Registry,
+    principal: Principal,
+    *,
+    text: str | None = None,
+    site: str | None = None,
+    limit: int = 50,
+) -> list[PatientView]:
+    """Patients the principal may see, by local id or name (audited: one entry per search)."""
+    limit = max(1, min(limit, 500))
+    with unit_of_work(registry, principal, "patient.read") as work:
+        session = work.session
+        query = select(Patient).order_by(Patient.site_id, Patient.local_id).limit(limit)
+        if site:
+            query = query.where(Patient.site_id == site_by_code(session, site).id)
+        if text:
+            like = f"%{text.strip().lower()}%"
+            query = query.where(
+                or_(
+                    Patient.local_id.ilike(like),
+                    Patient.given_name.ilike(like),
+                    Patient.family_name.ilike(like),
+                )
+            )
+        patients = list(session.scalars(query))
+        work.audit(
+            "read",
+            "demographics",
+            site_code=site,
+            details={
+                "search": bool(text),
+                "results": len(patients),
+                "patient_ids": [p.id for p in patients],
+            },
+        )
+        return [_view(session, p) for p in patients]
+
+
+def list_pseudonymised(
+    registry: Registry, principal: Principal, *, site: str | None = None, limit: int = 1000
+) -> list[PseudonymisedPatient]:
+    """Patients without identifiers, for analysts."""
+    with unit_of_work(registry, principal, "patient.read_pseudonymised") as work:
+        query = select(Patient).order_by(Patient.pseudo_id).limit(max(1, min(limit, 100_000)))
+        if site:
+            query = query.where(Patient.site_id == site_by_code(work.session, site).id)
+        return [_pseudonymised(work.session, p) for p in work.session.scalars(query)]
+
+
+def update_patient(
+    registry: Registry,
+    principal: Principal,
+    patient_id: int,
+    *,
+    changes: dict[str, Any],
+    reason: str,
+    expected_version: int | None = None,
+) -> PatientView:
+    """Change a patient's details. A reason for change is required and audited.
+
+    ``expected_version`` (from the view or an ETag) guards against
+    overwriting someone else's newer change: a stale version is a Conflict.
+    """
+    if not reason or not reason.strip():
+        raise InputError(
+            "Say why the details change (reason for change); it goes in the audit trail."
+        )
+    clean = _check_fields(changes)
+    if not clean:
+        raise InputError("Nothing to change.")
+    with unit_of_work(registry, principal, "patient.update") as work:
+        patient = _load(work, patient_id, "update", "demographics")
+        if expected_version is not None and patient.version != expected_version:
+            raise Conflict(
+                f"Patient {patient_id} was changed by someone else (version {patient.version}, "
+                f"you had {expected_version}). Reload and apply your change again."
+            )
+        changed = [k for k, v in clean.items() if getattr(patient, k) != v]
+        for key in changed:
+            setattr(patient, key, clean[key])
+        work.session.flush()
+        work.audit(
+            "update",
+            "demographics",
+            patient=patient,
+            site_code=_site_code(work.session, patient.site_id),
+            reason=reason.strip(),
+            details={"fields": changed},
+        )
+        return _view(work.session, patient)
+
+
+def delete_patient(
+    registry: Registry, principal: Principal, patient_id: int, *, reason: str
+) -> None:
+    """Delete a patient registered in error, with everything recorded about them."""
+    if not reason or not reason.strip():
+        raise InputError("Say why the patient is deleted; it goes in the audit trail.")
+    with unit_of_work(registry, principal, "patient.delete") as work:
+        patient = _load(work, patient_id, "delete", "demographics")
+        site_code = _site_code(work.session, patient.site_id)
+        work.audit(
+            "delete", "demographics", patient=patient, site_code=site_code, reason=reason.strip()
+        )
+        work.session.delete(patient)
+
+
+def _check_consent(state: str, method: str) -> None:
+    problems = []
+    if state not in CONSENT_STATES:
+        problems.append(
+            ErrorDetail("consent_state", f"use one of {', '.join(CONSENT_STATES)}", state)
+        )
+    if method not in CONSENT_METHODS:
+        problems.append(ErrorDetail("method", f"use one of {', '.join(CONSENT_METHODS)}", method))
+    if problems:
+        raise ValidationFailed("The consent is not valid.", details=problems)
+
+
+def record_consent(
+    registry: Registry,
+    principal: Principal,
+    patient_id: int,
+    *,
+    state: ConsentState,
+    method: ConsentMethod,
+    note: str | None = None,
+) -> PatientView:
+    """Record a new consent decision; the history keeps every earlier one."""
+    _check_consent(state, method)
+    with unit_of_work(registry, principal, "consent.update") as work:
+        patient = _load(work, patient_id, "update", "consent")
+        previous = patient.consent_state
+        patient.consent_state = state
+        work.session.add(
+            ConsentRecord(
+                site_id=patient.site_id,
+                patient_id=patient.id,
+                state=state,
+                method=method,
+                recorded_by_user_id=principal.user_id,
+                recorded_at=utcnow(),
+                note=note,
+            )
+        )
+        work.session.flush()
+        work.audit(
+            "update",
+            "consent",
+            patient=patient,
+            site_code=_site_code(work.session, patient.site_id),
+            reason=note,
+            details={"from": previous, "to": state, "method": method},
+        )
+        return _view(work.session, patient)
+
+
+def consent_history(
+    registry: Registry, principal: Principal, patient_id: int
+) -> list[ConsentEntry]:
+    with unit_of_work(registry, principal, "patient.read") as work:
+        patient = _load(work, patient_id, "read", "consent")
+        rows = work.session.scalars(
+            select(ConsentRecord)
+            .where(ConsentRecord.patient_id == patient.id)
+            .order_by(ConsentRecord.id)
+        )
+        emails = {u.id: u.email for u in work.session.scalars(select(User))}
+        history = [
+            ConsentEntry(
+                r.state,
+                r.method,
+                r.recorded_at,
+                emails.get(r.recorded_by_user_id) if r.recorded_by_user_id else None,
+                r.note,
+            )
+            for r in rows
+        ]
+        work.audit(
+            "read", "consent", patient=patient, site_code=_site_code(work.session, patient.site_id)
+        )
+        return history
+
+
+def link_carer(
+    registry: Registry,
+    principal: Principal,
+    patient_id: int,
+    *,
+    carer_email: str,
+    relationship: str,
+) -> None:
+    """Make a user (with the carer role) a proxy for a patient."""
+    with unit_of_work(registry, principal, "patient.update") as work:
+        patient = _load(work, patient_id, "update", "proxy")
+        carer = work.session.scalar(select(User).where(User.email == carer_email.strip().lower()))
+        if carer is None:
+            raise NotFound(f"There is no user {carer_email}; add them with the carer role first.")
+        if not any(m.role == "carer" for m in carer.memberships):
+            raise InputError(f"{carer.email} does not have the carer role.")
+        work.session.add(
+            CarerLink(
+                site_id=patient.site_id,
+                patient_id=patient.id,
+                carer_user_id=carer.id,
+                relationship_to_patient=relationship.strip() or "carer",
+            )
+        )
+        work.audit(
+            "privilege_change",
+            "proxy",
+            patient=patient,
+            site_code=_site_code(work.session, patient.site_id),
+            details={"carer": carer.email},
+        )

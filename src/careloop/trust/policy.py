@@ -1,0 +1,155 @@
+"""Who may do what, where: careloop's access policy as one table.
+
+Each row of :data:`POLICY` grants a role an action within a scope:
+
+- ``installation``: everywhere (the role's membership has no site);
+- ``site``: at the sites where the user holds the role (everywhere when the
+  membership is installation-wide, as for a network analyst or auditor);
+- ``own_record``: the patient's own record (a patient's login);
+- ``proxied_records``: the records of patients the carer is proxy for.
+
+Anything not granted here is denied. ``docs/security.md`` renders this table
+(``careloop policy show`` prints it) and a test keeps the two in step.
+
+Decisions where the issue was silent: the installation ``admin`` manages
+sites, users and tokens but reads no clinical data (separation of duties: an
+admin who needs clinical access grants themself a site role, which is an
+audited privilege change); ``analyst`` sees pseudonymised data only;
+``auditor`` reads the audit log and nothing clinical.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+Role = Literal[
+    "admin", "site_lead", "clinician", "data_entry", "analyst", "auditor", "patient", "carer"
+]
+ScopeKind = Literal["installation", "site", "own_record", "proxied_records"]
+
+ROLES: tuple[Role, ...] = (
+    "admin",
+    "site_lead",
+    "clinician",
+    "data_entry",
+    "analyst",
+    "auditor",
+    "patient",
+    "carer",
+)
+
+ROLE_DESCRIPTIONS: dict[Role, str] = {
+    "admin": "Runs the installation: sites, users, tokens. No clinical data.",
+    "site_lead": "Leads a site: its users, patients, records and exports.",
+    "clinician": "Cares for the site's patients: reads and records their data.",
+    "data_entry": "Enters and corrects the site's records.",
+    "analyst": "Analyses pseudonymised data of the sites they serve; no direct identifiers.",
+    "auditor": "Reads the audit log; no clinical data.",
+    "patient": "Sees and contributes to their own record (PROMs, consent).",
+    "carer": "Acts as proxy for the patients linked to them.",
+}
+
+# Roles that only an installation admin may grant.
+PRIVILEGED_ROLES: frozenset[Role] = frozenset({"admin", "site_lead", "auditor"})
+# Roles that may hold an installation-wide membership (no site).
+INSTALLATION_WIDE_ROLES: frozenset[Role] = frozenset({"admin", "analyst", "auditor"})
+
+
+@dataclass(frozen=True)
+class Action:
+    """Something a user can do."""
+
+    name: str
+    """Stable name, e.g. ``patient.read``."""
+    description: str
+    """What it allows, in plain words."""
+    identifiable: bool
+    """Whether it touches direct identifiers or clinical data (audited when it does)."""
+
+
+ACTIONS: dict[str, Action] = {
+    a.name: a
+    for a in (
+        Action("site.read", "List sites and their details.", False),
+        Action("site.manage", "Create and change sites.", False),
+        Action("user.read", "List users and their roles.", False),
+        Action("user.manage", "Create, disable users and change their roles.", False),
+        Action("token.manage_own", "Create and revoke one's own API tokens.", False),
+        Action("patient.read", "Read patients with direct identifiers.", True),
+        Action("patient.read_pseudonymised", "Read patients by pseudonym, no identifiers.", False),
+        Action("patient.create", "Register a patient.", True),
+        Action("patient.update", "Change a patient's details.", True),
+        Action("patient.delete", "Delete a patient registered in error.", True),
+        Action("consent.update", "Record a change of consent.", True),
+        Action("record.read", "Read form responses with identifiers.", True),
+        Action("record.write", "Enter and edit form responses.", True),
+        Action("record.export", "Export identifiable records.", True),
+        Action("audit.read", "Read and verify the audit log.", False),
+        Action("warehouse.query", "Query the pseudonymised warehouse and run analyses.", False),
+    )
+}
+
+_CARE_TEAM: tuple[Role, ...] = ("site_lead", "clinician", "data_entry")
+
+POLICY: dict[tuple[Role, str], ScopeKind] = {
+    # Everyone signed in may see the list of sites of the network.
+    **{(role, "site.read"): "installation" for role in ROLES},
+    ("admin", "site.manage"): "installation",
+    ("admin", "user.read"): "installation",
+    ("admin", "user.manage"): "installation",
+    ("site_lead", "user.read"): "site",
+    ("site_lead", "user.manage"): "site",
+    **{
+        (role, "token.manage_own"): "installation"
+        for role in ("admin", "site_lead", "clinician", "data_entry", "analyst", "auditor")
+    },
+    **{(role, "patient.read"): "site" for role in _CARE_TEAM},
+    **{(role, "patient.read_pseudonymised"): "site" for role in (*_CARE_TEAM, "analyst")},
+    **{(role, "patient.create"): "site" for role in _CARE_TEAM},
+    **{(role, "patient.update"): "site" for role in _CARE_TEAM},
+    ("site_lead", "patient.delete"): "site",
+    **{(role, "consent.update"): "site" for role in _CARE_TEAM},
+    **{(role, "record.read"): "site" for role in _CARE_TEAM},
+    **{(role, "record.write"): "site" for role in _CARE_TEAM},
+    ("site_lead", "record.export"): "site",
+    ("auditor", "audit.read"): "site",
+    ("analyst", "warehouse.query"): "site",
+    ("site_lead", "warehouse.query"): "site",
+    # Patients and carers: their own (or proxied) record only.
+    ("patient", "patient.read"): "own_record",
+    ("patient", "consent.update"): "own_record",
+    ("patient", "record.read"): "own_record",
+    ("patient", "record.write"): "own_record",
+    ("carer", "patient.read"): "proxied_records",
+    ("carer", "consent.update"): "proxied_records",
+    ("carer", "record.read"): "proxied_records",
+    ("carer", "record.write"): "proxied_records",
+}
+
+
+def grants(role: Role, action: str) -> ScopeKind | None:
+    """The scope in which ``role`` may perform ``action``, or None."""
+    if action not in ACTIONS:
+        raise KeyError(f"unknown action {action!r}")
+    return POLICY.get((role, action))
+
+
+def policy_rows() -> list[tuple[str, str, str]]:
+    """The policy as (role, action, scope) rows in a stable order, for docs and the CLI."""
+    order = {name: i for i, name in enumerate(ACTIONS)}
+    return sorted(
+        ((role, action, scope) for (role, action), scope in POLICY.items()),
+        key=lambda row: (ROLES.index(row[0]), order[row[1]]),
+    )
+
+
+def policy_markdown() -> str:
+    """The role × action table as Markdown (what docs/security.md embeds)."""
+    header = "| action | " + " | ".join(ROLES) + " |"
+    rule = "|---|" + "---|" * len(ROLES)
+    lines = [header, rule]
+    for name in ACTIONS:
+        cells = [POLICY.get((role, name), "—") for role in ROLES]
+        lines.append(f"| `{name}` | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
