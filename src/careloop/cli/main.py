@@ -12,6 +12,7 @@ import sys
 
 import typer
 
+from careloop.cli import admin, audit, serve
 from careloop.cli.analyse import analyse_app
 from careloop.cli.output import err_console
 from careloop.core.errors import CareloopError
@@ -22,6 +23,9 @@ app = typer.Typer(
     no_args_is_help=True,
     pretty_exceptions_enable=False,
 )
+admin.register(app)
+audit.register(app)
+serve.register(app)
 app.add_typer(analyse_app, name="analyse")
 
 _debug = {"on": False}

@@ -1,0 +1,66 @@
+"""The careloop web application.
+
+``create_app(settings)`` builds a FastAPI app bound to one installation: it
+opens (and migrates) the registry, mounts the JSON API under ``/api`` with
+its OpenAPI description at ``/openapi.json``, the pages, static files and the
+error handlers. Nothing connects at import time.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.staticfiles import StaticFiles
+from fastapi.templating import Jinja2Templates
+
+from careloop import __version__
+from careloop.core.settings import Settings
+from careloop.trust.installation import open_registry
+from careloop.trust.status import registry_reachable
+from careloop.web import api, pages
+from careloop.web.errors import install_error_handlers
+from careloop.web.security import security_middleware
+
+HERE = Path(__file__).resolve().parent
+
+
+def create_app(settings: Settings) -> FastAPI:
+    """Build the app for the installation ``settings`` describe."""
+    registry = open_registry(settings)
+
+    @asynccontextmanager
+    async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        yield
+        registry.close()
+
+    app = FastAPI(
+        title="careloop",
+        version=__version__,
+        description="careloop's JSON API: sites, users, patients, consent and the audit trail.",
+        docs_url=None,  # the interactive docs pull scripts from a CDN; the CSP forbids that
+        redoc_url=None,
+        lifespan=lifespan,
+    )
+    app.state.settings = settings
+    app.state.registry = registry
+    templates = Jinja2Templates(directory=HERE / "templates")
+    templates.env.globals["version"] = __version__
+    app.state.templates = templates
+    settings.signing_key()
+
+    app.middleware("http")(security_middleware)
+    install_error_handlers(app)
+    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+
+    @app.get("/health", tags=["service"])
+    def health(request: Request) -> dict[str, Any]:
+        """Liveness and registry reachability (no authentication, no data)."""
+        return api.health_payload(registry_reachable(request.app.state.registry))
+
+    app.include_router(api.router)
+    app.include_router(pages.router)
+    return app

@@ -1,0 +1,114 @@
+"""One error shape for the whole web app.
+
+API callers get ``{"error": {"code", "message", "details", "request_id"}}``
+with the error's HTTP status; browsers asking for a page get the same facts
+as an HTML page. Unexpected exceptions become ``internal_error`` without any
+internal detail in the response.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from fastapi import FastAPI, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, RedirectResponse, Response
+from starlette.exceptions import HTTPException as StarletteHTTPException
+
+from careloop.core.errors import AuthenticationRequired, CareloopError
+
+log = logging.getLogger("careloop.web")
+
+_HTTP_CODES = {
+    400: "bad_request",
+    401: "authentication_required",
+    403: "permission_denied",
+    404: "not_found",
+    405: "method_not_allowed",
+    409: "conflict",
+    413: "too_large",
+    415: "unsupported_media_type",
+    422: "invalid_input",
+    429: "too_many_requests",
+}
+
+
+def error_body(
+    request: Request, code: str, message: str, details: list[dict[str, Any]] | None = None
+) -> dict[str, Any]:
+    return {
+        "error": {
+            "code": code,
+            "message": message,
+            "details": details or [],
+            "request_id": getattr(request.state, "request_id", None),
+        }
+    }
+
+
+def _wants_html(request: Request) -> bool:
+    path = request.url.path
+    if path.startswith(("/api", "/fhir", "/cds-services", "/health", "/openapi")):
+        return False
+    return "text/html" in request.headers.get("accept", "")
+
+
+def _render(request: Request, status: int, body: dict[str, Any]) -> Response:
+    if _wants_html(request):
+        if status == 401:
+            return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
+        templates = request.app.state.templates
+        page: Response = templates.TemplateResponse(
+            request, "error.html", {"error": body["error"], "status": status}, status_code=status
+        )
+        return page
+    return JSONResponse(body, status_code=status)
+
+
+async def careloop_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, CareloopError)
+    body = error_body(request, exc.code, exc.message, [d.as_dict() for d in exc.details])
+    response = _render(request, exc.http_status, body)
+    if isinstance(exc, AuthenticationRequired) and not _wants_html(request):
+        response.headers["WWW-Authenticate"] = 'Bearer realm="careloop"'
+    return response
+
+
+async def http_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, StarletteHTTPException)
+    code = _HTTP_CODES.get(exc.status_code, "http_error")
+    message = exc.detail if isinstance(exc.detail, str) else "The request could not be served."
+    if exc.status_code == 404 and message == "Not Found":
+        message = f"There is nothing at {request.url.path}."
+    response = _render(request, exc.status_code, error_body(request, code, message))
+    for key, value in (exc.headers or {}).items():
+        response.headers[key] = value
+    return response
+
+
+async def validation_error(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, RequestValidationError)
+    details = []
+    for problem in exc.errors():
+        location = ".".join(str(part) for part in problem.get("loc", ()))
+        details.append({"location": location, "message": problem.get("msg", "invalid")})
+    body = error_body(request, "invalid_input", "The request is not valid.", details)
+    return _render(request, 422, body)
+
+
+async def unexpected_error(request: Request, exc: Exception) -> Response:
+    log.exception("Unexpected error serving %s", request.url.path, exc_info=exc)
+    body = error_body(
+        request,
+        "internal_error",
+        "Something went wrong on the server. The request id identifies it in the server log.",
+    )
+    return _render(request, 500, body)
+
+
+def install_error_handlers(app: FastAPI) -> None:
+    app.add_exception_handler(CareloopError, careloop_error)
+    app.add_exception_handler(StarletteHTTPException, http_error)
+    app.add_exception_handler(RequestValidationError, validation_error)
+    app.add_exception_handler(Exception, unexpected_error)

@@ -1,0 +1,139 @@
+"""Server-rendered pages: login, logout, re-authentication and home."""
+
+from __future__ import annotations
+
+import hmac
+import secrets
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Request
+from fastapi.responses import HTMLResponse, RedirectResponse, Response
+
+from careloop.core.errors import AuthenticationRequired, CsrfRejected
+from careloop.trust import identity
+from careloop.web.security import (
+    LOGIN_CSRF_COOKIE,
+    SESSION_COOKIE,
+    CallerDep,
+    OptionalCallerDep,
+    RegistryDep,
+    SettingsDep,
+    clear_session_cookie,
+    request_context,
+    set_session_cookie,
+)
+
+router = APIRouter(include_in_schema=False)
+
+
+def _safe_next(target: str | None) -> str:
+    """Only same-site paths: never redirect a login to another host."""
+    if target and target.startswith("/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/"
+
+
+def _render(
+    request: Request, name: str, context: dict[str, Any], status: int = 200
+) -> HTMLResponse:
+    templates = request.app.state.templates
+    response: HTMLResponse = templates.TemplateResponse(request, name, context, status_code=status)
+    return response
+
+
+def _login_form(request: Request, *, error: str | None = None, status: int = 200) -> Response:
+    token = secrets.token_urlsafe(32)
+    response = _render(
+        request,
+        "login.html",
+        {"csrf_token": token, "error": error, "next": _safe_next(request.query_params.get("next"))},
+        status,
+    )
+    response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", path="/login")
+    return response
+
+
+@router.get("/login", response_class=HTMLResponse)
+def login_page(request: Request) -> Response:
+    return _login_form(request)
+
+
+@router.post("/login")
+def login_submit(
+    request: Request,
+    registry: RegistryDep,
+    settings: SettingsDep,
+    email: Annotated[str, Form()],
+    password: Annotated[str, Form()],
+    csrf_token: Annotated[str, Form()],
+    next: Annotated[str, Form()] = "/",
+) -> Response:
+    cookie = request.cookies.get(LOGIN_CSRF_COOKIE, "")
+    if not cookie or not hmac.compare_digest(cookie, csrf_token):
+        raise CsrfRejected(
+            "The login form expired or was not sent from careloop. Reload and try again."
+        )
+    try:
+        result = identity.login(
+            registry, settings, email=email, password=password, context=request_context(request)
+        )
+    except AuthenticationRequired as exc:
+        return _login_form(request, error=exc.message, status=exc.http_status)
+    response = RedirectResponse(_safe_next(next), status_code=303)
+    set_session_cookie(response, result.session_token, settings)
+    response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
+    return response
+
+
+@router.post("/logout")
+def logout(request: Request, caller: CallerDep, registry: RegistryDep) -> Response:
+    if caller.session_token:
+        identity.logout(registry, caller.session_token, request_context(request))
+    response = RedirectResponse("/login", status_code=303)
+    clear_session_cookie(response)
+    return response
+
+
+@router.get("/reauth", response_class=HTMLResponse)
+def reauth_page(request: Request, caller: CallerDep) -> Response:
+    csrf = caller.session.csrf_token if caller.session else ""
+    return _render(
+        request,
+        "reauth.html",
+        {
+            "csrf_token": csrf,
+            "next": _safe_next(request.query_params.get("next")),
+            "error": None,
+            "principal": caller.principal,
+        },
+    )
+
+
+@router.post("/reauth")
+def reauth_submit(
+    request: Request,
+    caller: CallerDep,
+    registry: RegistryDep,
+    settings: SettingsDep,
+    password: Annotated[str, Form()],
+    next: Annotated[str, Form()] = "/",
+) -> Response:
+    token = request.cookies.get(SESSION_COOKIE, "")
+    identity.reauthenticate(registry, settings, token, password, request_context(request))
+    return RedirectResponse(_safe_next(next), status_code=303)
+
+
+@router.get("/", response_class=HTMLResponse)
+def home(request: Request, caller: OptionalCallerDep, registry: RegistryDep) -> Response:
+    if caller is None:
+        return RedirectResponse("/login", status_code=303)
+    sites = identity.list_sites(registry, caller.principal)
+    return _render(
+        request,
+        "home.html",
+        {
+            "principal": caller.principal,
+            "sites": sites,
+            "csrf_token": caller.session.csrf_token if caller.session else "",
+        },
+    )
