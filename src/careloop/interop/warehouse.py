@@ -1,0 +1,548 @@
+"""The OMOP warehouse: one class that connects by URL and hides the engine.
+
+Reads and transformations go through Ibis (:meth:`Warehouse.table` returns an
+``ibis.Table``), so the same code runs on DuckDB, PostgreSQL and, later, Spark.
+The few things Ibis does not do — creating the CDM tables with their NOT NULL
+constraints, bulk loading, swapping a table's contents atomically — are done
+here with each engine's own statements, rendered through sqlglot.
+
+URLs (``CARELOOP_WAREHOUSE_URL``):
+
+==============================================  =======================================
+``duckdb:///abs/path/warehouse.duckdb``         a DuckDB file (absolute path)
+``duckdb://relative/path.duckdb``               a DuckDB file relative to the working dir
+``duckdb://`` or ``duckdb://:memory:``          an in-memory DuckDB (tests, scratch)
+``postgresql+psycopg://user:pw@host:5432/db``   PostgreSQL (also ``postgres://``, ``postgresql://``)
+``spark://local``                               Spark in local mode (extra ``careloop[spark]``)
+==============================================  =======================================
+
+A :class:`Warehouse` holds one connection and is not thread-safe: open one per
+worker or request.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import io
+import uuid
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Literal
+from urllib.parse import urlsplit, urlunsplit
+
+import ibis
+import pandas as pd
+import pyarrow as pa
+import sqlglot as sg
+import sqlglot.expressions as sge
+from ibis.backends.sql.datatypes import get_type_mapper
+
+from careloop.core.errors import ConfigurationError, InputError, NotFound
+from careloop.interop.omop_schema import TABLES
+
+if TYPE_CHECKING:
+    from careloop.core.settings import Settings
+
+Engine = Literal["duckdb", "postgres", "spark"]
+
+SUPPORTED_SCHEMES = (
+    "duckdb://",
+    "postgres://",
+    "postgresql://",
+    "postgresql+psycopg://",
+    "spark://local",
+)
+_POSTGRES_SCHEMES = ("postgres", "postgresql", "postgresql+psycopg", "postgresql+psycopg2")
+_STAGE_PREFIX = "careloop_stage_"
+
+TableData = ibis.Table | pd.DataFrame | pa.Table
+
+
+@dataclass(frozen=True)
+class WarehouseLocation:
+    """Where a warehouse URL points, parsed but not connected."""
+
+    engine: Engine
+    """Which engine serves the warehouse."""
+    url: str
+    """The URL with any password replaced by ``***`` (safe to log and show)."""
+    path: Path | None = None
+    """DuckDB: the database file, ``None`` for in-memory."""
+    conninfo: str | None = field(default=None, repr=False)
+    """PostgreSQL: the libpq connection URL (may contain a password)."""
+    spark_master: str | None = None
+    """Spark: the master, e.g. ``local[*]``."""
+
+
+@dataclass(frozen=True)
+class SchemaResult:
+    """What :meth:`Warehouse.create_schema` did."""
+
+    created: tuple[str, ...]
+    """Tables that did not exist and were created."""
+    existing: tuple[str, ...]
+    """Tables that were already there (left as they were)."""
+    missing_columns: Mapping[str, tuple[str, ...]]
+    """Existing tables that lack CDM 5.4 columns: table → the missing columns."""
+
+
+def parse_warehouse_url(url: str) -> WarehouseLocation:
+    """Parse a warehouse URL without connecting.
+
+    Raises:
+        ConfigurationError: the URL's scheme is not one careloop supports.
+    """
+    url = url.strip()
+    scheme, sep, rest = url.partition("://")
+    scheme = scheme.lower()
+    if not sep:
+        raise _unsupported(url)
+    if scheme == "duckdb":
+        target = rest.split("?", 1)[0]
+        if target in ("", ":memory:", "/:memory:"):
+            return WarehouseLocation(engine="duckdb", url="duckdb://:memory:")
+        return WarehouseLocation(engine="duckdb", url=url, path=Path(target))
+    if scheme in _POSTGRES_SCHEMES:
+        conninfo = f"postgresql://{rest}"
+        return WarehouseLocation(engine="postgres", url=_redact(url), conninfo=conninfo)
+    if scheme == "spark":
+        master = rest.strip("/") or "local"
+        if not master.startswith("local"):
+            raise ConfigurationError(
+                f"Spark warehouse URL {url!r}: only local mode is supported "
+                "(spark://local or spark://local[N])."
+            )
+        return WarehouseLocation(engine="spark", url=url, spark_master=master)
+    raise _unsupported(url)
+
+
+def _unsupported(url: str) -> ConfigurationError:
+    return ConfigurationError(
+        f"Unsupported warehouse URL {_redact(url)!r}. Supported: "
+        + ", ".join(SUPPORTED_SCHEMES)
+        + " (set CARELOOP_WAREHOUSE_URL, e.g. duckdb:///path/warehouse.duckdb)."
+    )
+
+
+def _redact(url: str) -> str:
+    try:
+        parts = urlsplit(url)
+    except ValueError:
+        return "<unparseable URL>"
+    if parts.password is None:
+        return url
+    netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
+    return urlunsplit(parts._replace(netloc=netloc))
+
+
+def quote_identifier(name: str, dialect: str) -> str:
+    """``name`` quoted as an identifier in the engine's SQL dialect."""
+    return sg.to_identifier(name, quoted=True).sql(dialect)
+
+
+class Warehouse:
+    """A connected OMOP warehouse. Build it with :meth:`connect`.
+
+    Attributes:
+        engine: ``duckdb``, ``postgres`` or ``spark``.
+        url: The warehouse URL with any password hidden.
+        read_only: True when opened read-only.
+        ibis: The Ibis backend; build expressions from :meth:`table`.
+    """
+
+    def __init__(
+        self, location: WarehouseLocation, backend: Any, *, read_only: bool, native: Any
+    ) -> None:
+        self.engine: Engine = location.engine
+        self.url = location.url
+        self.location = location
+        self.read_only = read_only
+        self.ibis = backend
+        self._native = native
+
+    # -- connecting -----------------------------------------------------------------
+
+    @classmethod
+    def connect(cls, url: str, *, read_only: bool = False) -> Warehouse:
+        """Connect to the warehouse at ``url``.
+
+        Args:
+            url: A warehouse URL (see the module docstring).
+            read_only: Open read-only. On DuckDB this also disables access to
+                files and the network from SQL (``enable_external_access``).
+
+        Raises:
+            ConfigurationError: unsupported URL, missing driver, or the
+                database cannot be opened.
+        """
+        location = parse_warehouse_url(url)
+        if location.engine == "duckdb":
+            return cls._connect_duckdb(location, read_only=read_only)
+        if location.engine == "postgres":
+            return cls._connect_postgres(location, read_only=read_only)
+        return cls._connect_spark(location, read_only=read_only)
+
+    @classmethod
+    def from_settings(cls, settings: Settings, *, read_only: bool = False) -> Warehouse:
+        """Connect to the warehouse the settings name (default: DuckDB in the data dir)."""
+        if not settings.warehouse_url:
+            settings.ensure_data_dir()
+        return cls.connect(settings.resolved_warehouse_url, read_only=read_only)
+
+    @classmethod
+    def _connect_duckdb(cls, location: WarehouseLocation, *, read_only: bool) -> Warehouse:
+        import duckdb
+
+        config: dict[str, Any] = {}
+        if read_only:
+            config["enable_external_access"] = False
+        if location.path is None:
+            if read_only:
+                raise ConfigurationError("An in-memory DuckDB warehouse cannot be read-only.")
+            database = ":memory:"
+        else:
+            path = location.path.expanduser()
+            if read_only and not path.exists():
+                raise ConfigurationError(
+                    f"The warehouse file {path} does not exist. Load data into it first "
+                    "(e.g. `careloop warehouse load-omop DIR`)."
+                )
+            if not read_only:
+                path.parent.mkdir(parents=True, exist_ok=True)
+            database = str(path)
+        try:
+            native = duckdb.connect(database, read_only=read_only, config=config)
+        except duckdb.Error as exc:
+            raise ConfigurationError(
+                f"Cannot open the DuckDB warehouse {database}: {exc}. Is another careloop "
+                "process writing to it? DuckDB allows one writing process per file."
+            ) from exc
+        backend = ibis.duckdb.from_connection(native)
+        return cls(location, backend, read_only=read_only, native=native)
+
+    @classmethod
+    def _connect_postgres(cls, location: WarehouseLocation, *, read_only: bool) -> Warehouse:
+        import psycopg
+
+        assert location.conninfo is not None
+        try:
+            native = psycopg.connect(location.conninfo, autocommit=True)
+        except psycopg.Error as exc:
+            raise ConfigurationError(
+                f"Cannot connect to the PostgreSQL warehouse {location.url}: "
+                f"{str(exc).strip()}. Check CARELOOP_WAREHOUSE_URL and that the server runs."
+            ) from exc
+        if read_only:
+            native.execute("SET SESSION CHARACTERISTICS AS TRANSACTION READ ONLY")
+        backend = ibis.postgres.from_connection(native)
+        return cls(location, backend, read_only=read_only, native=native)
+
+    @classmethod
+    def _connect_spark(cls, location: WarehouseLocation, *, read_only: bool) -> Warehouse:
+        try:
+            from pyspark.sql import SparkSession
+        except ImportError:
+            raise ConfigurationError(
+                f"The warehouse URL {location.url} needs Apache Spark, which is not "
+                "installed. Install the extra: pip install 'careloop[spark]' (and a Java "
+                "runtime, e.g. Debian's default-jre-headless)."
+            ) from None
+        session = (
+            SparkSession.builder.master(location.spark_master or "local")
+            .appName("careloop-warehouse")
+            .getOrCreate()
+        )
+        backend = ibis.pyspark.connect(session)
+        return cls(location, backend, read_only=read_only, native=session)
+
+    def close(self) -> None:
+        """Close the connection (the warehouse object is unusable afterwards)."""
+        if self.engine in ("duckdb", "postgres"):
+            with contextlib.suppress(Exception):
+                self._native.close()
+
+    def __enter__(self) -> Warehouse:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    def __repr__(self) -> str:
+        mode = "read-only" if self.read_only else "read-write"
+        return f"<Warehouse {self.engine} {self.url} {mode}>"
+
+    # -- tables -----------------------------------------------------------------------
+
+    @property
+    def dialect(self) -> str:
+        """The sqlglot dialect name of the engine."""
+        return {"duckdb": "duckdb", "postgres": "postgres", "spark": "spark"}[self.engine]
+
+    def list_tables(self) -> list[str]:
+        """Names of the tables in the warehouse (sorted)."""
+        if self.engine == "spark":
+            return sorted(self.ibis.list_tables())
+        rows = self._fetchall(
+            "SELECT table_name FROM information_schema.tables "
+            "WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'"
+        )
+        return sorted(str(r[0]) for r in rows)
+
+    def has_table(self, name: str) -> bool:
+        """True when the table ``name`` exists."""
+        return name in self.list_tables()
+
+    def table(self, name: str) -> ibis.Table:
+        """The table ``name`` as an Ibis expression.
+
+        Raises:
+            NotFound: the warehouse has no such table (run :meth:`create_schema`).
+        """
+        if not self.has_table(name):
+            raise NotFound(
+                f"The warehouse {self.url} has no table {name!r}. Create the OMOP tables "
+                "with Warehouse.create_schema() or load data with load_omop_csv()."
+            )
+        return self.ibis.table(name)
+
+    def row_counts(self, names: Iterable[str] | None = None) -> dict[str, int]:
+        """Row count of each table in ``names`` (default: every OMOP table present)."""
+        present = set(self.list_tables())
+        wanted = [n for n in (names if names is not None else TABLES) if n in present]
+        return {name: int(self.ibis.table(name).count().execute()) for name in wanted}
+
+    def create_schema(self, *, tables: Iterable[str] | None = None) -> SchemaResult:
+        """Create the OMOP CDM 5.4 tables that do not exist yet (idempotent).
+
+        Args:
+            tables: Only these tables (default: all of :data:`~careloop.interop.TABLES`).
+        """
+        self._require_writable()
+        names = list(tables) if tables is not None else list(TABLES)
+        unknown = [n for n in names if n not in TABLES]
+        if unknown:
+            raise InputError(f"Not OMOP CDM tables: {', '.join(unknown)}.")
+        present = set(self.list_tables())
+        created: list[str] = []
+        existing: list[str] = []
+        missing: dict[str, tuple[str, ...]] = {}
+        for name in names:
+            if name in present:
+                existing.append(name)
+                have = set(self.ibis.table(name).columns)
+                lacking = tuple(c for c in TABLES[name].column_names if c not in have)
+                if lacking:
+                    missing[name] = lacking
+                continue
+            self.ensure_table(name, TABLES[name].schema())
+            created.append(name)
+        return SchemaResult(tuple(created), tuple(existing), missing)
+
+    def ensure_table(self, name: str, schema: ibis.Schema) -> bool:
+        """Create table ``name`` with ``schema`` if it does not exist; True if created."""
+        self._require_writable()
+        if self.has_table(name):
+            return False
+        if self.engine == "spark":
+            self.ibis.create_table(name, schema=schema)
+            return True
+        self._execute(self._create_table_sql(name, schema))
+        return True
+
+    def drop_table(self, name: str) -> None:
+        """Drop the table ``name`` if it exists."""
+        self._require_writable()
+        self._execute(f"DROP TABLE IF EXISTS {quote_identifier(name, self.dialect)}")
+
+    def _create_table_sql(self, name: str, schema: ibis.Schema) -> str:
+        target = sge.Schema(
+            this=sg.table(name, quoted=True),
+            expressions=schema.to_sqlglot_column_defs(self.dialect),
+        )
+        return sge.Create(kind="TABLE", this=target).sql(self.dialect)
+
+    # -- atomic replacement -------------------------------------------------------
+
+    @contextlib.contextmanager
+    def replacing(self, names: Sequence[str]) -> Iterator[TableSwap]:
+        """Replace the contents of several tables at once, atomically.
+
+        Inside the block, fill the staging tables (``swap.stage(name)``, empty,
+        with the target's schema) with :meth:`TableSwap.insert`. When the block
+        ends without an error, every target table is swapped for its staging
+        table in one transaction: readers see all the old contents or all the
+        new, never a mix or a half-filled table. On an error nothing changes.
+
+        The target's schema is the existing table's, or the OMOP schema for a
+        CDM table that does not exist yet.
+        """
+        self._require_writable()
+        if self.engine == "spark":
+            raise InputError("Atomic replacement on Spark is not available yet.")
+        schemas = {name: self._target_schema(name) for name in names}
+        swap = TableSwap(self, schemas)
+        self._execute("BEGIN")
+        try:
+            for name in names:
+                self._execute(self._create_table_sql(swap.stage(name), schemas[name]))
+            yield swap
+            for name in names:
+                target = quote_identifier(name, self.dialect)
+                self._execute(f"DROP TABLE IF EXISTS {target}")
+                self._execute(
+                    f"ALTER TABLE {quote_identifier(swap.stage(name), self.dialect)} "
+                    f"RENAME TO {target}"
+                )
+        except BaseException:
+            self._execute("ROLLBACK")
+            raise
+        self._execute("COMMIT")
+
+    def replace_table(self, name: str, data: TableData) -> int:
+        """Replace the contents of table ``name`` with ``data`` atomically.
+
+        ``data`` is an Ibis expression on this warehouse, a pandas DataFrame or a
+        pyarrow Table; its columns are matched by name (missing nullable columns
+        become NULL). Returns the number of rows written.
+        """
+        with self.replacing([name]) as swap:
+            return swap.insert(name, data)
+
+    def insert(self, name: str, data: TableData) -> int:
+        """Append ``data`` to the existing table ``name``; returns the rows written."""
+        self._require_writable()
+        schema = self._target_schema(name)
+        return _insert_into(self, name, schema, data)
+
+    def _target_schema(self, name: str) -> ibis.Schema:
+        if self.has_table(name):
+            return self.ibis.table(name).schema()
+        if name in TABLES:
+            return TABLES[name].schema()
+        raise NotFound(f"The warehouse {self.url} has no table {name!r} to replace.")
+
+    # -- native SQL -----------------------------------------------------------------
+
+    def _require_writable(self) -> None:
+        if self.read_only:
+            raise InputError(
+                f"The warehouse {self.url} is open read-only; this operation writes."
+            )
+
+    def _execute(self, sql: str) -> None:
+        if self.engine == "duckdb":
+            self._native.execute(sql).fetchall()
+        elif self.engine == "postgres":
+            # autocommit connection: BEGIN/COMMIT in SQL delimit the transaction.
+            self._native.execute(sql)
+        else:
+            self.ibis.raw_sql(sql)
+
+    def _fetchall(self, sql: str) -> list[tuple[Any, ...]]:
+        if self.engine == "duckdb":
+            return list(self._native.execute(sql).fetchall())
+        with self._native.cursor() as cur:
+            cur.execute(sql)
+            return list(cur.fetchall())
+
+
+class TableSwap:
+    """The staging tables of one :meth:`Warehouse.replacing` block."""
+
+    def __init__(self, warehouse: Warehouse, schemas: Mapping[str, ibis.Schema]) -> None:
+        self.warehouse = warehouse
+        self.schemas = dict(schemas)
+        token = uuid.uuid4().hex[:10]
+        self._stages = {name: f"{_STAGE_PREFIX}{token}_{name}" for name in schemas}
+
+    def stage(self, name: str) -> str:
+        """Name of the staging table that will become ``name``."""
+        return self._stages[name]
+
+    def insert(self, name: str, data: TableData) -> int:
+        """Append ``data`` to the staging table of ``name``; returns the rows written."""
+        return _insert_into(self.warehouse, self.stage(name), self.schemas[name], data)
+
+
+def _insert_into(
+    warehouse: Warehouse, target: str, schema: ibis.Schema, data: TableData
+) -> int:
+    """Insert ``data`` into ``target`` (columns by name, cast to ``schema``)."""
+    dialect = warehouse.dialect
+    if isinstance(data, ibis.Table):
+        missing = [c for c, t in schema.items() if c not in data.columns and not t.nullable]
+        if missing:
+            raise InputError(f"Data for {target} lacks required columns: {', '.join(missing)}.")
+        count = int(data.count().execute())
+        select = _cast_select(schema, set(data.columns), dialect)
+        sql = ibis.to_sql(data, dialect=dialect)
+        warehouse._execute(
+            f"INSERT INTO {quote_identifier(target, dialect)} "
+            f"SELECT {select} FROM ({sql}) AS careloop_src"
+        )
+        return count
+    arrow = pa.Table.from_pandas(data, preserve_index=False) if isinstance(
+        data, pd.DataFrame
+    ) else data
+    missing = [c for c, t in schema.items() if c not in arrow.column_names and not t.nullable]
+    if missing:
+        raise InputError(f"Data for {target} lacks required columns: {', '.join(missing)}.")
+    if warehouse.engine == "duckdb":
+        view = f"careloop_arrow_{uuid.uuid4().hex[:10]}"
+        native = warehouse._native
+        native.register(view, arrow)
+        try:
+            select = _cast_select(schema, set(arrow.column_names), dialect)
+            native.execute(
+                f"INSERT INTO {quote_identifier(target, dialect)} SELECT {select} FROM {view}"
+            ).fetchall()
+        finally:
+            native.unregister(view)
+        return arrow.num_rows
+    if warehouse.engine == "postgres":
+        columns = [c for c in schema if c in arrow.column_names]
+        copy_arrow_to_postgres(warehouse._native, target, arrow.select(columns))
+        return arrow.num_rows
+    warehouse.ibis.insert(target, arrow)
+    return arrow.num_rows
+
+
+def _cast_select(schema: ibis.Schema, available: set[str], dialect: str) -> str:
+    parts = []
+    for name, dtype in schema.items():
+        col = quote_identifier(name, dialect)
+        sql_type = dtype.copy(nullable=True)
+        type_sql = get_type_mapper(dialect).from_ibis(sql_type).sql(dialect)
+        if name in available:
+            parts.append(f"CAST({col} AS {type_sql}) AS {col}")
+        else:
+            parts.append(f"CAST(NULL AS {type_sql}) AS {col}")
+    return ", ".join(parts)
+
+
+def copy_arrow_to_postgres(
+    conn: Any, target: str, data: pa.Table | pa.RecordBatchReader, *, batch_rows: int = 50_000
+) -> None:
+    """Stream Arrow data into a PostgreSQL table with ``COPY … FROM STDIN`` (CSV).
+
+    Arrow's CSV writer quotes every string and leaves NULLs unquoted and empty,
+    which is exactly how PostgreSQL's CSV format tells NULL from ``''``.
+    """
+    import pyarrow.csv as pacsv
+
+    names = data.schema.names
+    columns = ", ".join(quote_identifier(n, "postgres") for n in names)
+    statement = (
+        f"COPY {quote_identifier(target, 'postgres')} ({columns}) FROM STDIN "
+        "WITH (FORMAT csv, HEADER false)"
+    )
+    batches = data.to_batches(max_chunksize=batch_rows) if isinstance(data, pa.Table) else data
+    options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
+    with conn.cursor() as cur, cur.copy(statement) as copy:  # type: ignore[arg-type]
+        for batch in batches:
+            if batch.num_rows == 0:
+                continue
+            buffer = io.BytesIO()
+            pacsv.write_csv(batch, buffer, write_options=options)
+            copy.write(buffer.getvalue())
