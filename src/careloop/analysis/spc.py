@@ -240,13 +240,22 @@ def _is_categorical(x: pd.Series) -> bool:
         return True
     if pd.api.types.is_numeric_dtype(x) or pd.api.types.is_datetime64_any_dtype(x):
         return False
-    sample = x.dropna()
-    if sample.empty:
-        return False
-    converted = pd.to_datetime(sample, errors="coerce") if isinstance(sample.iloc[0], str) else None
-    if converted is not None and converted.notna().all():
-        return False
-    return not all(isinstance(v, int | float | np.number) or hasattr(v, "year") for v in sample)
+    return not all(isinstance(v, int | float | np.number) or hasattr(v, "year") for v in x.dropna())
+
+
+_ISO_DATE = r"\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?"
+
+
+def _parse_dates(x: pd.Series) -> pd.Series:
+    """ISO date strings (as read from a CSV file) become dates, so they sort and count as time."""
+    if not (x.dtype == object or pd.api.types.is_string_dtype(x)):
+        return x
+    text = x.dropna()
+    if text.empty or not all(isinstance(v, str) for v in text):
+        return x
+    if not text.str.fullmatch(_ISO_DATE).all():
+        return x
+    return pd.to_datetime(x, format="ISO8601")
 
 
 @dataclass
@@ -487,6 +496,7 @@ def qic(
     x_series = _column(x, data, "x", length)
     if x_series is None:
         x_series = pd.Series(np.arange(1, length + 1), name="x")
+    x_series = _parse_dates(x_series)
     n_series = _column(n, data, "n", length)
     nv = None if n_series is None else _numeric(n_series, "n")
     if chart in _NEEDS_N and nv is None:

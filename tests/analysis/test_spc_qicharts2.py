@@ -1,0 +1,181 @@
+"""spc.qic against qicharts2's own calculations, point by point.
+
+Reference: tests/analysis/reference/qicharts2_points.csv, written by
+qicharts2_reference.R from qicharts2's R/helper.functions.R (anhoej/qicharts2
+commit 03470c090b3db3fd1c7c9032eec0b63dc3b2636f, run in R 4.2.2) for the cases in
+qicharts2_cases.csv: every chart type, parts, freeze, exclude, multiply, fixed
+centre lines, aggregation of raw records, missing values, text x, and the three
+runs methods.
+"""
+
+from __future__ import annotations
+
+import warnings
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from careloop.analysis import spc
+from careloop.analysis.spc_runs import crossings_min, longest_run_max, runs_signal
+
+REFERENCE = Path(__file__).parent / "reference"
+DATA = Path(__file__).parent.parent / "data" / "qicharts2"
+CASES = pd.read_csv(REFERENCE / "qicharts2_cases.csv", dtype=str, keep_default_na=False)
+POINTS = pd.read_csv(REFERENCE / "qicharts2_points.csv")
+
+# qicharts2 pools subgroup SDs with weights n - 1 even for an empty subgroup
+# (weight -1); careloop gives it weight 0 (Montgomery 6.31). Checked separately below.
+POOLING_DIFFERS = {"na_xbar"}
+
+
+def _positions(text: str) -> list[int] | None:
+    return [int(float(v)) for v in text.split(";")] if text else None
+
+
+def chart_for(case: pd.Series) -> spc.SpcChart:
+    data = pd.read_csv(DATA / case["file"])
+    if case["filter"]:
+        for condition in case["filter"].split(";"):
+            column, value = condition.split("=")
+            data = data[data[column] == value]
+    data = data.reset_index(drop=True)
+    # ISO date strings (month columns) are parsed by qic itself.
+    x = data[case["x"]]
+    freeze = _positions(case["freeze"])
+    with warnings.catch_warnings():
+        # Short parts warn (FewPointsWarning); that is tested elsewhere.
+        warnings.simplefilter("ignore", spc.SpcWarning)
+        return spc.qic(
+            data[case["y"]],
+            x=x,
+            n=data[case["n"]] if case["n"] else None,
+            chart=case["chart"],
+            part=_positions(case["part"]),
+            freeze=freeze[0] if freeze else None,
+            exclude=_positions(case["exclude"]),
+            multiply=float(case["multiply"]),
+            cl=float(case["cl"]) if case["cl"] else None,
+            agg=case["agg"],
+            method=case["method"],
+            screen_mr=case["screen"] == "1",
+        )
+
+
+@pytest.mark.parametrize("case", [c for _, c in CASES.iterrows()], ids=list(CASES["case"]))
+def test_points_match_qicharts2(case: pd.Series) -> None:
+    points = chart_for(case).points
+    expected = POINTS[POINTS["case"] == case["case"]].reset_index(drop=True)
+    assert len(points) == len(expected)
+    numeric = ["y", "cl", "longest_run", "longest_run_max", "n_crossings", "n_crossings_min"]
+    numeric += ["n_obs", "n_useful"]
+    if case["case"] not in POOLING_DIFFERS:
+        numeric += ["ucl", "lcl"]
+    for column in numeric:
+        np.testing.assert_allclose(
+            points[column].to_numpy(float),
+            expected[column].to_numpy(float),
+            rtol=1e-9,
+            atol=1e-12,
+            err_msg=column,
+        )
+    for column in ["part", "include", "runs_signal"]:
+        assert points[column].tolist() == expected[column].tolist(), column
+    if case["case"] not in POOLING_DIFFERS:
+        assert points["sigma_signal"].tolist() == expected["sigma_signal"].tolist()
+
+
+def test_empty_subgroup_adds_no_degrees_of_freedom_to_the_pooled_sd() -> None:
+    # NA_test: sample 16 has five missing values. qicharts2 divides the pooled
+    # sum of squares by sum(n_i - 1) including -1 for it; careloop by sum(max(n_i - 1, 0)).
+    case = CASES[CASES["case"] == "na_xbar"].iloc[0]
+    ours = chart_for(case).points
+    theirs = POINTS[POINTS["case"] == "na_xbar"].reset_index(drop=True)
+    dof = np.maximum(ours["y_length"] - 1, 0).sum()
+    ratio = (theirs["ucl"] - theirs["cl"]) / (ours["ucl"] - ours["cl"])
+    np.testing.assert_allclose(ratio.dropna(), np.sqrt(dof / (dof - 1)), rtol=1e-9)
+
+
+def test_montgomery_example_7_1_matches_the_issue_reference_numbers() -> None:
+    # qicharts2 tests/testthat/test_montgomery.R, Example 7.1 (numbers quoted in issue 6).
+    data = pd.read_csv(DATA / "tbl_07.03.csv")
+    chart = spc.qic(
+        "count", x="sample", n="size", data=data, chart="p", exclude=[15, 23], part=[30]
+    )
+    summary = chart.summary()
+    np.testing.assert_allclose(summary["cl"], [0.2150, 0.109687], atol=1e-6)
+    np.testing.assert_allclose(summary["ucl"], [0.389297, 0.242270], atol=1e-6)
+    np.testing.assert_allclose(summary["lcl"], [0.040703, 0.0], atol=1e-6)
+
+
+def test_montgomery_example_6_5_matches_the_issue_reference_numbers() -> None:
+    # qicharts2 tests/testthat/test_montgomery.R, Example 6.5 (numbers quoted in issue 6).
+    data = pd.read_csv(DATA / "tbl_06.07.csv")
+    summary = spc.qic("cost", x="weeks", data=data, chart="i", freeze=20).summary()
+    np.testing.assert_allclose(
+        summary[["cl", "ucl", "lcl"]].iloc[0], [300.5, 321.216685, 279.783315], atol=1e-6
+    )
+
+
+@pytest.mark.parametrize(
+    ("file", "kwargs", "expected", "tolerance"),
+    [
+        # Montgomery, Introduction to SQC (6th ed.), Example 6.3: x̿ = 74.001, s̄ = 0.0094,
+        # Xbar UCL 74.014 / LCL 73.988 (A3 = 1.427 with s̄ rounded), S UCL 0.0196 / LCL 0.
+        (
+            "tbl_06.03.csv",
+            {"y": "obs", "x": "sample", "chart": "xbar"},
+            (73.988, 74.001, 74.014),
+            6e-4,
+        ),
+        ("tbl_06.03.csv", {"y": "obs", "x": "sample", "chart": "s"}, (0.0, 0.0094, 0.0196), 6e-5),
+        # Example 7.3: c̄ = 19.85, UCL 33.22, LCL 6.48 (26 samples).
+        (
+            "tbl_07.08.csv",
+            {"y": "count", "x": "sample", "chart": "c", "freeze": 26},
+            (6.48, 19.85, 33.22),
+            0.01,
+        ),
+        # Example 7.3 revised without samples 6 and 20: c̄ = 19.67, UCL 32.97, LCL 6.36.
+        (
+            "tbl_07.08.csv",
+            {"y": "count", "x": "sample", "chart": "c", "exclude": [6, 20], "freeze": 26},
+            (6.36, 19.67, 32.97),
+            0.01,
+        ),
+    ],
+)
+def test_limits_agree_with_montgomerys_published_values(
+    file: str, kwargs: dict[str, object], expected: tuple[float, float, float], tolerance: float
+) -> None:
+    data = pd.read_csv(DATA / file)
+    y = kwargs.pop("y")
+    summary = spc.qic(y, data=data, **kwargs).summary()  # type: ignore[arg-type]
+    # Published to 2–4 digits and computed from rounded intermediate values.
+    np.testing.assert_allclose(summary[["lcl", "cl", "ucl"]].iloc[0], expected, atol=tolerance)
+
+
+def test_montgomery_example_7_5_u_chart_limits_vary_with_inspection_units() -> None:
+    # Montgomery Example 7.5: ū = 153 / 107.5 = 1.42 per 50 m²; a 500 m² roll
+    # (10 units) has UCL 1.42 + 3√(1.42/10) = 2.55 and LCL 0.29.
+    data = pd.read_csv(DATA / "tbl_07.11.csv")
+    points = spc.qic("count", x="roll", n="meters", data=data, chart="u", multiply=50).points
+    assert data["count"].sum() == 153
+    np.testing.assert_allclose(points["cl"].iloc[0], 153 / (data["meters"].sum() / 50), rtol=1e-12)
+    first = points.iloc[0]
+    np.testing.assert_allclose([first["lcl"], first["ucl"]], [0.29, 2.55], atol=0.01)
+
+
+def test_runs_limits_match_qicharts2_for_1_to_1000_useful_points() -> None:
+    # R's round(log2(n)) + 3 and qbinom(0.05, n - 1, 0.5).
+    limits = pd.read_csv(REFERENCE / "qicharts2_runs_limits.csv")
+    assert [longest_run_max(n) for n in limits["n_useful"]] == limits["longest_run_max"].tolist()
+    assert [crossings_min(n) for n in limits["n_useful"]] == limits["n_crossings_min"].tolist()
+
+
+def test_runs_signal_matches_qicharts2_crsignal_for_every_method() -> None:
+    grid = pd.read_csv(REFERENCE / "qicharts2_crsignal.csv")
+    for method in ("anhoej", "bestbox", "cutbox"):
+        ours = [runs_signal(int(r.n), int(r.c), int(r.l), method) for r in grid.itertuples()]
+        assert ours == grid[method].tolist(), method
