@@ -28,7 +28,9 @@ def _postgres_server_url() -> str | None:
     url = os.environ.get("CARELOOP_TEST_DATABASE_URL")
     if not url:
         if os.environ.get("CARELOOP_TEST_REQUIRE_POSTGRES") == "1":
-            pytest.fail("CARELOOP_TEST_REQUIRE_POSTGRES=1 but CARELOOP_TEST_DATABASE_URL is not set")
+            pytest.fail(
+                "CARELOOP_TEST_REQUIRE_POSTGRES=1 but CARELOOP_TEST_DATABASE_URL is not set"
+            )
         return None
     return url
 
@@ -79,3 +81,6 @@ def shared_data() -> Path:
 def test_data() -> Path:
     """Small data files copied into tests/data, each folder with its SOURCE.md."""
     return TEST_DATA
+
+
+from tests.foundation import api, database_url, installation  # noqa: E402, F401  (shared fixtures)

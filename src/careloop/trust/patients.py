@@ -177,9 +177,7 @@ def register_patient(
     _check_consent(consent_state, consent_method)
     with unit_of_work(registry, principal, "patient.create") as work:
         session = work.session
-        site_row = site_by_code(session, site)
-        if not work.scope.allows_site(site_row.id):
-            raise NotFound(f"There is no site with code {site!r} that you work at.")
+        site_row = _site_in_scope(work, site)
         clash = session.scalar(
             select(Patient.id).where(
                 Patient.site_id == site_row.id, Patient.local_id == fields["local_id"]
@@ -205,6 +203,13 @@ def register_patient(
         )
         work.audit("create", "demographics", patient=patient, site_code=site_row.code)
         return _view(session, patient)
+
+
+def _site_in_scope(work: Work, code: str) -> Site:
+    site = site_by_code(work.session, code)
+    if not work.scope.allows_site(site.id) or work.scope.patient_ids is not None:
+        raise NotFound(f"There is no site with code {code!r} whose patients you can see.")
+    return site
 
 
 def _load(work: Work, patient_id: int, action: str, category: str) -> Patient:
@@ -249,7 +254,7 @@ def search_patients(
         session = work.session
         query = select(Patient).order_by(Patient.site_id, Patient.local_id).limit(limit)
         if site:
-            query = query.where(Patient.site_id == site_by_code(session, site).id)
+            query = query.where(Patient.site_id == _site_in_scope(work, site).id)
         if text:
             like = f"%{text.strip().lower()}%"
             query = query.where(
@@ -280,7 +285,7 @@ def list_pseudonymised(
     with unit_of_work(registry, principal, "patient.read_pseudonymised") as work:
         query = select(Patient).order_by(Patient.pseudo_id).limit(max(1, min(limit, 100_000)))
         if site:
-            query = query.where(Patient.site_id == site_by_code(work.session, site).id)
+            query = query.where(Patient.site_id == _site_in_scope(work, site).id)
         return [_pseudonymised(work.session, p) for p in work.session.scalars(query)]
 
 
