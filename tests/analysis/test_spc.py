@@ -137,12 +137,14 @@ def test_freeze_uses_the_baseline_for_limits_and_extends_them() -> None:
 def test_freeze_inside_parts_freezes_the_first_part_and_leaves_later_parts_whole() -> None:
     # Documented meaning (qicharts2 issue #20): points 1..8 are part 1's baseline;
     # part 2 starts after the freeze and uses all of its own points.
-    chart = spc.qic(Y24, chart="i", part=[12], freeze=8)
+    chart = quiet_qic(Y24, chart="i", part=[12], freeze=8)
     first = quiet_qic(Y24[:8], chart="i")
     second = spc.qic(Y24[12:], chart="i")
     summary = chart.summary()
     np.testing.assert_allclose(summary.loc[0, ["cl", "ucl"]], first.summary().loc[0, ["cl", "ucl"]])
-    np.testing.assert_allclose(summary.loc[1, ["cl", "ucl"]], second.summary().loc[0, ["cl", "ucl"]])
+    np.testing.assert_allclose(
+        summary.loc[1, ["cl", "ucl"]], second.summary().loc[0, ["cl", "ucl"]]
+    )
 
 
 def test_freeze_per_part_counts_from_the_start_of_each_part() -> None:
@@ -180,7 +182,11 @@ def test_excluded_points_are_still_tested_against_the_limits() -> None:
 def test_label_forms_match_positions() -> None:
     months = pd.date_range("2020-01-01", periods=24, freq="MS")
     by_label = spc.qic(
-        Y24, x=months, chart="i", part_at="2021-01-01", exclude_x=[months[2]],
+        Y24,
+        x=months,
+        chart="i",
+        part_at="2021-01-01",
+        exclude_x=[months[2]],
     )
     by_position = spc.qic(Y24, x=months, chart="i", part=[12], exclude=[3])
     pd.testing.assert_frame_equal(by_label.points, by_position.points)
@@ -276,7 +282,9 @@ def test_missing_values_are_gaps_left_out_of_the_calculations() -> None:
     assert np.isnan(chart.points["y"].iloc[4])
     np.testing.assert_allclose(chart.points["cl"], np.nanmean(y))
     assert chart.summary()["n_obs"].iloc[0] == 24  # counted, as qicharts2 counts them
-    assert chart.summary()["n_useful"].iloc[0] == np.count_nonzero(~np.isnan(y) & (np.array(y) != np.nanmean(y)))
+    assert chart.summary()["n_useful"].iloc[0] == np.count_nonzero(
+        ~np.isnan(y) & (np.array(y) != np.nanmean(y))
+    )
 
 
 def test_zero_denominators_are_treated_as_missing_with_a_warning() -> None:
@@ -436,12 +444,14 @@ def test_making_data_count_trend_of_seven_flags_all_seven_points() -> None:
 
 
 def test_qic_by_makes_the_same_chart_as_qic_per_group() -> None:
-    data = pd.DataFrame({
-        "site": ["A"] * 12 + ["B"] * 12,
-        "month": list(range(1, 13)) * 2,
-        "events": Y24,
-        "days": [100] * 24,
-    })
+    data = pd.DataFrame(
+        {
+            "site": ["A"] * 12 + ["B"] * 12,
+            "month": list(range(1, 13)) * 2,
+            "events": Y24,
+            "days": [100] * 24,
+        }
+    )
     facets = spc.qic_by(data, by="site", y="events", x="month", n="days", chart="u")
     assert list(facets) == ["A", "B"]
     single = spc.qic("events", x="month", n="days", data=data[data["site"] == "B"], chart="u")

@@ -42,7 +42,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from careloop.analysis import spc_rules
-from careloop.analysis.spc_limits import CHART_FUNCTIONS, PartData
+from careloop.analysis.spc_limits import CHART_FUNCTIONS, PartData, PartLimits
 from careloop.analysis.spc_rules import Improvement, RuleSet
 from careloop.analysis.spc_runs import RunsMethod, analyse_runs
 from careloop.core.errors import ErrorDetail, InputError
@@ -686,13 +686,13 @@ def _compute(
             categorical,
         )
         lim = fn(d, screen_mr)
-        _warn_limits(chart, lim.lcl, lim.ucl, lim.cl, d, k + 1)
+        constant = _warn_limits(chart, lim, d, k + 1)
         ys, cls = lim.y * multiply, lim.cl * multiply
         out["y"][sl], out["cl"][sl] = ys, cls
         out["lcl"][sl], out["ucl"][sl] = lim.lcl * multiply, lim.ucl * multiply
         out["sigma"][sl] = lim.sigma * abs(multiply)
         runs = analyse_runs(ys, cls, include[sl], method)
-        if chart != "mr" and not categorical and runs.n_useful < 10:
+        if chart != "mr" and not categorical and not constant and runs.n_useful < 10:
             warnings.warn(
                 f"Part {k + 1} has {runs.n_useful} useful point(s); the runs analysis needs "
                 "about 10 or more to find shifts reliably.",
@@ -741,24 +741,29 @@ def _compute(
     return frame
 
 
-def _warn_limits(chart: str, lcl: Any, ucl: Any, cl: Any, d: PartData, part: int) -> None:
+def _warn_limits(chart: str, lim: PartLimits, d: PartData, part: int) -> bool:
+    """Warn when a part's limits are degenerate; True if it had no variation at all."""
     if chart in ("run", "mr"):
-        return
-    finite = np.isfinite(ucl) & np.isfinite(lcl)
-    if not finite.any():
+        return False
+    values = lim.y[d.base]
+    values = values[np.isfinite(values)]
+    if values.size >= 2 and np.all(values == values[0]):
         warnings.warn(
-            f"Part {part}: control limits cannot be estimated (fewer than two usable baseline "
-            "points or no variation estimate); only the centre line is drawn.",
-            FewPointsWarning,
-            stacklevel=4,
-        )
-    elif np.all(ucl[finite] == cl[finite]) and np.all(lcl[finite] == cl[finite]):
-        warnings.warn(
-            f"Part {part}: all baseline values are equal, so sigma is 0 and the limits "
-            "coincide with the centre line; every change will look like a signal.",
+            f"Part {part}: all {values.size} baseline values equal {values[0]:g}; there is no "
+            "variation to estimate sigma from, so the limits collapse onto the centre line "
+            "(or are left out where sigma cannot be estimated).",
             NoVariationWarning,
             stacklevel=4,
         )
+        return True
+    if not (np.isfinite(lim.ucl) & np.isfinite(lim.lcl)).any():
+        warnings.warn(
+            f"Part {part}: control limits cannot be estimated (fewer than two usable baseline "
+            "points); only the centre line is drawn.",
+            FewPointsWarning,
+            stacklevel=4,
+        )
+    return False
 
 
 def _apply_rules(
