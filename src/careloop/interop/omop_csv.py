@@ -33,7 +33,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Literal
 
 from careloop.core.errors import ErrorDetail, InputError, ValidationFailed
 from careloop.interop.omop_schema import (
@@ -289,7 +289,7 @@ def _find_files(
 def _open_text(path: Path) -> io.TextIOBase:
     if path.name.lower().endswith(".gz"):
         return io.TextIOWrapper(gzip.open(path, "rb"), encoding="utf-8-sig", newline="")
-    return open(path, encoding="utf-8-sig", newline="")  # noqa: SIM115 - returned to caller
+    return open(path, encoding="utf-8-sig", newline="")
 
 
 def _plan(path: Path, table: OmopTable) -> tuple[_CsvPlan | None, list[ErrorDetail]]:
@@ -329,14 +329,14 @@ def _plan(path: Path, table: OmopTable) -> tuple[_CsvPlan | None, list[ErrorDeta
             problems.append(ErrorDetail(f"{name}:1:{col}", f"column {col!r} appears twice", col))
         mapped.append(lower)
     has_rows = bool(second.strip())
-    for col in table.columns:
-        if col.required and col.name not in mapped and has_rows:
-            if (table.name, col.name) in COMPAT_DEFAULTS:
+    for spec in table.columns:
+        if spec.required and spec.name not in mapped and has_rows:
+            if (table.name, spec.name) in COMPAT_DEFAULTS:
                 continue
             problems.append(
                 ErrorDetail(
                     f"{name}:1",
-                    f"required column {col.name!r} of OMOP table {table.name} is missing",
+                    f"required column {spec.name!r} of OMOP table {table.name} is missing",
                 )
             )
     compact = False
@@ -425,7 +425,7 @@ def _column_sql(plan: _CsvPlan, col: OmopColumn) -> str:
 
 def _select_sql(plan: _CsvPlan, rejects: str) -> str:
     columns = ", ".join(_column_sql(plan, col) for col in plan.table.columns)
-    return f"SELECT {columns} FROM {_read_csv_sql(plan, rejects)}"
+    return f"SELECT {columns} FROM {_read_csv_sql(plan, rejects)}"  # noqa: S608 - quoted identifiers, no user values
 
 
 def _load_file(warehouse: Warehouse, swap: TableSwap, plan: _CsvPlan) -> int:
@@ -441,7 +441,7 @@ def _load_file(warehouse: Warehouse, swap: TableSwap, plan: _CsvPlan) -> int:
         except duckdb.Error as exc:
             raise _value_error(plan, exc) from None
         _raise_rejects(scan, plan, rejects)
-        rows = scan.execute(f"SELECT count(*) FROM {stage}").fetchall()[0][0]
+        rows = scan.execute(f"SELECT count(*) FROM {stage}").fetchall()[0][0]  # noqa: S608 - quoted identifiers, no user values
         _drop_rejects(scan, rejects)
         return int(rows)
     # Other engines: parse and type-check in a scratch DuckDB, stream the rows in.
@@ -486,12 +486,12 @@ def _drop_rejects(con: Any, rejects: str) -> None:
 
 def _raise_rejects(con: Any, plan: _CsvPlan, rejects: str) -> None:
     rows = con.execute(
-        f'SELECT line, column_idx, column_name, error_type, csv_line, error_message '
+        f'SELECT line, column_idx, column_name, error_type, csv_line, error_message '  # noqa: S608 - quoted identifiers, no user values
         f'FROM "{rejects}" ORDER BY line LIMIT {MAX_DETAILS}'
     ).fetchall()
     if not rows:
         return
-    total = con.execute(f'SELECT count(*) FROM "{rejects}"').fetchall()[0][0]
+    total = con.execute(f'SELECT count(*) FROM "{rejects}"').fetchall()[0][0]  # noqa: S608 - quoted identifiers, no user values
     details = [_reject_detail(plan, *row) for row in rows]
     raise ValidationFailed(
         f"{plan.path.name}: {total} row(s) with bad values; nothing was loaded.",
@@ -529,8 +529,7 @@ def _reject_detail(
 def _field(plan: _CsvPlan, csv_line: str | None, column_idx: int | None) -> str | None:
     if csv_line is None or column_idx is None:
         return None
-    quoting = csv.QUOTE_MINIMAL if plan.quoted else csv.QUOTE_NONE
-    values = next(csv.reader([csv_line], delimiter=plan.delimiter, quoting=quoting), [])
+    values = next(csv.reader([csv_line], delimiter=plan.delimiter, quoting=_quoting(plan)), [])
     index = column_idx - 1
     return values[index] if 0 <= index < len(values) else None
 
@@ -564,9 +563,8 @@ def _value_error(plan: _CsvPlan, exc: Exception) -> ValidationFailed | InputErro
 def _locate(plan: _CsvPlan, column: str, kind: str, value: str) -> tuple[int | None, str | None]:
     """Find the first line with the problem DuckDB reported (error path only)."""
     index = plan.header.index(column)
-    quoting = csv.QUOTE_MINIMAL if plan.quoted else csv.QUOTE_NONE
     with _open_text(plan.path) as handle:
-        reader = csv.reader(handle, delimiter=plan.delimiter, quoting=quoting)
+        reader = csv.reader(handle, delimiter=plan.delimiter, quoting=_quoting(plan))
         next(reader, None)
         for row in reader:
             if index >= len(row):
@@ -577,6 +575,11 @@ def _locate(plan: _CsvPlan, column: str, kind: str, value: str) -> tuple[int | N
             if kind == "fraction" and cell and _is_fraction(cell):
                 return reader.line_num, row[index]
     return None, value
+
+
+def _quoting(plan: _CsvPlan) -> Literal[0, 3]:
+    # Tab-delimited Athena files are not quoted: a '"' there is part of the text.
+    return csv.QUOTE_MINIMAL if plan.quoted else csv.QUOTE_NONE
 
 
 def _is_fraction(cell: str) -> bool:

@@ -28,12 +28,12 @@ import uuid
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 from urllib.parse import urlsplit, urlunsplit
 
 import ibis
 import pandas as pd
-import pyarrow as pa
+import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
 import sqlglot as sg
 import sqlglot.expressions as sge
 from ibis.backends.sql.datatypes import get_type_mapper
@@ -56,7 +56,7 @@ SUPPORTED_SCHEMES = (
 _POSTGRES_SCHEMES = ("postgres", "postgresql", "postgresql+psycopg", "postgresql+psycopg2")
 _STAGE_PREFIX = "careloop_stage_"
 
-TableData = ibis.Table | pd.DataFrame | pa.Table
+TableData: TypeAlias = "ibis.Table | pd.DataFrame | pa.Table"
 
 
 @dataclass(frozen=True)
@@ -241,7 +241,7 @@ class Warehouse:
     @classmethod
     def _connect_spark(cls, location: WarehouseLocation, *, read_only: bool) -> Warehouse:
         try:
-            from pyspark.sql import SparkSession
+            from pyspark.sql import SparkSession  # type: ignore[import-not-found,unused-ignore]
         except ImportError:
             raise ConfigurationError(
                 f"The warehouse URL {location.url} needs Apache Spark, which is not "
@@ -357,7 +357,7 @@ class Warehouse:
 
     def _create_table_sql(self, name: str, schema: ibis.Schema) -> str:
         target = sge.Schema(
-            this=sg.table(name, quoted=True),
+            this=sge.table_(name, quoted=True),
             expressions=schema.to_sqlglot_column_defs(self.dialect),
         )
         return sge.Create(kind="TABLE", this=target).sql(self.dialect)
@@ -478,7 +478,7 @@ def _insert_into(
         select = _cast_select(schema, set(data.columns), dialect)
         sql = ibis.to_sql(data, dialect=dialect)
         warehouse._execute(
-            f"INSERT INTO {quote_identifier(target, dialect)} "
+            f"INSERT INTO {quote_identifier(target, dialect)} "  # noqa: S608 - quoted identifiers, no user values
             f"SELECT {select} FROM ({sql}) AS careloop_src"
         )
         return count
@@ -495,17 +495,17 @@ def _insert_into(
         try:
             select = _cast_select(schema, set(arrow.column_names), dialect)
             native.execute(
-                f"INSERT INTO {quote_identifier(target, dialect)} SELECT {select} FROM {view}"
+                f"INSERT INTO {quote_identifier(target, dialect)} SELECT {select} FROM {view}"  # noqa: S608 - quoted identifiers, no user values
             ).fetchall()
         finally:
             native.unregister(view)
-        return arrow.num_rows
+        return int(arrow.num_rows)
     if warehouse.engine == "postgres":
         columns = [c for c in schema if c in arrow.column_names]
         copy_arrow_to_postgres(warehouse._native, target, arrow.select(columns))
-        return arrow.num_rows
+        return int(arrow.num_rows)
     warehouse.ibis.insert(target, arrow)
-    return arrow.num_rows
+    return int(arrow.num_rows)
 
 
 def _cast_select(schema: ibis.Schema, available: set[str], dialect: str) -> str:
@@ -529,7 +529,7 @@ def copy_arrow_to_postgres(
     Arrow's CSV writer quotes every string and leaves NULLs unquoted and empty,
     which is exactly how PostgreSQL's CSV format tells NULL from ``''``.
     """
-    import pyarrow.csv as pacsv
+    import pyarrow.csv as pacsv  # type: ignore[import-untyped,unused-ignore]
 
     names = data.schema.names
     columns = ", ".join(quote_identifier(n, "postgres") for n in names)
@@ -539,7 +539,7 @@ def copy_arrow_to_postgres(
     )
     batches = data.to_batches(max_chunksize=batch_rows) if isinstance(data, pa.Table) else data
     options = pacsv.WriteOptions(include_header=False, quoting_style="needed")
-    with conn.cursor() as cur, cur.copy(statement) as copy:  # type: ignore[arg-type]
+    with conn.cursor() as cur, cur.copy(statement) as copy:
         for batch in batches:
             if batch.num_rows == 0:
                 continue
