@@ -1,0 +1,456 @@
+"""REDCap data dictionary CSV: read and write it exactly as REDCap does.
+
+The columns are REDCap's own (:data:`REDCAP_COLUMNS`). REDCap's API writes
+the same table with snake_case headers (``field_name``, ``form_name`` …);
+those are read too. Dictionaries exported by older REDCap versions lack the
+Field Annotation column, which is then taken as empty.
+
+careloop keeps what REDCap has no column for — a field's standard code, OMOP
+domain and unit — in the Field Annotation as ``@CARELOOP-CODE="LOINC|8302-2|Body
+height"``, ``@CARELOOP-OMOP="Measurement"`` and ``@CARELOOP-UNIT="cm"``.
+REDCap leaves unknown ``@`` words alone, so the file still imports into REDCap
+and comes back to careloop without loss.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import re
+from collections.abc import Callable, Iterable
+from pathlib import Path
+
+from careloop.capture.forms import (
+    CODE_SYSTEMS,
+    OMOP_DOMAINS,
+    Choice,
+    CodeSystem,
+    Dictionary,
+    Field,
+    FieldType,
+    Form,
+    OmopDomain,
+    StandardCode,
+    check_forms,
+    expression_or_problem,
+    format_choices,
+    parse_choices,
+    parse_field_type,
+    parse_validation_type,
+    raise_problems,
+)
+from careloop.capture.text_files import read_source
+from careloop.core.errors import ErrorDetail, InputError, ValidationFailed
+
+__all__ = ["REDCAP_COLUMNS", "read_redcap_dictionary", "write_redcap_dictionary"]
+
+REDCAP_COLUMNS: tuple[str, ...] = (
+    "Variable / Field Name",
+    "Form Name",
+    "Section Header",
+    "Field Type",
+    "Field Label",
+    "Choices, Calculations, OR Slider Labels",
+    "Field Note",
+    "Text Validation Type OR Show Slider Number",
+    "Text Validation Min",
+    "Text Validation Max",
+    "Identifier?",
+    "Branching Logic (Show field only if...)",
+    "Required Field?",
+    "Custom Alignment",
+    "Question Number (surveys only)",
+    "Matrix Group Name",
+    "Matrix Ranking?",
+    "Field Annotation",
+)
+"""REDCap's data dictionary headers, in REDCap's order."""
+
+_API_COLUMNS = (
+    "field_name",
+    "form_name",
+    "section_header",
+    "field_type",
+    "field_label",
+    "select_choices_or_calculations",
+    "field_note",
+    "text_validation_type_or_show_slider_number",
+    "text_validation_min",
+    "text_validation_max",
+    "identifier",
+    "branching_logic",
+    "required_field",
+    "custom_alignment",
+    "question_number",
+    "matrix_group_name",
+    "matrix_ranking",
+    "field_annotation",
+)
+_KEYS = _API_COLUMNS  # internal names of the columns, in order
+_OPTIONAL = {"field_annotation"}
+
+_TAG = re.compile(r"\s*@CARELOOP-(CODE|OMOP|UNIT)=(?:\"([^\"]*)\"|'([^']*)')")
+
+
+def _header_map(header: list[str], source: str) -> dict[str, int]:
+    """Column key → index, or a ValidationFailed naming every wrong header."""
+    wanted = {c.lower(): k for c, k in zip(REDCAP_COLUMNS, _KEYS, strict=True)}
+    wanted.update({k: k for k in _API_COLUMNS})
+    # REDCap has written this one with and without the suffix over the years.
+    wanted["question number"] = "question_number"
+    found: dict[str, int] = {}
+    details: list[ErrorDetail] = []
+    for i, raw in enumerate(header):
+        name = raw.strip().lstrip("\ufeff")
+        key = wanted.get(name.lower())
+        if key is None:
+            details.append(
+                ErrorDetail(
+                    f"{source}:1:column {i + 1}",
+                    f"unknown header {name!r}; a REDCap data "
+                    "dictionary has the columns: " + ", ".join(REDCAP_COLUMNS),
+                    name,
+                )
+            )
+        elif key in found:
+            details.append(
+                ErrorDetail(f"{source}:1:column {i + 1}", f"header {name!r} appears twice", name)
+            )
+        else:
+            found[key] = i
+    for key, label in zip(_KEYS, REDCAP_COLUMNS, strict=True):
+        if key not in found and key not in _OPTIONAL:
+            details.append(ErrorDetail(f"{source}:1", f"missing header {label!r}", label))
+    if details:
+        if len(header) == 1 and ";" in header[0]:
+            details.append(
+                ErrorDetail(
+                    f"{source}:1",
+                    "the file seems to use ';' as separator; save it as comma-separated CSV",
+                )
+            )
+        raise ValidationFailed(
+            f"{source} is not a REDCap data dictionary: its header row is wrong.", details=details
+        )
+    return found
+
+
+def _split_annotation(text: str) -> tuple[str, dict[str, str]]:
+    tags: dict[str, str] = {}
+
+    def take(m: re.Match[str]) -> str:
+        tags[m.group(1)] = m.group(2) if m.group(2) is not None else m.group(3)
+        return ""
+
+    rest = _TAG.sub(take, text)
+    return rest.strip() if tags else text, tags
+
+
+def read_redcap_dictionary(source: str | Path | bytes, *, name: str | None = None) -> Dictionary:
+    """Read a REDCap data dictionary CSV.
+
+    Args:
+        source: A path, the file's bytes, or its decoded text.
+        name: How to call the file in error messages (default: the path's name).
+
+    Returns:
+        The dictionary; its forms in the order they first appear.
+
+    Raises:
+        ValidationFailed: Every problem found — wrong headers, unknown field or
+            validation types, bad choice strings, syntax errors, duplicate
+            names, references to missing fields — each located as
+            ``file:row:field`` (the header is row 1).
+    """
+    label, text = read_source(source, name=name, default="dictionary.csv")
+    rows = list(csv.reader(io.StringIO(text)))
+    if not rows or not any(c.strip() for c in rows[0]):
+        raise ValidationFailed(
+            f"{label} is empty; expected a REDCap data dictionary with a header row."
+        )
+    columns = _header_map(rows[0], label)
+    problems: list[ErrorDetail] = []
+    form_fields: dict[str, list[Field]] = {}
+    form_order: list[str] = []
+    row_of: dict[tuple[str, str], int] = {}
+    first_row: dict[str, int] = {}
+    last_form: str | None = None
+    for number, row in enumerate(rows[1:], start=2):
+        if not any(c.strip() for c in row):
+            continue
+
+        def cell(key: str, row: list[str] = row) -> str:
+            i = columns.get(key)
+            return row[i] if i is not None and i < len(row) else ""
+
+        field_name = cell("field_name").strip()
+        form_name = cell("form_name").strip()
+        here = f"{label}:{number}:{field_name or '?'}"
+        if len(row) > len(rows[0]):
+            problems.append(
+                ErrorDetail(
+                    here,
+                    f"row has {len(row)} cells but the header has "
+                    f"{len(rows[0])}; check for an unquoted comma",
+                )
+            )
+        if not field_name:
+            problems.append(ErrorDetail(here, "the Variable / Field Name is empty"))
+            continue
+        if not form_name:
+            problems.append(ErrorDetail(here, "the Form Name is empty"))
+            continue
+        field = _read_field(cell, here, problems)
+        if field is None:
+            continue
+        if form_name != last_form and form_name in form_fields:
+            problems.append(
+                ErrorDetail(
+                    here,
+                    f"the fields of form {form_name!r} are not together; "
+                    "REDCap needs each form's rows to be contiguous",
+                    form_name,
+                )
+            )
+        last_form = form_name
+        first = first_row.get(field.name)
+        if first is not None:
+            problems.append(
+                ErrorDetail(
+                    here,
+                    f"duplicate field name {field.name!r} (first on row {first}); names must "
+                    "be unique across the whole dictionary",
+                    field.name,
+                )
+            )
+            continue
+        first_row[field.name] = number
+        if form_name not in form_fields:
+            form_fields[form_name] = []
+            form_order.append(form_name)
+        form_fields[form_name].append(field)
+        row_of[(form_name, field.name)] = number
+    forms = [Form(name=n, fields=tuple(form_fields[n])) for n in form_order]
+
+    def locate(form: str, field: str) -> str:
+        return f"{label}:{row_of.get((form, field), '?')}:{field}"
+
+    problems.extend(check_forms(forms, locate=locate))
+    raise_problems(sorted(_dedupe(problems), key=_row_number), source=label)
+    if not forms:
+        raise ValidationFailed(f"{label} has a header but no fields.")
+    return Dictionary(tuple(forms))
+
+
+def _row_number(detail: ErrorDetail) -> int:
+    parts = detail.location.split(":")
+    return int(parts[1]) if len(parts) > 1 and parts[1].isdigit() else 0
+
+
+def _dedupe(problems: list[ErrorDetail]) -> list[ErrorDetail]:
+    seen: set[tuple[str, str]] = set()
+    out = []
+    for p in problems:
+        key = (p.location, p.message)
+        if key not in seen:
+            seen.add(key)
+            out.append(p)
+    return out
+
+
+def _read_field(get: Callable[[str], str], here: str, problems: list[ErrorDetail]) -> Field | None:
+    before = len(problems)
+    name = get("field_name").strip()
+    try:
+        ftype = parse_field_type(get("field_type"))
+    except InputError as exc:
+        problems.append(ErrorDetail(here, exc.message, get("field_type")))
+        return None
+    choices_text = get("select_choices_or_calculations").strip()
+    validation_text = get("text_validation_type_or_show_slider_number").strip()
+    choices: tuple[Choice, ...] = ()
+    calculation = None
+    slider_labels: tuple[str, ...] = ()
+    slider_show = False
+    validation = None
+    if ftype in (FieldType.DROPDOWN, FieldType.RADIO, FieldType.CHECKBOX):
+        try:
+            choices = parse_choices(choices_text) if choices_text else ()
+        except InputError as exc:
+            problems.append(ErrorDetail(here, f"bad choices: {exc.message}", choices_text))
+    elif ftype is FieldType.CALC:
+        calculation = expression_or_problem(
+            choices_text, where=here, problems=problems, what="calculation"
+        )
+    elif ftype is FieldType.SLIDER:
+        slider_labels = tuple(p.strip() for p in choices_text.split("|")) if choices_text else ()
+        slider_show = validation_text.lower() == "number"
+        if validation_text and not slider_show:
+            problems.append(
+                ErrorDetail(
+                    here,
+                    f"a slider's validation column holds 'number' (show "
+                    f"the number) or nothing, not {validation_text!r}",
+                    validation_text,
+                )
+            )
+        validation_text = ""
+    elif choices_text and ftype not in (FieldType.YESNO, FieldType.TRUEFALSE):
+        problems.append(
+            ErrorDetail(
+                here, f"a {ftype.value} field cannot have choices or a calculation", choices_text
+            )
+        )
+    if validation_text:
+        try:
+            validation = parse_validation_type(validation_text)
+        except InputError as exc:
+            problems.append(ErrorDetail(here, exc.message, validation_text))
+    logic = expression_or_problem(
+        get("branching_logic"), where=here, problems=problems, what="branching logic"
+    )
+    annotation, tags = _split_annotation(get("field_annotation"))
+    code, domain, unit = _read_tags(tags, here, problems)
+    flags = {}
+    for key in ("identifier", "required_field", "matrix_ranking"):
+        raw = get(key).strip().lower()
+        if raw not in ("", "y", "n", "1", "0"):
+            problems.append(
+                ErrorDetail(here, f"{key.replace('_', ' ')} must be 'y' or empty, not {raw!r}", raw)
+            )
+        flags[key] = raw in ("y", "1")
+    if len(problems) > before:
+        return None
+    return Field(
+        name=name,
+        type=ftype,
+        label=get("field_label"),
+        note=get("field_note"),
+        section_header=get("section_header"),
+        choices=choices,
+        validation=validation,
+        min_value=get("text_validation_min").strip() or None,
+        max_value=get("text_validation_max").strip() or None,
+        calculation=calculation,
+        branching_logic=logic,
+        required=flags["required_field"],
+        identifier=flags["identifier"],
+        slider_labels=slider_labels,
+        slider_show_number=slider_show,
+        alignment=get("custom_alignment").strip().upper(),
+        question_number=get("question_number").strip(),
+        matrix_group=get("matrix_group_name").strip(),
+        matrix_ranking=flags["matrix_ranking"],
+        annotation=annotation,
+        code=code,
+        omop_domain=domain,
+        unit=unit,
+    )
+
+
+def _read_tags(
+    tags: dict[str, str], here: str, problems: list[ErrorDetail]
+) -> tuple[StandardCode | None, OmopDomain | None, str | None]:
+    code = None
+    if "CODE" in tags:
+        parts = tags["CODE"].split("|")
+        if len(parts) < 2 or parts[0] not in CODE_SYSTEMS or not parts[1]:
+            problems.append(
+                ErrorDetail(
+                    here,
+                    "@CARELOOP-CODE must be 'SYSTEM|code|display' with "
+                    f"SYSTEM one of {', '.join(CODE_SYSTEMS)}",
+                    tags["CODE"],
+                )
+            )
+        else:
+            system: CodeSystem = parts[0]  # type: ignore[assignment]
+            code = StandardCode(system, parts[1], "|".join(parts[2:]))
+    domain = None
+    if "OMOP" in tags:
+        if tags["OMOP"] not in OMOP_DOMAINS:
+            problems.append(
+                ErrorDetail(
+                    here, f"@CARELOOP-OMOP must be one of {', '.join(OMOP_DOMAINS)}", tags["OMOP"]
+                )
+            )
+        else:
+            domain = tags["OMOP"]
+    return code, domain, tags.get("UNIT") or None  # type: ignore[return-value]
+
+
+def _tag(name: str, value: str) -> str:
+    quote = "'" if '"' in value else '"'
+    return f"@CARELOOP-{name}={quote}{value}{quote}"
+
+
+def _annotation_out(field: Field, careloop_tags: bool) -> str:
+    parts = [field.annotation] if field.annotation else []
+    if careloop_tags:
+        if field.code is not None:
+            code = f"{field.code.system}|{field.code.code}"
+            if field.code.display:
+                code += f"|{field.code.display}"
+            parts.append(_tag("CODE", code))
+        if field.omop_domain:
+            parts.append(_tag("OMOP", field.omop_domain))
+        if field.unit:
+            parts.append(_tag("UNIT", field.unit))
+    return " ".join(parts)
+
+
+def _row(form: Form, field: Field, careloop_tags: bool) -> list[str]:
+    if field.type is FieldType.CALC and field.calculation is not None:
+        choices = field.calculation.source
+    elif field.type is FieldType.SLIDER:
+        choices = " | ".join(field.slider_labels)
+    else:
+        choices = format_choices(field.choices)
+    validation = field.validation or ""
+    if field.type is FieldType.SLIDER:
+        validation = "number" if field.slider_show_number else ""
+    return [
+        field.name,
+        form.name,
+        field.section_header,
+        field.type.value,
+        field.label,
+        choices,
+        field.note,
+        validation,
+        field.min_value or "",
+        field.max_value or "",
+        "y" if field.identifier else "",
+        field.branching_logic.source if field.branching_logic is not None else "",
+        "y" if field.required else "",
+        field.alignment,
+        field.question_number,
+        field.matrix_group,
+        "y" if field.matrix_ranking else "",
+        _annotation_out(field, careloop_tags),
+    ]
+
+
+def write_redcap_dictionary(
+    forms: Dictionary | Form | Iterable[Form], *, careloop_tags: bool = True
+) -> str:
+    """Write forms as a REDCap data dictionary CSV (text, ``\\n`` line ends).
+
+    Args:
+        forms: A dictionary, one form, or several.
+        careloop_tags: Keep codes, OMOP domains and units as ``@CARELOOP-…``
+            words in the Field Annotation (REDCap ignores them).
+    """
+    if isinstance(forms, Dictionary):
+        form_list = list(forms.forms)
+    elif isinstance(forms, Form):
+        form_list = [forms]
+    else:
+        form_list = list(forms)
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(REDCAP_COLUMNS)
+    for form in form_list:
+        for field in form.fields:
+            writer.writerow(_row(form, field, careloop_tags))
+    return out.getvalue()
