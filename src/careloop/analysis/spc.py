@@ -42,6 +42,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from careloop.analysis import spc_rules
+from careloop.analysis.caveats import StatisticalWarning
 from careloop.analysis.spc_limits import CHART_FUNCTIONS, PartData, PartLimits
 from careloop.analysis.spc_rules import Improvement, RuleSet
 from careloop.analysis.spc_runs import RunsMethod, analyse_runs
@@ -80,7 +81,7 @@ _NEEDS_N = frozenset({"p", "pp", "u", "up"})
 _RAW_SUBGROUPS = frozenset({"xbar", "s"})
 
 
-class SpcWarning(UserWarning):
+class SpcWarning(StatisticalWarning):
     """Base of the statistical caveats :func:`qic` raises as warnings."""
 
 
