@@ -36,6 +36,7 @@ from careloop.interop.warehouse import (
     Warehouse,
     WarehouseLocation,
     parse_warehouse_url,
+    quiet_engine_warnings,
 )
 
 __all__ = [
@@ -62,6 +63,7 @@ __all__ = [
     "omop_schema",
     "parse_warehouse_url",
     "quality_history",
+    "quiet_engine_warnings",
     "run_checks",
     "run_readonly_query",
     "store_quality_report",

@@ -31,7 +31,7 @@ import pandas as pd
 
 from careloop.core.errors import InputError
 from careloop.interop.omop_schema import CLINICAL_EVENT_TABLES, TABLES, OmopColumn
-from careloop.interop.warehouse import Warehouse
+from careloop.interop.warehouse import Warehouse, quiet_engine_warnings
 
 Category = Literal["conformance", "completeness", "plausibility"]
 Level = Literal["table", "field", "concept"]
@@ -823,7 +823,8 @@ def completeness_by_site(
     grouped = sited.group_by(["careloop_site", "careloop_period"]).aggregate(
         careloop_rows=sited.count(), **metrics
     )
-    frame = grouped.execute()
+    with quiet_engine_warnings():
+        frame = grouped.execute()
     long = frame.melt(
         id_vars=["careloop_site", "careloop_period", "careloop_rows"],
         value_vars=list(metrics), var_name="metric", value_name="non_null",
@@ -897,10 +898,11 @@ def run_checks(
         )
     overrides = dict(thresholds or {})
     run_at = datetime.now(UTC)
-    ctx = _Context(warehouse, today or run_at.date())
-    ranges = DEFAULT_MEASUREMENT_RANGES if measurement_ranges is None else measurement_ranges
-    instances = [i for i in _instances(ctx, ranges, period) if i.definition.name in wanted]
-    counted = _count(ctx, instances)
+    with quiet_engine_warnings():
+        ctx = _Context(warehouse, today or run_at.date())
+        ranges = DEFAULT_MEASUREMENT_RANGES if measurement_ranges is None else measurement_ranges
+        instances = [i for i in _instances(ctx, ranges, period) if i.definition.name in wanted]
+        counted = _count(ctx, instances)
     results = []
     for inst, (failing, denominator, error) in zip(instances, counted, strict=True):
         threshold = inst.definition.threshold
@@ -996,7 +998,8 @@ def quality_history(warehouse: Warehouse, *, check_id: str | None = None) -> pd.
     t = warehouse.table(RESULT_TABLE)
     if check_id is not None:
         t = t.filter(t.check_id == check_id)
-    return cast(pd.DataFrame, t.order_by(["run_at", "check_id"]).execute())
+    with quiet_engine_warnings():
+        return cast(pd.DataFrame, t.order_by(["run_at", "check_id"]).execute())
 
 
 def checks_markdown() -> str:

@@ -25,6 +25,7 @@ from __future__ import annotations
 import contextlib
 import io
 import uuid
+import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -134,6 +135,28 @@ def _redact(url: str) -> str:
         return url
     netloc = parts.netloc.replace(f":{parts.password}@", ":***@", 1)
     return urlunsplit(parts._replace(netloc=netloc))
+
+
+ENGINE_WARNING_MESSAGES = (
+    r"fetch_(arrow_table|arrow_reader|record_batch)\(\) is deprecated",
+    r"The 'future\.infer_string' option is deprecated",
+)
+"""Deprecation warnings that Ibis 12 causes in DuckDB 2 and pandas 3 (regexes)."""
+
+
+@contextlib.contextmanager
+def quiet_engine_warnings() -> Iterator[None]:
+    """Silence two deprecations that Ibis 12 triggers in its dependencies.
+
+    DuckDB 2 deprecates the ``fetch_*`` methods Ibis still calls, and pandas 3
+    deprecates the ``future.infer_string`` option Ibis still reads when it
+    converts results. Both are harmless (the data are the same); without this,
+    every Ibis read warns, and the test suite turns warnings into errors.
+    """
+    with warnings.catch_warnings():
+        for message in ENGINE_WARNING_MESSAGES:
+            warnings.filterwarnings("ignore", message=message, category=DeprecationWarning)
+        yield
 
 
 def quote_identifier(name: str, dialect: str) -> str:
@@ -304,13 +327,15 @@ class Warehouse:
                 f"The warehouse {self.url} has no table {name!r}. Create the OMOP tables "
                 "with Warehouse.create_schema() or load data with load_omop_csv()."
             )
-        return self.ibis.table(name)
+        with quiet_engine_warnings():
+            return self.ibis.table(name)
 
     def row_counts(self, names: Iterable[str] | None = None) -> dict[str, int]:
         """Row count of each table in ``names`` (default: every OMOP table present)."""
         present = set(self.list_tables())
         wanted = [n for n in (names if names is not None else TABLES) if n in present]
-        return {name: int(self.ibis.table(name).count().execute()) for name in wanted}
+        with quiet_engine_warnings():
+            return {name: int(self.ibis.table(name).count().execute()) for name in wanted}
 
     def create_schema(self, *, tables: Iterable[str] | None = None) -> SchemaResult:
         """Create the OMOP CDM 5.4 tables that do not exist yet (idempotent).
@@ -330,7 +355,7 @@ class Warehouse:
         for name in names:
             if name in present:
                 existing.append(name)
-                have = set(self.ibis.table(name).columns)
+                have = set(self.table(name).columns)
                 lacking = tuple(c for c in TABLES[name].column_names if c not in have)
                 if lacking:
                     missing[name] = lacking
@@ -417,7 +442,7 @@ class Warehouse:
 
     def _target_schema(self, name: str) -> ibis.Schema:
         if self.has_table(name):
-            return self.ibis.table(name).schema()
+            return self.table(name).schema()
         if name in TABLES:
             return TABLES[name].schema()
         raise NotFound(f"The warehouse {self.url} has no table {name!r} to replace.")
@@ -474,7 +499,8 @@ def _insert_into(
         missing = [c for c, t in schema.items() if c not in data.columns and not t.nullable]
         if missing:
             raise InputError(f"Data for {target} lacks required columns: {', '.join(missing)}.")
-        count = int(data.count().execute())
+        with quiet_engine_warnings():
+            count = int(data.count().execute())
         select = _cast_select(schema, set(data.columns), dialect)
         sql = ibis.to_sql(data, dialect=dialect)
         warehouse._execute(
