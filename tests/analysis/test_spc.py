@@ -192,6 +192,13 @@ def test_label_forms_match_positions() -> None:
     pd.testing.assert_frame_equal(by_label.points, by_position.points)
     frozen = spc.qic(Y24, x=months, chart="i", freeze_until="2020-10-15")
     assert frozen.points["baseline"].sum() == 10
+    # A date between two subgroups starts the part at the next subgroup.
+    between = spc.qic(Y24, x=months, chart="i", part_at="2020-12-15")
+    pd.testing.assert_frame_equal(
+        between.points, spc.qic(Y24, x=months, chart="i", part=[12]).points
+    )
+    with pytest.raises(InputError, match="part_at"):
+        spc.qic(Y24, x=months, chart="i", part_at="2030-01-01")
 
 
 def test_exclude_x_must_name_an_x_value() -> None:

@@ -387,8 +387,11 @@ def _positions(values: Sequence[int] | int | None, count: int, name: str, *, low
     return out
 
 
-def _x_positions(labels: Any, x: pd.Series, name: str, *, exact: bool) -> list[int]:
-    """1-based positions of x labels; with ``exact=False`` the count of x values ≤ label."""
+def _x_positions(
+    labels: Any, x: pd.Series, name: str, *, exact: bool, before: bool = False
+) -> list[int]:
+    """1-based positions of x labels; with ``exact=False`` the count of x values ≤ label
+    (< label with ``before``), so labels between two subgroups work too."""
     if labels is None:
         return []
     items = (
@@ -410,7 +413,7 @@ def _x_positions(labels: Any, x: pd.Series, name: str, *, exact: bool) -> list[i
                 )
             out.append(int(hits[0]) + 1)
         else:
-            out.append(int((xv <= label).sum()))
+            out.append(int((xv < label).sum() if before else (xv <= label).sum()))
     return out
 
 
@@ -536,15 +539,17 @@ def qic(
     if nv is not None:
         _check_denominators(groups, chart)
 
-    breaks = (
-        _positions(part, count - 1, "part", low=1)
-        if part_at is None
-        else [
-            p - 1
-            for p in _x_positions(part_at, groups.x, "part_at", exact=False)
-            if 0 < p - 1 < count
-        ]
-    )
+    if part_at is None:
+        breaks = _positions(part, count - 1, "part", low=1)
+    else:
+        # A part starting at label L follows the subgroups whose x is before L.
+        breaks = _x_positions(part_at, groups.x, "part_at", exact=False, before=True)
+        outside = [b for b in breaks if not 0 < b < count]
+        if outside:
+            raise InputError(
+                f"part_at {part_at!r} does not fall after the first and up to the last x value; "
+                "a new part must start at an x value inside the chart."
+            )
     excluded = _positions(exclude, count, "exclude", low=1) + _x_positions(
         exclude_x, groups.x, "exclude_x", exact=True
     )
