@@ -43,10 +43,22 @@ import pandas as pd
 
 from careloop.analysis import spc_rules
 from careloop.analysis.caveats import StatisticalWarning
+from careloop.analysis.spc_data import (
+    Aggregate,
+    Subgroups,
+    aggregate,
+    column,
+    is_categorical,
+    numeric_column,
+    parse_dates,
+    per_point,
+    positions,
+    x_positions,
+)
 from careloop.analysis.spc_limits import CHART_FUNCTIONS, PartData, PartLimits
 from careloop.analysis.spc_rules import Improvement, RuleSet
 from careloop.analysis.spc_runs import RunsMethod, analyse_runs
-from careloop.core.errors import ErrorDetail, InputError
+from careloop.core.errors import InputError
 
 Annotations: TypeAlias = "Sequence[Any] | None"
 """Annotations passed through to the renderer (PDSA cycles, deployments…)."""
@@ -55,9 +67,6 @@ ChartType = Literal["run", "i", "mr", "xbar", "s", "t", "p", "pp", "c", "u", "up
 """The chart types of ``qicharts2::qic`` (``pp``/``up`` are Laney's P′/U′)."""
 
 CHART_TYPES: tuple[str, ...] = ("run", "i", "mr", "xbar", "s", "t", "p", "pp", "c", "u", "up", "g")
-
-Aggregate = Literal["mean", "median", "sum", "sd"]
-"""How several values of one subgroup become one point (run/I charts; qicharts2's agg.fun)."""
 
 POINT_COLUMNS: tuple[str, ...] = (
     "x",
@@ -194,242 +203,6 @@ def _renderer() -> Any:
     return importlib.import_module("careloop.analysis.spc_plot")
 
 
-# --- input handling ------------------------------------------------------------
-
-
-def _column(
-    value: Any, data: pd.DataFrame | None, name: str, length: int | None = None
-) -> pd.Series | None:
-    """A column given as a name in ``data`` or as values; None stays None."""
-    if value is None:
-        return None
-    if isinstance(value, str):
-        if data is None:
-            raise InputError(
-                f"{name}={value!r} is a column name but no data frame was given; "
-                "pass data=<DataFrame> or the values themselves."
-            )
-        if value not in data.columns:
-            raise InputError(
-                f"Column {value!r} (for {name}) is not in the data.",
-                [ErrorDetail(name, f"expected one of {list(data.columns)}", value)],
-            )
-        return data[value].reset_index(drop=True)
-    series = pd.Series(value) if not isinstance(value, pd.Series) else value.reset_index(drop=True)
-    if length is not None and len(series) != length:
-        raise InputError(
-            f"{name} has {len(series)} values but y has {length}; give one {name} per value of y."
-        )
-    return series
-
-
-def _values(value: Any, data: pd.DataFrame | None, name: str, length: int | None) -> Any:
-    """Numeric values of a column or sequence as floats; None stays None."""
-    if isinstance(value, np.ndarray) and value.dtype.kind in "fiub":
-        # Fast path for arrays (benchmarks, qic_by on numeric columns): no Series round trip.
-        if length is not None and value.size != length:
-            _column(value, data, name, length)
-        return value.astype(np.float64, copy=False)
-    series = _column(value, data, name, length)
-    if series is None:
-        return None
-    if pd.api.types.is_numeric_dtype(series) and not pd.api.types.is_bool_dtype(series):
-        return series.to_numpy(dtype=np.float64, na_value=np.nan)
-    return _numeric(series, name)
-
-
-def _numeric(series: pd.Series, name: str) -> npt.NDArray[np.float64]:
-    values = pd.to_numeric(series, errors="coerce")
-    bad = values.isna() & series.notna()
-    if bad.any():
-        row = int(np.flatnonzero(bad.to_numpy())[0])
-        raise InputError(
-            f"{name} must be numeric; row {row + 1} holds {series.iloc[row]!r}.",
-            [ErrorDetail(f"{name}[{row + 1}]", "not a number", str(series.iloc[row]))],
-        )
-    return values.to_numpy(dtype=float, na_value=np.nan)
-
-
-def _is_categorical(x: pd.Series) -> bool:
-    """x without a time order (text, categories): no runs analysis (qicharts2's dots only)."""
-    if isinstance(x.dtype, pd.CategoricalDtype):
-        return True
-    if pd.api.types.is_numeric_dtype(x) or pd.api.types.is_datetime64_any_dtype(x):
-        return False
-    return not all(isinstance(v, int | float | np.number) or hasattr(v, "year") for v in x.dropna())
-
-
-_ISO_DATE = r"\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?"
-
-
-def _parse_dates(x: pd.Series) -> pd.Series:
-    """ISO date strings (as read from a CSV file) become dates, so they sort and count as time."""
-    if not (x.dtype == object or pd.api.types.is_string_dtype(x)):
-        return x
-    text = x.dropna()
-    if text.empty or not all(isinstance(v, str) for v in text):
-        return x
-    if not text.str.fullmatch(_ISO_DATE).all():
-        return x
-    return pd.to_datetime(x, format="ISO8601")
-
-
-@dataclass
-class _Subgroups:
-    x: pd.Series
-    y: npt.NDArray[np.float64]
-    y_sum: npt.NDArray[np.float64]
-    y_len: npt.NDArray[np.float64]
-    y_mean: npt.NDArray[np.float64]
-    y_sd: npt.NDArray[np.float64]
-    n: npt.NDArray[np.float64]
-    cl: npt.NDArray[np.float64]
-    target: npt.NDArray[np.float64]
-
-
-def _aggregate(
-    x: pd.Series,
-    y: npt.NDArray[np.float64],
-    n: npt.NDArray[np.float64] | None,
-    cl: npt.NDArray[np.float64],
-    target: npt.NDArray[np.float64],
-    agg: Aggregate,
-) -> _Subgroups:
-    """One row per x value, sorted by x (qicharts2's ``qic.agg``)."""
-    xv = x.to_numpy()
-    if xv.dtype.kind in "iu" or (
-        xv.dtype.kind in "fM" and xv.size and xv[1:].size and bool(np.all(xv[1:] > xv[:-1]))
-    ):
-        # Whole numbers, or strictly increasing values: nothing is missing.
-        keep = None
-    else:
-        keep = x.notna().to_numpy()
-    if keep is not None and not keep.all():
-        x, y, cl, target = x[keep].reset_index(drop=True), y[keep], cl[keep], target[keep]
-        n = None if n is None else n[keep]
-    if n is not None:
-        # A value without its denominator (or the reverse) is missing altogether.
-        incomplete = np.isnan(y) | np.isnan(n)
-        y = np.where(incomplete, np.nan, y)
-        n = np.where(incomplete, np.nan, n)
-    xv = x.to_numpy()
-    increasing = xv.dtype.kind in "iufM" and bool(np.all(xv[1:] > xv[:-1]))
-    if increasing or x.is_unique:
-        # Fast path: one record per subgroup needs no grouping, only sorting.
-        order = None if increasing else np.argsort(xv, kind="stable")
-        if order is not None:
-            x = x.iloc[order].reset_index(drop=True)
-            y, cl, target = y[order], cl[order], target[order]
-            n = None if n is None else n[order]
-        has = ~np.isnan(y)
-        nn = np.full(y.shape, np.nan) if n is None else np.where(np.isnan(n), 0.0, n)
-        value = y if n is None else _divide(y, nn)
-        if agg == "sd" and n is None:
-            value = np.full(y.shape, np.nan)
-        return _Subgroups(
-            x,
-            value,
-            y.copy(),
-            has.astype(float),
-            y.copy(),
-            np.full(y.shape, np.nan),
-            nn,
-            cl,
-            target,
-        )
-    frame = pd.DataFrame({"x": x, "y": y, "cl": cl, "target": target})
-    if n is not None:
-        frame["n"] = n
-    grouped = frame.groupby("x", sort=True, observed=True)
-    y_len = grouped["y"].count()
-    y_sum = grouped["y"].sum(min_count=1)
-    y_mean = grouped["y"].mean()
-    y_sd = grouped["y"].std(ddof=1)
-    if n is not None:
-        nn = grouped["n"].sum().to_numpy(dtype=float)
-        value = _divide(y_sum.to_numpy(dtype=float), nn)
-    else:
-        nn = np.full(len(y_len), np.nan)
-        value = getattr(grouped["y"], agg)().to_numpy(dtype=float)
-    first = grouped[["cl", "target"]].first()
-    return _Subgroups(
-        x=pd.Series(y_len.index, name="x").reset_index(drop=True),
-        y=value,
-        y_sum=y_sum.to_numpy(dtype=float),
-        y_len=np.asarray(y_len, dtype=np.float64),
-        y_mean=y_mean.to_numpy(dtype=float),
-        y_sd=np.asarray(y_sd, dtype=np.float64),
-        n=nn,
-        cl=first["cl"].to_numpy(dtype=float),
-        target=first["target"].to_numpy(dtype=float),
-    )
-
-
-def _divide(num: npt.NDArray[np.float64], den: npt.NDArray[np.float64]) -> npt.NDArray[np.float64]:
-    with np.errstate(divide="ignore", invalid="ignore"):
-        out: npt.NDArray[np.float64] = num / den
-    return out
-
-
-def _positions(values: Sequence[int] | int | None, count: int, name: str, *, low: int) -> list[int]:
-    if values is None:
-        return []
-    items = [values] if isinstance(values, int | np.integer) else list(values)
-    out = []
-    for v in items:
-        if isinstance(v, bool) or not isinstance(v, int | np.integer) or not low <= int(v) <= count:
-            raise InputError(
-                f"{name} holds {v!r}; expected whole numbers from {low} to {count} "
-                f"(1-based positions of the {count} subgroups after sorting by x).",
-                [ErrorDetail(name, f"out of range {low}..{count}", str(v))],
-            )
-        out.append(int(v))
-    return out
-
-
-def _x_positions(
-    labels: Any, x: pd.Series, name: str, *, exact: bool, before: bool = False
-) -> list[int]:
-    """1-based positions of x labels; with ``exact=False`` the count of x values ≤ label
-    (< label with ``before``), so labels between two subgroups work too."""
-    if labels is None:
-        return []
-    items = (
-        list(labels)
-        if isinstance(labels, list | tuple | set | pd.Series | np.ndarray)
-        else [labels]
-    )
-    xv = x
-    if pd.api.types.is_datetime64_any_dtype(xv):
-        items = list(pd.to_datetime(pd.Series(items)))
-    out = []
-    for label in items:
-        if exact:
-            hits = np.flatnonzero((xv == label).to_numpy())
-            if hits.size == 0:
-                raise InputError(
-                    f"{name} holds {label!r}, which is not an x value of the chart.",
-                    [ErrorDetail(name, "no subgroup has this x value", str(label))],
-                )
-            out.append(int(hits[0]) + 1)
-        else:
-            out.append(int((xv < label).sum() if before else (xv <= label).sum()))
-    return out
-
-
-def _per_point(value: Any, length: int, name: str) -> npt.NDArray[np.float64]:
-    if value is None:
-        return np.full(length, np.nan)
-    if np.ndim(value) == 0:
-        return np.full(length, float(value))
-    arr = np.asarray(value, dtype=float)
-    if arr.size != length:
-        raise InputError(
-            f"{name} has {arr.size} values; give one number or one per value of y ({length})."
-        )
-    return arr
-
-
 # --- the chart -----------------------------------------------------------------
 
 
@@ -517,21 +290,21 @@ def qic(
     if freeze is not None and freeze_until is not None:
         raise InputError("Give freeze or freeze_until, not both.")
 
-    yv: npt.NDArray[np.float64] = _values(y, data, "y", None)
+    yv: npt.NDArray[np.float64] = numeric_column(y, data, "y", None)
     length = len(yv)
-    x_series = _column(x, data, "x", length)
+    x_series = column(x, data, "x", length)
     if x_series is None:
         x_series = pd.Series(np.arange(1, length + 1), name="x")
-    x_series = _parse_dates(x_series)
-    nv: npt.NDArray[np.float64] | None = _values(n, data, "n", length)
+    x_series = parse_dates(x_series)
+    nv: npt.NDArray[np.float64] | None = numeric_column(n, data, "n", length)
     if chart in _NEEDS_N and nv is None:
         raise InputError(f"A {chart.upper()} chart needs denominators: pass n (column or values).")
     if nv is not None and np.any(nv[~np.isnan(nv)] < 0):
         raise InputError("Denominators (n) must not be negative.")
-    categorical = _is_categorical(x_series)
+    categorical = is_categorical(x_series)
 
-    groups = _aggregate(
-        x_series, yv, nv, _per_point(cl, length, "cl"), _per_point(target, length, "target"), agg
+    groups = aggregate(
+        x_series, yv, nv, per_point(cl, length, "cl"), per_point(target, length, "target"), agg
     )
     count = len(groups.x)
     if count == 0:
@@ -540,21 +313,21 @@ def qic(
         _check_denominators(groups, chart)
 
     if part_at is None:
-        breaks = _positions(part, count - 1, "part", low=1)
+        breaks = positions(part, count - 1, "part", low=1)
     else:
         # A part starting at label L follows the subgroups whose x is before L.
-        breaks = _x_positions(part_at, groups.x, "part_at", exact=False, before=True)
+        breaks = x_positions(part_at, groups.x, "part_at", exact=False, before=True)
         outside = [b for b in breaks if not 0 < b < count]
         if outside:
             raise InputError(
                 f"part_at {part_at!r} does not fall after the first and up to the last x value; "
                 "a new part must start at an x value inside the chart."
             )
-    excluded = _positions(exclude, count, "exclude", low=1) + _x_positions(
+    excluded = positions(exclude, count, "exclude", low=1) + x_positions(
         exclude_x, groups.x, "exclude_x", exact=True
     )
     if freeze_until is not None:
-        freeze = _x_positions(freeze_until, groups.x, "freeze_until", exact=False)[0]
+        freeze = x_positions(freeze_until, groups.x, "freeze_until", exact=False)[0]
 
     pos = np.arange(1, count + 1)
     cuts = np.array(sorted({0, *breaks}))
@@ -602,7 +375,7 @@ def qic(
     )
 
 
-def _check_denominators(groups: _Subgroups, chart: str) -> None:
+def _check_denominators(groups: Subgroups, chart: str) -> None:
     zero = (groups.n == 0) & ~np.isnan(groups.y_sum)
     if zero.any():
         where = ", ".join(str(v) for v in groups.x[zero].head(5))
@@ -662,7 +435,7 @@ def _baseline(
 
 
 def _compute(
-    g: _Subgroups,
+    g: Subgroups,
     chart: str,
     part_id: npt.NDArray[np.int64],
     include: npt.NDArray[np.bool_],
