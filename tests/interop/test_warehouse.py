@@ -11,7 +11,6 @@ import pytest
 from careloop.core.errors import ConfigurationError, InputError, NotFound
 from careloop.core.settings import Settings
 from careloop.interop import TABLES, Warehouse, parse_warehouse_url
-
 from tests.interop.engine_warnings import ENGINE_WARNINGS
 
 pytestmark = ENGINE_WARNINGS
