@@ -31,6 +31,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 from sklearn.model_selection import StratifiedKFold
 
+from careloop.analysis.caveats import StatisticalWarning
 from careloop.analysis.risk.firth import firth_logistic
 from careloop.analysis.risk.performance import (
     DecisionCurve,
@@ -51,7 +52,7 @@ FORMAT_VERSION = 1
 _METRICS = ("c_statistic", "calibration_slope", "calibration_in_the_large", "brier_score")
 
 
-class EventsPerParameterWarning(UserWarning):
+class EventsPerParameterWarning(StatisticalWarning):
     """Fewer than 10 events (or non-events) per candidate predictor parameter."""
 
 
