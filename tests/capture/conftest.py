@@ -54,8 +54,18 @@ def make_dictionary_rows(n_forms: int, fields_per_form: int, *, seed: int = 3) -
             row["Field Label"] = f"Question {i} of {form} — “quoted”, with, commas"
             if i % 17 == 0:
                 row["Section Header"] = f"Section {i // 17}"
-            kind = ["text", "radio", "dropdown", "checkbox", "yesno", "truefalse", "notes",
-                    "slider", "calc", "descriptive"][rng.randrange(10) if i else 1]
+            kind = [
+                "text",
+                "radio",
+                "dropdown",
+                "checkbox",
+                "yesno",
+                "truefalse",
+                "notes",
+                "slider",
+                "calc",
+                "descriptive",
+            ][rng.randrange(10) if i else 1]
             codes: list[str] = []
             if kind in ("radio", "dropdown", "checkbox"):
                 n = rng.randint(2, 6)
@@ -79,7 +89,9 @@ def make_dictionary_rows(n_forms: int, fields_per_form: int, *, seed: int = 3) -
                 row["Text Validation Min"] = "0"
                 row["Text Validation Max"] = "10"
             elif kind == "calc":
-                numeric = [m for m in made if m[1] in ("text:integer", "text:number", "slider", "calc")]
+                numeric = [
+                    m for m in made if m[1] in ("text:integer", "text:number", "slider", "calc")
+                ]
                 dates = [m for m in made if m[1] == "text:date_ymd"]
                 if len(dates) >= 2 and rng.random() < 0.4:
                     a, b = dates[-2][0], dates[-1][0]
@@ -90,8 +102,9 @@ def make_dictionary_rows(n_forms: int, fields_per_form: int, *, seed: int = 3) -
                     picks = [m[0] for m in rng.sample(numeric, min(3, len(numeric)))]
                     choice = rng.randrange(3)
                     if choice == 0:
-                        row["Choices, Calculations, OR Slider Labels"] = "sum(" + ", ".join(
-                            f"[{p}]" for p in picks) + ")"
+                        row["Choices, Calculations, OR Slider Labels"] = (
+                            "sum(" + ", ".join(f"[{p}]" for p in picks) + ")"
+                        )
                     elif choice == 1:
                         row["Choices, Calculations, OR Slider Labels"] = (
                             f"if([{picks[0]}] > 5, round([{picks[0]}] * 2.5, 1), ([{picks[-1]}] + 1) ^ 2)"

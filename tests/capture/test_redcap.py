@@ -151,7 +151,10 @@ def test_duplicate_field_names_are_reported_with_their_row():
 def test_branching_logic_naming_a_missing_field_is_an_error():
     found = problems(dictionary("a,f,,text,A,,,,,,,[nope] = '1',,,,,,"))
     assert found == [
-        ("dict.csv:2:a", "branching logic refers to [nope], which is not a field of this dictionary")
+        (
+            "dict.csv:2:a",
+            "branching logic refers to [nope], which is not a field of this dictionary",
+        )
     ]
 
 
@@ -256,7 +259,9 @@ def test_a_utf16_file_is_refused_with_a_fix():
 
 def test_forms_must_be_contiguous_as_redcap_requires():
     found = problems(
-        dictionary("a,f,,text,A,,,,,,,,,,,,,", "b,g,,text,B,,,,,,,,,,,,,", "c,f,,text,C,,,,,,,,,,,,,")
+        dictionary(
+            "a,f,,text,A,,,,,,,,,,,,,", "b,g,,text,B,,,,,,,,,,,,,", "c,f,,text,C,,,,,,,,,,,,,"
+        )
     )
     assert found == [
         ("dict.csv:4:c", "the fields of form 'f' are not together; REDCap needs each form's rows "

@@ -68,8 +68,17 @@ def test_well_formed_values_are_stored_in_redcap_form():
 
 
 def test_python_values_from_an_api_are_accepted():
-    r = check({"n_int": 5, "n_num": Decimal("2.5"), "d": dt.date(2024, 1, 2), "yn": True,
-               "dtm": dt.datetime(2024, 6, 1, 8, 5), "tm": dt.time(9, 15), "cb": ("-1",)})
+    r = check(
+        {
+            "n_int": 5,
+            "n_num": Decimal("2.5"),
+            "d": dt.date(2024, 1, 2),
+            "yn": True,
+            "dtm": dt.datetime(2024, 6, 1, 8, 5),
+            "tm": dt.time(9, 15),
+            "cb": ("-1",),
+        }
+    )
     assert r.ok, r.errors
     assert r.values["d"] == "2024-01-02" and r.values["yn"] == "1" and r.values["tm"] == "09:15"
     assert r.values["total"] == "7.5"
@@ -178,15 +187,27 @@ def test_values_of_hidden_fields_are_cleared_or_flagged():
 
 
 def test_calculated_fields_of_the_example_are_computed():
-    pucai = {"pucai_pain": "10", "pucai_bleeding": "20", "pucai_consistency": "10",
-             "pucai_stools": "10", "pucai_nocturnal": "10", "pucai_activity": "5"}
+    pucai = {
+        "pucai_pain": "10",
+        "pucai_bleeding": "20",
+        "pucai_consistency": "10",
+        "pucai_stools": "10",
+        "pucai_nocturnal": "10",
+        "pucai_activity": "5",
+    }
     r = check({**BASE, "disease_type": "2", **pucai}, VISIT)
     assert r.ok, r.errors
     assert r.values["pucai_total"] == "65"
     assert r.values["pucai_category"] == "3"
     assert r.values["bmi"] == "20"
-    crohn = {"shpcdai_pain": "1", "shpcdai_stools": "1", "shpcdai_wellbeing": "0",
-             "shpcdai_weight": "0", "shpcdai_perirectal": "2", "shpcdai_eim": "0"}
+    crohn = {
+        "shpcdai_pain": "1",
+        "shpcdai_stools": "1",
+        "shpcdai_wellbeing": "0",
+        "shpcdai_weight": "0",
+        "shpcdai_perirectal": "2",
+        "shpcdai_eim": "0",
+    }
     r = check({**BASE, "disease_type": "1", "height_cm": "140.3", **crohn}, VISIT)
     assert r.values["shpcdai_total"] == "32.5"
     assert r.values["bmi"] == "22.9"

@@ -56,6 +56,7 @@ __all__ = [
     "Value",
     "format_number",
     "parse_expression",
+    "truthy",
 ]
 
 MAX_LENGTH = 20_000
@@ -710,6 +711,28 @@ def _call(name: str, args: list[Value], now: dt.datetime) -> Value:
     return math.sqrt(x) if x >= 0 else None  # sqrt
 
 
+def _equal_to_literal(left: _Compiled, literal: NumberLiteral | StringLiteral) -> _Compiled:
+    """``[field] = 'x'``, the commonest test in branching logic, without the general path."""
+    constant: Value = float(literal.text) if isinstance(literal, NumberLiteral) else literal.value
+    number = _as_number(constant)
+    text = _as_text(constant)
+
+    def equal(env: Mapping[str, object], now: dt.datetime) -> bool:
+        v = left(env, now)
+        if v is None or v == "":
+            return text == ""
+        if number is not None and type(v) is str:
+            try:
+                x = float(v)
+            except ValueError:
+                return v == text
+            if math.isfinite(x):
+                return x == number
+        return _equal(v, constant)
+
+    return equal
+
+
 def _compile(node: Node) -> _Compiled:
     if isinstance(node, NumberLiteral):
         number = float(node.text)
@@ -760,6 +783,11 @@ def _compile(node: Node) -> _Compiled:
         return lambda env, now: truthy(left(env, now)) and truthy(right(env, now))
     if op == "or":
         return lambda env, now: truthy(left(env, now)) or truthy(right(env, now))
+    if op in ("=", "<>") and isinstance(node.right, NumberLiteral | StringLiteral):
+        equal = _equal_to_literal(left, node.right)
+        if op == "=":
+            return equal
+        return lambda env, now: not equal(env, now)
     if op == "=":
         return lambda env, now: _equal(left(env, now), right(env, now))
     if op == "<>":
@@ -806,7 +834,8 @@ class Expression:
         return frozenset(r.name for r in self.references)
 
     @cached_property
-    def _compiled(self) -> _Compiled:
+    def compiled(self) -> Callable[[Mapping[str, object], dt.datetime], Value]:
+        """The evaluator built from the tree: ``compiled(values, now)`` (for hot loops)."""
         return _compile(self.tree)
 
     def evaluate(self, values: Mapping[str, object], *, now: dt.datetime | None = None) -> Value:
@@ -817,11 +846,11 @@ class Expression:
                 a checkbox field's value is the set of its checked codes.
             now: The moment ``"today"``/``"now"`` stand for (default: the clock).
         """
-        return self._compiled(values, now or dt.datetime.now())
+        return self.compiled(values, now or dt.datetime.now())
 
     def is_true(self, values: Mapping[str, object], *, now: dt.datetime | None = None) -> bool:
         """Whether the expression holds, as branching logic reads it."""
-        return truthy(self._compiled(values, now or dt.datetime.now()))
+        return truthy(self.compiled(values, now or dt.datetime.now()))
 
 
 def parse_expression(text: str, *, where: str = "expression") -> Expression:

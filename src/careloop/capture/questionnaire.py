@@ -124,9 +124,8 @@ def _typed_value(text: str, fhir_type: str, prefix: str) -> dict[str, Any] | Non
             return {f"{prefix}Decimal": Decimal(text)}
         if fhir_type == "date" and re.match(r"^\d{4}-\d{2}-\d{2}$", text):
             return {f"{prefix}Date": text}
-        if fhir_type == "dateTime" and re.match(r"^\d{4}-\d{2}-\d{2} \d{2}:\d{2}(:\d{2})?$", text):
-            date, _, time = text.partition(" ")
-            return {f"{prefix}DateTime": f"{date}T{time if len(time) == 8 else time + ':00'}"}
+        # No dateTime: FHIR requires a time zone with a time, and REDCap's
+        # datetimes are local wall-clock times, so they travel as text.
         if fhir_type == "time" and re.match(r"^\d{2}:\d{2}$", text):
             return {f"{prefix}Time": f"{text}:00"}
         if fhir_type in ("string", "text"):

@@ -228,14 +228,14 @@ def _check_header(
         if column not in allowed:
             hint = ""
             close = difflib.get_close_matches(column, sorted(allowed), n=1)
-            if close:
-                hint = f"; did you mean {close[0]!r}?"
-            elif column in {f.name for f in form.fields if f.type is FieldType.CHECKBOX}:
+            if column in {f.name for f in form.fields if f.type is FieldType.CHECKBOX}:
                 field = form.field(column)
                 hint = (
                     f"; {column} is a checkbox: give one column per option, e.g. "
                     f"{checkbox_column(column, field.choices[0].code)}"
                 )
+            elif close:
+                hint = f"; did you mean {close[0]!r}?"
             details.append(
                 ErrorDetail(
                     where,

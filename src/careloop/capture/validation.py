@@ -23,7 +23,7 @@ from dataclasses import dataclass
 from decimal import Decimal
 from typing import Literal
 
-from careloop.capture.expressions import Expression, format_number
+from careloop.capture.expressions import Expression, format_number, truthy
 from careloop.capture.forms import Field, FieldType, Form, checkbox_column
 from careloop.core.errors import ErrorDetail, ValidationFailed
 
@@ -367,13 +367,13 @@ class FormValidator:
         for name, raw in values.items():
             spec = self._specs.get(name)
             if spec is not None:
-                text = _as_text(raw) if raw is not None else ""
+                text = raw.strip() if type(raw) is str else _as_text(raw) if raw is not None else ""
                 if text == "":
                     continue
                 given[name] = raw
                 try:
                     stored = spec.parse(text)
-                    if spec.low is not None or spec.high is not None:
+                    if spec.key is not None and (spec.low is not None or spec.high is not None):
                         self._check_range(spec, stored, now)
                 except _Reject as exc:
                     errors.append(FieldError(name, raw, exc.rule, exc.message))
@@ -485,12 +485,12 @@ class FormValidator:
         hidden: set[str] = set()
         for field, logic, calc in self._steps:
             name = field.name
-            if logic is not None and not logic.is_true(env, now=now):
+            if logic is not None and not truthy(logic.compiled(env, now)):
                 hidden.add(name)
                 env.pop(name, None)
                 continue
             if calc is not None:
-                result = calc.evaluate(env, now=now)
+                result = calc.compiled(env, now)
                 if result is None or result == "":
                     env.pop(name, None)
                 elif isinstance(result, float):
@@ -546,10 +546,15 @@ class FormValidator:
     def _check_range(spec: _Spec, stored: str, now: dt.datetime) -> None:
         assert spec.key is not None
         value = spec.key(stored)
-        if spec.low is not None and value < _resolve(spec.low, now, spec.validation):  # type: ignore[operator]
-            raise _Reject("min", f"must be at least {spec.low.text}")
-        if spec.high is not None and value > _resolve(spec.high, now, spec.validation):  # type: ignore[operator]
-            raise _Reject("max", f"must be at most {spec.high.text}")
+        low, high = spec.low, spec.high
+        if low is not None:
+            bound = low.value if low.value is not None else _resolve(low, now, spec.validation)
+            if value < bound:  # type: ignore[operator]
+                raise _Reject("min", f"must be at least {low.text}")
+        if high is not None:
+            bound = high.value if high.value is not None else _resolve(high, now, spec.validation)
+            if value > bound:  # type: ignore[operator]
+                raise _Reject("max", f"must be at most {high.text}")
 
 
 def validate_response(

@@ -1,0 +1,109 @@
+"""careloop's YAML form format: round trips and located errors."""
+
+from __future__ import annotations
+
+import pytest
+
+from careloop.capture import (
+    example_forms,
+    read_forms_yaml,
+    read_redcap_dictionary,
+    write_forms_yaml,
+)
+from careloop.core.errors import ValidationFailed
+
+
+def problems(text: str) -> list[tuple[str, str]]:
+    with pytest.raises(ValidationFailed) as info:
+        read_forms_yaml(text, name="forms.yaml")
+    return [(d.location, d.message) for d in info.value.details]
+
+
+def test_the_example_round_trips_through_yaml():
+    d = example_forms()
+    text = write_forms_yaml(d)
+    again = read_forms_yaml(text)
+    assert again == d
+    assert [f.title for f in again.forms] == [f.title for f in d.forms]
+    assert again.form("ibd_symptoms_prom").patient_reported
+    assert write_forms_yaml(again) == text
+
+
+def test_the_large_dictionary_round_trips_through_yaml(large_dictionary_csv: str):
+    d = read_redcap_dictionary(large_dictionary_csv)
+    assert read_forms_yaml(write_forms_yaml(d)) == d
+
+
+def test_written_yaml_is_readable():
+    text = write_forms_yaml(example_forms().form("ibd_visit"))
+    assert text.startswith("format: careloop.forms/1\nforms:\n  - name: ibd_visit\n")
+    assert "show_if: \"[disease_type] = '1'\"" in text
+    assert "      - name: bmi\n        type: calc\n" in text
+    assert "description: |\n" in text
+
+
+def test_a_single_form_may_stand_at_the_top_and_yes_no_labels_stay_text():
+    d = read_forms_yaml(
+        """
+name: quick
+fields:
+  - name: ok
+    type: radio
+    choices: {1: Yes, 0: No, 2: On}
+"""
+    )
+    assert [c.label for c in d.form("quick").field("ok").choices] == ["Yes", "No", "On"]
+
+
+def test_unknown_keys_and_types_name_the_line_and_field():
+    found = problems(
+        """forms:
+  - name: f
+    fields:
+      - name: a
+        type: text
+        colour: red
+      - name: b
+        type: textbox
+      - name: c
+        type: text
+        validation: postcode_uk
+      - name: d
+        type: yesno
+        required: "yes"
+        code: {system: ICD10, code: K50}
+        omop_domain: Visit
+"""
+    )
+    assert found[0][0] == "forms.yaml:4:a" and "unknown keys ['colour']" in found[0][1]
+    assert found[1][0] == "forms.yaml:7:b" and "unknown field type 'textbox'" in found[1][1]
+    assert found[2][0] == "forms.yaml:9:c" and "unknown validation type" in found[2][1]
+    d_messages = [m for loc, m in found if loc == "forms.yaml:12:d"]
+    assert len(d_messages) == 3
+    assert any("code must be" in m for m in d_messages)
+    assert any("omop_domain must be one of" in m for m in d_messages)
+    assert any("required must be true or false" in m for m in d_messages)
+
+
+def test_branching_to_a_missing_field_names_the_line():
+    found = problems(
+        """forms:
+  - name: f
+    fields:
+      - {name: a, type: text}
+      - {name: b, type: text, show_if: "[z] = '1'"}
+"""
+    )
+    assert found == [
+        ("forms.yaml:5:b", "branching logic refers to [z], which is not a field of this dictionary")
+    ]
+
+
+def test_a_yaml_syntax_error_names_the_line():
+    found = problems("forms:\n  - name: f\n    fields: [\n")
+    assert found[0][0] == "forms.yaml:4" and "YAML syntax error" in found[0][1]
+
+
+def test_a_true_or_false_code_must_be_quoted_and_the_error_says_so():
+    found = problems("name: f\nfields:\n  - {name: a, type: radio, choices: {true: Yes}}\n")
+    assert "quote it" in found[0][1]
