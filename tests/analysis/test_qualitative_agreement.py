@@ -157,3 +157,13 @@ def test_kappa_refuses_one_coder_only_and_no_variation():
         cohen_kappa(["yes"] * 5, ["yes"] * 5)
     with pytest.raises(InputError, match="differ in length"):
         cohen_kappa([1, 2], [1, 2, 3])
+
+
+def test_kappa_interval_is_kept_within_minus_one_and_one_with_few_units():
+    # 7 units: the Wald interval 0.588 ± 1.96 × SE would pass 1 (by hand SE ≈ 0.35)
+    result = cohen_kappa([1, 1, 0, 0, 0, 0, 0], [1, 0, 0, 0, 0, 0, 0])
+    assert result.kappa == pytest.approx(
+        cohen_kappa_score([1, 1, 0, 0, 0, 0, 0], [1, 0, 0, 0, 0, 0, 0])
+    )
+    assert result.kappa + 1.96 * result.se > 1
+    assert result.ci_high == 1.0

@@ -57,9 +57,9 @@ class KappaResult:
     kappa: float
     """Cohen's kappa (weighted if ``weights`` is set)."""
     ci_low: float
-    """Lower bound of the 95% CI, kappa − 1.96 SE (Fleiss, Cohen & Everitt 1969)."""
+    """Lower bound of the 95% CI, kappa − 1.96 SE (Fleiss, Cohen & Everitt 1969), ≥ −1."""
     ci_high: float
-    """Upper bound of the 95% CI."""
+    """Upper bound of the 95% CI, ≤ 1."""
     se: float
     """Large-sample standard error of kappa (Fleiss, Cohen & Everitt 1969)."""
     p: float
@@ -192,8 +192,9 @@ def cohen_kappa(
     pval = float(2 * stats.norm.sf(abs(kappa) / se0)) if se0 > 0 else float("nan")
     return KappaResult(
         kappa=float(kappa),
-        ci_low=float(kappa - _Z * se),
-        ci_high=float(kappa + _Z * se),
+        # kappa cannot leave [-1, 1]; the Wald interval can with few units
+        ci_low=float(max(kappa - _Z * se, -1.0)),
+        ci_high=float(min(kappa + _Z * se, 1.0)),
         se=se,
         p=pval,
         n=n,
