@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import dataclasses
+import re
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -13,10 +15,12 @@ from careloop.capture import (
     FieldType,
     example_forms,
     parse_expression,
+    questionnaire,
     read_forms_yaml,
     write_forms_yaml,
 )
-from careloop.capture.forms import Field, Form, check_forms
+from careloop.capture.expressions import FUNCTIONS
+from careloop.capture.forms import VALIDATION_TYPES, Field, Form, check_forms
 
 SMALL = """
 name: f
@@ -132,3 +136,19 @@ def test_the_capture_package_imports_no_database_or_web_code():
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == ""
+
+
+DOCS = Path(__file__).resolve().parents[2] / "docs" / "capture" / "forms.md"
+
+
+def test_the_docs_name_every_type_function_and_extension():
+    text = DOCS.read_text(encoding="utf-8")
+    for t in FieldType:
+        assert f"`{t.value}`" in text, t
+    for v in VALIDATION_TYPES:
+        assert v in text, v
+    for name in FUNCTIONS:
+        assert f"`{name}" in text, name
+    source = Path(questionnaire.__file__).read_text(encoding="utf-8")
+    for name in set(re.findall(r'_ext\(\s*"([a-z-]+)"', source)) | {"branching-logic"}:
+        assert f"`{name}`" in text or f"…{name}" in text, name
