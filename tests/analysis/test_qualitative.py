@@ -382,3 +382,10 @@ def test_bad_qdpx_files_give_clear_errors(tmp_path):
 def test_project_to_qde_is_utf8_xml_with_declaration():
     xml = project_to_qde(_project())
     assert xml.startswith(b"<?xml version='1.0' encoding='utf-8'?>")
+
+
+def test_project_summary_counts_what_it_holds():
+    text = _project().summary()
+    assert "2 documents (focus group)" in text
+    assert "5 codes (2 at the top level)" in text
+    assert "by 2 coders (ana, ben)" in text and "1 themes" in text

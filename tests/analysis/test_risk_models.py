@@ -231,3 +231,11 @@ def test_predicting_with_an_unseen_category_is_refused():
 def test_bad_training_data_is_refused(change, message):
     with pytest.raises(InputError, match=message):
         _fit(change(_cohort()), penalty="firth", n_bootstrap=0)
+
+
+def test_decision_curve_summary_names_the_useful_threshold_range():
+    # From the hand example above: the model beats both strategies at 0.2 and 0.6.
+    y = [1, 1, 1, 0, 0, 0, 0, 0, 0, 0]
+    risk = [0.9, 0.5, 0.1, 0.3, 0.25, 0.1, 0.05, 0.05, 0.02, 0.01]
+    text = decision_curve(y, risk, thresholds=[0.2, 0.6]).summary()
+    assert "2 of 2 threshold risks, between 20% and 60%" in text

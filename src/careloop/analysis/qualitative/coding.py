@@ -165,8 +165,10 @@ def quotes_for(project: QualitativeProject, code: str, *, coder: str | None = No
 def coding_table(project: QualitativeProject, *, unit: Unit = "turn") -> pd.DataFrame:
     """Whether each coder applied each code to each unit (1/0), one row per unit × coder × code.
 
-    A coder who coded nothing in a document is taken to have looked at it and
-    applied no code there only if they coded something elsewhere in the project.
+    Every coder of the project is taken to have read every document: a unit a
+    coder left uncoded counts as "no code applied" by that coder, which is
+    what agreement on applying codes needs. Give only the documents all
+    coders read.
     """
     coders = project.coders
     rows = []

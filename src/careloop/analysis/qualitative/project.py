@@ -357,6 +357,18 @@ class QualitativeProject:
         """The words a segment or quote covers."""
         return self.document(item.document).text[item.start : item.end]
 
+    def summary(self) -> str:
+        """What the project holds, in a sentence or two."""
+        kinds = sorted({d.kind.replace("_", " ") for d in self.documents})
+        speakers = {s for d in self.documents for s in d.speakers}
+        return (
+            f"Project {self.name!r}: {len(self.documents)} documents "
+            f"({', '.join(kinds) or 'none'}) with {len(speakers)} speakers; a codebook of "
+            f"{len(self.codebook.codes)} codes ({len(self.codebook.children(None))} at the top "
+            f"level); {len(self.segments)} coded segments by {len(self.coders)} coders "
+            f"({', '.join(self.coders) or 'none'}); {len(self.themes)} themes."
+        )
+
     # --- changes (each returns a new project) ------------------------------------
 
     def with_documents(self, documents: Iterable[Document]) -> QualitativeProject:

@@ -162,6 +162,27 @@ class DecisionCurve:
             }
         )
 
+    def summary(self) -> str:
+        """Where deciding by the model beats treating everyone and treating no one."""
+        better = [
+            t
+            for t, m, a in zip(
+                self.thresholds, self.net_benefit_model, self.net_benefit_all, strict=True
+            )
+            if m > max(a, 0.0)
+        ]
+        if not better:
+            return (
+                "At no threshold risk does deciding by the model give more net benefit than "
+                "treating everyone or no one (Vickers & Elkin 2006)."
+            )
+        return (
+            f"Deciding by the model gives more net benefit than treating everyone or no one "
+            f"at {len(better)} of {len(self.thresholds)} threshold risks, between "
+            f"{min(better):.0%} and {max(better):.0%} (Vickers & Elkin 2006; event "
+            f"proportion {self.prevalence:.1%})."
+        )
+
     def figure(self) -> Any:
         """A Plotly decision-curve figure."""
         import plotly.graph_objects as go
