@@ -60,6 +60,24 @@ from careloop.analysis.spc_rules import Improvement, RuleSet
 from careloop.analysis.spc_runs import RunsMethod, analyse_runs
 from careloop.core.errors import InputError
 
+__all__ = [
+    "CHART_TYPES",
+    "POINT_COLUMNS",
+    "Aggregate",
+    "ChartType",
+    "FewPointsWarning",
+    "Improvement",
+    "NoVariationWarning",
+    "RuleSet",
+    "RunsMethod",
+    "SpcChart",
+    "SpcFacets",
+    "SpcWarning",
+    "ZeroDenominatorWarning",
+    "qic",
+    "qic_by",
+]
+
 Annotations: TypeAlias = "Sequence[Any] | None"
 """Annotations passed through to the renderer (PDSA cycles, deployments…)."""
 
@@ -557,7 +575,7 @@ def _warn_limits(chart: str, lim: PartLimits, d: PartData, part: int) -> bool:
     if not (np.isfinite(lim.ucl) & np.isfinite(lim.lcl)).any():
         warnings.warn(
             f"Part {part}: control limits cannot be estimated (fewer than two usable baseline "
-            "points); only the centre line is drawn.",
+            "points, or Xbar/S subgroups of a single value); only the centre line is drawn.",
             FewPointsWarning,
             stacklevel=4,
         )
