@@ -201,6 +201,15 @@ def test_label_forms_match_positions() -> None:
         spc.qic(Y24, x=months, chart="i", part_at="2030-01-01")
 
 
+def test_python_dates_work_as_x_and_with_date_labels() -> None:
+    import datetime as dt
+
+    days = [dt.date(2021 + i // 12, (i % 12) + 1, 1) for i in range(24)]
+    chart = spc.qic(Y24, x=days, chart="i", part_at="2022-01-01")
+    assert chart.points["part"].tolist() == [1] * 12 + [2] * 12
+    assert not chart.options["categorical"]
+
+
 def test_exclude_x_must_name_an_x_value() -> None:
     with pytest.raises(InputError, match="not an x value"):
         spc.qic(Y24, chart="i", exclude_x=[99])

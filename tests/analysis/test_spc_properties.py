@@ -18,7 +18,8 @@ values = st.lists(
     max_size=40,
 )
 counts = st.lists(st.integers(min_value=0, max_value=50), min_size=3, max_size=40)
-SETTINGS = settings(max_examples=60, deadline=None)
+# Derandomised so that CI runs the same examples every time.
+SETTINGS = settings(max_examples=60, deadline=None, derandomize=True)
 
 
 def qic(*args: Any, **kwargs: Any) -> spc.SpcChart:

@@ -88,10 +88,13 @@ _ISO_DATE = r"\d{4}-\d{2}-\d{2}([ T]\d{2}:\d{2}(:\d{2}(\.\d+)?)?)?"
 
 
 def parse_dates(x: pd.Series) -> pd.Series:
-    """ISO date strings (as read from a CSV file) become dates, so they sort and count as time."""
+    """ISO date strings (as read from a CSV file) and Python dates become datetimes,
+    so that they sort, compare with date labels and count as time."""
     if not (x.dtype == object or pd.api.types.is_string_dtype(x)):
         return x
     text = x.dropna()
+    if not text.empty and all(hasattr(v, "year") and hasattr(v, "month") for v in text):
+        return pd.Series(pd.to_datetime(x), name=x.name)
     if text.empty or not all(isinstance(v, str) for v in text):
         return x
     if not text.str.fullmatch(_ISO_DATE).all():
