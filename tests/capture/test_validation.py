@@ -6,6 +6,8 @@ import datetime as dt
 from decimal import Decimal
 
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 from careloop.capture import example_forms, read_forms_yaml, validate_response
 from careloop.capture.forms import Form
@@ -261,3 +263,31 @@ forms:
     assert check({}, form, context={"sex": "1"}).errors[0].rule == "required"
     r = check({}, form, context={"sex": "2"})
     assert r.ok and "sex" not in r.values
+
+
+def test_only_ascii_digits_make_numbers_and_dates():
+    r = check({"n_int": "١٢", "n_num": "1_000", "d": "２０２４-01-01"})
+    assert [(e.field, e.rule) for e in r.errors] == [
+        ("n_int", "type"),
+        ("n_num", "type"),
+        ("d", "type"),
+    ]
+
+
+_VALUES = st.dictionaries(
+    st.sampled_from([f.name for f in FORM.fields if f.type.value not in ("calc", "descriptive")]),
+    st.one_of(
+        st.sampled_from(["", "0", "1", "2", "a", "b", "-1", "55", "2024-01-31", "08:30", "x@y.zz"]),
+        st.text(max_size=8),
+        st.lists(st.sampled_from(["1", "2", "-1"]), max_size=3),
+    ),
+)
+
+
+@settings(max_examples=300, deadline=None)
+@given(_VALUES)
+def test_validating_clean_values_again_changes_nothing(values):
+    first = check(values)
+    again = check({k: v for k, v in first.values.items() if k != "total"})
+    assert again.ok
+    assert again.values == first.values

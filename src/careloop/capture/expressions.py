@@ -513,7 +513,7 @@ def _as_number(v: Value) -> float | None:
     if isinstance(v, float):
         return v
     s = v.strip()
-    if not s:
+    if not s or "_" in s:  # float() accepts "1_000"; REDCap does not
         return None
     try:
         x = float(s)
@@ -614,14 +614,11 @@ def _round(x: Value, places: Value, mode: str) -> Value:
     return float(out)
 
 
+_TIME_PART = r"(?:[ T]([0-9]{1,2}):([0-9]{2})(?::([0-9]{2}))?)?$"
 _DATE_FORMATS = {
-    "ymd": re.compile(r"^(\d{4})-(\d{1,2})-(\d{1,2})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?$"),
-    "mdy": re.compile(
-        r"^(\d{1,2})[-/](\d{1,2})[-/](\d{4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?$"
-    ),
-    "dmy": re.compile(
-        r"^(\d{1,2})[-/](\d{1,2})[-/](\d{4})(?:[ T](\d{1,2}):(\d{2})(?::(\d{2}))?)?$"
-    ),
+    "ymd": re.compile(r"^([0-9]{4})-([0-9]{1,2})-([0-9]{1,2})" + _TIME_PART),
+    "mdy": re.compile(r"^([0-9]{1,2})[-/]([0-9]{1,2})[-/]([0-9]{4})" + _TIME_PART),
+    "dmy": re.compile(r"^([0-9]{1,2})[-/]([0-9]{1,2})[-/]([0-9]{4})" + _TIME_PART),
 }
 _UNIT_SECONDS = {
     "y": 365.2425 * 86400,

@@ -435,14 +435,16 @@ def _date_bound(text: str, validation: str) -> bool:
     if low in ("today", "now"):
         return True
     if validation.startswith("datetime"):
-        return bool(re.match(r"^\d{4}-\d{2}-\d{2}( \d{2}:\d{2}(:\d{2})?)?$", text))
-    return bool(re.match(r"^\d{4}-\d{2}-\d{2}$", text))
+        return bool(
+            re.match(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}( [0-9]{2}:[0-9]{2}(:[0-9]{2})?)?$", text)
+        )
+    return bool(re.match(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", text))
 
 
 def _bound_ok(text: str, field: Field) -> bool:
     v = field.validation or ""
     if field.type is FieldType.SLIDER or v == "integer":
-        return bool(re.match(r"^-?\d+$", text))
+        return bool(re.match(r"^-?[0-9]+$", text))
     if v == "number" or _NUMBER_DP.match(v):
         try:
             float(text)
@@ -452,7 +454,7 @@ def _bound_ok(text: str, field: Field) -> bool:
     if v.startswith("date"):
         return _date_bound(text, v)
     if v == "time":
-        return bool(re.match(r"^\d{2}:\d{2}$", text))
+        return bool(re.match(r"^[0-9]{2}:[0-9]{2}$", text))
     return False
 
 

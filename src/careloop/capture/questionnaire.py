@@ -118,15 +118,15 @@ def _fhir_type(field: Field) -> str:
 def _typed_value(text: str, fhir_type: str, prefix: str) -> dict[str, Any] | None:
     """REDCap text → ``{valueX: …}`` for a FHIR type; None when it does not fit."""
     try:
-        if fhir_type == "integer" and re.match(r"^-?\d+$", text):
+        if fhir_type == "integer" and re.match(r"^-?[0-9]+$", text):
             return {f"{prefix}Integer": int(text)}
         if fhir_type == "decimal":
             return {f"{prefix}Decimal": Decimal(text)}
-        if fhir_type == "date" and re.match(r"^\d{4}-\d{2}-\d{2}$", text):
+        if fhir_type == "date" and re.match(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", text):
             return {f"{prefix}Date": text}
         # No dateTime: FHIR requires a time zone with a time, and REDCap's
         # datetimes are local wall-clock times, so they travel as text.
-        if fhir_type == "time" and re.match(r"^\d{2}:\d{2}$", text):
+        if fhir_type == "time" and re.match(r"^[0-9]{2}:[0-9]{2}$", text):
             return {f"{prefix}Time": f"{text}:00"}
         if fhir_type in ("string", "text"):
             return {f"{prefix}String": text}
@@ -445,10 +445,10 @@ def _safe_name(link_id: str, used: set[str]) -> str:
 def _plain(value: Any) -> str:
     if isinstance(value, bool):
         return "1" if value else "0"
-    if isinstance(value, str) and "T" in value and re.match(r"^\d{4}-\d{2}-\d{2}T", value):
+    if isinstance(value, str) and "T" in value and re.match(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}T", value):
         date, _, time = value.partition("T")
         return f"{date} {time[:5]}"
-    if isinstance(value, str) and re.match(r"^\d{2}:\d{2}:\d{2}", value):
+    if isinstance(value, str) and re.match(r"^[0-9]{2}:[0-9]{2}:[0-9]{2}", value):
         return value[:5]
     return str(value)
 

@@ -40,7 +40,9 @@ REDCAP_EXPORT_COLUMNS = ("redcap_event_name", "redcap_repeat_instrument", "redca
 DateFormat = Literal["ymd", "mdy", "dmy"]
 MissingColumns = Literal["error", "allow"]
 
-_SLASH_DATE = re.compile(r"^(\d{1,2})[/-](\d{1,2})[/-](\d{4})((?:[ T]\d{1,2}:\d{2}(?::\d{2})?)?)$")
+_SLASH_DATE = re.compile(
+    r"^([0-9]{1,2})[/-]([0-9]{1,2})[/-]([0-9]{4})((?:[ T][0-9]{1,2}:[0-9]{2}(?::[0-9]{2})?)?)$"
+)
 
 
 @dataclass(frozen=True)

@@ -96,15 +96,15 @@ class _Reject(Exception):
         self.message = message
 
 
-_INTEGER = re.compile(r"^[-+]?\d+$")
-_NUMBER = re.compile(r"^[-+]?(?:\d+\.?\d*|\.\d+)$")
-_DATE = re.compile(r"^\d{4}-\d{2}-\d{2}$")
-_DATETIME = re.compile(r"^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2})$")
-_DATETIME_S = re.compile(r"^(\d{4}-\d{2}-\d{2})[ T](\d{2}:\d{2}:\d{2})$")
-_TIME = re.compile(r"^([01]\d|2[0-3]):[0-5]\d$")
+_INTEGER = re.compile(r"^[-+]?[0-9]+$")
+_NUMBER = re.compile(r"^[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)$")
+_DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
+_DATETIME = re.compile(r"^([0-9]{4}-[0-9]{2}-[0-9]{2})[ T]([0-9]{2}:[0-9]{2})$")
+_DATETIME_S = re.compile(r"^([0-9]{4}-[0-9]{2}-[0-9]{2})[ T]([0-9]{2}:[0-9]{2}:[0-9]{2})$")
+_TIME = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
 _PHONE = re.compile(r"^\+?[0-9 ().\-]{7,25}$")
-_ZIP = re.compile(r"^\d{5}(?:-\d{4})?$")
+_ZIP = re.compile(r"^[0-9]{5}(?:-[0-9]{4})?$")
 _NDP = re.compile(r"^number_([1-9])dp$")
 
 Parser = Callable[[str], str]
@@ -153,7 +153,7 @@ def _text_parser(validation: str | None) -> tuple[Parser, Callable[[str], Compar
     m = _NDP.match(validation)
     if m:
         places = int(m.group(1))
-        pattern = re.compile(rf"^[-+]?\d+\.\d{{{places}}}$")
+        pattern = re.compile(rf"^[-+]?[0-9]+\.[0-9]{{{places}}}$")
 
         def fixed(s: str) -> str:
             if not pattern.match(s):
