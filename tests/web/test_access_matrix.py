@@ -11,9 +11,9 @@ from collections.abc import Callable
 from typing import Any
 
 import pytest
-from tests.foundation import Installation
 
 from careloop.web.app import create_app
+from tests.foundation import Installation
 
 SITE_A_USERS = [
     "site_lead@A",

@@ -124,7 +124,7 @@ def test_activity_keeps_a_session_alive(site):
 
 
 def test_a_cookie_request_that_changes_state_needs_the_csrf_token(site):
-    inst, client = site
+    _inst, client = site
     _login(client)
     body = {"site": "A", "local_id": "X1", "consent_state": "improvement_and_research"}
     refused = client.post("/api/patients", json=body)

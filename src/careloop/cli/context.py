@@ -37,7 +37,7 @@ def operator() -> Principal:
 
 @contextmanager
 def opened(settings: Settings) -> Iterator[Registry]:
-    registry = open_registry(settings)
+    registry = open_registry(settings, create=False)
     try:
         yield registry
     finally:

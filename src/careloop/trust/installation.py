@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from careloop.core.errors import Conflict
+from careloop.core.errors import ConfigurationError, Conflict
 from careloop.core.settings import Settings
 from careloop.store.database import Registry, connect_registry
+from careloop.store.migrate import current_revision, upgrade
 from careloop.trust.identity import UserView, add_user, bootstrap_admin_needed
 from careloop.trust.principal import Principal
 
@@ -24,11 +25,33 @@ class InitResult:
     """The first admin, when one was created."""
 
 
-def open_registry(settings: Settings, *, migrate: bool = True) -> Registry:
-    """Open (and by default migrate) the registry the settings name."""
+def open_registry(settings: Settings, *, create: bool = True) -> Registry:
+    """Open the registry the settings name and bring its schema up to date.
+
+    With ``create=False`` an installation that was never initialised is an
+    error that says to run ``careloop init``, instead of an empty new one.
+    """
+    if not create:
+        missing_file = (
+            settings.database_url is None and not (settings.data_dir / "registry.sqlite3").exists()
+        )
+        if missing_file:
+            raise ConfigurationError(
+                f"There is no careloop installation in {settings.data_dir.resolve()}. "
+                "Run `careloop init --admin-email …` first, or point CARELOOP_DATA_DIR "
+                "(or --data-dir) at an existing one."
+            )
+        registry = connect_registry(settings.registry_url)
+        if current_revision(registry.engine) is None:
+            registry.close()
+            raise ConfigurationError(
+                "The registry database has no careloop schema. Run `careloop init` first."
+            )
+        upgrade(registry.engine)
+        return registry
     if settings.database_url is None:
         settings.ensure_data_dir()
-    return connect_registry(settings.registry_url, migrate=migrate)
+    return connect_registry(settings.registry_url, migrate=True)
 
 
 def initialise(

@@ -30,7 +30,7 @@ HERE = Path(__file__).resolve().parent
 
 def create_app(settings: Settings) -> FastAPI:
     """Build the app for the installation ``settings`` describe."""
-    registry = open_registry(settings)
+    registry = open_registry(settings, create=False)
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

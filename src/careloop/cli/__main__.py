@@ -1,0 +1,5 @@
+"""`python -m careloop.cli` runs the careloop command."""
+
+from careloop.cli.main import run
+
+run()
