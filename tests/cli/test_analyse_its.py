@@ -8,11 +8,19 @@ import sys
 from pathlib import Path
 
 import pytest
+from typer.testing import CliRunner
 
-from careloop.cli.main import run
+from careloop.cli.main import app, run
+
+
+def invoke(args: list[str]) -> tuple[int, str, str]:
+    """Run a command that should succeed through Typer's test runner."""
+    result = CliRunner().invoke(app, args, catch_exceptions=False)
+    return result.exit_code, result.stdout, result.stderr
 
 
 def careloop(args: list[str], monkeypatch, capsys) -> tuple[int, str, str]:
+    """Run through the console-script entry point, which turns errors into `Error: …`."""
     monkeypatch.setattr(sys, "argv", ["careloop", *args])
     code = 0
     try:
@@ -28,15 +36,14 @@ def sicily_csv(test_data: Path) -> str:
     return str(test_data / "its_sicily" / "sicily.csv")
 
 
-def test_seasonal_quasipoisson_table_and_png(sicily_csv, tmp_path, monkeypatch, capsys):
+def test_seasonal_quasipoisson_table_and_png(sicily_csv, tmp_path):
     from PIL import Image
 
     png = tmp_path / "its.png"
-    code, out, err = careloop(
+    code, out, err = invoke(
         ["analyse", "its", "--input", sicily_csv, "--outcome", "aces", "--time", "time",
          "--intervention", "smokban", "--exposure", "stdpop", "--family", "quasipoisson",
          "--seasonality", "month:12:2", "--per", "100000", "--out", str(png)],
-        monkeypatch, capsys,
     )  # fmt: skip
     assert code == 0, err
     # R (tests/analysis/reference/sicily_reference.Rout, model3_seasonal):
@@ -48,13 +55,12 @@ def test_seasonal_quasipoisson_table_and_png(sicily_csv, tmp_path, monkeypatch, 
     assert image.format == "PNG" and image.width > 1000
 
 
-def test_json_with_newey_west_and_svg(sicily_csv, tmp_path, monkeypatch, capsys):
+def test_json_with_newey_west_and_svg(sicily_csv, tmp_path):
     svg = tmp_path / "its.svg"
-    code, out, err = careloop(
+    code, out, err = invoke(
         ["analyse", "its", "--input", sicily_csv, "--outcome", "aces", "--time", "time",
          "--intervention", "smokban", "--exposure", "stdpop", "--autocorrelation", "newey-west",
          "--lags", "3", "--format", "json", "--out", str(svg)],
-        monkeypatch, capsys,
     )  # fmt: skip
     assert code == 0, err
     data = json.loads(out)
@@ -66,18 +72,17 @@ def test_json_with_newey_west_and_svg(sicily_csv, tmp_path, monkeypatch, capsys)
     assert svg.read_text().startswith("<svg")
 
 
-def test_two_phases_with_slope_change(tmp_path, sicily_csv, monkeypatch, capsys):
+def test_two_phases_with_slope_change(tmp_path, sicily_csv):
     import pandas as pd
 
     df = pd.read_csv(sicily_csv)
     df["phase2"] = (df["time"] >= 49).astype(int)
     path = tmp_path / "phases.csv"
     df.to_csv(path, index=False)
-    code, out, err = careloop(
+    code, out, err = invoke(
         ["analyse", "its", "--input", str(path), "--outcome", "aces", "--time", "time",
          "--intervention", "smokban", "--intervention", "phase2", "--exposure", "stdpop",
          "--slope-change", "--format", "json"],
-        monkeypatch, capsys,
     )  # fmt: skip
     assert code == 0, err
     data = json.loads(out)
