@@ -211,7 +211,7 @@ def test_a_bad_file_loads_nothing_and_keeps_the_previous_contents(warehouse, tmp
     visits[5] = visits[5].replace(",", ",not-a-number,", 1)
     (folder / "visit_occurrence.csv").write_text("\n".join(visits) + "\n")
     (folder / "person.csv").write_text(_person_csv([GOOD_ROW]))
-    with pytest.raises(ValidationFailed, match="visit_occurrence.csv"):
+    with pytest.raises(ValidationFailed, match=r"visit_occurrence\.csv"):
         load_omop_csv(warehouse, folder)
     assert _count(warehouse, "person") == 40
     assert _count(warehouse, "visit_occurrence") == 30

@@ -436,9 +436,19 @@ class _Context:
         self.present = set(warehouse.list_tables())
         self._tables: dict[str, ibis.Table] = {}
         self.counts: dict[str, int] = {}
-        for name in TABLES:
-            if name in self.present:
-                self.counts[name] = int(self.t(name).count().execute())
+        names = [n for n in TABLES if n in self.present]
+        if names:
+            # One query for all row counts rather than one per table.
+            parts = [
+                self.t(n).aggregate(careloop_rows=ibis._.count()).mutate(
+                    careloop_table=ibis.literal(n)
+                )
+                for n in names
+            ]
+            frame = ibis.union(*parts).execute() if len(parts) > 1 else parts[0].execute()
+            self.counts = {
+                str(r.careloop_table): int(r.careloop_rows) for r in frame.itertuples()
+            }
 
     def t(self, name: str) -> ibis.Table:
         if name not in self._tables:
