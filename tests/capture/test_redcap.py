@@ -279,3 +279,48 @@ def test_an_empty_file_or_header_only_file_is_an_error():
 def test_a_missing_file_is_a_clear_error(tmp_path: Path):
     with pytest.raises(ValidationFailed, match="Cannot read"):
         read_redcap_dictionary(tmp_path / "nope.csv")
+
+
+def test_a_real_multi_form_excerpt_round_trips_cell_by_cell(redcap_data: Path):
+    path = redcap_data / "bridge2ai_voice_excerpt.csv"
+    d = read_redcap_dictionary(path)
+    assert len(d.forms) == 5 and len(list(d.fields())) == 44
+    text = write_redcap_dictionary(d)
+    assert cells(text) == cells(path.read_text(encoding="utf-8"))
+    assert read_redcap_dictionary(text) == d
+
+
+def test_real_world_logic_idioms_evaluate_as_redcap_does(redcap_data: Path):
+    from careloop.capture import validate_response
+
+    form = read_redcap_dictionary(redcap_data / "bridge2ai_voice_excerpt.csv").form(
+        "q_generic_demographics"
+    )
+    r = validate_response(form, {"country": "2", "gender_identity": "other", "race": ["1", "5"]})
+    assert "other_gender_identity" not in r.hidden
+    assert "specify_gender_identity" in r.hidden
+    assert "native_american_race" not in r.hidden and "pacific_islander_race" in r.hidden
+    r = validate_response(form, {"country": "1", "gender_identity": "female"})
+    assert "specify_gender_identity" not in r.hidden
+    basic = read_redcap_dictionary(redcap_data / "bridge2ai_voice_excerpt.csv").form(
+        "subjectparticipant_basic_information"
+    )
+    r = validate_response(basic, {"consent_status": "3", "consent_method": "paper"})
+    assert r.cleared == ("consent_method",)
+    assert "withdrawn_consent_date" not in r.hidden
+    assert {e.field for e in r.errors} == {
+        "selected_language", "is_feasibility_participant", "enrolled",
+        "enrollment_institution", "researcher_email",
+    }  # fmt: skip
+
+
+def test_a_real_file_upload_field_is_refused_by_name():
+    # A row of eipm/bridge2ai-redcap's DataDictionary.csv (see tests/data/redcap/SOURCE.md).
+    row = (
+        "paper_consent_pdf_all_sites,bridge2ai_paper_consent_all_sites_english,,file,"
+        '"Paper Consent PDF - All Sites",,,,,,,,y,,,,,'
+    )
+    found = problems(dictionary(row))
+    assert found[0][0] == "dict.csv:2:paper_consent_pdf_all_sites"
+    assert "unknown field type 'file'" in found[0][1]
+    assert "careloop does not have" in found[0][1]
