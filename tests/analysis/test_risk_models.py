@@ -239,3 +239,18 @@ def test_decision_curve_summary_names_the_useful_threshold_range():
     risk = [0.9, 0.5, 0.1, 0.3, 0.25, 0.1, 0.05, 0.05, 0.02, 0.01]
     text = decision_curve(y, risk, thresholds=[0.2, 0.6]).summary()
     assert "2 of 2 threshold risks, between 20% and 60%" in text
+
+
+def test_separated_data_are_refused_for_maximum_likelihood_but_fitted_by_firth():
+    # x > 0 always has the event: ML estimates are infinite (Heinze & Schemper 2002)
+    rng = np.random.default_rng(4)
+    x = rng.normal(size=60)
+    df = pd.DataFrame({"x": x, "z": rng.normal(size=60), "event": (x > 0).astype(int)})
+    with pytest.raises(InputError, match="separated"):
+        fit_risk_model(df, outcome="event", predictors=["x", "z"], penalty="none", n_bootstrap=0)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", EventsPerParameterWarning)
+        firth = fit_risk_model(
+            df, outcome="event", predictors=["x", "z"], penalty="firth", n_bootstrap=0
+        )
+    assert all(math.isfinite(b) for b in firth.coefficients)

@@ -341,6 +341,17 @@ def _training_hash(df: pd.DataFrame, outcome: str, predictors: Sequence[str]) ->
 # --- fitting -----------------------------------------------------------------
 
 
+class _Separation(Exception):
+    """Maximum likelihood estimates do not exist (the outcome is separated)."""
+
+
+_SEPARATION_MESSAGE = (
+    "The outcome is perfectly or quasi-perfectly separated by the predictors: maximum "
+    "likelihood estimates are infinite, so an unpenalised model would report meaningless "
+    "coefficients. Use penalty='firth' (made for this) or a penalised fit."
+)
+
+
 @dataclass(frozen=True)
 class _Fit:
     intercept: float
@@ -389,6 +400,12 @@ def _fit(
             est.fit(z, y)
             c_value = float(np.ravel(est.C_)[0])
     beta_z = np.ravel(est.coef_)
+    if penalty == "none":
+        # under separation the fitted log-odds run off to ±infinity; |lp| > 25 means a
+        # fitted risk within 1e-11 of 0 or 1, which a finite ML estimate does not produce
+        lp = float(np.ravel(est.intercept_)[0]) + z @ beta_z
+        if not np.isfinite(lp).all() or float(np.max(np.abs(lp))) > 25:
+            raise _Separation(_SEPARATION_MESSAGE)
     beta = beta_z / sd
     intercept = float(np.ravel(est.intercept_)[0] - np.sum(beta * mean))
     return _Fit(intercept, beta, c_value)
@@ -493,7 +510,10 @@ def fit_risk_model(
         warnings.warn(message, EventsPerParameterWarning, stacklevel=2)
         caveats.append(message)
 
-    fit = _fit(x, y, penalty, l1_ratio=l1_ratio, cv_folds=cv_folds, seed=seed)
+    try:
+        fit = _fit(x, y, penalty, l1_ratio=l1_ratio, cv_folds=cv_folds, seed=seed)
+    except _Separation as exc:
+        raise InputError(str(exc)) from None
     apparent_risk = _risk(fit, x)
     apparent = _performance(y, apparent_risk)
     optimism = dict.fromkeys(_METRICS, 0.0)
@@ -506,7 +526,10 @@ def fit_risk_model(
             yb, xb = y[idx], x[idx]
             if yb.min() == yb.max() or (xb.std(axis=0) == 0).any():
                 continue  # an unusable resample (no events or a constant column)
-            fb = _fit(xb, yb, penalty, l1_ratio=l1_ratio, cv_folds=cv_folds, seed=seed + b + 1)
+            try:
+                fb = _fit(xb, yb, penalty, l1_ratio=l1_ratio, cv_folds=cv_folds, seed=seed + b + 1)
+            except _Separation:
+                continue
             boot = _performance(yb, _risk(fb, xb))
             test = _performance(y, _risk(fb, x))
             for m in _METRICS:
@@ -520,6 +543,12 @@ def fit_risk_model(
                 "(too few events or rare categories); the model cannot be validated."
             )
         optimism = {m: float(np.mean(diffs[m])) if diffs[m] else math.nan for m in _METRICS}
+        if used < n_bootstrap:
+            caveats.append(
+                f"{n_bootstrap - used} of {n_bootstrap} bootstrap samples could not be fitted "
+                "(no events, a constant predictor or separation) and were left out of the "
+                "optimism estimate."
+            )
     validation = tuple(
         ValidationMetric(m, apparent[m], optimism[m], apparent[m] - optimism[m]) for m in _METRICS
     )
