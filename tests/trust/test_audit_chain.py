@@ -8,7 +8,6 @@ import threading
 import pytest
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError
-from tests.foundation import make_settings
 from typer.testing import CliRunner
 
 from careloop.cli.main import app
@@ -16,6 +15,7 @@ from careloop.store.database import Registry
 from careloop.trust import audit
 from careloop.trust.audit import AuditEvent, entry_digest, verify_chain
 from careloop.trust.installation import open_registry
+from tests.foundation import make_settings
 
 
 def _fill(registry: Registry, n: int) -> None:

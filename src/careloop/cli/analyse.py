@@ -15,7 +15,7 @@ analyse_app = typer.Typer(
 )
 
 # One line per analysis family; each module adds its commands to analyse_app.
-_FAMILIES: list[str] = ["its", "spc", "risk_qual"]
+_FAMILIES: list[str] = ["its", "spc", "risk_qual", "evaluation"]
 
 
 def _register_families() -> None:

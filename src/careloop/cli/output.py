@@ -17,7 +17,9 @@ console = Console()
 err_console = Console(stderr=True)
 
 
-def print_frame(frame: pd.DataFrame, *, fmt: OutputFormat = "table", title: str | None = None) -> None:
+def print_frame(
+    frame: pd.DataFrame, *, fmt: OutputFormat = "table", title: str | None = None
+) -> None:
     """Print a data frame as a Rich table, CSV or JSON records."""
     if fmt == "csv":
         frame.to_csv(sys.stdout, index=False)
@@ -27,7 +29,9 @@ def print_frame(frame: pd.DataFrame, *, fmt: OutputFormat = "table", title: str 
         print_rows(list(frame.columns), frame.astype(object).values.tolist(), title=title)
 
 
-def print_rows(columns: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str | None = None) -> None:
+def print_rows(
+    columns: Sequence[str], rows: Sequence[Sequence[Any]], *, title: str | None = None
+) -> None:
     """Print rows as a Rich table."""
     table = Table(title=title)
     for column in columns:
