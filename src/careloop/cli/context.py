@@ -47,10 +47,10 @@ def opened(settings: Settings) -> Iterator[Registry]:
 def read_password(*, env: str, stdin: bool, prompt: str) -> str:
     """A password from standard input, an environment variable or a hidden prompt."""
     if stdin:
-        value = sys.stdin.readline().rstrip("\n")
-        if not value:
+        line = sys.stdin.readline().rstrip("\n")
+        if not line:
             raise InputError("No password arrived on standard input.")
-        return value
+        return line
     if os.environ.get(env):
         return os.environ[env]
     if not sys.stdin.isatty():
