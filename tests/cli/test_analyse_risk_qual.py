@@ -12,7 +12,6 @@ from typer.testing import CliRunner
 
 from careloop.analysis.qualitative import Code, Codebook, Document, QualitativeProject, write_qdpx
 from careloop.cli.main import app
-from careloop.core.errors import InputError
 
 
 def invoke(*args: str) -> Any:
@@ -63,8 +62,10 @@ def test_risk_samplesize_table_includes_the_summary():
 
 
 def test_risk_samplesize_refuses_a_missing_prevalence():
-    with pytest.raises(InputError, match="prevalence"):
-        invoke(
+    result = CliRunner().invoke(
+        app,
+        [
+            "analyse",
             "risk",
             "samplesize",
             "--outcome",
@@ -73,7 +74,20 @@ def test_risk_samplesize_refuses_a_missing_prevalence():
             "5",
             "--r2-cox-snell",
             "0.1",
-        )
+        ],
+    )
+    assert result.exit_code != 0
+    assert "Error: prevalence is required" in result.output
+
+
+def test_qual_kappa_with_one_coder_only_fails_clearly(tmp_path):
+    path = tmp_path / "one.csv"
+    pd.DataFrame({"ana": [1, 2, 1], "ben": [None, None, None]}).to_csv(path, index=False)
+    result = CliRunner().invoke(
+        app, ["analyse", "qual", "kappa", "--input", str(path), "--a", "ana", "--b", "ben"]
+    )
+    assert result.exit_code != 0
+    assert "one coder only" in result.output
 
 
 def test_risk_fit_validates_and_saves_the_model(tmp_path):
