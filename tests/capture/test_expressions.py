@@ -325,3 +325,30 @@ def test_every_documented_function_parses():
         least, _ = FUNCTIONS[name]
         args = ", ".join(["'d'"] * max(least, 1)) if name != "datediff" else "'a', 'b', 'd'"
         parse_expression(f"{name}({args})")
+
+
+_VALUES_TEXT = st.one_of(
+    st.sampled_from(["", "0", "1", "1.0", "01", "-2", "1e3", "nan", "inf", "1_0", " 1", "abc"]),
+    st.text(max_size=5),
+)
+_LITERALS = st.one_of(
+    st.from_regex(r"\A[0-9]{1,3}(\.[0-9]{1,2})?\Z").map(NumberLiteral),
+    st.sampled_from(["", "0", "1", "1.0", "abc", "nan"]).map(StringLiteral),
+)
+
+
+@settings(max_examples=500, deadline=None)
+@given(_VALUES_TEXT, _LITERALS, st.sampled_from(["=", "<>", "<", ">", "<=", ">="]))
+def test_the_fast_paths_for_literals_agree_with_the_general_comparison(value, literal, op):
+    from careloop.capture.expressions import _equal, _order
+
+    fast = parse_expression(to_source(Binary(op, FieldRef("x"), literal))).evaluate({"x": value})
+    constant = float(literal.text) if isinstance(literal, NumberLiteral) else literal.value
+    v = value or None
+    if op == "=":
+        slow = _equal(v, constant)
+    elif op == "<>":
+        slow = not _equal(v, constant)
+    else:
+        slow = _order(op, v, constant)
+    assert fast == slow

@@ -306,6 +306,10 @@ def _spec(field: Field) -> _Spec:
     return _Spec(field, parse, key, low, high, validation)
 
 
+def _shown(result: object) -> bool:
+    return result if result.__class__ is bool else truthy(result)  # type: ignore[arg-type]
+
+
 class FormValidator:
     """A form compiled for validating many responses quickly.
 
@@ -485,7 +489,7 @@ class FormValidator:
         hidden: set[str] = set()
         for field, logic, calc in self._steps:
             name = field.name
-            if logic is not None and not truthy(logic.compiled(env, now)):
+            if logic is not None and not _shown(logic.compiled(env, now)):
                 hidden.add(name)
                 env.pop(name, None)
                 continue
