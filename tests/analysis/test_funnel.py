@@ -23,6 +23,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+from hypothesis import given, settings
+from hypothesis import strategies as st
 from PIL import Image
 
 from careloop.analysis.caveats import StatisticalWarning
@@ -362,3 +364,49 @@ def test_png_decodes_and_plotly_figure_has_the_traces(tmp_path):
     assert any(n.startswith("target") for n in names)
     units = [t for t in fig.data if t.mode and "markers" in t.mode]
     assert sum(len(t.x) for t in units) == 8
+
+
+# --------------------------------------------------------------------------
+# Properties (hypothesis)
+# --------------------------------------------------------------------------
+
+
+@st.composite
+def unit_tables(draw):
+    size = draw(st.integers(3, 15))
+    cases = draw(st.lists(st.integers(5, 2000), min_size=size, max_size=size))
+    share = draw(st.lists(st.floats(0.0, 1.0), min_size=size, max_size=size))
+    deaths = [round(n * s) for n, s in zip(cases, share, strict=True)]
+    table = pd.DataFrame({"site": [f"u{i}" for i in range(size)], "deaths": deaths, "cases": cases})
+    total = sum(deaths) / sum(cases)
+    if not 0 < total < 1:
+        table.loc[0, "deaths"] = 1 if total == 0 else table.loc[0, "cases"] - 1
+    return table
+
+
+@settings(max_examples=25, deadline=None)
+@given(
+    table=unit_tables(),
+    seed=st.integers(0, 1000),
+    adjust=st.sampled_from([None, "multiplicative", "additive"]),
+)
+def test_limits_bracket_the_target_widen_with_coverage_and_ignore_row_order(table, seed, adjust):
+    result = quiet(table, **PROP_ARGS, overdispersion=adjust, curve_points=10)
+    u = result.units
+    # With a handful of expected events the discrete distribution dominates and
+    # the interpolated exact limits can sit on either side of the target (e.g.
+    # Bin(5, 0.005): P(R = 0) = 0.974, so the 0.975 limit is (1 − 0.976)/5 <
+    # 0.005); the bracketing property is for units expecting ≥ 5 of each.
+    expected = u["denominator"] * result.target
+    regular = (expected >= 5) & (u["denominator"] - expected >= 5)
+    for s in ("95", "99_8"):
+        assert ((u[f"lower_{s}"] >= 0) & (u[f"upper_{s}"] <= 1)).all()
+        assert (u.loc[regular, f"lower_{s}"] <= result.target).all()
+        assert (u.loc[regular, f"upper_{s}"] >= result.target).all()
+    assert (u["lower_99_8"] <= u["lower_95"] + 1e-12).all()
+    assert (u["upper_99_8"] >= u["upper_95"] - 1e-12).all()
+    shuffled = quiet(
+        table.sample(frac=1, random_state=seed), **PROP_ARGS, overdispersion=adjust, curve_points=10
+    )
+    pd.testing.assert_frame_equal(shuffled.units, u)
+    assert shuffled.phi == pytest.approx(result.phi)

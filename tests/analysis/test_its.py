@@ -27,12 +27,14 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
-from tests.analysis._svg_marks import count_items, mark_groups, texts
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from careloop.analysis import Effect
 from careloop.analysis.caveats import StatisticalWarning
 from careloop.analysis.its import Harmonics, ItsResult, segmented_regression
 from careloop.core.errors import InputError
+from tests.analysis._svg_marks import count_items, mark_groups, texts
 
 REFERENCE = Path(__file__).resolve().parent / "reference"
 TOL = 1e-6
@@ -624,3 +626,39 @@ def test_svg_and_png_render_without_a_browser(sicily, tmp_path):
     assert image.width > 1000 and image.height > 500
     pixels = np.asarray(image.convert("L"))
     assert pixels.min() < 100 and pixels.max() > 240  # ink on paper
+
+
+# --------------------------------------------------------------------------
+# Properties (hypothesis)
+# --------------------------------------------------------------------------
+
+
+PROPERTY = settings(
+    max_examples=20, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture]
+)
+
+
+@PROPERTY
+@given(scale=st.floats(0.01, 100), shift=st.integers(-500, 500))
+def test_exposure_scale_and_time_origin_do_not_change_the_effects(sicily, scale, shift):
+    base, _ = fit(sicily, **TUTORIAL, family="quasipoisson", slope_change=True)
+    moved = sicily.assign(stdpop=sicily["stdpop"] * scale, time=sicily["time"] + shift)
+    other, _ = fit(moved, **TUTORIAL, family="quasipoisson", slope_change=True)
+    for a, b in ((base.step, other.step), (base.slope, other.slope), (base.trend, other.trend)):
+        assert a is not None and b is not None
+        assert (b.estimate, b.ci_low, b.ci_high) == pytest.approx(
+            (a.estimate, a.ci_low, a.ci_high), rel=1e-6
+        )
+
+
+@PROPERTY
+@given(k=st.floats(0.1, 10), c=st.floats(-1000, 1000))
+def test_gaussian_effects_are_equivariant_under_affine_changes_of_the_outcome(sicily, k, c):
+    base, _ = fit(sicily, outcome="rate", time="time", intervention="smokban", family="gaussian")
+    moved, _ = fit(sicily.assign(rate=sicily["rate"] * k + c), outcome="rate", time="time",
+                   intervention="smokban", family="gaussian")  # fmt: skip
+    assert moved.step.estimate == pytest.approx(k * base.step.estimate, rel=1e-6)
+    assert moved.step.ci_high - moved.step.ci_low == pytest.approx(
+        k * (base.step.ci_high - base.step.ci_low), rel=1e-6
+    )
+    assert moved.step.p == pytest.approx(base.step.p, rel=1e-5)
