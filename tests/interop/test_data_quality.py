@@ -7,6 +7,7 @@ Every expected count below is worked out by hand from the rows in
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 from datetime import date
 from pathlib import Path
 
@@ -173,35 +174,43 @@ def test_each_planted_problem_is_found_with_its_count(warehouse):
     assert report.counts["error"] == 0
 
 
-def test_thresholds_can_be_overridden_by_check_name_or_id(tmp_path):
+@pytest.fixture(scope="module")
+def planted_duckdb() -> Iterator[Warehouse]:
+    """One in-memory DuckDB warehouse with the planted rows, shared by the tests below."""
     with Warehouse.connect("duckdb://") as wh:
         planted(wh)
-        report = run_checks(
-            wh, today=date(2014, 1, 1),
-            thresholds={"plausible_year_of_birth": 30.0,
-                        "is_primary_key.condition_occurrence.condition_occurrence_id": None},
-        )
+        yield wh
+
+
+def test_thresholds_can_be_overridden_by_check_name_or_id(planted_duckdb):
+    report = run_checks(
+        planted_duckdb, today=date(2014, 1, 1), checks=["plausible_year_of_birth",
+                                                        "is_primary_key"],
+        thresholds={"plausible_year_of_birth": 30.0,
+                    "is_primary_key.condition_occurrence.condition_occurrence_id": None},
+    )
     assert report.result("plausible_year_of_birth.person.year_of_birth").status == "pass"
     assert report.result(
         "is_primary_key.condition_occurrence.condition_occurrence_id").status == "info"
+    assert report.result("is_primary_key.person.person_id").status == "pass"
 
 
-def test_a_subset_of_checks_runs_and_unknown_names_are_refused():
-    with Warehouse.connect("duckdb://") as wh:
+def test_a_subset_of_checks_runs_and_unknown_names_are_refused(planted_duckdb):
+    report = run_checks(planted_duckdb, checks=["death_after_birth"])
+    assert {r.check_name for r in report.results} == {"death_after_birth"}
+    with pytest.raises(InputError, match="Unknown data-quality checks: bogus"):
+        run_checks(planted_duckdb, checks=["bogus"])
+
+
+def test_results_are_stored_per_run_so_they_can_be_charted_over_time(tmp_path):
+    with Warehouse.connect(f"duckdb://{tmp_path / 'w.duckdb'}") as wh:
         planted(wh)
-        report = run_checks(wh, checks=["death_after_birth"])
-        assert {r.check_name for r in report.results} == {"death_after_birth"}
-        with pytest.raises(InputError, match="Unknown data-quality checks: bogus"):
-            run_checks(wh, checks=["bogus"])
-
-
-def test_results_are_stored_per_run_so_they_can_be_charted_over_time():
-    with Warehouse.connect("duckdb://") as wh:
-        planted(wh)
-        first = run_checks(wh, store=True, today=date(2014, 1, 1))
-        second = run_checks(wh, store=True, today=date(2014, 1, 1))
+        subset = ["death_after_birth", "plausible_year_of_birth"]
+        first = run_checks(wh, checks=subset, store=True)
+        second = run_checks(wh, checks=subset, store=True)
         assert wh.has_table(RESULT_TABLE)
         history = quality_history(wh, check_id="death_after_birth.death.death_date")
+        assert len(quality_history(wh)) == len(first.results) + len(second.results)
     assert history.run_id.tolist() == [first.run_id, second.run_id]
     assert history.failing_rows.tolist() == [1, 1]
     frame = first.to_frame()
@@ -211,22 +220,19 @@ def test_results_are_stored_per_run_so_they_can_be_charted_over_time():
     )
 
 
-def test_the_html_report_lists_failures_first():
-    with Warehouse.connect("duckdb://") as wh:
-        planted(wh)
-        page = run_checks(wh, today=date(2014, 1, 1)).to_html()
+def test_the_html_report_lists_failures_first(planted_duckdb):
+    subset = ["death_after_birth", "is_required", "plausible_year_of_birth"]
+    page = run_checks(planted_duckdb, checks=subset).to_html()
     assert page.startswith("<!DOCTYPE html>")
     first_fail = page.index('class="fail"')
     assert first_fail < page.index('class="pass"')
     assert "death_after_birth.death.death_date" in page
 
 
-def test_completeness_by_site_counts_rows_per_site_and_year():
-    with Warehouse.connect("duckdb://") as wh:
-        planted(wh)
-        frame = completeness_by_site(wh, "visit_occurrence", period="year")
-        with pytest.raises(InputError, match="event table"):
-            completeness_by_site(wh, "person")
+def test_completeness_by_site_counts_rows_per_site_and_year(planted_duckdb):
+    frame = completeness_by_site(planted_duckdb, "visit_occurrence", period="year")
+    with pytest.raises(InputError, match="event table"):
+        completeness_by_site(planted_duckdb, "person")
     cell = frame[(frame.care_site_id == 1) & (frame.column == "care_site_id")]
     assert cell[["rows", "non_null"]].values.tolist() == [[2, 2]]
     provider = frame[(frame.care_site_id == 2) & (frame.column == "provider_id")]
