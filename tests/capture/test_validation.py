@@ -291,3 +291,14 @@ def test_validating_clean_values_again_changes_nothing(values):
     again = check({k: v for k, v in first.values.items() if k != "total"})
     assert again.ok
     assert again.values == first.values
+
+
+def test_a_bad_value_in_a_hidden_field_is_dropped_not_reported_unless_flagging():
+    values = {**BASE, "disease_type": "2", "shpcdai_pain": "9", "pucai_pain": "5"}
+    cleared = check(values, VISIT)
+    assert "shpcdai_pain" not in {e.field for e in cleared.errors}
+    assert "shpcdai_pain" in cleared.cleared
+    flagged = check(values, VISIT, hidden="flag")
+    assert {("shpcdai_pain", "choice"), ("shpcdai_pain", "hidden")} <= {
+        (e.field, e.rule) for e in flagged.errors
+    }

@@ -21,7 +21,7 @@ import re
 from collections.abc import Mapping
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from fhir.resources.R4B.questionnaire import Questionnaire
 from pydantic import ValidationError
@@ -366,7 +366,10 @@ def _initial(field: Field, text: str) -> dict[str, Any] | None:
     return _typed_value(text, "string" if ftype == "text" else ftype, "value")
 
 
-def form_to_questionnaire(form: Form, *, status: str = "active") -> Questionnaire:
+QuestionnaireStatus = Literal["draft", "active", "retired", "unknown"]
+
+
+def form_to_questionnaire(form: Form, *, status: QuestionnaireStatus = "active") -> Questionnaire:
     """A form as a FHIR R4 (R4B) Questionnaire, validated by ``fhir.resources``.
 
     ``version`` is the form's content hash, so a Questionnaire names the

@@ -436,6 +436,9 @@ class FormValidator:
                 if settled:
                     break
 
+        if hidden == "clear" and bad & hidden_now:
+            # A hidden field's value is dropped, so whether it was valid does not matter.
+            errors = [e for e in errors if e.field not in hidden_now]
         cleared: list[str] = []
         for name in given:
             if name in hidden_now:
