@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 
 import pandas as pd
@@ -62,14 +63,12 @@ def test_a_password_never_appears_in_the_url_shown():
 
 
 def test_spark_without_pyspark_says_to_install_the_extra():
-    pytest.importorskip  # noqa: B018 - documents that pyspark is deliberately absent here
-    try:
-        import pyspark  # noqa: F401
-    except ImportError:
-        with pytest.raises(ConfigurationError, match=r"careloop\[spark\]"):
-            Warehouse.connect("spark://local")
-    else:
-        pytest.skip("pyspark is installed")
+    if importlib.util.find_spec("pyspark") is not None:
+        pytest.skip("pyspark is installed; the Spark tests cover it")
+    with pytest.raises(ConfigurationError, match=r"careloop\[spark\]"):
+        Warehouse.connect("spark://local")
+    with pytest.raises(ConfigurationError, match="local mode"):
+        Warehouse.connect("spark://cluster.example:7077")
 
 
 def test_an_unreachable_postgres_is_a_configuration_error():
