@@ -312,7 +312,16 @@ def test_comparative_its_matches_r(sicily):
     ctl = result.series[result.series["group"] == "control"]
     # no counterfactual for the control series: it is the comparison
     assert np.allclose(ctl["counterfactual"], ctl["fitted"])
-    assert "Treated minus control" in result.summary()
+    text = result.summary()
+    assert "Treated minus control" in text
+    # the CI of the step includes 1: no direction is claimed
+    assert "a change of +0.6% (95% CI −10.2% to +12.6%): no clear change" in text
+    assert "as the control series did" in text
+    # both series drawn: 118 points, fitted lines per series and segment, one counterfactual
+    svg = result.to_svg(per=100_000)
+    assert count_items(svg, "observed", "path") == 118
+    assert len(mark_groups(svg, "fitted")) == 4
+    assert len(mark_groups(svg, "counterfactual")) == 1
 
 
 def test_comparative_its_with_newey_west_runs(sicily):

@@ -122,3 +122,15 @@ def test_missing_input_file(tmp_path, monkeypatch, capsys):
         monkeypatch, capsys,
     )  # fmt: skip
     assert code == 2 and "does not exist" in err
+
+
+def test_csv_prints_the_fitted_and_counterfactual_series(sicily_csv):
+    code, out, err = invoke(
+        ["analyse", "its", "--input", sicily_csv, "--outcome", "aces", "--time", "time",
+         "--intervention", "smokban", "--exposure", "stdpop", "--family", "quasipoisson",
+         "--format", "csv"],
+    )  # fmt: skip
+    assert code == 0, err
+    lines = out.strip().splitlines()
+    assert lines[0].startswith("time,observed,fitted,fitted_low,fitted_high,counterfactual")
+    assert len(lines) == 60  # header and 59 months

@@ -11,8 +11,11 @@ if TYPE_CHECKING:
     from careloop.analysis.its import ItsResult
 
 
-def _pct(ratio: float) -> str:
-    return f"{abs(ratio - 1) * 100:.1f}%"
+def _signed_pct(ratio: float, digits: int = 1) -> str:
+    """A ratio as a signed percentage change: 0.885 → "−11.5%"."""
+    change = (ratio - 1) * 100
+    sign = "+" if change >= 0 else "−"
+    return f"{sign}{abs(change):.{digits}f}%"
 
 
 def _p(p: float) -> str:
@@ -27,21 +30,37 @@ def _fmt(x: float) -> str:
 
 def _describe_step(result: ItsResult, e: Effect, what: str) -> str:
     if result.effect_scale == "difference":
-        direction = "rose" if e.estimate > 0 else "fell"
-        return (
+        head = (
             f"{what}: {_fmt(e.estimate)} (95% CI {_fmt(e.ci_low)} to {_fmt(e.ci_high)}; "
-            f"p {_p(e.p)}) — the level {direction} by {_fmt(abs(e.estimate))} "
-            "beyond what the earlier trend predicted."
+            f"p {_p(e.p)})"
         )
+        if e.ci_low > 0 or e.ci_high < 0:
+            direction = "rose" if e.estimate > 0 else "fell"
+            return (
+                f"{head} — the level {direction} by {_fmt(abs(e.estimate))} beyond what the "
+                "earlier trend predicted."
+            )
+        return f"{head} — no clear change in level beyond what the earlier trend predicted."
     kind = "rate" if result.effect_scale == "rate ratio" else "odds"
-    direction = "rose" if e.estimate > 1 else "fell"
-    return (
+    head = (
         f"{what}: {result.effect_scale} {e.estimate:.3f} "
-        f"(95% CI {e.ci_low:.3f} to {e.ci_high:.3f}; "
-        f"p {_p(e.p)}) — the {kind} {direction} by {_pct(e.estimate)} "
-        f"(95% CI {_pct(e.ci_low if e.estimate > 1 else e.ci_high)} to "
-        f"{_pct(e.ci_high if e.estimate > 1 else e.ci_low)}) "
-        "beyond what the earlier trend predicted."
+        f"(95% CI {e.ci_low:.3f} to {e.ci_high:.3f}; p {_p(e.p)})"
+    )
+    if e.ci_high < 1:  # a clear fall: magnitudes, smallest first
+        return (
+            f"{head} — the {kind} fell by {(1 - e.estimate) * 100:.1f}% (95% CI "
+            f"{(1 - e.ci_high) * 100:.1f}% to {(1 - e.ci_low) * 100:.1f}%) beyond what the "
+            "earlier trend predicted."
+        )
+    if e.ci_low > 1:
+        return (
+            f"{head} — the {kind} rose by {(e.estimate - 1) * 100:.1f}% (95% CI "
+            f"{(e.ci_low - 1) * 100:.1f}% to {(e.ci_high - 1) * 100:.1f}%) beyond what the "
+            "earlier trend predicted."
+        )
+    return (
+        f"{head} — a change of {_signed_pct(e.estimate)} (95% CI {_signed_pct(e.ci_low)} to "
+        f"{_signed_pct(e.ci_high)}): no clear change beyond what the earlier trend predicted."
     )
 
 
@@ -54,8 +73,9 @@ def _describe_slope(result: ItsResult, e: Effect, what: str) -> str:
         )
     return (
         f"{what}: {result.effect_scale} {e.estimate:.4f} per time unit (95% CI {e.ci_low:.4f} to "
-        f"{e.ci_high:.4f}; p {_p(e.p)}), i.e. {'+' if e.estimate >= 1 else '−'}{_pct(e.estimate)} "
-        "per time unit on top of the earlier trend."
+        f"{e.ci_high:.4f}; p {_p(e.p)}), i.e. {_signed_pct(e.estimate, 2)} per time unit "
+        f"(95% CI {_signed_pct(e.ci_low, 2)} to {_signed_pct(e.ci_high, 2)}) on top of the "
+        "earlier trend."
     )
 
 
@@ -113,10 +133,19 @@ def summary_text(r: ItsResult) -> str:
         f"Residuals: lag-1 autocorrelation {ac.acf[0]:.2f}; Ljung–Box p = {ac.ljung_box_p:.3g} at "
         f"{ac.lags} lags ({verdict})."
     )
+    if r.control:
+        assumption = (
+            "the design assumes that, without the intervention, the treated series would have "
+            "changed as the control series did."
+        )
+    else:
+        assumption = (
+            "the design assumes the earlier trend would have continued without the intervention "
+            "and that nothing else changed at the same time."
+        )
     lines.append(
-        "Reading: the confidence interval shows the range of effects compatible with the data; the "
-        "design assumes the earlier trend would have continued without the intervention and that "
-        "nothing else changed at the same time."
+        "Reading: the confidence interval shows the range of effects compatible with the data; "
+        + assumption
     )
     if r.caveats:
         lines.append("Caveats:")

@@ -9,7 +9,7 @@ from typing import Any
 
 import typer
 
-from careloop.cli.output import err_console, print_json, print_rows
+from careloop.cli.output import err_console, print_frame, print_json, print_rows
 from careloop.core.errors import InputError
 
 _FAMILY_CHOICES = ("poisson", "quasipoisson", "gaussian", "binomial")
@@ -58,7 +58,9 @@ def its_command(
     per: float | None = typer.Option(
         None, "--per", help="Show rates per this many units of exposure in the figure, e.g. 100000."
     ),
-    fmt: str = typer.Option("table", "--format", help="table or json."),
+    fmt: str = typer.Option(
+        "table", "--format", help="table (report), json (everything) or csv (the series)."
+    ),
     out: Path | None = typer.Option(
         None, "--out", help="Write the figure to this .png or .svg file (no browser needed)."
     ),
@@ -75,8 +77,8 @@ def its_command(
             f"--autocorrelation must be one of {', '.join(_AUTOCORRELATION_CHOICES)}; "
             f"got {autocorrelation!r}."
         )
-    if fmt not in ("table", "json"):
-        raise InputError(f"--format must be table or json; got {fmt!r}.")
+    if fmt not in ("table", "json", "csv"):
+        raise InputError(f"--format must be table, json or csv; got {fmt!r}.")
     if out is not None and out.suffix.lower() not in (".png", ".svg"):
         raise InputError(f"--out must end in .png or .svg; got {out.name!r}.")
     df = _read_csv(input)
@@ -102,6 +104,9 @@ def its_command(
             result.to_png(out, per=per)
         else:
             result.to_svg(out, per=per)
+    if fmt == "csv":
+        print_frame(result.series, fmt="csv")
+        return
     if fmt == "json":
         data: dict[str, Any] = result.to_dict()
         from careloop.analysis._vegalite import records
