@@ -18,7 +18,6 @@ import numpy as np
 import pandas as pd
 import pytest
 from PIL import Image
-from tests.analysis._svg_marks import count_items, mark_groups, texts
 
 from careloop.analysis import spc
 from careloop.analysis.spc import SpcChart
@@ -35,6 +34,7 @@ from careloop.analysis.spc_plot import (
     facets_to_svg,
 )
 from careloop.core.errors import InputError
+from tests.analysis._svg_marks import count_items, mark_groups, texts
 
 
 @pytest.fixture(scope="module")
