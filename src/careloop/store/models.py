@@ -244,3 +244,29 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger)
     entry_hash: Mapped[str] = mapped_column(String(64))
+
+
+class ProvenanceRecord(Base):
+    """What produced a derived artefact: inputs with hashes, parameters, code, who, when.
+
+    Warehouse refreshes, loads, imports, measure runs, analyses and knowledge
+    versions each write one; ``parent_ids`` chain them so a result can be
+    walked back to the rows it came from.
+    """
+
+    __tablename__ = "provenance_record"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    activity: Mapped[str] = mapped_column(String(64), index=True)
+    target: Mapped[str] = mapped_column(String(200))
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime]
+    agent: Mapped[str] = mapped_column(String(254))
+    code_version: Mapped[str] = mapped_column(String(64))
+    parameters: Mapped[str] = mapped_column(Text)
+    inputs: Mapped[str] = mapped_column(Text)
+    outputs: Mapped[str] = mapped_column(Text)
+    rows_in: Mapped[int | None] = mapped_column(BigInteger)
+    rows_out: Mapped[int | None] = mapped_column(BigInteger)
+    rows_rejected: Mapped[int | None] = mapped_column(BigInteger)
+    parent_ids: Mapped[str] = mapped_column(Text, default="[]")
