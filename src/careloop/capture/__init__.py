@@ -10,6 +10,12 @@ Nothing here touches a database: the registry, the API and the CLI call these
 functions.
 """
 
+from careloop.capture.dictionary_files import (
+    DictionaryFormat,
+    detect_format,
+    read_dictionary,
+    write_dictionary,
+)
 from careloop.capture.examples import example_file, example_forms
 from careloop.capture.expressions import Expression, parse_expression
 from careloop.capture.forms import (
@@ -41,6 +47,7 @@ __all__ = [
     "REDCAP_COLUMNS",
     "Choice",
     "Dictionary",
+    "DictionaryFormat",
     "Expression",
     "Field",
     "FieldError",
@@ -53,15 +60,18 @@ __all__ = [
     "ValidationResult",
     "check_forms",
     "checkbox_column",
+    "detect_format",
     "example_file",
     "example_forms",
     "form_to_questionnaire",
     "parse_expression",
+    "read_dictionary",
     "read_forms_yaml",
     "read_questionnaire",
     "read_records_csv",
     "read_redcap_dictionary",
     "validate_response",
+    "write_dictionary",
     "write_forms_yaml",
     "write_questionnaire",
     "write_redcap_dictionary",
