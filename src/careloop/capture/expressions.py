@@ -57,7 +57,9 @@ __all__ = [
     "Value",
     "format_number",
     "parse_expression",
+    "to_source",
     "truthy",
+    "walk",
 ]
 
 MAX_LENGTH = 20_000

@@ -7,6 +7,7 @@ patient-reported symptom form. The demo and the tests load them from here.
 
 from __future__ import annotations
 
+from functools import cache
 from importlib import resources
 from typing import Literal
 
@@ -24,6 +25,7 @@ def example_file(fmt: Literal["yaml", "redcap"] = "yaml") -> bytes:
     return resources.files(__name__).joinpath(_FILES[fmt]).read_bytes()
 
 
+@cache  # the forms are immutable, so every caller may share them
 def example_forms(fmt: Literal["yaml", "redcap"] = "yaml") -> Dictionary:
     """The example IBD dictionary (``ibd_visit`` and ``ibd_symptoms_prom``).
 
