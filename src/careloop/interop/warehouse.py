@@ -23,6 +23,7 @@ worker or request.
 from __future__ import annotations
 
 import contextlib
+import functools
 import io
 import uuid
 import warnings
@@ -359,9 +360,21 @@ class Warehouse:
                 lacking = tuple(c for c in TABLES[name].column_names if c not in have)
                 if lacking:
                     missing[name] = lacking
-                continue
-            self.ensure_table(name, TABLES[name].schema())
-            created.append(name)
+            else:
+                created.append(name)
+        if created and self.engine != "spark":
+            # One transaction: all tables or none, and one commit instead of dozens.
+            self._execute("BEGIN")
+            try:
+                for name in created:
+                    self._create(name, TABLES[name].schema())
+            except BaseException:
+                self._execute("ROLLBACK")
+                raise
+            self._execute("COMMIT")
+        else:
+            for name in created:
+                self._create(name, TABLES[name].schema())
         return SchemaResult(tuple(created), tuple(existing), missing)
 
     def ensure_table(self, name: str, schema: ibis.Schema) -> bool:
@@ -369,11 +382,14 @@ class Warehouse:
         self._require_writable()
         if self.has_table(name):
             return False
+        self._create(name, schema)
+        return True
+
+    def _create(self, name: str, schema: ibis.Schema) -> None:
         if self.engine == "spark":
             self.ibis.create_table(name, schema=schema)
-            return True
-        self._execute(self._create_table_sql(name, schema))
-        return True
+        else:
+            self._execute(self._create_table_sql(name, schema))
 
     def drop_table(self, name: str) -> None:
         """Drop the table ``name`` if it exists."""
@@ -381,11 +397,7 @@ class Warehouse:
         self._execute(f"DROP TABLE IF EXISTS {quote_identifier(name, self.dialect)}")
 
     def _create_table_sql(self, name: str, schema: ibis.Schema) -> str:
-        target = sge.Schema(
-            this=sge.table_(name, quoted=True),
-            expressions=schema.to_sqlglot_column_defs(self.dialect),
-        )
-        return sge.Create(kind="TABLE", this=target).sql(self.dialect)
+        return _create_table_sql(name, schema, self.dialect)
 
     # -- atomic replacement -------------------------------------------------------
 
@@ -399,12 +411,12 @@ class Warehouse:
         table in one transaction: readers see all the old contents or all the
         new, never a mix or a half-filled table. On an error nothing changes.
 
-        The target's schema is the existing table's, or the OMOP schema for a
-        CDM table that does not exist yet.
+        A CDM table gets the CDM 5.4 schema; any other table keeps its
+        existing schema.
         """
         self._require_writable()
         if self.engine == "spark":
-            raise InputError("Atomic replacement on Spark is not available yet.")
+            raise NotImplementedError("Atomic replacement on Spark is not built yet.")
         schemas = {name: self._target_schema(name) for name in names}
         swap = TableSwap(self, schemas)
         self._execute("BEGIN")
@@ -437,14 +449,14 @@ class Warehouse:
     def insert(self, name: str, data: TableData) -> int:
         """Append ``data`` to the existing table ``name``; returns the rows written."""
         self._require_writable()
-        schema = self._target_schema(name)
+        schema = self.table(name).schema()
         return _insert_into(self, name, schema, data)
 
     def _target_schema(self, name: str) -> ibis.Schema:
-        if self.has_table(name):
-            return self.table(name).schema()
         if name in TABLES:
             return TABLES[name].schema()
+        if self.has_table(name):
+            return self.table(name).schema()
         raise NotFound(f"The warehouse {self.url} has no table {name!r} to replace.")
 
     # -- native SQL -----------------------------------------------------------------
@@ -470,6 +482,16 @@ class Warehouse:
         with self._native.cursor() as cur:
             cur.execute(sql)
             return list(cur.fetchall())
+
+
+@functools.lru_cache(maxsize=256)
+def _create_table_sql(name: str, schema: ibis.Schema, dialect: str) -> str:
+    # Rendering through sqlglot is slow enough to matter when loading 39 tables.
+    target = sge.Schema(
+        this=sge.table_(name, quoted=True),
+        expressions=schema.to_sqlglot_column_defs(dialect),
+    )
+    return str(sge.Create(kind="TABLE", this=target).sql(dialect))
 
 
 class TableSwap:
