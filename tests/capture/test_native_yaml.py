@@ -107,3 +107,25 @@ def test_a_yaml_syntax_error_names_the_line():
 def test_a_true_or_false_code_must_be_quoted_and_the_error_says_so():
     found = problems("name: f\nfields:\n  - {name: a, type: radio, choices: {true: Yes}}\n")
     assert "quote it" in found[0][1]
+
+
+def test_a_form_stored_as_json_of_its_dict_rebuilds_with_the_same_version(
+    large_dictionary_csv: str, redcap_data
+):
+    # The registry stores form.to_dict() as JSON and rebuilds the form by reading
+    # that JSON as YAML; the version (content hash) must survive the trip.
+    import json
+
+    from careloop.capture.native_yaml import FORMAT
+
+    dictionaries = [
+        example_forms(),
+        read_redcap_dictionary(large_dictionary_csv),
+        read_redcap_dictionary(redcap_data / "bridge2ai_voice_excerpt.csv"),
+    ]
+    for d in dictionaries:
+        for form in d.forms:
+            text = json.dumps({"format": FORMAT, "forms": [form.to_dict()]})
+            again = read_forms_yaml(text).forms[0]
+            assert again == form
+            assert again.content_hash() == form.content_hash()
