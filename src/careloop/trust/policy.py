@@ -87,6 +87,7 @@ ACTIONS: dict[str, Action] = {
         Action("record.export", "Export identifiable records.", True),
         Action("audit.read", "Read and verify the audit log.", False),
         Action("warehouse.query", "Query the pseudonymised warehouse and run analyses.", False),
+        Action("warehouse.manage", "Load, refresh and check the warehouse.", False),
     )
 }
 
@@ -116,6 +117,7 @@ POLICY: dict[tuple[Role, str], ScopeKind] = {
     ("auditor", "audit.read"): "site",
     ("analyst", "warehouse.query"): "site",
     ("site_lead", "warehouse.query"): "site",
+    ("admin", "warehouse.manage"): "installation",
     # Patients and carers: their own (or proxied) record only.
     ("patient", "patient.read"): "own_record",
     ("patient", "consent.update"): "own_record",

@@ -1,0 +1,133 @@
+"""`careloop warehouse …` and `careloop provenance …`: the OMOP warehouse from the shell."""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict
+from pathlib import Path
+
+import pandas as pd
+import typer
+
+from careloop.cli.context import DataDirOption, opened, operator, settings_from
+from careloop.cli.output import console, print_frame, print_json, print_rows
+from careloop.core.errors import InputError
+from careloop.interop.jobs import check_warehouse, load_omop_directory, query_warehouse
+from careloop.trust.provenance import as_fhir, get_provenance, list_provenance
+
+warehouse_app = typer.Typer(help="The OMOP CDM warehouse.", no_args_is_help=True)
+provenance_app = typer.Typer(help="Where results came from.", no_args_is_help=True)
+
+
+def _fmt(value: str, allowed: tuple[str, ...]) -> str:
+    if value not in allowed:
+        raise InputError(f"--format must be one of {', '.join(allowed)}, not {value!r}.")
+    return value
+
+
+@warehouse_app.command("load-omop")
+def load_omop(
+    directory: Path = typer.Argument(..., help="Directory of OMOP CDM CSV files (5.3 or 5.4)."),
+    data_dir: Path | None = DataDirOption,
+) -> None:
+    """Load OMOP CSV files (e.g. OHDSI's Eunomia) into the warehouse, all or nothing."""
+    settings = settings_from(data_dir)
+    with opened(settings) as registry:
+        report, provenance = load_omop_directory(settings, registry, operator(), directory)
+    print_rows(["table", "rows"], sorted(report.tables.items()), title="Loaded")
+    console.print(
+        f"{report.rows_in:,} rows in {report.seconds:.1f} s; provenance record {provenance.id}."
+    )
+
+
+@warehouse_app.command("query")
+def query(
+    sql: str = typer.Argument(..., help="One SELECT (or WITH … SELECT) statement."),
+    fmt: str = typer.Option("table", "--format", help="table, csv or json."),
+    limit: int = typer.Option(10_000, "--limit", help="At most this many rows."),
+    data_dir: Path | None = DataDirOption,
+) -> None:
+    """Run read-only SQL on the warehouse (writes are refused; audited)."""
+    settings = settings_from(data_dir)
+    fmt = _fmt(fmt, ("table", "csv", "json"))
+    with opened(settings) as registry:
+        frame = query_warehouse(settings, registry, operator(), sql, limit=limit)
+    print_frame(frame, fmt=fmt)  # type: ignore[arg-type]
+
+
+@warehouse_app.command("check")
+def check(
+    fmt: str = typer.Option("table", "--format", help="table, json or html."),
+    out: Path | None = typer.Option(None, "--out", help="Write the report to this file."),
+    data_dir: Path | None = DataDirOption,
+) -> None:
+    """Run the data-quality checks (conformance, completeness, plausibility) and store them."""
+    settings = settings_from(data_dir)
+    fmt = _fmt(fmt, ("table", "json", "html"))
+    with opened(settings) as registry:
+        report, _provenance = check_warehouse(settings, registry, operator())
+    if fmt == "html":
+        text = report.to_html()
+    elif fmt == "json":
+        text = report.to_frame().to_json(orient="records", date_format="iso", indent=2)
+    else:
+        frame = report.to_frame()
+        columns = ["check_id", "category", "status", "failing_rows", "denominator", "percent"]
+        if out is None:
+            print_frame(frame[columns], fmt="table")
+            return
+        text = frame.to_csv(index=False)
+    if out is not None:
+        out.write_text(text)
+        console.print(f"Wrote {out}")
+    else:
+        typer.echo(text)
+
+
+@provenance_app.command("show")
+def provenance_show(
+    record_id: int = typer.Argument(...),
+    fmt: str = typer.Option("json", "--format", help="json or fhir."),
+    data_dir: Path | None = DataDirOption,
+) -> None:
+    """Show one provenance record (as careloop JSON or a FHIR Provenance resource)."""
+    fmt = _fmt(fmt, ("json", "fhir"))
+    with opened(settings_from(data_dir)) as registry:
+        entry = get_provenance(registry, record_id)
+    if fmt == "fhir":
+        print_json(as_fhir(entry))
+    else:
+        print_json(json.loads(json.dumps(asdict(entry), default=str)))
+
+
+@provenance_app.command("list")
+def provenance_list(
+    activity: str | None = typer.Option(None, "--activity"),
+    fmt: str = typer.Option("table", "--format", help="table, csv or json."),
+    data_dir: Path | None = DataDirOption,
+) -> None:
+    """The newest provenance records."""
+    fmt = _fmt(fmt, ("table", "csv", "json"))
+    with opened(settings_from(data_dir)) as registry:
+        entries = list_provenance(registry, activity=activity)
+    frame = pd.DataFrame(
+        [
+            {
+                "id": e.id,
+                "activity": e.activity,
+                "target": e.target,
+                "ended_at": e.ended_at,
+                "agent": e.agent,
+                "rows_in": e.rows_in,
+                "rows_out": e.rows_out,
+            }
+            for e in entries
+        ],
+        columns=["id", "activity", "target", "ended_at", "agent", "rows_in", "rows_out"],
+    )
+    print_frame(frame, fmt=fmt)  # type: ignore[arg-type]
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(warehouse_app, name="warehouse")
+    app.add_typer(provenance_app, name="provenance")
