@@ -1,0 +1,572 @@
+"""Run measures on the warehouse: result rows per measure × site × period × stratum.
+
+:func:`run_measures` runs a batch; a measure that fails is reported in
+:attr:`MeasureRun.failures` and the others still run. :func:`store_run`
+appends the results to ``careloop_measure_result`` and the run's provenance
+(inputs, definition hashes, warehouse row counts, code version) to
+``careloop_measure_run``.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import uuid
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime
+from typing import Any
+
+import ibis
+import pandas as pd
+
+import careloop
+from careloop.core.errors import CareloopError, InputError, NotFound
+from careloop.interop.warehouse import Warehouse, quiet_engine_warnings
+from careloop.measures.compiler import (
+    _TABLES,
+    PERIOD,
+    STRATUM_COLUMNS,
+    CompiledMeasure,
+    Period,
+    periods_between,
+)
+from careloop.measures.concepts import LOCAL_CONCEPT_BASE, local_concepts
+from careloop.measures.definition import STRATIFIERS, Criterion, MeasureDefinition
+
+RESULT_TABLE = "careloop_measure_result"
+"""Warehouse table that :func:`store_run` appends result rows to."""
+RUN_TABLE = "careloop_measure_run"
+"""Warehouse table that :func:`store_run` appends one provenance row per run to."""
+
+RESULT_COLUMNS = (
+    "measure_id",
+    "definition_hash",
+    "site",
+    "period_start",
+    "period_end",
+    "stratum",
+    "numerator",
+    "denominator",
+    "value",
+    "excluded",
+    "small_denominator",
+)
+"""Columns of a result frame, in order."""
+
+NETWORK = ""
+"""``site`` of the whole-network rows (and ``stratum`` of unstratified rows)."""
+NO_SITE = "(none)"
+"""``site`` of subjects without a care site."""
+SMALL_DENOMINATOR = 10
+"""Default: rows whose denominator is at most this are flagged ``small_denominator``."""
+
+RESULT_SCHEMA = ibis.schema(
+    {
+        "run_id": "!string",
+        "measure_id": "!string",
+        "definition_hash": "!string",
+        "site": "!string",
+        "period_start": "!date",
+        "period_end": "!date",
+        "stratum": "!string",
+        "numerator": "!int64",
+        "denominator": "!int64",
+        "value": "float64",
+        "excluded": "!int64",
+        "small_denominator": "!boolean",
+    }
+)
+RUN_SCHEMA = ibis.schema(
+    {
+        "run_id": "!string",
+        "run_at": "!timestamp",
+        "period_from": "!date",
+        "period_to": "!date",
+        "by_strata": "string",
+        "measures": "!string",
+        "failures": "!string",
+        "warehouse_url": "!string",
+        "warehouse_state": "!string",
+        "code_version": "!string",
+    }
+)
+
+_SEX = {8507: "male", 8532: "female"}
+_UNKNOWN = "unknown"
+
+
+@dataclass(frozen=True)
+class MeasureFailure:
+    """A measure of a batch that could not be computed."""
+
+    measure_id: str
+    """The measure's id."""
+    source: str
+    """Where its definition came from."""
+    message: str
+    """What went wrong and how to fix it."""
+
+
+@dataclass(frozen=True)
+class MeasureRun:
+    """The outcome of :func:`run_measures`."""
+
+    run_id: str
+    """Identifier of the run (stored with every result row)."""
+    run_at: datetime
+    """When the run started (UTC)."""
+    start: date
+    """First day asked for (periods start at the one containing it)."""
+    end: date
+    """Last day asked for."""
+    by: tuple[str, ...]
+    """Extra stratifiers asked for on top of each measure's own."""
+    results: pd.DataFrame
+    """One row per measure × site × period × stratum, columns :data:`RESULT_COLUMNS`."""
+    failures: tuple[MeasureFailure, ...] = ()
+    """Measures that failed (the others ran)."""
+    warnings: tuple[str, ...] = ()
+    """Caveats: unknown concept ids, periods without data."""
+    hashes: Mapping[str, str] = field(default_factory=dict)
+    """Definition hash of each measure run."""
+
+    @property
+    def ok(self) -> bool:
+        """True when no measure failed."""
+        return not self.failures
+
+
+class _Tables:
+    """The warehouse's tables, listed once per run (Warehouse.table lists them every call)."""
+
+    def __init__(self, warehouse: Warehouse) -> None:
+        self.warehouse = warehouse
+        self.names = set(warehouse.list_tables())
+        self._cache: dict[str, ibis.Table] = {}
+
+    def __call__(self, name: str) -> ibis.Table:
+        if name not in self._cache:
+            if name not in self.names:
+                raise NotFound(
+                    f"The warehouse {self.warehouse.url} has no table {name!r}. Load the OMOP "
+                    "data first (the ETL or load_omop_csv) or create the CDM tables."
+                )
+            with quiet_engine_warnings():
+                self._cache[name] = self.warehouse.ibis.table(name)
+        return self._cache[name]
+
+
+def tables_needed(definition: MeasureDefinition, strata: Iterable[str] = ()) -> list[str]:
+    """OMOP tables a measure reads."""
+    names = {_TABLES[c.domain][0] for c in definition.criteria()}
+    if definition.subject == "visit":
+        names.add("visit_occurrence")
+    if definition.subject == "person" or set(strata) & {"sex", "age_band", "race", "ethnicity"}:
+        names.add("person")
+    return sorted(names)
+
+
+def resolve_concepts(
+    warehouse: Warehouse, measures: Sequence[MeasureDefinition]
+) -> tuple[dict[Criterion, tuple[int, ...]], list[str]]:
+    """Each criterion's concept ids with descendants, and warnings for unknown ids.
+
+    Ids are checked against the ``concept`` table when it holds a vocabulary;
+    careloop-local ids (≥ 2,000,000,000) of :mod:`careloop.measures.concepts`
+    are known without it. Descendants come from ``concept_ancestor``; without
+    that table a criterion matches its own ids only (and a warning says so).
+    """
+    tables = _Tables(warehouse)
+    criteria = {c for m in measures for c in m.criteria()}
+    ids = sorted({i for c in criteria for i in c.concepts})
+    known: set[int] | None = None
+    warnings: list[str] = []
+    with quiet_engine_warnings():
+        if ids and "concept" in tables.names:
+            concept = tables("concept")
+            if int(concept.limit(1).count().execute()) > 0:
+                found = concept.filter(concept.concept_id.isin(ids)).select("concept_id")
+                known = {int(i) for i in found.execute().concept_id}
+        descendants: dict[int, set[int]] = {}
+        wanted = sorted({i for c in criteria if c.descendants for i in c.concepts})
+        if wanted and "concept_ancestor" in tables.names:
+            ca = tables("concept_ancestor")
+            pairs = (
+                ca.filter(ca.ancestor_concept_id.isin(wanted))
+                .select("ancestor_concept_id", "descendant_concept_id")
+                .execute()
+            )
+            for a, d in zip(pairs.ancestor_concept_id, pairs.descendant_concept_id, strict=True):
+                descendants.setdefault(int(a), set()).add(int(d))
+        elif wanted:
+            warnings.append(
+                "The warehouse has no concept_ancestor table: 'descendants: true' matches "
+                "the listed concept ids only."
+            )
+    local = local_concepts()
+    for m in measures:
+        unknown = sorted(
+            {
+                i
+                for c in m.criteria()
+                for i in c.concepts
+                if (known is not None and i not in known and i not in local)
+                or (known is None and i >= LOCAL_CONCEPT_BASE and i not in local)
+            }
+        )
+        for i in unknown:
+            warnings.append(
+                f"{m.source}: concept {i} is not in the vocabulary; criteria with it "
+                "match no rows through it."
+            )
+    resolved = {
+        c: tuple(
+            sorted(
+                set(c.concepts).union(
+                    *(descendants.get(i, set()) for i in c.concepts if c.descendants)
+                )
+            )
+        )
+        for c in criteria
+    }
+    return resolved, warnings
+
+
+def _label(stratifier: str, value: Any, sites: Mapping[int, str]) -> str:
+    missing = value is None or (isinstance(value, float) and math.isnan(value)) or (value is pd.NA)
+    if stratifier == "site":
+        return NO_SITE if missing else sites.get(int(value), str(int(value)))
+    if missing:
+        return _UNKNOWN
+    if stratifier == "sex":
+        return _SEX.get(int(value), _UNKNOWN)
+    if stratifier == "age_band":
+        return str(value)
+    return str(int(value))
+
+
+def _site_labels(tables: _Tables) -> dict[int, str]:
+    if "care_site" not in tables.names:
+        return {}
+    cs = tables("care_site").select("care_site_id", "care_site_source_value", "care_site_name")
+    with quiet_engine_warnings():
+        frame = cs.execute()
+    out: dict[int, str] = {}
+    for row in frame.itertuples(index=False):
+        label = row.care_site_source_value
+        if not isinstance(label, str) or not label:
+            label = row.care_site_name if isinstance(row.care_site_name, str) else ""
+        out[int(row.care_site_id)] = label or str(int(row.care_site_id))
+    return out
+
+
+def _levels(strata: Sequence[str]) -> list[tuple[str, ...]]:
+    """Grouping levels: network, each site; each crossed with none or one other stratifier."""
+    others = [s for s in strata if s != "site"]
+    sites: list[tuple[str, ...]] = [()] + ([("site",)] if "site" in strata else [])
+    return [(*s, *o) for s in sites for o in [(), *((x,) for x in others)]]
+
+
+def compute_measure(
+    warehouse: Warehouse,
+    definition: MeasureDefinition,
+    *,
+    start: date,
+    end: date,
+    by: Sequence[str] = (),
+    concept_sets: Mapping[Criterion, tuple[int, ...]] | None = None,
+    small_denominator: int = SMALL_DENOMINATOR,
+    _tables: _Tables | None = None,
+    _sites: Mapping[int, str] | None = None,
+) -> pd.DataFrame:
+    """Compute one measure; the result frame has the columns :data:`RESULT_COLUMNS`.
+
+    Raises:
+        NotFound: the warehouse lacks a table the measure reads.
+        InputError: the dates or stratifiers are not usable.
+    """
+    if end < start:
+        raise InputError(f"The period ends ({end}) before it starts ({start}).")
+    strata = list(dict.fromkeys([*definition.stratify, *by]))
+    for s in strata:
+        if s not in STRATIFIERS:
+            raise InputError(f"Cannot stratify by {s!r}; use one of {', '.join(STRATIFIERS)}.")
+        if s == "visit_type" and definition.subject != "visit":
+            raise InputError(f"{definition.id}: visit_type strata need a visit measure.")
+    tables = _tables or _Tables(warehouse)
+    for name in tables_needed(definition, strata):
+        if name not in tables.names:
+            raise NotFound(
+                f"{definition.source}: measure {definition.id} reads the warehouse table "
+                f"{name!r}, which {warehouse.url} lacks. Load the OMOP data first."
+            )
+    if concept_sets is None:
+        concept_sets, _ = resolve_concepts(warehouse, [definition])
+    sites = _sites if _sites is not None else _site_labels(tables)
+    periods = periods_between(start, end, definition.period)
+    compiled = CompiledMeasure(definition, tables, periods, concept_sets, strata)
+    with quiet_engine_warnings():
+        counts = compiled.counts().execute()
+        values = (
+            compiled.values(_levels(strata)).execute() if definition.type == "continuous" else None
+        )
+    return _assemble(definition, periods, strata, counts, values, sites, small_denominator)
+
+
+def _assemble(
+    definition: MeasureDefinition,
+    periods: Sequence[Period],
+    strata: Sequence[str],
+    counts: pd.DataFrame,
+    values: pd.DataFrame | None,
+    sites: Mapping[int, str],
+    small_denominator: int,
+) -> pd.DataFrame:
+    label_cols = {s: f"label_{s}" for s in strata}
+    counts = counts.copy()
+    counts[PERIOD] = pd.to_datetime(counts[PERIOD]).dt.date
+    for s in strata:
+        counts[label_cols[s]] = [_label(s, v, sites) for v in counts[STRATUM_COLUMNS[s]]]
+    ends = {p.start: p.end for p in periods}
+    rows: list[dict[str, Any]] = []
+    value_map: dict[tuple[Any, ...], tuple[int, float]] = {}
+    levels = _levels(strata)
+    if values is not None:
+        values = values.copy()
+        values[PERIOD] = pd.to_datetime(values[PERIOD]).dt.date
+        for rec in values.to_dict("records"):
+            level = levels[int(rec["careloop_level"])]
+            key = (
+                int(rec["careloop_level"]),
+                rec[PERIOD],
+                *(_label(s, rec[STRATUM_COLUMNS[s]], sites) for s in level),
+            )
+            v = rec["careloop_value"]
+            value_map[key] = (int(rec["careloop_n"]), float(v) if v is not None else math.nan)
+    for index, level in enumerate(levels):
+        group = [PERIOD, *(label_cols[s] for s in level)]
+        if counts.empty:
+            cells = pd.DataFrame(columns=[*group, "denominator", "numerator", "excluded"])
+        else:
+            wide = counts.pivot_table(
+                index=group,
+                columns="careloop_set",
+                values="careloop_n",
+                aggfunc="sum",
+                fill_value=0,
+            )
+            cells = wide.reindex(
+                columns=["denominator", "numerator", "excluded"], fill_value=0
+            ).reset_index()
+        if not level:
+            have = set(cells[PERIOD]) if len(cells) else set()
+            missing = [p.start for p in periods if p.start not in have]
+            if missing:
+                cells = pd.concat(
+                    [
+                        cells,
+                        pd.DataFrame(
+                            {PERIOD: missing, "denominator": 0, "numerator": 0, "excluded": 0}
+                        ),
+                    ],
+                    ignore_index=True,
+                )
+        for rec in cells.to_dict("records"):
+            den, num, exc = int(rec["denominator"]), int(rec["numerator"]), int(rec["excluded"])
+            labels = [rec[label_cols[s]] for s in level]
+            site = labels[0] if level and level[0] == "site" else NETWORK
+            other = [(s, lab) for s, lab in zip(level, labels, strict=True) if s != "site"]
+            stratum = ";".join(f"{s}={lab}" for s, lab in other)
+            if definition.type == "continuous":
+                n, value = value_map.get((index, rec[PERIOD], *labels), (0, math.nan))
+                num = n
+            elif definition.type == "count":
+                value = float(num)
+            else:
+                value = num / den if den else math.nan
+            rows.append(
+                {
+                    "measure_id": definition.id,
+                    "definition_hash": definition.definition_hash,
+                    "site": site,
+                    "period_start": rec[PERIOD],
+                    "period_end": ends[rec[PERIOD]],
+                    "stratum": stratum,
+                    "numerator": num,
+                    "denominator": den,
+                    "value": value,
+                    "excluded": exc,
+                    "small_denominator": den <= small_denominator,
+                }
+            )
+    frame = pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
+    frame = frame.astype(
+        {
+            "numerator": "int64",
+            "denominator": "int64",
+            "excluded": "int64",
+            "value": "float64",
+            "small_denominator": "bool",
+        }
+    )
+    return frame.sort_values(
+        ["measure_id", "site", "stratum", "period_start"], kind="stable"
+    ).reset_index(drop=True)
+
+
+def run_measures(
+    warehouse: Warehouse,
+    measures: Sequence[MeasureDefinition],
+    *,
+    start: date,
+    end: date,
+    by: Sequence[str] = (),
+    small_denominator: int = SMALL_DENOMINATOR,
+    on_measure: Callable[[MeasureDefinition], None] | None = None,
+) -> MeasureRun:
+    """Run a batch of measures for the periods from ``start`` to ``end``.
+
+    Args:
+        warehouse: The OMOP warehouse.
+        measures: The definitions to compute.
+        start: First day; periods start at the one containing it.
+        end: Last day; periods end at the one containing it.
+        by: Extra stratifiers (``site``, ``sex``, ``age_band``…) for every measure.
+        small_denominator: Flag rows whose denominator is at most this.
+        on_measure: Called after each measure (progress bars).
+
+    A measure that fails (missing table, engine error) is reported in
+    ``failures``; the rest still run.
+    """
+    if end < start:
+        raise InputError(f"The period ends ({end}) before it starts ({start}).")
+    for s in by:
+        if s not in STRATIFIERS:
+            raise InputError(f"Cannot stratify by {s!r}; use one of {', '.join(STRATIFIERS)}.")
+    run_at = datetime.now(UTC)
+    tables = _Tables(warehouse)
+    concept_sets, warnings = resolve_concepts(warehouse, measures)
+    sites = _site_labels(tables)
+    frames: list[pd.DataFrame] = []
+    failures: list[MeasureFailure] = []
+    for definition in measures:
+        try:
+            extra = [s for s in by if not (s == "visit_type" and definition.subject != "visit")]
+            frame = compute_measure(
+                warehouse,
+                definition,
+                start=start,
+                end=end,
+                by=extra,
+                concept_sets=concept_sets,
+                small_denominator=small_denominator,
+                _tables=tables,
+                _sites=sites,
+            )
+        except CareloopError as exc:
+            failures.append(MeasureFailure(definition.id, definition.source, str(exc)))
+        except Exception as exc:
+            failures.append(
+                MeasureFailure(
+                    definition.id,
+                    definition.source,
+                    f"{type(exc).__name__}: {str(exc).splitlines()[0][:500]}",
+                )
+            )
+        else:
+            network = frame[(frame.site == NETWORK) & (frame.stratum == "")]
+            if len(network) and int(network.denominator.sum()) == 0:
+                warnings.append(
+                    f"{definition.id}: no subjects in any period from {start} to {end}."
+                )
+            frames.append(frame)
+        if on_measure is not None:
+            on_measure(definition)
+    results = (
+        pd.concat(frames, ignore_index=True)
+        if frames
+        else pd.DataFrame(columns=list(RESULT_COLUMNS))
+    )
+    return MeasureRun(
+        run_id=uuid.uuid4().hex,
+        run_at=run_at,
+        start=start,
+        end=end,
+        by=tuple(by),
+        results=results,
+        failures=tuple(failures),
+        warnings=tuple(warnings),
+        hashes={m.id: m.definition_hash for m in measures},
+    )
+
+
+def store_run(warehouse: Warehouse, run: MeasureRun) -> int:
+    """Append the run's results and its provenance row to the warehouse.
+
+    Returns the number of result rows written.
+    """
+    warehouse.ensure_table(RESULT_TABLE, RESULT_SCHEMA)
+    warehouse.ensure_table(RUN_TABLE, RUN_SCHEMA)
+    tables = [t for t in warehouse.list_tables() if t in set(_OMOP_READ)]
+    state = warehouse.row_counts(tables)
+    provenance = pd.DataFrame(
+        [
+            {
+                "run_id": run.run_id,
+                "run_at": run.run_at.replace(tzinfo=None),
+                "period_from": run.start,
+                "period_to": run.end,
+                "by_strata": ",".join(run.by),
+                "measures": json.dumps(dict(run.hashes), sort_keys=True),
+                "failures": json.dumps([f.__dict__ for f in run.failures]),
+                "warehouse_url": warehouse.url,
+                "warehouse_state": json.dumps(state, sort_keys=True),
+                "code_version": careloop.__version__,
+            }
+        ]
+    )
+    warehouse.insert(RUN_TABLE, provenance)
+    if run.results.empty:
+        return 0
+    rows = run.results.assign(run_id=run.run_id)
+    return warehouse.insert(RESULT_TABLE, rows[list(RESULT_SCHEMA.names)])
+
+
+_OMOP_READ = (
+    "person",
+    "care_site",
+    "visit_occurrence",
+    "condition_occurrence",
+    "drug_exposure",
+    "procedure_occurrence",
+    "measurement",
+    "observation",
+    "death",
+    "concept",
+    "concept_ancestor",
+)
+
+
+def load_results(warehouse: Warehouse, *, run_id: str | None = None) -> pd.DataFrame:
+    """Stored results of one run (default: the latest run), columns :data:`RESULT_COLUMNS`."""
+    if not warehouse.has_table(RESULT_TABLE):
+        raise NotFound("No measure results are stored yet: run `careloop measures run`.")
+    with quiet_engine_warnings():
+        if run_id is None:
+            runs = warehouse.table(RUN_TABLE)
+            latest = runs.order_by(ibis.desc("run_at")).limit(1).execute()
+            if latest.empty:
+                raise NotFound("No measure results are stored yet.")
+            run_id = str(latest.run_id.iloc[0])
+        t = warehouse.table(RESULT_TABLE)
+        frame: pd.DataFrame = t.filter(t.run_id == run_id).execute()
+    if frame.empty:
+        raise NotFound(f"There is no stored measure run {run_id!r}.")
+    frame["period_start"] = pd.to_datetime(frame.period_start).dt.date
+    frame["period_end"] = pd.to_datetime(frame.period_end).dt.date
+    return (
+        frame[list(RESULT_COLUMNS)]
+        .sort_values(["measure_id", "site", "stratum", "period_start"], kind="stable")
+        .reset_index(drop=True)
+    )
