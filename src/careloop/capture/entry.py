@@ -1,0 +1,505 @@
+"""Entering responses: validated, site-scoped, versioned and audited.
+
+A response is one patient's answers to one form for one event (visit) date;
+there is at most one per patient × form × date. It records the form version
+it was entered against, and it is always validated, shown and edited against
+that version, so importing a changed dictionary never makes old data
+unreadable.
+
+Each function runs in one unit of work (careloop.trust.work): the policy
+decides the action (``record.read`` or ``record.write``), the scoped session
+decides which rows exist for the caller (another site's response is simply
+not found), and exactly one audit entry records the request — with the
+field names that changed, never their values. Rules:
+
+- Validation is careloop.capture's (:func:`validate_response`): every field
+  error at once, as :class:`ValidationFailed` with one detail per field
+  (``location`` = the field name). A *draft* may leave required fields
+  empty; a *complete* response may not.
+- Editing a complete response needs a reason for change (audited).
+- Optimistic concurrency: pass the version you read (the API's ETag); a
+  stale one is a :class:`Conflict` and nothing is overwritten.
+- Patients and carers (their own or proxied record) may enter only
+  patient-reported forms; what they enter is marked ``patient_entered``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Literal
+
+from sqlalchemy import select
+from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm.exc import StaleDataError
+
+from careloop.capture.forms import Form
+from careloop.capture.forms_store import load_form, load_form_version
+from careloop.capture.validation import validate_response
+from careloop.core.clock import as_utc
+from careloop.core.errors import (
+    Conflict,
+    ErrorDetail,
+    InputError,
+    NotFound,
+    PermissionDenied,
+    ValidationFailed,
+)
+from careloop.store.capture_models import RESPONSE_STATUSES, FormDefinition, FormVersion, Response
+from careloop.store.database import Registry
+from careloop.store.models import Patient, Site
+from careloop.trust.principal import Principal
+from careloop.trust.work import Work, unit_of_work
+
+__all__ = [
+    "ResponseStatus",
+    "ResponseView",
+    "Timeline",
+    "TimelineEvent",
+    "check_values",
+    "create_response",
+    "get_response",
+    "get_response_form",
+    "list_responses",
+    "patient_timeline",
+    "update_response",
+]
+
+ResponseStatus = Literal["draft", "complete"]
+
+
+@dataclass(frozen=True)
+class ResponseView:
+    """A stored response as the care team (or the patient) sees it."""
+
+    id: int
+    """The response's id."""
+    form: str
+    """The form's name."""
+    form_version: str
+    """Content hash of the form version it was entered against."""
+    site: str
+    """The patient's site code."""
+    patient_id: int
+    """The patient's internal id."""
+    event_date: date
+    """The visit (event) date."""
+    status: str
+    """``draft`` or ``complete``."""
+    values: dict[str, Any]
+    """Stored values: field → text, or a list of codes for a checkbox; calc fields computed."""
+    patient_entered: bool
+    """Entered by the patient or their carer (portal login or PROM link)."""
+    entered_by_user_id: int | None
+    """The user who entered it (None for the operator or a PROM link)."""
+    version: int
+    """Concurrency version: send it back (If-Match) when you change the response."""
+    created_at: datetime
+    """When it was first saved."""
+    updated_at: datetime
+    """When it was last changed."""
+
+
+@dataclass(frozen=True)
+class TimelineEvent:
+    """One response on a patient's timeline."""
+
+    event_date: date
+    """The visit (event) date."""
+    form: str
+    """The form's name."""
+    form_title: str
+    """The form's title."""
+    response_id: int
+    """The response's id."""
+    status: str
+    """``draft`` or ``complete``."""
+    patient_entered: bool
+    """Entered by the patient or their carer."""
+    updated_at: datetime
+    """When it was last changed."""
+
+
+@dataclass(frozen=True)
+class Timeline:
+    """A patient's events across forms, newest first."""
+
+    patient_id: int
+    """The patient's internal id."""
+    site: str
+    """The patient's site code."""
+    events: tuple[TimelineEvent, ...]
+    """The responses, newest event date first (same date: by form name)."""
+
+
+def _site_code(work: Work, site_id: int) -> str:
+    site = work.session.get(Site, site_id)
+    return site.code if site else "?"
+
+
+def _plain(values: Mapping[str, Any]) -> dict[str, Any]:
+    return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+
+
+def check_values(
+    form: Form, values: Mapping[str, object], *, status: ResponseStatus = "complete"
+) -> dict[str, Any]:
+    """Validate ``values`` for ``form``; the stored values, or ValidationFailed with every error.
+
+    A draft is allowed to leave required fields empty; every other rule holds.
+    Each error detail is located at the field's name.
+    """
+    if status not in RESPONSE_STATUSES:
+        raise InputError(f"Unknown status {status!r}; use draft or complete.")
+    result = validate_response(form, values)
+    errors = [e for e in result.errors if not (status == "draft" and e.rule == "required")]
+    if errors:
+        n = len(errors)
+        raise ValidationFailed(
+            f"{n} {'value' if n == 1 else 'values'} in form {form.name!r} failed validation; "
+            "nothing was saved.",
+            details=[e.as_detail() for e in errors],
+        )
+    return _plain(result.values)
+
+
+def _as_date(value: date | str, field: str = "event_date") -> date:
+    if isinstance(value, date):
+        return value
+    try:
+        return date.fromisoformat(value.strip())
+    except (ValueError, AttributeError):
+        raise ValidationFailed(
+            "The event date is not a date.",
+            details=[ErrorDetail(field, "use a date as YYYY-MM-DD", value)],
+        ) from None
+
+
+def _view(work: Work, row: Response, form_name: str, version: str) -> ResponseView:
+    return ResponseView(
+        row.id,
+        form_name,
+        version,
+        _site_code(work, row.site_id),
+        row.patient_id,
+        row.event_date,
+        row.status,
+        dict(row.values),
+        row.patient_entered,
+        row.entered_by_user_id,
+        row.version,
+        as_utc(row.created_at),
+        as_utc(row.updated_at),
+    )
+
+
+def _patient(work: Work, patient_id: int) -> Patient:
+    patient = work.session.get(Patient, patient_id)
+    if patient is None:
+        raise NotFound(f"There is no patient {patient_id} that you can see.")
+    return patient
+
+
+def _check_contributor(work: Work, definition: FormDefinition) -> bool:
+    """Whether the caller acts as the patient (or their carer); refuse staff-only forms then."""
+    acting_as_patient = work.scope.patient_ids is not None
+    if acting_as_patient and not definition.patient_reported:
+        raise PermissionDenied(
+            f"Form {definition.name!r} is filled by the care team; patients and carers fill "
+            "patient-reported forms only."
+        )
+    return acting_as_patient
+
+
+def _response(work: Work, response_id: int, form: str | None) -> tuple[Response, FormDefinition]:
+    row = work.session.get(Response, response_id)
+    definition = work.session.get(FormDefinition, row.form_id) if row is not None else None
+    if row is None or definition is None or (form is not None and definition.name != form):
+        raise NotFound(f"There is no response {response_id} that you can see.")
+    return row, definition
+
+
+def _insert_response(
+    work: Work,
+    *,
+    definition: FormDefinition,
+    version: FormVersion,
+    patient: Patient,
+    event_date: date,
+    status: ResponseStatus,
+    values: dict[str, Any],
+    patient_entered: bool,
+) -> Response:
+    session = work.session
+    clash = session.scalar(
+        select(Response.id).where(
+            Response.patient_id == patient.id,
+            Response.form_id == definition.id,
+            Response.event_date == event_date,
+        )
+    )
+    if clash is not None:
+        raise Conflict(
+            f"Patient {patient.id} already has a {definition.name!r} response for "
+            f"{event_date.isoformat()} (response {clash}); edit that one instead."
+        )
+    row = Response(
+        site_id=patient.site_id,
+        patient_id=patient.id,
+        form_id=definition.id,
+        form_version_id=version.id,
+        event_date=event_date,
+        status=status,
+        values=values,
+        entered_by_user_id=work.principal.user_id,
+        patient_entered=patient_entered,
+    )
+    session.add(row)
+    try:
+        session.flush()
+    except IntegrityError:
+        raise Conflict(
+            f"Patient {patient.id} already has a {definition.name!r} response for "
+            f"{event_date.isoformat()}; reload and edit it instead."
+        ) from None
+    return row
+
+
+def create_response(
+    registry: Registry,
+    principal: Principal,
+    form: str,
+    *,
+    patient_id: int,
+    event_date: date | str,
+    values: Mapping[str, object],
+    status: ResponseStatus = "draft",
+) -> ResponseView:
+    """Enter a new response against the form's current version.
+
+    Raises:
+        ValidationFailed: Values break the form's rules (all errors listed, by field).
+        Conflict: The patient already has a response to this form on this date.
+        NotFound: No such form, or no such patient that the principal can see.
+        PermissionDenied: The role may not write records, or a patient or
+            carer tried a form that is not patient-reported.
+    """
+    day = _as_date(event_date)
+    with unit_of_work(registry, principal, "record.write") as work:
+        work.expect("create", "clinical", details={"patient_id": patient_id, "form": form})
+        patient = _patient(work, patient_id)
+        definition, version, form_obj = load_form(work.session, form)
+        patient_entered = _check_contributor(work, definition)
+        clean = check_values(form_obj, values, status=status)
+        row = _insert_response(
+            work,
+            definition=definition,
+            version=version,
+            patient=patient,
+            event_date=day,
+            status=status,
+            values=clean,
+            patient_entered=patient_entered,
+        )
+        work.audit(
+            "create",
+            "clinical",
+            patient=patient,
+            site_code=_site_code(work, patient.site_id),
+            details={
+                "form": definition.name,
+                "form_version": version.version[:12],
+                "response_id": row.id,
+                "status": status,
+                "fields": sorted(clean),
+                "patient_entered": patient_entered,
+            },
+        )
+        return _view(work, row, definition.name, version.version)
+
+
+def get_response(
+    registry: Registry, principal: Principal, response_id: int, *, form: str | None = None
+) -> ResponseView:
+    """One response (audited read). Another site's response is not found."""
+    with unit_of_work(registry, principal, "record.read") as work:
+        work.expect("read", "clinical", details={"response_id": response_id})
+        row, definition = _response(work, response_id, form)
+        version, _ = load_form_version(work.session, row.form_version_id)
+        patient = _patient(work, row.patient_id)
+        view = _view(work, row, definition.name, version.version)
+        work.audit(
+            "read",
+            "clinical",
+            patient=patient,
+            site_code=view.site,
+            details={"form": definition.name, "response_id": row.id},
+        )
+        return view
+
+
+def get_response_form(
+    registry: Registry, principal: Principal, response_id: int
+) -> tuple[ResponseView, Form]:
+    """A response together with the form version it was entered on (for the entry page)."""
+    with unit_of_work(registry, principal, "record.read") as work:
+        work.expect("read", "clinical", details={"response_id": response_id})
+        row, definition = _response(work, response_id, None)
+        version, form_obj = load_form_version(work.session, row.form_version_id)
+        patient = _patient(work, row.patient_id)
+        view = _view(work, row, definition.name, version.version)
+        work.audit(
+            "read",
+            "clinical",
+            patient=patient,
+            site_code=view.site,
+            details={"form": definition.name, "response_id": row.id},
+        )
+        return view, form_obj
+
+
+def list_responses(
+    registry: Registry,
+    principal: Principal,
+    form: str,
+    *,
+    patient_id: int | None = None,
+    limit: int = 500,
+) -> list[ResponseView]:
+    """Responses to ``form`` the principal may see (of one patient, or all), newest first.
+
+    One audit entry per call, naming the patient when one was asked for.
+    """
+    limit = max(1, min(limit, 10_000))
+    with unit_of_work(registry, principal, "record.read") as work:
+        session = work.session
+        patient = None
+        if patient_id is not None:
+            work.expect("read", "clinical", details={"patient_id": patient_id, "form": form})
+            patient = _patient(work, patient_id)
+        definition, _, _ = load_form(session, form)
+        query = (
+            select(Response, FormVersion.version)
+            .join(FormVersion, FormVersion.id == Response.form_version_id)
+            .where(Response.form_id == definition.id)
+            .order_by(Response.event_date.desc(), Response.id.desc())
+            .limit(limit)
+        )
+        if patient is not None:
+            query = query.where(Response.patient_id == patient.id)
+        rows = session.execute(query).all()
+        views = [_view(work, r, definition.name, v) for r, v in rows]
+        work.audit(
+            "read",
+            "clinical",
+            patient=patient,
+            site_code=_site_code(work, patient.site_id) if patient is not None else None,
+            details={
+                "form": definition.name,
+                "results": len(views),
+                "patient_ids": sorted({v.patient_id for v in views}),
+            },
+        )
+        return views
+
+
+def update_response(
+    registry: Registry,
+    principal: Principal,
+    response_id: int,
+    *,
+    values: Mapping[str, object],
+    status: ResponseStatus | None = None,
+    expected_version: int | None = None,
+    reason: str | None = None,
+    form: str | None = None,
+) -> ResponseView:
+    """Replace a response's values (and optionally its status).
+
+    The values are validated against the form version the response was
+    entered on. Editing a complete response needs ``reason`` (the reason for
+    change, audited with the names of the fields that changed).
+
+    Raises:
+        Conflict: ``expected_version`` is not the stored version (someone
+            else changed it since you read it); nothing is written.
+        InputError: A complete response is edited without a reason.
+        ValidationFailed: Values break the form's rules (all errors listed).
+    """
+    with unit_of_work(registry, principal, "record.write") as work:
+        work.expect("update", "clinical", details={"response_id": response_id})
+        row, definition = _response(work, response_id, form)
+        patient = _patient(work, row.patient_id)
+        _check_contributor(work, definition)
+        if expected_version is not None and row.version != expected_version:
+            raise Conflict(
+                f"Response {response_id} was changed by someone else (version {row.version}, "
+                f"you had {expected_version}). Reload it and apply your change again."
+            )
+        new_status: ResponseStatus = status or ("complete" if row.status == "complete" else "draft")
+        why = reason.strip() if reason else ""
+        if row.status == "complete" and not why:
+            raise InputError(
+                f"Response {response_id} is complete: say why it changes (reason for change); "
+                "it goes in the audit trail."
+            )
+        version, form_obj = load_form_version(work.session, row.form_version_id)
+        clean = check_values(form_obj, values, status=new_status)
+        old = dict(row.values)
+        old_status = row.status
+        changed = sorted(k for k in set(old) | set(clean) if old.get(k) != clean.get(k))
+        if changed or new_status != old_status:
+            row.values = clean
+            row.status = new_status
+            try:
+                work.session.flush()
+            except StaleDataError:
+                raise Conflict(
+                    f"Response {response_id} was changed by someone else while you saved. "
+                    "Reload it and apply your change again."
+                ) from None
+        details: dict[str, Any] = {
+            "form": definition.name,
+            "response_id": row.id,
+            "fields": changed,
+        }
+        if new_status != old_status:
+            details["status"] = f"{old_status}->{new_status}"
+        work.audit(
+            "update",
+            "clinical",
+            patient=patient,
+            site_code=_site_code(work, patient.site_id),
+            reason=why or None,
+            details=details,
+        )
+        return _view(work, row, definition.name, version.version)
+
+
+def patient_timeline(registry: Registry, principal: Principal, patient_id: int) -> Timeline:
+    """A patient's responses across all forms by event date, newest first (audited read)."""
+    with unit_of_work(registry, principal, "record.read") as work:
+        work.expect("read", "clinical", details={"patient_id": patient_id, "timeline": True})
+        patient = _patient(work, patient_id)
+        rows = work.session.execute(
+            select(Response, FormDefinition.name, FormDefinition.title)
+            .join(FormDefinition, FormDefinition.id == Response.form_id)
+            .where(Response.patient_id == patient.id)
+            .order_by(Response.event_date.desc(), FormDefinition.name)
+        ).all()
+        events = tuple(
+            TimelineEvent(
+                r.event_date, name, title, r.id, r.status, r.patient_entered, as_utc(r.updated_at)
+            )
+            for r, name, title in rows
+        )
+        site = _site_code(work, patient.site_id)
+        work.audit(
+            "read",
+            "clinical",
+            patient=patient,
+            site_code=site,
+            details={"timeline": True, "results": len(events)},
+        )
+        return Timeline(patient.id, site, events)

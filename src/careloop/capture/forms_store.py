@@ -1,0 +1,394 @@
+"""The registry's forms: importing data dictionaries as versioned form definitions.
+
+A form's version is its content hash (:meth:`careloop.capture.Form.content_hash`).
+Importing a dictionary stores, for each form in it, a new version when the
+definition changed and nothing when it did not; either way the imported
+definition becomes the form's *current* version, the one new responses are
+entered against. Every older version stays stored, so a response is always
+read and edited against the definition it was entered on.
+
+Who may do what: form definitions hold no patient data. Every signed-in user
+may list and read them (the policy's ``site.read``); importing one changes
+the installation, which is the admin's (``site.manage``) and the operator's.
+Imports are audited (category ``form_definition``); reads are not.
+"""
+
+from __future__ import annotations
+
+import json
+from collections import OrderedDict
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from threading import Lock
+from typing import Any, Literal
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from careloop.capture.forms import Dictionary, Form
+from careloop.capture.native_yaml import FORMAT, read_forms_yaml, write_forms_yaml
+from careloop.capture.questionnaire import read_questionnaire, write_questionnaire
+from careloop.capture.redcap import read_redcap_dictionary, write_redcap_dictionary
+from careloop.core.errors import InputError, NotFound
+from careloop.store.capture_models import FormDefinition, FormVersion
+from careloop.store.database import Registry
+from careloop.trust.principal import Principal
+from careloop.trust.work import unit_of_work
+
+__all__ = [
+    "DictionaryFormat",
+    "FormImport",
+    "FormSummary",
+    "FormVersionInfo",
+    "StoredForm",
+    "export_form",
+    "form_of_version",
+    "get_form",
+    "import_forms",
+    "list_forms",
+    "read_dictionary",
+]
+
+DictionaryFormat = Literal["redcap", "yaml", "questionnaire"]
+DICTIONARY_FORMATS: tuple[DictionaryFormat, ...] = ("redcap", "yaml", "questionnaire")
+
+# Definitions are content-addressed: the same version hash always rebuilds the
+# same Form, so a small process-wide cache is safe and saves re-parsing per request.
+_FORMS: OrderedDict[str, Form] = OrderedDict()
+_FORMS_LOCK = Lock()
+_FORMS_MAX = 256
+
+
+@dataclass(frozen=True)
+class FormImport:
+    """What importing one form of a dictionary did."""
+
+    name: str
+    """The form's name."""
+    version: str
+    """Its content hash (the version now current)."""
+    new_form: bool
+    """The registry did not know the form before."""
+    new_version: bool
+    """The definition differed from every stored version, so a version was added."""
+
+
+@dataclass(frozen=True)
+class FormVersionInfo:
+    """One stored version of a form."""
+
+    version: str
+    """Content hash (64 hex digits)."""
+    created_at: datetime
+    """When it was first imported."""
+    created_by: str | None
+    """Who imported it (e-mail, or ``cli:<name>`` for the operator)."""
+    source_format: str
+    """The file format it came in: ``redcap``, ``yaml`` or ``questionnaire``."""
+    fields: int
+    """How many fields it has."""
+
+
+@dataclass(frozen=True)
+class FormSummary:
+    """A form as listed: name, title, whether patient-reported, current version."""
+
+    name: str
+    """The form's name."""
+    title: str
+    """Human title."""
+    patient_reported: bool
+    """Filled by patients or carers (a PROM)."""
+    version: str
+    """The current version's content hash."""
+    versions: int
+    """How many versions are stored."""
+
+
+@dataclass(frozen=True)
+class StoredForm:
+    """A form with its current (or requested) definition and its version history."""
+
+    name: str
+    """The form's name."""
+    title: str
+    """Human title."""
+    patient_reported: bool
+    """Filled by patients or carers (a PROM)."""
+    version: str
+    """The version of :attr:`form`."""
+    current: bool
+    """Whether :attr:`version` is the current version."""
+    form: Form
+    """The definition."""
+    versions: tuple[FormVersionInfo, ...]
+    """Every stored version, oldest first."""
+
+    def definition(self) -> dict[str, Any]:
+        """The definition as careloop's native dict (what the JSON API returns)."""
+        return self.form.to_dict()
+
+
+def _guess_format(name: str) -> DictionaryFormat:
+    lower = name.lower()
+    if lower.endswith(".csv"):
+        return "redcap"
+    if lower.endswith((".yaml", ".yml")):
+        return "yaml"
+    if lower.endswith(".json"):
+        return "questionnaire"
+    raise InputError(
+        f"Cannot tell the format of {name!r} from its name; give --format redcap, yaml "
+        "or questionnaire (REDCap dictionaries are .csv, careloop forms .yaml, FHIR "
+        "Questionnaires .json)."
+    )
+
+
+def read_dictionary(
+    source: Path | bytes,
+    *,
+    fmt: DictionaryFormat | None = None,
+    name: str | None = None,
+) -> tuple[Dictionary, DictionaryFormat]:
+    """Read a data dictionary file (any of the three formats) into forms.
+
+    Raises:
+        InputError: The format is unknown or cannot be guessed.
+        ValidationFailed: The file is not a valid dictionary (the readers'
+            located errors).
+    """
+    label = name or (source.name if isinstance(source, Path) else "dictionary")
+    chosen = fmt or _guess_format(label)
+    if chosen not in DICTIONARY_FORMATS:
+        raise InputError(
+            f"Unknown dictionary format {chosen!r}; use redcap, yaml or questionnaire."
+        )
+    if chosen == "redcap":
+        return read_redcap_dictionary(source, name=name), chosen
+    if chosen == "yaml":
+        return read_forms_yaml(source, name=name), chosen
+    return Dictionary((read_questionnaire(source, name=name),)), chosen
+
+
+def form_of_version(row: FormVersion) -> Form:
+    """The :class:`Form` a stored version defines (cached by content hash)."""
+    with _FORMS_LOCK:
+        cached = _FORMS.get(row.version)
+        if cached is not None:
+            _FORMS.move_to_end(row.version)
+            return cached
+    # JSON is YAML: the native reader rebuilds (and re-checks) the definition.
+    text = json.dumps({"format": FORMAT, "forms": [row.definition]})
+    form = read_forms_yaml(text, name=f"form version {row.version[:12]}").forms[0]
+    with _FORMS_LOCK:
+        _FORMS[row.version] = form
+        while len(_FORMS) > _FORMS_MAX:
+            _FORMS.popitem(last=False)
+    return form
+
+
+def _definition_row(session: Session, name: str) -> FormDefinition:
+    row = session.scalar(select(FormDefinition).where(FormDefinition.name == name))
+    if row is None:
+        known = ", ".join(
+            session.scalars(select(FormDefinition.name).order_by(FormDefinition.name))
+        )
+        raise NotFound(
+            f"There is no form {name!r}"
+            + (f"; the registry has {known}." if known else "; import a data dictionary first.")
+        )
+    return row
+
+
+def _version_row(session: Session, definition: FormDefinition, version: str | None) -> FormVersion:
+    if version is None:
+        row = (
+            session.get(FormVersion, definition.current_version_id)
+            if definition.current_version_id
+            else None
+        )
+    else:
+        matches = list(
+            session.scalars(
+                select(FormVersion).where(
+                    FormVersion.form_id == definition.id,
+                    FormVersion.version.startswith(version, autoescape=True),
+                )
+            )
+        )
+        row = matches[0] if len(matches) == 1 else None
+    if row is None:
+        raise NotFound(f"Form {definition.name!r} has no version {version!r}.")
+    return row
+
+
+def load_form(
+    session: Session, name: str, version: str | None = None
+) -> tuple[FormDefinition, FormVersion, Form]:
+    """The form's row, the requested (default: current) version's row and its Form."""
+    definition = _definition_row(session, name)
+    row = _version_row(session, definition, version)
+    return definition, row, form_of_version(row)
+
+
+def load_form_version(session: Session, version_id: int) -> tuple[FormVersion, Form]:
+    """A stored version by id (what a response points at) and its Form."""
+    row = session.get(FormVersion, version_id)
+    if row is None:  # pragma: no cover - responses keep a foreign key to it
+        raise NotFound(f"There is no form version {version_id}.")
+    return row, form_of_version(row)
+
+
+def import_forms(
+    registry: Registry,
+    principal: Principal,
+    source: Path | bytes,
+    *,
+    fmt: DictionaryFormat | None = None,
+    name: str | None = None,
+) -> list[FormImport]:
+    """Import a data dictionary: each form gets a new version only if its definition changed.
+
+    Args:
+        registry: The registry.
+        principal: Who imports (admin or operator).
+        source: The dictionary file (a path, or its bytes).
+        fmt: ``redcap``, ``yaml`` or ``questionnaire``; guessed from the
+            file name when omitted.
+        name: How to call the file in error messages (default: the path's name).
+
+    Returns:
+        One :class:`FormImport` per form, in file order.
+
+    Raises:
+        ValidationFailed: The dictionary is not valid; nothing is stored.
+        PermissionDenied: The principal may not change the installation's forms.
+    """
+    dictionary, chosen = read_dictionary(source, fmt=fmt, name=name)
+    label = name or (source.name if isinstance(source, Path) else "dictionary")
+    results: list[FormImport] = []
+    with unit_of_work(registry, principal, "site.manage") as work:
+        session = work.session
+        for form in dictionary.forms:
+            digest = form.content_hash()
+            definition = session.scalar(
+                select(FormDefinition).where(FormDefinition.name == form.name)
+            )
+            new_form = definition is None
+            if definition is None:
+                definition = FormDefinition(
+                    name=form.name, title=form.title, patient_reported=form.patient_reported
+                )
+                session.add(definition)
+                session.flush()
+            version = session.scalar(
+                select(FormVersion).where(
+                    FormVersion.form_id == definition.id, FormVersion.version == digest
+                )
+            )
+            new_version = version is None
+            if version is None:
+                version = FormVersion(
+                    form_id=definition.id,
+                    version=digest,
+                    definition=form.to_dict(),
+                    source_format=chosen,
+                    created_by=principal.email,
+                )
+                session.add(version)
+                session.flush()
+            changed = definition.current_version_id != version.id
+            definition.current_version_id = version.id
+            definition.title = form.title
+            definition.patient_reported = form.patient_reported
+            if new_version or changed:
+                work.audit(
+                    "create" if new_form else "update",
+                    "form_definition",
+                    details={
+                        "form": form.name,
+                        "version": digest,
+                        "new_version": new_version,
+                        "source": label,
+                        "format": chosen,
+                    },
+                )
+            results.append(FormImport(form.name, digest, new_form, new_version))
+    return results
+
+
+def list_forms(registry: Registry, principal: Principal) -> list[FormSummary]:
+    """The registry's forms with their current versions."""
+    with unit_of_work(registry, principal, "site.read") as work:
+        session = work.session
+        out = []
+        for definition in session.scalars(select(FormDefinition).order_by(FormDefinition.name)):
+            count = len(
+                list(
+                    session.scalars(
+                        select(FormVersion.id).where(FormVersion.form_id == definition.id)
+                    )
+                )
+            )
+            current = _version_row(session, definition, None)
+            out.append(
+                FormSummary(
+                    definition.name,
+                    definition.title,
+                    definition.patient_reported,
+                    current.version,
+                    count,
+                )
+            )
+        return out
+
+
+def get_form(
+    registry: Registry, principal: Principal, name: str, *, version: str | None = None
+) -> StoredForm:
+    """A form's definition (current, or the version named by a hash or its prefix)."""
+    with unit_of_work(registry, principal, "site.read") as work:
+        definition, row, form = load_form(work.session, name, version)
+        history = tuple(
+            FormVersionInfo(
+                v.version,
+                v.created_at,
+                v.created_by,
+                v.source_format,
+                len(v.definition.get("fields", [])),
+            )
+            for v in work.session.scalars(
+                select(FormVersion)
+                .where(FormVersion.form_id == definition.id)
+                .order_by(FormVersion.id)
+            )
+        )
+        return StoredForm(
+            definition.name,
+            definition.title,
+            definition.patient_reported,
+            row.version,
+            row.id == definition.current_version_id,
+            form,
+            history,
+        )
+
+
+def export_form(
+    registry: Registry,
+    principal: Principal,
+    name: str,
+    *,
+    fmt: DictionaryFormat,
+    version: str | None = None,
+) -> str:
+    """A form as a REDCap dictionary CSV, careloop YAML or FHIR Questionnaire JSON."""
+    if fmt not in DICTIONARY_FORMATS:
+        raise InputError(f"Unknown dictionary format {fmt!r}; use redcap, yaml or questionnaire.")
+    stored = get_form(registry, principal, name, version=version)
+    if fmt == "redcap":
+        return write_redcap_dictionary(stored.form)
+    if fmt == "yaml":
+        return write_forms_yaml(stored.form)
+    return write_questionnaire(stored.form)

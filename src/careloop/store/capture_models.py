@@ -1,0 +1,109 @@
+"""SQLAlchemy models of captured data: form definitions, their versions, responses, PROM links.
+
+A form's versions are content-addressed: :attr:`FormVersion.version` is the
+form's SHA-256 content hash (``careloop.capture.Form.content_hash``), so the
+same definition imported twice is one version, and a response points at the
+exact definition it was entered against for as long as it exists.
+
+:class:`Response` rows belong to a site and a patient, so scoped sessions
+filter them like every other clinical row (careloop.store.scoping).
+"""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+from typing import Any
+
+from sqlalchemy import (
+    JSON,
+    Boolean,
+    Date,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import Mapped, mapped_column
+
+from careloop.core.clock import utcnow
+from careloop.store.models import Base, PatientOwned, SiteOwned
+
+RESPONSE_STATUSES = ("draft", "complete")
+
+
+class FormDefinition(Base):
+    """A form (REDCap instrument) known to the registry, whatever its versions."""
+
+    __tablename__ = "form_definition"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), unique=True)
+    title: Mapped[str] = mapped_column(String(300))
+    patient_reported: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The version new responses are entered against. No foreign key: form_version
+    # refers to this table, and a cycle would complicate SQLite's batch migrations.
+    current_version_id: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class FormVersion(Base):
+    """One definition of a form, identified by its content hash."""
+
+    __tablename__ = "form_version"
+    __table_args__ = (UniqueConstraint("form_id", "version"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    form_id: Mapped[int] = mapped_column(ForeignKey("form_definition.id"), index=True)
+    version: Mapped[str] = mapped_column(String(64))
+    definition: Mapped[dict[str, Any]] = mapped_column(JSON)
+    """The form as careloop's native dict (``Form.to_dict()``)."""
+    source_format: Mapped[str] = mapped_column(String(20))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    created_by: Mapped[str | None] = mapped_column(String(254))
+
+
+class Response(SiteOwned, PatientOwned, Base):
+    """A patient's answers to one form for one event (visit) date."""
+
+    __tablename__ = "form_response"
+    __table_args__ = (UniqueConstraint("patient_id", "form_id", "event_date"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    form_id: Mapped[int] = mapped_column(ForeignKey("form_definition.id"), index=True)
+    form_version_id: Mapped[int] = mapped_column(ForeignKey("form_version.id"))
+    event_date: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16))
+    values: Mapped[dict[str, Any]] = mapped_column(JSON)
+    """Stored values: field → text, or a list of codes for a checkbox."""
+    entered_by_user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("app_user.id", ondelete="SET NULL")
+    )
+    patient_entered: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+    version: Mapped[int] = mapped_column(Integer, default=1)
+
+    __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy API
+
+
+class PromLink(SiteOwned, PatientOwned, Base):
+    """A personal, expiring, single-use link for a patient to fill a PROM.
+
+    Only the SHA-256 of the link's secret is stored.
+    """
+
+    __tablename__ = "prom_link"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    form_id: Mapped[int] = mapped_column(ForeignKey("form_definition.id"))
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    response_id: Mapped[int | None] = mapped_column(
+        ForeignKey("form_response.id", ondelete="SET NULL")
+    )
+    created_by: Mapped[str | None] = mapped_column(String(254))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    note: Mapped[str | None] = mapped_column(Text)
