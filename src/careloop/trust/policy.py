@@ -88,6 +88,13 @@ ACTIONS: dict[str, Action] = {
         Action("audit.read", "Read and verify the audit log.", False),
         Action("warehouse.query", "Query the pseudonymised warehouse and run analyses.", False),
         Action("warehouse.manage", "Load, refresh and check the warehouse.", False),
+        Action("knowledge.read", "Browse the knowledge library and its deployments.", False),
+        Action(
+            "knowledge.author", "Add knowledge object versions and submit them for review.", False
+        ),
+        Action("knowledge.approve", "Approve knowledge object versions whose tests pass.", False),
+        Action("knowledge.deploy", "Activate (silent or live), deploy and retire versions.", False),
+        Action("cds.manage", "Trust CDS clients (EHRs) that call the CDS Hooks service.", False),
     )
 }
 
@@ -118,6 +125,16 @@ POLICY: dict[tuple[Role, str], ScopeKind] = {
     ("analyst", "warehouse.query"): "site",
     ("site_lead", "warehouse.query"): "site",
     ("admin", "warehouse.manage"): "installation",
+    # Knowledge objects: until learning communities exist, site leads and the admin
+    # author, approve and deploy; trusting an EHR is an installation decision.
+    **{(role, "knowledge.read"): "site" for role in ("site_lead", "clinician", "analyst")},
+    ("admin", "knowledge.read"): "installation",
+    **{
+        (role, action): scope
+        for action in ("knowledge.author", "knowledge.approve", "knowledge.deploy")
+        for role, scope in (("site_lead", "site"), ("admin", "installation"))
+    },
+    ("admin", "cds.manage"): "installation",
     # Patients and carers: their own (or proxied) record only.
     ("patient", "patient.read"): "own_record",
     ("patient", "consent.update"): "own_record",
