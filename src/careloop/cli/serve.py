@@ -40,9 +40,11 @@ def demo(
     logins = seed_demo(settings, operator())
     console.print(f"[bold]careloop demo[/bold] in {data_dir.resolve()}")
     console.print(f"Open http://{host}:{port}/ and log in as one of (passwords are random):")
+    width = max(len(login.email) for login in logins)
     for login in logins:
         where = f"at {login.site}" if login.site else "installation-wide"
-        console.print(f"  {login.role:<11} {where:<18} {login.email}  password: {login.password}")
+        # Plain echo: a wrapped password is hard to copy.
+        typer.echo(f"  {login.role:<11} {where:<18} {login.email:<{width}}  {login.password}")
     console.print(f"(also in {data_dir / CREDENTIALS_FILE})")
     if not no_serve:
         _run(data_dir, host, port)
