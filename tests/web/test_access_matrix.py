@@ -13,6 +13,7 @@ from typing import Any
 import pytest
 
 from careloop.web.app import create_app
+from tests.capture import matrix_targets as capture
 from tests.foundation import Installation
 
 SITE_A_USERS = [
@@ -135,6 +136,56 @@ CROSS_SITE_REQUESTS: dict[tuple[str, str], tuple[str, Callable[[Installation], R
     ),
     ("GET", "/api/audit"): ("filter", lambda i: ("GET", "/api/audit", None)),
     ("GET", "/api/audit/verify"): ("filter", lambda i: ("GET", "/api/audit/verify", None)),
+    # capture: forms, responses, timelines, PROM links
+    ("GET", "/api/forms"): ("filter", lambda i: ("GET", "/api/forms", None)),
+    ("POST", "/api/forms"): (
+        "deny",
+        lambda i: ("POST", "/api/forms?format=yaml", {"forms": "not a list"}),
+    ),
+    ("GET", "/api/forms/{form}"): (
+        "filter",
+        lambda i: ("GET", f"/api/forms/ibd_visit?p={capture.b_patient(i)}", None),
+    ),
+    ("POST", "/api/forms/{form}/responses"): (
+        "deny",
+        lambda i: (
+            "POST",
+            "/api/forms/ibd_visit/responses",
+            {"patient_id": capture.b_patient(i), "event_date": "2024-06-01", "values": {}},
+        ),
+    ),
+    ("GET", "/api/forms/{form}/responses"): (
+        "deny",
+        lambda i: ("GET", f"/api/forms/ibd_visit/responses?patient={capture.b_patient(i)}", None),
+    ),
+    ("GET", "/api/forms/{form}/responses/{response_id}"): (
+        "deny",
+        lambda i: ("GET", capture.b_response_url(i), None),
+    ),
+    ("PUT", "/api/forms/{form}/responses/{response_id}"): (
+        "deny",
+        lambda i: ("PUT", capture.b_response_url(i), {"values": {"pga": "4"}}),
+    ),
+    ("GET", "/api/patients/{patient_id}/timeline"): (
+        "deny",
+        lambda i: ("GET", f"/api/patients/{capture.b_patient(i)}/timeline", None),
+    ),
+    ("POST", "/api/forms/{form}/prom-links"): (
+        "deny",
+        lambda i: (
+            "POST",
+            "/api/forms/ibd_symptoms_prom/prom-links",
+            {"patient_id": capture.b_patient(i)},
+        ),
+    ),
+    ("GET", "/api/prom/{token}"): (
+        "filter",
+        lambda i: ("GET", f"/api/prom/{capture.b_prom_token(i)}", None),
+    ),
+    ("POST", "/api/prom/{token}"): (
+        "deny",
+        lambda i: ("POST", f"/api/prom/{capture.b_used_prom_token(i)}", {"values": {}}),
+    ),
 }
 
 

@@ -265,10 +265,12 @@ def import_forms(
         ValidationFailed: The dictionary is not valid; nothing is stored.
         PermissionDenied: The principal may not change the installation's forms.
     """
-    dictionary, chosen = read_dictionary(source, fmt=fmt, name=name)
     label = name or (source.name if isinstance(source, Path) else "dictionary")
     results: list[FormImport] = []
+    # The permission check comes first: an upload is parsed only for those who may import.
     with unit_of_work(registry, principal, "site.manage") as work:
+        work.expect("import", "form_definition", details={"source": label})
+        dictionary, chosen = read_dictionary(source, fmt=fmt, name=name)
         session = work.session
         for form in dictionary.forms:
             digest = form.content_hash()

@@ -1,0 +1,278 @@
+"""The capture JSON API: forms, responses, timelines and PROM links.
+
+Thin routes over careloop.capture: each authenticates the caller (except the
+PROM link routes, where the link's token is the credential) and calls one
+domain function, which checks the policy, scopes the rows and writes the
+audit entry. Responses carry an ``ETag`` (their concurrency version); send it
+back as ``If-Match`` with a ``PUT`` and a stale one answers ``409 conflict``.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict
+from datetime import date, datetime
+from typing import Annotated, Any, Literal
+
+from fastapi import APIRouter, Header, Query, Request, Response
+from pydantic import BaseModel, ConfigDict, Field
+
+from careloop.capture import entry, forms_store, proms
+from careloop.core.errors import InputError
+from careloop.web.security import CallerDep, RegistryDep, request_context
+
+router = APIRouter(prefix="/api")
+
+_MEDIA = {
+    "redcap": "text/csv",
+    "yaml": "application/yaml",
+    "questionnaire": "application/fhir+json",
+}
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class ResponseCreate(_Strict):
+    patient_id: int
+    event_date: date = Field(description="The visit (event) date; one response per date.")
+    status: Literal["draft", "complete"] = "draft"
+    values: dict[str, Any] = Field(
+        default_factory=dict,
+        description="Field name → value (text; a checkbox takes a list of codes).",
+    )
+
+
+class ResponseUpdate(_Strict):
+    values: dict[str, Any] = Field(description="The response's values (they replace the old).")
+    status: Literal["draft", "complete"] | None = None
+    reason: str | None = Field(
+        default=None, description="Reason for change: required when the response is complete."
+    )
+
+
+class PromLinkCreate(_Strict):
+    patient_id: int
+    expires_in_hours: int = Field(default=proms.DEFAULT_LINK_HOURS, ge=1, le=proms.MAX_LINK_HOURS)
+    note: str | None = None
+
+
+class PromSubmit(_Strict):
+    values: dict[str, Any]
+    event_date: date | None = Field(default=None, description="Defaults to today (UTC).")
+
+
+class FormView(BaseModel):
+    name: str
+    title: str
+    patient_reported: bool
+    version: str
+    current: bool
+    versions: list[dict[str, Any]]
+    definition: dict[str, Any]
+
+
+class PromLinkView(BaseModel):
+    id: int
+    token: str = Field(description="Shown once; careloop stores only its hash.")
+    path: str
+    form: str
+    patient_id: int
+    expires_at: datetime
+
+
+class PromReceipt(BaseModel):
+    form: str
+    event_date: date
+    status: str
+
+
+def _etag(version: int) -> str:
+    return f'"{version}"'
+
+
+def _version_from(if_match: str | None) -> int | None:
+    if if_match is None:
+        return None
+    try:
+        return int(if_match.strip().removeprefix("W/").strip('"'))
+    except ValueError as exc:
+        raise InputError(
+            f'If-Match must be the ETag of the response you read, e.g. "3"; got {if_match!r}.'
+        ) from exc
+
+
+# ---------------------------------------------------------------- forms
+
+
+@router.get("/forms", tags=["forms"])
+def list_forms(caller: CallerDep, registry: RegistryDep) -> list[forms_store.FormSummary]:
+    """The registry's forms with their current versions."""
+    return forms_store.list_forms(registry, caller.principal)
+
+
+@router.post("/forms", status_code=201, tags=["forms"])
+async def import_forms(
+    request: Request,
+    caller: CallerDep,
+    registry: RegistryDep,
+    format: Annotated[Literal["redcap", "yaml", "questionnaire"], Query()],
+    name: str | None = None,
+) -> list[forms_store.FormImport]:
+    """Import a data dictionary sent as the request body (admins).
+
+    A changed form gets a new version; an unchanged one does not.
+    """
+    body = await request.body()
+    if not body:
+        raise InputError("Send the data dictionary file as the request body.")
+    return forms_store.import_forms(
+        registry, caller.principal, body, fmt=format, name=name or f"upload.{format}"
+    )
+
+
+@router.get("/forms/{form}", tags=["forms"], response_model=None)
+def read_form(
+    form: str,
+    caller: CallerDep,
+    registry: RegistryDep,
+    version: str | None = None,
+    format: Literal["redcap", "yaml", "questionnaire"] | None = None,
+) -> FormView | Response:
+    """A form's definition and versions, or (with ``format``) its dictionary file."""
+    if format is not None:
+        text = forms_store.export_form(
+            registry, caller.principal, form, fmt=format, version=version
+        )
+        return Response(text, media_type=_MEDIA[format])
+    stored = forms_store.get_form(registry, caller.principal, form, version=version)
+    return FormView(
+        name=stored.name,
+        title=stored.title,
+        patient_reported=stored.patient_reported,
+        version=stored.version,
+        current=stored.current,
+        versions=[asdict(v) for v in stored.versions],
+        definition=stored.definition(),
+    )
+
+
+# ---------------------------------------------------------------- responses
+
+
+@router.post("/forms/{form}/responses", status_code=201, tags=["responses"])
+def create_response(
+    form: str, body: ResponseCreate, caller: CallerDep, registry: RegistryDep, response: Response
+) -> entry.ResponseView:
+    """Enter a response; every field error comes back at once (422, one detail per field)."""
+    view = entry.create_response(
+        registry,
+        caller.principal,
+        form,
+        patient_id=body.patient_id,
+        event_date=body.event_date,
+        values=body.values,
+        status=body.status,
+    )
+    response.headers["ETag"] = _etag(view.version)
+    response.headers["Location"] = f"/api/forms/{form}/responses/{view.id}"
+    return view
+
+
+@router.get("/forms/{form}/responses", tags=["responses"])
+def list_responses(
+    form: str,
+    caller: CallerDep,
+    registry: RegistryDep,
+    patient: int | None = None,
+    limit: Annotated[int, Query(ge=1, le=10_000)] = 500,
+) -> list[entry.ResponseView]:
+    """Responses you may see (of one patient with ``?patient=``), newest first."""
+    return entry.list_responses(registry, caller.principal, form, patient_id=patient, limit=limit)
+
+
+@router.get("/forms/{form}/responses/{response_id}", tags=["responses"])
+def read_response(
+    form: str, response_id: int, caller: CallerDep, registry: RegistryDep, response: Response
+) -> entry.ResponseView:
+    view = entry.get_response(registry, caller.principal, response_id, form=form)
+    response.headers["ETag"] = _etag(view.version)
+    return view
+
+
+@router.put("/forms/{form}/responses/{response_id}", tags=["responses"])
+def update_response(
+    form: str,
+    response_id: int,
+    body: ResponseUpdate,
+    caller: CallerDep,
+    registry: RegistryDep,
+    response: Response,
+    if_match: Annotated[str | None, Header()] = None,
+) -> entry.ResponseView:
+    """Replace a response's values; send the ETag you read as If-Match (stale: 409)."""
+    view = entry.update_response(
+        registry,
+        caller.principal,
+        response_id,
+        values=body.values,
+        status=body.status,
+        expected_version=_version_from(if_match),
+        reason=body.reason,
+        form=form,
+    )
+    response.headers["ETag"] = _etag(view.version)
+    return view
+
+
+@router.get("/patients/{patient_id}/timeline", tags=["responses"])
+def timeline(patient_id: int, caller: CallerDep, registry: RegistryDep) -> entry.Timeline:
+    """A patient's responses across forms by event date, newest first."""
+    return entry.patient_timeline(registry, caller.principal, patient_id)
+
+
+# ---------------------------------------------------------------- PROM links
+
+
+@router.post("/forms/{form}/prom-links", status_code=201, tags=["proms"])
+def create_prom_link(
+    form: str, body: PromLinkCreate, caller: CallerDep, registry: RegistryDep
+) -> PromLinkView:
+    """A personal, expiring, single-use link for a patient to fill a PROM (token shown once)."""
+    link = proms.create_prom_link(
+        registry,
+        caller.principal,
+        form,
+        patient_id=body.patient_id,
+        expires_in_hours=body.expires_in_hours,
+        note=body.note,
+    )
+    return PromLinkView(
+        id=link.id,
+        token=link.token,
+        path=link.path,
+        form=link.form,
+        patient_id=link.patient_id,
+        expires_at=link.expires_at,
+    )
+
+
+@router.get("/prom/{token}", tags=["proms"])
+def open_prom(token: str, registry: RegistryDep) -> proms.PromInvitation:
+    """The form a PROM link opens (no login: the link is the credential; no patient data)."""
+    return proms.open_prom_link(registry, token)
+
+
+@router.post("/prom/{token}", status_code=201, tags=["proms"])
+def submit_prom(
+    token: str, body: PromSubmit, request: Request, registry: RegistryDep
+) -> PromReceipt:
+    """Submit the answers through a PROM link (once); saved as patient-entered."""
+    view = proms.submit_prom_link(
+        registry,
+        token,
+        values=body.values,
+        event_date=body.event_date,
+        context=request_context(request),
+    )
+    return PromReceipt(form=view.form, event_date=view.event_date, status=view.status)
