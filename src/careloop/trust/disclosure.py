@@ -1,0 +1,177 @@
+"""Small-cell disclosure control for tables of counts that leave the installation.
+
+Primary suppression hides every count from 1 to ``threshold`` (10 by default;
+zero is not hidden, and ``threshold=0`` turns suppression off). Complementary
+suppression then hides further cells so that no hidden cell can be worked out
+from the row and column totals.
+
+How: a table with its margins is an (r+1) × (c+1) matrix whose lines (rows
+and columns, the totals row and column included) each say "the cells add up
+to the total". Think of every line as a vertex and every hidden entry as an
+edge between its row and its column. A hidden entry can be solved from the
+published ones exactly when its edge lies on no cycle (it is a *bridge*);
+on a cycle its value can shift by any amount around the cycle without
+changing a total. So the algorithm adds, while any hidden entry is a bridge,
+the cheapest rectangle of entries that closes a cycle through it (the
+two-way form of the "hypercube" method). This
+is the graph form of the usual "at least two hidden cells in every row and
+column" rule, which alone misses bridges between two cycles.
+
+Written here rather than taken from a library: the established tools
+(sdcTable, tau-Argus) are R and Java programs; for the two-way tables a
+measure produces the rule above is short and exact about what it protects.
+It does not use the non-negativity of counts to bound a hidden cell to an
+interval; the interval an intruder gets is at least the two smallest hidden
+values apart.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+
+from careloop.core.errors import InputError
+
+DEFAULT_THRESHOLD = 10
+"""Counts from 1 to this are suppressed unless configured otherwise."""
+
+Position = tuple[int, int]
+
+
+@dataclass(frozen=True)
+class SuppressedTable:
+    """A table of counts with its margins, after disclosure control.
+
+    Positions index the table *with margins*: row ``r`` (the number of rows)
+    is the column totals, column ``c`` is the row totals.
+    """
+
+    values: tuple[tuple[int, ...], ...]
+    """The full table with margins (the unsuppressed values; do not publish)."""
+    primary: frozenset[Position]
+    """Entries hidden because they are small (1 to the threshold)."""
+    complementary: frozenset[Position]
+    """Entries hidden so that the primary ones cannot be recovered."""
+
+    @property
+    def hidden(self) -> frozenset[Position]:
+        """Every hidden entry."""
+        return self.primary | self.complementary
+
+    def published(self) -> list[list[int | None]]:
+        """The table with margins as it may be shown: hidden entries are ``None``."""
+        return [
+            [None if (i, j) in self.hidden else v for j, v in enumerate(row)]
+            for i, row in enumerate(self.values)
+        ]
+
+
+def _with_margins(counts: Sequence[Sequence[int]]) -> list[list[int]]:
+    if not counts or not counts[0]:
+        raise InputError("A table for disclosure control needs at least one cell.")
+    width = len(counts[0])
+    rows: list[list[int]] = []
+    for i, row in enumerate(counts):
+        if len(row) != width:
+            raise InputError(f"Row {i} of the table has {len(row)} cells, not {width}.")
+        for j, v in enumerate(row):
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise InputError(f"Cell ({i}, {j}) is {v!r}; counts are whole numbers ≥ 0.")
+        rows.append([*row, sum(row)])
+    totals = [sum(r[j] for r in rows) for j in range(width + 1)]
+    return [*rows, totals]
+
+
+def _bridges(hidden: set[Position]) -> list[Position]:
+    """Hidden entries on no cycle of the line graph (each solvable from the totals)."""
+    out = []
+    for edge in sorted(hidden):
+        rest = hidden - {edge}
+        if not _connected(rest, ("r", edge[0]), ("c", edge[1])):
+            out.append(edge)
+    return out
+
+
+def _adjacency(edges: Iterable[Position]) -> dict[tuple[str, int], list[tuple[str, int]]]:
+    adj: dict[tuple[str, int], list[tuple[str, int]]] = {}
+    for i, j in edges:
+        adj.setdefault(("r", i), []).append(("c", j))
+        adj.setdefault(("c", j), []).append(("r", i))
+    return adj
+
+
+def _component(edges: Iterable[Position], start: tuple[str, int]) -> set[tuple[str, int]]:
+    adj = _adjacency(edges)
+    seen = {start}
+    queue = deque([start])
+    while queue:
+        node = queue.popleft()
+        for nxt in adj.get(node, []):
+            if nxt not in seen:
+                seen.add(nxt)
+                queue.append(nxt)
+    return seen
+
+
+def _connected(edges: set[Position], a: tuple[str, int], b: tuple[str, int]) -> bool:
+    return b in _component(edges, a)
+
+
+def _rectangle(table: list[list[int]], hidden: set[Position], bridge: Position) -> list[Position]:
+    """The cheapest rectangle of entries that puts ``bridge`` on a cycle.
+
+    A rectangle (i, j), (i, k), (m, k), (m, j) is a cycle of four lines; its
+    cost is the sum of the entries it newly hides, and zero entries cost extra
+    (hiding a zero protects less: counts cannot go below it).
+    """
+    i, j = bridge
+    best: tuple[tuple[int, int], list[Position]] | None = None
+    for m in range(len(table)):
+        for k in range(len(table[0])):
+            if m == i or k == j:
+                continue
+            new = [p for p in ((i, k), (m, k), (m, j)) if p not in hidden]
+            zeros = sum(1 for a, b in new if table[a][b] == 0)
+            cost = (zeros, sum(table[a][b] for a, b in new))
+            if best is None or cost < best[0]:
+                best = (cost, new)
+    assert best is not None  # a table with margins is at least 2 × 2
+    return best[1]
+
+
+def suppress_table(
+    counts: Sequence[Sequence[int]],
+    *,
+    threshold: int = DEFAULT_THRESHOLD,
+    hidden: Iterable[Position] = (),
+) -> SuppressedTable:
+    """Apply primary and complementary suppression to a two-way table of counts.
+
+    Args:
+        counts: The table without margins (rows of non-negative integers).
+        threshold: Counts from 1 to this are hidden (0 disables suppression).
+        hidden: Entries (positions with margins) already hidden elsewhere, e.g.
+            a total that another table had to suppress.
+
+    Returns:
+        The table with margins and the hidden positions.
+    """
+    if threshold < 0:
+        raise InputError(f"The suppression threshold must be 0 or more, not {threshold}.")
+    table = _with_margins(counts)
+    primary = {
+        (i, j) for i, row in enumerate(table) for j, v in enumerate(row) if 1 <= v <= threshold
+    }
+    forced = {(int(i), int(j)) for i, j in hidden}
+    current = primary | forced
+    while True:
+        bridges = _bridges(current)
+        if not bridges:
+            break
+        current.update(_rectangle(table, current, bridges[0]))
+    return SuppressedTable(
+        values=tuple(tuple(r) for r in table),
+        primary=frozenset(primary),
+        complementary=frozenset(current - primary),
+    )
