@@ -431,7 +431,7 @@ class CompiledMeasure:
 
     # ---------------------------------------------------------------- strata
 
-    def _attributes(self, keyed: ir.Table) -> ir.Table:
+    def with_strata(self, keyed: ir.Table) -> ir.Table:
         """``keyed`` with the stratum columns this run needs."""
         cols: dict[str, Any] = {}
         person_strata = ("sex", "age_band", "race", "ethnicity")
@@ -479,7 +479,7 @@ class CompiledMeasure:
         ``careloop_period``, one column per stratifier, ``careloop_n``.
         """
         parts = [
-            self._attributes(t).mutate(careloop_set=ibis.literal(name))
+            self.with_strata(t).mutate(careloop_set=ibis.literal(name))
             for name, t in self.sets().items()
         ]
         tagged = ibis.union(*parts, distinct=False) if len(parts) > 1 else parts[0]
@@ -503,7 +503,7 @@ class CompiledMeasure:
             careloop_v=rows.careloop_v.cast("float64").mean()
         )
         valued = per_subject.join(kept, list(KEYS)).select(*KEYS, "careloop_v")
-        attrs = self._attributes(valued.select(*KEYS))
+        attrs = self.with_strata(valued.select(*KEYS))
         t = attrs.join(valued, list(KEYS))
         parts = []
         for index, level in enumerate(levels):
@@ -529,7 +529,7 @@ class CompiledMeasure:
 
     def members(self, set_name: str) -> ir.Table:
         """The subjects of one set with their period and stratum columns."""
-        return self._attributes(self.sets()[set_name])
+        return self.with_strata(self.sets()[set_name])
 
 
 def _as_text(value: Any) -> str:

@@ -1,0 +1,207 @@
+"""Results leave the engine: storage with provenance, exports, FHIR, disclosure, patient lists."""
+
+from __future__ import annotations
+
+import json
+from datetime import date
+
+import pandas as pd
+import pytest
+
+from careloop.core.errors import NotFound, PermissionDenied
+from careloop.interop import Warehouse
+from careloop.measures import (
+    RESULT_COLUMNS,
+    builtin_measures,
+    load_results,
+    run_measures,
+    store_run,
+)
+from careloop.measures.export import export_results, measure_reports
+from careloop.measures.patient_lists import patient_list
+from careloop.measures.sharing import share_results
+from careloop.trust.audit import AuditFilter
+from careloop.trust.auditing import audit_report
+from careloop.trust.principal import Grant, Principal
+from tests.foundation import build_installation, make_settings
+from tests.measures import fixture
+
+START, END = date(2024, 1, 1), date(2024, 3, 31)
+
+
+@pytest.fixture
+def warehouse(tmp_path):
+    with Warehouse.connect(f"duckdb://{tmp_path / 'w.duckdb'}") as wh:
+        fixture.load(wh)
+        yield wh
+
+
+@pytest.fixture
+def remission():
+    return next(m for m in builtin_measures() if m.id == "remission-prevalence")
+
+
+def test_a_stored_run_reads_back_identically_with_its_provenance(warehouse):
+    run = run_measures(warehouse, builtin_measures(), start=START, end=END, by=["site"])
+    written = store_run(warehouse, run)
+    assert written == len(run.results)
+    back = load_results(warehouse)
+    pd.testing.assert_frame_equal(back, run.results, check_dtype=False)
+    runs = warehouse.table("careloop_measure_run").execute()
+    assert list(runs.run_id) == [run.run_id]
+    state = json.loads(runs.warehouse_state.iloc[0])
+    assert state["person"] == 5 and state["visit_occurrence"] == 10
+    assert (
+        json.loads(runs.measures.iloc[0])["remission-prevalence"]
+        == run.hashes["remission-prevalence"]
+    )
+    # A second run is appended; the latest is what load_results returns by default.
+    again = run_measures(warehouse, builtin_measures()[:1], start=START, end=END)
+    store_run(warehouse, again)
+    assert set(load_results(warehouse).measure_id) == {builtin_measures()[0].id}
+    assert len(load_results(warehouse, run_id=run.run_id)) == len(run.results)
+
+
+def test_exports_write_csv_parquet_and_json_with_the_result_columns(warehouse, tmp_path):
+    results = run_measures(warehouse, builtin_measures(), start=START, end=END).results
+    export_results(results, tmp_path / "r.csv", fmt="csv")
+    export_results(results, tmp_path / "r.parquet", fmt="parquet")
+    export_results(results, tmp_path / "r.json", fmt="json")
+    csv = pd.read_csv(tmp_path / "r.csv", keep_default_na=False)
+    assert tuple(csv.columns) == RESULT_COLUMNS
+    parquet = pd.read_parquet(tmp_path / "r.parquet")
+    assert list(parquet.numerator) == list(results.numerator)
+    records = json.loads((tmp_path / "r.json").read_text())
+    assert records[0]["period_start"] == "2024-01-01"
+    assert len(records) == len(results)
+
+
+def test_fhir_measure_reports_carry_the_populations_and_score(warehouse, remission):
+    results = run_measures(warehouse, [remission], start=START, end=END, by=["site", "sex"]).results
+    reports = measure_reports(results, measures={remission.id: remission})
+    # 3 months × (network, A, B)
+    assert len(reports) == 9
+    jan = next(r for r in reports if r.reporter is None and str(r.period.start) == "2024-01-01")
+    pops = {p.code.coding[0].code: p.count for p in jan.group[0].population}
+    assert pops == {"denominator": 4, "numerator": 3, "denominator-exclusion": 0}
+    assert float(jan.group[0].measureScore.value) == 0.75
+    assert jan.measure.startswith("urn:careloop:measure:remission-prevalence|")
+    assert jan.improvementNotation.coding[0].code == "increase"
+    strata = {s.value.text: s.population[1].count for s in jan.group[0].stratifier[0].stratum}
+    assert strata == {"female": 3, "male": 0}  # numerators: P2 P3 P5 female; P1 male, mild
+    site_b = next(r for r in reports if r.reporter is not None and r.reporter.display == "B")
+    assert site_b.reporter.identifier.value == "B"
+
+
+def test_a_shared_export_suppresses_small_counts_and_a_fhir_bundle_validates(
+    warehouse, remission, tmp_path
+):
+    results = run_measures(warehouse, [remission], start=START, end=END, by=["site"]).results
+    export_results(results, tmp_path / "shared.json", fmt="fhir", shared=True)
+    bundle = json.loads((tmp_path / "shared.json").read_text())
+    assert bundle["resourceType"] == "Bundle"
+    counts = [
+        p.get("count")
+        for e in bundle["entry"]
+        for p in e["resource"]["group"][0]["population"]
+        if p["code"]["coding"][0]["code"] != "denominator-exclusion"
+    ]
+    assert all(c is None or c == 0 or c > 10 for c in counts)
+
+
+def test_sharing_hides_small_site_counts_and_the_complements_that_reveal_them():
+    # One measure, one month, three sites and the network row:
+    #   site  num  den      in the table: [num, den − num]
+    #   A       3   20      [3, 17]
+    #   B      25   55      [25, 30]
+    #   C      40   75      [40, 35]
+    #   all    68  150
+    # As in tests/trust/test_disclosure.py: 3 is small, and the cheapest rectangle
+    # hides A's and B's numerators and their complements; denominators stay.
+    rows = [("A", 3, 20), ("B", 25, 55), ("C", 40, 75), ("", 68, 150)]
+    frame = pd.DataFrame(
+        {
+            "measure_id": "m",
+            "definition_hash": "h",
+            "site": [r[0] for r in rows],
+            "period_start": date(2024, 1, 1),
+            "period_end": date(2024, 1, 31),
+            "stratum": "",
+            "numerator": [r[1] for r in rows],
+            "denominator": [r[2] for r in rows],
+            "value": [r[1] / r[2] for r in rows],
+            "excluded": 0,
+            "small_denominator": False,
+        }
+    )
+    shared = share_results(frame)
+    assert shared.numerator.tolist() == [pd.NA, pd.NA, 40, 68]
+    assert shared.denominator.tolist() == [20, 55, 75, 150]
+    assert shared.value.isna().tolist() == [True, True, False, False]
+    assert shared.suppressed.tolist() == [True, True, False, False]
+    assert share_results(frame, threshold=0).numerator.tolist() == [3, 25, 40, 68]
+
+
+def _principal(role, site_id, code):
+    return Principal(user_id=None, email=f"{role}@{code}", grants=(Grant(role, site_id, code),))
+
+
+@pytest.fixture
+def registry(tmp_path):
+    inst = build_installation(make_settings(tmp_path, None), with_users=False)
+    yield inst.registry
+    inst.registry.close()
+
+
+def test_a_clinician_gets_the_patients_not_in_remission_and_the_read_is_audited(
+    warehouse, registry, remission
+):
+    clinician_b = _principal("clinician", 2, "B")
+    listed = patient_list(
+        warehouse, registry, clinician_b, remission, site="B", period=date(2024, 3, 10)
+    )
+    # March at site B: P3 (last PGA moderate) and P4 (last PGA blank) are not in remission.
+    assert [p.person_id for p in listed.patients] == [3, 4]
+    assert [p.person_source_value for p in listed.patients] == ["p3", "p4"]
+    assert (listed.period_start, listed.period_end) == (date(2024, 3, 1), date(2024, 3, 31))
+    report = json.loads(
+        audit_report(registry, Principal.operator(), AuditFilter(action="read"), fmt="json")
+    )
+    entries = report["entries"] if isinstance(report, dict) else report
+    mine = [e for e in entries if e.get("category") == "measure_patient_list"]
+    assert len(mine) == 1 and mine[0]["site_code"] == "B" and mine[0]["outcome"] == "success"
+
+
+def test_patient_lists_are_refused_to_analysts_and_other_sites(warehouse, registry, remission):
+    with pytest.raises(PermissionDenied):
+        patient_list(
+            warehouse,
+            registry,
+            _principal("analyst", None, None),
+            remission,
+            site="A",
+            period=date(2024, 1, 1),
+        )
+    with pytest.raises(NotFound):
+        patient_list(
+            warehouse,
+            registry,
+            _principal("clinician", 2, "B"),
+            remission,
+            site="A",
+            period=date(2024, 1, 1),
+        )
+
+
+def test_a_visit_measure_lists_the_people_of_the_visits_that_missed(warehouse, registry):
+    growth = next(m for m in builtin_measures() if m.id == "growth-assessed")
+    listed = patient_list(
+        warehouse,
+        registry,
+        _principal("site_lead", 1, "A"),
+        growth,
+        site="A",
+        period=date(2024, 1, 20),
+    )
+    # January at A: V1 (P1) complete, V2 (P2) lacks a weight.
+    assert [p.person_id for p in listed.patients] == [2]
