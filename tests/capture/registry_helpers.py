@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import csv
+import io
+from datetime import date, timedelta
 from typing import Any
 
 from sqlalchemy import func, select, text
 
-from careloop.capture import example_file
+from careloop.capture import example_file, example_forms
+from careloop.capture.forms import FieldType, checkbox_column
 from careloop.capture.forms_store import import_forms
 from careloop.store.models import AuditEntry
 from careloop.trust.identity import resolve_token
@@ -82,3 +86,50 @@ def prom_answers(day: str = "2024-03-02", **changes: Any) -> dict[str, Any]:
     }
     values.update(changes)
     return {k: v for k, v in values.items() if v is not None}
+
+
+def records_csv(form_name: str, rows: list[dict[str, Any]]) -> bytes:
+    """A CSV in REDCap's export shape (every field's column) for ``rows`` of key and field values.
+
+    A checkbox value is a list of codes; a ``<form>_complete`` key is written as given.
+    """
+    form = example_forms().form(form_name)
+    columns: list[tuple[str, str, str | None]] = []
+    for f in form.fields:
+        if f.type is FieldType.DESCRIPTIVE:
+            continue
+        if f.type is FieldType.CHECKBOX:
+            columns.extend((checkbox_column(f.name, c.code), f.name, c.code) for c in f.choices)
+        else:
+            columns.append((f.name, f.name, None))
+    complete = f"{form_name}_complete"
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["record_id", "event_date", *(c for c, _, _ in columns), complete])
+    for row in rows:
+        cells = [row["record_id"], row["event_date"]]
+        for _column, name, code in columns:
+            value = row.get(name)
+            if code is not None:
+                cells.append("1" if value and code in value else "0")
+            else:
+                cells.append("" if value is None else str(value))
+        cells.append(row.get(complete, "2"))
+        writer.writerow(cells)
+    return out.getvalue().encode("utf-8")
+
+
+def visit_rows(n: int, *, prefix: str, patients: int = 20) -> list[dict[str, Any]]:
+    """``n`` valid visit rows for ``patients`` patients with local ids ``<prefix>-<k>``."""
+    rows = []
+    for i in range(n):
+        day = date(2023, 1, 1) + timedelta(days=i // patients)
+        rows.append(
+            {
+                "record_id": f"{prefix}-{i % patients}",
+                "event_date": day.isoformat(),
+                **crohns_visit(day.isoformat(), weight_kg=f"{20 + (i % 30)}.5"),
+                "medications": ["1", "3"] if i % 3 == 0 else [],
+            }
+        )
+    return rows

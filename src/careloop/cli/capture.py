@@ -1,0 +1,232 @@
+"""`careloop forms` and `careloop records`: data dictionaries and bulk records.
+
+Thin commands over careloop.capture, run as the operator (the person who
+controls the data directory); every change and every export is audited by
+the functions they call.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+from pathlib import Path
+from typing import cast
+
+import typer
+
+from careloop.capture import forms_store, records_io
+from careloop.capture.forms_store import DictionaryFormat
+from careloop.capture.records_io import DateFormat, ExportFormat, ImportMode, ImportReport
+from careloop.cli.context import DataDirOption, opened, operator, settings_from
+from careloop.cli.output import console, err_console, print_rows
+from careloop.core.errors import InputError, ValidationFailed
+
+forms_app = typer.Typer(help="Forms: import, list, show and export data dictionaries.")
+records_app = typer.Typer(help="Records: bulk import and export of form responses.")
+forms_app.info.no_args_is_help = True
+records_app.info.no_args_is_help = True
+
+_DICTIONARY_FORMATS = ("redcap", "yaml", "questionnaire")
+
+
+def _choice(value: str | None, allowed: tuple[str, ...], option: str) -> str | None:
+    if value is not None and value not in allowed:
+        raise InputError(f"{option} must be one of {', '.join(allowed)}; got {value!r}.")
+    return value
+
+
+def _write_or_print(text: str, output: Path | None) -> None:
+    if output is None:
+        typer.echo(text, nl=not text.endswith("\n"))
+    else:
+        output.write_text(text, encoding="utf-8")
+        err_console.print(f"Wrote {output}")
+
+
+@forms_app.command("import")
+def forms_import(
+    file: Path = typer.Argument(..., help="REDCap dictionary .csv, careloop .yaml or FHIR .json"),
+    fmt: str | None = typer.Option(
+        None, "--format", help="redcap, yaml or questionnaire (default: from the file name)."
+    ),
+    data_dir: Path | None = DataDirOption,
+) -> None:
+    """Import a data dictionary; a changed form gets a new version, an unchanged one does not."""
+    chosen = cast(DictionaryFormat | None, _choice(fmt, _DICTIONARY_FORMATS, "--format"))
+    with opened(settings_from(data_dir)) as registry:
+        results = forms_store.import_forms(registry, operator(), file, fmt=chosen)
+    for r in results:
+        what = "new form" if r.new_form else "new version" if r.new_version else "unchanged"
+        console.print(f"{r.name}: {what} (version {r.version[:12]})")
+
+
+@forms_app.command("list")
+def forms_list(data_dir: Path | None = DataDirOption) -> None:
+    """List the forms with their current versions."""
+    with opened(settings_from(data_dir)) as registry:
+        forms = forms_store.list_forms(registry, operator())
+    print_rows(
+        ["form", "title", "patient-reported", "version", "versions"],
+        [
+            (f.name, f.title, "yes" if f.patient_reported else "", f.version[:12], f.versions)
+            for f in forms
+        ],
+    )
+
+
+@forms_app.command("show")
+def forms_show(
+    form: str = typer.Argument(...),
+    version: str | None = typer.Option(None, "--version", help="A version hash (or prefix)."),
+    data_dir: Path | None = DataDirOption,
+) -> None:
+    """Show a form's fields and its version history."""
+    with opened(settings_from(data_dir)) as registry:
+        stored = forms_store.get_form(registry, operator(), form, version=version)
+    flag = " (patient-reported)" if stored.patient_reported else ""
+    console.print(f"[bold]{stored.name}[/bold]: {stored.title}{flag}", highlight=False)
+    console.print(f"version {stored.version}{' (current)' if stored.current else ''}")
+    print_rows(
+        ["field", "type", "label", "required", "shown if"],
+        [
+            (
+                f.name,
+                f.type.value + (f" ({f.validation})" if f.validation else ""),
+                f.label,
+                "yes" if f.required else "",
+                f.branching_logic.source if f.branching_logic else "",
+            )
+            for f in stored.form.fields
+        ],
+    )
+    print_rows(
+        ["version", "imported", "by", "format", "fields"],
+        [
+            (
+                v.version[:12],
+                f"{v.created_at:%Y-%m-%d %H:%M}",
+                v.created_by,
+                v.source_format,
+                v.fields,
+            )
+            for v in stored.versions
+        ],
+        title="versions",
+    )
+
+
+@forms_app.command("export")
+def forms_export(
+    form: str = typer.Argument(...),
+    fmt: str = typer.Option(..., "--format", help="redcap, yaml or questionnaire."),
+    version: str | None = typer.Option(None, "--version", help="A version hash (or prefix)."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write to this file."),
+    data_dir: Path | None = DataDirOption,
+) -> None:
+    """Export a form as a REDCap dictionary, careloop YAML or a FHIR Questionnaire."""
+    chosen = cast(DictionaryFormat, _choice(fmt, _DICTIONARY_FORMATS, "--format"))
+    with opened(settings_from(data_dir)) as registry:
+        text = forms_store.export_form(registry, operator(), form, fmt=chosen, version=version)
+    _write_or_print(text, output)
+
+
+def _write_report(report: ImportReport | ValidationFailed, path: Path) -> None:
+    """A full JSON report (.json), or the problems as CSV (row, field, value, reason)."""
+    if isinstance(report, ValidationFailed):
+        # Refused as a whole (header, encoding): the details are located file:row:column.
+        problems = [
+            {"row": None, "field": d.location, "value": d.value, "reason": d.message}
+            for d in report.details
+        ]
+        data: dict[str, object] = {
+            "written": False,
+            "error": report.message,
+            "problems": problems,
+        }
+    else:
+        data = report.as_dict()
+        problems = list(report.as_dict()["problems"])
+    if path.suffix.lower() == ".json":
+        path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+        return
+    out = io.StringIO()
+    writer = csv.writer(out, lineterminator="\n")
+    writer.writerow(["row", "field", "value", "reason"])
+    for p in problems:
+        writer.writerow(["" if p[k] is None else p[k] for k in ("row", "field", "value", "reason")])
+    path.write_text(out.getvalue(), encoding="utf-8")
+
+
+@records_app.command("import")
+def records_import(
+    form: str = typer.Argument(..., help="The form the rows answer."),
+    file: Path = typer.Argument(..., help="REDCap-shaped CSV with record_id, event_date."),
+    site: str = typer.Option(..., "--site", help="Code of the site the patients belong to."),
+    mode: str = typer.Option(
+        "all-or-nothing", "--mode", help="all-or-nothing (default) or row-level."
+    ),
+    report: Path | None = typer.Option(
+        None, "--report", help="Write the report here (.json: full report; else CSV of problems)."
+    ),
+    date_format: str = typer.Option("ymd", "--date-format", help="ymd, mdy or dmy."),
+    data_dir: Path | None = DataDirOption,
+) -> None:
+    """Import responses from a CSV; exits 1 when any row was rejected."""
+    chosen_mode = cast(ImportMode, _choice(mode, ("all-or-nothing", "row-level"), "--mode"))
+    chosen_dates = cast(DateFormat, _choice(date_format, ("ymd", "mdy", "dmy"), "--date-format"))
+    with opened(settings_from(data_dir)) as registry:
+        try:
+            result = records_io.import_records(
+                registry,
+                operator(),
+                form,
+                file,
+                site,
+                mode=chosen_mode,
+                date_format=chosen_dates,
+            )
+        except ValidationFailed as exc:
+            if report is not None:
+                _write_report(exc, report)
+            raise
+    if report is not None:
+        _write_report(result, report)
+    console.print(
+        f"{result.source}: {result.rows} rows; created {result.created}, updated "
+        f"{result.updated}, unchanged {result.unchanged}, rejected {result.rejected_rows}; "
+        f"{result.patients_created} new patients"
+        + ("" if result.written else "; nothing was written"),
+        highlight=False,
+    )
+    for problem in result.problems[:20]:
+        value = f" (value {problem.value!r})" if problem.value is not None else ""
+        err_console.print(
+            f"row {problem.row} {problem.field}{value}: {problem.reason}",
+            markup=False,
+            highlight=False,
+        )
+    if len(result.problems) > 20:
+        err_console.print(f"… and {len(result.problems) - 20} more (see --report)")
+    if not result.ok:
+        raise typer.Exit(code=1)
+
+
+@records_app.command("export")
+def records_export(
+    form: str = typer.Argument(...),
+    fmt: str = typer.Option("csv", "--format", help="csv, json or fhir (NDJSON)."),
+    site: str | None = typer.Option(None, "--site", help="Only this site's records."),
+    output: Path | None = typer.Option(None, "--output", "-o", help="Write to this file."),
+    data_dir: Path | None = DataDirOption,
+) -> None:
+    """Export a form's responses (audited)."""
+    chosen = cast(ExportFormat, _choice(fmt, ("csv", "json", "fhir"), "--format"))
+    with opened(settings_from(data_dir)) as registry:
+        exported = records_io.export_records(registry, operator(), form, fmt=chosen, site=site)
+    _write_or_print(exported.text, output)
+
+
+def register(app: typer.Typer) -> None:
+    app.add_typer(forms_app, name="forms")
+    app.add_typer(records_app, name="records")

@@ -1,0 +1,178 @@
+"""`careloop forms …` and `careloop records …` end to end on a SQLite installation."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from typer.testing import CliRunner
+
+from careloop.capture import example_file
+from careloop.cli.main import app
+from tests.capture.registry_helpers import VISIT, records_csv, visit_rows
+from tests.foundation import build_installation, make_settings
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("cli")
+    inst = build_installation(make_settings(tmp, None), with_users=False)
+    inst.registry.close()
+    return str(inst.settings.data_dir)
+
+
+def _run(*args):
+    return CliRunner().invoke(app, list(args), env={"COLUMNS": "250"})
+
+
+def test_forms_import_list_show_and_export(data_dir, tmp_path):
+    dictionary = tmp_path / "ibd.yaml"
+    dictionary.write_bytes(example_file("yaml"))
+    first = _run("forms", "import", str(dictionary), "--data-dir", data_dir)
+    assert first.exit_code == 0, first.output
+    assert "ibd_visit: new form" in first.output
+    again = _run("forms", "import", str(dictionary), "--data-dir", data_dir)
+    assert "ibd_visit: unchanged" in again.output
+    listed = _run("forms", "list", "--data-dir", data_dir)
+    assert "ibd_symptoms_prom" in listed.output and "yes" in listed.output
+    shown = _run("forms", "show", VISIT, "--data-dir", data_dir)
+    assert shown.exit_code == 0 and "pucai_pain" in shown.output and "versions" in shown.output
+    out = tmp_path / "visit.json"
+    exported = _run(
+        "forms",
+        "export",
+        VISIT,
+        "--format",
+        "questionnaire",
+        "-o",
+        str(out),
+        "--data-dir",
+        data_dir,
+    )
+    assert exported.exit_code == 0 and json.loads(out.read_text())["name"] == VISIT
+    wrong = _run("forms", "export", VISIT, "--format", "xml", "--data-dir", data_dir)
+    assert wrong.exit_code != 0 and "Error: --format must be one of" in wrong.output
+
+
+def test_records_import_reports_rejections_and_exits_non_zero(data_dir, tmp_path):
+    _run(
+        "forms",
+        "import",
+        "--format",
+        "yaml",
+        _write(tmp_path, "f.yaml", example_file("yaml")),
+        "--data-dir",
+        data_dir,
+    )
+    rows = visit_rows(30, prefix="CLI", patients=5)
+    rows[3]["pga"] = "8"
+    csv_file = _write(tmp_path, "visits.csv", records_csv(VISIT, rows))
+    report = tmp_path / "report.json"
+    refused = _run(
+        "records",
+        "import",
+        VISIT,
+        csv_file,
+        "--site",
+        "A",
+        "--report",
+        str(report),
+        "--data-dir",
+        data_dir,
+    )
+    assert refused.exit_code == 1
+    assert "nothing was written" in refused.output
+    data = json.loads(report.read_text())
+    assert data["written"] is False
+    assert data["problems"] == [
+        {"row": 5, "field": "pga", "value": "8", "reason": data["problems"][0]["reason"]}
+    ]
+    partial = _run(
+        "records",
+        "import",
+        VISIT,
+        csv_file,
+        "--site",
+        "A",
+        "--mode",
+        "row-level",
+        "--report",
+        str(tmp_path / "report.csv"),
+        "--data-dir",
+        data_dir,
+    )
+    assert partial.exit_code == 1 and "created 29" in partial.output
+    assert (tmp_path / "report.csv").read_text().splitlines()[1].startswith("5,pga,8,")
+    rows[3]["pga"] = "2"
+    fixed = _write(tmp_path, "fixed.csv", records_csv(VISIT, rows))
+    done = _run("records", "import", VISIT, fixed, "--site", "A", "--data-dir", data_dir)
+    assert done.exit_code == 0, done.output
+    assert "created 1" in done.output and "unchanged 29" in done.output
+
+
+def test_a_bad_header_is_an_error_naming_the_column_and_the_report_says_so(data_dir, tmp_path):
+    _run(
+        "forms",
+        "import",
+        "--format",
+        "yaml",
+        _write(tmp_path, "f.yaml", example_file("yaml")),
+        "--data-dir",
+        data_dir,
+    )
+    data = records_csv(VISIT, visit_rows(2, prefix="HDRCLI")).replace(b"pga,", b"pgaa,", 1)
+    report = tmp_path / "r.json"
+    result = _run(
+        "records",
+        "import",
+        VISIT,
+        _write(tmp_path, "bad.csv", data),
+        "--site",
+        "A",
+        "--report",
+        str(report),
+        "--data-dir",
+        data_dir,
+    )
+    assert result.exit_code == 2 and "Error:" in result.output and "bad.csv:1:pgaa" in result.output
+    assert json.loads(report.read_text())["written"] is False
+
+
+def test_records_export_writes_each_format(data_dir, tmp_path):
+    _run(
+        "forms",
+        "import",
+        "--format",
+        "yaml",
+        _write(tmp_path, "f.yaml", example_file("yaml")),
+        "--data-dir",
+        data_dir,
+    )
+    _run(
+        "records",
+        "import",
+        VISIT,
+        _write(tmp_path, "v.csv", records_csv(VISIT, visit_rows(4, prefix="EXP", patients=2))),
+        "--site",
+        "B",
+        "--data-dir",
+        data_dir,
+    )
+    as_csv = _run("records", "export", VISIT, "--site", "B", "--data-dir", data_dir)
+    assert as_csv.exit_code == 0 and as_csv.output.startswith("record_id,event_date,")
+    assert "EXP-0" in as_csv.output
+    out = tmp_path / "out.ndjson"
+    fhir = _run(
+        "records", "export", VISIT, "--format", "fhir", "-o", str(out), "--data-dir", data_dir
+    )
+    assert fhir.exit_code == 0
+    lines = out.read_text().splitlines()
+    assert lines and all(
+        json.loads(line)["resourceType"] == "QuestionnaireResponse" for line in lines
+    )
+
+
+def _write(tmp_path, name, data: bytes) -> str:
+    path = tmp_path / name
+    path.write_bytes(data)
+    return str(path)
