@@ -124,3 +124,12 @@ def page(chromium: Any) -> Iterator[Any]:
     yield page
     context.close()
     assert not problems, f"browser console errors: {problems}"
+
+
+def login(page: Any, base_url: str, email: str, password: str) -> None:
+    """Log in through the real login form."""
+    page.goto(base_url + "/login")
+    page.get_by_label("E-mail").fill(email)
+    page.get_by_label("Password").fill(password)
+    page.get_by_role("button", name="Log in").click()
+    page.wait_for_url(base_url + "/")

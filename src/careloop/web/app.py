@@ -21,7 +21,7 @@ from careloop import __version__
 from careloop.core.settings import Settings
 from careloop.trust.installation import open_registry
 from careloop.trust.status import registry_reachable
-from careloop.web import api, api_capture, pages
+from careloop.web import api, api_capture, pages, pages_entry
 from careloop.web.errors import install_error_handlers
 from careloop.web.security import security_middleware
 
@@ -64,4 +64,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(api.router)
     app.include_router(api_capture.router)
     app.include_router(pages.router)
+    app.include_router(pages_entry.router)
     return app

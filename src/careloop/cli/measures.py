@@ -1,0 +1,194 @@
+"""`careloop measures`: list, validate and run quality measures (thin: calls careloop.measures)."""
+
+from __future__ import annotations
+
+import sys
+from datetime import date
+from pathlib import Path
+
+import typer
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+from careloop.cli.context import DataDirOption, settings_from
+from careloop.cli.output import console, err_console, print_frame, print_json
+from careloop.core.errors import InputError
+from careloop.interop.warehouse import Warehouse
+from careloop.measures import MeasureDefinition, load_catalog, run_measures, store_run
+from careloop.measures.export import export_results, results_to_records
+from careloop.measures.validation import validate_files
+
+measures_app = typer.Typer(
+    help="Quality measures defined in YAML, computed on the warehouse.", no_args_is_help=True
+)
+
+MeasuresDirOption = typer.Option(
+    None, "--measures-dir", help="Folder of measure YAML files (default: CARELOOP_MEASURES_DIR)."
+)
+_STRATA = ("site", "sex", "age_band")
+_FORMATS = ("table", "csv", "json")
+_OUT_FORMATS = {".csv": "csv", ".parquet": "parquet", ".json": "json"}
+
+
+def register(app: typer.Typer) -> None:
+    """Add the `measures` command group to ``app``."""
+    app.add_typer(measures_app, name="measures")
+
+
+def _day(text: str | None, option: str) -> date | None:
+    if not text:
+        return None
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise InputError(f"{option} takes a date as YYYY-MM-DD, not {text!r}.") from None
+
+
+@measures_app.command("list")
+def list_measures(
+    measures_dir: Path | None = MeasuresDirOption,
+    fmt: str = typer.Option("table", "--format", help="table, csv or json."),
+) -> None:
+    """The available measures: built-in, from the measures folder and from plugins."""
+    if fmt not in _FORMATS:
+        raise InputError(f"--format must be one of {', '.join(_FORMATS)}, not {fmt!r}.")
+    import pandas as pd
+
+    catalog = load_catalog(measures_dir=measures_dir)
+    frame = pd.DataFrame(
+        [
+            {
+                "id": m.id,
+                "title": m.title,
+                "type": m.type,
+                "subject": m.subject,
+                "period": m.period,
+                "improvement": m.improvement,
+                "source": m.source,
+            }
+            for m in catalog.measures
+        ]
+    )
+    print_frame(frame, fmt=fmt, title="Measures")  # type: ignore[arg-type]
+    for problem in catalog.problems:
+        err_console.print(
+            f"Warning: {problem.location}: {problem.message}", markup=False, soft_wrap=True
+        )
+
+
+@measures_app.command("validate")
+def validate(
+    files: list[Path] = typer.Argument(..., help="Measure YAML files."),
+    concepts: bool = typer.Option(
+        False, "--concepts", help="Also check concept ids against the warehouse vocabulary."
+    ),
+    data_dir: Path | None = DataDirOption,
+) -> None:
+    """Check measure files; exit 1 if any is invalid."""
+    warehouse = None
+    if concepts:
+        warehouse = Warehouse.connect(
+            settings_from(data_dir).resolved_warehouse_url, read_only=True
+        )
+    try:
+        checks = validate_files(files, warehouse=warehouse)
+    finally:
+        if warehouse is not None:
+            warehouse.close()
+    for check in checks:
+        if check.ok:
+            assert check.definition is not None
+            console.print(f"OK {check.path}: {check.definition.id}", markup=False, soft_wrap=True)
+        for problem in check.problems:
+            err_console.print(
+                f"{problem.location}: {problem.message}", markup=False, soft_wrap=True
+            )
+        for warning in check.warnings:
+            err_console.print(f"Warning: {warning}", markup=False, soft_wrap=True)
+    if not all(c.ok for c in checks):
+        raise typer.Exit(1)
+
+
+@measures_app.command("run")
+def run(
+    measure: list[str] = typer.Option(None, "--measure", help="Measure id (repeat; default: all)."),
+    from_: str = typer.Option(
+        None, "--from", help="First day, YYYY-MM-DD (default: 12 months back)."
+    ),
+    to: str = typer.Option(None, "--to", help="Last day, YYYY-MM-DD (default: today)."),
+    by: list[str] = typer.Option(None, "--by", help="site, sex or age_band (repeat)."),
+    fmt: str = typer.Option("table", "--format", help="table, csv or json (standard output)."),
+    out: Path | None = typer.Option(None, "--out", help="Write to a .csv, .parquet or .json file."),
+    shared: bool = typer.Option(
+        False, "--shared", help="The output leaves the installation: suppress small counts."
+    ),
+    store: bool = typer.Option(
+        True, "--store/--no-store", help="Keep the results in the warehouse."
+    ),
+    measures_dir: Path | None = MeasuresDirOption,
+    data_dir: Path | None = DataDirOption,
+) -> None:
+    """Compute measures per period (and per site or stratum with --by); store and print them."""
+    if fmt not in _FORMATS:
+        raise InputError(f"--format must be one of {', '.join(_FORMATS)}, not {fmt!r}.")
+    for s in by or ():
+        if s not in _STRATA:
+            raise InputError(f"--by takes {', '.join(_STRATA)}, not {s!r}.")
+    out_fmt = None
+    if out is not None:
+        out_fmt = _OUT_FORMATS.get(out.suffix.lower())
+        if out_fmt is None:
+            raise InputError(f"--out must end in .csv, .parquet or .json, not {out.name!r}.")
+    end = _day(to, "--to") or date.today()
+    start = _day(from_, "--from") or date(end.year - 1, end.month, 1)
+    catalog = load_catalog(measures_dir=measures_dir)
+    for problem in catalog.problems:
+        err_console.print(
+            f"Warning: {problem.location}: {problem.message}", markup=False, soft_wrap=True
+        )
+    chosen = catalog.select(measure)
+    settings = settings_from(data_dir)
+    with Warehouse.from_settings(settings) as warehouse:
+        progress = Progress(
+            TextColumn("{task.description}"),
+            BarColumn(),
+            MofNCompleteColumn(),
+            TimeElapsedColumn(),
+            console=err_console,
+            transient=True,
+            disable=not err_console.is_terminal,
+        )
+        with progress:
+            task = progress.add_task("Computing measures", total=len(chosen))
+
+            def advance(definition: MeasureDefinition) -> None:
+                progress.update(task, advance=1, description=definition.id)
+
+            result = run_measures(
+                warehouse, chosen, start=start, end=end, by=by or (), on_measure=advance
+            )
+        if store and not result.results.empty:
+            store_run(warehouse, result)
+    definitions = {m.id: m for m in chosen}
+    if out is not None and out_fmt is not None:
+        export_results(result.results, out, fmt=out_fmt, shared=shared, measures=definitions)  # type: ignore[arg-type]
+        console.print(f"Wrote {len(result.results)} rows to {out}.", markup=False, soft_wrap=True)
+    else:
+        frame = result.results
+        if shared:
+            from careloop.measures.sharing import share_results
+
+            frame = share_results(frame)
+        if fmt == "json":
+            print_json(results_to_records(frame))
+        else:
+            print_frame(frame, fmt=fmt, title=f"Measures {start} to {end}")  # type: ignore[arg-type]
+    for warning in result.warnings:
+        err_console.print(f"Warning: {warning}", markup=False, soft_wrap=True)
+    for failure in result.failures:
+        err_console.print(
+            f"Error: measure {failure.measure_id} ({failure.source}) failed: {failure.message}",
+            markup=False,
+        )
+    if result.failures:
+        sys.stderr.flush()
+        raise typer.Exit(1)

@@ -1,0 +1,171 @@
+"""Turning a capture form into what the entry page shows: inputs, values, errors.
+
+Only presentation lives here (which HTML input a field becomes, how posted
+form data maps back to values); validation, branching and calculations are
+the capture layer's (:func:`careloop.capture.validate_response`), run again on
+the server whatever the page did.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+from careloop.capture import FieldType, Form, read_forms_yaml, validate_response
+from careloop.capture.native_yaml import FORMAT
+from careloop.core.errors import ErrorDetail
+
+TEXT_INPUTS = {
+    "integer": ("text", "numeric"),
+    "number": ("text", "decimal"),
+    "date_ymd": ("date", None),
+    "date_dmy": ("date", None),
+    "date_mdy": ("date", None),
+    "time": ("time", None),
+    "email": ("email", None),
+    "phone": ("tel", None),
+}
+
+
+@dataclass(frozen=True)
+class Option:
+    code: str
+    label: str
+    selected: bool
+
+
+@dataclass(frozen=True)
+class InputView:
+    """One field as the page renders it."""
+
+    name: str
+    kind: str
+    """text, textarea, select, radio, checkbox, yesno, calc, descriptive, slider."""
+    label: str
+    note: str
+    section_header: str
+    required: bool
+    value: str
+    options: tuple[Option, ...]
+    html_type: str
+    inputmode: str | None
+    min_value: str | None
+    max_value: str | None
+    hidden: bool
+    error: str | None
+    has_logic: bool
+
+
+@dataclass(frozen=True)
+class FormView:
+    """A whole form for the entry page."""
+
+    name: str
+    title: str
+    inputs: tuple[InputView, ...]
+    errors: tuple[str, ...] = field(default_factory=tuple)
+
+
+def form_from_definition(definition: Mapping[str, Any]) -> Form:
+    """A Form from its native definition (what a PROM invitation carries)."""
+    text = json.dumps({"format": FORMAT, "forms": [dict(definition)]})
+    return read_forms_yaml(text, name="form definition").forms[0]
+
+
+def values_from_post(form: Form, data: Mapping[str, list[str]]) -> dict[str, object]:
+    """The values of a posted entry form (checkboxes give lists of codes)."""
+    values: dict[str, object] = {}
+    for f in form.fields:
+        if f.type in (FieldType.DESCRIPTIVE, FieldType.CALC):
+            continue
+        posted = [v for v in data.get(f.name, []) if v != ""]
+        if f.type is FieldType.CHECKBOX:
+            values[f.name] = posted
+        elif posted:
+            values[f.name] = posted[-1]
+    return values
+
+
+def _text(value: object) -> str:
+    if value is None:
+        return ""
+    if isinstance(value, (list, tuple)):
+        return ",".join(str(v) for v in value)
+    return str(value)
+
+
+def build_view(
+    form: Form,
+    values: Mapping[str, object],
+    *,
+    errors: list[ErrorDetail] | None = None,
+    title: str | None = None,
+) -> FormView:
+    """The page model of ``form`` filled with ``values``, showing ``errors`` by field."""
+    result = validate_response(form, values)
+    shown_values = {**values, **dict(result.values)}
+    by_field = {e.location.rsplit(":", 1)[-1]: e.message for e in (errors or [])}
+    loose = tuple(
+        e.message for e in (errors or []) if e.location not in {f.name for f in form.fields}
+    )
+    inputs = []
+    for f in form.fields:
+        raw = shown_values.get(f.name)
+        chosen = {str(v) for v in raw} if isinstance(raw, (list, tuple)) else {_text(raw)}
+        kind = {
+            FieldType.TEXT: "text",
+            FieldType.NOTES: "textarea",
+            FieldType.DROPDOWN: "select",
+            FieldType.RADIO: "radio",
+            FieldType.CHECKBOX: "checkbox",
+            FieldType.YESNO: "radio",
+            FieldType.TRUEFALSE: "radio",
+            FieldType.CALC: "calc",
+            FieldType.DESCRIPTIVE: "descriptive",
+            FieldType.SLIDER: "slider",
+        }[f.type]
+        options: tuple[Option, ...]
+        if f.type in (FieldType.YESNO, FieldType.TRUEFALSE):
+            labels = ("Yes", "No") if f.type is FieldType.YESNO else ("True", "False")
+            options = (Option("1", labels[0], "1" in chosen), Option("0", labels[1], "0" in chosen))
+        else:
+            options = tuple(Option(c.code, c.label, c.code in chosen) for c in f.choices)
+        base = (f.validation or "").split("_")[0] if f.validation else ""
+        html_type, inputmode = TEXT_INPUTS.get(
+            f.validation or "", TEXT_INPUTS.get(base, ("text", None))
+        )
+        if (f.validation or "").startswith("number_"):
+            html_type, inputmode = "text", "decimal"
+        inputs.append(
+            InputView(
+                name=f.name,
+                kind=kind,
+                label=f.label or f.name,
+                note=f.note,
+                section_header=f.section_header,
+                required=f.required,
+                value=_text(raw) if kind not in ("checkbox",) else "",
+                options=options,
+                html_type=html_type,
+                inputmode=inputmode,
+                min_value=f.min_value if html_type != "text" else None,
+                max_value=f.max_value if html_type != "text" else None,
+                hidden=f.name in result.hidden,
+                error=by_field.get(f.name),
+                has_logic=f.branching_logic is not None,
+            )
+        )
+    return FormView(form.name, title or form.title or form.name, tuple(inputs), loose)
+
+
+def live_check(form: Form, values: Mapping[str, object]) -> dict[str, Any]:
+    """What the page updates as someone types: hidden fields, calculated values, errors."""
+    result = validate_response(form, values)
+    calcs = {f.name: result.values.get(f.name) for f in form.fields if f.type is FieldType.CALC}
+    return {
+        "hidden": sorted(result.hidden),
+        "calc": {k: _text(v) for k, v in calcs.items()},
+        "errors": {e.field: e.message for e in result.errors if e.rule != "required"},
+    }

@@ -1,0 +1,302 @@
+"""Data entry in the browser: find a patient, see their timeline, fill a form, PROM links.
+
+Every page calls one capture or trust function; site scoping, validation and
+the audit trail happen there. The page re-checks branching logic and
+calculations live (``/entry/check``) with the same capture rules the server
+applies on save.
+"""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Annotated, Any
+
+from fastapi import APIRouter, Form, Query, Request
+from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+
+from careloop.capture import entry, forms_store, proms
+from careloop.core.errors import Conflict, InputError, ValidationFailed
+from careloop.trust import patients
+from careloop.web.form_render import build_view, form_from_definition, live_check, values_from_post
+from careloop.web.security import CallerDep, RegistryDep, request_context
+
+router = APIRouter(include_in_schema=False)
+
+
+def _render(
+    request: Request, name: str, context: dict[str, Any], status: int = 200
+) -> HTMLResponse:
+    response: HTMLResponse = request.app.state.templates.TemplateResponse(
+        request, name, context, status_code=status
+    )
+    return response
+
+
+def _base(caller: Any) -> dict[str, Any]:
+    return {
+        "principal": caller.principal,
+        "csrf_token": caller.session.csrf_token if caller.session else "",
+    }
+
+
+async def _posted(request: Request) -> dict[str, list[str]]:
+    form = await request.form()
+    data: dict[str, list[str]] = {}
+    for key, value in form.multi_items():
+        if isinstance(value, str):
+            data.setdefault(key, []).append(value)
+    return data
+
+
+@router.get("/patients", response_class=HTMLResponse)
+def patient_search(
+    request: Request,
+    caller: CallerDep,
+    registry: RegistryDep,
+    q: Annotated[str | None, Query(max_length=100)] = None,
+) -> Response:
+    found = patients.search_patients(registry, caller.principal, text=q or None, limit=100)
+    return _render(request, "patients.html", {**_base(caller), "q": q or "", "patients": found})
+
+
+@router.get("/patients/{patient_id}", response_class=HTMLResponse)
+def patient_page(
+    request: Request, patient_id: int, caller: CallerDep, registry: RegistryDep
+) -> Response:
+    patient = patients.get_patient(registry, caller.principal, patient_id)
+    timeline = entry.patient_timeline(registry, caller.principal, patient_id)
+    forms = forms_store.list_forms(registry, caller.principal)
+    return _render(
+        request,
+        "patient.html",
+        {
+            **_base(caller),
+            "patient": patient,
+            "timeline": timeline,
+            "forms": forms,
+            "today": date.today().isoformat(),
+            "prom_link": request.query_params.get("prom_link"),
+        },
+    )
+
+
+@router.get("/patients/{patient_id}/forms/{form}/new", response_class=HTMLResponse)
+def new_entry_page(
+    request: Request,
+    patient_id: int,
+    form: str,
+    caller: CallerDep,
+    registry: RegistryDep,
+    event_date: Annotated[date | None, Query(alias="date")] = None,
+) -> Response:
+    patient = patients.get_patient(registry, caller.principal, patient_id)
+    stored = forms_store.get_form(registry, caller.principal, form)
+    view = build_view(stored.form, {}, title=stored.title)
+    return _render(
+        request,
+        "entry.html",
+        {
+            **_base(caller),
+            "patient": patient,
+            "form": view,
+            "event_date": (event_date or date.today()).isoformat(),
+            "action": f"/patients/{patient_id}/forms/{form}/new",
+            "check_url": f"/entry/check/{form}",
+            "response": None,
+        },
+    )
+
+
+@router.post("/patients/{patient_id}/forms/{form}/new")
+async def new_entry_submit(
+    request: Request, patient_id: int, form: str, caller: CallerDep, registry: RegistryDep
+) -> Response:
+    data = await _posted(request)
+    stored = forms_store.get_form(registry, caller.principal, form)
+    values = values_from_post(stored.form, data)
+    status = "complete" if data.get("submit", ["draft"])[-1] == "complete" else "draft"
+    event_date = (data.get("event_date") or [""])[-1]
+    try:
+        entry.create_response(
+            registry,
+            caller.principal,
+            form,
+            patient_id=patient_id,
+            event_date=event_date,
+            values=values,
+            status=status,  # type: ignore[arg-type]
+        )
+    except (ValidationFailed, Conflict, InputError) as exc:
+        patient = patients.get_patient(registry, caller.principal, patient_id)
+        return _render(
+            request,
+            "entry.html",
+            {
+                **_base(caller),
+                "patient": patient,
+                "form": build_view(stored.form, values, errors=exc.details, title=stored.title),
+                "message": exc.message,
+                "event_date": event_date,
+                "action": f"/patients/{patient_id}/forms/{form}/new",
+                "check_url": f"/entry/check/{form}",
+                "response": None,
+            },
+            status=exc.http_status,
+        )
+    return RedirectResponse(f"/patients/{patient_id}?saved={form}", status_code=303)
+
+
+@router.get("/responses/{response_id}", response_class=HTMLResponse)
+def edit_entry_page(
+    request: Request, response_id: int, caller: CallerDep, registry: RegistryDep
+) -> Response:
+    response, form = entry.get_response_form(registry, caller.principal, response_id)
+    patient = patients.get_patient(registry, caller.principal, response.patient_id)
+    return _render(
+        request,
+        "entry.html",
+        {
+            **_base(caller),
+            "patient": patient,
+            "form": build_view(form, response.values),
+            "event_date": response.event_date.isoformat(),
+            "action": f"/responses/{response_id}",
+            "check_url": f"/entry/check/{response.form}?version={response.form_version}",
+            "response": response,
+        },
+    )
+
+
+@router.post("/responses/{response_id}")
+async def edit_entry_submit(
+    request: Request, response_id: int, caller: CallerDep, registry: RegistryDep
+) -> Response:
+    data = await _posted(request)
+    response, form = entry.get_response_form(registry, caller.principal, response_id)
+    values = values_from_post(form, data)
+    status = "complete" if data.get("submit", ["draft"])[-1] == "complete" else "draft"
+    version = (data.get("version") or [""])[-1]
+    reason = (data.get("reason") or [""])[-1].strip() or None
+    try:
+        entry.update_response(
+            registry,
+            caller.principal,
+            response_id,
+            values=values,
+            status=status,  # type: ignore[arg-type]
+            expected_version=int(version) if version.isdigit() else None,
+            reason=reason,
+        )
+    except (ValidationFailed, Conflict, InputError) as exc:
+        patient = patients.get_patient(registry, caller.principal, response.patient_id)
+        return _render(
+            request,
+            "entry.html",
+            {
+                **_base(caller),
+                "patient": patient,
+                "form": build_view(form, values, errors=exc.details),
+                "message": exc.message,
+                "event_date": response.event_date.isoformat(),
+                "action": f"/responses/{response_id}",
+                "check_url": f"/entry/check/{response.form}?version={response.form_version}",
+                "response": response,
+            },
+            status=exc.http_status,
+        )
+    return RedirectResponse(
+        f"/patients/{response.patient_id}?saved={response.form}", status_code=303
+    )
+
+
+@router.post("/entry/check/{form}")
+async def check_entry(
+    request: Request,
+    form: str,
+    caller: CallerDep,
+    registry: RegistryDep,
+    version: str | None = None,
+) -> JSONResponse:
+    """Hidden fields, calculated values and errors for the values typed so far."""
+    body = await request.json()
+    stored = forms_store.get_form(registry, caller.principal, form, version=version)
+    return JSONResponse(live_check(stored.form, _json_values(body)))
+
+
+def _json_values(body: Any) -> dict[str, object]:
+    if not isinstance(body, dict) or not isinstance(body.get("values"), dict):
+        raise InputError('Send {"values": {field: value}} as JSON.')
+    return dict(body["values"])
+
+
+@router.post("/patients/{patient_id}/prom-links")
+def create_prom_link(
+    request: Request,
+    patient_id: int,
+    caller: CallerDep,
+    registry: RegistryDep,
+    form: Annotated[str, Form()],
+) -> Response:
+    link = proms.create_prom_link(registry, caller.principal, form, patient_id=patient_id)
+    url = str(request.base_url).rstrip("/") + link.path
+    return RedirectResponse(f"/patients/{patient_id}?prom_link={url}", status_code=303)
+
+
+def _prom_page(
+    request: Request,
+    token: str,
+    *,
+    values: dict[str, object] | None = None,
+    errors: Any = None,
+    message: str | None = None,
+    status: int = 200,
+) -> HTMLResponse:
+    invitation = proms.open_prom_link(request.app.state.registry, token)
+    form = form_from_definition(invitation.definition)
+    return _render(
+        request,
+        "prom.html",
+        {
+            "form": build_view(form, values or {}, errors=errors, title=invitation.title),
+            "token": token,
+            "message": message,
+            "check_url": f"/prom/{token}/check",
+            "principal": None,
+            "csrf_token": "",
+        },
+        status,
+    )
+
+
+@router.get("/prom/{token}", response_class=HTMLResponse)
+def prom_page(request: Request, token: str) -> Response:
+    return _prom_page(request, token)
+
+
+@router.post("/prom/{token}/check")
+async def prom_check(request: Request, token: str) -> JSONResponse:
+    invitation = proms.open_prom_link(request.app.state.registry, token)
+    form = form_from_definition(invitation.definition)
+    return JSONResponse(live_check(form, _json_values(await request.json())))
+
+
+@router.post("/prom/{token}")
+async def prom_submit(request: Request, token: str, registry: RegistryDep) -> Response:
+    data = await _posted(request)
+    invitation = proms.open_prom_link(registry, token)
+    form = form_from_definition(invitation.definition)
+    values = values_from_post(form, data)
+    try:
+        proms.submit_prom_link(registry, token, values=values, context=request_context(request))
+    except (ValidationFailed, Conflict) as exc:
+        return _prom_page(
+            request,
+            token,
+            values=values,
+            errors=exc.details,
+            message=exc.message,
+            status=exc.http_status,
+        )
+    return _render(
+        request, "prom_done.html", {"principal": None, "csrf_token": "", "title": invitation.title}
+    )
