@@ -517,6 +517,15 @@ def _criterion(domain: Domain, body: Any, path: str, p: _Problems) -> Criterion 
         else:
             value = _value_condition(body["value"], f"{path}.value", p)
             ok = ok and value is not None
+            column = value_column or allowed[0]
+            operands = value.operand if value is not None else ()
+            texts = [v for v in (operands if isinstance(operands, tuple) else (operands,))]
+            if column != "value_as_string" and any(isinstance(v, str) for v in texts):
+                p.add(
+                    f"{path}.value",
+                    f"{column} holds numbers; compare text with value_column: value_as_string",
+                )
+                ok = False
     if not ok:
         return None
     return Criterion(
