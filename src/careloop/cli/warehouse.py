@@ -13,6 +13,7 @@ from careloop.cli.context import DataDirOption, opened, operator, settings_from
 from careloop.cli.output import console, print_frame, print_json, print_rows
 from careloop.core.errors import InputError
 from careloop.interop.jobs import check_warehouse, load_omop_directory, query_warehouse
+from careloop.measures.etl_map import refresh_for_builtin_measures
 from careloop.trust.provenance import as_fhir, get_provenance, list_provenance
 
 warehouse_app = typer.Typer(help="The OMOP CDM warehouse.", no_args_is_help=True)
@@ -37,6 +38,23 @@ def load_omop(
     print_rows(["table", "rows"], sorted(report.tables.items()), title="Loaded")
     console.print(
         f"{report.rows_in:,} rows in {report.seconds:.1f} s; provenance record {provenance.id}."
+    )
+
+
+@warehouse_app.command("refresh")
+def refresh(
+    full: bool = typer.Option(False, "--full", help="Rebuild every person, not only changed ones."),
+    data_dir: Path | None = DataDirOption,
+) -> None:
+    """Load the registry into the OMOP warehouse (consented patients, pseudonymised)."""
+    settings = settings_from(data_dir)
+    with opened(settings) as registry:
+        report = refresh_for_builtin_measures(settings, registry, operator(), full=full)
+    print_rows(["table", "rows"], sorted(report.rows.items()), title="Warehouse")
+    console.print(
+        f"{report.persons:,} persons ({report.persons_rebuilt:,} rebuilt, "
+        f"{report.persons_removed:,} removed; {report.patients_excluded:,} not loaded by consent); "
+        f"provenance record {report.provenance_id}."
     )
 
 

@@ -1,0 +1,34 @@
+"""The concept map the registry → OMOP ETL uses for the built-in IBD registry forms.
+
+It is :mod:`careloop.measures.concepts` in the shape the ETL takes, so the
+warehouse holds exactly the concept ids the built-in measures count.
+"""
+
+from __future__ import annotations
+
+from careloop.core.settings import Settings
+from careloop.interop.refresh import ConceptMap, RefreshReport, refresh_warehouse
+from careloop.measures import concepts
+from careloop.store.database import Registry
+from careloop.trust.principal import Principal
+
+
+def ibd_concept_map() -> ConceptMap:
+    """The ETL's concept map for the example IBD registry."""
+    return ConceptMap(
+        fields=dict(concepts.FIELD_CONCEPTS),
+        choices=dict(concepts.CHOICE_CONCEPTS),
+        visit_types=dict(concepts.VISIT_TYPES),
+        visit_type_field="visit_type",
+        drug_start_fields={"steroid_use": "steroid_start"},
+        names=concepts.local_concepts(),
+    )
+
+
+def refresh_for_builtin_measures(
+    settings: Settings, registry: Registry, principal: Principal, *, full: bool = False
+) -> RefreshReport:
+    """Refresh the warehouse from the registry with the built-in measures' concepts."""
+    return refresh_warehouse(
+        settings, registry, principal, concept_map=ibd_concept_map(), full=full
+    )
