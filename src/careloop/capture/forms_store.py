@@ -21,15 +21,16 @@ from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from threading import Lock
-from typing import Any, Literal
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from careloop.capture.dictionary_files import DictionaryFormat, detect_format, write_dictionary
+from careloop.capture.dictionary_files import read_dictionary as read_any
 from careloop.capture.forms import Dictionary, Form
-from careloop.capture.native_yaml import FORMAT, read_forms_yaml, write_forms_yaml
-from careloop.capture.questionnaire import read_questionnaire, write_questionnaire
-from careloop.capture.redcap import read_redcap_dictionary, write_redcap_dictionary
+from careloop.capture.native_yaml import FORMAT, read_forms_yaml
+from careloop.capture.text_files import read_source
 from careloop.core.errors import InputError, NotFound
 from careloop.store.capture_models import FormDefinition, FormVersion
 from careloop.store.database import Registry
@@ -50,7 +51,6 @@ __all__ = [
     "read_dictionary",
 ]
 
-DictionaryFormat = Literal["redcap", "yaml", "questionnaire"]
 DICTIONARY_FORMATS: tuple[DictionaryFormat, ...] = ("redcap", "yaml", "questionnaire")
 
 # Definitions are content-addressed: the same version hash always rebuilds the
@@ -130,45 +130,27 @@ class StoredForm:
         return self.form.to_dict()
 
 
-def _guess_format(name: str) -> DictionaryFormat:
-    lower = name.lower()
-    if lower.endswith(".csv"):
-        return "redcap"
-    if lower.endswith((".yaml", ".yml")):
-        return "yaml"
-    if lower.endswith(".json"):
-        return "questionnaire"
-    raise InputError(
-        f"Cannot tell the format of {name!r} from its name; give --format redcap, yaml "
-        "or questionnaire (REDCap dictionaries are .csv, careloop forms .yaml, FHIR "
-        "Questionnaires .json)."
-    )
-
-
 def read_dictionary(
     source: Path | bytes,
     *,
     fmt: DictionaryFormat | None = None,
     name: str | None = None,
 ) -> tuple[Dictionary, DictionaryFormat]:
-    """Read a data dictionary file (any of the three formats) into forms.
+    """Read a data dictionary file (any of the three formats) and say which format it was.
+
+    The format is ``fmt``, else the file name's suffix, else the content
+    (careloop.capture.dictionary_files decides, as for every other door).
 
     Raises:
-        InputError: The format is unknown or cannot be guessed.
+        InputError: ``fmt`` is not a dictionary format.
         ValidationFailed: The file is not a valid dictionary (the readers'
-            located errors).
+            located errors), or not UTF-8.
     """
-    label = name or (source.name if isinstance(source, Path) else "dictionary")
-    chosen = fmt or _guess_format(label)
-    if chosen not in DICTIONARY_FORMATS:
-        raise InputError(
-            f"Unknown dictionary format {chosen!r}; use redcap, yaml or questionnaire."
-        )
-    if chosen == "redcap":
-        return read_redcap_dictionary(source, name=name), chosen
-    if chosen == "yaml":
-        return read_forms_yaml(source, name=name), chosen
-    return Dictionary((read_questionnaire(source, name=name),)), chosen
+    if fmt is not None and fmt not in DICTIONARY_FORMATS:
+        raise InputError(f"Unknown dictionary format {fmt!r}; use redcap, yaml or questionnaire.")
+    label, text = read_source(source, name=name, default="dictionary")
+    chosen = fmt or detect_format(text, name=label)
+    return read_any(text, format=chosen, name=label), chosen
 
 
 def form_of_version(row: FormVersion) -> Form:
@@ -389,8 +371,4 @@ def export_form(
     if fmt not in DICTIONARY_FORMATS:
         raise InputError(f"Unknown dictionary format {fmt!r}; use redcap, yaml or questionnaire.")
     stored = get_form(registry, principal, name, version=version)
-    if fmt == "redcap":
-        return write_redcap_dictionary(stored.form)
-    if fmt == "yaml":
-        return write_forms_yaml(stored.form)
-    return write_questionnaire(stored.form)
+    return write_dictionary(stored.form, format=fmt)
