@@ -19,6 +19,7 @@ from fastapi.templating import Jinja2Templates
 
 from careloop import __version__
 from careloop.core.settings import Settings
+from careloop.practice.router import router as cds_hooks_router
 from careloop.trust.installation import open_registry
 from careloop.trust.status import registry_reachable
 from careloop.web import api, api_capture, pages, pages_entry
@@ -64,5 +65,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(api.router)
     app.include_router(api_capture.router)
     app.include_router(pages.router)
+    app.include_router(cds_hooks_router)
     app.include_router(pages_entry.router)
     return app

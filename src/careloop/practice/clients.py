@@ -1,0 +1,319 @@
+"""Trusted CDS clients and the JWT check every CDS Hooks call must pass.
+
+CDS Hooks 2.0 ("Trusting CDS Clients"): each call carries
+``Authorization: Bearer <JWT>`` signed with the client's private key. The
+service keeps an allow-list of issuers with their JWK Sets (given as a file,
+or a URL fetched and cached), and accepts a token only when
+
+- the algorithm is asymmetric (RSA, RSA-PSS, ECDSA, EdDSA) — never ``none``
+  and never HMAC;
+- the header has ``typ: JWT`` and a ``kid`` found in the issuer's JWK Set, and
+  a ``jku``, if any, is the issuer's registered JWK Set URL (never fetched
+  otherwise);
+- the signature verifies, ``iss`` is trusted, ``aud`` is the URL of the
+  endpoint being called, ``exp``/``iat``/``jti`` are present and ``exp`` is
+  in the future;
+- the ``jti`` was not seen before from this issuer (kept until expiry).
+
+Anything else is a 401 with no detail (:class:`Unauthorised`): an attacker
+learns nothing about which check failed.
+"""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+from jwt import PyJWK, PyJWKSet
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
+
+from careloop.core.clock import utcnow
+from careloop.core.errors import Conflict, InputError, NotFound
+from careloop.store.database import Registry
+from careloop.store.knowledge_models import CdsClient, CdsJti
+from careloop.trust.principal import Principal
+from careloop.trust.work import unit_of_work
+
+ASYMMETRIC_ALGORITHMS = frozenset(
+    {"RS256", "RS384", "RS512", "PS256", "PS384", "PS512", "ES256", "ES384", "ES512", "EdDSA"}
+)
+LEEWAY_SECONDS = 30
+"""Clock skew tolerated on ``exp``/``iat`` between the EHR and careloop."""
+JWKS_TTL_SECONDS = 300
+MAX_TOKEN_LIFETIME = timedelta(hours=1)
+"""A ``jti`` is remembered until its token expires; longer-lived tokens are refused."""
+
+
+_JWKS_URL_PREFIXES = ("https://", "http://127.0.0.1", "http://localhost", "http://[::1]")
+
+
+class Unauthorised(Exception):
+    """The call is not from a trusted CDS client; answered 401 without detail."""
+
+
+@dataclass(frozen=True)
+class TrustedClient:
+    """A CDS client (EHR) the service accepts calls from."""
+
+    issuer: str
+    """The ``iss`` its JWTs carry."""
+    jwks_url: str | None
+    """Where its JWK Set is published, if it is not given out of band."""
+    site_code: str | None
+    """The careloop site it serves (deployments limited to sites use it)."""
+    origins: tuple[str, ...]
+    """Browser origins allowed to call the service (CORS)."""
+    key_ids: tuple[str, ...]
+    """Key ids of the out-of-band JWK Set (empty when fetched from the URL)."""
+
+
+@dataclass(frozen=True)
+class VerifiedCall:
+    """Who made a call whose JWT passed every check."""
+
+    issuer: str
+    """The trusted client's issuer."""
+    tenant: str | None
+    """The ``tenant`` claim, if any."""
+    site_code: str | None
+    """The client's careloop site, if registered."""
+
+
+def _parse_jwks(text: str, where: str) -> dict[str, tuple[PyJWK, str | None]]:
+    """Keys by kid, each with the ``alg`` its JWK pins (if any)."""
+    try:
+        data = json.loads(text)
+        PyJWKSet.from_dict(data)  # refuses a set with no usable key
+        raw = [k for k in data["keys"] if isinstance(k, dict)]
+        keys = {str(k.get("kid")): (PyJWK.from_dict(k), k.get("alg")) for k in raw}
+    except (ValueError, KeyError, TypeError, jwt.PyJWTError) as exc:
+        raise InputError(f"{where} is not a usable JWK Set: {exc}") from exc
+    for item in raw:
+        if item.get("kty") == "oct" or item.get("d") is not None:
+            raise InputError(
+                f"{where} holds a symmetric or private key; give the client's public keys only."
+            )
+        if not item.get("kid"):
+            raise InputError(f"{where} has a key without `kid`; CDS Hooks JWTs name their key.")
+    return keys
+
+
+def trust_client(
+    registry: Registry,
+    principal: Principal,
+    *,
+    issuer: str,
+    jwks_url: str | None = None,
+    jwks_file: Path | None = None,
+    site: str | None = None,
+    origins: Sequence[str] = (),
+) -> TrustedClient:
+    """Add (or update) a trusted CDS client: its issuer and its JWK Set (URL or file)."""
+    if (jwks_url is None) == (jwks_file is None):
+        raise InputError("Give the client's JWK Set as exactly one of --jwks-url or --jwks-file.")
+    if not issuer.strip():
+        raise InputError("The issuer (iss) must not be empty.")
+    jwks_text: str | None = None
+    key_ids: tuple[str, ...] = ()
+    if jwks_file is not None:
+        try:
+            jwks_text = jwks_file.read_text()
+        except OSError as exc:
+            raise InputError(f"Cannot read {jwks_file}: {exc.strerror}.") from exc
+        key_ids = tuple(_parse_jwks(jwks_text, str(jwks_file)))
+    elif jwks_url is not None and not jwks_url.startswith(_JWKS_URL_PREFIXES):
+        raise InputError("The JWK Set URL must use https (plain http only on loopback).")
+    for origin in origins:
+        if not origin.startswith(("https://", "http://")) or origin.endswith("/"):
+            raise InputError(f"Origin {origin!r} must look like https://ehr.example.org.")
+    with unit_of_work(registry, principal, "cds.manage") as work:
+        row = work.session.scalar(select(CdsClient).where(CdsClient.issuer == issuer))
+        if row is None:
+            row = CdsClient(issuer=issuer)
+            work.session.add(row)
+        row.jwks_url = jwks_url
+        row.jwks = jwks_text
+        row.site_code = site
+        row.origins = json.dumps(list(origins))
+        row.active = True
+        work.audit(
+            "cds.trust_client",
+            "cds",
+            details={"issuer": issuer, "jwks_url": jwks_url, "site": site},
+        )
+    _CACHE.forget(issuer)
+    return TrustedClient(issuer, jwks_url, site, tuple(origins), key_ids)
+
+
+def distrust_client(registry: Registry, principal: Principal, *, issuer: str) -> None:
+    """Stop trusting a client: its calls are refused from now on."""
+    with unit_of_work(registry, principal, "cds.manage") as work:
+        row = work.session.scalar(select(CdsClient).where(CdsClient.issuer == issuer))
+        if row is None:
+            raise NotFound(f"No trusted CDS client has the issuer {issuer!r}.")
+        if not row.active:
+            raise Conflict(f"{issuer!r} is already distrusted.")
+        row.active = False
+        work.audit("cds.distrust_client", "cds", details={"issuer": issuer})
+    _CACHE.forget(issuer)
+
+
+def list_clients(registry: Registry, principal: Principal) -> list[TrustedClient]:
+    """The trusted clients."""
+    with unit_of_work(registry, principal, "cds.manage") as work:
+        rows = work.session.scalars(
+            select(CdsClient).where(CdsClient.active.is_(True)).order_by(CdsClient.issuer)
+        )
+        return [
+            TrustedClient(
+                r.issuer,
+                r.jwks_url,
+                r.site_code,
+                tuple(json.loads(r.origins)),
+                tuple(_parse_jwks(r.jwks, r.issuer)) if r.jwks else (),
+            )
+            for r in rows
+        ]
+
+
+@dataclass
+class _Entry:
+    client: TrustedClient
+    keys: dict[str, tuple[PyJWK, str | None]]
+    fetched_at: float
+
+
+class _ClientCache:
+    """Trusted clients and their keys, held briefly in memory (the hot path of every call)."""
+
+    def __init__(self) -> None:
+        self._lock = threading.Lock()
+        self._entries: dict[tuple[int, str], _Entry] = {}
+        self._missing: dict[tuple[int, str], float] = {}
+
+    def forget(self, issuer: str) -> None:
+        with self._lock:
+            for key in [k for k in self._entries if k[1] == issuer]:
+                del self._entries[key]
+            for key in [k for k in self._missing if k[1] == issuer]:
+                del self._missing[key]
+
+    def get(self, registry: Registry, issuer: str, *, refresh: bool = False) -> _Entry | None:
+        key = (id(registry), issuer)
+        now = time.monotonic()
+        with self._lock:
+            entry = self._entries.get(key)
+            if entry is not None and not refresh and now - entry.fetched_at < JWKS_TTL_SECONDS:
+                return entry
+            if not refresh and now - self._missing.get(key, -1e9) < 5:
+                return None  # an unknown issuer does not cost a query per call
+        with registry.transaction() as session:
+            row = session.scalar(
+                select(CdsClient).where(CdsClient.issuer == issuer, CdsClient.active.is_(True))
+            )
+            if row is None:
+                with self._lock:
+                    self._missing[key] = now
+                    self._entries.pop(key, None)
+                return None
+            client = TrustedClient(
+                row.issuer, row.jwks_url, row.site_code, tuple(json.loads(row.origins)), ()
+            )
+            jwks_text = row.jwks
+        if jwks_text is None and client.jwks_url:
+            try:
+                response = httpx.get(client.jwks_url, timeout=5)
+                response.raise_for_status()
+                jwks_text = response.text
+            except httpx.HTTPError:
+                return None
+        try:
+            keyset = _parse_jwks(jwks_text or "{}", issuer)
+        except InputError:
+            return None
+        entry = _Entry(client, keyset, now)
+        with self._lock:
+            self._entries[key] = entry
+        return entry
+
+    def origins(self, registry: Registry) -> frozenset[str]:
+        with registry.transaction() as session:
+            rows = session.scalars(select(CdsClient.origins).where(CdsClient.active.is_(True)))
+            return frozenset(o for text in rows for o in json.loads(text))
+
+
+_CACHE = _ClientCache()
+
+
+def allowed_origins(registry: Registry) -> frozenset[str]:
+    """Browser origins of the trusted clients (for CORS)."""
+    return _CACHE.origins(registry)
+
+
+def _remember_jti(registry: Registry, issuer: str, jti: str, expires: datetime) -> None:
+    try:
+        with registry.transaction() as session:
+            session.add(CdsJti(issuer=issuer, jti=jti, expires_at=expires))
+            # Prune the expired now and then, within the same short transaction.
+            if hash(jti) % 200 == 0:
+                session.execute(delete(CdsJti).where(CdsJti.expires_at < utcnow()))
+    except IntegrityError as exc:
+        raise Unauthorised from exc
+
+
+def verify_call(registry: Registry, token: str | None, *, audience: str) -> VerifiedCall:
+    """Check a call's bearer JWT; :class:`Unauthorised` unless it passes every check."""
+    if not token:
+        raise Unauthorised
+    try:
+        header = jwt.get_unverified_header(token)
+        claims = jwt.decode(token, options={"verify_signature": False})
+    except jwt.PyJWTError as exc:
+        raise Unauthorised from exc
+    alg = header.get("alg")
+    if alg not in ASYMMETRIC_ALGORITHMS or str(header.get("typ", "")).upper() != "JWT":
+        raise Unauthorised
+    issuer = claims.get("iss")
+    kid = header.get("kid")
+    if not isinstance(issuer, str) or not isinstance(kid, str):
+        raise Unauthorised
+    entry = _CACHE.get(registry, issuer)
+    if entry is None:
+        raise Unauthorised
+    if "jku" in header and header["jku"] != entry.client.jwks_url:
+        raise Unauthorised
+    key = entry.keys.get(kid)
+    if key is None and entry.client.jwks_url:
+        # The client may have rotated its keys: fetch once more.
+        refreshed = _CACHE.get(registry, issuer, refresh=True)
+        key = refreshed.keys.get(kid) if refreshed else None
+    if key is None or (key[1] is not None and key[1] != alg):
+        raise Unauthorised
+    try:
+        verified: Mapping[str, Any] = jwt.decode(
+            token,
+            key=key[0].key,
+            algorithms=[alg],
+            audience=audience,
+            issuer=issuer,
+            leeway=LEEWAY_SECONDS,
+            options={"require": ["iss", "aud", "exp", "iat", "jti"]},
+        )
+    except jwt.PyJWTError as exc:
+        raise Unauthorised from exc
+    jti = verified["jti"]
+    expires = datetime.fromtimestamp(float(verified["exp"]), UTC)
+    if not isinstance(jti, str) or not jti or expires - utcnow() > MAX_TOKEN_LIFETIME:
+        raise Unauthorised
+    _remember_jti(registry, issuer, jti, expires + timedelta(seconds=LEEWAY_SECONDS))
+    tenant = verified.get("tenant")
+    return VerifiedCall(issuer, tenant if isinstance(tenant, str) else None, entry.client.site_code)

@@ -1,0 +1,144 @@
+"""The CDS Hooks endpoints as a FastAPI router (``/cds-services``).
+
+Errors here follow CDS Hooks, not careloop's ``/api`` error shape: a bare
+401 for any failed JWT check, 404 for an unknown service, 400 for a bad
+request (with the JSON paths of its problems), 412 when prefetch data cannot
+be had, 413 for an oversized body. CORS answers the origins the trusted
+clients registered (``careloop cds trust-client --origin``).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from typing import Any
+
+from fastapi import APIRouter, Request, Response
+from fastapi.responses import JSONResponse
+from starlette.concurrency import run_in_threadpool
+
+from careloop.practice.cds_hooks import MAX_BODY_BYTES, CdsHooksError
+from careloop.practice.clients import Unauthorised, VerifiedCall, allowed_origins, verify_call
+from careloop.practice.service import discovery, invoke, record_feedback
+from careloop.store.database import Registry
+
+router = APIRouter(prefix="/cds-services", tags=["cds-hooks"])
+
+_CORS_METHODS = "GET, POST, OPTIONS"
+_CORS_HEADERS = "Authorization, Content-Type"
+
+
+def _registry(request: Request) -> Registry:
+    registry: Registry = request.app.state.registry
+    return registry
+
+
+def _bearer(request: Request) -> str | None:
+    scheme, _, value = request.headers.get("authorization", "").partition(" ")
+    return value.strip() or None if scheme.lower() == "bearer" else None
+
+
+def _audience(request: Request) -> str:
+    """The URL of the endpoint being called: what the JWT's ``aud`` must be."""
+    return str(request.url.replace(query=None, fragment=None))
+
+
+def _cors(request: Request, response: Response, registry: Registry) -> Response:
+    origin = request.headers.get("origin")
+    if origin and origin in allowed_origins(registry):
+        response.headers["Access-Control-Allow-Origin"] = origin
+        response.headers["Vary"] = "Origin"
+    return response
+
+
+def _unauthorised() -> Response:
+    return Response(status_code=401, headers={"WWW-Authenticate": "Bearer"})
+
+
+def _error(exc: CdsHooksError) -> JSONResponse:
+    return JSONResponse(exc.body(), status_code=exc.status)
+
+
+async def _read_json(request: Request) -> Any:
+    declared = request.headers.get("content-length")
+    if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+        raise CdsHooksError(413, f"The request body is larger than {MAX_BODY_BYTES} bytes.")
+    chunks = []
+    size = 0
+    async for chunk in request.stream():
+        size += len(chunk)
+        if size > MAX_BODY_BYTES:
+            raise CdsHooksError(413, f"The request body is larger than {MAX_BODY_BYTES} bytes.")
+        chunks.append(chunk)
+    try:
+        return json.loads(b"".join(chunks))
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise CdsHooksError(400, f"The request body is not JSON: {exc}") from exc
+
+
+async def _serve(
+    request: Request, work: Callable[[Registry, VerifiedCall, Any], Any], *, with_body: bool
+) -> Response:
+    registry = _registry(request)
+    try:
+        declared = request.headers.get("content-length")
+        if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
+            raise CdsHooksError(413, f"The request body is larger than {MAX_BODY_BYTES} bytes.")
+        try:
+            call = await run_in_threadpool(
+                verify_call, registry, _bearer(request), audience=_audience(request)
+            )
+        except Unauthorised:
+            return _cors(request, _unauthorised(), registry)
+        body = await _read_json(request) if with_body else None
+        result = await run_in_threadpool(work, registry, call, body)
+        response: Response = JSONResponse(result)
+    except CdsHooksError as exc:
+        response = _error(exc)
+    return _cors(request, response, registry)
+
+
+@router.get("", summary="CDS Hooks discovery")
+async def discover(request: Request) -> Response:
+    """The active CDS services (from active knowledge object versions)."""
+    return await _serve(request, lambda reg, call, _body: discovery(reg, call), with_body=False)
+
+
+@router.post("/{service_id}", summary="Call a CDS service")
+async def call_service(service_id: str, request: Request) -> Response:
+    """Evaluate the service's knowledge for one hook call and return its cards."""
+    return await _serve(
+        request, lambda reg, call, body: invoke(reg, service_id, body, call), with_body=True
+    )
+
+
+@router.post("/{service_id}/feedback", summary="Feedback on cards")
+async def feedback(service_id: str, request: Request) -> Response:
+    """Store what the clinician did with cards: accepted suggestions or overridden (why)."""
+
+    def work(reg: Registry, call: VerifiedCall, body: Any) -> dict[str, Any]:
+        receipt = record_feedback(reg, service_id, body, call)
+        return {"stored": receipt.stored}
+
+    return await _serve(request, work, with_body=True)
+
+
+@router.options("", include_in_schema=False)
+@router.options("/{service_id}", include_in_schema=False)
+@router.options("/{service_id}/feedback", include_in_schema=False)
+async def preflight(request: Request) -> Response:
+    """CORS preflight: allowed for the origins of trusted browser-based clients."""
+    registry = _registry(request)
+    origin = request.headers.get("origin")
+    if not origin or origin not in await run_in_threadpool(allowed_origins, registry):
+        return Response(status_code=403)
+    return Response(
+        status_code=204,
+        headers={
+            "Access-Control-Allow-Origin": origin,
+            "Access-Control-Allow-Methods": _CORS_METHODS,
+            "Access-Control-Allow-Headers": _CORS_HEADERS,
+            "Access-Control-Max-Age": "600",
+            "Vary": "Origin",
+        },
+    )

@@ -1,0 +1,304 @@
+"""The CDS Hooks service: discovery, calls, feedback — everything stored as data.
+
+Each call is answered from the active version of the knowledge object
+behind the service id. Prefetch keys the client did not send are fetched
+from its ``fhirServer`` with the ``fhirAuthorization`` token; without either
+the call gets 412, as the spec says. Card variants are allocated through
+:mod:`careloop.practice.variants`. Silent deployments evaluate and store
+their cards but answer ``{"cards": []}``. The invocation, its cards (with
+the knowledge object version and variant) and later feedback are rows the
+warehouse and measures can read.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+
+import httpx
+from sqlalchemy import select
+
+from careloop.analysis.trials import TrialDesign
+from careloop.core.clock import utcnow
+from careloop.knowledge.cards import Problem, card_problems, response_problems
+from careloop.knowledge.library import ActiveService, active_services
+from careloop.practice.cds_hooks import (
+    CdsHooksError,
+    HookRequest,
+    feedback_problems,
+    fill_template,
+    parse_request,
+    token_values,
+)
+from careloop.practice.clients import VerifiedCall
+from careloop.practice.variants import allocate, unit_of
+from careloop.store.database import Registry
+from careloop.store.knowledge_models import CdsCard, CdsFeedback, CdsInvocation
+
+log = logging.getLogger("careloop.practice")
+FHIR_TIMEOUT_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class FeedbackReceipt:
+    """What the feedback endpoint stored."""
+
+    stored: int
+    """Feedback items stored."""
+
+
+def discovery(registry: Registry, call: VerifiedCall) -> dict[str, Any]:
+    """The discovery document: the active services the calling client's site may use."""
+    services = active_services(registry)
+    return {
+        "services": [
+            svc.package.discovery_entry()
+            for _, svc in sorted(services.items())
+            if svc.serves_site(call.site_code)
+        ]
+    }
+
+
+def _service(registry: Registry, service_id: str, call: VerifiedCall) -> ActiveService:
+    svc = active_services(registry).get(service_id)
+    if svc is None or not svc.serves_site(call.site_code):
+        raise CdsHooksError(404, f"There is no active CDS service {service_id!r}.")
+    return svc
+
+
+def complete_prefetch(
+    templates: Mapping[str, str],
+    request: HookRequest,
+    *,
+    http: httpx.Client | None = None,
+) -> tuple[dict[str, Any], list[str]]:
+    """The prefetch data with the keys the client left out fetched from its FHIR server.
+
+    Returns the data and the keys that were fetched. Raises CdsHooksError(412)
+    when a key is missing and there is no FHIR server and token to fetch it
+    with, or the server does not answer.
+    """
+    data = dict(request.prefetch)
+    missing = [key for key in templates if key not in data]
+    if not missing:
+        return data, []
+    if not request.fhir_server or not request.access_token:
+        raise CdsHooksError(
+            412,
+            "The request lacks prefetch data this service needs "
+            f"({', '.join(missing)}) and gives no fhirServer with fhirAuthorization to fetch it.",
+        )
+    values = token_values(request.context)
+    fetched = []
+    base = request.fhir_server.rstrip("/")
+    headers = {
+        "Authorization": f"Bearer {request.access_token}",
+        "Accept": "application/fhir+json",
+    }
+    client = http or httpx.Client(timeout=FHIR_TIMEOUT_SECONDS)
+    try:
+        for key in missing:
+            query = fill_template(templates[key], values)
+            if query is None:
+                continue  # a token the context does not provide: the key stays absent
+            try:
+                response = client.get(f"{base}/{query}", headers=headers)
+            except httpx.HTTPError as exc:
+                raise CdsHooksError(
+                    412, f"The FHIR server did not answer for prefetch key {key!r}."
+                ) from exc
+            if response.status_code == 404:
+                data[key] = None
+            elif response.status_code == 200:
+                try:
+                    data[key] = response.json()
+                except ValueError as exc:
+                    raise CdsHooksError(
+                        412, f"The FHIR server's answer for {key!r} is not JSON."
+                    ) from exc
+            else:
+                raise CdsHooksError(
+                    412,
+                    f"The FHIR server answered {response.status_code} for prefetch key {key!r}.",
+                )
+            fetched.append(key)
+    finally:
+        if http is None:
+            client.close()
+    return data, fetched
+
+
+def _with_uuids(card: dict[str, Any]) -> dict[str, Any]:
+    out = {"uuid": str(uuid.uuid4()), **card}
+    if "suggestions" in out:
+        out["suggestions"] = [
+            {"uuid": str(uuid.uuid4()), **s} if "uuid" not in s else dict(s)
+            for s in out["suggestions"]
+        ]
+    return out
+
+
+def invoke(
+    registry: Registry,
+    service_id: str,
+    body: Any,
+    call: VerifiedCall,
+    *,
+    today: date | None = None,
+    http: httpx.Client | None = None,
+) -> dict[str, Any]:
+    """Answer one CDS Hooks call and store the invocation and its cards."""
+    started = time.perf_counter()
+    svc = _service(registry, service_id, call)
+    package = svc.package
+    request = parse_request(body, hook=package.hook)
+    prefetch, fetched = complete_prefetch(package.service.get("prefetch", {}), request, http=http)
+
+    def choose_arm(design: TrialDesign) -> str | None:
+        unit = unit_of(design, request.context)
+        if unit is None:
+            return None
+        return allocate(registry, design, unit, ko_identifier=package.identifier)
+
+    proposed = package.evaluate(
+        request.context, prefetch, today=today or utcnow().date(), choose_arm=choose_arm
+    )
+    cards = []
+    for item in proposed:
+        card = _with_uuids(item.card)
+        problems = card_problems(card, f"rule {item.rule_id}")
+        if problems:
+            # A token filled with an empty value can break a card: never send it.
+            log.warning("Dropped an invalid card of %s: %s", package.identifier, problems)
+            continue
+        cards.append((item, card))
+    live = svc.mode == "live"
+    response: dict[str, Any] = {"cards": [card for _, card in cards] if live else []}
+    actions = package.system_actions(request.context)
+    if live and actions:
+        response["systemActions"] = actions
+    if response_problems(response):  # cannot happen after the checks above; never send one
+        raise CdsHooksError(500, "The service produced a response that breaks the spec.")
+    user = request.context.get("userId")
+    patient = request.context.get("patientId")
+    with registry.transaction() as session:
+        invocation = CdsInvocation(
+            hook_instance=request.hook_instance[:200],
+            service_id=service_id,
+            hook=request.hook,
+            ko_identifier=package.identifier,
+            ko_version=package.version,
+            mode=svc.mode,
+            issuer=call.issuer,
+            tenant=call.tenant,
+            site_code=call.site_code,
+            user_ref=user[:200] if isinstance(user, str) else None,
+            patient_ref=patient[:200] if isinstance(patient, str) else None,
+            fetched_keys=json.dumps(fetched),
+            cards_count=len(cards),
+            duration_ms=(time.perf_counter() - started) * 1000,
+        )
+        session.add(invocation)
+        session.flush()
+        for item, card in cards:
+            session.add(
+                CdsCard(
+                    uuid=card["uuid"],
+                    invocation_id=invocation.id,
+                    service_id=service_id,
+                    ko_identifier=package.identifier,
+                    ko_version=package.version,
+                    rule_id=item.rule_id,
+                    variant=item.variant,
+                    shown=live,
+                    indicator=card["indicator"],
+                    summary=card["summary"],
+                    suggestions=json.dumps(
+                        [
+                            {"uuid": s["uuid"], "label": s["label"]}
+                            for s in card.get("suggestions", [])
+                        ]
+                    ),
+                )
+            )
+    return response
+
+
+def _timestamp(text: str) -> datetime:
+    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+
+
+def record_feedback(
+    registry: Registry, service_id: str, body: Any, call: VerifiedCall
+) -> FeedbackReceipt:
+    """Store feedback on cards this service showed to this client, all or nothing."""
+    problems = feedback_problems(body)
+    if problems:
+        raise CdsHooksError(400, "The feedback is not valid.", problems)
+    items = body["feedback"]
+    with registry.transaction() as session:
+        uuids = {str(item["card"]) for item in items}
+        found = {
+            card.uuid: (card, issuer)
+            for card, issuer in session.execute(
+                select(CdsCard, CdsInvocation.issuer)
+                .join(CdsInvocation, CdsInvocation.id == CdsCard.invocation_id)
+                .where(CdsCard.uuid.in_(uuids))
+            ).all()
+        }
+        unknown: list[Problem] = []
+        for i, item in enumerate(items):
+            hit = found.get(str(item["card"]))
+            if (
+                hit is None
+                or hit[1] != call.issuer
+                or hit[0].service_id != service_id
+                or not hit[0].shown
+            ):
+                unknown.append(
+                    Problem(
+                        f"feedback[{i}].card", "No card with this uuid was shown by this service."
+                    )
+                )
+                continue
+            offered = {s["uuid"] for s in json.loads(hit[0].suggestions)}
+            for j, accepted in enumerate(item.get("acceptedSuggestions") or []):
+                if accepted["id"] not in offered:
+                    unknown.append(
+                        Problem(
+                            f"feedback[{i}].acceptedSuggestions[{j}].id",
+                            "The card offered no suggestion with this uuid.",
+                        )
+                    )
+        if unknown:
+            raise CdsHooksError(400, "The feedback names unknown cards or suggestions.", unknown)
+        for item in items:
+            card = found[str(item["card"])][0]
+            reason = item.get("overrideReason") or {}
+            coding = reason.get("reason") or {}
+            session.add(
+                CdsFeedback(
+                    card_id=card.id,
+                    card_uuid=card.uuid,
+                    service_id=service_id,
+                    ko_identifier=card.ko_identifier,
+                    ko_version=card.ko_version,
+                    outcome=item["outcome"],
+                    accepted_suggestions=json.dumps(
+                        [s["id"] for s in item.get("acceptedSuggestions") or []]
+                    ),
+                    override_code=coding.get("code"),
+                    override_system=coding.get("system"),
+                    override_display=coding.get("display"),
+                    user_comment=reason.get("userComment"),
+                    outcome_timestamp=_timestamp(item["outcomeTimestamp"]),
+                    issuer=call.issuer,
+                )
+            )
+    return FeedbackReceipt(stored=len(items))

@@ -1,0 +1,198 @@
+"""CDS Hooks security as the spec requires: every JWT attack gets a bare 401."""
+
+from __future__ import annotations
+
+import base64
+import json
+import time
+import uuid
+
+import jwt
+import pytest
+from cryptography.hazmat.primitives import serialization
+
+from careloop.practice import distrust_client
+from tests.practice.cds_support import (
+    BASE,
+    auth,
+    deploy,
+    ec_client,
+    hook_request,
+    ibd_package,
+    ibd_prefetch,
+    rsa_client,
+    trust,
+)
+
+SERVICE = "sec-ibd"
+PATH = f"/cds-services/{SERVICE}"
+
+
+@pytest.fixture(scope="module")
+def setup(installation, tmp_path_factory):
+    keys = ec_client("https://ehr-sec.example.org/")
+    rsa_keys = rsa_client("https://ehr-rsa.example.org/")
+    tmp = tmp_path_factory.mktemp("jwks")
+    trust(installation, keys, tmp)
+    trust(installation, rsa_keys, tmp)
+    deploy(installation, ibd_package(SERVICE))
+    return keys, rsa_keys
+
+
+def body():
+    return hook_request(
+        "patient-view", {"userId": "Practitioner/dr-a", "patientId": "p1"}, prefetch=ibd_prefetch()
+    )
+
+
+def assert_bare_401(response):
+    assert response.status_code == 401
+    assert response.content == b""
+    assert response.headers["www-authenticate"] == "Bearer"
+
+
+def b64(data: dict) -> str:
+    return base64.urlsafe_b64encode(json.dumps(data).encode()).rstrip(b"=").decode()
+
+
+def test_a_properly_signed_call_is_served(api, setup):
+    keys, rsa_keys = setup
+    response = api.post(PATH, json=body(), headers=auth(keys, PATH))
+    assert response.status_code == 200, response.text
+    assert len(response.json()["cards"]) == 1
+    assert api.post(PATH, json=body(), headers=auth(rsa_keys, PATH)).status_code == 200
+
+
+def test_a_call_without_a_token_is_refused(api, setup):
+    assert_bare_401(api.post(PATH, json=body()))
+    assert_bare_401(api.get("/cds-services"))
+    assert_bare_401(api.post(PATH, json=body(), headers={"Authorization": "Bearer not.a.jwt"}))
+
+
+def test_an_unsigned_alg_none_token_is_refused(api, setup):
+    keys, _ = setup
+    now = int(time.time())
+    claims = {
+        "iss": keys.issuer,
+        "aud": BASE + PATH,
+        "exp": now + 60,
+        "iat": now,
+        "jti": str(uuid.uuid4()),
+    }
+    token = f"{b64({'alg': 'none', 'typ': 'JWT', 'kid': keys.kid})}.{b64(claims)}."
+    assert_bare_401(api.post(PATH, json=body(), headers={"Authorization": f"Bearer {token}"}))
+
+
+def test_an_hmac_token_is_refused_even_when_keyed_with_the_public_key(api, setup):
+    _, rsa_keys = setup
+    now = int(time.time())
+    claims = {
+        "iss": rsa_keys.issuer,
+        "aud": BASE + PATH,
+        "exp": now + 60,
+        "iat": now,
+        "jti": str(uuid.uuid4()),
+    }
+    public_pem = rsa_keys.private_key.public_key().public_bytes(
+        serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo
+    )
+    # The classic algorithm-confusion attack: HS256 "signed" with the public key.
+    header = {"alg": "HS256", "typ": "JWT", "kid": rsa_keys.kid}
+    signing = f"{b64(header)}.{b64(claims)}".encode()
+    import hashlib
+    import hmac
+
+    signature = (
+        base64.urlsafe_b64encode(hmac.new(public_pem, signing, hashlib.sha256).digest())
+        .rstrip(b"=")
+        .decode()
+    )
+    token = f"{signing.decode()}.{signature}"
+    assert_bare_401(api.post(PATH, json=body(), headers={"Authorization": f"Bearer {token}"}))
+    shared = jwt.encode(
+        claims,
+        "a-shared-secret-of-32-bytes-long!",
+        algorithm="HS256",
+        headers={"kid": rsa_keys.kid},
+    )
+    assert_bare_401(api.post(PATH, json=body(), headers={"Authorization": f"Bearer {shared}"}))
+
+
+def test_a_token_for_another_endpoint_is_refused(api, setup):
+    keys, _ = setup
+    assert_bare_401(api.post(PATH, json=body(), headers=auth(keys, "/cds-services/other")))
+    assert_bare_401(api.post(PATH, json=body(), headers=auth(keys, "/cds-services")))
+    wrong_host = {"Authorization": f"Bearer {keys.token('https://evil.example' + PATH)}"}
+    assert_bare_401(api.post(PATH, json=body(), headers=wrong_host))
+
+
+def test_an_expired_token_is_refused(api, setup):
+    keys, _ = setup
+    past = int(time.time()) - 3600
+    assert_bare_401(api.post(PATH, json=body(), headers=auth(keys, PATH, exp=past, iat=past - 60)))
+
+
+def test_a_token_without_jti_or_exp_is_refused(api, setup):
+    keys, _ = setup
+    assert_bare_401(api.post(PATH, json=body(), headers=auth(keys, PATH, jti=None)))
+    assert_bare_401(api.post(PATH, json=body(), headers=auth(keys, PATH, exp=None)))
+
+
+def test_a_token_living_longer_than_an_hour_is_refused(api, setup):
+    keys, _ = setup
+    later = int(time.time()) + 2 * 3600
+    assert_bare_401(api.post(PATH, json=body(), headers=auth(keys, PATH, exp=later)))
+
+
+def test_a_replayed_token_is_refused(api, setup):
+    keys, _ = setup
+    headers = auth(keys, PATH)
+    assert api.post(PATH, json=body(), headers=headers).status_code == 200
+    assert_bare_401(api.post(PATH, json=body(), headers=headers))
+
+
+def test_an_unknown_issuer_and_an_unknown_key_are_refused(api, setup):
+    stranger = ec_client("https://stranger.example.org/")
+    assert_bare_401(api.post(PATH, json=body(), headers=auth(stranger, PATH)))
+    keys, _ = setup
+    impostor = ec_client(keys.issuer, kid=keys.kid)  # right iss and kid, wrong private key
+    assert_bare_401(api.post(PATH, json=body(), headers=auth(impostor, PATH)))
+    other_kid = ec_client(keys.issuer, kid="unknown-kid")
+    assert_bare_401(api.post(PATH, json=body(), headers=auth(other_kid, PATH)))
+
+
+def test_a_jku_other_than_the_registered_one_is_refused(api, setup):
+    keys, _ = setup
+    headers = auth(keys, PATH, headers={"jku": "https://evil.example/jwks"})
+    assert_bare_401(api.post(PATH, json=body(), headers=headers))
+
+
+def test_a_distrusted_client_is_refused(api, installation, tmp_path):
+    keys = ec_client("https://ehr-leaving.example.org/")
+    trust(installation, keys, tmp_path)
+    assert api.get("/cds-services", headers=auth(keys, "/cds-services")).status_code == 200
+    distrust_client(installation.registry, installation.operator, issuer=keys.issuer)
+    assert_bare_401(api.get("/cds-services", headers=auth(keys, "/cds-services")))
+
+
+def test_cors_answers_only_registered_origins(api, installation, tmp_path):
+    keys = ec_client("https://ehr-browser.example.org/")
+    trust(installation, keys, tmp_path, origins=["https://ehr-browser.example.org"])
+    ok = api.options(
+        PATH,
+        headers={
+            "Origin": "https://ehr-browser.example.org",
+            "Access-Control-Request-Method": "POST",
+        },
+    )
+    assert ok.status_code == 204
+    assert ok.headers["access-control-allow-origin"] == "https://ehr-browser.example.org"
+    assert "Authorization" in ok.headers["access-control-allow-headers"]
+    bad = api.options(PATH, headers={"Origin": "https://evil.example"})
+    assert bad.status_code == 403 and "access-control-allow-origin" not in bad.headers
+    served = api.post(
+        PATH,
+        json=body(),
+        headers={**auth(keys, PATH), "Origin": "https://ehr-browser.example.org"},
+    )
+    assert served.headers["access-control-allow-origin"] == "https://ehr-browser.example.org"
