@@ -1,0 +1,341 @@
+"""``export_fhir``: the caller's patients and their warehouse rows as Bulk Data NDJSON.
+
+One file per resource type (``Patient.ndjson``, ``Observation.ndjson`` …) and
+a ``manifest.json`` in the shape of a FHIR Bulk Data export manifest. Patients
+and their consent come from the registry, clinical resources from the OMOP
+warehouse (through :mod:`careloop.interop.fhir_mapping`), so an export
+imported into an empty installation gives back what the mapping covers.
+Every resource is validated with fhir.resources before it is written.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass, field
+from datetime import datetime
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+from sqlalchemy import select
+
+from careloop.core.clock import iso_utc, utcnow
+from careloop.core.errors import ConfigurationError, IntegrityFailure
+from careloop.core.settings import Settings
+from careloop.interop.fhir_mapping import (
+    CLINICAL_TABLES,
+    ID_COLUMNS,
+    LINK_TABLE,
+    consent_resource,
+    patient_resource,
+    resource_of_row,
+)
+from careloop.interop.fhir_read import model_class
+from careloop.interop.warehouse import Warehouse, quiet_engine_warnings
+from careloop.store.database import Registry
+from careloop.store.models import AuditEntry, Patient, Site
+from careloop.trust.principal import Principal
+from careloop.trust.provenance import as_fhir, list_provenance
+from careloop.trust.work import Work, unit_of_work
+
+EXPORT_TYPES = (
+    "Patient",
+    "Consent",
+    "Encounter",
+    "Condition",
+    "Observation",
+    "MedicationRequest",
+    "MedicationStatement",
+    "Procedure",
+    "Provenance",
+    "AuditEvent",
+)
+
+
+@dataclass(frozen=True)
+class FhirExportReport:
+    """What :func:`export_fhir` wrote."""
+
+    out_dir: Path
+    """The directory holding the NDJSON files and ``manifest.json``."""
+    counts: Mapping[str, int]
+    """Resources written, by type."""
+    files: Mapping[str, Path] = field(default_factory=dict)
+    """The NDJSON file of each type written."""
+    exported_at: datetime = field(default_factory=utcnow)
+
+
+@dataclass(frozen=True)
+class ScopedPatient:
+    """A registry patient as the FHIR layer needs them."""
+
+    id: int
+    pseudo_id: str
+    site_code: str
+    local_id: str
+    given_name: str | None
+    family_name: str | None
+    birth_date: Any
+    sex: str
+    consent_state: str
+
+
+def scoped_patients(work: Work) -> list[ScopedPatient]:
+    """Every patient the work's scoped session can see."""
+    sites = {s.id: s.code for s in work.session.scalars(select(Site))}
+    return [
+        ScopedPatient(
+            p.id,
+            p.pseudo_id,
+            sites.get(p.site_id, "?"),
+            p.local_id,
+            p.given_name,
+            p.family_name,
+            p.birth_date,
+            p.sex,
+            p.consent_state,
+        )
+        for p in work.session.scalars(select(Patient).order_by(Patient.id))
+    ]
+
+
+def fhir_patient(p: ScopedPatient, *, identifiable: bool) -> dict[str, Any]:
+    return patient_resource(
+        pseudo_id=p.pseudo_id,
+        site_code=p.site_code,
+        local_id=p.local_id,
+        given_name=p.given_name,
+        family_name=p.family_name,
+        birth_date=p.birth_date,
+        sex=p.sex,
+        identifiable=identifiable,
+    )
+
+
+def open_warehouse(settings: Settings) -> Warehouse | None:
+    """The warehouse read-only, or None when there is none yet (nothing imported)."""
+    try:
+        return Warehouse.from_settings(settings, read_only=True)
+    except ConfigurationError:
+        if settings.warehouse_url:
+            raise
+        return None
+
+
+def clinical_resources(
+    warehouse: Warehouse,
+    persons: Mapping[int, str],
+    *,
+    tables: Iterable[str] = CLINICAL_TABLES,
+) -> list[dict[str, Any]]:
+    """FHIR resources of the warehouse rows of ``persons`` (person id → pseudonym).
+
+    A person counts only when the warehouse's person row carries the same
+    pseudonym (``person_source_value``), so rows loaded from elsewhere whose
+    ids happen to match a registry patient are never attributed to them.
+    """
+    if not persons:
+        return []
+    present = set(warehouse.list_tables())
+    if "person" not in present:
+        return []
+    ids = sorted(persons)
+    with quiet_engine_warnings():
+        person = warehouse.table("person")
+        confirmed = (
+            person.filter(person.person_id.isin(ids))
+            .select("person_id", "person_source_value")
+            .execute()
+        )
+        owners = {
+            int(pid): persons[int(pid)]
+            for pid, pseudo in confirmed.itertuples(index=False)
+            if persons.get(int(pid)) == pseudo
+        }
+        if not owners:
+            return []
+        wanted = sorted(owners)
+        frames: dict[str, pd.DataFrame] = {}
+        for name in tables:
+            if name in present:
+                t = warehouse.table(name)
+                frames[name] = t.filter(t.person_id.isin(wanted)).execute()
+        links = pd.DataFrame()
+        if LINK_TABLE in present:
+            link = warehouse.table(LINK_TABLE)
+            links = link.filter(link.person_id.isin(wanted)).execute()
+        vocab = _vocabulary(warehouse, frames, present)
+    by_key: dict[tuple[str, int], dict[str, Any]] = {}
+    for record in _records(links):
+        by_key[(record["cdm_table"], int(record["cdm_id"]))] = record
+    visits: dict[int, str] = {}
+    if "visit_occurrence" in frames:
+        for vid in frames["visit_occurrence"]["visit_occurrence_id"]:
+            link_row = by_key.get(("visit_occurrence", int(vid)))
+            visits[int(vid)] = (
+                str(link_row["resource_id"]) if link_row else f"visit-occurrence-{int(vid)}"
+            )
+    out: list[dict[str, Any]] = []
+    for name in tables:
+        frame = frames.get(name)
+        if frame is None:
+            continue
+        id_column = ID_COLUMNS[name]
+        for row in _records(frame):
+            link_row = by_key.get((name, int(row[id_column])), {})
+            out.append(
+                resource_of_row(
+                    name,
+                    row,
+                    link_row,
+                    patient_id=owners[int(row["person_id"])],
+                    vocab=vocab,
+                    visit_resource_ids=visits,
+                )
+            )
+    return out
+
+
+def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
+    return [{str(k): v for k, v in r.items()} for r in frame.to_dict("records")]
+
+
+def _vocabulary(
+    warehouse: Warehouse, frames: Mapping[str, pd.DataFrame], present: set[str]
+) -> dict[int, tuple[str, str, str]]:
+    """concept id → (vocabulary, code, name) for the concepts the rows use."""
+    if "concept" not in present:
+        return {}
+    ids: set[int] = set()
+    for name, frame in frames.items():
+        column = {
+            "visit_occurrence": "visit_concept_id",
+            "condition_occurrence": "condition_concept_id",
+            "measurement": "measurement_concept_id",
+            "observation": "observation_concept_id",
+            "drug_exposure": "drug_concept_id",
+            "procedure_occurrence": "procedure_concept_id",
+        }[name]
+        ids.update(int(v) for v in frame[column].dropna() if int(v) != 0)
+    if not ids:
+        return {}
+    concept = warehouse.table("concept")
+    frame = (
+        concept.filter(concept.concept_id.isin(sorted(ids)))
+        .select("concept_id", "vocabulary_id", "concept_code", "concept_name")
+        .execute()
+    )
+    return {int(c): (v, code, n) for c, v, code, n in frame.itertuples(index=False)}
+
+
+def audit_event_resource(entry: AuditEntry) -> dict[str, Any]:
+    """An audit entry as a FHIR AuditEvent (who, what, outcome; never clinical values)."""
+    outcome = {"success": "0", "failure": "8", "denied": "4", "not_found": "4"}
+    action = {"create": "C", "read": "R", "update": "U", "delete": "D"}
+    resource: dict[str, Any] = {
+        "resourceType": "AuditEvent",
+        "id": f"careloop-audit-{entry.seq}",
+        "type": {
+            "system": "urn:careloop:audit-category",
+            "code": entry.category,
+        },
+        "subtype": [{"system": "urn:careloop:audit-action", "code": entry.action}],
+        "action": action.get(entry.action, "E"),
+        "recorded": entry.occurred_at.replace("Z", "+00:00"),
+        "outcome": outcome.get(entry.outcome, "8"),
+        "agent": [
+            {
+                "who": {"display": entry.user_email or "unknown"},
+                "requestor": True,
+                **(
+                    {"network": {"address": entry.client_addr, "type": "2"}}
+                    if entry.client_addr
+                    else {}
+                ),
+            }
+        ],
+        "source": {"observer": {"display": "careloop"}},
+    }
+    if entry.patient_pseudo_id:
+        resource["entity"] = [{"what": {"reference": f"Patient/{entry.patient_pseudo_id}"}}]
+    return resource
+
+
+def export_fhir(
+    settings: Settings, registry: Registry, principal: Principal, out_dir: Path
+) -> FhirExportReport:
+    """Export the caller's patients and their data as Bulk Data NDJSON files.
+
+    Needs ``record.export`` (site leads of their sites; the operator: all).
+    AuditEvents are included only for callers who may read the audit trail
+    (auditors cannot export records, so in practice: the operator).
+
+    Raises:
+        PermissionDenied: the caller may not export records.
+    """
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    resources: dict[str, list[dict[str, Any]]] = {t: [] for t in EXPORT_TYPES}
+    # Read before the unit of work: SQLite allows one transaction at a time.
+    provenance = list_provenance(registry, limit=10_000)
+    with unit_of_work(registry, principal, "record.export") as work:
+        patients = scoped_patients(work)
+        for p in patients:
+            resources["Patient"].append(fhir_patient(p, identifiable=True))
+            resources["Consent"].append(consent_resource(p.pseudo_id, p.consent_state))
+        warehouse = open_warehouse(settings)
+        if warehouse is not None:
+            with warehouse:
+                for resource in clinical_resources(
+                    warehouse, {p.id: p.pseudo_id for p in patients}
+                ):
+                    resources[resource["resourceType"]].append(resource)
+        sites = {p.site_code for p in patients}
+        everywhere = work.scope.site_ids is None and work.scope.patient_ids is None
+        for entry in provenance:
+            if everywhere or entry.parameters.get("site") in sites:
+                resources["Provenance"].append(as_fhir(entry))
+        if principal.is_operator or (
+            principal.scope_for("audit.read").site_ids is None and (principal.may("audit.read"))
+        ):
+            for audit_row in work.session.scalars(select(AuditEntry).order_by(AuditEntry.seq)):
+                resources["AuditEvent"].append(audit_event_resource(audit_row))
+        counts = {t: len(v) for t, v in resources.items() if v}
+        work.audit(
+            "export",
+            "clinical",
+            details={
+                "out_dir": str(out_dir),
+                "counts": counts,
+                "patient_ids": [p.id for p in patients],
+            },
+        )
+    files: dict[str, Path] = {}
+    for kind, items in resources.items():
+        if not items:
+            continue
+        model = model_class(kind)
+        path = out_dir / f"{kind}.ndjson"
+        with path.open("w", encoding="utf-8") as handle:
+            for item in items:
+                try:
+                    model.model_validate(item)
+                except ValueError as exc:  # pydantic's ValidationError is a ValueError
+                    raise IntegrityFailure(
+                        f"careloop built an invalid {kind} {item.get('id')}: {exc}"
+                    ) from exc
+                handle.write(json.dumps(item, separators=(",", ":"), ensure_ascii=False) + "\n")
+        files[kind] = path
+    exported_at = utcnow()
+    manifest = {
+        "transactionTime": iso_utc(exported_at),
+        "request": "careloop fhir export",
+        "requiresAccessToken": False,
+        "output": [
+            {"type": kind, "url": path.name, "count": counts[kind]} for kind, path in files.items()
+        ],
+        "error": [],
+    }
+    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    return FhirExportReport(out_dir=out_dir, counts=counts, files=files, exported_at=exported_at)

@@ -1,0 +1,587 @@
+"""``import_fhir``: FHIR R4 Bundles and NDJSON into the registry and the warehouse.
+
+Patients become registry patients of one site (identified by their MRN);
+Consent resources set their consent; Encounter, Condition, Observation,
+MedicationRequest/MedicationStatement and Procedure become OMOP rows keyed to
+the patient's person id. Other resource types are validated, counted and
+skipped. The mapping is in :mod:`careloop.interop.fhir_mapping` and
+docs/fhir.md.
+
+Two modes, as for CSV imports:
+
+- ``all_or_nothing`` (default): one invalid resource, or one that refers to a
+  patient the import does not hold, fails the whole import with every
+  problem located; nothing is written.
+- ``row_level``: invalid resources (and resources of a rejected patient) are
+  left out and listed in the report's ``rejected``; the rest is imported.
+
+Either way the registry and the warehouse are written in one transaction
+each, the warehouse first and inside the registry's transaction, so a failure
+in either leaves both as they were.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import asdict, dataclass, field
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
+from sqlalchemy import select
+
+from careloop.core.clock import utcnow
+from careloop.core.errors import (
+    ErrorDetail,
+    InputError,
+    NotFound,
+    PermissionDenied,
+    ValidationFailed,
+)
+from careloop.core.ids import pseudonym
+from careloop.core.settings import Settings
+from careloop.interop.fhir_codes import CODE_SYSTEMS
+from careloop.interop.fhir_mapping import (
+    CLINICAL_TABLES,
+    EHR_TYPE_CONCEPT,
+    GENDER_CONCEPTS,
+    ID_COLUMNS,
+    LINK_SCHEMA,
+    LINK_TABLE,
+    MAPPED_TYPES,
+    PRESCRIPTION_TYPE_CONCEPT,
+    VISIT_CONCEPTS,
+    Coded,
+    ConsentState,
+    MappedRow,
+    check_resource,
+    clinical_rows,
+    consent_state,
+    patient_fields,
+    person_row,
+    reference_key,
+    reference_keys,
+    stable_id,
+)
+from careloop.interop.fhir_read import SourceResource, read_path, resource_counts, validate
+from careloop.interop.warehouse import Warehouse, parse_warehouse_url, quiet_engine_warnings
+from careloop.store.database import Registry
+from careloop.store.models import ConsentRecord, Patient, Site
+from careloop.trust.principal import Principal
+from careloop.trust.provenance import InputRecord, record_provenance
+from careloop.trust.work import Work, unit_of_work
+
+ImportMode = Literal["all_or_nothing", "row_level"]
+IMPORT_MODES: tuple[ImportMode, ...] = ("all_or_nothing", "row_level")
+MAX_REPORTED = 200
+"""At most this many problems are listed in an error (the count says how many in all)."""
+
+
+@dataclass(frozen=True)
+class FhirImportReport:
+    """What :func:`import_fhir` did."""
+
+    site: str
+    """The site the patients belong to."""
+    mode: ImportMode
+    """``all_or_nothing`` or ``row_level``."""
+    inputs: tuple[InputRecord, ...]
+    """Files read, with SHA-256 and resources per file."""
+    resources_in: Mapping[str, int]
+    """Resources read, by type."""
+    rows_out: Mapping[str, int]
+    """Warehouse rows written, by OMOP table."""
+    patients_created: int
+    """Registry patients registered by this import."""
+    patients_updated: int
+    """Registry patients already there (by MRN) whose details or consent changed."""
+    skipped: Mapping[str, int]
+    """Valid resources of types careloop does not map, by type."""
+    rejected: tuple[ErrorDetail, ...]
+    """Row-level mode: the resources left out and why (empty in all-or-nothing mode)."""
+    warnings: tuple[ErrorDetail, ...]
+    """Imported with a caveat (e.g. a code that does not fit its code system)."""
+    withheld_by_consent: int
+    """Clinical resources not put in the warehouse because the patient's consent forbids it."""
+    started_at: datetime
+    finished_at: datetime
+    provenance_id: int | None = None
+    """The provenance record of this import."""
+    seconds: float = 0.0
+    """Wall-clock time of the import."""
+
+    @property
+    def total_in(self) -> int:
+        return sum(self.resources_in.values())
+
+    def as_dict(self) -> dict[str, Any]:
+        out = asdict(self)
+        out["rejected"] = [d.as_dict() for d in self.rejected]
+        out["warnings"] = [d.as_dict() for d in self.warnings]
+        out["inputs"] = [i.__dict__ for i in self.inputs]
+        out["started_at"] = self.started_at.isoformat()
+        out["finished_at"] = self.finished_at.isoformat()
+        return out
+
+
+@dataclass
+class _Checked:
+    item: SourceResource
+    codes: dict[str, Coded]
+    patient_key: str | None = None
+
+
+@dataclass
+class _Plan:
+    """The validated import, before anything is written."""
+
+    patients: dict[str, _Checked] = field(default_factory=dict)
+    """Patient resource key (``Patient/id``) → the resource."""
+    consents: dict[str, ConsentState] = field(default_factory=dict)
+    """Patient key → consent state set by a Consent resource."""
+    clinical: list[_Checked] = field(default_factory=list)
+    skipped: dict[str, int] = field(default_factory=dict)
+    rejected: list[ErrorDetail] = field(default_factory=list)
+    warnings: list[ErrorDetail] = field(default_factory=list)
+
+
+def import_fhir(
+    settings: Settings,
+    registry: Registry,
+    principal: Principal,
+    path: Path,
+    *,
+    site: str | None = None,
+    mode: ImportMode = "all_or_nothing",
+) -> FhirImportReport:
+    """Import a FHIR Bundle, an NDJSON file or a directory of them.
+
+    Args:
+        settings: The installation (warehouse URL, default consent).
+        registry: The registry patients go into.
+        principal: Who imports; needs ``patient.create`` and ``record.write`` at the site.
+        path: A Bundle (``.json``: transaction, collection, searchset, batch), an
+            NDJSON file (``.ndjson``, Bulk Data) or a directory of them.
+        site: The site code patients belong to; default the installation's only site.
+        mode: ``all_or_nothing`` or ``row_level`` (see the module docstring).
+
+    Raises:
+        ValidationFailed: all-or-nothing mode and some resource is invalid; the
+            details name each (file, line or entry, FHIR path).
+        InputError: the path or the site is not usable.
+    """
+    if mode not in IMPORT_MODES:
+        raise InputError(f"--mode must be one of {', '.join(IMPORT_MODES)}, not {mode!r}.")
+    clock = time.perf_counter()
+    started = utcnow()
+    read = read_path(Path(path))
+    plan = _plan(read.resources, read.errors, mode)
+    if mode == "all_or_nothing" and plan.rejected:
+        raise _failed(plan.rejected, len(read.resources))
+    with unit_of_work(registry, principal, "patient.create") as work:
+        site_row = _target_site(work, principal, site)
+        work.expect("import", "clinical", site_code=site_row.code, details={"path": str(path)})
+        persons, created, updated = _upsert_patients(work, settings, site_row, plan)
+        rows_out, withheld = _write_warehouse(settings, site_row.code, plan, persons)
+        finished = utcnow()
+        work.audit(
+            "import",
+            "clinical",
+            site_code=site_row.code,
+            details={
+                "path": str(path),
+                "mode": mode,
+                "resources": len(read.resources),
+                "rejected": len(plan.rejected),
+                "patients_created": created,
+                "patients_updated": updated,
+                "rows_out": rows_out,
+            },
+        )
+    provenance = record_provenance(
+        registry,
+        principal,
+        activity="fhir.import",
+        target=parse_warehouse_url(settings.resolved_warehouse_url).url,
+        started_at=started,
+        ended_at=finished,
+        parameters={"path": str(path), "site": site_row.code, "mode": mode},
+        inputs=read.inputs,
+        outputs={"rows": rows_out, "patients_created": created, "patients_updated": updated},
+        rows_in=len(read.resources),
+        rows_out=sum(rows_out.values()),
+        rows_rejected=len(plan.rejected),
+    )
+    return FhirImportReport(
+        site=site_row.code,
+        mode=mode,
+        inputs=tuple(read.inputs),
+        resources_in=resource_counts(read.resources),
+        rows_out=rows_out,
+        patients_created=created,
+        patients_updated=updated,
+        skipped=dict(sorted(plan.skipped.items())),
+        rejected=tuple(plan.rejected),
+        warnings=tuple(plan.warnings),
+        withheld_by_consent=withheld,
+        started_at=started,
+        finished_at=finished,
+        provenance_id=provenance.id,
+        seconds=time.perf_counter() - clock,
+    )
+
+
+def _failed(problems: list[ErrorDetail], total: int) -> ValidationFailed:
+    shown = problems[:MAX_REPORTED]
+    more = f" (the first {MAX_REPORTED} are listed)" if len(problems) > MAX_REPORTED else ""
+    return ValidationFailed(
+        f"{len(problems)} problem(s) in {total} FHIR resource(s); nothing was imported{more}. "
+        "Fix them, or import with mode row_level to leave the bad resources out.",
+        details=shown,
+    )
+
+
+# ---------------------------------------------------------------- validation
+
+
+def _plan(items: list[SourceResource], read_errors: list[ErrorDetail], mode: ImportMode) -> _Plan:
+    plan = _Plan(rejected=list(read_errors))
+    checked: list[_Checked] = []
+    bad_patient_keys: set[str] = set()
+    seen: dict[str, str] = {}
+    for item in items:
+        problems = validate(item)
+        kind = str(item.resource.get("resourceType"))
+        codes: dict[str, Coded] = {}
+        if not problems:
+            problems, warnings, codes = check_resource(item.resource, item.location)
+            plan.warnings.extend(warnings)
+        if kind in MAPPED_TYPES and not problems:
+            key = f"{kind}/{item.resource.get('id')}"
+            if key in seen:
+                problems = [
+                    ErrorDetail(
+                        f"{item.location}: {kind}.id",
+                        f"{key} appears twice in this import (also at {seen[key]})",
+                    )
+                ]
+            seen[key] = item.location
+        if problems:
+            plan.rejected.extend(problems)
+            if kind == "Patient" and item.resource.get("id"):
+                bad_patient_keys.update(reference_keys(item.resource, item.full_url))
+            continue
+        if kind == "Patient":
+            entry = _Checked(item, codes)
+            for key in reference_keys(item.resource, item.full_url):
+                plan.patients[key] = entry
+        elif kind in MAPPED_TYPES:
+            checked.append(_Checked(item, codes))
+        else:
+            plan.skipped[kind] = plan.skipped.get(kind, 0) + 1
+    canonical = {id(e): f"Patient/{e.item.resource['id']}" for e in plan.patients.values()}
+    for entry in checked:
+        resource = entry.item.resource
+        kind = resource["resourceType"]
+        field_name = "patient" if kind == "Consent" else "subject"
+        ref = reference_key(resource.get(field_name))
+        target = plan.patients.get(ref or "")
+        if target is None:
+            why = (
+                "was rejected (see its own error)"
+                if ref in bad_patient_keys
+                else "is not in this import (import the Patient with it)"
+            )
+            plan.rejected.append(
+                ErrorDetail(
+                    f"{entry.item.location}: {kind}.{field_name}",
+                    f"refers to patient {ref}, which {why}",
+                    (resource.get(field_name) or {}).get("reference"),
+                )
+            )
+            continue
+        entry.patient_key = canonical[id(target)]
+        if kind == "Consent":
+            state = consent_state(resource)
+            if state is not None:
+                plan.consents[entry.patient_key] = state
+        else:
+            plan.clinical.append(entry)
+    if mode == "row_level":
+        plan.rejected.sort(key=lambda d: d.location)
+    return plan
+
+
+# ---------------------------------------------------------------- the registry
+
+
+def _target_site(work: Work, principal: Principal, code: str | None) -> Site:
+    sites = list(work.session.scalars(select(Site).order_by(Site.code)))
+    if code is None:
+        if len(sites) != 1:
+            raise InputError(
+                f"This installation has {len(sites)} sites "
+                f"({', '.join(s.code for s in sites) or 'none'}); say which one the "
+                "patients belong to with --site."
+            )
+        chosen = sites[0]
+    else:
+        found = [s for s in sites if s.code == code.strip().upper()]
+        if not found:
+            raise NotFound(f"There is no site with code {code!r}.")
+        chosen = found[0]
+    if not work.scope.allows_site(chosen.id) or work.scope.patient_ids is not None:
+        raise NotFound(f"There is no site with code {chosen.code!r} whose patients you can add.")
+    write = principal.scope_for("record.write")
+    if not write.allows_site(chosen.id) or write.patient_ids is not None:
+        raise PermissionDenied(
+            f"Importing clinical data needs record.write at {chosen.code}; your roles "
+            f"({principal.role_label() or 'none'}) do not give it."
+        )
+    return chosen
+
+
+@dataclass(frozen=True)
+class _Person:
+    person_id: int
+    pseudo_id: str
+    birth_date: date | None
+    sex: str
+    consent_state: str
+
+
+def _upsert_patients(
+    work: Work, settings: Settings, site: Site, plan: _Plan
+) -> tuple[dict[str, _Person], int, int]:
+    """Register new patients, update known ones (by MRN); person per patient key."""
+    session = work.session
+    unique = {f"Patient/{e.item.resource['id']}": e for e in plan.patients.values()}
+    fields = {key: patient_fields(e.item.resource) for key, e in unique.items()}
+    local_ids = [f.local_id for f in fields.values()]
+    existing: dict[str, Patient] = {}
+    for start in range(0, len(local_ids), 500):
+        chunk = local_ids[start : start + 500]
+        for p in session.scalars(
+            select(Patient).where(Patient.site_id == site.id, Patient.local_id.in_(chunk))
+        ):
+            existing[p.local_id] = p
+    persons: dict[str, _Person] = {}
+    created = updated = 0
+    for key, f in fields.items():
+        wanted_consent = plan.consents.get(key)
+        patient = existing.get(f.local_id)
+        if patient is None:
+            state = wanted_consent or settings.default_consent
+            patient = Patient(
+                site_id=site.id,
+                local_id=f.local_id,
+                pseudo_id=pseudonym(),
+                given_name=f.given_name,
+                family_name=f.family_name,
+                birth_date=f.birth_date,
+                sex=f.sex,
+                consent_state=state,
+            )
+            session.add(patient)
+            session.flush()
+            session.add(
+                ConsentRecord(
+                    site_id=site.id,
+                    patient_id=patient.id,
+                    state=state,
+                    method="fhir" if wanted_consent else "default",
+                    recorded_by_user_id=work.principal.user_id,
+                )
+            )
+            existing[f.local_id] = patient
+            work.audit(
+                "create",
+                "demographics",
+                patient=patient,
+                site_code=site.code,
+                details={"source": "fhir"},
+            )
+            created += 1
+        else:
+            changed = [
+                name
+                for name in ("given_name", "family_name", "birth_date", "sex")
+                if getattr(patient, name) != getattr(f, name)
+            ]
+            for name in changed:
+                setattr(patient, name, getattr(f, name))
+            if wanted_consent and wanted_consent != patient.consent_state:
+                previous = patient.consent_state
+                patient.consent_state = wanted_consent
+                session.add(
+                    ConsentRecord(
+                        site_id=site.id,
+                        patient_id=patient.id,
+                        state=wanted_consent,
+                        method="fhir",
+                        recorded_by_user_id=work.principal.user_id,
+                        recorded_at=utcnow(),
+                    )
+                )
+                work.audit(
+                    "update",
+                    "consent",
+                    patient=patient,
+                    site_code=site.code,
+                    details={"from": previous, "to": wanted_consent, "method": "fhir"},
+                )
+            if changed:
+                session.flush()
+                work.audit(
+                    "update",
+                    "demographics",
+                    patient=patient,
+                    site_code=site.code,
+                    reason="FHIR import",
+                    details={"fields": changed, "source": "fhir"},
+                )
+            if changed or wanted_consent:
+                updated += 1
+        persons[key] = _Person(
+            patient.id, patient.pseudo_id, patient.birth_date, patient.sex, patient.consent_state
+        )
+    session.flush()
+    return persons, created, updated
+
+
+# ---------------------------------------------------------------- the warehouse
+
+
+def _lookup_concepts(
+    warehouse: Warehouse, plan: _Plan, units: set[str]
+) -> tuple[dict[tuple[str, str], int], dict[int, int]]:
+    """(vocabulary, code) → concept id, and which standard concepts exist."""
+    wanted: set[tuple[str, str]] = {("UCUM", u) for u in units}
+    for entry in plan.clinical:
+        for coded in entry.codes.values():
+            if coded.vocabulary_id is not None:
+                wanted.add((coded.vocabulary_id, coded.code))
+    fixed = {*GENDER_CONCEPTS.values(), *VISIT_CONCEPTS.values()}
+    fixed |= {EHR_TYPE_CONCEPT, PRESCRIPTION_TYPE_CONCEPT}
+    concept = warehouse.table("concept")
+    found: dict[tuple[str, str], int] = {}
+    with quiet_engine_warnings():
+        if wanted:
+            vocabularies = sorted({v for v, _ in wanted})
+            codes = sorted({c for _, c in wanted})
+            frame = (
+                concept.filter(
+                    concept.vocabulary_id.isin(vocabularies) & concept.concept_code.isin(codes)
+                )
+                .select("concept_id", "vocabulary_id", "concept_code")
+                .execute()
+            )
+            for cid, vocabulary, code in frame.itertuples(index=False):
+                if (vocabulary, code) in wanted:
+                    found[(vocabulary, code)] = int(cid)
+        present = concept.filter(concept.concept_id.isin(sorted(fixed))).concept_id.execute()
+    standard = {int(c): int(c) for c in present}
+    return found, standard
+
+
+def _write_warehouse(
+    settings: Settings, site_code: str, plan: _Plan, persons: dict[str, _Person]
+) -> tuple[dict[str, int], int]:
+    """Put the persons and clinical rows into the warehouse in one transaction."""
+    loaded_at = utcnow().replace(tzinfo=None)
+    allowed = {
+        key
+        for key, person in persons.items()
+        if person.consent_state == "improvement_and_research" and person.birth_date is not None
+    }
+    withheld_persons = {p.person_id for k, p in persons.items() if k not in allowed}
+    units = {
+        str(u)
+        for e in plan.clinical
+        for u in [(e.item.resource.get("valueQuantity") or {}).get("code")]
+        if u
+    }
+    with Warehouse.from_settings(settings) as warehouse:
+        warehouse.create_schema(tables=["person", *CLINICAL_TABLES, "concept"])
+        warehouse.ensure_table(LINK_TABLE, LINK_SCHEMA)
+        concepts, standard = _lookup_concepts(warehouse, plan, units)
+
+        def concept(coded: Coded | None) -> int:
+            if coded is None or coded.vocabulary_id is None:
+                return 0
+            return concepts.get((coded.vocabulary_id, coded.code), 0)
+
+        def unit_concept(unit: str | None) -> int:
+            return concepts.get(("UCUM", unit), 0) if unit else 0
+
+        gender = {("Gender", s): standard.get(c, 0) for s, c in GENDER_CONCEPTS.items()}
+        rows: dict[str, list[dict[str, Any]]] = {t: [] for t in ("person", *CLINICAL_TABLES)}
+        links: list[dict[str, Any]] = []
+        for key in sorted(allowed):
+            p = persons[key]
+            assert p.birth_date is not None
+            rows["person"].append(person_row(p.person_id, p.pseudo_id, p.birth_date, p.sex, gender))
+        visits: dict[str, int] = {}
+        for entry in plan.clinical:
+            resource = entry.item.resource
+            if resource["resourceType"] == "Encounter":
+                vid = stable_id(site_code, "Encounter", str(resource["id"]))
+                for ref in reference_keys(resource, entry.item.full_url):
+                    visits[ref] = vid
+        withheld = 0
+        for entry in plan.clinical:
+            if entry.patient_key not in allowed:
+                withheld += 1
+                continue
+            resource = entry.item.resource
+            mapped: MappedRow = clinical_rows(
+                resource,
+                site_code=site_code,
+                person_id=persons[entry.patient_key].person_id,
+                visit_id=visits.get(reference_key(resource.get("encounter")) or ""),
+                codes={k: v for k, v in entry.codes.items()},
+                concept=concept,
+                unit_concept=unit_concept,
+                standard=standard,
+                loaded_at=loaded_at,
+            )
+            rows[mapped.table].append(mapped.row)
+            links.append(mapped.link)
+        counts = _replace_rows(warehouse, rows, links, withheld_persons)
+    return counts, withheld
+
+
+def _replace_rows(
+    warehouse: Warehouse,
+    rows: dict[str, list[dict[str, Any]]],
+    links: list[dict[str, Any]],
+    withheld_persons: set[int],
+) -> dict[str, int]:
+    """Upsert by id: new rows replace rows with the same id; one atomic swap.
+
+    Rows of ``withheld_persons`` (consent no longer allows the warehouse) go.
+    """
+    names = [*rows, LINK_TABLE]
+    counts: dict[str, int] = {}
+    gone = sorted(withheld_persons)
+    with warehouse.replacing(names) as swap:
+        for name in names:
+            data = links if name == LINK_TABLE else rows[name]
+            keys = ["cdm_table", "cdm_id"] if name == LINK_TABLE else [ID_COLUMNS[name]]
+            if data:
+                swap.insert(name, pa.Table.from_pylist(data))
+            old = warehouse.table(name)
+            stage = warehouse.table(swap.stage(name))
+            keep = old.anti_join(stage, keys) if data else old
+            if gone:
+                keep = keep.filter(~keep.person_id.isin(gone))
+            swap.insert(name, keep)
+            counts[name] = len(data)
+    return {k: v for k, v in counts.items() if k != LINK_TABLE}
+
+
+def known_code_systems() -> list[str]:
+    """The code systems careloop maps to OMOP vocabularies (for docs and errors)."""
+    return sorted(CODE_SYSTEMS)
