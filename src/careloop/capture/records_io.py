@@ -45,7 +45,6 @@ from typing import Any, Literal, cast
 
 from sqlalchemy import Table, bindparam, insert, select, update
 
-from careloop.capture.audit_batch import append_many
 from careloop.capture.forms import FieldType, Form, checkbox_column
 from careloop.capture.forms_store import form_of_version, load_form
 from careloop.capture.questionnaire import _fhir_type, _typed_value
@@ -62,6 +61,7 @@ from careloop.core.ids import pseudonym
 from careloop.store.capture_models import FormVersion, Response
 from careloop.store.database import Registry
 from careloop.store.models import ConsentRecord, Patient, Site
+from careloop.trust.audit import append_many
 from careloop.trust.identity import site_by_code
 from careloop.trust.principal import Principal
 from careloop.trust.work import Work, unit_of_work

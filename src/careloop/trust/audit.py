@@ -28,9 +28,9 @@ import json
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from sqlalchemy import select, text
+from sqlalchemy import Table, insert, select, text
 from sqlalchemy.orm import Session
 
 from careloop.core.clock import iso_utc, utcnow
@@ -108,15 +108,11 @@ def _lock_chain(session: Session) -> None:
     # SQLite: the transaction already holds the database write lock (BEGIN IMMEDIATE).
 
 
-def append(session: Session, event: AuditEvent) -> AuditEntry:
-    """Append ``event`` to the chain inside the caller's transaction."""
-    _lock_chain(session)
-    head = session.get(AuditHead, 1, populate_existing=True)
-    seq = head.seq + 1 if head else 1
-    prev_hash = head.entry_hash if head else GENESIS_HASH
-    values: dict[str, Any] = {
+def _entry_values(event: AuditEvent, seq: int, prev_hash: str, occurred_at: str) -> dict[str, Any]:
+    """The hashed fields of the entry ``event`` becomes at position ``seq``."""
+    return {
         "seq": seq,
-        "occurred_at": iso_utc(utcnow()),
+        "occurred_at": occurred_at,
         "user_id": event.user_id,
         "user_email": event.user_email,
         "role": event.role,
@@ -136,6 +132,15 @@ def append(session: Session, event: AuditEvent) -> AuditEntry:
         ),
         "prev_hash": prev_hash,
     }
+
+
+def append(session: Session, event: AuditEvent) -> AuditEntry:
+    """Append ``event`` to the chain inside the caller's transaction."""
+    _lock_chain(session)
+    head = session.get(AuditHead, 1, populate_existing=True)
+    seq = head.seq + 1 if head else 1
+    prev_hash = head.entry_hash if head else GENESIS_HASH
+    values = _entry_values(event, seq, prev_hash, iso_utc(utcnow()))
     entry = AuditEntry(**values, entry_hash=entry_digest(values))
     session.add(entry)
     if head is None:
@@ -145,6 +150,35 @@ def append(session: Session, event: AuditEvent) -> AuditEntry:
         head.entry_hash = entry.entry_hash
     session.flush()
     return entry
+
+
+def append_many(session: Session, events: Sequence[AuditEvent]) -> None:
+    """Append ``events`` in order with one multi-row INSERT (bulk imports and exports).
+
+    The entries are exactly those :func:`append` would write one by one.
+    """
+    if len(events) <= 1:
+        for event in events:
+            append(session, event)
+        return
+    _lock_chain(session)
+    head = session.get(AuditHead, 1, populate_existing=True)
+    seq = head.seq if head else 0
+    prev_hash = head.entry_hash if head else GENESIS_HASH
+    occurred_at = iso_utc(utcnow())
+    rows: list[dict[str, Any]] = []
+    for event in events:
+        seq += 1
+        values = _entry_values(event, seq, prev_hash, occurred_at)
+        prev_hash = entry_digest(values)
+        rows.append({**values, "entry_hash": prev_hash})
+    session.execute(insert(cast(Table, AuditEntry.__table__)), rows)
+    if head is None:
+        session.add(AuditHead(id=1, seq=seq, entry_hash=prev_hash))
+    else:
+        head.seq = seq
+        head.entry_hash = prev_hash
+    session.flush()
 
 
 @dataclass(frozen=True)
