@@ -324,3 +324,29 @@ def test_the_timeline_lists_events_across_forms_newest_first(installation):
     assert [e.patient_entered for e in timeline.events][:2] == [False, True]
     # The carer's timeline shows the same patient's events.
     assert len(entry.patient_timeline(registry, carer, proxied).events) == len(timeline.events)
+
+
+def test_two_simultaneous_submissions_through_one_prom_link_save_one_response(installation):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from careloop.capture import proms
+
+    registry = installation.registry
+    pid = installation.patient_ids["A"][0]
+    link = proms.create_prom_link(registry, installation.operator, PROM, patient_id=pid)
+
+    def submit(day: str) -> str:
+        try:
+            proms.submit_prom_link(registry, link.token, values=prom_answers(day), event_date=day)
+        except (NotFound, Conflict) as exc:
+            return type(exc).__name__
+        return "saved"
+
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        outcomes = list(pool.map(submit, ["2024-03-10", "2024-03-11", "2024-03-12", "2024-03-13"]))
+    assert sorted(outcomes).count("saved") == 1, outcomes
+    days = {
+        v.event_date.isoformat()
+        for v in entry.list_responses(registry, installation.operator, PROM, patient_id=pid)
+    }
+    assert len(days & {"2024-03-10", "2024-03-11", "2024-03-12", "2024-03-13"}) == 1

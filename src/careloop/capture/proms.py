@@ -5,8 +5,9 @@ for one patient and one patient-reported form. The link's secret is shown
 once; only its SHA-256 is stored. Whoever opens the link sees the form (and
 nothing about the patient); submitting it validates the answers like any
 entry, saves them as a complete, *patient-entered* response of that patient
-and marks the link used, in one transaction. A used, expired or unknown link
-is refused with a plain message and changes nothing.
+(dated today at the patient's site unless a date is given) and marks the link
+used, in one transaction. A used, expired or unknown link is refused with a
+plain message and changes nothing.
 
 Patients and carers who log in fill PROMs through the ordinary entry
 functions (:func:`careloop.capture.entry.create_response`), which mark their
@@ -24,6 +25,7 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select, update
 
@@ -152,8 +154,16 @@ class _LinkFacts:
     id: int
     site_id: int
     site_code: str
+    time_zone: str
     patient_id: int
     form: str
+
+    def today(self) -> date:
+        """Today at the patient's site (a PROM is dated as the patient lives it)."""
+        try:
+            return datetime.now(ZoneInfo(self.time_zone)).date()
+        except (ZoneInfoNotFoundError, ValueError):
+            return utcnow().date()
 
 
 def _refused(why: str) -> NotFound:
@@ -173,7 +183,7 @@ def _find_link(registry: Registry, token: str) -> tuple[_LinkFacts | None, str]:
         # The link holder has no login: the token is what authenticates, so this
         # one lookup by hash runs unscoped; everything after runs in the link's scope.
         row = session.execute(
-            select(PromLink, FormDefinition.name, Site.code)
+            select(PromLink, FormDefinition.name, Site.code, Site.time_zone)
             .join(FormDefinition, FormDefinition.id == PromLink.form_id)
             .join(Site, Site.id == PromLink.site_id)
             .where(PromLink.token_hash == sha256_hex(token.strip()))
@@ -181,8 +191,8 @@ def _find_link(registry: Registry, token: str) -> tuple[_LinkFacts | None, str]:
         ).first()
         if row is None:
             return None, "unknown"
-        link, form, site_code = row
-        facts = _LinkFacts(link.id, link.site_id, site_code, link.patient_id, form)
+        link, form, site_code, time_zone = row
+        facts = _LinkFacts(link.id, link.site_id, site_code, time_zone, link.patient_id, form)
         if link.used_at is not None:
             return facts, "used"
         if as_utc(link.expires_at) <= utcnow():
@@ -265,7 +275,7 @@ def submit_prom_link(
             ],
         )
         raise _refused(state)
-    day = _as_date(event_date) if event_date is not None else utcnow().date()
+    day = _as_date(event_date) if event_date is not None else facts.today()
     principal = _link_principal(facts, context)
     with unit_of_work(registry, principal, "record.write") as work:
         work.expect("create", "clinical", details={"via": "prom_link", "link_id": facts.id})
