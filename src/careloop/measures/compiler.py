@@ -33,6 +33,8 @@ from careloop.measures.definition import (
 )
 
 SUBJECT = "careloop_subject"
+VISIT_PERIOD = ibis.literal(date(1970, 1, 1), "date")
+"""Placeholder period of visit-measure rows until the visit's own period is joined."""
 PERIOD = "careloop_period"
 KEYS = (SUBJECT, PERIOD)
 
@@ -236,7 +238,8 @@ class CompiledMeasure:
 
     def _universe(self) -> ir.Table:
         if self.definition.subject == "visit":
-            return self._visit_universe().select(*KEYS)
+            u = self._visit_universe()
+            return u.select(careloop_subject=u.careloop_subject, careloop_period=VISIT_PERIOD)
         persons = self._table("person").select(careloop_subject=ibis._.person_id.cast("int64"))
         return persons.cross_join(self._periods.select(PERIOD)).select(*KEYS)
 
@@ -265,40 +268,42 @@ class CompiledMeasure:
             careloop_vid=vid,
         )
 
-    def _value_filter(self, t: ir.Table, crit: Criterion) -> ir.Table:
+    @staticmethod
+    def _predicate(t: ir.Table, crit: Criterion) -> ir.BooleanValue:
+        """The criterion's value test on a row, never NULL (a NULL test is false)."""
         if crit.value is None:
-            return t
+            return ibis.literal(True)
         v = t.careloop_v
         op, x = crit.value.op, crit.value.operand
         if crit.column_for_value == "value_as_string":
-            x = (
-                tuple(_as_text(i) for i in x)
-                if isinstance(x, tuple)
-                else (_as_text(x) if op in ("eq",) else x)
-            )
+            x = tuple(_as_text(i) for i in x) if isinstance(x, tuple) else _as_text(x)
         if op == "eq":
-            return t.filter(v == x)
-        if op == "in":
-            return t.filter(v.isin(list(x)))
-        if op == "between":
-            return t.filter(v.between(x[0], x[1]))
-        if op == "gt":
-            return t.filter(v > x)
-        if op == "lt":
-            return t.filter(v < x)
-        return t.filter(v.isnull() if x else v.notnull())
+            test = v == x
+        elif op == "in":
+            test = v.isin(list(x))
+        elif op == "between":
+            test = v.between(x[0], x[1])
+        elif op == "gt":
+            test = v > x
+        elif op == "lt":
+            test = v < x
+        else:
+            return v.isnull() if x else v.notnull()
+        return test.fill_null(False)
 
-    def _select_at(self, t: ir.Table, crit: Criterion, keys: Sequence[str]) -> ir.Table:
-        """Keep the first or last row per key (``at``), ties broken by row id."""
-        if crit.at == "any":
-            return t
-        order = (
-            [ibis.desc("careloop_d"), ibis.desc("careloop_r")]
-            if crit.at == "last"
-            else [ibis.asc("careloop_d"), ibis.asc("careloop_r")]
-        )
-        rank = ibis.row_number().over(group_by=list(keys), order_by=order)
-        return t.mutate(careloop_rank=rank).filter(ibis._.careloop_rank == 0)
+    @staticmethod
+    def _order_key(t: ir.Table) -> ir.IntegerValue:
+        """Date then row id as one integer, for first/last (row ids below 10 billion)."""
+        d = t.careloop_d
+        day = d.year().cast("int64") * 10_000 + d.month().cast("int64") * 100 + d.day()
+        return day.cast("int64") * 10_000_000_000 + t.careloop_r
+
+    def _pick(self, t: ir.Table, crit: Criterion, value: ir.Value) -> ir.Value:
+        """``value`` of the first or last row of each group (an aggregate)."""
+        key = self._order_key(t)
+        # argmax/argmin keep a NULL value (DuckDB: FIRST … ORDER BY; PostgreSQL:
+        # ARRAY_AGG … ORDER BY), unlike DuckDB's arg_max, which skips NULLs.
+        return value.argmax(key) if crit.at == "last" else value.argmin(key)
 
     def _person_rows(self, crit: Criterion) -> ir.Table:
         """Events joined to the periods whose window contains them (person subject)."""
@@ -325,13 +330,27 @@ class CompiledMeasure:
         )
 
     def _visit_rows(self, crit: Criterion) -> ir.Table:
-        """Events of each visit in the universe (visit subject)."""
-        u = self._visit_universe()
+        """Rows of each visit (visit subject), keyed by visit id and a placeholder period.
+
+        A visit lies in exactly one period, so the set algebra of a visit measure
+        needs the visit id only: rows carry :data:`VISIT_PERIOD` and the real
+        period is joined once, at the end (:meth:`with_strata`), instead of
+        joining every criterion to the visits.
+        """
         if crit.domain == "visit":
-            ev = self._events(crit)
-            joined = u.join(ev, u.careloop_subject == ev.careloop_vid)
-        elif crit.domain == "death":
-            ev = self._events(crit)
+            u = self._visit_universe()
+            ids = self.concept_sets.get(crit, crit.concepts)
+            t = u.filter(u.careloop_visit_concept.isin(list(ids))) if ids else u
+            return t.select(
+                careloop_subject=t.careloop_subject,
+                careloop_period=VISIT_PERIOD,
+                careloop_d=ibis.null("date"),
+                careloop_v=ibis.null("float64"),
+                careloop_r=t.careloop_subject,
+            )
+        ev = self._events(crit)
+        if crit.domain == "death":
+            u = self._visit_universe()
             per = self._periods.select(PERIOD, "careloop_period_end")
             uu = u.join(per, PERIOD)
             joined = uu.join(
@@ -342,28 +361,48 @@ class CompiledMeasure:
                     ev.careloop_d <= uu.careloop_period_end,
                 ],
             )
-        else:
-            ev = self._events(crit)
-            joined = u.join(ev, u.careloop_subject == ev.careloop_vid)
-        return joined.select(
-            careloop_subject=joined.careloop_subject,
-            careloop_period=joined[PERIOD],
-            careloop_d=joined.careloop_d,
-            careloop_v=joined.careloop_v,
-            careloop_r=joined.careloop_r,
+            return joined.select(
+                careloop_subject=joined.careloop_subject,
+                careloop_period=VISIT_PERIOD,
+                careloop_d=joined.careloop_d,
+                careloop_v=joined.careloop_v,
+                careloop_r=joined.careloop_r,
+            )
+        ev = ev.filter(ev.careloop_vid.notnull())
+        return ev.select(
+            careloop_subject=ev.careloop_vid,
+            careloop_period=VISIT_PERIOD,
+            careloop_d=ev.careloop_d,
+            careloop_v=ev.careloop_v,
+            careloop_r=ev.careloop_r,
         )
 
     def _rows(self, crit: Criterion) -> ir.Table:
-        rows = (
-            self._visit_rows(crit)
-            if self.definition.subject == "visit"
-            else (self._person_rows(crit))
-        )
-        return self._value_filter(self._select_at(rows, crit, KEYS), crit)
+        """Rows of the criterion with subject and period (before ``at`` and the value test)."""
+        if self.definition.subject == "visit":
+            return self._visit_rows(crit)
+        return self._person_rows(crit)
 
     def leaf(self, crit: Criterion) -> ir.Table:
         """The match set of one criterion."""
-        return self._rows(crit).select(*KEYS).distinct()
+        rows = self._rows(crit)
+        if crit.at == "any":
+            return rows.filter(self._predicate(rows, crit)).select(*KEYS).distinct()
+        picked = rows.group_by(list(KEYS)).aggregate(
+            careloop_ok=self._pick(rows, crit, self._predicate(rows, crit))
+        )
+        return picked.filter(picked.careloop_ok).select(*KEYS)
+
+    def value_rows(self, crit: Criterion) -> ir.Table:
+        """One value per subject and period: the first/last row's, or the mean (at: any)."""
+        rows = self._rows(crit)
+        if crit.at == "any":
+            rows = rows.filter(rows.careloop_v.notnull())
+            value = rows.careloop_v.cast("float64").mean()
+        else:
+            value = self._pick(rows, crit, rows.careloop_v.cast("float64"))
+        out = rows.group_by(list(KEYS)).aggregate(careloop_v=value)
+        return out.filter(out.careloop_v.notnull())
 
     # ------------------------------------------------------------------ groups
 
@@ -400,55 +439,114 @@ class CompiledMeasure:
             return base.difference(s.table, distinct=True)
         return base.intersect(s.table, distinct=True)
 
+    @staticmethod
+    def _flag(base: ir.Table, s: _Signed, name: str, keep: Sequence[str]) -> ir.Table:
+        """``base`` with a boolean column ``name``: whether each row is in ``s``."""
+        marked = s.table.mutate(**{name: ibis.literal(True)})
+        j = base.left_join(
+            marked, [base[SUBJECT] == marked[SUBJECT], base[PERIOD] == marked[PERIOD]]
+        )
+        flag = j[name].isnull() if s.negative else j[name].notnull()
+        return j.select(base[SUBJECT], base[PERIOD], *(base[k] for k in keep), **{name: flag})
+
+    def flagged(self) -> ir.Table:
+        """The denominator (before exclusions) with ``careloop_excl`` and ``careloop_num`` flags.
+
+        The denominator is built once and the numerator and exclusions are left
+        joined to it, rather than intersected, so an engine that does not share
+        common subexpressions does not compute the denominator three times.
+        """
+        d = self.definition
+        t = self._positive(self._eval(d.denominator))
+        keep: list[str] = []
+        if d.exclusions is not None:
+            t = self._flag(t, self._eval(d.exclusions), "careloop_excl", keep)
+        else:
+            t = t.mutate(careloop_excl=ibis.literal(False))
+        keep.append("careloop_excl")
+        if d.numerator is not None and d.type != "ratio":
+            t = self._flag(t, self._eval(d.numerator), "careloop_num", keep)
+        else:
+            t = t.mutate(careloop_num=ibis.literal(d.type == "count" and d.numerator is None))
+        return t
+
     def sets(self) -> dict[str, ir.Table]:
         """The subject sets: ``denominator`` (after exclusions), ``numerator``, ``excluded``."""
         d = self.definition
-        den = self._positive(self._eval(d.denominator))
-        out: dict[str, ir.Table] = {}
-        excl_signed = self._eval(d.exclusions) if d.exclusions is not None else None
-        if excl_signed is not None:
-            excluded = self._restrict(den, excl_signed)
-            kept = den.difference(excluded, distinct=True)
-            out["excluded"] = excluded
-        else:
-            kept = den
-        out["denominator"] = kept
+        t = self.flagged()
+        out = {
+            "denominator": t.filter(~t.careloop_excl).select(*KEYS),
+            "excluded": t.filter(t.careloop_excl).select(*KEYS),
+        }
         if d.type == "ratio":
-            assert d.numerator is not None
-            num = self._positive(self._eval(d.numerator))
-            if excl_signed is not None:
-                num = (
-                    num.intersect(excl_signed.table, distinct=True)
-                    if excl_signed.negative
-                    else num.difference(excl_signed.table, distinct=True)
-                )
-            out["numerator"] = num
-        elif d.numerator is not None:
-            out["numerator"] = self._restrict(kept, self._eval(d.numerator))
-        elif d.type == "count":
-            out["numerator"] = kept
+            out["numerator"] = self._ratio_numerator()
+        elif d.numerator is not None or d.type == "count":
+            out["numerator"] = t.filter(t.careloop_num & ~t.careloop_excl).select(*KEYS)
         return out
 
-    # ---------------------------------------------------------------- strata
+    def _ratio_numerator(self) -> ir.Table:
+        """A ratio's numerator: on its own (not within the denominator), less exclusions."""
+        d = self.definition
+        assert d.numerator is not None
+        num = self._positive(self._eval(d.numerator))
+        if d.exclusions is None:
+            return num
+        excl = self._eval(d.exclusions)
+        if excl.negative:
+            return num.intersect(excl.table, distinct=True)
+        return num.difference(excl.table, distinct=True)
 
-    def with_strata(self, keyed: ir.Table) -> ir.Table:
-        """``keyed`` with the stratum columns this run needs."""
+    def _strata_columns(self) -> list[str]:
+        return [STRATUM_COLUMNS[s] for s in self.strata]
+
+    def counts(self) -> ir.Table:
+        """One aggregate query: subjects per period × stratum cell.
+
+        Columns: ``careloop_period``, one column per stratifier, and
+        ``careloop_denominator`` (after exclusions), ``careloop_numerator``,
+        ``careloop_excluded``. A ratio has a second block of rows for its
+        numerator; sum the columns per cell.
+        """
+        flags = ["careloop_excl", "careloop_num"]
+        t = self.with_strata(self.flagged(), keep=flags)
+        group = [PERIOD, *self._strata_columns()]
+        kept = ~t.careloop_excl
+        agg = t.group_by(group).aggregate(
+            careloop_denominator=t.count(where=kept),
+            careloop_numerator=t.count(where=kept & t.careloop_num),
+            careloop_excluded=t.count(where=t.careloop_excl),
+        )
+        if self.definition.type != "ratio":
+            return agg
+        agg = agg.mutate(careloop_numerator=ibis.literal(0, "int64"))
+        n = self.with_strata(self._ratio_numerator())
+        num = n.group_by(group).aggregate(
+            careloop_denominator=ibis.literal(0, "int64"),
+            careloop_numerator=n.count().cast("int64"),
+            careloop_excluded=ibis.literal(0, "int64"),
+        )
+        cols = [*group, "careloop_denominator", "careloop_numerator", "careloop_excluded"]
+        return ibis.union(agg.select(*cols), num.select(*cols), distinct=False)
+
+    def with_strata(self, keyed: ir.Table, keep: Sequence[str] = ()) -> ir.Table:
+        """``keyed`` with its real period, the stratum columns this run needs and ``keep``."""
         cols: dict[str, Any] = {}
         person_strata = ("sex", "age_band", "race", "ethnicity")
-        if not self.strata:
-            return keyed.select(*KEYS)
-        if self.definition.subject == "visit":
-            u = self._visit_universe()
-            t = keyed.join(u, [keyed[SUBJECT] == u[SUBJECT], keyed[PERIOD] == u[PERIOD]])
+        visit = self.definition.subject == "visit"
+        if not self.strata and not visit:
+            return keyed.select(*KEYS, *keep)
+        if visit:
+            u = self._visit_universe().rename(careloop_real_period=PERIOD)
+            t = keyed.join(u, keyed[SUBJECT] == u[SUBJECT])
             person_col = "careloop_person"
             cols["careloop_site_id"] = t.careloop_site_id
             cols["careloop_visit_type"] = t.careloop_visit_type
         else:
             per = self._periods.select(PERIOD, "careloop_year")
-            t = keyed.join(per, PERIOD)
+            t = keyed.join(per, PERIOD).mutate(careloop_real_period=ibis._[PERIOD])
             person_col = SUBJECT
         needs_person = any(s in self.strata for s in person_strata) or (
-            self.definition.subject == "person" and "site" in self.strata
+            not visit and "site" in self.strata
         )
         if needs_person:
             p = self._table("person")
@@ -461,7 +559,7 @@ class CompiledMeasure:
                 careloop_ethnicity=p.ethnicity_concept_id.cast("int64"),
             )
             t = t.join(p, t[person_col] == p.careloop_pid)
-            if self.definition.subject == "person":
+            if not visit:
                 cols["careloop_site_id"] = t.careloop_person_site
             age = t.careloop_year - t.careloop_yob
             branches = [(age < upper, label) for upper, label in AGE_BANDS]
@@ -470,21 +568,12 @@ class CompiledMeasure:
             cols["careloop_race"] = t.careloop_race
             cols["careloop_ethnicity"] = t.careloop_ethnicity
         wanted = {STRATUM_COLUMNS[s]: cols[STRATUM_COLUMNS[s]] for s in self.strata}
-        return t.select(t[SUBJECT], t[PERIOD], **wanted)
-
-    def counts(self) -> ir.Table:
-        """One aggregate query: subjects per set × period × stratum cell.
-
-        Columns: ``careloop_set`` (denominator, numerator, excluded),
-        ``careloop_period``, one column per stratifier, ``careloop_n``.
-        """
-        parts = [
-            self.with_strata(t).mutate(careloop_set=ibis.literal(name))
-            for name, t in self.sets().items()
-        ]
-        tagged = ibis.union(*parts, distinct=False) if len(parts) > 1 else parts[0]
-        group = ["careloop_set", PERIOD, *(STRATUM_COLUMNS[s] for s in self.strata)]
-        return tagged.group_by(group).aggregate(careloop_n=ibis._.count())
+        return t.select(
+            t[SUBJECT],
+            t.careloop_real_period.name(PERIOD),
+            *(t[k] for k in keep),
+            **wanted,
+        )
 
     def values(self, levels: Sequence[Sequence[str]]) -> ir.Table:
         """Continuous measures: mean or median of the value per cell, one level each.
@@ -496,15 +585,9 @@ class CompiledMeasure:
         d = self.definition
         assert d.value is not None and d.aggregate is not None
         kept = self.sets()["denominator"]
-        rows = self._rows(d.value).filter(ibis._.careloop_v.notnull())
-        # One value per subject and period: the selected row (at: first/last) or,
-        # for at: any, the mean of the subject's rows in the window.
-        per_subject = rows.group_by(list(KEYS)).aggregate(
-            careloop_v=rows.careloop_v.cast("float64").mean()
-        )
+        per_subject = self.value_rows(d.value)
         valued = per_subject.join(kept, list(KEYS)).select(*KEYS, "careloop_v")
-        attrs = self.with_strata(valued.select(*KEYS))
-        t = attrs.join(valued, list(KEYS))
+        t = self.with_strata(valued, keep=["careloop_v"])
         parts = []
         for index, level in enumerate(levels):
             group = [PERIOD, *(STRATUM_COLUMNS[s] for s in level)]

@@ -324,6 +324,7 @@ def _assemble(
     small_denominator: int,
 ) -> pd.DataFrame:
     label_cols = {s: f"label_{s}" for s in strata}
+    definition_hash = definition.definition_hash
     counts = counts.copy()
     counts[PERIOD] = pd.to_datetime(counts[PERIOD]).dt.date
     for s in strata:
@@ -349,16 +350,19 @@ def _assemble(
         if counts.empty:
             cells = pd.DataFrame(columns=[*group, "denominator", "numerator", "excluded"])
         else:
-            wide = counts.pivot_table(
-                index=group,
-                columns="careloop_set",
-                values="careloop_n",
-                aggfunc="sum",
-                fill_value=0,
+            cells = (
+                counts.rename(
+                    columns={
+                        "careloop_denominator": "denominator",
+                        "careloop_numerator": "numerator",
+                        "careloop_excluded": "excluded",
+                    }
+                )
+                .groupby(group, dropna=False)[["denominator", "numerator", "excluded"]]
+                .sum()
+                .reset_index()
             )
-            cells = wide.reindex(
-                columns=["denominator", "numerator", "excluded"], fill_value=0
-            ).reset_index()
+            cells = cells[(cells.denominator > 0) | (cells.numerator > 0) | (cells.excluded > 0)]
         if not level:
             have = set(cells[PERIOD]) if len(cells) else set()
             missing = [p.start for p in periods if p.start not in have]
@@ -388,7 +392,7 @@ def _assemble(
             rows.append(
                 {
                     "measure_id": definition.id,
-                    "definition_hash": definition.definition_hash,
+                    "definition_hash": definition_hash,
                     "site": site,
                     "period_start": rec[PERIOD],
                     "period_end": ends[rec[PERIOD]],
