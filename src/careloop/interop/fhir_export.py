@@ -169,13 +169,12 @@ def clinical_resources(
     by_key: dict[tuple[str, int], dict[str, Any]] = {}
     for record in _records(links):
         by_key[(record["cdm_table"], int(record["cdm_id"]))] = record
-    visits: dict[int, str] = {}
-    if "visit_occurrence" in frames:
-        for vid in frames["visit_occurrence"]["visit_occurrence_id"]:
-            link_row = by_key.get(("visit_occurrence", int(vid)))
-            visits[int(vid)] = (
-                str(link_row["resource_id"]) if link_row else f"visit-occurrence-{int(vid)}"
-            )
+    # Encounter ids of the visits rows refer to, whether or not visits are being read.
+    visits = {
+        cdm_id: str(record["resource_id"])
+        for (table, cdm_id), record in by_key.items()
+        if table == "visit_occurrence"
+    }
     out: list[dict[str, Any]] = []
     for name in tables:
         frame = frames.get(name)

@@ -699,11 +699,10 @@ def resource_of_row(
     rid = link.get("resource_id") or f"{table.replace('_', '-')}-{int(row[id_column])}"
     subject = {"reference": f"Patient/{patient_id}"}
     visit = _opt(row.get("visit_occurrence_id"))
-    encounter = (
-        {"encounter": {"reference": f"Encounter/{visit_resource_ids[int(visit)]}"}}
-        if visit is not None and int(visit) in visit_resource_ids
-        else {}
-    )
+    encounter = {}
+    if visit is not None:
+        visit_id = visit_resource_ids.get(int(visit), f"visit-occurrence-{int(visit)}")
+        encounter = {"encounter": {"reference": f"Encounter/{visit_id}"}}
     if table == "visit_occurrence":
         period = {
             "start": format_when(row["visit_start_date"], _opt(row.get("visit_start_datetime"))),
