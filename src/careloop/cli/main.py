@@ -13,7 +13,7 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from careloop.cli import admin, audit, capture, knowledge, serve, warehouse
+from careloop.cli import admin, audit, capture, fhir, knowledge, serve, warehouse
 from careloop.cli.analyse import analyse_app
 from careloop.cli.output import err_console
 from careloop.core.errors import CareloopError
@@ -47,6 +47,7 @@ serve.register(app)
 warehouse.register(app)
 capture.register(app)
 knowledge.register(app)
+fhir.register(app)
 app.add_typer(analyse_app, name="analyse")
 
 

@@ -1,0 +1,83 @@
+"""`careloop fhir import|export`: FHIR R4 in and out, from the shell.
+
+Thin commands over :func:`careloop.interop.fhir_import.import_fhir` and
+:func:`careloop.interop.fhir_export.export_fhir`; the rules live there.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import typer
+
+from careloop.cli.context import DataDirOption, opened, operator, settings_from
+from careloop.cli.output import console, print_json, print_rows
+from careloop.core.errors import InputError
+from careloop.interop.fhir_export import export_fhir
+from careloop.interop.fhir_import import IMPORT_MODES, ImportMode, import_fhir
+
+fhir_app = typer.Typer(help="FHIR R4: import Bundles and NDJSON, export Bulk Data NDJSON.")
+
+
+def _mode(value: str) -> ImportMode:
+    for mode in IMPORT_MODES:
+        if value.replace("-", "_") == mode:
+            return mode
+    raise InputError(f"--mode must be one of {', '.join(IMPORT_MODES)}, not {value!r}.")
+
+
+@fhir_app.command("import")
+def import_command(
+    path: Path = typer.Argument(..., help="A Bundle (.json), an NDJSON file or a directory."),
+    site: str | None = typer.Option(
+        None, "--site", help="Site the patients belong to (default: the only site)."
+    ),
+    mode: str = typer.Option(
+        "all_or_nothing",
+        "--mode",
+        help="all_or_nothing: any bad resource loads nothing; row_level: leave bad ones out.",
+    ),
+    json_output: bool = typer.Option(False, "--json", help="Print the report as JSON."),
+    data_dir: Path | None = DataDirOption,
+) -> None:
+    """Import FHIR R4 resources: patients into the registry, clinical data into the warehouse."""
+    settings = settings_from(data_dir)
+    with opened(settings) as registry:
+        report = import_fhir(settings, registry, operator(), path, site=site, mode=_mode(mode))
+    if json_output:
+        print_json(report.as_dict())
+        return
+    print_rows(["resource type", "read"], sorted(report.resources_in.items()), title="Read")
+    print_rows(["OMOP table", "rows"], sorted(report.rows_out.items()), title="Written")
+    console.print(
+        f"Site {report.site}: {report.patients_created} patient(s) registered, "
+        f"{report.patients_updated} updated; {report.withheld_by_consent} resource(s) kept out "
+        f"of the warehouse by consent; skipped types: "
+        f"{', '.join(f'{k} {v}' for k, v in report.skipped.items()) or 'none'}; "
+        f"provenance record {report.provenance_id}; {report.seconds:.1f} s."
+    )
+    for title, problems in (("Rejected", report.rejected), ("Warnings", report.warnings)):
+        if problems:
+            console.print(f"{title}: {len(problems)}")
+            for detail in problems[:20]:
+                console.print(f"  {detail.location}: {detail.message}", markup=False)
+            if len(problems) > 20:
+                console.print(f"  … and {len(problems) - 20} more (use --json for all)")
+
+
+@fhir_app.command("export")
+def export_command(
+    out: Path = typer.Option(..., "--out", help="Directory for the NDJSON files."),
+    data_dir: Path | None = DataDirOption,
+) -> None:
+    """Export patients and their data as Bulk Data NDJSON (one file per resource type)."""
+    settings = settings_from(data_dir)
+    with opened(settings) as registry:
+        report = export_fhir(settings, registry, operator(), out)
+    print_rows(["resource type", "resources"], sorted(report.counts.items()), title="Exported")
+    console.print(f"Wrote {len(report.files)} file(s) and manifest.json to {report.out_dir}")
+
+
+def register(app: typer.Typer) -> None:
+    """Add `careloop fhir …` to the command line."""
+    app.add_typer(fhir_app, name="fhir")
