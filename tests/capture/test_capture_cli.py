@@ -176,3 +176,49 @@ def _write(tmp_path, name, data: bytes) -> str:
     path = tmp_path / name
     path.write_bytes(data)
     return str(path)
+
+
+def test_records_export_filters_by_consent(data_dir, tmp_path):
+    _run(
+        "forms",
+        "import",
+        "--format",
+        "yaml",
+        _write(tmp_path, "f.yaml", example_file("yaml")),
+        "--data-dir",
+        data_dir,
+    )
+    _run(
+        "records",
+        "import",
+        VISIT,
+        _write(tmp_path, "c.csv", records_csv(VISIT, visit_rows(2, prefix="CON", patients=2))),
+        "--site",
+        "A",
+        "--data-dir",
+        data_dir,
+    )
+    research = _run(
+        "records",
+        "export",
+        VISIT,
+        "--format",
+        "json",
+        "--consent",
+        "improvement_and_research",
+        "--data-dir",
+        data_dir,
+    )
+    assert research.exit_code == 0 and "CON-" not in research.output
+    care = _run(
+        "records",
+        "export",
+        VISIT,
+        "--format",
+        "json",
+        "--consent",
+        "direct_care_only",
+        "--data-dir",
+        data_dir,
+    )
+    assert "CON-0" in care.output

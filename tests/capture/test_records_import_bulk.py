@@ -13,7 +13,7 @@ from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
 from sqlalchemy import text
 
 from careloop.capture.records_io import export_records, import_records
-from careloop.core.errors import NotFound, PermissionDenied, ValidationFailed
+from careloop.core.errors import InputError, NotFound, PermissionDenied, ValidationFailed
 from careloop.trust.audit import verify_chain
 from tests.capture.registry_helpers import (
     VISIT,
@@ -275,3 +275,21 @@ def test_json_and_fhir_exports_name_the_form_version(installation):
     }
     assert answers["weight_kg"][0].valueDecimal is not None
     assert [a.valueCoding.code for a in answers["medications"]] == ["1", "3"]
+
+
+def test_an_export_can_keep_only_patients_whose_consent_allows_it(installation):
+    registry = installation.registry
+    rows = visit_rows(4, prefix="CONS", patients=2)  # new patients: direct_care_only
+    rows[0]["record_id"] = "MRN-A-2"  # registered with improvement_and_research
+    import_records(registry, installation.operator, VISIT, records_csv(VISIT, rows), "A")
+    lead = principal(installation, "site_lead@A")
+    everyone = json.loads(export_records(registry, lead, VISIT, fmt="json").text)
+    assert {"MRN-A-2", "CONS-0", "CONS-1"} <= {r["record_id"] for r in everyone}
+    research = json.loads(
+        export_records(registry, lead, VISIT, fmt="json", consent=["improvement_and_research"]).text
+    )
+    assert research and {r["consent_state"] for r in research} == {"improvement_and_research"}
+    assert "MRN-A-2" in {r["record_id"] for r in research}
+    assert not any(r["record_id"].startswith("CONS-") for r in research)
+    with pytest.raises(InputError, match="consent state"):
+        export_records(registry, lead, VISIT, consent=["maybe"])

@@ -37,7 +37,7 @@ from __future__ import annotations
 import csv
 import io
 import json
-from collections.abc import Iterable
+from collections.abc import Collection, Iterable
 from dataclasses import dataclass, field, replace
 from datetime import date
 from pathlib import Path
@@ -60,7 +60,7 @@ from careloop.core.errors import (
 from careloop.core.ids import pseudonym
 from careloop.store.capture_models import FormVersion, Response
 from careloop.store.database import Registry
-from careloop.store.models import ConsentRecord, Patient, Site
+from careloop.store.models import CONSENT_STATES, ConsentRecord, Patient, Site
 from careloop.trust.audit import append_many
 from careloop.trust.identity import site_by_code
 from careloop.trust.principal import Principal
@@ -78,6 +78,7 @@ __all__ = [
 ImportMode = Literal["all-or-nothing", "row-level"]
 ExportFormat = Literal["csv", "json", "fhir"]
 DateFormat = Literal["ymd", "mdy", "dmy"]
+ConsentState = Literal["direct_care_only", "improvement_and_research", "withdrawn"]
 KEY_COLUMNS = ("record_id", "event_date")
 _STATUS_FROM_REDCAP = {"": "complete", "2": "complete", "1": "draft", "0": "draft"}
 _BATCH = 5_000  # rows per multi-row statement
@@ -274,7 +275,9 @@ def _read_form(registry: Registry, form: str) -> tuple[int, int, str, Form]:
 def _import_site(work: Work, code: str) -> Site:
     site = site_by_code(work.session, code)
     if work.scope.patient_ids is not None or not work.scope.allows_site(site.id):
-        raise NotFound(f"There is no site with code {code!r} whose records you can write.")
+        raise NotFound(
+            f"There is no site with code {code!r} whose records you may import or export."
+        )
     return site
 
 
@@ -596,6 +599,7 @@ class _Exported:
     local_id: str
     pseudo_id: str
     site: str
+    consent_state: str
 
 
 def _csv(form_name: str, rows: list[_Exported], forms: list[Form]) -> str:
@@ -629,6 +633,7 @@ def _json(rows: list[_Exported]) -> str:
                 "status": item.response.status,
                 "form_version": item.version,
                 "patient_entered": item.response.patient_entered,
+                "consent_state": item.consent_state,
                 "values": item.response.values,
             }
             for item in rows
@@ -697,24 +702,44 @@ def export_records(
     *,
     fmt: ExportFormat = "csv",
     site: str | None = None,
+    consent: Collection[ConsentState] | None = None,
 ) -> RecordsExport:
     """Export the responses to ``form`` that the principal may export (``record.export``).
 
+    ``consent`` keeps only patients whose current consent state is one of
+    those given (e.g. ``["improvement_and_research"]`` for data leaving
+    direct care); by default every patient in scope is exported.
+
     ``csv`` is REDCap's export shape (``record_id``, ``event_date``, one column
     per field, checkbox columns ``field___code``, ``<form>_complete``) and
-    imports back unchanged; ``json`` adds site, status, form version and
-    whether the patient entered it; ``fhir`` is one R4 QuestionnaireResponse
+    imports back unchanged; ``json`` adds site, status, form version, whether
+    the patient entered it and the patient's consent state; ``fhir`` is one R4 QuestionnaireResponse
     per line, its ``questionnaire`` naming the exact form version.
     """
     if fmt not in ("csv", "json", "fhir"):
         raise InputError(f"Unknown export format {fmt!r}; use csv, json or fhir.")
+    states = sorted(set(consent)) if consent is not None else None
+    unknown = [c for c in states or () if c not in CONSENT_STATES]
+    if unknown:
+        raise InputError(
+            f"Unknown consent state(s) {', '.join(unknown)}; use {', '.join(CONSENT_STATES)}."
+        )
     with unit_of_work(registry, principal, "record.export") as work:
         details: dict[str, Any] = {"form": form, "format": fmt}
+        if states is not None:
+            details["consent"] = states
         work.expect("export", "clinical", site_code=site, details=details)
         session = work.session
         definition, current, current_form = load_form(session, form)
         query = (
-            select(Response, FormVersion, Patient.local_id, Patient.pseudo_id, Site.code)
+            select(
+                Response,
+                FormVersion,
+                Patient.local_id,
+                Patient.pseudo_id,
+                Site.code,
+                Patient.consent_state,
+            )
             .join(FormVersion, FormVersion.id == Response.form_version_id)
             .join(Patient, Patient.id == Response.patient_id)
             .join(Site, Site.id == Response.site_id)
@@ -723,13 +748,15 @@ def export_records(
         )
         if site is not None:
             query = query.where(Response.site_id == _import_site(work, site).id)
+        if states is not None:
+            query = query.where(Patient.consent_state.in_(states))
         rows: list[_Exported] = []
         forms: dict[str, Form] = {current.version: current_form}
         patients: dict[int, tuple[str, str]] = {}
-        for response, version_row, local_id, pseudo, code in session.execute(query):
+        for response, version_row, local_id, pseudo, code, state in session.execute(query):
             if version_row.version not in forms:
                 forms[version_row.version] = form_of_version(version_row)
-            rows.append(_Exported(response, version_row.version, local_id, pseudo, code))
+            rows.append(_Exported(response, version_row.version, local_id, pseudo, code, state))
             patients[response.patient_id] = (pseudo, code)
         if fmt == "csv":
             text = _csv(definition.name, rows, list(forms.values()))

@@ -17,7 +17,13 @@ import typer
 
 from careloop.capture import forms_store, records_io
 from careloop.capture.forms_store import DictionaryFormat
-from careloop.capture.records_io import DateFormat, ExportFormat, ImportMode, ImportReport
+from careloop.capture.records_io import (
+    ConsentState,
+    DateFormat,
+    ExportFormat,
+    ImportMode,
+    ImportReport,
+)
 from careloop.cli.context import DataDirOption, opened, operator, settings_from
 from careloop.cli.output import console, err_console, print_rows
 from careloop.core.errors import InputError, ValidationFailed
@@ -217,13 +223,25 @@ def records_export(
     form: str = typer.Argument(...),
     fmt: str = typer.Option("csv", "--format", help="csv, json or fhir (NDJSON)."),
     site: str | None = typer.Option(None, "--site", help="Only this site's records."),
+    consent: list[str] | None = typer.Option(
+        None,
+        "--consent",
+        help="Only patients in this consent state (repeatable), e.g. improvement_and_research.",
+    ),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write to this file."),
     data_dir: Path | None = DataDirOption,
 ) -> None:
     """Export a form's responses (audited)."""
     chosen = cast(ExportFormat, _choice(fmt, ("csv", "json", "fhir"), "--format"))
     with opened(settings_from(data_dir)) as registry:
-        exported = records_io.export_records(registry, operator(), form, fmt=chosen, site=site)
+        exported = records_io.export_records(
+            registry,
+            operator(),
+            form,
+            fmt=chosen,
+            site=site,
+            consent=cast(list[ConsentState], consent) if consent else None,
+        )
     _write_or_print(exported.text, output)
 
 
