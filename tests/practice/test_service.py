@@ -268,3 +268,27 @@ def test_bad_requests_get_spec_shaped_errors_that_name_the_field(api, keys):
     response = api.post(path, content=huge, headers=auth(keys, path))
     assert response.status_code == 413
     assert call(api, keys, "no-such-service", patient_view()).status_code == 404
+
+
+def test_card_events_give_one_row_per_card_with_its_latest_feedback(api, keys, installation):
+    from careloop.practice import card_events
+
+    card = call(api, keys, LIVE, patient_view("Practitioner/events")).json()["cards"][0]
+    path = f"/cds-services/{LIVE}/feedback"
+    for outcome in ("overridden", "accepted"):
+        item = {
+            "card": card["uuid"],
+            "outcome": outcome,
+            "outcomeTimestamp": "2026-11-27T10:00:00Z",
+        }
+        if outcome == "accepted":
+            item["acceptedSuggestions"] = [{"id": card["suggestions"][0]["uuid"]}]
+        assert (
+            api.post(path, json={"feedback": [item]}, headers=auth(keys, path)).status_code == 200
+        )
+    events = card_events(installation.registry)
+    row = events.set_index("card_uuid").loc[card["uuid"]]
+    assert (row["outcome"], row["site_code"], row["ko_version"]) == ("accepted", "A", "1.0.0")
+    assert row["user_ref"] == "Practitioner/events" and "patient_ref" not in events.columns
+    silent = events[events["mode"] == "silent"]
+    assert len(silent) >= 1 and not silent["shown"].any()

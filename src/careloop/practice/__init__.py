@@ -7,7 +7,9 @@
 - :func:`invoke`, :func:`discovery`, :func:`record_feedback` — the service
   itself, storing invocations, cards, variants and feedback;
 - :func:`allocate` / :func:`trial_allocator` — card variants through
-  :mod:`careloop.analysis.trials`.
+  :mod:`careloop.analysis.trials`;
+- :func:`card_events` — cards, their invocations and feedback as a table for
+  the warehouse and measures.
 """
 
 from careloop.practice.cds_hooks import (
@@ -28,6 +30,7 @@ from careloop.practice.clients import (
     trust_client,
     verify_call,
 )
+from careloop.practice.events import card_events
 from careloop.practice.service import (
     FeedbackReceipt,
     complete_prefetch,
@@ -45,6 +48,7 @@ __all__ = [
     "Unauthorised",
     "VerifiedCall",
     "allocate",
+    "card_events",
     "complete_prefetch",
     "discovery",
     "distrust_client",
