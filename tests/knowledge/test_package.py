@@ -147,3 +147,134 @@ def test_a_zip_bomb_is_stopped(tmp_path: Path):
         archive.writestr("metadata.json", b" " * (6 * 1024 * 1024))
     with pytest.raises(InputError, match="more than 5 MB"):
         load_package(target)
+
+
+def _risk_package(model: dict) -> dict:
+    return {
+        "metadata": {
+            "identifier": "risk-ko",
+            "version": "1.0.0",
+            "title": "Risk",
+            "description": "A card when the modelled risk is high.",
+            "contributors": ["tests"],
+            "license": "CC0-1.0",
+        },
+        "service": {
+            "id": "risk-ko",
+            "hook": "patient-view",
+            "description": "risk",
+            "prefetch": {"patient": "Patient/{{context.patientId}}"},
+        },
+        "rules": {
+            "rules": [
+                {
+                    "id": "high-risk",
+                    "when": {
+                        "risk": {"features": {"age": {"age": {"prefetch": "patient"}}}},
+                        ">=": 0.5,
+                    },
+                    "card": {
+                        "summary": "High risk",
+                        "indicator": "warning",
+                        "source": {"label": "model"},
+                    },
+                }
+            ]
+        },
+        "tests": [{"name": "t", "expect": []}],
+        "model": model,
+    }
+
+
+def test_a_risk_rule_uses_the_packaged_model_as_the_risk_module_predicts():
+    import numpy as np
+    import pandas as pd
+
+    from careloop.analysis.risk import fit_risk_model
+
+    rng = np.random.default_rng(3)
+    age = rng.uniform(0, 18, 400)
+    event = (rng.uniform(0, 1, 400) < 1 / (1 + np.exp(-(age - 9)))).astype(int)
+    model = fit_risk_model(
+        pd.DataFrame({"age": age, "event": event}),
+        outcome="event",
+        predictors=["age"],
+        penalty="none",
+        n_bootstrap=0,
+    )
+    package = package_from_dict(_risk_package(model.to_dict()))
+    expected = model.predict_risk(pd.DataFrame({"age": [3.0, 16.0]}))
+    young, old = ({"resourceType": "Patient", "birthDate": b} for b in ("2023-01-01", "2010-01-01"))
+    today = date(2026, 6, 1)
+    fired = [bool(package.evaluate({}, {"patient": p}, today=today)) for p in (young, old)]
+    assert fired == [bool(expected.iloc[0] >= 0.5), bool(expected.iloc[1] >= 0.5)] == [False, True]
+    with pytest.raises(ValidationFailed) as exc:
+        package_from_dict({**_risk_package(model.to_dict()), "model": None})
+    assert locations(exc) == ["rules.json:$.rules[0].when.risk"]
+
+
+def test_an_order_sign_rule_reads_the_draft_orders_in_the_context():
+    data = {
+        "metadata": {
+            "identifier": "order-ko",
+            "version": "1.0.0",
+            "title": "t",
+            "description": "d",
+            "contributors": ["x"],
+            "license": "CC0-1.0",
+        },
+        "service": {"id": "order-ko", "hook": "order-sign", "description": "d"},
+        "rules": {
+            "rules": [
+                {
+                    "id": "methotrexate-daily",
+                    "when": {
+                        "exists": {
+                            "context": "draftOrders",
+                            "resourceType": "MedicationRequest",
+                            "code": ["6851"],
+                        }
+                    },
+                    "card": {
+                        "summary": "Methotrexate is given weekly, not daily",
+                        "indicator": "critical",
+                        "source": {"label": "x"},
+                    },
+                }
+            ]
+        },
+        "tests": [
+            {
+                "name": "draft methotrexate fires",
+                "context": {
+                    "userId": "Practitioner/1",
+                    "patientId": "1",
+                    "draftOrders": {
+                        "resourceType": "Bundle",
+                        "entry": [
+                            {
+                                "resource": {
+                                    "resourceType": "MedicationRequest",
+                                    "medicationCodeableConcept": {
+                                        "coding": [
+                                            {
+                                                "system": "http://www.nlm.nih.gov/research/umls/rxnorm",
+                                                "code": "6851",
+                                            }
+                                        ]
+                                    },
+                                }
+                            }
+                        ],
+                    },
+                },
+                "expect": [{"rule": "methotrexate-daily", "indicator": "critical"}],
+            },
+            {
+                "name": "no draft orders, no card",
+                "context": {"userId": "Practitioner/1", "patientId": "1"},
+                "expect": [],
+            },
+        ],
+    }
+    assert package_from_dict(data).run_tests().passed
