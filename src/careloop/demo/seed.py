@@ -27,17 +27,21 @@ DEMO_SITES = (
     ("HARBR", "Harbour Children's Clinic", "IE", "Europe/Dublin"),
 )
 
-# (e-mail local part, display name, role, site code or None)
-DEMO_USERS = (
-    ("admin", "Installation admin", "admin", None),
-    ("lead.north", "Dr Ada Lead (site lead, NORTH)", "site_lead", "NORTH"),
-    ("clinician.north", "Dr Noor Clinician (NORTH)", "clinician", "NORTH"),
-    ("clinician.lakes", "Dr Luis Clinician (LAKES)", "clinician", "LAKES"),
-    ("entry.north", "Dana Data-entry (NORTH)", "data_entry", "NORTH"),
-    ("analyst", "Ana Analyst (network)", "analyst", None),
-    ("auditor", "Aude Auditor (network)", "auditor", None),
-)
 DEMO_DOMAIN = "demo.careloop.invalid"  # .invalid: never a real mailbox
+
+
+def demo_roles(site_codes: list[str]) -> list[tuple[str, str, str, str | None]]:
+    """(e-mail local part, display name, role, site) of the demo accounts at these sites."""
+    first, second = site_codes[0], site_codes[1 if len(site_codes) > 1 else 0]
+    return [
+        ("admin", "Installation admin", "admin", None),
+        (f"lead.{first.lower()}", f"Dr Ada Lead (site lead, {first})", "site_lead", first),
+        (f"clinician.{first.lower()}", f"Dr Noor Clinician ({first})", "clinician", first),
+        (f"clinician.{second.lower()}", f"Dr Luis Clinician ({second})", "clinician", second),
+        (f"entry.{first.lower()}", f"Dana Data-entry ({first})", "data_entry", first),
+        ("analyst", "Ana Analyst (network)", "analyst", None),
+        ("auditor", "Aude Auditor (network)", "auditor", None),
+    ]
 
 
 @dataclass(frozen=True)
@@ -72,32 +76,23 @@ def read_credentials(path: Path) -> list[DemoLogin]:
     return logins
 
 
-def seed_demo(
-    settings: Settings, operator: Principal, *, patients_per_site: int = 12
+def create_demo_accounts(
+    settings: Settings, operator: Principal, site_codes: list[str]
 ) -> list[DemoLogin]:
-    """Create (once) the demo installation in ``settings.data_dir``; return its logins."""
+    """Initialise the installation with the demo admin, then one account per role.
+
+    The sites must exist already except for the admin; call
+    :func:`init_demo_installation` first when they do not.
+    """
+    roles = demo_roles(site_codes)
     path = settings.ensure_data_dir() / CREDENTIALS_FILE
-    if path.exists():
-        return read_credentials(path)
     logins = [
         DemoLogin(f"{local}@{DEMO_DOMAIN}", _password(), role, site)
-        for local, _name, role, site in DEMO_USERS
+        for local, _n, role, site in roles
     ]
-    names = {f"{local}@{DEMO_DOMAIN}": name for local, name, _r, _s in DEMO_USERS}
-    admin = logins[0]
-    initialise(
-        settings,
-        operator,
-        admin_email=admin.email,
-        admin_password=admin.password,
-        admin_name=names[admin.email],
-    )
+    names = {f"{local}@{DEMO_DOMAIN}": name for local, name, _r, _s in roles}
     registry = open_registry(settings)
     try:
-        for code, name, country, zone in DEMO_SITES:
-            identity.add_site(
-                registry, operator, code=code, name=name, country=country, time_zone=zone
-            )
         for login in logins[1:]:
             identity.add_user(
                 registry,
@@ -106,6 +101,43 @@ def seed_demo(
                 display_name=names[login.email],
                 password=login.password,
                 roles=[(login.role, login.site)],
+            )
+    finally:
+        registry.close()
+    admin = read_credentials(path)[0]
+    logins[0] = admin
+    _write_credentials(path, logins)
+    return logins
+
+
+def init_demo_installation(settings: Settings, operator: Principal) -> DemoLogin:
+    """A new installation whose admin has a random password (written to the credentials file)."""
+    path = settings.ensure_data_dir() / CREDENTIALS_FILE
+    admin = DemoLogin(f"admin@{DEMO_DOMAIN}", _password(), "admin", None)
+    initialise(
+        settings,
+        operator,
+        admin_email=admin.email,
+        admin_password=admin.password,
+        admin_name="Installation admin",
+    )
+    _write_credentials(path, [admin])
+    return admin
+
+
+def seed_demo(
+    settings: Settings, operator: Principal, *, patients_per_site: int = 12
+) -> list[DemoLogin]:
+    """Create (once) the small demo installation in ``settings.data_dir``; return its logins."""
+    path = settings.ensure_data_dir() / CREDENTIALS_FILE
+    if path.exists():
+        return read_credentials(path)
+    init_demo_installation(settings, operator)
+    registry = open_registry(settings)
+    try:
+        for code, name, country, zone in DEMO_SITES:
+            identity.add_site(
+                registry, operator, code=code, name=name, country=country, time_zone=zone
             )
         rng = random.Random(20071)  # fixed: the same demo patients every time
         for code, *_ in DEMO_SITES:
@@ -127,5 +159,4 @@ def seed_demo(
                 )
     finally:
         registry.close()
-    _write_credentials(path, logins)
-    return logins
+    return create_demo_accounts(settings, operator, [code for code, *_ in DEMO_SITES])

@@ -1,0 +1,199 @@
+"""`careloop demo`: the whole learning cycle on a synthetic network, stage by stage.
+
+generate → load through capture → refresh the OMOP warehouse → data-quality
+checks → measures → SPC and interrupted time series → knowledge object and
+decision support → measured impact → HTML learning report and
+``summary.json`` (each planted effect beside its estimate and 95% CI).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import pandas as pd
+
+from careloop.core.errors import ConfigurationError
+from careloop.core.settings import Settings
+from careloop.demo import recovery
+from careloop.demo.load import LoadCounts, load_network
+from careloop.demo.network import Scale, SyntheticNetwork, generate_network
+from careloop.demo.report import write_report
+from careloop.demo.seed import (
+    CREDENTIALS_FILE,
+    DemoLogin,
+    create_demo_accounts,
+    init_demo_installation,
+)
+from careloop.interop.quality import QualityReport, run_checks
+from careloop.interop.warehouse import Warehouse
+from careloop.measures import MeasureRun, load_catalog, run_measures, store_run
+from careloop.measures.etl_map import refresh_for_builtin_measures
+from careloop.trust.installation import open_registry
+from careloop.trust.principal import Principal
+
+DEMO_MEASURES = Path(__file__).resolve().parent / "measures"
+DEFAULT_SEED = 11
+
+Stage = Callable[[str], None]
+
+
+@dataclass
+class DemoResult:
+    """Where everything is and what the cycle found."""
+
+    data_dir: Path
+    out_dir: Path
+    report: Path
+    summary: Path
+    logins: list[DemoLogin]
+    recoveries: list[recovery.Recovery]
+    timings: dict[str, float] = field(default_factory=dict)
+    counts: LoadCounts | None = None
+    quality_failures: list[str] = field(default_factory=list)
+
+
+class _Clock:
+    def __init__(self, on_stage: Stage | None) -> None:
+        self.on_stage = on_stage or (lambda _s: None)
+        self.timings: dict[str, float] = {}
+        self._name: str | None = None
+        self._start = 0.0
+
+    def stage(self, name: str) -> None:
+        self.stop()
+        self._name, self._start = name, time.perf_counter()
+        self.on_stage(name)
+
+    def stop(self) -> None:
+        if self._name is not None:
+            self.timings[self._name] = round(time.perf_counter() - self._start, 2)
+            self._name = None
+
+
+def prepare_demo_dir(data_dir: Path) -> None:
+    """Empty a previous demo's data directory; refuse any directory that is not a demo's."""
+    if not data_dir.exists():
+        return
+    if not (data_dir / CREDENTIALS_FILE).exists():
+        if any(data_dir.iterdir()):
+            raise ConfigurationError(
+                f"{data_dir} exists and is not a careloop demo directory; the demo will not "
+                "touch it. Choose another --data-dir."
+            )
+        return
+    shutil.rmtree(data_dir)
+
+
+def run_demo(
+    settings: Settings,
+    operator: Principal,
+    *,
+    scale: Scale = "small",
+    seed: int = DEFAULT_SEED,
+    out_dir: Path | None = None,
+    on_stage: Stage | None = None,
+) -> DemoResult:
+    """Run the learning cycle on a new synthetic network in ``settings.data_dir``."""
+    clock = _Clock(on_stage)
+    out = out_dir or settings.data_dir / "report"
+    out.mkdir(parents=True, exist_ok=True)
+    clock.stage("Generating the synthetic network")
+    network = generate_network(scale, seed)
+    clock.stage("Creating the installation")
+    init_demo_installation(settings, operator)
+    registry = open_registry(settings)
+    try:
+        clock.stage("Recording visits and PROMs through the capture layer")
+        counts = load_network(registry, operator, network)
+        logins = create_demo_accounts(settings, operator, [s.code for s in network.sites])
+        clock.stage("Refreshing the OMOP warehouse (consented patients only)")
+        refresh_for_builtin_measures(settings, registry, operator, full=True)
+        clock.stage("Checking data quality")
+        with Warehouse.from_settings(settings) as warehouse:
+            quality = run_checks(warehouse, store=True)
+        clock.stage("Computing every measure by site and month")
+        catalog = load_catalog(measures_dir=DEMO_MEASURES, entry_points=False)
+        with Warehouse.from_settings(settings) as warehouse:
+            run = run_measures(
+                warehouse,
+                catalog.measures,
+                start=network.truth.start,
+                end=network.truth.end,
+                by=("site",),
+            )
+            store_run(warehouse, run)
+        clock.stage("Analysing: SPC and interrupted time series")
+        analyses = _analyse(run.results, network)
+        clock.stage("Writing the learning report")
+        recoveries = analyses.recoveries
+        report = _write_outputs(out, network, run, quality, analyses, counts, clock.timings)
+    finally:
+        registry.close()
+    clock.stop()
+    result = DemoResult(
+        data_dir=settings.data_dir,
+        out_dir=out,
+        report=report,
+        summary=out / "summary.json",
+        logins=logins,
+        recoveries=recoveries,
+        timings=clock.timings,
+        counts=counts,
+        quality_failures=[r.check_id for r in quality.results if r.status == "fail"],
+    )
+    _write_summary(result, network)
+    return result
+
+
+@dataclass
+class _Analyses:
+    recoveries: list[recovery.Recovery]
+    charts: dict[str, Any]
+
+
+def _analyse(results: pd.DataFrame, network: SyntheticNetwork) -> _Analyses:
+    truth = network.truth
+    change, change_fit = recovery.network_change(results, truth)
+    sites = recovery.site_changes(results, truth)
+    excursion, excursion_chart = recovery.excursion(results, truth)
+    ko, ko_fit = recovery.knowledge_object(results, truth)
+    return _Analyses(
+        [change, *sites, excursion, ko],
+        {"change": change_fit, "excursion": excursion_chart, "knowledge": ko_fit},
+    )
+
+
+def _write_outputs(
+    out: Path,
+    network: SyntheticNetwork,
+    run: MeasureRun,
+    quality: QualityReport,
+    analyses: _Analyses,
+    counts: LoadCounts,
+    timings: dict[str, float],
+) -> Path:
+    return write_report(
+        out, network, run, quality, analyses.recoveries, analyses.charts, counts, timings
+    )
+
+
+def _write_summary(result: DemoResult, network: SyntheticNetwork) -> None:
+    truth = network.truth
+    summary = {
+        "seed": network.seed,
+        "scale": network.scale,
+        "period": [truth.start.isoformat(), truth.end.isoformat()],
+        "counts": result.counts.__dict__ if result.counts else None,
+        "planted_effects": [r.as_dict() for r in result.recoveries],
+        "all_recovered": all(r.recovered for r in result.recoveries),
+        "quality_checks_failed": result.quality_failures,
+        "timings_seconds": result.timings,
+        "report": str(result.report),
+    }
+    result.summary.write_text(json.dumps(summary, indent=2, default=str) + "\n")

@@ -1,0 +1,124 @@
+"""The demo's HTML learning report: the cycle's story for a clinician, with charts as images.
+
+Charts are rendered to PNG without a browser (Vega-Lite through vl-convert)
+and written beside ``report.html``; the page needs nothing from the network.
+"""
+
+from __future__ import annotations
+
+import warnings
+from collections.abc import Mapping
+from datetime import date
+from pathlib import Path
+from typing import Any
+
+import jinja2
+import pandas as pd
+
+from careloop.analysis import funnel, spc
+from careloop.analysis.caveats import StatisticalWarning
+from careloop.analysis.spc_plot import Annotation
+from careloop.demo.load import LoadCounts
+from careloop.demo.network import SyntheticNetwork
+from careloop.demo.recovery import Recovery, monthly
+from careloop.interop.quality import QualityReport
+from careloop.measures import MeasureRun
+
+
+def _pct(x: float) -> str:
+    return f"{100 * x:.0f}%"
+
+
+def _charts(
+    out: Path, network: SyntheticNetwork, results: pd.DataFrame, charts: Mapping[str, Any]
+) -> dict[str, str]:
+    truth = network.truth
+    files: dict[str, str] = {}
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", StatisticalWarning)
+        net = monthly(results, "remission-at-visit")
+        chart = spc.qic(
+            net.numerator.to_numpy(),
+            x=net.period_start.tolist(),
+            n=net.denominator.to_numpy(),
+            chart="p",
+            part_at=[truth.change_date],
+            title="Network: clinic visits in remission (P chart)",
+            ylab="Visits in remission",
+        )
+        annotations = [Annotation(truth.change_date, "Change package", "pdsa")]
+        annotations += [Annotation(truth.ko_date, "Decision support live", "deployment")]
+        chart.to_png(out / "network_remission.png", annotations=annotations)
+        files["network"] = "network_remission.png"
+        charts["change"].to_png(
+            out / "change_its.png", title="Interrupted time series: change package"
+        )
+        files["its"] = "change_its.png"
+        charts["excursion"].to_png(out / "excursion.png")
+        files["excursion"] = "excursion.png"
+        charts["knowledge"].to_png(
+            out / "knowledge_its.png", title="Steroid use at sites with decision support"
+        )
+        files["knowledge"] = "knowledge_its.png"
+        last = results[
+            (results.measure_id == "remission-prevalence")
+            & (results.site.fillna("") != "")
+            & (results.stratum.fillna("") == "")
+        ]
+        latest = last[last.period_start == last.period_start.max()]
+        latest = latest[latest.denominator > 0]
+        if len(latest) >= 3:
+            fun = funnel.funnel(
+                latest, numerator="numerator", denominator="denominator", unit="site"
+            )
+            fun.to_png(
+                out / "funnel.png",
+                title="Sites: patients in remission (last month, 12-month look-back)",
+            )
+            files["funnel"] = "funnel.png"
+    return files
+
+
+def write_report(
+    out: Path,
+    network: SyntheticNetwork,
+    run: MeasureRun,
+    quality: QualityReport,
+    recoveries: list[Recovery],
+    charts: Mapping[str, Any],
+    counts: LoadCounts,
+    timings: Mapping[str, float],
+) -> Path:
+    """Write ``report.html`` and its images into ``out``; return the report's path."""
+    truth = network.truth
+    results = run.results
+    files = _charts(out, network, results, charts)
+    net = monthly(results, "remission-at-visit")
+    before = net[net.period_start < truth.change_date]
+    after = net[net.period_start >= date(truth.change_date.year + 1, truth.change_date.month, 1)]
+    p_before = before.numerator.sum() / before.denominator.sum()
+    p_after = after.numerator.sum() / after.denominator.sum()
+    failed = [r for r in quality.results if r.status == "fail"]
+    environment = jinja2.Environment(
+        loader=jinja2.PackageLoader("careloop.demo", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+    )
+    page = environment.get_template("report.html").render(
+        network=network,
+        truth=truth,
+        counts=counts,
+        quality=quality,
+        failed=failed,
+        files=files,
+        recoveries=recoveries,
+        consent=network.patients.consent_state.value_counts().to_dict(),
+        p_before=p_before,
+        p_after=p_after,
+        pct=_pct,
+        timings=timings,
+        measures=results.measure_id.nunique(),
+    )
+    path = out / "report.html"
+    path.write_text(page)
+    return path

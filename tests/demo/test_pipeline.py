@@ -1,0 +1,69 @@
+"""The main job: the whole learning cycle on the synthetic network recovers what was planted."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+from careloop.demo.pipeline import DEFAULT_SEED, prepare_demo_dir, run_demo
+from careloop.interop.warehouse import Warehouse, quiet_engine_warnings
+from careloop.trust.principal import Principal
+from tests.foundation import make_settings
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory):
+    settings = make_settings(tmp_path_factory.mktemp("demo"), None)
+    return settings, run_demo(
+        settings, Principal.operator("tester"), scale="small", seed=DEFAULT_SEED
+    )
+
+
+def test_every_planted_effect_lies_inside_its_confidence_interval_for_the_default_seed(demo):
+    _settings, result = demo
+    assert result.recoveries, "no effect was estimated"
+    for r in result.recoveries:
+        assert r.recovered, r.as_dict()
+    summary = json.loads(result.summary.read_text())
+    assert summary["all_recovered"] is True and summary["seed"] == DEFAULT_SEED
+    assert {e["name"] for e in summary["planted_effects"]} == {r.name for r in result.recoveries}
+
+
+def test_withdrawn_and_direct_care_only_patients_appear_nowhere_in_the_warehouse(demo):
+    settings, _result = demo
+    from careloop.demo.network import generate_network
+    from careloop.trust.installation import open_registry
+    from careloop.trust.patients import list_pseudonymised
+
+    registry = open_registry(settings)
+    everyone = list_pseudonymised(registry, Principal.operator("tester"), limit=100_000)
+    registry.close()
+    excluded = {p.pseudo_id for p in everyone if p.consent_state != "improvement_and_research"}
+    assert excluded
+    with Warehouse.from_settings(settings, read_only=True) as wh, quiet_engine_warnings():
+        in_warehouse = set(wh.table("person").person_source_value.execute())
+        sql_ids = set(wh.ibis.sql("SELECT DISTINCT person_id FROM measurement").execute().person_id)
+        person_ids = set(wh.table("person").person_id.execute())
+    assert not excluded & in_warehouse
+    assert sql_ids <= person_ids
+    network = generate_network("small", DEFAULT_SEED)
+    assert len(in_warehouse) == (network.patients.consent_state == "improvement_and_research").sum()
+
+
+def test_the_report_and_its_charts_are_written(demo):
+    _settings, result = demo
+    page = result.report.read_text()
+    assert "Learning report" in page and "What changed, and the measured effect" in page
+    for name in ("network_remission.png", "change_its.png", "excursion.png", "knowledge_its.png"):
+        assert (result.out_dir / name).stat().st_size > 10_000
+        assert name in page
+
+
+def test_the_demo_refuses_to_wipe_a_directory_that_is_not_a_demo(tmp_path):
+    (tmp_path / "precious.txt").write_text("keep me")
+    from careloop.core.errors import ConfigurationError
+
+    with pytest.raises(ConfigurationError):
+        prepare_demo_dir(tmp_path)
+    assert (tmp_path / "precious.txt").exists()
