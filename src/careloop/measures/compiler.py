@@ -26,6 +26,7 @@ import ibis.expr.types as ir
 
 from careloop.measures.definition import (
     Criteria,
+    CriteriaGroup,
     Criterion,
     Lookback,
     MeasureDefinition,
@@ -266,6 +267,7 @@ class CompiledMeasure:
             careloop_v=t[value_col] if value_col else ibis.null("float64"),
             careloop_r=t[id_col].cast("int64") if id_col else t.person_id.cast("int64"),
             careloop_vid=vid,
+            careloop_c=t[concept_col].cast("int64"),
         )
 
     @staticmethod
@@ -327,6 +329,7 @@ class CompiledMeasure:
             careloop_d=joined.careloop_d,
             careloop_v=joined.careloop_v,
             careloop_r=joined.careloop_r,
+            careloop_c=joined.careloop_c,
         )
 
     def _visit_rows(self, crit: Criterion) -> ir.Table:
@@ -347,6 +350,7 @@ class CompiledMeasure:
                 careloop_d=ibis.null("date"),
                 careloop_v=ibis.null("float64"),
                 careloop_r=t.careloop_subject,
+                careloop_c=t.careloop_visit_concept,
             )
         ev = self._events(crit)
         if crit.domain == "death":
@@ -367,6 +371,7 @@ class CompiledMeasure:
                 careloop_d=joined.careloop_d,
                 careloop_v=joined.careloop_v,
                 careloop_r=joined.careloop_r,
+                careloop_c=joined.careloop_c,
             )
         ev = ev.filter(ev.careloop_vid.notnull())
         return ev.select(
@@ -375,6 +380,7 @@ class CompiledMeasure:
             careloop_d=ev.careloop_d,
             careloop_v=ev.careloop_v,
             careloop_r=ev.careloop_r,
+            careloop_c=ev.careloop_c,
         )
 
     def _rows(self, crit: Criterion) -> ir.Table:
@@ -388,10 +394,16 @@ class CompiledMeasure:
         rows = self._rows(crit)
         if crit.at == "any":
             return rows.filter(self._predicate(rows, crit)).select(*KEYS).distinct()
+        # The first/last row passes when the extreme order key among passing rows
+        # equals the extreme key among all rows: two plain MIN/MAX aggregates,
+        # cheaper than an ordered aggregate or a window on every engine.
+        key = self._order_key(rows)
+        ok = self._predicate(rows, crit)
+        extreme = key.max if crit.at == "last" else key.min
         picked = rows.group_by(list(KEYS)).aggregate(
-            careloop_ok=self._pick(rows, crit, self._predicate(rows, crit))
+            careloop_all=extreme(), careloop_ok=extreme(where=ok)
         )
-        return picked.filter(picked.careloop_ok).select(*KEYS)
+        return picked.filter(picked.careloop_ok == picked.careloop_all).select(*KEYS)
 
     def value_rows(self, crit: Criterion) -> ir.Table:
         """One value per subject and period: the first/last row's, or the mean (at: any)."""
@@ -406,10 +418,56 @@ class CompiledMeasure:
 
     # ------------------------------------------------------------------ groups
 
+    def _kids(self, node: CriteriaGroup) -> list[_Signed]:
+        """The group's items as match sets, same-table ``at: any`` criteria in one scan.
+
+        ``all_of``/``any_of`` (and ``none_of``, an ``any_of`` negated) of several
+        criteria on one table become a single grouped scan with a count per
+        criterion, instead of one scan and a set operation per criterion.
+        """
+        batches: dict[tuple[str, str | None], list[Criterion]] = {}
+        kids: list[_Signed] = []
+        for item in node.items:
+            if (
+                isinstance(item, Criterion)
+                and item.at == "any"
+                and item.domain not in ("visit", "death")
+                and self.concept_sets.get(item, item.concepts)
+            ):
+                batches.setdefault((item.domain, item.column_for_value), []).append(item)
+            else:
+                kids.append(self._eval(item))
+        mode = "all" if node.op == "all_of" else "any"
+        for leaves in batches.values():
+            if len(leaves) == 1:
+                kids.append(_Signed(self.leaf(leaves[0])))
+            else:
+                kids.append(_Signed(self._combined(leaves, mode)))
+        return kids
+
+    def _combined(self, leaves: Sequence[Criterion], mode: str) -> ir.Table:
+        """Subjects meeting all (or any) of several ``at: any`` criteria on one table."""
+        sets = [self.concept_sets.get(c, c.concepts) for c in leaves]
+        union = tuple(sorted({i for ids in sets for i in ids}))
+        first = leaves[0]
+        rows = self._rows(Criterion(first.domain, union, value_column=first.column_for_value))
+        counts = {
+            f"careloop_f{i}": rows.count(
+                where=rows.careloop_c.isin(list(ids)) & self._predicate(rows, leaf)
+            )
+            for i, (leaf, ids) in enumerate(zip(leaves, sets, strict=True))
+        }
+        g = rows.group_by(list(KEYS)).aggregate(**counts)
+        tests = [g[name] > 0 for name in counts]
+        keep = tests[0]
+        for test in tests[1:]:
+            keep = (keep & test) if mode == "all" else (keep | test)
+        return g.filter(keep).select(*KEYS)
+
     def _eval(self, node: Criteria) -> _Signed:
         if isinstance(node, Criterion):
             return _Signed(self.leaf(node))
-        kids = [self._eval(item) for item in node.items]
+        kids = self._kids(node)
         pos = [k.table for k in kids if not k.negative]
         neg = [k.table for k in kids if k.negative]
         if node.op == "all_of":
