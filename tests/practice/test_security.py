@@ -196,3 +196,42 @@ def test_cors_answers_only_registered_origins(api, installation, tmp_path):
         headers={**auth(keys, PATH), "Origin": "https://ehr-browser.example.org"},
     )
     assert served.headers["access-control-allow-origin"] == "https://ehr-browser.example.org"
+
+
+def test_keys_published_at_a_jwks_url_are_fetched_and_rotated_keys_picked_up(
+    api, installation, setup
+):
+    import threading
+    from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+
+    from careloop.practice import trust_client
+
+    old, new = ec_client("https://ehr-url.example.org/", "k1"), None
+    published = {"jwks": old.jwks}
+
+    class Jwks(BaseHTTPRequestHandler):
+        def do_GET(self) -> None:
+            body = json.dumps(published["jwks"]).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args: object) -> None:
+            pass
+
+    server = ThreadingHTTPServer(("127.0.0.1", 0), Jwks)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/jwks.json"
+    try:
+        trust_client(installation.registry, installation.operator, issuer=old.issuer, jwks_url=url)
+        assert (
+            api.post(PATH, json=body(), headers=auth(old, PATH, headers={"jku": url})).status_code
+            == 200
+        )
+        new = ec_client(old.issuer, "k2")
+        published["jwks"] = new.jwks  # the EHR rotates its key
+        assert api.post(PATH, json=body(), headers=auth(new, PATH)).status_code == 200
+    finally:
+        server.shutdown()
+        server.server_close()
