@@ -69,7 +69,8 @@ def synthesise(n_patients: int, n_sites: int = 100, seed: int = 42) -> dict[str,
     last = np.minimum(MONTHS - 1, first + rng.integers(12, MONTHS + 12, n_patients))
     span = last - first + 1
     pm_person = np.repeat(person_id, span)
-    pm_month = np.repeat(first, span) + (np.arange(span.sum()) - np.repeat(np.cumsum(span) - span, span))
+    offset = np.arange(span.sum()) - np.repeat(np.cumsum(span) - span, span)
+    pm_month = np.repeat(first, span) + offset
     seen = rng.random(len(pm_person)) < 0.4
     v_person, v_month = pm_person[seen], pm_month[seen]
     n_visits = len(v_person)
@@ -242,7 +243,8 @@ pga AS (
   SELECT DISTINCT visit_occurrence_id FROM observation
   WHERE observation_concept_id = {c.PGA} AND value_as_number IS NOT NULL
 )
-SELECT v.care_site_id AS site, CAST(date_trunc('month', v.visit_start_date) AS DATE) AS period_start,
+SELECT v.care_site_id AS site,
+       CAST(date_trunc('month', v.visit_start_date) AS DATE) AS period_start,
        count(*) AS denominator,
        count(*) FILTER (WHERE pga.visit_occurrence_id IS NOT NULL AND has.height AND has.weight
                         AND has.activity) AS numerator
@@ -290,8 +292,10 @@ def pandas_measures(t: dict[str, pd.DataFrame]) -> dict[str, pd.DataFrame]:
     den = den[["person_id", "m"]].drop_duplicates()
     out = {}
     pga = obs[obs.observation_concept_id == c.PGA]
-    pga = _expand(pga[["person_id", "observation_date", "observation_id", "value_as_number"]],
-                  "observation_date")
+    pga = _expand(
+        pga[["person_id", "observation_date", "observation_id", "value_as_number"]],
+        "observation_date",
+    )
     pga = pga.sort_values(["person_id", "m", "observation_date", "observation_id"])
     last = pga.groupby(["person_id", "m"]).tail(1)
     in_remission = last[last.value_as_number == 1][["person_id", "m"]].assign(num=True)
@@ -355,11 +359,15 @@ def main() -> None:
     args = parser.parse_args()
     n = args.patients or (1_000_000 if args.large else 30_000)
     tables, t_gen = _timed(lambda: synthesise(n))
-    print(f"synthetic warehouse: {n:,} patients, 100 sites, {MONTHS} months; "
-          + ", ".join(f"{k} {len(v):,}" for k, v in tables.items()) + f" ({t_gen:.1f} s)")
+    print(
+        f"synthetic warehouse: {n:,} patients, 100 sites, {MONTHS} months; "
+        + ", ".join(f"{k} {len(v):,}" for k, v in tables.items())
+        + f" ({t_gen:.1f} s)"
+    )
     with tempfile.TemporaryDirectory() as tmp:
         url = f"duckdb://{Path(tmp) / 'bench.duckdb'}"
         with Warehouse.connect(url) as wh:
+
             def load() -> None:
                 wh.create_schema(tables=[*tables, "death", "procedure_occurrence"])
                 for name, frame in tables.items():
@@ -372,8 +380,10 @@ def main() -> None:
                 lambda: run_measures(wh, measures, start=START, end=END, by=["site"])
             )
             assert run_all.ok, run_all.failures
-            print(f"careloop, all {len(measures)} built-in measures by site × month: "
-                  f"{t_all:.2f} s ({len(run_all.results):,} result rows)")
+            print(
+                f"careloop, all {len(measures)} built-in measures by site × month: "
+                f"{t_all:.2f} s ({len(run_all.results):,} result rows)"
+            )
             chosen = [m for m in measures if m.id in REPRESENTATIVE]
             run3, t_care = _timed(
                 lambda: run_measures(wh, chosen, start=START, end=END, by=["site"])
@@ -388,13 +398,16 @@ def main() -> None:
     for measure_id in REPRESENTATIVE:
         ours = _careloop_frame(run3.results, measure_id)
         pd.testing.assert_frame_equal(ours, _normalise(sql[measure_id]), obj=f"{measure_id} SQL")
-        pd.testing.assert_frame_equal(ours, _normalise(pand[measure_id]),
-                                      obj=f"{measure_id} pandas")
+        pd.testing.assert_frame_equal(
+            ours, _normalise(pand[measure_id]), obj=f"{measure_id} pandas"
+        )
     print(f"three representative measures ({', '.join(REPRESENTATIVE)}), site × month:")
     print(f"  careloop (Ibis → DuckDB) {t_care:7.2f} s")
     print(f"  hand-written DuckDB SQL  {t_sql:7.2f} s   careloop / SQL    = {t_care / t_sql:.2f}×")
-    print(f"  pandas                   {t_pandas:7.2f} s   pandas / careloop = "
-          f"{t_pandas / t_care:.1f}× faster with careloop")
+    print(
+        f"  pandas                   {t_pandas:7.2f} s   pandas / careloop = "
+        f"{t_pandas / t_care:.1f}× faster with careloop"
+    )
     print("identical numerators and denominators per site × month: yes (asserted)")
 
 

@@ -4,6 +4,9 @@
   :func:`load_catalog` gathers built-ins, a folder and entry-point plugins.
 - :func:`run_measures` computes results per measure × site × period × stratum
   through Ibis; :func:`store_run` keeps them in the warehouse with provenance.
+- :func:`export_results` writes CSV, Parquet, JSON or FHIR MeasureReports
+  (``shared=True``: after disclosure control, :func:`share_results`).
+- :func:`patient_list` gives the audited list of patients behind a number.
 """
 
 from careloop.measures.catalog import (
@@ -25,6 +28,8 @@ from careloop.measures.definition import (
     parse_definition,
     parse_yaml,
 )
+from careloop.measures.export import export_results, measure_report_bundle, measure_reports
+from careloop.measures.patient_lists import PatientList, PatientListEntry, patient_list
 from careloop.measures.runner import (
     RESULT_COLUMNS,
     RESULT_TABLE,
@@ -37,6 +42,8 @@ from careloop.measures.runner import (
     run_measures,
     store_run,
 )
+from careloop.measures.sharing import share_results
+from careloop.measures.validation import FileCheck, validate_files
 
 __all__ = [
     "ENTRY_POINT_GROUP",
@@ -47,23 +54,32 @@ __all__ = [
     "CompiledMeasure",
     "CriteriaGroup",
     "Criterion",
+    "FileCheck",
     "Lookback",
     "MeasureCatalog",
     "MeasureDefinition",
     "MeasureFailure",
     "MeasureRun",
+    "PatientList",
+    "PatientListEntry",
     "Period",
     "ValueCondition",
     "builtin_measures",
     "compute_measure",
+    "export_results",
     "load_catalog",
     "load_definition",
     "load_directory",
     "load_results",
+    "measure_report_bundle",
+    "measure_reports",
     "parse_definition",
     "parse_yaml",
+    "patient_list",
     "periods_between",
     "resolve_concepts",
     "run_measures",
+    "share_results",
     "store_run",
+    "validate_files",
 ]
