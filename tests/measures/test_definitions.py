@@ -276,3 +276,21 @@ def test_text_compared_with_a_number_column_is_refused():
         "m.yaml: $.denominator.observation.value: value_as_number holds numbers; compare text "
         "with value_column: value_as_string"
     ]
+
+
+def test_a_definition_reads_in_plain_language():
+    from careloop.measures import describe_definition
+
+    remission = next(m for m in builtin_measures() if m.id == "remission-prevalence")
+    text = describe_definition(remission)
+    assert text.startswith(
+        "Patients in clinical remission at their last visit. Denominator: persons"
+    )
+    assert "in the 12 months up to the end of each month" in text
+    assert (
+        "the last observation (Physician global assessment of IBD activity) in the window "
+        "with a value in 1" in text
+    )
+    assert text.endswith("higher is better; target 0.8.")
+    for m in builtin_measures():
+        assert m.title in describe_definition(m)

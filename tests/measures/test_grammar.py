@@ -159,3 +159,42 @@ numerator: {{observation: {{concepts: [2000000101], value: {{in: [1]}}, at: last
     got = {r.stratum: (r.denominator, r.numerator) for r in frame.itertuples()}
     # In 2024: P1 14, P2 12, P5 13 (10-14; P2 and P5 in remission); P3 16 (15-17, in remission).
     assert got == {"": (4, 3), "age_band=10-14": (3, 2), "age_band=15-17": (1, 1)}
+
+
+def test_death_criteria_match_the_person_or_the_visits_period(tmp_path):
+    import pandas as pd
+
+    from tests.measures import fixture
+
+    with Warehouse.connect(f"duckdb://{tmp_path / 'w.duckdb'}") as wh:
+        fixture.load(wh)
+        wh.insert(
+            "death",
+            pd.DataFrame(
+                {
+                    "person_id": [3],
+                    "death_date": [date(2024, 2, 10)],
+                    "death_type_concept_id": [32817],
+                    "cause_concept_id": [0],
+                }
+            ),
+        )
+        people = compute_measure(
+            wh,
+            parse_yaml("id: d\ntitle: t\ntype: count\ndenominator: {death: {}}"),
+            start=START,
+            end=END,
+        )
+        visits = compute_measure(
+            wh,
+            parse_yaml(
+                "id: v\ntitle: t\ntype: proportion\nsubject: visit\n"
+                f"denominator: {{{CLINIC}}}\nnumerator: {{death: {{}}}}"
+            ),
+            start=START,
+            end=END,
+        )
+    # P3 died on 10 February: one death in February.
+    assert list(people.numerator) == [0, 1, 0]
+    # Clinic visits of February: V4 V5 V6; V5 is P3's (20 February, same month as the death).
+    assert _counts(visits) == [(3, 0), (3, 1), (1, 0)]

@@ -28,6 +28,7 @@ from careloop.measures.definition import (
     parse_definition,
     parse_yaml,
 )
+from careloop.measures.describe import describe_definition
 from careloop.measures.export import export_results, measure_report_bundle, measure_reports
 from careloop.measures.patient_lists import PatientList, PatientListEntry, patient_list
 from careloop.measures.runner import (
@@ -66,6 +67,7 @@ __all__ = [
     "ValueCondition",
     "builtin_measures",
     "compute_measure",
+    "describe_definition",
     "export_results",
     "load_catalog",
     "load_definition",
