@@ -48,9 +48,8 @@ def main() -> None:
     print(f"careloop demo end to end: {total:.1f} s; peak RSS {peak_mb:.0f} MB")
     print(f"baseline (generate + pandas monthly counts): {baseline:.2f} s")
     print(f"ratio (full audited cycle / baseline): {total / baseline:.1f}x")
-    print(
-        f"planted effects recovered: {sum(r.recovered for r in result.recoveries)}/{len(result.recoveries)}"
-    )
+    found = sum(r.recovered for r in result.recoveries)
+    print(f"planted effects recovered: {found}/{len(result.recoveries)}")
 
 
 if __name__ == "__main__":
