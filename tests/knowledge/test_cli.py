@@ -8,6 +8,7 @@ import uuid
 from pathlib import Path
 
 import httpx
+import pandas as pd
 from typer.testing import CliRunner
 
 from careloop.cli.main import app
@@ -55,8 +56,34 @@ def test_a_knowledge_object_goes_from_a_package_to_cards_served_over_http(tmp_pa
     run("knowledge", "export", "ibd-steroid-review", str(tmp_path / "out.zip"), *data)
     assert "valid" in run("knowledge", "validate", str(tmp_path / "out.zip"))
 
-    refused = runner.invoke(app, ["knowledge", "impact", "ibd-steroid-review"])
-    assert refused.exit_code != 0 and "not built" in refused.output
+    days = pd.date_range(
+        pd.Timestamp.now(tz="UTC").normalize().tz_localize(None) - pd.Timedelta(days=15),
+        periods=30,
+        freq="D",
+    )
+    pd.DataFrame(
+        {
+            "measure_id": "ibd-steroid-free-remission",
+            "site": "",
+            "stratum": "",
+            "period_start": days.date,
+            "numerator": [40] * 15 + [60] * 15,
+            "denominator": 100,
+        }
+    ).to_csv(tmp_path / "results.csv", index=False)
+    impact = json.loads(
+        run(
+            "knowledge",
+            "impact",
+            "ibd-steroid-review",
+            "--measure",
+            "ibd-steroid-free-remission",
+            "--results",
+            str(tmp_path / "results.csv"),
+            *data,
+        )
+    )
+    assert impact["spc"]["centre_before"] == 40 and impact["spc"]["centre_after"] == 60
     bad = runner.invoke(app, ["knowledge", "approve", "ibd-steroid-review", "--reason", "x", *data])
     assert bad.exit_code != 0 and "is active; approval needs" in bad.output
 

@@ -2,14 +2,17 @@
 
 from __future__ import annotations
 
+import json
+import sys
 from dataclasses import asdict
 from pathlib import Path
 
+import pandas as pd
 import typer
 
 from careloop.cli.context import DataDirOption, opened, operator, settings_from
 from careloop.cli.output import console, print_json, print_rows
-from careloop.core.errors import InputError, NotBuilt, ValidationFailed
+from careloop.core.errors import InputError, ValidationFailed
 from careloop.knowledge import (
     activate,
     add_version,
@@ -27,7 +30,8 @@ from careloop.knowledge import (
     submit,
     write_package,
 )
-from careloop.practice import distrust_client, list_clients, trust_client
+from careloop.knowledge.impact import impact_report
+from careloop.practice import card_events, distrust_client, list_clients, trust_client
 
 knowledge_app = typer.Typer(help="Knowledge objects: library, lifecycle, deployments.")
 cds_app = typer.Typer(help="The CDS Hooks service: trusted clients (EHRs).")
@@ -263,12 +267,44 @@ def deployments_(
 
 
 @knowledge_app.command("impact")
-def impact(ref: str = typer.Argument(..., help="identifier[@version]")) -> None:
-    """Impact report of a deployment (needs the measures engine; not built yet)."""
-    raise NotBuilt(
-        "The impact report needs the measures engine (issue 5) and is not built yet; "
-        "`careloop knowledge deployments --measure ID` lists the dates it will use."
+def impact(
+    ref: str = typer.Argument(..., help="identifier[@version]"),
+    measure: str = typer.Option(..., "--measure", help="The target measure's id."),
+    results: Path = typer.Option(
+        ..., "--results", help="Measure results as CSV (measure_id, site, period_start, …)."
+    ),
+    site: str = typer.Option("", "--site", help="A site's series (default: the network)."),
+    fmt: str = typer.Option("json", "--format", help="json or html."),
+    out: Path | None = typer.Option(None, "--out", help="Write the report to this file."),
+    data_dir: Path | None = DataDirOption,
+) -> None:
+    """Impact of a version's latest deployment: SPC and ITS of the measure, card feedback."""
+    if fmt not in ("json", "html"):
+        raise InputError(f"--format must be json or html, not {fmt!r}.")
+    try:
+        frame = pd.read_csv(results, dtype={"site": str, "stratum": str}, keep_default_na=False)
+    except (OSError, ValueError) as exc:
+        raise InputError(f"Cannot read the measure results {results}: {exc}") from exc
+    with opened(settings_from(data_dir)) as registry:
+        detail = show(registry, operator(), ref)
+        if not detail.deployments:
+            raise InputError(f"{detail.version.ref} has never been deployed.")
+        events = card_events(registry)
+    arms = next(iter(detail.package.trials().values()), None)
+    report = impact_report(
+        detail.deployments[-1],
+        frame,
+        measure_id=measure,
+        site=site,
+        card_events=events,
+        variant_arms=arms.arms[:2] if arms else None,
     )
+    text = report.to_html() if fmt == "html" else json.dumps(report.to_dict(), indent=2)
+    if out is not None:
+        out.write_text(text)
+        console.print(f"Wrote {out}.")
+    else:
+        sys.stdout.write(text + "\n")
 
 
 @cds_app.command("trust-client")

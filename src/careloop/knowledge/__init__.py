@@ -7,6 +7,9 @@
 - :mod:`careloop.knowledge.library` stores versions and takes them through
   draft → in_review → approved → active → retired, records deployments and
   answers :func:`deployments_for` a measure.
+- :func:`impact_report` shows a deployment's target measure before and after
+  (SPC phases, interrupted time series) with card acceptance and the
+  card-variant comparison; :func:`deployment_annotations` marks charts.
 - :func:`card_problems` / :func:`response_problems` check CDS Hooks 2.0 card
   rules.
 """
@@ -14,6 +17,7 @@
 from pathlib import Path
 
 from careloop.knowledge.cards import Problem, card_problems, response_problems
+from careloop.knowledge.impact import ImpactReport, deployment_annotations, impact_report
 from careloop.knowledge.library import (
     ActiveService,
     Deployment,
@@ -54,6 +58,7 @@ __all__ = [
     "ActiveService",
     "CaseResult",
     "Deployment",
+    "ImpactReport",
     "KnowledgePackage",
     "KnowledgeVersion",
     "Problem",
@@ -67,10 +72,12 @@ __all__ = [
     "add_version",
     "approve",
     "card_problems",
+    "deployment_annotations",
     "deployments",
     "deployments_for",
     "diff",
     "export_version",
+    "impact_report",
     "list_versions",
     "load_package",
     "new_package_skeleton",
