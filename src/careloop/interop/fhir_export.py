@@ -17,7 +17,6 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any
 
-import pandas as pd
 from sqlalchemy import select
 
 from careloop.core.clock import iso_utc, utcnow
@@ -156,18 +155,20 @@ def clinical_resources(
         if not owners:
             return []
         wanted = sorted(owners)
-        frames: dict[str, pd.DataFrame] = {}
+        # Arrow, not pandas: pandas turns nullable BIGINT ids into floats, which
+        # cannot hold 63-bit ids exactly.
+        frames: dict[str, list[dict[str, Any]]] = {}
         for name in tables:
             if name in present:
                 t = warehouse.table(name)
-                frames[name] = t.filter(t.person_id.isin(wanted)).execute()
-        links = pd.DataFrame()
+                frames[name] = t.filter(t.person_id.isin(wanted)).to_pyarrow().to_pylist()
+        links: list[dict[str, Any]] = []
         if LINK_TABLE in present:
             link = warehouse.table(LINK_TABLE)
-            links = link.filter(link.person_id.isin(wanted)).execute()
+            links = link.filter(link.person_id.isin(wanted)).to_pyarrow().to_pylist()
         vocab = _vocabulary(warehouse, frames, present)
     by_key: dict[tuple[str, int], dict[str, Any]] = {}
-    for record in _records(links):
+    for record in links:
         by_key[(record["cdm_table"], int(record["cdm_id"]))] = record
     # Encounter ids of the visits rows refer to, whether or not visits are being read.
     visits = {
@@ -181,7 +182,7 @@ def clinical_resources(
         if frame is None:
             continue
         id_column = ID_COLUMNS[name]
-        for row in _records(frame):
+        for row in frame:
             link_row = by_key.get((name, int(row[id_column])), {})
             out.append(
                 resource_of_row(
@@ -196,12 +197,8 @@ def clinical_resources(
     return out
 
 
-def _records(frame: pd.DataFrame) -> list[dict[str, Any]]:
-    return [{str(k): v for k, v in r.items()} for r in frame.to_dict("records")]
-
-
 def _vocabulary(
-    warehouse: Warehouse, frames: Mapping[str, pd.DataFrame], present: set[str]
+    warehouse: Warehouse, frames: Mapping[str, list[dict[str, Any]]], present: set[str]
 ) -> dict[int, tuple[str, str, str]]:
     """concept id → (vocabulary, code, name) for the concepts the rows use."""
     if "concept" not in present:
@@ -216,7 +213,7 @@ def _vocabulary(
             "drug_exposure": "drug_concept_id",
             "procedure_occurrence": "procedure_concept_id",
         }[name]
-        ids.update(int(v) for v in frame[column].dropna() if int(v) != 0)
+        ids.update(int(r[column]) for r in frame if r[column])
     if not ids:
         return {}
     concept = warehouse.table("concept")
