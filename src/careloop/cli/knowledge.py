@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import sys
 from dataclasses import asdict
+from datetime import date
 from pathlib import Path
 
 import pandas as pd
@@ -32,9 +33,10 @@ from careloop.knowledge import (
 )
 from careloop.knowledge.impact import impact_report
 from careloop.practice import card_events, distrust_client, list_clients, trust_client
+from careloop.practice.audit_feedback import audit_feedback_report
 
 knowledge_app = typer.Typer(help="Knowledge objects: library, lifecycle, deployments.")
-cds_app = typer.Typer(help="The CDS Hooks service: trusted clients (EHRs).")
+cds_app = typer.Typer(help="The CDS Hooks service: trusted clients (EHRs), feedback reports.")
 
 ReasonOption = typer.Option(..., "--reason", help="Why (kept in the audit trail).")
 
@@ -298,6 +300,37 @@ def impact(
         site=site,
         card_events=events,
         variant_arms=arms.arms[:2] if arms else None,
+    )
+    text = report.to_html() if fmt == "html" else json.dumps(report.to_dict(), indent=2)
+    if out is not None:
+        out.write_text(text)
+        console.print(f"Wrote {out}.")
+    else:
+        sys.stdout.write(text + "\n")
+
+
+@cds_app.command("feedback-report")
+def feedback_report(
+    site: str = typer.Option(..., "--site", help="The site's code."),
+    measure: str = typer.Option(..., "--measure", help="The measure's id."),
+    results: Path = typer.Option(..., "--results", help="Measure results as CSV."),
+    period: str | None = typer.Option(None, "--period", help="Period start (default: latest)."),
+    fmt: str = typer.Option("json", "--format", help="json or html."),
+    out: Path | None = typer.Option(None, "--out", help="Write the report to this file."),
+    data_dir: Path | None = DataDirOption,
+) -> None:
+    """Audit and feedback for a site: funnel plot against the network, card feedback."""
+    if fmt not in ("json", "html"):
+        raise InputError(f"--format must be json or html, not {fmt!r}.")
+    try:
+        frame = pd.read_csv(results, dtype={"site": str, "stratum": str}, keep_default_na=False)
+        when = date.fromisoformat(period) if period else None
+    except (OSError, ValueError) as exc:
+        raise InputError(f"Cannot read the measure results or the period: {exc}") from exc
+    with opened(settings_from(data_dir)) as registry:
+        events = card_events(registry)
+    report = audit_feedback_report(
+        frame, measure_id=measure, site=site, period=when, card_events=events
     )
     text = report.to_html() if fmt == "html" else json.dumps(report.to_dict(), indent=2)
     if out is not None:
