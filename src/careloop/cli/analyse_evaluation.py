@@ -22,21 +22,11 @@ from typing import Any
 
 import typer
 
+from careloop.cli.csv_input import read_csv_input
 from careloop.cli.output import err_console, print_json, print_rows
 from careloop.core.errors import InputError
 
 trial_app = typer.Typer(help="Rapid-cycle randomised tests.", no_args_is_help=True)
-
-
-def _read_csv(path: Path) -> Any:
-    import pandas as pd
-
-    if not path.is_file():
-        raise InputError(f"Input file {str(path)!r} does not exist; give a CSV file with --input.")
-    try:
-        return pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputError(f"Could not read {str(path)!r} as CSV: {exc}") from exc
 
 
 def _check_format(fmt: str) -> None:
@@ -95,7 +85,7 @@ def trial_compare(
     from careloop.analysis import trials
 
     _check_format(fmt)
-    df = _read_csv(input)
+    df = read_csv_input(input)
     for col in (outcome, arm):
         if col not in df.columns:
             raise InputError(f"Column {col!r} not in {input.name}.")
@@ -135,7 +125,7 @@ def trial_compare(
         ]
         text += [comp.summary((b, a)), bayes.summary((b, a))]
     elif outcome_type == "continuous":
-        comp_m = trials.compare_means(y[data[arm] == b], y[data[arm] == a])
+        comp_m = trials.compare_means(y[data[arm] == b].tolist(), y[data[arm] == a].tolist())
         out |= {
             "n": list(comp_m.n),
             "mean": list(comp_m.mean),
@@ -279,7 +269,7 @@ def trial_allocate(
     from careloop.analysis import trials
 
     _check_format(fmt)
-    df = _read_csv(input)
+    df = read_csv_input(input)
     for col in (unit, *strata):
         if col not in df.columns:
             raise InputError(f"Column {col!r} not in {input.name}.")
@@ -358,7 +348,7 @@ def cem_command(
     from careloop.analysis.matching import cem
 
     _check_format(fmt)
-    df = _read_csv(input)
+    df = read_csv_input(input)
     drops = list(dict.fromkeys([*drop, *([outcome] if outcome else [])]))
     with _quiet():
         res = cem(
@@ -419,7 +409,7 @@ def rdd_command(
     _check_format(fmt)
     if out is not None and out.suffix.lower() != ".html":
         raise InputError(f"--out must end in .html; got {out.name!r}.")
-    df = _read_csv(input)
+    df = read_csv_input(input)
     with _quiet():
         res = rdd.estimate(
             df,

@@ -9,6 +9,7 @@ from typing import Any
 
 import typer
 
+from careloop.cli.csv_input import read_csv_input
 from careloop.cli.output import err_console, print_frame, print_json, print_rows
 from careloop.core.errors import InputError
 
@@ -81,7 +82,7 @@ def its_command(
         raise InputError(f"--format must be table, json or csv; got {fmt!r}.")
     if out is not None and out.suffix.lower() not in (".png", ".svg"):
         raise InputError(f"--out must end in .png or .svg; got {out.name!r}.")
-    df = _read_csv(input)
+    df = read_csv_input(input)
     with warnings.catch_warnings():
         # caveats are listed in the report itself
         warnings.simplefilter("ignore", StatisticalWarning)
@@ -130,17 +131,6 @@ def its_command(
 def _effect_cells(e: Any) -> list[str]:
     p = "<0.001" if e.p < 0.001 else f"{e.p:.3f}"
     return [f"{e.estimate:.4g}", f"{e.ci_low:.4g} to {e.ci_high:.4g}", p]
-
-
-def _read_csv(path: Path) -> Any:
-    import pandas as pd
-
-    if not path.is_file():
-        raise InputError(f"Input file {str(path)!r} does not exist; give a CSV file with --input.")
-    try:
-        return pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputError(f"Could not read {str(path)!r} as CSV: {exc}") from exc
 
 
 def register(app: typer.Typer) -> None:

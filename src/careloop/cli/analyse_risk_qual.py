@@ -18,6 +18,7 @@ from typing import Any
 
 import typer
 
+from careloop.cli.csv_input import read_csv_input
 from careloop.cli.output import err_console, print_frame, print_json
 from careloop.core.errors import InputError
 
@@ -32,17 +33,6 @@ qual_app = typer.Typer(
 def _check_format(fmt: str, allowed: tuple[str, ...] = _FORMATS) -> None:
     if fmt not in allowed:
         raise InputError(f"--format must be one of {', '.join(allowed)}; got {fmt!r}.")
-
-
-def _read_csv(path: Path) -> Any:
-    import pandas as pd
-
-    if not path.is_file():
-        raise InputError(f"Input file {str(path)!r} does not exist; give a CSV file with --input.")
-    try:
-        return pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputError(f"Could not read {str(path)!r} as CSV: {exc}") from exc
 
 
 def _columns(value: str, option: str) -> list[str]:
@@ -147,7 +137,7 @@ def fit_command(
     from careloop.analysis.risk.models import EventsPerParameterWarning
 
     _check_format(fmt)
-    data = _read_csv(input)
+    data = read_csv_input(input)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", EventsPerParameterWarning)
         model = fit_risk_model(
@@ -206,7 +196,7 @@ def kappa_command(
     from careloop.analysis.qualitative import cohen_kappa
 
     _check_format(fmt)
-    data = _read_csv(input)
+    data = read_csv_input(input)
     missing = [c for c in (a, b) if c not in data.columns]
     if missing:
         raise InputError(f"Column(s) not in {input.name}: {', '.join(missing)}.")
@@ -253,7 +243,7 @@ def alpha_command(
     from careloop.analysis.qualitative import krippendorff_alpha
 
     _check_format(fmt)
-    data = _read_csv(input)
+    data = read_csv_input(input)
     if coders is not None:
         cols = _columns(coders, "--coders")
         missing = [c for c in cols if c not in data.columns]

@@ -9,6 +9,7 @@ from typing import Any
 
 import typer
 
+from careloop.cli.csv_input import read_csv_input
 from careloop.cli.output import err_console, print_frame, print_json
 from careloop.core.errors import InputError, NotBuilt
 
@@ -102,7 +103,7 @@ def spc_command(
     if freeze:
         parsed = [None if p.strip().lower() in ("", "none") else int(p) for p in freeze.split(",")]
         frozen = parsed[0] if len(parsed) == 1 else parsed
-    data = _read_csv(input)
+    data = read_csv_input(input)
     with warnings.catch_warnings(record=True) as caught:
         warnings.simplefilter("always", StatisticalWarning)
         result = spc.qic(
@@ -183,17 +184,6 @@ def _render(result: Any, out: Path) -> None:
             "Run without --out to get the numbers."
         ) from exc
     err_console.print(f"Chart written to {out}", markup=False, highlight=False)
-
-
-def _read_csv(path: Path) -> Any:
-    import pandas as pd
-
-    if not path.is_file():
-        raise InputError(f"Input file {str(path)!r} does not exist; give a CSV file with --input.")
-    try:
-        return pd.read_csv(path)
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
-        raise InputError(f"Could not read {str(path)!r} as CSV: {exc}") from exc
 
 
 def register(app: typer.Typer) -> None:

@@ -14,11 +14,12 @@ from fastapi import APIRouter, Header, Query, Response
 from pydantic import BaseModel, ConfigDict, Field
 
 from careloop import __version__
-from careloop.core.errors import InputError, PermissionDenied
+from careloop.core.errors import PermissionDenied
 from careloop.trust import auditing, identity, patients
 from careloop.trust.audit import AuditFilter
 from careloop.trust.identity import require_recent_authentication
 from careloop.trust.policy import ACTIONS, ROLE_DESCRIPTIONS, ROLES, policy_rows
+from careloop.web.etags import etag, version_from
 from careloop.web.security import CallerDep, RegistryDep, SettingsDep
 
 router = APIRouter(prefix="/api")
@@ -74,21 +75,6 @@ class ConsentChange(Strict):
     state: Literal["direct_care_only", "improvement_and_research", "withdrawn"]
     method: Literal["paper", "verbal", "electronic", "portal", "default", "fhir"]
     note: str | None = None
-
-
-def _etag(version: int) -> str:
-    return f'"{version}"'
-
-
-def _version_from(if_match: str | None) -> int | None:
-    if if_match is None:
-        return None
-    try:
-        return int(if_match.strip().removeprefix("W/").strip('"'))
-    except ValueError as exc:
-        raise InputError(
-            f'If-Match must be the ETag of the patient you read, e.g. "3"; got {if_match!r}.'
-        ) from exc
 
 
 # ---------------------------------------------------------------- who am I
@@ -231,7 +217,7 @@ def register_patient(
     body: PatientCreate, caller: CallerDep, registry: RegistryDep, response: Response
 ) -> patients.PatientView:
     view = patients.register_patient(registry, caller.principal, **body.model_dump())
-    response.headers["ETag"] = _etag(view.version)
+    response.headers["ETag"] = etag(view.version)
     response.headers["Location"] = f"/api/patients/{view.id}"
     return view
 
@@ -241,7 +227,7 @@ def read_patient(
     patient_id: int, caller: CallerDep, registry: RegistryDep, response: Response
 ) -> patients.PatientView:
     view = patients.get_patient(registry, caller.principal, patient_id)
-    response.headers["ETag"] = _etag(view.version)
+    response.headers["ETag"] = etag(view.version)
     return view
 
 
@@ -261,9 +247,9 @@ def update_patient(
         patient_id,
         changes=body.changes,
         reason=body.reason,
-        expected_version=_version_from(if_match),
+        expected_version=version_from(if_match, what="patient"),
     )
-    response.headers["ETag"] = _etag(view.version)
+    response.headers["ETag"] = etag(view.version)
     return view
 
 

@@ -18,6 +18,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from careloop.capture import entry, forms_store, proms
 from careloop.core.errors import InputError
+from careloop.web.etags import etag, version_from
 from careloop.web.security import CallerDep, RegistryDep, request_context
 
 router = APIRouter(prefix="/api")
@@ -85,21 +86,6 @@ class PromReceipt(BaseModel):
     form: str
     event_date: date
     status: str
-
-
-def _etag(version: int) -> str:
-    return f'"{version}"'
-
-
-def _version_from(if_match: str | None) -> int | None:
-    if if_match is None:
-        return None
-    try:
-        return int(if_match.strip().removeprefix("W/").strip('"'))
-    except ValueError as exc:
-        raise InputError(
-            f'If-Match must be the ETag of the response you read, e.g. "3"; got {if_match!r}.'
-        ) from exc
 
 
 # ---------------------------------------------------------------- forms
@@ -174,7 +160,7 @@ def create_response(
         values=body.values,
         status=body.status,
     )
-    response.headers["ETag"] = _etag(view.version)
+    response.headers["ETag"] = etag(view.version)
     response.headers["Location"] = f"/api/forms/{form}/responses/{view.id}"
     return view
 
@@ -196,7 +182,7 @@ def read_response(
     form: str, response_id: int, caller: CallerDep, registry: RegistryDep, response: Response
 ) -> entry.ResponseView:
     view = entry.get_response(registry, caller.principal, response_id, form=form)
-    response.headers["ETag"] = _etag(view.version)
+    response.headers["ETag"] = etag(view.version)
     return view
 
 
@@ -217,11 +203,11 @@ def update_response(
         response_id,
         values=body.values,
         status=body.status,
-        expected_version=_version_from(if_match),
+        expected_version=version_from(if_match, what="response"),
         reason=body.reason,
         form=form,
     )
-    response.headers["ETag"] = _etag(view.version)
+    response.headers["ETag"] = etag(view.version)
     return view
 
 

@@ -1,0 +1,19 @@
+"""Reading the CSV file an analysis command is given, with errors that say what to do."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pandas as pd
+
+from careloop.core.errors import InputError
+
+
+def read_csv_input(path: Path) -> pd.DataFrame:
+    """The CSV at ``path`` as a data frame; InputError when missing or unreadable."""
+    if not path.is_file():
+        raise InputError(f"Input file {str(path)!r} does not exist; give a CSV file with --input.")
+    try:
+        return pd.read_csv(path)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise InputError(f"Could not read {str(path)!r} as CSV: {exc}") from exc
