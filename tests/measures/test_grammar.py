@@ -198,3 +198,21 @@ def test_death_criteria_match_the_person_or_the_visits_period(tmp_path):
     assert list(people.numerator) == [0, 1, 0]
     # Clinic visits of February: V4 V5 V6; V5 is P3's (20 February, same month as the death).
     assert _counts(visits) == [(3, 0), (3, 1), (1, 0)]
+
+
+def test_a_ratio_takes_its_exclusions_out_of_both_terms(fixture_url):
+    text = """
+id: proms-per-remission-without-uc
+title: t
+type: ratio
+lookback: 12 months
+denominator: {observation: {concepts: [2000000101], value: {in: [1]}, at: last}}
+numerator: {observation: {concepts: [2000000301, 2000000302, 2000000303]}}
+exclusions: {condition: {concepts: [2000000012]}}
+"""
+    rows = _network(fixture_url, text)
+    # UC (P2, P3) is excluded from both. Denominator: Jan P2 P3 P5 → P5; Feb P1 P2 P4 P5 →
+    # P1 P4 P5; Mar P1 P2 P5 → P1 P5. Numerator: Jan P1 P3 → P1; Feb P1 P3 → P1;
+    # Mar P1 P3 P4 → P1 P4. Excluded counts the denominator's UC patients: 2, 1, 1.
+    assert _counts(rows) == [(1, 1), (3, 1), (2, 2)]
+    assert list(rows.excluded) == [2, 1, 1]
