@@ -43,9 +43,9 @@ def _audience(request: Request) -> str:
     return str(request.url.replace(query=None, fragment=None))
 
 
-def _cors(request: Request, response: Response, registry: Registry) -> Response:
+async def _cors(request: Request, response: Response, registry: Registry) -> Response:
     origin = request.headers.get("origin")
-    if origin and origin in allowed_origins(registry):
+    if origin and origin in await run_in_threadpool(allowed_origins, registry):
         response.headers["Access-Control-Allow-Origin"] = origin
         response.headers["Vary"] = "Origin"
     return response
@@ -89,13 +89,13 @@ async def _serve(
                 verify_call, registry, _bearer(request), audience=_audience(request)
             )
         except Unauthorised:
-            return _cors(request, _unauthorised(), registry)
+            return await _cors(request, _unauthorised(), registry)
         body = await _read_json(request) if with_body else None
         result = await run_in_threadpool(work, registry, call, body)
         response: Response = JSONResponse(result)
     except CdsHooksError as exc:
         response = _error(exc)
-    return _cors(request, response, registry)
+    return await _cors(request, response, registry)
 
 
 @router.get("", summary="CDS Hooks discovery")
