@@ -47,6 +47,8 @@ EXPORT_TYPES = (
     "MedicationRequest",
     "MedicationStatement",
     "Procedure",
+    "Questionnaire",
+    "QuestionnaireResponse",
     "Provenance",
     "AuditEvent",
 )
@@ -258,6 +260,28 @@ def audit_event_resource(entry: AuditEntry) -> dict[str, Any]:
     return resource
 
 
+def _add_forms(
+    registry: Registry, principal: Principal, resources: dict[str, list[dict[str, Any]]]
+) -> None:
+    """Questionnaires of the registry's forms and the responses the caller may export.
+
+    Responses come from the capture layer's own FHIR export
+    (``export_records(..., fmt="fhir")``), which audits each patient's export.
+    """
+    from careloop.capture.forms_store import get_form, list_forms
+    from careloop.capture.questionnaire import form_to_questionnaire
+    from careloop.capture.records_io import export_records
+
+    for summary in list_forms(registry, principal):
+        stored = get_form(registry, principal, summary.name)
+        questionnaire = form_to_questionnaire(stored.form)
+        resources["Questionnaire"].append(questionnaire.model_dump(mode="json", exclude_none=True))
+        exported = export_records(registry, principal, summary.name, fmt="fhir")
+        resources["QuestionnaireResponse"].extend(
+            json.loads(line) for line in exported.text.splitlines() if line.strip()
+        )
+
+
 def export_fhir(
     settings: Settings, registry: Registry, principal: Principal, out_dir: Path
 ) -> FhirExportReport:
@@ -307,6 +331,9 @@ def export_fhir(
                 "patient_ids": [p.id for p in patients],
             },
         )
+    # After the unit of work: capture's services open transactions of their own.
+    _add_forms(registry, principal, resources)
+    counts = {t: len(v) for t, v in resources.items() if v}
     files: dict[str, Path] = {}
     for kind, items in resources.items():
         if not items:

@@ -281,6 +281,15 @@ def _plan(items: list[SourceResource], read_errors: list[ErrorDetail], mode: Imp
             checked.append(_Checked(item, codes))
         else:
             plan.skipped[kind] = plan.skipped.get(kind, 0) + 1
+            if kind == "QuestionnaireResponse":
+                # Not built yet: say so for each one rather than drop form answers silently.
+                plan.warnings.append(
+                    ErrorDetail(
+                        f"{item.location}: QuestionnaireResponse",
+                        "importing form responses from FHIR is not built yet; skipped "
+                        "(import them as a REDCap-shaped CSV with the capture tools)",
+                    )
+                )
     canonical = {id(e): f"Patient/{e.item.resource['id']}" for e in plan.patients.values()}
     for entry in checked:
         resource = entry.item.resource
