@@ -205,3 +205,29 @@ def test_a_visit_measure_lists_the_people_of_the_visits_that_missed(warehouse, r
     )
     # January at A: V1 (P1) complete, V2 (P2) lacks a weight.
     assert [p.person_id for p in listed.patients] == [2]
+
+
+def test_sharing_protects_strata_against_their_unstratified_total():
+    # Network: 30 of 50; female 3 of 20, male 27 of 30. Table [[3, 17], [27, 3]]:
+    # both 3s are small; the cheapest rectangle through (0, 0) adds 17 and 27
+    # (cost 44; next 17 + 20 + 30 = 67), closing the cycle of the four cells.
+    rows = [("", 30, 50), ("sex=female", 3, 20), ("sex=male", 27, 30)]
+    frame = pd.DataFrame(
+        {
+            "measure_id": "m",
+            "definition_hash": "h",
+            "site": "",
+            "period_start": date(2024, 1, 1),
+            "period_end": date(2024, 1, 31),
+            "stratum": [r[0] for r in rows],
+            "numerator": [r[1] for r in rows],
+            "denominator": [r[2] for r in rows],
+            "value": [r[1] / r[2] for r in rows],
+            "excluded": 0,
+            "small_denominator": False,
+        }
+    )
+    shared = share_results(frame)
+    assert shared.numerator.tolist() == [30, pd.NA, pd.NA]
+    assert shared.denominator.tolist() == [50, 20, 30]
+    assert shared.suppressed.tolist() == [False, True, True]

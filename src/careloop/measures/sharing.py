@@ -25,25 +25,42 @@ _MAX_ROUNDS = 20
 
 def _tables(frame: pd.DataFrame) -> Iterator[tuple[list[int], int | None]]:
     """(child row positions, parent row position) of every two-way table in ``frame``."""
-    covered: set[int] = set()
-    for _, g in frame.groupby(["measure_id", "period_start", "stratum"], sort=False):
-        parent = g.index[g.site == NETWORK]
-        children = g.index[g.site != NETWORK]
-        if len(children) and len(parent) == 1:
-            covered.update([*children, parent[0]])
-            yield list(children), int(parent[0])
-    for _, g in frame.groupby(["measure_id", "period_start", "site"], sort=False):
-        parent = g.index[g.stratum == ""]
-        if len(parent) != 1:
-            continue
-        names = {s.split("=", 1)[0] for s in g.stratum if s}
-        for name in sorted(names):
-            children = g.index[g.stratum.str.startswith(f"{name}=")]
-            covered.update([*children, parent[0]])
-            yield list(children), int(parent[0])
-    for i in range(len(frame)):
-        if i not in covered:
-            yield [i], None
+    site = frame.site.to_numpy()
+    stratum = frame.stratum.to_numpy()
+    covered = np.zeros(len(frame), dtype=bool)
+    # Sites within a measure × period × stratum; the network row is the total.
+    for rows in frame.groupby(
+        ["measure_id", "period_start", "stratum"], sort=False
+    ).indices.values():
+        parents = rows[site[rows] == NETWORK]
+        children = rows[site[rows] != NETWORK]
+        if len(children) and len(parents) == 1:
+            covered[rows] = True
+            yield [int(i) for i in children], int(parents[0])
+    # Values of one stratifier within a measure × period × site; the unstratified row is the total.
+    stratified = stratum != ""
+    if stratified.any():
+        top = {
+            key: int(rows[0])
+            for key, rows in frame[~stratified]
+            .groupby(["measure_id", "period_start", "site"], sort=False)
+            .indices.items()
+        }
+        sub = frame[stratified].assign(
+            careloop_name=frame.stratum[stratified].str.partition("=")[0]
+        )
+        positions = np.flatnonzero(stratified)
+        groups = sub.groupby(["measure_id", "period_start", "site", "careloop_name"], sort=False)
+        for key, rows in groups.indices.items():
+            parent = top.get(key[:3])
+            if parent is None:
+                continue
+            children = positions[rows]
+            covered[children] = True
+            covered[parent] = True
+            yield [int(i) for i in children], parent
+    for i in np.flatnonzero(~covered):
+        yield [int(i)], None
 
 
 def share_results(results: pd.DataFrame, *, threshold: int = DEFAULT_THRESHOLD) -> pd.DataFrame:

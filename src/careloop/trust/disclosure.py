@@ -27,7 +27,6 @@ values apart.
 
 from __future__ import annotations
 
-from collections import deque
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 
@@ -84,38 +83,44 @@ def _with_margins(counts: Sequence[Sequence[int]]) -> list[list[int]]:
 
 
 def _bridges(hidden: set[Position]) -> list[Position]:
-    """Hidden entries on no cycle of the line graph (each solvable from the totals)."""
-    out = []
-    for edge in sorted(hidden):
-        rest = hidden - {edge}
-        if not _connected(rest, ("r", edge[0]), ("c", edge[1])):
-            out.append(edge)
-    return out
+    """Hidden entries on no cycle of the line graph (each solvable from the totals).
 
-
-def _adjacency(edges: Iterable[Position]) -> dict[tuple[str, int], list[tuple[str, int]]]:
-    adj: dict[tuple[str, int], list[tuple[str, int]]] = {}
-    for i, j in edges:
-        adj.setdefault(("r", i), []).append(("c", j))
-        adj.setdefault(("c", j), []).append(("r", i))
-    return adj
-
-
-def _component(edges: Iterable[Position], start: tuple[str, int]) -> set[tuple[str, int]]:
-    adj = _adjacency(edges)
-    seen = {start}
-    queue = deque([start])
-    while queue:
-        node = queue.popleft()
-        for nxt in adj.get(node, []):
-            if nxt not in seen:
-                seen.add(nxt)
-                queue.append(nxt)
-    return seen
-
-
-def _connected(edges: set[Position], a: tuple[str, int], b: tuple[str, int]) -> bool:
-    return b in _component(edges, a)
+    Tarjan's bridge-finding in one depth-first pass (iterative, so large tables
+    do not hit the recursion limit): an edge to a child is a bridge when no
+    vertex below the child reaches back above it.
+    """
+    adj: dict[tuple[str, int], list[tuple[tuple[str, int], Position]]] = {}
+    for i, j in hidden:
+        adj.setdefault(("r", i), []).append((("c", j), (i, j)))
+        adj.setdefault(("c", j), []).append((("r", i), (i, j)))
+    order: dict[tuple[str, int], int] = {}
+    low: dict[tuple[str, int], int] = {}
+    out: list[Position] = []
+    for root in sorted(adj):
+        if root in order:
+            continue
+        order[root] = low[root] = len(order)
+        stack: list[tuple[tuple[str, int], Position | None, int]] = [(root, None, 0)]
+        while stack:
+            node, via, index = stack[-1]
+            if index < len(adj[node]):
+                stack[-1] = (node, via, index + 1)
+                nxt, edge = adj[node][index]
+                if edge == via:
+                    continue
+                if nxt in order:
+                    low[node] = min(low[node], order[nxt])
+                else:
+                    order[nxt] = low[nxt] = len(order)
+                    stack.append((nxt, edge, 0))
+                continue
+            stack.pop()
+            if stack and via is not None:
+                parent = stack[-1][0]
+                low[parent] = min(low[parent], low[node])
+                if low[node] > order[parent]:
+                    out.append(via)
+    return sorted(out)
 
 
 def _rectangle(table: list[list[int]], hidden: set[Position], bridge: Position) -> list[Position]:
