@@ -7,10 +7,14 @@ criterion holds for it). Groups combine match sets with set algebra
 set and only turned into "everyone but" at the end, so a measure never builds
 the person × period grid unless its denominator itself is a negation.
 
-The compiled measure is one aggregate query: counts of subjects per period
-and stratum cell for the three sets (denominator after exclusions,
-numerator, excluded). Counts are additive, so the runner rolls the finest
-cells up to sites, strata and the whole network in memory.
+The compiled measure is one aggregate query: the denominator is built once,
+the numerator and exclusions are left-joined to it as flags, and subjects are
+counted per period and stratum cell (denominator after exclusions, numerator,
+excluded). Counts are additive, so the runner rolls the finest cells up to
+sites, strata and the whole network in memory. Speed-ups that keep the
+semantics: ``at: first/last`` compares MIN/MAX of an order key over all rows
+with the same over passing rows; criteria of one group on one table share a
+scan; visit criteria are keyed by visit id alone.
 """
 
 from __future__ import annotations
@@ -490,12 +494,6 @@ class CompiledMeasure:
         if not s.negative:
             return s.table
         return self._universe().difference(s.table, distinct=True)
-
-    @staticmethod
-    def _restrict(base: ir.Table, s: _Signed) -> ir.Table:
-        if s.negative:
-            return base.difference(s.table, distinct=True)
-        return base.intersect(s.table, distinct=True)
 
     @staticmethod
     def _flag(base: ir.Table, s: _Signed, name: str, keep: Sequence[str]) -> ir.Table:

@@ -277,15 +277,48 @@ def compute_measure(
     by: Sequence[str] = (),
     concept_sets: Mapping[Criterion, tuple[int, ...]] | None = None,
     small_denominator: int = SMALL_DENOMINATOR,
-    _tables: _Tables | None = None,
-    _sites: Mapping[int, str] | None = None,
 ) -> pd.DataFrame:
     """Compute one measure; the result frame has the columns :data:`RESULT_COLUMNS`.
+
+    Args:
+        warehouse: The OMOP warehouse.
+        definition: The measure.
+        start: First day; periods start at the one containing it.
+        end: Last day.
+        by: Stratifiers on top of the measure's own ``stratify``.
+        concept_sets: Resolved concept ids per criterion (default: resolved here).
+        small_denominator: Flag rows whose denominator is at most this.
 
     Raises:
         NotFound: the warehouse lacks a table the measure reads.
         InputError: the dates or stratifiers are not usable.
     """
+    return _compute(
+        warehouse,
+        definition,
+        start=start,
+        end=end,
+        by=by,
+        concept_sets=concept_sets,
+        small_denominator=small_denominator,
+        tables=None,
+        sites=None,
+    )
+
+
+def _compute(
+    warehouse: Warehouse,
+    definition: MeasureDefinition,
+    *,
+    start: date,
+    end: date,
+    by: Sequence[str],
+    concept_sets: Mapping[Criterion, tuple[int, ...]] | None,
+    small_denominator: int,
+    tables: _Tables | None,
+    sites: Mapping[int, str] | None,
+) -> pd.DataFrame:
+    """:func:`compute_measure` with the per-run look-ups shared by a batch."""
     if end < start:
         raise InputError(f"The period ends ({end}) before it starts ({start}).")
     strata = list(dict.fromkeys([*definition.stratify, *by]))
@@ -294,7 +327,7 @@ def compute_measure(
             raise InputError(f"Cannot stratify by {s!r}; use one of {', '.join(STRATIFIERS)}.")
         if s == "visit_type" and definition.subject != "visit":
             raise InputError(f"{definition.id}: visit_type strata need a visit measure.")
-    tables = _tables or _Tables(warehouse)
+    tables = tables or _Tables(warehouse)
     for name in tables_needed(definition, strata):
         if name not in tables.names:
             raise NotFound(
@@ -303,7 +336,7 @@ def compute_measure(
             )
     if concept_sets is None:
         concept_sets, _ = resolve_concepts(warehouse, [definition])
-    sites = _sites if _sites is not None else _site_labels(tables)
+    sites = sites if sites is not None else _site_labels(tables)
     periods = periods_between(start, end, definition.period)
     compiled = CompiledMeasure(definition, tables, periods, concept_sets, strata)
     with quiet_engine_warnings():
@@ -457,7 +490,7 @@ def run_measures(
     for definition in measures:
         try:
             extra = [s for s in by if not (s == "visit_type" and definition.subject != "visit")]
-            frame = compute_measure(
+            frame = _compute(
                 warehouse,
                 definition,
                 start=start,
@@ -465,8 +498,8 @@ def run_measures(
                 by=extra,
                 concept_sets=concept_sets,
                 small_denominator=small_denominator,
-                _tables=tables,
-                _sites=sites,
+                tables=tables,
+                sites=sites,
             )
         except CareloopError as exc:
             failures.append(MeasureFailure(definition.id, definition.source, str(exc)))
