@@ -231,3 +231,13 @@ def test_sharing_protects_strata_against_their_unstratified_total():
     assert shared.numerator.tolist() == [30, pd.NA, pd.NA]
     assert shared.denominator.tolist() == [50, 20, 30]
     assert shared.suppressed.tolist() == [False, True, True]
+
+
+@pytest.mark.postgres
+def test_results_are_stored_and_read_back_on_postgres(postgres_database):
+    with Warehouse.connect(postgres_database) as wh:
+        fixture.load(wh)
+        run = run_measures(wh, builtin_measures(), start=START, end=END, by=["site"])
+        assert store_run(wh, run) == len(run.results)
+        back = load_results(wh, run_id=run.run_id)
+    pd.testing.assert_frame_equal(back, run.results, check_dtype=False)
