@@ -1,4 +1,8 @@
-"""`careloop knowledge …` and `careloop cds …` end to end, then a real server answering a JWT call."""
+"""`careloop knowledge …` and `careloop cds …` end to end, then a real server answering JWT calls.
+
+The live part also checks prefetch fetched from careloop's own FHIR read API
+(``/fhir`` of the same server) with the caller's site scope.
+"""
 
 from __future__ import annotations
 
@@ -12,12 +16,53 @@ import pandas as pd
 from typer.testing import CliRunner
 
 from careloop.cli.main import app
-from careloop.knowledge import EXAMPLES
-from tests.foundation import build_installation, make_settings
+from careloop.knowledge import EXAMPLES, package_from_dict
+from careloop.trust import identity, patients
+from careloop.trust.installation import open_registry
+from tests.foundation import PASSWORD, build_installation, make_settings
 from tests.live import start_server, stop_server
-from tests.practice.cds_support import ec_client, ibd_prefetch
+from tests.practice.cds_support import deploy, ec_client, ibd_prefetch
 
 runner = CliRunner()
+
+# A second knowledge object for the live run: its prefetch comes from careloop's own /fhir.
+PACKAGE = {
+    "metadata": {
+        "identifier": "paediatric-flag",
+        "version": "1.0.0",
+        "title": "Paediatric patient",
+        "description": "A card for patients under 18.",
+        "contributors": ["tests"],
+        "license": "CC0-1.0",
+    },
+    "service": {
+        "id": "paediatric-flag",
+        "hook": "patient-view",
+        "description": "Flags paediatric patients.",
+        "prefetch": {"patient": "Patient/{{context.patientId}}"},
+    },
+    "rules": {
+        "rules": [
+            {
+                "id": "under-18",
+                "when": {"age": {"prefetch": "patient"}, "<": 18},
+                "card": {
+                    "summary": "Paediatric patient: use paediatric dosing",
+                    "indicator": "info",
+                    "source": {"label": "careloop"},
+                },
+            }
+        ]
+    },
+    "tests": [
+        {
+            "name": "a child",
+            "prefetch": {"patient": {"resourceType": "Patient", "birthDate": "2020-01-01"}},
+            "today": "2026-01-01",
+            "expect": [{"rule": "under-18"}],
+        }
+    ],
+}
 
 
 def run(*args: str) -> str:
@@ -92,6 +137,7 @@ def test_a_knowledge_object_goes_from_a_package_to_cards_served_over_http(tmp_pa
     jwks.write_text(json.dumps(keys.jwks))
     out = run("cds", "trust-client", "--iss", keys.issuer, "--jwks-file", str(jwks), *data)
     assert "keys: ec-1" in out
+    child, tokens = _fhir_setup(inst)
 
     server = start_server(inst.settings.data_dir)
     try:
@@ -122,5 +168,72 @@ def test_a_knowledge_object_goes_from_a_package_to_cards_served_over_http(tmp_pa
         assert stored.json() == {"stored": 1}
         replay = httpx.post(server.url + fb_path, json=feedback, headers=headers, timeout=10)
         assert replay.status_code == 401
+        _fhir_prefetch_respects_the_callers_site(server.url, keys, child, tokens)
     finally:
         stop_server(server)
+
+
+def _fhir_setup(inst):
+    """A child at site A, clinicians of sites A and B with API tokens, a paediatric KO."""
+    op = inst.operator
+    registry = open_registry(inst.settings)
+    child = patients.register_patient(
+        registry,
+        op,
+        site="A",
+        local_id="MRN-1",
+        given_name="Ada",
+        family_name="L",
+        birth_date="2016-03-04",
+        sex="female",
+        consent_state="improvement_and_research",
+    )
+    tokens = {}
+    for site in ("A", "B"):
+        email = f"clinician.{site.lower()}@example.org"
+        identity.add_user(
+            registry,
+            op,
+            email=email,
+            display_name=email,
+            password=PASSWORD,
+            roles=[("clinician", site)],
+        )
+        tokens[site] = identity.create_token(registry, op, name="cds", for_user=email).token
+    inst.registry = registry
+    deploy(inst, package_from_dict(PACKAGE))
+    registry.close()
+    return child, tokens
+
+
+def _fhir_prefetch_respects_the_callers_site(url, keys, child, tokens):
+    """Given only fhirServer (careloop's /fhir) and a token, the service fetches the Patient.
+
+    The FHIR API's site scoping holds through CDS prefetch: another site's
+    clinician's token gets 404, the prefetch key is null and no card is shown.
+    """
+    path = "/cds-services/paediatric-flag"
+
+    def call(site):
+        body = {
+            "hookInstance": str(uuid.uuid4()),
+            "hook": "patient-view",
+            "context": {"userId": "Practitioner/1", "patientId": child.pseudo_id},
+            "fhirServer": f"{url}/fhir",
+            "fhirAuthorization": {
+                "access_token": tokens[site],
+                "token_type": "Bearer",
+                "expires_in": 300,
+                "scope": "user/Patient.read",
+                "subject": "careloop-cds",
+            },
+        }
+        headers = {"Authorization": f"Bearer {keys.token(url + path)}"}
+        return httpx.post(url + path, json=body, headers=headers, timeout=20)
+
+    own_site = call("A")
+    assert own_site.status_code == 200, own_site.text
+    summaries = [c["summary"] for c in own_site.json()["cards"]]
+    assert summaries == ["Paediatric patient: use paediatric dosing"]
+    other_site = call("B")
+    assert other_site.status_code == 200 and other_site.json() == {"cards": []}
