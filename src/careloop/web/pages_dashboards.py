@@ -1,0 +1,414 @@
+"""Measure dashboards: the network overview, a measure's page, a site's page, downloads.
+
+Each route asks :mod:`careloop.measures.dashboard` for the data (who may see
+what is decided there) and renders it. Interactive charts are Plotly figures
+sent as JSON in a ``<script type="application/json">`` block (data, not
+script, so the strict CSP holds) and drawn by ``static/dashboards.js`` with
+the plotly.js that the installed ``plotly`` Python package ships, served from
+``/vendor/plotly.min.js`` (never a CDN, never a copy in the repository).
+"""
+
+from __future__ import annotations
+
+import re
+from datetime import date
+from importlib import resources
+from typing import Annotated, Any, Literal
+
+import pandas as pd
+from fastapi import APIRouter, Query, Request
+from fastapi.responses import FileResponse, HTMLResponse, Response
+from markupsafe import Markup
+
+from careloop.core.errors import InputError, NotFound
+from careloop.interop.warehouse import Warehouse
+from careloop.knowledge import deployments_for
+from careloop.measures import dashboard
+from careloop.measures.catalog import MeasureCatalog, load_catalog
+from careloop.measures.dashboard import Deployed, Series
+from careloop.measures.patient_lists import ListKind
+from careloop.web.security import Caller, CallerDep, RegistryDep, SettingsDep
+
+router = APIRouter(include_in_schema=False)
+
+SMALL_MULTIPLES = 30
+"""At most this many site charts on a measure page (the largest sites)."""
+
+_CATALOG: dict[str, MeasureCatalog] = {}
+
+
+def _catalog() -> MeasureCatalog:
+    """The measures (built-ins, CARELOOP_MEASURES_DIR, plugins), parsed once per folder."""
+    import os
+
+    key = os.environ.get("CARELOOP_MEASURES_DIR", "")
+    if key not in _CATALOG:
+        _CATALOG[key] = load_catalog()
+    return _CATALOG[key]
+
+
+def _render(
+    request: Request, name: str, context: dict[str, Any], status: int = 200
+) -> HTMLResponse:
+    response: HTMLResponse = request.app.state.templates.TemplateResponse(
+        request, name, context, status_code=status
+    )
+    return response
+
+
+def _base(caller: Caller) -> dict[str, Any]:
+    return {
+        "principal": caller.principal,
+        "csrf_token": caller.session.csrf_token if caller.session else "",
+    }
+
+
+def figure_json(figure: Any) -> Markup:
+    """A Plotly figure as JSON that is safe inside a ``<script type="application/json">``."""
+    text = figure.to_json()
+    # "<", ">" and "&" only occur inside JSON strings, where \\u escapes mean the same.
+    text = text.replace("<", "\\u003c").replace(">", "\\u003e").replace("&", "\\u0026")
+    return Markup(text)  # noqa: S704 - escaped above; it is data, never HTML
+
+
+def sparkline(series: Series, *, periods: int = dashboard.SPARK_PERIODS) -> Markup:
+    """A tiny SVG of the last ``periods`` values with the centre line; hand-drawn because a
+    Plotly chart per table row would be far heavier than a 30-point polyline."""
+    width, height, pad = 140.0, 32.0, 3.0
+    pts = [p for p in series.points if p.value is not None][-periods:]
+    if len(pts) < 2:
+        return Markup('<span class="muted">too few points</span>')
+    values = [float(p.value or 0.0) for p in pts]
+    cl = None
+    if series.chart is not None:
+        last = series.chart.points.iloc[-1]
+        if pd.notna(last["cl"]):
+            cl = float(last["cl"]) / series.chart.multiply
+    low, high = (
+        min([*values, *([cl] if cl is not None else [])]),
+        max([*values, *([cl] if cl is not None else [])]),
+    )
+    span = (high - low) or 1.0
+
+    def xy(i: int, v: float) -> tuple[float, float]:
+        x = pad + i * (width - 2 * pad) / (len(values) - 1)
+        y = height - pad - (v - low) / span * (height - 2 * pad)
+        return round(x, 1), round(y, 1)
+
+    line = " ".join(f"{x},{y}" for x, y in (xy(i, v) for i, v in enumerate(values)))
+    parts = [
+        f'<svg class="spark" width="{width:g}" height="{height:g}" viewBox="0 0 {width:g} '
+        f'{height:g}" role="img" aria-label="last {len(values)} periods">'
+    ]
+    if cl is not None:
+        _, y = xy(0, cl)
+        parts.append(
+            f'<line x1="{pad}" x2="{width - pad}" y1="{y}" y2="{y}" stroke="#8c959f" '
+            'stroke-dasharray="2 2" stroke-width="1"/>'
+        )
+    parts.append(f'<polyline points="{line}" fill="none" stroke="#0b5cad" stroke-width="1.5"/>')
+    signals = series.signals
+    colour = "#0b5cad"
+    if signals is not None and signals.variation == "special_cause_improvement":
+        colour = "#1565c0"
+    elif signals is not None and signals.variation == "special_cause_concern":
+        colour = "#d7301f"
+    x, y = xy(len(values) - 1, values[-1])
+    parts.append(f'<circle cx="{x}" cy="{y}" r="2.8" fill="{colour}"/>')
+    parts.append("</svg>")
+    return Markup("".join(parts))  # noqa: S704 - numbers and fixed text only
+
+
+def _deployments(registry: Any, measure_id: str) -> tuple[Deployed, ...]:
+    out = []
+    for d in deployments_for(registry, measure_id):
+        where = ", ".join(d.sites) if d.sites else "all sites"
+        out.append(
+            Deployed(f"{d.identifier} {d.version} ({where})", d.started_at.date(), tuple(d.sites))
+        )
+    return tuple(out)
+
+
+# --- plotly.js from the installed package ---------------------------------------------
+
+
+@router.get("/vendor/plotly.min.js")
+def plotly_js() -> Response:
+    """plotly.js as the installed ``plotly`` Python package ships it."""
+    import plotly
+
+    path = resources.files("plotly") / "package_data" / "plotly.min.js"
+    return FileResponse(
+        str(path),
+        media_type="text/javascript",
+        headers={
+            "Cache-Control": "public, max-age=86400",
+            "ETag": f'"plotly-{plotly.__version__}"',
+        },
+    )
+
+
+_STYLE_RULES = re.compile(
+    r"""("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')\s*:\s*("(?:[^"\\]|\\.)*"|'(?:[^'\\]|\\.)*')"""
+)
+
+
+def plotly_css(script: str) -> str:
+    """The style rules plotly.js would inject with ``<style>`` elements, as a stylesheet.
+
+    plotly.js adds its base rules (the selectors with ``X`` for the plot and
+    ``Y`` for the notifier) through an inline ``<style>`` element, which the CSP
+    (``style-src 'self'``) refuses. It skips that when an element with the id
+    ``plotly.js-style-global`` and the class ``no-inline-styles`` exists, so the
+    page links this stylesheet under that id. The rules are read from the
+    installed plotly.min.js itself, so they always match its version.
+    """
+    start = script.find('{"X,X div":')
+    end = script.find("};for(", start)
+    if start < 0 or end < 0:
+        return ""
+    rules = []
+    for key, value in _STYLE_RULES.findall(script[start : end + 1]):
+        selector = (
+            key[1:-1].replace("X", ".js-plotly-plot .plotly").replace("Y", ".plotly-notifier")
+        )
+        if selector.startswith(","):
+            selector = " " + selector
+        rules.append(f"{selector}{{{value[1:-1]}}}")
+    return "\n".join(rules) + "\n"
+
+
+_PLOTLY_CSS: dict[str, str] = {}
+_INJECTED_STYLE = re.compile(
+    r'if\(!document\.getElementById\("([\w-]+)"\)\)\{var \w+=document\.createElement\("style"\)'
+)
+_GUARD_IDS: list[tuple[str, ...]] = []
+
+
+def _plotly_script() -> str:
+    return (resources.files("plotly") / "package_data" / "plotly.min.js").read_text("utf-8")
+
+
+def plotly_style_guards() -> tuple[str, ...]:
+    """Ids of the other ``<style>`` elements plotly.js injects unless one exists (the
+    map traces' stylesheet): the page holds empty elements with these ids, since it
+    draws no maps and the CSP would refuse the inline styles anyway."""
+    if not _GUARD_IDS:
+        _GUARD_IDS.append(tuple(_INJECTED_STYLE.findall(_plotly_script())))
+    return _GUARD_IDS[0]
+
+
+@router.get("/vendor/plotly.css")
+def plotly_stylesheet() -> Response:
+    """plotly.js's own base style rules, from the installed package, as a stylesheet."""
+    import plotly
+
+    if plotly.__version__ not in _PLOTLY_CSS:
+        _PLOTLY_CSS[plotly.__version__] = plotly_css(_plotly_script())
+    return Response(
+        _PLOTLY_CSS[plotly.__version__],
+        media_type="text/css",
+        headers={"Cache-Control": "public, max-age=86400"},
+    )
+
+
+# --- pages ---------------------------------------------------------------------------------
+
+
+@router.get("/measures", response_class=HTMLResponse)
+def measures_overview(request: Request, caller: CallerDep, settings: SettingsDep) -> Response:
+    dashboard.require_dashboards(caller.principal)
+    try:
+        stored = dashboard.stored_results(settings)
+    except NotFound as exc:
+        return _render(request, "dashboards_empty.html", {**_base(caller), "message": exc.message})
+    view = dashboard.overview(stored, _catalog(), caller.principal)
+    return _render(
+        request,
+        "dashboards_overview.html",
+        {**_base(caller), "view": view, "sparkline": sparkline},
+    )
+
+
+@router.get("/measures/{measure_id}.csv")
+def measure_csv(measure_id: str, caller: CallerDep, settings: SettingsDep) -> Response:
+    stored = dashboard.stored_results(settings)
+    rows = dashboard.measure_numbers(stored, measure_id, caller.principal)
+    rows = rows.assign(site=rows["site"].replace({"": "(network)"}))
+    return Response(
+        rows.to_csv(index=False),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": f'attachment; filename="{measure_id}.csv"'},
+    )
+
+
+def _chart_image(
+    detail: dashboard.MeasureDetail, site: str | None, fmt: Literal["png", "svg"]
+) -> Response:
+    series = detail.network
+    if site:
+        found = [s for s in detail.sites if s.site == site.strip().upper()]
+        if not found:
+            raise NotFound(f"There are no results of {detail.measure.id} at a site {site!r}.")
+        series = found[0]
+    if series.chart is None:
+        raise NotFound("There are too few periods with data to draw a chart.")
+    chart = series.chart
+    title = f"{detail.measure.title} — {series.site or 'network'}"
+    from dataclasses import replace
+
+    chart = replace(chart, title=title)
+    name = f"{detail.measure.id}-{series.site or 'network'}"
+    if fmt == "png":
+        return Response(
+            chart.to_png(annotations=list(series.annotations)),
+            media_type="image/png",
+            headers={"Content-Disposition": f'attachment; filename="{name}.png"'},
+        )
+    return Response(
+        chart.to_svg(annotations=list(series.annotations)),
+        media_type="image/svg+xml",
+        headers={"Content-Disposition": f'attachment; filename="{name}.svg"'},
+    )
+
+
+def _detail(
+    measure_id: str, caller: Caller, settings: Any, registry: Any
+) -> dashboard.MeasureDetail:
+    stored = dashboard.stored_results(settings)
+    return dashboard.measure_detail(
+        stored,
+        _catalog(),
+        measure_id,
+        caller.principal,
+        deployments=_deployments(registry, measure_id),
+    )
+
+
+@router.get("/measures/{measure_id}/chart.{fmt}")
+def measure_chart_image(
+    measure_id: str,
+    fmt: str,
+    caller: CallerDep,
+    settings: SettingsDep,
+    registry: RegistryDep,
+    site: Annotated[str | None, Query(max_length=40)] = None,
+) -> Response:
+    if fmt not in ("png", "svg"):
+        raise InputError(f"Charts download as chart.png or chart.svg, not chart.{fmt}.")
+    detail = _detail(measure_id, caller, settings, registry)
+    return _chart_image(detail, site, "png" if fmt == "png" else "svg")
+
+
+@router.get("/measures/{measure_id}/funnel.{fmt}")
+def measure_funnel_image(
+    measure_id: str, fmt: str, caller: CallerDep, settings: SettingsDep, registry: RegistryDep
+) -> Response:
+    if fmt not in ("png", "svg"):
+        raise InputError(f"The funnel plot downloads as funnel.png or funnel.svg, not {fmt}.")
+    detail = _detail(measure_id, caller, settings, registry)
+    result = detail.funnel.result
+    if result is None:
+        raise NotFound(detail.funnel.note or "There is no funnel plot for this measure.")
+    title = f"{detail.measure.title} — sites, {detail.funnel.window}"
+    name = f"{measure_id}-funnel.{fmt}"
+    body: bytes | str = result.to_png(title=title) if fmt == "png" else result.to_svg(title=title)
+    return Response(
+        body,
+        media_type="image/png" if fmt == "png" else "image/svg+xml",
+        headers={"Content-Disposition": f'attachment; filename="{name}"'},
+    )
+
+
+@router.get("/measures/{measure_id}", response_class=HTMLResponse)
+def measure_page(
+    request: Request,
+    measure_id: str,
+    caller: CallerDep,
+    settings: SettingsDep,
+    registry: RegistryDep,
+) -> Response:
+    detail = _detail(measure_id, caller, settings, registry)
+    figures: dict[str, Markup] = {}
+    if detail.network.chart is not None:
+        from dataclasses import replace
+
+        chart = replace(detail.network.chart, title=f"{detail.measure.title} — network")
+        fig = chart.figure(annotations=list(detail.network.annotations))
+        figures["network"] = figure_json(fig)
+    charted = [s for s in detail.sites if s.chart is not None]
+    if charted:
+        from careloop.analysis.spc_plot import facets_figure
+
+        largest = sorted(charted, key=lambda s: -sum(p.denominator for p in s.points))[
+            :SMALL_MULTIPLES
+        ]
+        largest.sort(key=lambda s: s.site)
+        charts = {s.site: s.chart for s in largest if s.chart is not None}
+        notes = {s.site: list(s.annotations) for s in largest}
+        figures["sites"] = figure_json(
+            facets_figure(charts, columns=3, annotations=notes, title="By site")
+        )
+    if detail.funnel.result is not None:
+        figures["funnel"] = figure_json(
+            detail.funnel.result.figure(title=f"Sites, {detail.funnel.window}")
+        )
+    latest = detail.network.latest
+    return _render(
+        request,
+        "dashboard_measure.html",
+        {
+            **_base(caller),
+            "detail": detail,
+            "m": detail.measure,
+            "figures": figures,
+            "latest": latest,
+            "capped": len(charted) > SMALL_MULTIPLES,
+            "small_multiples": SMALL_MULTIPLES,
+            "periods": list(reversed(detail.network.points)),
+            "plotly_guards": plotly_style_guards(),
+        },
+    )
+
+
+@router.get("/measures/{measure_id}/sites/{site}/patients", response_class=HTMLResponse)
+def measure_patient_list(
+    request: Request,
+    measure_id: str,
+    site: str,
+    caller: CallerDep,
+    settings: SettingsDep,
+    registry: RegistryDep,
+    period: Annotated[date | None, Query()] = None,
+    kind: Annotated[Literal["gap", "numerator", "denominator", "excluded"], Query()] = "gap",
+) -> Response:
+    stored = dashboard.stored_results(settings)
+    if period is None:
+        rows = stored.rows(measure_id, site.strip().upper())
+        if rows.empty:
+            raise NotFound(f"There are no results of {measure_id!r} at a site {site!r}.")
+        period = rows["period_start"].iloc[-1]
+    list_kind: ListKind = kind
+    with Warehouse.from_settings(settings, read_only=True) as warehouse:
+        listed = dashboard.dashboard_patient_list(
+            warehouse,
+            registry,
+            caller.principal,
+            _catalog(),
+            measure_id,
+            site=site,
+            period=period,
+            kind=list_kind,
+        )
+    return _render(
+        request, "dashboard_patients.html", {**_base(caller), "listed": listed, "m": listed.measure}
+    )
+
+
+@router.get("/sites/{code}", response_class=HTMLResponse)
+def site_page(request: Request, code: str, caller: CallerDep, settings: SettingsDep) -> Response:
+    stored = dashboard.stored_results(settings)
+    view = dashboard.site_view(stored, _catalog(), code, caller.principal)
+    return _render(
+        request, "dashboard_site.html", {**_base(caller), "view": view, "sparkline": sparkline}
+    )
