@@ -137,6 +137,9 @@ def test_a_knowledge_object_goes_from_a_package_to_cards_served_over_http(tmp_pa
     jwks.write_text(json.dumps(keys.jwks))
     out = run("cds", "trust-client", "--iss", keys.issuer, "--jwks-file", str(jwks), *data)
     assert "keys: ec-1" in out
+    assert keys.issuer in run("cds", "clients", *data)
+    same = run("knowledge", "diff", "ibd-steroid-review@1.0.0", "ibd-steroid-review@1.0.0", *data)
+    assert "No differences." in same
     child, tokens = _fhir_setup(inst)
 
     server = start_server(inst.settings.data_dir)
@@ -171,6 +174,8 @@ def test_a_knowledge_object_goes_from_a_package_to_cards_served_over_http(tmp_pa
         _fhir_prefetch_respects_the_callers_site(server.url, keys, child, tokens)
     finally:
         stop_server(server)
+    run("cds", "distrust-client", "--iss", keys.issuer, *data)
+    assert keys.issuer not in run("cds", "clients", *data)
 
 
 def _fhir_setup(inst):
