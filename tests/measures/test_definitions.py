@@ -294,3 +294,39 @@ def test_a_definition_reads_in_plain_language():
     assert text.endswith("higher is better; target 0.8.")
     for m in builtin_measures():
         assert m.title in describe_definition(m)
+
+
+class _EntryPoint:
+    """Stands in for an installed package's entry point."""
+
+    def __init__(self, name, obj):
+        self.name, self.value, self._obj = name, f"fake:{name}", obj
+
+    def load(self):
+        if isinstance(self._obj, Exception):
+            raise self._obj
+        return self._obj
+
+
+def test_entry_points_add_measures_and_a_broken_one_is_reported(monkeypatch, tmp_path):
+    from careloop.measures import catalog as catalog_module
+
+    (tmp_path / "ep.yaml").write_text(
+        "id: from-a-path\ntitle: t\ntype: count\ndenominator: {visit: {concepts: [9202]}}\n"
+    )
+    own = parse_yaml("id: from-code\ntitle: t\ntype: count\ndenominator: {visit: {concepts: [1]}}")
+    points = [
+        _EntryPoint("code", lambda: [own]),
+        _EntryPoint("path", str(tmp_path / "ep.yaml")),
+        _EntryPoint("broken", ImportError("no module named plugin")),
+    ]
+    monkeypatch.setattr(
+        catalog_module.metadata,
+        "entry_points",
+        lambda group: points if group == "careloop.measures" else [],
+    )
+    catalog = load_catalog(environ={})
+    assert catalog.ids[-2:] == ["from-code", "from-a-path"]
+    assert catalog.get("from-code").source == "entry point code (fake:code)"
+    assert [p.location for p in catalog.problems] == ["entry point broken (fake:broken)"]
+    assert "ImportError: no module named plugin" in catalog.problems[0].message
