@@ -99,6 +99,10 @@ ACTIONS: dict[str, Action] = {
 }
 
 _CARE_TEAM: tuple[Role, ...] = ("site_lead", "clinician", "data_entry")
+_KNOWLEDGE_STEWARDS: tuple[tuple[Role, ScopeKind], ...] = (
+    ("site_lead", "site"),
+    ("admin", "installation"),
+)
 
 POLICY: dict[tuple[Role, str], ScopeKind] = {
     # Everyone signed in may see the list of sites of the network.
@@ -132,7 +136,7 @@ POLICY: dict[tuple[Role, str], ScopeKind] = {
     **{
         (role, action): scope
         for action in ("knowledge.author", "knowledge.approve", "knowledge.deploy")
-        for role, scope in (("site_lead", "site"), ("admin", "installation"))
+        for role, scope in _KNOWLEDGE_STEWARDS
     },
     ("admin", "cds.manage"): "installation",
     # Patients and carers: their own (or proxied) record only.
