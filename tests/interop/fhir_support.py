@@ -40,6 +40,16 @@ def fhir_install_fixture(database_url: str | None, tmp_path: Path) -> Iterator[I
         inst.registry.close()
 
 
+@pytest.fixture(name="sqlite_install")
+def sqlite_install_fixture(tmp_path: Path) -> Iterator[Installation]:
+    """As ``fhir_install`` on SQLite only, for tests whose subject is not the registry engine."""
+    inst = build_installation(make_settings(tmp_path, None), with_users=False)
+    try:
+        yield inst
+    finally:
+        inst.registry.close()
+
+
 def site_principal(inst: Installation, role: str, code: str) -> Principal:
     """A principal holding ``role`` at site ``code`` (no login needed)."""
     with inst.registry.transaction() as session:

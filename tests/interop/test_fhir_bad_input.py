@@ -18,6 +18,7 @@ from tests.interop.fhir_support import (
     observation,
     patient,
     patient_count,
+    sqlite_install_fixture,  # noqa: F401 - the sqlite_install fixture
     warehouse_counts,
     write_ndjson,
 )
@@ -37,30 +38,30 @@ def _locations(error: ValidationFailed) -> list[str]:
 
 
 def test_broken_json_in_ndjson_names_the_file_line_and_column(
-    fhir_install: Installation, tmp_path: Path
+    sqlite_install: Installation, tmp_path: Path
 ) -> None:
     path = tmp_path / "bulk.ndjson"
     path.write_text(json.dumps(patient("p1", "M1")) + "\n" + '{"resourceType": "Patient", "id": \n')
-    error = _refused(fhir_install, path)
+    error = _refused(sqlite_install, path)
     assert _locations(error) == ["bulk.ndjson:2:35"]
     assert "not valid JSON" in error.details[0].message
 
 
 def test_broken_json_in_a_bundle_names_its_line_and_column(
-    fhir_install: Installation, tmp_path: Path
+    sqlite_install: Installation, tmp_path: Path
 ) -> None:
     path = tmp_path / "bundle.json"
     path.write_text('{\n  "resourceType": "Bundle",\n  "type": "collection"\n  "entry": []\n}\n')
-    error = _refused(fhir_install, path)
+    error = _refused(sqlite_install, path)
     assert _locations(error) == ["bundle.json:4:3"]
 
 
 def test_a_resource_type_fhir_does_not_have_is_refused(
-    fhir_install: Installation, tmp_path: Path
+    sqlite_install: Installation, tmp_path: Path
 ) -> None:
     wrong = {**patient("p1", "M1"), "resourceType": "Patiant"}
     path = write_ndjson(tmp_path / "x.ndjson", [patient("p0", "M0"), wrong])
-    error = _refused(fhir_install, path)
+    error = _refused(sqlite_install, path)
     assert _locations(error) == ["x.ndjson:2: resourceType"]
     assert error.details[0].value == "Patiant"
 
@@ -76,33 +77,35 @@ def test_a_reference_to_a_patient_not_in_the_import_is_refused(
     )
 
 
-def test_a_code_in_an_unknown_system_is_refused(fhir_install: Installation, tmp_path: Path) -> None:
+def test_a_code_in_an_unknown_system_is_refused(
+    sqlite_install: Installation, tmp_path: Path
+) -> None:
     odd = observation(
         "o1", "p1", code={"coding": [{"system": "http://example.org/codes", "code": "W"}]}
     )
     path = write_ndjson(tmp_path / "x.ndjson", [patient("p1", "M1"), odd])
-    error = _refused(fhir_install, path)
+    error = _refused(sqlite_install, path)
     assert _locations(error) == ["x.ndjson:2: Observation.code.coding[0].system"]
     assert "unknown code system" in error.details[0].message
     assert error.details[0].value == "http://example.org/codes"
 
 
 def test_a_gender_that_is_not_an_administrative_gender_code_is_refused(
-    fhir_install: Installation, tmp_path: Path
+    sqlite_install: Installation, tmp_path: Path
 ) -> None:
     path = tmp_path / "b.json"
     path.write_text(json.dumps(bundle([patient("p1", "M1", gender="F")])))
-    error = _refused(fhir_install, path)
+    error = _refused(sqlite_install, path)
     assert _locations(error) == ["b.json:entry[0]: Patient.gender"]
     assert error.details[0].value == "F"
 
 
 def test_structural_errors_give_the_fhir_path_from_fhir_resources(
-    fhir_install: Installation, tmp_path: Path
+    sqlite_install: Installation, tmp_path: Path
 ) -> None:
     bad = patient("p1", "M1", birthDate="1980-13-45", name=[{"family": ["not", "a", "string"]}])
     path = write_ndjson(tmp_path / "x.ndjson", [bad])
-    error = _refused(fhir_install, path)
+    error = _refused(sqlite_install, path)
     assert set(_locations(error)) == {
         "x.ndjson:1: Patient.birthDate",
         "x.ndjson:1: Patient.name[0].family",
@@ -110,14 +113,14 @@ def test_structural_errors_give_the_fhir_path_from_fhir_resources(
 
 
 def test_a_wrong_loinc_check_digit_is_a_warning_and_keeps_the_code_as_source_value(
-    fhir_install: Installation, tmp_path: Path
+    sqlite_install: Installation, tmp_path: Path
 ) -> None:
     off = observation(
         "o1", "p1", code={"coding": [{"system": "http://loinc.org", "code": "29463-8"}]}
     )
     path = write_ndjson(tmp_path / "x.ndjson", [patient("p1", "M1"), off])
     report = import_fhir(
-        fhir_install.settings, fhir_install.registry, fhir_install.operator, path, site="A"
+        sqlite_install.settings, sqlite_install.registry, sqlite_install.operator, path, site="A"
     )
     (warning,) = report.warnings
     assert warning.location == "x.ndjson:2: Observation.code.coding[0].code"
@@ -148,11 +151,11 @@ def test_a_wrong_loinc_check_digit_is_a_warning_and_keeps_the_code_as_source_val
     ],
 )
 def test_bundles_careloop_cannot_import_are_refused(
-    fhir_install: Installation, tmp_path: Path, document: dict[str, Any], location: str
+    sqlite_install: Installation, tmp_path: Path, document: dict[str, Any], location: str
 ) -> None:
     path = tmp_path / "b.json"
     path.write_text(json.dumps(document))
-    assert _locations(_refused(fhir_install, path)) == [location]
+    assert _locations(_refused(sqlite_install, path)) == [location]
 
 
 def test_one_bad_resource_among_good_ones_loads_nothing_in_all_or_nothing_mode(
@@ -192,9 +195,9 @@ def test_row_level_mode_leaves_out_bad_resources_and_those_of_a_rejected_patient
 
 
 def test_an_unknown_mode_and_a_missing_path_are_input_errors(
-    fhir_install: Installation, tmp_path: Path
+    sqlite_install: Installation, tmp_path: Path
 ) -> None:
-    inst = fhir_install
+    inst = sqlite_install
     with pytest.raises(InputError, match="--mode must be one of"):
         import_fhir(inst.settings, inst.registry, inst.operator, BOB_BUNDLE, mode="best_effort")  # type: ignore[arg-type]
     with pytest.raises(InputError, match="does not exist"):

@@ -20,6 +20,7 @@ from tests.interop.fhir_support import (
     HANDWRITTEN,
     fhir_install_fixture,  # noqa: F401 - the fhir_install fixture
     site_principal,
+    sqlite_install_fixture,  # noqa: F401 - the sqlite_install fixture
 )
 
 CLINICAL_TYPES = (
@@ -58,7 +59,7 @@ def _comparable(resources: dict[str, list[dict[str, Any]]]) -> dict[str, list[st
 
 
 def test_export_then_import_into_an_empty_installation_loses_nothing_the_mapping_covers(
-    fhir_install: Installation, database_url: str | None, tmp_path: Path
+    fhir_install: Installation, tmp_path: Path
 ) -> None:
     first = fhir_install
     import_fhir(first.settings, first.registry, first.operator, FHIR_SMALL, site="A")
@@ -75,9 +76,9 @@ def test_export_then_import_into_an_empty_installation_loses_nothing_the_mapping
 
 
 def test_exported_resources_keep_the_values_that_were_imported(
-    fhir_install: Installation, tmp_path: Path
+    sqlite_install: Installation, tmp_path: Path
 ) -> None:
-    inst = fhir_install
+    inst = sqlite_install
     import_fhir(inst.settings, inst.registry, inst.operator, HANDWRITTEN, site="A")
     export_fhir(inst.settings, inst.registry, inst.operator, tmp_path)
     found = _read(tmp_path)
@@ -102,9 +103,9 @@ def test_exported_resources_keep_the_values_that_were_imported(
 
 
 def test_every_exported_line_is_a_valid_r4_resource(
-    fhir_install: Installation, tmp_path: Path
+    sqlite_install: Installation, tmp_path: Path
 ) -> None:
-    inst = fhir_install
+    inst = sqlite_install
     import_fhir(inst.settings, inst.registry, inst.operator, FHIR_SMALL, site="A")
     export_fhir(inst.settings, inst.registry, inst.operator, tmp_path)
     found = _read(tmp_path)
@@ -138,20 +139,20 @@ def test_a_site_lead_exports_their_sites_patients_only_and_it_is_audited(
     assert json.loads(entry.details or "{}")["counts"]["Patient"] == 1
 
 
-def test_a_clinician_may_not_export(fhir_install: Installation, tmp_path: Path) -> None:
-    clinician = site_principal(fhir_install, "clinician", "A")
+def test_a_clinician_may_not_export(sqlite_install: Installation, tmp_path: Path) -> None:
+    clinician = site_principal(sqlite_install, "clinician", "A")
     with pytest.raises(PermissionDenied):
-        export_fhir(fhir_install.settings, fhir_install.registry, clinician, tmp_path)
+        export_fhir(sqlite_install.settings, sqlite_install.registry, clinician, tmp_path)
 
 
 def test_forms_and_their_responses_are_exported_as_questionnaires_and_responses(
-    fhir_install: Installation, tmp_path: Path
+    sqlite_install: Installation, tmp_path: Path
 ) -> None:
     from careloop.capture.entry import create_response
     from careloop.capture.forms_store import import_forms
     from tests.interop.fhir_support import registry_patients
 
-    inst = fhir_install
+    inst = sqlite_install
     forms = Path(__file__).resolve().parents[1] / "data" / "redcap"
     (form,) = import_forms(
         inst.registry, inst.operator, forms / "lifedata_redcap_DataDictionary.csv"

@@ -23,6 +23,7 @@ from tests.interop.fhir_support import (
     fhir_install_fixture,  # noqa: F401 - the fhir_install fixture
     registry_patients,
     site_principal,
+    sqlite_install_fixture,  # noqa: F401 - the sqlite_install fixture
     warehouse_counts,
     warehouse_frame,
 )
@@ -66,9 +67,9 @@ def test_import_of_a_bundle_and_ndjson_fills_the_registry_and_the_warehouse(
 
 
 def test_synthea_patient_keeps_its_mrn_not_its_ssn_and_gets_the_default_consent(
-    fhir_install: Installation,
+    sqlite_install: Installation,
 ) -> None:
-    inst = fhir_install
+    inst = sqlite_install
     import_fhir(inst.settings, inst.registry, inst.operator, BOB_BUNDLE, site="A")
     (bob,) = registry_patients(inst)
     resource = json.loads(BOB_BUNDLE.read_text())["entry"][0]["resource"]
@@ -117,9 +118,9 @@ def test_reimporting_the_same_files_creates_no_duplicates(fhir_install: Installa
 
 
 def test_a_changed_value_replaces_the_row_with_the_same_resource_id(
-    fhir_install: Installation, tmp_path: Path
+    sqlite_install: Installation, tmp_path: Path
 ) -> None:
-    inst = fhir_install
+    inst = sqlite_install
     import_fhir(inst.settings, inst.registry, inst.operator, HANDWRITTEN, site="A")
     lines = HANDWRITTEN.read_text().splitlines()
     changed = [
@@ -136,9 +137,9 @@ def test_a_changed_value_replaces_the_row_with_the_same_resource_id(
 
 
 def test_codes_map_to_concepts_the_concept_table_knows_else_zero_with_the_source_value(
-    fhir_install: Installation,
+    sqlite_install: Installation,
 ) -> None:
-    inst = fhir_install
+    inst = sqlite_install
     with Warehouse.from_settings(inst.settings) as wh:
         wh.create_schema(tables=["concept"])
         wh.insert(
@@ -175,9 +176,9 @@ def test_codes_map_to_concepts_the_concept_table_knows_else_zero_with_the_source
 
 
 def test_synthea_ciel_codes_in_the_loinc_system_are_flagged_as_warnings(
-    fhir_install: Installation,
+    sqlite_install: Installation,
 ) -> None:
-    inst = fhir_install
+    inst = sqlite_install
     report = import_fhir(inst.settings, inst.registry, inst.operator, BOB_BUNDLE, site="A")
     assert len(report.warnings) == 10
     first = report.warnings[0]
@@ -231,8 +232,8 @@ def test_a_consent_that_is_withdrawn_later_removes_the_patients_rows(
     assert set(warehouse_counts(inst).values()) == {0}
 
 
-def test_patients_belong_to_the_only_site_or_the_one_named(fhir_install: Installation) -> None:
-    inst = fhir_install
+def test_patients_belong_to_the_only_site_or_the_one_named(sqlite_install: Installation) -> None:
+    inst = sqlite_install
     with pytest.raises(InputError, match="has 2 sites"):
         import_fhir(inst.settings, inst.registry, inst.operator, BOB_BUNDLE)
     with pytest.raises(NotFound, match="no site with code 'C'"):
@@ -281,9 +282,9 @@ def test_an_import_is_audited_and_records_provenance_with_file_hashes(
 
 @pytest.mark.slow
 def test_the_whole_synthea_sample_imports_with_every_resource_counted(
-    fhir_install: Installation, shared_data: Path
+    sqlite_install: Installation, shared_data: Path
 ) -> None:
-    inst = fhir_install
+    inst = sqlite_install
     folder = shared_data / "fhir_synthea_r4"
     report = import_fhir(inst.settings, inst.registry, inst.operator, folder, site="A")
     assert report.total_in == sum(
@@ -299,3 +300,19 @@ def test_the_whole_synthea_sample_imports_with_every_resource_counted(
     again = import_fhir(inst.settings, inst.registry, inst.operator, folder, site="A")
     assert again.patients_created == 0
     assert warehouse_counts(inst) == report.rows_out
+
+
+def test_the_import_is_idempotent_on_each_warehouse_engine(engine_url: str, tmp_path: Path) -> None:
+    inst = build_installation(
+        make_settings(tmp_path, None, warehouse_url=engine_url), with_users=False
+    )
+    try:
+        first = import_fhir(inst.settings, inst.registry, inst.operator, FHIR_SMALL, site="A")
+        import_fhir(inst.settings, inst.registry, inst.operator, FHIR_SMALL, site="A")
+        with Warehouse.connect(engine_url) as wh:
+            counts = wh.row_counts(list(first.rows_out))
+            links = wh.table(LINK_TABLE).count().execute()
+        assert counts == first.rows_out
+        assert links == sum(v for k, v in first.rows_out.items() if k != "person")
+    finally:
+        inst.registry.close()
