@@ -330,3 +330,31 @@ def test_entry_points_add_measures_and_a_broken_one_is_reported(monkeypatch, tmp
     assert catalog.get("from-code").source == "entry point code (fake:code)"
     assert [p.location for p in catalog.problems] == ["entry point broken (fake:broken)"]
     assert "ImportError: no module named plugin" in catalog.problems[0].message
+
+
+def test_a_concept_table_of_local_concepts_only_does_not_flag_standard_ids(warehouse, tmp_path):
+    # What the registry refresh writes: careloop-local concepts, no vocabulary.
+    warehouse.create_schema(tables=["concept"])
+    warehouse.insert(
+        "concept",
+        pd.DataFrame(
+            {
+                "concept_id": [2000000101, 2000012345],
+                "concept_name": ["PGA", "A form field"],
+                "domain_id": "Observation",
+                "vocabulary_id": "careloop",
+                "concept_class_id": "Field",
+                "concept_code": ["pga", "x"],
+                "valid_start_date": date(1970, 1, 1),
+                "valid_end_date": date(2099, 12, 31),
+            }
+        ),
+    )
+    path = tmp_path / "ok.yaml"
+    path.write_text(
+        "id: ok\ntitle: t\ntype: count\n"
+        "denominator: {any_of: [visit: {concepts: [9202]}, "
+        "observation: {concepts: [2000012345, 2000099999]}]}\n"
+    )
+    (check,) = validate_files([path], warehouse=warehouse)
+    assert [w.split(" is not")[0] for w in check.warnings] == ["ok.yaml: concept 2000099999"]

@@ -172,22 +172,27 @@ def resolve_concepts(
 ) -> tuple[dict[Criterion, tuple[int, ...]], list[str]]:
     """Each criterion's concept ids with descendants, and warnings for unknown ids.
 
-    Ids are checked against the ``concept`` table when it holds a vocabulary;
-    careloop-local ids (≥ 2,000,000,000) of :mod:`careloop.measures.concepts`
-    are known without it. Descendants come from ``concept_ancestor``; without
-    that table a criterion matches its own ids only (and a warning says so).
+    Standard ids are checked against the ``concept`` table when it holds a
+    vocabulary (any concept below 2,000,000,000); careloop-local ids are known
+    when the ``concept`` table or :mod:`careloop.measures.concepts` has them.
+    Descendants come from ``concept_ancestor``; without that table a criterion
+    matches its own ids only (and a warning says so).
     """
     tables = _Tables(warehouse)
     criteria = {c for m in measures for c in m.criteria()}
     ids = sorted({i for c in criteria for i in c.concepts})
-    known: set[int] | None = None
+    found: set[int] = set()
+    has_vocabulary = False
     warnings: list[str] = []
     with quiet_engine_warnings():
         if ids and "concept" in tables.names:
             concept = tables("concept")
-            if int(concept.limit(1).count().execute()) > 0:
-                found = concept.filter(concept.concept_id.isin(ids)).select("concept_id")
-                known = {int(i) for i in found.execute().concept_id}
+            rows = concept.filter(concept.concept_id.isin(ids)).select("concept_id")
+            found = {int(i) for i in rows.execute().concept_id}
+            # The registry refresh writes only careloop-local concepts; standard ids
+            # are checked only when a vocabulary (any standard concept) is loaded.
+            standard = concept.filter(concept.concept_id < LOCAL_CONCEPT_BASE)
+            has_vocabulary = int(standard.limit(1).count().execute()) > 0
         descendants: dict[int, set[int]] = {}
         wanted = sorted({i for c in criteria if c.descendants for i in c.concepts})
         if wanted and "concept_ancestor" in tables.names:
@@ -211,8 +216,8 @@ def resolve_concepts(
                 i
                 for c in m.criteria()
                 for i in c.concepts
-                if (known is not None and i not in known and i not in local)
-                or (known is None and i >= LOCAL_CONCEPT_BASE and i not in local)
+                if i not in found
+                and (i not in local if i >= LOCAL_CONCEPT_BASE else has_vocabulary)
             }
         )
         for i in unknown:
