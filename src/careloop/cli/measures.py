@@ -53,7 +53,7 @@ def list_measures(
         raise InputError(f"--format must be one of {', '.join(_FORMATS)}, not {fmt!r}.")
     import pandas as pd
 
-    catalog = load_catalog(measures_dir=measures_dir)
+    catalog = load_catalog(measures_dir=measures_dir or settings_from(None).measures_dir)
     frame = pd.DataFrame(
         [
             {
@@ -140,7 +140,7 @@ def run(
             raise InputError(f"--out must end in .csv, .parquet or .json, not {out.name!r}.")
     end = _day(to, "--to") or date.today()
     start = _day(from_, "--from") or date(end.year - 1, end.month, 1)
-    catalog = load_catalog(measures_dir=measures_dir)
+    catalog = load_catalog(measures_dir=measures_dir or settings_from(None).measures_dir)
     for problem in catalog.problems:
         err_console.print(
             f"Warning: {problem.location}: {problem.message}", markup=False, soft_wrap=True

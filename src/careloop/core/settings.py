@@ -54,6 +54,13 @@ class Settings(BaseSettings):
             "data directory, generated there (mode 600) on first run."
         ),
     )
+    measures_dir: Path | None = Field(
+        default=None,
+        description=(
+            "A folder of measure definitions (YAML) added to the built-in measures; "
+            "`--measures-dir` overrides it."
+        ),
+    )
     session_idle_minutes: int = Field(
         default=30, ge=1, le=24 * 60, description="Minutes of inactivity that end a session."
     )
