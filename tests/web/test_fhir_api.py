@@ -17,6 +17,7 @@ from fhir.resources.R4B.capabilitystatement import CapabilityStatement
 from fhir.resources.R4B.operationoutcome import OperationOutcome
 from sqlalchemy import select
 
+from careloop.capture.entry import create_response
 from careloop.capture.forms_store import import_forms
 from careloop.interop.fhir_import import import_fhir
 from careloop.store.models import Patient, Site
@@ -44,7 +45,20 @@ def loaded(installation: Installation) -> Installation:
     import_fhir(
         inst.settings, inst.registry, inst.operator, FHIR_SMALL / "handwritten.ndjson", site="B"
     )
-    import_forms(inst.registry, inst.operator, FORMS)
+    (form,) = import_forms(inst.registry, inst.operator, FORMS)
+    with inst.registry.transaction() as session:
+        set_scope(session, Scope.everything())
+        ada = session.scalar(select(Patient.id).where(Patient.local_id == "MRN-0002"))
+    assert ada is not None
+    create_response(
+        inst.registry,
+        inst.operator,
+        form.name,
+        patient_id=ada,
+        event_date="2021-03-02",
+        values={"timeoffact": "2021-03-02 10:00:00", "typeoffact": "2", "weightvalue": "70.5"},
+        status="complete",
+    )
     return inst
 
 
@@ -83,7 +97,7 @@ def test_metadata_is_a_valid_capability_statement(api: Any, loaded: Installation
     statement = response.json()
     CapabilityStatement.model_validate(statement)
     served = {r["type"] for r in statement["rest"][0]["resource"]}
-    assert served == {"Patient", "Observation", "Questionnaire"}
+    assert served == {"Patient", "Observation", "Questionnaire", "QuestionnaireResponse"}
 
 
 def test_a_clinician_finds_the_patients_of_their_site_with_identifiers(
@@ -199,7 +213,6 @@ def test_errors_under_fhir_are_operation_outcomes(api: Any, loaded: Installation
     assert unauthenticated["issue"][0]["diagnostics"]
     assert api.get("/fhir/Patient").headers["www-authenticate"].startswith("Bearer")
     _outcome(_get(api, loaded, "clinician@A", "/fhir/Practitioner"), 404, "not-found")
-    _outcome(_get(api, loaded, "clinician@A", "/fhir/QuestionnaireResponse"), 501, "not-supported")
     _outcome(_get(api, loaded, "clinician@A", "/fhir/Patient", gender="female"), 422, "invalid")
     headers = {"Authorization": f"Bearer {loaded.tokens['clinician@A']}"}
     _outcome(api.post("/fhir/Patient", json={}, headers=headers), 405, "not-supported")
@@ -227,6 +240,52 @@ def test_questionnaires_are_the_registry_forms(api: Any, loaded: Installation) -
     assert first["url"].startswith("urn:careloop:form:")
     again = _get(api, loaded, "analyst@A", f"/fhir/Questionnaire/{first['id']}")
     assert again.json()["version"] == first["version"]
+
+
+def test_questionnaire_responses_are_served_within_the_site_only(
+    api: Any, loaded: Installation
+) -> None:
+    body = _bundle(_get(api, loaded, "clinician@B", "/fhir/QuestionnaireResponse"))
+    (entry,) = body["entry"]
+    response = entry["resource"]
+    (ada,) = [
+        e["resource"]["id"]
+        for e in _bundle(_get(api, loaded, "clinician@B", "/fhir/Patient", family="Okafor"))[
+            "entry"
+        ]
+    ]
+    assert response["subject"]["reference"] == f"Patient/{ada}"
+    assert {i["linkId"]: i["answer"][0] for i in response["item"]}["weightvalue"] == {
+        "valueDecimal": 70.5
+    }
+    one = _get(api, loaded, "clinician@B", f"/fhir/QuestionnaireResponse/{response['id']}")
+    assert one.json() == response
+    by_patient = _get(api, loaded, "clinician@B", "/fhir/QuestionnaireResponse", patient=ada)
+    assert _bundle(by_patient)["total"] == 1
+    url = response["questionnaire"].split("|")[0]
+    assert (
+        _bundle(_get(api, loaded, "clinician@B", "/fhir/QuestionnaireResponse", questionnaire=url))[
+            "total"
+        ]
+        == 1
+    )
+    assert (
+        _bundle(
+            _get(api, loaded, "clinician@B", "/fhir/QuestionnaireResponse", questionnaire="urn:x")
+        )["total"]
+        == 0
+    )
+    # Site A sees none of it, by search, patient or id; analysts read no answers.
+    assert _bundle(_get(api, loaded, "clinician@A", "/fhir/QuestionnaireResponse"))["total"] == 0
+    assert (
+        _bundle(_get(api, loaded, "clinician@A", "/fhir/QuestionnaireResponse", patient=ada))[
+            "total"
+        ]
+        == 0
+    )
+    path = f"/fhir/QuestionnaireResponse/{response['id']}"
+    _outcome(_get(api, loaded, "clinician@A", path), 404, "not-found")
+    _outcome(_get(api, loaded, "analyst@B", "/fhir/QuestionnaireResponse"), 403, "forbidden")
 
 
 # ---------------------------------------------------------------- a real client

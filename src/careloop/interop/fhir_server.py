@@ -18,6 +18,7 @@ patients returned.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -39,8 +40,13 @@ from careloop.store.scoping import Scope
 from careloop.trust.principal import Principal
 from careloop.trust.work import unit_of_work
 
-ResourceType = Literal["Patient", "Observation", "Questionnaire"]
-SERVED_TYPES: tuple[ResourceType, ...] = ("Patient", "Observation", "Questionnaire")
+ResourceType = Literal["Patient", "Observation", "Questionnaire", "QuestionnaireResponse"]
+SERVED_TYPES: tuple[ResourceType, ...] = (
+    "Patient",
+    "Observation",
+    "Questionnaire",
+    "QuestionnaireResponse",
+)
 SEARCH_PARAMS: dict[str, tuple[tuple[str, str, str], ...]] = {
     "Patient": (
         ("_id", "token", "The pseudonymous id."),
@@ -59,6 +65,12 @@ SEARCH_PARAMS: dict[str, tuple[tuple[str, str, str], ...]] = {
         ("_id", "token", "The Questionnaire's id."),
         ("name", "string", "The form's name."),
         ("url", "uri", "urn:careloop:form:<name>."),
+    ),
+    "QuestionnaireResponse": (
+        ("_id", "token", "response-<n>."),
+        ("patient", "reference", "Patient/<pseudonym> or the pseudonym."),
+        ("subject", "reference", "Same as patient."),
+        ("questionnaire", "reference", "urn:careloop:form:<name>[|version]."),
     ),
 }
 # Result parameters clients send that do not change which resources match (ignored).
@@ -345,6 +357,91 @@ def read_questionnaire(
     return result.resources[0]
 
 
+# ---------------------------------------------------------------- QuestionnaireResponse
+
+
+def search_questionnaire_responses(
+    registry: Registry, principal: Principal, params: Params
+) -> SearchResult:
+    """Form responses of the patients the caller may see (``record.read``), as FHIR.
+
+    The resources are built by the capture layer's own FHIR export code, so
+    the API and ``careloop fhir export`` give the same QuestionnaireResponse.
+    Each form's read is audited by the capture layer (``list_responses``).
+    """
+    from careloop.capture.entry import list_responses
+    from careloop.capture.forms_store import get_form, list_forms
+
+    _unknown_params("QuestionnaireResponse", params)
+    count = _count(params)
+    with unit_of_work(registry, principal, "record.read") as work:
+        patients = {p.id: p for p in scoped_patients(work)}
+    wanted = _patient_filter(params)
+    chosen = [p for p in patients.values() if wanted is None or p.pseudo_id in wanted]
+    forms_wanted: set[str] | None = None
+    for value in params.get("questionnaire", []):
+        names = {v.split("|")[0].removeprefix("urn:careloop:form:") for v in value.split(",")}
+        forms_wanted = names if forms_wanted is None else forms_wanted & names
+    ids = {v for value in params.get("_id", []) for v in value.split(",")}
+    matched: list[dict[str, Any]] = []
+    for summary in list_forms(registry, principal):
+        if forms_wanted is not None and summary.name not in forms_wanted:
+            continue
+        if wanted is None:
+            views = list_responses(registry, principal, summary.name, limit=10_000)
+        else:
+            views = [
+                v
+                for p in chosen
+                for v in list_responses(registry, principal, summary.name, patient_id=p.id)
+            ]
+        versions: dict[str, Any] = {}
+        for view in views:
+            if view.patient_id not in patients:
+                continue
+            if view.form_version not in versions:
+                versions[view.form_version] = get_form(
+                    registry, principal, summary.name, version=view.form_version
+                ).form
+            resource = _questionnaire_response(
+                summary.name, view, patients[view.patient_id], versions[view.form_version]
+            )
+            if not ids or resource["id"] in ids:
+                matched.append(resource)
+    return SearchResult("QuestionnaireResponse", len(matched), tuple(matched[:count]))
+
+
+def _questionnaire_response(
+    form_name: str, view: Any, patient: ScopedPatient, form: Any
+) -> dict[str, Any]:
+    # The capture layer's builder (private there): one QuestionnaireResponse shape in
+    # careloop. It reads values, id, status, updated_at and patient_entered, which a
+    # ResponseView has as the stored row does.
+    from careloop.capture import records_io
+
+    exported = records_io._Exported(
+        response=view,
+        version=view.form_version,
+        local_id=patient.local_id,
+        pseudo_id=patient.pseudo_id,
+        site=patient.site_code,
+        consent_state=patient.consent_state,
+    )
+    text = records_io._questionnaire_response(form_name, exported, form)
+    resource: dict[str, Any] = json.loads(text)
+    return resource
+
+
+def read_questionnaire_response(
+    registry: Registry, principal: Principal, resource_id: str
+) -> dict[str, Any]:
+    """One QuestionnaireResponse by id (``response-<n>``)."""
+    result = search_questionnaire_responses(registry, principal, {"_id": [resource_id]})
+    if not result.resources:
+        raise NotFound(f"There is no QuestionnaireResponse/{resource_id} that you can see.")
+    return result.resources[0]
+
+
 # ---------------------------------------------------------------- dispatch and metadata
 
 
@@ -358,6 +455,8 @@ def read_resource(
         return read_observation(settings, registry, principal, resource_id)
     if kind == "Questionnaire":
         return read_questionnaire(registry, principal, resource_id)
+    if kind == "QuestionnaireResponse":
+        return read_questionnaire_response(registry, principal, resource_id)
     raise _unsupported(kind)
 
 
@@ -371,13 +470,12 @@ def search(
         return search_observations(settings, registry, principal, params)
     if kind == "Questionnaire":
         return search_questionnaires(registry, principal, params)
+    if kind == "QuestionnaireResponse":
+        return search_questionnaire_responses(registry, principal, params)
     raise _unsupported(kind)
 
 
 def _unsupported(kind: str) -> NotFound:
-    if kind == "QuestionnaireResponse":
-        # The capture layer stores responses; serving them over FHIR is not built yet.
-        raise NotImplementedError("QuestionnaireResponse is not served over the FHIR API yet.")
     return NotFound(
         f"careloop's FHIR API does not serve {kind}; it serves {', '.join(SERVED_TYPES)}."
     )
