@@ -10,6 +10,7 @@ import pytest
 
 from careloop.core.errors import InputError, ValidationFailed
 from careloop.interop.fhir_import import import_fhir
+from careloop.trust.audit import AuditFilter, report_entries
 from tests.foundation import Installation
 from tests.interop.fhir_support import (
     BOB_BUNDLE,
@@ -30,6 +31,9 @@ def _refused(inst: Installation, path: Path) -> ValidationFailed:
     assert "nothing was imported" in caught.value.message
     assert patient_count(inst) == 0
     assert set(warehouse_counts(inst).values()) <= {0}
+    with inst.registry.transaction() as session:
+        (attempt,) = report_entries(session, AuditFilter(action="import"))
+    assert (attempt.outcome, attempt.site_code) == ("failure", "A")
     return caught.value
 
 

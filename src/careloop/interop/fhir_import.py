@@ -178,11 +178,17 @@ def import_fhir(
     started = utcnow()
     read = read_path(Path(path))
     plan = _plan(read.resources, read.errors, mode)
-    if mode == "all_or_nothing" and plan.rejected:
-        raise _failed(plan.rejected, len(read.resources))
     with unit_of_work(registry, principal, "patient.create") as work:
         site_row = _target_site(work, principal, site)
-        work.expect("import", "clinical", site_code=site_row.code, details={"path": str(path)})
+        work.expect(
+            "import",
+            "clinical",
+            site_code=site_row.code,
+            details={"path": str(path), "mode": mode, "problems": len(plan.rejected)},
+        )
+        if mode == "all_or_nothing" and plan.rejected:
+            # Raised inside the unit of work so that the refused attempt is audited.
+            raise _failed(plan.rejected, len(read.resources))
         persons, created, updated = _upsert_patients(work, settings, site_row, plan)
         rows_out, withheld = _write_warehouse(settings, site_row.code, plan, persons)
         finished = utcnow()
