@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import difflib
 import json
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -502,7 +503,9 @@ def activate(
                 "sites": codes,
             },
         )
-        return _deployment(dep)
+        deployed = _deployment(dep)
+    _changed()
+    return deployed
 
 
 def retire(registry: Registry, principal: Principal, ref: str, *, reason: str) -> KnowledgeVersion:
@@ -514,7 +517,9 @@ def retire(registry: Registry, principal: Principal, ref: str, *, reason: str) -
         _require_status(row, ("draft", "in_review", "approved", "active"), "retirement")
         _end_deployments(work.session, row.id, utcnow())
         _step(work, row, "retired", reason, event="knowledge.retire")
-        return _view(row)
+        view = _view(row)
+    _changed()
+    return view
 
 
 def list_versions(
@@ -652,10 +657,33 @@ class ActiveService:
 
 
 _PACKAGE_CACHE: dict[str, KnowledgePackage] = {}
+ACTIVE_TTL_SECONDS = 2.0
+"""How long a process reuses the list of active services (each call needs it).
+
+Changes made in the same process (activate, retire) take effect at once;
+changes made by another process (the command line, another worker) within
+this many seconds."""
+_ACTIVE_CACHE: dict[int, tuple[int, float, dict[str, ActiveService]]] = {}
+_GENERATION = [0]
+
+
+def _changed() -> None:
+    _GENERATION[0] += 1
 
 
 def active_services(registry: Registry) -> dict[str, ActiveService]:
     """Active versions by service id (packages parsed once per content hash)."""
+    cached = _ACTIVE_CACHE.get(id(registry))
+    now = time.monotonic()
+    if cached and cached[0] == _GENERATION[0] and now - cached[1] < ACTIVE_TTL_SECONDS:
+        return cached[2]
+    generation = _GENERATION[0]
+    out = _load_active(registry)
+    _ACTIVE_CACHE[id(registry)] = (generation, now, out)
+    return out
+
+
+def _load_active(registry: Registry) -> dict[str, ActiveService]:
     out: dict[str, ActiveService] = {}
     with registry.transaction() as session:
         rows = session.execute(

@@ -35,6 +35,7 @@ import jwt
 from jwt import PyJWK, PyJWKSet
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
+from sqlalchemy.orm import Session
 
 from careloop.core.clock import utcnow
 from careloop.core.errors import Conflict, InputError, NotFound
@@ -86,6 +87,10 @@ class VerifiedCall:
     """The ``tenant`` claim, if any."""
     site_code: str | None
     """The client's careloop site, if registered."""
+    jti: str = ""
+    """The token's id, remembered against replay (see :func:`remember_jti`)."""
+    jti_expires: datetime | None = None
+    """Until when the id must be remembered."""
 
 
 def _parse_jwks(text: str, where: str) -> dict[str, tuple[PyJWK, str | None]]:
@@ -259,19 +264,34 @@ def allowed_origins(registry: Registry) -> frozenset[str]:
     return _CACHE.origins(registry)
 
 
-def _remember_jti(registry: Registry, issuer: str, jti: str, expires: datetime) -> None:
+def remember_jti(session: Session, call: VerifiedCall) -> None:
+    """Record the call's JWT id in ``session``; :class:`Unauthorised` if it was used before.
+
+    The service calls this inside the transaction that stores the call's
+    effects, so a replayed token changes nothing and each call costs one
+    write transaction.
+    """
+    if call.jti_expires is None:
+        return
     try:
-        with registry.transaction() as session:
-            session.add(CdsJti(issuer=issuer, jti=jti, expires_at=expires))
-            # Prune the expired now and then, within the same short transaction.
-            if hash(jti) % 200 == 0:
-                session.execute(delete(CdsJti).where(CdsJti.expires_at < utcnow()))
+        with session.begin_nested():
+            session.add(CdsJti(issuer=call.issuer, jti=call.jti, expires_at=call.jti_expires))
     except IntegrityError as exc:
         raise Unauthorised from exc
+    # Prune the expired now and then, within the same transaction.
+    if hash(call.jti) % 200 == 0:
+        session.execute(delete(CdsJti).where(CdsJti.expires_at < utcnow()))
 
 
-def verify_call(registry: Registry, token: str | None, *, audience: str) -> VerifiedCall:
-    """Check a call's bearer JWT; :class:`Unauthorised` unless it passes every check."""
+def verify_call(
+    registry: Registry, token: str | None, *, audience: str, remember: bool = True
+) -> VerifiedCall:
+    """Check a call's bearer JWT; :class:`Unauthorised` unless it passes every check.
+
+    With ``remember`` the token's ``jti`` is recorded at once (in a
+    transaction of its own); without it the caller must pass the result to
+    :func:`remember_jti` in the transaction that stores what the call did.
+    """
     if not token:
         raise Unauthorised
     try:
@@ -314,6 +334,15 @@ def verify_call(registry: Registry, token: str | None, *, audience: str) -> Veri
     expires = datetime.fromtimestamp(float(verified["exp"]), UTC)
     if not isinstance(jti, str) or not jti or expires - utcnow() > MAX_TOKEN_LIFETIME:
         raise Unauthorised
-    _remember_jti(registry, issuer, jti, expires + timedelta(seconds=LEEWAY_SECONDS))
     tenant = verified.get("tenant")
-    return VerifiedCall(issuer, tenant if isinstance(tenant, str) else None, entry.client.site_code)
+    call = VerifiedCall(
+        issuer,
+        tenant if isinstance(tenant, str) else None,
+        entry.client.site_code,
+        jti=jti,
+        jti_expires=expires + timedelta(seconds=LEEWAY_SECONDS),
+    )
+    if remember:
+        with registry.transaction() as session:
+            remember_jti(session, call)
+    return call

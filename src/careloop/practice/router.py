@@ -85,13 +85,18 @@ async def _serve(
         if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
             raise CdsHooksError(413, f"The request body is larger than {MAX_BODY_BYTES} bytes.")
         try:
+            # Calls that store something record the JWT id in that same transaction.
             call = await run_in_threadpool(
-                verify_call, registry, _bearer(request), audience=_audience(request)
+                verify_call,
+                registry,
+                _bearer(request),
+                audience=_audience(request),
+                remember=not with_body,
             )
+            body = await _read_json(request) if with_body else None
+            result = await run_in_threadpool(work, registry, call, body)
         except Unauthorised:
             return await _cors(request, _unauthorised(), registry)
-        body = await _read_json(request) if with_body else None
-        result = await run_in_threadpool(work, registry, call, body)
         response: Response = JSONResponse(result)
     except CdsHooksError as exc:
         response = _error(exc)

@@ -36,7 +36,7 @@ from careloop.practice.cds_hooks import (
     parse_request,
     token_values,
 )
-from careloop.practice.clients import VerifiedCall
+from careloop.practice.clients import VerifiedCall, remember_jti
 from careloop.practice.variants import allocate, unit_of
 from careloop.store.database import Registry
 from careloop.store.knowledge_models import CdsCard, CdsFeedback, CdsInvocation
@@ -188,6 +188,7 @@ def invoke(
     user = request.context.get("userId")
     patient = request.context.get("patientId")
     with registry.transaction() as session:
+        remember_jti(session, call)
         invocation = CdsInvocation(
             hook_instance=request.hook_instance[:200],
             service_id=service_id,
@@ -243,6 +244,7 @@ def record_feedback(
         raise CdsHooksError(400, "The feedback is not valid.", problems)
     items = body["feedback"]
     with registry.transaction() as session:
+        remember_jti(session, call)
         uuids = {str(item["card"]) for item in items}
         found = {
             card.uuid: (card, issuer)
