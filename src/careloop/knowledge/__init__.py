@@ -15,9 +15,9 @@
 """
 
 from pathlib import Path
+from typing import Any
 
 from careloop.knowledge.cards import Problem, card_problems, response_problems
-from careloop.knowledge.impact import ImpactReport, deployment_annotations, impact_report
 from careloop.knowledge.library import (
     ActiveService,
     Deployment,
@@ -89,3 +89,16 @@ __all__ = [
     "submit",
     "write_package",
 ]
+
+
+_LAZY = {"ImpactReport", "deployment_annotations", "impact_report"}
+
+
+def __getattr__(name: str) -> Any:
+    # The impact report needs the SPC/ITS stack (statsmodels, plotly): loaded on first use,
+    # so the CDS service and the command line start quickly.
+    if name in _LAZY:
+        from careloop.knowledge import impact
+
+        return getattr(impact, name)
+    raise AttributeError(f"module 'careloop.knowledge' has no attribute {name!r}")

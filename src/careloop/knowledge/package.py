@@ -31,15 +31,15 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import pandas as pd
-
-from careloop.analysis.risk import RiskModel
 from careloop.analysis.trials import TrialDesign
 from careloop.core.errors import CareloopError, ErrorDetail, InputError, ValidationFailed
 from careloop.knowledge.cards import action_problems, card_problems
 from careloop.knowledge.rules import Facts, condition_problems, fill_tokens, holds
+
+if TYPE_CHECKING:  # the risk module pulls in scikit-learn: loaded only for packages with a model
+    from careloop.analysis.risk import RiskModel
 
 FILES = ("metadata.json", "service.json", "rules.json", "tests.json")
 OPTIONAL_FILES = ("model.json",)
@@ -186,6 +186,10 @@ class KnowledgePackage:
     def _risk_function(self) -> Callable[[dict[str, float]], float] | None:
         if self.model is None:
             return None
+        import pandas as pd
+
+        from careloop.analysis.risk import RiskModel
+
         model = self._risk or RiskModel.from_dict(self.model)
         object.__setattr__(self, "_risk", model)
 
@@ -366,6 +370,8 @@ def package_from_dict(data: Mapping[str, Any], *, origin: str = "package") -> Kn
     problems += _service_problems(data.get("service"))
     model: RiskModel | None = None
     if data.get("model") is not None:
+        from careloop.analysis.risk import RiskModel
+
         try:
             model = RiskModel.from_dict(data["model"])
         except (CareloopError, KeyError, TypeError, ValueError) as exc:
