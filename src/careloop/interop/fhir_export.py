@@ -20,7 +20,7 @@ from typing import Any
 from sqlalchemy import select
 
 from careloop.core.clock import iso_utc, utcnow
-from careloop.core.errors import ConfigurationError, IntegrityFailure
+from careloop.core.errors import IntegrityFailure
 from careloop.core.settings import Settings
 from careloop.interop.fhir_mapping import (
     CLINICAL_TABLES,
@@ -31,7 +31,7 @@ from careloop.interop.fhir_mapping import (
     resource_of_row,
 )
 from careloop.interop.fhir_read import model_class
-from careloop.interop.warehouse import Warehouse, quiet_engine_warnings
+from careloop.interop.warehouse import Warehouse, parse_warehouse_url, quiet_engine_warnings
 from careloop.store.database import Registry
 from careloop.store.models import AuditEntry, Patient, Site
 from careloop.trust.principal import Principal
@@ -115,13 +115,15 @@ def fhir_patient(p: ScopedPatient, *, identifiable: bool) -> dict[str, Any]:
 
 
 def open_warehouse(settings: Settings) -> Warehouse | None:
-    """The warehouse read-only, or None when there is none yet (nothing imported)."""
-    try:
-        return Warehouse.from_settings(settings, read_only=True)
-    except ConfigurationError:
-        if settings.warehouse_url:
-            raise
+    """The warehouse read-only, or None when there is none yet (nothing imported).
+
+    Any other failure to open it (e.g. a DuckDB file locked by a running
+    import) is an error, never an empty answer.
+    """
+    location = parse_warehouse_url(settings.resolved_warehouse_url)
+    if location.path is not None and not location.path.expanduser().exists():
         return None
+    return Warehouse.from_settings(settings, read_only=True)
 
 
 def clinical_resources(
