@@ -121,11 +121,22 @@ class StoredResults:
         """Measures with results, in the order they were stored."""
         return tuple(dict.fromkeys(self.frame["measure_id"]))
 
+    _groups: dict[tuple[str, str], pd.DataFrame] = field(
+        default_factory=dict, repr=False, compare=False
+    )
+
     def rows(self, measure_id: str, site: str = NETWORK) -> pd.DataFrame:
         """One measure's unstratified rows at one site (``""``: the network), by period."""
-        f = self.frame
-        sel = f[(f["measure_id"] == measure_id) & (f["site"] == site)]
-        return sel.sort_values("period_start").reset_index(drop=True)
+        if not self._groups and len(self.frame):
+            # Split once: a measure page asks for every site of a 100-site network.
+            ordered = self.frame.sort_values("period_start", kind="stable")
+            groups = {
+                (str(key[0]), str(key[1])): group.reset_index(drop=True)
+                for key, group in ordered.groupby(["measure_id", "site"], sort=False)
+            }
+            self._groups.update(groups)  # all at once: concurrent requests share this object
+        empty = self.frame.iloc[0:0]
+        return self._groups.get((measure_id, site), empty)
 
 
 _CACHE: dict[tuple[str, str], StoredResults] = {}

@@ -52,8 +52,9 @@ def concept_name(concept_id: int, names: Mapping[int, str] | None = None) -> str
     local = c.local_concepts()
     if concept_id in local:
         name = local[concept_id]
-        # "Physician global…" → "physician global…", but "PUCAI total score" stays
-        return name[0].lower() + name[1:] if name[1:2].islower() else name
+        # "Physician global…" → "physician global…"; "PUCAI…" and "Crohn's…" stay
+        first = name.split(" ", 1)[0]
+        return name[0].lower() + name[1:] if first[1:].islower() and "'" not in first else name
     if concept_id in STANDARD_NAMES:
         return STANDARD_NAMES[concept_id]
     if names and concept_id in names:
