@@ -278,3 +278,12 @@ def test_an_order_sign_rule_reads_the_draft_orders_in_the_context():
         ],
     }
     assert package_from_dict(data).run_tests().passed
+
+
+def test_a_where_clause_without_one_comparison_is_refused():
+    data = copy.deepcopy(load_package(EXAMPLES / "ibd_methotrexate_safety").to_dict())
+    selector = data["rules"]["rules"][0]["when"]["exists"]
+    selector["where"] = [{"path": "dosageInstruction.0.timing.repeat.periodUnit"}]
+    with pytest.raises(ValidationFailed) as exc:
+        package_from_dict(data)
+    assert locations(exc) == ["rules.json:$.rules[0].when.exists.where[0]"]

@@ -15,7 +15,8 @@ and a selector picks FHIR resources::
 
     {"prefetch": "medications" | "context": "draftOrders",
      "resourceType": "MedicationRequest", "code": ["system|code", "code"],
-     "status": ["active"], "within_days": 365}
+     "status": ["active"], "within_days": 365,
+     "where": [{"path": "dosageInstruction.0.timing.repeat.periodUnit", "==": "d"}]}
 
 A JSON interpreter of our own rather than CQL or FHIRPath: no maintained
 Python CQL engine exists, and the few operations registry rules need are
@@ -41,7 +42,9 @@ COMPARATORS: dict[str, Callable[[Any, Any], bool]] = {
     ">=": operator.ge,
 }
 _COMPARED = ("count", "age", "value", "risk")
-_SELECTOR_KEYS = frozenset({"prefetch", "context", "resourceType", "code", "status", "within_days"})
+_SELECTOR_KEYS = frozenset(
+    {"prefetch", "context", "resourceType", "code", "status", "within_days", "where"}
+)
 _CODE_FIELDS = (
     "code",
     "medicationCodeableConcept",
@@ -176,8 +179,21 @@ def select(selector: Mapping[str, Any], facts: Facts) -> list[Mapping[str, Any]]
             when = resource_date(resource)
             if when is None or (facts.today - when).days > int(within) or when > facts.today:
                 continue
+        if not all(_where_holds(resource, clause) for clause in selector.get("where", ())):
+            continue
         out.append(resource)
     return out
+
+
+def _where_holds(resource: Mapping[str, Any], clause: Mapping[str, Any]) -> bool:
+    op = next(k for k in clause if k in COMPARATORS)
+    value = _path_value(resource, str(clause["path"]))
+    if value is None:
+        return False
+    try:
+        return bool(COMPARATORS[op](value, clause[op]))
+    except TypeError:
+        return False
 
 
 def _path_value(value: Any, path: str) -> Any:
@@ -382,4 +398,22 @@ def selector_problems(
     within = selector.get("within_days")
     if within is not None and (not isinstance(within, int) or within < 0):
         out.append(ErrorDetail(f"{where}.within_days", "`within_days` must be an integer ≥ 0."))
+    clauses = selector.get("where", [])
+    if not isinstance(clauses, list):
+        out.append(ErrorDetail(f"{where}.where", "`where` is a list of {path, comparison}."))
+        return out
+    for i, clause in enumerate(clauses):
+        ops = [k for k in clause if k in COMPARATORS] if isinstance(clause, Mapping) else []
+        if (
+            not isinstance(clause, Mapping)
+            or not isinstance(clause.get("path"), str)
+            or len(ops) != 1
+            or len(clause) != 2
+        ):
+            out.append(
+                ErrorDetail(
+                    f"{where}.where[{i}]",
+                    'Each clause is {"path": "a.0.b", "<op>": value} with one comparison.',
+                )
+            )
     return out
