@@ -27,18 +27,18 @@ old or the new warehouse, never half of it.
 from __future__ import annotations
 
 import hashlib
-import json
+import math
 import zlib
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any
+from typing import Any, cast
 
 import ibis
 import pandas as pd
 from sqlalchemy import select
 
-from careloop.capture.forms import FieldType, Form
+from careloop.capture.forms import Form
 from careloop.capture.forms_store import form_of_version
 from careloop.core.clock import utcnow
 from careloop.core.settings import Settings
@@ -126,61 +126,125 @@ def _local_id(*parts: str) -> int:
 
 @dataclass
 class _Snapshot:
-    sites: list[Site]
-    patients: list[Patient]
+    """What the refresh reads from the registry, as data frames."""
+
+    sites: pd.DataFrame
+    """id, code, name."""
+    patients: pd.DataFrame
+    """Consented patients: id, site_id, pseudo_id, sex, birth_date."""
     excluded: int
     forms: dict[int, tuple[str, bool]]
+    """form id → (name, patient-reported)."""
     versions: dict[int, Form]
-    responses: dict[int, list[Response]]
+    responses: pd.DataFrame
+    """Complete responses of consented patients: id, patient_id, form_id, form_version_id,
+    event_date, version (the values are read only for persons to rebuild)."""
+    hashes: dict[int, str]
+    """patient id → content hash (demographics and every response's id, version, date)."""
+    values: dict[int, dict[str, Any]]
+    """response id → values, for the responses of persons to rebuild."""
 
 
-def _read_registry(registry: Registry, principal: Principal) -> _Snapshot:
+def _frame(session: Any, query: Any, columns: list[str]) -> pd.DataFrame:
+    return pd.DataFrame(session.execute(query).all(), columns=columns)
+
+
+def _read_registry(
+    registry: Registry, principal: Principal, previous: Mapping[int, str]
+) -> _Snapshot:
+    """Read the registry in one transaction: hashes for everyone, values for changed persons."""
     with unit_of_work(registry, principal, "warehouse.manage") as work:
         session = work.session
-        sites = list(session.scalars(select(Site).order_by(Site.id)))
-        all_patients = list(session.scalars(select(Patient).order_by(Patient.id)))
-        patients = [p for p in all_patients if p.consent_state == CONSENT_FOR_IMPROVEMENT]
+        sites = _frame(
+            session, select(Site.id, Site.code, Site.name).order_by(Site.id), ["id", "code", "name"]
+        )
+        everyone = _frame(
+            session,
+            select(
+                Patient.id,
+                Patient.site_id,
+                Patient.pseudo_id,
+                Patient.sex,
+                Patient.birth_date,
+                Patient.consent_state,
+            ).order_by(Patient.id),
+            ["id", "site_id", "pseudo_id", "sex", "birth_date", "consent_state"],
+        )
+        patients = everyone[everyone.consent_state == CONSENT_FOR_IMPROVEMENT].drop(
+            columns="consent_state"
+        )
         forms = {
             d.id: (d.name, d.patient_reported) for d in session.scalars(select(FormDefinition))
         }
         versions = {v.id: form_of_version(v) for v in session.scalars(select(FormVersion))}
-        responses: dict[int, list[Response]] = {}
-        for r in session.scalars(
-            select(Response).where(Response.status == "complete").order_by(Response.id)
-        ):
-            responses.setdefault(r.patient_id, []).append(r)
-        session.expunge_all()
+        responses = _frame(
+            session,
+            select(
+                Response.id,
+                Response.patient_id,
+                Response.form_id,
+                Response.form_version_id,
+                Response.event_date,
+                Response.version,
+            )
+            .where(Response.status == "complete")
+            .order_by(Response.id),
+            ["id", "patient_id", "form_id", "form_version_id", "event_date", "version"],
+        )
+        responses = responses[responses.patient_id.isin(patients.id)].reset_index(drop=True)
+        hashes = _person_hashes(patients, responses)
+        rebuild = {pid for pid, h in hashes.items() if previous.get(pid) != h}
+        wanted = responses.id[responses.patient_id.isin(rebuild)].tolist()
+        values: dict[int, dict[str, Any]] = {}
+        for start in range(0, len(wanted), 20_000):
+            chunk = wanted[start : start + 20_000]
+            query = select(Response.id, Response.values).where(Response.id.in_(chunk))
+            values.update((row[0], row[1]) for row in session.execute(query))
         work.audit(
             "export",
             "warehouse",
             details={
                 "patients": len(patients),
-                "excluded_by_consent": len(all_patients) - len(patients),
+                "excluded_by_consent": len(everyone) - len(patients),
             },
         )
-    return _Snapshot(sites, patients, len(all_patients) - len(patients), forms, versions, responses)
+    return _Snapshot(
+        sites, patients, len(everyone) - len(patients), forms, versions, responses, hashes, values
+    )
 
 
-def _person_hash(p: Patient, responses: Iterable[Response]) -> str:
-    payload = {
-        "p": [p.pseudo_id, p.site_id, p.sex, p.birth_date.isoformat() if p.birth_date else None],
-        "r": [
-            [r.id, r.version, r.form_version_id, r.event_date.isoformat(), r.values]
-            for r in responses
-        ],
-    }
-    return hashlib.sha256(json.dumps(payload, sort_keys=True, default=str).encode()).hexdigest()
+def _person_hashes(patients: pd.DataFrame, responses: pd.DataFrame) -> dict[int, str]:
+    # A response's version changes with every edit, so id + version + date stand for its values.
+    keys = (
+        responses.id.astype(str)
+        + ":"
+        + responses.version.astype(str)
+        + ":"
+        + responses.form_version_id.astype(str)
+        + ":"
+        + responses.event_date.astype(str)
+    )
+    joined = keys.groupby(responses.patient_id).agg("|".join)
+    out: dict[int, str] = {}
+    for pid, pseudo, site, sex, born in zip(
+        patients.id.tolist(),
+        patients.pseudo_id,
+        patients.site_id,
+        patients.sex,
+        patients.birth_date,
+        strict=True,
+    ):
+        text = f"{pseudo}|{site}|{sex}|{born}|{joined.get(pid, '')}"
+        out[pid] = hashlib.sha256(text.encode()).hexdigest()
+    return out
 
 
-def _number(value: object) -> float | None:
-    try:
-        return float(str(value))
-    except (TypeError, ValueError):
-        return None
+def _as_text(value: object) -> str:
+    return ",".join(map(str, value)) if isinstance(value, list) else str(value)
 
 
 class _Builder:
-    """Turns a person's registry rows into OMOP rows."""
+    """Turns the registry rows of the persons to rebuild into OMOP rows, a form at a time."""
 
     def __init__(
         self, snapshot: _Snapshot, concept_map: ConceptMap, standard: Mapping[tuple[str, str], int]
@@ -188,7 +252,7 @@ class _Builder:
         self.snapshot = snapshot
         self.map = concept_map
         self.standard = standard
-        self.rows: dict[str, list[dict[str, Any]]] = {t: [] for t in PERSON_TABLES}
+        self.frames: dict[str, list[pd.DataFrame]] = {t: [] for t in PERSON_TABLES}
         self.local_names: dict[int, str] = dict(concept_map.names)
 
     def _domain(self, form: Form, name: str) -> str | None:
@@ -217,141 +281,200 @@ class _Builder:
         self.local_names.setdefault(concept, f"{form.field(name).label or name}: {label}")
         return concept
 
-    def add_person(self, p: Patient, responses: list[Response]) -> None:
-        events: list[date] = []
-        self.rows["person"].append(
-            {
-                "person_id": p.id,
-                "gender_concept_id": GENDER.get(p.sex, 0),
-                "year_of_birth": p.birth_date.year if p.birth_date else 0,
-                "month_of_birth": p.birth_date.month if p.birth_date else None,
-                "race_concept_id": 0,
-                "ethnicity_concept_id": 0,
-                "care_site_id": p.site_id,
-                "person_source_value": p.pseudo_id,
-                "gender_source_value": p.sex,
-            }
+    def build(self, persons: set[int]) -> dict[str, pd.DataFrame]:
+        snap = self.snapshot
+        people = snap.patients[snap.patients.id.isin(persons)]
+        birth = pd.to_datetime(people.birth_date)
+        self.frames["person"].append(
+            pd.DataFrame(
+                {
+                    "person_id": people.id,
+                    "gender_concept_id": people.sex.map(GENDER).fillna(0).astype("int64"),
+                    "year_of_birth": birth.dt.year.fillna(0).astype("int64"),
+                    "month_of_birth": birth.dt.month.astype("Int64"),
+                    "race_concept_id": 0,
+                    "ethnicity_concept_id": 0,
+                    "care_site_id": people.site_id,
+                    "person_source_value": people.pseudo_id,
+                    "gender_source_value": people.sex,
+                }
+            )
         )
-        for r in responses:
-            form_name, patient_reported = self.snapshot.forms[r.form_id]
-            form = self.snapshot.versions[r.form_version_id]
-            events.append(r.event_date)
-            visit_id: int | None = None
-            if not patient_reported:
-                visit_id = r.id
-                kind = str(r.values.get(self.map.visit_type_field or "", ""))
-                self.rows["visit_occurrence"].append(
+        responses = snap.responses[snap.responses.patient_id.isin(persons)]
+        if not responses.empty:
+            span = responses.groupby("patient_id").event_date.agg(["min", "max"]).reset_index()
+            self.frames["observation_period"].append(
+                pd.DataFrame(
                     {
-                        "visit_occurrence_id": r.id,
-                        "person_id": p.id,
-                        "visit_concept_id": self.map.visit_types.get(kind, OUTPATIENT_VISIT),
-                        "visit_start_date": r.event_date,
-                        "visit_end_date": r.event_date,
+                        "observation_period_id": span.patient_id,
+                        "person_id": span.patient_id,
+                        "observation_period_start_date": span["min"],
+                        "observation_period_end_date": span["max"],
+                        "period_type_concept_id": EHR_TYPE,
+                    }
+                )
+            )
+        site_of = dict(zip(people.id, people.site_id, strict=True))
+        for keys, group in responses.groupby(["form_id", "form_version_id"]):
+            form_id, version_id = (int(k) for k in cast(tuple[int, int], keys))
+            self._add_form(form_id, version_id, group, site_of)
+        return {
+            name: pd.concat(frames, ignore_index=True) if frames else pd.DataFrame()
+            for name, frames in self.frames.items()
+        }
+
+    def _add_form(
+        self, form_id: int, version_id: int, group: pd.DataFrame, site_of: Mapping[int, int]
+    ) -> None:
+        form_name, patient_reported = self.snapshot.forms[form_id]
+        form = self.snapshot.versions[version_id]
+        values = pd.DataFrame.from_records(
+            [self.snapshot.values.get(int(i), {}) for i in group.id], index=group.index
+        )
+        visit: pd.Series | None = None
+        if not patient_reported:
+            visit = group.id
+            kind = (
+                values[self.map.visit_type_field].astype(str)
+                if self.map.visit_type_field in values
+                else pd.Series("", index=group.index)
+            )
+            self.frames["visit_occurrence"].append(
+                pd.DataFrame(
+                    {
+                        "visit_occurrence_id": group.id,
+                        "person_id": group.patient_id,
+                        "visit_concept_id": kind.map(self.map.visit_types)
+                        .fillna(OUTPATIENT_VISIT)
+                        .astype("int64"),
+                        "visit_start_date": group.event_date,
+                        "visit_end_date": group.event_date,
                         "visit_type_concept_id": EHR_TYPE,
-                        "care_site_id": p.site_id,
+                        "care_site_id": group.patient_id.map(site_of),
                         "visit_source_value": form_name,
                     }
                 )
-            for index, f in enumerate(form.fields):
-                value = r.values.get(f.name)
-                if value in (None, "", []) or not f.stores_value:
-                    continue
-                self._add_value(p, r, visit_id, form, index, f.name, f.type, value)
-        if events:
-            self.rows["observation_period"].append(
-                {
-                    "observation_period_id": p.id,
-                    "person_id": p.id,
-                    "observation_period_start_date": min(events),
-                    "observation_period_end_date": max(events),
-                    "period_type_concept_id": EHR_TYPE,
-                }
             )
+        for index, f in enumerate(form.fields):
+            if not f.stores_value or f.name not in values:
+                continue
+            domain = self._domain(form, f.name)
+            if domain is None:
+                continue
+            column = values[f.name]
+            given = column.map(
+                lambda v: v not in (None, "", []) and not (isinstance(v, float) and math.isnan(v))
+            )
+            if not given.any():
+                continue
+            rows, answers = group[given], column[given]
+            visits = visit[given] if visit is not None else None
+            if domain in ("Measurement", "Observation"):
+                self._add_values(form, index, f.name, domain, rows, answers, visits)
+            else:
+                self._add_choices(form, index, f.name, domain, rows, answers, visits, values)
 
-    def _add_value(
+    def _add_values(
         self,
-        p: Patient,
-        r: Response,
-        visit_id: int | None,
         form: Form,
         index: int,
         name: str,
-        kind: FieldType,
-        value: object,
+        domain: str,
+        rows: pd.DataFrame,
+        answers: pd.Series,
+        visits: pd.Series | None,
     ) -> None:
-        domain = self._domain(form, name)
-        if domain is None:
+        prefix = "measurement" if domain == "Measurement" else "observation"
+        text = answers.map(_as_text)
+        number = pd.to_numeric(
+            text.where(~answers.map(lambda v: isinstance(v, list))), errors="coerce"
+        )
+        frame = pd.DataFrame(
+            {
+                f"{prefix}_id": rows.id * 1000 + index,
+                "person_id": rows.patient_id,
+                f"{prefix}_concept_id": self._value_concept(form, name),
+                f"{prefix}_date": rows.event_date,
+                f"{prefix}_type_concept_id": EHR_TYPE,
+                "value_as_number": number,
+                "visit_occurrence_id": visits if visits is not None else pd.NA,
+                f"{prefix}_source_value": name,
+                "value_source_value": text.str[:50],
+            }
+        )
+        if domain == "Observation":
+            frame["value_as_string"] = text.str[:60]
+        self.frames[DOMAIN_TABLES[domain]].append(frame)
+
+    def _add_choices(
+        self,
+        form: Form,
+        index: int,
+        name: str,
+        domain: str,
+        rows: pd.DataFrame,
+        answers: pd.Series,
+        visits: pd.Series | None,
+        values: pd.DataFrame,
+    ) -> None:
+        codes = answers.map(lambda v: [str(c) for c in v] if isinstance(v, list) else [str(v)])
+        long = pd.DataFrame({"row": rows.index, "code": codes}).explode("code")
+        long["k"] = long.groupby(level=0).cumcount()
+        long = long[~long.code.isin(["0", ""]) & long.code.notna()]
+        if long.empty:
             return
-        row_id = r.id * 1000 + index
-        if domain in ("Measurement", "Observation"):
-            concept_id = self._value_concept(form, name)
-            table = DOMAIN_TABLES[domain]
-            prefix = "measurement" if domain == "Measurement" else "observation"
-            text = ",".join(map(str, value)) if isinstance(value, list) else str(value)
-            self.rows[table].append(
+        base = rows.loc[long.row]
+        concept = long.code.map(
+            {c: self._choice_concept(form, name, c) for c in long.code.unique()}
+        )
+        row_id = base.id.to_numpy() * 100_000 + index * 100 + long.k.to_numpy()
+        visit_ids = visits.loc[long.row].to_numpy() if visits is not None else pd.NA
+        source = name + "=" + long.code.astype(str)
+        if domain == "Condition":
+            frame = pd.DataFrame(
                 {
-                    f"{prefix}_id": row_id,
-                    "person_id": p.id,
-                    f"{prefix}_concept_id": concept_id,
-                    f"{prefix}_date": r.event_date,
-                    f"{prefix}_type_concept_id": EHR_TYPE,
-                    "value_as_number": _number(value) if not isinstance(value, list) else None,
-                    "visit_occurrence_id": visit_id,
-                    f"{prefix}_source_value": name,
-                    "value_source_value": text[:50],
-                    **({"value_as_string": text[:60]} if domain == "Observation" else {}),
+                    "condition_occurrence_id": row_id,
+                    "person_id": base.patient_id.to_numpy(),
+                    "condition_concept_id": concept.to_numpy(),
+                    "condition_start_date": base.event_date.to_numpy(),
+                    "condition_type_concept_id": EHR_TYPE,
+                    "visit_occurrence_id": visit_ids,
+                    "condition_source_value": source.to_numpy(),
                 }
             )
-            return
-        codes = [str(v) for v in value] if isinstance(value, list) else [str(value)]
-        for k, code in enumerate(codes):
-            if code in ("0", ""):
-                continue  # "None" answers record no exposure or condition
-            concept = self._choice_concept(form, name, code)
-            row = r.id * 100_000 + index * 100 + k
-            if domain == "Condition":
-                self.rows["condition_occurrence"].append(
-                    {
-                        "condition_occurrence_id": row,
-                        "person_id": p.id,
-                        "condition_concept_id": concept,
-                        "condition_start_date": r.event_date,
-                        "condition_type_concept_id": EHR_TYPE,
-                        "visit_occurrence_id": visit_id,
-                        "condition_source_value": f"{name}={code}",
-                    }
-                )
-            elif domain == "Drug":
-                start_field = self.map.drug_start_fields.get(name)
-                start = r.values.get(start_field) if start_field else None
-                try:
-                    start_date = date.fromisoformat(str(start)) if start else r.event_date
-                except ValueError:
-                    start_date = r.event_date
-                self.rows["drug_exposure"].append(
-                    {
-                        "drug_exposure_id": row,
-                        "person_id": p.id,
-                        "drug_concept_id": concept,
-                        "drug_exposure_start_date": start_date,
-                        "drug_exposure_end_date": r.event_date,
-                        "drug_type_concept_id": EHR_TYPE,
-                        "visit_occurrence_id": visit_id,
-                        "drug_source_value": f"{name}={code}",
-                    }
-                )
-            else:
-                self.rows["procedure_occurrence"].append(
-                    {
-                        "procedure_occurrence_id": row,
-                        "person_id": p.id,
-                        "procedure_concept_id": concept,
-                        "procedure_date": r.event_date,
-                        "procedure_type_concept_id": EHR_TYPE,
-                        "visit_occurrence_id": visit_id,
-                        "procedure_source_value": f"{name}={code}",
-                    }
-                )
+            self.frames["condition_occurrence"].append(frame)
+        elif domain == "Drug":
+            start_field = self.map.drug_start_fields.get(name)
+            start = base.event_date
+            if start_field and start_field in values:
+                given = pd.to_datetime(values.loc[long.row, start_field], errors="coerce").dt.date
+                start = given.where(given.notna(), base.event_date.to_numpy())
+            frame = pd.DataFrame(
+                {
+                    "drug_exposure_id": row_id,
+                    "person_id": base.patient_id.to_numpy(),
+                    "drug_concept_id": concept.to_numpy(),
+                    "drug_exposure_start_date": start.to_numpy(),
+                    "drug_exposure_end_date": base.event_date.to_numpy(),
+                    "drug_type_concept_id": EHR_TYPE,
+                    "visit_occurrence_id": visit_ids,
+                    "drug_source_value": source.to_numpy(),
+                }
+            )
+            self.frames["drug_exposure"].append(frame)
+        else:
+            frame = pd.DataFrame(
+                {
+                    "procedure_occurrence_id": row_id,
+                    "person_id": base.patient_id.to_numpy(),
+                    "procedure_concept_id": concept.to_numpy(),
+                    "procedure_date": base.event_date.to_numpy(),
+                    "procedure_type_concept_id": EHR_TYPE,
+                    "visit_occurrence_id": visit_ids,
+                    "procedure_source_value": source.to_numpy(),
+                }
+            )
+            self.frames["procedure_occurrence"].append(frame)
 
 
 def _standard_concepts(warehouse: Warehouse, snapshot: _Snapshot) -> dict[tuple[str, str], int]:
@@ -397,19 +520,17 @@ def refresh_warehouse(
     """Bring the warehouse up to date with the registry (see the module docstring)."""
     started = utcnow()
     cmap = concept_map or ConceptMap()
-    snapshot = _read_registry(registry, principal)
-    hashes = {p.id: _person_hash(p, snapshot.responses.get(p.id, [])) for p in snapshot.patients}
     with Warehouse.from_settings(settings) as warehouse:
         warehouse.create_schema()
         warehouse.ensure_table(STATE_TABLE, STATE_SCHEMA)
         previous = {} if full else _previous_state(warehouse)
+        snapshot = _read_registry(registry, principal, previous)
+        hashes = snapshot.hashes
         changed = [pid for pid, h in hashes.items() if previous.get(pid) != h]
         removed = [pid for pid in previous if pid not in hashes]
         stale = set(changed) | set(removed)
         builder = _Builder(snapshot, cmap, _standard_concepts(warehouse, snapshot))
-        for p in snapshot.patients:
-            if p.id in stale:
-                builder.add_person(p, snapshot.responses.get(p.id, []))
+        built = builder.build(set(changed))
         local = {**builder.local_names}
         # Local concepts used by unchanged persons stay registered: keep every earlier one too.
         tables = [*PERSON_TABLES, "care_site", "concept", "cdm_source", STATE_TABLE]
@@ -420,7 +541,7 @@ def refresh_warehouse(
                     if stale:
                         kept = kept.filter(~kept.person_id.isin(sorted(stale)))
                     swap.insert(name, kept)
-                new = pd.DataFrame(builder.rows[name])
+                new = built[name]
                 if not new.empty:
                     swap.insert(name, new)
             swap.insert(
@@ -433,7 +554,7 @@ def refresh_warehouse(
                             "place_of_service_concept_id": 0,
                             "care_site_source_value": s.code,
                         }
-                        for s in snapshot.sites
+                        for s in snapshot.sites.itertuples(index=False)
                     ]
                 ),
             )
@@ -498,7 +619,7 @@ def refresh_warehouse(
             InputRecord(
                 "registry snapshot",
                 hashlib.sha256("".join(sorted(hashes.values())).encode()).hexdigest(),
-                sum(len(v) for v in snapshot.responses.values()),
+                len(snapshot.responses),
             )
         ],
         outputs={"rows": rows, "rebuilt": len(changed), "removed": len(removed)},
