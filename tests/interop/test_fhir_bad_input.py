@@ -104,6 +104,14 @@ def test_a_gender_that_is_not_an_administrative_gender_code_is_refused(
     assert error.details[0].value == "F"
 
 
+def test_a_birth_date_in_the_future_is_refused(
+    sqlite_install: Installation, tmp_path: Path
+) -> None:
+    path = write_ndjson(tmp_path / "x.ndjson", [patient("p1", "M1", birthDate="2999-01-01")])
+    error = _refused(sqlite_install, path)
+    assert _locations(error) == ["x.ndjson:1: Patient.birthDate"]
+
+
 def test_structural_errors_give_the_fhir_path_from_fhir_resources(
     sqlite_install: Installation, tmp_path: Path
 ) -> None:

@@ -271,6 +271,12 @@ def check_resource(
         gender = resource.get("gender")
         if gender is not None and gender not in ADMINISTRATIVE_GENDER:
             err("Patient.gender", "use one of female, male, other, unknown", gender)
+        birth = resource.get("birthDate")
+        # The registry's rule for dates of birth (careloop.trust.patients).
+        if isinstance(birth, str) and not (
+            birth[:4] >= "1900" and birth <= date.today().isoformat()
+        ):
+            err("Patient.birthDate", "the date of birth must lie between 1900 and today", birth)
     for path, concept in coded_fields(resource):
         chosen, problems, notes = choose_coding(concept, path)
         errors.extend(ErrorDetail(f"{where}: {p.location}", p.message, p.value) for p in problems)
