@@ -18,7 +18,7 @@ import time
 import uuid
 from collections.abc import Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 import httpx
@@ -232,7 +232,12 @@ def invoke(
 
 
 def _timestamp(text: str) -> datetime:
-    return datetime.fromisoformat(text.replace("Z", "+00:00"))
+    stamp = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    return stamp if stamp.tzinfo else stamp.replace(tzinfo=UTC)  # the spec's times are UTC
+
+
+def _clip(value: Any, size: int) -> str | None:
+    return str(value)[:size] if value is not None else None
 
 
 def record_feedback(
@@ -295,9 +300,9 @@ def record_feedback(
                     accepted_suggestions=json.dumps(
                         [s["id"] for s in item.get("acceptedSuggestions") or []]
                     ),
-                    override_code=coding.get("code"),
-                    override_system=coding.get("system"),
-                    override_display=coding.get("display"),
+                    override_code=_clip(coding.get("code"), 200),
+                    override_system=_clip(coding.get("system"), 500),
+                    override_display=_clip(coding.get("display"), 500),
                     user_comment=reason.get("userComment"),
                     outcome_timestamp=_timestamp(item["outcomeTimestamp"]),
                     issuer=call.issuer,
