@@ -155,54 +155,52 @@ def generate_network(scale: Scale = "small", seed: int = 2007) -> SyntheticNetwo
     )
     base = math.log(truth.baseline_remission / (1 - truth.baseline_remission))
     steroid_base = math.log(truth.baseline_steroid / (1 - truth.baseline_steroid))
-    patient_rows: list[dict[str, object]] = []
-    visit_frames: list[pd.DataFrame] = []
     span_days = (end - start).days
+    frames = []
     for site in sites:
         n = site.patients
         # Enrolment spread over the first two thirds of the period; everyone stays to the end.
         enrol = rng.integers(0, int(span_days * 0.66), size=n)
-        disease = rng.choice(["1", "2", "3"], size=n, p=[0.62, 0.32, 0.06])
-        consent = rng.choice(list(truth.consent_mix), size=n, p=list(truth.consent_mix.values()))
-        for i in range(n):
-            first = start + timedelta(days=int(enrol[i]))
-            born = first - timedelta(days=int(rng.integers(4 * 365, 16 * 365)))
-            patient_rows.append(
+        age_days = rng.integers(4 * 365, 16 * 365, size=n)
+        frames.append(
+            pd.DataFrame(
                 {
                     "site": site.code,
-                    "local_id": f"{site.code}-{i + 1:05d}",
-                    "given_name": str(rng.choice(_NAMES)),
-                    "family_name": f"Synthetic{i + 1:05d}",
-                    "birth_date": born,
-                    "sex": str(rng.choice(["female", "male"])),
-                    "consent_state": str(consent[i]),
-                    "disease_type": str(disease[i]),
-                    "first_visit": first,
+                    "local_id": [f"{site.code}-{i + 1:05d}" for i in range(n)],
+                    "given_name": rng.choice(_NAMES, size=n),
+                    "family_name": [f"Synthetic{i + 1:05d}" for i in range(n)],
+                    "enrol_day": enrol,
+                    "birth_day": enrol - age_days,
+                    "sex": rng.choice(["female", "male"], size=n),
+                    "consent_state": rng.choice(
+                        list(truth.consent_mix), size=n, p=list(truth.consent_mix.values())
+                    ),
+                    "disease_type": rng.choice(["1", "2", "3"], size=n, p=[0.62, 0.32, 0.06]),
                 }
             )
-            # Visits about every 3 months (2 to 4), from enrolment to the end.
-            gaps = rng.integers(60, 120, size=64)
-            days = np.cumsum(np.concatenate([[0], gaps]))
-            dates = [
-                first + timedelta(days=int(d))
-                for d in days
-                if first + timedelta(days=int(d)) <= end
-            ]
-            if not dates:
-                continue
-            visit_frames.append(
-                pd.DataFrame(
-                    {
-                        "site": site.code,
-                        "local_id": f"{site.code}-{i + 1:05d}",
-                        "event_date": dates,
-                        "disease_type": str(disease[i]),
-                        "born": born,
-                    }
-                )
-            )
-    patients = pd.DataFrame(patient_rows)
-    visits = pd.concat(visit_frames, ignore_index=True)
+        )
+    patients = pd.concat(frames, ignore_index=True)
+    origin = np.datetime64(start.isoformat(), "D")
+    patients["first_visit"] = list((origin + patients.enrol_day.to_numpy()).astype(object))
+    patients["birth_date"] = list((origin + patients.birth_day.to_numpy()).astype(object))
+    # Visits about every 3 months (2 to 4) from enrolment to the end, for everyone at once.
+    gaps = rng.integers(60, 120, size=(len(patients), 64))
+    offsets = np.concatenate(
+        [np.zeros((len(patients), 1), dtype=np.int64), np.cumsum(gaps, axis=1)], axis=1
+    )
+    days = patients.enrol_day.to_numpy()[:, None] + offsets
+    keep = days <= span_days
+    who = np.repeat(np.arange(len(patients)), keep.sum(axis=1))
+    visits = pd.DataFrame(
+        {
+            "site": patients.site.to_numpy()[who],
+            "local_id": patients.local_id.to_numpy()[who],
+            "event_date": list((origin + days[keep]).astype(object)),
+            "disease_type": patients.disease_type.to_numpy()[who],
+            "born": patients.birth_date.to_numpy()[who],
+        }
+    )
+    patients = patients.drop(columns=["enrol_day", "birth_day"])
     # Only one visit a patient per day (the registry's key is patient, form, date).
     visits = visits.drop_duplicates(["local_id", "event_date"]).reset_index(drop=True)
     t = np.array([(d - start).days / 365.25 for d in visits.event_date])

@@ -38,7 +38,7 @@ from careloop.trust.installation import open_registry
 from careloop.trust.principal import Principal
 
 DEMO_MEASURES = Path(__file__).resolve().parent / "measures"
-DEFAULT_SEED = 11
+DEFAULT_SEED = 4
 
 Stage = Callable[[str], None]
 
