@@ -274,6 +274,7 @@ def test_card_events_give_one_row_per_card_with_its_latest_feedback(api, keys, i
     from careloop.practice import card_events
 
     card = call(api, keys, LIVE, patient_view("Practitioner/events")).json()["cards"][0]
+    assert call(api, keys, SILENT, patient_view("Practitioner/events")).json() == {"cards": []}
     path = f"/cds-services/{LIVE}/feedback"
     for outcome in ("overridden", "accepted"):
         item = {
