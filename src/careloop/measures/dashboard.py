@@ -614,14 +614,19 @@ def measure_detail(
 
 
 def funnel_view(info: MeasureInfo, sites: Sequence[Series]) -> FunnelView:
-    """The sites on a funnel plot: the latest period of a measure with a look-back
-    window (its months overlap), else the sum of the last 12 periods."""
+    """The sites' numbers over one window, on a funnel plot for proportions and ratios.
+
+    The window is the latest period for a measure with a look-back window (its
+    periods overlap) or a continuous one (a median cannot be summed), else the
+    last 12 periods, summed.
+    """
     latest = max((p.period_start for s in sites for p in s.points), default=None)
     if latest is None:
         return FunnelView("", None, (), "No site has results.")
     overlapping = info.definition is not None and info.definition.lookback is not None
     periods = sorted({p.period_start for s in sites for p in s.points})
-    window = [latest] if overlapping else periods[-FUNNEL_MONTHS:]
+    single = overlapping or info.type == "continuous"
+    window = [latest] if single else periods[-FUNNEL_MONTHS:]
     chosen = set(window)
     label = _period_label(window[0]) + (
         f" to {_period_label(window[-1])}" if len(window) > 1 else ""
@@ -633,7 +638,7 @@ def funnel_view(info: MeasureInfo, sites: Sequence[Series]) -> FunnelView:
         rows.append((s.site, num, den))
     if info.type not in ("proportion", "ratio"):
         numbers = tuple(
-            SiteNumbers(site, n, d, _value(info, s), "", d <= 10)
+            SiteNumbers(site, n, d, _window_value(info, s, latest, n), "", d <= 10)
             for (site, n, d), s in zip(rows, sites, strict=True)
         )
         return FunnelView(
@@ -676,9 +681,11 @@ def funnel_view(info: MeasureInfo, sites: Sequence[Series]) -> FunnelView:
     return FunnelView(label, result, numbers, note)
 
 
-def _value(info: MeasureInfo, s: Series) -> float | None:
-    latest = s.latest
-    return latest.value if latest is not None else None
+def _window_value(info: MeasureInfo, s: Series, latest: date, total: int) -> float | None:
+    if info.type == "count":
+        return float(total)  # the count over the window
+    point = next((p for p in s.points if p.period_start == latest), None)
+    return point.value if point is not None else None
 
 
 def _period_label(day: date) -> str:
