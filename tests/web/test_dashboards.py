@@ -291,3 +291,18 @@ def test_only_roles_that_read_records_at_a_site_may_list_its_patients():
     assert patient_list_sites(analyst, sites) == () and may_see_dashboards(analyst)
     assert patient_list_sites(auditor, sites) == ()
     assert patient_list_sites(both, sites) == ("S001", "S002")
+
+
+def test_an_installation_without_measure_results_says_how_to_get_them(tmp_path):
+    from tests.foundation import PASSWORD, build_installation, make_settings
+
+    inst = build_installation(make_settings(tmp_path, None))
+    application = create_app(inst.settings)
+    try:
+        client = _client(application, inst.emails["clinician@A"], PASSWORD)
+        page = client.get("/measures")
+        assert page.status_code == 200 and "careloop measures run --by site" in page.text
+        assert client.get(f"/measures/{MEASURE}").status_code == 404
+    finally:
+        application.state.registry.close()
+        inst.registry.close()

@@ -36,7 +36,7 @@ from careloop.analysis.caveats import StatisticalWarning
 from careloop.analysis.funnel import FunnelResult, funnel
 from careloop.analysis.spc import SpcChart, qic
 from careloop.analysis.spc_plot import Annotation
-from careloop.core.errors import InputError, NotFound, PermissionDenied
+from careloop.core.errors import CareloopError, InputError, NotFound, PermissionDenied
 from careloop.core.settings import Settings
 from careloop.interop.warehouse import Warehouse, quiet_engine_warnings
 from careloop.measures.catalog import MeasureCatalog
@@ -152,10 +152,11 @@ def stored_results(settings: Settings) -> StoredResults:
     url = settings.resolved_warehouse_url
     try:
         warehouse = Warehouse.from_settings(settings, read_only=True)
-    except Exception as exc:  # a missing DuckDB file, an unreachable server
+    except CareloopError as exc:  # a missing DuckDB file, a file another process writes
         raise NotFound(
-            "No measure results yet: the warehouse is not there. Run `careloop warehouse "
-            "refresh` and `careloop measures run --by site` (or `careloop demo`)."
+            f"No measure results to show: {exc.message} Measure results come from "
+            "`careloop warehouse refresh` and `careloop measures run --by site` "
+            "(or `careloop demo`)."
         ) from exc
     with warehouse:
         if not warehouse.has_table(RUN_TABLE) or not warehouse.has_table(RESULT_TABLE):
