@@ -306,3 +306,43 @@ def test_an_installation_without_measure_results_says_how_to_get_them(tmp_path):
     finally:
         application.state.registry.close()
         inst.registry.close()
+
+
+def test_a_knowledge_object_deployment_is_drawn_on_the_measure_s_charts(clinician, monkeypatch):
+    from datetime import UTC, datetime
+
+    from careloop.knowledge.library import Deployment
+    from careloop.web import pages_dashboards
+
+    deployed = Deployment(
+        id=1,
+        identifier="steroid-sparing",
+        version="1.0.0",
+        mode="live",
+        sites=("S001", "S002"),
+        measures=("steroid-at-visit",),
+        started_at=datetime(2023, 3, 14, 9, 0, tzinfo=UTC),
+        ended_at=None,
+        by="lead",
+        reason="pilot",
+    )
+    monkeypatch.setattr(
+        pages_dashboards,
+        "deployments_for",
+        lambda _registry, measure_id: [deployed] if measure_id == "steroid-at-visit" else [],
+    )
+    page = clinician.get("/measures/steroid-at-visit")
+    assert "2023-03-14: steroid-sparing 1.0.0 (S001, S002)" in page.text
+    figures = dict(
+        re.findall(
+            r'<script type="application/json" id="(fig-\w+)">(.*?)</script>', page.text, flags=re.S
+        )
+    )
+    network = json.loads(figures["fig-network"])
+    labels = [a["text"] for a in network["layout"]["annotations"]]
+    assert "steroid-sparing 1.0.0 (S001, S002)" in labels
+    # Served at two sites only: a phase of those sites' charts, a line on the network's.
+    sites = json.loads(figures["fig-sites"])
+    assert sum("steroid-sparing" in a["text"] for a in sites["layout"]["annotations"]) == 2
+    assert "Part 2" not in labels
+    assert "steroid-sparing" not in clinician.get("/measures/remission-at-visit").text
