@@ -198,7 +198,7 @@ def test_a_clinician_opens_the_audited_patient_list_behind_their_own_site_s_numb
 ):
     before = len(_audits(demo, "measure_patient_list"))
     page = clinician.get(f"/measures/{MEASURE}/sites/S001/patients")
-    assert page.status_code == 200
+    assert page.status_code == 200 and page.headers["cache-control"] == "no-store"
     latest = (
         stored[(stored.measure_id == MEASURE) & (stored.site == "S001")]
         .sort_values("period_start")

@@ -400,9 +400,11 @@ def measure_patient_list(
             period=period,
             kind=list_kind,
         )
-    return _render(
+    response = _render(
         request, "dashboard_patients.html", {**_base(caller), "listed": listed, "m": listed.measure}
     )
+    response.headers["Cache-Control"] = "no-store"  # names and dates of birth: never cached
+    return response
 
 
 @router.get("/sites/{code}", response_class=HTMLResponse)
