@@ -51,6 +51,14 @@ def test_withdrawn_and_direct_care_only_patients_appear_nowhere_in_the_warehouse
     assert len(in_warehouse) == (network.patients.consent_state == "improvement_and_research").sum()
 
 
+def test_decision_support_was_served_over_http_and_its_feedback_measured(demo):
+    _settings, result = demo
+    acceptance = next(r for r in result.recoveries if r.name == "Decision-support cards accepted")
+    assert acceptance.scale == "proportion" and "CDS Hooks feedback on" in acceptance.method
+    shown = int(acceptance.method.split(" on ")[1].split()[0])
+    assert shown >= 60  # one card per simulated visit at the deployed sites
+
+
 def test_the_report_and_its_charts_are_written(demo):
     _settings, result = demo
     page = result.report.read_text()

@@ -21,6 +21,7 @@ import pandas as pd
 from careloop.core.errors import ConfigurationError
 from careloop.core.settings import Settings
 from careloop.demo import recovery
+from careloop.demo.decision_support import DecisionSupportRun, run_decision_support
 from careloop.demo.load import LoadCounts, load_network
 from careloop.demo.network import Scale, SyntheticNetwork, generate_network
 from careloop.demo.report import write_report
@@ -130,6 +131,12 @@ def run_demo(
             store_run(warehouse, run)
         clock.stage("Analysing: SPC and interrupted time series")
         analyses = _analyse(run.results, network)
+        clock.stage("Knowledge into practice: CDS Hooks calls over HTTP with signed JWTs")
+        practice = run_decision_support(settings, registry, operator, network)
+        analyses.recoveries.append(
+            recovery.card_acceptance(practice.accepted, practice.cards_shown, network.truth)
+        )
+        analyses.practice = practice
         clock.stage("Writing the learning report")
         recoveries = analyses.recoveries
         report = _write_outputs(out, network, run, quality, analyses, counts, clock.timings)
@@ -155,6 +162,7 @@ def run_demo(
 class _Analyses:
     recoveries: list[recovery.Recovery]
     charts: dict[str, Any]
+    practice: DecisionSupportRun | None = None
 
 
 def _analyse(results: pd.DataFrame, network: SyntheticNetwork) -> _Analyses:

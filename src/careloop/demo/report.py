@@ -18,6 +18,7 @@ import pandas as pd
 from careloop.analysis import funnel, spc
 from careloop.analysis.caveats import StatisticalWarning
 from careloop.analysis.spc_plot import Annotation
+from careloop.demo.decision_support import DecisionSupportRun
 from careloop.demo.load import LoadCounts
 from careloop.demo.network import SyntheticNetwork
 from careloop.demo.recovery import Recovery, monthly
@@ -88,6 +89,8 @@ def write_report(
     charts: Mapping[str, Any],
     counts: LoadCounts,
     timings: Mapping[str, float],
+    *,
+    practice: DecisionSupportRun | None = None,
 ) -> Path:
     """Write ``report.html`` and its images into ``out``; return the report's path."""
     truth = network.truth
@@ -118,6 +121,7 @@ def write_report(
         pct=_pct,
         timings=timings,
         measures=results.measure_id.nunique(),
+        practice=practice,
     )
     path = out / "report.html"
     path.write_text(page)

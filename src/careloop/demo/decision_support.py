@@ -1,0 +1,217 @@
+"""Knowledge into practice in the demo: a knowledge object approved, deployed, called by EHRs.
+
+The example knowledge object (steroid-dependent IBD without steroid-sparing
+therapy → review) goes through its lifecycle and is activated at the sites
+of the planted deployment. Each of those sites' EHR is a trusted CDS
+client with its own signing key; simulated clinic visits call the CDS Hooks
+service of a real ``careloop serve`` over HTTP with signed JWTs, and the
+clinicians' answers (accepted with the planted probability) come back as
+feedback. Acceptance is then read from the service's own stored card
+events — the data, not the simulator's tally.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import socket
+import subprocess
+import sys
+import time
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import httpx
+import jwt
+import numpy as np
+from cryptography.hazmat.primitives.asymmetric import ec
+from jwt.algorithms import ECAlgorithm
+
+from careloop.core.errors import ConfigurationError
+from careloop.core.settings import Settings
+from careloop.demo.network import SyntheticNetwork
+from careloop.knowledge import EXAMPLES, activate, add_version, approve, load_package, submit
+from careloop.practice import card_events, trust_client
+from careloop.store.database import Registry
+from careloop.trust.principal import Principal
+
+KNOWLEDGE_OBJECT = EXAMPLES / "ibd_steroid_review"
+ISSUER = "https://ehr-{site}.demo.careloop.invalid/"
+
+
+@dataclass(frozen=True)
+class DecisionSupportRun:
+    """What the simulated EHR visits produced."""
+
+    service_id: str
+    ko_ref: str
+    calls: int
+    cards_shown: int
+    accepted: int
+    by_site: dict[str, tuple[int, int]]
+    """site → (cards shown, accepted), from the stored card events."""
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _serve(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    process = subprocess.Popen(  # noqa: S603 - our own CLI, fixed arguments
+        [
+            sys.executable,
+            "-m",
+            "careloop.cli",
+            "serve",
+            "--data-dir",
+            str(data_dir),
+            "--port",
+            str(port),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+        env={**os.environ, "CARELOOP_DATA_DIR": str(data_dir)},
+    )
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        if process.poll() is not None:
+            break
+        try:
+            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+                return process, url
+        except httpx.HTTPError:
+            time.sleep(0.2)
+    process.terminate()
+    raise ConfigurationError("The demo's CDS Hooks server did not start on loopback.")
+
+
+def _prefetch(template: dict[str, Any], patient: str, today: str) -> dict[str, Any]:
+    prefetch: dict[str, Any] = json.loads(json.dumps(template))
+    prefetch["patient"]["id"] = patient
+    for entry in prefetch["medications"]["entry"]:
+        entry["resource"]["authoredOn"] = today
+    return prefetch
+
+
+def _answer(card: dict[str, Any], *, accepted: bool) -> dict[str, Any]:
+    """A clinician's answer to a card, as CDS Hooks feedback."""
+    item: dict[str, Any] = {
+        "card": card["uuid"],
+        "outcome": "accepted" if accepted else "overridden",
+        "outcomeTimestamp": datetime.now(UTC).strftime("%Y-%m-%dT%H:%M:%SZ"),
+    }
+    if accepted:
+        item["acceptedSuggestions"] = [{"id": s["uuid"]} for s in card.get("suggestions", [])[:1]]
+    elif card.get("overrideReasons"):
+        item["overrideReason"] = {"reason": card["overrideReasons"][0]}
+    return item
+
+
+def run_decision_support(
+    settings: Settings,
+    registry: Registry,
+    operator: Principal,
+    network: SyntheticNetwork,
+    *,
+    calls_per_site: int = 40,
+) -> DecisionSupportRun:
+    """Approve and deploy the knowledge object, then simulate EHR visits calling it."""
+    truth = network.truth
+    package = load_package(KNOWLEDGE_OBJECT)
+    ref = f"{package.identifier}@{package.version}"
+    add_version(registry, operator, package, reason="Learning community's steroid-sparing priority")
+    submit(registry, operator, ref, reason="Tests pass; ready for the clinical lead's review")
+    approve(registry, operator, ref, reason="Reviewed against the ECCO-ESPGHAN guideline")
+    activate(
+        registry, operator, ref, reason="Deployed at the pilot sites", sites=list(truth.ko_sites)
+    )
+    keys = {}
+    for site in truth.ko_sites:
+        key = ec.generate_private_key(ec.SECP256R1())
+        jwk = json.loads(ECAlgorithm.to_jwk(key.public_key()))
+        jwk.update({"kid": f"{site.lower()}-1", "alg": "ES256", "use": "sig"})
+        path = settings.data_dir / f"ehr-{site.lower()}-jwks.json"
+        path.write_text(json.dumps({"keys": [jwk]}))
+        trust_client(
+            registry, operator, issuer=ISSUER.format(site=site.lower()), jwks_file=path, site=site
+        )
+        keys[site] = key
+    service_id = package.service_id
+    template = package.tests[0]["prefetch"]
+    rng = np.random.default_rng(network.seed + 1)
+    today = datetime.now(UTC).date().isoformat()
+    process, url = _serve(settings.data_dir)
+    calls = 0
+    try:
+        with httpx.Client(timeout=10) as client:
+            for site, key in keys.items():
+                issuer = ISSUER.format(site=site.lower())
+                aud = f"{url}/cds-services/{service_id}"
+
+                def token(
+                    audience: str, *, k: Any = key, iss: str = issuer, kid: str = site
+                ) -> str:
+                    now = int(time.time())
+                    return jwt.encode(
+                        {
+                            "iss": iss,
+                            "aud": audience,
+                            "iat": now,
+                            "exp": now + 300,
+                            "jti": str(uuid.uuid4()),
+                        },
+                        k,
+                        algorithm="ES256",
+                        headers={"kid": f"{kid.lower()}-1", "typ": "JWT"},
+                    )
+
+                for i in range(calls_per_site):
+                    body = {
+                        "hookInstance": str(uuid.uuid4()),
+                        "hook": "patient-view",
+                        "context": {
+                            "userId": f"Practitioner/{site}-{i % 6}",
+                            "patientId": f"{site}-{i}",
+                        },
+                        "prefetch": _prefetch(template, f"{site}-{i}", today),
+                    }
+                    answer = client.post(
+                        aud, json=body, headers={"Authorization": f"Bearer {token(aud)}"}
+                    )
+                    answer.raise_for_status()
+                    calls += 1
+                    feedback = [
+                        _answer(card, accepted=bool(rng.random() < truth.card_acceptance))
+                        for card in answer.json().get("cards", [])
+                    ]
+                    if feedback:
+                        target = f"{aud}/feedback"
+                        client.post(
+                            target,
+                            json={"feedback": feedback},
+                            headers={"Authorization": f"Bearer {token(target)}"},
+                        ).raise_for_status()
+    finally:
+        process.terminate()
+        process.wait(timeout=10)
+    events = card_events(registry)
+    shown = events[events.shown.astype(bool)]
+    by_site = {
+        str(site): (len(group), int((group.outcome == "accepted").sum()))
+        for site, group in shown.groupby("site_code")
+    }
+    return DecisionSupportRun(
+        service_id=service_id,
+        ko_ref=ref,
+        calls=calls,
+        cards_shown=len(shown),
+        accepted=int((shown.outcome == "accepted").sum()),
+        by_site=by_site,
+    )
