@@ -14,6 +14,7 @@ import typer
 from careloop.cli.context import DataDirOption, opened, operator, settings_from
 from careloop.cli.output import console, print_json, print_rows
 from careloop.core.errors import InputError, ValidationFailed
+from careloop.interop.warehouse import Warehouse
 from careloop.knowledge import (
     activate,
     add_version,
@@ -32,6 +33,7 @@ from careloop.knowledge import (
     write_package,
 )
 from careloop.knowledge.impact import impact_report
+from careloop.measures import load_results
 from careloop.practice import card_events, distrust_client, list_clients, trust_client
 from careloop.practice.audit_feedback import audit_feedback_report
 
@@ -272,8 +274,11 @@ def deployments_(
 def impact(
     ref: str = typer.Argument(..., help="identifier[@version]"),
     measure: str = typer.Option(..., "--measure", help="The target measure's id."),
-    results: Path = typer.Option(
-        ..., "--results", help="Measure results as CSV (measure_id, site, period_start, …)."
+    results: Path | None = typer.Option(
+        None,
+        "--results",
+        help="Measure results as CSV (measure_id, site, period_start, …); "
+        "default: the latest run stored in the warehouse.",
     ),
     site: str = typer.Option("", "--site", help="A site's series (default: the network)."),
     fmt: str = typer.Option("json", "--format", help="json or html."),
@@ -283,11 +288,16 @@ def impact(
     """Impact of a version's latest deployment: SPC and ITS of the measure, card feedback."""
     if fmt not in ("json", "html"):
         raise InputError(f"--format must be json or html, not {fmt!r}.")
-    try:
-        frame = pd.read_csv(results, dtype={"site": str, "stratum": str}, keep_default_na=False)
-    except (OSError, ValueError) as exc:
-        raise InputError(f"Cannot read the measure results {results}: {exc}") from exc
-    with opened(settings_from(data_dir)) as registry:
+    settings = settings_from(data_dir)
+    if results is None:
+        with Warehouse.from_settings(settings, read_only=True) as warehouse:
+            frame = load_results(warehouse).fillna({"site": "", "stratum": ""})
+    else:
+        try:
+            frame = pd.read_csv(results, dtype={"site": str, "stratum": str}, keep_default_na=False)
+        except (OSError, ValueError) as exc:
+            raise InputError(f"Cannot read the measure results {results}: {exc}") from exc
+    with opened(settings) as registry:
         detail = show(registry, operator(), ref)
         if not detail.deployments:
             raise InputError(f"{detail.version.ref} has never been deployed.")
