@@ -350,9 +350,13 @@ def measure_page(
             facets_figure(charts, columns=3, annotations=notes, title="By site")
         )
     if detail.funnel.result is not None:
-        figures["funnel"] = figure_json(
-            detail.funnel.result.figure(title=f"Sites, {detail.funnel.window}")
+        funnel_fig = detail.funnel.result.figure(title=f"Sites, {detail.funnel.window}")
+        percent = detail.measure.percent
+        funnel_fig.update_layout(
+            xaxis_title="counted (denominator)",
+            yaxis_title="% meeting the measure" if percent else "rate",
         )
+        figures["funnel"] = figure_json(funnel_fig)
     latest = detail.network.latest
     return _render(
         request,
