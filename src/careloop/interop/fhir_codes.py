@@ -10,6 +10,7 @@ Python package ships these checks for R4.
 
 from __future__ import annotations
 
+import functools
 import re
 from dataclasses import dataclass
 
@@ -137,19 +138,33 @@ def verhoeff_valid(number: str) -> bool:
     return check == 0
 
 
+@functools.lru_cache(maxsize=65536)
 def code_format_problem(system: str, code: str) -> str | None:
-    """Why ``code`` cannot be a code of ``system`` (None when it can, or we cannot tell)."""
+    """Why ``code`` cannot be a code of ``system`` (None when it can, or we cannot tell).
+
+    The message says what careloop does with such a code. Cached: bulk files
+    repeat the same few hundred codes.
+    """
     known = CODE_SYSTEMS.get(system)
     if known is None or known.pattern is None:
         return None
     if not known.pattern.match(code):
-        return f"{code!r} is not in the format of {known.vocabulary_id} codes"
+        return (
+            f"{code!r} is not in the format of {known.vocabulary_id} codes; "
+            "kept as a source value with concept 0"
+        )
     if known.vocabulary_id == "LOINC" and code[0].isdigit():
         number, check = code.split("-")
         if loinc_check_digit(number) != int(check):
-            return f"{code!r} fails LOINC's check digit (expected -{loinc_check_digit(number)})"
+            return (
+                f"{code!r} fails LOINC's check digit (expected -{loinc_check_digit(number)}); "
+                "kept as a source value with concept 0"
+            )
     if known.vocabulary_id == "SNOMED" and not verhoeff_valid(code):
-        return f"{code!r} fails SNOMED CT's Verhoeff check digit"
+        return (
+            f"{code!r} fails SNOMED CT's Verhoeff check digit; "
+            "kept as a source value with concept 0"
+        )
     return None
 
 

@@ -22,6 +22,7 @@ in either leaves both as they were.
 
 from __future__ import annotations
 
+import gc
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
@@ -69,6 +70,7 @@ from careloop.interop.fhir_read import SourceResource, read_path, resource_count
 from careloop.interop.warehouse import Warehouse, parse_warehouse_url, quiet_engine_warnings
 from careloop.store.database import Registry
 from careloop.store.models import ConsentRecord, Patient, Site
+from careloop.trust.audit import AuditEvent, append_many
 from careloop.trust.principal import Principal
 from careloop.trust.provenance import InputRecord, record_provenance
 from careloop.trust.work import Work, unit_of_work
@@ -176,8 +178,16 @@ def import_fhir(
         raise InputError(f"--mode must be one of {', '.join(IMPORT_MODES)}, not {mode!r}.")
     clock = time.perf_counter()
     started = utcnow()
-    read = read_path(Path(path))
-    plan = _plan(read.resources, read.errors, mode)
+    # Parsing and validating make millions of small objects and no reference cycles;
+    # pausing the cyclic collector meanwhile saves it rescanning them over and over.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        read = read_path(Path(path))
+        plan = _plan(read.resources, read.errors, mode)
+    finally:
+        if collecting:
+            gc.enable()
     with unit_of_work(registry, principal, "patient.create") as work:
         site_row = _target_site(work, principal, site)
         work.expect(
@@ -382,13 +392,16 @@ def _upsert_patients(
             select(Patient).where(Patient.site_id == site.id, Patient.local_id.in_(chunk))
         ):
             existing[p.local_id] = p
-    persons: dict[str, _Person] = {}
-    created = updated = 0
+    # New patients are added together and flushed once (ids for their consent records
+    # and audit entries); the audit entries go in with one multi-row INSERT.
+    new: dict[str, tuple[Patient, bool]] = {}
+    records: list[ConsentRecord] = []
+    events: list[AuditEvent] = []
+    updated = 0
     for key, f in fields.items():
         wanted_consent = plan.consents.get(key)
         patient = existing.get(f.local_id)
         if patient is None:
-            state = wanted_consent or settings.default_consent
             patient = Patient(
                 site_id=site.id,
                 local_id=f.local_id,
@@ -397,59 +410,44 @@ def _upsert_patients(
                 family_name=f.family_name,
                 birth_date=f.birth_date,
                 sex=f.sex,
-                consent_state=state,
-            )
-            session.add(patient)
-            session.flush()
-            session.add(
-                ConsentRecord(
-                    site_id=site.id,
-                    patient_id=patient.id,
-                    state=state,
-                    method="fhir" if wanted_consent else "default",
-                    recorded_by_user_id=work.principal.user_id,
-                )
+                consent_state=wanted_consent or settings.default_consent,
             )
             existing[f.local_id] = patient
-            work.audit(
-                "create",
-                "demographics",
-                patient=patient,
-                site_code=site.code,
-                details={"source": "fhir"},
-            )
-            created += 1
-        else:
-            changed = [
-                name
-                for name in ("given_name", "family_name", "birth_date", "sex")
-                if getattr(patient, name) != getattr(f, name)
-            ]
-            for name in changed:
-                setattr(patient, name, getattr(f, name))
-            if wanted_consent and wanted_consent != patient.consent_state:
-                previous = patient.consent_state
-                patient.consent_state = wanted_consent
-                session.add(
-                    ConsentRecord(
-                        site_id=site.id,
-                        patient_id=patient.id,
-                        state=wanted_consent,
-                        method="fhir",
-                        recorded_by_user_id=work.principal.user_id,
-                        recorded_at=utcnow(),
-                    )
-                )
-                work.audit(
+            new[key] = (patient, wanted_consent is not None)
+            continue
+        changed = [
+            name
+            for name in ("given_name", "family_name", "birth_date", "sex")
+            if getattr(patient, name) != getattr(f, name)
+        ]
+        for name in changed:
+            setattr(patient, name, getattr(f, name))
+        consent_changed = bool(wanted_consent) and wanted_consent != patient.consent_state
+        if consent_changed:
+            assert wanted_consent is not None
+            events.append(
+                work.event(
                     "update",
                     "consent",
                     patient=patient,
                     site_code=site.code,
-                    details={"from": previous, "to": wanted_consent, "method": "fhir"},
+                    details={"from": patient.consent_state, "to": wanted_consent, "method": "fhir"},
                 )
-            if changed:
-                session.flush()
-                work.audit(
+            )
+            patient.consent_state = wanted_consent
+            records.append(
+                ConsentRecord(
+                    site_id=site.id,
+                    patient_id=patient.id,
+                    state=wanted_consent,
+                    method="fhir",
+                    recorded_by_user_id=work.principal.user_id,
+                    recorded_at=utcnow(),
+                )
+            )
+        if changed:
+            events.append(
+                work.event(
                     "update",
                     "demographics",
                     patient=patient,
@@ -457,13 +455,38 @@ def _upsert_patients(
                     reason="FHIR import",
                     details={"fields": changed, "source": "fhir"},
                 )
-            if changed or wanted_consent:
-                updated += 1
-        persons[key] = _Person(
-            patient.id, patient.pseudo_id, patient.birth_date, patient.sex, patient.consent_state
-        )
+            )
+        if changed or consent_changed:
+            updated += 1
+    session.add_all([patient for patient, _ in new.values()])
     session.flush()
-    return persons, created, updated
+    for patient, from_fhir in new.values():
+        records.append(
+            ConsentRecord(
+                site_id=site.id,
+                patient_id=patient.id,
+                state=patient.consent_state,
+                method="fhir" if from_fhir else "default",
+                recorded_by_user_id=work.principal.user_id,
+            )
+        )
+        events.append(
+            work.event(
+                "create",
+                "demographics",
+                patient=patient,
+                site_code=site.code,
+                details={"source": "fhir"},
+            )
+        )
+    session.add_all(records)
+    session.flush()
+    append_many(session, events)
+    persons = {
+        key: _Person(p.id, p.pseudo_id, p.birth_date, p.sex, p.consent_state)
+        for key, p in ((key, existing[f.local_id]) for key, f in fields.items())
+    }
+    return persons, len(new), updated
 
 
 # ---------------------------------------------------------------- the warehouse

@@ -185,7 +185,7 @@ class Coded:
 
 
 def choose_coding(
-    concept: Mapping[str, Any] | None, path: str
+    concept: Mapping[str, Any] | None, path: str, *, where: str = ""
 ) -> tuple[Coded | None, list[ErrorDetail], list[ErrorDetail]]:
     """The coding careloop keeps from a CodeableConcept, with errors and warnings.
 
@@ -193,7 +193,10 @@ def choose_coding(
     codings, or whose codings are all in unknown systems, is an error. A code
     that does not fit its system's format (e.g. CIEL codes sent with the
     LOINC system) is kept with its system but mapped to no concept: a warning.
+    Locations are prefixed with ``where`` (the file and line or entry).
     """
+    if where:
+        path = f"{where}: {path}"
     if not concept or not concept.get("coding"):
         return None, [ErrorDetail(path, "needs a coding with a system and a code")], []
     codings = concept["coding"]
@@ -205,13 +208,7 @@ def choose_coding(
         warnings = []
         vocabulary = CODE_SYSTEMS[system].vocabulary_id if system in CODE_SYSTEMS else None
         if problem is not None:
-            warnings.append(
-                ErrorDetail(
-                    f"{path}.coding[{index}].code",
-                    f"{problem}; kept as a source value with concept 0",
-                    code,
-                )
-            )
+            warnings.append(ErrorDetail(f"{path}.coding[{index}].code", problem, code))
             vocabulary = None
         return Coded(system, code, coding.get("display"), vocabulary), [], warnings
     first = codings[0]
@@ -278,9 +275,9 @@ def check_resource(
         ):
             err("Patient.birthDate", "the date of birth must lie between 1900 and today", birth)
     for path, concept in coded_fields(resource):
-        chosen, problems, notes = choose_coding(concept, path)
-        errors.extend(ErrorDetail(f"{where}: {p.location}", p.message, p.value) for p in problems)
-        warnings.extend(ErrorDetail(f"{where}: {p.location}", p.message, p.value) for p in notes)
+        chosen, problems, notes = choose_coding(concept, path, where=where)
+        errors.extend(problems)
+        warnings.extend(notes)
         if chosen is not None:
             codes[path] = chosen
     if kind in ("MedicationRequest", "MedicationStatement") and "medicationReference" in resource:
@@ -320,9 +317,11 @@ _DATE_FIELDS: dict[str, tuple[str, ...]] = {
 
 
 def _get(resource: Mapping[str, Any], dotted: str) -> Any:
+    if "." not in dotted:  # the common case, on the import's hot path
+        return resource.get(dotted)
     value: Any = resource
     for part in dotted.split("."):
-        if not isinstance(value, Mapping):
+        if not isinstance(value, dict):
             return None
         value = value.get(part)
     return value
