@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 import typer
@@ -10,7 +11,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from careloop.cli.context import DataDirOption, operator, settings_from
 from careloop.cli.output import console
 from careloop.core.errors import InputError
-from careloop.demo.pipeline import DEFAULT_SEED, prepare_demo_dir, run_demo
+from careloop.demo.pipeline import DEFAULT_SEED, DEMO_MEASURES, prepare_demo_dir, run_demo
 from careloop.demo.seed import CREDENTIALS_FILE
 
 
@@ -82,6 +83,8 @@ def demo(
         typer.echo(f"  {login.role:<11} {where:<18} {login.email:<{width}}  {login.password}")
     console.print(f"(also in {data_dir / CREDENTIALS_FILE})")
     if not no_serve:
+        # The demo's own two visit-level measures sit beside the built-in ones.
+        os.environ.setdefault("CARELOOP_MEASURES_DIR", str(DEMO_MEASURES))
         _run(data_dir, host, port)
 
 

@@ -21,6 +21,7 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from markupsafe import Markup
 
 from careloop.core.errors import InputError, NotFound
+from careloop.core.settings import Settings
 from careloop.interop.warehouse import Warehouse
 from careloop.knowledge import deployments_for
 from careloop.measures import dashboard
@@ -37,13 +38,11 @@ SMALL_MULTIPLES = 30
 _CATALOG: dict[str, MeasureCatalog] = {}
 
 
-def _catalog() -> MeasureCatalog:
-    """The measures (built-ins, CARELOOP_MEASURES_DIR, plugins), parsed once per folder."""
-    import os
-
-    key = os.environ.get("CARELOOP_MEASURES_DIR", "")
+def _catalog(settings: Settings) -> MeasureCatalog:
+    """The measures (built-ins, the settings' measures folder, plugins), parsed once per folder."""
+    key = str(settings.measures_dir or "")
     if key not in _CATALOG:
-        _CATALOG[key] = load_catalog()
+        _CATALOG[key] = load_catalog(measures_dir=settings.measures_dir)
     return _CATALOG[key]
 
 
@@ -222,7 +221,7 @@ def measures_overview(request: Request, caller: CallerDep, settings: SettingsDep
         stored = dashboard.stored_results(settings)
     except NotFound as exc:
         return _render(request, "dashboards_empty.html", {**_base(caller), "message": exc.message})
-    view = dashboard.overview(stored, _catalog(), caller.principal)
+    view = dashboard.overview(stored, _catalog(settings), caller.principal)
     return _render(
         request,
         "dashboards_overview.html",
@@ -278,7 +277,7 @@ def _detail(
     stored = dashboard.stored_results(settings)
     return dashboard.measure_detail(
         stored,
-        _catalog(),
+        _catalog(settings),
         measure_id,
         caller.principal,
         deployments=_deployments(registry, measure_id),
@@ -398,7 +397,7 @@ def measure_patient_list(
             warehouse,
             registry,
             caller.principal,
-            _catalog(),
+            _catalog(settings),
             measure_id,
             site=site,
             period=period,
@@ -414,7 +413,7 @@ def measure_patient_list(
 @router.get("/sites/{code}", response_class=HTMLResponse)
 def site_page(request: Request, code: str, caller: CallerDep, settings: SettingsDep) -> Response:
     stored = dashboard.stored_results(settings)
-    view = dashboard.site_view(stored, _catalog(), code, caller.principal)
+    view = dashboard.site_view(stored, _catalog(settings), code, caller.principal)
     return _render(
         request, "dashboard_site.html", {**_base(caller), "view": view, "sparkline": sparkline}
     )
