@@ -75,3 +75,46 @@ def test_the_demo_refuses_to_wipe_a_directory_that_is_not_a_demo(tmp_path):
     with pytest.raises(ConfigurationError):
         prepare_demo_dir(tmp_path)
     assert (tmp_path / "precious.txt").exists()
+
+
+def test_the_knowledge_pages_show_the_deployment_its_impact_and_a_sites_feedback(demo):
+    settings, _result = demo
+    from fastapi.testclient import TestClient
+
+    from careloop.demo.network import generate_network
+    from careloop.trust import identity
+    from careloop.trust.installation import open_registry
+    from careloop.web.app import create_app
+
+    truth = generate_network("small", DEFAULT_SEED).truth
+    lead_site = truth.ko_sites[0]
+    registry = open_registry(settings)
+    token = identity.create_token(
+        registry,
+        Principal.operator("tester"),
+        name="t",
+        for_user=f"clinician.{lead_site.lower()}@demo.careloop.invalid",
+    ).token
+    registry.close()
+    headers = {"Authorization": f"Bearer {token}"}
+    with TestClient(create_app(settings)) as client:
+        library = client.get("/knowledge", headers=headers)
+        assert library.status_code == 200 and "ibd-steroid-review" in library.text
+        assert truth.ko_date.isoformat() in library.text
+        impact = client.get(
+            "/knowledge/ibd-steroid-review/impact?measure=steroid-at-visit", headers=headers
+        )
+        assert impact.status_code == 200, impact.text[:500]
+        assert (
+            "<svg" in impact.text and "script-src" not in impact.headers["content-security-policy"]
+        )
+        own = client.get(
+            f"/sites/{lead_site}/feedback?measure=remission-prevalence", headers=headers
+        )
+        assert own.status_code == 200 and "<svg" in own.text
+        other = client.get("/sites/S002/feedback?measure=remission-prevalence", headers=headers)
+        assert other.status_code == 404
+    with Warehouse.from_settings(settings, read_only=True) as wh, quiet_engine_warnings():
+        cards = wh.table("careloop_cds_card").execute()
+    assert len(cards) >= 60 and set(cards.site_code) <= set(truth.ko_sites)
+    assert "patient_ref" not in cards.columns

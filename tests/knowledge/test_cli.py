@@ -96,7 +96,7 @@ def test_a_knowledge_object_goes_from_a_package_to_cards_served_over_http(tmp_pa
         "approved",
         "active",
     ]
-    deps = run("knowledge", "deployments", "--measure", "ibd-steroid-free-remission", *data)
+    deps = run("knowledge", "deployments", "--measure", "sustained-steroid-free-remission", *data)
     assert "ibd-steroid-review" in deps
     run("knowledge", "export", "ibd-steroid-review", str(tmp_path / "out.zip"), *data)
     assert "valid" in run("knowledge", "validate", str(tmp_path / "out.zip"))
@@ -108,7 +108,7 @@ def test_a_knowledge_object_goes_from_a_package_to_cards_served_over_http(tmp_pa
     )
     pd.DataFrame(
         {
-            "measure_id": "ibd-steroid-free-remission",
+            "measure_id": "sustained-steroid-free-remission",
             "site": "",
             "stratum": "",
             "period_start": days.date,
@@ -122,7 +122,7 @@ def test_a_knowledge_object_goes_from_a_package_to_cards_served_over_http(tmp_pa
             "impact",
             "ibd-steroid-review",
             "--measure",
-            "ibd-steroid-free-remission",
+            "sustained-steroid-free-remission",
             "--results",
             str(tmp_path / "results.csv"),
             *data,

@@ -18,7 +18,7 @@ DEPLOYMENT = Deployment(
     version="1.0.0",
     mode="live",
     sites=(),
-    measures=("ibd-steroid-free-remission",),
+    measures=("sustained-steroid-free-remission",),
     started_at=datetime(2025, 1, 1, 9, 30, tzinfo=UTC),
     ended_at=None,
     by="lead@example.org",
@@ -34,7 +34,7 @@ def results(step: float = 0.15) -> pd.DataFrame:
     numerators = rng.binomial(400, p)
     return pd.DataFrame(
         {
-            "measure_id": "ibd-steroid-free-remission",
+            "measure_id": "sustained-steroid-free-remission",
             "site": "",
             "stratum": "",
             "period_start": months.date,
@@ -78,7 +78,7 @@ def test_a_planted_improvement_shows_in_the_spc_phases_and_the_its_level_change(
     report = impact_report(
         DEPLOYMENT,
         results(),
-        measure_id="ibd-steroid-free-remission",
+        measure_id="sustained-steroid-free-remission",
         card_events=events(),
         variant_arms=["standard", "peer-comparison"],
     )
@@ -95,7 +95,7 @@ def test_card_acceptance_by_site_counts_only_shown_cards_of_the_deployed_version
     report = impact_report(
         DEPLOYMENT,
         results(),
-        measure_id="ibd-steroid-free-remission",
+        measure_id="sustained-steroid-free-remission",
         card_events=events(),
         variant_arms=["standard", "peer-comparison"],
     )
@@ -115,7 +115,7 @@ def test_card_acceptance_by_site_counts_only_shown_cards_of_the_deployed_version
 
 
 def test_the_report_renders_as_json_and_as_html_with_the_deployment_marked():
-    report = impact_report(DEPLOYMENT, results(), measure_id="ibd-steroid-free-remission")
+    report = impact_report(DEPLOYMENT, results(), measure_id="sustained-steroid-free-remission")
     data = report.to_dict()
     assert data["deployment"]["version"] == "1.0.0" and data["cards"] == []
     assert data["spc"]["centre_after"] > data["spc"]["centre_before"]
@@ -128,7 +128,7 @@ def test_results_without_periods_on_both_sides_are_refused():
     late = results()
     late = late[pd.to_datetime(late["period_start"]) >= "2025-01-01"]
     with pytest.raises(InputError, match="both before and after 2025-01-01"):
-        impact_report(DEPLOYMENT, late, measure_id="ibd-steroid-free-remission")
+        impact_report(DEPLOYMENT, late, measure_id="sustained-steroid-free-remission")
     with pytest.raises(InputError, match="No results of measure 'other'"):
         impact_report(DEPLOYMENT, results(), measure_id="other")
 

@@ -66,7 +66,7 @@ def test_a_version_goes_from_draft_to_active_by_authorised_people_with_reasons(i
         inst.registry, reviewer, "lc-one", mode="silent", sites=["A"], reason="silent pilot"
     )
     assert dep.mode == "silent" and dep.sites == ("A",)
-    assert dep.measures == ("ibd-steroid-free-remission",)
+    assert dep.measures == ("sustained-steroid-free-remission",)
     detail = show(inst.registry, principal(inst, "clinician@A"), "lc-one")
     assert [t.to_status for t in detail.transitions] == ["draft", "in_review", "approved", "active"]
     assert [t.reason for t in detail.transitions][-1] == "silent pilot"
@@ -148,7 +148,7 @@ def test_activating_a_new_version_supersedes_the_old_one_and_diff_shows_the_chan
     assert statuses == {"1.0.0": "retired", "1.1.0": "active"}
     deps = [
         d
-        for d in deployments_for(inst.registry, "ibd-steroid-free-remission")
+        for d in deployments_for(inst.registry, "sustained-steroid-free-remission")
         if d.identifier == "lc-versions"
     ]
     assert [d.version for d in deps] == ["1.0.0", "1.1.0"]

@@ -36,7 +36,7 @@ def test_the_example_package_loads_and_its_tests_pass():
     assert package.identifier == "ibd-steroid-review"
     assert package.version == "1.0.0"
     assert package.hook == "patient-view"
-    assert package.measures == ["ibd-steroid-free-remission"]
+    assert package.measures == ["sustained-steroid-free-remission"]
     report = package.run_tests()
     assert report.passed, report.summary()
     assert len(report.cases) == 7

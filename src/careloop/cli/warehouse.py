@@ -14,6 +14,7 @@ from careloop.cli.output import console, print_frame, print_json, print_rows
 from careloop.core.errors import InputError
 from careloop.interop.jobs import check_warehouse, load_omop_directory, query_warehouse
 from careloop.measures.etl_map import refresh_for_builtin_measures
+from careloop.practice.reports import store_card_events
 from careloop.trust.provenance import as_fhir, get_provenance, list_provenance
 
 warehouse_app = typer.Typer(help="The OMOP CDM warehouse.", no_args_is_help=True)
@@ -50,11 +51,12 @@ def refresh(
     settings = settings_from(data_dir)
     with opened(settings) as registry:
         report = refresh_for_builtin_measures(settings, registry, operator(), full=full)
+        cards = store_card_events(settings, registry)
     print_rows(["table", "rows"], sorted(report.rows.items()), title="Warehouse")
     console.print(
         f"{report.persons:,} persons ({report.persons_rebuilt:,} rebuilt, "
         f"{report.persons_removed:,} removed; {report.patients_excluded:,} not loaded by consent); "
-        f"provenance record {report.provenance_id}."
+        f"{cards:,} decision-support cards; provenance record {report.provenance_id}."
     )
 
 

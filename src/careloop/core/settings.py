@@ -116,8 +116,7 @@ class Settings(BaseSettings):
             mode = stat.S_IMODE(path.stat().st_mode)
             if mode & 0o077:
                 raise ConfigurationError(
-                    f"{path} is readable by other users (mode {mode:o}). "
-                    f"Run `chmod 600 {path}`."
+                    f"{path} is readable by other users (mode {mode:o}). Run `chmod 600 {path}`."
                 )
             return path.read_text().strip()
         key = secrets.token_urlsafe(48)

@@ -130,7 +130,12 @@ def run_decision_support(
     submit(registry, operator, ref, reason="Tests pass; ready for the clinical lead's review")
     approve(registry, operator, ref, reason="Reviewed against the ECCO-ESPGHAN guideline")
     activate(
-        registry, operator, ref, reason="Deployed at the pilot sites", sites=list(truth.ko_sites)
+        registry,
+        operator,
+        ref,
+        reason="Deployed at the pilot sites",
+        sites=list(truth.ko_sites),
+        started_at=datetime.combine(truth.ko_date, datetime.min.time(), tzinfo=UTC),
     )
     keys = {}
     for site in truth.ko_sites:

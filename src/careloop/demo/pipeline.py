@@ -35,6 +35,7 @@ from careloop.interop.quality import QualityReport, run_checks
 from careloop.interop.warehouse import Warehouse
 from careloop.measures import MeasureRun, load_catalog, run_measures, store_run
 from careloop.measures.etl_map import refresh_for_builtin_measures
+from careloop.practice.reports import store_card_events
 from careloop.trust.installation import open_registry
 from careloop.trust.principal import Principal
 
@@ -133,6 +134,7 @@ def run_demo(
         analyses = _analyse(run.results, network)
         clock.stage("Knowledge into practice: CDS Hooks calls over HTTP with signed JWTs")
         practice = run_decision_support(settings, registry, operator, network)
+        store_card_events(settings, registry)
         analyses.recoveries.append(
             recovery.card_acceptance(practice.accepted, practice.cards_shown, network.truth)
         )

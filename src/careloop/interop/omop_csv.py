@@ -204,8 +204,7 @@ def load_omop_csv(
         raise ValidationFailed(
             f"{folder} lacks required OMOP table files: {', '.join(missing)}.",
             details=[
-                ErrorDetail(f"{t}.csv", f"file missing; the {t} table is required")
-                for t in missing
+                ErrorDetail(f"{t}.csv", f"file missing; the {t} table is required") for t in missing
             ],
         )
     plans, problems = [], []
@@ -275,8 +274,7 @@ def _find_files(
             clashes.append(
                 ErrorDetail(
                     path.name,
-                    f"two files for table {table}: {files[table].name} and {path.name}; "
-                    "keep one",
+                    f"two files for table {table}: {files[table].name} and {path.name}; keep one",
                 )
             )
             continue
@@ -486,7 +484,7 @@ def _drop_rejects(con: Any, rejects: str) -> None:
 
 def _raise_rejects(con: Any, plan: _CsvPlan, rejects: str) -> None:
     rows = con.execute(
-        f'SELECT line, column_idx, column_name, error_type, csv_line, error_message '  # noqa: S608 - quoted identifiers, no user values
+        f"SELECT line, column_idx, column_name, error_type, csv_line, error_message "  # noqa: S608 - quoted identifiers, no user values
         f'FROM "{rejects}" ORDER BY line LIMIT {MAX_DETAILS}'
     ).fetchall()
     if not rows:

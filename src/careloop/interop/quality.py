@@ -325,72 +325,199 @@ CHECKS: Mapping[str, CheckDefinition] = MappingProxyType(
     {
         d.name: d
         for d in (
-            CheckDefinition("cdm_table", "conformance", "table",
-                            "the CDM table {table} does not exist", 0.0),
-            CheckDefinition("cdm_field", "conformance", "table",
-                            "columns of CDM table {table} that are missing", 0.0),
-            CheckDefinition("cdm_source_present", "conformance", "table",
-                            "cdm_source does not hold exactly one row", 0.0),
-            CheckDefinition("is_primary_key", "conformance", "field",
-                            "rows of {table} whose {column} repeats another row's", 0.0),
-            CheckDefinition("is_foreign_key", "conformance", "field",
-                            "rows of {table} whose {column} is not in {fk_table}", 0.0),
-            CheckDefinition("concept_known", "conformance", "field",
-                            "rows of {table} whose {column} is not in concept (0 allowed)", 0.0),
-            CheckDefinition("fk_domain", "conformance", "field",
-                            "rows of {table} whose {column} is not a {domain} concept", 0.0),
-            CheckDefinition("standard_valid_concept", "conformance", "field",
-                            "rows of {table} whose {column} is not a standard, valid concept",
-                            0.0),
-            CheckDefinition("value_length", "conformance", "field",
-                            "rows of {table} whose {column} is longer than {length} characters",
-                            0.0),
-            CheckDefinition("observation_period_overlap", "conformance", "table",
-                            "observation periods that overlap another of the same person", 0.0),
-            CheckDefinition("is_required", "completeness", "field",
-                            "rows of {table} with no {column} (required by the CDM)", 0.0),
-            CheckDefinition("measure_value_completeness", "completeness", "field",
-                            "rows of {table} with no {column}", None),
-            CheckDefinition("standard_concept_record_completeness", "completeness", "field",
-                            "rows of {table} whose {column} is 0 (no standard concept)", 5.0),
-            CheckDefinition("source_value_completeness", "completeness", "field",
-                            "distinct {column} values of {table} mapped to concept 0", 10.0),
-            CheckDefinition("measure_person_completeness", "completeness", "table",
-                            "persons with no row in {table}", 95.0),
-            CheckDefinition("measurement_unit_completeness", "completeness", "field",
-                            "measurements with a number but no unit_concept_id", 5.0),
-            CheckDefinition("measurement_value_completeness", "completeness", "field",
-                            "measurements with neither value_as_number nor value_as_concept_id",
-                            None),
-            CheckDefinition("site_period_completeness", "completeness", "table",
-                            "care site × {period} cells of {table} where a column is at least "
-                            "{drop} points less complete than over all sites and periods", 5.0),
-            CheckDefinition("plausible_year_of_birth", "plausibility", "field",
-                            "persons born before {low} or after the run date", 0.0),
-            CheckDefinition("plausible_value_range", "plausibility", "field",
-                            "rows of {table} with {column} outside [{low}, {high}]", 0.0),
-            CheckDefinition("plausible_measurement_range", "plausibility", "concept",
-                            "measurements of concept {concept} with value_as_number outside "
-                            "[{low}, {high}]", 1.0),
-            CheckDefinition("plausible_start_before_end", "plausibility", "field",
-                            "rows of {table} whose {column} is before {start}", 0.0),
-            CheckDefinition("plausible_date_range", "plausibility", "field",
-                            "rows of {table} with {column} before {low} or after the run date",
-                            0.0),
-            CheckDefinition("plausible_after_birth", "plausibility", "field",
-                            "rows of {table} whose {column} is in a year before the person's "
-                            "year of birth", 1.0),
-            CheckDefinition("plausible_during_life", "plausibility", "field",
-                            "rows of {table} whose {column} is more than {days} days after the "
-                            "person's death", 1.0),
-            CheckDefinition("plausible_age", "plausibility", "field",
-                            "rows of {table} where the person is older than {age} years at "
-                            "{column}", 0.0),
-            CheckDefinition("death_after_birth", "plausibility", "field",
-                            "deaths in a year before the person's year of birth", 0.0),
-            CheckDefinition("within_observation_period", "plausibility", "field",
-                            "rows of {table} whose {column} is in none of the person's "
-                            "observation periods", 5.0),
+            CheckDefinition(
+                "cdm_table", "conformance", "table", "the CDM table {table} does not exist", 0.0
+            ),
+            CheckDefinition(
+                "cdm_field",
+                "conformance",
+                "table",
+                "columns of CDM table {table} that are missing",
+                0.0,
+            ),
+            CheckDefinition(
+                "cdm_source_present",
+                "conformance",
+                "table",
+                "cdm_source does not hold exactly one row",
+                0.0,
+            ),
+            CheckDefinition(
+                "is_primary_key",
+                "conformance",
+                "field",
+                "rows of {table} whose {column} repeats another row's",
+                0.0,
+            ),
+            CheckDefinition(
+                "is_foreign_key",
+                "conformance",
+                "field",
+                "rows of {table} whose {column} is not in {fk_table}",
+                0.0,
+            ),
+            CheckDefinition(
+                "concept_known",
+                "conformance",
+                "field",
+                "rows of {table} whose {column} is not in concept (0 allowed)",
+                0.0,
+            ),
+            CheckDefinition(
+                "fk_domain",
+                "conformance",
+                "field",
+                "rows of {table} whose {column} is not a {domain} concept",
+                0.0,
+            ),
+            CheckDefinition(
+                "standard_valid_concept",
+                "conformance",
+                "field",
+                "rows of {table} whose {column} is not a standard, valid concept",
+                0.0,
+            ),
+            CheckDefinition(
+                "value_length",
+                "conformance",
+                "field",
+                "rows of {table} whose {column} is longer than {length} characters",
+                0.0,
+            ),
+            CheckDefinition(
+                "observation_period_overlap",
+                "conformance",
+                "table",
+                "observation periods that overlap another of the same person",
+                0.0,
+            ),
+            CheckDefinition(
+                "is_required",
+                "completeness",
+                "field",
+                "rows of {table} with no {column} (required by the CDM)",
+                0.0,
+            ),
+            CheckDefinition(
+                "measure_value_completeness",
+                "completeness",
+                "field",
+                "rows of {table} with no {column}",
+                None,
+            ),
+            CheckDefinition(
+                "standard_concept_record_completeness",
+                "completeness",
+                "field",
+                "rows of {table} whose {column} is 0 (no standard concept)",
+                5.0,
+            ),
+            CheckDefinition(
+                "source_value_completeness",
+                "completeness",
+                "field",
+                "distinct {column} values of {table} mapped to concept 0",
+                10.0,
+            ),
+            CheckDefinition(
+                "measure_person_completeness",
+                "completeness",
+                "table",
+                "persons with no row in {table}",
+                95.0,
+            ),
+            CheckDefinition(
+                "measurement_unit_completeness",
+                "completeness",
+                "field",
+                "measurements with a number but no unit_concept_id",
+                5.0,
+            ),
+            CheckDefinition(
+                "measurement_value_completeness",
+                "completeness",
+                "field",
+                "measurements with neither value_as_number nor value_as_concept_id",
+                None,
+            ),
+            CheckDefinition(
+                "site_period_completeness",
+                "completeness",
+                "table",
+                "care site × {period} cells of {table} where a column is at least "
+                "{drop} points less complete than over all sites and periods",
+                5.0,
+            ),
+            CheckDefinition(
+                "plausible_year_of_birth",
+                "plausibility",
+                "field",
+                "persons born before {low} or after the run date",
+                0.0,
+            ),
+            CheckDefinition(
+                "plausible_value_range",
+                "plausibility",
+                "field",
+                "rows of {table} with {column} outside [{low}, {high}]",
+                0.0,
+            ),
+            CheckDefinition(
+                "plausible_measurement_range",
+                "plausibility",
+                "concept",
+                "measurements of concept {concept} with value_as_number outside [{low}, {high}]",
+                1.0,
+            ),
+            CheckDefinition(
+                "plausible_start_before_end",
+                "plausibility",
+                "field",
+                "rows of {table} whose {column} is before {start}",
+                0.0,
+            ),
+            CheckDefinition(
+                "plausible_date_range",
+                "plausibility",
+                "field",
+                "rows of {table} with {column} before {low} or after the run date",
+                0.0,
+            ),
+            CheckDefinition(
+                "plausible_after_birth",
+                "plausibility",
+                "field",
+                "rows of {table} whose {column} is in a year before the person's year of birth",
+                1.0,
+            ),
+            CheckDefinition(
+                "plausible_during_life",
+                "plausibility",
+                "field",
+                "rows of {table} whose {column} is more than {days} days after the person's death",
+                1.0,
+            ),
+            CheckDefinition(
+                "plausible_age",
+                "plausibility",
+                "field",
+                "rows of {table} where the person is older than {age} years at {column}",
+                0.0,
+            ),
+            CheckDefinition(
+                "death_after_birth",
+                "plausibility",
+                "field",
+                "deaths in a year before the person's year of birth",
+                0.0,
+            ),
+            CheckDefinition(
+                "within_observation_period",
+                "plausibility",
+                "field",
+                "rows of {table} whose {column} is in none of the person's observation periods",
+                5.0,
+            ),
         )
     }
 )
@@ -440,15 +567,13 @@ class _Context:
         if names:
             # One query for all row counts rather than one per table.
             parts = [
-                self.t(n).aggregate(careloop_rows=ibis._.count()).mutate(
-                    careloop_table=ibis.literal(n)
-                )
+                self.t(n)
+                .aggregate(careloop_rows=ibis._.count())
+                .mutate(careloop_table=ibis.literal(n))
                 for n in names
             ]
             frame = ibis.union(*parts).execute() if len(parts) > 1 else parts[0].execute()
-            self.counts = {
-                str(r.careloop_table): int(r.careloop_rows) for r in frame.itertuples()
-            }
+            self.counts = {str(r.careloop_table): int(r.careloop_rows) for r in frame.itertuples()}
 
     def t(self, name: str) -> ibis.Table:
         if name not in self._tables:
@@ -471,8 +596,9 @@ def _rows(t: ibis.Table) -> ir.IntegerScalar:
     return t.count()
 
 
-def _instances(ctx: _Context, measurement_ranges: Mapping[int, tuple[float, float]],
-               period: Period) -> Iterator[_Instance]:
+def _instances(
+    ctx: _Context, measurement_ranges: Mapping[int, tuple[float, float]], period: Period
+) -> Iterator[_Instance]:
     C = CHECKS
     yield from _table_level(ctx)
     concept = ctx.t("concept") if "concept" in ctx.present else None
@@ -488,7 +614,10 @@ def _instances(ctx: _Context, measurement_ranges: Mapping[int, tuple[float, floa
     if ctx.has_rows("person") and "year_of_birth" in ctx.columns("person"):
         low = 1850
         yield _Instance(
-            C["plausible_year_of_birth"], "person", "year_of_birth", params={"low": low},
+            C["plausible_year_of_birth"],
+            "person",
+            "year_of_birth",
+            params={"low": low},
             failing=_yob_out_of_range(low, ctx.today.year),
             denominator=lambda t: _n(t.year_of_birth.notnull()),
         )
@@ -496,23 +625,33 @@ def _instances(ctx: _Context, measurement_ranges: Mapping[int, tuple[float, floa
         m_cols = ctx.columns("measurement")
         if {"value_as_number", "unit_concept_id"} <= m_cols:
             yield _Instance(
-                C["measurement_unit_completeness"], "measurement", "unit_concept_id",
-                failing=lambda t: _n(t.value_as_number.notnull()
-                                     & (t.unit_concept_id.isnull() | (t.unit_concept_id == 0))),
+                C["measurement_unit_completeness"],
+                "measurement",
+                "unit_concept_id",
+                failing=lambda t: _n(
+                    t.value_as_number.notnull()
+                    & (t.unit_concept_id.isnull() | (t.unit_concept_id == 0))
+                ),
                 denominator=lambda t: _n(t.value_as_number.notnull()),
             )
         if {"value_as_number", "value_as_concept_id"} <= m_cols:
             yield _Instance(
-                C["measurement_value_completeness"], "measurement", "value_as_number",
-                failing=lambda t: _n(t.value_as_number.isnull()
-                                     & (t.value_as_concept_id.isnull()
-                                        | (t.value_as_concept_id == 0))),
+                C["measurement_value_completeness"],
+                "measurement",
+                "value_as_number",
+                failing=lambda t: _n(
+                    t.value_as_number.isnull()
+                    & (t.value_as_concept_id.isnull() | (t.value_as_concept_id == 0))
+                ),
                 denominator=_rows,
             )
         for concept_id, (v_low, v_high) in sorted(measurement_ranges.items()):
             yield _Instance(
-                C["plausible_measurement_range"], "measurement", "value_as_number",
-                concept_id=concept_id, params={"low": v_low, "high": v_high},
+                C["plausible_measurement_range"],
+                "measurement",
+                "value_as_number",
+                concept_id=concept_id,
+                params={"low": v_low, "high": v_high},
                 failing=_measurement_out_of_range(concept_id, v_low, v_high),
                 denominator=_measurement_with_value(concept_id),
             )
@@ -526,21 +665,19 @@ def _table_level(ctx: _Context) -> Iterator[_Instance]:
         if present:
             have = ctx.columns(name)
             lacking = sum(1 for c in spec.column_names if c not in have)
-            yield _Instance(
-                C["cdm_field"], name, custom=_fixed(lacking, len(spec.columns))
-            )
+            yield _Instance(C["cdm_field"], name, custom=_fixed(lacking, len(spec.columns)))
     if "cdm_source" in ctx.present:
         rows = ctx.counts.get("cdm_source", 0)
-        yield _Instance(C["cdm_source_present"], "cdm_source",
-                        custom=_fixed(0 if rows == 1 else 1, 1))
+        yield _Instance(
+            C["cdm_source_present"], "cdm_source", custom=_fixed(0 if rows == 1 else 1, 1)
+        )
     if ctx.has_rows("person"):
         for name, threshold in _PERSON_COMPLETENESS.items():
             if name in ctx.present and "person_id" in ctx.columns(name):
                 definition = replace(C["measure_person_completeness"], threshold=threshold)
                 yield _Instance(definition, name, custom=partial(_person_gap, name=name))
     if ctx.has_rows("observation_period"):
-        yield _Instance(C["observation_period_overlap"], "observation_period",
-                        custom=_overlaps)
+        yield _Instance(C["observation_period_overlap"], "observation_period", custom=_overlaps)
 
 
 def _field_level(
@@ -549,35 +686,53 @@ def _field_level(
     C = CHECKS
     c = col.name
     if col.primary_key:
-        yield _Instance(C["is_primary_key"], name, c,
-                        failing=lambda t: t.count() - t[c].nunique(),
-                        denominator=_rows)
+        yield _Instance(
+            C["is_primary_key"],
+            name,
+            c,
+            failing=lambda t: t.count() - t[c].nunique(),
+            denominator=_rows,
+        )
     if col.required:
-        yield _Instance(C["is_required"], name, c,
-                        failing=lambda t: _n(t[c].isnull()), denominator=_rows)
+        yield _Instance(
+            C["is_required"], name, c, failing=lambda t: _n(t[c].isnull()), denominator=_rows
+        )
     else:
-        yield _Instance(C["measure_value_completeness"], name, c,
-                        failing=lambda t: _n(t[c].isnull()), denominator=_rows)
+        yield _Instance(
+            C["measure_value_completeness"],
+            name,
+            c,
+            failing=lambda t: _n(t[c].isnull()),
+            denominator=_rows,
+        )
     if col.fk_table in _FK_TABLES and col.fk_table in ctx.present and col.fk_table != name:
         target = ctx.t(col.fk_table)
         key = TABLES[col.fk_table].primary_key
         if key and key in target.columns:
             yield _Instance(
-                C["is_foreign_key"], name, c, params={"fk_table": col.fk_table},
+                C["is_foreign_key"],
+                name,
+                c,
+                params={"fk_table": col.fk_table},
                 failing=_not_in(c, target[key]),
                 denominator=lambda t: _n(t[c].notnull()),
             )
     if col.is_concept and concept is not None:
         known = concept.concept_id
         yield _Instance(
-            C["concept_known"], name, c,
+            C["concept_known"],
+            name,
+            c,
             failing=lambda t: _n(t[c].notnull() & (t[c] != 0) & ~t[c].isin(known)),
             denominator=lambda t: _n(t[c].notnull() & (t[c] != 0)),
         )
         if col.fk_domain is not None:
             wrong = concept.filter(concept.domain_id != col.fk_domain).concept_id
             yield _Instance(
-                C["fk_domain"], name, c, params={"domain": col.fk_domain},
+                C["fk_domain"],
+                name,
+                c,
+                params={"domain": col.fk_domain},
                 failing=_nonzero_in(c, wrong),
                 denominator=lambda t: _n(t[c].notnull() & (t[c] != 0)),
             )
@@ -586,27 +741,36 @@ def _field_level(
                 | concept.invalid_reason.notnull()
             ).concept_id
             yield _Instance(
-                C["standard_valid_concept"], name, c,
+                C["standard_valid_concept"],
+                name,
+                c,
                 failing=_nonzero_in(c, nonstandard),
                 denominator=lambda t: _n(t[c].notnull() & (t[c] != 0)),
             )
             if col.required and not c.endswith("type_concept_id"):
                 yield _Instance(
-                    C["standard_concept_record_completeness"], name, c,
-                    failing=lambda t: _n(t[c] == 0), denominator=_rows,
+                    C["standard_concept_record_completeness"],
+                    name,
+                    c,
+                    failing=lambda t: _n(t[c] == 0),
+                    denominator=_rows,
                 )
     if col.max_length is not None:
         length = col.max_length
         yield _Instance(
-            C["value_length"], name, c, params={"length": length},
+            C["value_length"],
+            name,
+            c,
+            params={"length": length},
             failing=lambda t: _n(t[c].length() > length),
             denominator=lambda t: _n(t[c].notnull()),
         )
     if (name, c) in FIELD_RANGES:
         low, high = FIELD_RANGES[(name, c)]
 
-        def out_of_range(t: ibis.Table, lo: float | None = low,
-                         hi: float | None = high) -> ir.IntegerScalar:
+        def out_of_range(
+            t: ibis.Table, lo: float | None = low, hi: float | None = high
+        ) -> ir.IntegerScalar:
             cond = ibis.literal(False)
             if lo is not None:
                 cond = cond | (t[c] < lo)
@@ -615,32 +779,46 @@ def _field_level(
             return _n(t[c].notnull() & cond)
 
         yield _Instance(
-            C["plausible_value_range"], name, c,
+            C["plausible_value_range"],
+            name,
+            c,
             params={"low": "−∞" if low is None else low, "high": "∞" if high is None else high},
-            failing=out_of_range, denominator=lambda t: _n(t[c].notnull()),
+            failing=out_of_range,
+            denominator=lambda t: _n(t[c].notnull()),
         )
-    if col.cdm_type == "date" and (name in CLINICAL_EVENT_TABLES or name in _START_END
-                                   or name == "death"):
+    if col.cdm_type == "date" and (
+        name in CLINICAL_EVENT_TABLES or name in _START_END or name == "death"
+    ):
         low_date = date(1850, 1, 1)
         yield _Instance(
-            C["plausible_date_range"], name, c, params={"low": low_date.isoformat()},
+            C["plausible_date_range"],
+            name,
+            c,
+            params={"low": low_date.isoformat()},
             failing=_date_out_of_range(c, low_date, ctx.today),
             denominator=lambda t: _n(t[c].notnull()),
         )
     if (source := _SOURCE_PAIRS.get(name)) and source[0] == c and source[1] in ctx.columns(name):
-        yield _Instance(C["source_value_completeness"], name, c,
-                        custom=partial(_unmapped_sources, name=name, source=source[0],
-                                       concept=source[1]))
+        yield _Instance(
+            C["source_value_completeness"],
+            name,
+            c,
+            custom=partial(_unmapped_sources, name=name, source=source[0], concept=source[1]),
+        )
 
 
-def _table_plausibility(ctx: _Context, name: str, cols: set[str], period: Period
-                        ) -> Iterator[_Instance]:
+def _table_plausibility(
+    ctx: _Context, name: str, cols: set[str], period: Period
+) -> Iterator[_Instance]:
     C = CHECKS
     if name in _START_END:
         start, end = _START_END[name]
         if {start, end} <= cols:
             yield _Instance(
-                C["plausible_start_before_end"], name, end, params={"start": start},
+                C["plausible_start_before_end"],
+                name,
+                end,
+                params={"start": start},
                 failing=lambda t: _n(t[end].notnull() & t[start].notnull() & (t[end] < t[start])),
                 denominator=lambda t: _n(t[end].notnull() & t[start].notnull()),
             )
@@ -648,26 +826,52 @@ def _table_plausibility(ctx: _Context, name: str, cols: set[str], period: Period
     person_ok = ctx.has_rows("person") and "person_id" in cols
     if event is not None and person_ok and event[1] in cols:
         start = event[1]
-        yield _Instance(C["plausible_after_birth"], name, start,
-                        custom=lambda c_: _before_birth(c_, name, start))
-        yield _Instance(C["plausible_age"], name, start, params={"age": 125},
-                        custom=lambda c_: _too_old(c_, name, start, 125))
+        yield _Instance(
+            C["plausible_after_birth"],
+            name,
+            start,
+            custom=lambda c_: _before_birth(c_, name, start),
+        )
+        yield _Instance(
+            C["plausible_age"],
+            name,
+            start,
+            params={"age": 125},
+            custom=lambda c_: _too_old(c_, name, start, 125),
+        )
         if ctx.has_rows("death"):
-            yield _Instance(C["plausible_during_life"], name, start, params={"days": 60},
-                            custom=lambda c_: _after_death(c_, name, start, 60))
+            yield _Instance(
+                C["plausible_during_life"],
+                name,
+                start,
+                params={"days": 60},
+                custom=lambda c_: _after_death(c_, name, start, 60),
+            )
         if ctx.has_rows("observation_period"):
-            yield _Instance(C["within_observation_period"], name, start,
-                            custom=lambda c_: _outside_observation(c_, name, start))
+            yield _Instance(
+                C["within_observation_period"],
+                name,
+                start,
+                custom=lambda c_: _outside_observation(c_, name, start),
+            )
         sited = (name == "visit_occurrence" and "care_site_id" in cols) or (
             "visit_occurrence_id" in cols and ctx.has_rows("visit_occurrence")
         )
         if sited:
-            yield _Instance(C["site_period_completeness"], name, None,
-                            params={"period": period, "drop": 20},
-                            custom=lambda c_: _site_period_cells(c_, name, start, period, 20.0))
+            yield _Instance(
+                C["site_period_completeness"],
+                name,
+                None,
+                params={"period": period, "drop": 20},
+                custom=lambda c_: _site_period_cells(c_, name, start, period, 20.0),
+            )
     if name == "death" and ctx.has_rows("person") and "death_date" in cols:
-        yield _Instance(C["death_after_birth"], "death", "death_date",
-                        custom=lambda c_: _before_birth(c_, "death", "death_date"))
+        yield _Instance(
+            C["death_after_birth"],
+            "death",
+            "death_date",
+            custom=lambda c_: _before_birth(c_, "death", "death_date"),
+        )
 
 
 def _fixed(failing: int, denominator: int) -> Callable[[_Context], tuple[int, int]]:
@@ -688,7 +892,8 @@ def _measurement_out_of_range(concept_id: int, low: float, high: float) -> Reduc
     def count(t: ibis.Table) -> ir.IntegerScalar:
         value = t.value_as_number
         return _n(
-            (t.measurement_concept_id == concept_id) & value.notnull()
+            (t.measurement_concept_id == concept_id)
+            & value.notnull()
             & ((value < low) | (value > high))
         )
 
@@ -740,12 +945,19 @@ def _person_gap(ctx: _Context, *, name: str) -> tuple[int, int]:
 
 def _overlaps(ctx: _Context) -> tuple[int, int]:
     op = ctx.t("observation_period")
-    a = op.select(pid=op.person_id, aid=op.observation_period_id,
-                  a_start=op.observation_period_start_date, a_end=op.observation_period_end_date)
-    b = op.select(bpid=op.person_id, bid=op.observation_period_id,
-                  b_start=op.observation_period_start_date, b_end=op.observation_period_end_date)
-    pairs = a.join(b, [a.pid == b.bpid, a.aid != b.bid, a.a_start <= b.b_end,
-                       b.b_start <= a.a_end])
+    a = op.select(
+        pid=op.person_id,
+        aid=op.observation_period_id,
+        a_start=op.observation_period_start_date,
+        a_end=op.observation_period_end_date,
+    )
+    b = op.select(
+        bpid=op.person_id,
+        bid=op.observation_period_id,
+        b_start=op.observation_period_start_date,
+        b_end=op.observation_period_end_date,
+    )
+    pairs = a.join(b, [a.pid == b.bpid, a.aid != b.bid, a.a_start <= b.b_end, b.b_start <= a.a_end])
     return _scalar(pairs.aid.nunique()), ctx.counts["observation_period"]
 
 
@@ -779,12 +991,14 @@ def _after_death(ctx: _Context, name: str, column: str, days: int) -> tuple[int,
 def _outside_observation(ctx: _Context, name: str, column: str) -> tuple[int, int]:
     op = ctx.t("observation_period")
     events = ctx.t(name).select(pid=ibis._.person_id, day=ibis._[column])
-    periods = op.select(opid=op.person_id, op_start=op.observation_period_start_date,
-                        op_end=op.observation_period_end_date)
+    periods = op.select(
+        opid=op.person_id,
+        op_start=op.observation_period_start_date,
+        op_end=op.observation_period_end_date,
+    )
     outside = events.anti_join(
         periods,
-        [events.pid == periods.opid, events.day >= periods.op_start,
-         events.day <= periods.op_end],
+        [events.pid == periods.opid, events.day >= periods.op_start, events.day <= periods.op_end],
     )
     return _scalar(outside.count()), ctx.counts[name]
 
@@ -813,7 +1027,8 @@ def completeness_by_site(
     if table not in CLINICAL_EVENT_TABLES:
         raise InputError(
             f"{table!r} is not an OMOP event table; choose one of "
-            + ", ".join(CLINICAL_EVENT_TABLES) + "."
+            + ", ".join(CLINICAL_EVENT_TABLES)
+            + "."
         )
     t = warehouse.table(table)
     start = CLINICAL_EVENT_TABLES[table][1]
@@ -837,12 +1052,19 @@ def completeness_by_site(
         frame = grouped.execute()
     long = frame.melt(
         id_vars=["careloop_site", "careloop_period", "careloop_rows"],
-        value_vars=list(metrics), var_name="metric", value_name="non_null",
+        value_vars=list(metrics),
+        var_name="metric",
+        value_name="non_null",
     )
     long["column"] = [columns[int(m.split("_")[1])] for m in long["metric"]]
     long["percent_complete"] = 100.0 * long["non_null"] / long["careloop_rows"]
-    out = long.rename(columns={"careloop_site": "care_site_id",
-                               "careloop_period": "period_start", "careloop_rows": "rows"})
+    out = long.rename(
+        columns={
+            "careloop_site": "care_site_id",
+            "careloop_period": "period_start",
+            "careloop_rows": "rows",
+        }
+    )
     out = out[["care_site_id", "period_start", "column", "rows", "non_null", "percent_complete"]]
     out["care_site_id"] = out["care_site_id"].astype("Int64")
     out["period_start"] = pd.to_datetime(out["period_start"]).dt.date
@@ -946,7 +1168,9 @@ def run_checks(
             )
         )
     report = QualityReport(
-        run_id=uuid.uuid4().hex, run_at=run_at, warehouse_url=warehouse.url,
+        run_id=uuid.uuid4().hex,
+        run_at=run_at,
+        warehouse_url=warehouse.url,
         results=tuple(results),
     )
     if store:

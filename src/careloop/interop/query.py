@@ -19,6 +19,7 @@ Two guards, because a parser alone is not a security boundary:
 from __future__ import annotations
 
 import re
+from collections.abc import Callable
 from typing import Any, cast
 
 import pandas as pd
@@ -65,9 +66,7 @@ _FORBIDDEN_FUNCTIONS = re.compile(
 _ALLOWED_FUNCTIONS = frozenset({"pg_typeof"})
 
 
-def run_readonly_query(
-    warehouse: Warehouse, sql: str, *, limit: int | None = None
-) -> pd.DataFrame:
+def run_readonly_query(warehouse: Warehouse, sql: str, *, limit: int | None = None) -> pd.DataFrame:
     """Run one read-only query on the warehouse and return its rows.
 
     Args:
@@ -168,7 +167,9 @@ def _function_name(node: Any) -> str:
     if isinstance(node, sge.Anonymous):
         return str(node.name)
     if isinstance(node, sge.Func):
-        return str(node.sql_name())
+        # sqlglot types sql_name in some releases and not in others.
+        sql_name = cast(Callable[[], str], node.sql_name)
+        return str(sql_name())
     return str(node.sql())
 
 

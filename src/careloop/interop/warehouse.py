@@ -463,9 +463,7 @@ class Warehouse:
 
     def _require_writable(self) -> None:
         if self.read_only:
-            raise InputError(
-                f"The warehouse {self.url} is open read-only; this operation writes."
-            )
+            raise InputError(f"The warehouse {self.url} is open read-only; this operation writes.")
 
     def _execute(self, sql: str) -> None:
         if self.engine == "duckdb":
@@ -512,9 +510,7 @@ class TableSwap:
         return _insert_into(self.warehouse, self.stage(name), self.schemas[name], data)
 
 
-def _insert_into(
-    warehouse: Warehouse, target: str, schema: ibis.Schema, data: TableData
-) -> int:
+def _insert_into(warehouse: Warehouse, target: str, schema: ibis.Schema, data: TableData) -> int:
     """Insert ``data`` into ``target`` (columns by name, cast to ``schema``)."""
     dialect = warehouse.dialect
     if isinstance(data, ibis.Table):
@@ -530,9 +526,9 @@ def _insert_into(
             f"SELECT {select} FROM ({sql}) AS careloop_src"
         )
         return count
-    arrow = pa.Table.from_pandas(data, preserve_index=False) if isinstance(
-        data, pd.DataFrame
-    ) else data
+    arrow = (
+        pa.Table.from_pandas(data, preserve_index=False) if isinstance(data, pd.DataFrame) else data
+    )
     missing = [c for c, t in schema.items() if c not in arrow.column_names and not t.nullable]
     if missing:
         raise InputError(f"Data for {target} lacks required columns: {', '.join(missing)}.")

@@ -441,17 +441,21 @@ def activate(
     reason: str,
     mode: Mode = "live",
     sites: Sequence[str] = (),
+    started_at: datetime | None = None,
 ) -> Deployment:
     """Put an approved (or active) version into practice and record the deployment.
 
     A version active in another mode or at other sites gets a new
     deployment; another active version of the same knowledge object is
-    retired (superseded) in the same transaction.
+    retired (superseded) in the same transaction. ``started_at`` records a
+    deployment that began earlier (entered after the fact); default now.
     """
     reason = _need_reason(reason)
     if mode not in ("silent", "live"):
         raise InputError(f"mode must be silent or live, not {mode!r}.")
     now = utcnow()
+    if started_at is not None and as_utc(started_at) > now:
+        raise InputError("A deployment cannot start in the future; activate it on the day.")
     with unit_of_work(registry, principal, "knowledge.deploy") as work:
         session = work.session
         work.expect("knowledge.activate", CATEGORY, reason=reason)
@@ -486,7 +490,8 @@ def activate(
             mode=mode,
             sites=json.dumps(codes),
             measures=json.dumps(package.measures),
-            started_at=now,
+            # A deployment recorded after the fact keeps the day it really began.
+            started_at=as_utc(started_at) if started_at is not None else now,
             by=principal.email,
             reason=reason,
         )

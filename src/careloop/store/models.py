@@ -271,4 +271,5 @@ class ProvenanceRecord(Base):
     rows_rejected: Mapped[int | None] = mapped_column(BigInteger)
     parent_ids: Mapped[str] = mapped_column(Text, default="[]")
 
+
 import careloop.store.knowledge_models  # noqa: E402, F401  (its tables join Base.metadata)

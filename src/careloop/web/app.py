@@ -22,7 +22,15 @@ from careloop.core.settings import Settings
 from careloop.practice.router import router as cds_hooks_router
 from careloop.trust.installation import open_registry
 from careloop.trust.status import registry_reachable
-from careloop.web import api, api_capture, fhir_api, pages, pages_dashboards, pages_entry
+from careloop.web import (
+    api,
+    api_capture,
+    fhir_api,
+    pages,
+    pages_dashboards,
+    pages_entry,
+    pages_knowledge,
+)
 from careloop.web.errors import install_error_handlers
 from careloop.web.security import security_middleware
 
@@ -67,6 +75,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(pages.router)
     app.include_router(cds_hooks_router)
     app.include_router(pages_entry.router)
+    app.include_router(pages_knowledge.router)
     app.include_router(fhir_api.router)
     app.include_router(pages_dashboards.router)
     return app

@@ -41,7 +41,8 @@ async def security_middleware(
     request.state.request_id = request.headers.get("x-request-id", "")[:64] or request_id()
     response = await call_next(request)
     response.headers["X-Request-Id"] = request.state.request_id
-    response.headers["Content-Security-Policy"] = CONTENT_SECURITY_POLICY
+    # A route may set a stricter policy of its own (self-contained reports); keep it.
+    response.headers.setdefault("Content-Security-Policy", CONTENT_SECURITY_POLICY)
     response.headers["X-Content-Type-Options"] = "nosniff"
     response.headers["X-Frame-Options"] = "DENY"
     response.headers["Referrer-Policy"] = "same-origin"

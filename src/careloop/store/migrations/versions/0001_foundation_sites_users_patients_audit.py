@@ -252,7 +252,9 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id", name=op.f("pk_provenance_record")),
     )
     with op.batch_alter_table("provenance_record", schema=None) as batch_op:
-        batch_op.create_index(batch_op.f("ix_provenance_record_activity"), ["activity"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_provenance_record_activity"), ["activity"], unique=False
+        )
 
     _make_audit_append_only()
 
