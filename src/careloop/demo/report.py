@@ -101,7 +101,12 @@ def write_report(
     after = net[net.period_start >= date(truth.change_date.year + 1, truth.change_date.month, 1)]
     p_before = before.numerator.sum() / before.denominator.sum()
     p_after = after.numerator.sum() / after.denominator.sum()
-    failed = [r for r in quality.results if r.status == "fail"]
+    # Plausibility first: those are the problems a clinician can act on.
+    order = {"plausibility": 0, "conformance": 1, "completeness": 2}
+    failed = sorted(
+        (r for r in quality.results if r.status == "fail"),
+        key=lambda r: (order.get(str(r.category).lower(), 3), r.check_id),
+    )
     environment = jinja2.Environment(
         loader=jinja2.PackageLoader("careloop.demo", "templates"),
         autoescape=True,

@@ -66,6 +66,16 @@ DOMAIN_TABLES = {
     "Drug": "drug_exposure",
     "Procedure": "procedure_occurrence",
 }
+# Standard OMOP concepts the refresh itself writes, registered when no vocabulary
+# holds them yet: (name, domain, vocabulary, class, code).
+STANDARD_CONCEPTS: dict[int, tuple[str, str, str, str, str]] = {
+    8507: ("MALE", "Gender", "Gender", "Gender", "M"),
+    8532: ("FEMALE", "Gender", "Gender", "Gender", "F"),
+    9201: ("Inpatient Visit", "Visit", "Visit", "Visit", "IP"),
+    9202: ("Outpatient Visit", "Visit", "Visit", "Visit", "OP"),
+    5083: ("Telehealth", "Visit", "CMS Place of Service", "Visit", "02"),
+    32817: ("EHR", "Type Concept", "Type Concept", "Type Concept", "OMOP4976890"),
+}
 PERSON_TABLES = (
     "person",
     "observation_period",
@@ -254,6 +264,7 @@ class _Builder:
         self.standard = standard
         self.frames: dict[str, list[pd.DataFrame]] = {t: [] for t in PERSON_TABLES}
         self.local_names: dict[int, str] = dict(concept_map.names)
+        self.local_domains: dict[int, str] = {}
 
     def _domain(self, form: Form, name: str) -> str | None:
         if name in self.map.fields:
@@ -271,6 +282,11 @@ class _Builder:
                 return concept
         concept = _local_id(form.name, name)
         self.local_names.setdefault(concept, f.label or name)
+        return concept
+
+    def _record_domain(self, concept: int, domain: str) -> int:
+        if concept >= LOCAL_CONCEPT_BASE:
+            self.local_domains[concept] = domain
         return concept
 
     def _choice_concept(self, form: Form, name: str, code: str) -> int:
@@ -393,7 +409,9 @@ class _Builder:
             {
                 f"{prefix}_id": rows.id * 1000 + index,
                 "person_id": rows.patient_id,
-                f"{prefix}_concept_id": self._value_concept(form, name),
+                f"{prefix}_concept_id": self._record_domain(
+                    self._value_concept(form, name), domain
+                ),
                 f"{prefix}_date": rows.event_date,
                 f"{prefix}_type_concept_id": EHR_TYPE,
                 "value_as_number": number,
@@ -559,8 +577,48 @@ def refresh_warehouse(
                 ),
             )
             concept = warehouse.table("concept")
+            with quiet_engine_warnings():
+                before = concept.filter(concept.concept_id >= LOCAL_CONCEPT_BASE).execute()
+            # Concepts of persons not rebuilt this time keep the domain they were given.
+            domains = {
+                **dict(zip(before.concept_id, before.domain_id, strict=True)),
+                **builder.local_domains,
+            }
             others = concept.filter(~concept.concept_id.isin(sorted(local))) if local else concept
             swap.insert("concept", others)
+            with quiet_engine_warnings():
+                known = set(
+                    concept.filter(concept.concept_id.isin(list(STANDARD_CONCEPTS)))
+                    .concept_id.execute()
+                    .tolist()
+                )
+            missing = {k: v for k, v in STANDARD_CONCEPTS.items() if k not in known}
+            if missing:
+                swap.insert(
+                    "concept",
+                    pd.DataFrame(
+                        [
+                            {
+                                "concept_id": cid,
+                                "concept_name": name,
+                                "domain_id": domain,
+                                "vocabulary_id": vocabulary,
+                                "concept_class_id": concept_class,
+                                "standard_concept": "S",
+                                "concept_code": code,
+                                "valid_start_date": date(1970, 1, 1),
+                                "valid_end_date": date(2099, 12, 31),
+                            }
+                            for cid, (
+                                name,
+                                domain,
+                                vocabulary,
+                                concept_class,
+                                code,
+                            ) in missing.items()
+                        ]
+                    ),
+                )
             if local:
                 swap.insert(
                     "concept",
@@ -569,7 +627,7 @@ def refresh_warehouse(
                             {
                                 "concept_id": cid,
                                 "concept_name": name[:255],
-                                "domain_id": "Observation",
+                                "domain_id": domains.get(cid, "Observation"),
                                 "vocabulary_id": "careloop",
                                 "concept_class_id": "Registry field",
                                 "concept_code": str(cid),
