@@ -22,11 +22,7 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
-import socket
 import statistics
-import subprocess
-import sys
 import tempfile
 import threading
 import time
@@ -40,6 +36,7 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
 from careloop.core.settings import load_settings
+from careloop.demo.server import start_server, stop_server
 from careloop.knowledge import EXAMPLES, activate, add_version, approve, load_package, submit
 from careloop.practice import trust_client
 from careloop.trust.installation import initialise, open_registry
@@ -47,12 +44,6 @@ from careloop.trust.principal import Principal
 
 ISSUER = "https://ehr.benchmark.example/"
 SERVICE = "ibd-steroid-review"
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _install(data_dir: Path, jwks: dict[str, object]) -> None:
@@ -70,37 +61,6 @@ def _install(data_dir: Path, jwks: dict[str, object]) -> None:
     jwks_file.write_text(json.dumps(jwks))
     trust_client(registry, operator, issuer=ISSUER, jwks_file=jwks_file)
     registry.close()
-
-
-def _serve(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
-    process = subprocess.Popen(
-        [
-            sys.executable,
-            "-m",
-            "careloop.cli",
-            "serve",
-            "--data-dir",
-            str(data_dir),
-            "--host",
-            "127.0.0.1",
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "CARELOOP_DATA_DIR": str(data_dir)},
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return process, url
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    process.terminate()
-    raise SystemExit("careloop serve did not start")
 
 
 def _prefetch() -> dict[str, object]:
@@ -170,7 +130,8 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as tmp:
         data_dir = Path(tmp) / "data"
         _install(data_dir, {"keys": [jwk]})
-        process, url = _serve(data_dir)
+        server = start_server(data_dir)
+        url = server.url
         try:
             n = int(args.rate * args.seconds)
             health = [("GET", f"{url}/health", None, {})] * max(1, n // 2)
@@ -202,8 +163,7 @@ def main() -> None:
             base, base_fail = _load(health, rate=args.rate, clients=args.clients)
             cds, cds_fail = _load(calls, rate=args.rate, clients=args.clients)
         finally:
-            process.terminate()
-            process.wait(timeout=10)
+            stop_server(server)
 
     print(f"{args.rate:g} requests/s, {args.clients} client threads, uvicorn on loopback, SQLite")
     print(f"{'':28}{'n':>6}{'fail':>6}{'p50 ms':>9}{'p95 ms':>9}{'p99 ms':>9}")

@@ -9,17 +9,14 @@ The server is ``careloop serve`` in a subprocess (uvicorn), on a free port of
 from __future__ import annotations
 
 import os
-import socket
-import subprocess
-import sys
-import time
 from collections.abc import Iterator
-from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-import httpx
 import pytest
+
+from careloop.demo.server import RunningServer, stop_server  # noqa: F401 - re-exported for tests
+from careloop.demo.server import start_server as start_careloop
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -34,60 +31,12 @@ CHROMIUM_ARGS = [
 ]
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
+LiveServer = RunningServer
 
 
-@dataclass
-class LiveServer:
-    url: str
-    process: subprocess.Popen[bytes]
-    log: Path
-
-
-def start_server(data_dir: Path, env: dict[str, str] | None = None) -> LiveServer:
-    port = free_port()
-    log = data_dir.parent / f"server-{port}.log"
-    with log.open("wb") as handle:  # the child keeps its own copy of the descriptor
-        process = subprocess.Popen(
-            [
-                sys.executable,
-                "-m",
-                "careloop.cli",
-                "serve",
-                "--data-dir",
-                str(data_dir),
-                "--host",
-                "127.0.0.1",
-                "--port",
-                str(port),
-            ],
-            stdout=handle,
-            stderr=subprocess.STDOUT,
-            env={**os.environ, **(env or {})},
-        )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            raise RuntimeError(f"careloop serve exited: {log.read_text()}")
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return LiveServer(url, process, log)
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    process.terminate()
-    raise RuntimeError(f"careloop serve did not answer in 30 s: {log.read_text()}")
-
-
-def stop_server(server: LiveServer) -> None:
-    server.process.terminate()
-    try:
-        server.process.wait(timeout=10)
-    except subprocess.TimeoutExpired:
-        server.process.kill()
+def start_server(data_dir: Path, env: dict[str, str] | None = None) -> RunningServer:
+    """A real `careloop serve` on loopback for ``data_dir``."""
+    return start_careloop(data_dir, env=env)
 
 
 def _require_browser() -> None:

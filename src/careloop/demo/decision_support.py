@@ -13,15 +13,10 @@ events — the data, not the simulator's tally.
 from __future__ import annotations
 
 import json
-import os
-import socket
-import subprocess
-import sys
 import time
 import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
-from pathlib import Path
 from typing import Any
 
 import httpx
@@ -30,9 +25,9 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
-from careloop.core.errors import ConfigurationError
 from careloop.core.settings import Settings
 from careloop.demo.network import SyntheticNetwork
+from careloop.demo.server import start_server, stop_server
 from careloop.knowledge import EXAMPLES, activate, add_version, approve, load_package, submit
 from careloop.practice import card_events, trust_client
 from careloop.store.database import Registry
@@ -53,43 +48,6 @@ class DecisionSupportRun:
     accepted: int
     by_site: dict[str, tuple[int, int]]
     """site → (cards shown, accepted), from the stored card events."""
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
-def _serve(data_dir: Path) -> tuple[subprocess.Popen[bytes], str]:
-    port = _free_port()
-    process = subprocess.Popen(  # noqa: S603 - our own CLI, fixed arguments
-        [
-            sys.executable,
-            "-m",
-            "careloop.cli",
-            "serve",
-            "--data-dir",
-            str(data_dir),
-            "--port",
-            str(port),
-        ],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-        env={**os.environ, "CARELOOP_DATA_DIR": str(data_dir)},
-    )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if process.poll() is not None:
-            break
-        try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
-                return process, url
-        except httpx.HTTPError:
-            time.sleep(0.2)
-    process.terminate()
-    raise ConfigurationError("The demo's CDS Hooks server did not start on loopback.")
 
 
 def _prefetch(template: dict[str, Any], patient: str, today: str) -> dict[str, Any]:
@@ -152,7 +110,8 @@ def run_decision_support(
     template = package.tests[0]["prefetch"]
     rng = np.random.default_rng(network.seed + 1)
     today = datetime.now(UTC).date().isoformat()
-    process, url = _serve(settings.data_dir)
+    server = start_server(settings.data_dir)
+    url = server.url
     calls = 0
     try:
         with httpx.Client(timeout=10) as client:
@@ -204,8 +163,7 @@ def run_decision_support(
                             headers={"Authorization": f"Bearer {token(target)}"},
                         ).raise_for_status()
     finally:
-        process.terminate()
-        process.wait(timeout=10)
+        stop_server(server)
     events = card_events(registry)
     shown = events[events.shown.astype(bool)]
     by_site = {
