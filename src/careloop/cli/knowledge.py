@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sys
+from collections.abc import Callable
 from dataclasses import asdict
 from datetime import date
 from pathlib import Path
@@ -16,6 +17,7 @@ from careloop.cli.output import console, print_json, print_rows
 from careloop.core.errors import InputError, ValidationFailed
 from careloop.interop.warehouse import Warehouse
 from careloop.knowledge import (
+    KnowledgeVersion,
     activate,
     add_version,
     approve,
@@ -98,40 +100,31 @@ def _step(name: str, ref: str, status: str) -> None:
     console.print(f"{ref}: {name} → {status}")
 
 
-@knowledge_app.command("submit")
-def submit_(
-    ref: str = typer.Argument(..., help="identifier[@version]"),
-    reason: str = ReasonOption,
-    data_dir: Path | None = DataDirOption,
-) -> None:
-    """Send a draft for review."""
-    with opened(settings_from(data_dir)) as registry:
-        version = submit(registry, operator(), ref, reason=reason)
-    _step("submitted", version.ref, version.status)
+def _transition(
+    action: Callable[..., KnowledgeVersion], done: str, doc: str
+) -> Callable[..., None]:
+    """A lifecycle command: one library call with a reason, then the new status."""
+
+    def command(
+        ref: str = typer.Argument(..., help="identifier[@version]"),
+        reason: str = ReasonOption,
+        data_dir: Path | None = DataDirOption,
+    ) -> None:
+        with opened(settings_from(data_dir)) as registry:
+            version = action(registry, operator(), ref, reason=reason)
+        _step(done, version.ref, version.status)
+
+    command.__doc__ = doc
+    return command
 
 
-@knowledge_app.command("send-back")
-def send_back_(
-    ref: str = typer.Argument(..., help="identifier[@version]"),
-    reason: str = ReasonOption,
-    data_dir: Path | None = DataDirOption,
-) -> None:
-    """Return a version under review to draft."""
-    with opened(settings_from(data_dir)) as registry:
-        version = send_back(registry, operator(), ref, reason=reason)
-    _step("sent back", version.ref, version.status)
-
-
-@knowledge_app.command("approve")
-def approve_(
-    ref: str = typer.Argument(..., help="identifier[@version]"),
-    reason: str = ReasonOption,
-    data_dir: Path | None = DataDirOption,
-) -> None:
-    """Approve a version under review (its tests must pass)."""
-    with opened(settings_from(data_dir)) as registry:
-        version = approve(registry, operator(), ref, reason=reason)
-    _step("approved", version.ref, version.status)
+for _name, _action, _done, _doc in (
+    ("submit", submit, "submitted", "Send a draft for review."),
+    ("send-back", send_back, "sent back", "Return a version under review to draft."),
+    ("approve", approve, "approved", "Approve a version under review (its tests must pass)."),
+    ("retire", retire, "retired", "Withdraw a version from service."),
+):
+    knowledge_app.command(_name)(_transition(_action, _done, _doc))
 
 
 @knowledge_app.command("activate")
@@ -157,18 +150,6 @@ def activate_(
         f"{dep.identifier}@{dep.version} active ({dep.mode}) at {where} "
         f"from {dep.started_at:%Y-%m-%d %H:%M} UTC; deployment {dep.id}."
     )
-
-
-@knowledge_app.command("retire")
-def retire_(
-    ref: str = typer.Argument(..., help="identifier[@version]"),
-    reason: str = ReasonOption,
-    data_dir: Path | None = DataDirOption,
-) -> None:
-    """Withdraw a version from service."""
-    with opened(settings_from(data_dir)) as registry:
-        version = retire(registry, operator(), ref, reason=reason)
-    _step("retired", version.ref, version.status)
 
 
 @knowledge_app.command("list")
