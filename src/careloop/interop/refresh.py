@@ -46,6 +46,7 @@ from careloop.interop.warehouse import Warehouse, quiet_engine_warnings
 from careloop.store.capture_models import FormDefinition, FormVersion, Response
 from careloop.store.database import Registry
 from careloop.store.models import Patient, Site
+from careloop.store.scoping import Scope, set_scope
 from careloop.trust.principal import Principal
 from careloop.trust.provenance import InputRecord, Provenance, record_provenance
 from careloop.trust.work import unit_of_work
@@ -76,6 +77,7 @@ STANDARD_CONCEPTS: dict[int, tuple[str, str, str, str, str]] = {
     5083: ("Telehealth", "Visit", "CMS Place of Service", "Visit", "02"),
     32817: ("EHR", "Type Concept", "Type Concept", "Type Concept", "OMOP4976890"),
 }
+PERSONS_PER_BATCH = 2_000
 PERSON_TABLES = (
     "person",
     "observation_period",
@@ -203,13 +205,6 @@ def _read_registry(
         )
         responses = responses[responses.patient_id.isin(patients.id)].reset_index(drop=True)
         hashes = _person_hashes(patients, responses)
-        rebuild = {pid for pid, h in hashes.items() if previous.get(pid) != h}
-        wanted = responses.id[responses.patient_id.isin(rebuild)].tolist()
-        values: dict[int, dict[str, Any]] = {}
-        for start in range(0, len(wanted), 20_000):
-            chunk = wanted[start : start + 20_000]
-            query = select(Response.id, Response.values).where(Response.id.in_(chunk))
-            values.update((row[0], row[1]) for row in session.execute(query))
         work.audit(
             "export",
             "warehouse",
@@ -219,8 +214,25 @@ def _read_registry(
             },
         )
     return _Snapshot(
-        sites, patients, len(everyone) - len(patients), forms, versions, responses, hashes, values
+        sites, patients, len(everyone) - len(patients), forms, versions, responses, hashes, {}
     )
+
+
+def _read_values(registry: Registry, response_ids: list[int]) -> dict[int, dict[str, Any]]:
+    """The values of these responses, read in short transactions.
+
+    A response edited after the snapshot's hashes were taken gives its newer
+    values here; its person's hash then differs on the next refresh, which
+    rebuilds them again — the warehouse converges, never mixes within a row.
+    """
+    values: dict[int, dict[str, Any]] = {}
+    for start in range(0, len(response_ids), 20_000):
+        chunk = response_ids[start : start + 20_000]
+        with registry.transaction() as session:
+            set_scope(session, Scope.everything())
+            query = select(Response.id, Response.values).where(Response.id.in_(chunk))
+            values.update((row[0], row[1]) for row in session.execute(query))
+    return values
 
 
 def _person_hashes(patients: pd.DataFrame, responses: pd.DataFrame) -> dict[int, str]:
@@ -298,6 +310,8 @@ class _Builder:
         return concept
 
     def build(self, persons: set[int]) -> dict[str, pd.DataFrame]:
+        """OMOP rows of ``persons`` (whose response values are in the snapshot)."""
+        self.frames = {t: [] for t in PERSON_TABLES}
         snap = self.snapshot
         people = snap.patients[snap.patients.id.isin(persons)]
         birth = pd.to_datetime(people.birth_date)
@@ -548,9 +562,6 @@ def refresh_warehouse(
         removed = [pid for pid in previous if pid not in hashes]
         stale = set(changed) | set(removed)
         builder = _Builder(snapshot, cmap, _standard_concepts(warehouse, snapshot))
-        built = builder.build(set(changed))
-        local = {**builder.local_names}
-        # Local concepts used by unchanged persons stay registered: keep every earlier one too.
         tables = [*PERSON_TABLES, "care_site", "concept", "cdm_source", STATE_TABLE]
         with warehouse.replacing(tables) as swap:
             for name in PERSON_TABLES:
@@ -559,9 +570,19 @@ def refresh_warehouse(
                     if stale:
                         kept = kept.filter(~kept.person_id.isin(sorted(stale)))
                     swap.insert(name, kept)
-                new = built[name]
-                if not new.empty:
-                    swap.insert(name, new)
+            # Persons in batches: only one batch's response values are in memory at a time.
+            ordered = sorted(changed)
+            for start in range(0, len(ordered), PERSONS_PER_BATCH):
+                batch = ordered[start : start + PERSONS_PER_BATCH]
+                responses = snapshot.responses
+                snapshot.values = _read_values(
+                    registry, responses.id[responses.patient_id.isin(batch)].tolist()
+                )
+                for name, frame in builder.build(set(batch)).items():
+                    if not frame.empty:
+                        swap.insert(name, frame)
+            snapshot.values = {}
+            local = {**builder.local_names}
             swap.insert(
                 "care_site",
                 pd.DataFrame(
