@@ -13,8 +13,13 @@ from pathlib import Path
 import pytest
 
 from careloop.interop import Warehouse
+from tests.spark_support import SPARK_MARKER
 
 OMOP_SMALL = Path(__file__).resolve().parents[1] / "data" / "omop_small"
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", SPARK_MARKER)
 
 
 @pytest.fixture(params=["duckdb", pytest.param("postgres", marks=pytest.mark.postgres)])

@@ -67,8 +67,33 @@ def test_spark_without_pyspark_says_to_install_the_extra():
         pytest.skip("pyspark is installed; the Spark tests cover it")
     with pytest.raises(ConfigurationError, match=r"careloop\[spark\]"):
         Warehouse.connect("spark://local")
-    with pytest.raises(ConfigurationError, match="local mode"):
-        Warehouse.connect("spark://cluster.example:7077")
+
+
+@pytest.mark.parametrize(
+    ("url", "master", "database"),
+    [
+        ("spark://local", "local[*]", None),
+        ("spark://local[2]", "local[2]", None),
+        ("spark://local[*]?database=omop_1", "local[*]", "omop_1"),
+    ],
+)
+def test_spark_urls_name_the_local_master_and_database(url, master, database):
+    location = parse_warehouse_url(url)
+    assert (location.spark_master, location.spark_database) == (master, database)
+
+
+@pytest.mark.parametrize(
+    ("url", "message"),
+    [
+        ("spark://cluster.example:7077", "local mode"),
+        ("spark://local[0]", "local mode"),
+        ("spark://local?database=a-b", "database=NAME"),
+        ("spark://local?db=x", "database=NAME"),
+    ],
+)
+def test_spark_urls_other_than_local_mode_are_refused(url, message):
+    with pytest.raises(ConfigurationError, match=message):
+        Warehouse.connect(url)
 
 
 def test_an_unreachable_postgres_is_a_configuration_error():

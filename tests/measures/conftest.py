@@ -15,6 +15,11 @@ import pytest
 
 from careloop.interop import Warehouse
 from tests.measures import fixture
+from tests.spark_support import SPARK_MARKER
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    config.addinivalue_line("markers", SPARK_MARKER)
 
 
 @pytest.fixture(scope="module")

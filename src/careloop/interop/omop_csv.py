@@ -451,7 +451,7 @@ def _load_file(warehouse: Warehouse, swap: TableSwap, plan: _CsvPlan) -> int:
             if warehouse.engine == "postgres":
                 copy_arrow_to_postgres(warehouse._native, swap.stage(plan.table.name), counted)
             else:
-                swap.insert(plan.table.name, reader.read_all())
+                counted.rows = swap.insert(plan.table.name, reader.read_all())
         except duckdb.Error as exc:
             raise _value_error(plan, exc) from None
         _raise_rejects(scan, plan, rejects)

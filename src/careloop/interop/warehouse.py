@@ -14,7 +14,12 @@ URLs (``CARELOOP_WAREHOUSE_URL``):
 ``duckdb://`` or ``duckdb://:memory:``          an in-memory DuckDB (tests, scratch)
 ``postgresql+psycopg://user:pw@host:5432/db``   PostgreSQL (also ``postgres://``, ``postgresql://``)
 ``spark://local``                               Spark in local mode (extra ``careloop[spark]``)
+``spark://local[2]?database=omop``              Spark, 2 threads, tables in database ``omop``
 ==============================================  =======================================
+
+Spark runs in local mode only, with one Spark session per process (starting
+one takes seconds); see :func:`spark_session` for what that means for where
+the tables live.
 
 A :class:`Warehouse` holds one connection and is not thread-safe: open one per
 worker or request.
@@ -22,16 +27,22 @@ worker or request.
 
 from __future__ import annotations
 
+import atexit
 import contextlib
 import functools
 import io
+import os
+import re
+import shutil
+import tempfile
+import threading
 import uuid
 import warnings
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
-from urllib.parse import urlsplit, urlunsplit
+from urllib.parse import parse_qs, urlsplit, urlunsplit
 
 import ibis
 import pandas as pd
@@ -57,6 +68,8 @@ SUPPORTED_SCHEMES = (
 )
 _POSTGRES_SCHEMES = ("postgres", "postgresql", "postgresql+psycopg", "postgresql+psycopg2")
 _STAGE_PREFIX = "careloop_stage_"
+_SPARK_MASTER = re.compile(r"local(\[(\*|[1-9][0-9]*)\])?")
+_SPARK_DATABASE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 
 TableData: TypeAlias = "ibis.Table | pd.DataFrame | pa.Table"
 
@@ -75,6 +88,8 @@ class WarehouseLocation:
     """PostgreSQL: the libpq connection URL (may contain a password)."""
     spark_master: str | None = None
     """Spark: the master, e.g. ``local[*]``."""
+    spark_database: str | None = None
+    """Spark: the database (namespace) that holds the tables, ``None`` for ``default``."""
 
 
 @dataclass(frozen=True)
@@ -109,13 +124,26 @@ def parse_warehouse_url(url: str) -> WarehouseLocation:
         conninfo = f"postgresql://{rest}"
         return WarehouseLocation(engine="postgres", url=_redact(url), conninfo=conninfo)
     if scheme == "spark":
-        master = rest.strip("/") or "local"
-        if not master.startswith("local"):
+        target, _, query = rest.partition("?")
+        master = target.strip("/") or "local"
+        if not _SPARK_MASTER.fullmatch(master):
             raise ConfigurationError(
                 f"Spark warehouse URL {url!r}: only local mode is supported "
-                "(spark://local or spark://local[N])."
+                "(spark://local, spark://local[N] or spark://local[*])."
             )
-        return WarehouseLocation(engine="spark", url=url, spark_master=master)
+        options = parse_qs(query, keep_blank_values=True)
+        unknown = sorted(set(options) - {"database"})
+        database = options.get("database", [None])[-1]
+        if unknown or (database is not None and not _SPARK_DATABASE.fullmatch(database)):
+            raise ConfigurationError(
+                f"Spark warehouse URL {url!r}: the only option is ?database=NAME "
+                "(letters, digits and underscores)."
+            )
+        if master == "local":
+            master = "local[*]"
+        return WarehouseLocation(
+            engine="spark", url=url, spark_master=master, spark_database=database
+        )
     raise _unsupported(url)
 
 
@@ -141,8 +169,13 @@ def _redact(url: str) -> str:
 ENGINE_WARNING_MESSAGES = (
     r"fetch_(arrow_table|arrow_reader|record_batch)\(\) is deprecated",
     r"The 'future\.infer_string' option is deprecated",
+    # PySpark 4.0's toPandas() passes astype(copy=False), deprecated in pandas 3.
+    r"The copy keyword is deprecated",
 )
-"""Deprecation warnings that Ibis 12 causes in DuckDB 2 and pandas 3 (regexes)."""
+"""Deprecation warnings that Ibis 12 causes in DuckDB 2, PySpark 4.0 and pandas 3 (regexes)."""
+
+SPARK_RESOURCE_WARNING = r"unclosed <socket\.socket"
+"""PySpark 4.0 drops the local socket it reads each result from without closing it."""
 
 
 @contextlib.contextmanager
@@ -157,12 +190,113 @@ def quiet_engine_warnings() -> Iterator[None]:
     with warnings.catch_warnings():
         for message in ENGINE_WARNING_MESSAGES:
             warnings.filterwarnings("ignore", message=message, category=DeprecationWarning)
+        warnings.filterwarnings("ignore", message=SPARK_RESOURCE_WARNING, category=ResourceWarning)
         yield
 
 
 def quote_identifier(name: str, dialect: str) -> str:
     """``name`` quoted as an identifier in the engine's SQL dialect."""
     return sg.to_identifier(name, quoted=True).sql(dialect)
+
+
+SPARK_CONF: Mapping[str, str] = {
+    "spark.driver.memory": "1g",
+    "spark.sql.shuffle.partitions": "4",
+    "spark.ui.enabled": "false",
+    "spark.ui.showConsoleProgress": "false",
+    "spark.sql.session.timeZone": "UTC",
+    "spark.driver.host": "127.0.0.1",
+    "spark.driver.bindAddress": "127.0.0.1",
+    "spark.sql.sources.default": "parquet",
+}
+"""Settings of the local Spark session: small memory, few shuffle partitions, no web UI."""
+
+_LOG4J2 = """\
+rootLogger.level = error
+rootLogger.appenderRef.stderr.ref = console
+appender.console.type = Console
+appender.console.name = console
+appender.console.target = SYSTEM_ERR
+appender.console.layout.type = PatternLayout
+appender.console.layout.pattern = %d{HH:mm:ss} %p %c{1}: %m%n
+"""
+
+_spark_lock = threading.Lock()
+_spark: dict[str, Any] = {}
+
+
+def spark_session(master: str = "local[*]") -> Any:
+    """The process's Spark session in local mode, started on first use.
+
+    Starting Spark takes seconds, so every Spark :class:`Warehouse` of a process
+    shares one session (each gets its own child session for its current
+    database). The session keeps its catalog in memory and its tables as parquet
+    files in a temporary directory that is deleted when the process exits: a
+    ``spark://local`` warehouse lives as long as the process, and is for
+    computing on data loaded into it (tests, measures checked across engines),
+    not for keeping data.
+
+    Raises:
+        ConfigurationError: pyspark or Java is missing, Spark does not start, or
+            a session with another master already runs in this process.
+    """
+    try:
+        from pyspark.sql import SparkSession  # type: ignore[import-not-found,unused-ignore]
+    except ImportError:
+        raise ConfigurationError(
+            "A spark:// warehouse needs Apache Spark, which is not installed. Install the "
+            "extra: pip install 'careloop[spark]' (and a Java runtime, e.g. Debian's "
+            "default-jre-headless)."
+        ) from None
+    with _spark_lock:
+        session = _spark.get("session")
+        if session is not None:
+            if _spark["master"] != master:
+                raise ConfigurationError(
+                    f"This process already runs Spark with master {_spark['master']}; "
+                    f"it cannot also run {master} (one Spark session per process)."
+                )
+            return session
+        if shutil.which("java") is None and not os.environ.get("JAVA_HOME"):
+            raise ConfigurationError(
+                "A spark:// warehouse needs a Java runtime (java on PATH or JAVA_HOME), "
+                "e.g. Debian's default-jre-headless."
+            )
+        workdir = Path(tempfile.mkdtemp(prefix="careloop-spark-"))
+        (workdir / "log4j2.properties").write_text(_LOG4J2, encoding="utf-8")
+        builder = SparkSession.builder.master(master).appName("careloop-warehouse")
+        for key, value in SPARK_CONF.items():
+            builder = builder.config(key, value)
+        java_options = f"-Dlog4j2.configurationFile=file:{workdir / 'log4j2.properties'}"
+        builder = (
+            builder.config("spark.sql.warehouse.dir", str(workdir / "warehouse"))
+            .config("spark.local.dir", str(workdir / "tmp"))
+            .config("spark.driver.extraJavaOptions", java_options)
+        )
+        # Bind to the loopback interface (and skip Spark's warning about the host name).
+        os.environ.setdefault("SPARK_LOCAL_IP", "127.0.0.1")
+        try:
+            with quiet_engine_warnings():
+                session = builder.getOrCreate()
+        except Exception as exc:
+            shutil.rmtree(workdir, ignore_errors=True)
+            raise ConfigurationError(f"Spark did not start in local mode: {exc}") from exc
+        session.sparkContext.setLogLevel("ERROR")
+        _spark.update(session=session, master=master, workdir=workdir)
+        atexit.register(_stop_spark)
+        return session
+
+
+def _stop_spark() -> None:
+    with _spark_lock:
+        session = _spark.pop("session", None)
+        workdir = _spark.pop("workdir", None)
+        _spark.clear()
+    if session is not None:
+        with contextlib.suppress(Exception), quiet_engine_warnings():
+            session.stop()
+    if workdir is not None:
+        shutil.rmtree(workdir, ignore_errors=True)
 
 
 class Warehouse:
@@ -264,27 +398,39 @@ class Warehouse:
 
     @classmethod
     def _connect_spark(cls, location: WarehouseLocation, *, read_only: bool) -> Warehouse:
-        try:
-            from pyspark.sql import SparkSession  # type: ignore[import-not-found,unused-ignore]
-        except ImportError:
-            raise ConfigurationError(
-                f"The warehouse URL {location.url} needs Apache Spark, which is not "
-                "installed. Install the extra: pip install 'careloop[spark]' (and a Java "
-                "runtime, e.g. Debian's default-jre-headless)."
-            ) from None
-        session = (
-            SparkSession.builder.master(location.spark_master or "local")
-            .appName("careloop-warehouse")
-            .getOrCreate()
-        )
-        backend = ibis.pyspark.connect(session)
+        root = spark_session(location.spark_master or "local[*]")
+        # A session of its own (sharing the process's Spark context and catalog) so
+        # that this warehouse's current database and temporary views are its own.
+        session = root.newSession()
+        database = location.spark_database
+        with quiet_engine_warnings():
+            if database is not None:
+                if not read_only:
+                    session.sql(
+                        f"CREATE DATABASE IF NOT EXISTS {quote_identifier(database, 'spark')}"
+                    )
+                if not session.catalog.databaseExists(database):
+                    raise ConfigurationError(
+                        f"The Spark warehouse {location.url} has no database {database!r}."
+                    )
+                session.catalog.setCurrentDatabase(database)
+            backend = ibis.pyspark.connect(session)
         return cls(location, backend, read_only=read_only, native=session)
 
     def close(self) -> None:
-        """Close the connection (the warehouse object is unusable afterwards)."""
+        """Close the connection (the warehouse object is unusable afterwards).
+
+        On Spark this drops the warehouse's temporary views; the process's Spark
+        session stays up for the next warehouse (see :func:`spark_session`).
+        """
         if self.engine in ("duckdb", "postgres"):
             with contextlib.suppress(Exception):
                 self._native.close()
+        else:
+            with contextlib.suppress(Exception), quiet_engine_warnings():
+                for view in self._native.catalog.listTables():
+                    if view.isTemporary:
+                        self._native.catalog.dropTempView(view.name)
 
     def __enter__(self) -> Warehouse:
         return self
@@ -306,7 +452,11 @@ class Warehouse:
     def list_tables(self) -> list[str]:
         """Names of the tables in the warehouse (sorted)."""
         if self.engine == "spark":
-            return sorted(self.ibis.list_tables())
+            # The catalog, not SHOW TABLES: that also lists the temporary views
+            # Ibis registers for in-memory data.
+            with quiet_engine_warnings():
+                tables = self._native.catalog.listTables()
+            return sorted(str(t.name) for t in tables if not t.isTemporary)
         rows = self._fetchall(
             "SELECT table_name FROM information_schema.tables "
             "WHERE table_schema = current_schema() AND table_type = 'BASE TABLE'"
@@ -356,7 +506,8 @@ class Warehouse:
         for name in names:
             if name in present:
                 existing.append(name)
-                have = set(self.table(name).columns)
+                with quiet_engine_warnings():
+                    have = set(self.ibis.table(name).columns)
                 lacking = tuple(c for c in TABLES[name].column_names if c not in have)
                 if lacking:
                     missing[name] = lacking
@@ -386,10 +537,9 @@ class Warehouse:
         return True
 
     def _create(self, name: str, schema: ibis.Schema) -> None:
-        if self.engine == "spark":
-            self.ibis.create_table(name, schema=schema)
-        else:
-            self._execute(self._create_table_sql(name, schema))
+        # On Spark a parquet table, whose columns are all nullable: Spark does not
+        # keep NOT NULL on file-based tables, so it is checked only by loaders.
+        self._execute(self._create_table_sql(name, schema))
 
     def drop_table(self, name: str) -> None:
         """Drop the table ``name`` if it exists."""
@@ -413,12 +563,19 @@ class Warehouse:
 
         A CDM table gets the CDM 5.4 schema; any other table keeps its
         existing schema.
+
+        Spark has no multi-table transactions: there the staging tables are
+        filled first (an error leaves every target as it was) and then each
+        target is dropped and replaced by its staging table by a rename, one
+        table after another. Readers during that swap (milliseconds per table)
+        can find a table missing or a mix of old and new tables.
         """
         self._require_writable()
-        if self.engine == "spark":
-            raise NotImplementedError("Atomic replacement on Spark is not built yet.")
         schemas = {name: self._target_schema(name) for name in names}
         swap = TableSwap(self, schemas)
+        if self.engine == "spark":
+            yield from self._replacing_spark(names, swap)
+            return
         self._execute("BEGIN")
         try:
             for name in names:
@@ -435,6 +592,28 @@ class Warehouse:
             self._execute("ROLLBACK")
             raise
         self._execute("COMMIT")
+
+    def _replacing_spark(self, names: Sequence[str], swap: TableSwap) -> Iterator[TableSwap]:
+        # Spark has no transactions across tables. The staging tables are filled
+        # completely before any target is touched, so an error while loading leaves
+        # every target as it was; then each target is dropped and its staging table
+        # renamed in its place (a catalog operation, milliseconds). A reader during
+        # that moment can find a target missing, or some tables new and others old.
+        try:
+            for name in names:
+                self._create(swap.stage(name), swap.schemas[name])
+            yield swap
+        except BaseException:
+            for name in names:
+                with contextlib.suppress(Exception):
+                    self.drop_table(swap.stage(name))
+            raise
+        for name in names:
+            self.drop_table(name)
+            self._execute(
+                f"ALTER TABLE {quote_identifier(swap.stage(name), self.dialect)} "
+                f"RENAME TO {quote_identifier(name, self.dialect)}"
+            )
 
     def replace_table(self, name: str, data: TableData) -> int:
         """Replace the contents of table ``name`` with ``data`` atomically.
@@ -472,7 +651,8 @@ class Warehouse:
             # autocommit connection: BEGIN/COMMIT in SQL delimit the transaction.
             self._native.execute(sql)
         else:
-            self.ibis.raw_sql(sql)
+            with quiet_engine_warnings():
+                self._native.sql(sql)
 
     def _fetchall(self, sql: str) -> list[tuple[Any, ...]]:
         if self.engine == "duckdb":
@@ -520,7 +700,13 @@ def _insert_into(warehouse: Warehouse, target: str, schema: ibis.Schema, data: T
         with quiet_engine_warnings():
             count = int(data.count().execute())
         select = _cast_select(schema, set(data.columns), dialect)
-        sql = ibis.to_sql(data, dialect=dialect)
+        if warehouse.engine == "spark":
+            # Ibis calls its Spark SQL dialect "pyspark"; the expression's in-memory
+            # tables become temporary views of this warehouse's session.
+            sql = str(warehouse.ibis.compile(data))
+            warehouse.ibis._register_in_memory_tables(data)
+        else:
+            sql = ibis.to_sql(data, dialect=dialect)
         warehouse._execute(
             f"INSERT INTO {quote_identifier(target, dialect)} "  # noqa: S608 - quoted identifiers, no user values
             f"SELECT {select} FROM ({sql}) AS careloop_src"
@@ -548,7 +734,24 @@ def _insert_into(warehouse: Warehouse, target: str, schema: ibis.Schema, data: T
         columns = [c for c in schema if c in arrow.column_names]
         copy_arrow_to_postgres(warehouse._native, target, arrow.select(columns))
         return int(arrow.num_rows)
-    warehouse.ibis.insert(target, arrow)
+    return _insert_arrow_spark(warehouse, target, schema, arrow)
+
+
+def _insert_arrow_spark(
+    warehouse: Warehouse, target: str, schema: ibis.Schema, arrow: pa.Table
+) -> int:
+    session = warehouse._native
+    view = f"careloop_arrow_{uuid.uuid4().hex[:10]}"
+    with quiet_engine_warnings():
+        frame = session.createDataFrame(arrow)  # PySpark 4 reads Arrow directly
+        frame.createOrReplaceTempView(view)
+        try:
+            select = _cast_select(schema, set(arrow.column_names), "spark")
+            session.sql(
+                f"INSERT INTO {quote_identifier(target, 'spark')} SELECT {select} FROM {view}"  # noqa: S608 - quoted identifiers, no user values
+            )
+        finally:
+            session.catalog.dropTempView(view)
     return int(arrow.num_rows)
 
 
