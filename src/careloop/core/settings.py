@@ -47,6 +47,13 @@ class Settings(BaseSettings):
             "data directory. Also postgres://… or spark://local."
         ),
     )
+    warehouse_memory_limit: str | None = Field(
+        default="1GB",
+        description=(
+            "Memory the embedded DuckDB warehouse may use before it spills to disk "
+            "(e.g. 4GB); empty for DuckDB's default of 80% of the machine."
+        ),
+    )
     secret_key: SecretStr | None = Field(
         default=None,
         description=(

@@ -322,13 +322,17 @@ class Warehouse:
     # -- connecting -----------------------------------------------------------------
 
     @classmethod
-    def connect(cls, url: str, *, read_only: bool = False) -> Warehouse:
+    def connect(
+        cls, url: str, *, read_only: bool = False, memory_limit: str | None = None
+    ) -> Warehouse:
         """Connect to the warehouse at ``url``.
 
         Args:
             url: A warehouse URL (see the module docstring).
             read_only: Open read-only. On DuckDB this also disables access to
                 files and the network from SQL (``enable_external_access``).
+            memory_limit: DuckDB's memory limit (e.g. ``"1GB"``); it spills to
+                disk beyond it. Default: DuckDB's own (80% of the machine).
 
         Raises:
             ConfigurationError: unsupported URL, missing driver, or the
@@ -336,7 +340,7 @@ class Warehouse:
         """
         location = parse_warehouse_url(url)
         if location.engine == "duckdb":
-            return cls._connect_duckdb(location, read_only=read_only)
+            return cls._connect_duckdb(location, read_only=read_only, memory_limit=memory_limit)
         if location.engine == "postgres":
             return cls._connect_postgres(location, read_only=read_only)
         return cls._connect_spark(location, read_only=read_only)
@@ -346,13 +350,21 @@ class Warehouse:
         """Connect to the warehouse the settings name (default: DuckDB in the data dir)."""
         if not settings.warehouse_url:
             settings.ensure_data_dir()
-        return cls.connect(settings.resolved_warehouse_url, read_only=read_only)
+        return cls.connect(
+            settings.resolved_warehouse_url,
+            read_only=read_only,
+            memory_limit=settings.warehouse_memory_limit,
+        )
 
     @classmethod
-    def _connect_duckdb(cls, location: WarehouseLocation, *, read_only: bool) -> Warehouse:
+    def _connect_duckdb(
+        cls, location: WarehouseLocation, *, read_only: bool, memory_limit: str | None = None
+    ) -> Warehouse:
         import duckdb
 
         config: dict[str, Any] = {}
+        if memory_limit:
+            config["memory_limit"] = memory_limit
         if read_only:
             config["enable_external_access"] = False
         if location.path is None:
