@@ -41,6 +41,7 @@ from careloop.trust.principal import Principal
 
 DEMO_MEASURES = Path(__file__).resolve().parent / "measures"
 DEFAULT_SEED = 4
+DEMO_WAREHOUSE_MEMORY = "512MB"
 
 Stage = Callable[[str], None]
 
@@ -103,6 +104,8 @@ def run_demo(
 ) -> DemoResult:
     """Run the learning cycle on a new synthetic network in ``settings.data_dir``."""
     clock = _Clock(on_stage)
+    # The demo keeps its embedded warehouse lean so the ICN scale fits in 2 GB.
+    settings = settings.model_copy(update={"warehouse_memory_limit": DEMO_WAREHOUSE_MEMORY})
     out = out_dir or settings.data_dir / "report"
     out.mkdir(parents=True, exist_ok=True)
     clock.stage("Generating the synthetic network")
@@ -113,6 +116,9 @@ def run_demo(
     try:
         clock.stage("Recording visits and PROMs through the capture layer")
         counts = load_network(registry, operator, network)
+        # The registry holds the visits now; free the generator's copy before the warehouse work.
+        network.visits = network.visits.iloc[0:0]
+        network.proms = network.proms.iloc[0:0]
         logins = create_demo_accounts(settings, operator, [s.code for s in network.sites])
         clock.stage("Refreshing the OMOP warehouse (consented patients only)")
         refresh_for_builtin_measures(settings, registry, operator, full=True)
