@@ -132,8 +132,9 @@ def generate_network(scale: Scale = "small", seed: int = 2007) -> SyntheticNetwo
     """Generate the synthetic network (deterministic for a seed)."""
     rng = np.random.default_rng(seed)
     years = 6 if scale == "small" else 8
-    start = date(2019, 1, 1)
-    end = date(2019 + years - 1, 12, 31)
+    # Eight years for the ICN scale start a year earlier, so no visit lies in the future.
+    start = date(2019, 1, 1) if scale == "small" else date(2018, 1, 1)
+    end = date(start.year + years - 1, 12, 31)
     sites = _site_specs(scale, rng)
     codes = [s.code for s in sites]
     truth = PlantedTruth(
