@@ -158,7 +158,10 @@ class _Snapshot:
 
 
 def _frame(session: Any, query: Any, columns: list[str]) -> pd.DataFrame:
-    return pd.DataFrame(session.execute(query).all(), columns=columns)
+    # Chunks of rows become frames one at a time: no list of a million Row objects.
+    result = session.execute(query.execution_options(yield_per=50_000))
+    parts = [pd.DataFrame(chunk, columns=columns) for chunk in result.partitions()]
+    return pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=columns)
 
 
 def _read_registry(
@@ -236,17 +239,22 @@ def _read_values(registry: Registry, response_ids: list[int]) -> dict[int, dict[
 
 
 def _person_hashes(patients: pd.DataFrame, responses: pd.DataFrame) -> dict[int, str]:
-    # A response's version changes with every edit, so id + version + date stand for its values.
-    keys = (
-        responses.id.astype(str)
-        + ":"
-        + responses.version.astype(str)
-        + ":"
-        + responses.form_version_id.astype(str)
-        + ":"
-        + responses.event_date.astype(str)
+    # A response's version changes with every edit, so id + version + form version + date
+    # stand for its values. Each row hashes to 64 bits (pandas' stable hash); a person's
+    # responses combine by sum and count, which any added, removed or edited response changes.
+    row_hash = pd.util.hash_pandas_object(
+        responses[["id", "version", "form_version_id"]].assign(
+            event_date=responses.event_date.astype(str)
+        ),
+        index=False,
     )
-    joined = keys.groupby(responses.patient_id).agg("|".join)
+    per_person = row_hash.groupby(responses.patient_id.to_numpy()).agg(["sum", "count"])
+    joined = {
+        int(pid): f"{int(total)}:{int(n)}"
+        for pid, total, n in zip(
+            per_person.index, per_person["sum"], per_person["count"], strict=True
+        )
+    }
     out: dict[int, str] = {}
     for pid, pseudo, site, sex, born in zip(
         patients.id.tolist(),
