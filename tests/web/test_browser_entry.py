@@ -43,7 +43,7 @@ def test_a_clinician_records_a_visit_with_live_branching_and_server_validation(s
     page.get_by_role("link", name="Patients").click()
     page.get_by_role("link", name="MRN-A-1").click()
     page.get_by_role("button", name="New IBD clinic visit").click()
-    assert page.locator("#entry").get_attribute("data-live") == "ready"
+    page.locator('#entry[data-live="ready"]').wait_for()  # the page script has started
     # Disease scores are hidden until the disease type says which one applies.
     assert _field(page, "pucai_pain").is_hidden() and _field(page, "shpcdai_pain").is_hidden()
     page.get_by_label("Ulcerative colitis").check()
