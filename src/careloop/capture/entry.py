@@ -55,6 +55,7 @@ from careloop.trust.work import Work, unit_of_work
 __all__ = [
     "ResponseStatus",
     "ResponseView",
+    "SavedResponse",
     "Timeline",
     "TimelineEvent",
     "check_values",
@@ -63,6 +64,7 @@ __all__ = [
     "get_response_form",
     "list_responses",
     "patient_timeline",
+    "save_response",
     "update_response",
 ]
 
@@ -317,6 +319,103 @@ def create_response(
             },
         )
         return _view(work, row, definition.name, version.version)
+
+
+@dataclass(frozen=True)
+class SavedResponse:
+    """What :func:`save_response` did."""
+
+    response_id: int
+    """The response's id."""
+    outcome: Literal["created", "updated", "unchanged"]
+    """Created; an existing one replaced (values or status differed); or left as it was."""
+
+
+def save_response(
+    work: Work,
+    form: str,
+    *,
+    patient: Patient,
+    event_date: date,
+    values: Mapping[str, object],
+    status: ResponseStatus,
+    version: str | None = None,
+    patient_entered: bool = False,
+    reason: str,
+    via: str,
+) -> SavedResponse:
+    """Create or replace a patient's response to ``form`` on ``event_date``, in ``work``.
+
+    For importers that run their own unit of work (``careloop fhir import``):
+    the key is patient + form + event date, as for the bulk CSV import, so
+    importing the same data again changes nothing. The values are validated
+    against the form version named (default the current one); a replaced
+    response is validated against it too and the change is audited with
+    ``reason``. One audit entry per response created or changed.
+
+    Raises:
+        ValidationFailed: Values break the form's rules (all errors listed, by field).
+        NotFound: No such form or version.
+    """
+    definition, version_row, form_obj = load_form(work.session, form, version)
+    clean = check_values(form_obj, values, status=status)
+    site_code = _site_code(work, patient.site_id)
+    existing = work.session.scalar(
+        select(Response).where(
+            Response.patient_id == patient.id,
+            Response.form_id == definition.id,
+            Response.event_date == event_date,
+        )
+    )
+    if existing is None:
+        row = _insert_response(
+            work,
+            definition=definition,
+            version=version_row,
+            patient=patient,
+            event_date=event_date,
+            status=status,
+            values=clean,
+            patient_entered=patient_entered,
+        )
+        work.audit(
+            "create",
+            "clinical",
+            patient=patient,
+            site_code=site_code,
+            details={
+                "form": definition.name,
+                "form_version": version_row.version[:12],
+                "response_id": row.id,
+                "status": status,
+                "fields": sorted(clean),
+                "patient_entered": patient_entered,
+                "via": via,
+            },
+        )
+        return SavedResponse(row.id, "created")
+    old = dict(existing.values)
+    changed = sorted(k for k in set(old) | set(clean) if old.get(k) != clean.get(k))
+    if not changed and existing.status == status:
+        return SavedResponse(existing.id, "unchanged")
+    details: dict[str, Any] = {"form": definition.name, "response_id": existing.id}
+    details["fields"] = changed
+    if existing.status != status:
+        details["status"] = f"{existing.status}->{status}"
+    existing.values = clean
+    existing.status = status
+    existing.form_version_id = version_row.id
+    existing.patient_entered = patient_entered
+    work.session.flush()
+    work.audit(
+        "update",
+        "clinical",
+        patient=patient,
+        site_code=site_code,
+        reason=reason,
+        details={**details, "via": via},
+    )
+    return SavedResponse(existing.id, "updated")
 
 
 def get_response(

@@ -57,6 +57,8 @@ from careloop.core.errors import ErrorDetail, InputError, ValidationFailed
 __all__ = [
     "EXTENSION",
     "SYSTEMS",
+    "fhir_item_type",
+    "fhir_typed_value",
     "form_to_questionnaire",
     "questionnaire_to_form",
     "read_questionnaire",
@@ -88,7 +90,8 @@ def _ext(name: str, **value: Any) -> dict[str, Any]:
     return {"url": EXTENSION + name, **value}
 
 
-def _fhir_type(field: Field) -> str:
+def fhir_item_type(field: Field) -> str:
+    """The Questionnaire ``item.type`` of a field (``integer``, ``choice``, ``date`` …)."""
     t, v = field.type, field.validation or ""
     if t is FieldType.TEXT:
         if v == "integer":
@@ -115,8 +118,11 @@ def _fhir_type(field: Field) -> str:
     }[t]
 
 
-def _typed_value(text: str, fhir_type: str, prefix: str) -> dict[str, Any] | None:
-    """REDCap text → ``{valueX: …}`` for a FHIR type; None when it does not fit."""
+def fhir_typed_value(text: str, fhir_type: str, prefix: str) -> dict[str, Any] | None:
+    """REDCap text → ``{<prefix>X: …}`` for a FHIR item type; None when it does not fit.
+
+    ``prefix`` is ``value`` (answers, initial values) or ``answer`` (enableWhen).
+    """
     try:
         if fhir_type == "integer" and re.match(r"^-?[0-9]+$", text):
             return {f"{prefix}Integer": int(text)}
@@ -200,13 +206,13 @@ def _enable_when(
                 }
             )
             continue
-        ftype = _fhir_type(target)
+        ftype = fhir_item_type(target)
         if ftype == "choice":
             answer: dict[str, Any] | None = {"answerCoding": {"code": text}}
         elif ftype == "boolean":
             answer = {"answerBoolean": text == "1"} if text in ("0", "1") else None
         else:
-            answer = _typed_value(text, ftype, "answer")
+            answer = fhir_typed_value(text, ftype, "answer")
         if answer is None:
             return None
         out.append({"question": ref.name, "operator": op, **answer})
@@ -257,7 +263,7 @@ def _logic_from_enable_when(
 
 
 def _item(field: Field, fields: Mapping[str, Field], types: Mapping[str, str]) -> dict[str, Any]:
-    ftype = _fhir_type(field)
+    ftype = fhir_item_type(field)
     item: dict[str, Any] = {"linkId": field.name, "type": ftype}
     if field.label:
         item["text"] = field.label
@@ -301,7 +307,7 @@ def _item(field: Field, fields: Mapping[str, Field], types: Mapping[str, str]) -
         if text is None:
             continue
         ext.append(_ext(name, valueString=text))
-        typed = _typed_value(text, ftype, "value")
+        typed = fhir_typed_value(text, ftype, "value")
         if typed is not None and ftype in ("integer", "decimal", "date", "dateTime", "time"):
             ext.append({"url": url, **typed})
     if field.unit:
@@ -355,7 +361,7 @@ def _item(field: Field, fields: Mapping[str, Field], types: Mapping[str, str]) -
 
 
 def _initial(field: Field, text: str) -> dict[str, Any] | None:
-    ftype = _fhir_type(field)
+    ftype = fhir_item_type(field)
     if ftype == "choice":
         label = next((c.label for c in field.choices if c.code == text), None)
         return {"valueCoding": {"code": text, "display": label}} if label is not None else None
@@ -363,7 +369,7 @@ def _initial(field: Field, text: str) -> dict[str, Any] | None:
         return {"valueBoolean": text == "1"} if text in ("0", "1") else None
     if ftype in ("display",):
         return None
-    return _typed_value(text, "string" if ftype == "text" else ftype, "value")
+    return fhir_typed_value(text, "string" if ftype == "text" else ftype, "value")
 
 
 QuestionnaireStatus = Literal["draft", "active", "retired", "unknown"]

@@ -45,11 +45,11 @@ from typing import Any, Literal, cast
 
 from sqlalchemy import Table, bindparam, insert, select, update
 
+from careloop.capture.fhir_responses import ResponseSubject, response_to_fhir
 from careloop.capture.forms import FieldType, Form, checkbox_column
 from careloop.capture.forms_store import form_of_version, load_form
-from careloop.capture.questionnaire import _fhir_type, _typed_value
 from careloop.capture.records_csv import RecordsFile, read_records_csv
-from careloop.core.clock import as_utc, utcnow
+from careloop.core.clock import utcnow
 from careloop.core.errors import (
     ErrorDetail,
     InputError,
@@ -643,55 +643,11 @@ def _json(rows: list[_Exported]) -> str:
     )
 
 
-def _answers(form: Form, field_name: str, value: Any) -> list[dict[str, Any]]:
-    f = form.field(field_name)
-    if f.type is FieldType.CHECKBOX:
-        labels = {c.code: c.label for c in f.choices}
-        codes = value if isinstance(value, list) else [value]
-        return [{"valueCoding": {"code": c, "display": labels.get(c, c)}} for c in codes]
-    if f.choices:
-        labels = {c.code: c.label for c in f.choices}
-        return [{"valueCoding": {"code": value, "display": labels.get(value, value)}}]
-    if f.type in (FieldType.YESNO, FieldType.TRUEFALSE):
-        return [{"valueBoolean": value == "1"}]
-    typed = _typed_value(str(value), _fhir_type(f), "value")
-    return [typed if typed is not None else {"valueString": str(value)}]
-
-
-def _questionnaire_response(form_name: str, item: _Exported, form: Form) -> str:
-    from fhir.resources.R4B.questionnaireresponse import QuestionnaireResponse
-
-    values = item.response.values
-    items: list[dict[str, Any]] = []
-    group: dict[str, Any] | None = None
-    for f in form.fields:
-        if f.section_header:
-            group = {"linkId": f"{f.name}__section", "text": f.section_header, "item": []}
-            items.append(group)
-        value = values.get(f.name)
-        if value in (None, "", []) or not f.stores_value:
-            continue
-        answer: dict[str, Any] = {"linkId": f.name, "answer": _answers(form, f.name, value)}
-        if f.label:
-            answer["text"] = f.label
-        (group["item"] if group is not None else items).append(answer)
-    items = [i for i in items if i.get("answer") or i.get("item")]
-    subject = {
-        "reference": f"Patient/{item.pseudo_id}",
-        "identifier": {"system": f"urn:careloop:site:{item.site}:local-id", "value": item.local_id},
-    }
-    data: dict[str, Any] = {
-        "resourceType": "QuestionnaireResponse",
-        "id": f"response-{item.response.id}",
-        "questionnaire": f"urn:careloop:form:{form_name}|{item.version}",
-        "status": "completed" if item.response.status == "complete" else "in-progress",
-        "subject": subject,
-        "authored": as_utc(item.response.updated_at).isoformat(),
-        "item": items,
-    }
-    if item.response.patient_entered:
-        data["source"] = {"reference": f"Patient/{item.pseudo_id}"}
-    resource = QuestionnaireResponse.model_validate(data)
+def _questionnaire_response(item: _Exported, form: Form) -> str:
+    subject = ResponseSubject(pseudo_id=item.pseudo_id, site=item.site, local_id=item.local_id)
+    resource = response_to_fhir(
+        item.response, form=form, form_version=item.version, subject=subject
+    )
     return resource.model_dump_json(exclude_none=True)
 
 
@@ -763,9 +719,7 @@ def export_records(
         elif fmt == "json":
             text = _json(rows) + "\n"
         else:
-            text = "".join(
-                _questionnaire_response(definition.name, r, forms[r.version]) + "\n" for r in rows
-            )
+            text = "".join(_questionnaire_response(r, forms[r.version]) + "\n" for r in rows)
         events = [
             work.event(
                 "export",

@@ -22,7 +22,7 @@ import json
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
 from careloop import __version__
 from careloop.core.errors import InputError, NotFound, PermissionDenied
@@ -39,6 +39,10 @@ from careloop.store.database import Registry
 from careloop.store.scoping import Scope
 from careloop.trust.principal import Principal
 from careloop.trust.work import unit_of_work
+
+if TYPE_CHECKING:
+    from careloop.capture.entry import ResponseView
+    from careloop.capture.forms import Form
 
 ResourceType = Literal["Patient", "Observation", "Questionnaire", "QuestionnaireResponse"]
 SERVED_TYPES: tuple[ResourceType, ...] = (
@@ -404,7 +408,7 @@ def search_questionnaire_responses(
                     registry, principal, summary.name, version=view.form_version
                 ).form
             resource = _questionnaire_response(
-                summary.name, view, patients[view.patient_id], versions[view.form_version]
+                view, patients[view.patient_id], versions[view.form_version]
             )
             if not ids or resource["id"] in ids:
                 matched.append(resource)
@@ -412,24 +416,17 @@ def search_questionnaire_responses(
 
 
 def _questionnaire_response(
-    form_name: str, view: Any, patient: ScopedPatient, form: Any
+    view: ResponseView, patient: ScopedPatient, form: Form
 ) -> dict[str, Any]:
-    # The capture layer's builder (private there): one QuestionnaireResponse shape in
-    # careloop. It reads values, id, status, updated_at and patient_entered, which a
-    # ResponseView has as the stored row does.
-    from careloop.capture import records_io
+    # The capture layer's builder: one QuestionnaireResponse shape in careloop.
+    from careloop.capture.fhir_responses import ResponseSubject, response_to_fhir
 
-    exported = records_io._Exported(
-        response=view,
-        version=view.form_version,
-        local_id=patient.local_id,
-        pseudo_id=patient.pseudo_id,
-        site=patient.site_code,
-        consent_state=patient.consent_state,
+    subject = ResponseSubject(
+        pseudo_id=patient.pseudo_id, site=patient.site_code, local_id=patient.local_id
     )
-    text = records_io._questionnaire_response(form_name, exported, form)
-    resource: dict[str, Any] = json.loads(text)
-    return resource
+    resource = response_to_fhir(view, form=form, form_version=view.form_version, subject=subject)
+    out: dict[str, Any] = json.loads(resource.model_dump_json(exclude_none=True))
+    return out
 
 
 def read_questionnaire_response(
