@@ -204,6 +204,8 @@ class ResponseFromFhir:
 
     form: str
     """The form's name."""
+    form_version: str
+    """The content hash of the form version the values were validated against."""
     event_date: date
     """The event (visit) date: the event-date extension, else the date of ``authored``."""
     status: ResponseStatus
@@ -479,6 +481,7 @@ def response_from_fhir(
     raw_id = resource.get("id")
     return ResponseFromFhir(
         form=form.name,
+        form_version=form.content_hash(),
         event_date=day,
         status=status,
         values=clean,

@@ -40,7 +40,7 @@ def import_command(
     json_output: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     data_dir: Path | None = DataDirOption,
 ) -> None:
-    """Import FHIR R4 resources: patients into the registry, clinical data into the warehouse."""
+    """Import FHIR R4: patients and form responses to the registry, clinical data to OMOP."""
     settings = settings_from(data_dir)
     with opened(settings) as registry:
         report = import_fhir(settings, registry, operator(), path, site=site, mode=_mode(mode))
@@ -49,6 +49,10 @@ def import_command(
         return
     print_rows(["resource type", "read"], sorted(report.resources_in.items()), title="Read")
     print_rows(["OMOP table", "rows"], sorted(report.rows_out.items()), title="Written")
+    console.print(
+        f"Form responses (QuestionnaireResponse): {report.responses_created} created, "
+        f"{report.responses_updated} updated, {report.responses_unchanged} unchanged."
+    )
     console.print(
         f"Site {report.site}: {report.patients_created} patient(s) registered, "
         f"{report.patients_updated} updated; {report.withheld_by_consent} resource(s) kept out "

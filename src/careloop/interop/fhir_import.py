@@ -3,9 +3,11 @@
 Patients become registry patients of one site (identified by their MRN);
 Consent resources set their consent; Encounter, Condition, Observation,
 MedicationRequest/MedicationStatement and Procedure become OMOP rows keyed to
-the patient's person id. Other resource types are validated, counted and
-skipped. The mapping is in :mod:`careloop.interop.fhir_mapping` and
-docs/fhir.md.
+the patient's person id; QuestionnaireResponses become registry form
+responses through the capture layer (:mod:`careloop.capture.fhir_responses`,
+keyed by patient + form + event date). Other resource types are validated,
+counted and skipped. The mapping is in :mod:`careloop.interop.fhir_mapping`
+and docs/fhir.md.
 
 Two modes, as for CSV imports:
 
@@ -33,6 +35,12 @@ from typing import Any, Literal
 import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
 from sqlalchemy import select
 
+from careloop.capture.entry import save_response
+from careloop.capture.fhir_responses import (
+    ResponseFromFhir,
+    load_response_form,
+    response_from_fhir,
+)
 from careloop.core.clock import utcnow
 from careloop.core.errors import (
     ErrorDetail,
@@ -75,6 +83,7 @@ from careloop.trust.principal import Principal
 from careloop.trust.provenance import InputRecord, record_provenance
 from careloop.trust.work import Work, unit_of_work
 
+RESPONSE_TYPE = "QuestionnaireResponse"
 ImportMode = Literal["all_or_nothing", "row_level"]
 IMPORT_MODES: tuple[ImportMode, ...] = ("all_or_nothing", "row_level")
 MAX_REPORTED = 200
@@ -113,6 +122,17 @@ class FhirImportReport:
     """The provenance record of this import."""
     seconds: float = 0.0
     """Wall-clock time of the import."""
+    responses_created: int = 0
+    """Registry form responses created from QuestionnaireResponses."""
+    responses_updated: int = 0
+    """Form responses already there (patient + form + event date) whose values or status changed."""
+    responses_unchanged: int = 0
+    """QuestionnaireResponses identical to the stored response (a re-import)."""
+
+    @property
+    def responses_in(self) -> int:
+        """QuestionnaireResponses imported (created, updated or unchanged)."""
+        return self.responses_created + self.responses_updated + self.responses_unchanged
 
     @property
     def total_in(self) -> int:
@@ -136,6 +156,17 @@ class _Checked:
 
 
 @dataclass
+class _FormAnswer:
+    """A QuestionnaireResponse read as a form response, with its patient."""
+
+    item: SourceResource
+    response: ResponseFromFhir
+    patient_key: str | None
+    """The import's patient it belongs to (``Patient/id``), or None: a registry patient."""
+    registry_patient_id: int | None
+
+
+@dataclass
 class _Plan:
     """The validated import, before anything is written."""
 
@@ -144,6 +175,10 @@ class _Plan:
     consents: dict[str, ConsentState] = field(default_factory=dict)
     """Patient key → consent state set by a Consent resource."""
     clinical: list[_Checked] = field(default_factory=list)
+    responses: list[_Checked] = field(default_factory=list)
+    """QuestionnaireResponses, valid FHIR; read against their forms in the transaction."""
+    form_answers: list[_FormAnswer] = field(default_factory=list)
+    """The responses that passed every check, ready to be saved."""
     skipped: dict[str, int] = field(default_factory=dict)
     rejected: list[ErrorDetail] = field(default_factory=list)
     warnings: list[ErrorDetail] = field(default_factory=list)
@@ -196,10 +231,14 @@ def import_fhir(
             site_code=site_row.code,
             details={"path": str(path), "mode": mode, "problems": len(plan.rejected)},
         )
+        _read_responses(work, site_row, plan)
         if mode == "all_or_nothing" and plan.rejected:
             # Raised inside the unit of work so that the refused attempt is audited.
             raise _failed(plan.rejected, len(read.resources))
+        if mode == "row_level":
+            plan.rejected.sort(key=lambda d: d.location)
         persons, created, updated = _upsert_patients(work, settings, site_row, plan)
+        responses = _save_responses(work, plan, persons, Path(path))
         rows_out, withheld = _write_warehouse(settings, site_row.code, plan, persons)
         finished = utcnow()
         work.audit(
@@ -214,6 +253,7 @@ def import_fhir(
                 "patients_created": created,
                 "patients_updated": updated,
                 "rows_out": rows_out,
+                "form_responses": responses,
             },
         )
     provenance = record_provenance(
@@ -225,9 +265,14 @@ def import_fhir(
         ended_at=finished,
         parameters={"path": str(path), "site": site_row.code, "mode": mode},
         inputs=read.inputs,
-        outputs={"rows": rows_out, "patients_created": created, "patients_updated": updated},
+        outputs={
+            "rows": rows_out,
+            "patients_created": created,
+            "patients_updated": updated,
+            "form_responses": responses,
+        },
         rows_in=len(read.resources),
-        rows_out=sum(rows_out.values()),
+        rows_out=sum(rows_out.values()) + responses["created"] + responses["updated"],
         rows_rejected=len(plan.rejected),
     )
     return FhirImportReport(
@@ -246,6 +291,9 @@ def import_fhir(
         finished_at=finished,
         provenance_id=provenance.id,
         seconds=time.perf_counter() - clock,
+        responses_created=responses["created"],
+        responses_updated=responses["updated"],
+        responses_unchanged=responses["unchanged"],
     )
 
 
@@ -274,7 +322,8 @@ def _plan(items: list[SourceResource], read_errors: list[ErrorDetail], mode: Imp
         if not problems:
             problems, warnings, codes = check_resource(item.resource, item.location)
             plan.warnings.extend(warnings)
-        if kind in MAPPED_TYPES and not problems:
+        keyed = kind in MAPPED_TYPES or (kind == RESPONSE_TYPE and item.resource.get("id"))
+        if keyed and not problems:
             key = f"{kind}/{item.resource.get('id')}"
             if key in seen:
                 problems = [
@@ -295,18 +344,12 @@ def _plan(items: list[SourceResource], read_errors: list[ErrorDetail], mode: Imp
                 plan.patients[key] = entry
         elif kind in MAPPED_TYPES:
             checked.append(_Checked(item, codes))
+        elif kind == RESPONSE_TYPE:
+            plan.responses.append(_Checked(item, codes))
         else:
             plan.skipped[kind] = plan.skipped.get(kind, 0) + 1
-            if kind == "QuestionnaireResponse":
-                # Not built yet: say so for each one rather than drop form answers silently.
-                plan.warnings.append(
-                    ErrorDetail(
-                        f"{item.location}: QuestionnaireResponse",
-                        "importing form responses from FHIR is not built yet; skipped "
-                        "(import them as a REDCap-shaped CSV with the capture tools)",
-                    )
-                )
     canonical = {id(e): f"Patient/{e.item.resource['id']}" for e in plan.patients.values()}
+    _response_patients(plan, canonical, bad_patient_keys)
     for entry in checked:
         resource = entry.item.resource
         kind = resource["resourceType"]
@@ -339,6 +382,38 @@ def _plan(items: list[SourceResource], read_errors: list[ErrorDetail], mode: Imp
     return plan
 
 
+def _response_patients(plan: _Plan, canonical: dict[int, str], bad_patient_keys: set[str]) -> None:
+    """Point each QuestionnaireResponse at the import's patient it names, if any.
+
+    By reference (``Patient/id`` or a fullUrl), else by ``subject.identifier``
+    value = the patient's MRN. The rest must be registry patients (looked up
+    in the transaction); a subject whose Patient was rejected is rejected too.
+    """
+    by_local_id = {
+        patient_fields(e.item.resource).local_id: canonical[id(e)] for e in plan.patients.values()
+    }
+    kept: list[_Checked] = []
+    for entry in plan.responses:
+        subject = entry.item.resource.get("subject") or {}
+        ref = reference_key(subject)
+        target = plan.patients.get(ref or "")
+        if target is not None:
+            entry.patient_key = canonical[id(target)]
+        elif ref in bad_patient_keys:
+            plan.rejected.append(
+                ErrorDetail(
+                    f"{entry.item.location}: {RESPONSE_TYPE}.subject",
+                    f"refers to patient {ref}, which was rejected (see its own error)",
+                    subject.get("reference"),
+                )
+            )
+            continue
+        else:
+            entry.patient_key = by_local_id.get(str((subject.get("identifier") or {}).get("value")))
+        kept.append(entry)
+    plan.responses = kept
+
+
 # ---------------------------------------------------------------- the registry
 
 
@@ -366,6 +441,126 @@ def _target_site(work: Work, principal: Principal, code: str | None) -> Site:
             f"({principal.role_label() or 'none'}) do not give it."
         )
     return chosen
+
+
+def _read_responses(work: Work, site: Site, plan: _Plan) -> None:
+    """Read each QuestionnaireResponse against its registered form and find its patient.
+
+    Problems go to ``plan.rejected`` (located at the resource's FHIR paths);
+    the rest to ``plan.form_answers``. Nothing is written here.
+    """
+    if not plan.responses:
+        return
+    registry_ids = _registry_patients(
+        work, site, [e for e in plan.responses if e.patient_key is None]
+    )
+    seen: dict[tuple[str | int, str, date], str] = {}
+    for entry in plan.responses:
+        item = entry.item
+        try:
+            _, _, form = load_response_form(work.session, item.resource, location=item.location)
+            response = response_from_fhir(item.resource, form, location=item.location)
+        except ValidationFailed as exc:
+            plan.rejected.extend(exc.details)
+            continue
+        patient_id = registry_ids.get(id(entry))
+        owner: str | int | None = entry.patient_key or patient_id
+        if owner is None:
+            subject = item.resource.get("subject") or {}
+            named = subject.get("reference") or (subject.get("identifier") or {}).get("value")
+            plan.rejected.append(
+                ErrorDetail(
+                    f"{item.location}: {RESPONSE_TYPE}.subject",
+                    f"refers to patient {named}, which is not in this import nor a patient of "
+                    f"site {site.code} (import the Patient with it, or register the patient)",
+                    named,
+                )
+            )
+            continue
+        key = (owner, response.form, response.event_date)
+        if key in seen:
+            plan.rejected.append(
+                ErrorDetail(
+                    f"{item.location}: {RESPONSE_TYPE}",
+                    f"a second response of this patient to form {response.form!r} on "
+                    f"{response.event_date.isoformat()} (also at {seen[key]}); careloop keeps "
+                    "one per patient, form and event date",
+                )
+            )
+            continue
+        seen[key] = item.location
+        plan.form_answers.append(_FormAnswer(item, response, entry.patient_key, patient_id))
+
+
+def _registry_patients(work: Work, site: Site, entries: list[_Checked]) -> dict[int, int]:
+    """Registry patient id of each response whose subject the import does not hold.
+
+    ``subject.reference`` ``Patient/<pseudonym>`` (what careloop exports), else
+    ``subject.identifier.value`` as the local id (MRN), at the import's site.
+    """
+    pseudonyms: dict[int, str] = {}
+    local_ids: dict[int, str] = {}
+    for entry in entries:
+        subject = entry.item.resource.get("subject") or {}
+        ref = reference_key(subject)
+        if ref and ref.startswith("Patient/"):
+            pseudonyms[id(entry)] = ref.removeprefix("Patient/")
+        value = (subject.get("identifier") or {}).get("value")
+        if value:
+            local_ids[id(entry)] = str(value)
+    by_pseudonym: dict[str, int] = {}
+    by_local_id: dict[str, int] = {}
+    wanted_p, wanted_l = sorted(set(pseudonyms.values())), sorted(set(local_ids.values()))
+    for start in range(0, max(len(wanted_p), len(wanted_l)), 500):
+        chunk_p, chunk_l = wanted_p[start : start + 500], wanted_l[start : start + 500]
+        for pid, pseudo, local_id in work.session.execute(
+            select(Patient.id, Patient.pseudo_id, Patient.local_id).where(
+                Patient.site_id == site.id,
+                Patient.pseudo_id.in_(chunk_p) | Patient.local_id.in_(chunk_l),
+            )
+        ):
+            by_pseudonym[pseudo] = pid
+            by_local_id[local_id] = pid
+    found: dict[int, int] = {}
+    for entry in entries:
+        key = id(entry)
+        match = by_pseudonym.get(pseudonyms.get(key, "")) or by_local_id.get(local_ids.get(key, ""))
+        if match is not None:
+            found[key] = match
+    return found
+
+
+def _save_responses(
+    work: Work, plan: _Plan, persons: dict[str, _Person], path: Path
+) -> dict[str, int]:
+    """Create or replace the form responses (capture's rules, audit entry each)."""
+    counts = {"created": 0, "updated": 0, "unchanged": 0}
+    patients: dict[int, Patient] = {}
+    for answer in plan.form_answers:
+        if answer.patient_key is not None:
+            pid = persons[answer.patient_key].person_id
+        else:
+            assert answer.registry_patient_id is not None
+            pid = answer.registry_patient_id
+        patient = patients.get(pid) or work.session.get(Patient, pid)
+        if patient is None:  # pragma: no cover - found in this transaction
+            raise NotFound(f"There is no patient {pid}.")
+        patients[pid] = patient
+        r = answer.response
+        saved = save_response(
+            work,
+            r.form,
+            patient=patient,
+            event_date=r.event_date,
+            values=r.values,
+            status=r.status,
+            version=r.form_version,
+            patient_entered=r.patient_entered,
+            reason=f"FHIR import of {path.name}",
+            via="fhir-import",
+        )
+        counts[saved.outcome] += 1
+    return counts
 
 
 @dataclass(frozen=True)
