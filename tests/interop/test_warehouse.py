@@ -151,6 +151,19 @@ def test_a_failed_replacement_leaves_the_old_contents_and_no_staging_tables(ware
     assert not [t for t in warehouse.list_tables() if t.startswith("careloop_stage_")]
 
 
+def test_staging_tables_left_by_a_stopped_refresh_are_dropped_by_the_next_one(tmp_path):
+    # A refresh killed mid-fill leaves its DuckDB staging tables (they are filled in
+    # autocommit); the next replacement in a new process drops them.
+    path = tmp_path / "wh.duckdb"
+    with Warehouse.connect(f"duckdb:///{path}") as first:
+        first.create_schema(tables=["person"])
+        first._execute('CREATE TABLE "careloop_stage_0123456789_person" (person_id BIGINT)')
+    with Warehouse.connect(f"duckdb:///{path}") as second:
+        second.replace_table("person", _person([1]))
+        assert not [t for t in second.list_tables() if t.startswith("careloop_stage_")]
+        assert second.table("person").person_id.execute().tolist() == [1]
+
+
 def test_readers_see_the_old_or_the_new_contents_never_half(engine_url):
     with Warehouse.connect(engine_url) as writer:
         writer.create_schema(tables=["person"])

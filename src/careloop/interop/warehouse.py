@@ -68,6 +68,8 @@ SUPPORTED_SCHEMES = (
 )
 _POSTGRES_SCHEMES = ("postgres", "postgresql", "postgresql+psycopg", "postgresql+psycopg2")
 _STAGE_PREFIX = "careloop_stage_"
+_LIVE_STAGES: set[str] = set()
+"""Tokens of the staging tables this process is filling now (DuckDB)."""
 _SPARK_MASTER = re.compile(r"local(\[(\*|[1-9][0-9]*)\])?")
 _SPARK_DATABASE = re.compile(r"[A-Za-z_][A-Za-z0-9_]{0,127}")
 
@@ -576,6 +578,11 @@ class Warehouse:
         A CDM table gets the CDM 5.4 schema; any other table keeps its
         existing schema.
 
+        On DuckDB the staging tables are filled outside the swap's transaction
+        (DuckDB would hold everything appended in an open transaction in
+        memory); a process that stops mid-fill leaves them behind, and the next
+        replacement drops them.
+
         Spark has no multi-table transactions: there the staging tables are
         filled first (an error leaves every target as it was) and then each
         target is dropped and replaced by its staging table by a rename, one
@@ -588,11 +595,31 @@ class Warehouse:
         if self.engine == "spark":
             yield from self._replacing_spark(names, swap)
             return
+        if self.engine == "duckdb":
+            # DuckDB holds every row appended in an open transaction (and the Arrow data
+            # it came from) in memory until the commit: filled inside one transaction, a
+            # large refresh grows by gigabytes. The staging tables are filled in
+            # autocommit instead (readers do not look at them; an error drops them) and
+            # only the swap below is one transaction, so readers still see all old or
+            # all new.
+            self._drop_abandoned_stages()
+            _LIVE_STAGES.add(swap.token)
+            try:
+                for name in names:
+                    self._execute(self._create_table_sql(swap.stage(name), schemas[name]))
+                yield swap
+            except BaseException:
+                for name in names:
+                    with contextlib.suppress(Exception):
+                        self.drop_table(swap.stage(name))
+                _LIVE_STAGES.discard(swap.token)
+                raise
         self._execute("BEGIN")
         try:
-            for name in names:
-                self._execute(self._create_table_sql(swap.stage(name), schemas[name]))
-            yield swap
+            if self.engine == "postgres":
+                for name in names:
+                    self._execute(self._create_table_sql(swap.stage(name), schemas[name]))
+                yield swap
             for name in names:
                 target = quote_identifier(name, self.dialect)
                 self._execute(f"DROP TABLE IF EXISTS {target}")
@@ -602,8 +629,23 @@ class Warehouse:
                 )
         except BaseException:
             self._execute("ROLLBACK")
+            if self.engine == "duckdb":
+                for name in names:
+                    with contextlib.suppress(Exception):
+                        self.drop_table(swap.stage(name))
             raise
+        finally:
+            _LIVE_STAGES.discard(swap.token)
         self._execute("COMMIT")
+
+    def _drop_abandoned_stages(self) -> None:
+        # Staging tables of a process that stopped mid-refresh. Only one process can
+        # write a DuckDB file, so any staging table not filled by this process now is
+        # abandoned.
+        for table in self.list_tables():
+            token = table[len(_STAGE_PREFIX) :].split("_", 1)[0]
+            if table.startswith(_STAGE_PREFIX) and token not in _LIVE_STAGES:
+                self.drop_table(table)
 
     def _replacing_spark(self, names: Sequence[str], swap: TableSwap) -> Iterator[TableSwap]:
         # Spark has no transactions across tables. The staging tables are filled
@@ -690,8 +732,9 @@ class TableSwap:
     def __init__(self, warehouse: Warehouse, schemas: Mapping[str, ibis.Schema]) -> None:
         self.warehouse = warehouse
         self.schemas = dict(schemas)
-        token = uuid.uuid4().hex[:10]
-        self._stages = {name: f"{_STAGE_PREFIX}{token}_{name}" for name in schemas}
+        self.token = uuid.uuid4().hex[:10]
+        """Names this swap's staging tables."""
+        self._stages = {name: f"{_STAGE_PREFIX}{self.token}_{name}" for name in schemas}
 
     def stage(self, name: str) -> str:
         """Name of the staging table that will become ``name``."""
