@@ -389,6 +389,8 @@ def _response_patients(plan: _Plan, canonical: dict[int, str], bad_patient_keys:
     value = the patient's MRN. The rest must be registry patients (looked up
     in the transaction); a subject whose Patient was rejected is rejected too.
     """
+    if not plan.responses:
+        return
     by_local_id = {
         patient_fields(e.item.resource).local_id: canonical[id(e)] for e in plan.patients.values()
     }
