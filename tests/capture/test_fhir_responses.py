@@ -221,6 +221,13 @@ def test_a_missing_required_answer_names_the_link_id_to_add_unless_the_response_
     assert response_from_fhir(data, form).status == "draft"
 
 
+def test_a_whole_number_for_a_fixed_decimals_field_gets_its_decimal_places() -> None:
+    form = every_type_form()
+    data = as_json(Stored({"crp": "5.10"}), form)
+    data["item"][0]["item"][0]["answer"] = [{"valueInteger": 5}]
+    assert response_from_fhir(data, form).values == {"crp": "5.00"}
+
+
 def test_more_decimal_places_than_the_field_keeps_are_refused_not_rounded() -> None:
     form = every_type_form()
     data = as_json(Stored({"crp": "5.10"}), form)

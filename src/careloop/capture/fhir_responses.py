@@ -308,10 +308,10 @@ def _answer_text(f: Field, key: str, value: Any) -> str:
         return str(value.get("code") or "") if isinstance(value, dict) else ""
     if key == "valueBoolean":
         return "1" if value is True else "0"
+    if key == "valueDecimal" or (key == "valueInteger" and fhir_item_type(f) == "decimal"):
+        return _number_text(value, f)
     if key == "valueInteger":
         return str(value)
-    if key == "valueDecimal":
-        return _number_text(value, f)
     if key == "valueTime":
         text = str(value)
         return text[:5] if text.endswith(":00") and len(text) == 8 else text
