@@ -8,8 +8,6 @@ so the form's validation, the consent rules and the audit trail all apply.
 
 from __future__ import annotations
 
-import csv
-import io
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any, cast
@@ -40,31 +38,36 @@ class LoadCounts:
 
 
 def records_csv(form: Form, rows: pd.DataFrame) -> bytes:
-    """Rows of values as a CSV in REDCap's export shape for ``form``."""
-    columns: list[str] = ["record_id", "event_date"]
+    """Rows of values as a CSV in REDCap's export shape for ``form``.
+
+    ``rows`` has ``local_id``, ``event_date`` (dates) and a column of text per
+    field (missing: empty or NA); a checkbox field's column holds lists of codes.
+    """
+    rows = rows.reset_index(drop=True)
+    blank = pd.Series("", index=rows.index, dtype=object)
+    out: dict[str, Any] = {
+        "record_id": rows["local_id"].astype(str),
+        "event_date": pd.to_datetime(rows["event_date"]).dt.strftime("%Y-%m-%d"),
+    }
     for f in form.fields:
         if f.type is FieldType.DESCRIPTIVE:
             continue
         if f.type is FieldType.CHECKBOX:
-            columns.extend(checkbox_column(f.name, c.code) for c in f.choices)
-        else:
-            columns.append(f.name)
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(columns)
-    checkboxes = {f.name: f for f in form.fields if f.type is FieldType.CHECKBOX}
-    plain = [c for c in columns[2:] if "___" not in c]
-    records: list[dict[str, Any]] = rows.to_dict("records")  # type: ignore[assignment]
-    for record in records:
-        values = [record["local_id"], record["event_date"].isoformat()]
-        cells = {name: str(record.get(name, "") or "") for name in plain}
-        for name, f in checkboxes.items():
-            chosen = set(record.get(name) or [])
+            chosen = (
+                rows[f.name].explode().dropna().astype(str)
+                if f.name in rows
+                else pd.Series(dtype=str)
+            )
             for c in f.choices:
-                cells[checkbox_column(name, c.code)] = "1" if c.code in chosen else "0"
-        values.extend(cells.get(c, "") for c in columns[2:])
-        writer.writerow(values)
-    return out.getvalue().encode()
+                ticked = rows.index.isin(chosen.index[chosen == c.code])
+                out[checkbox_column(f.name, c.code)] = pd.Series(ticked, index=rows.index).map(
+                    {True: "1", False: "0"}
+                )
+        elif f.name in rows:
+            out[f.name] = rows[f.name].astype(object).fillna("").astype(str)
+        else:
+            out[f.name] = blank
+    return pd.DataFrame(out).to_csv(index=False, lineterminator="\r\n").encode()
 
 
 def load_network(
