@@ -283,15 +283,10 @@ def test_a_definition_reads_in_plain_language():
 
     remission = next(m for m in builtin_measures() if m.id == "remission-prevalence")
     text = describe_definition(remission)
-    assert text.startswith(
-        "Patients in clinical remission at their last visit. Denominator: persons"
-    )
+    assert text.startswith("Patients in clinical remission at their last visit. Counted: patients")
     assert "in the 12 months up to the end of each month" in text
-    assert (
-        "the last observation (Physician global assessment of IBD activity) in the window "
-        "with a value in 1" in text
-    )
-    assert text.endswith("higher is better; target 0.8.")
+    assert "the last recorded physician global assessment of IBD activity: quiescent (1)" in text
+    assert text.endswith("Higher is better. The target is 80%.")
     for m in builtin_measures():
         assert m.title in describe_definition(m)
 

@@ -28,9 +28,9 @@ from careloop.measures.definition import (
     parse_definition,
     parse_yaml,
 )
-from careloop.measures.describe import describe_definition
 from careloop.measures.export import export_results, measure_report_bundle, measure_reports
 from careloop.measures.patient_lists import PatientList, PatientListEntry, patient_list
+from careloop.measures.plain_language import describe_definition
 from careloop.measures.runner import (
     RESULT_COLUMNS,
     RESULT_TABLE,

@@ -177,3 +177,10 @@ def describe(
         better += f" The target is {target}."
     sentences.append(better)
     return tuple(sentences)
+
+
+def describe_definition(
+    definition: MeasureDefinition, names: Mapping[int, str] | None = None
+) -> str:
+    """The measure's title and :func:`describe`'s sentences as one paragraph."""
+    return " ".join((definition.title.rstrip(".") + ".", *describe(definition, names)))
