@@ -9,7 +9,7 @@ read and edited against the definition it was entered on.
 
 Who may do what: form definitions hold no patient data. Every signed-in user
 may list and read them (the policy's ``site.read``); importing one changes
-the installation, which is the admin's (``site.manage``) and the operator's.
+the installation, which is the admin's (``form.manage``) and the operator's.
 Imports are audited (category ``form_definition``); reads are not.
 """
 
@@ -250,7 +250,7 @@ def import_forms(
     label = name or (source.name if isinstance(source, Path) else "dictionary")
     results: list[FormImport] = []
     # The permission check comes first: an upload is parsed only for those who may import.
-    with unit_of_work(registry, principal, "site.manage") as work:
+    with unit_of_work(registry, principal, "form.manage") as work:
         work.expect("import", "form_definition", details={"source": label})
         dictionary, chosen = read_dictionary(source, fmt=fmt, name=name)
         session = work.session

@@ -46,14 +46,14 @@ from careloop.measures.plain_language import describe
 from careloop.measures.runner import NETWORK, NO_SITE, RESULT_TABLE, RUN_TABLE, load_results
 from careloop.store.database import Registry
 from careloop.store.models import Patient
-from careloop.trust.policy import Role, grants
+from careloop.trust.policy import ROLES, Role, grants
 from careloop.trust.principal import Principal
 from careloop.trust.work import unit_of_work
 
 DASHBOARD_ROLES: frozenset[Role] = frozenset(
-    {"admin", "site_lead", "clinician", "data_entry", "analyst", "auditor"}
+    role for role in ROLES if grants(role, "measure.read") is not None
 )
-"""Roles that see the dashboards (aggregates): every staff role, no patient or carer."""
+"""Roles that see the dashboards (``measure.read`` in the policy): every staff role."""
 
 SPARK_PERIODS = 24
 """Periods shown in an overview sparkline."""

@@ -73,6 +73,9 @@ ACTIONS: dict[str, Action] = {
     for a in (
         Action("site.read", "List sites and their details.", False),
         Action("site.manage", "Create and change sites.", False),
+        Action(
+            "form.manage", "Import form definitions (the data dictionary) and new versions.", False
+        ),
         Action("user.read", "List users and their roles.", False),
         Action("user.manage", "Create, disable users and change their roles.", False),
         Action("token.manage_own", "Create and revoke one's own API tokens.", False),
@@ -88,6 +91,11 @@ ACTIONS: dict[str, Action] = {
         Action("audit.read", "Read and verify the audit log.", False),
         Action("warehouse.query", "Query the pseudonymised warehouse and run analyses.", False),
         Action("warehouse.manage", "Load, refresh and check the warehouse.", False),
+        Action(
+            "measure.read",
+            "See measure results (aggregates by site and period) and their dashboards.",
+            False,
+        ),
         Action("knowledge.read", "Browse the knowledge library and its deployments.", False),
         Action(
             "knowledge.author", "Add knowledge object versions and submit them for review.", False
@@ -108,6 +116,7 @@ POLICY: dict[tuple[Role, str], ScopeKind] = {
     # Everyone signed in may see the list of sites of the network.
     **{(role, "site.read"): "installation" for role in ROLES},
     ("admin", "site.manage"): "installation",
+    ("admin", "form.manage"): "installation",
     ("admin", "user.read"): "installation",
     ("admin", "user.manage"): "installation",
     ("site_lead", "user.read"): "site",
@@ -129,6 +138,12 @@ POLICY: dict[tuple[Role, str], ScopeKind] = {
     ("analyst", "warehouse.query"): "site",
     ("site_lead", "warehouse.query"): "site",
     ("admin", "warehouse.manage"): "installation",
+    # Measure results are aggregates: every staff role sees every site's, so sites can
+    # compare themselves with the network (patients and carers do not see them).
+    **{
+        (role, "measure.read"): "installation"
+        for role in ("admin", "site_lead", "clinician", "data_entry", "analyst", "auditor")
+    },
     # Knowledge objects: until learning communities exist, site leads and the admin
     # author, approve and deploy; trusting an EHR is an installation decision.
     **{(role, "knowledge.read"): "site" for role in ("site_lead", "clinician", "analyst")},
