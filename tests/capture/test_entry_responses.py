@@ -350,3 +350,100 @@ def test_two_simultaneous_submissions_through_one_prom_link_save_one_response(in
         for v in entry.list_responses(registry, installation.operator, PROM, patient_id=pid)
     }
     assert len(days & {"2024-03-10", "2024-03-11", "2024-03-12", "2024-03-13"}) == 1
+
+
+def _to_save(patient, day, values, status="complete"):
+    return entry.ResponseToSave(VISIT, patient, day, values, status)
+
+
+def test_save_responses_creates_then_finds_unchanged_then_updates_with_one_audit_entry_each(
+    installation,
+):
+    from datetime import date
+
+    from careloop.store.models import Patient
+    from careloop.trust.work import unit_of_work
+
+    clinician = principal(installation, "clinician@A")
+    days = [date(2024, 5, 1), date(2024, 5, 2)]
+    with unit_of_work(installation.registry, clinician, "record.write") as work:
+        patient = work.session.get(Patient, _a(installation))
+        first = entry.save_responses(
+            work,
+            [_to_save(patient, d, crohns_visit(d.isoformat())) for d in days],
+            reason="bulk test",
+            via="test",
+        )
+    assert [s.outcome for s in first] == ["created", "created"]
+    seq = audit_seq(installation)
+    changed = crohns_visit(days[1].isoformat(), pga="3")
+    with unit_of_work(installation.registry, clinician, "record.write") as work:
+        patient = work.session.get(Patient, _a(installation))
+        second = entry.save_responses(
+            work,
+            [
+                _to_save(patient, days[0], crohns_visit(days[0].isoformat())),
+                _to_save(patient, days[1], changed),
+            ],
+            reason="bulk test",
+            via="test",
+        )
+    assert [s.outcome for s in second] == ["unchanged", "updated"]
+    assert second[1].response_id == first[1].response_id
+    entries = audit_since(installation, seq)
+    updates = [e for e in entries if e.action == "update"]
+    assert len(updates) == 1 and updates[0].reason == "bulk test"
+    assert json.loads(updates[0].details)["fields"] == ["pga"]
+    view = entry.get_response(installation.registry, clinician, first[1].response_id, form=VISIT)
+    assert view.values["pga"] == "3" and view.version == 2
+
+
+def test_save_responses_reports_every_bad_value_by_item_and_saves_nothing(installation):
+    from datetime import date
+
+    from careloop.store.models import Patient
+    from careloop.trust.work import unit_of_work
+
+    clinician = principal(installation, "clinician@A")
+    day = date(2024, 5, 10)
+    with (
+        pytest.raises(ValidationFailed) as caught,
+        unit_of_work(installation.registry, clinician, "record.write") as work,
+    ):
+        patient = work.session.get(Patient, _a(installation))
+        entry.save_responses(
+            work,
+            [
+                _to_save(patient, day, crohns_visit(day.isoformat())),
+                _to_save(patient, date(2024, 5, 11), crohns_visit("2024-05-11", pga="9")),
+            ],
+            reason="bulk test",
+            via="test",
+        )
+    assert [d.location for d in caught.value.details] == ["item[1].pga"]
+    timeline = entry.patient_timeline(installation.registry, clinician, _a(installation))
+    assert all(e.event_date != day for e in timeline.events)
+
+
+def test_save_responses_refuses_a_patient_outside_the_unit_of_works_scope(installation):
+    from datetime import date
+
+    from careloop.store.models import Patient
+    from careloop.store.scoping import Scope, set_scope
+    from careloop.trust.work import unit_of_work
+
+    clinician = principal(installation, "clinician@A")
+    with installation.registry.transaction() as session:
+        set_scope(session, Scope.everything())
+        other = session.get(Patient, installation.patient_ids["B"][0])
+        session.expunge(other)
+    with (
+        pytest.raises(NotFound),
+        unit_of_work(installation.registry, clinician, "record.write") as work,
+    ):
+        entry.save_responses(
+            work,
+            [_to_save(other, date(2024, 5, 20), crohns_visit("2024-05-20"))],
+            reason="bulk test",
+            via="test",
+        )

@@ -25,19 +25,19 @@ field names that changed, never their values. Rules:
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Literal
+from typing import Any, Literal, cast
 
-from sqlalchemy import select
+from sqlalchemy import Table, bindparam, insert, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
 from careloop.capture.forms import Form
 from careloop.capture.forms_store import load_form, load_form_version
 from careloop.capture.validation import validate_response
-from careloop.core.clock import as_utc
+from careloop.core.clock import as_utc, utcnow
 from careloop.core.errors import (
     Conflict,
     ErrorDetail,
@@ -49,11 +49,13 @@ from careloop.core.errors import (
 from careloop.store.capture_models import RESPONSE_STATUSES, FormDefinition, FormVersion, Response
 from careloop.store.database import Registry
 from careloop.store.models import Patient, Site
+from careloop.trust.audit import AuditEvent, append_many
 from careloop.trust.principal import Principal
 from careloop.trust.work import Work, unit_of_work
 
 __all__ = [
     "ResponseStatus",
+    "ResponseToSave",
     "ResponseView",
     "SavedResponse",
     "Timeline",
@@ -65,10 +67,14 @@ __all__ = [
     "list_responses",
     "patient_timeline",
     "save_response",
+    "save_responses",
     "update_response",
 ]
 
 ResponseStatus = Literal["draft", "complete"]
+
+_BATCH = 500
+"""Rows per statement in bulk saves (well under SQLite's bound-parameter limit)."""
 
 
 @dataclass(frozen=True)
@@ -331,6 +337,26 @@ class SavedResponse:
     """Created; an existing one replaced (values or status differed); or left as it was."""
 
 
+@dataclass(frozen=True)
+class ResponseToSave:
+    """One response for :func:`save_responses`."""
+
+    form: str
+    """The form's name."""
+    patient: Patient
+    """Whose response it is (a patient the unit of work may write)."""
+    event_date: date
+    """The event (visit) date: with patient and form, the response's key."""
+    values: Mapping[str, object]
+    """The values, validated against the form version."""
+    status: ResponseStatus
+    """``draft`` or ``complete``."""
+    version: str | None = None
+    """The form version's content hash; default the current version."""
+    patient_entered: bool = False
+    """The patient (or their carer) entered it."""
+
+
 def save_response(
     work: Work,
     form: str,
@@ -346,76 +372,230 @@ def save_response(
 ) -> SavedResponse:
     """Create or replace a patient's response to ``form`` on ``event_date``, in ``work``.
 
-    For importers that run their own unit of work (``careloop fhir import``):
-    the key is patient + form + event date, as for the bulk CSV import, so
-    importing the same data again changes nothing. The values are validated
-    against the form version named (default the current one); a replaced
-    response is validated against it too and the change is audited with
-    ``reason``. One audit entry per response created or changed.
+    One response of :func:`save_responses`, which says what happens.
+    """
+    item = ResponseToSave(form, patient, event_date, values, status, version, patient_entered)
+    return save_responses(work, [item], reason=reason, via=via)[0]
+
+
+def save_responses(
+    work: Work, items: Sequence[ResponseToSave], *, reason: str, via: str
+) -> list[SavedResponse]:
+    """Create or replace many responses in ``work`` (importers: ``careloop fhir import``).
+
+    For importers that run their own unit of work: the key is patient + form +
+    event date, as for the bulk CSV import, so importing the same data again
+    changes nothing. The values are validated against the form version named
+    (default the current one); a replaced response takes that version and the
+    change is audited with ``reason``. One audit entry per response created or
+    changed, written together; the responses are inserted and updated in bulk.
 
     Raises:
-        ValidationFailed: Values break the form's rules (all errors listed, by field).
+        ValidationFailed: Values break the form's rules (all errors of all
+            responses listed, located ``item[i].field``); nothing is written.
         NotFound: No such form or version.
+        Conflict: Two items share a key, or a response changed meanwhile.
     """
-    definition, version_row, form_obj = load_form(work.session, form, version)
-    clean = check_values(form_obj, values, status=status)
-    site_code = _site_code(work, patient.site_id)
-    existing = work.session.scalar(
-        select(Response).where(
-            Response.patient_id == patient.id,
-            Response.form_id == definition.id,
-            Response.event_date == event_date,
+    session = work.session
+    for item in items:
+        # Written with bulk statements below, which the scoped session's flush check
+        # does not see: check each patient against the unit of work's scope here.
+        if not (
+            work.scope.allows_site(item.patient.site_id)
+            and work.scope.allows_patient(item.patient.id)
+        ):
+            raise NotFound(f"There is no patient {item.patient.id} whose records you may write.")
+    # Pending changes (e.g. patients registered by the same import) go in first.
+    session.flush()
+    forms: dict[tuple[str, str | None], tuple[FormDefinition, FormVersion, Form]] = {}
+    clean_values: list[dict[str, Any]] = []
+    problems: list[ErrorDetail] = []
+    keys: set[tuple[int, int, date]] = set()
+    for i, item in enumerate(items):
+        wanted = (item.form, item.version)
+        if wanted not in forms:
+            forms[wanted] = load_form(session, item.form, item.version)
+        definition, _row, form_obj = forms[wanted]
+        key = (item.patient.id, definition.id, item.event_date)
+        if key in keys:
+            raise Conflict(
+                f"Two responses of patient {item.patient.id} to {definition.name!r} on "
+                f"{item.event_date.isoformat()}; there is one per patient, form and date."
+            )
+        keys.add(key)
+        try:
+            clean_values.append(check_values(form_obj, item.values, status=item.status))
+        except ValidationFailed as exc:
+            where = f"item[{i}]" if len(items) > 1 else ""
+            problems.extend(
+                ErrorDetail(f"{where}.{d.location}" if where else d.location, d.message, d.value)
+                for d in exc.details
+            )
+            clean_values.append({})
+    if problems:
+        raise ValidationFailed(
+            f"{len(problems)} value(s) break their form's rules; nothing was saved.",
+            details=problems,
         )
-    )
-    if existing is None:
-        row = _insert_response(
-            work,
-            definition=definition,
-            version=version_row,
-            patient=patient,
-            event_date=event_date,
-            status=status,
-            values=clean,
-            patient_entered=patient_entered,
+    existing = _existing_responses(session, keys)
+    sites = {
+        site_id: code
+        for site_id, code in session.execute(
+            select(Site.id, Site.code).where(Site.id.in_({i.patient.site_id for i in items}))
         )
-        work.audit(
+    }
+    now = utcnow()
+    saved: list[SavedResponse | None] = []
+    inserts: list[tuple[int, dict[str, Any]]] = []
+    updates: list[dict[str, Any]] = []
+    events: list[tuple[int, AuditEvent]] = []
+    for i, (item, clean) in enumerate(zip(items, clean_values, strict=True)):
+        definition, version_row, _form = forms[(item.form, item.version)]
+        site_code = sites.get(item.patient.site_id)
+        found = existing.get((item.patient.id, definition.id, item.event_date))
+        if found is None:
+            inserts.append(
+                (
+                    i,
+                    {
+                        "site_id": item.patient.site_id,
+                        "patient_id": item.patient.id,
+                        "form_id": definition.id,
+                        "form_version_id": version_row.id,
+                        "event_date": item.event_date,
+                        "status": item.status,
+                        "values": clean,
+                        "entered_by_user_id": work.principal.user_id,
+                        "patient_entered": item.patient_entered,
+                        "created_at": now,
+                        "updated_at": now,
+                        "version": 1,
+                    },
+                )
+            )
+            saved.append(None)
+            continue
+        rid, old, old_status, row_version = found
+        changed = sorted(k for k in set(old) | set(clean) if old.get(k) != clean.get(k))
+        if not changed and old_status == item.status:
+            saved.append(SavedResponse(rid, "unchanged"))
+            continue
+        updates.append(
+            {
+                "b_id": rid,
+                "b_version": row_version,
+                "b_values": clean,
+                "b_status": item.status,
+                "b_form_version_id": version_row.id,
+                "b_patient_entered": item.patient_entered,
+                "b_new_version": row_version + 1,
+                "b_updated_at": now,
+            }
+        )
+        details: dict[str, Any] = {"form": definition.name, "response_id": rid, "fields": changed}
+        if old_status != item.status:
+            details["status"] = f"{old_status}->{item.status}"
+        event = work.event(
+            "update",
+            "clinical",
+            patient=item.patient,
+            site_code=site_code,
+            reason=reason,
+            details={**details, "via": via},
+        )
+        events.append((i, event))
+        saved.append(SavedResponse(rid, "updated"))
+    new_ids = _insert_responses(session, [row for _i, row in inserts])
+    for (i, row), rid in zip(inserts, new_ids, strict=True):
+        item = items[i]
+        definition, version_row, _form = forms[(item.form, item.version)]
+        saved[i] = SavedResponse(rid, "created")
+        event = work.event(
             "create",
             "clinical",
-            patient=patient,
-            site_code=site_code,
+            patient=item.patient,
+            site_code=sites.get(item.patient.site_id),
             details={
                 "form": definition.name,
                 "form_version": version_row.version[:12],
-                "response_id": row.id,
-                "status": status,
-                "fields": sorted(clean),
-                "patient_entered": patient_entered,
+                "response_id": rid,
+                "status": item.status,
+                "fields": sorted(row["values"]),
+                "patient_entered": item.patient_entered,
                 "via": via,
             },
         )
-        return SavedResponse(row.id, "created")
-    old = dict(existing.values)
-    changed = sorted(k for k in set(old) | set(clean) if old.get(k) != clean.get(k))
-    if not changed and existing.status == status:
-        return SavedResponse(existing.id, "unchanged")
-    details: dict[str, Any] = {"form": definition.name, "response_id": existing.id}
-    details["fields"] = changed
-    if existing.status != status:
-        details["status"] = f"{existing.status}->{status}"
-    existing.values = clean
-    existing.status = status
-    existing.form_version_id = version_row.id
-    existing.patient_entered = patient_entered
-    work.session.flush()
-    work.audit(
-        "update",
-        "clinical",
-        patient=patient,
-        site_code=site_code,
-        reason=reason,
-        details={**details, "via": via},
+        events.append((i, event))
+    _update_responses(session, updates)
+    append_many(session, [event for _i, event in sorted(events, key=lambda e: e[0])])
+    # Rows changed with bulk statements: loaded copies of them must be read again.
+    changed_ids = {u["b_id"] for u in updates}
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, Response) and obj.id in changed_ids:
+            session.expire(obj)
+    return [s for s in saved if s is not None]
+
+
+def _existing_responses(
+    session: Any, keys: set[tuple[int, int, date]]
+) -> dict[tuple[int, int, date], tuple[int, dict[str, Any], str, int]]:
+    """(patient, form, date) → (id, values, status, version) of the responses that exist."""
+    found: dict[tuple[int, int, date], tuple[int, dict[str, Any], str, int]] = {}
+    patients = sorted({k[0] for k in keys})
+    form_ids = sorted({k[1] for k in keys})
+    for start in range(0, len(patients), _BATCH):
+        chunk = patients[start : start + _BATCH]
+        query = select(
+            Response.id,
+            Response.patient_id,
+            Response.form_id,
+            Response.event_date,
+            Response.values,
+            Response.status,
+            Response.version,
+        ).where(Response.patient_id.in_(chunk), Response.form_id.in_(form_ids))
+        for rid, pid, fid, day, values, status, version in session.execute(query):
+            if (pid, fid, day) in keys:
+                found[(pid, fid, day)] = (rid, dict(values), status, version)
+    return found
+
+
+def _insert_responses(session: Any, rows: list[dict[str, Any]]) -> list[int]:
+    """Insert the rows in batches; their new ids, in order."""
+    table = cast(Table, Response.__table__)
+    ids: list[int] = []
+    for start in range(0, len(rows), _BATCH):
+        chunk = rows[start : start + _BATCH]
+        result = session.execute(
+            insert(table).returning(table.c.id, sort_by_parameter_order=True), chunk
+        )
+        ids.extend(int(r[0]) for r in result)
+    return ids
+
+
+def _update_responses(session: Any, updates: list[dict[str, Any]]) -> None:
+    if not updates:
+        return
+    table = cast(Table, Response.__table__)
+    statement = (
+        update(table)
+        .where(table.c.id == bindparam("b_id"), table.c.version == bindparam("b_version"))
+        .values(
+            {
+                "values": bindparam("b_values", type_=table.c["values"].type),
+                "status": bindparam("b_status"),
+                "form_version_id": bindparam("b_form_version_id"),
+                "patient_entered": bindparam("b_patient_entered"),
+                "version": bindparam("b_new_version"),
+                "updated_at": bindparam("b_updated_at"),
+            }
+        )
     )
-    return SavedResponse(existing.id, "updated")
+    for start in range(0, len(updates), _BATCH):
+        chunk = updates[start : start + _BATCH]
+        result = session.connection().execute(statement, chunk)
+        if result.rowcount != len(chunk):
+            raise Conflict("A response changed while it was being imported; import again.")
 
 
 def get_response(

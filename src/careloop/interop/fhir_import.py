@@ -35,12 +35,13 @@ from typing import Any, Literal
 import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
 from sqlalchemy import select
 
-from careloop.capture.entry import save_response
+from careloop.capture.entry import ResponseToSave, save_responses
 from careloop.capture.fhir_responses import (
     ResponseFromFhir,
     load_response_form,
     response_from_fhir,
 )
+from careloop.capture.forms import Form
 from careloop.core.clock import utcnow
 from careloop.core.errors import (
     ErrorDetail,
@@ -457,10 +458,15 @@ def _read_responses(work: Work, site: Site, plan: _Plan) -> None:
         work, site, [e for e in plan.responses if e.patient_key is None]
     )
     seen: dict[tuple[str | int, str, date], str] = {}
+    forms: dict[str, Form] = {}
     for entry in plan.responses:
         item = entry.item
         try:
-            _, _, form = load_response_form(work.session, item.resource, location=item.location)
+            canonical = str(item.resource.get("questionnaire"))
+            form = forms.get(canonical)
+            if form is None:
+                _, _, form = load_response_form(work.session, item.resource, location=item.location)
+                forms[canonical] = form
             response = response_from_fhir(item.resource, form, location=item.location)
         except ValidationFailed as exc:
             plan.rejected.extend(exc.details)
@@ -535,32 +541,44 @@ def _registry_patients(work: Work, site: Site, entries: list[_Checked]) -> dict[
 def _save_responses(
     work: Work, plan: _Plan, persons: dict[str, _Person], path: Path
 ) -> dict[str, int]:
-    """Create or replace the form responses (capture's rules, audit entry each)."""
-    counts = {"created": 0, "updated": 0, "unchanged": 0}
+    """Create or replace the form responses (capture's rules, audit entry each), in bulk."""
+    ids = {
+        a.registry_patient_id if a.patient_key is None else persons[a.patient_key].person_id
+        for a in plan.form_answers
+    }
     patients: dict[int, Patient] = {}
+    wanted = sorted(i for i in ids if i is not None)
+    for start in range(0, len(wanted), 500):
+        chunk = wanted[start : start + 500]
+        patients.update(
+            (p.id, p) for p in work.session.scalars(select(Patient).where(Patient.id.in_(chunk)))
+        )
+    items: list[ResponseToSave] = []
     for answer in plan.form_answers:
-        if answer.patient_key is not None:
-            pid = persons[answer.patient_key].person_id
-        else:
-            assert answer.registry_patient_id is not None
-            pid = answer.registry_patient_id
-        patient = patients.get(pid) or work.session.get(Patient, pid)
+        pid = (
+            persons[answer.patient_key].person_id
+            if answer.patient_key is not None
+            else answer.registry_patient_id
+        )
+        patient = patients.get(pid) if pid is not None else None
         if patient is None:  # pragma: no cover - found in this transaction
             raise NotFound(f"There is no patient {pid}.")
-        patients[pid] = patient
         r = answer.response
-        saved = save_response(
-            work,
-            r.form,
-            patient=patient,
-            event_date=r.event_date,
-            values=r.values,
-            status=r.status,
-            version=r.form_version,
-            patient_entered=r.patient_entered,
-            reason=f"FHIR import of {path.name}",
-            via="fhir-import",
+        items.append(
+            ResponseToSave(
+                r.form,
+                patient,
+                r.event_date,
+                r.values,
+                r.status,
+                version=r.form_version,
+                patient_entered=r.patient_entered,
+            )
         )
+    counts = {"created": 0, "updated": 0, "unchanged": 0}
+    for saved in save_responses(
+        work, items, reason=f"FHIR import of {path.name}", via="fhir-import"
+    ):
         counts[saved.outcome] += 1
     return counts
 
