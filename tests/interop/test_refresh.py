@@ -102,6 +102,39 @@ def test_a_refresh_loads_consented_patients_pseudonymously_with_the_measures_con
     assert list(local.concept_name) == ["Physician global assessment of IBD activity"]
 
 
+def test_every_concept_a_refresh_writes_is_in_concept_with_its_tables_domain_and_units(inst):
+    # What OHDSI's DQD checks as concept_known, fk_domain and standard_valid_concept:
+    # without the OMOP vocabularies loaded, the refresh registers what it uses.
+    refresh_warehouse(inst.settings, inst.registry, inst.operator, concept_map=ibd_concept_map())
+    used = {
+        ("measurement", "measurement_concept_id", "Measurement"),
+        ("measurement", "unit_concept_id", "Unit"),
+        ("observation", "observation_concept_id", "Observation"),
+        ("condition_occurrence", "condition_concept_id", "Condition"),
+        ("drug_exposure", "drug_concept_id", "Drug"),
+        ("visit_occurrence", "visit_concept_id", "Visit"),
+        ("cdm_source", "cdm_version_concept_id", "Metadata"),
+    }
+    for table, column, domain in sorted(used):
+        rows = _frame(
+            inst.settings,
+            f"SELECT DISTINCT t.{column} AS id, c.domain_id, c.standard_concept "
+            f"FROM {table} t LEFT JOIN concept c ON c.concept_id = t.{column} "
+            f"WHERE t.{column} <> 0",
+        )
+        assert len(rows) > 0, (table, column)
+        assert list(rows.domain_id.unique()) == [domain], (table, column, rows)
+        assert set(rows.standard_concept) == {"S"}, (table, column, rows)
+    units = _frame(
+        inst.settings,
+        "SELECT measurement_concept_id, unit_concept_id, unit_source_value FROM measurement "
+        f"WHERE measurement_concept_id IN ({concepts.BODY_HEIGHT}, {concepts.BODY_WEIGHT})",
+    )
+    by_concept = dict(zip(units.measurement_concept_id, units.unit_concept_id, strict=False))
+    assert by_concept == {concepts.BODY_HEIGHT: 8582, concepts.BODY_WEIGHT: 9529}  # cm, kg
+    assert set(units.unit_source_value) == {"cm", "kg"}
+
+
 def test_a_second_refresh_rebuilds_only_what_changed_and_withdrawal_removes_a_patient(inst):
     first = refresh_warehouse(
         inst.settings, inst.registry, inst.operator, concept_map=ibd_concept_map()

@@ -76,7 +76,25 @@ STANDARD_CONCEPTS: dict[int, tuple[str, str, str, str, str]] = {
     9202: ("Outpatient Visit", "Visit", "Visit", "Visit", "OP"),
     5083: ("Telehealth", "Visit", "CMS Place of Service", "Visit", "02"),
     32817: ("EHR", "Type Concept", "Type Concept", "Type Concept", "OMOP4976890"),
+    3036277: ("Body height", "Measurement", "LOINC", "Clinical Observation", "8302-2"),
+    3025315: ("Body weight", "Measurement", "LOINC", "Clinical Observation", "29463-7"),
+    3038553: (
+        "Body mass index (BMI) [Ratio]",
+        "Measurement",
+        "LOINC",
+        "Clinical Observation",
+        "39156-5",
+    ),
+    8582: ("centimeter", "Unit", "UCUM", "Unit", "cm"),
+    9529: ("kilogram", "Unit", "UCUM", "Unit", "kg"),
+    9531: ("kilogram per square meter", "Unit", "UCUM", "Unit", "kg/m2"),
+    756265: ("OMOP CDM Version 5.4.0", "Metadata", "CDM", "CDM", "CDM v5.4.0"),
 }
+"""Standard concepts the refresh writes rows with; added to ``concept`` when the OMOP
+vocabularies are not loaded, so every concept id in the warehouse is known."""
+UNIT_CONCEPTS: dict[str, int] = {"cm": 8582, "kg": 9529, "kg/m2": 9531}
+"""UCUM unit of a form field → its standard OMOP unit concept (others: 0, with the unit
+kept as ``unit_source_value``)."""
 PERSONS_PER_BATCH = 2_000
 PERSON_TABLES = (
     "person",
@@ -444,6 +462,10 @@ class _Builder:
         )
         if domain == "Observation":
             frame["value_as_string"] = text.str[:60]
+        unit = form.field(name).unit
+        if unit:
+            frame["unit_concept_id"] = UNIT_CONCEPTS.get(unit, 0)
+            frame["unit_source_value"] = unit
         self.frames[DOMAIN_TABLES[domain]].append(frame)
 
     def _add_choices(
@@ -465,7 +487,10 @@ class _Builder:
             return
         base = rows.loc[long.row]
         concept = long.code.map(
-            {c: self._choice_concept(form, name, c) for c in long.code.unique()}
+            {
+                c: self._record_domain(self._choice_concept(form, name, c), domain)
+                for c in long.code.unique()
+            }
         )
         row_id = base.id.to_numpy() * 100_000 + index * 100 + long.k.to_numpy()
         visit_ids = visits.loc[long.row].to_numpy() if visits is not None else pd.NA
@@ -659,6 +684,9 @@ def refresh_warehouse(
                                 "domain_id": domains.get(cid, "Observation"),
                                 "vocabulary_id": "careloop",
                                 "concept_class_id": "Registry field",
+                                # Custom concepts (ids of 2 billion and up) stand in the
+                                # *_concept_id columns, so they are this warehouse's standard.
+                                "standard_concept": "S",
                                 "concept_code": str(cid),
                                 "valid_start_date": date(2000, 1, 1),
                                 "valid_end_date": date(2099, 12, 31),
