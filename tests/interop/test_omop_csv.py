@@ -183,6 +183,9 @@ def test_wrong_columns_are_named_with_the_file(tmp_path):
     [
         (GOOD_ROW.replace("1980", "19x0", 1), "year_of_birth", "19x0", "whole number"),
         (GOOD_ROW.replace("8507", "85.5", 1), "gender_concept_id", "85.5", "whole number"),
+        # Whole, but beyond a 64-bit integer: refused rather than wrapped or rounded.
+        (GOOD_ROW.replace("8507", "9223372036854775808", 1), "gender_concept_id",
+         "9223372036854775808", "whole number"),
         (GOOD_ROW.replace("1980-05-17 00:00:00", "1980-13-45 00:00:00"), "birth_datetime",
          "1980-13-45 00:00:00", "date-time"),
         (GOOD_ROW.replace("1,8507,1980", "1,,1980", 1), "gender_concept_id", "", "required"),

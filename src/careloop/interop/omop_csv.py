@@ -15,9 +15,11 @@ staging tables, on PostgreSQL the typed rows stream in through
 ``COPY … FROM STDIN``. The staging tables replace the targets in one
 transaction (:meth:`Warehouse.replacing`).
 
-Integers are read as ``DECIMAL(38,9)`` and then checked to be whole, because
-DuckDB's integer parser silently rounds ``1.5`` to 2; a whole decimal such
-as ``192671.0`` (Eunomia writes some ids so) is accepted as 192671.
+Integers are read as text and checked to be whole numbers that fit 64 bits
+before the cast, because DuckDB's integer parser silently rounds ``1.5`` to
+2; a whole decimal such as ``192671.0`` (Eunomia writes some ids so) is
+accepted as 192671. (Reading them as ``DECIMAL(38,9)`` and comparing with
+``trunc`` did the same but made a load some 15 times slower.)
 """
 
 from __future__ import annotations
@@ -50,7 +52,7 @@ MAX_DETAILS = 20
 
 _SUFFIXES = (".csv.gz", ".tsv.gz", ".txt.gz", ".csv", ".tsv", ".txt")
 _READ_TYPES = {
-    "integer": "DECIMAL(38,9)",
+    "integer": "VARCHAR",
     "float": "DOUBLE",
     "date": "DATE",
     "datetime": "TIMESTAMP",
@@ -71,6 +73,8 @@ _EXPECTED = {
     "string": "text",
 }
 _ERROR_TAG = "careloop-csv"
+_WHOLE = re.compile(r"\s*[+-]?[0-9]+(\.0*)?\s*")
+"""A whole number as text (``192671.0`` included), in Python and DuckDB (RE2) syntax."""
 _COMPACT_DATE = re.compile(r"\d{8}")
 
 
@@ -413,8 +417,9 @@ def _column_sql(plan: _CsvPlan, col: OmopColumn) -> str:
         checks.append(f"WHEN {ident} IS NULL THEN error({_sql_string(tag + 'null|')})")
     if col.cdm_type == "integer":
         checks.append(
-            f"WHEN {ident} <> trunc({ident}) "
-            f"THEN error({_sql_string(tag + 'fraction|')} || CAST({ident} AS VARCHAR))"
+            f"WHEN {ident} IS NOT NULL AND (NOT regexp_full_match({ident}, "
+            f"{_sql_string(_WHOLE.pattern)}) OR TRY_CAST({ident} AS BIGINT) IS NULL) "
+            f"THEN error({_sql_string(tag + 'integer|')} || {ident})"
         )
     if not checks:
         return f"CAST({ident} AS {target}) AS {ident}"
@@ -570,7 +575,7 @@ def _locate(plan: _CsvPlan, column: str, kind: str, value: str) -> tuple[int | N
             cell = row[index].strip()
             if kind == "null" and cell == "":
                 return reader.line_num, row[index]
-            if kind == "fraction" and cell and _is_fraction(cell):
+            if kind == "integer" and cell and not _is_whole(cell):
                 return reader.line_num, row[index]
     return None, value
 
@@ -580,9 +585,7 @@ def _quoting(plan: _CsvPlan) -> Literal[0, 3]:
     return csv.QUOTE_MINIMAL if plan.quoted else csv.QUOTE_NONE
 
 
-def _is_fraction(cell: str) -> bool:
-    try:
-        number = float(cell)
-    except ValueError:
+def _is_whole(cell: str) -> bool:
+    if not _WHOLE.fullmatch(cell):
         return False
-    return number != int(number)
+    return -(2**63) <= int(cell.strip().split(".")[0]) < 2**63
