@@ -18,6 +18,7 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 import ibis
+import numpy as np
 import pandas as pd
 
 import careloop
@@ -368,7 +369,7 @@ def _assemble(
     for s in strata:
         counts[label_cols[s]] = [_label(s, v, sites) for v in counts[STRATUM_COLUMNS[s]]]
     ends = {p.start: p.end for p in periods}
-    rows: list[dict[str, Any]] = []
+    parts: list[pd.DataFrame] = []
     value_map: dict[tuple[Any, ...], tuple[int, float]] = {}
     levels = _levels(strata)
     if values is not None:
@@ -414,35 +415,56 @@ def _assemble(
                     ],
                     ignore_index=True,
                 )
-        for rec in cells.to_dict("records"):
-            den, num, exc = int(rec["denominator"]), int(rec["numerator"]), int(rec["excluded"])
-            labels = [rec[label_cols[s]] for s in level]
-            site = labels[0] if level and level[0] == "site" else NETWORK
-            other = [(s, lab) for s, lab in zip(level, labels, strict=True) if s != "site"]
-            stratum = ";".join(f"{s}={lab}" for s, lab in other)
-            if definition.type == "continuous":
-                n, value = value_map.get((index, rec[PERIOD], *labels), (0, math.nan))
-                num = n
-            elif definition.type == "count":
-                value = float(num)
-            else:
-                value = num / den if den else math.nan
-            rows.append(
+        # Column-wise: one frame per level of strata rather than a dict per cell.
+        den = cells["denominator"].astype("int64").to_numpy()
+        num = cells["numerator"].astype("int64").to_numpy()
+        period = list(cells[PERIOD])
+        labels = [list(cells[label_cols[s]]) for s in level]
+        site: Any = labels[0] if level and level[0] == "site" else NETWORK
+        other = [(s, lab) for s, lab in zip(level, labels, strict=True) if s != "site"]
+        names = [s for s, _lab in other]
+        stratum: Any = (
+            [
+                ";".join(f"{s}={lab}" for s, lab in zip(names, row, strict=True))
+                for row in zip(*(lab for _s, lab in other), strict=True)
+            ]
+            if other
+            else ""
+        )
+        if definition.type == "continuous":
+            keys = zip(*labels, strict=True) if labels else ((),) * len(period)
+            found = [
+                value_map.get((index, p, *labs), (0, math.nan))
+                for p, labs in zip(period, keys, strict=True)
+            ]
+            num = np.array([n for n, _v in found], dtype="int64")
+            value = np.array([v for _n, v in found], dtype="float64")
+        elif definition.type == "count":
+            value = num.astype("float64")
+        else:
+            value = np.full(len(den), math.nan)
+            np.divide(num, den, out=value, where=den > 0)
+        parts.append(
+            pd.DataFrame(
                 {
                     "measure_id": definition.id,
                     "definition_hash": definition_hash,
                     "site": site,
-                    "period_start": rec[PERIOD],
-                    "period_end": ends[rec[PERIOD]],
+                    "period_start": period,
+                    "period_end": [ends[p] for p in period],
                     "stratum": stratum,
                     "numerator": num,
                     "denominator": den,
                     "value": value,
-                    "excluded": exc,
+                    "excluded": cells["excluded"].astype("int64").to_numpy(),
                     "small_denominator": den <= small_denominator,
-                }
+                },
+                columns=list(RESULT_COLUMNS),
             )
-    frame = pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
+        )
+    frame = (
+        pd.concat(parts, ignore_index=True) if parts else pd.DataFrame(columns=list(RESULT_COLUMNS))
+    )
     frame = frame.astype(
         {
             "numerator": "int64",
