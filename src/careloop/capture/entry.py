@@ -28,14 +28,21 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Literal, cast
+from typing import Any, Literal
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
 from careloop.capture.forms import Form
 from careloop.capture.forms_store import load_form, load_form_version
+from careloop.capture.response_rows import (
+    BATCH,
+    ResponseChange,
+    insert_responses,
+    new_response_row,
+    update_responses,
+)
 from careloop.capture.validation import validate_response
 from careloop.core.clock import as_utc, utcnow
 from careloop.core.errors import (
@@ -72,9 +79,6 @@ __all__ = [
 ]
 
 ResponseStatus = Literal["draft", "complete"]
-
-_BATCH = 500
-"""Rows per statement in bulk saves (well under SQLite's bound-parameter limit)."""
 
 
 @dataclass(frozen=True)
@@ -447,7 +451,7 @@ def save_responses(
     now = utcnow()
     saved: list[SavedResponse | None] = []
     inserts: list[tuple[int, dict[str, Any]]] = []
-    updates: list[dict[str, Any]] = []
+    updates: list[ResponseChange] = []
     events: list[tuple[int, AuditEvent]] = []
     for i, (item, clean) in enumerate(zip(items, clean_values, strict=True)):
         definition, version_row, _form = forms[(item.form, item.version)]
@@ -457,20 +461,18 @@ def save_responses(
             inserts.append(
                 (
                     i,
-                    {
-                        "site_id": item.patient.site_id,
-                        "patient_id": item.patient.id,
-                        "form_id": definition.id,
-                        "form_version_id": version_row.id,
-                        "event_date": item.event_date,
-                        "status": item.status,
-                        "values": clean,
-                        "entered_by_user_id": work.principal.user_id,
-                        "patient_entered": item.patient_entered,
-                        "created_at": now,
-                        "updated_at": now,
-                        "version": 1,
-                    },
+                    new_response_row(
+                        site_id=item.patient.site_id,
+                        patient_id=item.patient.id,
+                        form_id=definition.id,
+                        form_version_id=version_row.id,
+                        event_date=item.event_date,
+                        status=item.status,
+                        values=clean,
+                        entered_by_user_id=work.principal.user_id,
+                        patient_entered=item.patient_entered,
+                        now=now,
+                    ),
                 )
             )
             saved.append(None)
@@ -481,16 +483,9 @@ def save_responses(
             saved.append(SavedResponse(rid, "unchanged"))
             continue
         updates.append(
-            {
-                "b_id": rid,
-                "b_version": row_version,
-                "b_values": clean,
-                "b_status": item.status,
-                "b_form_version_id": version_row.id,
-                "b_patient_entered": item.patient_entered,
-                "b_new_version": row_version + 1,
-                "b_updated_at": now,
-            }
+            ResponseChange(
+                rid, row_version, clean, item.status, version_row.id, item.patient_entered
+            )
         )
         details: dict[str, Any] = {"form": definition.name, "response_id": rid, "fields": changed}
         if old_status != item.status:
@@ -505,7 +500,7 @@ def save_responses(
         )
         events.append((i, event))
         saved.append(SavedResponse(rid, "updated"))
-    new_ids = _insert_responses(session, [row for _i, row in inserts])
+    new_ids = insert_responses(session, [row for _i, row in inserts])
     for (i, row), rid in zip(inserts, new_ids, strict=True):
         item = items[i]
         definition, version_row, _form = forms[(item.form, item.version)]
@@ -526,10 +521,10 @@ def save_responses(
             },
         )
         events.append((i, event))
-    _update_responses(session, updates)
+    update_responses(session, updates, now)
     append_many(session, [event for _i, event in sorted(events, key=lambda e: e[0])])
     # Rows changed with bulk statements: loaded copies of them must be read again.
-    changed_ids = {u["b_id"] for u in updates}
+    changed_ids = {u.response_id for u in updates}
     for obj in list(session.identity_map.values()):
         if isinstance(obj, Response) and obj.id in changed_ids:
             session.expire(obj)
@@ -543,8 +538,8 @@ def _existing_responses(
     found: dict[tuple[int, int, date], tuple[int, dict[str, Any], str, int]] = {}
     patients = sorted({k[0] for k in keys})
     form_ids = sorted({k[1] for k in keys})
-    for start in range(0, len(patients), _BATCH):
-        chunk = patients[start : start + _BATCH]
+    for start in range(0, len(patients), BATCH):
+        chunk = patients[start : start + BATCH]
         query = select(
             Response.id,
             Response.patient_id,
@@ -558,44 +553,6 @@ def _existing_responses(
             if (pid, fid, day) in keys:
                 found[(pid, fid, day)] = (rid, dict(values), status, version)
     return found
-
-
-def _insert_responses(session: Any, rows: list[dict[str, Any]]) -> list[int]:
-    """Insert the rows in batches; their new ids, in order."""
-    table = cast(Table, Response.__table__)
-    ids: list[int] = []
-    for start in range(0, len(rows), _BATCH):
-        chunk = rows[start : start + _BATCH]
-        result = session.execute(
-            insert(table).returning(table.c.id, sort_by_parameter_order=True), chunk
-        )
-        ids.extend(int(r[0]) for r in result)
-    return ids
-
-
-def _update_responses(session: Any, updates: list[dict[str, Any]]) -> None:
-    if not updates:
-        return
-    table = cast(Table, Response.__table__)
-    statement = (
-        update(table)
-        .where(table.c.id == bindparam("b_id"), table.c.version == bindparam("b_version"))
-        .values(
-            {
-                "values": bindparam("b_values", type_=table.c["values"].type),
-                "status": bindparam("b_status"),
-                "form_version_id": bindparam("b_form_version_id"),
-                "patient_entered": bindparam("b_patient_entered"),
-                "version": bindparam("b_new_version"),
-                "updated_at": bindparam("b_updated_at"),
-            }
-        )
-    )
-    for start in range(0, len(updates), _BATCH):
-        chunk = updates[start : start + _BATCH]
-        result = session.connection().execute(statement, chunk)
-        if result.rowcount != len(chunk):
-            raise Conflict("A response changed while it was being imported; import again.")
 
 
 def get_response(

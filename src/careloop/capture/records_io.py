@@ -43,12 +43,18 @@ from datetime import date
 from pathlib import Path
 from typing import Any, Literal, cast
 
-from sqlalchemy import Table, bindparam, insert, select, update
+from sqlalchemy import Table, insert, select
 
 from careloop.capture.fhir_responses import ResponseSubject, response_to_fhir
 from careloop.capture.forms import FieldType, Form, checkbox_column
 from careloop.capture.forms_store import form_of_version, load_form
 from careloop.capture.records_csv import RecordsFile, read_records_csv
+from careloop.capture.response_rows import (
+    ResponseChange,
+    insert_responses,
+    new_response_row,
+    update_responses,
+)
 from careloop.core.clock import utcnow
 from careloop.core.errors import (
     ErrorDetail,
@@ -481,10 +487,9 @@ def _write(
 ) -> tuple[int, int, int, dict[int, list[int]]]:
     """Insert new responses and update changed ones; counts and per-patient [created, updated]."""
     session = work.session
-    table = _table(Response)
     existing = {
-        (pid, day): (rid, values, status, version)
-        for rid, pid, day, values, status, version in session.execute(
+        (pid, day): (rid, values, status, version, entered)
+        for rid, pid, day, values, status, version, entered in session.execute(
             select(
                 Response.id,
                 Response.patient_id,
@@ -492,12 +497,13 @@ def _write(
                 Response.values,
                 Response.status,
                 Response.version,
+                Response.patient_entered,
             ).where(Response.form_id == form_id, Response.site_id == site.id)
         )
     }
     now = utcnow()
     inserts: list[dict[str, Any]] = []
-    updates: list[dict[str, Any]] = []
+    updates: list[ResponseChange] = []
     unchanged = 0
     touched: dict[int, list[int]] = {}
     for row in rows:
@@ -505,57 +511,29 @@ def _write(
         found = existing.get((pid, row.event_date))
         if found is None:
             inserts.append(
-                {
-                    "site_id": site.id,
-                    "patient_id": pid,
-                    "form_id": form_id,
-                    "form_version_id": version_id,
-                    "event_date": row.event_date,
-                    "status": row.status,
-                    "values": row.values,
-                    "entered_by_user_id": work.principal.user_id,
-                    "patient_entered": False,
-                    "created_at": now,
-                    "updated_at": now,
-                    "version": 1,
-                }
+                new_response_row(
+                    site_id=site.id,
+                    patient_id=pid,
+                    form_id=form_id,
+                    form_version_id=version_id,
+                    event_date=row.event_date,
+                    status=row.status,
+                    values=row.values,
+                    entered_by_user_id=work.principal.user_id,
+                    patient_entered=False,
+                    now=now,
+                )
             )
             touched.setdefault(pid, [0, 0])[0] += 1
             continue
-        rid, values, status, version = found
+        rid, values, status, version, entered = found
         if values == row.values and status == row.status:
             unchanged += 1
             continue
-        updates.append(
-            {
-                "b_id": rid,
-                "b_version": version,
-                "b_values": row.values,
-                "b_status": row.status,
-                "b_form_version_id": version_id,
-                "b_new_version": version + 1,
-                "b_updated_at": now,
-            }
-        )
+        updates.append(ResponseChange(rid, version, row.values, row.status, version_id, entered))
         touched.setdefault(pid, [0, 0])[1] += 1
-    for start in range(0, len(inserts), _BATCH):
-        session.execute(insert(table), inserts[start : start + _BATCH])
-    if updates:
-        statement = (
-            update(table)
-            .where(table.c.id == bindparam("b_id"), table.c.version == bindparam("b_version"))
-            .values(
-                {
-                    "values": bindparam("b_values", type_=table.c["values"].type),
-                    "status": bindparam("b_status"),
-                    "form_version_id": bindparam("b_form_version_id"),
-                    "version": bindparam("b_new_version"),
-                    "updated_at": bindparam("b_updated_at"),
-                }
-            )
-        )
-        for start in range(0, len(updates), _BATCH):
-            session.connection().execute(statement, updates[start : start + _BATCH])
+    insert_responses(session, inserts, ids=False)
+    update_responses(session, updates, now)
     return len(inserts), len(updates), unchanged, touched
 
 

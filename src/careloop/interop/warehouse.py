@@ -590,53 +590,65 @@ class Warehouse:
         can find a table missing or a mix of old and new tables.
         """
         self._require_writable()
-        schemas = {name: self._target_schema(name) for name in names}
-        swap = TableSwap(self, schemas)
-        if self.engine == "spark":
-            yield from self._replacing_spark(names, swap)
-            return
-        if self.engine == "duckdb":
-            # DuckDB holds every row appended in an open transaction (and the Arrow data
-            # it came from) in memory until the commit: filled inside one transaction, a
-            # large refresh grows by gigabytes. The staging tables are filled in
-            # autocommit instead (readers do not look at them; an error drops them) and
-            # only the swap below is one transaction, so readers still see all old or
-            # all new.
-            self._drop_abandoned_stages()
-            _LIVE_STAGES.add(swap.token)
+        swap = TableSwap(self, {name: self._target_schema(name) for name in names})
+        if self.engine == "postgres":
+            self._execute("BEGIN")
             try:
-                for name in names:
-                    self._execute(self._create_table_sql(swap.stage(name), schemas[name]))
+                self._create_stages(swap)
+                yield swap
+                self._rename_stages(swap)
+            except BaseException:
+                self._execute("ROLLBACK")
+                raise
+            self._execute("COMMIT")
+            return
+        # DuckDB and Spark: the staging tables are filled outside a transaction. DuckDB
+        # holds every row appended in an open transaction (and the Arrow data it came
+        # from) in memory until the commit, so a large refresh filled inside one would
+        # grow by gigabytes; Spark has no transactions across tables. Readers do not
+        # look at staging tables, and an error drops them.
+        if self.engine == "duckdb":
+            self._drop_abandoned_stages()
+        _LIVE_STAGES.add(swap.token)
+        try:
+            try:
+                self._create_stages(swap)
                 yield swap
             except BaseException:
-                for name in names:
-                    with contextlib.suppress(Exception):
-                        self.drop_table(swap.stage(name))
-                _LIVE_STAGES.discard(swap.token)
+                self._drop_stages(swap)
                 raise
-        self._execute("BEGIN")
-        try:
-            if self.engine == "postgres":
-                for name in names:
-                    self._execute(self._create_table_sql(swap.stage(name), schemas[name]))
-                yield swap
-            for name in names:
-                target = quote_identifier(name, self.dialect)
-                self._execute(f"DROP TABLE IF EXISTS {target}")
-                self._execute(
-                    f"ALTER TABLE {quote_identifier(swap.stage(name), self.dialect)} "
-                    f"RENAME TO {target}"
-                )
-        except BaseException:
-            self._execute("ROLLBACK")
-            if self.engine == "duckdb":
-                for name in names:
-                    with contextlib.suppress(Exception):
-                        self.drop_table(swap.stage(name))
-            raise
+            if self.engine == "spark":
+                # A catalog operation per table, milliseconds each, and not atomic.
+                self._rename_stages(swap)
+                return
+            self._execute("BEGIN")
+            try:
+                self._rename_stages(swap)
+            except BaseException:
+                self._execute("ROLLBACK")
+                self._drop_stages(swap)
+                raise
+            self._execute("COMMIT")
         finally:
             _LIVE_STAGES.discard(swap.token)
-        self._execute("COMMIT")
+
+    def _create_stages(self, swap: TableSwap) -> None:
+        for name, schema in swap.schemas.items():
+            self._create(swap.stage(name), schema)
+
+    def _drop_stages(self, swap: TableSwap) -> None:
+        for name in swap.schemas:
+            with contextlib.suppress(Exception):
+                self.drop_table(swap.stage(name))
+
+    def _rename_stages(self, swap: TableSwap) -> None:
+        """Each target dropped and its staging table renamed in its place."""
+        for name in swap.schemas:
+            target = quote_identifier(name, self.dialect)
+            self._execute(f"DROP TABLE IF EXISTS {target}")
+            self._execute(
+                f"ALTER TABLE {quote_identifier(swap.stage(name), self.dialect)} RENAME TO {target}"
+            )
 
     def _drop_abandoned_stages(self) -> None:
         # Staging tables of a process that stopped mid-refresh. Only one process can
@@ -646,28 +658,6 @@ class Warehouse:
             token = table[len(_STAGE_PREFIX) :].split("_", 1)[0]
             if table.startswith(_STAGE_PREFIX) and token not in _LIVE_STAGES:
                 self.drop_table(table)
-
-    def _replacing_spark(self, names: Sequence[str], swap: TableSwap) -> Iterator[TableSwap]:
-        # Spark has no transactions across tables. The staging tables are filled
-        # completely before any target is touched, so an error while loading leaves
-        # every target as it was; then each target is dropped and its staging table
-        # renamed in its place (a catalog operation, milliseconds). A reader during
-        # that moment can find a target missing, or some tables new and others old.
-        try:
-            for name in names:
-                self._create(swap.stage(name), swap.schemas[name])
-            yield swap
-        except BaseException:
-            for name in names:
-                with contextlib.suppress(Exception):
-                    self.drop_table(swap.stage(name))
-            raise
-        for name in names:
-            self.drop_table(name)
-            self._execute(
-                f"ALTER TABLE {quote_identifier(swap.stage(name), self.dialect)} "
-                f"RENAME TO {quote_identifier(name, self.dialect)}"
-            )
 
     def replace_table(self, name: str, data: TableData) -> int:
         """Replace the contents of table ``name`` with ``data`` atomically.
