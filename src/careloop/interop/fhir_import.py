@@ -220,7 +220,7 @@ def import_fhir(
     gc.disable()
     try:
         read = read_path(Path(path))
-        plan = _plan(read.resources, read.errors, mode)
+        plan = _plan(read.resources, read.errors)
     finally:
         if collecting:
             gc.enable()
@@ -311,7 +311,7 @@ def _failed(problems: list[ErrorDetail], total: int) -> ValidationFailed:
 # ---------------------------------------------------------------- validation
 
 
-def _plan(items: list[SourceResource], read_errors: list[ErrorDetail], mode: ImportMode) -> _Plan:
+def _plan(items: list[SourceResource], read_errors: list[ErrorDetail]) -> _Plan:
     plan = _Plan(rejected=list(read_errors))
     checked: list[_Checked] = []
     bad_patient_keys: set[str] = set()
@@ -378,8 +378,6 @@ def _plan(items: list[SourceResource], read_errors: list[ErrorDetail], mode: Imp
                 plan.consents[entry.patient_key] = state
         else:
             plan.clinical.append(entry)
-    if mode == "row_level":
-        plan.rejected.sort(key=lambda d: d.location)
     return plan
 
 
