@@ -92,7 +92,11 @@ STANDARD_CONCEPTS: dict[int, tuple[str, str, str, str, str]] = {
 }
 """Standard concepts the refresh writes rows with; added to ``concept`` when the OMOP
 vocabularies are not loaded, so every concept id in the warehouse is known."""
-UNIT_CONCEPTS: dict[str, int] = {"cm": 8582, "kg": 9529, "kg/m2": 9531}
+UNIT_CONCEPTS: dict[str, int] = {
+    code: cid
+    for cid, (_name, domain, _v, _c, code) in STANDARD_CONCEPTS.items()
+    if domain == "Unit"
+}
 """UCUM unit of a form field → its standard OMOP unit concept (others: 0, with the unit
 kept as ``unit_source_value``)."""
 PERSONS_PER_BATCH = 2_000
