@@ -12,9 +12,15 @@ import typer
 from careloop.cli.context import DataDirOption, opened, operator, settings_from
 from careloop.cli.output import console, print_frame, print_json, print_rows
 from careloop.core.errors import InputError
-from careloop.interop.jobs import check_warehouse, load_omop_directory, query_warehouse
+from careloop.interop.jobs import (
+    check_warehouse,
+    list_sources,
+    load_omop_directory,
+    query_warehouse,
+    remove_source,
+)
 from careloop.measures.etl_map import refresh_for_builtin_measures
-from careloop.practice.reports import store_card_events
+from careloop.practice.events import CardEventTables
 from careloop.trust.provenance import as_fhir, get_provenance, list_provenance
 
 warehouse_app = typer.Typer(help="The OMOP CDM warehouse.", no_args_is_help=True)
@@ -50,14 +56,53 @@ def refresh(
     """Load the registry into the OMOP warehouse (consented patients, pseudonymised)."""
     settings = settings_from(data_dir)
     with opened(settings) as registry:
-        report = refresh_for_builtin_measures(settings, registry, operator(), full=full)
-        cards = store_card_events(settings, registry)
+        report = refresh_for_builtin_measures(
+            settings, registry, operator(), full=full, extra=[CardEventTables()]
+        )
     print_rows(["table", "rows"], sorted(report.rows.items()), title="Warehouse")
     console.print(
         f"{report.persons:,} persons ({report.persons_rebuilt:,} rebuilt, "
         f"{report.persons_removed:,} removed; {report.patients_excluded:,} not loaded by consent); "
-        f"{cards:,} decision-support cards; provenance record {report.provenance_id}."
+        f"{report.extra.get('cds_cards', 0):,} decision-support cards; "
+        f"provenance record {report.provenance_id}."
     )
+    for source, persons in sorted(report.withheld.items()):
+        console.print(
+            f"Removed the rows of {persons:,} persons from the {source} source: "
+            "their consent no longer allows improvement use."
+        )
+    for detail in report.skipped_forms:
+        console.print(f"[yellow]Skipped {detail.location}:[/yellow] {detail.message}")
+
+
+@warehouse_app.command("sources")
+def sources(data_dir: Path | None = DataDirOption) -> None:
+    """Where the warehouse's rows come from: registry forms, FHIR imports, OMOP files."""
+    settings = settings_from(data_dir)
+    with opened(settings) as registry:
+        found = list_sources(settings, registry, operator())
+    print_rows(
+        ["source", "what", "persons", "rows"],
+        [
+            (s.name, s.label, f"{s.persons:,}", ", ".join(f"{t} {n:,}" for t, n in s.rows.items()))
+            for s in found
+        ],
+        title="Sources",
+    )
+
+
+@warehouse_app.command("drop-source")
+def drop_source_command(
+    source: str = typer.Argument(..., help="registry, fhir or omop."),
+    reason: str = typer.Option(..., "--reason", help="Why (kept in the audit trail)."),
+    data_dir: Path | None = DataDirOption,
+) -> None:
+    """Remove every row one source put in the warehouse (the others stay)."""
+    settings = settings_from(data_dir)
+    with opened(settings) as registry:
+        removed, provenance = remove_source(settings, registry, operator(), source, reason=reason)
+    print_rows(["table", "rows removed"], sorted(removed.items()), title=f"Removed {source}")
+    console.print(f"Provenance record {provenance.id}.")
 
 
 @warehouse_app.command("query")

@@ -32,10 +32,11 @@ from careloop.demo.seed import (
     init_demo_installation,
 )
 from careloop.interop.quality import QualityReport, run_checks
+from careloop.interop.refresh import refresh_registry_tables
 from careloop.interop.warehouse import Warehouse
 from careloop.measures import MeasureRun, load_catalog, run_measures, store_run
 from careloop.measures.etl_map import refresh_for_builtin_measures
-from careloop.practice.reports import store_card_events
+from careloop.practice.events import CardEventTables
 from careloop.trust.installation import open_registry
 from careloop.trust.principal import Principal
 
@@ -140,7 +141,7 @@ def run_demo(
         analyses = _analyse(run.results, network)
         clock.stage("Knowledge into practice: CDS Hooks calls over HTTP with signed JWTs")
         practice = run_decision_support(settings, registry, operator, network)
-        store_card_events(settings, registry)
+        refresh_registry_tables(settings, registry, operator, [CardEventTables()])
         analyses.recoveries.append(
             recovery.card_acceptance(practice.accepted, practice.cards_shown, network.truth)
         )

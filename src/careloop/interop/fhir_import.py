@@ -76,6 +76,7 @@ from careloop.interop.fhir_mapping import (
     stable_id,
 )
 from careloop.interop.fhir_read import SourceResource, read_path, resource_counts, validate
+from careloop.interop.sources import assemble, store_name, store_schemas, store_tables
 from careloop.interop.warehouse import Warehouse, parse_warehouse_url, quiet_engine_warnings
 from careloop.store.database import Registry
 from careloop.store.models import ConsentRecord, Patient, Site
@@ -810,26 +811,35 @@ def _replace_rows(
     links: list[dict[str, Any]],
     withheld_persons: set[int],
 ) -> dict[str, int]:
-    """Upsert by id: new rows replace rows with the same id; one atomic swap.
+    """Upsert by id into the FHIR source's store, then assemble the CDM tables; one swap.
 
-    Rows of ``withheld_persons`` (consent no longer allows the warehouse) go.
+    New rows replace rows with the same id; rows of ``withheld_persons``
+    (consent no longer allows the warehouse) go. The rows other sources hold
+    (the registry's, loaded OMOP files') are left as they are
+    (:mod:`careloop.interop.sources`).
     """
-    names = [*rows, LINK_TABLE]
+    stores = store_tables(warehouse)
+    mine = sorted(stores["fhir"] | set(rows))
+    stores["fhir"] = set(mine)
+    public = sorted({t for tables in stores.values() for t in tables} | {"observation_period"})
+    names = [*(store_name("fhir", t) for t in mine), LINK_TABLE, *public]
     counts: dict[str, int] = {}
     gone = sorted(withheld_persons)
-    with warehouse.replacing(names) as swap:
-        for name in names:
-            data = links if name == LINK_TABLE else rows[name]
+    with warehouse.replacing(names, schemas=store_schemas("fhir", mine)) as swap:
+        for name in [*mine, LINK_TABLE]:
+            data = links if name == LINK_TABLE else rows.get(name, [])
             keys = ["cdm_table", "cdm_id"] if name == LINK_TABLE else [ID_COLUMNS[name]]
+            target = name if name == LINK_TABLE else store_name("fhir", name)
             if data:
-                swap.insert(name, pa.Table.from_pylist(data))
-            old = warehouse.table(name)
-            stage = warehouse.table(swap.stage(name))
-            keep = old.anti_join(stage, keys) if data else old
-            if gone:
-                keep = keep.filter(~keep.person_id.isin(gone))
-            swap.insert(name, keep)
+                swap.insert(target, pa.Table.from_pylist(data))
+            if warehouse.has_table(target):
+                old = warehouse.table(target)
+                keep = old.anti_join(warehouse.table(swap.stage(target)), keys) if data else old
+                if gone:
+                    keep = keep.filter(~keep.person_id.isin(gone))
+                swap.insert(target, keep)
             counts[name] = len(data)
+        assemble(warehouse, swap, public, stores)
     return {k: v for k, v in counts.items() if k != LINK_TABLE}
 
 

@@ -16,6 +16,7 @@ from careloop.core.settings import Settings
 from careloop.interop.omop_csv import LoadReport, load_omop_csv
 from careloop.interop.quality import QualityReport, run_checks
 from careloop.interop.query import run_readonly_query
+from careloop.interop.sources import SourceSummary, drop_source, source_summaries
 from careloop.interop.warehouse import Warehouse
 from careloop.store.database import Registry
 from careloop.store.scoping import Scope
@@ -107,3 +108,43 @@ def check_warehouse(
         },
     )
     return report, provenance
+
+
+def list_sources(
+    settings: Settings, registry: Registry, principal: Principal
+) -> list[SourceSummary]:
+    """The sources the warehouse's rows come from, with their row counts."""
+    principal.require("warehouse.manage")
+    with Warehouse.from_settings(settings, read_only=True) as warehouse:
+        return source_summaries(warehouse)
+
+
+def remove_source(
+    settings: Settings, registry: Registry, principal: Principal, source: str, *, reason: str
+) -> tuple[dict[str, int], Provenance]:
+    """Remove every row one source put in the warehouse (audited, with provenance).
+
+    The registry's own rows come back with the next ``careloop warehouse refresh``;
+    FHIR imports and OMOP files must be imported or loaded again.
+    """
+    started = utcnow()
+    with unit_of_work(registry, principal, "warehouse.manage") as work:
+        work.expect("delete", "warehouse", details={"source": source, "reason": reason})
+        with Warehouse.from_settings(settings) as warehouse:
+            removed = drop_source(warehouse, source)
+            target = warehouse.url
+        work.audit(
+            "delete", "warehouse", details={"source": source, "reason": reason, "rows": removed}
+        )
+    provenance = record_provenance(
+        registry,
+        principal,
+        activity="warehouse.drop_source",
+        target=target,
+        started_at=started,
+        parameters={"source": source, "reason": reason},
+        outputs={"removed": removed},
+        rows_out=0,
+        rows_rejected=sum(removed.values()),
+    )
+    return removed, provenance

@@ -45,6 +45,13 @@ from careloop.interop.omop_schema import (
     OmopColumn,
     OmopTable,
 )
+from careloop.interop.sources import (
+    ASSEMBLED_TABLES,
+    assemble,
+    store_name,
+    store_schemas,
+    store_tables,
+)
 from careloop.interop.warehouse import TableSwap, Warehouse, copy_arrow_to_postgres
 
 MAX_DETAILS = 20
@@ -227,9 +234,20 @@ def load_omop_csv(
     warehouse.create_schema()
     inputs: list[InputFile] = []
     counts: dict[str, int] = {}
-    with warehouse.replacing([p.table.name for p in plans]) as swap:
+    # Person-level tables (and sites, metadata) go to the "omop" source's store and the
+    # CDM tables are assembled from every source; the rest are written in place.
+    stores = store_tables(warehouse)
+    kept = [p.table.name for p in plans if p.table.name in ASSEMBLED_TABLES]
+    stores["omop"] |= set(kept)
+    public = sorted({t for tables in stores.values() for t in tables} | {"observation_period"})
+    targets = {
+        p.table.name: store_name("omop", p.table.name) if p.table.name in kept else p.table.name
+        for p in plans
+    }
+    names = [*targets.values(), *(public if kept else [])]
+    with warehouse.replacing(names, schemas=store_schemas("omop", kept)) as swap:
         for plan in plans:
-            rows = _load_file(warehouse, swap, plan)
+            rows = _load_file(warehouse, swap, plan, targets[plan.table.name])
             counts[plan.table.name] = rows
             inputs.append(
                 InputFile(
@@ -241,6 +259,15 @@ def load_omop_csv(
                     renamed_columns=MappingProxyType(dict(plan.renamed)),
                 )
             )
+        if "concept" in targets:
+            # Concepts the file does not hold stay: careloop's local concepts and the
+            # standard ones a refresh registered.
+            before = warehouse.table("concept")
+            swap.insert(
+                "concept", before.anti_join(warehouse.table(swap.stage("concept")), "concept_id")
+            )
+        if kept:
+            assemble(warehouse, swap, public, stores)
     return LoadReport(
         warehouse_url=warehouse.url,
         directory=str(folder),
@@ -431,14 +458,14 @@ def _select_sql(plan: _CsvPlan, rejects: str) -> str:
     return f"SELECT {columns} FROM {_read_csv_sql(plan, rejects)}"  # noqa: S608 - quoted identifiers, no user values
 
 
-def _load_file(warehouse: Warehouse, swap: TableSwap, plan: _CsvPlan) -> int:
+def _load_file(warehouse: Warehouse, swap: TableSwap, plan: _CsvPlan, target: str) -> int:
     import duckdb
 
     rejects = f"careloop_rejects_{uuid.uuid4().hex[:10]}"
     select = _select_sql(plan, rejects)
     if warehouse.engine == "duckdb":
         scan = warehouse._native
-        stage = '"' + swap.stage(plan.table.name) + '"'
+        stage = '"' + swap.stage(target) + '"'
         try:
             scan.execute(f"INSERT INTO {stage} {select}").fetchall()
         except duckdb.Error as exc:
@@ -454,9 +481,9 @@ def _load_file(warehouse: Warehouse, swap: TableSwap, plan: _CsvPlan) -> int:
             reader = scan.sql(select).to_arrow_reader(50_000)
             counted = _CountingReader(reader)
             if warehouse.engine == "postgres":
-                copy_arrow_to_postgres(warehouse._native, swap.stage(plan.table.name), counted)
+                copy_arrow_to_postgres(warehouse._native, swap.stage(target), counted)
             else:
-                counted.rows = swap.insert(plan.table.name, reader.read_all())
+                counted.rows = swap.insert(target, reader.read_all())
         except duckdb.Error as exc:
             raise _value_error(plan, exc) from None
         _raise_rejects(scan, plan, rejects)

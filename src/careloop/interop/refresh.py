@@ -15,7 +15,16 @@ What goes in:
   drug_exposure, procedure_occurrence), by the concept its dictionary
   declares or the :class:`ConceptMap` gives. Local codes get careloop-local
   concept ids (≥ 2,000,000,000) registered in ``concept``.
-- ``observation_period`` spans each person's first to last event.
+- A form version that cannot be read is reported and its responses left
+  out (:attr:`RefreshReport.skipped_forms`); the other forms are loaded.
+
+These rows are the ``registry`` source's (:mod:`careloop.interop.sources`):
+they go to its store, and the CDM tables are then assembled from every
+source's store — FHIR imports and loaded OMOP files keep their rows, consent
+now in force removes a patient's rows from every source, and
+``observation_period`` spans each person's first to last event across
+sources. Further registry tables (the CDS card events) can be refreshed in
+the same run (``extra``).
 
 Incremental: a content hash per person (``careloop_etl_state``) tells which
 persons changed since the last refresh; only their rows are rebuilt from the
@@ -29,10 +38,10 @@ from __future__ import annotations
 import hashlib
 import math
 import zlib
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date
-from typing import Any, cast
+from typing import Any, Protocol, cast
 
 import ibis
 import pandas as pd
@@ -41,8 +50,20 @@ from sqlalchemy import select
 from careloop.capture.forms import Form
 from careloop.capture.forms_store import form_of_version
 from careloop.core.clock import utcnow
+from careloop.core.errors import CareloopError, ErrorDetail
 from careloop.core.settings import Settings
-from careloop.interop.warehouse import Warehouse, quiet_engine_warnings
+from careloop.interop.sources import (
+    SOURCES,
+    assemble,
+    persons_of,
+    source_summaries,
+    store_name,
+    store_schemas,
+    store_tables,
+    withhold_persons,
+    withholding,
+)
+from careloop.interop.warehouse import TableSwap, Warehouse, quiet_engine_warnings
 from careloop.store.capture_models import FormDefinition, FormVersion, Response
 from careloop.store.database import Registry
 from careloop.store.models import Patient, Site
@@ -102,7 +123,6 @@ kept as ``unit_source_value``)."""
 PERSONS_PER_BATCH = 2_000
 PERSON_TABLES = (
     "person",
-    "observation_period",
     "visit_occurrence",
     "measurement",
     "observation",
@@ -110,6 +130,10 @@ PERSON_TABLES = (
     "drug_exposure",
     "procedure_occurrence",
 )
+"""The person-level tables the registry source writes (observation periods are derived
+when the CDM tables are assembled)."""
+REGISTRY_TABLES = (*PERSON_TABLES, "care_site", "cdm_source")
+"""Every table of the registry source's store."""
 
 
 @dataclass(frozen=True)
@@ -151,6 +175,36 @@ class RefreshReport:
     """Rows per warehouse table after the refresh."""
     provenance_id: int
     """The provenance record of this refresh."""
+    skipped_forms: tuple[ErrorDetail, ...] = ()
+    """Form versions that could not be read: their responses were left out (and why)."""
+    withheld: Mapping[str, int] = field(default_factory=dict)
+    """Other sources (e.g. ``fhir``) → persons whose rows were removed there because their
+    consent no longer allows improvement use."""
+    sources: Mapping[str, Mapping[str, int]] = field(default_factory=dict)
+    """Every source in the warehouse after the refresh → its rows per table."""
+    extra: Mapping[str, int] = field(default_factory=dict)
+    """Further registry tables refreshed in the same run (``extra``) → rows written."""
+    extra_provenance_ids: Mapping[str, int] = field(default_factory=dict)
+    """Their provenance records, by name."""
+
+
+class RegistryTables(Protocol):
+    """Further tables a refresh copies from the registry in the same transaction.
+
+    The CDS card events are one (:mod:`careloop.practice.events`); each gets a
+    provenance record of its own.
+    """
+
+    @property
+    def name(self) -> str:
+        """Short name, for reports and provenance."""
+
+    @property
+    def schemas(self) -> Mapping[str, ibis.Schema]:
+        """Warehouse table → its schema."""
+
+    def read(self, registry: Registry) -> Mapping[str, pd.DataFrame]:
+        """The rows of each table, as the registry holds them now."""
 
 
 def _local_id(*parts: str) -> int:
@@ -177,6 +231,8 @@ class _Snapshot:
     """patient id → content hash (demographics and every response's id, version, date)."""
     values: dict[int, dict[str, Any]]
     """response id → values, for the responses of persons to rebuild."""
+    skipped: list[ErrorDetail] = field(default_factory=list)
+    """Form versions that could not be read (their responses are left out)."""
 
 
 def _frame(session: Any, query: Any, columns: list[str]) -> pd.DataFrame:
@@ -213,7 +269,7 @@ def _read_registry(
         forms = {
             d.id: (d.name, d.patient_reported) for d in session.scalars(select(FormDefinition))
         }
-        versions = {v.id: form_of_version(v) for v in session.scalars(select(FormVersion))}
+        versions, skipped = _readable_versions(session, forms)
         responses = _frame(
             session,
             select(
@@ -228,7 +284,9 @@ def _read_registry(
             .order_by(Response.id),
             ["id", "patient_id", "form_id", "form_version_id", "event_date", "version"],
         )
-        responses = responses[responses.patient_id.isin(patients.id)].reset_index(drop=True)
+        responses = responses[
+            responses.patient_id.isin(patients.id) & responses.form_version_id.isin(versions)
+        ].reset_index(drop=True)
         hashes = _person_hashes(patients, responses)
         work.audit(
             "export",
@@ -239,8 +297,43 @@ def _read_registry(
             },
         )
     return _Snapshot(
-        sites, patients, len(everyone) - len(patients), forms, versions, responses, hashes, {}
+        sites,
+        patients,
+        len(everyone) - len(patients),
+        forms,
+        versions,
+        responses,
+        hashes,
+        {},
+        skipped,
     )
+
+
+def _readable_versions(
+    session: Any, forms: Mapping[int, tuple[str, bool]]
+) -> tuple[dict[int, Form], list[ErrorDetail]]:
+    """Every stored form version that can be read, and what is wrong with the others.
+
+    One unreadable version must not stop the refresh of every other form: its
+    responses are left out (and, as its persons' hashes leave them out too,
+    loaded by the first refresh after it becomes readable).
+    """
+    versions: dict[int, Form] = {}
+    skipped: list[ErrorDetail] = []
+    for row in session.scalars(select(FormVersion).order_by(FormVersion.id)):
+        try:
+            versions[row.id] = form_of_version(row)
+        except CareloopError as exc:
+            name = forms.get(row.form_id, (f"form {row.form_id}", False))[0]
+            skipped.append(
+                ErrorDetail(
+                    f"{name} version {row.version[:12]}",
+                    f"This form version could not be read, so its responses were left out "
+                    f"of the warehouse: {exc.message} Import a corrected data dictionary "
+                    "and refresh again.",
+                )
+            )
+    return versions, skipped
 
 
 def _read_values(registry: Registry, response_ids: list[int]) -> dict[int, dict[str, Any]]:
@@ -361,19 +454,6 @@ class _Builder:
             )
         )
         responses = snap.responses[snap.responses.patient_id.isin(persons)]
-        if not responses.empty:
-            span = responses.groupby("patient_id").event_date.agg(["min", "max"]).reset_index()
-            self.frames["observation_period"].append(
-                pd.DataFrame(
-                    {
-                        "observation_period_id": span.patient_id,
-                        "person_id": span.patient_id,
-                        "observation_period_start_date": span["min"],
-                        "observation_period_end_date": span["max"],
-                        "period_type_concept_id": EHR_TYPE,
-                    }
-                )
-            )
         site_of = dict(zip(people.id, people.site_id, strict=True))
         for keys, group in responses.groupby(["form_id", "form_version_id"]):
             form_id, version_id = (int(k) for k in cast(tuple[int, int], keys))
@@ -571,7 +651,10 @@ def _standard_concepts(warehouse: Warehouse, snapshot: _Snapshot) -> dict[tuple[
 
 
 def _previous_state(warehouse: Warehouse) -> dict[int, str]:
-    if not warehouse.has_table(STATE_TABLE):
+    # Without the registry's store (a new warehouse) every person is built afresh.
+    if not warehouse.has_table(STATE_TABLE) or not warehouse.has_table(
+        store_name("registry", "person")
+    ):
         return {}
     with quiet_engine_warnings():
         frame = warehouse.table(STATE_TABLE).execute()
@@ -585,8 +668,18 @@ def refresh_warehouse(
     *,
     concept_map: ConceptMap | None = None,
     full: bool = False,
+    extra: Sequence[RegistryTables] = (),
 ) -> RefreshReport:
-    """Bring the warehouse up to date with the registry (see the module docstring)."""
+    """Bring the warehouse up to date with the registry (see the module docstring).
+
+    Args:
+        settings: The installation (which warehouse).
+        registry: The registry to read.
+        principal: Who refreshes; needs ``warehouse.manage``.
+        concept_map: Concepts of the registry's forms (what its measures count).
+        full: Rebuild every registry person, not only those that changed.
+        extra: Further registry tables to copy in the same transaction.
+    """
     started = utcnow()
     cmap = concept_map or ConceptMap()
     with Warehouse.from_settings(settings) as warehouse:
@@ -597,125 +690,27 @@ def refresh_warehouse(
         hashes = snapshot.hashes
         changed = [pid for pid, h in hashes.items() if previous.get(pid) != h]
         removed = [pid for pid in previous if pid not in hashes]
-        stale = set(changed) | set(removed)
         builder = _Builder(snapshot, cmap, _standard_concepts(warehouse, snapshot))
-        tables = [*PERSON_TABLES, "care_site", "concept", "cdm_source", STATE_TABLE]
-        with warehouse.replacing(tables) as swap:
-            for name in PERSON_TABLES:
-                if not full and previous:
-                    kept = warehouse.table(name)
-                    if stale:
-                        kept = kept.filter(~kept.person_id.isin(sorted(stale)))
-                    swap.insert(name, kept)
-            # Persons in batches: only one batch's response values are in memory at a time.
-            ordered = sorted(changed)
-            for start in range(0, len(ordered), PERSONS_PER_BATCH):
-                batch = ordered[start : start + PERSONS_PER_BATCH]
-                responses = snapshot.responses
-                snapshot.values = _read_values(
-                    registry, responses.id[responses.patient_id.isin(batch)].tolist()
-                )
-                for name, frame in builder.build(set(batch)).items():
-                    if not frame.empty:
-                        swap.insert(name, frame)
-            snapshot.values = {}
-            local = {**builder.local_names}
-            swap.insert(
-                "care_site",
-                pd.DataFrame(
-                    [
-                        {
-                            "care_site_id": s.id,
-                            "care_site_name": s.name,
-                            "place_of_service_concept_id": 0,
-                            "care_site_source_value": s.code,
-                        }
-                        for s in snapshot.sites.itertuples(index=False)
-                    ]
-                ),
+        stores = store_tables(warehouse)
+        stores["registry"] = set(REGISTRY_TABLES)
+        withheld = _withheld_elsewhere(warehouse, stores, set(hashes))
+        public = sorted({t for tables in stores.values() for t in tables} | {"observation_period"})
+        names = [
+            *store_schemas("registry", REGISTRY_TABLES),
+            *(
+                n
+                for source, (tables, _) in withheld.items()
+                for n in withholding(warehouse, source, tables)
+            ),
+            *public,
+            "concept",
+            STATE_TABLE,
+        ]
+        with warehouse.replacing(names, schemas=store_schemas("registry", REGISTRY_TABLES)) as swap:
+            _write_registry_store(
+                warehouse, swap, registry, builder, changed, set(changed) | set(removed), previous
             )
-            concept = warehouse.table("concept")
-            with quiet_engine_warnings():
-                before = concept.filter(concept.concept_id >= LOCAL_CONCEPT_BASE).execute()
-            # Concepts of persons not rebuilt this time keep the domain they were given.
-            domains = {
-                **dict(zip(before.concept_id, before.domain_id, strict=True)),
-                **builder.local_domains,
-            }
-            others = concept.filter(~concept.concept_id.isin(sorted(local))) if local else concept
-            swap.insert("concept", others)
-            with quiet_engine_warnings():
-                known = set(
-                    concept.filter(concept.concept_id.isin(list(STANDARD_CONCEPTS)))
-                    .concept_id.execute()
-                    .tolist()
-                )
-            missing = {k: v for k, v in STANDARD_CONCEPTS.items() if k not in known}
-            if missing:
-                swap.insert(
-                    "concept",
-                    pd.DataFrame(
-                        [
-                            {
-                                "concept_id": cid,
-                                "concept_name": name,
-                                "domain_id": domain,
-                                "vocabulary_id": vocabulary,
-                                "concept_class_id": concept_class,
-                                "standard_concept": "S",
-                                "concept_code": code,
-                                "valid_start_date": date(1970, 1, 1),
-                                "valid_end_date": date(2099, 12, 31),
-                            }
-                            for cid, (
-                                name,
-                                domain,
-                                vocabulary,
-                                concept_class,
-                                code,
-                            ) in missing.items()
-                        ]
-                    ),
-                )
-            if local:
-                swap.insert(
-                    "concept",
-                    pd.DataFrame(
-                        [
-                            {
-                                "concept_id": cid,
-                                "concept_name": name[:255],
-                                "domain_id": domains.get(cid, "Observation"),
-                                "vocabulary_id": "careloop",
-                                "concept_class_id": "Registry field",
-                                # Custom concepts (ids of 2 billion and up) stand in the
-                                # *_concept_id columns, so they are this warehouse's standard.
-                                "standard_concept": "S",
-                                "concept_code": str(cid),
-                                "valid_start_date": date(2000, 1, 1),
-                                "valid_end_date": date(2099, 12, 31),
-                            }
-                            for cid, name in sorted(local.items())
-                        ]
-                    ),
-                )
-            swap.insert(
-                "cdm_source",
-                pd.DataFrame(
-                    [
-                        {
-                            "cdm_source_name": "careloop registry",
-                            "cdm_source_abbreviation": "careloop",
-                            "cdm_holder": "careloop",
-                            "source_release_date": started.date(),
-                            "cdm_release_date": started.date(),
-                            "cdm_version": "5.4",
-                            "cdm_version_concept_id": 756265,
-                            "vocabulary_version": "careloop local",
-                        }
-                    ]
-                ),
-            )
+            _write_concepts(warehouse, swap, builder)
             swap.insert(
                 STATE_TABLE,
                 pd.DataFrame(
@@ -726,12 +721,17 @@ def refresh_warehouse(
                     columns=["person_id", "content_hash", "refreshed_at"],
                 ),
             )
-        rows = warehouse.row_counts(PERSON_TABLES)
+            for source, (tables, gone) in withheld.items():
+                withhold_persons(warehouse, swap, source, tables, gone)
+            assemble(warehouse, swap, public, stores)
+        rows = warehouse.row_counts(PUBLIC_PERSON_TABLES)
+        summaries = {s.name: dict(s.rows) for s in source_summaries(warehouse)}
+    target = settings.resolved_warehouse_url.split("://", 1)[0] + "://…"
     provenance: Provenance = record_provenance(
         registry,
         principal,
         activity="warehouse.refresh",
-        target=settings.resolved_warehouse_url.split("://", 1)[0] + "://…",
+        target=target,
         started_at=started,
         parameters={"full": full, "concept_map_fields": sorted(cmap.fields)},
         inputs=[
@@ -741,11 +741,19 @@ def refresh_warehouse(
                 len(snapshot.responses),
             )
         ],
-        outputs={"rows": rows, "rebuilt": len(changed), "removed": len(removed)},
+        outputs={
+            "rows": rows,
+            "rebuilt": len(changed),
+            "removed": len(removed),
+            "skipped_forms": [d.location for d in snapshot.skipped],
+            "withheld_elsewhere": {k: len(v[1]) for k, v in withheld.items()},
+            "sources": summaries,
+        },
         rows_in=len(snapshot.patients) + snapshot.excluded,
         rows_out=rows.get("person", 0),
         rows_rejected=snapshot.excluded,
     )
+    extra_runs = refresh_registry_tables(settings, registry, principal, extra, parent=provenance.id)
     return RefreshReport(
         persons=rows.get("person", 0),
         persons_rebuilt=len(changed),
@@ -753,4 +761,212 @@ def refresh_warehouse(
         patients_excluded=snapshot.excluded,
         rows=rows,
         provenance_id=provenance.id,
+        skipped_forms=tuple(snapshot.skipped),
+        withheld={k: len(v[1]) for k, v in withheld.items()},
+        sources=summaries,
+        extra={k: sum(r.rows.values()) for k, r in extra_runs.items()},
+        extra_provenance_ids={k: r.provenance_id for k, r in extra_runs.items()},
     )
+
+
+@dataclass(frozen=True)
+class TablesRefresh:
+    """What :func:`refresh_registry_tables` wrote for one :class:`RegistryTables`."""
+
+    rows: Mapping[str, int]
+    """Rows per table."""
+    provenance_id: int
+    """Its provenance record."""
+
+
+def refresh_registry_tables(
+    settings: Settings,
+    registry: Registry,
+    principal: Principal,
+    sources: Sequence[RegistryTables],
+    *,
+    parent: int | None = None,
+) -> dict[str, TablesRefresh]:
+    """Copy further registry tables (e.g. the CDS card events) into the warehouse.
+
+    Each source's tables are replaced in one transaction and get one provenance
+    record (with ``parent``, the refresh it belongs to, when given).
+    """
+    principal.require("warehouse.manage")
+    out: dict[str, TablesRefresh] = {}
+    for source in sources:
+        started = utcnow()
+        frames = source.read(registry)
+        with Warehouse.from_settings(settings) as warehouse:
+            with warehouse.replacing(list(source.schemas), schemas=source.schemas) as swap:
+                rows = {t: swap.insert(t, frames[t]) for t in source.schemas}
+            target = warehouse.url
+        total = sum(rows.values())
+        provenance = record_provenance(
+            registry,
+            principal,
+            activity="warehouse.refresh",
+            target=target,
+            started_at=started,
+            parameters={"source": source.name},
+            inputs=[InputRecord(f"registry {source.name}", _frames_hash(frames), total)],
+            outputs={"rows": rows},
+            rows_in=total,
+            rows_out=total,
+            parent_ids=[parent] if parent is not None else [],
+        )
+        out[source.name] = TablesRefresh(rows, provenance.id)
+    return out
+
+
+PUBLIC_PERSON_TABLES = ("person", "observation_period", *PERSON_TABLES[1:])
+"""The CDM tables a refresh reports rows of."""
+
+
+def _frames_hash(frames: Mapping[str, pd.DataFrame]) -> str:
+    digest = hashlib.sha256()
+    for name in sorted(frames):
+        digest.update(name.encode())
+        digest.update(pd.util.hash_pandas_object(frames[name], index=False).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _withheld_elsewhere(
+    warehouse: Warehouse, stores: Mapping[str, set[str]], allowed: set[int]
+) -> dict[str, tuple[list[str], list[int]]]:
+    """Other sources of registry patients → (their tables, persons consent now keeps out)."""
+    out: dict[str, tuple[list[str], list[int]]] = {}
+    for name, kind in SOURCES.items():
+        if name == "registry" or not kind.registry_patients or not stores[name]:
+            continue
+        gone = sorted(persons_of(warehouse, name) - allowed)
+        if gone:
+            out[name] = (sorted(stores[name]), gone)
+    return out
+
+
+def _write_registry_store(
+    warehouse: Warehouse,
+    swap: TableSwap,
+    registry: Registry,
+    builder: _Builder,
+    changed: list[int],
+    stale: set[int],
+    previous: Mapping[int, str],
+) -> None:
+    """The registry source's rows: unchanged persons copied, changed persons rebuilt."""
+    snapshot = builder.snapshot
+    for name in PERSON_TABLES:
+        if previous:
+            kept = warehouse.table(store_name("registry", name))
+            if stale:
+                kept = kept.filter(~kept.person_id.isin(sorted(stale)))
+            swap.insert(store_name("registry", name), kept)
+    # Persons in batches: only one batch's response values are in memory at a time.
+    ordered = sorted(changed)
+    for start in range(0, len(ordered), PERSONS_PER_BATCH):
+        batch = ordered[start : start + PERSONS_PER_BATCH]
+        responses = snapshot.responses
+        snapshot.values = _read_values(
+            registry, responses.id[responses.patient_id.isin(batch)].tolist()
+        )
+        for name, frame in builder.build(set(batch)).items():
+            if not frame.empty:
+                swap.insert(store_name("registry", name), frame)
+    snapshot.values = {}
+    swap.insert(
+        store_name("registry", "care_site"),
+        pd.DataFrame(
+            [
+                {
+                    "care_site_id": s.id,
+                    "care_site_name": s.name,
+                    "place_of_service_concept_id": 0,
+                    "care_site_source_value": s.code,
+                }
+                for s in snapshot.sites.itertuples(index=False)
+            ]
+        ),
+    )
+    today = utcnow().date()
+    swap.insert(
+        store_name("registry", "cdm_source"),
+        pd.DataFrame(
+            [
+                {
+                    "cdm_source_name": "careloop registry",
+                    "cdm_source_abbreviation": "careloop",
+                    "cdm_holder": "careloop",
+                    "source_release_date": today,
+                    "cdm_release_date": today,
+                    "cdm_version": "5.4",
+                    "cdm_version_concept_id": 756265,
+                    "vocabulary_version": "careloop local",
+                }
+            ]
+        ),
+    )
+
+
+def _write_concepts(warehouse: Warehouse, swap: TableSwap, builder: _Builder) -> None:
+    """``concept``: the registry's local concepts replaced, standard ones it needs added."""
+    local = {**builder.local_names}
+    concept = warehouse.table("concept")
+    with quiet_engine_warnings():
+        before = concept.filter(concept.concept_id >= LOCAL_CONCEPT_BASE).execute()
+    # Concepts of persons not rebuilt this time keep the domain they were given.
+    domains = {
+        **dict(zip(before.concept_id, before.domain_id, strict=True)),
+        **builder.local_domains,
+    }
+    others = concept.filter(~concept.concept_id.isin(sorted(local))) if local else concept
+    swap.insert("concept", others)
+    with quiet_engine_warnings():
+        known = set(
+            concept.filter(concept.concept_id.isin(list(STANDARD_CONCEPTS)))
+            .concept_id.execute()
+            .tolist()
+        )
+    missing = {k: v for k, v in STANDARD_CONCEPTS.items() if k not in known}
+    if missing:
+        swap.insert(
+            "concept",
+            pd.DataFrame(
+                [
+                    {
+                        "concept_id": cid,
+                        "concept_name": name,
+                        "domain_id": domain,
+                        "vocabulary_id": vocabulary,
+                        "concept_class_id": concept_class,
+                        "standard_concept": "S",
+                        "concept_code": code,
+                        "valid_start_date": date(1970, 1, 1),
+                        "valid_end_date": date(2099, 12, 31),
+                    }
+                    for cid, (name, domain, vocabulary, concept_class, code) in missing.items()
+                ]
+            ),
+        )
+    if local:
+        swap.insert(
+            "concept",
+            pd.DataFrame(
+                [
+                    {
+                        "concept_id": cid,
+                        "concept_name": name[:255],
+                        "domain_id": domains.get(cid, "Observation"),
+                        "vocabulary_id": "careloop",
+                        "concept_class_id": "Registry field",
+                        # Custom concepts (ids of 2 billion and up) stand in the
+                        # *_concept_id columns, so they are this warehouse's standard.
+                        "standard_concept": "S",
+                        "concept_code": str(cid),
+                        "valid_start_date": date(2000, 1, 1),
+                        "valid_end_date": date(2099, 12, 31),
+                    }
+                    for cid, name in sorted(local.items())
+                ]
+            ),
+        )

@@ -566,7 +566,9 @@ class Warehouse:
     # -- atomic replacement -------------------------------------------------------
 
     @contextlib.contextmanager
-    def replacing(self, names: Sequence[str]) -> Iterator[TableSwap]:
+    def replacing(
+        self, names: Sequence[str], *, schemas: Mapping[str, ibis.Schema] | None = None
+    ) -> Iterator[TableSwap]:
         """Replace the contents of several tables at once, atomically.
 
         Inside the block, fill the staging tables (``swap.stage(name)``, empty,
@@ -575,8 +577,9 @@ class Warehouse:
         table in one transaction: readers see all the old contents or all the
         new, never a mix or a half-filled table. On an error nothing changes.
 
-        A CDM table gets the CDM 5.4 schema; any other table keeps its
-        existing schema.
+        A CDM table gets the CDM 5.4 schema; a table named in ``schemas`` gets
+        that schema (and is created if it does not exist); any other table
+        keeps its existing schema.
 
         On DuckDB the staging tables are filled outside the swap's transaction
         (DuckDB would hold everything appended in an open transaction in
@@ -590,7 +593,10 @@ class Warehouse:
         can find a table missing or a mix of old and new tables.
         """
         self._require_writable()
-        swap = TableSwap(self, {name: self._target_schema(name) for name in names})
+        given = schemas or {}
+        swap = TableSwap(
+            self, {name: given.get(name) or self._target_schema(name) for name in names}
+        )
         if self.engine == "postgres":
             self._execute("BEGIN")
             try:
@@ -724,7 +730,9 @@ class TableSwap:
         self.schemas = dict(schemas)
         self.token = uuid.uuid4().hex[:10]
         """Names this swap's staging tables."""
-        self._stages = {name: f"{_STAGE_PREFIX}{self.token}_{name}" for name in schemas}
+        # Numbered, not named after the target: PostgreSQL cuts identifiers at 63
+        # characters, and a prefix plus a long target name would pass that.
+        self._stages = {name: f"{_STAGE_PREFIX}{self.token}_{i}" for i, name in enumerate(schemas)}
 
     def stage(self, name: str) -> str:
         """Name of the staging table that will become ``name``."""

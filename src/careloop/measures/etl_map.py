@@ -6,8 +6,10 @@ warehouse holds exactly the concept ids the built-in measures count.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
+
 from careloop.core.settings import Settings
-from careloop.interop.refresh import ConceptMap, RefreshReport, refresh_warehouse
+from careloop.interop.refresh import ConceptMap, RefreshReport, RegistryTables, refresh_warehouse
 from careloop.measures import concepts
 from careloop.store.database import Registry
 from careloop.trust.principal import Principal
@@ -26,9 +28,14 @@ def ibd_concept_map() -> ConceptMap:
 
 
 def refresh_for_builtin_measures(
-    settings: Settings, registry: Registry, principal: Principal, *, full: bool = False
+    settings: Settings,
+    registry: Registry,
+    principal: Principal,
+    *,
+    full: bool = False,
+    extra: Sequence[RegistryTables] = (),
 ) -> RefreshReport:
     """Refresh the warehouse from the registry with the built-in measures' concepts."""
     return refresh_warehouse(
-        settings, registry, principal, concept_map=ibd_concept_map(), full=full
+        settings, registry, principal, concept_map=ibd_concept_map(), full=full, extra=extra
     )

@@ -10,9 +10,12 @@ asked for; linking it to registry patients is the ETL's decision.
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+import ibis
 import pandas as pd
 from sqlalchemy import select
 
@@ -98,3 +101,40 @@ def card_events(
             rows.append(row)
     columns = [*CARD_COLUMNS, *(["patient_ref"] if include_patient_ref else [])]
     return pd.DataFrame(rows, columns=columns)
+
+
+CARD_TABLE = "careloop_cds_card"
+"""The warehouse table of card events (no patient references)."""
+CARD_SCHEMA = ibis.schema(
+    {
+        "card_uuid": "string",
+        "received_at": "timestamp('UTC')",
+        "site_code": "string",
+        "service_id": "string",
+        "hook": "string",
+        "ko_identifier": "string",
+        "ko_version": "string",
+        "mode": "string",
+        "shown": "boolean",
+        "rule_id": "string",
+        "variant": "string",
+        "indicator": "string",
+        "user_ref": "string",
+        "outcome": "string",
+        "override_code": "string",
+        "override_display": "string",
+        "accepted_suggestions": "string",
+    }
+)
+
+
+@dataclass(frozen=True)
+class CardEventTables:
+    """The card events as a table a warehouse refresh copies from the registry."""
+
+    name: str = "cds_cards"
+    schemas: Mapping[str, ibis.Schema] = field(default_factory=lambda: {CARD_TABLE: CARD_SCHEMA})
+
+    def read(self, registry: Registry) -> Mapping[str, pd.DataFrame]:
+        """Every card event, without the EHR's patient reference."""
+        return {CARD_TABLE: card_events(registry)}

@@ -20,8 +20,6 @@ from careloop.store.database import Registry
 from careloop.trust.identity import list_sites
 from careloop.trust.principal import Principal
 
-CARD_TABLE = "careloop_cds_card"
-
 
 def _results(settings: Settings) -> pd.DataFrame:
     with Warehouse.from_settings(settings, read_only=True) as warehouse:
@@ -71,16 +69,3 @@ def feedback_for(
         site=site,
         card_events=events[events.site_code == site] if not events.empty else events,
     )
-
-
-def store_card_events(settings: Settings, registry: Registry) -> int:
-    """Copy the CDS card events (no patient references) into the warehouse for measures."""
-    events = card_events(registry)
-    with Warehouse.from_settings(settings) as warehouse:
-        if events.empty:
-            return 0
-        frame = events.assign(received_at=pd.to_datetime(events.received_at, utc=True))
-        if not warehouse.has_table(CARD_TABLE):
-            warehouse.ibis.create_table(CARD_TABLE, frame)
-            return len(frame)
-        return warehouse.replace_table(CARD_TABLE, frame)  # readers see old or new, never half
