@@ -254,6 +254,45 @@ def test_xbar_subgroups_come_from_raw_records() -> None:
     np.testing.assert_allclose(chart.points["ucl"], data["v"].mean() + a3 * sds.mean(), rtol=2e-4)
 
 
+# Subgroups of unequal size: A = [1, 3] (n 2, s² 2), B = [2, 4, 9] (n 3, mean 5,
+# s² 13), C = two missing values (n 0), D = [5] (n 1), E = [4, 6] (n 2, s² 2).
+UNEQUAL = pd.DataFrame(
+    {
+        "g": ["A", "A", "B", "B", "B", "C", "C", "D", "E", "E"],
+        "v": [1.0, 3, 2, 4, 9, np.nan, np.nan, 5, 4, 6],
+    }
+)
+
+
+def test_pooled_sd_counts_degrees_of_freedom_as_qicharts2_does() -> None:
+    # qicharts2 qic.s/qic.xbar (Montgomery 6.31): sqrt(sum((n-1) s²) / sum(n-1)),
+    # the sum of squares over subgroups with an SD, the degrees of freedom over
+    # every subgroup: (1·2 + 2·13 + 1·2) / (1 + 2 - 1 + 0 + 1) = 30 / 3 = 10.
+    s = quiet_qic("v", x="g", data=UNEQUAL, chart="s").points
+    np.testing.assert_allclose(s["cl"], np.sqrt(10), rtol=1e-12)
+    assert s["y_length"].tolist() == [2, 3, 0, 1, 2]
+    # B4(3) = 2.568 (Montgomery Appendix VI); no limits for n = 0 or 1.
+    np.testing.assert_allclose(s["ucl"].iloc[1], 2.568 * np.sqrt(10), rtol=2e-4)
+    assert s["ucl"].iloc[[2, 3]].isna().all()
+    xbar = quiet_qic("v", x="g", data=UNEQUAL, chart="xbar").points
+    # Grand mean weighted by size: (2·2 + 3·5 + 1·5 + 2·5) / 8 = 34 / 8.
+    np.testing.assert_allclose(xbar["cl"], 34 / 8, rtol=1e-12)
+    # A3(3) = 1.954 (Montgomery Appendix VI, to 4 digits).
+    np.testing.assert_allclose(
+        xbar["ucl"].iloc[1] - xbar["cl"].iloc[1], 1.954 * np.sqrt(10), rtol=3e-4
+    )
+
+
+def test_more_empty_subgroups_than_degrees_of_freedom_leave_no_limits() -> None:
+    # A (1 degree of freedom) and two empty subgroups: sum(n - 1) = -1, no sigma.
+    data = pd.DataFrame({"g": [1, 1, 2, 2, 3], "v": [1.0, 3, np.nan, np.nan, np.nan]})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", spc.SpcWarning)
+        chart = spc.qic("v", x="g", data=data, chart="s")
+    assert any("cannot be estimated" in str(w.message) for w in caught)
+    assert chart.points["cl"].isna().all() and chart.points["ucl"].isna().all()
+
+
 def test_text_x_has_no_runs_signal() -> None:
     chart = quiet_qic([5, 6, 7, 8, 9, 10, 11, 12, 13, 14], x=list("abcdefghij"), chart="i")
     assert chart.options["categorical"]
