@@ -95,3 +95,18 @@ def test_caveats_go_to_standard_error_as_warnings() -> None:
     result = invoke("--input", str(DATA / "syn_short5.csv"), "--y", "y", "--chart", "i")
     assert result.exit_code == 0
     assert "Warning: Part 1 has 5 useful point(s)" in result.stderr
+
+
+def test_json_output_is_strict_json_with_null_for_a_missing_number() -> None:
+    # An I chart has no denominators: n is missing on every point.
+    result = invoke(
+        "--input", str(DATA / "tbl_06.07.csv"), "--y", "cost", "--x", "weeks", "--chart", "i",
+        "--format", "json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    points = json.loads(result.stdout, parse_constant=_not_json)["points"]
+    assert points[0]["n"] is None and points[0]["y"] == 310
+
+
+def _not_json(constant: str) -> None:
+    raise AssertionError(f"{constant} is not JSON; a missing number must be null")
