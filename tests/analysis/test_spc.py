@@ -240,8 +240,30 @@ def test_raw_records_are_aggregated_by_x() -> None:
     assert quiet_qic(y, x=x, agg="mean").points["y"].tolist() == [2, 2, 7]
     assert quiet_qic(y, x=x, agg="median").points["y"].tolist() == [2, 2, 6]
     assert quiet_qic(y, x=x, agg="sum").points["y"].tolist() == [4, 4, 21]
+    # Sample SDs (n - 1): sqrt(2), 0, sqrt(((5-7)^2 + (6-7)^2 + (10-7)^2) / 2) = sqrt(7).
+    sd = quiet_qic(y, x=x, agg="sd").points["y"]
+    np.testing.assert_allclose(sd, [np.sqrt(2), 0, np.sqrt(7)], rtol=1e-12)
     with_n = quiet_qic(y, x=x, n=[2] * 7, chart="u")
     assert with_n.points["y"].tolist() == [1, 1, 3.5]
+
+
+@pytest.mark.parametrize("agg", ["mean", "median", "sum", "sd"])
+def test_a_subgroup_whose_values_are_all_missing_stays_missing_for_every_aggregate(
+    agg: spc.Aggregate,
+) -> None:
+    # Grouped records (x = 2 has two records, both missing) and one record per x.
+    grouped = quiet_qic([1.0, 3, np.nan, np.nan, 5, 6], x=[1, 1, 2, 2, 3, 3], agg=agg)
+    assert np.isnan(grouped.points["y"].iloc[1])
+    assert grouped.points["y_length"].tolist() == [2, 0, 2]
+    single = quiet_qic([1.0, np.nan, 5], x=[1, 2, 3], agg=agg)
+    assert np.isnan(single.points["y"].iloc[1])
+
+
+def test_an_unknown_aggregate_is_refused_with_the_choices() -> None:
+    with pytest.raises(InputError, match="mean, median, sum, sd") as err:
+        spc.qic(Y24, x=[1, 2] * 12, agg="std")  # type: ignore[arg-type]
+    assert err.value.details[0].location == "agg"
+    assert spc.AGGREGATES == ("mean", "median", "sum", "sd")
 
 
 def test_xbar_subgroups_come_from_raw_records() -> None:

@@ -69,7 +69,9 @@ def spc_command(
     multiply: float = typer.Option(1.0, "--multiply", help="Multiply y and limits, e.g. 100."),
     cl: float | None = typer.Option(None, "--cl", help="Fixed centre line."),
     target: float | None = typer.Option(None, "--target", help="Target line."),
-    agg: str = typer.Option("mean", "--agg", help="mean, median, sum or sd of records per x."),
+    agg: str = typer.Option(
+        "mean", "--agg", help="mean, median, sum or sd of the records per x (run and I charts)."
+    ),
     method: str = typer.Option("anhoej", "--method", help="anhoej, bestbox or cutbox."),
     no_screen_mr: bool = typer.Option(
         False, "--no-screen-mr", help="Keep large moving ranges when estimating sigma."
@@ -96,6 +98,8 @@ def spc_command(
 
     if chart not in _CHARTS:
         raise InputError(f"--chart must be one of {', '.join(_CHARTS)}; got {chart!r}.")
+    if agg not in spc.AGGREGATES:
+        raise InputError(f"--agg must be one of {', '.join(spc.AGGREGATES)}; got {agg!r}.")
     if fmt not in _FORMATS:
         raise InputError(f"--format must be table, json or csv; got {fmt!r}.")
     if out is not None and out.suffix.lower() not in (".png", ".svg"):

@@ -18,10 +18,11 @@
 # The first 59 cases were first produced from qicharts2's R/helper.functions.R
 # at commit 03470c090b3db3fd1c7c9032eec0b63dc3b2636f (same limits code as
 # 0.8.1); qic() 0.8.1 reproduces all of their points byte for byte. The
-# cases from na_s on are Xbar and S charts of subgroups made unequal by
-# missing values: qicharts2's own NA_test data (Montgomery's Table 6.3 with
+# cases from na_s on are Xbar, S, run and I charts of subgroups made unequal
+# by missing values: qicharts2's own NA_test data (Montgomery's Table 6.3 with
 # values removed; qicharts2 reproduces its stored tests/testthat/NA_test.rds)
-# and Montgomery's Table 7.4 with values set missing, grouped by sample size.
+# and Montgomery's Table 7.4 with values set missing, grouped by sample size,
+# with the four agg.fun choices.
 
 lib <- Sys.getenv("QICHARTS2_LIB")
 suppressPackageStartupMessages(
