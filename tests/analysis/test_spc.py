@@ -240,8 +240,30 @@ def test_raw_records_are_aggregated_by_x() -> None:
     assert quiet_qic(y, x=x, agg="mean").points["y"].tolist() == [2, 2, 7]
     assert quiet_qic(y, x=x, agg="median").points["y"].tolist() == [2, 2, 6]
     assert quiet_qic(y, x=x, agg="sum").points["y"].tolist() == [4, 4, 21]
+    # Sample SDs (n - 1): sqrt(2), 0, sqrt(((5-7)^2 + (6-7)^2 + (10-7)^2) / 2) = sqrt(7).
+    sd = quiet_qic(y, x=x, agg="sd").points["y"]
+    np.testing.assert_allclose(sd, [np.sqrt(2), 0, np.sqrt(7)], rtol=1e-12)
     with_n = quiet_qic(y, x=x, n=[2] * 7, chart="u")
     assert with_n.points["y"].tolist() == [1, 1, 3.5]
+
+
+@pytest.mark.parametrize("agg", ["mean", "median", "sum", "sd"])
+def test_a_subgroup_whose_values_are_all_missing_stays_missing_for_every_aggregate(
+    agg: spc.Aggregate,
+) -> None:
+    # Grouped records (x = 2 has two records, both missing) and one record per x.
+    grouped = quiet_qic([1.0, 3, np.nan, np.nan, 5, 6], x=[1, 1, 2, 2, 3, 3], agg=agg)
+    assert np.isnan(grouped.points["y"].iloc[1])
+    assert grouped.points["y_length"].tolist() == [2, 0, 2]
+    single = quiet_qic([1.0, np.nan, 5], x=[1, 2, 3], agg=agg)
+    assert np.isnan(single.points["y"].iloc[1])
+
+
+def test_an_unknown_aggregate_is_refused_with_the_choices() -> None:
+    with pytest.raises(InputError, match="mean, median, sum, sd") as err:
+        spc.qic(Y24, x=[1, 2] * 12, agg="std")  # type: ignore[arg-type]
+    assert err.value.details[0].location == "agg"
+    assert spc.AGGREGATES == ("mean", "median", "sum", "sd")
 
 
 def test_xbar_subgroups_come_from_raw_records() -> None:
@@ -252,6 +274,45 @@ def test_xbar_subgroups_come_from_raw_records() -> None:
     c4 = 0.9213  # Montgomery Appendix VI, n = 4
     a3 = 3 / (c4 * 2)
     np.testing.assert_allclose(chart.points["ucl"], data["v"].mean() + a3 * sds.mean(), rtol=2e-4)
+
+
+# Subgroups of unequal size: A = [1, 3] (n 2, s² 2), B = [2, 4, 9] (n 3, mean 5,
+# s² 13), C = two missing values (n 0), D = [5] (n 1), E = [4, 6] (n 2, s² 2).
+UNEQUAL = pd.DataFrame(
+    {
+        "g": ["A", "A", "B", "B", "B", "C", "C", "D", "E", "E"],
+        "v": [1.0, 3, 2, 4, 9, np.nan, np.nan, 5, 4, 6],
+    }
+)
+
+
+def test_pooled_sd_counts_degrees_of_freedom_as_qicharts2_does() -> None:
+    # qicharts2 qic.s/qic.xbar (Montgomery 6.31): sqrt(sum((n-1) s²) / sum(n-1)),
+    # the sum of squares over subgroups with an SD, the degrees of freedom over
+    # every subgroup: (1·2 + 2·13 + 1·2) / (1 + 2 - 1 + 0 + 1) = 30 / 3 = 10.
+    s = quiet_qic("v", x="g", data=UNEQUAL, chart="s").points
+    np.testing.assert_allclose(s["cl"], np.sqrt(10), rtol=1e-12)
+    assert s["y_length"].tolist() == [2, 3, 0, 1, 2]
+    # B4(3) = 2.568 (Montgomery Appendix VI); no limits for n = 0 or 1.
+    np.testing.assert_allclose(s["ucl"].iloc[1], 2.568 * np.sqrt(10), rtol=2e-4)
+    assert s["ucl"].iloc[[2, 3]].isna().all()
+    xbar = quiet_qic("v", x="g", data=UNEQUAL, chart="xbar").points
+    # Grand mean weighted by size: (2·2 + 3·5 + 1·5 + 2·5) / 8 = 34 / 8.
+    np.testing.assert_allclose(xbar["cl"], 34 / 8, rtol=1e-12)
+    # A3(3) = 1.954 (Montgomery Appendix VI, to 4 digits).
+    np.testing.assert_allclose(
+        xbar["ucl"].iloc[1] - xbar["cl"].iloc[1], 1.954 * np.sqrt(10), rtol=3e-4
+    )
+
+
+def test_more_empty_subgroups_than_degrees_of_freedom_leave_no_limits() -> None:
+    # A (1 degree of freedom) and two empty subgroups: sum(n - 1) = -1, no sigma.
+    data = pd.DataFrame({"g": [1, 1, 2, 2, 3], "v": [1.0, 3, np.nan, np.nan, np.nan]})
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", spc.SpcWarning)
+        chart = spc.qic("v", x="g", data=data, chart="s")
+    assert any("cannot be estimated" in str(w.message) for w in caught)
+    assert chart.points["cl"].isna().all() and chart.points["ucl"].isna().all()
 
 
 def test_text_x_has_no_runs_signal() -> None:

@@ -1,11 +1,14 @@
 """spc.qic against qicharts2's own calculations, point by point.
 
 Reference: tests/analysis/reference/qicharts2_points.csv, written by
-qicharts2_reference.R from qicharts2's R/helper.functions.R (anhoej/qicharts2
-commit 03470c090b3db3fd1c7c9032eec0b63dc3b2636f, run in R 4.2.2) for the cases in
-qicharts2_cases.csv: every chart type, parts, freeze, exclude, multiply, fixed
-centre lines, aggregation of raw records, missing values, text x, and the three
-runs methods.
+qicharts2_reference.R with qicharts2::qic(return.data = TRUE) (qicharts2 0.8.1,
+anhoej/qicharts2 commit 1b9487ecb3938d25a8a04578464f960d3a064f64, in R 4.2.2)
+for the cases in qicharts2_cases.csv: every chart type, parts, freeze, exclude,
+multiply, fixed centre lines, aggregation of raw records (agg.fun mean, median,
+sum and sd), missing values, text x, and the three runs methods. The cases
+named na_* and tbl7.4_na_* are Xbar, S, run and I charts of subgroups made
+unequal by missing values: qicharts2's own NA_test data (Montgomery's Table 6.3
+with values removed) and Montgomery's Table 7.4 with values set missing.
 """
 
 from __future__ import annotations
@@ -25,9 +28,10 @@ DATA = Path(__file__).parent.parent / "data" / "qicharts2"
 CASES = pd.read_csv(REFERENCE / "qicharts2_cases.csv", dtype=str, keep_default_na=False)
 POINTS = pd.read_csv(REFERENCE / "qicharts2_points.csv")
 
-# qicharts2 pools subgroup SDs with weights n - 1 even for an empty subgroup
-# (weight -1); careloop gives it weight 0 (Montgomery 6.31). Checked separately below.
-POOLING_DIFFERS = {"na_xbar"}
+# A subgroup whose values are all missing, summed with agg="sum": qicharts2's
+# sum(y, na.rm = TRUE) plots 0, careloop keeps it missing (docs/analysis/spc.md,
+# "Known differences"). Checked separately below.
+SUM_OF_NOTHING = {"na_run_sum"}
 
 
 def _positions(text: str) -> list[int] | None:
@@ -63,15 +67,16 @@ def chart_for(case: pd.Series) -> spc.SpcChart:
         )
 
 
-@pytest.mark.parametrize("case", [c for _, c in CASES.iterrows()], ids=list(CASES["case"]))
+COMPARED = [c for _, c in CASES.iterrows() if c["case"] not in SUM_OF_NOTHING]
+
+
+@pytest.mark.parametrize("case", COMPARED, ids=[c["case"] for c in COMPARED])
 def test_points_match_qicharts2(case: pd.Series) -> None:
     points = chart_for(case).points
     expected = POINTS[POINTS["case"] == case["case"]].reset_index(drop=True)
     assert len(points) == len(expected)
-    numeric = ["y", "cl", "longest_run", "longest_run_max", "n_crossings", "n_crossings_min"]
-    numeric += ["n_obs", "n_useful"]
-    if case["case"] not in POOLING_DIFFERS:
-        numeric += ["ucl", "lcl"]
+    numeric = ["y", "cl", "ucl", "lcl", "longest_run", "longest_run_max"]
+    numeric += ["n_crossings", "n_crossings_min", "n_obs", "n_useful"]
     for column in numeric:
         np.testing.assert_allclose(
             points[column].to_numpy(float),
@@ -80,21 +85,34 @@ def test_points_match_qicharts2(case: pd.Series) -> None:
             atol=1e-12,
             err_msg=column,
         )
-    for column in ["part", "include", "runs_signal"]:
+    for column in ["part", "include", "runs_signal", "sigma_signal"]:
         assert points[column].tolist() == expected[column].tolist(), column
-    if case["case"] not in POOLING_DIFFERS:
-        assert points["sigma_signal"].tolist() == expected["sigma_signal"].tolist()
 
 
-def test_empty_subgroup_adds_no_degrees_of_freedom_to_the_pooled_sd() -> None:
-    # NA_test: sample 16 has five missing values. qicharts2 divides the pooled
-    # sum of squares by sum(n_i - 1) including -1 for it; careloop by sum(max(n_i - 1, 0)).
-    case = CASES[CASES["case"] == "na_xbar"].iloc[0]
+def test_the_missing_value_cases_cover_unequal_subgroups_of_every_kind() -> None:
+    # The reference must hold what the comparison above is meant to catch:
+    # subgroups of one value (no SD) and an empty subgroup (all values missing)
+    # in Xbar and S charts, with and without freeze, part and exclude.
+    sizes = chart_for(CASES[CASES["case"] == "na_s"].iloc[0]).points["y_length"]
+    assert set(sizes) == {0, 1, 3, 4, 5}
+    missing_cases = set(CASES["case"][CASES["case"].str.contains("_na_|^na_", regex=True)])
+    for chart in ("xbar", "s"):
+        for variant in ("", "_freeze", "_part"):
+            assert f"na_{chart}{variant}" in missing_cases
+    assert {"na_run_sd", "na_i_sd", "na_run_median", "na_i_median"} <= missing_cases
+
+
+def test_an_empty_subgroup_summed_stays_missing_where_qicharts2_plots_zero() -> None:
+    # NA_test sample 16: five records, all missing. Every other subgroup's sum
+    # is qicharts2's; sample 16 is a gap in careloop and 0 in qicharts2.
+    case = CASES[CASES["case"] == "na_run_sum"].iloc[0]
     ours = chart_for(case).points
-    theirs = POINTS[POINTS["case"] == "na_xbar"].reset_index(drop=True)
-    dof = np.maximum(ours["y_length"] - 1, 0).sum()
-    ratio = (theirs["ucl"] - theirs["cl"]) / (ours["ucl"] - ours["cl"])
-    np.testing.assert_allclose(ratio.dropna(), np.sqrt(dof / (dof - 1)), rtol=1e-9)
+    theirs = POINTS[POINTS["case"] == "na_run_sum"].reset_index(drop=True)
+    empty = (ours["y_length"] == 0).to_numpy()
+    assert ours["x"][empty].tolist() == [16]
+    assert theirs["y"][empty].tolist() == [0]
+    assert ours["y"][empty].isna().all()
+    np.testing.assert_allclose(ours["y"][~empty], theirs["y"][~empty], rtol=1e-12)
 
 
 def test_montgomery_example_7_1_matches_the_issue_reference_numbers() -> None:

@@ -95,3 +95,46 @@ def test_caveats_go_to_standard_error_as_warnings() -> None:
     result = invoke("--input", str(DATA / "syn_short5.csv"), "--y", "y", "--chart", "i")
     assert result.exit_code == 0
     assert "Warning: Part 1 has 5 useful point(s)" in result.stderr
+
+
+def test_json_output_is_strict_json_with_null_for_a_missing_number() -> None:
+    # An I chart has no denominators: n is missing on every point.
+    result = invoke(
+        "--input", str(DATA / "tbl_06.07.csv"), "--y", "cost", "--x", "weeks", "--chart", "i",
+        "--format", "json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    points = json.loads(result.stdout, parse_constant=_not_json)["points"]
+    assert points[0]["n"] is None and points[0]["y"] == 310
+
+
+def _not_json(constant: str) -> None:
+    raise AssertionError(f"{constant} is not JSON; a missing number must be null")
+
+
+def test_agg_sd_summarises_the_records_of_each_x_as_qicharts2_agg_fun_sd() -> None:
+    # NA_test sample 1: sd of its five values is 0.014771594 in qicharts2
+    # (tests/analysis/reference/qicharts2_points.csv, case na_run_sd).
+    result = invoke(
+        "--input", str(DATA / "NA_test.csv"), "--y", "obs", "--x", "sample", "--chart", "run",
+        "--agg", "sd", "--format", "json",
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    points = json.loads(result.stdout, parse_constant=_not_json)["points"]
+    assert points[0]["y"] == pytest.approx(0.014771594, abs=1e-9)
+    assert points[15]["y"] is None  # sample 16: all five values missing
+
+
+def test_an_unknown_agg_prints_the_choices_and_exits_non_zero(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setattr(
+        sys, "argv",
+        ["careloop", "analyse", "spc", "--input", str(DATA / "NA_test.csv"), "--y", "obs",
+         "--x", "sample", "--agg", "std"],
+    )  # fmt: skip
+    with pytest.raises(SystemExit) as exc:
+        run()
+    assert exc.value.code == 2
+    err = capsys.readouterr().err
+    assert "Error: --agg must be one of mean, median, sum, sd; got 'std'." in err

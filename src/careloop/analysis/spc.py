@@ -44,9 +44,11 @@ import pandas as pd
 from careloop.analysis import spc_rules
 from careloop.analysis.caveats import StatisticalWarning
 from careloop.analysis.spc_data import (
+    AGGREGATES,
     Aggregate,
     Subgroups,
     aggregate,
+    check_aggregate,
     column,
     is_categorical,
     numeric_column,
@@ -61,6 +63,7 @@ from careloop.analysis.spc_runs import RunsMethod, analyse_runs
 from careloop.core.errors import InputError
 
 __all__ = [
+    "AGGREGATES",
     "CHART_TYPES",
     "POINT_COLUMNS",
     "Aggregate",
@@ -267,7 +270,9 @@ def qic(
         multiply: Factor for y, centre line and limits (100 for percent).
         cl: Centre line fixed by the user (one value or one per value of y).
         target: Target line, on the plotted (multiplied) scale.
-        agg: Aggregate for several values per subgroup: mean, median, sum, sd.
+        agg: Aggregate for several values per subgroup of a run, I, MR, T or
+            G chart: mean, median, sum or sd (qicharts2's agg.fun). A subgroup
+            whose values are all missing is a gap for every choice.
         method: Runs analysis: anhoej (default), bestbox or cutbox.
         screen_mr: Drop moving ranges above 3.267 × their mean before sigma is
             estimated (I, T, P′, U′ charts), as qicharts2 does by default.
@@ -284,8 +289,8 @@ def qic(
         The chart; see :class:`SpcChart`.
 
     Raises:
-        InputError: Unknown chart type, missing denominators, positions out of
-            range, non-numeric values, or times ≤ 0 on a T chart.
+        InputError: Unknown chart type or aggregate, missing denominators,
+            positions out of range, non-numeric values, or times ≤ 0 on a T chart.
 
     Warns:
         FewPointsWarning, NoVariationWarning, ZeroDenominatorWarning.
@@ -297,8 +302,7 @@ def qic(
         raise InputError(
             f"Unknown rule set(s) {unknown}; expected anhoej, western_electric, nelson or nhs."
         )
-    if agg not in ("mean", "median", "sum", "sd"):
-        raise InputError(f"Unknown aggregate {agg!r}; expected mean, median, sum or sd.")
+    check_aggregate(agg)
     if method not in ("anhoej", "bestbox", "cutbox"):
         raise InputError(f"Unknown runs method {method!r}; expected anhoej, bestbox or cutbox.")
     if improvement not in (None, "up", "down"):

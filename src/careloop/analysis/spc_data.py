@@ -8,7 +8,7 @@ denominator is missing, records are grouped into one subgroup per x value
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, Literal
 
@@ -20,6 +20,30 @@ from careloop.core.errors import ErrorDetail, InputError
 
 Aggregate = Literal["mean", "median", "sum", "sd"]
 """How several values of one subgroup become one point (run/I charts; qicharts2's agg.fun)."""
+
+_AGGREGATE_FUNCTIONS: dict[str, Callable[[Any], pd.Series]] = {
+    # agg.fun(y, na.rm = TRUE) of each subgroup, as qicharts2's qic.agg().
+    # A subgroup whose values are all missing stays missing for every choice,
+    # also for sum (where qicharts2 plots 0): a point nobody measured is a gap,
+    # not a zero. sd of a single value is missing, as R's sd().
+    "mean": lambda grouped: grouped.mean(),
+    "median": lambda grouped: grouped.median(),
+    "sum": lambda grouped: grouped.sum(min_count=1),
+    "sd": lambda grouped: grouped.std(ddof=1),
+}
+
+AGGREGATES: tuple[str, ...] = tuple(_AGGREGATE_FUNCTIONS)
+"""The choices of :data:`Aggregate`, those of qicharts2's ``agg.fun``, in its order."""
+
+
+def check_aggregate(agg: object) -> None:
+    """Refuse an aggregate that is not one of :data:`AGGREGATES`, naming the choices."""
+    if agg not in AGGREGATES:
+        raise InputError(
+            f"Unknown aggregate {agg!r} (agg); expected one of {', '.join(AGGREGATES)}: "
+            "how several values with the same x become one point of a run or I chart.",
+            [ErrorDetail("agg", f"expected one of {', '.join(AGGREGATES)}", str(agg))],
+        )
 
 
 def column(
@@ -178,7 +202,8 @@ def aggregate(
         value = divide(y_sum.to_numpy(dtype=float), nn)
     else:
         nn = np.full(len(y_len), np.nan)
-        value = getattr(grouped["y"], agg)().to_numpy(dtype=float)
+        check_aggregate(agg)
+        value = _AGGREGATE_FUNCTIONS[agg](grouped["y"]).to_numpy(dtype=float)
     first = grouped[["cl", "target"]].first()
     return Subgroups(
         x=pd.Series(y_len.index, name="x").reset_index(drop=True),

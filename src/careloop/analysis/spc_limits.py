@@ -9,8 +9,9 @@ and the textbooks it cites, so that the numbers agree with ``qicharts2::qic``:
   attached, option ``qic.screenedmr``).
 * **MR**: centre line the mean moving range, UCL 3.267 × it, LCL 0.
 * **Xbar / S** (Montgomery 6.29–6.31): grand mean weighted by subgroup size;
-  sigma from the mean subgroup SD, or the pooled SD when subgroup sizes vary;
-  A3, B3, B4 from the exact c4 constant.
+  sigma from the mean subgroup SD, or the pooled SD when subgroup sizes vary
+  (sizes count non-missing values, so missing values make them vary); A3, B3,
+  B4 from the exact c4 constant of each subgroup's size.
 * **T**: an I chart of y^(1/3.6), centre line and limits transformed back
   (Provost & Murray 2011, ch. 7).
 * **P / U** (Montgomery 7.7, 7.19) and Laney's **P′ / U′** (Laney 2002): the
@@ -166,13 +167,22 @@ def mr_chart(d: PartData, screen_mr: bool) -> PartLimits:
 
 
 def _pooled_sd(d: PartData) -> float:
-    # Montgomery 6.31. An empty subgroup adds no degrees of freedom: weights are
-    # max(n - 1, 0), where qicharts2 would subtract one for it.
-    w = np.maximum(d.y_len[d.base] - 1, 0)
+    """Pooled SD of the baseline subgroups, Montgomery 6.31, counted as qicharts2 counts.
+
+    The sum of squares comes from the subgroups that have an SD (two or more
+    values); the degrees of freedom are sum(n - 1) over every baseline
+    subgroup, so a subgroup of one value adds 0 and a subgroup whose values
+    are all missing (n = 0) subtracts 1. That last term is qicharts2's
+    (``sum(y.length - 1)``); it is kept so that a chart with an empty subgroup
+    has the centre line and limits an R user gets from ``qic()``.
+    """
+    n = d.y_len[d.base]
     s2 = d.y_sd[d.base] ** 2
     ok = ~np.isnan(s2)
-    den = w[ok].sum()
-    return float(np.sqrt((w[ok] * s2[ok]).sum() / den)) if den > 0 else math.nan
+    dof = (n - 1).sum()
+    # No degrees of freedom left (no subgroup of two or more values, or more
+    # empty subgroups than there are): no sigma, where qicharts2 gives 0, Inf or NaN.
+    return float(np.sqrt(((n[ok] - 1) * s2[ok]).sum() / dof)) if dof > 0 else math.nan
 
 
 def _variable_n(d: PartData) -> bool:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import math
 import sys
 import warnings
 from pathlib import Path
@@ -68,7 +69,9 @@ def spc_command(
     multiply: float = typer.Option(1.0, "--multiply", help="Multiply y and limits, e.g. 100."),
     cl: float | None = typer.Option(None, "--cl", help="Fixed centre line."),
     target: float | None = typer.Option(None, "--target", help="Target line."),
-    agg: str = typer.Option("mean", "--agg", help="mean, median, sum or sd of records per x."),
+    agg: str = typer.Option(
+        "mean", "--agg", help="mean, median, sum or sd of the records per x (run and I charts)."
+    ),
     method: str = typer.Option("anhoej", "--method", help="anhoej, bestbox or cutbox."),
     no_screen_mr: bool = typer.Option(
         False, "--no-screen-mr", help="Keep large moving ranges when estimating sigma."
@@ -95,6 +98,8 @@ def spc_command(
 
     if chart not in _CHARTS:
         raise InputError(f"--chart must be one of {', '.join(_CHARTS)}; got {chart!r}.")
+    if agg not in spc.AGGREGATES:
+        raise InputError(f"--agg must be one of {', '.join(spc.AGGREGATES)}; got {agg!r}.")
     if fmt not in _FORMATS:
         raise InputError(f"--format must be table, json or csv; got {fmt!r}.")
     if out is not None and out.suffix.lower() not in (".png", ".svg"):
@@ -137,8 +142,8 @@ def spc_command(
         print_json(
             {
                 "chart": result.chart_type,
-                "summary": summary.to_dict(orient="records"),
-                "points": result.points.to_dict(orient="records"),
+                "summary": _records(summary),
+                "points": _records(result.points),
                 **({"figure": str(out)} if out is not None else {}),
             }
         )
@@ -150,6 +155,15 @@ def spc_command(
         table.columns = [f"part {p}" for p in table.columns]
         table = table.map(_cell).reset_index(names="")
         print_frame(table, fmt="table", title=f"{chart.upper()} chart of {y}")
+
+
+def _records(frame: Any) -> list[dict[str, Any]]:
+    """Rows of a frame for JSON: a missing number (a gap, a point without limits,
+    a chart without denominators) is null, since NaN is not JSON."""
+    return [
+        {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
+        for row in frame.to_dict(orient="records")
+    ]
 
 
 def _cell(value: Any) -> str:

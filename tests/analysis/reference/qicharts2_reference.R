@@ -1,23 +1,33 @@
-# Reference values for careloop.analysis.spc from qicharts2's own calculations.
+# Reference values for careloop.analysis.spc from qicharts2 itself.
 #
-# qicharts2 (Jacob Anhøj, GPL-3) is not shipped with careloop. Point
-# QICHARTS2_HELPERS at the file R/helper.functions.R of a qicharts2 checkout
-# (the values committed beside this script came from anhoej/qicharts2 commit
-# 03470c090b3db3fd1c7c9032eec0b63dc3b2636f, version 0.7.x, run in R 4.2.2) and run
+# qicharts2 (Jacob Anhøj, GPL-3) is not shipped with careloop. With qicharts2
+# installed (the values committed beside this script came from qicharts2 0.8.1,
+# anhoej/qicharts2 commit 1b9487ecb3938d25a8a04578464f960d3a064f64, installed
+# with R CMD INSTALL into R 4.2.2 from Debian bookworm with its r-cran-ggplot2
+# and r-cran-scales) run
 #
-#   QICHARTS2_HELPERS=/path/to/qicharts2/R/helper.functions.R \
-#     Rscript tests/analysis/reference/qicharts2_reference.R
+#   Rscript tests/analysis/reference/qicharts2_reference.R
 #
-# It reads the cases in qicharts2_cases.csv, prepares each data set the way
-# qicharts2::qic() does before it calls the (internal) qic.agg() - missing
-# denominators, freeze ignored when part is given, dates to POSIXct, text x
-# as "dots only" - and writes one row per point to qicharts2_points.csv.
-# qicharts2 is attached by library() in normal use, which sets
-# options(qic.screenedmr = TRUE); the `screen` column of a case sets it here.
+# (set QICHARTS2_LIB to the library folder if qicharts2 is not installed in the
+# default one). For every case in qicharts2_cases.csv it calls
+# qicharts2::qic(..., return.data = TRUE), the function an R user calls, and
+# writes one row per point to qicharts2_points.csv. Dates (ISO text in the CSV
+# files) are read as Date, as an R user would have them. library(qicharts2)
+# sets options(qic.screenedmr = TRUE); the `screen` column of a case sets it.
+#
+# The first 59 cases were first produced from qicharts2's R/helper.functions.R
+# at commit 03470c090b3db3fd1c7c9032eec0b63dc3b2636f (same limits code as
+# 0.8.1); qic() 0.8.1 reproduces all of their points byte for byte. The
+# cases from na_s on are Xbar, S, run and I charts of subgroups made unequal
+# by missing values: qicharts2's own NA_test data (Montgomery's Table 6.3 with
+# values removed; qicharts2 reproduces its stored tests/testthat/NA_test.rds)
+# and Montgomery's Table 7.4 with values set missing, grouped by sample size,
+# with the four agg.fun choices.
 
-helpers <- Sys.getenv("QICHARTS2_HELPERS")
-if (helpers == "") stop("set QICHARTS2_HELPERS to qicharts2's R/helper.functions.R")
-source(helpers)
+lib <- Sys.getenv("QICHARTS2_LIB")
+suppressPackageStartupMessages(
+  library(qicharts2, lib.loc = if (lib == "") NULL else lib)
+)
 
 here <- dirname(sub("--file=", "", grep("--file=", commandArgs(FALSE), value = TRUE)))
 data_dir <- file.path(here, "..", "..", "data", "qicharts2")
@@ -35,28 +45,23 @@ qic_points <- function(case) {
   }
   x <- d[[case$x]]
   if (is.character(x) && all(grepl("^\\d{4}-\\d{2}-\\d{2}$", x[!is.na(x)]))) {
-    x <- as.POSIXct(as.character(as.Date(x)), tz = "UTC")
+    x <- as.Date(x)
   }
   y <- as.numeric(d[[case$y]])
-  got.n <- case$n != ""
-  n <- if (got.n) as.numeric(d[[case$n]]) else NA
-  if (got.n) {
-    cases_ok <- stats::complete.cases(y, n)
-    y[!cases_ok] <- NA
-    n[!cases_ok] <- NA
-  }
-  part <- positions(case$part)
-  freeze <- positions(case$freeze)
-  if (is.null(freeze) || !is.null(part)) freeze <- Inf
-  exclude <- positions(case$exclude)
-  if (is.null(exclude)) exclude <- Inf
-  cl <- if (case$cl == "") NA * 1 else as.numeric(case$cl)
-  dots.only <- is.factor(x) || mode(x) != "numeric"
+  n <- if (case$n == "") NULL else as.numeric(d[[case$n]])
   options(qic.screenedmr = case$screen == "1")
-  frame <- data.frame(x, y, n, facet1 = 1, facet2 = 1, cl, target = NA * 1)
-  out <- qic.agg(frame, got.n, part, case$agg, freeze, exclude,
-                 get(paste0("qic.", case$chart)), as.numeric(case$multiply),
-                 dots.only, case$chart, case$method, TRUE)
+  out <- suppressMessages(qic(
+    x, y, n,
+    chart = case$chart,
+    agg.fun = case$agg,
+    method = case$method,
+    multiply = as.numeric(case$multiply),
+    freeze = positions(case$freeze),
+    part = positions(case$part),
+    exclude = positions(case$exclude),
+    cl = if (case$cl == "") NA * 1 else as.numeric(case$cl),
+    return.data = TRUE
+  ))
   data.frame(case = case$case, position = out$xx, x = as.character(out$x), y = out$y,
              n = out$n, cl = out$cl, ucl = out$ucl, lcl = out$lcl, part = out$part,
              include = out$include, sigma_signal = out$sigma.signal,
@@ -75,12 +80,16 @@ limits$longest_run_max <- round(log2(limits$n_useful)) + 3
 limits$n_crossings_min <- stats::qbinom(0.05, pmax(limits$n_useful - 1, 0), 0.5)
 write.csv(limits, file.path(here, "qicharts2_runs_limits.csv"), row.names = FALSE)
 
-# crsignal() on random (n, crossings, longest run) triples, for the three methods.
+# crsignal() (internal to qicharts2) on random (n, crossings, longest run)
+# triples, for the three methods.
 set.seed(2024)
 grid <- data.frame(n = sample(5:110, 3000, replace = TRUE))
 grid$c <- sapply(grid$n, function(n) sample(0:(n - 1), 1))
 grid$l <- sapply(grid$n, function(n) sample(1:min(n, 20), 1))
 for (m in c("anhoej", "bestbox", "cutbox")) {
-  grid[[m]] <- mapply(function(n, c, l) crsignal(n, c, l, method = m), grid$n, grid$c, grid$l)
+  grid[[m]] <- suppressMessages(mapply(
+    function(n, c, l) qicharts2:::crsignal(n, c, l, method = m),
+    grid$n, grid$c, grid$l
+  ))
 }
 write.csv(grid, file.path(here, "qicharts2_crsignal.csv"), row.names = FALSE)
