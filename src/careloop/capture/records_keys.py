@@ -261,11 +261,11 @@ def plan_keys(
             ErrorDetail(
                 where,
                 f"the file has no {EVENT_DATE_COLUMN} column and {found}. Give one of: "
-                f"--event-date-field FIELD, a date field of the form "
-                f"({', '.join(dates) or 'the form has none'}); an {EVENT_DATE_COLUMN} "
-                f"column (YYYY-MM-DD); the action tag {EVENT_DATE_TAG} in that field's "
-                "Field Annotation in the data dictionary; or --event-date YYYY-MM-DD, one "
-                "date for every row",
+                "--event-date-field FIELD, naming a date field of the form "
+                f"({', '.join(dates) or 'it has none'}); an {EVENT_DATE_COLUMN} column "
+                f"(YYYY-MM-DD); the action tag {EVENT_DATE_TAG} in the Field Annotation of "
+                "that date field in the data dictionary (then re-import the dictionary); "
+                "or --event-date YYYY-MM-DD, one date for every row",
             )
         ],
     )
