@@ -222,3 +222,20 @@ def test_records_export_filters_by_consent(data_dir, tmp_path):
         data_dir,
     )
     assert "CON-0" in care.output
+
+
+def test_records_import_of_a_real_redcap_export_prints_its_notes(tmp_path, test_data):
+    inst = build_installation(make_settings(tmp_path, None), with_users=False)
+    inst.registry.close()
+    d = ["--data-dir", str(inst.settings.data_dir)]
+    folder = test_data / "redcap_records" / "redcapr_repeating_instruments"
+    assert _run("forms", "import", str(folder / "dictionary.csv"), *d).exit_code == 0
+    data = str(folder / "data.csv")
+    refused = _run("records", "import", "bp", data, "--site", "A", *d)
+    assert refused.exit_code == 2 and refused.output.startswith("Error: data.csv gives no")
+    assert "--event-date-field FIELD" in refused.output and "Traceback" not in refused.output
+    done = _run("records", "import", "bp", data, "--site", "A", "--event-date-field",
+                "date_bp", *d)  # fmt: skip
+    assert done.exit_code == 0, done.output
+    assert "created 4" in done.output and "skipped 2" in done.output
+    assert "Note: Event dates from field date_bp (--event-date-field)." in done.output

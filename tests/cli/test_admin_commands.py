@@ -121,3 +121,24 @@ def test_cli_errors_print_one_line_and_exit_non_zero(tmp_path):
 def test_the_policy_table_prints(tmp_path):
     r = _run(CliRunner(), "policy", "show")
     assert r.exit_code == 0 and "| `patient.read` |" in r.output
+
+
+def test_site_add_says_which_countries_and_time_zones_are_valid(tmp_path):
+    runner = CliRunner()
+    d = ["--data-dir", str(tmp_path / "data")]
+    r = _run(runner, "init", *d, "--admin-email", "a@example.org", "--password-stdin",
+             input=PASSWORD + "\n")  # fmt: skip
+    assert r.exit_code == 0, r.output
+    missing = _run(runner, "site", "add", "RCH", "--name", "Royal", *d)
+    assert missing.exit_code == 2 and missing.output.startswith("Error: careloop site add RCH")
+    assert "--country: the ISO 3166-1 two-letter country code, e.g. GB" in missing.output
+    assert "--time-zone: an IANA time zone name (Area/Location), e.g. Europe/London" in (
+        missing.output
+    )
+    only_zone = _run(runner, "site", "add", "RCH", "--name", "Royal", "--country", "AU", *d)
+    assert "--time-zone" in only_zone.output and "--country:" not in only_zone.output
+    wrong = _run(runner, "site", "add", "RCH", "--name", "Royal", "--country", "UK",
+                 "--time-zone", "Melbourne", *d)  # fmt: skip
+    assert wrong.exit_code != 0
+    assert "did you mean GB" in wrong.output and "did you mean Australia/Melbourne?" in wrong.output
+    assert "RCH" not in _run(runner, "site", "list", *d).output

@@ -67,4 +67,4 @@ def test_a_bad_file_prints_the_located_error_and_exits_non_zero(tmp_path: Path) 
     assert "nothing was imported" in result.output
     wrong_mode = runner.invoke(app, ["fhir", "import", str(bad), "--mode", "yolo", *d])
     assert wrong_mode.exit_code == 2
-    assert "--mode must be one of" in wrong_mode.output
+    assert "--mode must be all-or-nothing or row-level" in wrong_mode.output

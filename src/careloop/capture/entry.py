@@ -1,7 +1,10 @@
 """Entering responses: validated, site-scoped, versioned and audited.
 
 A response is one patient's answers to one form for one event (visit) date;
-there is at most one per patient × form × date. It records the form version
+there is at most one per patient × form × date × REDCap event × repeat
+instance (the last two only set by imports of REDCap exports: ``''`` and
+``1`` otherwise, so for entry on careloop's pages it is one per patient ×
+form × date). It records the form version
 it was entered against, and it is always validated, shown and edited against
 that version, so importing a changed dictionary never makes old data
 unreadable.
@@ -111,6 +114,10 @@ class ResponseView:
     """When it was first saved."""
     updated_at: datetime
     """When it was last changed."""
+    event_name: str = ""
+    """REDCap's unique event name, for responses imported from a longitudinal project."""
+    repeat_instance: int = 1
+    """Instance number of a repeating instrument or event (1 otherwise)."""
 
 
 @dataclass(frozen=True)
@@ -203,6 +210,8 @@ def _view(work: Work, row: Response, form_name: str, version: str) -> ResponseVi
         row.version,
         as_utc(row.created_at),
         as_utc(row.updated_at),
+        row.event_name,
+        row.repeat_instance,
     )
 
 
@@ -249,6 +258,8 @@ def _insert_response(
             Response.patient_id == patient.id,
             Response.form_id == definition.id,
             Response.event_date == event_date,
+            Response.event_name == "",
+            Response.repeat_instance == 1,
         )
     )
     if clash is not None:
@@ -359,6 +370,25 @@ class ResponseToSave:
     """The form version's content hash; default the current version."""
     patient_entered: bool = False
     """The patient (or their carer) entered it."""
+    event_name: str = ""
+    """REDCap's unique event name (part of the key); ``''`` when not longitudinal."""
+    repeat_instance: int = 1
+    """Repeat instance (part of the key); 1 when the form does not repeat."""
+
+
+_Key = tuple[int, int, date, str, int]
+"""patient id, form id, event date, event name, repeat instance: a response's key."""
+
+
+def _key(item: ResponseToSave, form_id: int) -> _Key:
+    return (item.patient.id, form_id, item.event_date, item.event_name, item.repeat_instance)
+
+
+def _event_text(item: ResponseToSave) -> str:
+    parts = [f"event {item.event_name}"] if item.event_name else []
+    if item.repeat_instance != 1:
+        parts.append(f"instance {item.repeat_instance}")
+    return f" ({', '.join(parts)})" if parts else ""
 
 
 def save_response(
@@ -388,9 +418,10 @@ def save_responses(
     """Create or replace many responses in ``work`` (importers: ``careloop fhir import``).
 
     For importers that run their own unit of work: the key is patient + form +
-    event date, as for the bulk CSV import, so importing the same data again
-    changes nothing. The values are validated against the form version named
-    (default the current one); a replaced response takes that version and the
+    event date + event name + repeat instance, as for the bulk CSV import, so
+    importing the same data again changes nothing. The values are validated
+    against the form version named (default the current one); a replaced
+    response takes that version and the
     change is audited with ``reason``. One audit entry per response created or
     changed, written together; the responses are inserted and updated in bulk.
 
@@ -414,17 +445,18 @@ def save_responses(
     forms: dict[tuple[str, str | None], tuple[FormDefinition, FormVersion, Form]] = {}
     clean_values: list[dict[str, Any]] = []
     problems: list[ErrorDetail] = []
-    keys: set[tuple[int, int, date]] = set()
+    keys: set[_Key] = set()
     for i, item in enumerate(items):
         wanted = (item.form, item.version)
         if wanted not in forms:
             forms[wanted] = load_form(session, item.form, item.version)
         definition, _row, form_obj = forms[wanted]
-        key = (item.patient.id, definition.id, item.event_date)
+        key = _key(item, definition.id)
         if key in keys:
             raise Conflict(
                 f"Two responses of patient {item.patient.id} to {definition.name!r} on "
-                f"{item.event_date.isoformat()}; there is one per patient, form and date."
+                f"{item.event_date.isoformat()}{_event_text(item)}; there is one per "
+                "patient, form and date (and REDCap event and repeat instance)."
             )
         keys.add(key)
         try:
@@ -456,7 +488,7 @@ def save_responses(
     for i, (item, clean) in enumerate(zip(items, clean_values, strict=True)):
         definition, version_row, _form = forms[(item.form, item.version)]
         site_code = sites.get(item.patient.site_id)
-        found = existing.get((item.patient.id, definition.id, item.event_date))
+        found = existing.get(_key(item, definition.id))
         if found is None:
             inserts.append(
                 (
@@ -472,6 +504,8 @@ def save_responses(
                         entered_by_user_id=work.principal.user_id,
                         patient_entered=item.patient_entered,
                         now=now,
+                        event_name=item.event_name,
+                        repeat_instance=item.repeat_instance,
                     ),
                 )
             )
@@ -532,10 +566,10 @@ def save_responses(
 
 
 def _existing_responses(
-    session: Any, keys: set[tuple[int, int, date]]
-) -> dict[tuple[int, int, date], tuple[int, dict[str, Any], str, int]]:
-    """(patient, form, date) → (id, values, status, version) of the responses that exist."""
-    found: dict[tuple[int, int, date], tuple[int, dict[str, Any], str, int]] = {}
+    session: Any, keys: set[_Key]
+) -> dict[_Key, tuple[int, dict[str, Any], str, int]]:
+    """Key → (id, values, status, version) of the responses that exist."""
+    found: dict[_Key, tuple[int, dict[str, Any], str, int]] = {}
     patients = sorted({k[0] for k in keys})
     form_ids = sorted({k[1] for k in keys})
     for start in range(0, len(patients), BATCH):
@@ -545,13 +579,16 @@ def _existing_responses(
             Response.patient_id,
             Response.form_id,
             Response.event_date,
+            Response.event_name,
+            Response.repeat_instance,
             Response.values,
             Response.status,
             Response.version,
         ).where(Response.patient_id.in_(chunk), Response.form_id.in_(form_ids))
-        for rid, pid, fid, day, values, status, version in session.execute(query):
-            if (pid, fid, day) in keys:
-                found[(pid, fid, day)] = (rid, dict(values), status, version)
+        for rid, pid, fid, day, event, instance, values, status, version in session.execute(query):
+            key = (pid, fid, day, event, instance)
+            if key in keys:
+                found[key] = (rid, dict(values), status, version)
     return found
 
 

@@ -2,10 +2,18 @@
 
 One row per response, one column per field; a checkbox field has one column
 per option named ``field___code`` holding ``1``/``0``. REDCap's own export
-columns ``redcap_event_name``, ``redcap_repeat_instrument``,
-``redcap_repeat_instance`` and ``<form>_complete`` are accepted and handed
-back untouched, as are the caller's own key columns (e.g. ``patient_id``,
-``event_date``). Calculated fields' columns are accepted and recomputed.
+columns (:data:`REDCAP_EXPORT_COLUMNS`, ``<form>_complete`` and a survey's
+``<form>_timestamp``) are accepted and handed back untouched, as are the
+caller's own key columns (e.g. ``patient_id``, ``event_date``); a key column
+that is also a field of the form (REDCap's record id field) is both.
+Calculated fields' columns are accepted and recomputed.
+
+A REDCap export may hold several instruments side by side. Columns of the
+caller's ``other_columns`` (other forms' fields) are left out and listed in
+:attr:`RecordsFile.ignored_columns`; rows that hold nothing of this form — a
+row of another repeating instrument, or one where every field of this form is
+empty and the form is not marked complete (another event's row) — are left
+out and listed in :attr:`RecordsFile.skipped`.
 
 :func:`read_records_csv` checks the header first (unknown, missing and
 repeated columns, all reported together), then validates every row with
@@ -23,19 +31,34 @@ import difflib
 import io
 import re
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Literal
 
 from careloop.capture.forms import FieldType, Form, checkbox_column
 from careloop.capture.text_files import read_source
-from careloop.capture.validation import FormValidator, StoredValue
+from careloop.capture.validation import FormValidator, StoredValue, ValidationResult
 from careloop.core.errors import ErrorDetail, ValidationFailed
 
-__all__ = ["REDCAP_EXPORT_COLUMNS", "RecordRow", "RecordsFile", "read_records_csv"]
+__all__ = [
+    "REDCAP_EXPORT_COLUMNS",
+    "RecordRow",
+    "RecordsFile",
+    "SkippedRow",
+    "read_header",
+    "read_records_csv",
+    "validate_cells",
+]
 
-REDCAP_EXPORT_COLUMNS = ("redcap_event_name", "redcap_repeat_instrument", "redcap_repeat_instance")
-"""Columns REDCap adds to an export that are not fields."""
+REDCAP_EXPORT_COLUMNS = (
+    "redcap_event_name",
+    "redcap_repeat_instrument",
+    "redcap_repeat_instance",
+    "redcap_data_access_group",
+    "redcap_survey_identifier",
+)
+"""Columns REDCap adds to an export that are not fields (besides ``<form>_complete``
+and ``<form>_timestamp``)."""
 
 DateFormat = Literal["ymd", "mdy", "dmy"]
 MissingColumns = Literal["error", "allow"]
@@ -57,11 +80,25 @@ class RecordRow:
     """Cells of the non-field columns (keys, ``redcap_event_name``, ``<form>_complete`` …)."""
     errors: tuple[ErrorDetail, ...]
     """Every problem in this row, located ``file:row:field``."""
+    cells: Mapping[str, str] = field(default_factory=dict)
+    """The cells of the form's field columns as read (dates turned to ``YYYY-MM-DD``)."""
+    row_errors: tuple[ErrorDetail, ...] = ()
+    """The problems of :attr:`errors` that are not about a field's value (cell count, keys)."""
 
     @property
     def ok(self) -> bool:
         """The row has no errors."""
         return not self.errors
+
+
+@dataclass(frozen=True)
+class SkippedRow:
+    """A data row that holds no response to the form."""
+
+    row: int
+    """Row number as a spreadsheet shows it."""
+    reason: str
+    """Why, e.g. a row of another repeating instrument."""
 
 
 @dataclass(frozen=True)
@@ -77,7 +114,13 @@ class RecordsFile:
     columns: tuple[str, ...]
     """The header, as read."""
     rows: tuple[RecordRow, ...]
-    """Every data row, in file order."""
+    """Every data row that holds a response to the form, in file order."""
+    skipped: tuple[SkippedRow, ...] = ()
+    """Data rows that hold nothing of this form (other instruments' or events' rows)."""
+    ignored_columns: tuple[str, ...] = ()
+    """Columns of other forms (``other_columns``), read past."""
+    missing_fields: tuple[str, ...] = ()
+    """Fields of the form that store a value but have no column in the file."""
 
     @property
     def errors(self) -> tuple[ErrorDetail, ...]:
@@ -115,6 +158,12 @@ def _to_iso(text: str, fmt: DateFormat) -> str:
     return f"{year}-{int(month):02d}-{int(day):02d}{m.group(4).replace('T', ' ')}"
 
 
+def read_header(text: str) -> list[str]:
+    """The header row of a records CSV's text (stripped cells; empty for an empty file)."""
+    header = next(csv.reader(io.StringIO(text)), None) or []
+    return [h.strip() for h in header]
+
+
 def read_records_csv(
     source: str | Path | bytes,
     form: Form,
@@ -125,6 +174,7 @@ def read_records_csv(
     missing_fields: MissingColumns = "error",
     date_format: DateFormat = "ymd",
     now: dt.datetime | None = None,
+    other_columns: Mapping[str, str] | None = None,
 ) -> RecordsFile:
     """Read and validate a records CSV for one form.
 
@@ -136,12 +186,16 @@ def read_records_csv(
             every row (e.g. ``("patient_id", "event_date")``).
         optional_columns: Further non-field columns that may be present.
         missing_fields: ``"error"``: every field of the form must have its
-            column(s), as in a REDCap export; ``"allow"``: a file may carry
-            a subset.
+            column(s); ``"allow"``: a file may carry a subset, as REDCap
+            exports of chosen fields do (a required field without a column is
+            then an error of each row that needs it).
         date_format: How dates are written: ``ymd`` (``2024-03-31``, REDCap's
             export), or ``mdy``/``dmy`` (``03/31/2024``, ``31/03/2024``) as
             REDCap's import tool allows.
         now: The moment ``today``/``now`` stand for in ranges and logic.
+        other_columns: Column → form, for the columns of the project's other
+            forms that a REDCap export may hold beside this form's: read past
+            and listed in :attr:`RecordsFile.ignored_columns`.
 
     Raises:
         ValidationFailed: The file cannot be read as this form's records: not
@@ -156,7 +210,12 @@ def read_records_csv(
         raise ValidationFailed(f"{label} is empty; expected a header row naming the form's fields.")
     header = [h.strip() for h in header]
     keys = tuple(key_columns)
-    _check_header(header, form, label, keys, tuple(optional_columns), missing_fields)
+    others = dict(other_columns or {})
+    for own in _form_columns(form):
+        others.pop(own, None)
+    for key in (*keys, *optional_columns):
+        others.pop(key, None)
+    _check_header(header, form, label, keys, tuple(optional_columns), missing_fields, others)
     validator = FormValidator(form)
     date_fields = {
         f.name
@@ -164,9 +223,17 @@ def read_records_csv(
         if f.type is FieldType.TEXT and (f.validation or "").startswith(("date", "datetime"))
     }
     extra_names = (
-        set(keys) | set(optional_columns) | set(REDCAP_EXPORT_COLUMNS) | {f"{form.name}_complete"}
+        set(keys)
+        | set(optional_columns)
+        | set(REDCAP_EXPORT_COLUMNS)
+        | {f"{form.name}_complete", f"{form.name}_timestamp"}
     )
+    field_columns = set(_form_columns(form))
+    ignored = tuple(c for c in header if c in others)
+    missing = _missing_fields(form, set(header))
+    data_columns = _data_columns(form, set(header) - set(keys))
     rows: list[RecordRow] = []
+    skipped: list[SkippedRow] = []
     width = len(header)
     for number, cells in enumerate(reader, start=2):
         if not any(c.strip() for c in cells):
@@ -185,19 +252,137 @@ def read_records_csv(
         for column, cell in zip(header, cells, strict=False):
             if column in extra_names:
                 extras[column] = cell.strip()
-            else:
+            if column in field_columns:
                 values[column] = (
                     _to_iso(cell.strip(), date_format) if column in date_fields else cell
                 )
+        reason = _not_this_form(form.name, values, extras, data_columns)
+        if reason is not None:
+            skipped.append(SkippedRow(number, reason))
+            continue
         for key in keys:
             if not extras.get(key):
                 problems.append(
                     ErrorDetail(f"{label}:{number}:{key}", f"the key column {key!r} is empty")
                 )
-        result = validator.validate(values, now=now)
-        problems.extend(e.as_detail(f"{label}:{number}") for e in result.errors)
-        rows.append(RecordRow(number, result.values, extras, tuple(problems)))
-    return RecordsFile(label, form.name, form.content_hash(), tuple(header), tuple(rows))
+        result_values, field_problems = validate_cells(
+            validator, values, label=f"{label}:{number}", missing=missing, now=now
+        )
+        rows.append(
+            RecordRow(
+                number,
+                result_values,
+                extras,
+                (*problems, *field_problems),
+                values,
+                tuple(problems),
+            )
+        )
+    return RecordsFile(
+        label,
+        form.name,
+        form.content_hash(),
+        tuple(header),
+        tuple(rows),
+        tuple(skipped),
+        ignored,
+        missing,
+    )
+
+
+def validate_cells(
+    validator: FormValidator,
+    cells: Mapping[str, object],
+    *,
+    label: str,
+    missing: Iterable[str] = (),
+    now: dt.datetime | None = None,
+) -> tuple[Mapping[str, StoredValue], tuple[ErrorDetail, ...]]:
+    """Validate one row's cells; clean values and the problems located ``label:field``.
+
+    ``missing`` names fields the file has no column for: a required one is
+    reported as such rather than as an empty cell.
+    """
+    result: ValidationResult = validator.validate(cells, now=now)
+    absent = set(missing)
+    problems = []
+    for e in result.errors:
+        if e.rule == "required" and e.field in absent:
+            problems.append(
+                ErrorDetail(
+                    f"{label}:{e.field}",
+                    "this field is required but the file has no column for it; add the "
+                    f"column, or import the row as a draft ({validator.form.name}_complete "
+                    "0 or 1) [rule: required]",
+                )
+            )
+        else:
+            problems.append(e.as_detail(label))
+    return result.values, tuple(problems)
+
+
+def _form_columns(form: Form) -> list[str]:
+    """The columns a REDCap export gives the form's fields."""
+    out: list[str] = []
+    for f in form.fields:
+        if f.type is FieldType.DESCRIPTIVE:
+            continue
+        if f.type is FieldType.CHECKBOX:
+            out.extend(checkbox_column(f.name, c.code) for c in f.choices)
+        else:
+            out.append(f.name)
+    return out
+
+
+def _missing_fields(form: Form, header: set[str]) -> tuple[str, ...]:
+    out = []
+    for f in form.fields:
+        if f.type in (FieldType.DESCRIPTIVE, FieldType.CALC):
+            continue
+        if f.type is FieldType.CHECKBOX:
+            present = any(checkbox_column(f.name, c.code) in header for c in f.choices)
+        else:
+            present = f.name in header
+        if not present:
+            out.append(f.name)
+    return tuple(out)
+
+
+def _data_columns(form: Form, header: set[str]) -> tuple[list[str], list[str]]:
+    """The columns whose cells say whether a row holds this form (no calcs, no keys):
+    plain ones and checkbox options (where ``0`` is as good as empty)."""
+    plain: list[str] = []
+    boxes: list[str] = []
+    for f in form.fields:
+        if f.type is FieldType.CHECKBOX:
+            boxes.extend(
+                c for c in (checkbox_column(f.name, o.code) for o in f.choices) if c in header
+            )
+        elif f.type not in (FieldType.CALC, FieldType.DESCRIPTIVE) and f.name in header:
+            plain.append(f.name)
+    return plain, boxes
+
+
+def _not_this_form(
+    form_name: str,
+    values: Mapping[str, str],
+    extras: Mapping[str, str],
+    data: tuple[list[str], list[str]],
+) -> str | None:
+    """Why the row holds no response to the form, or None when it does."""
+    instrument = extras.get("redcap_repeat_instrument", "")
+    if instrument and instrument != form_name:
+        return f"a row of the repeating instrument {instrument!r}"
+    if extras.get(f"{form_name}_complete", "") in ("1", "2"):
+        return None
+    plain, boxes = data
+    if any(values.get(c, "").strip() for c in plain) or any(
+        values.get(c, "").strip() not in ("", "0") for c in boxes
+    ):
+        return None
+    event = extras.get("redcap_event_name", "")
+    where = f" (event {event})" if event else ""
+    return f"no field of form {form_name!r} has a value on this row{where}"
 
 
 def _check_header(
@@ -207,6 +392,7 @@ def _check_header(
     keys: tuple[str, ...],
     optional: tuple[str, ...],
     missing_fields: MissingColumns,
+    others: Mapping[str, str],
 ) -> None:
     expected: dict[str, str] = {}  # column → field
     for f in form.fields:
@@ -218,7 +404,7 @@ def _check_header(
         else:
             expected[f.name] = f.name
     allowed = set(expected) | set(keys) | set(optional) | set(REDCAP_EXPORT_COLUMNS)
-    allowed.add(f"{form.name}_complete")
+    allowed |= {f"{form.name}_complete", f"{form.name}_timestamp"}
     details: list[ErrorDetail] = []
     seen: set[str] = set()
     for i, column in enumerate(header, start=1):
@@ -227,7 +413,7 @@ def _check_header(
             details.append(ErrorDetail(where, f"column {column!r} appears twice", column))
             continue
         seen.add(column)
-        if column not in allowed:
+        if column not in allowed and column not in others:
             hint = ""
             close = difflib.get_close_matches(column, sorted(allowed), n=1)
             if column in {f.name for f in form.fields if f.type is FieldType.CHECKBOX}:
@@ -238,11 +424,17 @@ def _check_header(
                 )
             elif close:
                 hint = f"; did you mean {close[0]!r}?"
+            elif others:
+                hint = (
+                    "; if it belongs to another form of the REDCap project, import that "
+                    "form's data dictionary first (careloop forms import)"
+                )
             details.append(
                 ErrorDetail(
                     where,
                     f"unknown column {column!r}: not a field of form "
-                    f"{form.name!r} nor a key column{hint}",
+                    f"{form.name!r}{' nor of another form' if others else ''} "
+                    f"nor a key column{hint}",
                     column,
                 )
             )

@@ -1,25 +1,38 @@
 """Bulk import and export of responses: REDCap-shaped CSV in; CSV, JSON or FHIR out.
 
-Import (:func:`import_records`) reads a CSV in REDCap's export shape for one
-form — one row per response, one column per field, a checkbox as
-``field___code`` columns — plus two key columns: ``record_id`` (the
-patient's local id at the site, as REDCap's record id) and ``event_date``
-(the visit date, ``YYYY-MM-DD``). An optional ``<form>_complete`` column
-gives the status the REDCap way (``2`` complete; ``0``/``1`` draft); without
-it rows are complete.
+Import (:func:`import_records`) reads a REDCap record export (or a CSV in its
+shape) for one form — one row per response, one column per field, a checkbox
+as ``field___code`` columns — as it comes from REDCap:
 
-- Patients are matched by local id at the site; unknown ones are registered
-  (consent ``direct_care_only``, recorded with method ``default``), if the
-  importer may register patients there.
-- The stable key is patient + form + event date: re-importing a file creates
-  no duplicates. A row whose response exists is left alone when nothing
-  differs and otherwise replaces it (validated against the current form
-  version; the reason for change is "bulk import of <file>").
+- The patient is the record id column: ``record_id``, or the project's record
+  id field as first column (the first field of a stored form, e.g.
+  ``study_id``), or the column named by ``record_id_field``: the patient's
+  local id at the site. Unknown ids are registered (consent
+  ``direct_care_only``, recorded with method ``default``), if the importer may
+  register patients there.
+- The event date comes from ``event_date_field``, an ``event_date`` column,
+  the form's field annotated ``@CARELOOP-EVENT-DATE``, or ``event_date`` (one
+  date for rows without their own); see :mod:`careloop.capture.records_keys`.
+- ``redcap_event_name`` and ``redcap_repeat_instance`` (longitudinal and
+  repeating projects) are part of the key; rows of another repeating
+  instrument, and rows where none of this form's fields has a value (another
+  event's), are skipped and counted. Other forms' columns are read past, with
+  a note: import each form from the same file.
+- Columns may be a subset of the form's: a field without a column is missing,
+  not empty. A new response leaves it unanswered (an error only if it is
+  required); a stored response keeps its value of it.
+- An optional ``<form>_complete`` column gives the status the REDCap way
+  (``2`` complete; ``0``/``1`` draft); without it rows are complete.
+- The key is patient + form + event date + event name + repeat instance:
+  re-importing a file creates no duplicates. A row whose response exists is
+  left alone when nothing differs and otherwise replaces it (validated
+  against the current form version; the reason for change is "bulk import of
+  <file>").
 - ``all-or-nothing``: any problem and nothing is written; the report lists
   every problem. ``row-level``: good rows are written, bad ones reported
   with row number, field, value and reason.
-- A wrong header or a file that is not UTF-8 is an error naming file, row
-  and column, and nothing is written.
+- A wrong header, no way to tell the event date, or a file that is not UTF-8
+  is an error naming file, row and column, and nothing is written.
 
 Writes use multi-row INSERT/UPDATE statements in one transaction, never one
 ORM flush per row (see benchmarks/capture_import.py).
@@ -48,13 +61,29 @@ from sqlalchemy import Table, insert, select
 from careloop.capture.fhir_responses import ResponseSubject, response_to_fhir
 from careloop.capture.forms import FieldType, Form, checkbox_column
 from careloop.capture.forms_store import form_of_version, load_form
-from careloop.capture.records_csv import RecordsFile, read_records_csv
+from careloop.capture.records_csv import (
+    RecordsFile,
+    read_header,
+    read_records_csv,
+    validate_cells,
+)
+from careloop.capture.records_keys import (
+    EVENT_DATE_COLUMN,
+    KeyPlan,
+    RowKey,
+    other_form_columns,
+    parse_event_date,
+    plan_keys,
+    row_key,
+)
 from careloop.capture.response_rows import (
     ResponseChange,
     insert_responses,
     new_response_row,
     update_responses,
 )
+from careloop.capture.text_files import read_source
+from careloop.capture.validation import FormValidator
 from careloop.core.clock import utcnow
 from careloop.core.errors import (
     ErrorDetail,
@@ -64,7 +93,7 @@ from careloop.core.errors import (
     ValidationFailed,
 )
 from careloop.core.ids import pseudonym
-from careloop.store.capture_models import FormVersion, Response
+from careloop.store.capture_models import FormDefinition, FormVersion, Response
 from careloop.store.database import Registry
 from careloop.store.models import CONSENT_STATES, ConsentRecord, Patient, Site
 from careloop.trust.audit import append_many
@@ -85,7 +114,6 @@ ImportMode = Literal["all-or-nothing", "row-level"]
 ExportFormat = Literal["csv", "json", "fhir"]
 DateFormat = Literal["ymd", "mdy", "dmy"]
 ConsentState = Literal["direct_care_only", "improvement_and_research", "withdrawn"]
-KEY_COLUMNS = ("record_id", "event_date")
 _STATUS_FROM_REDCAP = {"": "complete", "2": "complete", "1": "draft", "0": "draft"}
 _BATCH = 5_000  # rows per multi-row statement
 
@@ -134,6 +162,11 @@ class ImportReport:
     """Whether anything was stored (False when all-or-nothing met a problem)."""
     problems: tuple[RejectedValue, ...] = field(default=())
     """Every problem, in file order."""
+    skipped: int = 0
+    """Rows holding nothing of this form (other instruments' or events' rows), of ``rows``."""
+    notes: tuple[str, ...] = ()
+    """What the reader decided and the user should know: where event dates and
+    record ids came from, columns of other forms read past, rows skipped."""
 
     @property
     def ok(self) -> bool:
@@ -153,8 +186,10 @@ class ImportReport:
             "updated": self.updated,
             "unchanged": self.unchanged,
             "rejected_rows": self.rejected_rows,
+            "skipped": self.skipped,
             "patients_created": self.patients_created,
             "written": self.written,
+            "notes": list(self.notes),
             "problems": [
                 {"row": p.row, "field": p.field, "value": p.value, "reason": p.reason}
                 for p in self.problems
@@ -181,27 +216,18 @@ def _problem(detail: ErrorDetail, source: str) -> RejectedValue:
     return RejectedValue(row, field_name, value, detail.message)
 
 
-def _event_date(text: str, date_format: DateFormat) -> date | None:
-    value = text.strip()
-    if date_format != "ymd" and "/" in value:
-        parts = value.split("/")
-        if len(parts) == 3 and all(p.isdigit() for p in parts):
-            a, b, year = parts
-            month, day = (a, b) if date_format == "mdy" else (b, a)
-            value = f"{year}-{int(month):02d}-{int(day):02d}"
-    try:
-        return date.fromisoformat(value)
-    except ValueError:
-        return None
-
-
 @dataclass
 class _Row:
     number: int
-    local_id: str
-    event_date: date
+    key: RowKey
     status: str
     values: dict[str, Any]
+
+
+_Stored = tuple[int, dict[str, Any], str, int, bool]
+"""A stored response: id, values, status, version, patient_entered."""
+_StoredKey = tuple[int, date, str, int]
+"""patient id, event date, event name, repeat instance."""
 
 
 def _table(model: type[Any]) -> Table:
@@ -209,14 +235,27 @@ def _table(model: type[Any]) -> Table:
 
 
 def _check_rows(
-    parsed: RecordsFile, form: Form, date_format: DateFormat
-) -> tuple[list[_Row], list[RejectedValue], int]:
-    """Good rows, every problem, and how many rows were rejected."""
+    parsed: RecordsFile,
+    form: Form,
+    plan: KeyPlan,
+    date_format: DateFormat,
+    patient_of: dict[str, tuple[int, str]],
+    existing: dict[_StoredKey, _Stored],
+) -> tuple[list[_Row], list[RejectedValue], int, int]:
+    """Good rows, every problem, how many rows were rejected and how many took --event-date.
+
+    A row of a file without some of the form's columns, whose response is
+    stored, is validated with the stored values of those fields: a missing
+    column is missing, not empty.
+    """
     problems: list[RejectedValue] = []
     good: list[_Row] = []
     rejected = 0
-    seen: dict[tuple[str, date], int] = {}
+    fallback_rows = 0
+    seen: dict[RowKey, int] = {}
     complete_column = f"{form.name}_complete"
+    missing = set(parsed.missing_fields)
+    validator = FormValidator(form) if missing else None
     for record in parsed.rows:
         row_problems: list[RejectedValue] = []
         status = _STATUS_FROM_REDCAP.get(record.extras.get(complete_column, "").strip())
@@ -229,53 +268,89 @@ def _check_rows(
                     "use 2 (complete), 1 (unverified: kept as draft) or 0 (incomplete: draft)",
                 )
             )
-        for detail in record.errors:
+        key, key_problems, fallback = row_key(record, plan, date_format)
+        values, details = record.values, record.errors
+        stored = None
+        if key is not None and key.local_id in patient_of:
+            pid = patient_of[key.local_id][0]
+            stored = existing.get((pid, key.event_date, key.event_name, key.repeat_instance))
+        if stored is not None and validator is not None:
+            kept = {k: v for k, v in stored[1].items() if k in missing}
+            values, field_details = validate_cells(
+                validator,
+                {**kept, **record.cells},
+                label=f"{parsed.source}:{record.row}",
+                missing=missing - set(kept),
+            )
+            details = (*record.row_errors, *field_details)
+        for detail in details:
             # A draft may leave required fields empty, as at entry.
             if status == "draft" and detail.message.endswith("[rule: required]"):
                 continue
             row_problems.append(_problem(detail, parsed.source))
-        local_id = record.extras.get("record_id", "").strip()
-        if len(local_id) > 64:
-            row_problems.append(
-                RejectedValue(record.row, "record_id", local_id, "a local id is 1-64 characters")
-            )
-        day = _event_date(record.extras.get("event_date", ""), date_format)
-        if day is None and record.extras.get("event_date"):
-            row_problems.append(
-                RejectedValue(
-                    record.row,
-                    "event_date",
-                    record.extras.get("event_date"),
-                    "the event date must be a date, YYYY-MM-DD",
-                )
-            )
-        if day is not None and local_id:
-            first = seen.get((local_id, day))
+        row_problems.extend(
+            RejectedValue(record.row, d.location, d.value, d.message) for d in key_problems
+        )
+        if key is not None:
+            first = seen.get(key)
             if first is not None:
                 row_problems.append(
                     RejectedValue(
                         record.row,
-                        "event_date",
-                        day.isoformat(),
-                        f"row {first} has the same record_id and event_date; one response per "
-                        "patient, form and date",
+                        plan.record_id,
+                        key.local_id,
+                        f"row {first} has the same record id, event date"
+                        + (", event" if key.event_name else "")
+                        + (" and repeat instance" if key.repeat_instance != 1 else "")
+                        + "; one response per patient, form, date, event and instance",
                     )
                 )
             else:
-                seen[(local_id, day)] = record.row
-        if row_problems or day is None or not local_id or status is None:
+                seen[key] = record.row
+        if row_problems or key is None or status is None:
             rejected += 1
-            problems.extend(row_problems)
+            problems.extend(sorted(row_problems, key=lambda p: p.row))
             continue
-        values = {k: list(v) if isinstance(v, tuple) else v for k, v in record.values.items()}
-        good.append(_Row(record.row, local_id, day, status, values))
-    return good, problems, rejected
+        fallback_rows += fallback
+        plain = {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
+        good.append(_Row(record.row, key, status, plain))
+    return good, problems, rejected, fallback_rows
 
 
-def _read_form(registry: Registry, form: str) -> tuple[int, int, str, Form]:
+@dataclass(frozen=True)
+class _Forms:
+    form_id: int
+    version_id: int
+    version: str
+    form: Form
+    other_columns: dict[str, str]
+    """Column → form, for the columns of every other stored form."""
+    first_fields: frozenset[str]
+    """The first field of each stored form (a REDCap project's record id field is one)."""
+
+
+def _read_forms(registry: Registry, form: str) -> _Forms:
     with registry.transaction() as session:
         definition, version, form_obj = load_form(session, form)
-        return definition.id, version.id, version.version, form_obj
+        others: list[dict[str, Any]] = []
+        first_fields = {form_obj.fields[0].name} if form_obj.fields else set()
+        for name, stored in session.execute(
+            select(FormDefinition.name, FormVersion.definition)
+            .join(FormVersion, FormVersion.id == FormDefinition.current_version_id)
+            .where(FormDefinition.id != definition.id)
+        ):
+            others.append({**stored, "name": name})
+            fields = stored.get("fields") or []
+            if fields:
+                first_fields.add(str(fields[0].get("name", "")))
+        return _Forms(
+            definition.id,
+            version.id,
+            version.version,
+            form_obj,
+            other_form_columns(others),
+            frozenset(first_fields),
+        )
 
 
 def _import_site(work: Work, code: str) -> Site:
@@ -285,6 +360,47 @@ def _import_site(work: Work, code: str) -> Site:
             f"There is no site with code {code!r} whose records you may import or export."
         )
     return site
+
+
+def _notes(parsed: RecordsFile, plan: KeyPlan, fallback_rows: int) -> list[str]:
+    """What the user should know about how the file was read."""
+    notes = [plan.event_date.describe()]
+    if fallback_rows:
+        assert plan.event_date.fallback is not None
+        notes.append(
+            f"{fallback_rows} row(s) with an empty {plan.event_date.field} took the event "
+            f"date {plan.event_date.fallback.isoformat()} (--event-date)."
+        )
+    if plan.record_id != "record_id":
+        notes.append(f"Record ids (the patients' local ids) from the {plan.record_id} column.")
+    if parsed.skipped:
+        reasons: dict[str, int] = {}
+        for s in parsed.skipped:
+            kind = (
+                "rows of other repeating instruments"
+                if s.reason.startswith("a row of the repeating")
+                else f"rows with no value in any field of {parsed.form}"
+            )
+            reasons[kind] = reasons.get(kind, 0) + 1
+        notes.append(
+            f"{len(parsed.skipped)} row(s) hold nothing of form {parsed.form} and were "
+            "skipped: " + "; ".join(f"{n} {kind}" for kind, n in reasons.items()) + "."
+        )
+    if parsed.ignored_columns:
+        notes.append(
+            f"{len(parsed.ignored_columns)} column(s) of other forms were not imported "
+            "into this one; import each form from the same file "
+            "(careloop records import FORM FILE)."
+        )
+    if parsed.missing_fields:
+        shown = ", ".join(parsed.missing_fields[:8])
+        more = "…" if len(parsed.missing_fields) > 8 else ""
+        notes.append(
+            f"The file has no column for {len(parsed.missing_fields)} field(s) of "
+            f"{parsed.form} ({shown}{more}): stored responses keep their values of them, "
+            "new ones leave them unanswered."
+        )
+    return notes
 
 
 def import_records(
@@ -297,8 +413,11 @@ def import_records(
     mode: ImportMode = "all-or-nothing",
     date_format: DateFormat = "ymd",
     name: str | None = None,
+    event_date_field: str | None = None,
+    event_date: date | str | None = None,
+    record_id_field: str | None = None,
 ) -> ImportReport:
-    """Import a REDCap-shaped CSV of ``form`` responses for patients of ``site``.
+    """Import a REDCap record export (or CSV in its shape) of ``form`` for patients of ``site``.
 
     Args:
         registry: The registry.
@@ -311,38 +430,65 @@ def import_records(
         date_format: How dates are written (``ymd``, or ``mdy``/``dmy`` as
             REDCap's import tool allows).
         name: How to call the file in messages (default: the path's name).
+        event_date_field: A date or datetime field of the form that gives
+            each row's event date.
+        event_date: The event date of rows that have none of their own
+            (``YYYY-MM-DD``), or of every row when nothing else gives one.
+        record_id_field: The column holding the record id (default
+            ``record_id``, or the project's record id field as first column).
 
     Returns:
         The :class:`ImportReport`; ``written`` is False when nothing was stored.
 
     Raises:
         ValidationFailed: The file cannot be read as this form's records (not
-            UTF-8, empty, wrong header); nothing is written.
+            UTF-8, empty, wrong header, no record id column, no event date);
+            nothing is written.
     """
     if mode not in ("all-or-nothing", "row-level"):
         raise InputError(f"Unknown import mode {mode!r}; use all-or-nothing or row-level.")
+    fallback = _fallback_date(event_date)
     label = name or (csv_path.name if isinstance(csv_path, Path) else "records.csv")
-    form_id, version_id, version, form_obj = _read_form(registry, form)
+    forms = _read_forms(registry, form)
+    form_obj = forms.form
     attempt = {"form": form, "source": label, "mode": mode}
     try:
+        label, text = read_source(csv_path, name=label, default="records.csv")
+        plan = plan_keys(
+            read_header(text),
+            form_obj,
+            label=label,
+            record_id_fields=forms.first_fields,
+            record_id_field=record_id_field,
+            event_date_field_name=event_date_field,
+            event_date=fallback,
+        )
         parsed = read_records_csv(
-            csv_path,
+            text,
             form_obj,
             name=label,
-            key_columns=KEY_COLUMNS,
-            optional_columns=(f"{form_obj.name}_complete",),
+            key_columns=(plan.record_id,),
+            optional_columns=(EVENT_DATE_COLUMN, f"{form_obj.name}_complete"),
+            missing_fields="allow",
             date_format=date_format,
+            other_columns=forms.other_columns,
         )
     except ValidationFailed:
         # Refused before any row was read: still an audited attempt (or a denial).
         with unit_of_work(registry, principal, "record.write") as work:
             work.expect("import", "clinical", site_code=site, details=attempt)
             raise
-    good, problems, rejected = _check_rows(parsed, form_obj, date_format)
 
     with unit_of_work(registry, principal, "record.write") as work:
         work.expect("import", "clinical", site_code=site, details=attempt)
         site_row = _import_site(work, site)
+        known = _known_patients(work, site_row)
+        existing = _existing(work, site_row, forms.form_id)
+        good, problems, rejected, fallback_rows = _check_rows(
+            parsed, form_obj, plan, date_format, known, existing
+        )
+        notes = _notes(parsed, plan, fallback_rows)
+        total = len(parsed.rows) + len(parsed.skipped)
 
         def report(
             created: int, updated: int, unchanged: int, patients: int, written: bool
@@ -350,10 +496,10 @@ def import_records(
             return ImportReport(
                 label,
                 form,
-                version,
+                forms.version,
                 site_row.code,
                 mode,
-                len(parsed.rows),
+                total,
                 created,
                 updated,
                 unchanged,
@@ -361,6 +507,8 @@ def import_records(
                 patients,
                 written,
                 tuple(problems),
+                len(parsed.skipped),
+                tuple(notes),
             )
 
         if mode == "all-or-nothing" and (problems or rejected):
@@ -369,12 +517,16 @@ def import_records(
                 "clinical",
                 site_code=site_row.code,
                 outcome="failure",
-                details={**attempt, "rows": len(parsed.rows), "rejected_rows": rejected},
+                details={**attempt, "rows": total, "rejected_rows": rejected},
             )
             return report(0, 0, 0, 0, False)
-        patient_of, created_patients = _patients(work, site_row, {r.local_id for r in good})
-        result = _write(work, site_row, form_id, version_id, good, patient_of)
-        created, updated, unchanged, touched = result
+        patient_of, created_patients = _patients(
+            work, site_row, known, {r.key.local_id for r in good}
+        )
+        created, updated, unchanged, touched, moved = _write(
+            work, site_row, forms, good, patient_of, existing
+        )
+        notes.extend(moved)
         reason = f"bulk import of {label}"
         events = [
             work.event(
@@ -383,12 +535,13 @@ def import_records(
                 site_code=site_row.code,
                 details={
                     **attempt,
-                    "form_version": version[:12],
-                    "rows": len(parsed.rows),
+                    "form_version": forms.version[:12],
+                    "rows": total,
                     "created": created,
                     "updated": updated,
                     "unchanged": unchanged,
                     "rejected_rows": rejected,
+                    "skipped_rows": len(parsed.skipped),
                     "patients_created": len(created_patients),
                     "patients": len(touched),
                 },
@@ -415,25 +568,61 @@ def import_records(
         return report(created, updated, unchanged, len(created_patients), True)
 
 
-def _patients(
-    work: Work, site: Site, local_ids: set[str]
-) -> tuple[dict[str, tuple[int, str]], set[int]]:
-    """local id → (patient id, pseudonym) for the file's patients, registering new ones."""
-    session = work.session
-    known = {
+def _fallback_date(value: date | str | None) -> date | None:
+    if value is None or isinstance(value, date):
+        return value
+    day = parse_event_date(value, "ymd")
+    if day is None:
+        raise InputError(f"--event-date must be a date, YYYY-MM-DD; got {value!r}.")
+    return day
+
+
+def _known_patients(work: Work, site: Site) -> dict[str, tuple[int, str]]:
+    """local id → (patient id, pseudonym) of the site's patients."""
+    return {
         local_id: (pid, pseudo)
-        for pid, local_id, pseudo in session.execute(
+        for pid, local_id, pseudo in work.session.execute(
             select(Patient.id, Patient.local_id, Patient.pseudo_id).where(
                 Patient.site_id == site.id
             )
         )
     }
+
+
+def _existing(work: Work, site: Site, form_id: int) -> dict[_StoredKey, _Stored]:
+    """The site's stored responses to the form, by key."""
+    return {
+        (pid, day, event, instance): (rid, values, status, version, entered)
+        for rid, pid, day, event, instance, values, status, version, entered in (
+            work.session.execute(
+                select(
+                    Response.id,
+                    Response.patient_id,
+                    Response.event_date,
+                    Response.event_name,
+                    Response.repeat_instance,
+                    Response.values,
+                    Response.status,
+                    Response.version,
+                    Response.patient_entered,
+                ).where(Response.form_id == form_id, Response.site_id == site.id)
+            )
+        )
+    }
+
+
+def _patients(
+    work: Work, site: Site, known: dict[str, tuple[int, str]], local_ids: set[str]
+) -> tuple[dict[str, tuple[int, str]], set[int]]:
+    """local id → (patient id, pseudonym) for the file's patients, registering new ones."""
+    session = work.session
+    known = dict(known)
     missing = sorted(local_ids - set(known))
     if not missing:
         return known, set()
     if not work.principal.scope_for("patient.create").allows_site(site.id):
         raise PermissionDenied(
-            f"{len(missing)} record_id(s) are not patients of site {site.code} (e.g. "
+            f"{len(missing)} record id(s) are not patients of site {site.code} (e.g. "
             f"{missing[0]!r}) and your role may not register patients; register them first."
         )
     now = utcnow()
@@ -480,61 +669,77 @@ def _patients(
 def _write(
     work: Work,
     site: Site,
-    form_id: int,
-    version_id: int,
+    forms: _Forms,
     rows: list[_Row],
     patient_of: dict[str, tuple[int, str]],
-) -> tuple[int, int, int, dict[int, list[int]]]:
-    """Insert new responses and update changed ones; counts and per-patient [created, updated]."""
+    existing: dict[_StoredKey, _Stored],
+) -> tuple[int, int, int, dict[int, list[int]], list[str]]:
+    """Insert new responses and update changed ones.
+
+    Returns the counts, per patient [created, updated], and notes on new
+    responses whose REDCap event and instance are stored at another date
+    (a date changed in REDCap: the stored response stays, the report says so).
+    """
     session = work.session
-    existing = {
-        (pid, day): (rid, values, status, version, entered)
-        for rid, pid, day, values, status, version, entered in session.execute(
-            select(
-                Response.id,
-                Response.patient_id,
-                Response.event_date,
-                Response.values,
-                Response.status,
-                Response.version,
-                Response.patient_entered,
-            ).where(Response.form_id == form_id, Response.site_id == site.id)
-        )
-    }
+    slots: dict[tuple[int, str, int], list[date]] = {}
+    for pid, day, event, instance in existing:
+        if event or instance != 1:
+            slots.setdefault((pid, event, instance), []).append(day)
     now = utcnow()
     inserts: list[dict[str, Any]] = []
     updates: list[ResponseChange] = []
     unchanged = 0
     touched: dict[int, list[int]] = {}
+    moved: list[str] = []
     for row in rows:
-        pid = patient_of[row.local_id][0]
-        found = existing.get((pid, row.event_date))
+        key = row.key
+        pid = patient_of[key.local_id][0]
+        found = existing.get((pid, key.event_date, key.event_name, key.repeat_instance))
         if found is None:
             inserts.append(
                 new_response_row(
                     site_id=site.id,
                     patient_id=pid,
-                    form_id=form_id,
-                    form_version_id=version_id,
-                    event_date=row.event_date,
+                    form_id=forms.form_id,
+                    form_version_id=forms.version_id,
+                    event_date=key.event_date,
                     status=row.status,
                     values=row.values,
                     entered_by_user_id=work.principal.user_id,
                     patient_entered=False,
                     now=now,
+                    event_name=key.event_name,
+                    repeat_instance=key.repeat_instance,
                 )
             )
             touched.setdefault(pid, [0, 0])[0] += 1
+            others = slots.get((pid, key.event_name, key.repeat_instance))
+            if others:
+                moved.append(
+                    f"Row {row.number}: record {key.local_id} already has a response for "
+                    f"{_slot_text(key)} dated {', '.join(d.isoformat() for d in sorted(others))}"
+                    f"; a new one dated {key.event_date.isoformat()} was added (if the date "
+                    "was corrected in REDCap, correct or remove the old response)."
+                )
             continue
         rid, values, status, version, entered = found
         if values == row.values and status == row.status:
             unchanged += 1
             continue
-        updates.append(ResponseChange(rid, version, row.values, row.status, version_id, entered))
+        updates.append(
+            ResponseChange(rid, version, row.values, row.status, forms.version_id, entered)
+        )
         touched.setdefault(pid, [0, 0])[1] += 1
     insert_responses(session, inserts, ids=False)
     update_responses(session, updates, now)
-    return len(inserts), len(updates), unchanged, touched
+    return len(inserts), len(updates), unchanged, touched, moved
+
+
+def _slot_text(key: RowKey) -> str:
+    parts = [f"event {key.event_name}"] if key.event_name else []
+    if key.repeat_instance != 1:
+        parts.append(f"instance {key.repeat_instance}")
+    return ", ".join(parts)
 
 
 # ---------------------------------------------------------------------------------- export
@@ -581,22 +786,38 @@ class _Exported:
 
 
 def _csv(form_name: str, rows: list[_Exported], forms: list[Form]) -> str:
-    columns = _columns(forms)
+    """REDCap's export shape; event and repeat columns only when some response has them."""
+    keys = ["record_id"]
+    events = any(item.response.event_name for item in rows)
+    repeats = any(item.response.repeat_instance != 1 for item in rows)
+    if events:
+        keys.append("redcap_event_name")
+    if repeats:
+        keys.extend(("redcap_repeat_instrument", "redcap_repeat_instance"))
+    keys.append(EVENT_DATE_COLUMN)
+    # A field named like a key column (REDCap's record id field ``record_id``) is
+    # written once, as the key: the import takes that column as the field's value too.
+    columns = [c for c in _columns(forms) if c[0] not in keys]
     out = io.StringIO()
     writer = csv.writer(out, lineterminator="\n")
-    writer.writerow(
-        ["record_id", "event_date", *(c for c, _, _ in columns), f"{form_name}_complete"]
-    )
+    writer.writerow([*keys, *(c for c, _, _ in columns), f"{form_name}_complete"])
     for item in rows:
-        values = item.response.values
-        cells: list[str] = [item.local_id, item.response.event_date.isoformat()]
+        response = item.response
+        values = response.values
+        cells: list[str] = [item.local_id]
+        if events:
+            cells.append(response.event_name)
+        if repeats:
+            # As REDCap writes a repeating instrument's rows: its name and the instance.
+            cells.extend((form_name, str(response.repeat_instance)))
+        cells.append(response.event_date.isoformat())
         for _column, field_name, code in columns:
             value = values.get(field_name)
             if code is not None:
                 cells.append("1" if isinstance(value, list) and code in value else "0")
             else:
                 cells.append("" if value is None else str(value))
-        cells.append("2" if item.response.status == "complete" else "0")
+        cells.append("2" if response.status == "complete" else "0")
         writer.writerow(cells)
     return out.getvalue()
 
@@ -608,6 +829,8 @@ def _json(rows: list[_Exported]) -> str:
                 "record_id": item.local_id,
                 "site": item.site,
                 "event_date": item.response.event_date.isoformat(),
+                "event_name": item.response.event_name,
+                "repeat_instance": item.response.repeat_instance,
                 "status": item.response.status,
                 "form_version": item.version,
                 "patient_entered": item.response.patient_entered,
@@ -644,9 +867,11 @@ def export_records(
     those given (e.g. ``["improvement_and_research"]`` for data leaving
     direct care); by default every patient in scope is exported.
 
-    ``csv`` is REDCap's export shape (``record_id``, ``event_date``, one column
-    per field, checkbox columns ``field___code``, ``<form>_complete``) and
-    imports back unchanged; ``json`` adds site, status, form version, whether
+    ``csv`` is REDCap's export shape (``record_id``; ``redcap_event_name``,
+    ``redcap_repeat_instrument`` and ``redcap_repeat_instance`` when some
+    response has an event or a repeat instance; ``event_date``; one column per
+    field, checkbox columns ``field___code``; ``<form>_complete``) and imports
+    back unchanged; ``json`` adds site, status, form version, whether
     the patient entered it and the patient's consent state; ``fhir`` is one R4 QuestionnaireResponse
     per line, its ``questionnaire`` naming the exact form version.
     """
@@ -678,7 +903,13 @@ def export_records(
             .join(Patient, Patient.id == Response.patient_id)
             .join(Site, Site.id == Response.site_id)
             .where(Response.form_id == definition.id)
-            .order_by(Site.code, Patient.local_id, Response.event_date)
+            .order_by(
+                Site.code,
+                Patient.local_id,
+                Response.event_date,
+                Response.event_name,
+                Response.repeat_instance,
+            )
         )
         if site is not None:
             query = query.where(Response.site_id == _import_site(work, site).id)

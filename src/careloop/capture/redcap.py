@@ -10,6 +10,12 @@ domain and unit — in the Field Annotation as ``@CARELOOP-CODE="LOINC|8302-2|Bo
 height"``, ``@CARELOOP-OMOP="Measurement"`` and ``@CARELOOP-UNIT="cm"``.
 REDCap leaves unknown ``@`` words alone, so the file still imports into REDCap
 and comes back to careloop without loss.
+
+The action tag ``@CARELOOP-EVENT-DATE`` on a date or datetime field declares it
+the form's event date: ``careloop records import`` then dates each response by
+that field, as REDCap record exports carry no event date of their own. It stays
+in the annotation text (so YAML and REDCap exports keep it as written); the
+reader checks that it sits on one date field per form at most.
 """
 
 from __future__ import annotations
@@ -18,6 +24,7 @@ import csv
 import io
 import re
 from collections.abc import Callable, Iterable
+from functools import partial
 from pathlib import Path
 
 from careloop.capture.forms import (
@@ -42,7 +49,13 @@ from careloop.capture.forms import (
 from careloop.capture.text_files import read_source
 from careloop.core.errors import ErrorDetail, InputError, ValidationFailed
 
-__all__ = ["REDCAP_COLUMNS", "read_redcap_dictionary", "write_redcap_dictionary"]
+__all__ = [
+    "EVENT_DATE_TAG",
+    "REDCAP_COLUMNS",
+    "event_date_field",
+    "read_redcap_dictionary",
+    "write_redcap_dictionary",
+]
 
 REDCAP_COLUMNS: tuple[str, ...] = (
     "Variable / Field Name",
@@ -90,6 +103,55 @@ _KEYS = _API_COLUMNS  # internal names of the columns, in order
 _OPTIONAL = {"field_annotation"}
 
 _TAG = re.compile(r"\s*@CARELOOP-(CODE|OMOP|UNIT)=(?:\"([^\"]*)\"|'([^']*)')")
+
+EVENT_DATE_TAG = "@CARELOOP-EVENT-DATE"
+"""Field Annotation action tag: this date or datetime field is the form's event date."""
+_EVENT_DATE = re.compile(r"(?<![\w@-])@CARELOOP-EVENT-DATE(?![\w-])")
+
+
+def _event_date_problems(form: Form, locate: Callable[[str], str]) -> list[ErrorDetail]:
+    tagged = [f for f in form.fields if _EVENT_DATE.search(f.annotation)]
+    problems = [
+        ErrorDetail(
+            locate(f.name),
+            f"{EVENT_DATE_TAG} marks the form's event date, so it belongs on a text field "
+            "validated as a date or datetime (e.g. date_ymd), not on this "
+            f"{f.type.value} field{f' ({f.validation})' if f.validation else ''}",
+            f.name,
+        )
+        for f in tagged
+        if not (f.type is FieldType.TEXT and (f.validation or "").startswith("date"))
+    ]
+    if len(tagged) > 1:
+        problems.append(
+            ErrorDetail(
+                locate(tagged[1].name),
+                f"{EVENT_DATE_TAG} is on {len(tagged)} fields of form {form.name!r} "
+                f"({', '.join(f.name for f in tagged)}); a form has one event date, "
+                "so keep it on one of them",
+                tagged[1].name,
+            )
+        )
+    return problems
+
+
+def event_date_field(form: Form) -> str | None:
+    """The field whose annotation holds :data:`EVENT_DATE_TAG`, if any.
+
+    Raises:
+        ValidationFailed: The tag is on a field that is not a date, or on more
+            than one field (possible in a form read from YAML or FHIR, which
+            this module's reader did not check).
+    """
+    problems = _event_date_problems(form, lambda name: f"{form.name}:{name}")
+    if problems:
+        raise ValidationFailed(
+            f"Form {form.name!r} declares its event date wrongly.", details=problems
+        )
+    for f in form.fields:
+        if _EVENT_DATE.search(f.annotation):
+            return f.name
+    return None
 
 
 def _header_map(header: list[str], source: str) -> dict[str, int]:
@@ -236,6 +298,8 @@ def read_redcap_dictionary(source: str | Path | bytes, *, name: str | None = Non
         return f"{label}:{row_of.get((form, field), '?')}:{field}"
 
     problems.extend(check_forms(forms, locate=locate))
+    for form in forms:
+        problems.extend(_event_date_problems(form, partial(locate, form.name)))
     raise_problems(sorted(_dedupe(problems), key=_row_number), source=label)
     if not forms:
         raise ValidationFailed(f"{label} has a header but no fields.")

@@ -45,6 +45,8 @@ def new_response_row(
     entered_by_user_id: int | None,
     patient_entered: bool,
     now: datetime,
+    event_name: str = "",
+    repeat_instance: int = 1,
 ) -> dict[str, Any]:
     """The column values of a new response (version 1) for :func:`insert_responses`."""
     return {
@@ -53,6 +55,8 @@ def new_response_row(
         "form_id": form_id,
         "form_version_id": form_version_id,
         "event_date": event_date,
+        "event_name": event_name,
+        "repeat_instance": repeat_instance,
         "status": status,
         "values": dict(values),
         "entered_by_user_id": entered_by_user_id,

@@ -8,8 +8,10 @@ import typer
 
 from careloop.cli.context import DataDirOption, opened, operator, read_password, settings_from
 from careloop.cli.output import console, print_rows
+from careloop.core.errors import InputError
 from careloop.trust import identity
 from careloop.trust.installation import initialise
+from careloop.trust.places import EXAMPLE_ZONES
 from careloop.trust.policy import ROLE_DESCRIPTIONS, policy_markdown
 
 site_app = typer.Typer(help="Care centres (sites).", no_args_is_help=True)
@@ -52,11 +54,35 @@ def init(
 def site_add(
     code: str = typer.Argument(..., help="Short stable code, e.g. RCH."),
     name: str = typer.Option(..., "--name"),
-    country: str = typer.Option(..., "--country", help="ISO 3166-1 two-letter code."),
-    time_zone: str = typer.Option(..., "--time-zone", help="IANA time zone, e.g. Europe/London."),
+    country: str | None = typer.Option(
+        None, "--country", help="Required: ISO 3166-1 two-letter code, e.g. GB, US, AU."
+    ),
+    time_zone: str | None = typer.Option(
+        None,
+        "--time-zone",
+        help="Required: IANA time zone, e.g. Europe/London, America/New_York.",
+    ),
     data_dir: Path | None = DataDirOption,
 ) -> None:
     """Add a care centre."""
+    # Checked here rather than by typer, whose "Missing option" does not say what to give.
+    missing = [
+        text
+        for value, text in (
+            (country, "--country: the ISO 3166-1 two-letter country code, e.g. GB, US, AU, DE"),
+            (
+                time_zone,
+                "--time-zone: an IANA time zone name (Area/Location), e.g. "
+                + ", ".join(EXAMPLE_ZONES),
+            ),
+        )
+        if value is None
+    ]
+    if missing or country is None or time_zone is None:
+        raise InputError(
+            f"careloop site add {code} needs " + "; and ".join(missing) + ". For example: "
+            f"careloop site add {code} --name NAME --country GB --time-zone Europe/London"
+        )
     with opened(settings_from(data_dir)) as registry:
         site = identity.add_site(
             registry, operator(), code=code, name=name, country=country, time_zone=time_zone

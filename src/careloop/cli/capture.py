@@ -21,10 +21,10 @@ from careloop.capture.records_io import (
     ConsentState,
     DateFormat,
     ExportFormat,
-    ImportMode,
     ImportReport,
 )
 from careloop.cli.context import DataDirOption, opened, operator, settings_from
+from careloop.cli.modes import IMPORT_MODE_HELP, import_mode
 from careloop.cli.output import console, err_console, print_rows
 from careloop.core.errors import InputError, ValidationFailed
 
@@ -167,10 +167,28 @@ def _write_report(report: ImportReport | ValidationFailed, path: Path) -> None:
 @records_app.command("import")
 def records_import(
     form: str = typer.Argument(..., help="The form the rows answer."),
-    file: Path = typer.Argument(..., help="REDCap-shaped CSV with record_id, event_date."),
+    file: Path = typer.Argument(
+        ..., help="A REDCap record export (CSV, raw values), or a CSV in its shape."
+    ),
     site: str = typer.Option(..., "--site", help="Code of the site the patients belong to."),
-    mode: str = typer.Option(
-        "all-or-nothing", "--mode", help="all-or-nothing (default) or row-level."
+    mode: str = typer.Option("all-or-nothing", "--mode", help=IMPORT_MODE_HELP),
+    event_date_field: str | None = typer.Option(
+        None,
+        "--event-date-field",
+        help="A date or datetime field of the form that dates each response "
+        "(default: an event_date column, or the field annotated @CARELOOP-EVENT-DATE).",
+    ),
+    event_date: str | None = typer.Option(
+        None,
+        "--event-date",
+        help="YYYY-MM-DD: the event date of rows without one of their own "
+        "(of every row when nothing else gives one).",
+    ),
+    record_id_field: str | None = typer.Option(
+        None,
+        "--record-id-field",
+        help="The column holding the record id (default: record_id, or the project's "
+        "record id field as first column).",
     ),
     report: Path | None = typer.Option(
         None, "--report", help="Write the report here (.json: full report; else CSV of problems)."
@@ -179,7 +197,7 @@ def records_import(
     data_dir: Path | None = DataDirOption,
 ) -> None:
     """Import responses from a CSV; exits 1 when any row was rejected."""
-    chosen_mode = cast(ImportMode, _choice(mode, ("all-or-nothing", "row-level"), "--mode"))
+    chosen_mode = import_mode(mode)
     chosen_dates = cast(DateFormat, _choice(date_format, ("ymd", "mdy", "dmy"), "--date-format"))
     with opened(settings_from(data_dir)) as registry:
         try:
@@ -191,6 +209,9 @@ def records_import(
                 site,
                 mode=chosen_mode,
                 date_format=chosen_dates,
+                event_date_field=event_date_field,
+                event_date=event_date,
+                record_id_field=record_id_field,
             )
         except ValidationFailed as exc:
             if report is not None:
@@ -198,13 +219,16 @@ def records_import(
             raise
     if report is not None:
         _write_report(result, report)
+    skipped = f", skipped {result.skipped}" if result.skipped else ""
     console.print(
         f"{result.source}: {result.rows} rows; created {result.created}, updated "
-        f"{result.updated}, unchanged {result.unchanged}, rejected {result.rejected_rows}; "
-        f"{result.patients_created} new patients"
+        f"{result.updated}, unchanged {result.unchanged}, rejected {result.rejected_rows}"
+        f"{skipped}; {result.patients_created} new patients"
         + ("" if result.written else "; nothing was written"),
         highlight=False,
     )
+    for note in result.notes:
+        console.print(f"Note: {note}", markup=False, highlight=False)
     for problem in result.problems[:20]:
         value = f" (value {problem.value!r})" if problem.value is not None else ""
         err_console.print(

@@ -11,19 +11,17 @@ from pathlib import Path
 import typer
 
 from careloop.cli.context import DataDirOption, opened, operator, settings_from
+from careloop.cli.modes import IMPORT_MODE_HELP, import_mode
 from careloop.cli.output import console, print_json, print_rows
-from careloop.core.errors import InputError
 from careloop.interop.fhir_export import export_fhir
-from careloop.interop.fhir_import import IMPORT_MODES, ImportMode, import_fhir
+from careloop.interop.fhir_import import ImportMode, import_fhir
 
 fhir_app = typer.Typer(help="FHIR R4: import Bundles and NDJSON, export Bulk Data NDJSON.")
 
 
 def _mode(value: str) -> ImportMode:
-    for mode in IMPORT_MODES:
-        if value.replace("-", "_") == mode:
-            return mode
-    raise InputError(f"--mode must be one of {', '.join(IMPORT_MODES)}, not {value!r}.")
+    # The domain function keeps its own spelling; the command line reads either.
+    return "all_or_nothing" if import_mode(value) == "all-or-nothing" else "row_level"
 
 
 @fhir_app.command("import")
@@ -32,11 +30,7 @@ def import_command(
     site: str | None = typer.Option(
         None, "--site", help="Site the patients belong to (default: the only site)."
     ),
-    mode: str = typer.Option(
-        "all_or_nothing",
-        "--mode",
-        help="all_or_nothing: any bad resource loads nothing; row_level: leave bad ones out.",
-    ),
+    mode: str = typer.Option("all-or-nothing", "--mode", help=IMPORT_MODE_HELP),
     json_output: bool = typer.Option(False, "--json", help="Print the report as JSON."),
     data_dir: Path | None = DataDirOption,
 ) -> None:

@@ -65,15 +65,29 @@ class FormVersion(Base):
 
 
 class Response(SiteOwned, PatientOwned, Base):
-    """A patient's answers to one form for one event (visit) date."""
+    """A patient's answers to one form for one event (visit) date.
+
+    The key is patient + form + event date + event name + repeat instance.
+    The last two come from REDCap: a longitudinal project's unique event name
+    (``redcap_event_name``, e.g. ``visit_1_arm_1``) and the instance number of
+    a repeating instrument or event (``redcap_repeat_instance``). Responses
+    that are neither, such as those entered on careloop's own pages, keep the
+    defaults ``''`` and ``1``.
+    """
 
     __tablename__ = "form_response"
-    __table_args__ = (UniqueConstraint("patient_id", "form_id", "event_date"),)
+    __table_args__ = (
+        UniqueConstraint("patient_id", "form_id", "event_date", "event_name", "repeat_instance"),
+    )
 
     id: Mapped[int] = mapped_column(primary_key=True)
     form_id: Mapped[int] = mapped_column(ForeignKey("form_definition.id"), index=True)
     form_version_id: Mapped[int] = mapped_column(ForeignKey("form_version.id"))
     event_date: Mapped[date] = mapped_column(Date)
+    event_name: Mapped[str] = mapped_column(String(100), default="", server_default="")
+    """REDCap's unique event name (longitudinal projects); ``''`` otherwise."""
+    repeat_instance: Mapped[int] = mapped_column(Integer, default=1, server_default="1")
+    """Instance of a repeating instrument or event (1, 2, …); 1 otherwise."""
     status: Mapped[str] = mapped_column(String(16))
     values: Mapped[dict[str, Any]] = mapped_column(JSON)
     """Stored values: field → text, or a list of codes for a checkbox."""

@@ -11,7 +11,7 @@ import secrets
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from zoneinfo import ZoneInfo, available_timezones
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -38,6 +38,7 @@ from careloop.store.scoping import Scope, set_scope
 from careloop.trust import audit
 from careloop.trust.audit import AuditEvent
 from careloop.trust.passwords import check_password_rules, hash_password, verify_password
+from careloop.trust.places import country_problem, time_zone_problem
 from careloop.trust.policy import (
     INSTALLATION_WIDE_ROLES,
     PRIVILEGED_ROLES,
@@ -155,15 +156,13 @@ def add_site(
         problems.append(ErrorDetail("code", "use 1-32 letters, digits, '-' or '_', e.g. RCH", code))
     if not name.strip():
         problems.append(ErrorDetail("name", "a site needs a name"))
+    wrong_country = country_problem(country)
+    if wrong_country:
+        problems.append(ErrorDetail("country", wrong_country, country))
     country = country.strip().upper()
-    if not re.fullmatch(r"[A-Z]{2}", country):
-        problems.append(
-            ErrorDetail("country", "use the ISO 3166-1 two-letter code, e.g. GB, US", country)
-        )
-    if time_zone not in available_timezones():
-        problems.append(
-            ErrorDetail("time_zone", "use an IANA time zone, e.g. Europe/London", time_zone)
-        )
+    wrong_zone = time_zone_problem(time_zone, country=country)
+    if wrong_zone:
+        problems.append(ErrorDetail("time_zone", wrong_zone, time_zone))
     if problems:
         raise ValidationFailed("The site was not added.", details=problems)
     with unit_of_work(registry, principal, "site.manage") as work:
