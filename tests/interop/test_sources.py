@@ -299,3 +299,34 @@ def test_a_form_version_that_cannot_be_read_is_skipped_and_the_others_load(
     assert [d.location for d in report.skipped_forms] == ["ibd_visit version 000000000000"]
     assert "could not be read" in report.skipped_forms[0].message
     assert report.rows["visit_occurrence"] == 3 and report.persons == 4
+
+
+def _forget_sources(inst: Installation) -> None:
+    """Make the warehouse look as an earlier careloop left it: CDM tables, no stores."""
+    with Warehouse.from_settings(inst.settings) as wh:
+        for table in wh.list_tables():
+            if table.startswith(STORE_PREFIX):
+                wh.drop_table(table)
+
+
+def test_a_warehouse_written_before_sources_keeps_every_row(
+    inst: Installation, synthea: Path, tmp_path: Path
+) -> None:
+    _refresh(inst)
+    import_fhir(inst.settings, inst.registry, inst.operator, synthea, site="A")
+    with Warehouse.from_settings(inst.settings) as wh:
+        load_omop_csv(wh, _offset_omop(tmp_path, 10_000_000))
+    everything = _counts(inst)
+    _forget_sources(inst)
+    _refresh(inst)
+    assert _counts(inst) == everything
+    summaries = {
+        s.name: s.persons for s in list_sources(inst.settings, inst.registry, inst.operator)
+    }
+    # FHIR patients are registry patients too: the registry source has their person rows.
+    assert summaries == {"registry": 12, "fhir": 8, "omop": 40}
+    # The FHIR rows are the FHIR source's again: dropping it leaves the others.
+    remove_source(inst.settings, inst.registry, inst.operator, "fhir", reason="test")
+    assert _counts(inst, ("visit_occurrence",))["visit_occurrence"] == (
+        everything["visit_occurrence"] - 257
+    )

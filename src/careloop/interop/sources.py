@@ -59,6 +59,7 @@ __all__ = [
     "SOURCE_ORDER",
     "SourceKind",
     "SourceSummary",
+    "adopt_unsourced_rows",
     "assemble",
     "drop_source",
     "persons_of",
@@ -118,7 +119,13 @@ def store_name(source: str, table: str) -> str:
 
 
 def store_tables(warehouse: Warehouse) -> dict[str, set[str]]:
-    """Which CDM tables each source has a store table for: source → tables."""
+    """Which CDM tables each source has a store table for: source → tables.
+
+    A warehouse written by a careloop before sources existed has its rows
+    given to their sources first (:func:`adopt_unsourced_rows`).
+    """
+    if not warehouse.read_only:
+        adopt_unsourced_rows(warehouse)
     found: dict[str, set[str]] = {name: set() for name in SOURCES}
     for table in warehouse.list_tables():
         if not table.startswith(STORE_PREFIX):
@@ -370,3 +377,63 @@ def drop_source(warehouse: Warehouse, source: str) -> dict[str, int]:
     with warehouse.replacing(names, schemas=store_schemas(source, mine)) as swap:
         assemble(warehouse, swap, [*mine, "observation_period"], after)
     return {t: n for t, n in removed.items() if n}
+
+
+def adopt_unsourced_rows(warehouse: Warehouse) -> dict[str, int]:
+    """Give the rows of a warehouse written before sources existed to their sources.
+
+    A warehouse made by an earlier careloop has the CDM tables but no stores.
+    Its rows are sorted once, so that the next refresh, import or load keeps
+    them: rows named in the FHIR link table are the ``fhir`` source's; rows of
+    persons the registry refresh wrote (``careloop_etl_state``) are the
+    ``registry`` source's; every other person's rows are the loaded OMOP
+    files'. Returns the rows given to each source (empty when there was
+    nothing to do). Observation periods of registry patients are derived
+    anew when the tables are next assembled.
+    """
+    present = set(warehouse.list_tables())
+    if any(t.startswith(STORE_PREFIX) for t in present):
+        return {}
+    tables = [t for t in ASSEMBLED_TABLES if t in present and _count(warehouse.table(t))]
+    if not tables:
+        return {}
+    registry_persons = _ids(warehouse, "careloop_etl_state", "person_id", present)
+    link = SOURCES["fhir"].side_tables[0]
+    fhir_persons = _ids(warehouse, link, "person_id", present)
+    linked = warehouse.table(link) if link in present else None
+    owned: dict[str, dict[str, ibis.Table]] = {name: {} for name in SOURCES}
+    for table in tables:
+        rows = warehouse.table(table)
+        if not TABLES[table].has_person:
+            owned["registry" if registry_persons else "omop"][table] = rows
+            continue
+        key = TABLES[table].primary_key
+        fhir_rows: ibis.Table | None = None
+        if table == "person":
+            fhir_rows = rows.filter(rows.person_id.isin(sorted(fhir_persons - registry_persons)))
+        elif linked is not None and key is not None:
+            ids = linked.filter(linked.cdm_table == table).select(**{key: linked.cdm_id})
+            fhir_rows = rows.semi_join(ids, key)
+            rows = rows.anti_join(ids, key)
+        if fhir_rows is not None:
+            owned["fhir"][table] = fhir_rows
+        known = sorted(registry_persons | fhir_persons)
+        if table != "observation_period":
+            owned["registry"][table] = rows.filter(rows.person_id.isin(sorted(registry_persons)))
+        owned["omop"][table] = rows.filter(~rows.person_id.isin(known)) if known else rows
+    schemas = {
+        store_name(source, t): TABLES[t].schema() for source, parts in owned.items() for t in parts
+    }
+    given: dict[str, int] = {}
+    with warehouse.replacing(list(schemas), schemas=schemas) as swap:
+        for source, parts in owned.items():
+            for table, rows in parts.items():
+                given[source] = given.get(source, 0) + swap.insert(store_name(source, table), rows)
+    return {k: v for k, v in given.items() if v}
+
+
+def _ids(warehouse: Warehouse, table: str, column: str, present: set[str]) -> set[int]:
+    if table not in present:
+        return set()
+    with quiet_engine_warnings():
+        return {int(v) for v in warehouse.table(table)[column].execute()}
