@@ -6,7 +6,7 @@ import re
 
 import pytest
 
-from careloop.capture import forms_store
+from careloop.capture import entry, forms_store
 from careloop.capture.examples import example_file
 from tests.foundation import PASSWORD, build_installation, make_settings
 from tests.live import login, start_server, stop_server
@@ -103,6 +103,13 @@ def test_a_patient_fills_a_prom_through_a_single_use_link(site_server, page, chr
         prom.locator(f'[data-field="{field}"] input').nth(1).check()
     prom.locator('[data-field="stools_worst_day"] input').fill("3")
     prom.locator('[data-field="symptom_score"] [data-calc]').filter(has_text="4").wait_for()
+    # The slider starts with no answer; moving it fills the number, "Clear" empties it again.
+    worry = prom.locator('[data-field="worry"]')
+    assert worry.get_by_label(re.compile("worried")).input_value() == ""
+    worry.locator('input[type="range"]').fill("70")
+    assert worry.get_by_label(re.compile("worried")).input_value() == "70"
+    worry.get_by_role("button", name="Clear").click()
+    assert worry.get_by_label(re.compile("worried")).input_value() == ""
     prom.get_by_role("button", name="Send my answers").click()
     assert prom.get_by_role("heading", name="Thank you").is_visible()
     prom.goto(link)  # single use: the link no longer opens the form
@@ -110,3 +117,7 @@ def test_a_patient_fills_a_prom_through_a_single_use_link(site_server, page, chr
     patient_context.close()
     page.reload()
     assert "patient" in page.get_by_role("row").filter(has_text="How my IBD").inner_text()
+    stored = entry.list_responses(
+        inst.registry, inst.operator, "ibd_symptoms_prom", patient_id=inst.patient_ids["A"][0]
+    )
+    assert "worry" not in stored[0].values  # never touched, never answered

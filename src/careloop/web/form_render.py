@@ -56,6 +56,8 @@ class InputView:
     hidden: bool
     error: str | None
     has_logic: bool
+    slider_labels: tuple[str, ...] = ()
+    """A slider's left, middle and right labels."""
 
 
 @dataclass(frozen=True)
@@ -138,6 +140,12 @@ def build_view(
         )
         if (f.validation or "").startswith("number_"):
             html_type, inputmode = "text", "decimal"
+        low, high = f.min_value, f.max_value
+        if f.type is FieldType.SLIDER:
+            # No default position: an untouched slider is an unanswered question, so the
+            # page shows an empty number box (and, with JavaScript, a slider beside it).
+            html_type, inputmode = "number", "numeric"
+            low, high = low or "0", high or "100"
         inputs.append(
             InputView(
                 name=f.name,
@@ -150,11 +158,12 @@ def build_view(
                 options=options,
                 html_type=html_type,
                 inputmode=inputmode,
-                min_value=f.min_value if html_type != "text" else None,
-                max_value=f.max_value if html_type != "text" else None,
+                min_value=low if html_type != "text" else None,
+                max_value=high if html_type != "text" else None,
                 hidden=f.name in result.hidden,
                 error=by_field.get(f.name),
                 has_logic=f.branching_logic is not None,
+                slider_labels=f.slider_labels,
             )
         )
     return FormView(form.name, title or form.title or form.name, tuple(inputs), loose)

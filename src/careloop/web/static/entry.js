@@ -61,6 +61,46 @@
     if (timer) { clearTimeout(timer); }
     timer = setTimeout(check, 150);
   }
+  // A slider sets the number box that holds the answer. It starts with no position of
+  // its own (faded), so a question nobody touched stays unanswered; "Clear" empties it.
+  function slider(box) {
+    var number = box.querySelector('input[type="number"]');
+    if (!number) { return; }
+    var range = document.createElement("input");
+    range.type = "range";
+    range.min = number.min;
+    range.max = number.max;
+    range.step = "1";
+    range.tabIndex = -1;  // the number box is the control for keyboards and screen readers
+    range.setAttribute("aria-hidden", "true");
+    range.className = "slider-track";
+    var clear = document.createElement("button");
+    clear.type = "button";
+    clear.className = "slider-clear";
+    clear.textContent = "Clear";
+    function show() {
+      var empty = number.value === "";
+      box.classList.toggle("untouched", empty);
+      range.value = empty ? String((Number(number.min) + Number(number.max)) / 2) : number.value;
+      clear.hidden = empty;
+    }
+    range.addEventListener("input", function () {
+      number.value = range.value;
+      show();
+      number.dispatchEvent(new Event("input", { bubbles: true }));
+    });
+    clear.addEventListener("click", function () {
+      number.value = "";
+      show();
+      number.dispatchEvent(new Event("input", { bubbles: true }));
+    });
+    number.addEventListener("input", show);
+    box.insertBefore(range, number);
+    box.insertBefore(clear, number.nextSibling);
+    show();
+  }
+  Array.prototype.forEach.call(form.querySelectorAll("[data-slider]"), slider);
+
   form.addEventListener("input", later);
   form.addEventListener("change", later);
   form.setAttribute("data-live", "ready");

@@ -1,0 +1,61 @@
+"""An entry page never answers for the person: untouched sliders, radios and dates stay empty."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from sqlalchemy import select
+
+from careloop.capture import proms
+from careloop.store.capture_models import Response
+from careloop.store.scoping import Scope, set_scope
+from tests.capture.registry_helpers import PROM, import_examples, prom_answers
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _forms(installation):
+    import_examples(installation)
+
+
+def _link(installation, patient: int) -> str:
+    link = proms.create_prom_link(
+        installation.registry, installation.operator, PROM, patient_id=patient
+    )
+    return link.token
+
+
+def _stored(installation, patient: int) -> dict[str, object]:
+    with installation.registry.transaction() as session:
+        set_scope(session, Scope.everything())
+        row = session.scalars(
+            select(Response).where(Response.patient_id == patient).order_by(Response.id.desc())
+        ).first()
+        assert row is not None
+        return dict(row.values)
+
+
+def test_the_prom_page_starts_with_no_answer_chosen(api, installation):
+    page = api.get(f"/prom/{_link(installation, installation.patient_ids['A'][0])}").text
+    worry = re.search(r'<input id="f-worry"[^>]*>', page)
+    assert worry is not None
+    assert 'type="number"' in worry.group(0) and 'value=""' in worry.group(0)
+    assert 'type="range"' not in page  # the slider is drawn by the script, with no position
+    assert " checked" not in page and " selected" not in page
+    assert re.search(r'<input id="f-prom_date"[^>]*value=""', page)
+    assert "Not worried" in page and "Very worried" in page
+
+
+def test_an_untouched_slider_is_stored_as_unanswered_and_a_chosen_one_as_chosen(api, installation):
+    patient = installation.patient_ids["A"][1]
+    answers = prom_answers("2024-06-01")
+    sent = api.post(f"/prom/{_link(installation, patient)}", data=answers)
+    assert sent.status_code == 200 and "Thank you" in sent.text
+    assert "worry" not in _stored(installation, patient)
+    other = installation.patient_ids["B"][0]  # one PROM a day per patient
+    chosen = api.post(
+        f"/prom/{_link(installation, other)}",
+        data={**prom_answers("2024-06-08"), "worry": "37"},
+    )
+    assert chosen.status_code == 200
+    assert _stored(installation, other)["worry"] == "37"
