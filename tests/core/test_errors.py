@@ -9,7 +9,9 @@ def test_every_error_has_a_unique_stable_code_and_an_http_status():
 
 
 def test_error_details_name_the_place():
-    err = CareloopError("Bad file", details=[ErrorDetail("a.csv:3:age", "expected an integer", "x")])
+    err = CareloopError(
+        "Bad file", details=[ErrorDetail("a.csv:3:age", "expected an integer", "x")]
+    )
     assert err.as_dict()["details"] == [
         {"location": "a.csv:3:age", "message": "expected an integer", "value": "x"}
     ]

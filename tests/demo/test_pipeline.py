@@ -8,6 +8,7 @@ import pytest
 
 from careloop.demo.pipeline import DEFAULT_SEED, prepare_demo_dir, run_demo
 from careloop.interop.warehouse import Warehouse, quiet_engine_warnings
+from careloop.measures import load_results
 from careloop.trust.principal import Principal
 from tests.foundation import make_settings
 
@@ -118,3 +119,40 @@ def test_the_knowledge_pages_show_the_deployment_its_impact_and_a_sites_feedback
         cards = wh.table("careloop_cds_card").execute()
     assert len(cards) >= 60 and set(cards.site_code) <= set(truth.ko_sites)
     assert "patient_ref" not in cards.columns
+
+
+def test_a_narrow_measure_run_keeps_every_measure_on_the_pages(demo):
+    # Last in this module: it stores one more run in the shared demo warehouse.
+    settings, _result = demo
+    from fastapi.testclient import TestClient
+
+    from careloop.demo.pipeline import DEMO_MEASURES
+    from careloop.measures import data_extent, load_catalog, run_measures, store_run
+    from careloop.trust import identity
+    from careloop.trust.installation import open_registry
+    from careloop.web.app import create_app
+
+    catalog = load_catalog(measures_dir=DEMO_MEASURES, entry_points=False)
+    with Warehouse.from_settings(settings) as wh:
+        before = set(load_results(wh).measure_id)
+        extent = data_extent(wh)
+        assert extent is not None
+        narrow = run_measures(  # one measure, network only
+            wh, catalog.select(["steroid-at-visit"]), start=extent[0], end=extent[1]
+        )
+        store_run(wh, narrow)
+        assert set(load_results(wh).measure_id) == before
+    registry = open_registry(settings)
+    token = identity.create_token(
+        registry, Principal.operator("tester"), name="t2", for_user="admin@demo.careloop.invalid"
+    ).token
+    registry.close()
+    headers = {"Authorization": f"Bearer {token}"}
+    with TestClient(create_app(settings)) as client:
+        overview = client.get("/measures", headers=headers)
+        assert overview.status_code == 200
+        assert all(m in overview.text for m in before)
+        impact = client.get(
+            "/knowledge/ibd-steroid-review/impact?measure=steroid-at-visit", headers=headers
+        )
+        assert impact.status_code == 200, impact.text[:300]

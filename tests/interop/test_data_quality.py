@@ -46,84 +46,214 @@ def _dates(frame: pd.DataFrame) -> pd.DataFrame:
 
 def planted(wh: Warehouse) -> None:
     wh.create_schema()
-    wh.replace_table("concept", _dates(_frame(
-        "concept_id concept_name domain_id vocabulary_id concept_class_id standard_concept "
-        "concept_code valid_start_date valid_end_date",
-        [
-            (0, "No matching concept", "Metadata", "None", "Undefined", None, "No matching",
-             "1970-01-01", "2099-12-31"),
-            (8507, "MALE", "Gender", "Gender", "Gender", "S", "M", "1970-01-01", "2099-12-31"),
-            (8532, "FEMALE", "Gender", "Gender", "Gender", "S", "F", "1970-01-01", "2099-12-31"),
-            (9201, "Inpatient Visit", "Visit", "Visit", "Visit", "S", "IP", "1970-01-01",
-             "2099-12-31"),
-            (9202, "Outpatient Visit", "Visit", "Visit", "Visit", "S", "OP", "1970-01-01",
-             "2099-12-31"),
-            (TYPE, "EHR", "Type Concept", "Type Concept", "Type Concept", "S", "OMOP4976890",
-             "1970-01-01", "2099-12-31"),
-            (192671, "Gastrointestinal hemorrhage", "Condition", "SNOMED", "Clinical Finding",
-             "S", "74474003", "1970-01-01", "2099-12-31"),
-            (35208414, "Gastrointestinal hemorrhage, unspecified", "Condition", "ICD10CM",
-             "4-char billing code", None, "K92.2", "2007-01-01", "2099-12-31"),
-            (3025315, "Body weight", "Measurement", "LOINC", "Clinical Observation", "S",
-             "29463-7", "1970-01-01", "2099-12-31"),
-            (9529, "kilogram", "Unit", "UCUM", "Unit", "S", "kg", "1970-01-01", "2099-12-31"),
-        ],
-    )))
+    wh.replace_table(
+        "concept",
+        _dates(
+            _frame(
+                "concept_id concept_name domain_id vocabulary_id concept_class_id standard_concept "
+                "concept_code valid_start_date valid_end_date",
+                [
+                    (
+                        0,
+                        "No matching concept",
+                        "Metadata",
+                        "None",
+                        "Undefined",
+                        None,
+                        "No matching",
+                        "1970-01-01",
+                        "2099-12-31",
+                    ),
+                    (
+                        8507,
+                        "MALE",
+                        "Gender",
+                        "Gender",
+                        "Gender",
+                        "S",
+                        "M",
+                        "1970-01-01",
+                        "2099-12-31",
+                    ),
+                    (
+                        8532,
+                        "FEMALE",
+                        "Gender",
+                        "Gender",
+                        "Gender",
+                        "S",
+                        "F",
+                        "1970-01-01",
+                        "2099-12-31",
+                    ),
+                    (
+                        9201,
+                        "Inpatient Visit",
+                        "Visit",
+                        "Visit",
+                        "Visit",
+                        "S",
+                        "IP",
+                        "1970-01-01",
+                        "2099-12-31",
+                    ),
+                    (
+                        9202,
+                        "Outpatient Visit",
+                        "Visit",
+                        "Visit",
+                        "Visit",
+                        "S",
+                        "OP",
+                        "1970-01-01",
+                        "2099-12-31",
+                    ),
+                    (
+                        TYPE,
+                        "EHR",
+                        "Type Concept",
+                        "Type Concept",
+                        "Type Concept",
+                        "S",
+                        "OMOP4976890",
+                        "1970-01-01",
+                        "2099-12-31",
+                    ),
+                    (
+                        192671,
+                        "Gastrointestinal hemorrhage",
+                        "Condition",
+                        "SNOMED",
+                        "Clinical Finding",
+                        "S",
+                        "74474003",
+                        "1970-01-01",
+                        "2099-12-31",
+                    ),
+                    (
+                        35208414,
+                        "Gastrointestinal hemorrhage, unspecified",
+                        "Condition",
+                        "ICD10CM",
+                        "4-char billing code",
+                        None,
+                        "K92.2",
+                        "2007-01-01",
+                        "2099-12-31",
+                    ),
+                    (
+                        3025315,
+                        "Body weight",
+                        "Measurement",
+                        "LOINC",
+                        "Clinical Observation",
+                        "S",
+                        "29463-7",
+                        "1970-01-01",
+                        "2099-12-31",
+                    ),
+                    (
+                        9529,
+                        "kilogram",
+                        "Unit",
+                        "UCUM",
+                        "Unit",
+                        "S",
+                        "kg",
+                        "1970-01-01",
+                        "2099-12-31",
+                    ),
+                ],
+            )
+        ),
+    )
     wh.replace_table("care_site", _frame("care_site_id care_site_name", [(1, "A"), (2, "B")]))
-    wh.replace_table("person", _frame(
-        "person_id gender_concept_id year_of_birth race_concept_id ethnicity_concept_id",
-        [
-            (1, 8507, 1980, 0, 0),
-            (2, 8532, 1700, 0, 0),  # implausible year of birth
-            (3, 8507, 1990, 0, 0),  # dies before being born (see death)
-            (4, 8532, 2000, 0, 0),
-        ],
-    ))
-    wh.replace_table("observation_period", _dates(_frame(
-        "observation_period_id person_id observation_period_start_date "
-        "observation_period_end_date period_type_concept_id",
-        [
-            (1, 1, "2000-01-01", "2018-12-31", TYPE),  # overlaps 2; ends after 'today'
-            (2, 1, "2018-06-01", "2021-06-30", TYPE),  # overlaps 1; ends after 'today'
-            (3, 2, "2000-01-01", "2020-12-31", TYPE),  # ends after 'today'
-            (4, 3, "2000-01-01", "2010-12-31", TYPE),
-            (5, 4, "2010-01-01", "2020-12-31", TYPE),  # ends after 'today'
-        ],
-    )))
-    wh.replace_table("death", _dates(_frame(
-        "person_id death_date death_type_concept_id", [(3, "1985-06-01", TYPE)]
-    )))
-    wh.replace_table("visit_occurrence", _dates(_frame(
-        "visit_occurrence_id person_id visit_concept_id visit_start_date visit_end_date "
-        "visit_type_concept_id care_site_id",
-        [
-            (1, 1, 9201, "2010-05-01", "2010-05-03", TYPE, 1),
-            (2, 1, 9202, "2010-06-10", "2010-06-01", TYPE, 1),  # ends before it starts
-            (3, 4, 9202, "2005-03-01", "2005-03-01", TYPE, 2),  # outside observation
-            (4, 4, 192671, "2015-01-01", "2015-01-01", TYPE, 2),  # Condition concept; future
-        ],
-    )))
-    wh.replace_table("condition_occurrence", _dates(_frame(
-        "condition_occurrence_id person_id condition_concept_id condition_start_date "
-        "condition_type_concept_id visit_occurrence_id",
-        [
-            (1, 1, 192671, "2010-05-02", TYPE, 1),
-            (2, 1, 35208414, "2010-05-02", TYPE, 1),  # not a standard concept
-            (3, 2, 999999, "2010-01-01", TYPE, None),  # unknown concept
-            (4, 3, 192671, "2008-01-01", TYPE, None),  # after death (1985)
-            (4, 1, 192671, "2011-01-01", TYPE, None),  # duplicate id 4
-            (6, 99, 192671, "2012-01-01", TYPE, None),  # no such person; no observation
-        ],
-    )))
-    wh.replace_table("measurement", _dates(_frame(
-        "measurement_id person_id measurement_concept_id measurement_date "
-        "measurement_type_concept_id value_as_number unit_concept_id",
-        [
-            (1, 1, 3025315, "2010-05-02", TYPE, 70.0, 9529),
-            (2, 1, 3025315, "2010-05-02", TYPE, 900.0, 0),  # implausible weight; no unit
-            (3, 4, 3025315, "1990-01-01", TYPE, 60.0, 0),  # before birth (2000); no unit
-        ],
-    )))
+    wh.replace_table(
+        "person",
+        _frame(
+            "person_id gender_concept_id year_of_birth race_concept_id ethnicity_concept_id",
+            [
+                (1, 8507, 1980, 0, 0),
+                (2, 8532, 1700, 0, 0),  # implausible year of birth
+                (3, 8507, 1990, 0, 0),  # dies before being born (see death)
+                (4, 8532, 2000, 0, 0),
+            ],
+        ),
+    )
+    wh.replace_table(
+        "observation_period",
+        _dates(
+            _frame(
+                "observation_period_id person_id observation_period_start_date "
+                "observation_period_end_date period_type_concept_id",
+                [
+                    (1, 1, "2000-01-01", "2018-12-31", TYPE),  # overlaps 2; ends after 'today'
+                    (2, 1, "2018-06-01", "2021-06-30", TYPE),  # overlaps 1; ends after 'today'
+                    (3, 2, "2000-01-01", "2020-12-31", TYPE),  # ends after 'today'
+                    (4, 3, "2000-01-01", "2010-12-31", TYPE),
+                    (5, 4, "2010-01-01", "2020-12-31", TYPE),  # ends after 'today'
+                ],
+            )
+        ),
+    )
+    wh.replace_table(
+        "death",
+        _dates(_frame("person_id death_date death_type_concept_id", [(3, "1985-06-01", TYPE)])),
+    )
+    wh.replace_table(
+        "visit_occurrence",
+        _dates(
+            _frame(
+                "visit_occurrence_id person_id visit_concept_id visit_start_date visit_end_date "
+                "visit_type_concept_id care_site_id",
+                [
+                    (1, 1, 9201, "2010-05-01", "2010-05-03", TYPE, 1),
+                    (2, 1, 9202, "2010-06-10", "2010-06-01", TYPE, 1),  # ends before it starts
+                    (3, 4, 9202, "2005-03-01", "2005-03-01", TYPE, 2),  # outside observation
+                    (
+                        4,
+                        4,
+                        192671,
+                        "2015-01-01",
+                        "2015-01-01",
+                        TYPE,
+                        2,
+                    ),  # Condition concept; future
+                ],
+            )
+        ),
+    )
+    wh.replace_table(
+        "condition_occurrence",
+        _dates(
+            _frame(
+                "condition_occurrence_id person_id condition_concept_id condition_start_date "
+                "condition_type_concept_id visit_occurrence_id",
+                [
+                    (1, 1, 192671, "2010-05-02", TYPE, 1),
+                    (2, 1, 35208414, "2010-05-02", TYPE, 1),  # not a standard concept
+                    (3, 2, 999999, "2010-01-01", TYPE, None),  # unknown concept
+                    (4, 3, 192671, "2008-01-01", TYPE, None),  # after death (1985)
+                    (4, 1, 192671, "2011-01-01", TYPE, None),  # duplicate id 4
+                    (6, 99, 192671, "2012-01-01", TYPE, None),  # no such person; no observation
+                ],
+            )
+        ),
+    )
+    wh.replace_table(
+        "measurement",
+        _dates(
+            _frame(
+                "measurement_id person_id measurement_concept_id measurement_date "
+                "measurement_type_concept_id value_as_number unit_concept_id",
+                [
+                    (1, 1, 3025315, "2010-05-02", TYPE, 70.0, 9529),
+                    (2, 1, 3025315, "2010-05-02", TYPE, 900.0, 0),  # implausible weight; no unit
+                    (3, 4, 3025315, "1990-01-01", TYPE, 60.0, 0),  # before birth (2000); no unit
+                ],
+            )
+        ),
+    )
 
 
 EXPECTED = {
@@ -156,16 +286,15 @@ EXPECTED = {
 
 def test_the_registry_has_at_least_25_checks_in_the_three_dqd_categories():
     assert len(CHECKS) >= 25
-    assert {d.category for d in CHECKS.values()} == {
-        "conformance", "completeness", "plausibility"
-    }
+    assert {d.category for d in CHECKS.values()} == {"conformance", "completeness", "plausibility"}
 
 
 def test_each_planted_problem_is_found_with_its_count(warehouse):
     planted(warehouse)
     report = run_checks(warehouse, today=date(2014, 1, 1))
-    got = {cid: (report.result(cid).failing_rows, report.result(cid).denominator)
-           for cid in EXPECTED}
+    got = {
+        cid: (report.result(cid).failing_rows, report.result(cid).denominator) for cid in EXPECTED
+    }
     assert got == EXPECTED
     assert report.result("plausible_year_of_birth.person.year_of_birth").status == "fail"
     assert report.result("plausible_year_of_birth.person.year_of_birth").percent == 25.0
@@ -184,14 +313,19 @@ def planted_duckdb() -> Iterator[Warehouse]:
 
 def test_thresholds_can_be_overridden_by_check_name_or_id(planted_duckdb):
     report = run_checks(
-        planted_duckdb, today=date(2014, 1, 1), checks=["plausible_year_of_birth",
-                                                        "is_primary_key"],
-        thresholds={"plausible_year_of_birth": 30.0,
-                    "is_primary_key.condition_occurrence.condition_occurrence_id": None},
+        planted_duckdb,
+        today=date(2014, 1, 1),
+        checks=["plausible_year_of_birth", "is_primary_key"],
+        thresholds={
+            "plausible_year_of_birth": 30.0,
+            "is_primary_key.condition_occurrence.condition_occurrence_id": None,
+        },
     )
     assert report.result("plausible_year_of_birth.person.year_of_birth").status == "pass"
-    assert report.result(
-        "is_primary_key.condition_occurrence.condition_occurrence_id").status == "info"
+    assert (
+        report.result("is_primary_key.condition_occurrence.condition_occurrence_id").status
+        == "info"
+    )
     assert report.result("is_primary_key.person.person_id").status == "pass"
 
 
@@ -245,8 +379,10 @@ def test_eunomia_slice_checks_run_without_errors(omop_small):
         report = run_checks(wh)
     assert report.counts["error"] == 0
     # Eunomia's vocabulary subset lacks the type concepts (e.g. 32020), as DQD also reports.
-    assert report.result(
-        "concept_known.condition_occurrence.condition_type_concept_id").percent == 100.0
+    assert (
+        report.result("concept_known.condition_occurrence.condition_type_concept_id").percent
+        == 100.0
+    )
     assert report.result("is_required.person.year_of_birth").status == "pass"
 
 

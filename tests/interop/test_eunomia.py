@@ -31,16 +31,20 @@ def _answers(wh: Warehouse) -> dict[str, object]:
     co = wh.table("condition_occurrence")
     de = wh.table("drug_exposure")
     top = (
-        co.group_by("condition_concept_id").agg(n=co.count())
-        .order_by([ibis_desc("n"), "condition_concept_id"]).limit(10).execute()
+        co.group_by("condition_concept_id")
+        .agg(n=co.count())
+        .order_by([ibis_desc("n"), "condition_concept_id"])
+        .limit(10)
+        .execute()
     )
     return {
         "persons": int(wh.table("person").count().execute()),
         "gi_bleed_persons": int(
             co.filter(co.condition_concept_id == GI_BLEED).person_id.nunique().execute()
         ),
-        "top_conditions": dict(zip(top.condition_concept_id.astype(int), top.n.astype(int),
-                                   strict=True)),
+        "top_conditions": dict(
+            zip(top.condition_concept_id.astype(int), top.n.astype(int), strict=True)
+        ),
         "drug_exposures": int(de.count().execute()),
         "measurements": int(wh.table("measurement").count().execute()),
     }
@@ -74,7 +78,8 @@ def test_eunomia_loads_into_duckdb_and_answers_like_pandas(eunomia, tmp_path):
         assert report.ignored_files == ("cohort_attribute.csv",)
         assert _answers(wh) == expected
         sql = run_readonly_query(
-            wh, f"SELECT count(DISTINCT person_id) AS n FROM condition_occurrence "
+            wh,
+            f"SELECT count(DISTINCT person_id) AS n FROM condition_occurrence "
             f"WHERE condition_concept_id = {GI_BLEED}",
         )
         assert int(sql.n.iloc[0]) == expected["gi_bleed_persons"]

@@ -63,8 +63,11 @@ def test_the_eunomia_slice_answers_like_pandas_on_the_csvs(warehouse, omop_small
     gi_bleed = co.filter(co.condition_concept_id == 192671).person_id.nunique().execute()
     assert gi_bleed == raw.loc[raw.condition_concept_id == 192671, "person_id"].nunique() == 20
     by_concept = (
-        co.group_by("condition_concept_id").agg(n=co.count()).execute()
-        .set_index("condition_concept_id")["n"].sort_index()
+        co.group_by("condition_concept_id")
+        .agg(n=co.count())
+        .execute()
+        .set_index("condition_concept_id")["n"]
+        .sort_index()
     )
     expected = raw.groupby("condition_concept_id").size().sort_index()
     assert by_concept.to_dict() == expected.to_dict()
@@ -184,15 +187,24 @@ def test_wrong_columns_are_named_with_the_file(tmp_path):
         (GOOD_ROW.replace("1980", "19x0", 1), "year_of_birth", "19x0", "whole number"),
         (GOOD_ROW.replace("8507", "85.5", 1), "gender_concept_id", "85.5", "whole number"),
         # Whole, but beyond a 64-bit integer: refused rather than wrapped or rounded.
-        (GOOD_ROW.replace("8507", "9223372036854775808", 1), "gender_concept_id",
-         "9223372036854775808", "whole number"),
-        (GOOD_ROW.replace("1980-05-17 00:00:00", "1980-13-45 00:00:00"), "birth_datetime",
-         "1980-13-45 00:00:00", "date-time"),
+        (
+            GOOD_ROW.replace("8507", "9223372036854775808", 1),
+            "gender_concept_id",
+            "9223372036854775808",
+            "whole number",
+        ),
+        (
+            GOOD_ROW.replace("1980-05-17 00:00:00", "1980-13-45 00:00:00"),
+            "birth_datetime",
+            "1980-13-45 00:00:00",
+            "date-time",
+        ),
         (GOOD_ROW.replace("1,8507,1980", "1,,1980", 1), "gender_concept_id", "", "required"),
     ],
 )
-def test_a_bad_value_names_file_line_column_value_and_type(warehouse, tmp_path, row, column,
-                                                           value, expected):
+def test_a_bad_value_names_file_line_column_value_and_type(
+    warehouse, tmp_path, row, column, value, expected
+):
     folder = tmp_path / "omop"
     other = GOOD_ROW.replace("1,8507", "2,8507", 1)
     _write(folder, "person.csv", _person_csv([other, other.replace("2,", "3,", 1), row]))
@@ -204,8 +216,7 @@ def test_a_bad_value_names_file_line_column_value_and_type(warehouse, tmp_path, 
     assert detail.value == value
 
 
-def test_a_bad_file_loads_nothing_and_keeps_the_previous_contents(warehouse, tmp_path,
-                                                                  omop_small):
+def test_a_bad_file_loads_nothing_and_keeps_the_previous_contents(warehouse, tmp_path, omop_small):
     load_omop_csv(warehouse, omop_small)
     folder = tmp_path / "omop"
     shutil.copytree(omop_small, folder)
@@ -218,7 +229,9 @@ def test_a_bad_file_loads_nothing_and_keeps_the_previous_contents(warehouse, tmp
         load_omop_csv(warehouse, folder)
     assert _count(warehouse, "person") == 40
     assert _count(warehouse, "visit_occurrence") == 30
-    assert not [t for t in warehouse.list_tables() if t.startswith(("careloop_stage_", "careloop_rejects_"))]
+    assert not [
+        t for t in warehouse.list_tables() if t.startswith(("careloop_stage_", "careloop_rejects_"))
+    ]
 
 
 def test_two_files_for_one_table_are_refused(tmp_path):

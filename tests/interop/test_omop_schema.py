@@ -9,12 +9,34 @@ from careloop.core.errors import NotFound
 from careloop.interop import CDM53_RENAMES, TABLES, omop_schema, table_spec
 
 BRIEF_TABLES = [
-    "person", "observation_period", "visit_occurrence", "visit_detail",
-    "condition_occurrence", "drug_exposure", "procedure_occurrence", "device_exposure",
-    "measurement", "observation", "death", "note", "specimen", "care_site", "location",
-    "provider", "concept", "concept_ancestor", "concept_relationship", "vocabulary",
-    "domain", "concept_class", "cdm_source", "condition_era", "drug_era", "dose_era",
-    "payer_plan_period", "cost",
+    "person",
+    "observation_period",
+    "visit_occurrence",
+    "visit_detail",
+    "condition_occurrence",
+    "drug_exposure",
+    "procedure_occurrence",
+    "device_exposure",
+    "measurement",
+    "observation",
+    "death",
+    "note",
+    "specimen",
+    "care_site",
+    "location",
+    "provider",
+    "concept",
+    "concept_ancestor",
+    "concept_relationship",
+    "vocabulary",
+    "domain",
+    "concept_class",
+    "cdm_source",
+    "condition_era",
+    "drug_era",
+    "dose_era",
+    "payer_plan_period",
+    "cost",
 ]
 
 
@@ -57,8 +79,11 @@ def test_columns_have_the_cdm_type_and_nullability(table, column, dtype, require
 
 def test_column_order_follows_the_cdm():
     assert table_spec("observation_period").column_names == (
-        "observation_period_id", "person_id", "observation_period_start_date",
-        "observation_period_end_date", "period_type_concept_id",
+        "observation_period_id",
+        "person_id",
+        "observation_period_start_date",
+        "observation_period_end_date",
+        "period_type_concept_id",
     )
 
 

@@ -76,3 +76,23 @@ def test_engine_errors_become_input_errors(warehouse):
         run_readonly_query(warehouse, "SELECT * FROM no_such_table")
     # The connection is still usable afterwards.
     assert run_readonly_query(warehouse, "SELECT 1 AS one").one.tolist() == [1]
+
+
+def test_a_sum_of_big_integers_comes_back_exact_on_each_engine(warehouse, omop_small):
+    load_omop_csv(warehouse, omop_small)
+    # 2**53 + 1 has no float64: a sum turned into a float would print 9007199254740992.
+    frame = run_readonly_query(
+        warehouse,
+        "SELECT sum(x) AS total, sum(person_id) AS persons, count(*) AS n FROM "
+        "(SELECT CAST(9007199254740992 AS BIGINT) AS x, person_id FROM person WHERE person_id = 6 "
+        "UNION ALL SELECT CAST(1 AS BIGINT), 0) AS t",
+    )
+    assert frame.total.tolist() == [9007199254740993]
+    assert str(frame.total.dtype) == "Int64" and frame.n.tolist() == [2]
+    assert frame.persons.tolist() == [6]
+    huge = run_readonly_query(
+        warehouse,
+        "SELECT sum(x) AS total FROM (SELECT CAST(9223372036854775807 AS BIGINT) AS x "
+        "UNION ALL SELECT CAST(9223372036854775807 AS BIGINT)) AS t",
+    )
+    assert huge.total.tolist() == [2 * (2**63 - 1)]  # beyond 64 bits: still exact

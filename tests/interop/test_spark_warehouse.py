@@ -124,7 +124,9 @@ def test_replace_table_from_pandas_and_from_ibis_on_spark(loaded):
     assert spark.replace_table("cdm_source", before) == 1
     with quiet_engine_warnings():
         assert spark.table("cdm_source").execute().equals(before)
-    assert not [t for t in spark.list_tables() if t.startswith(("careloop_stage_", "careloop_rejects_"))]
+    assert not [
+        t for t in spark.list_tables() if t.startswith(("careloop_stage_", "careloop_rejects_"))
+    ]
 
 
 def test_a_bad_file_on_spark_keeps_the_previous_contents(loaded, tmp_path: Path):
@@ -143,4 +145,6 @@ def test_a_bad_file_on_spark_keeps_the_previous_contents(loaded, tmp_path: Path)
         "person": 40,
         "visit_occurrence": 30,
     }
-    assert not [t for t in spark.list_tables() if t.startswith(("careloop_stage_", "careloop_rejects_"))]
+    assert not [
+        t for t in spark.list_tables() if t.startswith(("careloop_stage_", "careloop_rejects_"))
+    ]

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from careloop.interop import Warehouse, load_omop_csv
-from careloop.measures import compute_measure, parse_yaml
+from careloop.measures import compute_measure, data_extent, parse_yaml
 from tests.interop.engine_warnings import ENGINE_WARNINGS
 
 pytestmark = [*ENGINE_WARNINGS, pytest.mark.slow]
@@ -93,3 +93,14 @@ def test_a_measure_with_descendants_matches_plain_sql_on_eunomia(eunomia):
     assert got == want
     assert sum(v[0] for k, v in want.items() if k[1] == "") > 1000  # a real test, not zeros
     assert sum(v[1] for k, v in want.items() if k[1] == "") > 50
+
+
+def test_the_default_period_of_a_run_is_the_extent_of_the_data(eunomia):
+    # Eunomia's visits end in 2019, years before today: a run with no period must
+    # cover them, not the last twelve months (which hold nothing).
+    extent = data_extent(eunomia)
+    expected = eunomia.ibis.con.execute(
+        "SELECT min(visit_start_date), max(visit_start_date) FROM visit_occurrence"
+    ).fetchone()
+    assert extent == expected
+    assert extent is not None and extent[1].year < date.today().year - 1

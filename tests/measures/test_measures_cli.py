@@ -116,6 +116,20 @@ def test_run_prints_network_and_site_rows_and_stores_them(app, data_dir):
         assert int(wh.table("careloop_measure_result").count().execute()) == len(frame)
 
 
+def test_a_run_without_a_period_covers_the_data_and_says_so(app, data_dir):
+    options = ["--measure", "remission-prevalence", "--format", "csv"]
+    result = runner.invoke(app, ["measures", "run", *options, "--data-dir", str(data_dir)])
+    assert result.exit_code == 0, result.output
+    # The fixture's first visit is on 2023-06-01 and its last on 2024-03-15.
+    assert "Period: 2023-06-01 to 2024-03-15 (the extent of the warehouse's data" in result.stderr
+    from io import StringIO
+
+    frame = pd.read_csv(StringIO(result.stdout), keep_default_na=False)
+    network = frame[frame.site == ""]
+    assert network.period_start.iloc[0] == "2023-06-01" and len(network) == 10
+    assert list(network.numerator.iloc[-3:]) == [3, 4, 3]  # as with --from/--to above
+
+
 def test_run_writes_a_shared_file_with_small_counts_hidden(app, data_dir, tmp_path):
     out = tmp_path / "shared.json"
     result = runner.invoke(

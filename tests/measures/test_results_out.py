@@ -13,6 +13,7 @@ from careloop.interop import Warehouse
 from careloop.measures import (
     RESULT_COLUMNS,
     builtin_measures,
+    latest_runs,
     load_results,
     run_measures,
     store_run,
@@ -55,11 +56,31 @@ def test_a_stored_run_reads_back_identically_with_its_provenance(warehouse):
         json.loads(runs.measures.iloc[0])["remission-prevalence"]
         == run.hashes["remission-prevalence"]
     )
-    # A second run is appended; the latest is what load_results returns by default.
-    again = run_measures(warehouse, builtin_measures()[:1], start=START, end=END)
-    store_run(warehouse, again)
-    assert set(load_results(warehouse).measure_id) == {builtin_measures()[0].id}
     assert len(load_results(warehouse, run_id=run.run_id)) == len(run.results)
+
+
+def test_a_narrow_run_adds_to_the_latest_results_instead_of_replacing_them(warehouse):
+    everything = run_measures(warehouse, builtin_measures(), start=START, end=END, by=["site"])
+    store_run(warehouse, everything)
+    first = builtin_measures()[0].id
+    # One measure for the network only: the pages keep every measure, by site.
+    network_only = run_measures(warehouse, builtin_measures()[:1], start=START, end=END)
+    store_run(warehouse, network_only)
+    shown = load_results(warehouse)
+    pd.testing.assert_frame_equal(shown, everything.results, check_dtype=False)
+    # One measure again by site, for a later period: that measure's rows come from it.
+    later = run_measures(
+        warehouse, builtin_measures()[:1], start=date(2024, 2, 1), end=END, by=["site"]
+    )
+    store_run(warehouse, later)
+    shown = load_results(warehouse)
+    assert set(shown.measure_id) == set(everything.results.measure_id)
+    assert shown[shown.measure_id == first].period_start.min() == date(2024, 2, 1)
+    others = shown[shown.measure_id != first].reset_index(drop=True)
+    expected = everything.results[everything.results.measure_id != first].reset_index(drop=True)
+    pd.testing.assert_frame_equal(others, expected, check_dtype=False)
+    latest = latest_runs(warehouse)
+    assert latest.runs[first] == later.run_id and len(set(latest.runs.values())) == 2
 
 
 def test_exports_write_csv_parquet_and_json_with_the_result_columns(warehouse, tmp_path):

@@ -13,7 +13,13 @@ from careloop.cli.context import DataDirOption, settings_from
 from careloop.cli.output import console, err_console, print_frame, print_json
 from careloop.core.errors import InputError
 from careloop.interop.warehouse import Warehouse
-from careloop.measures import MeasureDefinition, load_catalog, run_measures, store_run
+from careloop.measures import (
+    MeasureDefinition,
+    data_extent,
+    load_catalog,
+    run_measures,
+    store_run,
+)
 from careloop.measures.export import export_results, results_to_records
 from careloop.measures.validation import validate_files
 
@@ -112,9 +118,11 @@ def validate(
 def run(
     measure: list[str] = typer.Option(None, "--measure", help="Measure id (repeat; default: all)."),
     from_: str = typer.Option(
-        None, "--from", help="First day, YYYY-MM-DD (default: 12 months back)."
+        None, "--from", help="First day, YYYY-MM-DD (default: the first day of the data)."
     ),
-    to: str = typer.Option(None, "--to", help="Last day, YYYY-MM-DD (default: today)."),
+    to: str = typer.Option(
+        None, "--to", help="Last day, YYYY-MM-DD (default: the last day of the data)."
+    ),
     by: list[str] = typer.Option(None, "--by", help="site, sex or age_band (repeat)."),
     fmt: str = typer.Option("table", "--format", help="table, csv or json (standard output)."),
     out: Path | None = typer.Option(None, "--out", help="Write to a .csv, .parquet or .json file."),
@@ -138,8 +146,7 @@ def run(
         out_fmt = _OUT_FORMATS.get(out.suffix.lower())
         if out_fmt is None:
             raise InputError(f"--out must end in .csv, .parquet or .json, not {out.name!r}.")
-    end = _day(to, "--to") or date.today()
-    start = _day(from_, "--from") or date(end.year - 1, end.month, 1)
+    end, start = _day(to, "--to"), _day(from_, "--from")
     catalog = load_catalog(measures_dir=measures_dir or settings_from(None).measures_dir)
     for problem in catalog.problems:
         err_console.print(
@@ -148,6 +155,16 @@ def run(
     chosen = catalog.select(measure)
     settings = settings_from(data_dir)
     with Warehouse.from_settings(settings) as warehouse:
+        if start is None or end is None:
+            extent = data_extent(warehouse)
+            if extent is None:
+                end = end or date.today()
+                start = start or date(end.year - 1, end.month, 1)
+                said = "the last 12 months: the warehouse holds no events yet"
+            else:
+                start, end = start or extent[0], end or extent[1]
+                said = "the extent of the warehouse's data; choose with --from and --to"
+            err_console.print(f"Period: {start} to {end} ({said}).", markup=False, soft_wrap=True)
         progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Callable
+from decimal import Decimal
 from typing import Any, cast
 
 import pandas as pd
@@ -188,7 +189,9 @@ def _run_duckdb(warehouse: Warehouse, statement: str) -> pd.DataFrame:
     try:
         cursor.execute("BEGIN TRANSACTION READ ONLY")
         try:
-            frame = cast(pd.DataFrame, cursor.execute(statement).df())
+            # Through Arrow, not .df(): that turns a HUGEINT (what SUM of a BIGINT
+            # gives) into a float, wrong above 2**53.
+            frame = _exact_integers(cursor.execute(statement).to_arrow_table().to_pandas())
         except duckdb.Error as exc:
             raise InputError(f"The warehouse rejected the query: {_first_line(exc)}") from None
         finally:
@@ -211,7 +214,34 @@ def _run_postgres(warehouse: Warehouse, statement: str) -> pd.DataFrame:
             rows = cur.fetchall()
     except psycopg.Error as exc:
         raise InputError(f"The warehouse rejected the query: {_first_line(exc)}") from None
-    return pd.DataFrame.from_records(rows, columns=columns)
+    return _exact_integers(pd.DataFrame.from_records(rows, columns=columns))
+
+
+_INT64 = (-(2**63), 2**63 - 1)
+
+
+def _exact_integers(frame: pd.DataFrame) -> pd.DataFrame:
+    """Whole-number decimals (SUM of BIGINT, COUNT on PostgreSQL) as exact integers.
+
+    They become 64-bit integers when they fit and Python integers (printed in
+    full) when they do not; never floats.
+    """
+    for column in frame.columns:
+        values = frame[column]
+        if values.dtype != object:
+            continue
+        present = values.dropna()
+        if present.empty or not all(
+            isinstance(v, Decimal) and v == v.to_integral_value() for v in present
+        ):
+            continue
+        whole = values.map(lambda v: None if v is None or pd.isna(v) else int(v))
+        present_ints = whole.dropna()
+        if present_ints.between(*_INT64).all():
+            frame[column] = whole.astype("Int64")
+        else:
+            frame[column] = whole.astype(object)
+    return frame
 
 
 def _first_line(exc: Exception) -> str:

@@ -28,7 +28,6 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Any, Literal
 
-import ibis
 import pandas as pd
 from sqlalchemy import select
 
@@ -38,12 +37,12 @@ from careloop.analysis.spc import SpcChart, qic
 from careloop.analysis.spc_plot import Annotation
 from careloop.core.errors import CareloopError, InputError, NotFound, PermissionDenied
 from careloop.core.settings import Settings
-from careloop.interop.warehouse import Warehouse, quiet_engine_warnings
+from careloop.interop.warehouse import Warehouse
 from careloop.measures.catalog import MeasureCatalog
 from careloop.measures.definition import MeasureDefinition
 from careloop.measures.patient_lists import ListKind, patient_list
 from careloop.measures.plain_language import describe
-from careloop.measures.runner import NETWORK, NO_SITE, RESULT_TABLE, RUN_TABLE, load_results
+from careloop.measures.runner import NETWORK, NO_SITE, latest_runs, load_results
 from careloop.store.database import Registry
 from careloop.store.models import Patient
 from careloop.trust.policy import ROLES, Role, grants
@@ -159,25 +158,17 @@ def stored_results(settings: Settings) -> StoredResults:
             "(or `careloop demo`)."
         ) from exc
     with warehouse:
-        if not warehouse.has_table(RUN_TABLE) or not warehouse.has_table(RESULT_TABLE):
-            raise NotFound("No measure results yet: run `careloop measures run --by site`.")
-        with quiet_engine_warnings():
-            runs = warehouse.table(RUN_TABLE)
-            latest = runs.order_by(ibis.desc("run_at")).limit(1).execute()
-        if latest.empty:
-            raise NotFound("No measure results yet: run `careloop measures run --by site`.")
-        run_id = str(latest["run_id"].iloc[0])
-        key = (url, run_id)
+        latest = latest_runs(warehouse)
+        key = (url, latest.key)
         with _CACHE_LOCK:
             cached = _CACHE.get(key)
         if cached is not None:
             return cached
-        frame = load_results(warehouse, run_id=run_id)
+        frame = load_results(warehouse, latest=latest)
     frame = frame[frame["stratum"] == ""].reset_index(drop=True)
-    run_at = pd.Timestamp(latest["run_at"].iloc[0]).to_pydatetime()
-    result = StoredResults(run_id, run_at, frame)
+    result = StoredResults(latest.key, latest.run_at, frame)
     with _CACHE_LOCK:
-        _CACHE.clear()  # one run at a time: the latest
+        _CACHE.clear()  # one set of runs at a time: the latest
         _CACHE[key] = result
     return result
 

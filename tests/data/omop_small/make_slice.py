@@ -16,9 +16,17 @@ SOURCE = Path(__file__).resolve().parents[3].parent / "shared" / "data" / "eunom
 OUT = Path(__file__).resolve().parent
 
 PERSON_TABLES = [
-    "person", "observation_period", "visit_occurrence", "condition_occurrence",
-    "drug_exposure", "procedure_occurrence", "measurement", "observation",
-    "condition_era", "drug_era", "death",
+    "person",
+    "observation_period",
+    "visit_occurrence",
+    "condition_occurrence",
+    "drug_exposure",
+    "procedure_occurrence",
+    "measurement",
+    "observation",
+    "condition_era",
+    "drug_era",
+    "death",
 ]
 WHOLE = ["cdm_source", "domain", "concept_relationship", "care_site", "location", "provider"]
 
@@ -31,11 +39,11 @@ def main() -> None:
 
     con.execute(
         f"""CREATE TABLE keep AS
-        (SELECT DISTINCT CAST(person_id AS BIGINT) AS person_id FROM {csv('condition_occurrence')}
+        (SELECT DISTINCT CAST(person_id AS BIGINT) AS person_id FROM {csv("condition_occurrence")}
           WHERE condition_concept_id = '192671' ORDER BY 1 LIMIT 20)
         UNION
-        (SELECT CAST(person_id AS BIGINT) FROM {csv('person')}
-          WHERE person_id NOT IN (SELECT person_id FROM {csv('condition_occurrence')}
+        (SELECT CAST(person_id AS BIGINT) FROM {csv("person")}
+          WHERE person_id NOT IN (SELECT person_id FROM {csv("condition_occurrence")}
                                   WHERE condition_concept_id = '192671')
           ORDER BY 1 LIMIT 20)"""
     )
@@ -48,15 +56,15 @@ def main() -> None:
         con.execute(f"COPY (SELECT * FROM {csv(table)}) TO '{OUT / (table + '.csv')}' (HEADER)")
     con.execute(
         f"""CREATE TABLE used AS
-        SELECT DISTINCT CAST(condition_concept_id AS BIGINT) AS id FROM {csv('condition_occurrence')}
-        UNION SELECT DISTINCT CAST(drug_concept_id AS BIGINT) FROM {csv('drug_exposure')}"""
+        SELECT DISTINCT CAST(condition_concept_id AS BIGINT) AS id FROM {csv("condition_occurrence")}
+        UNION SELECT DISTINCT CAST(drug_concept_id AS BIGINT) FROM {csv("drug_exposure")}"""
     )
     con.execute(f"COPY (SELECT * FROM {csv('concept')}) TO '{OUT / 'concept.csv'}' (HEADER)")
     con.execute(
-        f"""COPY (SELECT * FROM {csv('concept_ancestor')}
+        f"""COPY (SELECT * FROM {csv("concept_ancestor")}
         WHERE CAST(descendant_concept_id AS BIGINT) IN (SELECT id FROM used)
           AND CAST(ancestor_concept_id AS BIGINT) IN (SELECT id FROM used))
-        TO '{OUT / 'concept_ancestor.csv'}' (HEADER)"""
+        TO '{OUT / "concept_ancestor.csv"}' (HEADER)"""
     )
 
 
