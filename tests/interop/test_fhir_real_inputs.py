@@ -24,6 +24,7 @@ from careloop.interop import Warehouse
 from careloop.interop.fhir_export import export_fhir
 from careloop.interop.fhir_import import import_fhir
 from careloop.interop.fhir_mapping import COMPONENT, LINK_TABLE, stable_id
+from careloop.interop.refresh import refresh_warehouse
 from careloop.trust import identity
 from tests.foundation import Installation
 from tests.interop.fhir_support import (
@@ -256,6 +257,14 @@ def test_observation_components_become_rows_linked_to_their_panel(
     observations = warehouse_frame(inst, "observation")
     strings = observations[observations.value_as_string.notna()]
     assert list(strings.observation_source_value) == ["228390007"]
+    # A warehouse refresh from the registry keeps the component rows and their links.
+    refresh_warehouse(inst.settings, inst.registry, inst.operator)
+    after = warehouse_frame(inst, "measurement")
+    assert len(after) == 11
+    assert sorted(after[after.measurement_event_id == panel].measurement_source_value) == [
+        "8462-4",
+        "8480-6",
+    ]
 
 
 def test_component_rows_come_back_inside_their_panel_on_export(
