@@ -111,6 +111,7 @@ def test_every_us_core_response_imports_into_its_questionnaires_form(
     assert refused.location == (
         "QuestionnaireResponse-glasgow-coma-score.json: QuestionnaireResponse.questionnaire"
     )
+    assert "name the Questionnaire answered: its canonical URL" in refused.message
     # Importing the same files again changes nothing.
     again = import_fhir(
         inst.settings, inst.registry, inst.operator, folder, site="A", mode="row_level"

@@ -273,7 +273,9 @@ def load_response_form(
             details=[
                 ErrorDetail(
                     where,
-                    f"name the form answered: {FORM_URL}<form name>[|<version hash>]",
+                    "name the Questionnaire answered: its canonical URL (of a Questionnaire "
+                    f"registered with careloop forms import) or {FORM_URL}<form name>"
+                    "[|<version hash>]",
                     canonical,
                 )
             ],
