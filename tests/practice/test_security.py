@@ -6,6 +6,7 @@ import base64
 import json
 import time
 import uuid
+from pathlib import Path
 
 import jwt
 import pytest
@@ -235,3 +236,142 @@ def test_keys_published_at_a_jwks_url_are_fetched_and_rotated_keys_picked_up(
     finally:
         server.shutdown()
         server.server_close()
+
+
+SANDBOX_ISS = "https://sandbox.cds-hooks.org"
+SANDBOX_JKU = "https://sandbox.cds-hooks.org/.well-known/jwks.json"
+SANDBOX_KID = "44823f3d-0b01-4a6c-a80e-b9d3e8a7226f"
+SANDBOX_JWKS = Path(__file__).resolve().parents[1] / "data" / "cds_hooks_sandbox" / "jwks.json"
+
+
+def _never_fetch(monkeypatch: pytest.MonkeyPatch) -> list[str]:
+    """Record (and refuse) every HTTP GET: a jku must never be fetched."""
+    import httpx
+
+    fetched: list[str] = []
+
+    def refuse(url: str, *args: object, **kwargs: object) -> None:
+        fetched.append(url)
+        raise httpx.ConnectError("no fetching in this test")
+
+    monkeypatch.setattr(httpx, "get", refuse)
+    return fetched
+
+
+def test_a_sandbox_shaped_call_is_accepted_once_its_jku_is_registered_with_the_jwks_file(
+    api, installation, tmp_path, monkeypatch
+):
+    from careloop.practice import trust_client
+
+    fetched = _never_fetch(monkeypatch)
+    # A client signing exactly as the CDS Hooks sandbox does (its iss, kid and jku).
+    sandbox = ec_client(SANDBOX_ISS, SANDBOX_KID)
+    jwks = tmp_path / "sandbox-test.jwks"
+    jwks.write_text(json.dumps(sandbox.jwks))
+    registry, operator = installation.registry, installation.operator
+    trust_client(registry, operator, issuer=SANDBOX_ISS, jwks_file=jwks)
+    sandbox_headers = {"jku": SANDBOX_JKU}
+    # Registered with the file only, the sandbox's jku is not one careloop knows: refused.
+    assert_bare_401(
+        api.post(PATH, json=body(), headers=auth(sandbox, PATH, headers=sandbox_headers))
+    )
+    trust_client(registry, operator, issuer=SANDBOX_ISS, jwks_file=jwks, jku=[SANDBOX_JKU])
+    served = api.post(PATH, json=body(), headers=auth(sandbox, PATH, headers=sandbox_headers))
+    assert served.status_code == 200, served.text
+    # Tokens without a jku still pass; the keys came from the file, nothing was fetched.
+    assert api.post(PATH, json=body(), headers=auth(sandbox, PATH)).status_code == 200
+    assert fetched == []
+
+
+def test_a_jku_other_than_those_registered_is_refused_even_when_the_key_is_right(
+    api, installation, tmp_path, monkeypatch
+):
+    from careloop.practice import trust_client
+
+    fetched = _never_fetch(monkeypatch)
+    client = ec_client("https://ehr-jku.example.org/")
+    jwks = tmp_path / "jku.jwks"
+    jwks.write_text(json.dumps(client.jwks))
+    trust_client(
+        installation.registry,
+        installation.operator,
+        issuer=client.issuer,
+        jwks_file=jwks,
+        jku=["https://ehr-jku.example.org/jwks.json"],
+    )
+    for other in (
+        "https://evil.example/jwks.json",
+        "https://ehr-jku.example.org/jwks.json?x=1",  # not exactly the registered URL
+        "https://ehr-jku.example.org/JWKS.json",
+        "https://ehr-jku.example.org/jwks.json/",
+    ):
+        assert_bare_401(
+            api.post(PATH, json=body(), headers=auth(client, PATH, headers={"jku": other}))
+        )
+    headers = auth(client, PATH, headers={"jku": "https://ehr-jku.example.org/jwks.json"})
+    assert api.post(PATH, json=body(), headers=headers).status_code == 200
+    assert fetched == []
+
+
+def test_the_sandboxs_published_jwks_registers_with_its_jku(installation):
+    from careloop.practice import list_clients, trust_client
+
+    issuer = "https://sandbox.cds-hooks.org/published"
+    client = trust_client(
+        installation.registry,
+        installation.operator,
+        issuer=issuer,
+        jwks_file=SANDBOX_JWKS,
+        jku=[SANDBOX_JKU],
+    )
+    assert (client.key_ids, client.jku_urls) == ((SANDBOX_KID,), (SANDBOX_JKU,))
+    (listed,) = [
+        c for c in list_clients(installation.registry, installation.operator) if c.issuer == issuer
+    ]
+    assert listed.accepted_jku == frozenset({SANDBOX_JKU})
+    assert listed.jwks_url is None  # the jku is not a place keys are fetched from
+
+
+def test_a_jku_that_is_not_an_https_url_is_refused_at_registration(installation):
+    from careloop.core.errors import InputError
+    from careloop.practice import trust_client
+
+    for bad in ("http://sandbox.cds-hooks.org/.well-known/jwks.json", " https://x.example/j"):
+        with pytest.raises(InputError, match="must be the exact https URL"):
+            trust_client(
+                installation.registry,
+                installation.operator,
+                issuer="https://bad-jku.example.org/",
+                jwks_file=SANDBOX_JWKS,
+                jku=[bad],
+            )
+
+
+def test_the_cli_registers_a_jku_with_a_jwks_file(installation):
+    from typer.testing import CliRunner
+
+    from careloop.cli.main import app
+
+    data_dir = str(installation.settings.data_dir)
+    url = installation.settings.database_url
+    runner = CliRunner(env={"CARELOOP_DATABASE_URL": url} if url else None)
+    result = runner.invoke(
+        app,
+        [
+            "cds", "trust-client", "--iss", "https://sandbox.cds-hooks.org/cli",
+            "--jwks-file", str(SANDBOX_JWKS), "--jku", SANDBOX_JKU, "--data-dir", data_dir,
+        ],
+    )  # fmt: skip
+    assert result.exit_code == 0, result.output
+    assert f"jku accepted: {SANDBOX_JKU}" in " ".join(result.output.split())
+    listed = runner.invoke(app, ["cds", "clients", "--data-dir", data_dir])
+    assert listed.exit_code == 0, listed.output
+    assert "jku" in listed.output
+    from careloop.practice import list_clients
+
+    (client,) = [
+        c
+        for c in list_clients(installation.registry, installation.operator)
+        if c.issuer == "https://sandbox.cds-hooks.org/cli"
+    ]
+    assert client.jku_urls == (SANDBOX_JKU,)

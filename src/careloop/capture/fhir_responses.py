@@ -21,6 +21,13 @@ QuestionnaireResponse (``careloop records export --format fhir``,
 response stores, validated by the form like any entry. Every problem is
 reported at once, located by FHIR path
 (``QuestionnaireResponse.item[3].answer[0]``), with what was expected.
+
+A QuestionnaireResponse of another system names its Questionnaire by that
+Questionnaire's canonical URL (``http://hl7.org/fhir/us/core/Questionnaire/
+phq-9-example``, optionally ``|version``): :func:`load_response_form` finds
+the form registered from it (``careloop forms import`` of the Questionnaire
+keeps the URL with the form), and its items are read by their linkIds, the
+ones renamed to be field names mapped back (:attr:`Form.link_ids`).
 """
 
 from __future__ import annotations
@@ -37,7 +44,7 @@ from sqlalchemy.orm import Session
 
 from careloop.capture.entry import ResponseStatus, check_values
 from careloop.capture.forms import Field, FieldType, Form
-from careloop.capture.forms_store import load_form
+from careloop.capture.forms_store import load_form, load_form_by_url
 from careloop.capture.questionnaire import EXTENSION, fhir_item_type, fhir_typed_value
 from careloop.core.clock import as_utc
 from careloop.core.errors import ErrorDetail, NotFound, ValidationFailed
@@ -182,11 +189,13 @@ class FormReference:
 
 
 def form_reference(canonical: str) -> FormReference | None:
-    """The form a ``questionnaire`` canonical names, or None when it names none.
+    """The form a ``questionnaire`` canonical names by name, or None when it names none.
 
     ``urn:careloop:form:<name>[|<version>]`` is careloop's own; any other URL
     is read by its last path part as the form's Questionnaire id (the name
-    with ``-`` for ``_``), e.g. ``https://example.org/Questionnaire/ibd-visit``.
+    with ``-`` for ``_``), e.g. ``https://example.org/Questionnaire/ibd-visit``
+    — the fallback :func:`load_response_form` uses when no form was
+    registered from that URL.
     """
     url, _, version = canonical.strip().partition("|")
     if url.startswith(FORM_URL):
@@ -227,12 +236,36 @@ def load_response_form(
 ) -> tuple[FormDefinition, FormVersion, Form]:
     """The registered form (and version) a QuestionnaireResponse answers.
 
+    ``questionnaire`` is read in this order: careloop's own
+    ``urn:careloop:form:<name>[|<version hash>]``; the canonical URL (and
+    ``|version``) of the Questionnaire a form was registered from; the URL's
+    last path part as a form's Questionnaire id (forms registered from a data
+    dictionary, e.g. ``…/Questionnaire/ibd-visit`` → ``ibd_visit``).
+
     Raises:
         ValidationFailed: ``questionnaire`` is missing or names no registered
             form or version; located at ``QuestionnaireResponse.questionnaire``.
     """
     where = _where(location, "QuestionnaireResponse.questionnaire")
     canonical = resource.get("questionnaire")
+    if isinstance(canonical, str) and not canonical.strip().startswith(FORM_URL):
+        url, _, version = canonical.strip().partition("|")
+        found = load_form_by_url(session, url, version.strip() or None)
+        if found is not None:
+            return found
+        if version.strip() and load_form_by_url(session, url) is not None:
+            raise ValidationFailed(
+                "The QuestionnaireResponse answers a Questionnaire version careloop does not have.",
+                details=[
+                    ErrorDetail(
+                        where,
+                        f"no form was registered from version {version.strip()!r} of {url}; "
+                        "Fix: register that version (careloop forms import of the Questionnaire), "
+                        "or leave out '|<version>' to use the current one.",
+                        canonical,
+                    )
+                ],
+            )
     reference = form_reference(canonical) if isinstance(canonical, str) else None
     if reference is None:
         raise ValidationFailed(
@@ -240,7 +273,9 @@ def load_response_form(
             details=[
                 ErrorDetail(
                     where,
-                    f"name the form answered: {FORM_URL}<form name>[|<version hash>]",
+                    "name the Questionnaire answered: its canonical URL (of a Questionnaire "
+                    f"registered with careloop forms import) or {FORM_URL}<form name>"
+                    "[|<version hash>]",
                     canonical,
                 )
             ],
@@ -254,6 +289,11 @@ def load_response_form(
             if reference.version and "no version" in exc.message
             else "register the form first (careloop forms import FILE)"
         )
+        if isinstance(canonical, str) and not canonical.strip().startswith(FORM_URL):
+            fix = (
+                "register the form from that Questionnaire first (careloop forms import "
+                "<the Questionnaire's JSON file>)"
+            )
         raise ValidationFailed(
             "The QuestionnaireResponse answers a form careloop does not have.",
             details=[ErrorDetail(where, f"{exc.message} Fix: {fix}.", canonical)],
@@ -394,7 +434,9 @@ def response_from_fhir(
     values: dict[str, Any] = {}
     places: dict[str, str] = {}
     for path, item in _walk(resource.get("item"), "QuestionnaireResponse"):
-        link_id = str(item.get("linkId"))
+        given_link = str(item.get("linkId"))
+        # The field the linkId names: renamed linkIds (``/44250-9``) mapped back.
+        link_id = form.field_name_of(given_link)
         answers = item.get("answer") or []
         if not answers:
             continue  # a group, or a question left unanswered
@@ -404,9 +446,9 @@ def response_from_fhir(
             problems.append(
                 ErrorDetail(
                     _where(location, f"{path}.linkId"),
-                    f"form {form.name!r} has no field {link_id!r}; use the field names of the "
-                    "form's Questionnaire as linkId",
-                    link_id,
+                    f"form {form.name!r} has no field {given_link!r}; use the linkIds of the "
+                    "form's Questionnaire (or its field names)",
+                    given_link,
                 )
             )
             continue

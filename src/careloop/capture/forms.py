@@ -252,6 +252,14 @@ class Form:
     """Filled by the patient or their carer (a PROM), not by staff."""
     description: str = ""
     """What the form is for."""
+    questionnaire_url: str = ""
+    """The canonical URL of the FHIR Questionnaire the form was registered from, if any:
+    the identity QuestionnaireResponses name it by (``questionnaire``)."""
+    questionnaire_version: str = ""
+    """That Questionnaire's own ``version``, if it has one."""
+    link_ids: tuple[tuple[str, str], ...] = ()
+    """(linkId, field name) of the Questionnaire's items whose linkId is not a valid
+    field name and was renamed (``/44250-9`` → ``q__44250_9``), so answers find them."""
     _cache: dict[str, Any] = field(
         default_factory=dict, init=False, repr=False, compare=False, hash=False
     )
@@ -272,6 +280,10 @@ class Form:
             self._cache["index"] = index
         return index[name]  # type: ignore[no-any-return]
 
+    def field_name_of(self, link_id: str) -> str:
+        """The field a Questionnaire item's ``linkId`` names (renamed ones mapped back)."""
+        return dict(self.link_ids).get(link_id, link_id)
+
     @property
     def field_names(self) -> tuple[str, ...]:
         """Names of all fields, in order."""
@@ -283,6 +295,16 @@ class Form:
         if self.description:
             out["description"] = self.description
         out["patient_reported"] = self.patient_reported
+        if self.questionnaire_url or self.link_ids:
+            # Only forms registered from a Questionnaire carry it, so no other hash changes.
+            source: dict[str, Any] = {}
+            if self.questionnaire_url:
+                source["url"] = self.questionnaire_url
+            if self.questionnaire_version:
+                source["version"] = self.questionnaire_version
+            if self.link_ids:
+                source["link_ids"] = dict(self.link_ids)
+            out["questionnaire"] = source
         out["fields"] = [f.to_dict(canonical=canonical) for f in self.fields]
         return out
 

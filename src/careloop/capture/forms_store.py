@@ -48,6 +48,7 @@ __all__ = [
     "get_form",
     "import_forms",
     "list_forms",
+    "load_form_by_url",
     "read_dictionary",
 ]
 
@@ -212,6 +213,34 @@ def load_form(
     definition = _definition_row(session, name)
     row = _version_row(session, definition, version)
     return definition, row, form_of_version(row)
+
+
+def load_form_by_url(
+    session: Session, url: str, version: str | None = None
+) -> tuple[FormDefinition, FormVersion, Form] | None:
+    """The form registered from the FHIR Questionnaire with canonical ``url``, or None.
+
+    With ``version`` (the Questionnaire's own version, as in ``url|version``)
+    the stored form version registered from that Questionnaire version;
+    without, the form's current version when it came from ``url``, else the
+    latest one that did. When several forms came from the same URL, the one
+    imported last wins.
+    """
+    source = FormVersion.definition["questionnaire"]
+    query = select(FormVersion).where(source["url"].as_string() == url)
+    if version is not None:
+        query = query.where(source["version"].as_string() == version)
+    rows = list(session.scalars(query.order_by(FormVersion.id.desc())))
+    if not rows:
+        return None
+    definitions = {
+        d.id: d
+        for d in session.scalars(
+            select(FormDefinition).where(FormDefinition.id.in_({r.form_id for r in rows}))
+        )
+    }
+    chosen = next((r for r in rows if definitions[r.form_id].current_version_id == r.id), rows[0])
+    return definitions[chosen.form_id], chosen, form_of_version(chosen)
 
 
 def load_form_version(session: Session, version_id: int) -> tuple[FormVersion, Form]:

@@ -58,7 +58,8 @@ _FIELD_KEYS = {
     "slider", "calculation", "show_if", "required", "identifier", "code", "omop_domain",
     "unit", "alignment", "question_number", "matrix_group", "matrix_ranking", "annotation",
 }  # fmt: skip
-_FORM_KEYS = {"name", "title", "description", "patient_reported", "fields"}
+_FORM_KEYS = {"name", "title", "description", "patient_reported", "questionnaire", "fields"}
+_QUESTIONNAIRE_KEYS = {"url", "version", "link_ids"}
 
 
 class _Map(dict[Any, Any]):
@@ -192,6 +193,7 @@ def _read_form(
             ErrorDetail(here, "patient_reported must be true or false", patient_reported)
         )
         patient_reported = False
+    url, version, link_ids = _read_source(raw.get("questionnaire"), here, problems)
     raw_fields = raw.get("fields")
     if not isinstance(raw_fields, list):
         problems.append(ErrorDetail(here, "'fields' must be a list of fields"))
@@ -208,6 +210,37 @@ def _read_form(
         title=_scalar_text(raw.get("title")) or "",
         patient_reported=patient_reported,
         description=_scalar_text(raw.get("description")) or "",
+        questionnaire_url=url,
+        questionnaire_version=version,
+        link_ids=link_ids,
+    )
+
+
+def _read_source(
+    raw: Any, here: str, problems: list[ErrorDetail]
+) -> tuple[str, str, tuple[tuple[str, str], ...]]:
+    """The ``questionnaire`` key: the FHIR Questionnaire a form was registered from."""
+    if raw is None:
+        return "", "", ()
+    if not isinstance(raw, dict) or set(raw) - _QUESTIONNAIRE_KEYS:
+        problems.append(
+            ErrorDetail(
+                here,
+                "'questionnaire' must be a mapping with url, version and link_ids "
+                "(linkId: field name)",
+            )
+        )
+        return "", "", ()
+    links = raw.get("link_ids") or {}
+    if not isinstance(links, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in links.items()
+    ):
+        problems.append(ErrorDetail(here, "questionnaire.link_ids must map linkIds to field names"))
+        links = {}
+    return (
+        _scalar_text(raw.get("url")) or "",
+        _scalar_text(raw.get("version")) or "",
+        tuple(links.items()),
     )
 
 

@@ -12,6 +12,13 @@ the REDCap field type, validation type, calculations, logic that
 form exported and imported again is the same form.
 
 Section headers become ``group`` items holding the fields that follow them.
+
+A Questionnaire's canonical ``url`` (and ``version``) is kept with the form
+it becomes, and so is each linkId that had to be renamed to be a field name
+(``/44250-9`` → ``q__44250_9``): QuestionnaireResponses name their
+Questionnaire by that URL and their items by those linkIds
+(:mod:`careloop.capture.fhir_responses`). A form exported again keeps both
+in careloop extensions (``…source-url``, ``…source-version``, ``…link-id``).
 """
 
 from __future__ import annotations
@@ -262,12 +269,19 @@ def _logic_from_enable_when(
     return joiner.join(parts)
 
 
-def _item(field: Field, fields: Mapping[str, Field], types: Mapping[str, str]) -> dict[str, Any]:
+def _item(
+    field: Field,
+    fields: Mapping[str, Field],
+    types: Mapping[str, str],
+    link_id: str | None = None,
+) -> dict[str, Any]:
     ftype = fhir_item_type(field)
     item: dict[str, Any] = {"linkId": field.name, "type": ftype}
     if field.label:
         item["text"] = field.label
     ext: list[dict[str, Any]] = [_ext("field-type", valueCode=field.type.value)]
+    if link_id is not None:
+        ext.append(_ext("link-id", valueString=link_id))
     if field.code is not None:
         coding = {"system": SYSTEMS[field.code.system], "code": field.code.code}
         if field.code.display:
@@ -388,6 +402,7 @@ def form_to_questionnaire(form: Form, *, status: QuestionnaireStatus = "active")
     }
     items: list[dict[str, Any]] = []
     group: dict[str, Any] | None = None
+    original = {name: link for link, name in form.link_ids}
     for field in form.fields:
         if field.section_header:
             group = {
@@ -397,7 +412,9 @@ def form_to_questionnaire(form: Form, *, status: QuestionnaireStatus = "active")
                 "item": [],
             }
             items.append(group)
-        (group["item"] if group is not None else items).append(_item(field, fields, types))
+        (group["item"] if group is not None else items).append(
+            _item(field, fields, types, original.get(field.name))
+        )
     data: dict[str, Any] = {
         "resourceType": "Questionnaire",
         "id": form.name.replace("_", "-")[:64],
@@ -411,8 +428,15 @@ def form_to_questionnaire(form: Form, *, status: QuestionnaireStatus = "active")
     }
     if form.description:
         data["description"] = form.description
+    root: list[dict[str, Any]] = []
     if form.patient_reported:
-        data["extension"] = [_ext("patient-reported", valueBoolean=True)]
+        root.append(_ext("patient-reported", valueBoolean=True))
+    if form.questionnaire_url:
+        root.append(_ext("source-url", valueUri=form.questionnaire_url))
+    if form.questionnaire_version:
+        root.append(_ext("source-version", valueString=form.questionnaire_version))
+    if root:
+        data["extension"] = root
     return Questionnaire.model_validate(data)
 
 
@@ -550,6 +574,18 @@ def questionnaire_to_form(data: Mapping[str, Any], *, source: str = "questionnai
             fields.append(field)
             locations[field.name] = here
     exts = _extensions(data)
+    # linkIds renamed to be field names, and those a careloop export records as renamed.
+    link_ids = {link: name for link, name in names.items() if link != name}
+    for _path, item, _h in flat:
+        original = _own(_extensions(item), "link-id")
+        if isinstance(original, str) and original:
+            link_ids[original] = names[str(item.get("linkId", ""))]
+    url = str(data.get("url") or "")
+    version = str(data.get("version") or "")
+    if url.startswith("urn:careloop:form:"):
+        # careloop's own export: its version is a content hash, the source is in extensions.
+        url = str(_own(exts, "source-url") or "")
+        version = str(_own(exts, "source-version") or "")
     raw_name = str(data.get("name") or data.get("id") or "questionnaire")
     form_name = re.sub(r"[^a-z0-9_]", "_", raw_name.lower())
     if not re.match(r"^[a-z]", form_name):
@@ -560,6 +596,9 @@ def questionnaire_to_form(data: Mapping[str, Any], *, source: str = "questionnai
         title=str(data.get("title") or ""),
         patient_reported=bool(_own(exts, "patient-reported")),
         description=str(data.get("description") or ""),
+        questionnaire_url=url,
+        questionnaire_version=version,
+        link_ids=tuple(link_ids.items()),
     )
     problems.extend(check_forms([form], locate=lambda _f, field: locations.get(field, source)))
     raise_problems(problems, source=source)

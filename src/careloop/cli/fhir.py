@@ -50,10 +50,15 @@ def import_command(
     console.print(
         f"Site {report.site}: {report.patients_created} patient(s) registered, "
         f"{report.patients_updated} updated; {report.withheld_by_consent} resource(s) kept out "
-        f"of the warehouse by consent; skipped types: "
-        f"{', '.join(f'{k} {v}' for k, v in report.skipped.items()) or 'none'}; "
-        f"provenance record {report.provenance_id}; {report.seconds:.1f} s."
+        f"of the warehouse by consent; {report.components} Observation component(s) became "
+        f"rows; provenance record {report.provenance_id}; {report.seconds:.1f} s."
     )
+    if report.skipped:
+        console.print(f"Skipped (read, not imported): {len(report.skipped)} kind(s)")
+        for item in report.skipped:
+            console.print(f"  {item.what}: {item.count} — {item.reason}", markup=False)
+    else:
+        console.print("Skipped: nothing.")
     for title, problems in (("Rejected", report.rejected), ("Warnings", report.warnings)):
         if problems:
             console.print(f"{title}: {len(problems)}")

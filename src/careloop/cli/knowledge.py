@@ -338,6 +338,12 @@ def trust_client_(
     jwks_file: Path | None = typer.Option(None, "--jwks-file", help="Its JWK Set as a file."),
     site: str | None = typer.Option(None, "--site", help="The careloop site it serves."),
     origins: list[str] = typer.Option([], "--origin", help="Browser origin for CORS (repeat)."),
+    jku: list[str] = typer.Option(
+        [],
+        "--jku",
+        help="A jku URL its JWTs carry (repeat); compared, never fetched: the keys stay "
+        "those of --jwks-file or --jwks-url.",
+    ),
     data_dir: Path | None = DataDirOption,
 ) -> None:
     """Trust a CDS client (an EHR): its signed JWTs will be accepted."""
@@ -350,9 +356,11 @@ def trust_client_(
             jwks_file=jwks_file,
             site=site,
             origins=origins,
+            jku=jku,
         )
     keys = ", ".join(client.key_ids) or client.jwks_url
-    console.print(f"Trusting {client.issuer} (keys: {keys}).", markup=False)
+    extra = f"; jku accepted: {', '.join(client.jku_urls)}" if client.jku_urls else ""
+    console.print(f"Trusting {client.issuer} (keys: {keys}{extra}).", markup=False)
 
 
 @cds_app.command("distrust-client")
@@ -372,9 +380,15 @@ def clients(data_dir: Path | None = DataDirOption) -> None:
     with opened(settings_from(data_dir)) as registry:
         found = list_clients(registry, operator())
     print_rows(
-        ["issuer", "keys", "site", "origins"],
+        ["issuer", "keys", "jku", "site", "origins"],
         [
-            (c.issuer, ", ".join(c.key_ids) or c.jwks_url, c.site_code, " ".join(c.origins))
+            (
+                c.issuer,
+                ", ".join(c.key_ids) or c.jwks_url,
+                " ".join(sorted(c.accepted_jku)),
+                c.site_code,
+                " ".join(c.origins),
+            )
             for c in found
         ],
     )

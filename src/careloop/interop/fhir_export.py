@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
 
@@ -24,6 +25,7 @@ from careloop.core.errors import IntegrityFailure
 from careloop.core.settings import Settings
 from careloop.interop.fhir_mapping import (
     CLINICAL_TABLES,
+    COMPONENT,
     ID_COLUMNS,
     LINK_TABLE,
     consent_resource,
@@ -80,22 +82,25 @@ class ScopedPatient:
     birth_date: Any
     sex: str
     consent_state: str
+    time_zone: str = "UTC"
+    """The IANA time zone of the patient's site: their warehouse times are on its clock."""
 
 
 def scoped_patients(work: Work) -> list[ScopedPatient]:
     """Every patient the work's scoped session can see."""
-    sites = {s.id: s.code for s in work.session.scalars(select(Site))}
+    sites = {s.id: (s.code, s.time_zone) for s in work.session.scalars(select(Site))}
     return [
         ScopedPatient(
             p.id,
             p.pseudo_id,
-            sites.get(p.site_id, "?"),
+            sites.get(p.site_id, ("?", "UTC"))[0],
             p.local_id,
             p.given_name,
             p.family_name,
             p.birth_date,
             p.sex,
             p.consent_state,
+            sites.get(p.site_id, ("?", "UTC"))[1],
         )
         for p in work.session.scalars(select(Patient).order_by(Patient.id))
     ]
@@ -130,6 +135,7 @@ def clinical_resources(
     warehouse: Warehouse,
     persons: Mapping[int, str],
     *,
+    time_zones: Mapping[int, str],
     tables: Iterable[str] = CLINICAL_TABLES,
 ) -> list[dict[str, Any]]:
     """FHIR resources of the warehouse rows of ``persons`` (person id → pseudonym).
@@ -137,6 +143,9 @@ def clinical_resources(
     A person counts only when the warehouse's person row carries the same
     pseudonym (``person_source_value``), so rows loaded from elsewhere whose
     ids happen to match a registry patient are never attributed to them.
+    ``time_zones`` (person id → the IANA zone of their site) gives the offset
+    of their times, which the warehouse keeps on the site's clock. Rows of
+    Observation components are put back into their panel's ``component``.
     """
     if not persons:
         return []
@@ -180,7 +189,9 @@ def clinical_resources(
         for (table, cdm_id), record in by_key.items()
         if table == "visit_occurrence"
     }
+    zones = {pid: ZoneInfo(time_zones.get(pid, "UTC")) for pid in owners}
     out: list[dict[str, Any]] = []
+    parts: dict[str, list[tuple[int, dict[str, Any]]]] = {}
     for name in tables:
         frame = frames.get(name)
         if frame is None:
@@ -188,17 +199,44 @@ def clinical_resources(
         id_column = ID_COLUMNS[name]
         for row in frame:
             link_row = by_key.get((name, int(row[id_column])), {})
-            out.append(
-                resource_of_row(
-                    name,
-                    row,
-                    link_row,
-                    patient_id=owners[int(row["person_id"])],
-                    vocab=vocab,
-                    visit_resource_ids=visits,
-                )
+            person = int(row["person_id"])
+            resource = resource_of_row(
+                name,
+                row,
+                link_row,
+                patient_id=owners[person],
+                vocab=vocab,
+                visit_resource_ids=visits,
+                zone=zones[person],
             )
+            if link_row.get("resource_type") == COMPONENT:
+                panel, _, index = str(link_row["resource_id"]).rpartition("/")
+                parts.setdefault(panel, []).append((int(index), resource))
+            else:
+                out.append(resource)
+    _fold_components(out, parts)
     return out
+
+
+def _fold_components(
+    resources: list[dict[str, Any]], parts: dict[str, list[tuple[int, dict[str, Any]]]]
+) -> None:
+    """Put component rows back into their panel Observation, in their original order.
+
+    A component whose panel is not among ``resources`` stays an Observation of
+    its own (id ``<panel>-component-<i>``), so nothing read is dropped.
+    """
+    if not parts:
+        return
+    panels = {r["id"]: r for r in resources if r["resourceType"] == "Observation"}
+    for panel_id, items in parts.items():
+        panel = panels.get(panel_id)
+        for index, item in sorted(items, key=lambda pair: pair[0]):
+            if panel is None:
+                resources.append({**item, "id": f"{panel_id}-component-{index}"[:64]})
+                continue
+            component = {k: v for k, v in item.items() if k == "code" or k.startswith("value")}
+            panel.setdefault("component", []).append(component)
 
 
 def _vocabulary(
@@ -310,7 +348,9 @@ def export_fhir(
         if warehouse is not None:
             with warehouse:
                 for resource in clinical_resources(
-                    warehouse, {p.id: p.pseudo_id for p in patients}
+                    warehouse,
+                    {p.id: p.pseudo_id for p in patients},
+                    time_zones={p.id: p.time_zone for p in patients},
                 ):
                     resources[resource["resourceType"]].append(resource)
         sites = {p.site_code for p in patients}

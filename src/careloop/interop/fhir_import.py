@@ -28,9 +28,10 @@ import gc
 import time
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field
-from datetime import date, datetime
+from datetime import date, datetime, tzinfo
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo
 
 import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
 from sqlalchemy import select
@@ -56,6 +57,7 @@ from careloop.interop.fhir_codes import CODE_SYSTEMS
 from careloop.interop.fhir_mapping import (
     CLINICAL_TABLES,
     EHR_TYPE_CONCEPT,
+    FIELD_CONCEPT_NAMES,
     GENDER_CONCEPTS,
     ID_COLUMNS,
     LINK_SCHEMA,
@@ -69,13 +71,21 @@ from careloop.interop.fhir_mapping import (
     check_resource,
     clinical_rows,
     consent_state,
+    mapped_components,
     patient_fields,
     person_row,
     reference_key,
     reference_keys,
     stable_id,
+    unmapped_elements,
 )
-from careloop.interop.fhir_read import SourceResource, read_path, resource_counts, validate
+from careloop.interop.fhir_read import (
+    Skipped,
+    SourceResource,
+    read_path,
+    resource_counts,
+    validate,
+)
 from careloop.interop.sources import assemble, store_name, store_schemas, store_tables
 from careloop.interop.warehouse import Warehouse, parse_warehouse_url, quiet_engine_warnings
 from careloop.store.database import Registry
@@ -110,8 +120,11 @@ class FhirImportReport:
     """Registry patients registered by this import."""
     patients_updated: int
     """Registry patients already there (by MRN) whose details or consent changed."""
-    skipped: Mapping[str, int]
-    """Valid resources of types careloop does not map, by type."""
+    skipped: tuple[Skipped, ...]
+    """What was read and left out, each counted with the reason: resources of types
+    careloop does not map (``ImagingStudy``), elements it does not keep
+    (``Observation.referenceRange``), Observation components that could not become
+    rows, and a Bulk Data export's log, error reports and deletions."""
     rejected: tuple[ErrorDetail, ...]
     """Row-level mode: the resources left out and why (empty in all-or-nothing mode)."""
     warnings: tuple[ErrorDetail, ...]
@@ -130,6 +143,13 @@ class FhirImportReport:
     """Form responses already there (patient + form + event date) whose values or status changed."""
     responses_unchanged: int = 0
     """QuestionnaireResponses identical to the stored response (a re-import)."""
+    components: int = 0
+    """Observation components that became rows of their own (blood pressure and other
+    panels), in the warehouse unless the patient's consent keeps them out."""
+
+    def skipped_count(self, what: str) -> int:
+        """How many of ``what`` (a type, element or file, as in :attr:`skipped`) were left out."""
+        return sum(s.count for s in self.skipped if s.what == what)
 
     @property
     def responses_in(self) -> int:
@@ -143,6 +163,7 @@ class FhirImportReport:
     def as_dict(self) -> dict[str, Any]:
         out = asdict(self)
         out["rejected"] = [d.as_dict() for d in self.rejected]
+        out["skipped"] = [s.as_dict() for s in self.skipped]
         out["warnings"] = [d.as_dict() for d in self.warnings]
         out["inputs"] = [i.__dict__ for i in self.inputs]
         out["started_at"] = self.started_at.isoformat()
@@ -181,7 +202,12 @@ class _Plan:
     """QuestionnaireResponses, valid FHIR; read against their forms in the transaction."""
     form_answers: list[_FormAnswer] = field(default_factory=list)
     """The responses that passed every check, ready to be saved."""
-    skipped: dict[str, int] = field(default_factory=dict)
+    skipped: dict[tuple[str, str], int] = field(default_factory=dict)
+    """(what, reason) → how many: types, elements and components left out."""
+    components: int = 0
+    """Observation components that become rows."""
+    zone: tzinfo | None = None
+    """The site's time zone: warehouse dates and times are on its clock (set with the site)."""
     rejected: list[ErrorDetail] = field(default_factory=list)
     warnings: list[ErrorDetail] = field(default_factory=list)
 
@@ -227,6 +253,7 @@ def import_fhir(
             gc.enable()
     with unit_of_work(registry, principal, "patient.create") as work:
         site_row = _target_site(work, principal, site)
+        plan.zone = ZoneInfo(site_row.time_zone)
         work.expect(
             "import",
             "clinical",
@@ -285,7 +312,10 @@ def import_fhir(
         rows_out=rows_out,
         patients_created=created,
         patients_updated=updated,
-        skipped=dict(sorted(plan.skipped.items())),
+        skipped=(
+            *read.skipped,
+            *(Skipped(what, n, why) for (what, why), n in sorted(plan.skipped.items())),
+        ),
         rejected=tuple(plan.rejected),
         warnings=tuple(plan.warnings),
         withheld_by_consent=withheld,
@@ -296,6 +326,7 @@ def import_fhir(
         responses_created=responses["created"],
         responses_updated=responses["updated"],
         responses_unchanged=responses["unchanged"],
+        components=plan.components,
     )
 
 
@@ -344,12 +375,14 @@ def _plan(items: list[SourceResource], read_errors: list[ErrorDetail]) -> _Plan:
             entry = _Checked(item, codes)
             for key in reference_keys(item.resource, item.full_url):
                 plan.patients[key] = entry
+            _count_unmapped(plan, item.resource, codes)
         elif kind in MAPPED_TYPES:
             checked.append(_Checked(item, codes))
         elif kind == RESPONSE_TYPE:
             plan.responses.append(_Checked(item, codes))
         else:
-            plan.skipped[kind] = plan.skipped.get(kind, 0) + 1
+            why = _NOT_IMPORTED.get(kind, "careloop does not map this resource type")
+            plan.skipped[(kind, why)] = plan.skipped.get((kind, why), 0) + 1
     canonical = {id(e): f"Patient/{e.item.resource['id']}" for e in plan.patients.values()}
     _response_patients(plan, canonical, bad_patient_keys)
     for entry in checked:
@@ -379,7 +412,21 @@ def _plan(items: list[SourceResource], read_errors: list[ErrorDetail]) -> _Plan:
                 plan.consents[entry.patient_key] = state
         else:
             plan.clinical.append(entry)
+            _count_unmapped(plan, resource, entry.codes)
+            if kind == "Observation":
+                plan.components += len(mapped_components(resource, entry.codes))
     return plan
+
+
+_NOT_IMPORTED = {
+    "Questionnaire": "a form definition: register forms with careloop forms import",
+    "Bundle": "a Bundle inside a Bundle is not read",
+}
+
+
+def _count_unmapped(plan: _Plan, resource: Mapping[str, Any], codes: Mapping[str, Coded]) -> None:
+    for what, why in unmapped_elements(resource, codes):
+        plan.skipped[(what, why)] = plan.skipped.get((what, why), 0) + 1
 
 
 def _response_patients(plan: _Plan, canonical: dict[int, str], bad_patient_keys: set[str]) -> None:
@@ -715,6 +762,10 @@ def _lookup_concepts(
         for coded in entry.codes.values():
             if coded.vocabulary_id is not None:
                 wanted.add((coded.vocabulary_id, coded.code))
+        for component in entry.item.resource.get("component") or []:
+            unit = (component.get("valueQuantity") or {}).get("code")
+            if isinstance(unit, str) and unit:
+                wanted.add(("UCUM", unit))
     fixed = {*GENDER_CONCEPTS.values(), *VISIT_CONCEPTS.values()}
     fixed |= {EHR_TYPE_CONCEPT, PRESCRIPTION_TYPE_CONCEPT}
     concept = warehouse.table("concept")
@@ -733,6 +784,19 @@ def _lookup_concepts(
             for cid, vocabulary, code in frame.itertuples(index=False):
                 if (vocabulary, code) in wanted:
                     found[(vocabulary, code)] = int(cid)
+        if plan.components:
+            # The CDM field concepts a component row names its panel row with: looked
+            # up by name, as the vocabulary's own codes for them are not fixed.
+            names = sorted(FIELD_CONCEPT_NAMES.values())
+            fields = (
+                concept.filter(
+                    concept.vocabulary_id.isin(["CDM"]) & concept.concept_name.isin(names)
+                )
+                .select("concept_id", "concept_name")
+                .execute()
+            )
+            for cid, name in fields.itertuples(index=False):
+                found[("CDM", name)] = int(cid)
         present = concept.filter(concept.concept_id.isin(sorted(fixed))).concept_id.execute()
     standard = {int(c): int(c) for c in present}
     return found, standard
@@ -788,7 +852,8 @@ def _write_warehouse(
                 withheld += 1
                 continue
             resource = entry.item.resource
-            mapped: MappedRow = clinical_rows(
+            mapped: MappedRow
+            for mapped in clinical_rows(
                 resource,
                 site_code=site_code,
                 person_id=persons[entry.patient_key].person_id,
@@ -798,9 +863,10 @@ def _write_warehouse(
                 unit_concept=unit_concept,
                 standard=standard,
                 loaded_at=loaded_at,
-            )
-            rows[mapped.table].append(mapped.row)
-            links.append(mapped.link)
+                zone=plan.zone,
+            ):
+                rows[mapped.table].append(mapped.row)
+                links.append(mapped.link)
         counts = _replace_rows(warehouse, rows, links, withheld_persons)
     return counts, withheld
 

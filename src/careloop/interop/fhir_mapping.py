@@ -17,7 +17,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, date, datetime
+from datetime import date, datetime, tzinfo
 from typing import Any, Literal
 
 import ibis
@@ -108,10 +108,17 @@ def stable_id(site_code: str, resource_type: str, resource_id: str) -> int:
 # ---------------------------------------------------------------- primitives
 
 
-def parse_when(value: str | None) -> tuple[date | None, datetime | None]:
-    """A FHIR date or dateTime as (date, UTC datetime without zone or None).
+def parse_when(
+    value: str | None, zone: tzinfo | None = None
+) -> tuple[date | None, datetime | None]:
+    """A FHIR date or dateTime as (date, datetime) on the site's clock, OMOP's way.
 
-    Partial dates (``2019``, ``2019-07``) give their first day and no time.
+    OMOP keeps no time zone: a ``*_datetime`` is a local date and time and its
+    ``*_date`` is the date part of it (docs/fhir.md, "Dates and times"). An
+    instant with an offset is therefore converted to ``zone`` (the site's time
+    zone) and the zone dropped; without ``zone`` the wall-clock time as
+    written is kept. Partial dates (``2019``, ``2019-07``) give their first
+    day, and dates their day, with no time.
     """
     if not value:
         return None, None
@@ -123,14 +130,21 @@ def parse_when(value: str | None) -> tuple[date | None, datetime | None]:
         return date.fromisoformat(value), None
     moment = datetime.fromisoformat(value)
     if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return date.fromisoformat(value[:10]), moment
+        if zone is not None:
+            moment = moment.astimezone(zone)
+        moment = moment.replace(tzinfo=None)
+    return moment.date(), moment
 
 
-def format_when(day: date | None, moment: datetime | None) -> str | None:
-    """The inverse of :func:`parse_when`: a dateTime in UTC, or a date."""
+def format_when(day: date | None, moment: datetime | None, *, zone: tzinfo) -> str | None:
+    """The inverse of :func:`parse_when`: a dateTime with the site's offset, or a date.
+
+    A local time that occurs twice (the hour repeated when clocks go back) is
+    read as its first occurrence.
+    """
     if moment is not None and not _is_missing(moment):
-        return moment.replace(tzinfo=None).isoformat(timespec="seconds") + "+00:00"
+        local = moment.replace(tzinfo=None).replace(tzinfo=zone)
+        return local.isoformat(timespec="seconds")
     if day is not None and not _is_missing(day):
         if isinstance(day, datetime):  # pandas reads DATE columns as timestamps
             day = day.date()
@@ -244,6 +258,27 @@ def coded_fields(resource: Mapping[str, Any]) -> list[tuple[str, Mapping[str, An
     return []
 
 
+def component_coded_fields(
+    resource: Mapping[str, Any],
+) -> list[tuple[str, Mapping[str, Any] | None]]:
+    """(FHIR path, CodeableConcept) of an Observation's components: codes and coded values."""
+    if resource["resourceType"] != "Observation":
+        return []
+    fields: list[tuple[str, Mapping[str, Any] | None]] = []
+    for index, component in enumerate(resource.get("component") or []):
+        if not isinstance(component, dict):
+            continue
+        fields.append((f"Observation.component[{index}].code", component.get("code")))
+        if "valueCodeableConcept" in component:
+            fields.append(
+                (
+                    f"Observation.component[{index}].valueCodeableConcept",
+                    component["valueCodeableConcept"],
+                )
+            )
+    return fields
+
+
 def check_resource(
     resource: Mapping[str, Any], where: str
 ) -> tuple[list[ErrorDetail], list[ErrorDetail], dict[str, Coded]]:
@@ -280,6 +315,13 @@ def check_resource(
         warnings.extend(notes)
         if chosen is not None:
             codes[path] = chosen
+    # A component whose code cannot be used is left out and counted (unmapped_elements),
+    # not an error: before components became rows, such panels imported without them.
+    for path, concept in component_coded_fields(resource):
+        chosen, problems, notes = choose_coding(concept, path, where=where)
+        if chosen is not None:
+            codes[path] = chosen
+            warnings.extend(notes)
     if kind in ("MedicationRequest", "MedicationStatement") and "medicationReference" in resource:
         err(
             f"{kind}.medication[x]",
@@ -334,9 +376,12 @@ def _event_date_path(resource: Mapping[str, Any]) -> str | None:
     return None
 
 
-def event_when(resource: Mapping[str, Any]) -> tuple[date | None, datetime | None]:
+def event_when(
+    resource: Mapping[str, Any], zone: tzinfo | None = None
+) -> tuple[date | None, datetime | None]:
+    """When a clinical resource happened, on the site's clock (see :func:`parse_when`)."""
     path = _event_date_path(resource)
-    return parse_when(_get(resource, path)) if path else (None, None)
+    return parse_when(_get(resource, path), zone) if path else (None, None)
 
 
 # ---------------------------------------------------------------- patients and consent
@@ -501,6 +546,21 @@ class MappedRow:
 
 ConceptLookup = Callable[[Coded | None], int]
 
+COMPONENT = "Observation.component"
+"""``resource_type`` of the link rows of Observation components (``resource_id`` ``<id>/<i>``)."""
+FIELD_CONCEPT_NAMES = {
+    "measurement": "measurement.measurement_id",
+    "observation": "observation.observation_id",
+}
+"""The OMOP CDM field concepts (vocabulary ``CDM``) that name a component's panel row."""
+NUMBER_VALUES = ("valueQuantity", "valueInteger")
+"""Observation values that become ``measurement`` rows; the rest become ``observation`` rows."""
+
+
+def field_concept(concept: ConceptLookup, table: str) -> int:
+    """The concept id of ``<table>.<table>_id`` when the warehouse's vocabulary has it, else 0."""
+    return concept(Coded("", FIELD_CONCEPT_NAMES[table], None, "CDM"))
+
 
 def clinical_rows(
     resource: Mapping[str, Any],
@@ -513,12 +573,22 @@ def clinical_rows(
     unit_concept: Callable[[str | None], int],
     standard: Mapping[int, int],
     loaded_at: datetime,
-) -> MappedRow:
-    """The OMOP row of one validated clinical resource (Encounter … Procedure)."""
+    zone: tzinfo | None = None,
+) -> list[MappedRow]:
+    """The OMOP rows of one validated clinical resource (Encounter … Procedure).
+
+    One row per resource, and for an Observation one more per component
+    (blood pressure and other panels) that has a code careloop knows and a
+    value: each component row has its own code, value and unit, and points
+    at the panel's row (``measurement_event_id``/``observation_event_id``,
+    with the CDM field concept of the panel row's id when the vocabulary has
+    it). Dates and times are on the site's clock (``zone``; see
+    :func:`parse_when`).
+    """
     kind = resource["resourceType"]
     rid = str(resource["id"])
     row_id = stable_id(site_code, kind, rid)
-    start_day, start_at = event_when(resource)
+    start_day, start_at = event_when(resource, zone)
     assert start_day is not None  # checked by check_resource
     link: dict[str, Any] = {
         "cdm_id": row_id,
@@ -536,7 +606,7 @@ def clinical_rows(
     }
     ehr = standard.get(EHR_TYPE_CONCEPT, 0)
     if kind == "Encounter":
-        end_day, end_at = parse_when(_get(resource, "period.end"))
+        end_day, end_at = parse_when(_get(resource, "period.end"), zone)
         klass = (resource.get("class") or {}).get("code")
         link.update(code_system=(resource.get("class") or {}).get("system"), code=klass)
         row = {
@@ -550,7 +620,7 @@ def clinical_rows(
             "visit_type_concept_id": ehr,
             "visit_source_value": klass,
         }
-        return MappedRow("visit_occurrence", row, {**link, "cdm_table": "visit_occurrence"})
+        return [MappedRow("visit_occurrence", row, {**link, "cdm_table": "visit_occurrence"})]
     code_path = (
         f"{kind}.medicationCodeableConcept" if kind.startswith("Medication") else f"{kind}.code"
     )
@@ -561,7 +631,7 @@ def clinical_rows(
     concept_id = concept(coded)
     if kind == "Condition":
         end_day, end_at = parse_when(
-            resource.get("abatementDateTime") or _get(resource, "abatementPeriod.end")
+            resource.get("abatementDateTime") or _get(resource, "abatementPeriod.end"), zone
         )
         statuses: list[dict[str, Any]] = (resource.get("clinicalStatus") or {}).get("coding") or []
         clinical = statuses[0].get("code") if statuses else None
@@ -579,9 +649,11 @@ def clinical_rows(
             "condition_source_concept_id": concept_id,
             "condition_status_source_value": clinical,
         }
-        return MappedRow("condition_occurrence", row, {**link, "cdm_table": "condition_occurrence"})
+        return [
+            MappedRow("condition_occurrence", row, {**link, "cdm_table": "condition_occurrence"})
+        ]
     if kind == "Procedure":
-        end_day, end_at = parse_when(_get(resource, "performedPeriod.end"))
+        end_day, end_at = parse_when(_get(resource, "performedPeriod.end"), zone)
         row = {
             "procedure_occurrence_id": row_id,
             "person_id": person_id,
@@ -595,9 +667,11 @@ def clinical_rows(
             "procedure_source_value": source,
             "procedure_source_concept_id": concept_id,
         }
-        return MappedRow("procedure_occurrence", row, {**link, "cdm_table": "procedure_occurrence"})
+        return [
+            MappedRow("procedure_occurrence", row, {**link, "cdm_table": "procedure_occurrence"})
+        ]
     if kind in ("MedicationRequest", "MedicationStatement"):
-        end_day, end_at = parse_when(_get(resource, "effectivePeriod.end"))
+        end_day, end_at = parse_when(_get(resource, "effectivePeriod.end"), zone)
         dosage = (resource.get("dosageInstruction") or resource.get("dosage") or [{}])[0]
         row = {
             "drug_exposure_id": row_id,
@@ -616,47 +690,263 @@ def clinical_rows(
             "drug_source_value": source,
             "drug_source_concept_id": concept_id,
         }
-        return MappedRow("drug_exposure", row, {**link, "cdm_table": "drug_exposure"})
-    # Observation: a number goes to measurement, anything else to observation.
-    quantity = resource.get("valueQuantity")
-    if quantity is not None or "valueInteger" in resource:
-        number = quantity.get("value") if quantity else resource["valueInteger"]
+        return [MappedRow("drug_exposure", row, {**link, "cdm_table": "drug_exposure"})]
+    # Observation: a number goes to measurement, anything else to observation. A panel
+    # without a value of its own goes where its components' numbers go.
+    components = mapped_components(resource, codes)
+    numeric = any(key in resource for key in NUMBER_VALUES) or (
+        not has_observation_value(resource)
+        and any(any(key in c for key in NUMBER_VALUES) for _, c in components)
+    )
+    common = _RowContext(person_id, visit_id, start_day, start_at, ehr, concept, unit_concept)
+    panel = _observation_row(
+        resource,
+        "measurement" if numeric else "observation",
+        common,
+        row_id=row_id,
+        concept_id=concept_id,
+        source=source,
+        value=codes.get("Observation.valueCodeableConcept"),
+        link=link,
+        event=None,
+    )
+    rows = [panel]
+    for index, component in components:
+        coded_part = codes[f"Observation.component[{index}].code"]
+        part_id = stable_id(site_code, COMPONENT, f"{rid}/{index}")
+        part_link = {
+            **link,
+            "cdm_id": part_id,
+            "resource_type": COMPONENT,
+            "resource_id": f"{rid}/{index}",
+            "code_system": coded_part.system,
+            "code": coded_part.code,
+            "display": coded_part.display,
+        }
+        part_concept = concept(coded_part)
+        rows.append(
+            _observation_row(
+                component,
+                "measurement" if any(k in component for k in NUMBER_VALUES) else "observation",
+                common,
+                row_id=part_id,
+                concept_id=part_concept,
+                source=coded_part.code[:50],
+                value=codes.get(f"Observation.component[{index}].valueCodeableConcept"),
+                link=part_link,
+                event=(panel.row[ID_COLUMNS[panel.table]], field_concept(concept, panel.table)),
+            )
+        )
+    return rows
+
+
+def has_observation_value(item: Mapping[str, Any]) -> bool:
+    """Whether an Observation (or a component) carries a value careloop maps."""
+    return any(key in item for key in (*NUMBER_VALUES, "valueCodeableConcept", "valueString"))
+
+
+def mapped_components(
+    resource: Mapping[str, Any], codes: Mapping[str, Coded]
+) -> list[tuple[int, Mapping[str, Any]]]:
+    """(index, component) of the components that become rows: a known code and a value."""
+    out: list[tuple[int, Mapping[str, Any]]] = []
+    for index, component in enumerate(resource.get("component") or []):
+        if not isinstance(component, dict) or f"Observation.component[{index}].code" not in codes:
+            continue
+        if _component_problem(index, component, codes) is None:
+            out.append((index, component))
+    return out
+
+
+def _component_problem(
+    index: int, component: Any, codes: Mapping[str, Coded]
+) -> tuple[str, str] | None:
+    """Why a component does not become a row, as (element, reason); None when it does."""
+    path = f"Observation.component[{index}]"
+    if not isinstance(component, dict):
+        return "Observation.component", "not an element careloop can read"
+    if f"{path}.code" not in codes:
+        return (
+            "Observation.component",
+            "its code has no coding in a code system careloop knows",
+        )
+    if "dataAbsentReason" in component and not has_observation_value(component):
+        return "Observation.component", "no value (dataAbsentReason)"
+    quantity = component.get("valueQuantity")
+    if quantity is not None and quantity.get("value") is None:
+        return "Observation.component", "a valueQuantity without a value"
+    if "valueCodeableConcept" in component and f"{path}.valueCodeableConcept" not in codes:
+        return (
+            "Observation.component",
+            "its coded value has no coding in a code system careloop knows",
+        )
+    other = next((k for k in component if k.startswith("value")), None)
+    if not has_observation_value(component):
+        if other is not None:
+            return f"Observation.component.{other}", "a value of this type is not mapped"
+        return "Observation.component", "no value"
+    return None
+
+
+_NOT_KEPT = "not mapped to OMOP"
+UNMAPPED_ELEMENTS: dict[str, tuple[tuple[str, str], ...]] = {
+    "Patient": (
+        ("deceasedBoolean", "death is not recorded yet (OMOP death table)"),
+        ("deceasedDateTime", "death is not recorded yet (OMOP death table)"),
+        ("address", "not kept: identifying (the registry keeps MRN, name, birth date, sex)"),
+        ("telecom", "not kept: identifying (the registry keeps MRN, name, birth date, sex)"),
+        ("maritalStatus", _NOT_KEPT),
+        ("communication", _NOT_KEPT),
+        ("multipleBirthBoolean", _NOT_KEPT),
+        ("multipleBirthInteger", _NOT_KEPT),
+        ("extension", "extensions (e.g. US Core race, ethnicity, birth sex) are not read"),
+    ),
+    "Encounter": (
+        ("reasonCode", _NOT_KEPT),
+        ("diagnosis", _NOT_KEPT),
+        ("hospitalization", "admission source and discharge disposition are not mapped"),
+        ("type", "the visit keeps its class (AMB, IMP, EMER, HH) only"),
+    ),
+    "Condition": (
+        ("severity", _NOT_KEPT),
+        ("bodySite", _NOT_KEPT),
+        ("stage", _NOT_KEPT),
+        ("evidence", _NOT_KEPT),
+    ),
+    "Observation": (
+        ("valueBoolean", "a value of this type is not mapped (the row keeps code and date)"),
+        ("valueDateTime", "a value of this type is not mapped (the row keeps code and date)"),
+        ("valueTime", "a value of this type is not mapped (the row keeps code and date)"),
+        ("valuePeriod", "a value of this type is not mapped (the row keeps code and date)"),
+        ("valueRange", "a value of this type is not mapped (the row keeps code and date)"),
+        ("valueRatio", "a value of this type is not mapped (the row keeps code and date)"),
+        ("valueSampledData", "a value of this type is not mapped (the row keeps code and date)"),
+        ("dataAbsentReason", "no value: the row keeps code and date"),
+        ("interpretation", _NOT_KEPT),
+        ("referenceRange", _NOT_KEPT),
+        ("bodySite", _NOT_KEPT),
+        ("hasMember", "member Observations are imported as rows of their own, not linked"),
+    ),
+    "MedicationRequest": (
+        ("dispenseRequest", _NOT_KEPT),
+        ("reasonCode", _NOT_KEPT),
+    ),
+    "MedicationStatement": (("reasonCode", _NOT_KEPT),),
+    "Procedure": (
+        ("bodySite", _NOT_KEPT),
+        ("reasonCode", _NOT_KEPT),
+        ("outcome", _NOT_KEPT),
+        ("complication", _NOT_KEPT),
+    ),
+}
+"""Elements with clinical content that careloop reads but does not keep: counted, never silent."""
+
+
+def unmapped_elements(
+    resource: Mapping[str, Any], codes: Mapping[str, Coded]
+) -> list[tuple[str, str]]:
+    """(element, reason) of what a mapped resource holds that careloop does not keep.
+
+    Besides the elements of :data:`UNMAPPED_ELEMENTS`: Observation components
+    that do not become rows, and dosage instructions after the first (whose
+    text becomes ``sig``).
+    """
+    kind = resource["resourceType"]
+    out = [
+        (f"{kind}.{name}", reason)
+        for name, reason in UNMAPPED_ELEMENTS.get(kind, ())
+        if resource.get(name) not in (None, [], {})
+    ]
+    if kind == "Observation":
+        for index, component in enumerate(resource.get("component") or []):
+            problem = _component_problem(index, component, codes)
+            if problem is not None:
+                out.append(problem)
+    if kind == "Patient":
+        others = len(resource.get("identifier") or []) - 1
+        out.extend(
+            [("Patient.identifier", "not kept: only the MRN is kept (as local id)")] * others
+        )
+    if kind in ("MedicationRequest", "MedicationStatement"):
+        name = "dosageInstruction" if kind == "MedicationRequest" else "dosage"
+        extra = len(resource.get(name) or []) - 1
+        out.extend([(f"{kind}.{name}", "only the first dosage's text is kept (as sig)")] * extra)
+    return out
+
+
+@dataclass(frozen=True)
+class _RowContext:
+    """What an Observation's rows share: patient, visit, when, type and concept lookups."""
+
+    person_id: int
+    visit_id: int | None
+    day: date
+    moment: datetime | None
+    ehr: int
+    concept: ConceptLookup
+    unit_concept: Callable[[str | None], int]
+
+
+def _observation_row(
+    item: Mapping[str, Any],
+    table: str,
+    context: _RowContext,
+    *,
+    row_id: int,
+    concept_id: int,
+    source: str | None,
+    value: Coded | None,
+    link: dict[str, Any],
+    event: tuple[int, int] | None,
+) -> MappedRow:
+    """The row of an Observation or of one of its components (``item``) in ``table``.
+
+    ``event`` is (panel row id, CDM field concept of that id) for a component.
+    Every row of a table has the same columns, components or not.
+    """
+    link = {**link, "cdm_table": table}
+    if table == "measurement":
+        quantity = item.get("valueQuantity")
+        number = quantity.get("value") if quantity else item.get("valueInteger")
         unit = (quantity or {}).get("code") or (quantity or {}).get("unit")
+        if quantity is None and "valueInteger" in item:
+            link["value_system"] = "integer"
         row = {
             "measurement_id": row_id,
-            "person_id": person_id,
+            "person_id": context.person_id,
             "measurement_concept_id": concept_id,
-            "measurement_date": start_day,
-            "measurement_datetime": start_at,
-            "measurement_type_concept_id": ehr,
-            "value_as_number": float(number),
-            "unit_concept_id": unit_concept(unit),
+            "measurement_date": context.day,
+            "measurement_datetime": context.moment,
+            "measurement_type_concept_id": context.ehr,
+            "value_as_number": float(number) if number is not None else None,
+            "unit_concept_id": context.unit_concept(unit),
             "unit_source_value": unit,
-            "visit_occurrence_id": visit_id,
+            "visit_occurrence_id": context.visit_id,
             "measurement_source_value": source,
             "measurement_source_concept_id": concept_id,
+            "measurement_event_id": event[0] if event else None,
+            "meas_event_field_concept_id": event[1] if event else None,
         }
-        if quantity is None:
-            link["value_system"] = "integer"
-        return MappedRow("measurement", row, {**link, "cdm_table": "measurement"})
-    value = codes.get("Observation.valueCodeableConcept")
+        return MappedRow("measurement", row, link)
     row = {
         "observation_id": row_id,
-        "person_id": person_id,
+        "person_id": context.person_id,
         "observation_concept_id": concept_id,
-        "observation_date": start_day,
-        "observation_datetime": start_at,
-        "observation_type_concept_id": ehr,
-        "value_as_string": resource.get("valueString"),
-        "value_as_concept_id": concept(value) if value is not None else None,
-        "visit_occurrence_id": visit_id,
+        "observation_date": context.day,
+        "observation_datetime": context.moment,
+        "observation_type_concept_id": context.ehr,
+        "value_as_string": item.get("valueString"),
+        "value_as_concept_id": context.concept(value) if value is not None else None,
+        "visit_occurrence_id": context.visit_id,
         "observation_source_value": source,
         "observation_source_concept_id": concept_id,
         "value_source_value": value.code[:50] if value else None,
+        "observation_event_id": event[0] if event else None,
+        "obs_event_field_concept_id": event[1] if event else None,
     }
     if value is not None:
         link.update(value_system=value.system, value_code=value.code, value_display=value.display)
-    return MappedRow("observation", row, {**link, "cdm_table": "observation"})
+    return MappedRow("observation", row, link)
 
 
 # ---------------------------------------------------------------- rows → resources
@@ -695,10 +985,12 @@ def resource_of_row(
     patient_id: str,
     vocab: Mapping[int, tuple[str, str, str]],
     visit_resource_ids: Mapping[int, str],
+    zone: tzinfo,
 ) -> dict[str, Any]:
     """An OMOP row (with its link row, if any) as a FHIR resource.
 
-    Rows that did not come from FHIR get ids such as ``measurement-42``.
+    Rows that did not come from FHIR get ids such as ``measurement-42``;
+    times get the offset of ``zone``, the patient's site's time zone.
     """
     id_column = ID_COLUMNS[table]
     rid = link.get("resource_id") or f"{table.replace('_', '-')}-{int(row[id_column])}"
@@ -710,8 +1002,12 @@ def resource_of_row(
         encounter = {"encounter": {"reference": f"Encounter/{visit_id}"}}
     if table == "visit_occurrence":
         period = {
-            "start": format_when(row["visit_start_date"], _opt(row.get("visit_start_datetime"))),
-            "end": format_when(row["visit_end_date"], _opt(row.get("visit_end_datetime"))),
+            "start": format_when(
+                row["visit_start_date"], _opt(row.get("visit_start_datetime")), zone=zone
+            ),
+            "end": format_when(
+                row["visit_end_date"], _opt(row.get("visit_end_datetime")), zone=zone
+            ),
         }
         klass = _opt(link.get("code")) or _opt(row.get("visit_source_value")) or "AMB"
         return {
@@ -729,7 +1025,7 @@ def resource_of_row(
             "subject": subject,
             **encounter,
             "onsetDateTime": format_when(
-                row["condition_start_date"], _opt(row.get("condition_start_datetime"))
+                row["condition_start_date"], _opt(row.get("condition_start_datetime")), zone=zone
             ),
         }
         coding = row_coding(link, row.get("condition_concept_id"), vocab)
@@ -740,7 +1036,7 @@ def resource_of_row(
                 "coding": [{"system": CONDITION_CLINICAL_SYSTEM, "code": status}]
             }
         end = format_when(
-            _opt(row.get("condition_end_date")), _opt(row.get("condition_end_datetime"))
+            _opt(row.get("condition_end_date")), _opt(row.get("condition_end_datetime")), zone=zone
         )
         if end:
             out["abatementDateTime"] = end
@@ -754,7 +1050,7 @@ def resource_of_row(
             "subject": subject,
             **encounter,
             "effectiveDateTime": format_when(
-                row[f"{prefix}_date"], _opt(row.get(f"{prefix}_datetime"))
+                row[f"{prefix}_date"], _opt(row.get(f"{prefix}_datetime")), zone=zone
             ),
         }
         coding = row_coding(link, row.get(f"{prefix}_concept_id"), vocab)
@@ -788,7 +1084,9 @@ def resource_of_row(
         )
         coding = row_coding(link, row.get("drug_concept_id"), vocab)
         start = format_when(
-            row["drug_exposure_start_date"], _opt(row.get("drug_exposure_start_datetime"))
+            row["drug_exposure_start_date"],
+            _opt(row.get("drug_exposure_start_datetime")),
+            zone=zone,
         )
         out = {
             "resourceType": kind,
@@ -810,7 +1108,7 @@ def resource_of_row(
         "subject": subject,
         **encounter,
         "performedDateTime": format_when(
-            row["procedure_date"], _opt(row.get("procedure_datetime"))
+            row["procedure_date"], _opt(row.get("procedure_datetime")), zone=zone
         ),
     }
     coding = row_coding(link, row.get("procedure_concept_id"), vocab)

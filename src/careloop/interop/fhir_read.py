@@ -5,6 +5,13 @@ Every resource comes out with its place (``file:line`` for NDJSON,
 with its SHA-256 for provenance. Validation is fhir.resources' R4B models on
 the parsed dict (``model_validate``, pydantic's fast path), one resource at a
 time, so a bad resource is reported alone rather than as a bad Bundle.
+
+A Bulk Data export folder is read as the export tools leave it: the
+``manifest.json``, the export log (``log.ndjson``, written by the SMART
+bulk-data-client), the server's error reports (OperationOutcome resources,
+in ``error/`` or ``outcome/`` or beside the data) and the deletions
+(``deleted/``) are not patient data. They are skipped, each with a note in
+:attr:`ReadResult.skipped`, instead of failing the import.
 """
 
 from __future__ import annotations
@@ -14,7 +21,7 @@ import gzip
 import hashlib
 import json
 from collections.abc import Iterator, Mapping
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -39,6 +46,21 @@ class SourceResource:
     """The Bundle entry's fullUrl, which references may use."""
 
 
+@dataclass(frozen=True)
+class Skipped:
+    """Something read and left out of an import, counted, with the reason."""
+
+    what: str
+    """A resource type (``ImagingStudy``), an element (``Observation.referenceRange``) or a file."""
+    count: int
+    """How many (resources, elements, lines or files)."""
+    reason: str
+    """Why, in plain words."""
+
+    def as_dict(self) -> dict[str, Any]:
+        return {"what": self.what, "count": self.count, "reason": self.reason}
+
+
 @dataclass
 class ReadResult:
     """What a path held."""
@@ -46,10 +68,24 @@ class ReadResult:
     resources: list[SourceResource]
     inputs: list[InputRecord]
     errors: list[ErrorDetail]
+    skipped: list[Skipped] = field(default_factory=list)
+    """Files, folders and resources of a Bulk Data export that are not patient data."""
+
+
+EXPORT_LOG = "log.ndjson"
+"""The SMART bulk-data-client's export log: events of the export, not FHIR resources."""
+OUTCOME_FOLDERS = ("error", "outcome")
+"""Where Bulk Data clients put the server's OperationOutcome files."""
+DELETED_FOLDER = "deleted"
+"""Where Bulk Data clients put the Bundles of resources deleted since ``_since``."""
 
 
 def input_files(path: Path) -> list[Path]:
-    """The files of ``path``: itself, or the FHIR files of a directory (sorted)."""
+    """The files of ``path``: itself, or the FHIR files of a directory (sorted).
+
+    A directory's Bulk Data ``error/``, ``outcome/`` and ``deleted/`` folders
+    are listed too (their files are read to be skipped with a note).
+    """
     if not path.exists():
         raise InputError(f"{path} does not exist.")
     if path.is_file():
@@ -60,26 +96,107 @@ def input_files(path: Path) -> list[Path]:
         for p in path.iterdir()
         if p.is_file() and p.name.endswith(SUFFIXES) and p.name != "manifest.json"
     )
-    if not files:
+    if not any(p.name != EXPORT_LOG for p in files):
         raise InputError(f"{path} holds no FHIR files ({', '.join(SUFFIXES)}): nothing to import.")
+    for folder in (*OUTCOME_FOLDERS, DELETED_FOLDER):
+        if (path / folder).is_dir():
+            files.extend(sorted(p for p in (path / folder).iterdir() if p.name.endswith(SUFFIXES)))
     return files
 
 
 def read_path(path: Path) -> ReadResult:
-    """Read every resource of a file or directory (without validating them)."""
+    """Read every resource of a file or directory (without validating them).
+
+    What a Bulk Data export holds besides patient data goes to ``skipped``
+    (see the module docstring); so do other folders of a directory, which are
+    not read.
+    """
+    path = Path(path)
     result = ReadResult([], [], [])
     for file in input_files(path):
         data = file.read_bytes()
         digest = hashlib.sha256(data).hexdigest()
         if file.name.endswith(".gz"):
             data = gzip.decompress(data)
+        inside = file.parent != path and not path.is_file()
+        name = f"{file.parent.name}/{file.name}" if inside else file.name
         before = len(result.resources)
-        if file.name.endswith((".ndjson", ".ndjson.gz", ".jsonl")):
-            _read_ndjson(file.name, data, result)
+        if file.name == EXPORT_LOG:
+            lines = sum(1 for line in data.splitlines() if line.strip())
+            result.skipped.append(
+                Skipped(name, lines, "the export log of a Bulk Data client: not FHIR resources")
+            )
+        elif inside and file.parent.name == DELETED_FOLDER:
+            lines = sum(1 for line in data.splitlines() if line.strip())
+            result.skipped.append(
+                Skipped(
+                    name,
+                    lines,
+                    "resources the server deleted: careloop does not delete records on import",
+                )
+            )
+        elif file.name.endswith((".ndjson", ".ndjson.gz", ".jsonl")):
+            _read_ndjson(name, data, result)
         else:
-            _read_json(file.name, data, result)
+            _read_json(name, data, result)
+        _set_aside_outcomes(result, before, name)
+        if inside and len(result.resources) > before:
+            # An error folder holds reports, never data to import, whatever its resources.
+            result.skipped.append(
+                Skipped(
+                    name,
+                    len(result.resources) - before,
+                    "resources in the export's error folder: not read as patient data",
+                )
+            )
+            del result.resources[before:]
         result.inputs.append(InputRecord(str(file), digest, len(result.resources) - before))
+    if path.is_dir():
+        known = {*OUTCOME_FOLDERS, DELETED_FOLDER}
+        for folder in sorted(p for p in path.iterdir() if p.is_dir() and p.name not in known):
+            count = sum(1 for p in folder.rglob("*") if p.is_file())
+            result.skipped.append(
+                Skipped(
+                    f"{folder.name}/",
+                    count,
+                    "a folder careloop does not read (it reads the FHIR files of the "
+                    "directory itself and a Bulk Data export's error/ and deleted/ folders)",
+                )
+            )
     return result
+
+
+def _set_aside_outcomes(result: ReadResult, start: int, name: str) -> None:
+    """Move the OperationOutcomes read from one file out of the resources, into a note.
+
+    They are the server's reports of problems with the export, not patient
+    data; the note repeats what they say so that the problem is seen.
+    """
+    read = result.resources[start:]
+    outcomes = [r.resource for r in read if r.resource.get("resourceType") == "OperationOutcome"]
+    if not outcomes:
+        return
+    result.resources[start:] = [
+        r for r in read if r.resource.get("resourceType") != "OperationOutcome"
+    ]
+    said: list[str] = []
+    for outcome in outcomes:
+        for issue in outcome.get("issue") or []:
+            if not isinstance(issue, dict):
+                continue
+            text = issue.get("diagnostics") or (issue.get("details") or {}).get("text")
+            line = f"{issue.get('severity', 'issue')}: {text or issue.get('code', '')}"
+            if line not in said:
+                said.append(line)
+    summary = "; ".join(said[:3]) + (f" (and {len(said) - 3} more)" if len(said) > 3 else "")
+    result.skipped.append(
+        Skipped(
+            f"{name}: OperationOutcome",
+            len(outcomes),
+            "the server's report of a problem with the export, not patient data"
+            + (f"; it says {summary}" if summary else ""),
+        )
+    )
 
 
 def _read_ndjson(name: str, data: bytes, result: ReadResult) -> None:

@@ -316,6 +316,7 @@ def _observations(settings: Settings, patients: Sequence[ScopedPatient]) -> list
         return clinical_resources(
             warehouse,
             {p.id: p.pseudo_id for p in patients},
+            time_zones={p.id: p.time_zone for p in patients},
             tables=("measurement", "observation"),
         )
 

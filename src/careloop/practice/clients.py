@@ -8,8 +8,11 @@ or a URL fetched and cached), and accepts a token only when
 - the algorithm is asymmetric (RSA, RSA-PSS, ECDSA, EdDSA) — never ``none``
   and never HMAC;
 - the header has ``typ: JWT`` and a ``kid`` found in the issuer's JWK Set, and
-  a ``jku``, if any, is the issuer's registered JWK Set URL (never fetched
-  otherwise);
+  a ``jku``, if any, is exactly one registered for the issuer: its JWK Set
+  URL or a ``jku`` registered with it (the CDS Hooks sandbox always sends
+  one, even to services holding its keys as a file). A ``jku`` is only ever
+  compared: the keys come from the registered file or JWK Set URL, and a URL
+  a token names is never fetched;
 - the signature verifies, ``iss`` is trusted, ``aud`` is the URL of the
   endpoint being called, ``exp``/``iat``/``jti`` are present and ``exp`` is
   in the future;
@@ -75,6 +78,13 @@ class TrustedClient:
     """Browser origins allowed to call the service (CORS)."""
     key_ids: tuple[str, ...]
     """Key ids of the out-of-band JWK Set (empty when fetched from the URL)."""
+    jku_urls: tuple[str, ...] = ()
+    """``jku`` URLs its JWTs may name besides :attr:`jwks_url` (compared, never fetched)."""
+
+    @property
+    def accepted_jku(self) -> frozenset[str]:
+        """Every ``jku`` a token of this client may carry."""
+        return frozenset({*self.jku_urls, *([self.jwks_url] if self.jwks_url else [])})
 
 
 @dataclass(frozen=True)
@@ -121,12 +131,26 @@ def trust_client(
     jwks_file: Path | None = None,
     site: str | None = None,
     origins: Sequence[str] = (),
+    jku: Sequence[str] = (),
 ) -> TrustedClient:
-    """Add (or update) a trusted CDS client: its issuer and its JWK Set (URL or file)."""
+    """Add (or update) a trusted CDS client: its issuer and its JWK Set (URL or file).
+
+    ``jku`` lists the URLs the client's tokens may name in their ``jku``
+    header besides the JWK Set URL (a client whose keys are given as a file
+    but that sends a ``jku``, like the CDS Hooks sandbox). They are compared
+    with a token's ``jku``, never fetched: the keys stay those of the file or
+    of ``jwks_url``.
+    """
     if (jwks_url is None) == (jwks_file is None):
         raise InputError("Give the client's JWK Set as exactly one of --jwks-url or --jwks-file.")
     if not issuer.strip():
         raise InputError("The issuer (iss) must not be empty.")
+    for url in jku:
+        if not url.startswith(_JWKS_URL_PREFIXES) or url != url.strip():
+            raise InputError(
+                f"The jku {url!r} must be the exact https URL the client's tokens name "
+                "(plain http only on loopback)."
+            )
     jwks_text: str | None = None
     key_ids: tuple[str, ...] = ()
     if jwks_file is not None:
@@ -149,14 +173,20 @@ def trust_client(
         row.jwks = jwks_text
         row.site_code = site
         row.origins = json.dumps(list(origins))
+        row.jku_urls = json.dumps(sorted(set(jku)))
         row.active = True
         work.audit(
             "cds.trust_client",
             "cds",
-            details={"issuer": issuer, "jwks_url": jwks_url, "site": site},
+            details={
+                "issuer": issuer,
+                "jwks_url": jwks_url,
+                "site": site,
+                "jku": sorted(set(jku)),
+            },
         )
     _CACHE.forget(issuer)
-    return TrustedClient(issuer, jwks_url, site, tuple(origins), key_ids)
+    return TrustedClient(issuer, jwks_url, site, tuple(origins), key_ids, tuple(sorted(set(jku))))
 
 
 def distrust_client(registry: Registry, principal: Principal, *, issuer: str) -> None:
@@ -185,6 +215,7 @@ def list_clients(registry: Registry, principal: Principal) -> list[TrustedClient
                 r.site_code,
                 tuple(json.loads(r.origins)),
                 tuple(_parse_jwks(r.jwks, r.issuer)) if r.jwks else (),
+                tuple(json.loads(r.jku_urls or "[]")),
             )
             for r in rows
         ]
@@ -231,7 +262,12 @@ class _ClientCache:
                     self._entries.pop(key, None)
                 return None
             client = TrustedClient(
-                row.issuer, row.jwks_url, row.site_code, tuple(json.loads(row.origins)), ()
+                row.issuer,
+                row.jwks_url,
+                row.site_code,
+                tuple(json.loads(row.origins)),
+                (),
+                tuple(json.loads(row.jku_urls or "[]")),
             )
             jwks_text = row.jwks
         if jwks_text is None and client.jwks_url:
@@ -309,7 +345,8 @@ def verify_call(
     entry = _CACHE.get(registry, issuer)
     if entry is None:
         raise Unauthorised
-    if "jku" in header and header["jku"] != entry.client.jwks_url:
+    # Exactly a registered URL, compared as text; whatever it names is never fetched.
+    if "jku" in header and header["jku"] not in entry.client.accepted_jku:
         raise Unauthorised
     key = entry.keys.get(kid)
     if key is None and entry.client.jwks_url:

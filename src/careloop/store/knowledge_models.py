@@ -98,6 +98,9 @@ class CdsClient(Base):
     site_code: Mapped[str | None] = mapped_column(String(32))
     origins: Mapped[str] = mapped_column(Text, default="[]")
     """JSON list of browser origins allowed by CORS."""
+    jku_urls: Mapped[str] = mapped_column(Text, default="[]")
+    """JSON list of the ``jku`` URLs its JWTs may name (never fetched; keys come from
+    ``jwks`` or ``jwks_url``)."""
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 
