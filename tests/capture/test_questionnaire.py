@@ -178,7 +178,7 @@ def test_a_foreign_questionnaire_is_read_with_standard_elements_only():
 
 def test_unsupported_items_and_bad_references_are_located():
     q = foreign_questionnaire()
-    q["item"].append({"linkId": "scan", "type": "attachment", "text": "Upload"})
+    q["item"].append({"linkId": "scan", "type": "reference", "text": "Clinician"})
     q["item"].append(
         {
             "linkId": "x",
@@ -190,7 +190,7 @@ def test_unsupported_items_and_bad_references_are_located():
         read_questionnaire(q, name="q.json")
     found = [(d.location, d.message) for d in info.value.details]
     assert found[0][0] == "q.json:item[5] (linkId 'scan')"
-    assert "'attachment' cannot be held" in found[0][1]
+    assert "'reference' cannot be held" in found[0][1]
     assert found[1][0] == "q.json:item[6] (linkId 'x')" and "'ghost'" in found[1][1]
 
 

@@ -95,7 +95,7 @@ def test_python_values_from_an_api_are_accepted():
         ("n_int", "121", "max"),
         ("n_num", "1,5", "type"),
         ("n_2dp", "3.1", "type"),
-        ("d", "31/12/2023", "type"),
+        ("d", "12/31/2023", "type"),
         ("d", "2023-02-29", "type"),
         ("d", "2019-12-31", "min"),
         ("d", "2024-06-16", "max"),
