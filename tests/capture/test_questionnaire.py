@@ -211,3 +211,26 @@ def test_the_model_is_an_r4b_questionnaire():
     q = form_to_questionnaire(PROM)
     assert isinstance(q, Questionnaire)
     assert q.extension is not None and q.extension[0].valueBoolean is True
+
+
+def test_a_choice_with_an_empty_label_exports_as_a_valid_questionnaire_and_comes_back():
+    # REDCap allows "3," (a code with no label); FHIR strings cannot be empty, and the
+    # Questionnaire builder used to fail on it (forms export, fhir export, /fhir/Questionnaire).
+    from careloop.capture import read_redcap_dictionary
+    from tests.capture.test_redcap import dictionary
+
+    form = read_redcap_dictionary(
+        dictionary(
+            'pick,f,,radio,Pick,"1, One | 3,",,,,,,,,,,,," @DEFAULT=""3"""',
+            "up,f,,file,Upload,,,signature,,,,,,,,,,",
+            "drug,f,,text,Drug,BIOPORTAL:RXNORM,,,,,,,,,,,,",
+        )
+    ).form("f")
+    text = write_questionnaire(form)
+    options = json.loads(text)["item"][0]["answerOption"]
+    assert options == [
+        {"valueCoding": {"code": "1", "display": "One"}},
+        {"valueCoding": {"code": "3"}},
+    ]
+    assert json.loads(text)["item"][1]["type"] == "attachment"
+    assert read_questionnaire(text) == form

@@ -344,3 +344,82 @@ def test_a_real_file_upload_field_is_kept_as_a_reference_only_field_that_stores_
     # the value is not stored, and a required file field never blocks a response.
     r = validate_response(form, {"paper_consent_pdf_all_sites": "consent.pdf"})
     assert r.ok and r.values == {} and r.ignored == ("paper_consent_pdf_all_sites",)
+
+
+# ---------------------------------------------------------------- REDCap as REDCap users have it
+
+
+def test_extra_columns_are_ignored_with_a_note_not_an_error():
+    text = HEADER + ",Reviewer notes,\n" + "a,f,,text,A,,,,,,,,,,,,,,checked by JS,\n"
+    d = read_redcap_dictionary(text, name="dict.csv")
+    assert d.form("f").field_names == ("a",)
+    notes = [(n.location, n.message) for n in d.notes]
+    assert ("dict.csv:1:column 19", "column 'Reviewer notes' is not a REDCap dictionary column; "
+            "ignored") in notes  # fmt: skip
+    assert any(loc == "dict.csv:1:column 20" and "(no heading)" in m for loc, m in notes)
+
+
+def test_sql_and_bioportal_fields_are_text_with_a_note_and_the_ontology_is_kept():
+    d = read_redcap_dictionary(
+        dictionary(
+            'q,f,,sql,Pick,"select value, label from redcap_data",,,,,,,,,,,,',
+            "drug,f,,text,Drug,BIOPORTAL:RXNORM,,,,,,,,,,,,",
+        ),
+        name="dict.csv",
+    )
+    form = d.form("f")
+    assert form.field("q").type is FieldType.TEXT and form.field("q").choices == ()
+    assert form.field("drug").ontology == "RXNORM" and form.field("drug").type is FieldType.TEXT
+    assert [n.location for n in d.notes] == ["dict.csv:2:q", "dict.csv:3:drug"]
+    assert "query on the REDCap server" in d.notes[0].message
+    assert "BioPortal ontology field (RXNORM)" in d.notes[1].message
+    assert cells(write_redcap_dictionary(form))[2][5] == "BIOPORTAL:RXNORM"
+
+
+def test_choice_codes_with_inner_hyphens_and_letters_and_empty_labels_are_read():
+    form = read_redcap_dictionary(
+        dictionary(
+            'drug,f,,radio,Drug,"RXCUI-2393, Warfarin | in-progress, In progress | 3,",,,,,,,,,,,,',
+            "why,f,,text,Why,,,,,,,[drug] = 'RXCUI-2393',,,,,,",
+        )
+    ).form("f")
+    assert form.field("drug").choice_codes == ("RXCUI-2393", "in-progress", "3")
+    assert form.field("drug").choices[2].label == ""
+    assert read_redcap_dictionary(write_redcap_dictionary(form)).form("f") == form
+
+
+def test_a_date_bound_a_spreadsheet_rewrote_is_read_back_as_redcap_reads_it():
+    # REDCap's feature-test dictionary "Data Dictionary File 2.csv" (redcap_rsvc) holds
+    # min 8/1/23 1:01 for a datetime_ymd field; REDCap's test uploads it successfully.
+    d = read_redcap_dictionary(
+        dictionary('dt,f,,text,When,,,datetime_ymd,"8/1/23 1:01","8/31/23 1:59",,,,,,,,'),
+        name="dict.csv",
+    )
+    field = d.form("f").field("dt")
+    assert (field.min_value, field.max_value) == ("2023-08-01 01:01", "2023-08-31 01:59")
+    assert "month/day/year" in d.notes[0].message and "8/1/23 1:01" in d.notes[0].message
+
+
+def test_a_leftover_choices_cell_on_a_text_field_is_ignored_with_a_note():
+    # As in biggeeves/redcap_regression_test's dictionary, which REDCap exported.
+    d = read_redcap_dictionary(
+        dictionary("""at_setvalue,f,,text,@SETVALUE,"1, @SETVALUE='2007-12-25'",,,,,,,,,,,,"""),
+        name="dict.csv",
+    )
+    assert d.form("f").field("at_setvalue").choices == ()
+    assert "does not use the choices column" in d.notes[0].message
+
+
+def test_every_standard_redcap_validation_type_is_read():
+    from careloop.capture.forms import VALIDATION_TYPES
+
+    rows = [
+        f"v{i},f,,text,V,,,{v},,,,,,,,,,"
+        for i, v in enumerate(sorted(VALIDATION_TYPES - {"autocomplete", "signature"}))
+    ]
+    rows.append("n,f,,text,N,,,number_3dp_comma_decimal,,,,,,,,,,")
+    rows.append("old,f,,text,Old,,,int,,,,,,,,,,")
+    form = read_redcap_dictionary(dictionary(*rows)).form("f")
+    assert form.field("old").validation == "integer"
+    assert form.field("n").validation == "number_3dp_comma_decimal"
+    assert len(form.fields) == len(VALIDATION_TYPES) - 2 + 2

@@ -170,6 +170,9 @@ def _simple(node: Node) -> bool:
         isinstance(node, Binary)
         and node.op in _OPERATORS
         and isinstance(node.left, FieldRef)
+        and node.left.event is None
+        and node.left.instance is None
+        and node.left.modifier is None
         and isinstance(node.right, NumberLiteral | StringLiteral)
     )
 

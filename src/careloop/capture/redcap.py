@@ -431,9 +431,13 @@ def _read_field(
             )
         validation_text = ""
     elif choices_text and ftype not in (FieldType.YESNO, FieldType.TRUEFALSE):
-        problems.append(
+        # REDCap keeps (and exports) whatever a field's choices cell held when its
+        # type was changed, but a field of this type does not use it.
+        notes.append(
             ErrorDetail(
-                here, f"a {ftype.value} field cannot have choices or a calculation", choices_text
+                here,
+                f"a {ftype.value} field does not use the choices column; its content was ignored",
+                choices_text,
             )
         )
     if validation_text:
@@ -464,8 +468,8 @@ def _read_field(
         section_header=get("section_header"),
         choices=choices,
         validation=validation,
-        min_value=get("text_validation_min").strip() or None,
-        max_value=get("text_validation_max").strip() or None,
+        min_value=_bound(get("text_validation_min"), validation, "min", here, notes),
+        max_value=_bound(get("text_validation_max"), validation, "max", here, notes),
         calculation=calculation,
         branching_logic=logic,
         required=flags["required_field"],
@@ -482,6 +486,44 @@ def _read_field(
         unit=unit,
         ontology=ontology,
     )
+
+
+_SPREADSHEET_DATE = re.compile(
+    r"^([0-9]{1,2})/([0-9]{1,2})/([0-9]{4}|[0-9]{2})(?: ([0-9]{1,2}):([0-9]{2})(?::([0-9]{2}))?)?$"
+)
+
+
+def _bound(
+    text: str, validation: str | None, which: str, here: str, notes: list[ErrorDetail]
+) -> str | None:
+    """A Text Validation Min/Max; a date a spreadsheet rewrote as M/D/YY is made ISO again.
+
+    Excel shows ``2023-08-01 01:01`` as ``8/1/23 1:01`` and saves it so; REDCap
+    reads such a dictionary (its own feature tests upload one), so careloop
+    does too, with a note to check the date.
+    """
+    value = text.strip()
+    m = _SPREADSHEET_DATE.match(value)
+    if not value or m is None or not (validation or "").startswith("date"):
+        return value or None
+    month, day, year = int(m.group(1)), int(m.group(2)), m.group(3)
+    if len(year) == 2:  # Excel's window: 00-29 are 2000s, 30-99 1900s
+        year = f"{20 if int(year) < 30 else 19}{year}"
+    iso = f"{year}-{month:02d}-{day:02d}"
+    if (validation or "").startswith("datetime"):
+        clock = f"{int(m.group(4) or 0):02d}:{m.group(5) or '00'}"
+        if (validation or "").startswith("datetime_seconds"):
+            clock += f":{m.group(6) or '00'}"
+        iso += f" {clock}"
+    notes.append(
+        ErrorDetail(
+            here,
+            f"{which} {value!r} looks like a date a spreadsheet rewrote as month/day/year; "
+            f"it was read as {iso!r} (check it)",
+            value,
+        )
+    )
+    return iso
 
 
 def _read_tags(

@@ -22,7 +22,10 @@ Logic that names a field of another form (REDCap allows this within a record)
 reads that form's answer from ``context``. When the caller has none for it,
 careloop cannot tell whether the field is shown: it keeps the field shown
 (its value is kept, never cleared) and does not require it; a calculation
-takes the missing answer as empty, as REDCap does.
+takes the missing answer as empty, as REDCap does. Logic careloop cannot
+evaluate at all (another event's value, a smart variable: see
+:attr:`~careloop.capture.expressions.Expression.evaluable`) is treated the
+same way, and such a calculation is left blank.
 """
 
 from __future__ import annotations
@@ -434,6 +437,12 @@ class FormValidator:
             for f in form.fields
             if f.branching_logic is not None and f.branching_logic.referenced_fields() - self._names
         }
+        # Logic careloop cannot evaluate within one response (events, smart variables …).
+        self._undecidable = frozenset(
+            f.name
+            for f in form.fields
+            if f.branching_logic is not None and not f.branching_logic.evaluable
+        )
         self._outside_all = frozenset(
             name
             for f in form.fields
@@ -553,6 +562,7 @@ class FormValidator:
                     break
         # Shown because their logic needs another form's answer that was not given.
         undecided = {name for name, outside in self._outside.items() if outside - known}
+        undecided |= self._undecidable
 
         if hidden == "clear" and bad & hidden_now:
             # A hidden field's value is dropped, so whether it was valid does not matter.
@@ -621,6 +631,7 @@ class FormValidator:
             name = field.name
             if (
                 logic is not None
+                and name not in self._undecidable
                 and not self._outside.get(name, known) - known
                 and not _shown(logic.compiled(env, now))
             ):
@@ -628,7 +639,7 @@ class FormValidator:
                 env.pop(name, None)
                 continue
             if calc is not None:
-                result = calc.compiled(env, now)
+                result = calc.compiled(env, now) if calc.evaluable else None
                 if result is None or result == "":
                     env.pop(name, None)
                 elif isinstance(result, float):
