@@ -8,11 +8,13 @@ version that cannot be rebuilt blocks nothing but itself.
 
 from __future__ import annotations
 
+import datetime as dt
+
 import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from careloop.capture import read_redcap_dictionary, validate_response
+from careloop.capture import entry, read_redcap_dictionary, validate_response
 from careloop.capture.forms import OtherFormField
 from careloop.capture.forms_store import (
     export_form,
@@ -20,9 +22,13 @@ from careloop.capture.forms_store import (
     get_form,
     import_forms,
     list_forms,
+    load_form,
+    other_form_values,
 )
 from careloop.core.errors import StoredFormUnreadable, ValidationFailed
 from careloop.store.capture_models import FormDefinition, FormVersion
+from careloop.trust.work import unit_of_work
+from tests.capture.registry_helpers import principal
 from tests.capture.test_redcap import dictionary
 
 TWO_FORMS = dictionary(
@@ -155,6 +161,37 @@ def test_a_stored_version_from_before_the_fix_loads_and_a_broken_one_blocks_only
             except StoredFormUnreadable:
                 refused.append(row.definition["name"])
     assert refused == ["xf_broken"] and {"xf_demo", "xf_visit", "xf_old"} <= set(loaded)
+
+
+def test_the_other_forms_answers_are_those_of_the_same_patient_on_the_same_event_date(inst):
+    registry, op = inst.registry, inst.operator
+    import_forms(registry, op, TWO_FORMS.encode(), fmt="redcap")
+    clinician = principal(inst, "clinician@A")
+    patient_id = inst.patient_ids["A"][0]
+    entry.create_response(
+        registry,
+        clinician,
+        "xf_demo",
+        patient_id=patient_id,
+        event_date="2024-05-01",
+        values={"xf_id": "1", "xf_sex": "2"},
+        status="complete",
+    )
+    # Within the clinician's unit of work, as the entry layer would call it.
+    with unit_of_work(registry, clinician, "record.write") as work:
+        session = work.session
+        _, _, visit = load_form(session, "xf_visit")
+        same_day = other_form_values(
+            session, visit, patient_id=patient_id, event_date=dt.date(2024, 5, 1)
+        )
+        other_day = other_form_values(
+            session, visit, patient_id=patient_id, event_date=dt.date(2024, 5, 2)
+        )
+    # The demographics response exists: its empty weight is an answer (empty), not unknown.
+    assert same_day == {"xf_sex": "2", "xf_weight": ""}
+    assert other_day == {}
+    r = validate_response(visit, {"xf_preg": "1"}, context=same_day)
+    assert "xf_preg" in r.hidden and r.missing_context == ()
 
 
 def test_the_cli_shows_the_forms_and_names_the_unreadable_one(inst):

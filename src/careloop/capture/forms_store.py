@@ -27,7 +27,7 @@ import json
 from collections import OrderedDict
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, replace
-from datetime import datetime
+from datetime import date, datetime
 from pathlib import Path
 from threading import Lock
 from typing import Any
@@ -41,7 +41,7 @@ from careloop.capture.forms import Dictionary, Form, OtherFormField
 from careloop.capture.native_yaml import FORMAT, read_forms_yaml
 from careloop.capture.text_files import read_dictionary_source
 from careloop.core.errors import InputError, NotFound, StoredFormUnreadable
-from careloop.store.capture_models import FormDefinition, FormVersion
+from careloop.store.capture_models import FormDefinition, FormVersion, Response
 from careloop.store.database import Registry
 from careloop.trust.principal import Principal
 from careloop.trust.work import unit_of_work
@@ -58,6 +58,7 @@ __all__ = [
     "get_form",
     "import_forms",
     "list_forms",
+    "other_form_values",
     "read_dictionary",
 ]
 
@@ -210,6 +211,43 @@ def form_of_version(row: FormVersion) -> Form:
         while len(_FORMS) > _FORMS_MAX:
             _FORMS.popitem(last=False)
     return form
+
+
+def other_form_values(
+    session: Session, form: Form, *, patient_id: int, event_date: date
+) -> dict[str, object]:
+    """The answers this form's logic reads from other forms, for ``context=`` of validation.
+
+    REDCap evaluates such a reference within the record and event; careloop's
+    counterpart is the same patient's response to that form on the same event
+    date. A field of a form with such a response is given (``''`` when that
+    response left it empty); a field of a form without one is left out, so
+    validation knows the answer is not available (see
+    :func:`careloop.capture.validation.validate_response`).
+
+    The caller's unit of work must already allow the principal to read and
+    write this patient's records: the values only steer branching and
+    calculations and are not returned to the person entering data.
+    """
+    wanted: dict[str, list[str]] = {}
+    for field_name, form_name in form.other_form_fields:
+        wanted.setdefault(form_name, []).append(field_name)
+    if not wanted:
+        return {}
+    rows = session.execute(
+        select(FormDefinition.name, Response.values)
+        .join(Response, Response.form_id == FormDefinition.id)
+        .where(
+            FormDefinition.name.in_(sorted(wanted)),
+            Response.patient_id == patient_id,
+            Response.event_date == event_date,
+        )
+    )
+    out: dict[str, object] = {}
+    for form_name, values in rows:
+        for field_name in wanted[form_name]:
+            out[field_name] = values.get(field_name, "")
+    return out
 
 
 def _definition_row(session: Session, name: str) -> FormDefinition:
