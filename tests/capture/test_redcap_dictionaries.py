@@ -111,3 +111,16 @@ def test_what_the_real_dictionaries_hold_is_read_as_redcap_means_it():
     logic = comments.forms[0].field("airway_surgery_reconstruction").branching_logic
     assert logic is not None and logic.source.startswith("# EARS, NOSE, or MOUTH")
     assert "#" not in logic.canonical
+
+
+def test_the_entry_page_shows_a_real_dictionarys_file_and_time_fields_sensibly():
+    from careloop.web.form_render import build_view, values_from_post
+
+    form = read_dictionary(DATA / "redcapr_validation-types-1.csv").form("form_1")
+    inputs = {i.name: i for i in build_view(form, {}).inputs}
+    upload = inputs["f_file_upload"]
+    assert upload.kind == "descriptive" and "does not store files" in upload.label
+    # A browser's time input has no MM:SS and drops seconds: these are text inputs.
+    assert inputs["v_time_mm_ss"].html_type == inputs["v_time_hh_mm_ss"].html_type == "text"
+    assert inputs["v_time_hh_mm"].html_type == "time"
+    assert "f_file_upload" not in values_from_post(form, {"f_file_upload": ["x.pdf"]})

@@ -155,7 +155,12 @@ def build_view(
             InputView(
                 name=f.name,
                 kind=kind,
-                label=f.label or f.name,
+                label=(f.label or f.name)
+                + (
+                    " (a file upload: careloop does not store files)"
+                    if f.type is FieldType.FILE
+                    else ""
+                ),
                 note=f.note,
                 section_header=f.section_header,
                 required=f.required,
