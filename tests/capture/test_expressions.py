@@ -96,9 +96,7 @@ def test_equal_expressions_ignore_spacing_and_quotes():
         ("([a] = '1'", "expected ')'"),
         ("[a] = '1')", "unexpected ')'"),
         ("[a b] = 1", "not a field reference"),
-        ("[project-id] = 1", "smart variable"),
-        ("[event_1][a] = 1", "event-prefixed"),
-        ("[a:checked] = 1", "modifiers"),
+        ("[1] = 1", "repeat instance with no field"),
         ("foo([a])", "unknown function"),
         ("round()", "takes 1 to 2 argument"),
         ("if([a], 1)", "takes 3 argument"),
@@ -352,3 +350,76 @@ def test_the_fast_paths_for_literals_agree_with_the_general_comparison(value, li
     else:
         slow = _order(op, v, constant)
     assert fast == slow
+
+
+@pytest.mark.parametrize(
+    ("text", "canonical"),
+    [
+        ("[event_1_arm_1][weight] > 80", "[event_1_arm_1][weight] > 80"),
+        ("[weight][2] <> ''", "[weight][2] <> ''"),
+        ("[previous-event-name][weight] = 1", "[previous-event-name][weight] = 1"),
+        ("[sex:label] = 'Female'", "[sex:label] = 'Female'"),
+        ("[event-name] = 'baseline_arm_1'", "[event-name] = 'baseline_arm_1'"),
+        (
+            "[survey-duration-completed:form_f2:m]",
+            "[survey-duration-completed:form_f2:m]",
+        ),
+        ("stdev(1, 2, [a])", "stdev(1, 2, [a])"),
+    ],
+)
+def test_what_redcap_allows_beyond_one_response_is_kept_but_not_evaluated(text, canonical):
+    # Real dictionaries (tests/data/redcap) use all of these; REDCap accepts them.
+    e = parse_expression(text)
+    assert e.canonical == canonical
+    assert parse_expression(e.canonical) == e
+    assert not e.evaluable
+    assert e.evaluate({"weight": "90", "sex": "1", "a": "3"}) in (None, False)
+
+
+def test_field_value_modifier_and_current_instance_are_the_fields_own_value():
+    e = parse_expression("[weight:value][current-instance] > 80")
+    assert e.evaluable and e.is_true({"weight": "90"}) and not e.is_true({"weight": "70"})
+
+
+def test_comment_lines_are_ignored_as_redcap_ignores_them():
+    # From eipm/bridge2ai-redcap's DataDictionary.csv (tests/data/redcap/SOURCE.md).
+    text = '# EARS, NOSE, or MOUTH conditions (yes)\n[a]="yes" or\n  // second note\n  [b]="yes"'
+    e = parse_expression(text)
+    assert e.canonical == "[a] = 'yes' or [b] = 'yes'" and e.source == text
+    assert e.is_true({"b": "yes"}) and not e.is_true({"a": "no"})
+
+
+def test_javascript_strict_comparisons_read_as_redcap_comparisons():
+    assert parse_expression("[a] === 5") == parse_expression("[a] = 5")
+    assert parse_expression("[a] !== 5") == parse_expression("[a] <> 5")
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("contains([s], 'AD')", True),
+        ("not_contain([s], 'x')", True),
+        ("starts_with([s], 'r&')", True),
+        ("ends_with([s], 'D')", True),
+        ("find('&', [s])", 2.0),
+        ("length([s])", 4.0),
+        ("left([s], 2)", "R&"),
+        ("right([s], 1)", "d"),
+        ("mid([s], 2, 2)", "&a"),
+        ("concat([s], '-', 1)", "R&ad-1"),
+        ("upper([s])", "R&AD"),
+        ("lower([s])", "r&ad"),
+        ("trim('  x ')", "x"),
+        ("isnumber('1.5')", True),
+        ("isnumber([s])", False),
+        ("isinteger('7')", True),
+        ("isinteger('7.5')", False),
+        ("isblankormissingcode([empty])", True),
+        ("mod(7, 3)", 1.0),
+        ("year('2024-03-31')", 2024.0),
+        ("month('2024-03-31')", 3.0),
+        ("day('2024-03-31')", 31.0),
+    ],
+)
+def test_redcaps_text_and_date_functions(text, expected):
+    assert parse_expression(text).evaluate({"s": "R&ad", "empty": ""}) == expected

@@ -178,7 +178,7 @@ def test_a_foreign_questionnaire_is_read_with_standard_elements_only():
 
 def test_unsupported_items_and_bad_references_are_located():
     q = foreign_questionnaire()
-    q["item"].append({"linkId": "scan", "type": "attachment", "text": "Upload"})
+    q["item"].append({"linkId": "scan", "type": "reference", "text": "Clinician"})
     q["item"].append(
         {
             "linkId": "x",
@@ -190,7 +190,7 @@ def test_unsupported_items_and_bad_references_are_located():
         read_questionnaire(q, name="q.json")
     found = [(d.location, d.message) for d in info.value.details]
     assert found[0][0] == "q.json:item[5] (linkId 'scan')"
-    assert "'attachment' cannot be held" in found[0][1]
+    assert "'reference' cannot be held" in found[0][1]
     assert found[1][0] == "q.json:item[6] (linkId 'x')" and "'ghost'" in found[1][1]
 
 
@@ -211,3 +211,26 @@ def test_the_model_is_an_r4b_questionnaire():
     q = form_to_questionnaire(PROM)
     assert isinstance(q, Questionnaire)
     assert q.extension is not None and q.extension[0].valueBoolean is True
+
+
+def test_a_choice_with_an_empty_label_exports_as_a_valid_questionnaire_and_comes_back():
+    # REDCap allows "3," (a code with no label); FHIR strings cannot be empty, and the
+    # Questionnaire builder used to fail on it (forms export, fhir export, /fhir/Questionnaire).
+    from careloop.capture import read_redcap_dictionary
+    from tests.capture.test_redcap import dictionary
+
+    form = read_redcap_dictionary(
+        dictionary(
+            'pick,f,,radio,Pick,"1, One | 3,",,,,,,,,,,,," @DEFAULT=""3"""',
+            "up,f,,file,Upload,,,signature,,,,,,,,,,",
+            "drug,f,,text,Drug,BIOPORTAL:RXNORM,,,,,,,,,,,,",
+        )
+    ).form("f")
+    text = write_questionnaire(form)
+    options = json.loads(text)["item"][0]["answerOption"]
+    assert options == [
+        {"valueCoding": {"code": "1", "display": "One"}},
+        {"valueCoding": {"code": "3"}},
+    ]
+    assert json.loads(text)["item"][1]["type"] == "attachment"
+    assert read_questionnaire(text) == form

@@ -63,7 +63,8 @@ def test_the_large_generated_dictionary_round_trips(large_dictionary_csv: str):
     d = read_redcap_dictionary(large_dictionary_csv)
     assert len(list(d.fields())) == 550 and len(d.forms) == 10
     assert sum(f.branching_logic is not None for f in d.fields()) > 250
-    assert {f.type for f in d.fields()} == set(FieldType)
+    # File fields store nothing; the real dictionaries in tests/data/redcap cover them.
+    assert {f.type for f in d.fields()} == set(FieldType) - {FieldType.FILE}
     text = write_redcap_dictionary(d)
     assert read_redcap_dictionary(text) == d
     # Cell by cell: REDCap's export of what we wrote is what we read.
@@ -192,14 +193,15 @@ def test_bad_choice_strings_name_the_row_and_say_how_to_write_them(choices, frag
 def test_unknown_field_and_validation_types_are_errors_not_dropped():
     found = problems(
         dictionary(
-            "a,f,,file,A,,,,,,,,,,,,,",
-            "b,f,,text,B,,,number_comma_decimal,,,,,,,,,,",
+            "a,f,,select,A,,,,,,,,,,,,,",
+            "b,f,,text,B,,,number_decimal_comma,,,,,,,,,,",
             "c,f,,textbox,C,,,,,,,,,,,,,",
         )
     )
     messages = dict(found)
-    assert "unknown field type 'file'" in messages["dict.csv:2:a"]
-    assert "unknown validation type 'number_comma_decimal'" in messages["dict.csv:3:b"]
+    assert "unknown field type 'select'" in messages["dict.csv:2:a"]
+    assert "REDCap's dictionary calls it dropdown" in messages["dict.csv:2:a"]
+    assert "unknown validation type 'number_decimal_comma'" in messages["dict.csv:3:b"]
     assert "supported types are text, notes" in messages["dict.csv:4:c"]
 
 
@@ -245,10 +247,22 @@ def test_a_semicolon_separated_file_gets_a_hint():
     assert any("';' as separator" in m for _, m in found)
 
 
-def test_a_latin1_file_is_refused_with_the_row_and_a_fix():
-    text = dictionary("a,f,,text,Café,,,,,,,,,,,,,").encode("latin-1")
+def test_a_windows_1252_file_is_read_with_a_note_quoting_its_accented_text():
+    text = dictionary("a,f,,text,Café – “quoted”,,,,,,,,,,,,,").encode("cp1252")
+    d = read_redcap_dictionary(text, name="dict.csv")
+    assert d.form("f").field("a").label == "Café – “quoted”"
+    assert d == read_redcap_dictionary(text.decode("cp1252"))
+    (note,) = d.notes
+    assert note.location == "dict.csv:2"
+    assert "Windows-1252" in note.message and "Café" in note.message
+    assert "CSV UTF-8" in note.message
+
+
+def test_a_file_in_neither_utf8_nor_windows_1252_is_refused_with_the_row_and_a_fix():
+    # 0x81 is undefined in Windows-1252 and not valid UTF-8 here.
+    text = dictionary("a,f,,text,A,,,,,,,,,,,,,").encode("ascii") + b"b,f,,text,\x81,,,,,,,,,,,,,\n"
     found = problems(text)
-    assert found[0][0] == "dict.csv:2"
+    assert found[0][0] == "dict.csv:3"
     assert "not valid UTF-8" in found[0][1] and "iconv" in found[0][1]
 
 
@@ -314,13 +328,98 @@ def test_real_world_logic_idioms_evaluate_as_redcap_does(redcap_data: Path):
     }  # fmt: skip
 
 
-def test_a_real_file_upload_field_is_refused_by_name():
+def test_a_real_file_upload_field_is_kept_as_a_reference_only_field_that_stores_nothing():
     # A row of eipm/bridge2ai-redcap's DataDictionary.csv (see tests/data/redcap/SOURCE.md).
     row = (
         "paper_consent_pdf_all_sites,bridge2ai_paper_consent_all_sites_english,,file,"
         '"Paper Consent PDF - All Sites",,,,,,,,y,,,,,'
     )
-    found = problems(dictionary(row))
-    assert found[0][0] == "dict.csv:2:paper_consent_pdf_all_sites"
-    assert "unknown field type 'file'" in found[0][1]
-    assert "careloop does not have" in found[0][1]
+    from careloop.capture import validate_response
+
+    form = read_redcap_dictionary(dictionary(row)).forms[0]
+    field = form.field("paper_consent_pdf_all_sites")
+    assert field.type is FieldType.FILE and field.required and not field.stores_value
+    assert read_redcap_dictionary(write_redcap_dictionary(form)).forms[0] == form
+    # A REDCap record export holds the file's name; careloop keeps no file, so
+    # the value is not stored, and a required file field never blocks a response.
+    r = validate_response(form, {"paper_consent_pdf_all_sites": "consent.pdf"})
+    assert r.ok and r.values == {} and r.ignored == ("paper_consent_pdf_all_sites",)
+
+
+# ---------------------------------------------------------------- REDCap as REDCap users have it
+
+
+def test_extra_columns_are_ignored_with_a_note_not_an_error():
+    text = HEADER + ",Reviewer notes,\n" + "a,f,,text,A,,,,,,,,,,,,,,checked by JS,\n"
+    d = read_redcap_dictionary(text, name="dict.csv")
+    assert d.form("f").field_names == ("a",)
+    notes = [(n.location, n.message) for n in d.notes]
+    assert ("dict.csv:1:column 19", "column 'Reviewer notes' is not a REDCap dictionary column; "
+            "ignored") in notes  # fmt: skip
+    assert any(loc == "dict.csv:1:column 20" and "(no heading)" in m for loc, m in notes)
+
+
+def test_sql_and_bioportal_fields_are_text_with_a_note_and_the_ontology_is_kept():
+    d = read_redcap_dictionary(
+        dictionary(
+            'q,f,,sql,Pick,"select value, label from redcap_data",,,,,,,,,,,,',
+            "drug,f,,text,Drug,BIOPORTAL:RXNORM,,,,,,,,,,,,",
+        ),
+        name="dict.csv",
+    )
+    form = d.form("f")
+    assert form.field("q").type is FieldType.TEXT and form.field("q").choices == ()
+    assert form.field("drug").ontology == "RXNORM" and form.field("drug").type is FieldType.TEXT
+    assert [n.location for n in d.notes] == ["dict.csv:2:q", "dict.csv:3:drug"]
+    assert "query on the REDCap server" in d.notes[0].message
+    assert "BioPortal ontology field (RXNORM)" in d.notes[1].message
+    assert cells(write_redcap_dictionary(form))[2][5] == "BIOPORTAL:RXNORM"
+
+
+def test_choice_codes_with_inner_hyphens_and_letters_and_empty_labels_are_read():
+    form = read_redcap_dictionary(
+        dictionary(
+            'drug,f,,radio,Drug,"RXCUI-2393, Warfarin | in-progress, In progress | 3,",,,,,,,,,,,,',
+            "why,f,,text,Why,,,,,,,[drug] = 'RXCUI-2393',,,,,,",
+        )
+    ).form("f")
+    assert form.field("drug").choice_codes == ("RXCUI-2393", "in-progress", "3")
+    assert form.field("drug").choices[2].label == ""
+    assert read_redcap_dictionary(write_redcap_dictionary(form)).form("f") == form
+
+
+def test_a_date_bound_a_spreadsheet_rewrote_is_read_back_as_redcap_reads_it():
+    # REDCap's feature-test dictionary "Data Dictionary File 2.csv" (redcap_rsvc) holds
+    # min 8/1/23 1:01 for a datetime_ymd field; REDCap's test uploads it successfully.
+    d = read_redcap_dictionary(
+        dictionary('dt,f,,text,When,,,datetime_ymd,"8/1/23 1:01","8/31/23 1:59",,,,,,,,'),
+        name="dict.csv",
+    )
+    field = d.form("f").field("dt")
+    assert (field.min_value, field.max_value) == ("2023-08-01 01:01", "2023-08-31 01:59")
+    assert "month/day/year" in d.notes[0].message and "8/1/23 1:01" in d.notes[0].message
+
+
+def test_a_leftover_choices_cell_on_a_text_field_is_ignored_with_a_note():
+    # As in biggeeves/redcap_regression_test's dictionary, which REDCap exported.
+    d = read_redcap_dictionary(
+        dictionary("""at_setvalue,f,,text,@SETVALUE,"1, @SETVALUE='2007-12-25'",,,,,,,,,,,,"""),
+        name="dict.csv",
+    )
+    assert d.form("f").field("at_setvalue").choices == ()
+    assert "does not use the choices column" in d.notes[0].message
+
+
+def test_every_standard_redcap_validation_type_is_read():
+    from careloop.capture.forms import VALIDATION_TYPES
+
+    rows = [
+        f"v{i},f,,text,V,,,{v},,,,,,,,,,"
+        for i, v in enumerate(sorted(VALIDATION_TYPES - {"autocomplete", "signature"}))
+    ]
+    rows.append("n,f,,text,N,,,number_3dp_comma_decimal,,,,,,,,,,")
+    rows.append("old,f,,text,Old,,,int,,,,,,,,,,")
+    form = read_redcap_dictionary(dictionary(*rows)).form("f")
+    assert form.field("old").validation == "integer"
+    assert form.field("n").validation == "number_3dp_comma_decimal"
+    assert len(form.fields) == len(VALIDATION_TYPES) - 2 + 2

@@ -232,13 +232,6 @@ def test_each_real_export_imports_as_it_is(inst, exports, folder, form, expected
     assert (again.created, again.updated, again.unchanged) == (0, 0, expected[2])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    raises=ValidationFailed,
-    reason="its dictionary has a REDCap file field (patient_document), which careloop's "
-    "dictionary reader refuses until file-upload fields are kept as references (issue 13, "
-    "dictionaries part); remove this mark when that lands",
-)
 def test_the_longitudinal_multi_form_export_imports_every_form(inst, exports):
     data = project(inst, exports / "redcapr_longitudinal")
     # 18 rows: 3 records over 6 events; each form is on the rows of its events.

@@ -95,7 +95,7 @@ def test_python_values_from_an_api_are_accepted():
         ("n_int", "121", "max"),
         ("n_num", "1,5", "type"),
         ("n_2dp", "3.1", "type"),
-        ("d", "31/12/2023", "type"),
+        ("d", "12/31/2023", "type"),
         ("d", "2023-02-29", "type"),
         ("d", "2019-12-31", "min"),
         ("d", "2024-06-16", "max"),
@@ -302,3 +302,94 @@ def test_a_bad_value_in_a_hidden_field_is_dropped_not_reported_unless_flagging()
     assert {("shpcdai_pain", "choice"), ("shpcdai_pain", "hidden")} <= {
         (e.field, e.rule) for e in flagged.errors
     }
+
+
+TYPES = read_forms_yaml(
+    """
+forms:
+  - name: types
+    fields:
+      - {name: comma, type: text, validation: number_comma_decimal, min: "0,5", max: "3"}
+      - {name: comma1, type: text, validation: number_1dp_comma_decimal}
+      - {name: dmy, type: text, validation: date_dmy}
+      - {name: mdy, type: text, validation: date_mdy}
+      - {name: dts_dmy, type: text, validation: datetime_seconds_dmy}
+      - {name: hms, type: text, validation: time_hh_mm_ss, max: "18:00:00"}
+      - {name: ms, type: text, validation: time_mm_ss}
+      - {name: alpha, type: text, validation: alpha_only}
+      - {name: ssn, type: text, validation: ssn}
+      - {name: mrn, type: text, validation: mrn_10d}
+      - {name: vmrn, type: text, validation: vmrn}
+      - {name: au_phone, type: text, validation: phone_australia}
+      - {name: uk_phone, type: text, validation: phone_uk}
+      - {name: ca_post, type: text, validation: postalcode_canada}
+      - {name: fr_post, type: text, validation: postalcode_french}
+      - {name: de_post, type: text, validation: postalcode_germany}
+      - {name: uk_post, type: text, validation: postalcode_uk}
+      - {name: bmi, type: calc, calculation: "[comma] * 2"}
+      - {name: scan, type: file, label: Consent scan}
+""",
+    name="types.yaml",
+).form("types")
+
+
+def test_redcaps_other_validation_types_accept_what_redcap_accepts_in_careloops_stored_form():
+    r = validate_response(
+        TYPES,
+        {
+            "comma": "1,5",
+            "comma1": "2,0",
+            "dmy": "31-03-2024",
+            "mdy": "03/31/2024",
+            "dts_dmy": "31.03.2024 14:30:05",
+            "hms": "14:30:05",
+            "ms": "04:59",
+            "alpha": "Abc",
+            "ssn": "123-45-6789",
+            "mrn": "0123456789",
+            "vmrn": "12345",
+            "au_phone": "(02) 1234 5678",
+            "uk_phone": "+44 7911 123456",
+            "ca_post": "K1A 0B1",
+            "fr_post": "69008",
+            "de_post": "10115",
+            "uk_post": "SW1A 1AA",
+            "scan": "a.pdf",
+        },
+        now=NOW,
+    )
+    assert r.ok, r.errors
+    assert r.values["comma"] == "1.5" and r.values["comma1"] == "2.0"
+    assert r.values["bmi"] == "3"  # computed from the stored point form
+    assert r.values["dmy"] == r.values["mdy"] == "2024-03-31"
+    assert r.values["dts_dmy"] == "2024-03-31 14:30:05"
+    assert "scan" not in r.values and r.ignored == ("scan",)
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "rule"),
+    [
+        ("comma", "0,4", "min"),
+        ("comma", "3,5", "max"),
+        ("comma", "1,5,0", "type"),
+        ("comma1", "2,05", "type"),
+        ("dmy", "31-13-2024", "type"),
+        ("hms", "18:00:01", "max"),
+        ("hms", "14:30", "type"),
+        ("ms", "60:00", "type"),
+        ("alpha", "Ab1", "type"),
+        ("ssn", "123456789", "type"),
+        ("mrn", "123456789", "type"),
+        ("vmrn", "123", "type"),
+        ("au_phone", "1234", "type"),
+        ("uk_phone", "12345", "type"),
+        ("ca_post", "D1A 0B1", "type"),
+        ("fr_post", "99008", "type"),
+        ("de_post", "00115", "type"),
+        ("uk_post", "sw1a 1aa", "type"),
+    ],
+)
+def test_redcaps_other_validation_types_refuse_what_redcap_refuses(field, value, rule):
+    r = validate_response(TYPES, {field: value}, now=NOW)
+    assert [(e.field, e.rule) for e in r.errors] == [(field, rule)]
+    assert r.errors[0].message

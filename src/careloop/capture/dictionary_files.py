@@ -7,15 +7,16 @@ CLI and the web upload choose a reader the same way.
 
 from __future__ import annotations
 
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
+from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
-from careloop.capture.forms import Dictionary, Form
+from careloop.capture.forms import Dictionary, Form, OtherFormField
 from careloop.capture.native_yaml import read_forms_yaml, write_forms_yaml
 from careloop.capture.questionnaire import read_questionnaire, write_questionnaire
 from careloop.capture.redcap import read_redcap_dictionary, write_redcap_dictionary
-from careloop.capture.text_files import read_source
+from careloop.capture.text_files import read_dictionary_source
 from careloop.core.errors import InputError
 
 __all__ = ["DictionaryFormat", "detect_format", "read_dictionary", "write_dictionary"]
@@ -51,6 +52,7 @@ def read_dictionary(
     *,
     format: DictionaryFormat | None = None,
     name: str | None = None,
+    other_fields: Mapping[str, OtherFormField] | None = None,
 ) -> Dictionary:
     """Read a data dictionary in any supported format.
 
@@ -60,17 +62,21 @@ def read_dictionary(
             from the file name's suffix (``.csv``, ``.yaml``/``.yml``,
             ``.json``) or else from the content.
         name: How to call the file in error messages.
+        other_fields: Fields of forms outside the file (the registry's) that
+            its branching logic and calculations may name.
 
     Raises:
         ValidationFailed: The file's problems, each located (see the readers).
     """
-    label, text = read_source(source, name=name, default="dictionary")
+    label, text, decoded = read_dictionary_source(source, name=name, default="dictionary")
     chosen = format or detect_format(text, name=label)
     if chosen == "redcap":
-        return read_redcap_dictionary(text, name=label)
-    if chosen == "yaml":
-        return read_forms_yaml(text, name=label)
-    return Dictionary((read_questionnaire(text, name=label),))
+        read = read_redcap_dictionary(text, name=label, other_fields=other_fields)
+    elif chosen == "yaml":
+        read = read_forms_yaml(text, name=label, other_fields=other_fields)
+    else:
+        read = Dictionary((read_questionnaire(text, name=label, other_fields=other_fields),))
+    return replace(read, notes=(*decoded, *read.notes)) if decoded else read
 
 
 def write_dictionary(

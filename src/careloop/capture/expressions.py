@@ -17,8 +17,24 @@ Grammar, loosest binding first::
     product   := unary (("*" | "/") unary)*
     unary     := "-" unary | "+" unary | power
     power     := primary ("^" unary)?
-    primary   := NUMBER | STRING | "[" FIELD ( "(" CODE ")" )? "]"
+    primary   := NUMBER | STRING | reference
                | FUNCTION "(" (or ("," or)*)? ")" | "(" or ")"
+    reference := ("[" EVENT "]")? "[" FIELD ("(" CODE ")")? (":" MODIFIER)? "]"
+                 ("[" INSTANCE "]")? | "[" SMART-VARIABLE "]" …
+
+A line whose first character (after spaces) is ``#`` or ``//`` is a comment,
+as REDCap allows in logic and calculations.
+
+REDCap also lets logic reach beyond one response: an event prefix
+(``[visit_2_arm_1][weight]``), a repeat instance (``[weight][2]``), a field
+modifier other than ``:value`` (``[sex:label]``), smart variables
+(``[event-name]``, ``[user-dag-name]`` — names with ``-`` or ``:``) and a few
+functions careloop does not compute (``stdev``, ``log``, ``exponential``,
+``concat_ws``, ``replace_text``). careloop reads and keeps all of them, so a
+dictionary REDCap accepts imports and exports unchanged, but cannot evaluate
+them within one response: such an expression is not :attr:`Expression.evaluable`,
+and the validator then keeps the field shown (not required) or leaves the
+calculated value blank.
 
 Semantics follow REDCap where REDCap documents them: an empty value is
 ``''``; ``=``/``<>`` compare numerically when both sides are numbers and as
@@ -46,12 +62,14 @@ from careloop.core.errors import ErrorDetail, InputError
 
 __all__ = [
     "FUNCTIONS",
+    "NOT_EVALUATED",
     "Binary",
     "Call",
     "Expression",
     "FieldRef",
     "Node",
     "NumberLiteral",
+    "SmartVariable",
     "StringLiteral",
     "Unary",
     "Value",
@@ -72,19 +90,47 @@ Value: TypeAlias = str | float | bool | None
 
 FUNCTIONS: dict[str, tuple[int, int | None]] = {
     "abs": (1, 1),
+    "concat": (1, None),
+    "concat_ws": (2, None),
+    "contains": (2, 2),
     "datediff": (3, 5),
+    "day": (1, 1),
+    "ends_with": (2, 2),
+    "exponential": (1, 1),
+    "find": (2, 2),
     "if": (3, 3),
+    "isblankormissingcode": (1, 1),
+    "isinteger": (1, 1),
+    "isnumber": (1, 1),
+    "left": (2, 2),
+    "length": (1, 1),
+    "log": (1, 2),
+    "lower": (1, 1),
     "max": (1, None),
     "mean": (1, None),
     "median": (1, None),
+    "mid": (3, 3),
     "min": (1, None),
+    "mod": (2, 2),
+    "month": (1, 1),
+    "not_contain": (2, 2),
+    "replace_text": (3, 3),
+    "right": (2, 2),
     "round": (1, 2),
     "roundup": (1, 2),
     "rounddown": (1, 2),
     "sqrt": (1, 1),
+    "starts_with": (2, 2),
+    "stdev": (1, None),
     "sum": (1, None),
+    "trim": (1, 1),
+    "upper": (1, 1),
+    "year": (1, 1),
 }
-"""Supported functions and their (least, most) number of arguments."""
+"""REDCap's functions and their (least, most) number of arguments."""
+
+NOT_EVALUATED = frozenset({"concat_ws", "exponential", "log", "replace_text", "stdev"})
+"""Functions careloop reads and keeps but does not compute (see the module docstring)."""
 
 
 # --------------------------------------------------------------------------- tree
@@ -106,10 +152,33 @@ class StringLiteral:
 
 @dataclass(frozen=True)
 class FieldRef:
-    """``[name]``, or ``[name(code)]`` for one option of a checkbox field."""
+    """``[name]``, or ``[name(code)]`` for one option of a checkbox field.
+
+    ``event`` (``[event][name]``), ``instance`` (``[name][2]``) and ``modifier``
+    (``[name:label]``) keep what REDCap allows beyond one response.
+    """
 
     name: str
     code: str | None = None
+    event: str | None = None
+    instance: str | None = None
+    modifier: str | None = None
+
+    @property
+    def plain(self) -> bool:
+        """Names this response's own value (no event, other instance or modifier)."""
+        return (
+            self.event is None
+            and self.instance in (None, "current-instance")
+            and self.modifier in (None, "value")
+        )
+
+
+@dataclass(frozen=True)
+class SmartVariable:
+    """A REDCap smart variable such as ``[event-name]``, kept as written (without brackets)."""
+
+    text: str
 
 
 @dataclass(frozen=True)
@@ -137,7 +206,7 @@ class Call:
     args: tuple[Node, ...]
 
 
-Node: TypeAlias = NumberLiteral | StringLiteral | FieldRef | Unary | Binary | Call
+Node: TypeAlias = NumberLiteral | StringLiteral | FieldRef | SmartVariable | Unary | Binary | Call
 
 _PRECEDENCE = {
     "or": 1, "and": 2, "not": 3,
@@ -160,13 +229,17 @@ class _SyntaxProblem(Exception):
 
 @dataclass(frozen=True)
 class _Token:
-    kind: Literal["num", "str", "field", "name", "op", "(", ")", ",", "end"]
+    kind: Literal["num", "str", "field", "smart", "name", "op", "(", ")", ",", "end"]
     text: str
     position: int
     code: str | None = None
+    ref: FieldRef | None = None
 
 
-_FIELD_RE = re.compile(r"\[([A-Za-z][A-Za-z0-9_]*)(?:\(([-A-Za-z0-9_.]+)\))?\]")
+_GROUP_RE = re.compile(r"\[([^\[\]]*)\]")
+_FIELD_GROUP = re.compile(
+    r"^([A-Za-z][A-Za-z0-9_]*)(?:\(([-A-Za-z0-9_.]+)\))?(?::([A-Za-z0-9_:,-]+))?$"
+)
 _NUMBER_RE = re.compile(r"[0-9]+(?:\.[0-9]+)?|\.[0-9]+")
 _NAME_RE = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
 _DIGITS = frozenset("0123456789")
@@ -175,46 +248,80 @@ _TWO_CHAR_OPS = ("<>", "!=", "<=", ">=", "==", "&&", "||")
 _ONE_CHAR_OPS = "=<>+-*/^!"
 
 
+def _smart(text: str) -> bool:
+    # REDCap: smart variables have dashes or colons, which field names cannot.
+    return bool(text) and ("-" in text or ":" in text) and _FIELD_GROUP.match(text) is None
+
+
+def _reference(groups: list[str], i: int) -> FieldRef | SmartVariable:
+    """A run of adjacent ``[…]`` groups as a field reference or a smart variable."""
+    fields = [_FIELD_GROUP.match(g) for g in groups]
+    for g, m in zip(groups, fields, strict=True):
+        if m is None and not _smart(g) and not g.isdigit():
+            raise _SyntaxProblem(
+                f"[{g}] is not a field reference; write [field_name] or, for one "
+                "checkbox option, [field_name(code)]",
+                i,
+            )
+
+    def field(m: re.Match[str], **where: str | None) -> FieldRef:
+        return FieldRef(m.group(1), m.group(2), modifier=m.group(3), **where)
+
+    def instance(g: str) -> bool:
+        return g.isdigit() or g.endswith("-instance")
+
+    n = len(groups)
+    if n == 1:
+        m = fields[0]
+        if m is not None:
+            return field(m)
+        if groups[0].isdigit():
+            raise _SyntaxProblem(f"[{groups[0]}] is a repeat instance with no field before it", i)
+        return SmartVariable(groups[0])
+    if n == 2:
+        first, second = fields
+        if first is not None and instance(groups[1]):
+            return field(first, instance=groups[1])
+        if second is not None and (first is not None or _smart(groups[0])):
+            return field(second, event=groups[0])
+    if n == 3 and fields[1] is not None and instance(groups[2]):
+        return field(fields[1], event=groups[0], instance=groups[2])
+    return SmartVariable("][".join(groups))
+
+
 def _tokenize(text: str) -> list[_Token]:
     tokens: list[_Token] = []
     i, n = 0, len(text)
+    line_start = True
     while i < n:
         ch = text[i]
+        if ch == "\n":
+            line_start = True
+            i += 1
+            continue
         if ch.isspace():
             i += 1
             continue
+        if line_start and (ch == "#" or text.startswith("//", i)):
+            end = text.find("\n", i)
+            i = n if end == -1 else end  # a comment runs to the end of its line
+            continue
+        line_start = False
         if ch == "[":
-            m = _FIELD_RE.match(text, i)
-            if m is None:
-                end = text.find("]", i)
-                inner = text[i + 1 : end] if end != -1 else text[i + 1 :]
-                if end == -1:
-                    raise _SyntaxProblem("'[' is never closed with ']'", i)
-                if "-" in inner and "(" not in inner:
-                    raise _SyntaxProblem(
-                        f"[{inner}] looks like a REDCap smart variable, which careloop does "
-                        "not support; refer to a field as [field_name]",
-                        i,
-                    )
-                if ":" in inner:
-                    raise _SyntaxProblem(
-                        f"[{inner}]: field modifiers after ':' are not supported; "
-                        "write [field_name]",
-                        i,
-                    )
-                raise _SyntaxProblem(
-                    f"[{inner}] is not a field reference; write [field_name] or, for one "
-                    "checkbox option, [field_name(code)]",
-                    i,
-                )
-            if m.end() < n and text[m.end()] == "[":
-                raise _SyntaxProblem(
-                    f"[{m.group(1)}][…]: event-prefixed references ([event][field]) are not "
-                    "supported; careloop evaluates logic within one response",
-                    i,
-                )
-            tokens.append(_Token("field", m.group(1), i, m.group(2)))
-            i = m.end()
+            groups: list[str] = []
+            j = i
+            while j < n and text[j] == "[":
+                m = _GROUP_RE.match(text, j)
+                if m is None:
+                    raise _SyntaxProblem("'[' is never closed with ']'", j)
+                groups.append(m.group(1).strip())
+                j = m.end()
+            ref = _reference(groups, i)
+            if isinstance(ref, SmartVariable):
+                tokens.append(_Token("smart", ref.text, i))
+            else:
+                tokens.append(_Token("field", ref.name, i, ref.code, ref))
+            i = j
             continue
         if ch in "'\"":
             end = text.find(ch, i + 1)
@@ -236,6 +343,11 @@ def _tokenize(text: str) -> list[_Token]:
             assert m is not None
             tokens.append(_Token("name", m.group(0), i))
             i = m.end()
+            continue
+        three = text[i : i + 3]
+        if three in ("===", "!=="):  # JavaScript's strict comparisons, which REDCap passes on
+            tokens.append(_Token("op", three[:2], i))
+            i += 3
             continue
         two = text[i : i + 2]
         if two in _TWO_CHAR_OPS:
@@ -367,7 +479,9 @@ class _Parser:
         if tok.kind == "str":
             return StringLiteral(tok.text)
         if tok.kind == "field":
-            return FieldRef(tok.text, tok.code)
+            return tok.ref if tok.ref is not None else FieldRef(tok.text, tok.code)
+        if tok.kind == "smart":
+            return SmartVariable(tok.text)
         if tok.kind == "(":
             self._enter(tok.position)
             node = self.parse_or()
@@ -423,7 +537,7 @@ class _Parser:
 def _describe(tok: _Token) -> str:
     if tok.kind == "end":
         return "the end of the expression"
-    if tok.kind == "field":
+    if tok.kind in ("field", "smart"):
         return f"[{tok.text}]"
     if tok.kind == "str":
         return f"text '{tok.text}'"
@@ -456,7 +570,13 @@ def to_source(node: Node) -> str:
     if isinstance(node, StringLiteral):
         return _quote(node.value)
     if isinstance(node, FieldRef):
-        return f"[{node.name}({node.code})]" if node.code is not None else f"[{node.name}]"
+        inner = node.name + (f"({node.code})" if node.code is not None else "")
+        inner += f":{node.modifier}" if node.modifier is not None else ""
+        event = f"[{node.event}]" if node.event is not None else ""
+        instance = f"[{node.instance}]" if node.instance is not None else ""
+        return f"{event}[{inner}]{instance}"
+    if isinstance(node, SmartVariable):
+        return f"[{node.text}]"
     if isinstance(node, Call):
         return f"{node.name}({', '.join(to_source(a) for a in node.args)})"
     if isinstance(node, Unary):
@@ -685,7 +805,73 @@ def _numbers(values: list[Value]) -> list[float]:
     return out
 
 
+def _text_call(name: str, args: list[Value]) -> Value:
+    """REDCap's text functions; ``contains`` and its kin ignore case, as REDCap's do."""
+    texts = [_as_text(a) for a in args]
+    if name in ("contains", "not_contain", "starts_with", "ends_with"):
+        haystack, needle = texts[0].lower(), texts[1].lower()
+        if name == "contains":
+            return needle in haystack
+        if name == "not_contain":
+            return needle not in haystack
+        if name == "starts_with":
+            return haystack.startswith(needle)
+        return haystack.endswith(needle)
+    if name == "find":  # 1-based position of the needle, 0 when absent
+        return float(texts[1].lower().find(texts[0].lower()) + 1)
+    if name == "length":
+        return float(len(texts[0]))
+    if name in ("left", "right", "mid"):
+        counts = [_as_number(a) for a in args[1:]]
+        if any(c is None or c < 0 or not c.is_integer() for c in counts):
+            return None
+        whole = [int(c) for c in counts if c is not None]
+        if name == "left":
+            return texts[0][: whole[0]]
+        if name == "right":
+            return texts[0][len(texts[0]) - whole[0] :] if whole[0] else ""
+        start = max(whole[0], 1) - 1
+        return texts[0][start : start + whole[1]]
+    if name == "concat":
+        return "".join(texts)
+    if name == "upper":
+        return texts[0].upper()
+    if name == "lower":
+        return texts[0].lower()
+    if name == "trim":
+        return texts[0].strip()
+    if name == "isblankormissingcode":
+        return texts[0].strip() == ""
+    if name == "isnumber":
+        return _as_number(args[0]) is not None
+    x = _as_number(args[0])  # isinteger
+    return x is not None and x.is_integer() and "." not in texts[0]
+
+
+_TEXT_FUNCTIONS = frozenset(
+    {
+        "concat", "contains", "ends_with", "find", "isblankormissingcode", "isinteger",
+        "isnumber", "left", "length", "lower", "mid", "not_contain", "right", "starts_with",
+        "trim", "upper",
+    }
+)  # fmt: skip
+
+
 def _call(name: str, args: list[Value], now: dt.datetime) -> Value:
+    if name in NOT_EVALUATED:
+        return None
+    if name in _TEXT_FUNCTIONS:
+        return _text_call(name, args)
+    if name in ("year", "month", "day"):
+        when = _as_datetime(args[0], "ymd", now)
+        if when is None:
+            return None
+        return float(when.year if name == "year" else when.month if name == "month" else when.day)
+    if name == "mod":
+        a, b = _as_number(args[0]), _as_number(args[1])
+        if a is None or b is None or b == 0:
+            return None
+        return math.fmod(a, b)
     if name == "datediff":
         return _datediff(args, now)
     if name in ("round", "roundup", "rounddown"):
@@ -773,6 +959,8 @@ def _compile(node: Node) -> _Compiled:
     if isinstance(node, StringLiteral):
         text = node.value
         return lambda env, now: text
+    if isinstance(node, SmartVariable) or (isinstance(node, FieldRef) and not node.plain):
+        return lambda env, now: None  # beyond one response: see Expression.evaluable
     if isinstance(node, FieldRef):
         name, code = node.name, node.code
         if code is None:
@@ -858,6 +1046,21 @@ class Expression:
     def canonical(self) -> str:
         """The expression printed in one canonical way (used for content hashes)."""
         return to_source(self.tree)
+
+    @cached_property
+    def evaluable(self) -> bool:
+        """Whether careloop can compute it from one response (and other forms' answers).
+
+        False when it uses an event prefix, another repeat instance, a field
+        modifier other than ``:value``, a smart variable, or a function in
+        :data:`NOT_EVALUATED`.
+        """
+        for n in walk(self.tree):
+            if isinstance(n, SmartVariable) or (isinstance(n, FieldRef) and not n.plain):
+                return False
+            if isinstance(n, Call) and n.name in NOT_EVALUATED:
+                return False
+        return True
 
     @cached_property
     def references(self) -> tuple[FieldRef, ...]:

@@ -15,13 +15,14 @@ from __future__ import annotations
 
 import hashlib
 import json
+import math
 import re
-from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
+from collections.abc import Callable, Iterable, Iterator, Mapping
+from dataclasses import dataclass, field, replace
 from enum import StrEnum
 from typing import Any, Literal, get_args
 
-from careloop.capture.expressions import Expression, parse_expression
+from careloop.capture.expressions import Expression, FieldRef, parse_expression
 from careloop.core.errors import ErrorDetail, InputError, ValidationFailed
 
 __all__ = [
@@ -33,9 +34,12 @@ __all__ = [
     "FieldType",
     "Form",
     "OmopDomain",
+    "OtherFormField",
     "StandardCode",
     "check_forms",
     "checkbox_column",
+    "link_other_forms",
+    "number_text",
     "parse_choices",
     "parse_field_type",
     "parse_validation_type",
@@ -55,6 +59,9 @@ class FieldType(StrEnum):
     CALC = "calc"
     DESCRIPTIVE = "descriptive"
     SLIDER = "slider"
+    FILE = "file"
+    """A REDCap file-upload or signature field: kept so the dictionary round-trips,
+    but reference-only: careloop stores no file and no value for it."""
 
 
 CHOICE_TYPES = frozenset({FieldType.DROPDOWN, FieldType.RADIO, FieldType.CHECKBOX})
@@ -62,32 +69,55 @@ CHOICE_TYPES = frozenset({FieldType.DROPDOWN, FieldType.RADIO, FieldType.CHECKBO
 
 VALIDATION_TYPES = frozenset(
     {
-        "integer",
-        "number",
-        "date_ymd",
+        "alpha_only",
+        "autocomplete",
         "date_dmy",
         "date_mdy",
-        "datetime_ymd",
+        "date_ymd",
         "datetime_dmy",
         "datetime_mdy",
-        "datetime_seconds_ymd",
         "datetime_seconds_dmy",
         "datetime_seconds_mdy",
-        "time",
+        "datetime_seconds_ymd",
+        "datetime_ymd",
         "email",
+        "integer",
+        "mrn_10d",
+        "mrn_generic",
+        "number",
+        "number_comma_decimal",
         "phone",
+        "phone_australia",
+        "phone_uk",
+        "postalcode_australia",
+        "postalcode_canada",
+        "postalcode_french",
+        "postalcode_germany",
+        "postalcode_uk",
+        "signature",
+        "ssn",
+        "time",
+        "time_hh_mm_ss",
+        "time_mm_ss",
+        "vmrn",
         "zipcode",
-        "autocomplete",
     }
 )
-"""Text validation types; ``number_Ndp`` (e.g. ``number_2dp``) is accepted too.
+"""REDCap's standard text validation types (its ``redcap_validation_types`` table).
 
-``autocomplete`` is what REDCap writes in that column for a searchable dropdown.
+``number_Ndp`` and ``number_Ndp_comma_decimal`` (e.g. ``number_2dp``) are
+accepted too. ``autocomplete`` is what REDCap writes in that column for a
+searchable dropdown, ``signature`` for a file field that takes a signature.
 """
 
-_NUMBER_DP = re.compile(r"^number_([1-9])dp$")
+VALIDATION_ALIASES = {"int": "integer", "float": "number"}
+"""Names older REDCap versions wrote for the same types (its ``legacy_value``)."""
+
+_NUMBER_DP = re.compile(r"^number_([1-9])dp(_comma_decimal)?$")
 _NAME = re.compile(r"^[a-z][a-z0-9_]*$")
-_CODE = re.compile(r"^-?[A-Za-z0-9_.]+$")
+# Letters, digits, '_' and '.', with a leading '-' (REDCap's "-1, None") and
+# inner hyphens as real dictionaries use them ("RXCUI-2393", "in-progress").
+_CODE = re.compile(r"^-?[A-Za-z0-9_.]+(?:-+[A-Za-z0-9_.]+)*$")
 
 OmopDomain = Literal["Measurement", "Observation", "Condition", "Drug", "Procedure"]
 OMOP_DOMAINS: tuple[str, ...] = get_args(OmopDomain)
@@ -168,11 +198,14 @@ class Field:
     """The OMOP CDM table family the answer belongs in."""
     unit: str | None = None
     """UCUM unit of a measurement, e.g. ``cm`` or ``kg``."""
+    ontology: str = ""
+    """A REDCap BioPortal ontology (``RXNORM``, ``ICD10CM`` …) a text field looks its
+    answer up in; careloop takes the answer as text and keeps the name for REDCap."""
 
     @property
     def stores_value(self) -> bool:
-        """Whether answers to this field are stored (descriptive fields store none)."""
-        return self.type is not FieldType.DESCRIPTIVE
+        """Whether answers to this field are stored (descriptive and file fields store none)."""
+        return self.type not in (FieldType.DESCRIPTIVE, FieldType.FILE)
 
     @property
     def choice_codes(self) -> tuple[str, ...]:
@@ -221,6 +254,8 @@ class Field:
             out["omop_domain"] = self.omop_domain
         if self.unit:
             out["unit"] = self.unit
+        if self.ontology:
+            out["ontology"] = self.ontology
         if self.alignment:
             out["alignment"] = self.alignment
         if self.question_number:
@@ -260,6 +295,10 @@ class Form:
     link_ids: tuple[tuple[str, str], ...] = ()
     """(linkId, field name) of the Questionnaire's items whose linkId is not a valid
     field name and was renamed (``/44250-9`` → ``q__44250_9``), so answers find them."""
+    other_form_fields: tuple[tuple[str, str], ...] = ()
+    """(field, form) for each field of another form that this form's branching
+    logic or calculations read, sorted by field (REDCap allows such references
+    within a record). Filled by the readers from the dictionary or the registry."""
     _cache: dict[str, Any] = field(
         default_factory=dict, init=False, repr=False, compare=False, hash=False
     )
@@ -267,6 +306,7 @@ class Form:
     def __post_init__(self) -> None:
         if not self.title:
             object.__setattr__(self, "title", _default_title(self.name))
+        object.__setattr__(self, "other_form_fields", tuple(sorted(self.other_form_fields)))
 
     def field(self, name: str) -> Field:
         """The field called ``name``.
@@ -306,6 +346,8 @@ class Form:
                 source["link_ids"] = dict(self.link_ids)
             out["questionnaire"] = source
         out["fields"] = [f.to_dict(canonical=canonical) for f in self.fields]
+        if self.other_form_fields:
+            out["other_form_fields"] = dict(self.other_form_fields)
         return out
 
     def content_hash(self) -> str:
@@ -338,6 +380,10 @@ class Dictionary:
 
     forms: tuple[Form, ...]
     """The forms in file order."""
+    notes: tuple[ErrorDetail, ...] = field(default=(), compare=False)
+    """What the reader did that the person importing should know, though nothing
+    is wrong: columns ignored, a field type kept in a simpler form, an encoding
+    guessed. Each note is located like an error (``file:row:field``)."""
 
     def form(self, name: str) -> Form:
         """The form called ``name``.
@@ -381,8 +427,8 @@ def parse_field_type(text: str) -> FieldType:
     except ValueError:
         supported = ", ".join(t.value for t in FieldType)
         hint = ""
-        if value in ("file", "sql"):
-            hint = f" ('{value}' fields need a REDCap server feature careloop does not have)"
+        if value in ("select", "textarea"):
+            hint = f" (REDCap's dictionary calls it {'dropdown' if value == 'select' else 'notes'})"
         raise InputError(
             f"unknown field type {text!r}{hint}; supported types are {supported}"
         ) from None
@@ -395,9 +441,12 @@ def parse_validation_type(text: str) -> str:
         InputError: Not a supported validation type.
     """
     value = text.strip().lower()
+    value = VALIDATION_ALIASES.get(value, value)
     if value in VALIDATION_TYPES or _NUMBER_DP.match(value):
         return value
-    supported = ", ".join(sorted(VALIDATION_TYPES | {"number_Ndp (N = 1–9)"}))
+    supported = ", ".join(
+        sorted(VALIDATION_TYPES | {"number_Ndp (N = 1–9)", "number_Ndp_comma_decimal"})
+    )
     raise InputError(f"unknown validation type {text!r}; supported types are {supported}")
 
 
@@ -423,8 +472,8 @@ def parse_choices(text: str) -> tuple[Choice, ...]:
             )
         if not _CODE.match(code):
             raise InputError(
-                f"choice code {code!r} is not valid; codes are letters, digits, '_' or '.', "
-                "optionally with a leading '-'"
+                f"choice code {code!r} is not valid; codes are letters, digits, '_', '.' and "
+                "inner '-', optionally with a leading '-'"
             )
         if code in seen:
             raise InputError(f"choice code {code!r} is used twice")
@@ -463,24 +512,57 @@ def _date_bound(text: str, validation: str) -> bool:
     return bool(re.match(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$", text))
 
 
+def number_text(text: str, validation: str) -> str:
+    """A number as written for ``validation``, with a decimal comma made a point.
+
+    The comma-decimal types (``number_comma_decimal``, ``number_1dp_comma_decimal`` …)
+    take ``1,5``; careloop stores, compares and computes with ``1.5``.
+    """
+    if validation.endswith("comma_decimal"):
+        return text.replace(",", ".", 1)
+    return text
+
+
 def _bound_ok(text: str, field: Field) -> bool:
     v = field.validation or ""
     if field.type is FieldType.SLIDER or v == "integer":
         return bool(re.match(r"^-?[0-9]+$", text))
-    if v == "number" or _NUMBER_DP.match(v):
+    if v == "number" or v == "number_comma_decimal" or _NUMBER_DP.match(v):
         try:
-            float(text)
+            value = float(number_text(text, v))
         except ValueError:
             return False
-        return True
+        return math.isfinite(value)
     if v.startswith("date"):
         return _date_bound(text, v)
     if v == "time":
         return bool(re.match(r"^[0-9]{2}:[0-9]{2}$", text))
+    if v == "time_hh_mm_ss":
+        return bool(re.match(r"^[0-9]{2}:[0-9]{2}:[0-9]{2}$", text))
+    if v == "time_mm_ss":
+        return bool(re.match(r"^[0-9]{2}:[0-9]{2}$", text))
     return False
 
 
-def check_forms(forms: Iterable[Form], *, locate: Locate) -> list[ErrorDetail]:
+@dataclass(frozen=True)
+class OtherFormField:
+    """A field that lives outside the forms being read, e.g. on a registered form."""
+
+    form: str
+    """The form it belongs to."""
+    field: Field | None = None
+    """Its definition, when known (to check ``[cb(code)]`` references against it)."""
+    also_in: tuple[str, ...] = ()
+    """Further forms that have a field of this name: the reference is ambiguous."""
+
+
+def check_forms(
+    forms: Iterable[Form],
+    *,
+    locate: Locate,
+    other_fields: Mapping[str, OtherFormField] | None = None,
+    stored: bool = False,
+) -> list[ErrorDetail]:
     """Dictionary-level problems: each with the place ``locate`` gives for it.
 
     Checks names, duplicates across forms, choices present where needed,
@@ -488,8 +570,15 @@ def check_forms(forms: Iterable[Form], *, locate: Locate) -> list[ErrorDetail]:
     calculations on calc fields only, and every ``[field]`` or ``[cb(code)]``
     in branching logic or calculations naming a field (and option) that
     exists. Syntax errors are found earlier, by the reader that parsed them.
+
+    A reference may name a field of another form: of the same dictionary, one
+    the form lists in :attr:`Form.other_form_fields`, or one of
+    ``other_fields`` (the registry's other forms). ``stored`` is for a form
+    careloop stored itself, checked when it was imported: a reference it
+    cannot resolve is then taken as another form's field, not an error.
     """
     forms = list(forms)
+    outside = other_fields if other_fields is not None else {}
     problems: list[ErrorDetail] = []
     by_name: dict[str, Field] = {}
     for form in forms:
@@ -528,6 +617,7 @@ def check_forms(forms: Iterable[Form], *, locate: Locate) -> list[ErrorDetail]:
                 )
             problems.extend(_check_field(f, here))
     for form in forms:
+        declared = dict(form.other_form_fields)
         for f in form.fields:
             here = locate(form.name, f.name)
             for what, expr in (
@@ -537,55 +627,121 @@ def check_forms(forms: Iterable[Form], *, locate: Locate) -> list[ErrorDetail]:
                 if expr is None:
                     continue
                 for ref in expr.references:
-                    target = by_name.get(ref.name)
-                    if target is None:
-                        problems.append(
-                            ErrorDetail(
-                                here,
-                                f"{what} refers to [{ref.name}], which is not a "
-                                "field of this dictionary",
-                                expr.source,
-                            )
+                    problems.extend(
+                        _check_reference(
+                            ref, f, what, expr, here, by_name, declared, outside, stored
                         )
-                    elif ref.code is not None:
-                        if target.type is not FieldType.CHECKBOX:
-                            problems.append(
-                                ErrorDetail(
-                                    here,
-                                    f"{what} uses [{ref.name}({ref.code})] but "
-                                    f"{ref.name} is a {target.type.value} field, not a "
-                                    f"checkbox; write [{ref.name}]",
-                                    expr.source,
-                                )
-                            )
-                        elif ref.code not in target.choice_codes:
-                            problems.append(
-                                ErrorDetail(
-                                    here,
-                                    f"{what} uses [{ref.name}({ref.code})] but "
-                                    f"{ref.name} has no option {ref.code!r} (it has "
-                                    f"{', '.join(target.choice_codes)})",
-                                    expr.source,
-                                )
-                            )
-                    elif target.type is FieldType.CHECKBOX:
-                        problems.append(
-                            ErrorDetail(
-                                here,
-                                f"{what} uses [{ref.name}] but {ref.name} is a "
-                                f"checkbox; name one option, e.g. [{ref.name}("
-                                f"{target.choice_codes[0] if target.choice_codes else '1'})] "
-                                "= '1'",
-                                expr.source,
-                            )
-                        )
-                    elif target.name == f.name and what == "calculation":
-                        problems.append(
-                            ErrorDetail(
-                                here, "a calculation cannot refer to its own field", expr.source
-                            )
-                        )
+                    )
     return problems
+
+
+def _check_reference(
+    ref: FieldRef,
+    f: Field,
+    what: str,
+    expr: Expression,
+    here: str,
+    by_name: Mapping[str, Field],
+    declared: Mapping[str, str],
+    outside: Mapping[str, OtherFormField],
+    stored: bool,
+) -> list[ErrorDetail]:
+    target = by_name.get(ref.name)
+    if target is None:
+        other = outside.get(ref.name)
+        if other is not None and other.also_in:
+            forms = ", ".join((other.form, *other.also_in))
+            return [
+                ErrorDetail(
+                    here,
+                    f"{what} refers to [{ref.name}], which is a field of several registered "
+                    f"forms ({forms}); import the forms that belong together in one dictionary",
+                    expr.source,
+                )
+            ]
+        if other is not None and ref.name not in declared:
+            target = other.field
+        if target is None:
+            if ref.name in declared or other is not None or stored:
+                return []  # another form's field, known by name only
+            return [
+                ErrorDetail(
+                    here,
+                    f"{what} refers to [{ref.name}], which is not a field of this dictionary"
+                    + (" nor of another registered form" if outside else ""),
+                    expr.source,
+                )
+            ]
+    if ref.code is not None:
+        if target.type is not FieldType.CHECKBOX:
+            return [
+                ErrorDetail(
+                    here,
+                    f"{what} uses [{ref.name}({ref.code})] but {ref.name} is a "
+                    f"{target.type.value} field, not a checkbox; write [{ref.name}]",
+                    expr.source,
+                )
+            ]
+        if ref.code not in target.choice_codes:
+            return [
+                ErrorDetail(
+                    here,
+                    f"{what} uses [{ref.name}({ref.code})] but {ref.name} has no option "
+                    f"{ref.code!r} (it has {', '.join(target.choice_codes)})",
+                    expr.source,
+                )
+            ]
+        return []
+    if target.type is FieldType.CHECKBOX:
+        first = target.choice_codes[0] if target.choice_codes else "1"
+        return [
+            ErrorDetail(
+                here,
+                f"{what} uses [{ref.name}] but {ref.name} is a checkbox; name one option, "
+                f"e.g. [{ref.name}({first})] = '1'",
+                expr.source,
+            )
+        ]
+    if target.name == f.name and what == "calculation":
+        return [ErrorDetail(here, "a calculation cannot refer to its own field", expr.source)]
+    return []
+
+
+def link_other_forms(
+    forms: Iterable[Form], *, other_fields: Mapping[str, OtherFormField] | None = None
+) -> tuple[Form, ...]:
+    """The forms with :attr:`Form.other_form_fields` filled in.
+
+    Each reference to a field that is not on the form itself is resolved to
+    the form of the same dictionary that has it, else to the form the
+    definition already declared, else to ``other_fields``; declarations no
+    expression uses are dropped. Call it after :func:`check_forms` found no
+    problem.
+    """
+    forms = list(forms)
+    home = {f.name: form.name for form in forms for f in form.fields}
+    outside = other_fields if other_fields is not None else {}
+    out = []
+    for form in forms:
+        own = set(form.field_names)
+        declared = dict(form.other_form_fields)
+        links: dict[str, str] = {}
+        for f in form.fields:
+            for expr in (f.branching_logic, f.calculation):
+                if expr is None:
+                    continue
+                for name in expr.referenced_fields() - own:
+                    if name in home:
+                        links[name] = home[name]
+                    elif name in declared:
+                        links[name] = declared[name]
+                    elif name in outside and not outside[name].also_in:
+                        links[name] = outside[name].form
+        linked = tuple(sorted(links.items()))
+        out.append(
+            form if linked == form.other_form_fields else replace(form, other_form_fields=linked)
+        )
+    return tuple(out)
 
 
 def _check_field(f: Field, here: str) -> list[ErrorDetail]:
@@ -608,6 +764,11 @@ def _check_field(f: Field, here: str) -> list[ErrorDetail]:
                         here, "'autocomplete' applies to dropdown fields only", f.validation
                     )
                 )
+        elif f.validation == "signature":
+            if f.type is not FieldType.FILE:
+                out.append(
+                    ErrorDetail(here, "'signature' applies to file fields only", f.validation)
+                )
         elif f.type is not FieldType.TEXT:
             out.append(
                 ErrorDetail(
@@ -626,10 +787,14 @@ def _check_field(f: Field, here: str) -> list[ErrorDetail]:
                     here,
                     f"{bound} {text!r} does not fit validation {kind!r} "
                     "(numbers for integer/number/slider, YYYY-MM-DD or 'today' "
-                    "for dates, HH:MM for time)",
+                    "for dates, HH:MM for time, HH:MM:SS or MM:SS for those times)",
                     text,
                 )
             )
+    if f.ontology and f.type is not FieldType.TEXT:
+        out.append(
+            ErrorDetail(here, f"an ontology applies to text fields, not {f.type.value}", f.ontology)
+        )
     if f.alignment not in ALIGNMENTS:
         out.append(
             ErrorDetail(

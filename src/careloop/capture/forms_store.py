@@ -7,6 +7,14 @@ definition becomes the form's *current* version, the one new responses are
 entered against. Every older version stays stored, so a response is always
 read and edited against the definition it was entered on.
 
+A form's branching logic or calculations may name a field of another form
+(REDCap allows that within a record): the importer resolves such a name in
+the same dictionary first, else among the registry's other current forms,
+and records the form it belongs to (:attr:`Form.other_form_fields`).
+
+A stored version that cannot be rebuilt raises :class:`StoredFormUnreadable`
+for that form alone; listing marks it and every other form keeps working.
+
 Who may do what: form definitions hold no patient data. Every signed-in user
 may list and read them (the policy's ``site.read``); importing one changes
 the installation, which is the admin's (``form.manage``) and the operator's.
@@ -17,8 +25,9 @@ from __future__ import annotations
 
 import json
 from collections import OrderedDict
-from dataclasses import dataclass
-from datetime import datetime
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass, replace
+from datetime import date, datetime
 from pathlib import Path
 from threading import Lock
 from typing import Any
@@ -28,11 +37,11 @@ from sqlalchemy.orm import Session
 
 from careloop.capture.dictionary_files import DictionaryFormat, detect_format, write_dictionary
 from careloop.capture.dictionary_files import read_dictionary as read_any
-from careloop.capture.forms import Dictionary, Form
+from careloop.capture.forms import Dictionary, Form, OtherFormField
 from careloop.capture.native_yaml import FORMAT, read_forms_yaml
-from careloop.capture.text_files import read_source
-from careloop.core.errors import InputError, NotFound
-from careloop.store.capture_models import FormDefinition, FormVersion
+from careloop.capture.text_files import read_dictionary_source
+from careloop.core.errors import InputError, NotFound, StoredFormUnreadable
+from careloop.store.capture_models import FormDefinition, FormVersion, Response
 from careloop.store.database import Registry
 from careloop.trust.principal import Principal
 from careloop.trust.work import unit_of_work
@@ -43,12 +52,14 @@ __all__ = [
     "FormSummary",
     "FormVersionInfo",
     "StoredForm",
+    "StoredFormUnreadable",
     "export_form",
     "form_of_version",
     "get_form",
     "import_forms",
     "list_forms",
     "load_form_by_url",
+    "other_form_values",
     "read_dictionary",
 ]
 
@@ -73,6 +84,10 @@ class FormImport:
     """The registry did not know the form before."""
     new_version: bool
     """The definition differed from every stored version, so a version was added."""
+    notes: tuple[str, ...] = ()
+    """What the reader did that the importer should know (``location: note``):
+    columns ignored, a REDCap field type kept in a simpler form, an encoding
+    guessed. Notes about the file as a whole come with its first form."""
 
 
 @dataclass(frozen=True)
@@ -105,6 +120,9 @@ class FormSummary:
     """The current version's content hash."""
     versions: int
     """How many versions are stored."""
+    problem: str = ""
+    """Why the current version cannot be loaded (empty when it can); see
+    :class:`~careloop.core.errors.StoredFormUnreadable`."""
 
 
 @dataclass(frozen=True)
@@ -136,6 +154,7 @@ def read_dictionary(
     *,
     fmt: DictionaryFormat | None = None,
     name: str | None = None,
+    other_fields: Mapping[str, OtherFormField] | None = None,
 ) -> tuple[Dictionary, DictionaryFormat]:
     """Read a data dictionary file (any of the three formats) and say which format it was.
 
@@ -149,26 +168,87 @@ def read_dictionary(
     """
     if fmt is not None and fmt not in DICTIONARY_FORMATS:
         raise InputError(f"Unknown dictionary format {fmt!r}; use redcap, yaml or questionnaire.")
-    label, text = read_source(source, name=name, default="dictionary")
+    label, text, decoded = read_dictionary_source(source, name=name, default="dictionary")
     chosen = fmt or detect_format(text, name=label)
-    return read_any(text, format=chosen, name=label), chosen
+    read = read_any(text, format=chosen, name=label, other_fields=other_fields)
+    return (replace(read, notes=(*decoded, *read.notes)) if decoded else read), chosen
 
 
 def form_of_version(row: FormVersion) -> Form:
-    """The :class:`Form` a stored version defines (cached by content hash)."""
+    """The :class:`Form` a stored version defines (cached by content hash).
+
+    References to fields outside the form are taken as other forms' fields:
+    they were checked when the dictionary was imported, and a version stored
+    before careloop recorded which form they belong to must still load.
+
+    Raises:
+        StoredFormUnreadable: The stored definition cannot be rebuilt (e.g. it
+            was stored under rules that have since changed). Only this form is
+            affected; the message names it and says how to recover.
+    """
     with _FORMS_LOCK:
         cached = _FORMS.get(row.version)
         if cached is not None:
             _FORMS.move_to_end(row.version)
             return cached
     # JSON is YAML: the native reader rebuilds (and re-checks) the definition.
-    text = json.dumps({"format": FORMAT, "forms": [row.definition]})
-    form = read_forms_yaml(text, name=f"form version {row.version[:12]}").forms[0]
+    definition = row.definition if isinstance(row.definition, dict) else {}
+    label = f"form {definition.get('name', '?')!r} version {row.version[:12]}"
+    try:
+        text = json.dumps({"format": FORMAT, "forms": [row.definition]})
+        form = read_forms_yaml(text, name=label, stored=True).forms[0]
+    except (InputError, TypeError, ValueError, IndexError) as exc:
+        details = exc.details if isinstance(exc, InputError) else []
+        raise StoredFormUnreadable(
+            f"The stored {label} cannot be loaded: "
+            + (exc.message if isinstance(exc, InputError) else str(exc))
+            + " Other forms are not affected. Import the form's data dictionary again to "
+            "make a readable version current; responses stay with the version they were "
+            "entered on.",
+            details=list(details),
+        ) from exc
     with _FORMS_LOCK:
         _FORMS[row.version] = form
         while len(_FORMS) > _FORMS_MAX:
             _FORMS.popitem(last=False)
     return form
+
+
+def other_form_values(
+    session: Session, form: Form, *, patient_id: int, event_date: date
+) -> dict[str, object]:
+    """The answers this form's logic reads from other forms, for ``context=`` of validation.
+
+    REDCap evaluates such a reference within the record and event; careloop's
+    counterpart is the same patient's response to that form on the same event
+    date. A field of a form with such a response is given (``''`` when that
+    response left it empty); a field of a form without one is left out, so
+    validation knows the answer is not available (see
+    :func:`careloop.capture.validation.validate_response`).
+
+    The caller's unit of work must already allow the principal to read and
+    write this patient's records: the values only steer branching and
+    calculations and are not returned to the person entering data.
+    """
+    wanted: dict[str, list[str]] = {}
+    for field_name, form_name in form.other_form_fields:
+        wanted.setdefault(form_name, []).append(field_name)
+    if not wanted:
+        return {}
+    rows = session.execute(
+        select(FormDefinition.name, Response.values)
+        .join(Response, Response.form_id == FormDefinition.id)
+        .where(
+            FormDefinition.name.in_(sorted(wanted)),
+            Response.patient_id == patient_id,
+            Response.event_date == event_date,
+        )
+    )
+    out: dict[str, object] = {}
+    for form_name, values in rows:
+        for field_name in wanted[form_name]:
+            out[field_name] = values.get(field_name, "")
+    return out
 
 
 def _definition_row(session: Session, name: str) -> FormDefinition:
@@ -281,8 +361,11 @@ def import_forms(
     # The permission check comes first: an upload is parsed only for those who may import.
     with unit_of_work(registry, principal, "form.manage") as work:
         work.expect("import", "form_definition", details={"source": label})
-        dictionary, chosen = read_dictionary(source, fmt=fmt, name=name)
         session = work.session
+        dictionary, chosen = read_dictionary(
+            source, fmt=fmt, name=name, other_fields=_RegistryFields(session)
+        )
+        notes = _notes_by_form(dictionary)
         for form in dictionary.forms:
             digest = form.content_hash()
             definition = session.scalar(
@@ -327,8 +410,64 @@ def import_forms(
                         "format": chosen,
                     },
                 )
-            results.append(FormImport(form.name, digest, new_form, new_version))
+            results.append(
+                FormImport(form.name, digest, new_form, new_version, notes.get(form.name, ()))
+            )
     return results
+
+
+class _RegistryFields(Mapping[str, OtherFormField]):
+    """The fields of the registry's current forms, by name, read when first asked.
+
+    A dictionary's own forms are looked up first by the readers, so a form
+    being re-imported never resolves a reference to its own older version.
+    A current version that cannot be loaded contributes no fields.
+    """
+
+    def __init__(self, session: Session) -> None:
+        self._session = session
+        self._fields: dict[str, OtherFormField] | None = None
+
+    def _load(self) -> dict[str, OtherFormField]:
+        if self._fields is None:
+            fields: dict[str, OtherFormField] = {}
+            rows = self._session.execute(
+                select(FormDefinition.name, FormVersion)
+                .join(FormVersion, FormVersion.id == FormDefinition.current_version_id)
+                .order_by(FormDefinition.name)
+            )
+            for form_name, version in rows:
+                try:
+                    form = form_of_version(version)
+                except StoredFormUnreadable:
+                    continue
+                for f in form.fields:
+                    seen = fields.get(f.name)
+                    if seen is None:
+                        fields[f.name] = OtherFormField(form_name, f)
+                    else:
+                        fields[f.name] = replace(seen, also_in=(*seen.also_in, form_name))
+            self._fields = fields
+        return self._fields
+
+    def __getitem__(self, key: str) -> OtherFormField:
+        return self._load()[key]
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._load())
+
+    def __len__(self) -> int:
+        return len(self._load())
+
+
+def _notes_by_form(dictionary: Dictionary) -> dict[str, tuple[str, ...]]:
+    """Each note of the reader, with the form whose field it names (else the first form)."""
+    home = {f.name: form.name for form in dictionary.forms for f in form.fields}
+    out: dict[str, list[str]] = {}
+    for note in dictionary.notes:
+        form = home.get(note.location.rsplit(":", 1)[-1], dictionary.forms[0].name)
+        out.setdefault(form, []).append(f"{note.location}: {note.message}")
+    return {k: tuple(v) for k, v in out.items()}
 
 
 def list_forms(registry: Registry, principal: Principal) -> list[FormSummary]:
@@ -345,6 +484,11 @@ def list_forms(registry: Registry, principal: Principal) -> list[FormSummary]:
                 )
             )
             current = _version_row(session, definition, None)
+            problem = ""
+            try:
+                form_of_version(current)
+            except StoredFormUnreadable as exc:
+                problem = exc.message
             out.append(
                 FormSummary(
                     definition.name,
@@ -352,6 +496,7 @@ def list_forms(registry: Registry, principal: Principal) -> list[FormSummary]:
                     definition.patient_reported,
                     current.version,
                     count,
+                    problem,
                 )
             )
         return out

@@ -25,7 +25,7 @@ the file, the line and the field — never silently dropped.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
@@ -38,14 +38,16 @@ from careloop.capture.forms import (
     Dictionary,
     Field,
     Form,
+    OtherFormField,
     StandardCode,
     check_forms,
     expression_or_problem,
+    link_other_forms,
     parse_field_type,
     parse_validation_type,
     raise_problems,
 )
-from careloop.capture.text_files import read_source
+from careloop.capture.text_files import read_dictionary_source
 from careloop.core.errors import ErrorDetail, InputError, ValidationFailed
 
 __all__ = ["FORMAT", "read_forms_yaml", "write_forms_yaml"]
@@ -57,8 +59,17 @@ _FIELD_KEYS = {
     "name", "type", "label", "section", "note", "choices", "validation", "min", "max",
     "slider", "calculation", "show_if", "required", "identifier", "code", "omop_domain",
     "unit", "alignment", "question_number", "matrix_group", "matrix_ranking", "annotation",
+    "ontology",
 }  # fmt: skip
-_FORM_KEYS = {"name", "title", "description", "patient_reported", "questionnaire", "fields"}
+_FORM_KEYS = {
+    "name",
+    "title",
+    "description",
+    "patient_reported",
+    "questionnaire",
+    "fields",
+    "other_form_fields",
+}
 _QUESTIONNAIRE_KEYS = {"url", "version", "link_ids"}
 
 
@@ -102,15 +113,30 @@ def _scalar_text(value: Any) -> str | None:
     return str(value)
 
 
-def read_forms_yaml(source: str | Path | bytes, *, name: str | None = None) -> Dictionary:
+def read_forms_yaml(
+    source: str | Path | bytes,
+    *,
+    name: str | None = None,
+    other_fields: Mapping[str, OtherFormField] | None = None,
+    stored: bool = False,
+) -> Dictionary:
     """Read forms in careloop's YAML format.
 
     A file holds ``forms:`` (a list), or a single form's keys at the top.
 
+    Args:
+        source: A path, the file's bytes, or its text.
+        name: How to call the file in error messages.
+        other_fields: Fields of forms outside this file (the registry's) that
+            its logic and calculations may name.
+        stored: The text is a definition careloop stored itself (checked
+            when imported): references it cannot resolve are taken as other
+            forms' fields rather than errors.
+
     Raises:
         ValidationFailed: Every problem, located as ``file:line:field``.
     """
-    label, text = read_source(source, name=name, default="forms.yaml")
+    label, text, notes = read_dictionary_source(source, name=name, default="forms.yaml")
     try:
         data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
     except yaml.YAMLError as exc:
@@ -153,11 +179,11 @@ def read_forms_yaml(source: str | Path | bytes, *, name: str | None = None) -> D
     def locate(form: str, field: str) -> str:
         return f"{label}:{lines.get((form, field), lines.get((form, ''), '?'))}:{field or form}"
 
-    problems.extend(check_forms(forms, locate=locate))
+    problems.extend(check_forms(forms, locate=locate, other_fields=other_fields, stored=stored))
     raise_problems(problems, source=label)
     if not forms:
         raise ValidationFailed(f"{label} defines no forms.")
-    return Dictionary(tuple(forms))
+    return Dictionary(link_other_forms(forms, other_fields=other_fields), notes=notes)
 
 
 def _line(node: Any, default: int = 0) -> int:
@@ -204,6 +230,19 @@ def _read_form(
         if f is not None:
             fields.append(f)
             lines.setdefault((name, f.name), _line(rf, line))
+    links = raw.get("other_form_fields") or {}
+    if not isinstance(links, dict) or not all(
+        isinstance(k, str) and isinstance(v, str) for k, v in links.items()
+    ):
+        problems.append(
+            ErrorDetail(
+                here,
+                "other_form_fields must map each field of another form to that form's "
+                "name, e.g. {sex: demographics}",
+                links,
+            )
+        )
+        links = {}
     return Form(
         name=name,
         fields=tuple(fields),
@@ -213,6 +252,7 @@ def _read_form(
         questionnaire_url=url,
         questionnaire_version=version,
         link_ids=link_ids,
+        other_form_fields=tuple(links.items()),
     )
 
 
@@ -381,6 +421,7 @@ def _read_field(
         code=code,
         omop_domain=domain,
         unit=_scalar_text(raw.get("unit")),
+        ontology=_scalar_text(raw.get("ontology")) or "",
     )
 
 

@@ -51,9 +51,11 @@ from careloop.capture.forms import (
     Field,
     FieldType,
     Form,
+    OtherFormField,
     StandardCode,
     check_forms,
     expression_or_problem,
+    link_other_forms,
     parse_field_type,
     parse_validation_type,
     raise_problems,
@@ -122,6 +124,7 @@ def fhir_item_type(field: Field) -> str:
         FieldType.CALC: "decimal",
         FieldType.DESCRIPTIVE: "display",
         FieldType.SLIDER: "integer",
+        FieldType.FILE: "attachment",
     }[t]
 
 
@@ -174,6 +177,9 @@ def _simple(node: Node) -> bool:
         isinstance(node, Binary)
         and node.op in _OPERATORS
         and isinstance(node.left, FieldRef)
+        and node.left.event is None
+        and node.left.instance is None
+        and node.left.modifier is None
         and isinstance(node.right, NumberLiteral | StringLiteral)
     )
 
@@ -294,8 +300,10 @@ def _item(
     if field.type is FieldType.CHECKBOX:
         item["repeats"] = True
     if field.choices:
+        # FHIR strings may not be empty: a choice REDCap has with no label has no display.
         item["answerOption"] = [
-            {"valueCoding": {"code": c.code, "display": c.label}} for c in field.choices
+            {"valueCoding": {"code": c.code, "display": c.label} if c.label else {"code": c.code}}
+            for c in field.choices
         ]
     control = {
         FieldType.DROPDOWN: "drop-down",
@@ -363,6 +371,8 @@ def _item(
         ext.append(_ext("slider-labels", valueString=" | ".join(field.slider_labels)))
     if field.omop_domain:
         ext.append(_ext("omop-domain", valueCode=field.omop_domain))
+    if field.ontology:
+        ext.append(_ext("ontology", valueString=field.ontology))
     default = _DEFAULT.search(field.annotation)
     if default is not None:
         initial = _initial(
@@ -378,10 +388,12 @@ def _initial(field: Field, text: str) -> dict[str, Any] | None:
     ftype = fhir_item_type(field)
     if ftype == "choice":
         label = next((c.label for c in field.choices if c.code == text), None)
-        return {"valueCoding": {"code": text, "display": label}} if label is not None else None
+        if label is None:
+            return None
+        return {"valueCoding": {"code": text, "display": label} if label else {"code": text}}
     if ftype == "boolean":
         return {"valueBoolean": text == "1"} if text in ("0", "1") else None
-    if ftype in ("display",):
+    if ftype in ("display", "attachment"):
         return None
     return fhir_typed_value(text, "string" if ftype == "text" else ftype, "value")
 
@@ -487,13 +499,16 @@ def _plain(value: Any) -> str:
 
 
 def read_questionnaire(
-    source: Questionnaire | Mapping[str, Any] | str | Path | bytes, *, name: str | None = None
+    source: Questionnaire | Mapping[str, Any] | str | Path | bytes,
+    *,
+    name: str | None = None,
+    other_fields: Mapping[str, OtherFormField] | None = None,
 ) -> Form:
     """Read a FHIR R4 Questionnaire (a model, a dict, or JSON text/bytes/path) as a form.
 
     Raises:
         ValidationFailed: The JSON is not a valid R4 Questionnaire, or an item
-            has a type careloop cannot hold (``attachment``, ``reference``,
+            has a type careloop cannot hold (``reference``,
             ``quantity``, ``url``, ``open-choice``); each problem is located
             as ``file:item path (linkId)``.
     """
@@ -525,11 +540,22 @@ def read_questionnaire(
             raise ValidationFailed(
                 f"{label} is not a valid FHIR R4 Questionnaire.", details=details
             ) from None
-    return questionnaire_to_form(json.loads(q.model_dump_json(exclude_none=True)), source=label)
+    return questionnaire_to_form(
+        json.loads(q.model_dump_json(exclude_none=True)), source=label, other_fields=other_fields
+    )
 
 
-def questionnaire_to_form(data: Mapping[str, Any], *, source: str = "questionnaire.json") -> Form:
-    """Build a form from a Questionnaire's JSON (see :func:`read_questionnaire`)."""
+def questionnaire_to_form(
+    data: Mapping[str, Any],
+    *,
+    source: str = "questionnaire.json",
+    other_fields: Mapping[str, OtherFormField] | None = None,
+) -> Form:
+    """Build a form from a Questionnaire's JSON (see :func:`read_questionnaire`).
+
+    ``other_fields`` are fields of other forms (the registry's) that the
+    branching logic and calculations may name, as REDCap allows.
+    """
     problems: list[ErrorDetail] = []
     flat: list[tuple[str, dict[str, Any], str]] = []  # (path, item, pending section header)
 
@@ -600,9 +626,15 @@ def questionnaire_to_form(data: Mapping[str, Any], *, source: str = "questionnai
         questionnaire_version=version,
         link_ids=tuple(link_ids.items()),
     )
-    problems.extend(check_forms([form], locate=lambda _f, field: locations.get(field, source)))
+    problems.extend(
+        check_forms(
+            [form],
+            locate=lambda _f, field: locations.get(field, source),
+            other_fields=other_fields,
+        )
+    )
     raise_problems(problems, source=source)
-    return form
+    return link_other_forms([form], other_fields=other_fields)[0]
 
 
 def _guess_type(item: Mapping[str, Any], exts: Mapping[str, Any]) -> str:
@@ -619,6 +651,8 @@ def _guess_type(item: Mapping[str, Any], exts: Mapping[str, Any]) -> str:
         return "slider"
     if item.get("readOnly") and t in ("decimal", "integer") and _own(exts, "calculation"):
         return "calc"
+    if t == "attachment":
+        return "file"  # reference-only: careloop keeps the item, never the file
     return {
         "string": "text",
         "text": "notes",
@@ -661,7 +695,7 @@ def _read_item(
                 here,
                 f"item type {item.get('type')!r} cannot be held by a careloop "
                 "form (supported: string, text, integer, decimal, date, dateTime, "
-                "time, boolean, choice, display, group)",
+                "time, boolean, choice, display, group, attachment as a reference-only file field)",
                 item.get("type"),
             )
         )
@@ -679,10 +713,11 @@ def _read_item(
     for option in item.get("answerOption") or ():
         coding = option.get("valueCoding")
         if coding is not None:
+            # careloop's own export leaves out the display of a choice with no label;
+            # another tool's coding without one is labelled by its code.
+            fallback = "" if own_type is not None else coding.get("code", "")
             choices.append(
-                Choice(
-                    str(coding.get("code", "")), str(coding.get("display", coding.get("code", "")))
-                )
+                Choice(str(coding.get("code", "")), str(coding.get("display", fallback)))
             )
         else:
             value = next((v for k, v in option.items() if k.startswith("value")), None)
@@ -776,4 +811,5 @@ def _read_item(
         code=code,
         omop_domain=domain,
         unit=unit.get("code") if isinstance(unit, dict) else None,
+        ontology=str(_own(exts, "ontology") or ""),
     )

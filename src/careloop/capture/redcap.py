@@ -23,7 +23,7 @@ from __future__ import annotations
 import csv
 import io
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Mapping
 from functools import partial
 from pathlib import Path
 
@@ -37,16 +37,18 @@ from careloop.capture.forms import (
     FieldType,
     Form,
     OmopDomain,
+    OtherFormField,
     StandardCode,
     check_forms,
     expression_or_problem,
     format_choices,
+    link_other_forms,
     parse_choices,
     parse_field_type,
     parse_validation_type,
     raise_problems,
 )
-from careloop.capture.text_files import read_source
+from careloop.capture.text_files import read_dictionary_source
 from careloop.core.errors import ErrorDetail, InputError, ValidationFailed
 
 __all__ = [
@@ -154,36 +156,59 @@ def event_date_field(form: Form) -> str | None:
     return None
 
 
-def _header_map(header: list[str], source: str) -> dict[str, int]:
-    """Column key → index, or a ValidationFailed naming every wrong header."""
+def _header_map(header: list[str], source: str, notes: list[ErrorDetail]) -> dict[str, int]:
+    """Column key → index, or a ValidationFailed naming every wrong header.
+
+    A column REDCap does not have (a team's own notes, an export tool's extra
+    column) is ignored, with a note. REDCap reads a dictionary's columns by
+    position (A to R), so a REDCap column whose heading was mangled — e.g. a
+    spreadsheet tool's row number over column A — is read by its position when
+    every other REDCap column stands where REDCap puts it.
+    """
     wanted = {c.lower(): k for c, k in zip(REDCAP_COLUMNS, _KEYS, strict=True)}
     wanted.update({k: k for k in _API_COLUMNS})
     # REDCap has written this one with and without the suffix over the years.
     wanted["question number"] = "question_number"
     found: dict[str, int] = {}
+    unknown: dict[int, str] = {}
     details: list[ErrorDetail] = []
     for i, raw in enumerate(header):
         name = raw.strip().lstrip("\ufeff")
         key = wanted.get(name.lower())
         if key is None:
-            details.append(
-                ErrorDetail(
-                    f"{source}:1:column {i + 1}",
-                    f"unknown header {name!r}; a REDCap data "
-                    "dictionary has the columns: " + ", ".join(REDCAP_COLUMNS),
-                    name,
-                )
-            )
+            unknown[i] = name
         elif key in found:
             details.append(
                 ErrorDetail(f"{source}:1:column {i + 1}", f"header {name!r} appears twice", name)
             )
         else:
             found[key] = i
+    in_place = all(found[k] == _KEYS.index(k) for k in found)
     for key, label in zip(_KEYS, REDCAP_COLUMNS, strict=True):
-        if key not in found and key not in _OPTIONAL:
+        position = _KEYS.index(key)
+        if key in found:
+            continue
+        if in_place and found and position in unknown:
+            found[key] = position
+            notes.append(
+                ErrorDetail(
+                    f"{source}:1:column {position + 1}",
+                    f"column {position + 1} is headed {unknown.pop(position)!r}; it was read "
+                    f"as {label!r}, the column REDCap has in that place",
+                )
+            )
+        elif key not in _OPTIONAL:
             details.append(ErrorDetail(f"{source}:1", f"missing header {label!r}", label))
     if details:
+        details[:0] = [
+            ErrorDetail(
+                f"{source}:1:column {i + 1}",
+                f"unknown header {name!r}; a REDCap data dictionary has the columns: "
+                + ", ".join(REDCAP_COLUMNS),
+                name,
+            )
+            for i, name in unknown.items()
+        ]
         if len(header) == 1 and ";" in header[0]:
             details.append(
                 ErrorDetail(
@@ -193,6 +218,14 @@ def _header_map(header: list[str], source: str) -> dict[str, int]:
             )
         raise ValidationFailed(
             f"{source} is not a REDCap data dictionary: its header row is wrong.", details=details
+        )
+    for i, name in unknown.items():
+        notes.append(
+            ErrorDetail(
+                f"{source}:1:column {i + 1}",
+                f"column {name or '(no heading)'!r} is not a REDCap dictionary column; ignored",
+                name,
+            )
         )
     return found
 
@@ -208,15 +241,25 @@ def _split_annotation(text: str) -> tuple[str, dict[str, str]]:
     return rest.strip() if tags else text, tags
 
 
-def read_redcap_dictionary(source: str | Path | bytes, *, name: str | None = None) -> Dictionary:
+def read_redcap_dictionary(
+    source: str | Path | bytes,
+    *,
+    name: str | None = None,
+    other_fields: Mapping[str, OtherFormField] | None = None,
+) -> Dictionary:
     """Read a REDCap data dictionary CSV.
 
     Args:
         source: A path, the file's bytes, or its decoded text.
         name: How to call the file in error messages (default: the path's name).
+        other_fields: Fields of forms outside this file (the registry's) that
+            its logic and calculations may name.
 
     Returns:
-        The dictionary; its forms in the order they first appear.
+        The dictionary; its forms in the order they first appear. Its
+        ``notes`` say what was read differently from the letter of the file:
+        non-REDCap columns ignored, ``sql`` and BioPortal fields kept as text,
+        a Windows-1252 file decoded.
 
     Raises:
         ValidationFailed: Every problem found — wrong headers, unknown field or
@@ -224,13 +267,14 @@ def read_redcap_dictionary(source: str | Path | bytes, *, name: str | None = Non
             names, references to missing fields — each located as
             ``file:row:field`` (the header is row 1).
     """
-    label, text = read_source(source, name=name, default="dictionary.csv")
+    label, text, decoded = read_dictionary_source(source, name=name, default="dictionary.csv")
+    notes: list[ErrorDetail] = list(decoded)
     rows = list(csv.reader(io.StringIO(text)))
     if not rows or not any(c.strip() for c in rows[0]):
         raise ValidationFailed(
             f"{label} is empty; expected a REDCap data dictionary with a header row."
         )
-    columns = _header_map(rows[0], label)
+    columns = _header_map(rows[0], label, notes)
     problems: list[ErrorDetail] = []
     form_fields: dict[str, list[Field]] = {}
     form_order: list[str] = []
@@ -262,7 +306,7 @@ def read_redcap_dictionary(source: str | Path | bytes, *, name: str | None = Non
         if not form_name:
             problems.append(ErrorDetail(here, "the Form Name is empty"))
             continue
-        field = _read_field(cell, here, problems)
+        field = _read_field(cell, here, problems, notes)
         if field is None:
             continue
         if form_name != last_form and form_name in form_fields:
@@ -297,13 +341,13 @@ def read_redcap_dictionary(source: str | Path | bytes, *, name: str | None = Non
     def locate(form: str, field: str) -> str:
         return f"{label}:{row_of.get((form, field), '?')}:{field}"
 
-    problems.extend(check_forms(forms, locate=locate))
+    problems.extend(check_forms(forms, locate=locate, other_fields=other_fields))
     for form in forms:
         problems.extend(_event_date_problems(form, partial(locate, form.name)))
     raise_problems(sorted(_dedupe(problems), key=_row_number), source=label)
     if not forms:
         raise ValidationFailed(f"{label} has a header but no fields.")
-    return Dictionary(tuple(forms))
+    return Dictionary(link_other_forms(forms, other_fields=other_fields), notes=tuple(notes))
 
 
 def _row_number(detail: ErrorDetail) -> int:
@@ -322,16 +366,43 @@ def _dedupe(problems: list[ErrorDetail]) -> list[ErrorDetail]:
     return out
 
 
-def _read_field(get: Callable[[str], str], here: str, problems: list[ErrorDetail]) -> Field | None:
+def _read_field(
+    get: Callable[[str], str], here: str, problems: list[ErrorDetail], notes: list[ErrorDetail]
+) -> Field | None:
     before = len(problems)
     name = get("field_name").strip()
+    choices_text = get("select_choices_or_calculations").strip()
+    validation_text = get("text_validation_type_or_show_slider_number").strip()
+    raw_type = get("field_type").strip().lower()
+    ontology = ""
+    if raw_type == "sql":
+        # The query runs against REDCap's own database, which careloop does not
+        # have; the answer REDCap stores is the chosen value, so keep it as text.
+        notes.append(
+            ErrorDetail(
+                here,
+                "a REDCap 'sql' field: its choices come from a query on the REDCap server, "
+                "so careloop keeps it as a text field and drops the query",
+                choices_text,
+            )
+        )
+        raw_type, choices_text = "text", ""
+    elif raw_type == "text" and choices_text.upper().startswith("BIOPORTAL:"):
+        ontology = choices_text.split(":", 1)[1].strip()
+        choices_text = ""
+        notes.append(
+            ErrorDetail(
+                here,
+                f"a BioPortal ontology field ({ontology}): careloop takes its answer as text "
+                "without looking it up, and keeps the ontology for export",
+                ontology,
+            )
+        )
     try:
-        ftype = parse_field_type(get("field_type"))
+        ftype = parse_field_type(raw_type)
     except InputError as exc:
         problems.append(ErrorDetail(here, exc.message, get("field_type")))
         return None
-    choices_text = get("select_choices_or_calculations").strip()
-    validation_text = get("text_validation_type_or_show_slider_number").strip()
     choices: tuple[Choice, ...] = ()
     calculation = None
     slider_labels: tuple[str, ...] = ()
@@ -360,9 +431,13 @@ def _read_field(get: Callable[[str], str], here: str, problems: list[ErrorDetail
             )
         validation_text = ""
     elif choices_text and ftype not in (FieldType.YESNO, FieldType.TRUEFALSE):
-        problems.append(
+        # REDCap keeps (and exports) whatever a field's choices cell held when its
+        # type was changed, but a field of this type does not use it.
+        notes.append(
             ErrorDetail(
-                here, f"a {ftype.value} field cannot have choices or a calculation", choices_text
+                here,
+                f"a {ftype.value} field does not use the choices column; its content was ignored",
+                choices_text,
             )
         )
     if validation_text:
@@ -393,8 +468,8 @@ def _read_field(get: Callable[[str], str], here: str, problems: list[ErrorDetail
         section_header=get("section_header"),
         choices=choices,
         validation=validation,
-        min_value=get("text_validation_min").strip() or None,
-        max_value=get("text_validation_max").strip() or None,
+        min_value=_bound(get("text_validation_min"), validation, "min", here, notes),
+        max_value=_bound(get("text_validation_max"), validation, "max", here, notes),
         calculation=calculation,
         branching_logic=logic,
         required=flags["required_field"],
@@ -409,7 +484,46 @@ def _read_field(get: Callable[[str], str], here: str, problems: list[ErrorDetail
         code=code,
         omop_domain=domain,
         unit=unit,
+        ontology=ontology,
     )
+
+
+_SPREADSHEET_DATE = re.compile(
+    r"^([0-9]{1,2})/([0-9]{1,2})/([0-9]{4}|[0-9]{2})(?: ([0-9]{1,2}):([0-9]{2})(?::([0-9]{2}))?)?$"
+)
+
+
+def _bound(
+    text: str, validation: str | None, which: str, here: str, notes: list[ErrorDetail]
+) -> str | None:
+    """A Text Validation Min/Max; a date a spreadsheet rewrote as M/D/YY is made ISO again.
+
+    Excel shows ``2023-08-01 01:01`` as ``8/1/23 1:01`` and saves it so; REDCap
+    reads such a dictionary (its own feature tests upload one), so careloop
+    does too, with a note to check the date.
+    """
+    value = text.strip()
+    m = _SPREADSHEET_DATE.match(value)
+    if not value or m is None or not (validation or "").startswith("date"):
+        return value or None
+    month, day, year = int(m.group(1)), int(m.group(2)), m.group(3)
+    if len(year) == 2:  # Excel's window: 00-29 are 2000s, 30-99 1900s
+        year = f"{20 if int(year) < 30 else 19}{year}"
+    iso = f"{year}-{month:02d}-{day:02d}"
+    if (validation or "").startswith("datetime"):
+        clock = f"{int(m.group(4) or 0):02d}:{m.group(5) or '00'}"
+        if (validation or "").startswith("datetime_seconds"):
+            clock += f":{m.group(6) or '00'}"
+        iso += f" {clock}"
+    notes.append(
+        ErrorDetail(
+            here,
+            f"{which} {value!r} looks like a date a spreadsheet rewrote as month/day/year; "
+            f"it was read as {iso!r} (check it)",
+            value,
+        )
+    )
+    return iso
 
 
 def _read_tags(
@@ -468,6 +582,8 @@ def _row(form: Form, field: Field, careloop_tags: bool) -> list[str]:
         choices = field.calculation.source
     elif field.type is FieldType.SLIDER:
         choices = " | ".join(field.slider_labels)
+    elif field.ontology:
+        choices = f"BIOPORTAL:{field.ontology}"
     else:
         choices = format_choices(field.choices)
     validation = field.validation or ""

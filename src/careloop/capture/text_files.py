@@ -4,6 +4,11 @@ Dictionaries and record files come from Excel, REDCap and editors on every
 platform. careloop reads UTF-8 (with or without the byte-order mark Excel
 writes); anything else gets an error that says where the first bad byte is
 and how to re-save the file, rather than silently garbled text.
+
+A data dictionary may also be Windows-1252, what Excel on Windows writes for
+"CSV (Comma delimited)" (:func:`read_dictionary_source`): that is read, with a
+note quoting the first accented text so the person can check it. Bytes that
+are neither (a UTF-16 file, a byte Windows-1252 leaves undefined) are refused.
 """
 
 from __future__ import annotations
@@ -12,7 +17,9 @@ from pathlib import Path
 
 from careloop.core.errors import ErrorDetail, ValidationFailed
 
-__all__ = ["decode_text", "read_source"]
+_CP1252_UNDEFINED = frozenset(b"\x81\x8d\x8f\x90\x9d")
+
+__all__ = ["decode_text", "read_dictionary_source", "read_source"]
 
 
 def decode_text(data: bytes, *, name: str) -> str:
@@ -76,3 +83,54 @@ def read_source(source: str | Path | bytes, *, name: str | None, default: str) -
     if isinstance(source, bytes):
         return label, decode_text(source, name=label)
     return label, source.lstrip("\ufeff").replace("\r\n", "\n").replace("\r", "\n")
+
+
+def _windows_1252(data: bytes, *, name: str) -> tuple[str, ErrorDetail] | None:
+    """The text and a note, if ``data`` (not UTF-8) reads as Windows-1252; else None."""
+    if _CP1252_UNDEFINED & set(data) or data.startswith((b"\xff\xfe", b"\xfe\xff")):
+        return None
+    text = data.decode("cp1252").replace("\r\n", "\n").replace("\r", "\n")
+    lines = text.split("\n")
+    row, line = next(((i, t) for i, t in enumerate(lines, start=1) if not t.isascii()), (1, ""))
+    at = next((i for i, c in enumerate(line) if not c.isascii()), 0)
+    sample = line[max(0, at - 20) : at + 20].strip()
+    return text, ErrorDetail(
+        f"{name}:{row}",
+        f"the file is not UTF-8; it was read as Windows-1252 (what Excel on Windows saves as "
+        f"'CSV'). Check that accented text reads right, e.g. row {row}: {sample!r}. To be sure, "
+        "save it as 'CSV UTF-8 (Comma delimited)' and import it again.",
+        sample,
+    )
+
+
+def read_dictionary_source(
+    source: str | Path | bytes, *, name: str | None, default: str
+) -> tuple[str, str, tuple[ErrorDetail, ...]]:
+    """Like :func:`read_source`, also reading a Windows-1252 file (with a note).
+
+    Returns:
+        (label for messages, decoded text, notes): one note when the file was
+        read as Windows-1252, none for UTF-8.
+
+    Raises:
+        ValidationFailed: Neither UTF-8 nor Windows-1252 (e.g. UTF-16), or unreadable.
+    """
+    if isinstance(source, str):
+        label, text = read_source(source, name=name, default=default)
+        return label, text, ()
+    if isinstance(source, Path):
+        try:
+            data = source.read_bytes()
+        except OSError:
+            label, text = read_source(source, name=name, default=default)  # raises, located
+            return label, text, ()
+        label = name or source.name
+    else:
+        data, label = source, name or default
+    try:
+        return label, decode_text(data, name=label), ()
+    except ValidationFailed:
+        legacy = _windows_1252(data, name=label)
+        if legacy is None:
+            raise
+        return label, legacy[0], (legacy[1],)

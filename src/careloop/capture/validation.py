@@ -9,9 +9,23 @@ pages and the bulk importer all call it, so a value is judged the same way
 whichever door it came in by.
 
 Stored forms of values: integers without a sign or leading zeros, numbers as
-written, dates ``YYYY-MM-DD``, datetimes ``YYYY-MM-DD HH:MM[:SS]``, times
-``HH:MM``, yes/no and true/false ``1``/``0``, a choice its code, a checkbox
-the tuple of checked codes in the form's order.
+written (a decimal comma, which the ``…comma_decimal`` types take, becomes a
+point), dates ``YYYY-MM-DD`` (``date_dmy`` and ``date_mdy`` also take their own
+order, ``31-03-2024`` / ``03-31-2024``), datetimes ``YYYY-MM-DD HH:MM[:SS]``,
+times ``HH:MM``, ``HH:MM:SS`` or ``MM:SS`` as their type says, yes/no and
+true/false ``1``/``0``, a choice its code, a checkbox the tuple of checked
+codes in the form's order. File-upload and signature fields store nothing: a
+value given for one (a REDCap export holds the file's name) is ignored and
+listed in :attr:`ValidationResult.ignored`.
+
+Logic that names a field of another form (REDCap allows this within a record)
+reads that form's answer from ``context``. When the caller has none for it,
+careloop cannot tell whether the field is shown: it keeps the field shown
+(its value is kept, never cleared) and does not require it; a calculation
+takes the missing answer as empty, as REDCap does. Logic careloop cannot
+evaluate at all (another event's value, a smart variable: see
+:attr:`~careloop.capture.expressions.Expression.evaluable`) is treated the
+same way, and such a calculation is left blank.
 """
 
 from __future__ import annotations
@@ -24,7 +38,7 @@ from decimal import Decimal
 from typing import Literal
 
 from careloop.capture.expressions import Expression, format_number, truthy
-from careloop.capture.forms import Field, FieldType, Form, checkbox_column
+from careloop.capture.forms import Field, FieldType, Form, checkbox_column, number_text
 from careloop.core.errors import ErrorDetail, ValidationFailed
 
 __all__ = ["FieldError", "FormValidator", "ValidationResult", "validate_response"]
@@ -67,6 +81,11 @@ class ValidationResult:
     """Fields that branching logic hides for these values."""
     cleared: tuple[str, ...]
     """Hidden fields whose given values were dropped (``hidden="clear"``)."""
+    ignored: tuple[str, ...] = ()
+    """File-upload and signature fields whose given value was not stored
+    (careloop keeps no files)."""
+    missing_context: tuple[str, ...] = ()
+    """Fields of other forms that this form's logic reads but ``context`` did not give."""
 
     @property
     def ok(self) -> bool:
@@ -101,11 +120,75 @@ _NUMBER = re.compile(r"^[-+]?(?:[0-9]+\.?[0-9]*|\.[0-9]+)$")
 _DATE = re.compile(r"^[0-9]{4}-[0-9]{2}-[0-9]{2}$")
 _DATETIME = re.compile(r"^([0-9]{4}-[0-9]{2}-[0-9]{2})[ T]([0-9]{2}:[0-9]{2})$")
 _DATETIME_S = re.compile(r"^([0-9]{4}-[0-9]{2}-[0-9]{2})[ T]([0-9]{2}:[0-9]{2}:[0-9]{2})$")
-_TIME = re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$")
-_EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$")
-_PHONE = re.compile(r"^\+?[0-9 ().\-]{7,25}$")
-_ZIP = re.compile(r"^[0-9]{5}(?:-[0-9]{4})?$")
-_NDP = re.compile(r"^number_([1-9])dp$")
+_NDP = re.compile(r"^number_([1-9])dp(_comma_decimal)?$")
+_NUMBER_COMMA = re.compile(r"^[-+]?(?:[0-9]+[.,]?[0-9]*|[.,][0-9]+)$")
+_DMY = re.compile(r"^([0-9]{1,2})[-/.]([0-9]{1,2})[-/.]([0-9]{4})(?:[ T](.*))?$")
+# REDCap's own patterns (its redcap_validation_types table), for the types whose
+# rule is a pattern alone.
+_PATTERNS: dict[str, tuple[re.Pattern[str], str]] = {
+    "time": (
+        re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]$"),
+        "a time as HH:MM (24-hour), e.g. 14:30",
+    ),
+    "time_hh_mm_ss": (
+        re.compile(r"^([01][0-9]|2[0-3]):[0-5][0-9]:[0-5][0-9]$"),
+        "a time as HH:MM:SS (24-hour), e.g. 14:30:05",
+    ),
+    "time_mm_ss": (
+        re.compile(r"^[0-5][0-9]:[0-5][0-9]$"),
+        "minutes and seconds as MM:SS, e.g. 04:30",
+    ),
+    "email": (
+        re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s.]+$"),
+        "an e-mail address, e.g. name@example.org",
+    ),
+    "phone": (
+        re.compile(r"^\+?[0-9 ().\-]{7,25}$"),
+        "a phone number: digits, spaces, ( ) - . and a leading +",
+    ),
+    "phone_australia": (
+        re.compile(r"^(\(0[2-8]\)|0[2-8])\s*[0-9]{4}\s*[0-9]{4}$"),
+        "an Australian phone number, e.g. (02) 1234 5678",
+    ),
+    "phone_uk": (
+        re.compile(
+            r"^((((\+44|0044)\s?[0-9]{4}|\(?0[0-9]{4}\)?)\s?[0-9]{3}\s?[0-9]{3})"
+            r"|(((\+44|0044)\s?[0-9]{3}|\(?0[0-9]{3}\)?)\s?[0-9]{3}\s?[0-9]{4})"
+            r"|(((\+44|0044)\s?[0-9]{2}|\(?0[0-9]{2}\)?)\s?[0-9]{4}\s?[0-9]{4}))"
+            r"(\s?#([0-9]{4}|[0-9]{3}))?$"
+        ),
+        "a UK phone number, e.g. +44 7911 123456 or 020 7946 0018",
+    ),
+    "zipcode": (re.compile(r"^[0-9]{5}(?:-[0-9]{4})?$"), "a US ZIP code: 12345 or 12345-6789"),
+    "postalcode_australia": (re.compile(r"^[0-9]{4}$"), "an Australian postcode: 4 digits"),
+    "postalcode_canada": (
+        re.compile(r"^[ABCEGHJKLMNPRSTVXY][0-9][A-Z]\s*[0-9][A-Z][0-9]$", re.IGNORECASE),
+        "a Canadian postal code, e.g. K1A 0B1",
+    ),
+    "postalcode_french": (
+        re.compile(r"^((0?[1-9])|([1-8][0-9])|(9[0-8]))[0-9]{3}$"),
+        "a French postal code: 5 digits, e.g. 69008",
+    ),
+    "postalcode_germany": (
+        re.compile(r"^(0[1-9]|[1-9][0-9])[0-9]{3}$"),
+        "a German postal code: 5 digits, e.g. 10115",
+    ),
+    "postalcode_uk": (
+        re.compile(r"^(([A-Z]{1,2}[0-9]{1,2})|([A-Z]{1,2}[0-9][A-Z])) [0-9][ABD-HJLNP-Z]{2}$"),
+        "a UK postcode in capitals with its space, e.g. SW1A 1AA",
+    ),
+    "ssn": (
+        re.compile(r"^[0-9]{3}-[0-9]{2}-[0-9]{4}$"),
+        "a US Social Security number: 123-45-6789",
+    ),
+    "alpha_only": (re.compile(r"^[A-Za-z]+$"), "letters only (A to Z), no spaces or digits"),
+    "mrn_10d": (re.compile(r"^[0-9]{10}$"), "a medical record number of 10 digits"),
+    "mrn_generic": (
+        re.compile(r"^[A-Za-z0-9_-]+$"),
+        "a medical record number: letters, digits, '-' and '_'",
+    ),
+    "vmrn": (re.compile(r"^[0-9]{4,9}$"), "a Vanderbilt medical record number: 4 to 9 digits"),
+}
 
 Parser = Callable[[str], str]
 Comparable = int | float | Decimal | str
@@ -130,6 +213,21 @@ def _as_text(raw: object) -> str:
     return str(raw).strip()
 
 
+def _comma_number(validation: str) -> Callable[[str], float]:
+    return lambda t: float(number_text(t.strip(), validation))
+
+
+def _date_in_order(s: str, order: str) -> str:
+    """``31-03-2024`` (dmy) or ``03-31-2024`` (mdy), with any time after it, as ISO."""
+    m = _DMY.match(s)
+    if m is None:
+        return s
+    a, b, year = m.group(1), m.group(2), m.group(3)
+    day, month = (a, b) if order == "dmy" else (b, a)
+    rest = f" {m.group(4)}" if m.group(4) else ""
+    return f"{year}-{int(month):02d}-{int(day):02d}{rest}"
+
+
 def _text_parser(validation: str | None) -> tuple[Parser, Callable[[str], Comparable] | None]:
     """(check-and-normalise, key for range comparison) of a text validation type."""
     if validation is None or validation == "autocomplete":
@@ -150,26 +248,40 @@ def _text_parser(validation: str | None) -> tuple[Parser, Callable[[str], Compar
             return s.lstrip("+")
 
         return number, float
+    if validation == "number_comma_decimal":
+
+        def comma_number(s: str) -> str:
+            if not _NUMBER_COMMA.match(s):
+                raise _Reject("type", "expected a number with a decimal comma, e.g. 12,5")
+            return s.replace(",", ".").lstrip("+")
+
+        return comma_number, _comma_number(validation)
     m = _NDP.match(validation)
     if m:
         places = int(m.group(1))
-        pattern = re.compile(rf"^[-+]?[0-9]+\.[0-9]{{{places}}}$")
+        comma = m.group(2) is not None
+        sep = "[.,]" if comma else r"\."
+        pattern = re.compile(rf"^[-+]?[0-9]+{sep}[0-9]{{{places}}}$")
+        example = ("1," if comma else "1.") + "5" * places
 
         def fixed(s: str) -> str:
             if not pattern.match(s):
                 raise _Reject(
                     "type",
                     f"expected a number with exactly {places} decimal "
-                    f"place{'s' if places > 1 else ''}, e.g. {'1.' + '5' * places}",
+                    f"place{'s' if places > 1 else ''}, e.g. {example}",
                 )
-            return s.lstrip("+")
+            return s.replace(",", ".").lstrip("+")
 
-        return fixed, float
+        return fixed, (_comma_number(validation) if comma else float)
+    order = validation.rsplit("_", 1)[-1]
     if validation.startswith("date_"):
+        shown = {"dmy": ", or DD-MM-YYYY", "mdy": ", or MM-DD-YYYY"}.get(order, "")
 
         def date(s: str) -> str:
+            s = _date_in_order(s, order) if order in ("dmy", "mdy") else s
             if not _DATE.match(s):
-                raise _Reject("type", "expected a date as YYYY-MM-DD, e.g. 2024-03-31")
+                raise _Reject("type", f"expected a date as YYYY-MM-DD{shown}, e.g. 2024-03-31")
             try:
                 dt.date.fromisoformat(s)
             except ValueError:
@@ -177,25 +289,16 @@ def _text_parser(validation: str | None) -> tuple[Parser, Callable[[str], Compar
             return s
 
         return date, str
-    if validation.startswith("datetime_seconds"):
-
-        def datetime_s(s: str) -> str:
-            m = _DATETIME_S.match(s)
-            if not m:
-                raise _Reject("type", "expected a date and time as YYYY-MM-DD HH:MM:SS")
-            try:
-                dt.datetime.fromisoformat(f"{m.group(1)}T{m.group(2)}")
-            except ValueError:
-                raise _Reject("type", f"{s} is not a real date and time") from None
-            return f"{m.group(1)} {m.group(2)}"
-
-        return datetime_s, str
     if validation.startswith("datetime"):
+        seconds = validation.startswith("datetime_seconds")
+        shape = _DATETIME_S if seconds else _DATETIME
+        wanted = "YYYY-MM-DD HH:MM:SS" if seconds else "YYYY-MM-DD HH:MM"
 
         def datetime_(s: str) -> str:
-            m = _DATETIME.match(s)
+            s = _date_in_order(s, order) if order in ("dmy", "mdy") else s
+            m = shape.match(s)
             if not m:
-                raise _Reject("type", "expected a date and time as YYYY-MM-DD HH:MM")
+                raise _Reject("type", f"expected a date and time as {wanted}")
             try:
                 dt.datetime.fromisoformat(f"{m.group(1)}T{m.group(2)}")
             except ValueError:
@@ -203,22 +306,16 @@ def _text_parser(validation: str | None) -> tuple[Parser, Callable[[str], Compar
             return f"{m.group(1)} {m.group(2)}"
 
         return datetime_, str
-    patterns = {
-        "time": (_TIME, "expected a time as HH:MM (24-hour), e.g. 14:30"),
-        "email": (_EMAIL, "expected an e-mail address, e.g. name@example.org"),
-        "phone": (_PHONE, "expected a phone number: digits, spaces, ( ) - . and a leading +"),
-        "zipcode": (_ZIP, "expected a US ZIP code: 12345 or 12345-6789"),
-    }
-    pattern, message = patterns[validation]
+    pattern_, wanted_ = _PATTERNS[validation]
 
     def matches(s: str) -> str:
-        if not pattern.match(s):
-            raise _Reject("type", message)
+        if not pattern_.match(s):
+            raise _Reject("type", f"expected {wanted_}")
         if validation == "phone" and sum(c.isdigit() for c in s) < 7:
             raise _Reject("type", "a phone number has at least 7 digits")
         return s
 
-    return matches, (str if validation == "time" else None)
+    return matches, (str if validation.startswith("time") else None)
 
 
 @dataclass(frozen=True)
@@ -248,6 +345,8 @@ def _resolve(bound: _Bound, now: dt.datetime, validation: str) -> Comparable:
         return now.strftime(fmt) if bound.text == "now" else now.strftime("%Y-%m-%d 00:00")
     if validation == "time":
         return now.strftime("%H:%M")
+    if validation == "time_hh_mm_ss":
+        return now.strftime("%H:%M:%S")
     return now.date().isoformat()
 
 
@@ -322,14 +421,35 @@ class FormValidator:
         self._specs = {
             f.name: _spec(f)
             for f in form.fields
-            if f.type not in (FieldType.CHECKBOX, FieldType.CALC, FieldType.DESCRIPTIVE)
+            if f.type
+            not in (FieldType.CHECKBOX, FieldType.CALC, FieldType.DESCRIPTIVE, FieldType.FILE)
         }
+        self._files = frozenset(f.name for f in form.fields if f.type is FieldType.FILE)
         self._checkboxes = {f.name: f for f in form.fields if f.type is FieldType.CHECKBOX}
         self._checkbox_columns: dict[str, tuple[str, str]] = {}
         for f in self._checkboxes.values():
             for c in f.choices:
                 self._checkbox_columns[checkbox_column(f.name, c.code)] = (f.name, c.code)
         self._names = frozenset(form.field_names)
+        # Fields of other forms each field's branching logic reads.
+        self._outside = {
+            f.name: frozenset(f.branching_logic.referenced_fields() - self._names)
+            for f in form.fields
+            if f.branching_logic is not None and f.branching_logic.referenced_fields() - self._names
+        }
+        # Logic careloop cannot evaluate within one response (events, smart variables …).
+        self._undecidable = frozenset(
+            f.name
+            for f in form.fields
+            if f.branching_logic is not None and not f.branching_logic.evaluable
+        )
+        self._outside_all = frozenset(
+            name
+            for f in form.fields
+            for expr in (f.branching_logic, f.calculation)
+            if expr is not None
+            for name in expr.referenced_fields() - self._names
+        )
         self._calcs = frozenset(f.name for f in form.fields if f.type is FieldType.CALC)
         self._descriptive = frozenset(
             f.name for f in form.fields if f.type is FieldType.DESCRIPTIVE
@@ -368,6 +488,7 @@ class FormValidator:
         given: dict[str, object] = {}
         bad: set[str] = set()
         boxes: dict[str, set[str]] = {}
+        ignored: list[str] = []
         for name, raw in values.items():
             spec = self._specs.get(name)
             if spec is not None:
@@ -406,6 +527,9 @@ class FormValidator:
                     bad.add(field_name)
             elif name in self._calcs:
                 continue  # calculated here; a given value (e.g. from an export) is ignored
+            elif name in self._files:
+                if raw not in (None, ""):
+                    ignored.append(name)
             elif name in self._descriptive:
                 if raw not in (None, ""):
                     errors.append(
@@ -427,14 +551,18 @@ class FormValidator:
                 order = self._checkboxes[name].choice_codes
                 clean[name] = tuple(c for c in order if c in codes)
 
-        env, hidden_now = self._walk(clean, frozenset(), now, context)
+        known = frozenset(context) if context else frozenset()
+        env, hidden_now = self._walk(clean, frozenset(), now, context, known)
         if self._iterate:
             for _ in range(len(self.form.fields)):
-                env_next, hidden_next = self._walk(clean, hidden_now, now, context)
+                env_next, hidden_next = self._walk(clean, hidden_now, now, context, known)
                 settled = hidden_next == hidden_now
                 env, hidden_now = env_next, hidden_next
                 if settled:
                     break
+        # Shown because their logic needs another form's answer that was not given.
+        undecided = {name for name, outside in self._outside.items() if outside - known}
+        undecided |= self._undecidable
 
         if hidden == "clear" and bad & hidden_now:
             # A hidden field's value is dropped, so whether it was valid does not matter.
@@ -457,7 +585,8 @@ class FormValidator:
                 else:
                     cleared.append(name)
         for f in self.form.fields:
-            if f.required and f.name not in hidden_now and f.name not in bad:
+            # A file field stores nothing here, so careloop cannot require it.
+            if f.required and f.stores_value and f.name not in hidden_now | bad | undecided:
                 v = env.get(f.name)
                 if v is None or v == "" or v == ():
                     errors.append(
@@ -476,7 +605,14 @@ class FormValidator:
             if isinstance(v, frozenset):
                 continue
             out[k] = v  # type: ignore[assignment]
-        return ValidationResult(out, tuple(errors), hidden_now, tuple(cleared))
+        return ValidationResult(
+            out,
+            tuple(errors),
+            hidden_now,
+            tuple(cleared),
+            tuple(ignored),
+            tuple(sorted(self._outside_all - known)),
+        )
 
     def _walk(
         self,
@@ -484,6 +620,7 @@ class FormValidator:
         hidden_before: frozenset[str],
         now: dt.datetime,
         context: Mapping[str, object] | None,
+        known: frozenset[str],
     ) -> tuple[dict[str, object], frozenset[str]]:
         env: dict[str, object] = dict(context) if context else {}
         for name, v in clean.items():
@@ -492,12 +629,17 @@ class FormValidator:
         hidden: set[str] = set()
         for field, logic, calc in self._steps:
             name = field.name
-            if logic is not None and not _shown(logic.compiled(env, now)):
+            if (
+                logic is not None
+                and name not in self._undecidable
+                and not self._outside.get(name, known) - known
+                and not _shown(logic.compiled(env, now))
+            ):
                 hidden.add(name)
                 env.pop(name, None)
                 continue
             if calc is not None:
-                result = calc.compiled(env, now)
+                result = calc.compiled(env, now) if calc.evaluable else None
                 if result is None or result == "":
                     env.pop(name, None)
                 elif isinstance(result, float):

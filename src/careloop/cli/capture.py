@@ -65,6 +65,8 @@ def forms_import(
     for r in results:
         what = "new form" if r.new_form else "new version" if r.new_version else "unchanged"
         console.print(f"{r.name}: {what} (version {r.version[:12]})")
+        for note in r.notes:
+            console.print(f"  note: {note}", highlight=False)
 
 
 @forms_app.command("list")
@@ -79,6 +81,9 @@ def forms_list(data_dir: Path | None = DataDirOption) -> None:
             for f in forms
         ],
     )
+    for f in forms:
+        if f.problem:
+            err_console.print(f"Warning: {f.problem}", highlight=False)
 
 
 @forms_app.command("show")

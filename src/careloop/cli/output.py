@@ -10,6 +10,7 @@ from typing import Any, Literal
 import pandas as pd
 from rich.console import Console
 from rich.table import Table
+from rich.text import Text
 
 OutputFormat = Literal["table", "csv", "json"]
 
@@ -37,7 +38,8 @@ def print_rows(
     for column in columns:
         table.add_column(str(column))
     for row in rows:
-        table.add_row(*("" if v is None else str(v) for v in row))
+        # Text, not markup: a cell such as REDCap logic "[sex] = '1'" must print as written.
+        table.add_row(*(Text("" if v is None else str(v)) for v in row))
     console.print(table)
 
 

@@ -20,6 +20,7 @@ point at the place (file, row, field, JSON path).
     ├── Conflict                      conflict                   409
     ├── NotBuilt                      not_built                  501
     └── IntegrityFailure              integrity_failure          500
+        └── StoredFormUnreadable      stored_form_unreadable     500
 
 The web layer renders any of them as ``{"error": {"code", "message",
 "details", "request_id"}}``; the CLI prints ``Error: <message>`` and exits
@@ -168,6 +169,12 @@ class IntegrityFailure(CareloopError):
 
     code = "integrity_failure"
     http_status = 500
+
+
+class StoredFormUnreadable(IntegrityFailure):
+    """A stored form version cannot be rebuilt; other forms are unaffected."""
+
+    code = "stored_form_unreadable"
 
 
 def all_error_types() -> list[type[CareloopError]]:

@@ -24,6 +24,9 @@ TEXT_INPUTS = {
     "date_dmy": ("date", None),
     "date_mdy": ("date", None),
     "time": ("time", None),
+    # A browser's time input has no MM:SS and drops seconds unless stepped: plain text.
+    "time_hh_mm_ss": ("text", None),
+    "time_mm_ss": ("text", None),
     "email": ("email", None),
     "phone": ("tel", None),
 }
@@ -80,7 +83,7 @@ def values_from_post(form: Form, data: Mapping[str, list[str]]) -> dict[str, obj
     """The values of a posted entry form (checkboxes give lists of codes)."""
     values: dict[str, object] = {}
     for f in form.fields:
-        if f.type in (FieldType.DESCRIPTIVE, FieldType.CALC):
+        if f.type in (FieldType.DESCRIPTIVE, FieldType.CALC, FieldType.FILE):
             continue
         posted = [v for v in data.get(f.name, []) if v != ""]
         if f.type is FieldType.CHECKBOX:
@@ -127,6 +130,8 @@ def build_view(
             FieldType.CALC: "calc",
             FieldType.DESCRIPTIVE: "descriptive",
             FieldType.SLIDER: "slider",
+            # careloop keeps no files: the field shows as text, as a reminder.
+            FieldType.FILE: "descriptive",
         }[f.type]
         options: tuple[Option, ...]
         if f.type in (FieldType.YESNO, FieldType.TRUEFALSE):
@@ -150,7 +155,12 @@ def build_view(
             InputView(
                 name=f.name,
                 kind=kind,
-                label=f.label or f.name,
+                label=(f.label or f.name)
+                + (
+                    " (a file upload: careloop does not store files)"
+                    if f.type is FieldType.FILE
+                    else ""
+                ),
                 note=f.note,
                 section_header=f.section_header,
                 required=f.required,
