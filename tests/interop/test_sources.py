@@ -330,3 +330,18 @@ def test_a_warehouse_written_before_sources_keeps_every_row(
     assert _counts(inst, ("visit_occurrence",))["visit_occurrence"] == (
         everything["visit_occurrence"] - 257
     )
+
+
+def test_a_refresh_of_an_installation_with_no_site_yet_writes_empty_tables(tmp_path: Path) -> None:
+    from careloop.trust.installation import initialise, open_registry
+    from careloop.trust.principal import Principal
+
+    settings = make_settings(tmp_path, None)
+    operator = Principal.operator("tester")
+    initialise(settings, operator, admin_email="admin@example.org", admin_password="x" * 16)
+    registry = open_registry(settings)
+    try:
+        report = refresh_warehouse(settings, registry, operator)
+    finally:
+        registry.close()
+    assert report.persons == 0 and report.rows["visit_occurrence"] == 0

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 import sys
 import warnings
 from pathlib import Path
@@ -142,8 +141,8 @@ def spc_command(
         print_json(
             {
                 "chart": result.chart_type,
-                "summary": _records(summary),
-                "points": _records(result.points),
+                "summary": summary.to_dict(orient="records"),
+                "points": result.points.to_dict(orient="records"),
                 **({"figure": str(out)} if out is not None else {}),
             }
         )
@@ -155,15 +154,6 @@ def spc_command(
         table.columns = [f"part {p}" for p in table.columns]
         table = table.map(_cell).reset_index(names="")
         print_frame(table, fmt="table", title=f"{chart.upper()} chart of {y}")
-
-
-def _records(frame: Any) -> list[dict[str, Any]]:
-    """Rows of a frame for JSON: a missing number (a gap, a point without limits,
-    a chart without denominators) is null, since NaN is not JSON."""
-    return [
-        {k: None if isinstance(v, float) and math.isnan(v) else v for k, v in row.items()}
-        for row in frame.to_dict(orient="records")
-    ]
 
 
 def _cell(value: Any) -> str:

@@ -79,6 +79,8 @@ def export_command(
         report = export_fhir(settings, registry, operator(), out)
     print_rows(["resource type", "resources"], sorted(report.counts.items()), title="Exported")
     console.print(f"Wrote {len(report.files)} file(s) and manifest.json to {report.out_dir}")
+    for skipped in report.skipped_forms:
+        console.print(f"Left out form {skipped}", markup=False, soft_wrap=True)
 
 
 def register(app: typer.Typer) -> None:

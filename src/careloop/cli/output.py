@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from collections.abc import Sequence
 from typing import Any, Literal
@@ -44,5 +45,16 @@ def print_rows(
 
 
 def print_json(data: Any) -> None:
-    """Print a JSON document to standard output."""
-    sys.stdout.write(json.dumps(data, indent=2, default=str) + "\n")
+    """Print a JSON document to standard output (a missing or infinite number is null:
+    NaN is not JSON, and strict parsers refuse it)."""
+    sys.stdout.write(json.dumps(_finite(data), indent=2, default=str, allow_nan=False) + "\n")
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if isinstance(value, dict):
+        return {k: _finite(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_finite(v) for v in value]
+    return value

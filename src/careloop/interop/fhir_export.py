@@ -67,6 +67,8 @@ class FhirExportReport:
     files: Mapping[str, Path] = field(default_factory=dict)
     """The NDJSON file of each type written."""
     exported_at: datetime = field(default_factory=utcnow)
+    skipped_forms: tuple[str, ...] = ()
+    """Forms left out because their stored definition cannot be read (and why)."""
 
 
 @dataclass(frozen=True)
@@ -302,8 +304,10 @@ def audit_event_resource(entry: AuditEntry) -> dict[str, Any]:
 
 def _add_forms(
     registry: Registry, principal: Principal, resources: dict[str, list[dict[str, Any]]]
-) -> None:
+) -> list[str]:
     """Questionnaires of the registry's forms and the responses the caller may export.
+
+    Returns the forms left out because they cannot be read, each with the reason.
 
     Responses come from the capture layer's own FHIR export
     (``export_records(..., fmt="fhir")``), which audits each patient's export.
@@ -312,7 +316,12 @@ def _add_forms(
     from careloop.capture.questionnaire import form_to_questionnaire
     from careloop.capture.records_io import export_records
 
+    skipped: list[str] = []
     for summary in list_forms(registry, principal):
+        if summary.problem:
+            # One unreadable form must not stop the export of every other.
+            skipped.append(f"{summary.name}: {summary.problem}")
+            continue
         stored = get_form(registry, principal, summary.name)
         questionnaire = form_to_questionnaire(stored.form)
         resources["Questionnaire"].append(questionnaire.model_dump(mode="json", exclude_none=True))
@@ -320,6 +329,7 @@ def _add_forms(
         resources["QuestionnaireResponse"].extend(
             json.loads(line) for line in exported.text.splitlines() if line.strip()
         )
+    return skipped
 
 
 def export_fhir(
@@ -374,7 +384,7 @@ def export_fhir(
             },
         )
     # After the unit of work: capture's services open transactions of their own.
-    _add_forms(registry, principal, resources)
+    skipped_forms = _add_forms(registry, principal, resources)
     counts = {t: len(v) for t, v in resources.items() if v}
     files: dict[str, Path] = {}
     for kind, items in resources.items():
@@ -403,4 +413,10 @@ def export_fhir(
         "error": [],
     }
     (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
-    return FhirExportReport(out_dir=out_dir, counts=counts, files=files, exported_at=exported_at)
+    return FhirExportReport(
+        out_dir=out_dir,
+        counts=counts,
+        files=files,
+        exported_at=exported_at,
+        skipped_forms=tuple(skipped_forms),
+    )

@@ -335,7 +335,7 @@ def _failed(problems: list[ErrorDetail], total: int) -> ValidationFailed:
     more = f" (the first {MAX_REPORTED} are listed)" if len(problems) > MAX_REPORTED else ""
     return ValidationFailed(
         f"{len(problems)} problem(s) in {total} FHIR resource(s); nothing was imported{more}. "
-        "Fix them, or import with mode row_level to leave the bad resources out.",
+        "Fix them, or import with --mode row-level to leave the bad resources out.",
         details=shown,
     )
 

@@ -330,6 +330,8 @@ def _questionnaires(registry: Registry, principal: Principal) -> list[dict[str, 
 
     out = []
     for summary in list_forms(registry, principal):
+        if summary.problem:
+            continue  # cannot be read (forms list says why): the others are still served
         stored = get_form(registry, principal, summary.name)
         model = form_to_questionnaire(stored.form)
         out.append(model.model_dump(mode="json", exclude_none=True))
@@ -390,7 +392,7 @@ def search_questionnaire_responses(
     ids = {v for value in params.get("_id", []) for v in value.split(",")}
     matched: list[dict[str, Any]] = []
     for summary in list_forms(registry, principal):
-        if forms_wanted is not None and summary.name not in forms_wanted:
+        if summary.problem or (forms_wanted is not None and summary.name not in forms_wanted):
             continue
         if wanted is None:
             views = list_responses(registry, principal, summary.name, limit=10_000)

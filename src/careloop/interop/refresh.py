@@ -885,7 +885,14 @@ def _write_registry_store(
                     "care_site_source_value": s.code,
                 }
                 for s in snapshot.sites.itertuples(index=False)
-            ]
+            ],
+            # Named, so that an installation with no site yet still has the columns.
+            columns=[
+                "care_site_id",
+                "care_site_name",
+                "place_of_service_concept_id",
+                "care_site_source_value",
+            ],
         ),
     )
     today = utcnow().date()
