@@ -267,6 +267,33 @@ def test_observation_components_become_rows_linked_to_their_panel(
     ]
 
 
+def test_a_panel_imported_again_with_fewer_components_keeps_no_stale_row(
+    sqlite_install: Installation, tmp_path: Path
+) -> None:
+    inst = sqlite_install
+    folder = tmp_path / "obs"
+    folder.mkdir()
+    shutil.copy(US_CORE / "patient-example.json", folder / "patient-example.json")
+    panel = json.loads((US_CORE / "blood-pressure.json").read_text())
+    (folder / "blood-pressure.json").write_text(json.dumps(panel))
+    import_fhir(inst.settings, inst.registry, inst.operator, folder, site="A")
+    panel_id = stable_id("A", "Observation", "blood-pressure")
+
+    def parts() -> list[str]:
+        rows = warehouse_frame(inst, "measurement")
+        return sorted(rows[rows.measurement_event_id == panel_id].measurement_source_value)
+
+    assert parts() == ["8462-4", "8480-6"]
+    # The same panel corrected at the source: the diastolic reading withdrawn.
+    panel["component"] = panel["component"][:1]
+    (folder / "blood-pressure.json").write_text(json.dumps(panel))
+    import_fhir(inst.settings, inst.registry, inst.operator, folder, site="A")
+    assert parts() == [panel["component"][0]["code"]["coding"][0]["code"]]
+    links = warehouse_frame(inst, "careloop_fhir_link")
+    linked = set(links[links.cdm_table == "measurement"].cdm_id)
+    assert linked == set(warehouse_frame(inst, "measurement").measurement_id)
+
+
 def test_component_rows_come_back_inside_their_panel_on_export(
     sqlite_install: Installation, tmp_path: Path
 ) -> None:

@@ -33,6 +33,7 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo
 
+import ibis
 import pyarrow as pa  # type: ignore[import-untyped,unused-ignore]
 from sqlalchemy import select
 
@@ -877,12 +878,13 @@ def _replace_rows(
     links: list[dict[str, Any]],
     withheld_persons: set[int],
 ) -> dict[str, int]:
-    """Upsert by id into the FHIR source's store, then assemble the CDM tables; one swap.
+    """Upsert by resource into the FHIR source's store, then assemble the CDM tables; one swap.
 
-    New rows replace rows with the same id; rows of ``withheld_persons``
-    (consent no longer allows the warehouse) go. The rows other sources hold
-    (the registry's, loaded OMOP files') are left as they are
-    (:mod:`careloop.interop.sources`).
+    A resource imported again replaces every row it gave before (a panel sent
+    again with fewer components keeps no stale component row); rows of
+    ``withheld_persons`` (consent no longer allows the warehouse) go. The rows
+    other sources hold (the registry's, loaded OMOP files') are left as they
+    are (:mod:`careloop.interop.sources`).
     """
     stores = store_tables(warehouse)
     mine = sorted(stores["fhir"] | set(rows))
@@ -892,21 +894,57 @@ def _replace_rows(
     counts: dict[str, int] = {}
     gone = sorted(withheld_persons)
     with warehouse.replacing(names, schemas=store_schemas("fhir", mine)) as swap:
-        for name in [*mine, LINK_TABLE]:
-            data = links if name == LINK_TABLE else rows.get(name, [])
-            keys = ["cdm_table", "cdm_id"] if name == LINK_TABLE else [ID_COLUMNS[name]]
-            target = name if name == LINK_TABLE else store_name("fhir", name)
+        # The links first: the resources imported now, and the rows they gave before.
+        replaced: ibis.Table | None = None
+        if links:
+            swap.insert(LINK_TABLE, pa.Table.from_pylist(links))
+        if warehouse.has_table(LINK_TABLE):
+            old_links = warehouse.table(LINK_TABLE)
+            keep_links = old_links
+            if links:
+                again = _resources(warehouse.table(swap.stage(LINK_TABLE))).distinct()
+                old = _resources(old_links)
+                replaced = old.semi_join(again, RESOURCE_KEY).select("cdm_table", "cdm_id")
+                keep_links = old.anti_join(again, RESOURCE_KEY).drop(*_RESOURCE_PARTS)
+            if gone:
+                keep_links = keep_links.filter(~keep_links.person_id.isin(gone))
+            swap.insert(LINK_TABLE, keep_links)
+        for name in mine:
+            data = rows.get(name, [])
+            key = ID_COLUMNS.get(name)
+            target = store_name("fhir", name)
             if data:
                 swap.insert(target, pa.Table.from_pylist(data))
-            if warehouse.has_table(target):
-                old = warehouse.table(target)
-                keep = old.anti_join(warehouse.table(swap.stage(target)), keys) if data else old
-                if gone:
-                    keep = keep.filter(~keep.person_id.isin(gone))
-                swap.insert(target, keep)
             counts[name] = len(data)
+            if not warehouse.has_table(target):
+                continue
+            keep = warehouse.table(target)
+            if data and key:
+                keep = keep.anti_join(warehouse.table(swap.stage(target)), key)
+            if replaced is not None and key:
+                # A filter, not a second anti-join: Ibis renders two chained anti-joins
+                # in DuckDB's syntax even for PostgreSQL.
+                stale = replaced.filter(replaced.cdm_table == name).cdm_id
+                keep = keep.filter(~keep[key].isin(stale))
+            if gone:
+                keep = keep.filter(~keep.person_id.isin(gone))
+            swap.insert(target, keep)
         assemble(warehouse, swap, public, stores)
-    return {k: v for k, v in counts.items() if k != LINK_TABLE}
+    return counts
+
+
+_RESOURCE_PARTS = ("careloop_resource_type", "careloop_resource_id")
+RESOURCE_KEY = [*_RESOURCE_PARTS, "person_id"]
+"""A resource within one patient (resource ids are per site, and so are person ids)."""
+
+
+def _resources(links: ibis.Table) -> ibis.Table:
+    """Links with the resource each row came from: an Observation's components
+    (``Observation.component``, ``<id>/<n>``) belong to the Observation itself."""
+    return links.mutate(
+        careloop_resource_type=links.resource_type.re_extract(r"^([^.]*)", 1),
+        careloop_resource_id=links.resource_id.re_extract(r"^([^/]*)", 1),
+    )
 
 
 def known_code_systems() -> list[str]:
