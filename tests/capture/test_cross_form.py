@@ -14,7 +14,7 @@ import pytest
 from sqlalchemy import select
 from typer.testing import CliRunner
 
-from careloop.capture import entry, read_redcap_dictionary, validate_response
+from careloop.capture import entry, read_redcap_dictionary, records_io, validate_response
 from careloop.capture.forms import OtherFormField
 from careloop.capture.forms_store import (
     export_form,
@@ -211,3 +211,45 @@ def test_the_cli_shows_the_forms_and_names_the_unreadable_one(inst):
     assert exported.exit_code == 0 and "xf_sex" in exported.output
     listed = run("forms", "list")
     assert listed.exit_code == 0 and "xf_visit" in listed.output
+
+
+def test_entry_and_a_multi_form_export_read_the_other_forms_answers(inst):
+    registry, op = inst.registry, inst.operator
+    import_forms(registry, op, TWO_FORMS.encode(), fmt="redcap")
+    clinician = principal(inst, "clinician@A")
+    male, female = inst.patient_ids["A"]
+    for patient_id, sex in ((male, "2"), (female, "1")):
+        entry.create_response(
+            registry,
+            clinician,
+            "xf_demo",
+            patient_id=patient_id,
+            event_date="2024-07-01",
+            values={"xf_id": str(patient_id), "xf_sex": sex, "xf_weight": "40"},
+            status="complete",
+        )
+    # Entry: the pregnancy question is hidden for the male patient (his answer is dropped,
+    # as REDCap does with a hidden field) and the dose is calculated from his weight.
+    saved = entry.create_response(
+        registry,
+        clinician,
+        "xf_visit",
+        patient_id=male,
+        event_date="2024-07-01",
+        values={"xf_preg": "1"},
+        status="complete",
+    )
+    assert saved.values == {"xf_dose": "80"}
+    # A REDCap export holding both forms side by side: the visit rows are checked with
+    # the demographics columns of the same row.
+    export = (
+        "record_id,xf_id,xf_sex,xf_weight,xf_demo_complete,xf_preg,xf_dose,xf_visit_complete\n"
+        "MRN-A-2,1,1,50,2,1,,2\n"
+    ).encode()
+    report = records_io.import_records(
+        registry, clinician, "xf_visit", export, "A", event_date="2024-07-02"
+    )
+    assert report.created == 1
+    stored = entry.list_responses(registry, clinician, "xf_visit", patient_id=female)
+    assert stored[0].event_date.isoformat() == "2024-07-02"
+    assert stored[0].values == {"xf_preg": "1", "xf_dose": "100"}

@@ -38,7 +38,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
 from careloop.capture.forms import Form
-from careloop.capture.forms_store import load_form, load_form_version
+from careloop.capture.forms_store import load_form, load_form_version, other_form_values
 from careloop.capture.response_rows import (
     BATCH,
     ResponseChange,
@@ -162,16 +162,22 @@ def _plain(values: Mapping[str, Any]) -> dict[str, Any]:
 
 
 def check_values(
-    form: Form, values: Mapping[str, object], *, status: ResponseStatus = "complete"
+    form: Form,
+    values: Mapping[str, object],
+    *,
+    status: ResponseStatus = "complete",
+    context: Mapping[str, object] | None = None,
 ) -> dict[str, Any]:
     """Validate ``values`` for ``form``; the stored values, or ValidationFailed with every error.
 
     A draft is allowed to leave required fields empty; every other rule holds.
-    Each error detail is located at the field's name.
+    Each error detail is located at the field's name. ``context`` holds the
+    answers of other forms that this form's logic reads
+    (:func:`~careloop.capture.forms_store.other_form_values`).
     """
     if status not in RESPONSE_STATUSES:
         raise InputError(f"Unknown status {status!r}; use draft or complete.")
-    result = validate_response(form, values)
+    result = validate_response(form, values, context=context)
     errors = [e for e in result.errors if not (status == "draft" and e.rule == "required")]
     if errors:
         n = len(errors)
@@ -314,7 +320,8 @@ def create_response(
         patient = _patient(work, patient_id)
         definition, version, form_obj = load_form(work.session, form)
         patient_entered = _check_contributor(work, definition)
-        clean = check_values(form_obj, values, status=status)
+        context = other_form_values(work.session, form_obj, patient_id=patient.id, event_date=day)
+        clean = check_values(form_obj, values, status=status, context=context)
         row = _insert_response(
             work,
             definition=definition,
@@ -460,7 +467,12 @@ def save_responses(
             )
         keys.add(key)
         try:
-            clean_values.append(check_values(form_obj, item.values, status=item.status))
+            context = other_form_values(
+                session, form_obj, patient_id=item.patient.id, event_date=item.event_date
+            )
+            clean_values.append(
+                check_values(form_obj, item.values, status=item.status, context=context)
+            )
         except ValidationFailed as exc:
             where = f"item[{i}]" if len(items) > 1 else ""
             problems.extend(
@@ -718,7 +730,10 @@ def update_response(
                 "it goes in the audit trail."
             )
         version, form_obj = load_form_version(work.session, row.form_version_id)
-        clean = check_values(form_obj, values, status=new_status)
+        context = other_form_values(
+            work.session, form_obj, patient_id=row.patient_id, event_date=row.event_date
+        )
+        clean = check_values(form_obj, values, status=new_status, context=context)
         old = dict(row.values)
         old_status = row.status
         changed = sorted(k for k in set(old) | set(clean) if old.get(k) != clean.get(k))

@@ -39,7 +39,7 @@ from careloop.capture.entry import (
     _view,
     check_values,
 )
-from careloop.capture.forms_store import load_form
+from careloop.capture.forms_store import load_form, other_form_values
 from careloop.core.clock import as_utc, utcnow
 from careloop.core.errors import Conflict, InputError, NotFound
 from careloop.core.ids import secret_token, sha256_hex
@@ -282,7 +282,8 @@ def submit_prom_link(
         patient = _patient(work, facts.patient_id)
         definition, version, form_obj = load_form(work.session, facts.form)
         _check_contributor(work, definition)
-        clean = check_values(form_obj, values, status="complete")
+        answers = other_form_values(work.session, form_obj, patient_id=patient.id, event_date=day)
+        clean = check_values(form_obj, values, status="complete", context=answers)
         row = _insert_response(
             work,
             definition=definition,

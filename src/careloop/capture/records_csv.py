@@ -232,6 +232,7 @@ def read_records_csv(
     ignored = tuple(c for c in header if c in others)
     missing = _missing_fields(form, set(header))
     data_columns = _data_columns(form, set(header) - set(keys))
+    context_columns = _context_columns(form, header)
     rows: list[RecordRow] = []
     skipped: list[SkippedRow] = []
     width = len(header)
@@ -249,9 +250,12 @@ def read_records_csv(
             )
         values: dict[str, str] = {}
         extras: dict[str, str] = {}
+        elsewhere: dict[str, str] = {}
         for column, cell in zip(header, cells, strict=False):
             if column in extra_names:
                 extras[column] = cell.strip()
+            if column in context_columns:
+                elsewhere[column] = cell.strip()
             if column in field_columns:
                 values[column] = (
                     _to_iso(cell.strip(), date_format) if column in date_fields else cell
@@ -266,7 +270,12 @@ def read_records_csv(
                     ErrorDetail(f"{label}:{number}:{key}", f"the key column {key!r} is empty")
                 )
         result_values, field_problems = validate_cells(
-            validator, values, label=f"{label}:{number}", missing=missing, now=now
+            validator,
+            values,
+            label=f"{label}:{number}",
+            missing=missing,
+            now=now,
+            context=_row_context(form, elsewhere),
         )
         rows.append(
             RecordRow(
@@ -290,6 +299,25 @@ def read_records_csv(
     )
 
 
+def _context_columns(form: Form, header: Iterable[str]) -> set[str]:
+    """Columns of other forms that this form's logic reads (a multi-form export has them
+    side by side: REDCap evaluates such logic within the same record and event)."""
+    names = {name for name, _form in form.other_form_fields}
+    return {c for c in header if c in names or c.split("___", 1)[0] in names}
+
+
+def _row_context(form: Form, cells: Mapping[str, str]) -> dict[str, object]:
+    """Other forms' answers in this row, as validation's ``context``."""
+    out: dict[str, object] = {}
+    for name, _form in form.other_form_fields:
+        if name in cells:
+            out[name] = cells[name]
+        boxes = {c.split("___", 1)[1]: v for c, v in cells.items() if c.startswith(f"{name}___")}
+        if boxes:
+            out[name] = [code for code, v in boxes.items() if v == "1"]
+    return out
+
+
 def validate_cells(
     validator: FormValidator,
     cells: Mapping[str, object],
@@ -297,13 +325,15 @@ def validate_cells(
     label: str,
     missing: Iterable[str] = (),
     now: dt.datetime | None = None,
+    context: Mapping[str, object] | None = None,
 ) -> tuple[Mapping[str, StoredValue], tuple[ErrorDetail, ...]]:
     """Validate one row's cells; clean values and the problems located ``label:field``.
 
     ``missing`` names fields the file has no column for: a required one is
-    reported as such rather than as an empty cell.
+    reported as such rather than as an empty cell. ``context`` holds other
+    forms' answers this form's logic reads.
     """
-    result: ValidationResult = validator.validate(cells, now=now)
+    result: ValidationResult = validator.validate(cells, now=now, context=context)
     absent = set(missing)
     problems = []
     for e in result.errors:
