@@ -243,9 +243,9 @@ def test_entry_and_a_multi_form_export_read_the_other_forms_answers(inst):
     # A REDCap export holding both forms side by side: the visit rows are checked with
     # the demographics columns of the same row.
     export = (
-        "record_id,xf_id,xf_sex,xf_weight,xf_demo_complete,xf_preg,xf_dose,xf_visit_complete\n"
-        "MRN-A-2,1,1,50,2,1,,2\n"
-    ).encode()
+        b"record_id,xf_id,xf_sex,xf_weight,xf_demo_complete,xf_preg,xf_dose,xf_visit_complete\n"
+        b"MRN-A-2,1,1,50,2,1,,2\n"
+    )
     report = records_io.import_records(
         registry, clinician, "xf_visit", export, "A", event_date="2024-07-02"
     )
@@ -253,3 +253,22 @@ def test_entry_and_a_multi_form_export_read_the_other_forms_answers(inst):
     stored = entry.list_responses(registry, clinician, "xf_visit", patient_id=female)
     assert stored[0].event_date.isoformat() == "2024-07-02"
     assert stored[0].values == {"xf_preg": "1", "xf_dose": "100"}
+
+
+def test_an_import_says_which_values_branching_logic_kept_out(inst):
+    registry, op = inst.registry, inst.operator
+    import_forms(registry, op, TWO_FORMS.encode(), fmt="redcap")
+    clinician = principal(inst, "clinician@A")
+    # REDCap keeps a value in a field its logic hides (here: pregnant, for a male patient);
+    # careloop does not store it, and says so rather than dropping it silently.
+    export = (
+        b"record_id,xf_sex,xf_preg,xf_note,xf_visit_complete\n"
+        b"MRN-A-1,2,1,seen,2\n"
+        b"MRN-A-2,1,0,seen,2\n"
+    )
+    report = records_io.import_records(
+        registry, clinician, "xf_visit", export, "A", event_date="2024-09-01"
+    )
+    assert report.created == 2
+    note = next(n for n in report.notes if "not stored" in n)
+    assert note.startswith("1 value(s)") and "row 2: xf_preg" in note

@@ -362,9 +362,37 @@ def _import_site(work: Work, code: str) -> Site:
     return site
 
 
-def _notes(parsed: RecordsFile, plan: KeyPlan, fallback_rows: int) -> list[str]:
+def _unstored_values(parsed: RecordsFile, form: Form) -> list[tuple[int, str]]:
+    """(row, field) of every value a good row gives that is not stored: fields its
+    branching logic hides (REDCap keeps those values; careloop does not) and fields
+    that store nothing (file uploads)."""
+    out: list[tuple[int, str]] = []
+    calcs = {f.name for f in form.fields if f.type is FieldType.CALC}
+    for record in parsed.rows:
+        if not record.ok:
+            continue
+        seen: set[str] = set()
+        for column, cell in record.cells.items():
+            name, box, _code = column.partition("___")
+            given = cell.strip() == "1" if box else bool(cell.strip())
+            if given and name not in calcs and name not in seen and not record.values.get(name):
+                seen.add(name)
+                out.append((record.row, name))
+    return out
+
+
+def _notes(parsed: RecordsFile, form: Form, plan: KeyPlan, fallback_rows: int) -> list[str]:
     """What the user should know about how the file was read."""
     notes = [plan.event_date.describe()]
+    unstored = _unstored_values(parsed, form)
+    if unstored:
+        shown = ", ".join(f"row {row}: {name}" for row, name in unstored[:5])
+        more = " …" if len(unstored) > 5 else ""
+        notes.append(
+            f"{len(unstored)} value(s) were not stored because the form's branching logic "
+            f"hides their field on that row, or the field stores no data ({shown}{more}). "
+            "REDCap keeps values in hidden fields; check those rows or the logic if they matter."
+        )
     if fallback_rows:
         assert plan.event_date.fallback is not None
         notes.append(
@@ -487,7 +515,7 @@ def import_records(
         good, problems, rejected, fallback_rows = _check_rows(
             parsed, form_obj, plan, date_format, known, existing
         )
-        notes = _notes(parsed, plan, fallback_rows)
+        notes = _notes(parsed, form_obj, plan, fallback_rows)
         total = len(parsed.rows) + len(parsed.skipped)
 
         def report(
