@@ -21,6 +21,7 @@ from tests.interop.fhir_support import (
     patient_count,
     sqlite_install_fixture,  # noqa: F401 - the sqlite_install fixture
     warehouse_counts,
+    warehouse_frame,
     write_ndjson,
 )
 
@@ -81,17 +82,23 @@ def test_a_reference_to_a_patient_not_in_the_import_is_refused(
     )
 
 
-def test_a_code_in_an_unknown_system_is_refused(
+def test_a_code_in_a_system_careloop_does_not_map_is_kept_with_concept_0_and_a_warning(
     sqlite_install: Installation, tmp_path: Path
 ) -> None:
+    # Real EHRs send codes in systems of their own (OIDs, vendor URLs): OMOP keeps them
+    # as source values with concept 0, and the import says so.
     odd = observation(
         "o1", "p1", code={"coding": [{"system": "http://example.org/codes", "code": "W"}]}
     )
     path = write_ndjson(tmp_path / "x.ndjson", [patient("p1", "M1"), odd])
-    error = _refused(sqlite_install, path)
-    assert _locations(error) == ["x.ndjson:2: Observation.code.coding[0].system"]
-    assert "unknown code system" in error.details[0].message
-    assert error.details[0].value == "http://example.org/codes"
+    inst = sqlite_install
+    report = import_fhir(inst.settings, inst.registry, inst.operator, path, site="A")
+    assert report.rejected == () and report.rows_out["measurement"] == 1
+    warning = next(w for w in report.warnings if w.value == "http://example.org/codes")
+    assert warning.location == "x.ndjson:2: Observation.code.coding[0].system"
+    assert "concept 0" in warning.message
+    row = warehouse_frame(inst, "measurement").iloc[0]
+    assert (row.measurement_concept_id, row.measurement_source_value) == (0, "W")
 
 
 def test_a_gender_that_is_not_an_administrative_gender_code_is_refused(

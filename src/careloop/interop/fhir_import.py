@@ -894,8 +894,9 @@ def _replace_rows(
     counts: dict[str, int] = {}
     gone = sorted(withheld_persons)
     with warehouse.replacing(names, schemas=store_schemas("fhir", mine)) as swap:
-        # The links first: the resources imported now, and the rows they gave before.
-        replaced: ibis.Table | None = None
+        # The links first: the resources imported now, and the rows they gave before
+        # (read now: the staged link table is filled further below).
+        replaced: dict[str, list[int]] = {}
         if links:
             swap.insert(LINK_TABLE, pa.Table.from_pylist(links))
         if warehouse.has_table(LINK_TABLE):
@@ -904,7 +905,10 @@ def _replace_rows(
             if links:
                 again = _resources(warehouse.table(swap.stage(LINK_TABLE))).distinct()
                 old = _resources(old_links)
-                replaced = old.semi_join(again, RESOURCE_KEY).select("cdm_table", "cdm_id")
+                with quiet_engine_warnings():
+                    stale = old.semi_join(again, RESOURCE_KEY).select("cdm_table", "cdm_id")
+                    for table, cdm_id in stale.execute().itertuples(index=False):
+                        replaced.setdefault(str(table), []).append(int(cdm_id))
                 keep_links = old.anti_join(again, RESOURCE_KEY).drop(*_RESOURCE_PARTS)
             if gone:
                 keep_links = keep_links.filter(~keep_links.person_id.isin(gone))
@@ -921,11 +925,8 @@ def _replace_rows(
             keep = warehouse.table(target)
             if data and key:
                 keep = keep.anti_join(warehouse.table(swap.stage(target)), key)
-            if replaced is not None and key:
-                # A filter, not a second anti-join: Ibis renders two chained anti-joins
-                # in DuckDB's syntax even for PostgreSQL.
-                stale = replaced.filter(replaced.cdm_table == name).cdm_id
-                keep = keep.filter(~keep[key].isin(stale))
+            if replaced.get(name) and key:
+                keep = keep.filter(~keep[key].isin(replaced[name]))
             if gone:
                 keep = keep.filter(~keep.person_id.isin(gone))
             swap.insert(target, keep)

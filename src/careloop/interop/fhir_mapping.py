@@ -203,8 +203,10 @@ def choose_coding(
 ) -> tuple[Coded | None, list[ErrorDetail], list[ErrorDetail]]:
     """The coding careloop keeps from a CodeableConcept, with errors and warnings.
 
-    The first coding whose system careloop knows is kept. A concept without
-    codings, or whose codings are all in unknown systems, is an error. A code
+    The first coding whose system careloop knows is kept; when no coding is in
+    a known system, the first is kept with no vocabulary (concept 0) and a
+    warning. A concept without codings, or a coding without a system or code,
+    is an error. A code
     that does not fit its system's format (e.g. CIEL codes sent with the
     LOINC system) is kept with its system but mapped to no concept: a warning.
     Locations are prefixed with ``where`` (the file and line or entry).
@@ -228,18 +230,24 @@ def choose_coding(
     first = codings[0]
     if not first.get("system"):
         return None, [ErrorDetail(f"{path}.coding[0].system", "a coding needs a system")], []
+    if not first.get("code"):
+        return None, [ErrorDetail(f"{path}.coding[0].code", "a coding needs a code")], []
+    # A system careloop does not map (an OID, a vendor's own) is what real EHRs send:
+    # the code is kept as the source value with concept 0 (OMOP's "no matching
+    # concept"), and the import says so.
     known = ", ".join(sorted(CODE_SYSTEMS))
     return (
-        None,
+        Coded(str(first["system"]), str(first["code"]), first.get("display"), None),
+        [],
         [
             ErrorDetail(
                 f"{path}.coding[0].system",
-                f"unknown code system; use one of {known} or a local system "
-                f"{LOCAL_SYSTEM_PREFIX}<name>",
+                "a code system careloop does not map to OMOP concepts: the code is kept as "
+                f"the source value with concept 0 (systems mapped: {known}, or a local "
+                f"system {LOCAL_SYSTEM_PREFIX}<name>)",
                 first.get("system"),
             )
         ],
-        [],
     )
 
 
