@@ -249,3 +249,31 @@ def test_the_longitudinal_multi_form_export_imports_every_form(inst, exports):
         report = run(inst, form, data, event_date="2015-04-02")
         assert report.ok and counts(report) == (rows, skipped, created, 0, 0, 0), form
     assert len({r[2] for r in stored(inst, "visit_lab_data")}) > 1
+
+
+def test_repeat_instances_and_events_survive_a_fhir_round_trip(inst, exports, tmp_path):
+    from careloop.interop.fhir_export import export_fhir
+    from careloop.interop.fhir_import import import_fhir
+
+    folder = exports / "redcapr_repeating_instruments"
+    run(inst, "bp", project(inst, folder), event_date_field="date_bp")
+    before = stored(inst, "bp")
+    export_fhir(inst.settings, inst.registry, inst.operator, tmp_path / "out")
+    lines = (tmp_path / "out" / "QuestionnaireResponse.ndjson").read_text().splitlines()
+    instances = [
+        e.get("valuePositiveInt")
+        for r in map(json.loads, lines)
+        for e in r.get("extension", [])
+        if e["url"].endswith("repeat-instance")
+    ]
+    assert sorted(instances) == [2, 3]  # instance 1 is the default and is not written
+    second = build_installation(make_settings(tmp_path / "second", None), with_users=False)
+    try:
+        project(second, folder)
+        report = import_fhir(
+            second.settings, second.registry, second.operator, tmp_path / "out", site="A"
+        )
+        assert report.rejected == () and report.responses_created == len(before)
+        assert [r[:4] for r in stored(second, "bp")] == [r[:4] for r in before]
+    finally:
+        second.registry.close()

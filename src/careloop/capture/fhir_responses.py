@@ -52,7 +52,9 @@ from careloop.store.capture_models import FormDefinition, FormVersion
 
 __all__ = [
     "EVENT_DATE_EXTENSION",
+    "EVENT_NAME_EXTENSION",
     "FORM_URL",
+    "REPEAT_INSTANCE_EXTENSION",
     "FormReference",
     "ResponseFromFhir",
     "ResponseSubject",
@@ -68,6 +70,10 @@ FORM_URL = "urn:careloop:form:"
 
 EVENT_DATE_EXTENSION = EXTENSION + "event-date"
 """Extension (``valueDate``) on a QuestionnaireResponse holding the response's event date."""
+EVENT_NAME_EXTENSION = EXTENSION + "redcap-event"
+"""Extension (``valueString``): the REDCap event a response belongs to (longitudinal projects)."""
+REPEAT_INSTANCE_EXTENSION = EXTENSION + "repeat-instance"
+"""Extension (``valuePositiveInt``): the instance of a repeating form on one date."""
 
 _STATUS_TO_FHIR = {"complete": "completed", "draft": "in-progress"}
 _STATUS_FROM_FHIR: dict[str, ResponseStatus] = {
@@ -160,10 +166,21 @@ def response_to_fhir(
             "value": subject.local_id,
         },
     }
+    extensions: list[dict[str, Any]] = [
+        {"url": EVENT_DATE_EXTENSION, "valueDate": response.event_date.isoformat()}
+    ]
+    # The rest of the response's key, so that two REDCap events or repeat instances on
+    # one date come back as two responses.
+    event_name = getattr(response, "event_name", "") or ""
+    instance = int(getattr(response, "repeat_instance", 1) or 1)
+    if event_name:
+        extensions.append({"url": EVENT_NAME_EXTENSION, "valueString": event_name})
+    if instance != 1:
+        extensions.append({"url": REPEAT_INSTANCE_EXTENSION, "valuePositiveInt": instance})
     data: dict[str, Any] = {
         "resourceType": "QuestionnaireResponse",
         "id": f"response-{response.id}",
-        "extension": [{"url": EVENT_DATE_EXTENSION, "valueDate": response.event_date.isoformat()}],
+        "extension": extensions,
         "questionnaire": f"{FORM_URL}{form.name}|{form_version}",
         "status": _STATUS_TO_FHIR.get(response.status, "in-progress"),
         "subject": reference,
@@ -225,6 +242,10 @@ class ResponseFromFhir:
     """``source`` is the subject patient: they entered it themselves."""
     resource_id: str | None
     """The resource's own id, when it has one."""
+    event_name: str = ""
+    """The REDCap event (:data:`EVENT_NAME_EXTENSION`), ``""`` when none."""
+    repeat_instance: int = 1
+    """The repeat instance (:data:`REPEAT_INSTANCE_EXTENSION`), 1 when none."""
 
 
 def _where(location: str, path: str) -> str:
@@ -364,6 +385,40 @@ def _answer_text(f: Field, key: str, value: Any) -> str:
     return str(value)
 
 
+def _event_key(
+    resource: Mapping[str, Any], location: str, problems: list[ErrorDetail]
+) -> tuple[str, int]:
+    """The REDCap event and repeat instance the extensions give (``""`` and 1 without)."""
+    event, instance = "", 1
+    for index, extension in enumerate(resource.get("extension") or []):
+        if not isinstance(extension, dict):
+            continue
+        where = _where(location, f"QuestionnaireResponse.extension[{index}]")
+        if extension.get("url") == EVENT_NAME_EXTENSION:
+            value = extension.get("valueString")
+            if not isinstance(value, str) or not value.strip() or len(value) > 100:
+                problems.append(
+                    ErrorDetail(
+                        where, "the event extension needs valueString, the event's name", value
+                    )
+                )
+            else:
+                event = value.strip()
+        elif extension.get("url") == REPEAT_INSTANCE_EXTENSION:
+            value = extension.get("valuePositiveInt")
+            if not isinstance(value, int) or isinstance(value, bool) or value < 1:
+                problems.append(
+                    ErrorDetail(
+                        where,
+                        "the repeat-instance extension needs valuePositiveInt (1, 2, …)",
+                        value,
+                    )
+                )
+            else:
+                instance = value
+    return event, instance
+
+
 def _event_date(
     resource: Mapping[str, Any], location: str, problems: list[ErrorDetail]
 ) -> date | None:
@@ -431,6 +486,7 @@ def response_from_fhir(
             )
         )
     day = _event_date(resource, location, problems)
+    event_name, repeat_instance = _event_key(resource, location, problems)
     values: dict[str, Any] = {}
     places: dict[str, str] = {}
     for path, item in _walk(resource.get("item"), "QuestionnaireResponse"):
@@ -529,6 +585,8 @@ def response_from_fhir(
         values=clean,
         patient_entered=bool(source) and source == subject,
         resource_id=str(raw_id) if raw_id else None,
+        event_name=event_name,
+        repeat_instance=repeat_instance,
     )
 
 

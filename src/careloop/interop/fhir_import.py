@@ -39,6 +39,7 @@ from sqlalchemy import select
 
 from careloop.capture.entry import ResponseToSave, save_responses
 from careloop.capture.fhir_responses import (
+    REPEAT_INSTANCE_EXTENSION,
     ResponseFromFhir,
     load_response_form,
     response_from_fhir,
@@ -532,14 +533,22 @@ def _read_responses(work: Work, site: Site, plan: _Plan) -> None:
                 )
             )
             continue
-        key = (owner, response.form, response.event_date)
+        key = (
+            owner,
+            response.form,
+            response.event_date,
+            response.event_name,
+            response.repeat_instance,
+        )
         if key in seen:
             plan.rejected.append(
                 ErrorDetail(
                     f"{item.location}: {RESPONSE_TYPE}",
                     f"a second response of this patient to form {response.form!r} on "
                     f"{response.event_date.isoformat()} (also at {seen[key]}); careloop keeps "
-                    "one per patient, form and event date",
+                    "one per patient, form and event date (and REDCap event and repeat "
+                    "instance: give a second one the repeat-instance extension "
+                    f"{REPEAT_INSTANCE_EXTENSION})",
                 )
             )
             continue
@@ -620,6 +629,8 @@ def _save_responses(
                 r.status,
                 version=r.form_version,
                 patient_entered=r.patient_entered,
+                event_name=r.event_name,
+                repeat_instance=r.repeat_instance,
             )
         )
     counts = {"created": 0, "updated": 0, "unchanged": 0}
