@@ -84,6 +84,9 @@ class RecordRow:
     """The cells of the form's field columns as read (dates turned to ``YYYY-MM-DD``)."""
     row_errors: tuple[ErrorDetail, ...] = ()
     """The problems of :attr:`errors` that are not about a field's value (cell count, keys)."""
+    unstored: tuple[str, ...] = ()
+    """Fields whose given value is not stored: hidden by branching logic on this row, or a
+    field that stores nothing (a file upload)."""
 
     @property
     def ok(self) -> bool:
@@ -269,7 +272,7 @@ def read_records_csv(
                 problems.append(
                     ErrorDetail(f"{label}:{number}:{key}", f"the key column {key!r} is empty")
                 )
-        result_values, field_problems = validate_cells(
+        result_values, field_problems, unstored = validate_cells(
             validator,
             values,
             label=f"{label}:{number}",
@@ -285,6 +288,7 @@ def read_records_csv(
                 (*problems, *field_problems),
                 values,
                 tuple(problems),
+                unstored,
             )
         )
     return RecordsFile(
@@ -326,8 +330,9 @@ def validate_cells(
     missing: Iterable[str] = (),
     now: dt.datetime | None = None,
     context: Mapping[str, object] | None = None,
-) -> tuple[Mapping[str, StoredValue], tuple[ErrorDetail, ...]]:
-    """Validate one row's cells; clean values and the problems located ``label:field``.
+) -> tuple[Mapping[str, StoredValue], tuple[ErrorDetail, ...], tuple[str, ...]]:
+    """Validate one row's cells: the clean values, the problems located ``label:field``
+    and the fields whose given value is not stored (hidden, or storing nothing).
 
     ``missing`` names fields the file has no column for: a required one is
     reported as such rather than as an empty cell. ``context`` holds other
@@ -348,7 +353,7 @@ def validate_cells(
             )
         else:
             problems.append(e.as_detail(label))
-    return result.values, tuple(problems)
+    return result.values, tuple(problems), (*result.cleared, *result.ignored)
 
 
 def _form_columns(form: Form) -> list[str]:

@@ -276,7 +276,7 @@ def _check_rows(
             stored = existing.get((pid, key.event_date, key.event_name, key.repeat_instance))
         if stored is not None and validator is not None:
             kept = {k: v for k, v in stored[1].items() if k in missing}
-            values, field_details = validate_cells(
+            values, field_details, _unstored = validate_cells(
                 validator,
                 {**kept, **record.cells},
                 label=f"{parsed.source}:{record.row}",
@@ -362,29 +362,17 @@ def _import_site(work: Work, code: str) -> Site:
     return site
 
 
-def _unstored_values(parsed: RecordsFile, form: Form) -> list[tuple[int, str]]:
+def _unstored_values(parsed: RecordsFile) -> list[tuple[int, str]]:
     """(row, field) of every value a good row gives that is not stored: fields its
     branching logic hides (REDCap keeps those values; careloop does not) and fields
     that store nothing (file uploads)."""
-    out: list[tuple[int, str]] = []
-    calcs = {f.name for f in form.fields if f.type is FieldType.CALC}
-    for record in parsed.rows:
-        if not record.ok:
-            continue
-        seen: set[str] = set()
-        for column, cell in record.cells.items():
-            name, box, _code = column.partition("___")
-            given = cell.strip() == "1" if box else bool(cell.strip())
-            if given and name not in calcs and name not in seen and not record.values.get(name):
-                seen.add(name)
-                out.append((record.row, name))
-    return out
+    return [(r.row, name) for r in parsed.rows if r.ok for name in r.unstored]
 
 
-def _notes(parsed: RecordsFile, form: Form, plan: KeyPlan, fallback_rows: int) -> list[str]:
+def _notes(parsed: RecordsFile, plan: KeyPlan, fallback_rows: int) -> list[str]:
     """What the user should know about how the file was read."""
     notes = [plan.event_date.describe()]
-    unstored = _unstored_values(parsed, form)
+    unstored = _unstored_values(parsed)
     if unstored:
         shown = ", ".join(f"row {row}: {name}" for row, name in unstored[:5])
         more = " …" if len(unstored) > 5 else ""
@@ -515,7 +503,7 @@ def import_records(
         good, problems, rejected, fallback_rows = _check_rows(
             parsed, form_obj, plan, date_format, known, existing
         )
-        notes = _notes(parsed, form_obj, plan, fallback_rows)
+        notes = _notes(parsed, plan, fallback_rows)
         total = len(parsed.rows) + len(parsed.skipped)
 
         def report(

@@ -451,6 +451,8 @@ class FormValidator:
             for name in expr.referenced_fields() - self._names
         )
         self._calcs = frozenset(f.name for f in form.fields if f.type is FieldType.CALC)
+        # A file field stores nothing here, so careloop cannot require it.
+        self._required = tuple(f.name for f in form.fields if f.required and f.stores_value)
         self._descriptive = frozenset(
             f.name for f in form.fields if f.type is FieldType.DESCRIPTIVE
         )
@@ -584,14 +586,14 @@ class FormValidator:
                     )
                 else:
                     cleared.append(name)
-        for f in self.form.fields:
-            # A file field stores nothing here, so careloop cannot require it.
-            if f.required and f.stores_value and f.name not in hidden_now | bad | undecided:
-                v = env.get(f.name)
+        exempt = hidden_now | bad | undecided
+        for name in self._required:
+            if name not in exempt:
+                v = env.get(name)
                 if v is None or v == "" or v == ():
                     errors.append(
                         FieldError(
-                            f.name,
+                            name,
                             None,
                             "required",
                             "this field is required when shown; give a value",

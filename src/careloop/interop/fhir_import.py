@@ -505,7 +505,7 @@ def _read_responses(work: Work, site: Site, plan: _Plan) -> None:
     registry_ids = _registry_patients(
         work, site, [e for e in plan.responses if e.patient_key is None]
     )
-    seen: dict[tuple[str | int, str, date], str] = {}
+    seen: dict[tuple[str | int, str, date, str, int], str] = {}
     forms: dict[str, Form] = {}
     for entry in plan.responses:
         item = entry.item
