@@ -712,11 +712,21 @@ class Warehouse:
             return list(cur.fetchall())
 
 
-@functools.lru_cache(maxsize=256)
+_NAME_SLOT = "careloop_table_name_slot"
+
+
 def _create_table_sql(name: str, schema: ibis.Schema, dialect: str) -> str:
+    # The statement is rendered once per schema with a stand-in name: staging tables get
+    # a new name every time, so a cache keyed by name would never be hit.
+    template = _create_table_template(schema, dialect)
+    return template.replace(quote_identifier(_NAME_SLOT, dialect), quote_identifier(name, dialect))
+
+
+@functools.lru_cache(maxsize=256)
+def _create_table_template(schema: ibis.Schema, dialect: str) -> str:
     # Rendering through sqlglot is slow enough to matter when loading 39 tables.
     target = sge.Schema(
-        this=sge.table_(name, quoted=True),
+        this=sge.table_(_NAME_SLOT, quoted=True),
         expressions=schema.to_sqlglot_column_defs(dialect),
     )
     return str(sge.Create(kind="TABLE", this=target).sql(dialect))
