@@ -509,6 +509,12 @@ def _read_responses(work: Work, site: Site, plan: _Plan) -> None:
     forms: dict[str, Form] = {}
     for entry in plan.responses:
         item = entry.item
+        if not item.resource.get("questionnaire"):
+            # Valid FHIR (the element is optional), but nothing says which form the
+            # answers belong to: left out and counted, as other unmapped resources are.
+            why = "names no Questionnaire, so careloop cannot tell which form it answers"
+            plan.skipped[(RESPONSE_TYPE, why)] = plan.skipped.get((RESPONSE_TYPE, why), 0) + 1
+            continue
         try:
             canonical = str(item.resource.get("questionnaire"))
             form = forms.get(canonical)
