@@ -46,6 +46,7 @@ import numpy.typing as npt
 import pandas as pd
 from scipy import stats
 
+from careloop.analysis._frames import require_columns
 from careloop.analysis.caveats import StatisticalWarning
 from careloop.core.errors import ErrorDetail, InputError
 
@@ -323,15 +324,7 @@ def funnel(
             with a zero denominator left out).
     """
     _check_options(kind, overdispersion, limits, levels, winsorise, transform, multiply)
-    missing = [
-        ErrorDetail(role, f"column {name!r} is not in the data", name)
-        for role, name in (("numerator", numerator), ("denominator", denominator), ("unit", unit))
-        if name not in df.columns
-    ]
-    if missing:
-        raise InputError(
-            f"Columns not found; the data has: {', '.join(map(str, df.columns))}.", details=missing
-        )
+    require_columns(df, {"numerator": numerator, "denominator": denominator, "unit": unit})
     caveats: list[str] = []
     data = df[[unit, numerator, denominator]].copy()
     for col in (numerator, denominator):

@@ -18,6 +18,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
+from careloop.analysis._frames import require_columns
 from careloop.core.errors import ErrorDetail, InputError
 
 FAMILIES: tuple[str, ...] = ("poisson", "quasipoisson", "gaussian", "binomial")
@@ -150,15 +151,7 @@ def validate(
         needed["control"] = control
     if seasonality is not None:
         needed["seasonality"] = seasonality.column
-    missing = [
-        ErrorDetail(location=role, message=f"column {name!r} is not in the data", value=name)
-        for role, name in needed.items()
-        if name not in df.columns
-    ]
-    if missing:
-        raise InputError(
-            f"Columns not found; the data has: {', '.join(map(str, df.columns))}.", details=missing
-        )
+    require_columns(df, needed)
     roles = [outcome, time, *interventions] + [c for c in (exposure, trials, control) if c]
     if len(set(roles)) != len(roles):
         raise InputError(

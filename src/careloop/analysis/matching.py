@@ -44,6 +44,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from careloop.analysis._frames import require_columns
 from careloop.analysis.caveats import StatisticalWarning
 from careloop.analysis.effects import Effect
 from careloop.core.errors import InputError
@@ -534,12 +535,7 @@ class CemResult:
                 "cannot be estimated. Coarsen more (fewer cut points, groupings) or drop "
                 "covariates."
             )
-        missing = [c for c in (outcome, *covariates) if c not in self.data.columns]
-        if missing:
-            raise InputError(
-                f"Column(s) {', '.join(map(repr, missing))} not in the data; "
-                f"available: {', '.join(map(str, self.data.columns))}."
-            )
+        require_columns(self.data, [("outcome", outcome), *(("covariate", c) for c in covariates)])
         if outcome == self.treatment or self.treatment in covariates:
             raise InputError("The outcome and covariates must not include the treatment column.")
         rows = self.matched.to_numpy()
@@ -743,19 +739,17 @@ def cem(
     """
     if not isinstance(df, pd.DataFrame):
         raise InputError("cem() needs a pandas DataFrame.")
-    if treatment not in df.columns:
-        raise InputError(
-            f"Treatment column {treatment!r} not found; columns are "
-            f"{', '.join(map(str, df.columns))}."
-        )
+    require_columns(
+        df,
+        [
+            ("treatment", treatment),
+            *(("drop", c) for c in drop),
+            *(("cutpoints", c) for c in cutpoints or {}),
+            *(("grouping", c) for c in grouping or {}),
+        ],
+    )
     if len(df) == 0:
         raise InputError("The data frame has no rows.")
-    unknown = [c for c in (*drop, *(cutpoints or {}), *(grouping or {})) if c not in df.columns]
-    if unknown:
-        raise InputError(
-            f"Column(s) {', '.join(map(repr, unknown))} named in drop/cutpoints/grouping "
-            "are not in the data."
-        )
     treated, treated_value = _treated_mask(df[treatment], treated_value)
     covariates = tuple(str(c) for c in df.columns if c != treatment and c not in set(drop))
     if not covariates:

@@ -35,6 +35,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from careloop.analysis._frames import require_columns
 from careloop.analysis.caveats import StatisticalWarning
 from careloop.analysis.effects import Effect
 from careloop.core.errors import InputError
@@ -300,10 +301,6 @@ def _pair(value: Any) -> tuple[float, float]:
 
 
 def _numeric(df: pd.DataFrame, name: str) -> pd.Series:
-    if name not in df.columns:
-        raise InputError(
-            f"Column {name!r} not found; columns are {', '.join(map(str, df.columns))}."
-        )
     col = df[name]
     if pd.api.types.is_bool_dtype(col):
         return col.astype(float)
@@ -383,11 +380,19 @@ def estimate(
     if p < 0 or (q is not None and q < p):
         raise InputError("The polynomial orders must satisfy 0 <= p <= q.")
     covs = tuple(covariates or ())
+    require_columns(
+        df,
+        [
+            ("outcome", outcome),
+            ("running", running),
+            ("fuzzy", fuzzy),
+            *(("covariate", c) for c in covs),
+            ("cluster", cluster),
+        ],
+    )
     columns = [outcome, running, *([fuzzy] if fuzzy else []), *covs]
     frame = pd.DataFrame({c: _numeric(df, c) for c in dict.fromkeys(columns)})
     if cluster is not None:
-        if cluster not in df.columns:
-            raise InputError(f"Cluster column {cluster!r} not found.")
         frame["__cluster__"] = pd.factorize(df[cluster])[0]
         frame.loc[df[cluster].isna().to_numpy(), "__cluster__"] = np.nan
     complete = frame.notna().all(axis=1)

@@ -42,6 +42,7 @@ import numpy.typing as npt
 import pandas as pd
 
 from careloop.analysis import spc_rules
+from careloop.analysis._frames import require_columns
 from careloop.analysis.caveats import StatisticalWarning
 from careloop.analysis.spc_data import (
     AGGREGATES,
@@ -667,9 +668,7 @@ def qic_by(df: pd.DataFrame, *, by: str | Sequence[str], y: str, **options: Any)
         A mapping from group label to chart.
     """
     keys = [by] if isinstance(by, str) else list(by)
-    missing = [k for k in keys if k not in df.columns]
-    if missing:
-        raise InputError(f"Column(s) {missing} (for by) are not in the data.")
+    require_columns(df, [("by", k) for k in keys])
     charts: dict[str, SpcChart] = {}
     for label, group in df.groupby(keys if len(keys) > 1 else keys[0], sort=True, observed=True):
         name = " / ".join(str(v) for v in label) if isinstance(label, tuple) else str(label)

@@ -16,6 +16,7 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
+from careloop.analysis._frames import require_columns
 from careloop.core.errors import ErrorDetail, InputError
 
 Aggregate = Literal["mean", "median", "sum", "sd"]
@@ -58,11 +59,7 @@ def column(
                 f"{name}={value!r} is a column name but no data frame was given; "
                 "pass data=<DataFrame> or the values themselves."
             )
-        if value not in data.columns:
-            raise InputError(
-                f"Column {value!r} (for {name}) is not in the data.",
-                [ErrorDetail(name, f"expected one of {list(data.columns)}", value)],
-            )
+        require_columns(data, {name: value})
         return data[value].reset_index(drop=True)
     series = pd.Series(value) if not isinstance(value, pd.Series) else value.reset_index(drop=True)
     if length is not None and len(series) != length:

@@ -34,6 +34,7 @@ import numpy as np
 import pandas as pd
 from scipy import integrate, optimize, special, stats
 
+from careloop.analysis._frames import require_columns
 from careloop.analysis.effects import Effect
 from careloop.core.errors import InputError, IntegrityFailure
 
@@ -489,10 +490,16 @@ def regression(
     """
     import statsmodels.api as sm
 
+    require_columns(
+        df,
+        [
+            ("outcome", outcome),
+            ("arm", arm),
+            *(("covariate", c) for c in covariates),
+            ("cluster", cluster),
+        ],
+    )
     cols = [outcome, arm, *covariates, *([cluster] if cluster else [])]
-    missing = [c for c in cols if c not in df.columns]
-    if missing:
-        raise InputError(f"Column(s) {', '.join(map(repr, missing))} not in the data.")
     data = df[cols].dropna()
     levels = sorted(data[arm].unique().tolist(), key=str)
     if len(levels) != 2:

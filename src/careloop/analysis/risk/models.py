@@ -31,6 +31,7 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 from sklearn.model_selection import StratifiedKFold
 
+from careloop.analysis._frames import require_columns
 from careloop.analysis.caveats import StatisticalWarning
 from careloop.analysis.risk.firth import firth_logistic
 from careloop.analysis.risk.performance import (
@@ -299,12 +300,7 @@ def _feature_names(encodings: Sequence[Encoding]) -> tuple[str, ...]:
 
 
 def _encode(df: pd.DataFrame, encodings: Sequence[Encoding]) -> FloatArray:
-    missing = [e.name for e in encodings if e.name not in df.columns]
-    if missing:
-        raise InputError(
-            f"Predictor column(s) missing: {', '.join(missing)}.",
-            [ErrorDetail(m, "column required by the model") for m in missing],
-        )
+    require_columns(df, [("predictor", e.name) for e in encodings])
     cols: list[FloatArray] = []
     for e in encodings:
         col = df[e.name]
@@ -470,12 +466,7 @@ def fit_risk_model(
         )
     if not predictors:
         raise InputError("Give at least one predictor column.")
-    absent = [c for c in (outcome, *predictors) if c not in df.columns]
-    if absent:
-        raise InputError(
-            f"Column(s) not in the data: {', '.join(absent)}.",
-            [ErrorDetail(c, "no such column") for c in absent],
-        )
+    require_columns(df, [("outcome", outcome), *(("predictor", p) for p in predictors)])
     y_col = df[outcome]
     if y_col.isna().any():
         row = int(np.flatnonzero(y_col.isna().to_numpy())[0])
