@@ -20,11 +20,10 @@ import pytest
 from PIL import Image
 
 from careloop.analysis import spc
-from careloop.analysis.spc import SpcChart
+from careloop.analysis.spc import Annotation, SpcChart
 from careloop.analysis.spc_plot import (
     SIGMA_SIGNAL,
     STATUS_COLOURS,
-    Annotation,
     chart_figure,
     chart_to_png,
     chart_to_svg,

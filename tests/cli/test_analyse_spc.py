@@ -114,7 +114,7 @@ def _not_json(constant: str) -> None:
 
 def test_agg_sd_summarises_the_records_of_each_x_as_qicharts2_agg_fun_sd() -> None:
     # NA_test sample 1: sd of its five values is 0.014771594 in qicharts2
-    # (tests/analysis/reference/qicharts2_points.csv, case na_run_sd).
+    # (tests/analysis/spc/reference/qicharts2_points.csv, case na_run_sd).
     result = invoke(
         "--input", str(DATA / "NA_test.csv"), "--y", "obs", "--x", "sample", "--chart", "run",
         "--agg", "sd", "--format", "json",

@@ -23,7 +23,6 @@ static export needs Chrome). :func:`facets_figure`, :func:`facets_to_svg` and
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
 
@@ -31,31 +30,11 @@ import numpy as np
 import pandas as pd
 
 from careloop.analysis import _vegalite
+from careloop.analysis.spc.annotations import Annotation
 from careloop.core.errors import InputError
 
 if TYPE_CHECKING:
     from careloop.analysis.spc import SpcChart
-
-AnnotationKind: TypeAlias = Literal["pdsa", "deployment", "note"]
-
-
-@dataclass(frozen=True)
-class Annotation:
-    """Something that happened at ``x``, drawn as a labelled vertical line."""
-
-    x: Any
-    """Where: a value on the chart's x axis (number, date or category)."""
-    label: str
-    """What: a short label, e.g. ``"PDSA 2: reminder cards"``."""
-    kind: AnnotationKind = "note"
-    """``"pdsa"`` (a PDSA cycle), ``"deployment"`` (a knowledge object put into
-    practice) or ``"note"``; sets the line's colour and dash."""
-
-    def __post_init__(self) -> None:
-        if self.kind not in ANNOTATION_STYLES:
-            raise InputError(
-                f"Annotation kind must be one of {', '.join(ANNOTATION_STYLES)}; got {self.kind!r}."
-            )
 
 
 AnnotationsArg: TypeAlias = Sequence[Annotation] | None
@@ -192,7 +171,7 @@ def _annotations(annotations: AnnotationsArg) -> list[Annotation]:
     for a in out:
         if not isinstance(a, Annotation):
             raise InputError(
-                f"Annotations must be careloop.analysis.spc_plot.Annotation objects; got {a!r}."
+                f"Annotations must be careloop.analysis.spc.Annotation objects; got {a!r}."
             )
     return out
 

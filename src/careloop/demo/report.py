@@ -17,7 +17,7 @@ import pandas as pd
 
 from careloop.analysis import funnel, spc
 from careloop.analysis.caveats import StatisticalWarning
-from careloop.analysis.spc_plot import Annotation
+from careloop.analysis.spc import Annotation
 from careloop.demo.decision_support import DecisionSupportRun
 from careloop.demo.load import LoadCounts
 from careloop.demo.network import SyntheticNetwork

@@ -29,8 +29,7 @@ from typing import Any
 import pandas as pd
 
 from careloop.analysis.its import ItsResult, segmented_regression
-from careloop.analysis.spc import SpcChart, qic
-from careloop.analysis.spc_plot import Annotation
+from careloop.analysis.spc import Annotation, SpcChart, qic
 from careloop.analysis.trials import ProportionsComparison, compare_proportions
 from careloop.core.errors import InputError
 from careloop.knowledge.library import Deployment

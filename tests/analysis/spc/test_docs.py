@@ -10,7 +10,7 @@ import pytest
 
 from careloop.analysis import spc
 
-REPO = Path(__file__).resolve().parent.parent.parent
+REPO = Path(__file__).resolve().parents[3]
 PAGE = REPO / "docs" / "analysis" / "spc.md"
 
 

@@ -6,7 +6,7 @@
 # with R CMD INSTALL into R 4.2.2 from Debian bookworm with its r-cran-ggplot2
 # and r-cran-scales) run
 #
-#   Rscript tests/analysis/reference/qicharts2_reference.R
+#   Rscript tests/analysis/spc/reference/qicharts2_reference.R
 #
 # (set QICHARTS2_LIB to the library folder if qicharts2 is not installed in the
 # default one). For every case in qicharts2_cases.csv it calls

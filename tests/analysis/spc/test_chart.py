@@ -17,7 +17,8 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from careloop.analysis import spc, spc_rules
+from careloop.analysis import spc
+from careloop.analysis.spc import rules as spc_rules
 from careloop.core.errors import InputError
 
 Y24 = [8.0, 11, 9, 12, 10, 9, 11, 10, 12, 8, 10, 11, 9, 10, 12, 9, 11, 10, 8, 12, 10, 9, 11, 10]

@@ -1,6 +1,6 @@
 """spc.qic against qicharts2's own calculations, point by point.
 
-Reference: tests/analysis/reference/qicharts2_points.csv, written by
+Reference: tests/analysis/spc/reference/qicharts2_points.csv, written by
 qicharts2_reference.R with qicharts2::qic(return.data = TRUE) (qicharts2 0.8.1,
 anhoej/qicharts2 commit 1b9487ecb3938d25a8a04578464f960d3a064f64, in R 4.2.2)
 for the cases in qicharts2_cases.csv: every chart type, parts, freeze, exclude,
@@ -21,10 +21,10 @@ import pandas as pd
 import pytest
 
 from careloop.analysis import spc
-from careloop.analysis.spc_runs import crossings_min, longest_run_max, runs_signal
+from careloop.analysis.spc.runs import crossings_min, longest_run_max, runs_signal
 
 REFERENCE = Path(__file__).parent / "reference"
-DATA = Path(__file__).parent.parent / "data" / "qicharts2"
+DATA = Path(__file__).parent.parent.parent / "data" / "qicharts2"
 CASES = pd.read_csv(REFERENCE / "qicharts2_cases.csv", dtype=str, keep_default_na=False)
 POINTS = pd.read_csv(REFERENCE / "qicharts2_points.csv")
 

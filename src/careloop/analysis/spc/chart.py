@@ -6,9 +6,9 @@ result is an :class:`SpcChart`: one row per point in :attr:`SpcChart.points`
 and one row per part (phase) in :meth:`SpcChart.summary`. :func:`qic_by` makes
 one chart per site (small multiples).
 
-The limits of each chart type are in :mod:`careloop.analysis.spc_limits`, the
-runs analysis in :mod:`careloop.analysis.spc_runs` and the optional rule sets
-in :mod:`careloop.analysis.spc_rules`. Rendering lives in
+The limits of each chart type are in :mod:`careloop.analysis.spc.limits`, the
+runs analysis in :mod:`careloop.analysis.spc.runs` and the optional rule sets
+in :mod:`careloop.analysis.spc.rules`. Rendering lives in
 ``careloop.analysis.spc_plot``; the chart's ``figure``/``to_svg``/``to_png``
 methods import it lazily so that computing a chart never needs a plotting
 library.
@@ -41,10 +41,10 @@ import numpy as np
 import numpy.typing as npt
 import pandas as pd
 
-from careloop.analysis import spc_rules
 from careloop.analysis._frames import require_columns
 from careloop.analysis.caveats import StatisticalWarning
-from careloop.analysis.spc_data import (
+from careloop.analysis.spc import rules as spc_rules
+from careloop.analysis.spc.data import (
     AGGREGATES,
     Aggregate,
     Subgroups,
@@ -58,9 +58,9 @@ from careloop.analysis.spc_data import (
     positions,
     x_positions,
 )
-from careloop.analysis.spc_limits import CHART_FUNCTIONS, PartData, PartLimits
-from careloop.analysis.spc_rules import Improvement, RuleSet
-from careloop.analysis.spc_runs import RunsMethod, analyse_runs
+from careloop.analysis.spc.limits import CHART_FUNCTIONS, PartData, PartLimits
+from careloop.analysis.spc.rules import Improvement, RuleSet
+from careloop.analysis.spc.runs import RunsMethod, analyse_runs
 from careloop.core.errors import InputError
 
 __all__ = [
