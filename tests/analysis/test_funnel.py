@@ -37,7 +37,7 @@ from careloop.analysis.funnel import (
     winsorised,
 )
 from careloop.core.errors import InputError
-from tests.analysis._svg_marks import count_items, mark_groups, texts
+from tests.charts._svg_marks import count_items, mark_groups, texts
 
 REFERENCE = Path(__file__).resolve().parent / "reference" / "funnel_reference.Rout"
 

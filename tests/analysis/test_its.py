@@ -34,7 +34,7 @@ from careloop.analysis import Effect
 from careloop.analysis.caveats import StatisticalWarning
 from careloop.analysis.its import Harmonics, ItsResult, segmented_regression
 from careloop.core.errors import InputError
-from tests.analysis._svg_marks import count_items, mark_groups, texts
+from tests.charts._svg_marks import count_items, mark_groups, texts
 
 REFERENCE = Path(__file__).resolve().parent / "reference"
 TOL = 1e-6

@@ -171,7 +171,7 @@ class FunnelResult:
 
     def to_svg(self, path: str | Path | None = None, *, title: str | None = None) -> str:
         """Render as SVG without a browser; also write it to ``path`` if given."""
-        from careloop.analysis import _vegalite
+        from careloop.charts import _vegalite
 
         return _vegalite.write_text(path, _vegalite.to_svg(self.to_vegalite(title=title)))
 
@@ -179,7 +179,7 @@ class FunnelResult:
         self, path: str | Path | None = None, *, title: str | None = None, scale: float = 2.0
     ) -> bytes:
         """Render as PNG without a browser; also write it to ``path`` if given."""
-        from careloop.analysis import _vegalite
+        from careloop.charts import _vegalite
 
         png = _vegalite.to_png(self.to_vegalite(title=title), scale=scale)
         return _vegalite.write_bytes(path, png)

@@ -12,7 +12,8 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from careloop.analysis import _vegalite
+from careloop.analysis._frames import records
+from careloop.charts import _vegalite
 
 if TYPE_CHECKING:
     from careloop.analysis.funnel import FunnelResult
@@ -190,7 +191,7 @@ def funnel_vegalite(
     layers: list[dict[str, Any]] = [
         {
             "name": "limits",
-            "data": {"values": _vegalite.records(curve_rows)},
+            "data": {"values": records(curve_rows)},
             "mark": {"type": "line", "strokeWidth": 1.4, "clip": True},
             "encoding": {
                 "x": x_enc,
@@ -229,7 +230,7 @@ def funnel_vegalite(
         },
         {
             "name": "units",
-            "data": {"values": _vegalite.records(unit_rows)},
+            "data": {"values": records(unit_rows)},
             "mark": {"type": "point", "filled": True, "size": 50, "opacity": 1},
             "encoding": {
                 "x": x_enc,
@@ -258,7 +259,7 @@ def funnel_vegalite(
             layers.append(
                 {
                     "name": "unit_labels",
-                    "data": {"values": _vegalite.records(flagged)},
+                    "data": {"values": records(flagged)},
                     "mark": {"type": "text", "dy": -9, "fontSize": 10, "color": "#333333"},
                     "encoding": {
                         "x": x_enc,

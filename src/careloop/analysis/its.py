@@ -189,7 +189,7 @@ class ItsResult:
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready dictionary of the results (no statsmodels object)."""
-        from careloop.analysis._vegalite import json_value, records
+        from careloop.analysis._frames import json_value, records
 
         def eff(e: Effect | None) -> dict[str, Any] | None:
             if e is None:
@@ -259,7 +259,7 @@ class ItsResult:
         self, path: str | Path | None = None, *, per: float | None = None, title: str | None = None
     ) -> str:
         """Render the figure as SVG without a browser; write it to ``path`` if given."""
-        from careloop.analysis import _vegalite
+        from careloop.charts import _vegalite
 
         svg = _vegalite.to_svg(self.to_vegalite(per=per, title=title))
         return _vegalite.write_text(path, svg)
@@ -273,7 +273,7 @@ class ItsResult:
         scale: float = 2.0,
     ) -> bytes:
         """Render the figure as PNG without a browser; write it to ``path`` if given."""
-        from careloop.analysis import _vegalite
+        from careloop.charts import _vegalite
 
         png = _vegalite.to_png(self.to_vegalite(per=per, title=title), scale=scale)
         return _vegalite.write_bytes(path, png)

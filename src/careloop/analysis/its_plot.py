@@ -17,7 +17,8 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from careloop.analysis import _vegalite
+from careloop.analysis._frames import records
+from careloop.charts import _vegalite
 
 if TYPE_CHECKING:
     from careloop.analysis.its import ItsResult
@@ -187,13 +188,13 @@ def its_vegalite(
     layers: list[dict[str, Any]] = [
         {
             "name": "intervention",
-            "data": {"values": _vegalite.records(marks)},
+            "data": {"values": records(marks)},
             "mark": {"type": "rule", "color": MARKER, "strokeDash": [2, 3]},
             "encoding": {"x": {"field": "x", "type": xtype}},
         },
         {
             "name": "intervention_label",
-            "data": {"values": _vegalite.records(marks)},
+            "data": {"values": records(marks)},
             "mark": {
                 "type": "text",
                 "align": "left",
@@ -211,7 +212,7 @@ def its_vegalite(
         },
         {
             "name": "observed",
-            "data": {"values": _vegalite.records(rows)},
+            "data": {"values": records(rows)},
             "mark": {"type": "point", "filled": True, "size": 30},
             "encoding": {
                 "x": x_enc,
@@ -231,7 +232,7 @@ def its_vegalite(
         },
         {
             "name": "fitted",
-            "data": {"values": _vegalite.records(rows)},
+            "data": {"values": records(rows)},
             "mark": {"type": "line", "strokeWidth": 2},
             "encoding": {
                 "x": x_enc,
@@ -250,7 +251,7 @@ def its_vegalite(
         layers.append(
             {
                 "name": "counterfactual",
-                "data": {"values": _vegalite.records(cf_rows)},
+                "data": {"values": records(cf_rows)},
                 "mark": {
                     "type": "line",
                     "strokeWidth": 2,

@@ -110,7 +110,7 @@ def its_command(
         return
     if fmt == "json":
         data: dict[str, Any] = result.to_dict()
-        from careloop.analysis._vegalite import records
+        from careloop.analysis._frames import records
 
         data["series"] = records(result.series.to_dict(orient="records"))
         if out is not None:

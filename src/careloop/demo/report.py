@@ -15,6 +15,7 @@ from typing import Any
 import jinja2
 import pandas as pd
 
+from careloop import charts
 from careloop.analysis import funnel, spc
 from careloop.analysis.caveats import StatisticalWarning
 from careloop.analysis.spc import Annotation
@@ -31,7 +32,7 @@ def _pct(x: float) -> str:
 
 
 def _charts(
-    out: Path, network: SyntheticNetwork, results: pd.DataFrame, charts: Mapping[str, Any]
+    out: Path, network: SyntheticNetwork, results: pd.DataFrame, analysed: Mapping[str, Any]
 ) -> dict[str, str]:
     truth = network.truth
     files: dict[str, str] = {}
@@ -49,15 +50,15 @@ def _charts(
         )
         annotations = [Annotation(truth.change_date, "Change package", "pdsa")]
         annotations += [Annotation(truth.ko_date, "Decision support live", "deployment")]
-        chart.to_png(out / "network_remission.png", annotations=annotations)
+        charts.spc.png(chart, out / "network_remission.png", annotations=annotations)
         files["network"] = "network_remission.png"
-        charts["change"].to_png(
+        analysed["change"].to_png(
             out / "change_its.png", title="Interrupted time series: change package"
         )
         files["its"] = "change_its.png"
-        charts["excursion"].to_png(out / "excursion.png")
+        charts.spc.png(analysed["excursion"], out / "excursion.png")
         files["excursion"] = "excursion.png"
-        charts["knowledge"].to_png(
+        analysed["knowledge"].to_png(
             out / "knowledge_its.png", title="Steroid use at sites with decision support"
         )
         files["knowledge"] = "knowledge_its.png"

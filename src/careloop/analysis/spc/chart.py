@@ -8,10 +8,9 @@ one chart per site (small multiples).
 
 The limits of each chart type are in :mod:`careloop.analysis.spc.limits`, the
 runs analysis in :mod:`careloop.analysis.spc.runs` and the optional rule sets
-in :mod:`careloop.analysis.spc.rules`. Rendering lives in
-``careloop.analysis.spc_plot``; the chart's ``figure``/``to_svg``/``to_png``
-methods import it lazily so that computing a chart never needs a plotting
-library.
+in :mod:`careloop.analysis.spc.rules`. Charts are drawn by
+:mod:`careloop.charts.spc` (``charts.spc.figure(chart)``, ``charts.spc.svg(chart)``):
+computing a chart never needs a plotting library.
 
 Parts, freeze and exclude (all positions are 1-based and count the subgroups
 after x is sorted and aggregated):
@@ -34,8 +33,7 @@ from __future__ import annotations
 import warnings
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
-from typing import Any, Literal, TypeAlias
+from typing import Any, Literal
 
 import numpy as np
 import numpy.typing as npt
@@ -81,9 +79,6 @@ __all__ = [
     "qic",
     "qic_by",
 ]
-
-Annotations: TypeAlias = "Sequence[Any] | None"
-"""Annotations passed through to the renderer (PDSA cycles, deployments…)."""
 
 ChartType = Literal["run", "i", "mr", "xbar", "s", "t", "p", "pp", "c", "u", "up", "g"]
 """The chart types of ``qicharts2::qic`` (``pp``/``up`` are Laney's P′/U′)."""
@@ -202,27 +197,6 @@ class SpcChart:
                 )
             rows.append(row)
         return pd.DataFrame(rows)
-
-    # --- rendering: delegated to careloop.analysis.spc_plot -------------------
-
-    def figure(self, annotations: Annotations = None) -> Any:
-        """A Plotly figure of the chart (see :mod:`careloop.analysis.spc_plot`)."""
-        return _renderer().chart_figure(self, annotations=annotations)
-
-    def to_svg(self, path: str | Path | None = None, annotations: Annotations = None) -> Any:
-        """Render the chart as SVG; write it to ``path`` if given, else return it."""
-        return _renderer().chart_to_svg(self, path=path, annotations=annotations)
-
-    def to_png(self, path: str | Path | None = None, annotations: Annotations = None) -> Any:
-        """Render the chart as PNG; write it to ``path`` if given, else return the bytes."""
-        return _renderer().chart_to_png(self, path=path, annotations=annotations)
-
-
-def _renderer() -> Any:
-    """careloop.analysis.spc_plot, imported on first use (it needs Plotly)."""
-    import importlib
-
-    return importlib.import_module("careloop.analysis.spc_plot")
 
 
 # --- the chart -----------------------------------------------------------------

@@ -4,13 +4,13 @@ Plotly's static export (kaleido) needs a Chrome build; vl-convert renders
 Vega-Lite with an embedded JavaScript engine and resvg, so charts can be
 written to files on a server, in CI and from the command line. The figures'
 interactive versions stay Plotly; their static versions are equivalent
-Vega-Lite specifications built by each plotting module.
+Vega-Lite specifications built by each chart family's module. The data in a
+specification are JSON-safe records (:func:`careloop.analysis._frames.records`).
 """
 
 from __future__ import annotations
 
-import math
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
@@ -28,39 +28,6 @@ BASE_CONFIG: dict[str, Any] = {
     "title": {"fontSize": 14, "anchor": "start"},
     "background": "white",
 }
-
-
-def records(rows: Iterable[Mapping[Any, Any]]) -> list[dict[str, Any]]:
-    """JSON-safe records: NaN and infinities become null, numpy scalars Python ones."""
-    out: list[dict[str, Any]] = []
-    for row in rows:
-        clean: dict[str, Any] = {}
-        for key, value in row.items():
-            clean[str(key)] = json_value(value)
-        out.append(clean)
-    return out
-
-
-def json_value(value: Any) -> Any:
-    """One value made JSON-safe (see :func:`records`)."""
-    if value is None:
-        return None
-    if hasattr(value, "isoformat") and not isinstance(value, str):
-        return value.isoformat()
-    if hasattr(value, "item") and not isinstance(value, str | bytes):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    if isinstance(value, bool | int | float | str):
-        return value
-    try:
-        import pandas as pd
-
-        if pd.isna(value):
-            return None
-    except (TypeError, ValueError):
-        pass
-    return str(value)
 
 
 def to_svg(spec: Mapping[str, Any]) -> str:

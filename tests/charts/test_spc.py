@@ -1,7 +1,7 @@
-"""careloop.analysis.spc_plot: what the rendered charts actually contain.
+"""careloop.charts.spc: what the rendered SPC charts actually contain.
 
 The SVGs are rendered for real with vl-convert and read back mark by mark
-(tests/analysis/_svg_marks.py); the PNGs are decoded with Pillow. Charts come
+(tests/charts/_svg_marks.py); the PNGs are decoded with Pillow. Charts come
 from careloop.analysis.spc.qic on qicharts2's data (../shared/data/qicharts2
 and qicharts2_cases: anhoej/qicharts2 commit 1b9487ec, see that folder's
 README) and from hand-made points whose signals are known.
@@ -21,19 +21,10 @@ from PIL import Image
 
 from careloop.analysis import spc
 from careloop.analysis.spc import Annotation, SpcChart
-from careloop.analysis.spc_plot import (
-    SIGMA_SIGNAL,
-    STATUS_COLOURS,
-    chart_figure,
-    chart_to_png,
-    chart_to_svg,
-    chart_vegalite,
-    facets_figure,
-    facets_to_png,
-    facets_to_svg,
-)
+from careloop.charts import spc as spc_charts
+from careloop.charts.spc import SIGMA_SIGNAL, STATUS_COLOURS
 from careloop.core.errors import InputError
-from tests.analysis._svg_marks import count_items, mark_groups, texts
+from tests.charts._svg_marks import count_items, mark_groups, texts
 
 
 @pytest.fixture(scope="module")
@@ -80,7 +71,7 @@ ANNOTATIONS = [
 
 
 def test_svg_of_a_p_chart_with_parts_has_every_point_line_and_label(montgomery_p):
-    svg = chart_to_svg(montgomery_p, annotations=ANNOTATIONS)
+    svg = spc_charts.svg(montgomery_p, annotations=ANNOTATIONS)
     assert svg.startswith("<svg")
     # 94 subgroups (Montgomery table 7.3), each a point symbol
     assert count_items(svg, "points", "path") == 94
@@ -99,7 +90,7 @@ def test_svg_of_a_p_chart_with_parts_has_every_point_line_and_label(montgomery_p
 
 
 def test_points_outside_the_limits_are_red_and_excluded_ones_hollow(montgomery_p):
-    svg = chart_to_svg(montgomery_p)
+    svg = spc_charts.svg(montgomery_p)
     group = mark_groups(svg, "points")[0]
     items = re.findall(r"<path\b[^>]*>", group)
     red = [p for p in items if f'stroke="{SIGMA_SIGNAL}"' in p]
@@ -112,7 +103,7 @@ def test_points_outside_the_limits_are_red_and_excluded_ones_hollow(montgomery_p
 
 def test_runs_signal_makes_the_centre_line_dashed_and_red():
     chart = hand_chart([11, 11.5, 12, 11, 12.5, 11, 11.2, 12.1, 11.7, 11.3], runs_signal=True)
-    svg = chart_to_svg(chart)
+    svg = spc_charts.svg(chart)
     assert mark_groups(svg, "centre") == []
     (signal,) = mark_groups(svg, "centre_runs_signal")
     assert 'stroke-dasharray="6,4"' in signal and 'stroke="#d7301f"' in signal
@@ -121,7 +112,7 @@ def test_runs_signal_makes_the_centre_line_dashed_and_red():
 
 def test_target_line_and_label_are_drawn():
     chart = hand_chart([9, 10, 11, 10, 9, 14], target=8.5)
-    svg = chart_to_svg(chart)
+    svg = spc_charts.svg(chart)
     assert len(mark_groups(svg, "target")) == 1
     assert "target 8.5" in texts(svg, "limit_labels")
     # one point beyond UCL 13
@@ -134,7 +125,7 @@ def test_run_chart_has_no_limits():
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", spc.SpcWarning)
         chart = spc.qic("y", data=d, chart="run")
-    svg = chart_to_svg(chart)
+    svg = spc_charts.svg(chart)
     assert mark_groups(svg, "limits_upper") == [] and mark_groups(svg, "limits_lower") == []
     assert count_items(svg, "points", "path") == 12
     assert "no control limits" in svg
@@ -144,14 +135,14 @@ def test_dates_and_categories_on_the_x_axis(shared_data):
     h = pd.read_csv(shared_data / "qicharts2_cases" / "hospital_infections.csv")
     one = h[(h["hospital"] == "AHH") & (h["infection"] == "BAC")]
     chart = spc.qic("n", n="days", x="month", data=one, chart="u", multiply=10_000)
-    svg = chart_to_svg(chart, annotations=[Annotation("2015-06-01", "PDSA 1", "pdsa")])
+    svg = spc_charts.svg(chart, annotations=[Annotation("2015-06-01", "PDSA 1", "pdsa")])
     assert count_items(svg, "points", "path") == 24
     assert texts(svg, "annotation_labels") == ["PDSA 1"]
     cats = pd.DataFrame({"ward": list("ABCDEFGHIJ"), "y": [5, 6, 5, 7, 6, 5, 8, 6, 5, 6]})
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", spc.SpcWarning)
         cat_chart = spc.qic("y", x="ward", data=cats, chart="i")
-    cat_svg = chart_to_svg(cat_chart, annotations=[Annotation("D", "change", "note")])
+    cat_svg = spc_charts.svg(cat_chart, annotations=[Annotation("D", "change", "note")])
     assert count_items(cat_svg, "points", "path") == 10
     assert count_items(cat_svg, "annotations", "line") == 1
 
@@ -162,7 +153,7 @@ def test_making_data_count_colours(shared_data):
         warnings.simplefilter("ignore", spc.SpcWarning)
         chart = spc.qic("cost", x="weeks", data=d, chart="i", rules=("anhoej", "nhs"),
                         improvement="down")  # fmt: skip
-    spec = chart_vegalite(chart)
+    spec = spc_charts.vegalite(chart)
     points_layer = next(layer for layer in spec["layer"] if layer["name"] == "points")
     domain = points_layer["encoding"]["color"]["scale"]["domain"]
     expected = {
@@ -171,7 +162,7 @@ def test_making_data_count_colours(shared_data):
         for v in chart.points["variation"].dropna()
     }  # fmt: skip
     assert set(domain) == expected
-    svg = chart_to_svg(chart)
+    svg = spc_charts.svg(chart)
     group = mark_groups(svg, "points")[0]
     n_improvement = int((chart.points["variation"] == "special_cause_improvement").sum())
     assert group.count(f'stroke="{STATUS_COLOURS["improvement"]}"') == n_improvement
@@ -184,7 +175,7 @@ def test_making_data_count_colours(shared_data):
 
 def test_png_decodes_with_the_expected_size_and_ink(montgomery_p, tmp_path):
     out = tmp_path / "p.png"
-    png = chart_to_png(montgomery_p, path=out, annotations=ANNOTATIONS, width=640, height=300)
+    png = spc_charts.png(montgomery_p, path=out, annotations=ANNOTATIONS, width=640, height=300)
     assert out.read_bytes() == png
     image = Image.open(io.BytesIO(png)).convert("RGB")
     # scale 2 of a 640 × 300 plot plus axes, title and legend
@@ -197,12 +188,15 @@ def test_png_decodes_with_the_expected_size_and_ink(montgomery_p, tmp_path):
     assert red.sum() > 20
 
 
-def test_spc_chart_methods_render_through_spc_plot(montgomery_p, tmp_path):
-    svg = montgomery_p.to_svg(annotations=ANNOTATIONS)
+def test_a_chart_is_drawn_with_one_call_per_form_and_the_png_written_to_its_path(
+    montgomery_p, tmp_path
+):
+    svg = spc_charts.svg(montgomery_p, annotations=ANNOTATIONS)
     assert count_items(svg, "points", "path") == 94
-    png = montgomery_p.to_png(tmp_path / "m.png")
+    png = spc_charts.png(montgomery_p, tmp_path / "m.png")
     assert Image.open(io.BytesIO(png)).format == "PNG"
-    fig = montgomery_p.figure(annotations=ANNOTATIONS)
+    assert (tmp_path / "m.png").read_bytes() == png
+    fig = spc_charts.figure(montgomery_p, annotations=ANNOTATIONS)
     assert fig.layout.title.text == "Montgomery Example 7.1"
 
 
@@ -212,7 +206,7 @@ def test_spc_chart_methods_render_through_spc_plot(montgomery_p, tmp_path):
 
 
 def test_plotly_figure_breaks_lines_at_parts_and_colours_signals(montgomery_p):
-    fig = chart_figure(montgomery_p, annotations=ANNOTATIONS)
+    fig = spc_charts.figure(montgomery_p, annotations=ANNOTATIONS)
     centre = [t for t in fig.data if t.name == "centre line"]
     assert len(centre) == 2
     assert [t.line.dash for t in centre] == ["solid", "solid"]
@@ -230,7 +224,7 @@ def test_plotly_figure_breaks_lines_at_parts_and_colours_signals(montgomery_p):
 
 
 def test_plotly_runs_signal_centre_line_is_dashed():
-    fig = chart_figure(hand_chart([11, 12, 11, 12, 11, 12], runs_signal=True, target=9))
+    fig = spc_charts.figure(hand_chart([11, 12, 11, 12, 11, 12], runs_signal=True, target=9))
     (centre,) = [t for t in fig.data if t.name == "centre line (runs signal)"]
     assert centre.line.dash == "dash" and centre.line.color == "#d7301f"
     assert any(t.name == "target" for t in fig.data)
@@ -250,7 +244,7 @@ def hospitals(shared_data: Path) -> spc.SpcFacets:
 
 def test_facets_svg_has_one_panel_per_site(hospitals, tmp_path):
     per_site = {"AHH": [Annotation("2015-06-01", "PDSA 1", "pdsa")]}
-    svg = facets_to_svg(hospitals, annotations=per_site, columns=3, title="Bacteraemia",
+    svg = spc_charts.facets_svg(hospitals, annotations=per_site, columns=3, title="Bacteraemia",
                         path=tmp_path / "f.svg")  # fmt: skip
     assert (tmp_path / "f.svg").read_text() == svg
     assert len(hospitals) == 6
@@ -263,10 +257,12 @@ def test_facets_svg_has_one_panel_per_site(hospitals, tmp_path):
 
 
 def test_facets_png_and_plotly(hospitals):
-    png = facets_to_png(hospitals, columns=3)
+    png = spc_charts.facets_png(hospitals, columns=3)
     image = Image.open(io.BytesIO(png))
     assert image.width > image.height > 400  # two rows of three
-    fig = facets_figure(hospitals, columns=3, annotations=[Annotation("2016-01-01", "note")])
+    fig = spc_charts.facets_figure(
+        hospitals, columns=3, annotations=[Annotation("2016-01-01", "note")]
+    )
     assert [a.text for a in fig.layout.annotations][:6] == list(hospitals)
     assert len(fig.layout.shapes) == 6  # the shared annotation in every panel
 
@@ -280,8 +276,8 @@ def test_bad_annotations_and_empty_facets_raise_input_errors(montgomery_p):
     with pytest.raises(InputError, match="kind"):
         Annotation(3, "x", "meeting")  # type: ignore[arg-type]
     with pytest.raises(InputError, match="Annotation objects"):
-        chart_to_svg(montgomery_p, annotations=[(3, "x")])  # type: ignore[list-item]
+        spc_charts.svg(montgomery_p, annotations=[(3, "x")])  # type: ignore[list-item]
     with pytest.raises(InputError, match="No charts"):
-        facets_to_svg({})
+        spc_charts.facets_svg({})
     with pytest.raises(InputError, match="lack the column"):
-        chart_to_svg(SpcChart(chart_type="i", points=pd.DataFrame({"x": [1], "y": [2]})))
+        spc_charts.svg(SpcChart(chart_type="i", points=pd.DataFrame({"x": [1], "y": [2]})))
