@@ -73,7 +73,8 @@ def _charts(
             fun = funnel.funnel(
                 latest, numerator="numerator", denominator="denominator", unit="site"
             )
-            fun.to_png(
+            charts.funnel.png(
+                fun,
                 out / "funnel.png",
                 title="Sites: patients in remission (last month, 12-month look-back)",
             )

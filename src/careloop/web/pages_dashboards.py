@@ -312,7 +312,11 @@ def measure_funnel_image(
         raise NotFound(detail.funnel.note or "There is no funnel plot for this measure.")
     title = f"{detail.measure.title} — sites, {detail.funnel.window}"
     name = f"{measure_id}-funnel.{fmt}"
-    body: bytes | str = result.to_png(title=title) if fmt == "png" else result.to_svg(title=title)
+    body: bytes | str = (
+        charts.funnel.png(result, title=title)
+        if fmt == "png"
+        else charts.funnel.svg(result, title=title)
+    )
     return Response(
         body,
         media_type="image/png" if fmt == "png" else "image/svg+xml",
@@ -348,7 +352,9 @@ def measure_page(
             charts.spc.facets_figure(site_charts, columns=3, annotations=notes, title="By site")
         )
     if detail.funnel.result is not None:
-        funnel_fig = detail.funnel.result.figure(title=f"Sites, {detail.funnel.window}")
+        funnel_fig = charts.funnel.figure(
+            detail.funnel.result, title=f"Sites, {detail.funnel.window}"
+        )
         percent = detail.measure.percent
         funnel_fig.update_layout(
             xaxis_title="counted (denominator)",
