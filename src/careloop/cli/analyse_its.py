@@ -101,10 +101,12 @@ def its_command(
             control=control,
         )
     if out is not None:
+        from careloop.charts import its as its_charts
+
         if out.suffix.lower() == ".png":
-            result.to_png(out, per=per)
+            its_charts.png(result, out, per=per)
         else:
-            result.to_svg(out, per=per)
+            its_charts.svg(result, out, per=per)
     if fmt == "csv":
         print_frame(result.series, fmt="csv")
         return

@@ -52,14 +52,18 @@ def _charts(
         annotations += [Annotation(truth.ko_date, "Decision support live", "deployment")]
         charts.spc.png(chart, out / "network_remission.png", annotations=annotations)
         files["network"] = "network_remission.png"
-        analysed["change"].to_png(
-            out / "change_its.png", title="Interrupted time series: change package"
+        charts.its.png(
+            analysed["change"],
+            out / "change_its.png",
+            title="Interrupted time series: change package",
         )
         files["its"] = "change_its.png"
         charts.spc.png(analysed["excursion"], out / "excursion.png")
         files["excursion"] = "excursion.png"
-        analysed["knowledge"].to_png(
-            out / "knowledge_its.png", title="Steroid use at sites with decision support"
+        charts.its.png(
+            analysed["knowledge"],
+            out / "knowledge_its.png",
+            title="Steroid use at sites with decision support",
         )
         files["knowledge"] = "knowledge_its.png"
         last = results[

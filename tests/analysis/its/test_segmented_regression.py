@@ -2,13 +2,13 @@
 
 References, named beside each number:
 
-* **R** — ``tests/analysis/reference/sicily_reference.R`` run with R 4.2.2
+* **R** — ``tests/analysis/its/reference/sicily_reference.R`` run with R 4.2.2
   (Debian r-base-core) and sandwich 3.0.2; its output is committed as
   ``sicily_reference.Rout`` and the numbers below are copied from it. Its
   models 1–4 are those of the Lopez Bernal, Cummins & Gasparrini IJE 2017
   tutorial's R code (gasparrini/2017_lopezbernal_IJE_codedata, ``Rcode.R``:
   ``model1`` … ``model4``).
-* **statsmodels** — ``tests/analysis/reference/sicily_statsmodels.py``, the
+* **statsmodels** — ``tests/analysis/its/reference/sicily_statsmodels.py``, the
   same models through statsmodels' formula interface without careloop code,
   committed as ``sicily_statsmodels.json``.
 
@@ -18,7 +18,6 @@ Data: ``tests/data/its_sicily/sicily.csv`` (see its SOURCE.md).
 from __future__ import annotations
 
 import importlib.util
-import io
 import json
 import math
 import warnings
@@ -30,11 +29,12 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from careloop import charts
 from careloop.analysis import Effect
 from careloop.analysis.caveats import StatisticalWarning
 from careloop.analysis.its import Harmonics, ItsResult, segmented_regression
 from careloop.core.errors import InputError
-from tests.charts._svg_marks import count_items, mark_groups, texts
+from tests.charts._svg_marks import count_items, mark_groups
 
 REFERENCE = Path(__file__).resolve().parent / "reference"
 TOL = 1e-6
@@ -318,7 +318,7 @@ def test_comparative_its_matches_r(sicily):
     assert "a change of +0.6% (95% CI −10.2% to +12.6%): no clear change" in text
     assert "as the control series did" in text
     # both series drawn: 118 points, fitted lines per series and segment, one counterfactual
-    svg = result.to_svg(per=100_000)
+    svg = charts.its.svg(result, per=100_000)
     assert count_items(svg, "observed", "path") == 118
     assert len(mark_groups(svg, "fitted")) == 4
     assert len(mark_groups(svg, "counterfactual")) == 1
@@ -592,49 +592,6 @@ def test_result_is_frozen(sicily):
     result, _ = fit(sicily, **TUTORIAL, family="quasipoisson")
     with pytest.raises(AttributeError):
         result.step = None  # type: ignore[misc]
-
-
-# --------------------------------------------------------------------------
-# Figures
-# --------------------------------------------------------------------------
-
-
-def test_plotly_figure_has_observed_fitted_and_dashed_counterfactual(sicily):
-    result, _ = fit(sicily, **TUTORIAL, family="quasipoisson", seasonality=SEASON)
-    fig = result.figure(per=100_000)
-    names = [t.name for t in fig.data]
-    assert "observed" in names and "fitted" in names and "counterfactual" in names
-    observed = next(t for t in fig.data if t.name == "observed")
-    assert len(observed.x) == 59
-    assert observed.y[0] == pytest.approx(728 / 379875.3 * 1e5)
-    cf = next(t for t in fig.data if t.name == "counterfactual")
-    assert cf.line.dash == "dash"
-    assert len(cf.x) == 24  # the last pre-intervention point and the 23 after
-    fitted = [t for t in fig.data if t.name == "fitted"]
-    assert len(fitted) == 2  # broken at the intervention
-    assert "per 100,000 stdpop" in fig.layout.yaxis.title.text
-
-
-def test_svg_and_png_render_without_a_browser(sicily, tmp_path):
-    from PIL import Image
-
-    result, _ = fit(sicily, **TUTORIAL, family="quasipoisson", seasonality=SEASON)
-    svg = result.to_svg(tmp_path / "its.svg", per=100_000)
-    assert svg.startswith("<svg") and (tmp_path / "its.svg").read_text() == svg
-    # 59 observed points, 2 fitted segments, 1 dashed counterfactual, 1 intervention rule
-    assert count_items(svg, "observed", "path") == 59
-    assert len(mark_groups(svg, "fitted")) == 2
-    assert len(mark_groups(svg, "counterfactual")) == 1
-    assert 'stroke-dasharray="6,4"' in mark_groups(svg, "counterfactual")[0]
-    assert count_items(svg, "intervention", "line") == 1
-    assert texts(svg, "intervention_label") == ["smokban"]
-    assert "counterfactual" in svg  # the subtitle explains the lines
-    png = result.to_png(tmp_path / "its.png", per=100_000)
-    image = Image.open(io.BytesIO(png))
-    assert image.format == "PNG"
-    assert image.width > 1000 and image.height > 500
-    pixels = np.asarray(image.convert("L"))
-    assert pixels.min() < 100 and pixels.max() > 240  # ink on paper
 
 
 # --------------------------------------------------------------------------

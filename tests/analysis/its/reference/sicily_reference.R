@@ -7,16 +7,16 @@
 # offset(log(stdpop)), model2 quasi-Poisson, model3 quasi-Poisson with
 # tsModel::harmonic(month, 2, 12) (written out below as cos/sin terms so that
 # tsModel is not needed), model4 adding I(time - 36):smokban.
-# The other models use derived columns that tests/analysis/test_its.py builds
+# The other models use derived columns that tests/analysis/its/test_segmented_regression.py builds
 # the same way (phase2, trials, a synthetic control series).
 #
-# Run:  Rscript tests/analysis/reference/sicily_reference.R > tests/analysis/reference/sicily_reference.Rout
+# Run:  Rscript tests/analysis/its/reference/sicily_reference.R > tests/analysis/its/reference/sicily_reference.Rout
 # Needs: R (Debian r-base-core), r-cran-sandwich.
 suppressMessages(library(sandwich))
 
 args <- commandArgs(trailingOnly = FALSE)
 here <- dirname(normalizePath(sub("--file=", "", args[grep("--file=", args)])))
-d <- read.csv(file.path(here, "..", "..", "data", "its_sicily", "sicily.csv"))
+d <- read.csv(file.path(here, "..", "..", "..", "data", "its_sicily", "sicily.csv"))
 
 harm <- function(x, nfreq, period) {
   t <- outer(2 * pi * x / period, 1:nfreq)

@@ -21,6 +21,17 @@ import pandas as pd
 from careloop.analysis._frames import require_columns
 from careloop.core.errors import ErrorDetail, InputError
 
+__all__ = [
+    "AUTOCORRELATION_METHODS",
+    "FAMILIES",
+    "MIN_POINTS_PER_SEGMENT",
+    "Harmonics",
+    "ItsDesign",
+    "ItsSpec",
+    "design",
+    "validate",
+]
+
 FAMILIES: tuple[str, ...] = ("poisson", "quasipoisson", "gaussian", "binomial")
 AUTOCORRELATION_METHODS: tuple[str, ...] = ("newey-west", "ar1")
 
@@ -124,40 +135,106 @@ def validate(
     control: str | None,
     diagnostic_lags: int | None,
 ) -> ItsSpec:
+    """The data and options checked, in the order a reader would fix them: the
+    options, the columns, the values, the time points, then each intervention."""
     if not isinstance(df, pd.DataFrame):
         raise InputError(
             "segmented_regression needs a pandas DataFrame with one row per time point."
         )
+    interventions = [intervention] if isinstance(intervention, str) else list(intervention)
+    _check_options(family, autocorrelation, interventions)
+    roles = _check_columns(df, outcome, time, interventions, exposure, trials, control, seasonality)
+    _check_family_options(family, trials, exposure, autocorrelation, control, lags)
+    if diagnostic_lags is not None and (
+        int(diagnostic_lags) != diagnostic_lags or diagnostic_lags < 1
+    ):
+        raise InputError(f"diagnostic_lags must be a whole number ≥ 1; got {diagnostic_lags!r}.")
+
+    used = list(dict.fromkeys([*roles] + ([seasonality.column] if seasonality else [])))
+    data = df[used].copy()
+    caveats: list[str] = []
+    n_all = len(data)
+    data = data.dropna()
+    if len(data) < n_all:
+        caveats.append(
+            f"{n_all - len(data)} of {n_all} rows had missing values in the model's columns "
+            "and were left out."
+        )
+    if data.empty:
+        raise InputError("No complete rows: every row has a missing value in the model's columns.")
+    numeric = [outcome, *interventions] + [c for c in (exposure, trials, control) if c]
+    if seasonality is not None:
+        numeric.append(seasonality.column)
+    _to_numbers(data, numeric)
+    dated = _time_index(data, time)
+    data = _series(data, control)
+    _check_outcome(data, outcome, family, exposure, trials)
+    caveats += _check_interventions(data, interventions, control)
+    return ItsSpec(
+        data=data,
+        outcome=outcome,
+        time=time,
+        interventions=interventions,
+        exposure=exposure,
+        family=family,
+        trials=trials,
+        seasonality=seasonality,
+        autocorrelation=autocorrelation,
+        lags=None if lags is None else int(lags),
+        control=control,
+        diagnostic_lags=diagnostic_lags,
+        dated=dated,
+        caveats=caveats,
+    )
+
+
+def _check_options(family: str, autocorrelation: str | None, interventions: list[str]) -> None:
     if family not in FAMILIES:
         raise InputError(f"family must be one of {', '.join(FAMILIES)}; got {family!r}.")
     if autocorrelation is not None and autocorrelation not in AUTOCORRELATION_METHODS:
         raise InputError(
             f"autocorrelation must be None, 'newey-west' or 'ar1'; got {autocorrelation!r}."
         )
-    interventions = [intervention] if isinstance(intervention, str) else list(intervention)
     if not interventions:
         raise InputError("Give at least one intervention column (0 before, 1 from its start on).")
     if len(set(interventions)) != len(interventions):
         raise InputError(f"Intervention columns are repeated: {interventions}.")
 
-    needed = {"outcome": outcome, "time": time}
+
+def _check_columns(
+    df: pd.DataFrame,
+    outcome: str,
+    time: str,
+    interventions: list[str],
+    exposure: str | None,
+    trials: str | None,
+    control: str | None,
+    seasonality: Harmonics | None,
+) -> list[str]:
+    """Every named column is in the data and each role has its own; the model's columns."""
+    needed: dict[str, str | None] = {"outcome": outcome, "time": time}
     for i, name in enumerate(interventions):
         needed[f"intervention {i + 1}"] = name
-    if exposure is not None:
-        needed["exposure"] = exposure
-    if trials is not None:
-        needed["trials"] = trials
-    if control is not None:
-        needed["control"] = control
-    if seasonality is not None:
-        needed["seasonality"] = seasonality.column
+    needed.update({"exposure": exposure, "trials": trials, "control": control})
+    needed["seasonality"] = seasonality.column if seasonality is not None else None
     require_columns(df, needed)
     roles = [outcome, time, *interventions] + [c for c in (exposure, trials, control) if c]
     if len(set(roles)) != len(roles):
         raise InputError(
             "The outcome, time, intervention, exposure, trials and control columns must differ."
         )
+    return roles
 
+
+def _check_family_options(
+    family: str,
+    trials: str | None,
+    exposure: str | None,
+    autocorrelation: str | None,
+    control: str | None,
+    lags: int | None,
+) -> None:
+    """The options that only some families, or some autocorrelation methods, take."""
     if family == "binomial" and trials is None:
         raise InputError(
             "family='binomial' needs trials=COLUMN (the denominator of each proportion)."
@@ -184,29 +261,11 @@ def validate(
         raise InputError(
             "lags= sets the Newey–West lags: use it with autocorrelation='newey-west'."
         )
-    if diagnostic_lags is not None and (
-        int(diagnostic_lags) != diagnostic_lags or diagnostic_lags < 1
-    ):
-        raise InputError(f"diagnostic_lags must be a whole number ≥ 1; got {diagnostic_lags!r}.")
 
-    used = list(dict.fromkeys([*roles] + ([seasonality.column] if seasonality else [])))
-    data = df[used].copy()
-    caveats: list[str] = []
-    n_all = len(data)
-    data = data.dropna()
-    if len(data) < n_all:
-        caveats.append(
-            f"{n_all - len(data)} of {n_all} rows had missing values in the model's columns "
-            "and were left out."
-        )
-    if data.empty:
-        raise InputError("No complete rows: every row has a missing value in the model's columns.")
 
-    # numeric columns
-    numeric = [outcome, *interventions] + [c for c in (exposure, trials, control) if c]
-    if seasonality is not None:
-        numeric.append(seasonality.column)
-    for col in dict.fromkeys(numeric):
+def _to_numbers(data: pd.DataFrame, columns: list[str]) -> None:
+    """Columns made float in place (booleans as 0/1); a value that is not a number is refused."""
+    for col in dict.fromkeys(columns):
         if data[col].dtype == bool:
             data[col] = data[col].astype(int)
         converted = pd.to_numeric(data[col], errors="coerce")
@@ -221,8 +280,9 @@ def validate(
             )
         data[col] = converted.astype(float)
 
-    # time: numbers or dates
-    dated = False
+
+def _time_index(data: pd.DataFrame, time: str) -> bool:
+    """Numeric time ``_t`` in place: the numbers, or the rank of each date; True for dates."""
     tcol = data[time]
     if pd.api.types.is_datetime64_any_dtype(tcol) or (
         (tcol.dtype == object or pd.api.types.is_string_dtype(tcol)) and _looks_like_dates(tcol)
@@ -233,16 +293,19 @@ def validate(
         data["_date"] = dates
         ranks = {d: i + 1 for i, d in enumerate(sorted(dates.unique()))}
         data["_t"] = dates.map(ranks).astype(float)
-        dated = True
-    else:
-        t = pd.to_numeric(tcol, errors="coerce")
-        if t.isna().any():
-            first = data.index[t.isna()][0]
-            raise InputError(
-                f"Time column {time!r} must hold numbers or dates; row {first} has {tcol[first]!r}."
-            )
-        data["_t"] = t.astype(float)
+        return True
+    t = pd.to_numeric(tcol, errors="coerce")
+    if t.isna().any():
+        first = data.index[t.isna()][0]
+        raise InputError(
+            f"Time column {time!r} must hold numbers or dates; row {first} has {tcol[first]!r}."
+        )
+    data["_t"] = t.astype(float)
+    return False
 
+
+def _series(data: pd.DataFrame, control: str | None) -> pd.DataFrame:
+    """Rows marked ``_group`` 1 (treated) or 0 (control), sorted, one per time point each."""
     if control is not None:
         vals = set(np.unique(data[control]))
         if not vals <= {0.0, 1.0}:
@@ -268,8 +331,12 @@ def validate(
                 "give one row per "
                 "time point (and per series, with control=)."
             )
+    return data
 
-    # outcome checks
+
+def _check_outcome(
+    data: pd.DataFrame, outcome: str, family: str, exposure: str | None, trials: str | None
+) -> None:
     y = data[outcome]
     if family in ("poisson", "quasipoisson") and (y < 0).any():
         raise InputError(
@@ -290,7 +357,12 @@ def validate(
         if (y < 0).any() or (y > n).any():
             raise InputError(f"Outcome {outcome!r} must be between 0 and {trials!r} in every row.")
 
-    # interventions: 0/1, switching on once, with points before and after
+
+def _check_interventions(
+    data: pd.DataFrame, interventions: list[str], control: str | None
+) -> list[str]:
+    """Each intervention 0/1, switching on once, with points before and after; the caveats."""
+    caveats: list[str] = []
     for name in interventions:
         vals = set(np.unique(data[name]))
         if not vals <= {0.0, 1.0}:
@@ -331,23 +403,7 @@ def validate(
                     f"Intervention {name!r} must start at the same time in the treated "
                     "and control series."
                 )
-
-    return ItsSpec(
-        data=data,
-        outcome=outcome,
-        time=time,
-        interventions=interventions,
-        exposure=exposure,
-        family=family,
-        trials=trials,
-        seasonality=seasonality,
-        autocorrelation=autocorrelation,
-        lags=None if lags is None else int(lags),
-        control=control,
-        diagnostic_lags=diagnostic_lags,
-        dated=dated,
-        caveats=caveats,
-    )
+    return caveats
 
 
 def _looks_like_dates(values: pd.Series) -> bool:

@@ -14,7 +14,7 @@ statsmodels and returns an :class:`ItsResult`:
 * the fitted series and the counterfactual (the same model with the
   intervention terms set to zero);
 * residual autocorrelation diagnostics;
-* a plain-language :meth:`ItsResult.summary` and a figure.
+* a plain-language :meth:`ItsResult.summary` (drawn by :mod:`careloop.charts.its`).
 
 The model, for one intervention ``I`` (0 before, 1 from its start on) and
 time ``t``::
@@ -42,8 +42,7 @@ from __future__ import annotations
 import math
 import warnings
 from collections.abc import Mapping, Sequence
-from dataclasses import dataclass, field
-from pathlib import Path
+from dataclasses import dataclass
 from typing import Any, Literal, TypeAlias
 
 import numpy as np
@@ -52,16 +51,14 @@ from scipy import stats
 
 from careloop.analysis.caveats import StatisticalWarning
 from careloop.analysis.effects import Effect
-from careloop.analysis.its_design import (
-    AUTOCORRELATION_METHODS,
-    FAMILIES,
-    MIN_POINTS_PER_SEGMENT,
+from careloop.analysis.its.design import (
     Harmonics,
     ItsDesign,
     ItsSpec,
     design,
     validate,
 )
+from careloop.analysis.its.result import AutocorrelationDiagnostics, ItsResult, PhaseEffect
 from careloop.core.errors import InputError
 
 Family: TypeAlias = Literal["poisson", "quasipoisson", "gaussian", "binomial"]
@@ -74,226 +71,11 @@ _Z = float(stats.norm.ppf(0.975))
 
 
 # --------------------------------------------------------------------------
-# Options and result types
-# --------------------------------------------------------------------------
-
-
-@dataclass(frozen=True)
-class PhaseEffect:
-    """The estimated effect of one intervention (phase)."""
-
-    intervention: str
-    """The intervention's column."""
-    start: Any
-    """The first time value (or date) at which the intervention is on."""
-    n_before: int
-    """Number of time points before it starts (in the treated series)."""
-    n_after: int
-    """Number of time points from its start on (in the treated series)."""
-    step: Effect
-    """Immediate change in level at the start (ratio for log/logit links)."""
-    slope: Effect | None
-    """Change in slope per time unit after the start (ratio for log/logit links);
-    None unless ``slope_change=True``."""
-
-
-@dataclass(frozen=True)
-class AutocorrelationDiagnostics:
-    """Autocorrelation of the model's residuals (treated series)."""
-
-    residuals: str
-    """Which residuals: ``"deviance"`` (GLM) or ``"innovations"`` (AR(1) model)."""
-    lags: int
-    """Number of lags examined."""
-    acf: tuple[float, ...]
-    """Autocorrelation at lags 1…lags (as R's ``acf``)."""
-    pacf: tuple[float, ...]
-    """Partial autocorrelation at lags 1…lags (Durbin–Levinson, as R's ``pacf``)."""
-    ljung_box_stat: float
-    """Ljung–Box Q statistic at ``lags``."""
-    ljung_box_p: float
-    """Its p value (χ² with ``lags`` df; as R's ``Box.test(type="Ljung-Box")``)."""
-    durbin_watson: float
-    """Durbin–Watson statistic (about 2 without lag-1 autocorrelation)."""
-
-
-@dataclass(frozen=True)
-class ItsResult:
-    """A fitted interrupted time series (segmented regression) model.
-
-    Frozen; every field is documented. ``step``/``slope`` are those of the
-    first intervention; :attr:`interventions` has one entry per intervention.
-    """
-
-    outcome: str
-    """The outcome column."""
-    time: str
-    """The time column."""
-    family: str
-    """``poisson``, ``quasipoisson``, ``gaussian`` or ``binomial``."""
-    effect_scale: str
-    """Scale of the effects: ``"rate ratio"``, ``"odds ratio"`` or ``"difference"``."""
-    step: Effect
-    """Immediate change in level at the (first) intervention."""
-    slope: Effect | None
-    """Change in slope per time unit after the (first) intervention; None unless
-    ``slope_change=True``."""
-    trend: Effect
-    """Underlying (pre-intervention) trend per time unit of the treated series."""
-    interventions: tuple[PhaseEffect, ...]
-    """One entry per intervention column, in the order given."""
-    dispersion: float
-    """Scale the model used: 1 for Poisson and binomial, Pearson χ²/df for
-    quasi-Poisson, the residual variance for Gaussian (σ² of the innovations
-    with AR(1) errors)."""
-    pearson_dispersion: float
-    """Pearson χ² / residual df, whatever the family (over-dispersion if ≫ 1)."""
-    covariance: str
-    """How the standard errors were computed."""
-    ar1: float | None
-    """The AR(1) coefficient when ``autocorrelation="ar1"``, else None."""
-    n_obs: int
-    """Number of rows used (both series for a comparative ITS)."""
-    coefficients: pd.DataFrame
-    """Every model term: term, estimate, std_error, z, p, ci_low, ci_high (link
-    scale) and, for log/logit links, ratio, ratio_ci_low, ratio_ci_high."""
-    series: pd.DataFrame
-    """One row per time point (and series): time, [date], [group], observed,
-    fitted, fitted_low, fitted_high, counterfactual, counterfactual_low,
-    counterfactual_high, post (any intervention on), and exposure or trials
-    when given. Values are rates per unit of exposure when an exposure is
-    given, proportions for binomial outcomes, else on the outcome's scale.
-    The counterfactual is the fitted model with the intervention terms set to
-    zero (for a comparative ITS: with the treated-minus-control change terms set
-    to zero); it equals the fitted values before the intervention."""
-    autocorrelation: AutocorrelationDiagnostics
-    """Residual autocorrelation diagnostics."""
-    caveats: tuple[str, ...]
-    """Statistical caveats (also emitted as :class:`StatisticalWarning`)."""
-    seasonality: Harmonics | None = None
-    """The seasonal terms, if any."""
-    exposure: str | None = None
-    """The exposure (offset) column, if any."""
-    control: str | None = None
-    """The control-series marker column of a comparative ITS, if any."""
-    model: Any = field(default=None, repr=False, compare=False)
-    """The statsmodels results object, for further analysis."""
-
-    # --- text -----------------------------------------------------------------
-
-    def summary(self) -> str:
-        """A plain-language report of the model and its effects."""
-        from careloop.analysis.its_report import summary_text
-
-        return summary_text(self)
-
-    def to_dict(self) -> dict[str, Any]:
-        """A JSON-ready dictionary of the results (no statsmodels object)."""
-        from careloop.analysis._frames import json_value, records
-
-        def eff(e: Effect | None) -> dict[str, Any] | None:
-            if e is None:
-                return None
-            return {k: json_value(getattr(e, k)) for k in ("estimate", "ci_low", "ci_high", "p")}
-
-        ac = self.autocorrelation
-        return {
-            "outcome": self.outcome,
-            "time": self.time,
-            "family": self.family,
-            "effect_scale": self.effect_scale,
-            "step": eff(self.step),
-            "slope": eff(self.slope),
-            "trend": eff(self.trend),
-            "interventions": [
-                {
-                    "intervention": ph.intervention,
-                    "start": json_value(ph.start),
-                    "n_before": ph.n_before,
-                    "n_after": ph.n_after,
-                    "step": eff(ph.step),
-                    "slope": eff(ph.slope),
-                }
-                for ph in self.interventions
-            ],
-            "dispersion": json_value(self.dispersion),
-            "pearson_dispersion": json_value(self.pearson_dispersion),
-            "covariance": self.covariance,
-            "ar1": json_value(self.ar1),
-            "n_obs": self.n_obs,
-            "seasonality": None if self.seasonality is None else str(self.seasonality),
-            "exposure": self.exposure,
-            "control": self.control,
-            "autocorrelation": {
-                "residuals": ac.residuals,
-                "lags": ac.lags,
-                "acf": [json_value(v) for v in ac.acf],
-                "pacf": [json_value(v) for v in ac.pacf],
-                "ljung_box_stat": json_value(ac.ljung_box_stat),
-                "ljung_box_p": json_value(ac.ljung_box_p),
-                "durbin_watson": json_value(ac.durbin_watson),
-            },
-            "coefficients": records(self.coefficients.to_dict(orient="records")),
-            "caveats": list(self.caveats),
-        }
-
-    # --- pictures -------------------------------------------------------------
-
-    def figure(self, *, per: float | None = None, title: str | None = None) -> Any:
-        """A Plotly figure: observed points, fitted line, counterfactual dashed.
-
-        ``per`` multiplies rates for display (e.g. ``per=100_000`` for rates per
-        100,000 of the exposure).
-        """
-        from careloop.analysis.its_plot import its_figure
-
-        return its_figure(self, per=per, title=title)
-
-    def to_vegalite(self, *, per: float | None = None, title: str | None = None) -> dict[str, Any]:
-        """The same picture as a Vega-Lite specification (for static rendering)."""
-        from careloop.analysis.its_plot import its_vegalite
-
-        return its_vegalite(self, per=per, title=title)
-
-    def to_svg(
-        self, path: str | Path | None = None, *, per: float | None = None, title: str | None = None
-    ) -> str:
-        """Render the figure as SVG without a browser; write it to ``path`` if given."""
-        from careloop.charts import _vegalite
-
-        svg = _vegalite.to_svg(self.to_vegalite(per=per, title=title))
-        return _vegalite.write_text(path, svg)
-
-    def to_png(
-        self,
-        path: str | Path | None = None,
-        *,
-        per: float | None = None,
-        title: str | None = None,
-        scale: float = 2.0,
-    ) -> bytes:
-        """Render the figure as PNG without a browser; write it to ``path`` if given."""
-        from careloop.charts import _vegalite
-
-        png = _vegalite.to_png(self.to_vegalite(per=per, title=title), scale=scale)
-        return _vegalite.write_bytes(path, png)
-
-
-# --------------------------------------------------------------------------
 # The model
 # --------------------------------------------------------------------------
 
 
-__all__ = [
-    "AUTOCORRELATION_METHODS",
-    "FAMILIES",
-    "MIN_POINTS_PER_SEGMENT",
-    "AutocorrelationDiagnostics",
-    "Harmonics",
-    "ItsResult",
-    "PhaseEffect",
-    "segmented_regression",
-]
+__all__ = ["OVERDISPERSION_WARN", "Autocorrelation", "Family", "segmented_regression"]
 
 
 def segmented_regression(

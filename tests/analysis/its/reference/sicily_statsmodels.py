@@ -8,8 +8,8 @@ tutorial's R code (gasparrini/2017_lopezbernal_IJE_codedata, Rcode.R) and the
 R script beside this file (``sicily_reference.R``), whose output
 (``sicily_reference.Rout``) is the second, fully independent reference.
 
-Run ``python tests/analysis/reference/sicily_statsmodels.py`` to rewrite
-``sicily_statsmodels.json``; tests/analysis/test_its.py checks that the JSON
+Run ``python tests/analysis/its/reference/sicily_statsmodels.py`` to rewrite
+``sicily_statsmodels.json``; tests/analysis/its/test_segmented_regression.py checks that the JSON
 still equals what this script computes, and that careloop matches both.
 """
 
@@ -27,7 +27,7 @@ import statsmodels.formula.api as smf
 from scipy import stats
 
 HERE = Path(__file__).resolve().parent
-DATA = HERE.parent.parent / "data" / "its_sicily" / "sicily.csv"
+DATA = HERE.parents[2] / "data" / "its_sicily" / "sicily.csv"
 OUT = HERE / "sicily_statsmodels.json"
 
 Z = stats.norm.ppf(0.975)

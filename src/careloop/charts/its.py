@@ -1,8 +1,9 @@
-"""Figures of an interrupted time series: observed, fitted and counterfactual.
+"""Interrupted time series drawn: observed, fitted and counterfactual.
 
-:func:`its_figure` draws a Plotly figure (interactive); :func:`its_vegalite`
-the same picture as a Vega-Lite specification, which
-:meth:`ItsResult.to_svg`/``to_png`` render without a browser.
+:func:`figure` draws a Plotly figure (interactive); :func:`vegalite` the same
+picture as a Vega-Lite specification, which :func:`svg` and :func:`png`
+render without a browser — the calling convention of every family in
+:mod:`careloop.charts`.
 
 The picture follows Lopez Bernal et al. (2017, figures 2–4): observed points,
 the fitted model as a solid line broken at each intervention (so the step is
@@ -12,16 +13,17 @@ a dashed line over the post-intervention period.
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pandas as pd
 
 from careloop.analysis._frames import records
+from careloop.analysis.its import ItsResult
 from careloop.charts import _vegalite
 
-if TYPE_CHECKING:
-    from careloop.analysis.its import ItsResult
+__all__ = ["figure", "png", "svg", "vegalite"]
 
 OBSERVED = "#1f4e79"
 CONTROL = "#8c8c8c"
@@ -81,8 +83,13 @@ def _counterfactual_rows(s: pd.DataFrame) -> pd.DataFrame:
     return t.iloc[max(first - 1, 0) :]
 
 
-def its_figure(result: ItsResult, *, per: float | None = None, title: str | None = None) -> Any:
-    """A Plotly figure of an :class:`~careloop.analysis.its.ItsResult`."""
+def figure(result: ItsResult, *, per: float | None = None, title: str | None = None) -> Any:
+    """A Plotly figure of an :class:`~careloop.analysis.its.ItsResult`: observed points,
+    the fitted line, the counterfactual dashed.
+
+    ``per`` multiplies rates for display (e.g. ``per=100_000`` for rates per
+    100,000 of the exposure).
+    """
     import plotly.graph_objects as go
 
     s, ylabel, dated = _frame(result, per)
@@ -147,7 +154,7 @@ def its_figure(result: ItsResult, *, per: float | None = None, title: str | None
     return fig
 
 
-def its_vegalite(
+def vegalite(
     result: ItsResult,
     *,
     per: float | None = None,
@@ -155,81 +162,27 @@ def its_vegalite(
     width: int = 640,
     height: int = 320,
 ) -> dict[str, Any]:
-    """A Vega-Lite specification equivalent to :func:`its_figure`."""
+    """A Vega-Lite specification equivalent to :func:`figure`."""
     s, ylabel, dated = _frame(result, per)
     xtype = "temporal" if dated else "quantitative"
-    rows = []
-    for _, r in s.iterrows():
-        rows.append(
-            {
-                "x": r["x"],
-                "group": r["group"],
-                "segment": int(r["segment"]),
-                "observed": r["observed"],
-                "fitted": r["fitted"],
-            }
-        )
+    rows = [
+        {
+            "x": r["x"],
+            "group": r["group"],
+            "segment": int(r["segment"]),
+            "observed": r["observed"],
+            "fitted": r["fitted"],
+        }
+        for _, r in s.iterrows()
+    ]
     cf_rows = [
         {"x": r["x"], "counterfactual": r["counterfactual"]}
         for _, r in _counterfactual_rows(s).iterrows()
     ]
-    marks = [
-        {"x": pd.Timestamp(ph.start) if dated else ph.start, "label": ph.intervention}
-        for ph in result.interventions
-    ]
-    ys = pd.concat([s["observed"], s["fitted"], s["counterfactual"]]).astype(float)
-    ys = ys[np.isfinite(ys)]
-    lo, hi = float(ys.min()), float(ys.max())
-    pad = (hi - lo) * 0.08 or abs(hi) * 0.1 or 1.0
-    yscale = {"domain": [lo - pad, hi + pad], "zero": False, "nice": False}
     x_enc = {"field": "x", "type": xtype, "title": result.time}
-    colour_scale = {"domain": ["treated", "control"], "range": [OBSERVED, CONTROL]}
-    legend = None if result.control is None else {"title": None, "orient": "bottom"}
-    layers: list[dict[str, Any]] = [
-        {
-            "name": "intervention",
-            "data": {"values": records(marks)},
-            "mark": {"type": "rule", "color": MARKER, "strokeDash": [2, 3]},
-            "encoding": {"x": {"field": "x", "type": xtype}},
-        },
-        {
-            "name": "intervention_label",
-            "data": {"values": records(marks)},
-            "mark": {
-                "type": "text",
-                "align": "left",
-                "dx": 3,
-                "dy": -4,
-                "baseline": "bottom",
-                "color": MARKER,
-                "fontSize": 11,
-            },
-            "encoding": {
-                "x": {"field": "x", "type": xtype},
-                "y": {"value": 10},
-                "text": {"field": "label"},
-            },
-        },
-        {
-            "name": "observed",
-            "data": {"values": records(rows)},
-            "mark": {"type": "point", "filled": True, "size": 30},
-            "encoding": {
-                "x": x_enc,
-                "y": {
-                    "field": "observed",
-                    "type": "quantitative",
-                    "title": ylabel,
-                    "scale": yscale,
-                },
-                "color": {
-                    "field": "group",
-                    "type": "nominal",
-                    "scale": colour_scale,
-                    "legend": legend,
-                },
-            },
-        },
+    layers = [
+        *_intervention_layers(result, xtype, dated),
+        _observed_layer(rows, x_enc, _y_scale(s), ylabel, legend=result.control is not None),
         {
             "name": "fitted",
             "data": {"values": records(rows)},
@@ -274,3 +227,96 @@ def its_vegalite(
         "resolve": {"scale": {"color": "independent"}},
         "layer": layers,
     }
+
+
+def _y_scale(s: pd.DataFrame) -> dict[str, Any]:
+    """A y domain padded around every observed, fitted and counterfactual value."""
+    ys = pd.concat([s["observed"], s["fitted"], s["counterfactual"]]).astype(float)
+    ys = ys[np.isfinite(ys)]
+    lo, hi = float(ys.min()), float(ys.max())
+    pad = (hi - lo) * 0.08 or abs(hi) * 0.1 or 1.0
+    return {"domain": [lo - pad, hi + pad], "zero": False, "nice": False}
+
+
+def _intervention_layers(result: ItsResult, xtype: str, dated: bool) -> list[dict[str, Any]]:
+    """A dotted rule at each intervention's start, with its name."""
+    marks = [
+        {"x": pd.Timestamp(ph.start) if dated else ph.start, "label": ph.intervention}
+        for ph in result.interventions
+    ]
+    return [
+        {
+            "name": "intervention",
+            "data": {"values": records(marks)},
+            "mark": {"type": "rule", "color": MARKER, "strokeDash": [2, 3]},
+            "encoding": {"x": {"field": "x", "type": xtype}},
+        },
+        {
+            "name": "intervention_label",
+            "data": {"values": records(marks)},
+            "mark": {
+                "type": "text",
+                "align": "left",
+                "dx": 3,
+                "dy": -4,
+                "baseline": "bottom",
+                "color": MARKER,
+                "fontSize": 11,
+            },
+            "encoding": {
+                "x": {"field": "x", "type": xtype},
+                "y": {"value": 10},
+                "text": {"field": "label"},
+            },
+        },
+    ]
+
+
+def _observed_layer(
+    rows: list[dict[str, Any]],
+    x_enc: dict[str, Any],
+    y_scale: dict[str, Any],
+    ylabel: str,
+    *,
+    legend: bool,
+) -> dict[str, Any]:
+    return {
+        "name": "observed",
+        "data": {"values": records(rows)},
+        "mark": {"type": "point", "filled": True, "size": 30},
+        "encoding": {
+            "x": x_enc,
+            "y": {"field": "observed", "type": "quantitative", "title": ylabel, "scale": y_scale},
+            "color": {
+                "field": "group",
+                "type": "nominal",
+                "scale": {"domain": ["treated", "control"], "range": [OBSERVED, CONTROL]},
+                "legend": {"title": None, "orient": "bottom"} if legend else None,
+            },
+        },
+    }
+
+
+def svg(
+    result: ItsResult,
+    path: str | Path | None = None,
+    *,
+    per: float | None = None,
+    title: str | None = None,
+) -> str:
+    """Render the figure as SVG without a browser; write it to ``path`` if given."""
+    spec = vegalite(result, per=per, title=title)
+    return _vegalite.write_text(path, _vegalite.to_svg(spec))
+
+
+def png(
+    result: ItsResult,
+    path: str | Path | None = None,
+    *,
+    per: float | None = None,
+    title: str | None = None,
+    scale: float = 2.0,
+) -> bytes:
+    """Render the figure as PNG without a browser; write it to ``path`` if given."""
+    spec = vegalite(result, per=per, title=title)
+    return _vegalite.write_bytes(path, _vegalite.to_png(spec, scale=scale))
