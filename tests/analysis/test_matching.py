@@ -19,6 +19,7 @@ import pandas as pd
 import pytest
 from scipy.stats import norm
 
+from careloop import charts
 from careloop.analysis import Effect
 from careloop.analysis import matching as m
 from careloop.analysis.caveats import StatisticalWarning
@@ -265,7 +266,7 @@ def test_summary_reads_well(ll: pd.DataFrame) -> None:
     text = res.summary(outcome="re78")
     assert "163 of 297 treated" in text and "222 of 425 control" in text
     assert "L1" in text and "551" in text
-    fig = res.figure()
+    fig = charts.matching.figure(res)
     assert len(fig.data) == 2
 
 

@@ -612,25 +612,6 @@ class CemResult:
         lines.extend(f"Caveat: {c}" for c in self.caveats)
         return "\n".join(lines)
 
-    def figure(self) -> Any:
-        """A Plotly bar chart of each covariate's L1 imbalance before and after matching."""
-        import plotly.graph_objects as go
-
-        before = self.imbalance_before.table["L1"]
-        after = self.imbalance_after.table["L1"]
-        fig = go.Figure()
-        fig.add_bar(name="before matching", y=list(before.index), x=list(before), orientation="h")
-        fig.add_bar(name="after matching", y=list(after.index), x=list(after), orientation="h")
-        fig.update_layout(
-            title=(
-                f"Imbalance by covariate (multivariate L1 {self.l1_before:.3f} → "
-                f"{self.l1_after:.3f})"
-            ),
-            xaxis_title="L1 imbalance (0 = balanced)",
-            barmode="group",
-        )
-        return fig
-
 
 def _treated_mask(series: pd.Series, treated_value: Any) -> tuple[np.ndarray, Any]:
     if series.isna().any():

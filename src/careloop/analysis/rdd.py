@@ -239,51 +239,6 @@ class RddResult:
         _reemit(caught)
         return out
 
-    def figure(self, *, nbins: int | tuple[int, int] | None = None, order: int = 4) -> Any:
-        """An rdplot-style Plotly figure: binned means, global polynomial fits, the cut-off.
-
-        Bins are rdplot's default (evenly spaced, mimicking the variance,
-        ``binselect="esmv"``); the curves are global polynomials of ``order``
-        fitted on each side, as in ``rdrobust.rdplot``.
-        """
-        import plotly.graph_objects as go
-
-        out = self.binned(nbins=nbins, order=order)
-        bins = out.vars_bins
-        poly = out.vars_poly
-        fig = go.Figure()
-        fig.add_scatter(
-            x=bins["rdplot_mean_x"],
-            y=bins["rdplot_mean_y"],
-            mode="markers",
-            name="bin mean",
-            marker={"color": "#1f4e79", "size": 7},
-        )
-        for side, mask in (
-            ("left", poly["rdplot_x"] < self.cutoff),
-            ("right", poly["rdplot_x"] >= self.cutoff),
-        ):
-            part = poly[mask]
-            fig.add_scatter(
-                x=part["rdplot_x"],
-                y=part["rdplot_y"],
-                mode="lines",
-                name=f"order-{order} fit ({side})",
-                line={"color": "#c0392b"},
-                showlegend=side == "left",
-            )
-        fig.add_vline(x=self.cutoff, line_dash="dash", line_color="grey")
-        fig.update_layout(
-            title=(
-                f"{self.outcome} by {self.running}: jump {self.conventional.estimate:.3g} "
-                f"(robust 95% CI {self.robust.ci_low:.3g} to {self.robust.ci_high:.3g})"
-            ),
-            xaxis_title=self.running,
-            yaxis_title=self.outcome,
-            template="plotly_white",
-        )
-        return fig
-
 
 def _reemit(caught: Sequence[warnings.WarningMessage]) -> list[str]:
     messages = []

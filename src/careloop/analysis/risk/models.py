@@ -35,7 +35,6 @@ from careloop.analysis._frames import require_columns
 from careloop.analysis.caveats import StatisticalWarning
 from careloop.analysis.risk.firth import firth_logistic
 from careloop.analysis.risk.performance import (
-    DecisionCurve,
     brier_score,
     c_statistic,
     calibration,
@@ -143,45 +142,6 @@ class RiskModel:
                 return m
         raise KeyError(name)
 
-    # --- figures -----------------------------------------------------------
-
-    def calibration_figure(self) -> Any:
-        """Plotly calibration plot: observed against predicted risk by decile."""
-        import plotly.graph_objects as go
-
-        table = pd.DataFrame(list(self.calibration))
-        fig = go.Figure()
-        fig.add_trace(
-            go.Scatter(
-                x=table["mean_predicted"],
-                y=table["observed"],
-                mode="markers+lines",
-                name="Deciles of predicted risk",
-                error_y={
-                    "type": "data",
-                    "symmetric": False,
-                    "array": table["observed_high"] - table["observed"],
-                    "arrayminus": table["observed"] - table["observed_low"],
-                },
-            )
-        )
-        fig.add_trace(
-            go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="Ideal", line={"dash": "dash"})
-        )
-        slope = self.metric("calibration_slope")
-        fig.update_layout(
-            title=(f"Calibration (apparent); optimism-corrected slope {slope.corrected:.2f}"),
-            xaxis_title="Predicted risk",
-            yaxis_title="Observed proportion",
-            xaxis_range=[0, 1],
-            yaxis_range=[0, 1],
-        )
-        return fig
-
-    def decision_curve_figure(self) -> Any:
-        """Plotly decision curve (apparent net benefit)."""
-        return _curve_from_dict(self.decision_curve).figure()
-
     # --- text and storage --------------------------------------------------
 
     def summary(self) -> str:
@@ -258,15 +218,6 @@ class RiskModel:
             decision_curve=curve,
             caveats=tuple(data.get("caveats", ())),
         )
-
-
-def _curve_from_dict(data: Mapping[str, Any]) -> DecisionCurve:
-    return DecisionCurve(
-        thresholds=tuple(data["thresholds"]),
-        net_benefit_model=tuple(data["net_benefit_model"]),
-        net_benefit_all=tuple(data["net_benefit_all"]),
-        prevalence=float(data["prevalence"]),
-    )
 
 
 # --- encoding ----------------------------------------------------------------
