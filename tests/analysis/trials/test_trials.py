@@ -1,7 +1,7 @@
 """Rapid-cycle randomised tests: allocation, comparisons, Bayes, monitoring, sample size.
 
 References beside the numbers:
-- ``trials_reference.txt``: tests/analysis/reference/trials_reference.R run with R 4.2.2,
+- ``trials_reference.txt``: tests/analysis/trials/reference/trials_reference.R run with R 4.2.2,
   Debian's r-cran-rpact 3.3.4 (``getDesignGroupSequential``) and base R
   ``power.prop.test`` / ``power.t.test``.
 - statsmodels 0.15 (``confint_proportions_2indep``, ``proportions_ztest``,

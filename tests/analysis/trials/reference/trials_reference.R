@@ -1,5 +1,5 @@
 # Reference numbers for tests/analysis/test_trials.py, from independent R code.
-# Run:  Rscript tests/analysis/reference/trials_reference.R > tests/analysis/reference/trials_reference.txt
+# Run:  Rscript tests/analysis/trials/reference/trials_reference.R > tests/analysis/trials/reference/trials_reference.txt
 # R 4.2.2 with Debian's r-cran-rpact 3.3.4 (rpact: Wassmer & Pahlke) and base stats.
 suppressMessages(library(rpact))
 cat("# Lan-DeMets O'Brien-Fleming-type spending, two-sided alpha 0.05 (rpact: one-sided 0.025, sided = 2)\n")
