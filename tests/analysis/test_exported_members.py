@@ -11,6 +11,7 @@ import pytest
 PACKAGES = [
     "careloop.analysis",
     "careloop.analysis.its",
+    "careloop.analysis.matching",
     "careloop.analysis.qualitative",
     "careloop.analysis.risk",
     "careloop.analysis.spc",
