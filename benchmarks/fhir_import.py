@@ -31,8 +31,8 @@ from pathlib import Path
 from typing import Any
 
 from careloop.core.settings import load_settings
-from careloop.interop.fhir_import import import_fhir
-from careloop.interop.fhir_read import model_class
+from careloop.fhir.importing import import_fhir
+from careloop.fhir.read import model_class
 from careloop.trust import identity
 from careloop.trust.installation import initialise, open_registry
 from careloop.trust.principal import Principal

@@ -36,9 +36,9 @@ from careloop.core.settings import Settings, load_settings
 from careloop.demo.load import PROM_FORM, VISIT_FORM, load_network, records_csv
 from careloop.demo.network import generate_network
 from careloop.demo.seed import init_demo_installation
-from careloop.interop.fhir_export import export_fhir
-from careloop.interop.fhir_import import import_fhir
-from careloop.interop.fhir_read import model_class
+from careloop.fhir.exporting import export_fhir
+from careloop.fhir.importing import import_fhir
+from careloop.fhir.read import model_class
 from careloop.store.database import Registry
 from careloop.trust import identity, patients
 from careloop.trust.installation import open_registry

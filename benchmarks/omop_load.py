@@ -18,7 +18,7 @@ from pathlib import Path
 
 import duckdb
 
-from careloop.interop import TABLES, Warehouse, load_omop_csv
+from careloop.warehouse import TABLES, Warehouse, load_omop_csv
 
 DEFAULT_DIR = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "eunomia_gibleed"
 

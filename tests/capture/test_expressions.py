@@ -338,7 +338,7 @@ _LITERALS = st.one_of(
 @settings(max_examples=500, deadline=None)
 @given(_VALUES_TEXT, _LITERALS, st.sampled_from(["=", "<>", "<", ">", "<=", ">="]))
 def test_the_fast_paths_for_literals_agree_with_the_general_comparison(value, literal, op):
-    from careloop.capture.expressions import _equal, _order
+    from careloop.capture.expressions.evaluation import _equal, _order
 
     fast = parse_expression(to_source(Binary(op, FieldRef("x"), literal))).evaluate({"x": value})
     constant = float(literal.text) if isinstance(literal, NumberLiteral) else literal.value

@@ -252,8 +252,8 @@ def test_the_longitudinal_multi_form_export_imports_every_form(inst, exports):
 
 
 def test_repeat_instances_and_events_survive_a_fhir_round_trip(inst, exports, tmp_path):
-    from careloop.interop.fhir_export import export_fhir
-    from careloop.interop.fhir_import import import_fhir
+    from careloop.fhir.exporting import export_fhir
+    from careloop.fhir.importing import import_fhir
 
     folder = exports / "redcapr_repeating_instruments"
     run(inst, "bp", project(inst, folder), event_date_field="date_bp")

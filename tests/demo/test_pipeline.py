@@ -7,9 +7,9 @@ import json
 import pytest
 
 from careloop.demo.pipeline import DEFAULT_SEED, prepare_demo_dir, run_demo
-from careloop.interop.warehouse import Warehouse, quiet_engine_warnings
 from careloop.measures import load_results
 from careloop.trust.principal import Principal
+from careloop.warehouse.connection import Warehouse, quiet_engine_warnings
 from tests.foundation import make_settings
 
 

@@ -13,7 +13,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from careloop.interop import Warehouse
+from careloop.warehouse import Warehouse
 from tests.measures import fixture
 from tests.spark_support import SPARK_MARKER
 

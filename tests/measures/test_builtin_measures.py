@@ -20,8 +20,8 @@ from functools import cache
 import pandas as pd
 import pytest
 
-from careloop.interop import Warehouse
 from careloop.measures import builtin_measures, run_measures
+from careloop.warehouse import Warehouse
 from tests.measures import fixture
 
 START, END = date(2024, 1, 1), date(2024, 3, 31)

@@ -8,7 +8,6 @@ import pandas as pd
 import pytest
 
 from careloop.core.errors import ValidationFailed
-from careloop.interop import Warehouse
 from careloop.measures import (
     builtin_measures,
     load_catalog,
@@ -17,6 +16,7 @@ from careloop.measures import (
     run_measures,
 )
 from careloop.measures.validation import validate_files
+from careloop.warehouse import Warehouse
 from tests.measures import fixture
 
 GOOD = {

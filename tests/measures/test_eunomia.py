@@ -13,9 +13,9 @@ from pathlib import Path
 
 import pytest
 
-from careloop.interop import Warehouse, load_omop_csv
 from careloop.measures import compute_measure, data_extent, parse_yaml
-from tests.interop.engine_warnings import ENGINE_WARNINGS
+from careloop.warehouse import Warehouse, load_omop_csv
+from tests.warehouse.engine_warnings import ENGINE_WARNINGS
 
 pytestmark = [*ENGINE_WARNINGS, pytest.mark.slow]
 

@@ -10,8 +10,8 @@ from datetime import date
 
 import pytest
 
-from careloop.interop import Warehouse
 from careloop.measures import compute_measure, parse_yaml
+from careloop.warehouse import Warehouse
 
 START, END = date(2024, 1, 1), date(2024, 3, 31)
 CLINIC = "visit: {concepts: [9202, 5083, 9201]}"

@@ -11,8 +11,8 @@ from typer.testing import CliRunner
 
 from careloop.cli import measures as measures_cli
 from careloop.cli.main import CareloopGroup
-from careloop.interop import Warehouse
 from careloop.measures import builtin_measures
+from careloop.warehouse import Warehouse
 from tests.measures import fixture
 
 runner = CliRunner()

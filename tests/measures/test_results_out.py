@@ -9,7 +9,6 @@ import pandas as pd
 import pytest
 
 from careloop.core.errors import NotFound, PermissionDenied
-from careloop.interop import Warehouse
 from careloop.measures import (
     RESULT_COLUMNS,
     builtin_measures,
@@ -24,6 +23,7 @@ from careloop.measures.sharing import share_results
 from careloop.trust.audit import AuditFilter
 from careloop.trust.auditing import audit_report
 from careloop.trust.principal import Grant, Principal
+from careloop.warehouse import Warehouse
 from tests.foundation import build_installation, make_settings
 from tests.measures import fixture
 

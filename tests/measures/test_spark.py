@@ -15,8 +15,8 @@ from datetime import date
 import pandas as pd
 import pytest
 
-from careloop.interop import Warehouse
 from careloop.measures import builtin_measures, run_measures
+from careloop.warehouse import Warehouse
 from tests.measures import fixture
 from tests.measures.test_builtin_measures import EXPECTED, PUCAI_MEDIANS
 from tests.spark_support import SPARK_WARNINGS, require_spark, spark_url

@@ -112,6 +112,20 @@ def test_the_gap_list_appears_only_when_given():
     assert "pseudo-9" not in without.to_html()
 
 
+def test_the_page_escapes_what_clinicians_and_patients_typed():
+    hostile = "<img src=x onerror=alert(1)>"
+    card_events = events()
+    card_events.loc[card_events.index[0], "override_reason"] = hostile
+    gaps = PatientList(
+        "m", "E", date(2026, 6, 1), date(2026, 6, 30), "gap", (PatientListEntry(7, hostile),)
+    )
+    page = audit_feedback_report(
+        results(), measure_id="m", site="E", card_events=card_events, gaps=gaps
+    ).to_html()
+    assert hostile not in page and "&lt;img src=x onerror=alert(1)&gt;" in page
+    assert "<h2>Decision-support cards</h2>\n<table" in page and "<script" not in page
+
+
 def test_an_unknown_site_or_measure_is_refused():
     with pytest.raises(InputError, match="for site 'Z'"):
         audit_feedback_report(results(), measure_id="m", site="Z")

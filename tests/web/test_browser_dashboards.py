@@ -12,8 +12,8 @@ from collections.abc import Iterator
 import pandas as pd
 import pytest
 
-from careloop.interop.warehouse import Warehouse
 from careloop.measures import load_results
+from careloop.warehouse.connection import Warehouse
 from tests.live import LiveServer, login, start_server, stop_server
 from tests.web.dashboard_demo import MEASURES_DIR_ENV, DemoInstallation, demo_installation
 

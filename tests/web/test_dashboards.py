@@ -16,11 +16,11 @@ from fastapi.testclient import TestClient
 from PIL import Image
 from sqlalchemy import text
 
-from careloop.interop.warehouse import Warehouse
 from careloop.measures import load_results
 from careloop.measures.dashboard import may_see_dashboards, patient_list_sites
 from careloop.trust import identity, patients
 from careloop.trust.principal import Grant, Principal
+from careloop.warehouse.connection import Warehouse
 from careloop.web.app import create_app
 from tests.web.dashboard_demo import MEASURES_DIR_ENV, DemoInstallation, demo_installation
 

@@ -19,7 +19,7 @@ from sqlalchemy import select
 
 from careloop.capture.entry import create_response
 from careloop.capture.forms_store import import_forms
-from careloop.interop.fhir_import import import_fhir
+from careloop.fhir.importing import import_fhir
 from careloop.store.models import Patient, Site
 from careloop.store.scoping import Scope, set_scope
 from careloop.trust.audit import AuditFilter, report_entries

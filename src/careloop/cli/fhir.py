@@ -1,7 +1,7 @@
 """`careloop fhir import|export`: FHIR R4 in and out, from the shell.
 
-Thin commands over :func:`careloop.interop.fhir_import.import_fhir` and
-:func:`careloop.interop.fhir_export.export_fhir`; the rules live there.
+Thin commands over :func:`careloop.fhir.importing.import_fhir` and
+:func:`careloop.fhir.exporting.export_fhir`; the rules live there.
 """
 
 from __future__ import annotations
@@ -13,8 +13,8 @@ import typer
 from careloop.cli.context import DataDirOption, opened, operator, settings_from
 from careloop.cli.modes import IMPORT_MODE_HELP, import_mode
 from careloop.cli.output import console, print_json, print_rows
-from careloop.interop.fhir_export import export_fhir
-from careloop.interop.fhir_import import ImportMode, import_fhir
+from careloop.fhir.exporting import export_fhir
+from careloop.fhir.importing import ImportMode, import_fhir
 
 fhir_app = typer.Typer(help="FHIR R4: import Bundles and NDJSON, export Bulk Data NDJSON.")
 

@@ -15,7 +15,6 @@ import typer
 from careloop.cli.context import DataDirOption, opened, operator, settings_from
 from careloop.cli.output import console, print_json, print_rows
 from careloop.core.errors import InputError, ValidationFailed
-from careloop.interop.warehouse import Warehouse
 from careloop.knowledge import (
     KnowledgeVersion,
     activate,
@@ -38,6 +37,7 @@ from careloop.knowledge.impact import impact_report
 from careloop.measures import load_results
 from careloop.practice import card_events, distrust_client, list_clients, trust_client
 from careloop.practice.audit_feedback import audit_feedback_report
+from careloop.warehouse.connection import Warehouse
 
 knowledge_app = typer.Typer(help="Knowledge objects: library, lifecycle, deployments.")
 cds_app = typer.Typer(help="The CDS Hooks service: trusted clients (EHRs), feedback reports.")

@@ -12,7 +12,6 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from careloop.cli.context import DataDirOption, settings_from
 from careloop.cli.output import console, err_console, print_frame, print_json
 from careloop.core.errors import InputError
-from careloop.interop.warehouse import Warehouse
 from careloop.measures import (
     MeasureDefinition,
     data_extent,
@@ -22,6 +21,7 @@ from careloop.measures import (
 )
 from careloop.measures.export import export_results, results_to_records
 from careloop.measures.validation import validate_files
+from careloop.warehouse.connection import Warehouse
 
 measures_app = typer.Typer(
     help="Quality measures defined in YAML, computed on the warehouse.", no_args_is_help=True

@@ -12,16 +12,16 @@ import typer
 from careloop.cli.context import DataDirOption, opened, operator, settings_from
 from careloop.cli.output import console, print_frame, print_json, print_rows
 from careloop.core.errors import InputError
-from careloop.interop.jobs import (
+from careloop.measures.etl_map import refresh_for_builtin_measures
+from careloop.practice.events import CardEventTables
+from careloop.trust.provenance import as_fhir, get_provenance, list_provenance
+from careloop.warehouse.jobs import (
     check_warehouse,
     list_sources,
     load_omop_directory,
     query_warehouse,
     remove_source,
 )
-from careloop.measures.etl_map import refresh_for_builtin_measures
-from careloop.practice.events import CardEventTables
-from careloop.trust.provenance import as_fhir, get_provenance, list_provenance
 
 warehouse_app = typer.Typer(help="The OMOP CDM warehouse.", no_args_is_help=True)
 provenance_app = typer.Typer(help="Where results came from.", no_args_is_help=True)

@@ -31,14 +31,14 @@ from careloop.demo.seed import (
     create_demo_accounts,
     init_demo_installation,
 )
-from careloop.interop.quality import QualityReport, run_checks
-from careloop.interop.refresh import refresh_registry_tables
-from careloop.interop.warehouse import Warehouse
 from careloop.measures import MeasureRun, load_catalog, run_measures, store_run
 from careloop.measures.etl_map import refresh_for_builtin_measures
 from careloop.practice.events import CardEventTables
 from careloop.trust.installation import open_registry
 from careloop.trust.principal import Principal
+from careloop.warehouse.connection import Warehouse
+from careloop.warehouse.quality import QualityReport, run_checks
+from careloop.warehouse.refresh import refresh_registry_tables
 
 DEMO_MEASURES = Path(__file__).resolve().parent / "measures"
 DEFAULT_SEED = 4

@@ -23,8 +23,8 @@ from careloop.demo.decision_support import DecisionSupportRun
 from careloop.demo.load import LoadCounts
 from careloop.demo.network import SyntheticNetwork
 from careloop.demo.recovery import Recovery, monthly
-from careloop.interop.quality import QualityReport
 from careloop.measures import MeasureRun
+from careloop.warehouse.quality import QualityReport
 
 
 def _pct(x: float) -> str:

@@ -36,7 +36,6 @@ from careloop.analysis.funnel import FunnelResult, funnel
 from careloop.analysis.spc import Annotation, SpcChart, qic
 from careloop.core.errors import CareloopError, InputError, NotFound, PermissionDenied
 from careloop.core.settings import Settings
-from careloop.interop.warehouse import Warehouse
 from careloop.measures.catalog import MeasureCatalog
 from careloop.measures.definition import MeasureDefinition
 from careloop.measures.patient_lists import ListKind, patient_list
@@ -47,6 +46,7 @@ from careloop.store.models import Patient
 from careloop.trust.policy import ROLES, Role, grants
 from careloop.trust.principal import Principal
 from careloop.trust.work import unit_of_work
+from careloop.warehouse.connection import Warehouse
 
 DASHBOARD_ROLES: frozenset[Role] = frozenset(
     role for role in ROLES if grants(role, "measure.read") is not None

@@ -9,10 +9,10 @@ from __future__ import annotations
 from collections.abc import Sequence
 
 from careloop.core.settings import Settings
-from careloop.interop.refresh import ConceptMap, RefreshReport, RegistryTables, refresh_warehouse
 from careloop.measures import concepts
 from careloop.store.database import Registry
 from careloop.trust.principal import Principal
+from careloop.warehouse.refresh import ConceptMap, RefreshReport, RegistryTables, refresh_warehouse
 
 
 def ibd_concept_map() -> ConceptMap:

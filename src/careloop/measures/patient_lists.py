@@ -15,7 +15,6 @@ from datetime import date
 from typing import Literal
 
 from careloop.core.errors import InputError, NotFound
-from careloop.interop.warehouse import Warehouse, quiet_engine_warnings
 from careloop.measures.compiler import SUBJECT, CompiledMeasure, periods_between
 from careloop.measures.definition import MeasureDefinition
 from careloop.measures.runner import _Tables, resolve_concepts
@@ -23,6 +22,7 @@ from careloop.store.database import Registry
 from careloop.trust.identity import site_by_code
 from careloop.trust.principal import Principal
 from careloop.trust.work import unit_of_work
+from careloop.warehouse.connection import Warehouse, quiet_engine_warnings
 
 ListKind = Literal["gap", "numerator", "denominator", "excluded"]
 AUDIT_CATEGORY = "measure_patient_list"

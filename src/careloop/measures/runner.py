@@ -23,7 +23,6 @@ import pandas as pd
 
 import careloop
 from careloop.core.errors import CareloopError, InputError, NotFound
-from careloop.interop.warehouse import Warehouse, quiet_engine_warnings
 from careloop.measures.compiler import (
     _TABLES,
     PERIOD,
@@ -34,6 +33,7 @@ from careloop.measures.compiler import (
 )
 from careloop.measures.concepts import LOCAL_CONCEPT_BASE, local_concepts
 from careloop.measures.definition import STRATIFIERS, Criterion, MeasureDefinition
+from careloop.warehouse.connection import Warehouse, quiet_engine_warnings
 
 RESULT_TABLE = "careloop_measure_result"
 """Warehouse table that :func:`store_run` appends result rows to."""

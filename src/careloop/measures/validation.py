@@ -7,9 +7,9 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 from careloop.core.errors import CareloopError, ErrorDetail
-from careloop.interop.warehouse import Warehouse
 from careloop.measures.definition import MeasureDefinition, load_definition
 from careloop.measures.runner import resolve_concepts
+from careloop.warehouse.connection import Warehouse
 
 
 @dataclass(frozen=True)

@@ -16,17 +16,18 @@ checks ``record.read`` at the site and audits the read). It returns
 
 from __future__ import annotations
 
-import html
 import warnings
 from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
+import markupsafe
 import pandas as pd
 
 from careloop import charts
 from careloop.analysis.funnel import FunnelResult, funnel
 from careloop.core.errors import InputError
+from careloop.core.html import render
 from careloop.measures.patient_lists import PatientList
 
 CLINICIAN_COLUMNS = (
@@ -90,34 +91,13 @@ class AuditFeedbackReport:
 
     def to_html(self) -> str:
         """A self-contained HTML page (funnel plot as inline SVG, no scripts)."""
-        title = html.escape(f"{self.measure_id} at {self.site}, {self.period_start:%Y-%m-%d}")
-        gaps = (
-            "<ul>"
-            + "".join(
-                f"<li>{html.escape(p.person_source_value or str(p.person_id))}</li>"
-                for p in self.gaps.patients
-            )
-            + "</ul>"
-            if self.gaps is not None
-            else "<p>Not shown (your role does not allow patient lists).</p>"
-        )
-        clinicians = (
-            self.clinicians.to_html(index=False, border=0)
-            if not self.clinicians.empty
-            else "<p>No cards shown at this site.</p>"
-        )
-        caveats = "".join(f"<li>{html.escape(c)}</li>" for c in self.caveats)
-        return (
-            "<!doctype html><html><head><meta charset='utf-8'>"
-            f"<title>{title}</title></head><body><h1>{title}</h1>"
-            f"<p>{self.site}: {self.site_value:.1f}% (network {self.network_value:.1f}%), "
-            f"{html.escape(self.site_flag)} the funnel limits.</p>"
-            f"{charts.funnel.svg(self.funnel, title=self.measure_id)}"
-            f"<h2>Over time</h2>{self.trend.to_html(index=False, border=0)}"
-            f"<h2>Patients in the denominator but not the numerator</h2>{gaps}"
-            f"<h2>Decision-support cards</h2>{clinicians}"
-            f"<h2>Caveats</h2><ul>{caveats}</ul></body></html>"
-        )
+        return render(
+            "careloop.practice", "audit_feedback.html",
+            report=self,
+            title=f"{self.measure_id} at {self.site}, {self.period_start:%Y-%m-%d}",
+            # The SVG is drawn by vl-convert from the numbers; its text is XML-escaped there.
+            funnel_svg=markupsafe.Markup(charts.funnel.svg(self.funnel, title=self.measure_id)),  # noqa: S704
+        )  # fmt: skip
 
 
 def _clinicians(events: pd.DataFrame, site: str) -> pd.DataFrame:

@@ -10,7 +10,6 @@ import pandas as pd
 
 from careloop.core.errors import InputError, NotFound
 from careloop.core.settings import Settings
-from careloop.interop.warehouse import Warehouse
 from careloop.knowledge.impact import ImpactReport, impact_report
 from careloop.knowledge.library import show
 from careloop.measures import load_results
@@ -19,6 +18,7 @@ from careloop.practice.events import card_events
 from careloop.store.database import Registry
 from careloop.trust.identity import list_sites
 from careloop.trust.principal import Principal
+from careloop.warehouse.connection import Warehouse
 
 
 def _results(settings: Settings) -> pd.DataFrame:

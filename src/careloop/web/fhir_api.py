@@ -1,6 +1,6 @@
 """The read-only FHIR R4 REST API under ``/fhir``.
 
-Thin routes over :mod:`careloop.interop.fhir_server`, which decides what the
+Thin routes over :mod:`careloop.fhir.server`, which decides what the
 caller may see (site scoping, identifiable or pseudonymised, audit). Errors
 under ``/fhir`` are FHIR ``OperationOutcome`` resources, not the JSON error
 shape of ``/api``: every route of this router runs inside
@@ -22,7 +22,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from careloop.core.clock import utcnow
 from careloop.core.errors import AuthenticationRequired, CareloopError
-from careloop.interop import fhir_server
+from careloop.fhir import server as fhir_server
 from careloop.web.security import CallerDep, RegistryDep, SettingsDep
 
 log = logging.getLogger("careloop.web.fhir")

@@ -23,12 +23,12 @@ from markupsafe import Markup
 from careloop import charts
 from careloop.core.errors import InputError, NotFound
 from careloop.core.settings import Settings
-from careloop.interop.warehouse import Warehouse
 from careloop.knowledge import deployments_for
 from careloop.measures import dashboard
 from careloop.measures.catalog import MeasureCatalog, load_catalog
 from careloop.measures.dashboard import Deployed, Series
 from careloop.measures.patient_lists import ListKind
+from careloop.warehouse.connection import Warehouse
 from careloop.web.security import Caller, CallerDep, RegistryDep, SettingsDep
 
 router = APIRouter(include_in_schema=False)
