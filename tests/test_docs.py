@@ -55,3 +55,32 @@ def test_the_import_graph_page_shows_the_code_as_it_is():
         check=False,
     )
     assert done.returncode == 0, done.stdout + done.stderr
+
+
+def test_the_pre_commit_hooks_run_tools_this_install_has():
+    import shlex
+    import sys
+
+    import yaml
+
+    config = yaml.safe_load((ROOT / ".pre-commit-config.yaml").read_text(encoding="utf-8"))
+    hooks = [hook for repo in config["repos"] for hook in repo["hooks"]]
+    assert {h["id"] for h in hooks} >= {"ruff-check", "ruff-format", "mypy", "import-linter"}
+    for hook in hooks:
+        tool = shlex.split(hook["entry"])[0]
+        assert tool.startswith(".venv/bin/"), hook["id"]
+        # The hooks run the tools of this environment (sys.prefix is the .venv in `make test`).
+        assert (Path(sys.prefix) / "bin" / Path(tool).name).exists(), hook["id"]
+
+
+def test_contributing_names_the_places_a_newcomer_needs():
+    text = (ROOT / "CONTRIBUTING.md").read_text(encoding="utf-8")
+    for needed in (
+        "make test",
+        "docs/import-graph.md",
+        "### Adding a measure",
+        "### Adding a FHIR mapping",
+        "### Adding a chart type",
+        "pre-commit",
+    ):
+        assert needed in text, needed

@@ -427,7 +427,9 @@ def rdd_command(
         if out is not None:
             from careloop.charts import rdd as rdd_charts
 
-            rdd_charts.figure(res).write_html(out, include_plotlyjs="cdn")
+            # plotly.js goes into the file: the page must open on a ward PC with
+            # no internet access, and must not fetch code from a third party.
+            rdd_charts.figure(res).write_html(out, include_plotlyjs=True)
     if fmt == "json":
         data: dict[str, Any] = {
             "conventional": _effect_dict(res.conventional),
