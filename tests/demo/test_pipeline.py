@@ -60,6 +60,22 @@ def test_decision_support_was_served_over_http_and_its_feedback_measured(demo):
     assert shown >= 60  # one card per simulated visit at the deployed sites
 
 
+def test_a_card_is_traced_back_through_the_analysis_and_the_measure_run_to_the_registry(demo):
+    _settings, result = demo
+    traced = result.traced_card
+    assert traced is not None and traced.card["shown"] is True
+    assert [e.activity for e in traced.chain] == [
+        "knowledge.deploy",
+        "knowledge.version",
+        "analysis.its",
+        "measures.run",
+        "warehouse.refresh",
+    ]
+    summary = json.loads(result.summary.read_text())
+    assert summary["traced_card"]["card"]["uuid"] == traced.card["uuid"]
+    assert summary["traced_card"]["files"] == ["registry snapshot"]
+
+
 def test_the_report_and_its_charts_are_written(demo):
     _settings, result = demo
     page = result.report.read_text()

@@ -25,9 +25,9 @@ from careloop.store.scoping import Scope, set_scope
 from careloop.trust import patients
 from careloop.trust.provenance import get_provenance
 from careloop.warehouse import Warehouse, quiet_engine_warnings
-from careloop.warehouse.jobs import list_sources, remove_source
+from careloop.warehouse.jobs import list_sources, load_omop_directory, remove_source
 from careloop.warehouse.omop_csv import load_omop_csv
-from careloop.warehouse.refresh import refresh_warehouse
+from careloop.warehouse.refresh import refresh_warehouse, warehouse_provenance
 from careloop.warehouse.sources import ASSEMBLED_TABLES, STORE_PREFIX
 from tests.foundation import Installation, build_installation, make_settings
 from tests.warehouse.conftest import OMOP_SMALL
@@ -266,6 +266,29 @@ def test_dropping_a_source_removes_its_rows_only(inst: Installation, synthea: Pa
     assert _counts(inst) == registry_rows
     assert get_provenance(inst.registry, provenance.id).activity == "warehouse.drop_source"
     assert _sql(inst, "SELECT count(*) FROM careloop_fhir_link") == [(0,)]
+
+
+def test_a_refresh_names_the_loads_still_in_the_warehouse_as_its_parents(
+    inst: Installation, synthea: Path, tmp_path: Path
+) -> None:
+    first = import_fhir(inst.settings, inst.registry, inst.operator, synthea, site="A")
+    remove_source(inst.settings, inst.registry, inst.operator, "fhir", reason="wrong site")
+    second = import_fhir(inst.settings, inst.registry, inst.operator, synthea, site="B")
+    _, load = load_omop_directory(
+        inst.settings, inst.registry, inst.operator, _offset_omop(tmp_path, 10_000_000)
+    )
+    refreshed = _refresh(inst)
+    parents = get_provenance(inst.registry, refreshed.provenance_id).parent_ids
+    # The dropped import's rows are gone, so it is no longer part of what the refresh used.
+    assert parents == tuple(sorted([second.provenance_id, load.id]))
+    assert first.provenance_id not in parents
+    # What the warehouse holds now: that refresh, then any load after it.
+    assert warehouse_provenance(inst.registry) == [refreshed.provenance_id]
+    (tmp_path / "again").mkdir()
+    _, again = load_omop_directory(
+        inst.settings, inst.registry, inst.operator, _offset_omop(tmp_path / "again", 10_000_000)
+    )
+    assert warehouse_provenance(inst.registry) == [refreshed.provenance_id, again.id]
 
 
 def test_a_form_version_that_cannot_be_read_is_skipped_and_the_others_load(

@@ -9,9 +9,10 @@ from pathlib import Path
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from careloop.cli.context import DataDirOption, settings_from
+from careloop.cli.context import DataDirOption, operator, settings_from
 from careloop.cli.output import console, err_console, print_frame, print_json
-from careloop.core.errors import InputError
+from careloop.core.errors import ConfigurationError, InputError
+from careloop.core.settings import Settings
 from careloop.measures import (
     MeasureDefinition,
     data_extent,
@@ -20,8 +21,12 @@ from careloop.measures import (
     store_run,
 )
 from careloop.measures.export import export_results, results_to_records
+from careloop.measures.provenance import record_measure_run
+from careloop.measures.runner import MeasureRun
 from careloop.measures.validation import validate_files
+from careloop.trust.installation import open_registry
 from careloop.warehouse.connection import Warehouse
+from careloop.warehouse.refresh import warehouse_provenance
 
 measures_app = typer.Typer(
     help="Quality measures defined in YAML, computed on the warehouse.", no_args_is_help=True
@@ -33,6 +38,35 @@ MeasuresDirOption = typer.Option(
 _STRATA = ("site", "sex", "age_band")
 _FORMATS = ("table", "csv", "json")
 _OUT_FORMATS = {".csv": "csv", ".parquet": "parquet", ".json": "json"}
+
+
+def _record_run(settings: Settings, run: MeasureRun, warehouse_url: str) -> None:
+    """Add the stored run to the installation's provenance chain (when there is an installation)."""
+    try:
+        registry = open_registry(settings, create=False)
+    except ConfigurationError:
+        err_console.print(
+            "Note: no careloop installation here, so the run's provenance is kept in the "
+            "warehouse only (careloop_measure_run).",
+            markup=False,
+            soft_wrap=True,
+        )
+        return
+    try:
+        entry = record_measure_run(
+            registry,
+            operator(),
+            run,
+            warehouse_url=warehouse_url,
+            parent_ids=warehouse_provenance(registry),
+        )
+    finally:
+        registry.close()
+    err_console.print(
+        f"Recorded as provenance {entry.id} (careloop provenance show {entry.id} --chain).",
+        markup=False,
+        soft_wrap=True,
+    )
 
 
 def register(app: typer.Typer) -> None:
@@ -185,6 +219,7 @@ def run(
             )
         if store and not result.results.empty:
             store_run(warehouse, result)
+            _record_run(settings, result, warehouse.url)
     definitions = {m.id: m for m in chosen}
     if out is not None and out_fmt is not None:
         export_results(result.results, out, fmt=out_fmt, shared=shared, measures=definitions)  # type: ignore[arg-type]

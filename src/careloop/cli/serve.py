@@ -73,6 +73,15 @@ def demo(
             f"(95% CI {r.ci_low:.3g} to {r.ci_high:.3g}) — {mark}",
             highlight=False,
         )
+    if result.traced_card is not None:
+        card = result.traced_card
+        console.print(
+            f"A card traced back to its sources ({len(card.chain)} steps): "
+            f"careloop provenance show card:{card.card['uuid']} --chain --format table"
+            + (f" --data-dir {data_dir}" if data_dir else ""),
+            highlight=False,
+            soft_wrap=True,
+        )
     console.print(f"Learning report: {result.report.resolve()}")
     console.print(f"Planted effects and estimates: {result.summary.resolve()}")
     console.print(f"Open http://{host}:{port}/ and log in as one of (passwords are random):")

@@ -10,11 +10,18 @@ import pandas as pd
 import typer
 
 from careloop.cli.context import DataDirOption, opened, operator, settings_from
-from careloop.cli.output import console, print_frame, print_json, print_rows
+from careloop.cli.output import console, err_console, print_frame, print_json, print_rows
 from careloop.core.errors import InputError
 from careloop.measures.etl_map import refresh_for_builtin_measures
 from careloop.practice.events import CardEventTables
-from careloop.trust.provenance import as_fhir, get_provenance, list_provenance
+from careloop.practice.lineage import card_lineage
+from careloop.trust.provenance import (
+    as_fhir,
+    chain_bundle,
+    get_provenance,
+    lineage,
+    list_provenance,
+)
 from careloop.warehouse.jobs import (
     check_warehouse,
     list_sources,
@@ -151,18 +158,64 @@ def check(
 
 @provenance_app.command("show")
 def provenance_show(
-    record_id: int = typer.Argument(...),
-    fmt: str = typer.Option("json", "--format", help="json or fhir."),
+    record: str = typer.Argument(
+        ..., help="A provenance record id, or card:<uuid> for a decision-support card."
+    ),
+    chain: bool = typer.Option(
+        False, "--chain", help="Also every record it built on, back to the source files."
+    ),
+    fmt: str = typer.Option(
+        "json", "--format", help="json, fhir (a Provenance, or a Bundle with --chain) or table."
+    ),
     data_dir: Path | None = DataDirOption,
 ) -> None:
-    """Show one provenance record (as careloop JSON or a FHIR Provenance resource)."""
-    fmt = _fmt(fmt, ("json", "fhir"))
+    """Show one provenance record, or the chain behind it or behind a card."""
+    fmt = _fmt(fmt, ("json", "fhir", "table"))
+    card: dict[str, object] | None = None
     with opened(settings_from(data_dir)) as registry:
-        entry = get_provenance(registry, record_id)
+        if record.startswith("card:"):
+            found = card_lineage(registry, operator(), record[len("card:") :])
+            card, entries = found.card, list(found.chain)
+            chain = True
+            if not entries:
+                err_console.print(
+                    "Note: no provenance is recorded for this card's knowledge object version.",
+                    markup=False,
+                    soft_wrap=True,
+                )
+        else:
+            if not record.isdigit():
+                raise InputError(
+                    f"{record!r} is not a provenance record: give its number (careloop "
+                    "provenance list shows them) or card:<uuid> for a card."
+                )
+            entries = (
+                lineage(registry, int(record)) if chain else [get_provenance(registry, int(record))]
+            )
     if fmt == "fhir":
-        print_json(as_fhir(entry))
+        print_json(chain_bundle(entries) if chain else as_fhir(entries[0]))
+    elif fmt == "table":
+        if card is not None:
+            typer.echo(
+                f"Card {card['uuid']} ({card['indicator']}: {card['summary']}) from "
+                f"{card['knowledge_object']}@{card['version']} at {card['site'] or 'no site'}, "
+                f"{card['at']}"
+            )
+        for depth, entry in enumerate(entries):
+            arrow = "  " * depth + ("← " if depth or card is not None else "")
+            typer.echo(
+                f"{arrow}{entry.id} {entry.activity}: {entry.target} "
+                f"({entry.ended_at:%Y-%m-%d %H:%M} UTC, {entry.agent})"
+            )
+            for item in entry.inputs:
+                if item.sha256:
+                    typer.echo(f"{'  ' * depth}    input {item.name} sha256 {item.sha256[:16]}…")
     else:
-        print_json(json.loads(json.dumps(asdict(entry), default=str)))
+        records = [json.loads(json.dumps(asdict(e), default=str)) for e in entries]
+        if card is not None:
+            print_json({"card": card, "chain": records})
+        else:
+            print_json(records if chain else records[0])
 
 
 @provenance_app.command("list")

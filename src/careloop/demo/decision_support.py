@@ -15,6 +15,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -29,6 +30,7 @@ from careloop.core.settings import Settings
 from careloop.demo.network import SyntheticNetwork
 from careloop.demo.server import start_server, stop_server
 from careloop.knowledge import EXAMPLES, activate, add_version, approve, load_package, submit
+from careloop.knowledge.package import package_from_dict
 from careloop.practice import card_events, trust_client
 from careloop.store.database import Registry
 from careloop.trust.principal import Principal
@@ -79,10 +81,24 @@ def run_decision_support(
     network: SyntheticNetwork,
     *,
     calls_per_site: int = 40,
+    evidence: Sequence[tuple[int, str]] = (),
 ) -> DecisionSupportRun:
-    """Approve and deploy the knowledge object, then simulate EHR visits calling it."""
+    """Approve and deploy the knowledge object, then simulate EHR visits calling it.
+
+    ``evidence`` (provenance record id, title) is added to the knowledge
+    object's evidence, so that its cards can be traced to the analysis and the
+    measure run behind it (``careloop provenance show card:<uuid> --chain``).
+    """
     truth = network.truth
     package = load_package(KNOWLEDGE_OBJECT)
+    if evidence:
+        data = package.to_dict()
+        cited = [{"ref": f"provenance:{pid}", "title": title} for pid, title in evidence]
+        data["metadata"] = {
+            **data["metadata"],
+            "evidence": [*data["metadata"].get("evidence", []), *cited],
+        }
+        package = package_from_dict(data, origin=str(KNOWLEDGE_OBJECT))
     ref = f"{package.identifier}@{package.version}"
     add_version(registry, operator, package, reason="Learning community's steroid-sparing priority")
     submit(registry, operator, ref, reason="Tests pass; ready for the clinical lead's review")

@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from careloop.core.clock import utcnow
 from careloop.core.errors import ConfigurationError
 from careloop.core.settings import Settings
 from careloop.demo import recovery
@@ -33,12 +34,16 @@ from careloop.demo.seed import (
 )
 from careloop.measures import MeasureRun, load_catalog, run_measures, store_run
 from careloop.measures.etl_map import refresh_for_builtin_measures
-from careloop.practice.events import CardEventTables
+from careloop.measures.provenance import record_measure_run
+from careloop.practice.events import CardEventTables, card_events
+from careloop.practice.lineage import CardLineage, card_lineage
+from careloop.store.database import Registry
 from careloop.trust.installation import open_registry
 from careloop.trust.principal import Principal
+from careloop.trust.provenance import record_provenance
 from careloop.warehouse.connection import Warehouse
 from careloop.warehouse.quality import QualityReport, run_checks
-from careloop.warehouse.refresh import refresh_registry_tables
+from careloop.warehouse.refresh import refresh_registry_tables, warehouse_provenance
 
 DEMO_MEASURES = Path(__file__).resolve().parent / "measures"
 DEFAULT_SEED = 4
@@ -60,6 +65,8 @@ class DemoResult:
     timings: dict[str, float] = field(default_factory=dict)
     counts: LoadCounts | None = None
     quality_failures: list[str] = field(default_factory=list)
+    traced_card: CardLineage | None = None
+    """One card the demo's EHR calls received, with its provenance chain to the source files."""
 
 
 class _Clock:
@@ -137,15 +144,26 @@ def run_demo(
                 by=("site",),
             )
             store_run(warehouse, run)
+            measured = record_measure_run(
+                registry,
+                operator,
+                run,
+                warehouse_url=warehouse.url,
+                parent_ids=warehouse_provenance(registry),
+            )
         clock.stage("Analysing: SPC and interrupted time series")
         analyses = _analyse(run.results, network)
+        analysed = _record_analyses(registry, operator, analyses, run, measured.id)
         clock.stage("Knowledge into practice: CDS Hooks calls over HTTP with signed JWTs")
-        practice = run_decision_support(settings, registry, operator, network)
+        practice = run_decision_support(
+            settings, registry, operator, network, evidence=[(analysed, "Network change: ITS")]
+        )
         refresh_registry_tables(settings, registry, operator, [CardEventTables()])
         analyses.recoveries.append(
             recovery.card_acceptance(practice.accepted, practice.cards_shown, network.truth)
         )
         analyses.practice = practice
+        traced = _trace_a_card(registry, operator)
         clock.stage("Writing the learning report")
         recoveries = analyses.recoveries
         report = _write_outputs(out, network, run, quality, analyses, counts, clock.timings)
@@ -162,6 +180,7 @@ def run_demo(
         timings=clock.timings,
         counts=counts,
         quality_failures=[r.check_id for r in quality.results if r.status == "fail"],
+        traced_card=traced,
     )
     _write_summary(result, network)
     return result
@@ -184,6 +203,37 @@ def _analyse(results: pd.DataFrame, network: SyntheticNetwork) -> _Analyses:
         [change, *sites, excursion, ko],
         {"change": change_fit, "excursion": excursion_chart, "knowledge": ko_fit},
     )
+
+
+def _trace_a_card(registry: Registry, operator: Principal) -> CardLineage | None:
+    events = card_events(registry)
+    shown = events[events["shown"].astype(bool)] if not events.empty else events
+    if shown.empty:
+        return None
+    return card_lineage(registry, operator, str(shown["card_uuid"].iloc[0]))
+
+
+def _record_analyses(
+    registry: Registry,
+    operator: Principal,
+    analyses: _Analyses,
+    run: MeasureRun,
+    measure_run_provenance: int,
+) -> int:
+    """Record the analyses of the run in the provenance chain; returns the ITS entry's id."""
+    started = utcnow()
+    estimates = {r.name: r.estimate for r in analyses.recoveries}
+    entry = record_provenance(
+        registry,
+        operator,
+        activity="analysis.its",
+        target="network change package and site changes (interrupted time series, SPC)",
+        started_at=started,
+        parameters={"measures": sorted(run.hashes), "run_id": run.run_id},
+        outputs={"estimates": estimates},
+        parent_ids=[measure_run_provenance],
+    )
+    return entry.id
 
 
 def _write_outputs(
@@ -212,5 +262,14 @@ def _write_summary(result: DemoResult, network: SyntheticNetwork) -> None:
         "quality_checks_failed": result.quality_failures,
         "timings_seconds": result.timings,
         "report": str(result.report),
+        "traced_card": (
+            {
+                "card": result.traced_card.card,
+                "chain": [f"{e.id} {e.activity}: {e.target}" for e in result.traced_card.chain],
+                "files": [name for name, _ in result.traced_card.files],
+            }
+            if result.traced_card
+            else None
+        ),
     }
     result.summary.write_text(json.dumps(summary, indent=2, default=str) + "\n")

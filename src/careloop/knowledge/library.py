@@ -51,7 +51,7 @@ from careloop.store.knowledge_models import (
 )
 from careloop.store.models import Site
 from careloop.trust.principal import Principal
-from careloop.trust.provenance import record_provenance
+from careloop.trust.provenance import find_provenance, record_provenance
 from careloop.trust.work import Work, unit_of_work
 
 Status = Literal["draft", "in_review", "approved", "active", "retired"]
@@ -509,6 +509,18 @@ def activate(
             },
         )
         deployed = _deployment(dep)
+    # The deployment joins the provenance chain below the version it puts into practice.
+    version_ref = f"{deployed.identifier}@{deployed.version}"
+    versions = find_provenance(registry, activities=["knowledge.version"], target=version_ref)
+    record_provenance(
+        registry,
+        principal,
+        activity="knowledge.deploy",
+        target=version_ref,
+        started_at=deployed.started_at,
+        parameters={"mode": mode, "sites": codes, "deployment": deployed.id, "reason": reason},
+        parent_ids=[versions[-1].id] if versions else [],
+    )
     _changed()
     return deployed
 

@@ -11,7 +11,8 @@ from __future__ import annotations
 
 import hashlib
 import json
-from collections.abc import Mapping, Sequence
+import uuid
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
@@ -150,6 +151,21 @@ def list_provenance(
         return [_view(r) for r in session.scalars(query)]
 
 
+def find_provenance(
+    registry: Registry, *, activities: Sequence[str], target: str | None = None
+) -> list[Provenance]:
+    """Every entry of these activities (and, when given, this target), oldest first."""
+    with registry.transaction() as session:
+        query = (
+            select(ProvenanceRecord)
+            .where(ProvenanceRecord.activity.in_(list(activities)))
+            .order_by(ProvenanceRecord.id)
+        )
+        if target is not None:
+            query = query.where(ProvenanceRecord.target == target)
+        return [_view(r) for r in session.scalars(query)]
+
+
 def lineage(registry: Registry, record_id: int) -> list[Provenance]:
     """The entry and every entry it built on, nearest first."""
     seen: dict[int, Provenance] = {}
@@ -164,8 +180,18 @@ def lineage(registry: Registry, record_id: int) -> list[Provenance]:
     return list(seen.values())
 
 
-def as_fhir(entry: Provenance, *, base: str = "urn:careloop") -> dict[str, Any]:
-    """The entry as a FHIR R4 Provenance resource (validated by fhir.resources)."""
+def as_fhir(
+    entry: Provenance,
+    *,
+    base: str = "urn:careloop",
+    reference: Callable[[int], str] | None = None,
+) -> dict[str, Any]:
+    """The entry as a FHIR R4 Provenance resource (validated by fhir.resources).
+
+    ``reference`` gives the reference to a parent entry (default
+    ``Provenance/careloop-<id>``); a Bundle passes the parents' ``fullUrl``.
+    """
+    refer = reference or (lambda p: f"Provenance/careloop-{p}")
     from fhir.resources.R4B.provenance import Provenance as FhirProvenance
 
     resource = {
@@ -190,12 +216,39 @@ def as_fhir(entry: Provenance, *, base: str = "urn:careloop") -> dict[str, Any]:
             }
             for i in entry.inputs
         ]
-        + [
-            {"role": "derivation", "what": {"reference": f"Provenance/careloop-{p}"}}
-            for p in entry.parent_ids
-        ],
+        + [{"role": "derivation", "what": {"reference": refer(p)}} for p in entry.parent_ids],
     }
     if not resource["entity"]:
         del resource["entity"]
     FhirProvenance.model_validate(resource)
     return resource
+
+
+def full_url(entry_id: int) -> str:
+    """A provenance entry's ``fullUrl`` in a Bundle: a stable ``urn:uuid`` made from its id."""
+    return f"urn:uuid:{uuid.uuid5(uuid.NAMESPACE_URL, f'urn:careloop:provenance:{entry_id}')}"
+
+
+def chain_bundle(entries: Sequence[Provenance]) -> dict[str, Any]:
+    """A chain of entries as a FHIR R4 Bundle (``collection``) of Provenance resources.
+
+    Each entry's ``fullUrl`` is a ``urn:uuid`` and its parents are referred to
+    by theirs, so the Bundle resolves on its own; a parent outside the chain
+    keeps the plain ``Provenance/careloop-<id>`` reference.
+    """
+    from fhir.resources.R4B.bundle import Bundle
+
+    inside = {e.id for e in entries}
+
+    def refer(parent: int) -> str:
+        return full_url(parent) if parent in inside else f"Provenance/careloop-{parent}"
+
+    bundle = {
+        "resourceType": "Bundle",
+        "type": "collection",
+        "entry": [
+            {"fullUrl": full_url(e.id), "resource": as_fhir(e, reference=refer)} for e in entries
+        ],
+    }
+    Bundle.model_validate(bundle)
+    return bundle

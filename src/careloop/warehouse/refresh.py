@@ -49,7 +49,12 @@ from careloop.core.errors import ErrorDetail
 from careloop.core.settings import Settings
 from careloop.store.database import Registry
 from careloop.trust.principal import Principal
-from careloop.trust.provenance import InputRecord, Provenance, record_provenance
+from careloop.trust.provenance import (
+    InputRecord,
+    Provenance,
+    find_provenance,
+    record_provenance,
+)
 from careloop.warehouse.connection import TableSwap, Warehouse, quiet_engine_warnings
 from careloop.warehouse.registry_rows import (
     LOCAL_CONCEPT_BASE,
@@ -74,12 +79,15 @@ from careloop.warehouse.sources import (
 )
 
 __all__ = [
+    "LOAD_ACTIVITIES",
     "ConceptMap",
     "RefreshReport",
     "RegistryTables",
     "TablesRefresh",
     "refresh_registry_tables",
     "refresh_warehouse",
+    "source_provenance",
+    "warehouse_provenance",
 ]
 
 STATE_TABLE = "careloop_etl_state"
@@ -241,6 +249,8 @@ def refresh_warehouse(
         rows_in=len(snapshot.patients) + snapshot.excluded,
         rows_out=rows.get("person", 0),
         rows_rejected=snapshot.excluded,
+        # The loads whose rows this refresh assembled with the registry's.
+        parent_ids=source_provenance(registry, [s for s in summaries if s != "registry"]),
     )
     extra_runs = refresh_registry_tables(settings, registry, principal, extra, parent=provenance.id)
     return RefreshReport(
@@ -256,6 +266,53 @@ def refresh_warehouse(
         extra={k: sum(r.rows.values()) for k, r in extra_runs.items()},
         extra_provenance_ids={k: r.provenance_id for k, r in extra_runs.items()},
     )
+
+
+LOAD_ACTIVITIES: Mapping[str, str] = {"fhir": "fhir.import", "omop": "warehouse.load_omop"}
+"""Each source loaded from files → the provenance activity of its loads."""
+
+
+def source_provenance(registry: Registry, sources: Sequence[str]) -> list[int]:
+    """The provenance entries of the loads that put these sources' rows in the warehouse.
+
+    Every load of a source since it was last dropped (``warehouse drop-source``)
+    still has rows there: FHIR imports add to one another, OMOP loads replace
+    their tables but keep their files' lineage.
+    """
+    entries = find_provenance(
+        registry, activities=[*LOAD_ACTIVITIES.values(), "warehouse.drop_source"]
+    )
+    out: list[int] = []
+    for source in sources:
+        activity = LOAD_ACTIVITIES.get(source)
+        if activity is None:
+            continue
+        dropped = max(
+            (
+                e.id
+                for e in entries
+                if e.activity == "warehouse.drop_source" and e.parameters.get("source") == source
+            ),
+            default=0,
+        )
+        out += [e.id for e in entries if e.activity == activity and e.id > dropped]
+    return sorted(out)
+
+
+def warehouse_provenance(registry: Registry) -> list[int]:
+    """The provenance entries behind what the warehouse holds now.
+
+    The latest refresh (whose parents are the loads before it) and every load
+    since; a measure run or an analysis of the warehouse names these as its
+    parents, so its chain reaches the source files.
+    """
+    entries = find_provenance(registry, activities=["warehouse.refresh", *LOAD_ACTIVITIES.values()])
+    refreshes = [
+        e for e in entries if e.activity == "warehouse.refresh" and "source" not in e.parameters
+    ]
+    last = refreshes[-1].id if refreshes else 0
+    later = [e.id for e in entries if e.activity in LOAD_ACTIVITIES.values() and e.id > last]
+    return ([last] if last else []) + later
 
 
 @dataclass(frozen=True)
