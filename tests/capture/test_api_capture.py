@@ -10,7 +10,7 @@ from sqlalchemy import text, update
 
 from careloop.capture import example_file
 from careloop.core.clock import utcnow
-from careloop.store.capture_models import PromLink
+from careloop.store.models.capture import PromLink
 from tests.capture.registry_helpers import PROM, VISIT, crohns_visit, import_examples, prom_answers
 
 

@@ -10,10 +10,10 @@ from alembic.runtime.migration import MigrationContext
 from sqlalchemy import text
 from sqlalchemy.exc import IntegrityError
 
-from careloop.store.capture_models import FormDefinition, FormVersion, PromLink, Response
 from careloop.store.database import connect_registry, create_registry_engine
 from careloop.store.migrate import alembic_config, upgrade
 from careloop.store.models import Base
+from careloop.store.models.capture import FormDefinition, FormVersion, PromLink, Response
 
 CAPTURE_TABLES = {m.__tablename__ for m in (FormDefinition, FormVersion, Response, PromLink)}
 

@@ -26,7 +26,7 @@ from careloop.capture.forms_store import (
     other_form_values,
 )
 from careloop.core.errors import StoredFormUnreadable, ValidationFailed
-from careloop.store.capture_models import FormDefinition, FormVersion
+from careloop.store.models.capture import FormDefinition, FormVersion
 from careloop.trust.work import unit_of_work
 from tests.capture.registry_helpers import principal
 from tests.capture.test_redcap import dictionary

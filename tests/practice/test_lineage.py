@@ -24,8 +24,8 @@ from careloop.measures import load_catalog, run_measures, store_run
 from careloop.measures.etl_map import refresh_for_builtin_measures
 from careloop.measures.provenance import record_measure_run
 from careloop.practice.lineage import card_lineage
-from careloop.store.knowledge_models import CdsCard
 from careloop.store.models import Site
+from careloop.store.models.knowledge import CdsCard
 from careloop.trust.principal import Grant, Principal
 from careloop.trust.provenance import file_sha256, full_url
 from careloop.warehouse.connection import Warehouse

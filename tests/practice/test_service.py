@@ -13,7 +13,7 @@ from sqlalchemy import select
 
 from careloop.knowledge import response_problems
 from careloop.practice import trial_allocator
-from careloop.store.knowledge_models import CdsCard, CdsFeedback, CdsInvocation
+from careloop.store.models.knowledge import CdsCard, CdsFeedback, CdsInvocation
 from tests.practice.cds_support import (
     auth,
     deploy,

@@ -21,3 +21,20 @@ def test_migrations_match_the_models_and_run_twice(tmp_path, database_url):
     assert diff == []
     assert current_revision(registry.engine) is not None
     registry.close()
+
+
+def test_every_table_joins_one_metadata_whatever_is_imported_first():
+    import subprocess
+    import sys
+
+    # A fresh interpreter, importing only the package: no import order can hide a table.
+    probe = "from careloop.store.models import Base; print(','.join(sorted(Base.metadata.tables)))"
+    done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, check=True)
+    tables = set(done.stdout.strip().split(","))
+    assert tables == {
+        *("site", "app_user", "membership", "patient", "consent_record", "carer_link"),
+        *("api_token", "web_session", "audit_entry", "audit_head", "provenance_record"),
+        *("form_definition", "form_version", "form_response", "prom_link"),
+        *("ko_version", "ko_transition", "ko_deployment", "cds_client", "cds_jti"),
+        *("cds_invocation", "cds_card", "cds_variant_assignment", "cds_feedback"),
+    }

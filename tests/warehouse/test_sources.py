@@ -19,8 +19,8 @@ from careloop.capture.examples import example_file
 from careloop.core.errors import Conflict
 from careloop.fhir.importing import import_fhir
 from careloop.measures.etl_map import ibd_concept_map
-from careloop.store.capture_models import FormDefinition, FormVersion
 from careloop.store.models import Patient
+from careloop.store.models.capture import FormDefinition, FormVersion
 from careloop.store.scoping import Scope, set_scope
 from careloop.trust import patients
 from careloop.trust.provenance import get_provenance
@@ -311,7 +311,7 @@ def test_a_form_version_that_cannot_be_read_is_skipped_and_the_others_load(
         session.flush()
         broken_id = broken.id
     # One patient's visit moves to the unreadable version.
-    from careloop.store.capture_models import Response
+    from careloop.store.models.capture import Response
 
     with inst.registry.transaction() as session:
         set_scope(session, Scope.everything())

@@ -8,7 +8,7 @@ import pytest
 from sqlalchemy import select
 
 from careloop.capture import proms
-from careloop.store.capture_models import Response
+from careloop.store.models.capture import Response
 from careloop.store.scoping import Scope, set_scope
 from tests.capture.registry_helpers import PROM, import_examples, prom_answers
 

@@ -56,9 +56,9 @@ from careloop.core.errors import (
     PermissionDenied,
     ValidationFailed,
 )
-from careloop.store.capture_models import RESPONSE_STATUSES, FormDefinition, FormVersion, Response
 from careloop.store.database import Registry
 from careloop.store.models import Patient, Site
+from careloop.store.models.capture import RESPONSE_STATUSES, FormDefinition, FormVersion, Response
 from careloop.trust.audit import AuditEvent, append_many
 from careloop.trust.principal import Principal
 from careloop.trust.work import Work, unit_of_work

@@ -48,7 +48,7 @@ from careloop.capture.forms_store import load_form, load_form_by_url
 from careloop.capture.questionnaire import EXTENSION, fhir_item_type, fhir_typed_value
 from careloop.core.clock import as_utc
 from careloop.core.errors import ErrorDetail, NotFound, ValidationFailed
-from careloop.store.capture_models import FormDefinition, FormVersion
+from careloop.store.models.capture import FormDefinition, FormVersion
 
 __all__ = [
     "EVENT_DATE_EXTENSION",

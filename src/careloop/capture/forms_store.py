@@ -41,8 +41,8 @@ from careloop.capture.forms import Dictionary, Form, OtherFormField
 from careloop.capture.native_yaml import FORMAT, read_forms_yaml
 from careloop.capture.text_files import read_dictionary_source
 from careloop.core.errors import InputError, NotFound, StoredFormUnreadable
-from careloop.store.capture_models import FormDefinition, FormVersion, Response
 from careloop.store.database import Registry
+from careloop.store.models.capture import FormDefinition, FormVersion, Response
 from careloop.trust.principal import Principal
 from careloop.trust.work import unit_of_work
 

@@ -43,9 +43,9 @@ from careloop.capture.forms_store import load_form, other_form_values
 from careloop.core.clock import as_utc, utcnow
 from careloop.core.errors import Conflict, InputError, NotFound
 from careloop.core.ids import secret_token, sha256_hex
-from careloop.store.capture_models import FormDefinition, PromLink
 from careloop.store.database import Registry
 from careloop.store.models import Site
+from careloop.store.models.capture import FormDefinition, PromLink
 from careloop.trust.audit import AuditEvent
 from careloop.trust.principal import Grant, Principal, RequestContext
 from careloop.trust.work import record_events, unit_of_work

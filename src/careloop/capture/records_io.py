@@ -93,9 +93,9 @@ from careloop.core.errors import (
     ValidationFailed,
 )
 from careloop.core.ids import pseudonym
-from careloop.store.capture_models import FormDefinition, FormVersion, Response
 from careloop.store.database import Registry
 from careloop.store.models import CONSENT_STATES, ConsentRecord, Patient, Site
+from careloop.store.models.capture import FormDefinition, FormVersion, Response
 from careloop.trust.audit import append_many
 from careloop.trust.identity import site_by_code
 from careloop.trust.principal import Principal

@@ -19,7 +19,7 @@ from sqlalchemy import Table, bindparam, insert, update
 from sqlalchemy.orm import Session
 
 from careloop.core.errors import Conflict
-from careloop.store.capture_models import Response
+from careloop.store.models.capture import Response
 
 __all__ = ["ResponseChange", "insert_responses", "new_response_row", "update_responses"]
 

@@ -44,12 +44,12 @@ from careloop.knowledge.package import (
     write_package,
 )
 from careloop.store.database import Registry
-from careloop.store.knowledge_models import (
+from careloop.store.models import Site
+from careloop.store.models.knowledge import (
     KnowledgeDeployment,
     KnowledgeObjectVersion,
     KnowledgeTransition,
 )
-from careloop.store.models import Site
 from careloop.trust.principal import Principal
 from careloop.trust.provenance import find_provenance, record_provenance
 from careloop.trust.work import Work, unit_of_work

@@ -43,7 +43,7 @@ from sqlalchemy.orm import Session
 from careloop.core.clock import utcnow
 from careloop.core.errors import Conflict, InputError, NotFound
 from careloop.store.database import Registry
-from careloop.store.knowledge_models import CdsClient, CdsJti
+from careloop.store.models.knowledge import CdsClient, CdsJti
 from careloop.trust.principal import Principal
 from careloop.trust.work import unit_of_work
 

@@ -21,7 +21,7 @@ from sqlalchemy import select
 
 from careloop.core.clock import as_utc
 from careloop.store.database import Registry
-from careloop.store.knowledge_models import CdsCard, CdsFeedback, CdsInvocation
+from careloop.store.models.knowledge import CdsCard, CdsFeedback, CdsInvocation
 
 CARD_COLUMNS = (
     "card_uuid",

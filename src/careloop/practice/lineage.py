@@ -21,8 +21,8 @@ from sqlalchemy import select
 from careloop.core.clock import as_utc
 from careloop.core.errors import NotFound
 from careloop.store.database import Registry
-from careloop.store.knowledge_models import CdsCard, CdsInvocation
 from careloop.store.models import Site
+from careloop.store.models.knowledge import CdsCard, CdsInvocation
 from careloop.trust.principal import Principal
 from careloop.trust.provenance import Provenance, find_provenance, lineage
 from careloop.trust.work import unit_of_work

@@ -39,7 +39,7 @@ from careloop.practice.cds_hooks import (
 from careloop.practice.clients import VerifiedCall, remember_jti
 from careloop.practice.variants import allocate, unit_of
 from careloop.store.database import Registry
-from careloop.store.knowledge_models import CdsCard, CdsFeedback, CdsInvocation
+from careloop.store.models.knowledge import CdsCard, CdsFeedback, CdsInvocation
 
 log = logging.getLogger("careloop.practice")
 FHIR_TIMEOUT_SECONDS = 5.0

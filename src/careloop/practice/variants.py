@@ -19,7 +19,7 @@ from sqlalchemy.exc import IntegrityError
 
 from careloop.analysis.trials import Allocator, TrialDesign
 from careloop.store.database import Registry
-from careloop.store.knowledge_models import CdsVariantAssignment
+from careloop.store.models.knowledge import CdsVariantAssignment
 
 _ATTEMPTS = 8
 

@@ -23,9 +23,9 @@ from sqlalchemy import select
 from careloop.capture.forms import Form
 from careloop.capture.forms_store import form_of_version
 from careloop.core.errors import CareloopError, ErrorDetail
-from careloop.store.capture_models import FormDefinition, FormVersion, Response
 from careloop.store.database import Registry
 from careloop.store.models import Patient, Site
+from careloop.store.models.capture import FormDefinition, FormVersion, Response
 from careloop.store.scoping import Scope, set_scope
 from careloop.trust.principal import Principal
 from careloop.trust.work import unit_of_work

@@ -4,7 +4,6 @@ from __future__ import annotations
 
 from alembic import context
 
-import careloop.store.capture_models  # noqa: F401  (its tables join Base.metadata)
 from careloop.store.models import Base
 
 engine = context.config.attributes["engine"]

@@ -27,7 +27,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from careloop.core.clock import utcnow
-from careloop.store.models import Base, PatientOwned, SiteOwned
+from careloop.store.models.foundation import Base, PatientOwned, SiteOwned
 
 RESPONSE_STATUSES = ("draft", "complete")
 

@@ -1,4 +1,4 @@
-"""SQLAlchemy 2 models of the registry: sites, people, patients, audit.
+"""The registry's foundation tables: sites, people, patients, audit, provenance; Base.
 
 Rows that belong to a site carry ``site_id`` (:class:`SiteOwned`) and rows
 that belong to a patient carry ``patient_id`` (:class:`PatientOwned`); the
@@ -270,6 +270,3 @@ class ProvenanceRecord(Base):
     rows_out: Mapped[int | None] = mapped_column(BigInteger)
     rows_rejected: Mapped[int | None] = mapped_column(BigInteger)
     parent_ids: Mapped[str] = mapped_column(Text, default="[]")
-
-
-import careloop.store.knowledge_models  # noqa: E402, F401  (its tables join Base.metadata)

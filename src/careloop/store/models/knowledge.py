@@ -24,7 +24,7 @@ from sqlalchemy import (
 from sqlalchemy.orm import Mapped, mapped_column
 
 from careloop.core.clock import utcnow
-from careloop.store.models import Base
+from careloop.store.models.foundation import Base
 
 
 class KnowledgeObjectVersion(Base):
