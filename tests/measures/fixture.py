@@ -19,8 +19,8 @@ from datetime import date
 
 import pandas as pd
 
+from careloop.content.ibd import concepts as c
 from careloop.interop import Warehouse
-from careloop.measures import concepts as c
 
 MALE, FEMALE = 8507, 8532
 INPATIENT_HOSPITAL = 8717  # a descendant of 9201 (Inpatient Visit) in the OMOP vocabulary

@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from careloop.content.ibd import DEMO_MEASURES as IBD_DEMO_MEASURES
 from careloop.core.errors import ConfigurationError
 from careloop.core.settings import Settings
 from careloop.demo import recovery
@@ -40,7 +41,7 @@ from careloop.practice.events import CardEventTables
 from careloop.trust.installation import open_registry
 from careloop.trust.principal import Principal
 
-DEMO_MEASURES = Path(__file__).resolve().parent / "measures"
+DEMO_MEASURES = IBD_DEMO_MEASURES
 DEFAULT_SEED = 4
 DEMO_WAREHOUSE_MEMORY = "512MB"
 

@@ -45,13 +45,12 @@ import ibis
 import pandas as pd
 
 from careloop.core.clock import utcnow
+from careloop.core.content import LOCAL_CONCEPT_BASE, ConceptMap
 from careloop.core.errors import ErrorDetail
 from careloop.core.settings import Settings
 from careloop.interop.registry_rows import (
-    LOCAL_CONCEPT_BASE,
     PERSON_TABLES,
     STANDARD_CONCEPTS,
-    ConceptMap,
     RowBuilder,
     read_registry,
     read_values,
