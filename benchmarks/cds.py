@@ -35,9 +35,10 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
+from careloop.content.ibd import PACKAGE as IBD
 from careloop.core.settings import load_settings
 from careloop.demo.server import start_server, stop_server
-from careloop.knowledge import EXAMPLES, activate, add_version, approve, load_package, submit
+from careloop.knowledge import activate, add_version, approve, load_package, submit
 from careloop.practice import trust_client
 from careloop.trust.installation import initialise, open_registry
 from careloop.trust.principal import Principal
@@ -51,7 +52,7 @@ def _install(data_dir: Path, jwks: dict[str, object]) -> None:
     operator = Principal.operator("benchmark")
     initialise(settings, operator, admin_email="admin@example.org", admin_password=uuid.uuid4().hex)
     registry = open_registry(settings)
-    package = load_package(EXAMPLES / "ibd_steroid_review")
+    package = load_package(IBD.knowledge_object("ibd_steroid_review"))
     ref = f"{package.identifier}@{package.version}"
     add_version(registry, operator, package, reason="benchmark")
     submit(registry, operator, ref, reason="benchmark")
@@ -64,7 +65,7 @@ def _install(data_dir: Path, jwks: dict[str, object]) -> None:
 
 
 def _prefetch() -> dict[str, object]:
-    case = load_package(EXAMPLES / "ibd_steroid_review").tests[0]
+    case = load_package(IBD.knowledge_object("ibd_steroid_review")).tests[0]
     prefetch: dict[str, object] = json.loads(json.dumps(case["prefetch"]))
     today = time.strftime("%Y-%m-%d")
     for entry in prefetch["medications"]["entry"]:  # type: ignore[index]

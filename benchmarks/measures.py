@@ -31,8 +31,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from careloop.content.ibd import concepts as c
 from careloop.measures import builtin_measures, run_measures
-from careloop.measures import concepts as c
 from careloop.warehouse import Warehouse
 
 START, END = date(2017, 1, 1), date(2024, 12, 31)

@@ -16,7 +16,8 @@ import pandas as pd
 from typer.testing import CliRunner
 
 from careloop.cli.main import app
-from careloop.knowledge import EXAMPLES, package_from_dict
+from careloop.content.ibd import PACKAGE as IBD
+from careloop.knowledge import package_from_dict
 from careloop.trust import identity, patients
 from careloop.trust.installation import open_registry
 from tests.foundation import PASSWORD, build_installation, make_settings
@@ -75,7 +76,7 @@ def test_a_knowledge_object_goes_from_a_package_to_cards_served_over_http(tmp_pa
     inst = build_installation(make_settings(tmp_path, None), with_users=False)
     inst.registry.close()
     data = ("--data-dir", str(inst.settings.data_dir))
-    ibd = str(EXAMPLES / "ibd_steroid_review")
+    ibd = str(IBD.knowledge_object("ibd_steroid_review"))
 
     assert "valid knowledge object package" in run("knowledge", "validate", ibd)
     assert "7 of 7 tests passed" in run("knowledge", "test", ibd)

@@ -8,9 +8,9 @@ import json
 import pytest
 from sqlalchemy import select
 
+from careloop.content.ibd import PACKAGE as IBD
 from careloop.core.errors import Conflict, InputError, PermissionDenied, ValidationFailed
 from careloop.knowledge import (
-    EXAMPLES,
     activate,
     active_services,
     add_version,
@@ -36,7 +36,7 @@ def principal(inst: Installation, key: str):
 
 
 def package(identifier: str, version: str = "1.0.0", *, break_tests: bool = False):
-    data = copy.deepcopy(load_package(EXAMPLES / "ibd_steroid_review").to_dict())
+    data = copy.deepcopy(load_package(IBD.knowledge_object("ibd_steroid_review")).to_dict())
     data["metadata"]["identifier"] = identifier
     data["metadata"]["version"] = version
     data["service"]["id"] = identifier

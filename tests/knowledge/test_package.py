@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
+from careloop.content.ibd import PACKAGE as IBD
 from careloop.core.errors import InputError, ValidationFailed
 from careloop.knowledge import (
-    EXAMPLES,
     card_problems,
     load_package,
     new_package_skeleton,
@@ -20,11 +20,11 @@ from careloop.knowledge import (
     write_package,
 )
 
-IBD = EXAMPLES / "ibd_steroid_review"
+STEROID_REVIEW = IBD.knowledge_object("ibd_steroid_review")
 
 
 def example_dict() -> dict:
-    return copy.deepcopy(load_package(IBD).to_dict())
+    return copy.deepcopy(load_package(STEROID_REVIEW).to_dict())
 
 
 def locations(exc: pytest.ExceptionInfo[ValidationFailed]) -> list[str]:
@@ -32,7 +32,7 @@ def locations(exc: pytest.ExceptionInfo[ValidationFailed]) -> list[str]:
 
 
 def test_the_example_package_loads_and_its_tests_pass():
-    package = load_package(IBD)
+    package = load_package(STEROID_REVIEW)
     assert package.identifier == "ibd-steroid-review"
     assert package.version == "1.0.0"
     assert package.hook == "patient-view"
@@ -43,7 +43,7 @@ def test_the_example_package_loads_and_its_tests_pass():
 
 
 def test_a_package_round_trips_through_a_zip_with_the_same_content_hash(tmp_path: Path):
-    package = load_package(IBD)
+    package = load_package(STEROID_REVIEW)
     target = write_package(package, tmp_path / "ko.zip", zip_file=True)
     again = load_package(target)
     assert again.sha256() == package.sha256()
@@ -54,7 +54,7 @@ def test_a_package_round_trips_through_a_zip_with_the_same_content_hash(tmp_path
 
 
 def test_a_missing_file_and_bad_json_are_named(tmp_path: Path):
-    folder = write_package(load_package(IBD), tmp_path / "ko")
+    folder = write_package(load_package(STEROID_REVIEW), tmp_path / "ko")
     (folder / "tests.json").unlink()
     (folder / "rules.json").write_text("{not json")
     with pytest.raises(ValidationFailed) as exc:
@@ -127,7 +127,7 @@ def test_a_failing_case_is_reported_with_its_name():
 
 
 def test_tokens_in_the_card_are_filled_from_the_context():
-    package = load_package(IBD)
+    package = load_package(STEROID_REVIEW)
     case = package.tests[0]
     cards = package.evaluate(case["context"], case["prefetch"], today=date(2026, 6, 1))
     action = cards[0].card["suggestions"][0]["actions"][0]
@@ -281,7 +281,7 @@ def test_an_order_sign_rule_reads_the_draft_orders_in_the_context():
 
 
 def test_a_where_clause_without_one_comparison_is_refused():
-    data = copy.deepcopy(load_package(EXAMPLES / "ibd_methotrexate_safety").to_dict())
+    data = copy.deepcopy(load_package(IBD.knowledge_object("ibd_methotrexate_safety")).to_dict())
     selector = data["rules"]["rules"][0]["when"]["exists"]
     selector["where"] = [{"path": "dosageInstruction.0.timing.repeat.periodUnit"}]
     with pytest.raises(ValidationFailed) as exc:

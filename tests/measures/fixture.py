@@ -19,7 +19,7 @@ from datetime import date
 
 import pandas as pd
 
-from careloop.measures import concepts as c
+from careloop.content.ibd import concepts as c
 from careloop.warehouse import Warehouse
 
 MALE, FEMALE = 8507, 8532

@@ -165,7 +165,7 @@ def test_the_definition_hash_is_stable_and_follows_the_content(tmp_path):
 
 
 def test_every_builtin_measure_uses_only_concepts_of_the_concept_map():
-    from careloop.measures import concepts as c
+    from careloop.content.ibd import concepts as c
 
     known = set(c.local_concepts()) | {
         c.OUTPATIENT_VISIT,

@@ -14,8 +14,8 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
+from careloop.content.ibd import PACKAGE as IBD
 from careloop.knowledge import (
-    EXAMPLES,
     KnowledgePackage,
     activate,
     add_version,
@@ -93,7 +93,7 @@ def deploy(inst: Installation, package: KnowledgePackage, **kwargs: Any) -> None
 
 
 def ibd_package(identifier: str, **changes: Any) -> KnowledgePackage:
-    data = copy.deepcopy(load_package(EXAMPLES / "ibd_steroid_review").to_dict())
+    data = copy.deepcopy(load_package(IBD.knowledge_object("ibd_steroid_review")).to_dict())
     data["metadata"]["identifier"] = identifier
     data["service"]["id"] = identifier
     for key, value in changes.items():
@@ -149,7 +149,7 @@ def hook_package(hook: str, prefetch: dict[str, str] | None = None) -> Knowledge
 
 def ibd_prefetch(*, sparing: bool = False, courses: int = 2) -> dict[str, Any]:
     """Prefetch data of a steroid-dependent child (courses in the last months)."""
-    case = load_package(EXAMPLES / "ibd_steroid_review").tests[0]
+    case = load_package(IBD.knowledge_object("ibd_steroid_review")).tests[0]
     prefetch = copy.deepcopy(case["prefetch"])
     meds = prefetch["medications"]["entry"][:courses]
     today = time.strftime("%Y-%m-%d")

@@ -1,4 +1,4 @@
-"""Contract: every example knowledge object, served through the CDS service, answers its own tests
+"""Contract: every knowledge object of the active content packages, served through the CDS service, answers its own tests
 with responses that satisfy the CDS Hooks card rules (uuids included)."""
 
 from __future__ import annotations
@@ -8,12 +8,13 @@ from datetime import date
 
 import pytest
 
-from careloop.knowledge import EXAMPLES, load_package, response_problems
+from careloop.core.content import active_content
+from careloop.knowledge import load_package, response_problems
 from careloop.knowledge.cards import card_problems
 from careloop.practice import VerifiedCall, invoke
 from tests.practice.cds_support import deploy
 
-PACKAGES = sorted(p for p in EXAMPLES.iterdir() if (p / "metadata.json").exists())
+PACKAGES = active_content().knowledge_objects()
 
 
 @pytest.mark.parametrize("folder", PACKAGES, ids=lambda p: p.name)

@@ -16,9 +16,9 @@ from sqlalchemy import select
 
 from careloop.capture import entry, forms_store
 from careloop.capture.examples import example_file
+from careloop.content.ibd.concepts import CONCEPT_MAP
 from careloop.core.errors import Conflict
 from careloop.fhir.importing import import_fhir
-from careloop.measures.etl_map import ibd_concept_map
 from careloop.store.models import Patient
 from careloop.store.models.capture import FormDefinition, FormVersion
 from careloop.store.scoping import Scope, set_scope
@@ -95,7 +95,7 @@ def inst(tmp_path: Path, database_url: str | None) -> Iterator[Installation]:
 
 def _refresh(inst: Installation, *, full: bool = False):  # type: ignore[no-untyped-def]
     return refresh_warehouse(
-        inst.settings, inst.registry, inst.operator, concept_map=ibd_concept_map(), full=full
+        inst.settings, inst.registry, inst.operator, concept_map=CONCEPT_MAP, full=full
     )
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 
 import typer
 
+from careloop.core.content import activate
 from careloop.core.errors import InputError
 from careloop.core.settings import Settings, load_settings
 from careloop.store.database import Registry
@@ -23,7 +24,9 @@ DataDirOption = typer.Option(
 
 
 def settings_from(data_dir: Path | None) -> Settings:
-    return load_settings(data_dir=data_dir)
+    settings = load_settings(data_dir=data_dir)
+    activate(settings.content)  # the content packages the commands work with
+    return settings
 
 
 def operator() -> Principal:

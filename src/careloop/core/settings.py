@@ -68,6 +68,13 @@ class Settings(BaseSettings):
             "`--measures-dir` overrides it."
         ),
     )
+    content: str = Field(
+        default="ibd",
+        description=(
+            "The content packages (registries) in use, comma-separated: their forms, "
+            "concepts, measures and knowledge objects. Default: the example IBD registry."
+        ),
+    )
     session_idle_minutes: int = Field(
         default=30, ge=1, le=24 * 60, description="Minutes of inactivity that end a session."
     )

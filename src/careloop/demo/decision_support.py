@@ -26,16 +26,17 @@ import numpy as np
 from cryptography.hazmat.primitives.asymmetric import ec
 from jwt.algorithms import ECAlgorithm
 
+from careloop.content.ibd import PACKAGE as IBD
 from careloop.core.settings import Settings
 from careloop.demo.network import SyntheticNetwork
 from careloop.demo.server import start_server, stop_server
-from careloop.knowledge import EXAMPLES, activate, add_version, approve, load_package, submit
+from careloop.knowledge import activate, add_version, approve, load_package, submit
 from careloop.knowledge.package import package_from_dict
 from careloop.practice import card_events, trust_client
 from careloop.store.database import Registry
 from careloop.trust.principal import Principal
 
-KNOWLEDGE_OBJECT = EXAMPLES / "ibd_steroid_review"
+KNOWLEDGE_OBJECT = IBD.knowledge_object("ibd_steroid_review")
 ISSUER = "https://ehr-{site}.demo.careloop.invalid/"
 
 

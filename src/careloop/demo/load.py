@@ -15,8 +15,8 @@ from typing import Any, cast
 import pandas as pd
 
 from careloop.capture import FieldType, Form, checkbox_column, forms_store
-from careloop.capture.examples import example_file
 from careloop.capture.records_io import import_records
+from careloop.content.ibd import PACKAGE as IBD
 from careloop.demo.network import SyntheticNetwork
 from careloop.store.database import Registry
 from careloop.trust import identity, patients
@@ -89,7 +89,12 @@ def load_network(
             time_zone=site.time_zone,
         )
     forms_store.import_forms(
-        registry, operator, example_file("yaml"), fmt="yaml", name="ibd_registry.yaml"
+        # The demo's network is an IBD one, whichever content packages are active.
+        registry,
+        operator,
+        IBD.form_file("yaml").read_bytes(),
+        fmt="yaml",
+        name="ibd_registry.yaml",
     )
     visit_form = forms_store.get_form(registry, operator, VISIT_FORM).form
     prom_form = forms_store.get_form(registry, operator, PROM_FORM).form

@@ -18,6 +18,7 @@ from typing import Any
 
 import pandas as pd
 
+from careloop.content.ibd import DEMO_MEASURES as IBD_DEMO_MEASURES
 from careloop.core.clock import utcnow
 from careloop.core.errors import ConfigurationError
 from careloop.core.settings import Settings
@@ -45,7 +46,7 @@ from careloop.warehouse.connection import Warehouse
 from careloop.warehouse.quality import QualityReport, run_checks
 from careloop.warehouse.refresh import refresh_registry_tables, warehouse_provenance
 
-DEMO_MEASURES = Path(__file__).resolve().parent / "measures"
+DEMO_MEASURES = IBD_DEMO_MEASURES
 DEFAULT_SEED = 4
 DEMO_WAREHOUSE_MEMORY = "512MB"
 

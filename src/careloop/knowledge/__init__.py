@@ -14,7 +14,6 @@
   rules.
 """
 
-from pathlib import Path
 from typing import Any
 
 from careloop.knowledge.cards import Problem, card_problems, response_problems
@@ -50,11 +49,7 @@ from careloop.knowledge.package import (
     write_package,
 )
 
-EXAMPLES = Path(__file__).resolve().parent / "examples"
-"""Example packages shipped with careloop (``EXAMPLES / "ibd_steroid_review"``)."""
-
 __all__ = [
-    "EXAMPLES",
     "ActiveService",
     "CaseResult",
     "Deployment",

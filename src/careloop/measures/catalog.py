@@ -1,7 +1,10 @@
 """Where measures come from: built-ins, a folder of YAML files, Python entry points.
 
-The built-in measures are YAML files in ``careloop/measures/builtin`` and load
-exactly like a user's folder (``CARELOOP_MEASURES_DIR`` or ``--measures-dir``).
+The built-in measures are the engine's own, which count standard OMOP concepts
+only (``careloop/measures/builtin``), and those of the active content packages
+(:func:`careloop.core.content.active_content`; the IBD registry's by default).
+They load exactly like a user's folder (``CARELOOP_MEASURES_DIR`` or
+``--measures-dir``).
 A package adds measures with an entry point in the group ``careloop.measures``
 whose object is a :class:`MeasureDefinition`, a path to a YAML file or folder,
 a list of those, or a function returning any of them::
@@ -22,6 +25,7 @@ from importlib import metadata, resources
 from pathlib import Path
 from typing import Any
 
+from careloop.core.content import ContentRegistry, active_content
 from careloop.core.errors import CareloopError, ErrorDetail, NotFound
 from careloop.measures.definition import MeasureDefinition, load_definition, parse_yaml
 
@@ -64,15 +68,23 @@ class MeasureCatalog:
         return [self.get(i) for i in wanted] if wanted else list(self.measures)
 
 
-def builtin_measures() -> list[MeasureDefinition]:
-    """The measures shipped with careloop (``careloop/measures/builtin/*.yaml``)."""
+def builtin_measures(content: ContentRegistry | None = None) -> list[MeasureDefinition]:
+    """The engine's measures and the active content packages', ordered by file name.
+
+    Args:
+        content: The content packages whose measures to add (default: the active ones).
+    """
     folder = resources.files("careloop.measures") / "builtin"
-    out = []
-    for entry in sorted(folder.iterdir(), key=lambda e: e.name):
+    found: list[tuple[str, MeasureDefinition]] = []
+    for entry in folder.iterdir():
         if entry.name.endswith((".yaml", ".yml")):
             definition = parse_yaml(entry.read_text(encoding="utf-8"), source=entry.name)
-            out.append(replace(definition, source=f"builtin:{entry.name}"))
-    return out
+            found.append((entry.name, replace(definition, source=f"builtin:{entry.name}")))
+    for package, path in (content or active_content()).measure_files():
+        definition = parse_yaml(path.read_text(encoding="utf-8"), source=path.name)
+        found.append((path.name, replace(definition, source=f"content:{package.name}/{path.name}")))
+    # One order whatever package a file is in: reports and the CLI list them alike.
+    return [d for _name, d in sorted(found, key=lambda item: item[0])]
 
 
 def _yaml_files(folder: Path) -> list[Path]:

@@ -1,30 +1,24 @@
-"""The concept map the registry → OMOP ETL uses for the built-in IBD registry forms.
+"""The concept map the registry → OMOP ETL uses: the active content packages'.
 
-It is :mod:`careloop.measures.concepts` in the shape the ETL takes, so the
-warehouse holds exactly the concept ids the built-in measures count.
+The forms, and the concept ids their fields become, belong to content packages
+(:mod:`careloop.core.content`); the measures of those packages count exactly
+these ids, so a refresh for the measures uses the active packages' merged map.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
 
+from careloop.core.content import ConceptMap, ContentRegistry, active_content
 from careloop.core.settings import Settings
-from careloop.measures import concepts
 from careloop.store.database import Registry
 from careloop.trust.principal import Principal
-from careloop.warehouse.refresh import ConceptMap, RefreshReport, RegistryTables, refresh_warehouse
+from careloop.warehouse.refresh import RefreshReport, RegistryTables, refresh_warehouse
 
 
-def ibd_concept_map() -> ConceptMap:
-    """The ETL's concept map for the example IBD registry."""
-    return ConceptMap(
-        fields=dict(concepts.FIELD_CONCEPTS),
-        choices=dict(concepts.CHOICE_CONCEPTS),
-        visit_types=dict(concepts.VISIT_TYPES),
-        visit_type_field="visit_type",
-        drug_start_fields={"steroid_use": "steroid_start"},
-        names=concepts.local_concepts(),
-    )
+def content_concept_map(content: ContentRegistry | None = None) -> ConceptMap:
+    """The ETL's concept map: every active content package's, merged."""
+    return (content or active_content()).concept_map()
 
 
 def refresh_for_builtin_measures(
@@ -34,8 +28,18 @@ def refresh_for_builtin_measures(
     *,
     full: bool = False,
     extra: Sequence[RegistryTables] = (),
+    content: ContentRegistry | None = None,
 ) -> RefreshReport:
-    """Refresh the warehouse from the registry with the built-in measures' concepts."""
+    """Refresh the warehouse from the registry with the concepts the measures count.
+
+    Args:
+        content: The content packages whose concept map to use (default: the active ones).
+    """
     return refresh_warehouse(
-        settings, registry, principal, concept_map=ibd_concept_map(), full=full, extra=extra
+        settings,
+        registry,
+        principal,
+        concept_map=content_concept_map(content),
+        full=full,
+        extra=extra,
     )

@@ -3,7 +3,8 @@
 :func:`describe` turns the YAML criteria into sentences such as "Counted: clinic
 visits (outpatient visit, telehealth visit or inpatient visit) where the
 physician global assessment of IBD activity has the value 1." Concept ids are
-named from careloop's own concept map, then from ``names`` (e.g. the
+named from the active content packages' concept maps and answer labels
+(:func:`careloop.core.content.active_content`), then from ``names`` (e.g. the
 warehouse vocabulary), else shown as ``concept 123``.
 """
 
@@ -11,20 +12,22 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
-from careloop.measures import concepts as c
+from careloop.core.content import active_content
 from careloop.measures.definition import Criteria, CriteriaGroup, Criterion, MeasureDefinition
 
 STANDARD_NAMES: dict[int, str] = {
-    c.OUTPATIENT_VISIT: "outpatient visit",
-    c.INPATIENT_VISIT: "inpatient visit",
-    c.EMERGENCY_ROOM_VISIT: "emergency room visit",
-    c.EMERGENCY_AND_INPATIENT_VISIT: "emergency room and inpatient visit",
-    c.TELEHEALTH_VISIT: "telehealth visit",
-    c.BODY_HEIGHT: "body height",
-    c.BODY_WEIGHT: "body weight",
-    c.BODY_MASS_INDEX: "body mass index",
+    # OMOP Visit vocabulary and CMS Place of Service
+    9202: "outpatient visit",
+    9201: "inpatient visit",
+    9203: "emergency room visit",
+    262: "emergency room and inpatient visit",
+    5083: "telehealth visit",
+    # LOINC 8302-2, 29463-7, 39156-5
+    3036277: "body height",
+    3025315: "body weight",
+    3038553: "body mass index",
 }
-"""Names of the standard OMOP concepts the built-in measures use."""
+"""Names of common standard OMOP concepts, when no vocabulary is loaded."""
 
 _DOMAIN_WORDS = {
     "condition": "a diagnosis of",
@@ -35,21 +38,13 @@ _DOMAIN_WORDS = {
     "visit": "a visit:",
     "death": "death",
 }
-ANSWER_LABELS: dict[int, dict[int, str]] = {
-    c.PGA: {1: "quiescent", 2: "mild", 3: "moderate", 4: "severe"},
-    c.PREVISIT_PLANNING: {1: "yes", 0: "no"},
-    c.SELF_MANAGEMENT_GOAL: {1: "yes", 0: "no"},
-    c.CARE_PLAN_UPDATED: {1: "yes", 0: "no"},
-}
-"""Answer codes of the IBD visit form's coded fields (``ibd_registry.yaml``)."""
-
 _AT = {"any": "", "first": "the first ", "last": "the last "}
 _OPS = {"all_of": "all of", "any_of": "at least one of", "none_of": "none of"}
 
 
 def concept_name(concept_id: int, names: Mapping[int, str] | None = None) -> str:
     """A readable name of one concept id."""
-    local = c.local_concepts()
+    local = active_content().concept_names()
     if concept_id in local:
         name = local[concept_id]
         # "Physician global…" → "physician global…"; "PUCAI…" and "Crohn's…" stay
@@ -69,7 +64,8 @@ def _join(words: list[str], last: str = "or") -> str:
 
 
 def _answer(criterion: Criterion, value: object) -> str:
-    labels = {k: v for i in criterion.concepts for k, v in ANSWER_LABELS.get(i, {}).items()}
+    known = active_content().answer_labels()
+    labels = {k: v for i in criterion.concepts for k, v in known.get(i, {}).items()}
     if isinstance(value, int | float) and int(value) == value and int(value) in labels:
         return f"{labels[int(value)]} ({value})"
     return str(value)

@@ -22,6 +22,7 @@ import numpy as np
 import pandas as pd
 
 import careloop
+from careloop.core.content import LOCAL_CONCEPT_BASE, active_content
 from careloop.core.errors import CareloopError, InputError, NotFound
 from careloop.measures.compiler import (
     _TABLES,
@@ -31,7 +32,6 @@ from careloop.measures.compiler import (
     Period,
     periods_between,
 )
-from careloop.measures.concepts import LOCAL_CONCEPT_BASE, local_concepts
 from careloop.measures.definition import STRATIFIERS, Criterion, MeasureDefinition
 from careloop.warehouse.connection import Warehouse, quiet_engine_warnings
 
@@ -175,7 +175,8 @@ def resolve_concepts(
 
     Standard ids are checked against the ``concept`` table when it holds a
     vocabulary (any concept below 2,000,000,000); careloop-local ids are known
-    when the ``concept`` table or :mod:`careloop.measures.concepts` has them.
+    when the ``concept`` table or an active content package
+    (:func:`careloop.core.content.active_content`) names them.
     Descendants come from ``concept_ancestor``; without that table a criterion
     matches its own ids only (and a warning says so).
     """
@@ -210,7 +211,7 @@ def resolve_concepts(
                 "The warehouse has no concept_ancestor table: 'descendants: true' matches "
                 "the listed concept ids only."
             )
-    local = local_concepts()
+    local = active_content().concept_names()
     for m in measures:
         unknown = sorted(
             {

@@ -45,6 +45,7 @@ import ibis
 import pandas as pd
 
 from careloop.core.clock import utcnow
+from careloop.core.content import LOCAL_CONCEPT_BASE, ConceptMap
 from careloop.core.errors import ErrorDetail
 from careloop.core.settings import Settings
 from careloop.store.database import Registry
@@ -57,10 +58,8 @@ from careloop.trust.provenance import (
 )
 from careloop.warehouse.connection import TableSwap, Warehouse, quiet_engine_warnings
 from careloop.warehouse.registry_rows import (
-    LOCAL_CONCEPT_BASE,
     PERSON_TABLES,
     STANDARD_CONCEPTS,
-    ConceptMap,
     RowBuilder,
     read_registry,
     read_values,

@@ -22,6 +22,7 @@ from sqlalchemy import select
 
 from careloop.capture.forms import Form
 from careloop.capture.forms_store import form_of_version
+from careloop.core.content import LOCAL_CONCEPT_BASE, ConceptMap
 from careloop.core.errors import CareloopError, ErrorDetail
 from careloop.store.database import Registry
 from careloop.store.models import Patient, Site
@@ -31,7 +32,6 @@ from careloop.trust.principal import Principal
 from careloop.trust.work import unit_of_work
 from careloop.warehouse.connection import Warehouse, quiet_engine_warnings
 
-LOCAL_CONCEPT_BASE = 2_000_000_000
 CONSENT_FOR_IMPROVEMENT = "improvement_and_research"
 OUTPATIENT_VISIT = 9202
 EHR_TYPE = 32817  # OMOP type concept "EHR"
@@ -86,29 +86,6 @@ PERSON_TABLES = (
 )
 """The person-level tables the registry source writes (observation periods are derived
 when the CDM tables are assembled)."""
-
-
-@dataclass(frozen=True)
-class ConceptMap:
-    """Explicit concepts for a registry's forms (what its measures expect).
-
-    Fields not listed fall back to the code their dictionary declares
-    (standard concepts looked up in the warehouse's ``concept`` table) or to
-    a careloop-local concept id derived from the form and field names.
-    """
-
-    fields: Mapping[str, tuple[str, int]] = field(default_factory=dict)
-    """Field name → (OMOP domain, concept id) for measurement/observation fields."""
-    choices: Mapping[tuple[str, str], int] = field(default_factory=dict)
-    """(field name, answer code) → concept id for condition/drug/procedure fields."""
-    visit_types: Mapping[str, int] = field(default_factory=dict)
-    """Answer code of ``visit_type_field`` → the visit's ``visit_concept_id``."""
-    visit_type_field: str | None = None
-    """The field saying what kind of visit it was."""
-    drug_start_fields: Mapping[str, str] = field(default_factory=dict)
-    """Drug field → the date field giving the exposure's start (else the visit date)."""
-    names: Mapping[int, str] = field(default_factory=dict)
-    """Names of local concepts, for the ``concept`` table."""
 
 
 def _local_id(*parts: str) -> int:

@@ -18,6 +18,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from careloop import __version__
+from careloop.core.content import activate
 from careloop.core.settings import Settings
 from careloop.practice.router import router as cds_hooks_router
 from careloop.trust.installation import open_registry
@@ -40,6 +41,7 @@ HERE = Path(__file__).resolve().parent
 def create_app(settings: Settings) -> FastAPI:
     """Build the app for the installation ``settings`` describe."""
     registry = open_registry(settings, create=False)
+    activate(settings.content)  # the content packages the pages and API describe
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:

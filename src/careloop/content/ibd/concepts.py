@@ -1,8 +1,9 @@
-"""Concept ids of the IBD registry form, as the built-in measures expect them.
+"""Concept ids of the IBD registry form, as the IBD measures expect them.
 
-The registry → OMOP ETL must write the IBD visit form and the symptoms PROM
-(``careloop/capture/examples/ibd_registry.yaml``) with exactly these ids;
-the built-in measures under ``builtin/`` use them. Local codes get
+The registry → OMOP ETL writes the IBD visit form and the symptoms PROM
+(``forms/ibd_registry.yaml`` beside this file) with exactly these ids, through
+the content package's concept map (:data:`CONCEPT_MAP`); the IBD measures under
+``measures/`` count them. Local codes get
 careloop-local concept ids at or above 2,000,000,000 (OMOP's range for site
 concepts); fields with a standard code keep the standard concept.
 
@@ -29,8 +30,8 @@ from __future__ import annotations
 from types import MappingProxyType
 from typing import Final
 
-LOCAL_CONCEPT_BASE: Final = 2_000_000_000
-"""Local concept ids start here (OMOP reserves ids above 2 billion for sites)."""
+from careloop.core.content import LOCAL_CONCEPT_BASE as LOCAL_CONCEPT_BASE
+from careloop.core.content import ConceptMap
 
 # Standard OMOP visit concepts (Visit domain, vocabulary "Visit"/"CMS Place of Service").
 OUTPATIENT_VISIT: Final = 9202
@@ -143,3 +144,24 @@ def local_concepts() -> dict[int, str]:
     for code, name in enumerate(meds, start=1):
         names[2_000_000_210 + code] = f"{name} (registry)"
     return dict(sorted(names.items()))
+
+
+ANSWER_LABELS: Final = MappingProxyType(
+    {
+        PGA: {1: "quiescent", 2: "mild", 3: "moderate", 4: "severe"},
+        PREVISIT_PLANNING: {1: "yes", 0: "no"},
+        SELF_MANAGEMENT_GOAL: {1: "yes", 0: "no"},
+        CARE_PLAN_UPDATED: {1: "yes", 0: "no"},
+    }
+)
+"""Answer codes of the IBD visit form's coded fields, to say criteria in words."""
+
+CONCEPT_MAP: Final = ConceptMap(
+    fields=FIELD_CONCEPTS,
+    choices=CHOICE_CONCEPTS,
+    visit_types=VISIT_TYPES,
+    visit_type_field="visit_type",
+    drug_start_fields=MappingProxyType({"steroid_use": "steroid_start"}),
+    names=MappingProxyType(local_concepts()),
+)
+"""The ETL's concept map for the IBD registry's forms."""
