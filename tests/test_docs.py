@@ -79,6 +79,7 @@ def test_contributing_names_the_places_a_newcomer_needs():
         "make test",
         "docs/import-graph.md",
         "### Adding a measure",
+        "### Adding a content package",
         "### Adding a FHIR mapping",
         "### Adding a chart type",
         "pre-commit",
