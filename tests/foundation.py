@@ -10,8 +10,12 @@ from __future__ import annotations
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 import pytest
+
+if TYPE_CHECKING:
+    from careloop.warehouse.refresh import RefreshReport
 
 from careloop.core.settings import Settings, load_settings
 from careloop.store.database import Registry
@@ -187,3 +191,12 @@ def api(installation: Installation) -> Iterator[object]:
 
     with TestClient(create_app(installation.settings)) as client:
         yield client
+
+
+def refresh_installation(inst: Installation, **kwargs: Any) -> RefreshReport:
+    """``careloop warehouse refresh`` of the installation: its registry into its warehouse."""
+    from careloop.warehouse.connection import Warehouse
+    from careloop.warehouse.refresh import refresh_warehouse
+
+    with Warehouse.from_settings(inst.settings) as warehouse:
+        return refresh_warehouse(inst.registry, warehouse, inst.operator, **kwargs)

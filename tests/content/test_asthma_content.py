@@ -30,12 +30,11 @@ from careloop.core.content import (
 from careloop.core.errors import ConfigurationError, NotFound
 from careloop.knowledge import load_package
 from careloop.measures import describe_definition, load_catalog, run_measures
-from careloop.measures.etl_map import refresh_for_builtin_measures
 from careloop.measures.runner import NETWORK, resolve_concepts
 from careloop.warehouse.connection import Warehouse, quiet_engine_warnings
 from tests.content.asthma_pkg import ACTION_PLAN, ASTHMA_CONTROL
 from tests.content.asthma_pkg import PACKAGE as ASTHMA
-from tests.foundation import build_installation, make_settings
+from tests.foundation import build_installation, make_settings, refresh_installation
 
 # (site, patient index, review date, control level, action plan reviewed)
 REVIEWS = [
@@ -87,7 +86,7 @@ def _network(results, measure_id):
 
 def test_the_asthma_registry_is_captured_refreshed_and_measured_with_no_engine_edit(inst):
     assert [f.name for f in example_forms().forms] == ["asthma_review"]
-    report = refresh_for_builtin_measures(inst.settings, inst.registry, inst.operator)
+    report = refresh_installation(inst)
     assert report.persons == 4
     with Warehouse.from_settings(inst.settings, read_only=True) as wh:
         with quiet_engine_warnings():

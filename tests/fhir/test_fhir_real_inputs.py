@@ -24,13 +24,12 @@ from careloop.fhir.importing import import_fhir
 from careloop.fhir.mapping import COMPONENT, LINK_TABLE, stable_id
 from careloop.trust import identity
 from careloop.warehouse import Warehouse
-from careloop.warehouse.refresh import refresh_warehouse
 from tests.fhir.fhir_support import (
     CLINICAL,
     sqlite_install_fixture,  # noqa: F401 - the sqlite_install fixture
     warehouse_frame,
 )
-from tests.foundation import Installation
+from tests.foundation import Installation, refresh_installation
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 BULK = DATA / "fhir_bulk_smart"
@@ -258,7 +257,7 @@ def test_observation_components_become_rows_linked_to_their_panel(
     strings = observations[observations.value_as_string.notna()]
     assert list(strings.observation_source_value) == ["228390007"]
     # A warehouse refresh from the registry keeps the component rows and their links.
-    refresh_warehouse(inst.settings, inst.registry, inst.operator)
+    refresh_installation(inst)
     after = warehouse_frame(inst, "measurement")
     assert len(after) == 11
     assert sorted(after[after.measurement_event_id == panel].measurement_source_value) == [

@@ -21,7 +21,6 @@ from careloop.cli.main import app
 from careloop.core.errors import NotFound
 from careloop.fhir import import_fhir
 from careloop.measures import load_catalog, run_measures, store_run
-from careloop.measures.etl_map import refresh_for_builtin_measures
 from careloop.measures.provenance import record_measure_run
 from careloop.practice.lineage import card_lineage
 from careloop.store.models import Site
@@ -30,6 +29,7 @@ from careloop.trust.principal import Grant, Principal
 from careloop.trust.provenance import file_sha256, full_url
 from careloop.warehouse.connection import Warehouse
 from careloop.warehouse.refresh import warehouse_provenance
+from tests.foundation import refresh_installation
 from tests.practice.cds_support import (
     auth,
     deploy,
@@ -49,7 +49,7 @@ def cycle(installation, tmp_path_factory):
     """Run the cycle once; returns (card uuid, measure run provenance id)."""
     inst = installation
     import_fhir(inst.settings, inst.registry, inst.operator, FHIR_SMALL, site="A")
-    refresh_for_builtin_measures(inst.settings, inst.registry, inst.operator)
+    refresh_installation(inst)
     catalog = load_catalog(entry_points=False)
     with Warehouse.from_settings(inst.settings) as warehouse:
         run = run_measures(

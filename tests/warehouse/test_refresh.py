@@ -9,8 +9,7 @@ from careloop.capture.examples import example_file
 from careloop.content.ibd import concepts
 from careloop.trust import patients
 from careloop.warehouse.connection import Warehouse, quiet_engine_warnings
-from careloop.warehouse.refresh import refresh_warehouse
-from tests.foundation import build_installation, make_settings
+from tests.foundation import build_installation, make_settings, refresh_installation
 
 VISIT = {
     "visit_date": "2026-03-02",
@@ -63,9 +62,7 @@ def test_a_refresh_loads_consented_patients_pseudonymously_with_the_measures_con
     patients.record_consent(
         inst.registry, inst.operator, withdrawn, state="withdrawn", method="paper"
     )
-    report = refresh_warehouse(
-        inst.settings, inst.registry, inst.operator, concept_map=concepts.CONCEPT_MAP
-    )
+    report = refresh_installation(inst, concept_map=concepts.CONCEPT_MAP)
     assert report.persons == 3 and report.patients_excluded == 1
     persons = _frame(inst.settings, "SELECT * FROM person ORDER BY person_id")
     assert list(persons.person_id) == [
@@ -104,7 +101,7 @@ def test_a_refresh_loads_consented_patients_pseudonymously_with_the_measures_con
 def test_every_concept_a_refresh_writes_is_in_concept_with_its_tables_domain_and_units(inst):
     # What OHDSI's DQD checks as concept_known, fk_domain and standard_valid_concept:
     # without the OMOP vocabularies loaded, the refresh registers what it uses.
-    refresh_warehouse(inst.settings, inst.registry, inst.operator, concept_map=concepts.CONCEPT_MAP)
+    refresh_installation(inst, concept_map=concepts.CONCEPT_MAP)
     used = {
         ("measurement", "measurement_concept_id", "Measurement"),
         ("measurement", "unit_concept_id", "Unit"),
@@ -135,19 +132,13 @@ def test_every_concept_a_refresh_writes_is_in_concept_with_its_tables_domain_and
 
 
 def test_a_second_refresh_rebuilds_only_what_changed_and_withdrawal_removes_a_patient(inst):
-    first = refresh_warehouse(
-        inst.settings, inst.registry, inst.operator, concept_map=concepts.CONCEPT_MAP
-    )
+    first = refresh_installation(inst, concept_map=concepts.CONCEPT_MAP)
     assert first.persons_rebuilt == 4
-    again = refresh_warehouse(
-        inst.settings, inst.registry, inst.operator, concept_map=concepts.CONCEPT_MAP
-    )
+    again = refresh_installation(inst, concept_map=concepts.CONCEPT_MAP)
     assert again.persons_rebuilt == 0 and again.rows == first.rows
     gone = inst.patient_ids["A"][0]
     patients.record_consent(inst.registry, inst.operator, gone, state="withdrawn", method="verbal")
-    after = refresh_warehouse(
-        inst.settings, inst.registry, inst.operator, concept_map=concepts.CONCEPT_MAP
-    )
+    after = refresh_installation(inst, concept_map=concepts.CONCEPT_MAP)
     assert (after.persons_rebuilt, after.persons_removed, after.persons) == (0, 1, 3)
     for table in (
         "person",

@@ -10,6 +10,7 @@ import csv
 import shutil
 from collections.abc import Iterator
 from pathlib import Path
+from typing import Any
 
 import pytest
 from sqlalchemy import select
@@ -29,7 +30,7 @@ from careloop.warehouse.jobs import list_sources, load_omop_directory, remove_so
 from careloop.warehouse.omop_csv import load_omop_csv
 from careloop.warehouse.refresh import refresh_warehouse, warehouse_provenance
 from careloop.warehouse.sources import ASSEMBLED_TABLES, STORE_PREFIX
-from tests.foundation import Installation, build_installation, make_settings
+from tests.foundation import Installation, build_installation, make_settings, refresh_installation
 from tests.warehouse.conftest import OMOP_SMALL
 
 CLINICAL = (
@@ -94,9 +95,7 @@ def inst(tmp_path: Path, database_url: str | None) -> Iterator[Installation]:
 
 
 def _refresh(inst: Installation, *, full: bool = False):  # type: ignore[no-untyped-def]
-    return refresh_warehouse(
-        inst.settings, inst.registry, inst.operator, concept_map=CONCEPT_MAP, full=full
-    )
+    return refresh_installation(inst, concept_map=CONCEPT_MAP, full=full)
 
 
 def _counts(inst: Installation, tables: tuple[str, ...] = ("person", *CLINICAL)) -> dict[str, int]:
@@ -107,6 +106,12 @@ def _counts(inst: Installation, tables: tuple[str, ...] = ("person", *CLINICAL))
 def _sql(inst: Installation, sql: str) -> list[tuple[object, ...]]:
     with Warehouse.from_settings(inst.settings, read_only=True) as wh, quiet_engine_warnings():
         return [tuple(r) for r in wh.ibis.sql(sql).execute().itertuples(index=False)]
+
+
+def _jobs(inst: Installation, job: Any, *args: Any, **kwargs: Any) -> Any:
+    """Run a warehouse job as the CLI does: the installation's registry and warehouse."""
+    with Warehouse.from_settings(inst.settings) as warehouse:
+        return job(inst.registry, warehouse, inst.operator, *args, **kwargs)
 
 
 def _offset_omop(folder: Path, offset: int) -> Path:
@@ -231,7 +236,7 @@ def test_an_omop_load_and_a_refresh_keep_each_others_rows(
     with Warehouse.from_settings(inst.settings) as wh:
         load_omop_csv(wh, omop)
     assert _counts(inst) == combined
-    summaries = {s.name: s for s in list_sources(inst.settings, inst.registry, inst.operator)}
+    summaries = {s.name: s for s in _jobs(inst, list_sources)}
     assert summaries["registry"].persons == 4 and summaries["omop"].persons == 40
 
 
@@ -259,9 +264,7 @@ def test_dropping_a_source_removes_its_rows_only(inst: Installation, synthea: Pa
     _refresh(inst)
     registry_rows = _counts(inst)
     import_fhir(inst.settings, inst.registry, inst.operator, synthea, site="A")
-    removed, provenance = remove_source(
-        inst.settings, inst.registry, inst.operator, "fhir", reason="test import"
-    )
+    removed, provenance = _jobs(inst, remove_source, "fhir", reason="test import")
     assert removed["visit_occurrence"] == 257 and removed["person"] == 8
     assert _counts(inst) == registry_rows
     assert get_provenance(inst.registry, provenance.id).activity == "warehouse.drop_source"
@@ -272,11 +275,9 @@ def test_a_refresh_names_the_loads_still_in_the_warehouse_as_its_parents(
     inst: Installation, synthea: Path, tmp_path: Path
 ) -> None:
     first = import_fhir(inst.settings, inst.registry, inst.operator, synthea, site="A")
-    remove_source(inst.settings, inst.registry, inst.operator, "fhir", reason="wrong site")
+    _jobs(inst, remove_source, "fhir", reason="wrong site")
     second = import_fhir(inst.settings, inst.registry, inst.operator, synthea, site="B")
-    _, load = load_omop_directory(
-        inst.settings, inst.registry, inst.operator, _offset_omop(tmp_path, 10_000_000)
-    )
+    _, load = _jobs(inst, load_omop_directory, _offset_omop(tmp_path, 10_000_000))
     refreshed = _refresh(inst)
     parents = get_provenance(inst.registry, refreshed.provenance_id).parent_ids
     # The dropped import's rows are gone, so it is no longer part of what the refresh used.
@@ -285,9 +286,7 @@ def test_a_refresh_names_the_loads_still_in_the_warehouse_as_its_parents(
     # What the warehouse holds now: that refresh, then any load after it.
     assert warehouse_provenance(inst.registry) == [refreshed.provenance_id]
     (tmp_path / "again").mkdir()
-    _, again = load_omop_directory(
-        inst.settings, inst.registry, inst.operator, _offset_omop(tmp_path / "again", 10_000_000)
-    )
+    _, again = _jobs(inst, load_omop_directory, _offset_omop(tmp_path / "again", 10_000_000))
     assert warehouse_provenance(inst.registry) == [refreshed.provenance_id, again.id]
 
 
@@ -343,13 +342,11 @@ def test_a_warehouse_written_before_sources_keeps_every_row(
     _forget_sources(inst)
     _refresh(inst)
     assert _counts(inst) == everything
-    summaries = {
-        s.name: s.persons for s in list_sources(inst.settings, inst.registry, inst.operator)
-    }
+    summaries = {s.name: s.persons for s in _jobs(inst, list_sources)}
     # FHIR patients are registry patients too: the registry source has their person rows.
     assert summaries == {"registry": 12, "fhir": 8, "omop": 40}
     # The FHIR rows are the FHIR source's again: dropping it leaves the others.
-    remove_source(inst.settings, inst.registry, inst.operator, "fhir", reason="test")
+    _jobs(inst, remove_source, "fhir", reason="test")
     assert _counts(inst, ("visit_occurrence",))["visit_occurrence"] == (
         everything["visit_occurrence"] - 257
     )
@@ -364,7 +361,8 @@ def test_a_refresh_of_an_installation_with_no_site_yet_writes_empty_tables(tmp_p
     initialise(settings, operator, admin_email="admin@example.org", admin_password="x" * 16)
     registry = open_registry(settings)
     try:
-        report = refresh_warehouse(settings, registry, operator)
+        with Warehouse.from_settings(settings) as warehouse:
+            report = refresh_warehouse(registry, warehouse, operator)
     finally:
         registry.close()
     assert report.persons == 0 and report.rows["visit_occurrence"] == 0

@@ -12,7 +12,6 @@ import typer
 from careloop.cli.context import DataDirOption, opened, operator, settings_from
 from careloop.cli.output import console, err_console, print_frame, print_json, print_rows
 from careloop.core.errors import InputError
-from careloop.measures.etl_map import refresh_for_builtin_measures
 from careloop.practice.events import CardEventTables
 from careloop.practice.lineage import card_lineage
 from careloop.trust.provenance import (
@@ -22,6 +21,7 @@ from careloop.trust.provenance import (
     lineage,
     list_provenance,
 )
+from careloop.warehouse.connection import Warehouse
 from careloop.warehouse.jobs import (
     check_warehouse,
     list_sources,
@@ -29,6 +29,7 @@ from careloop.warehouse.jobs import (
     query_warehouse,
     remove_source,
 )
+from careloop.warehouse.refresh import refresh_warehouse
 
 warehouse_app = typer.Typer(help="The OMOP CDM warehouse.", no_args_is_help=True)
 provenance_app = typer.Typer(help="Where results came from.", no_args_is_help=True)
@@ -47,8 +48,8 @@ def load_omop(
 ) -> None:
     """Load OMOP CSV files (e.g. OHDSI's Eunomia) into the warehouse, all or nothing."""
     settings = settings_from(data_dir)
-    with opened(settings) as registry:
-        report, provenance = load_omop_directory(settings, registry, operator(), directory)
+    with opened(settings) as registry, Warehouse.from_settings(settings) as warehouse:
+        report, provenance = load_omop_directory(registry, warehouse, operator(), directory)
     print_rows(["table", "rows"], sorted(report.tables.items()), title="Loaded")
     console.print(
         f"{report.rows_in:,} rows in {report.seconds:.1f} s; provenance record {provenance.id}."
@@ -62,9 +63,9 @@ def refresh(
 ) -> None:
     """Load the registry into the OMOP warehouse (consented patients, pseudonymised)."""
     settings = settings_from(data_dir)
-    with opened(settings) as registry:
-        report = refresh_for_builtin_measures(
-            settings, registry, operator(), full=full, extra=[CardEventTables()]
+    with opened(settings) as registry, Warehouse.from_settings(settings) as warehouse:
+        report = refresh_warehouse(
+            registry, warehouse, operator(), full=full, sources=[CardEventTables()]
         )
     print_rows(["table", "rows"], sorted(report.rows.items()), title="Warehouse")
     console.print(
@@ -86,8 +87,8 @@ def refresh(
 def sources(data_dir: Path | None = DataDirOption) -> None:
     """Where the warehouse's rows come from: registry forms, FHIR imports, OMOP files."""
     settings = settings_from(data_dir)
-    with opened(settings) as registry:
-        found = list_sources(settings, registry, operator())
+    with opened(settings) as registry, Warehouse.from_settings(settings, read_only=True) as wh:
+        found = list_sources(registry, wh, operator())
     print_rows(
         ["source", "what", "persons", "rows"],
         [
@@ -106,8 +107,8 @@ def drop_source_command(
 ) -> None:
     """Remove every row one source put in the warehouse (the others stay)."""
     settings = settings_from(data_dir)
-    with opened(settings) as registry:
-        removed, provenance = remove_source(settings, registry, operator(), source, reason=reason)
+    with opened(settings) as registry, Warehouse.from_settings(settings) as warehouse:
+        removed, provenance = remove_source(registry, warehouse, operator(), source, reason=reason)
     print_rows(["table", "rows removed"], sorted(removed.items()), title=f"Removed {source}")
     console.print(f"Provenance record {provenance.id}.")
 
@@ -122,8 +123,8 @@ def query(
     """Run read-only SQL on the warehouse (writes are refused; audited)."""
     settings = settings_from(data_dir)
     fmt = _fmt(fmt, ("table", "csv", "json"))
-    with opened(settings) as registry:
-        frame = query_warehouse(settings, registry, operator(), sql, limit=limit)
+    with opened(settings) as registry, Warehouse.from_settings(settings, read_only=True) as wh:
+        frame = query_warehouse(registry, wh, operator(), sql, limit=limit)
     print_frame(frame, fmt=fmt)  # type: ignore[arg-type]
 
 
@@ -136,8 +137,8 @@ def check(
     """Run the data-quality checks (conformance, completeness, plausibility) and store them."""
     settings = settings_from(data_dir)
     fmt = _fmt(fmt, ("table", "json", "html"))
-    with opened(settings) as registry:
-        report, _provenance = check_warehouse(settings, registry, operator())
+    with opened(settings) as registry, Warehouse.from_settings(settings) as warehouse:
+        report, _provenance = check_warehouse(registry, warehouse, operator())
     if fmt == "html":
         text = report.to_html()
     elif fmt == "json":

@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from careloop.content.ibd import DEMO_MEASURES as IBD_DEMO_MEASURES
+from careloop.content.ibd import PACKAGE as IBD
 from careloop.core.clock import utcnow
 from careloop.core.errors import ConfigurationError
 from careloop.core.settings import Settings
@@ -34,7 +35,6 @@ from careloop.demo.seed import (
     init_demo_installation,
 )
 from careloop.measures import MeasureRun, load_catalog, run_measures, store_run
-from careloop.measures.etl_map import refresh_for_builtin_measures
 from careloop.measures.provenance import record_measure_run
 from careloop.practice.events import CardEventTables, card_events
 from careloop.practice.lineage import CardLineage, card_lineage
@@ -44,7 +44,11 @@ from careloop.trust.principal import Principal
 from careloop.trust.provenance import record_provenance
 from careloop.warehouse.connection import Warehouse
 from careloop.warehouse.quality import QualityReport, run_checks
-from careloop.warehouse.refresh import refresh_registry_tables, warehouse_provenance
+from careloop.warehouse.refresh import (
+    refresh_registry_tables,
+    refresh_warehouse,
+    warehouse_provenance,
+)
 
 DEMO_MEASURES = IBD_DEMO_MEASURES
 DEFAULT_SEED = 4
@@ -130,7 +134,9 @@ def run_demo(
         network.proms = network.proms.iloc[0:0]
         logins = create_demo_accounts(settings, operator, [s.code for s in network.sites])
         clock.stage("Refreshing the OMOP warehouse (consented patients only)")
-        refresh_for_builtin_measures(settings, registry, operator, full=True)
+        with Warehouse.from_settings(settings) as warehouse:
+            # The demo is an IBD network whatever content is active elsewhere.
+            refresh_warehouse(registry, warehouse, operator, concept_map=IBD.concept_map, full=True)
         clock.stage("Checking data quality")
         with Warehouse.from_settings(settings) as warehouse:
             quality = run_checks(warehouse, store=True)
@@ -159,7 +165,8 @@ def run_demo(
         practice = run_decision_support(
             settings, registry, operator, network, evidence=[(analysed, "Network change: ITS")]
         )
-        refresh_registry_tables(settings, registry, operator, [CardEventTables()])
+        with Warehouse.from_settings(settings) as warehouse:
+            refresh_registry_tables(registry, warehouse, operator, [CardEventTables()])
         analyses.recoveries.append(
             recovery.card_acceptance(practice.accepted, practice.cards_shown, network.truth)
         )

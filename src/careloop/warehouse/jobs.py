@@ -12,7 +12,6 @@ import pandas as pd
 
 from careloop.core.clock import utcnow
 from careloop.core.errors import PermissionDenied
-from careloop.core.settings import Settings
 from careloop.store.database import Registry
 from careloop.store.scoping import Scope
 from careloop.trust.principal import Principal
@@ -28,13 +27,12 @@ MAX_AUDITED_SQL = 4000
 
 
 def load_omop_directory(
-    settings: Settings, registry: Registry, principal: Principal, directory: Path
+    registry: Registry, warehouse: Warehouse, principal: Principal, directory: Path
 ) -> tuple[LoadReport, Provenance]:
     """Load a directory of OMOP CSV files into the warehouse, recording provenance."""
     with unit_of_work(registry, principal, "warehouse.manage") as work:
         work.audit("load", "warehouse", details={"directory": str(directory)})
-    with Warehouse.from_settings(settings) as warehouse:
-        report = load_omop_csv(warehouse, directory)
+    report = load_omop_csv(warehouse, directory)
     provenance = record_provenance(
         registry,
         principal,
@@ -53,8 +51,8 @@ def load_omop_directory(
 
 
 def query_warehouse(
-    settings: Settings,
     registry: Registry,
+    warehouse: Warehouse,
     principal: Principal,
     sql: str,
     *,
@@ -63,8 +61,12 @@ def query_warehouse(
     """Run one read-only SQL statement on the warehouse (audited).
 
     Raw SQL reaches every site's rows, so it needs an installation-wide
-    grant (a network analyst, or the operator).
+    grant (a network analyst, or the operator). ``warehouse`` must be opened
+    read-only: the SQL check refuses anything but one SELECT, and the
+    connection is the second line of defence.
     """
+    if not warehouse.read_only:
+        raise ValueError("query_warehouse needs a warehouse opened read-only")
     with unit_of_work(registry, principal, "warehouse.query") as work:
         if work.scope != Scope.everything():
             raise PermissionDenied(
@@ -72,8 +74,7 @@ def query_warehouse(
                 "analyst role. Site analysts use measures and reports instead."
             )
         work.expect("query", "warehouse", details={"sql": sql[:MAX_AUDITED_SQL]})
-        with Warehouse.from_settings(settings, read_only=True) as warehouse:
-            frame = run_readonly_query(warehouse, sql, limit=limit)
+        frame = run_readonly_query(warehouse, sql, limit=limit)
         work.audit(
             "query",
             "warehouse",
@@ -87,14 +88,13 @@ def query_warehouse(
 
 
 def check_warehouse(
-    settings: Settings, registry: Registry, principal: Principal, *, store: bool = True
+    registry: Registry, warehouse: Warehouse, principal: Principal, *, store: bool = True
 ) -> tuple[QualityReport, Provenance]:
     """Run the data-quality checks, store their results, record provenance."""
     with unit_of_work(registry, principal, "warehouse.manage") as work:
         work.audit("check", "warehouse")
     started = utcnow()
-    with Warehouse.from_settings(settings, read_only=not store) as warehouse:
-        report = run_checks(warehouse, store=store)
+    report = run_checks(warehouse, store=store)
     provenance = record_provenance(
         registry,
         principal,
@@ -111,16 +111,15 @@ def check_warehouse(
 
 
 def list_sources(
-    settings: Settings, registry: Registry, principal: Principal
+    registry: Registry, warehouse: Warehouse, principal: Principal
 ) -> list[SourceSummary]:
     """The sources the warehouse's rows come from, with their row counts."""
     principal.require("warehouse.manage")
-    with Warehouse.from_settings(settings, read_only=True) as warehouse:
-        return source_summaries(warehouse)
+    return source_summaries(warehouse)
 
 
 def remove_source(
-    settings: Settings, registry: Registry, principal: Principal, source: str, *, reason: str
+    registry: Registry, warehouse: Warehouse, principal: Principal, source: str, *, reason: str
 ) -> tuple[dict[str, int], Provenance]:
     """Remove every row one source put in the warehouse (audited, with provenance).
 
@@ -130,9 +129,8 @@ def remove_source(
     started = utcnow()
     with unit_of_work(registry, principal, "warehouse.manage") as work:
         work.expect("delete", "warehouse", details={"source": source, "reason": reason})
-        with Warehouse.from_settings(settings) as warehouse:
-            removed = drop_source(warehouse, source)
-            target = warehouse.url
+        removed = drop_source(warehouse, source)
+        target = warehouse.url
         work.audit(
             "delete", "warehouse", details={"source": source, "reason": reason, "rows": removed}
         )

@@ -45,9 +45,8 @@ import ibis
 import pandas as pd
 
 from careloop.core.clock import utcnow
-from careloop.core.content import LOCAL_CONCEPT_BASE, ConceptMap
+from careloop.core.content import LOCAL_CONCEPT_BASE, ConceptMap, active_content
 from careloop.core.errors import ErrorDetail
-from careloop.core.settings import Settings
 from careloop.store.database import Registry
 from careloop.trust.principal import Principal
 from careloop.trust.provenance import (
@@ -158,71 +157,75 @@ def _previous_state(warehouse: Warehouse) -> dict[int, str]:
 
 
 def refresh_warehouse(
-    settings: Settings,
     registry: Registry,
+    warehouse: Warehouse,
     principal: Principal,
     *,
     concept_map: ConceptMap | None = None,
     full: bool = False,
-    extra: Sequence[RegistryTables] = (),
+    sources: Sequence[RegistryTables] = (),
 ) -> RefreshReport:
     """Bring the warehouse up to date with the registry (see the module docstring).
 
+    The sources loaded from files (FHIR imports, OMOP files) keep their rows and
+    join the assembled tables; the registry's forms are rebuilt; ``sources``
+    (e.g. the CDS card events) are copied after, each with its own provenance.
+
     Args:
-        settings: The installation (which warehouse).
         registry: The registry to read.
+        warehouse: The warehouse to write (opened for writing).
         principal: Who refreshes; needs ``warehouse.manage``.
-        concept_map: Concepts of the registry's forms (what its measures count).
+        concept_map: Concepts of the registry's forms (what its measures count);
+            default: the active content packages' (``careloop.core.content``).
         full: Rebuild every registry person, not only those that changed.
-        extra: Further registry tables to copy in the same transaction.
+        sources: Further registry tables to copy in the same run.
     """
     started = utcnow()
-    cmap = concept_map or ConceptMap()
-    with Warehouse.from_settings(settings) as warehouse:
-        warehouse.create_schema()
-        warehouse.ensure_table(STATE_TABLE, STATE_SCHEMA)
-        previous = {} if full else _previous_state(warehouse)
-        snapshot = read_registry(registry, principal, previous)
-        hashes = snapshot.hashes
-        changed = [pid for pid, h in hashes.items() if previous.get(pid) != h]
-        removed = [pid for pid in previous if pid not in hashes]
-        builder = RowBuilder(snapshot, cmap, standard_concepts(warehouse, snapshot))
-        stores = store_tables(warehouse)
-        stores["registry"] = set(REGISTRY_TABLES)
-        withheld = _withheld_elsewhere(warehouse, stores, set(hashes))
-        public = sorted({t for tables in stores.values() for t in tables} | {"observation_period"})
-        names = [
-            *store_schemas("registry", REGISTRY_TABLES),
-            *(
-                n
-                for source, (tables, _) in withheld.items()
-                for n in withholding(warehouse, source, tables)
-            ),
-            *public,
-            "concept",
+    cmap = concept_map if concept_map is not None else active_content().concept_map()
+    warehouse.create_schema()
+    warehouse.ensure_table(STATE_TABLE, STATE_SCHEMA)
+    previous = {} if full else _previous_state(warehouse)
+    snapshot = read_registry(registry, principal, previous)
+    hashes = snapshot.hashes
+    changed = [pid for pid, h in hashes.items() if previous.get(pid) != h]
+    removed = [pid for pid in previous if pid not in hashes]
+    builder = RowBuilder(snapshot, cmap, standard_concepts(warehouse, snapshot))
+    stores = store_tables(warehouse)
+    stores["registry"] = set(REGISTRY_TABLES)
+    withheld = _withheld_elsewhere(warehouse, stores, set(hashes))
+    public = sorted({t for tables in stores.values() for t in tables} | {"observation_period"})
+    names = [
+        *store_schemas("registry", REGISTRY_TABLES),
+        *(
+            n
+            for source, (tables, _) in withheld.items()
+            for n in withholding(warehouse, source, tables)
+        ),
+        *public,
+        "concept",
+        STATE_TABLE,
+    ]
+    with warehouse.replacing(names, schemas=store_schemas("registry", REGISTRY_TABLES)) as swap:
+        _write_registry_store(
+            warehouse, swap, registry, builder, changed, set(changed) | set(removed), previous
+        )
+        _write_concepts(warehouse, swap, builder)
+        swap.insert(
             STATE_TABLE,
-        ]
-        with warehouse.replacing(names, schemas=store_schemas("registry", REGISTRY_TABLES)) as swap:
-            _write_registry_store(
-                warehouse, swap, registry, builder, changed, set(changed) | set(removed), previous
-            )
-            _write_concepts(warehouse, swap, builder)
-            swap.insert(
-                STATE_TABLE,
-                pd.DataFrame(
-                    [
-                        {"person_id": pid, "content_hash": h, "refreshed_at": started}
-                        for pid, h in hashes.items()
-                    ],
-                    columns=["person_id", "content_hash", "refreshed_at"],
-                ),
-            )
-            for source, (tables, gone) in withheld.items():
-                withhold_persons(warehouse, swap, source, tables, gone)
-            assemble(warehouse, swap, public, stores)
-        rows = warehouse.row_counts(PUBLIC_PERSON_TABLES)
-        summaries = {s.name: dict(s.rows) for s in source_summaries(warehouse)}
-    target = settings.resolved_warehouse_url.split("://", 1)[0] + "://…"
+            pd.DataFrame(
+                [
+                    {"person_id": pid, "content_hash": h, "refreshed_at": started}
+                    for pid, h in hashes.items()
+                ],
+                columns=["person_id", "content_hash", "refreshed_at"],
+            ),
+        )
+        for source, (tables, gone) in withheld.items():
+            withhold_persons(warehouse, swap, source, tables, gone)
+        assemble(warehouse, swap, public, stores)
+    rows = warehouse.row_counts(PUBLIC_PERSON_TABLES)
+    summaries = {s.name: dict(s.rows) for s in source_summaries(warehouse)}
+    target = warehouse.url
     provenance: Provenance = record_provenance(
         registry,
         principal,
@@ -251,7 +254,9 @@ def refresh_warehouse(
         # The loads whose rows this refresh assembled with the registry's.
         parent_ids=source_provenance(registry, [s for s in summaries if s != "registry"]),
     )
-    extra_runs = refresh_registry_tables(settings, registry, principal, extra, parent=provenance.id)
+    extra_runs = refresh_registry_tables(
+        registry, warehouse, principal, sources, parent=provenance.id
+    )
     return RefreshReport(
         persons=rows.get("person", 0),
         persons_rebuilt=len(changed),
@@ -325,8 +330,8 @@ class TablesRefresh:
 
 
 def refresh_registry_tables(
-    settings: Settings,
     registry: Registry,
+    warehouse: Warehouse,
     principal: Principal,
     sources: Sequence[RegistryTables],
     *,
@@ -342,10 +347,9 @@ def refresh_registry_tables(
     for source in sources:
         started = utcnow()
         frames = source.read(registry)
-        with Warehouse.from_settings(settings) as warehouse:
-            with warehouse.replacing(list(source.schemas), schemas=source.schemas) as swap:
-                rows = {t: swap.insert(t, frames[t]) for t in source.schemas}
-            target = warehouse.url
+        with warehouse.replacing(list(source.schemas), schemas=source.schemas) as swap:
+            rows = {t: swap.insert(t, frames[t]) for t in source.schemas}
+        target = warehouse.url
         total = sum(rows.values())
         provenance = record_provenance(
             registry,
