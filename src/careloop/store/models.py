@@ -236,7 +236,11 @@ class AuditEntry(Base):
 class AuditHead(Base):
     """The chain's head (last seq and hash), updated with every append.
 
-    It lets the verifier notice entries cut from the end of the log.
+    It lets the verifier notice entries cut from the end of the log. ``seal``
+    is an HMAC of the head under a key derived from the installation's
+    secret key, which the database does not hold: someone who can write to
+    the database but not read the key cannot move the head to a chain they
+    rebuilt, cut or emptied.
     """
 
     __tablename__ = "audit_head"
@@ -244,6 +248,27 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger)
     entry_hash: Mapped[str] = mapped_column(String(64))
+    seal: Mapped[str | None] = mapped_column(String(64))
+
+
+class Installation(Base):
+    """The installation record: written once, with the genesis entry of the audit trail.
+
+    An installation whose trail has fewer entries than ``genesis_seq`` (an
+    emptied trail) therefore never verifies; triggers refuse any change to
+    this row (careloop.store.audit_guards).
+    """
+
+    __tablename__ = "installation"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    installation_id: Mapped[str] = mapped_column(String(36))
+    """A random UUID naming this installation (also in the genesis entry)."""
+    created_at: Mapped[str] = mapped_column(String(32))
+    """When the trail's genesis entry was written (fixed-width ISO 8601 UTC)."""
+    genesis_seq: Mapped[int] = mapped_column(BigInteger)
+    """The sequence number of the genesis entry (1, or the next entry on an upgrade)."""
+    genesis_hash: Mapped[str] = mapped_column(String(64))
 
 
 class ProvenanceRecord(Base):

@@ -9,6 +9,7 @@ from careloop.core.errors import ConfigurationError, Conflict
 from careloop.core.settings import Settings
 from careloop.store.database import Registry, connect_registry
 from careloop.store.migrate import current_revision, upgrade
+from careloop.trust.audit import SEAL_KEY_INFO, seal_key
 from careloop.trust.identity import UserView, add_user, bootstrap_admin_needed
 from careloop.trust.principal import Principal
 
@@ -48,10 +49,20 @@ def open_registry(settings: Settings, *, create: bool = True) -> Registry:
                 "The registry database has no careloop schema. Run `careloop init` first."
             )
         upgrade(registry.engine)
-        return registry
+        return _with_seal_key(registry, settings)
     if settings.database_url is None:
         settings.ensure_data_dir()
-    return connect_registry(settings.registry_url, migrate=True)
+    return _with_seal_key(connect_registry(settings.registry_url, migrate=True), settings)
+
+
+def _with_seal_key(registry: Registry, settings: Settings) -> Registry:
+    """Give the registry's sessions the key that seals the audit chain's head.
+
+    The key comes from the installation's secret key (a file in the data
+    directory or CARELOOP_SECRET_KEY), never from the database.
+    """
+    registry.sessions.configure(info={SEAL_KEY_INFO: seal_key(settings.signing_key())})
+    return registry
 
 
 def initialise(
