@@ -47,7 +47,6 @@ batch plus one per patient exported.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from collections.abc import Collection, Iterable
@@ -85,6 +84,7 @@ from careloop.capture.response_rows import (
 from careloop.capture.text_files import read_source
 from careloop.capture.validation import FormValidator
 from careloop.core.clock import utcnow
+from careloop.core.csv_safety import safe_writer
 from careloop.core.errors import (
     ErrorDetail,
     InputError,
@@ -199,7 +199,7 @@ class ImportReport:
     def problems_csv(self) -> str:
         """The problems as CSV (``row,field,value,reason``; what ``--report FILE.csv`` writes)."""
         out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
+        writer = safe_writer(out, lineterminator="\n")
         writer.writerow(["row", "field", "value", "reason"])
         for p in self.problems:
             writer.writerow([p.row, p.field, p.value or "", p.reason])
@@ -815,7 +815,8 @@ def _csv(form_name: str, rows: list[_Exported], forms: list[Form]) -> str:
     # written once, as the key: the import takes that column as the field's value too.
     columns = [c for c in _columns(forms) if c[0] not in keys]
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    # Spreadsheet-safe; careloop's records import removes the escape again.
+    writer = safe_writer(out, lineterminator="\n")
     writer.writerow([*keys, *(c for c, _, _ in columns), f"{form_name}_complete"])
     for item in rows:
         response = item.response

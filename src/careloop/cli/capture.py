@@ -7,7 +7,6 @@ the functions they call.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from pathlib import Path
@@ -26,6 +25,7 @@ from careloop.capture.records_io import (
 from careloop.cli.context import DataDirOption, opened, operator, settings_from
 from careloop.cli.modes import IMPORT_MODE_HELP, import_mode
 from careloop.cli.output import console, err_console, print_rows
+from careloop.core.csv_safety import safe_writer
 from careloop.core.errors import InputError, ValidationFailed
 
 forms_app = typer.Typer(help="Forms: import, list, show and export data dictionaries.")
@@ -162,7 +162,7 @@ def _write_report(report: ImportReport | ValidationFailed, path: Path) -> None:
         path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
         return
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = safe_writer(out, lineterminator="\n")
     writer.writerow(["row", "field", "value", "reason"])
     for p in problems:
         writer.writerow(["" if p[k] is None else p[k] for k in ("row", "field", "value", "reason")])

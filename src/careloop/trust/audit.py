@@ -34,7 +34,6 @@ have no gaps and no two entries share a predecessor.
 
 from __future__ import annotations
 
-import csv
 import hashlib
 import hmac
 import io
@@ -49,6 +48,7 @@ from sqlalchemy.exc import DBAPIError
 from sqlalchemy.orm import Session
 
 from careloop.core.clock import iso_utc, utcnow
+from careloop.core.csv_safety import safe_writer
 from careloop.core.errors import InputError
 from careloop.store import audit_guards
 from careloop.store.models import AuditEntry, AuditHead, Installation
@@ -482,9 +482,10 @@ def render_report(entries: Sequence[AuditEntry], fmt: Literal["csv", "json"]) ->
     if fmt == "json":
         return json.dumps(records, indent=2)
     if fmt == "csv":
+        # User-controlled text (a failed login's e-mail, a request id) lands here.
         out = io.StringIO()
-        writer = csv.DictWriter(out, fieldnames=list(REPORT_COLUMNS))
-        writer.writeheader()
-        writer.writerows(records)
+        writer = safe_writer(out)
+        writer.writerow(REPORT_COLUMNS)
+        writer.writerows([record[name] for name in REPORT_COLUMNS] for record in records)
         return out.getvalue()
     raise InputError(f"Unknown report format {fmt!r}; use csv or json.")
