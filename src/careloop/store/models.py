@@ -92,6 +92,8 @@ class User(Base):
     display_name: Mapped[str] = mapped_column(String(200))
     password_hash: Mapped[str | None] = mapped_column(String(255))
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Unused since revision 0007: lock-outs are kept per e-mail address in LoginLockout,
+    # so that addresses without an account are locked the same way.
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None]
     last_login_at: Mapped[datetime | None]
@@ -202,6 +204,22 @@ class WebSession(Base):
     authenticated_at: Mapped[datetime] = mapped_column(default=utcnow)
     ended_at: Mapped[datetime | None]
     client_addr: Mapped[str | None] = mapped_column(String(64))
+
+
+class LoginLockout(Base):
+    """Failed password attempts in a row for one e-mail address, and its lock-out.
+
+    Keyed by a hash of the address, whether or not an account has it: an
+    unknown address is counted and locked like a known one, so the answers to
+    a login say nothing about which addresses exist.
+    """
+
+    __tablename__ = "login_lockout"
+
+    email_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None]
+    last_failed_at: Mapped[datetime]
 
 
 class AuditEntry(Base):
