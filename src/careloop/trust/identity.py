@@ -31,6 +31,7 @@ from careloop.core.errors import (
     ValidationFailed,
 )
 from careloop.core.ids import secret_token, sha256_hex
+from careloop.core.plain_text import control_characters, shown, text_problem
 from careloop.core.settings import Settings
 from careloop.store.database import Registry
 from careloop.store.models import ApiToken, CarerLink, Membership, Site, User, WebSession
@@ -158,8 +159,9 @@ def add_site(
     code = code.strip().upper()
     if not _SITE_CODE.match(code):
         problems.append(ErrorDetail("code", "use 1-32 letters, digits, '-' or '_', e.g. RCH", code))
-    if not name.strip():
-        problems.append(ErrorDetail("name", "a site needs a name"))
+    wrong_name = text_problem(name, what="a site's name", max_length=200)
+    if wrong_name:
+        problems.append(ErrorDetail("name", wrong_name, shown(name)))
     wrong_country = country_problem(country)
     if wrong_country:
         problems.append(ErrorDetail("country", wrong_country, country))
@@ -256,11 +258,14 @@ def add_user(
     (a patient's link); such accounts cannot log in with a password.
     """
     email = email.strip().lower()
-    if not _EMAIL.match(email):
-        raise ValidationFailed(
-            "The user was not added.",
-            details=[ErrorDetail("email", "not an e-mail address", email)],
-        )
+    problems: list[ErrorDetail] = []
+    if not _EMAIL.match(email) or len(email) > 254 or control_characters(email):
+        problems.append(ErrorDetail("email", "not an e-mail address", shown(email)))
+    wrong_name = text_problem(display_name, what="a display name", max_length=200, required=False)
+    if wrong_name:
+        problems.append(ErrorDetail("display_name", wrong_name, shown(display_name)))
+    if problems:
+        raise ValidationFailed("The user was not added.", details=problems)
     if password is not None:
         check_password_rules(password)
     with unit_of_work(registry, principal, "user.manage") as work:
