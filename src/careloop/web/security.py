@@ -28,6 +28,8 @@ SESSION_COOKIE = "careloop_session"
 LOGIN_CSRF_COOKIE = "careloop_login_csrf"
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CACHEABLE_PREFIXES = ("/static/",)
+"""Paths whose responses may be cached: careloop's own style sheets, scripts and images."""
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -49,11 +51,13 @@ async def security_middleware(
     response.headers["Referrer-Policy"] = "same-origin"
     response.headers["Cross-Origin-Opener-Policy"] = "same-origin"
     response.headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
-    if (
-        request.url.path.startswith(("/api", "/login", "/reauth"))
-        or "set-cookie" in response.headers
-    ):
+    path = request.url.path
+    if path.startswith(("/api", "/login", "/reauth")) or "set-cookie" in response.headers:
         response.headers["Cache-Control"] = "no-store"
+    elif not path.startswith(CACHEABLE_PREFIXES):
+        # Pages, downloads and FHIR reads carry identifiable or small-count data: never
+        # kept by a browser or a proxy, unless the route says otherwise (vendored assets).
+        response.headers.setdefault("Cache-Control", "no-store")
     return response
 
 
