@@ -16,6 +16,7 @@ from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
 from careloop.core.settings import Settings
@@ -24,7 +25,32 @@ from careloop.practice.clients import Unauthorised, VerifiedCall, allowed_origin
 from careloop.practice.service import discovery, invoke, record_feedback
 from careloop.store.database import Registry
 
-router = APIRouter(prefix="/cds-services", tags=["cds-hooks"])
+
+class CdsErrorBody(BaseModel):
+    """How a CDS Hooks call is refused (the spec defines no body; this one is small)."""
+
+    error: str
+    problems: list[dict[str, str]] = []
+
+
+def _cds_error(why: str) -> dict[str, Any]:
+    return {"model": CdsErrorBody, "description": why}
+
+
+router = APIRouter(
+    prefix="/cds-services",
+    tags=["cds-hooks"],
+    responses={
+        400: _cds_error("The body is not JSON or breaks the CDS Hooks request rules."),
+        401: {
+            "description": "The bearer JWT fails a check (no body, whichever check).",
+            "content": {},
+        },
+        404: _cds_error("No such active CDS service for this client."),
+        412: _cds_error("Prefetch data is missing and cannot be fetched."),
+        413: _cds_error("The body is too large."),
+    },
+)
 log = logging.getLogger("careloop.practice")
 
 _CORS_METHODS = "GET, POST, OPTIONS"

@@ -8,7 +8,7 @@ so site partitions hold whatever code path asks.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from sqlalchemy import (
     BigInteger,
@@ -22,7 +22,9 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
 
 from careloop.core.clock import utcnow
 
@@ -48,9 +50,25 @@ SEXES = ("female", "male", "other", "unknown")  # FHIR AdministrativeGender
 CONSENT_STATES = ("direct_care_only", "improvement_and_research", "withdrawn")
 
 
+class UtcDateTime(TypeDecorator[datetime]):
+    """A moment stored with its time zone and always read back as aware UTC.
+
+    SQLite keeps no offset and returns naive values; the API then sent times
+    without one (``2026-12-07T05:25:25``), which is no RFC 3339 date-time.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {datetime: DateTime(timezone=True)}  # noqa: RUF012 - SQLAlchemy API
+    type_annotation_map = {datetime: UtcDateTime()}  # noqa: RUF012 - SQLAlchemy API
 
 
 class SiteOwned:
