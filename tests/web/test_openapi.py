@@ -87,3 +87,12 @@ def test_file_answers_are_declared_beside_json(api: Any) -> None:
         "application/yaml",
         "application/fhir+json",
     }
+
+
+def test_an_id_larger_than_the_database_holds_is_refused_not_a_server_error(
+    api: Any, installation: Installation
+) -> None:
+    for url in ("/api/patients/9223372036854775808", "/api/patients/0"):
+        answer = api.get(url, headers=_bearer(installation, "clinician@A"))
+        assert answer.status_code == 422, (url, answer.text)
+        assert answer.json()["error"]["code"] == "invalid_input"
