@@ -1,4 +1,4 @@
-"""Twenty-seven ways to tamper with the audit trail, as a careless or hostile admin would.
+"""Thirty-two ways to tamper with the audit trail, as a careless or hostile admin would.
 
 Each tampering gets direct access to the registry database (no careloop code)
 and tries to remove, change, add or reorder entries, or to switch off what
@@ -197,6 +197,8 @@ class Context:
     other_trail: list[dict[str, Any]]
     """A valid trail of another installation (for the transplant)."""
     other_head: tuple[int, str]
+    head: tuple[int, str] = (0, GENESIS)
+    """The head before the tampering, as published outside the installation."""
 
 
 def delete_entry(conn: Connection, ctx: Context) -> None:
@@ -443,6 +445,75 @@ def transplant_hidden(conn: Connection, ctx: Context) -> None:
         _set_head(conn, *ctx.other_head)
 
 
+def replace_head(conn: Connection, ctx: Context) -> None:
+    """The head moved back to ``mid`` by INSERT OR REPLACE / ON CONFLICT DO UPDATE."""
+    row = ctx.rows[ctx.mid - 1]
+    if conn.dialect.name == "postgresql":
+        sql = (
+            "INSERT INTO audit_head (id, seq, entry_hash) VALUES (1, :s, :h) "
+            "ON CONFLICT (id) DO UPDATE SET seq = EXCLUDED.seq, entry_hash = EXCLUDED.entry_hash"
+        )
+    else:
+        sql = "INSERT OR REPLACE INTO audit_head (id, seq, entry_hash) VALUES (1, :s, :h)"
+    conn.execute(text(sql), {"s": row["seq"], "h": row["entry_hash"]})
+
+
+def replace_installation(conn: Connection, ctx: Context) -> None:
+    """The installation record replaced by one whose genesis is past the trail's end."""
+    record = dict(conn.execute(text("SELECT * FROM installation")).mappings().one())
+    record.update(genesis_seq=1, genesis_hash=ctx.rows[0]["entry_hash"])
+    record["installation_id"] = "00000000-0000-4000-8000-000000000000"
+    cols = list(record)
+    values = ", ".join(":" + c for c in cols)
+    if conn.dialect.name == "postgresql":
+        sets = ", ".join(f"{c} = EXCLUDED.{c}" for c in cols if c != "id")
+        sql = (
+            f"INSERT INTO installation ({', '.join(cols)}) VALUES ({values}) "
+            f"ON CONFLICT (id) DO UPDATE SET {sets}"
+        )
+    else:
+        sql = f"INSERT OR REPLACE INTO installation ({', '.join(cols)}) VALUES ({values})"
+    conn.execute(text(sql), record)
+
+
+def rename_head_and_roll_back(conn: Connection, ctx: Context) -> None:
+    """The head table renamed away and a fresh, unguarded one pointing at ``mid``."""
+    _informed(conn)
+    row = ctx.rows[ctx.mid - 1]
+    conn.execute(text("ALTER TABLE audit_head RENAME TO audit_head_old"))
+    _empty_copy(conn, "audit_head_old", "audit_head")
+    # The old seal kept: whoever does this has no key to make a new one.
+    conn.execute(
+        text(
+            "INSERT INTO audit_head (id, seq, entry_hash, seal) "
+            "SELECT 1, :s, :h, seal FROM audit_head_old"
+        ),
+        {"s": row["seq"], "h": row["entry_hash"]},
+    )
+
+
+def rename_installation_away(conn: Connection, ctx: Context) -> None:
+    """The installation record renamed away and an empty table in its place."""
+    _informed(conn)
+    conn.execute(text("ALTER TABLE installation RENAME TO installation_old"))
+    _empty_copy(conn, "installation_old", "installation")
+
+
+def restart_trail_hidden(conn: Connection, ctx: Context) -> None:
+    """The trail cut back to its genesis entry and the head unsealed: a "new" installation.
+
+    Only someone holding the secret key, or re-creating the installation, gets
+    this far without the plain check noticing; the anchored head catches it.
+    """
+    genesis = ctx.rows[0]
+    with triggers_off(conn):
+        conn.execute(text("DELETE FROM audit_entry WHERE seq > 1"))
+        conn.execute(
+            text("UPDATE audit_head SET seq = 1, seal = NULL, entry_hash = :h"),
+            {"h": genesis["entry_hash"]},
+        )
+
+
 TAMPERINGS: dict[str, Tampering] = {
     f.__name__: f
     for f in (
@@ -473,8 +544,20 @@ TAMPERINGS: dict[str, Tampering] = {
         swap_entries_hidden,
         renumber_hidden,
         transplant_hidden,
+        replace_head,
+        replace_installation,
+        rename_head_and_roll_back,
+        rename_installation_away,
+        restart_trail_hidden,
     )
 }
+
+ANCHORED = frozenset({"restart_trail_hidden"})
+"""Tamperings only the externally anchored head can show (``verify --expect-head``).
+
+They need the installation's secret key (or a re-created installation); every
+other tampering is refused or found by the plain check.
+"""
 
 
 def snapshot(registry: Registry) -> tuple[list[dict[str, Any]], tuple[int, str]]:
@@ -485,19 +568,26 @@ def snapshot(registry: Registry) -> tuple[list[dict[str, Any]], tuple[int, str]]
     return rows, (seq, digest_)
 
 
-def attempt(registry: Registry, name: str, ctx: Context) -> Outcome:
-    """Run one tampering on ``registry`` and say whether it was caught."""
+def attempt(registry: Registry, name: str, ctx: Context, *, anchored: bool = True) -> Outcome:
+    """Run one tampering on ``registry`` and say whether it was caught.
+
+    An :data:`ANCHORED` tampering is checked against the head published before
+    it (``ctx.head``) unless ``anchored`` is false.
+    """
     try:
         with registry.engine.begin() as conn:
             TAMPERINGS[name](conn, ctx)
     except DBAPIError:
         return "refused"
+    expect_head = ctx.head if anchored and name in ANCHORED else None
     with registry.transaction() as session:
-        result = verify_chain(session)
+        result = verify_chain(session, expect_head=expect_head)
     return "missed" if result.intact else "detected"
 
 
 def context_for(registry: Registry, other: Registry) -> Context:
-    rows, _ = snapshot(registry)
+    rows, head = snapshot(registry)
     other_rows, other_head = snapshot(other)
-    return Context(mid=len(rows) // 2, rows=rows, other_trail=other_rows, other_head=other_head)
+    return Context(
+        mid=len(rows) // 2, rows=rows, other_trail=other_rows, other_head=other_head, head=head
+    )
