@@ -11,6 +11,7 @@ import typer
 
 from careloop.cli.context import DataDirOption, opened, operator, settings_from
 from careloop.cli.output import console, err_console, print_frame, print_json, print_rows
+from careloop.core.csv_safety import frame_to_csv
 from careloop.core.errors import InputError
 from careloop.practice.events import CardEventTables
 from careloop.practice.lineage import card_lineage
@@ -149,7 +150,7 @@ def check(
         if out is None:
             print_frame(frame[columns], fmt="table")
             return
-        text = frame.to_csv(index=False)
+        text = frame_to_csv(frame) or ""
     if out is not None:
         out.write_text(text)
         console.print(f"Wrote {out}")

@@ -42,6 +42,7 @@ from careloop.fhir.mapping.common import (
     VISIT_CONCEPTS,
     Coded,
     ConsentState,
+    PatientFields,
     check_resource,
     choose_coding,
     coded_fields,
@@ -50,14 +51,13 @@ from careloop.fhir.mapping.common import (
     event_when,
     format_when,
     parse_when,
+    patient_fields,
     reference_key,
     reference_keys,
     stable_id,
 )
 from careloop.fhir.mapping.patients import (
-    PatientFields,
     consent_resource,
-    patient_fields,
     patient_resource,
     person_row,
 )

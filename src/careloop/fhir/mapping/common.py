@@ -16,10 +16,12 @@ from careloop.fhir.codes import (
     CARELOOP_CONSENT_SYSTEM,
     CODE_SYSTEMS,
     LOCAL_SYSTEM_PREFIX,
+    MRN_TYPE_SYSTEM,
     STATUS_SETS,
     code_format_problem,
     is_known_system,
 )
+from careloop.trust.patients import patient_field_problems
 
 ConsentState = Literal["direct_care_only", "improvement_and_research", "withdrawn"]
 CONSENT_STATES: tuple[ConsentState, ...] = (
@@ -303,6 +305,17 @@ def check_resource(
             birth[:4] >= "1900" and birth <= date.today().isoformat()
         ):
             err("Patient.birthDate", "the date of birth must lie between 1900 and today", birth)
+        # The registry's rules for ids and names (as through the API: 64 and 200 characters,
+        # no control characters).
+        paths = {
+            "local_id": "Patient.identifier.value",
+            "given_name": "Patient.name.given",
+            "family_name": "Patient.name.family",
+        }
+        if resource.get("id"):
+            fields = patient_fields(resource)
+            for detail in patient_field_problems({name: getattr(fields, name) for name in paths}):
+                err(paths[detail.location], detail.message, detail.value)
     for path, concept in coded_fields(resource):
         chosen, problems, notes = choose_coding(concept, path, where=where)
         errors.extend(problems)
@@ -404,4 +417,42 @@ def consent_state(resource: Mapping[str, Any]) -> ConsentState | None:
     raise ValueError(
         "cannot tell which consent this is: use scope 'research' with a permit or deny "
         f"provision, or policyRule with a code of {CARELOOP_CONSENT_SYSTEM}"
+    )
+
+
+@dataclass(frozen=True)
+class PatientFields:
+    """What the registry keeps of a FHIR Patient."""
+
+    local_id: str
+    given_name: str | None
+    family_name: str | None
+    birth_date: date | None
+    sex: str
+
+
+def patient_fields(resource: Mapping[str, Any]) -> PatientFields:
+    """Registry fields of a Patient: the MRN (identifier of type MR, else the first) …"""
+    local_id = None
+    identifiers = resource.get("identifier") or []
+    for identifier in identifiers:
+        codings = (identifier.get("type") or {}).get("coding") or []
+        if any(c.get("code") == "MR" and c.get("system") == MRN_TYPE_SYSTEM for c in codings):
+            local_id = identifier.get("value")
+            break
+    if local_id is None:
+        local_id = next((i.get("value") for i in identifiers if i.get("value")), None)
+    if local_id is None:
+        local_id = resource["id"]
+    names = resource.get("name") or []
+    name = next((n for n in names if n.get("use") == "official"), names[0] if names else {})
+    given = " ".join(name.get("given") or []) or None
+    birth = resource.get("birthDate")
+    birth_date = date.fromisoformat(birth) if birth and len(birth) == 10 else None
+    return PatientFields(
+        local_id=str(local_id),
+        given_name=given,
+        family_name=name.get("family"),
+        birth_date=birth_date,
+        sex=resource.get("gender") or "unknown",
     )

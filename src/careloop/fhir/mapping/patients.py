@@ -3,54 +3,12 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from careloop.fhir.codes import (
-    CARELOOP_CONSENT_SYSTEM,
-    MRN_TYPE_SYSTEM,
-)
+from careloop.fhir.codes import CARELOOP_CONSENT_SYSTEM, MRN_TYPE_SYSTEM
 
 # ---------------------------------------------------------------- patients and consent
-
-
-@dataclass(frozen=True)
-class PatientFields:
-    """What the registry keeps of a FHIR Patient."""
-
-    local_id: str
-    given_name: str | None
-    family_name: str | None
-    birth_date: date | None
-    sex: str
-
-
-def patient_fields(resource: Mapping[str, Any]) -> PatientFields:
-    """Registry fields of a Patient: the MRN (identifier of type MR, else the first) …"""
-    local_id = None
-    identifiers = resource.get("identifier") or []
-    for identifier in identifiers:
-        codings = (identifier.get("type") or {}).get("coding") or []
-        if any(c.get("code") == "MR" and c.get("system") == MRN_TYPE_SYSTEM for c in codings):
-            local_id = identifier.get("value")
-            break
-    if local_id is None:
-        local_id = next((i.get("value") for i in identifiers if i.get("value")), None)
-    if local_id is None:
-        local_id = resource["id"]
-    names = resource.get("name") or []
-    name = next((n for n in names if n.get("use") == "official"), names[0] if names else {})
-    given = " ".join(name.get("given") or []) or None
-    birth = resource.get("birthDate")
-    birth_date = date.fromisoformat(birth) if birth and len(birth) == 10 else None
-    return PatientFields(
-        local_id=str(local_id)[:64],
-        given_name=given,
-        family_name=name.get("family"),
-        birth_date=birth_date,
-        sex=resource.get("gender") or "unknown",
-    )
 
 
 def patient_resource(

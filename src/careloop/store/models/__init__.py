@@ -26,6 +26,8 @@ from careloop.store.models.foundation import (
     Base,
     CarerLink,
     ConsentRecord,
+    Installation,
+    LoginLockout,
     Membership,
     Patient,
     PatientOwned,
@@ -33,6 +35,7 @@ from careloop.store.models.foundation import (
     Site,
     SiteOwned,
     User,
+    UtcDateTime,
     WebSession,
 )
 from careloop.store.models.knowledge import (
@@ -67,9 +70,11 @@ __all__ = [
     "ConsentRecord",
     "FormDefinition",
     "FormVersion",
+    "Installation",
     "KnowledgeDeployment",
     "KnowledgeObjectVersion",
     "KnowledgeTransition",
+    "LoginLockout",
     "Membership",
     "Patient",
     "PatientOwned",
@@ -79,5 +84,6 @@ __all__ = [
     "Site",
     "SiteOwned",
     "User",
+    "UtcDateTime",
     "WebSession",
 ]
