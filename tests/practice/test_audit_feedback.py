@@ -10,7 +10,7 @@ import pytest
 
 from careloop.core.errors import InputError
 from careloop.measures.patient_lists import PatientList, PatientListEntry
-from careloop.practice.audit_feedback import audit_feedback_report
+from careloop.practice.feedback.audit_feedback import audit_feedback_report
 
 
 def results() -> pd.DataFrame:

@@ -199,7 +199,7 @@ def test_a_measures_csv_export_escapes_text_and_keeps_negative_values_numbers(tm
 
 
 def test_the_measure_csv_download_escapes_text(api, installation, monkeypatch):
-    from careloop.measures import dashboard
+    from careloop.practice.feedback import dashboards as dashboard
 
     frame = _results(HOSTILE)[["site", "stratum", "numerator", "denominator", "value"]]
     monkeypatch.setattr(dashboard, "stored_results", lambda settings: frame)

@@ -17,7 +17,7 @@ from PIL import Image
 from sqlalchemy import text
 
 from careloop.measures import load_results
-from careloop.measures.dashboard import may_see_dashboards, patient_list_sites
+from careloop.practice.feedback.dashboards import may_see_dashboards, patient_list_sites
 from careloop.trust import identity, patients
 from careloop.trust.principal import Grant, Principal
 from careloop.warehouse.connection import Warehouse

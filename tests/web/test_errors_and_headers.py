@@ -72,7 +72,7 @@ def test_pages_and_downloads_with_patient_or_small_count_data_are_never_cached(
     # Issue 14: patient pages and measure CSVs had no Cache-Control: no-store.
     import pandas as pd
 
-    from careloop.measures import dashboard
+    from careloop.practice.feedback import dashboards as dashboard
 
     frame = pd.DataFrame({"site": ["A"], "numerator": [3], "denominator": [4]})
     monkeypatch.setattr(dashboard, "stored_results", lambda settings: frame)

@@ -33,10 +33,10 @@ from careloop.knowledge import (
     submit,
     write_package,
 )
-from careloop.knowledge.impact import impact_report
 from careloop.measures import load_results
 from careloop.practice import card_events, distrust_client, list_clients, trust_client
-from careloop.practice.audit_feedback import audit_feedback_report
+from careloop.practice.feedback.audit_feedback import audit_feedback_report
+from careloop.practice.feedback.impact import impact_report
 from careloop.warehouse.connection import Warehouse
 
 knowledge_app = typer.Typer(help="Knowledge objects: library, lifecycle, deployments.")

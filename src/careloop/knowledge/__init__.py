@@ -7,14 +7,11 @@
 - :mod:`careloop.knowledge.library` stores versions and takes them through
   draft → in_review → approved → active → retired, records deployments and
   answers :func:`deployments_for` a measure.
-- :func:`impact_report` shows a deployment's target measure before and after
-  (SPC phases, interrupted time series) with card acceptance and the
-  card-variant comparison; :func:`deployment_annotations` marks charts.
+- What a deployment changed is feedback to practice:
+  :mod:`careloop.practice.feedback.impact`.
 - :func:`card_problems` / :func:`response_problems` check CDS Hooks 2.0 card
   rules.
 """
-
-from typing import Any
 
 from careloop.knowledge.cards import Problem, card_problems, response_problems
 from careloop.knowledge.library import (
@@ -53,7 +50,6 @@ __all__ = [
     "ActiveService",
     "CaseResult",
     "Deployment",
-    "ImpactReport",
     "KnowledgePackage",
     "KnowledgeVersion",
     "Problem",
@@ -67,12 +63,10 @@ __all__ = [
     "add_version",
     "approve",
     "card_problems",
-    "deployment_annotations",
     "deployments",
     "deployments_for",
     "diff",
     "export_version",
-    "impact_report",
     "list_versions",
     "load_package",
     "new_package_skeleton",
@@ -84,16 +78,3 @@ __all__ = [
     "submit",
     "write_package",
 ]
-
-
-_LAZY = {"ImpactReport", "deployment_annotations", "impact_report"}
-
-
-def __getattr__(name: str) -> Any:
-    # The impact report needs the SPC/ITS stack (statsmodels, plotly): loaded on first use,
-    # so the CDS service and the command line start quickly.
-    if name in _LAZY:
-        from careloop.knowledge import impact
-
-        return getattr(impact, name)
-    raise AttributeError(f"module 'careloop.knowledge' has no attribute {name!r}")

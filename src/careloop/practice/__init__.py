@@ -1,7 +1,7 @@
 """Knowledge into practice: the CDS Hooks 2.0 service, its security, card feedback and variants.
 
-- :mod:`careloop.practice.router` — ``/cds-services`` discovery, calls and
-  feedback (mounted by the web app);
+- the HTTP side of the service (``/cds-services`` discovery, calls and
+  feedback) is :mod:`careloop.web.cds_hooks`, mounted by the web app;
 - :func:`trust_client` / :func:`verify_call` — trusted CDS clients and the
   JWT checks the spec requires;
 - :func:`invoke`, :func:`discovery`, :func:`record_feedback` — the service
@@ -9,7 +9,10 @@
 - :func:`allocate` / :func:`trial_allocator` — card variants through
   :mod:`careloop.analysis.trials`;
 - :func:`card_events` — cards, their invocations and feedback as a table for
-  the warehouse and measures.
+  the warehouse and measures;
+- :mod:`careloop.practice.feedback` — feedback to practice: measure
+  dashboards, a deployment's impact, a site's audit-and-feedback report
+  (imported on use: it needs the SPC/ITS stack, which the CDS service does not).
 """
 
 from careloop.practice.cds_hooks import (

@@ -20,7 +20,6 @@ from fastapi.templating import Jinja2Templates
 from careloop import __version__
 from careloop.core.content import activate
 from careloop.core.settings import Settings
-from careloop.practice.router import router as cds_hooks_router
 from careloop.trust.installation import open_registry
 from careloop.trust.status import registry_reachable
 from careloop.web import (
@@ -32,6 +31,7 @@ from careloop.web import (
     pages_entry,
     pages_knowledge,
 )
+from careloop.web.cds_hooks import router as cds_hooks_router
 from careloop.web.errors import install_error_handlers
 from careloop.web.security import security_middleware
 

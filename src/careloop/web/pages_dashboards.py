@@ -1,6 +1,6 @@
 """Measure dashboards: the network overview, a measure's page, a site's page, downloads.
 
-Each route asks :mod:`careloop.measures.dashboard` for the data (who may see
+Each route asks :mod:`careloop.practice.feedback.dashboards` for the data (who may see
 what is decided there) and renders it. Interactive charts are Plotly figures
 sent as JSON in a ``<script type="application/json">`` block (data, not
 script, so the strict CSP holds) and drawn by ``static/dashboards.js`` with
@@ -25,10 +25,10 @@ from careloop.core.csv_safety import frame_to_csv
 from careloop.core.errors import InputError, NotFound
 from careloop.core.settings import Settings
 from careloop.knowledge import deployments_for
-from careloop.measures import dashboard
 from careloop.measures.catalog import MeasureCatalog, load_catalog
-from careloop.measures.dashboard import Deployed, Series
 from careloop.measures.patient_lists import ListKind
+from careloop.practice.feedback import dashboards as dashboard
+from careloop.practice.feedback.dashboards import Deployed, Series
 from careloop.warehouse.connection import Warehouse
 from careloop.web.security import Caller, CallerDep, RegistryDep, SettingsDep
 

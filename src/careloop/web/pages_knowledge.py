@@ -8,7 +8,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from careloop.knowledge.library import deployments, list_versions
-from careloop.practice.reports import feedback_for, impact_for
+from careloop.practice.feedback.reports import feedback_for, impact_for
 from careloop.web.security import CallerDep, RegistryDep, SettingsDep
 
 router = APIRouter(include_in_schema=False)

@@ -10,11 +10,11 @@ import pandas as pd
 
 from careloop.core.errors import InputError, NotFound
 from careloop.core.settings import Settings
-from careloop.knowledge.impact import ImpactReport, impact_report
 from careloop.knowledge.library import show
 from careloop.measures import load_results
-from careloop.practice.audit_feedback import AuditFeedbackReport, audit_feedback_report
 from careloop.practice.events import card_events
+from careloop.practice.feedback.audit_feedback import AuditFeedbackReport, audit_feedback_report
+from careloop.practice.feedback.impact import ImpactReport, impact_report
 from careloop.store.database import Registry
 from careloop.trust.identity import list_sites
 from careloop.trust.principal import Principal

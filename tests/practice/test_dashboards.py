@@ -10,7 +10,7 @@ import pytest
 
 from careloop.core.errors import NotFound, PermissionDenied
 from careloop.measures import MeasureCatalog, parse_yaml
-from careloop.measures.dashboard import (
+from careloop.practice.feedback.dashboards import (
     Deployed,
     StoredResults,
     measure_detail,

@@ -92,7 +92,7 @@ class AuditFeedbackReport:
     def to_html(self) -> str:
         """A self-contained HTML page (funnel plot as inline SVG, no scripts)."""
         return render(
-            "careloop.practice", "audit_feedback.html",
+            "careloop.practice.feedback", "audit_feedback.html",
             report=self,
             title=f"{self.measure_id} at {self.site}, {self.period_start:%Y-%m-%d}",
             # The SVG is drawn by vl-convert from the numbers; its text is XML-escaped there.

@@ -10,7 +10,7 @@ import pytest
 
 from careloop.core.errors import InputError
 from careloop.knowledge import Deployment
-from careloop.knowledge.impact import deployment_annotations, impact_report
+from careloop.practice.feedback.impact import deployment_annotations, impact_report
 
 DEPLOYMENT = Deployment(
     id=1,

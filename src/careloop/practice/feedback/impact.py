@@ -20,12 +20,12 @@ annotations, so every SPC chart of the measure can show them.
 
 from __future__ import annotations
 
-import html
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import markupsafe
 import pandas as pd
 
 from careloop import charts
@@ -33,6 +33,7 @@ from careloop.analysis.its import ItsResult, segmented_regression
 from careloop.analysis.spc import Annotation, SpcChart, qic
 from careloop.analysis.trials import ProportionsComparison, compare_proportions
 from careloop.core.errors import InputError
+from careloop.core.html import render
 from careloop.knowledge.library import Deployment
 
 CARD_TABLE_COLUMNS = (
@@ -118,30 +119,18 @@ class ImpactReport:
                 kind="deployment",
             )
         ]
-        chart = charts.spc.svg(self.spc, annotations=annotation)
-        its = html.escape(self.its.summary()) if self.its is not None else "Not fitted."
-        cards = (
-            self.cards.to_html(index=False, border=0)
-            if not self.cards.empty
-            else "<p>No card events.</p>"
-        )
-        variants = (
-            f"<pre>{html.escape(self.variants.summary(labels=self._labels()))}</pre>"
-            if self.variants is not None
-            else "<p>No variant test.</p>"
-        )
-        caveats = "".join(f"<li>{html.escape(c)}</li>" for c in self.caveats)
-        title = html.escape(f"Impact of {d.identifier} {d.version} on {self.measure_id}")
-        return (
-            "<!doctype html><html><head><meta charset='utf-8'>"
-            f"<title>{title}</title></head><body><h1>{title}</h1>"
-            f"<p>Deployed {d.started_at:%Y-%m-%d} ({d.mode}) at "
-            f"{html.escape(', '.join(d.sites) or 'every site')}.</p>"
-            f"<h2>Statistical process control</h2>{chart}"
-            f"<h2>Interrupted time series</h2><pre>{its}</pre>"
-            f"<h2>Cards</h2>{cards}<h2>Card variants</h2>{variants}"
-            f"<h2>Caveats</h2><ul>{caveats}</ul></body></html>"
-        )
+        return render(
+            "careloop.practice.feedback", "impact.html",
+            report=self,
+            deployment=d,
+            title=f"Impact of {d.identifier} {d.version} on {self.measure_id}",
+            # The SVG is drawn by vl-convert from the numbers; its text is XML-escaped there.
+            spc_svg=markupsafe.Markup(charts.spc.svg(self.spc, annotations=annotation)),  # noqa: S704
+            its=self.its.summary() if self.its is not None else "Not fitted.",
+            variants=(
+                self.variants.summary(labels=self._labels()) if self.variants is not None else None
+            ),
+        )  # fmt: skip
 
 
 def _series(results: pd.DataFrame, measure_id: str, site: str) -> pd.DataFrame:
