@@ -961,5 +961,5 @@ def export_records(
                 details={"form": form, "format": fmt, "via": "export"},
             )
             events.append(replace(event, patient_id=pid, patient_pseudo_id=pseudo))
-        append_many(session, events)
+        work.audit_events(events)
         return RecordsExport(text, fmt, len(rows), len(patients))
