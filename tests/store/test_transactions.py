@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import threading
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -202,3 +203,61 @@ def test_reads_on_postgresql_run_in_read_only_transactions(inst: Installation) -
         assert work.session.scalar(text("SHOW transaction_read_only")) == "on"
     with unit_of_work(inst.registry, inst.operator, "patient.update") as work:
         assert work.session.scalar(text("SHOW transaction_read_only")) == "off"
+
+
+def test_writers_of_one_process_take_turns_in_the_order_they_came(inst: Installation) -> None:
+    if inst.registry.dialect != "sqlite":
+        pytest.skip("SQLite's one write lock")
+    served: list[int] = []
+    finished: list[float] = []
+
+    def write(n: int) -> None:
+        with inst.registry.transaction() as session:
+            session.execute(text("UPDATE site SET name = name WHERE code = 'A'"))
+            served.append(n)
+        finished.append(time.monotonic())
+
+    threads = [threading.Thread(target=write, args=(n,)) for n in range(8)]
+    with inst.registry.transaction() as session:
+        session.execute(text("UPDATE site SET name = name WHERE code = 'B'"))
+        for thread in threads:
+            thread.start()
+            time.sleep(0.03)  # each arrives after the one before is waiting
+        released = time.monotonic()
+    for thread in threads:
+        thread.join()
+    # First come, first served; and each woken as soon as the one before commits, where
+    # SQLite's own retry sleeps up to 100 ms between tries (and serves in any order).
+    assert served == list(range(8))
+    assert max(finished) - released < 0.25
+
+
+def test_a_writer_waiting_longer_than_the_busy_timeout_gives_up(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(database, "SQLITE_BUSY_TIMEOUT_MS", 200)
+    registry = database.connect_registry(f"sqlite:///{tmp_path / 'r.sqlite3'}")
+    try:
+        with registry.transaction() as session:
+            session.execute(text("CREATE TABLE t (x INTEGER)"))
+        failed: list[BaseException] = []
+
+        def write() -> None:
+            try:
+                with registry.transaction() as session:
+                    session.execute(text("INSERT INTO t VALUES (2)"))
+            except Exception as exc:
+                failed.append(exc)
+
+        with registry.transaction() as session:
+            session.execute(text("INSERT INTO t VALUES (1)"))
+            waiter = threading.Thread(target=write)
+            waiter.start()
+            waiter.join()
+        assert len(failed) == 1 and "locked" in str(failed[0])
+        # The queue is free again: the next writer goes straight through.
+        with registry.transaction() as session:
+            session.execute(text("INSERT INTO t VALUES (3)"))
+            assert session.scalar(text("SELECT count(*) FROM t")) == 2
+    finally:
+        registry.close()

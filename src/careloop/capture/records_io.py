@@ -471,7 +471,7 @@ def import_records(
     try:
         label, text = read_source(csv_path, name=label, default="records.csv")
         plan = plan_keys(
-            read_header(text),
+            read_header(text, name=label),
             form_obj,
             label=label,
             record_id_fields=forms.first_fields,

@@ -48,7 +48,7 @@ from careloop.capture.forms import (
     parse_validation_type,
     raise_problems,
 )
-from careloop.capture.text_files import read_dictionary_source
+from careloop.capture.text_files import csv_rows, read_dictionary_source
 from careloop.core.errors import ErrorDetail, InputError, ValidationFailed
 
 __all__ = [
@@ -269,7 +269,7 @@ def read_redcap_dictionary(
     """
     label, text, decoded = read_dictionary_source(source, name=name, default="dictionary.csv")
     notes: list[ErrorDetail] = list(decoded)
-    rows = list(csv.reader(io.StringIO(text)))
+    rows = list(csv_rows(text, name=label))
     if not rows or not any(c.strip() for c in rows[0]):
         raise ValidationFailed(
             f"{label} is empty; expected a REDCap data dictionary with a header row."

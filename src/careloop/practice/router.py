@@ -17,6 +17,9 @@ from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
+from careloop.core.errors import ValidationFailed
+from careloop.core.limits import loads_json
+from careloop.knowledge.cards import Problem
 from careloop.practice.cds_hooks import MAX_BODY_BYTES, CdsHooksError
 from careloop.practice.clients import Unauthorised, VerifiedCall, allowed_origins, verify_call
 from careloop.practice.service import discovery, invoke, record_feedback
@@ -71,9 +74,12 @@ async def _read_json(request: Request) -> Any:
             raise CdsHooksError(413, f"The request body is larger than {MAX_BODY_BYTES} bytes.")
         chunks.append(chunk)
     try:
-        return json.loads(b"".join(chunks))
+        return loads_json(b"".join(chunks), where="request body")
     except (UnicodeDecodeError, json.JSONDecodeError) as exc:
         raise CdsHooksError(400, f"The request body is not JSON: {exc}") from exc
+    except ValidationFailed as exc:  # nested too deep to be a hook call
+        problems = [Problem(d.location.split(":", 1)[-1], d.message) for d in exc.details]
+        raise CdsHooksError(400, exc.message, problems) from None
 
 
 async def _serve(

@@ -27,7 +27,7 @@ _HTTP_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     409: "conflict",
-    413: "too_large",
+    413: "input_too_large",
     415: "unsupported_media_type",
     422: "invalid_input",
     429: "too_many_requests",

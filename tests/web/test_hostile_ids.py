@@ -1,0 +1,110 @@
+"""Ids no row can have (2^63 and beyond) are "not found" and audited, never a server error.
+
+Schemathesis found 31 server errors from such ids in paths and queries
+(SQLite's driver raises ``OverflowError`` on an integer beyond 64 bits), and
+those attempts escaped the audit trail. Every route of the OpenAPI
+description that takes an integer is called here with 2^63 and 2^70, and
+the body ids of the routes that take one, on SQLite and PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import json
+import re
+from typing import Any
+
+import pytest
+from sqlalchemy import select
+
+from careloop.store.models import AuditEntry
+from tests.foundation import Installation
+
+HUGE = (2**63, 2**70)
+BODIES: dict[tuple[str, str], dict[str, Any]] = {
+    ("patch", "/api/patients/{patient_id}"): {"reason": "typo", "changes": {"given_name": "X"}},
+    ("post", "/api/patients/{patient_id}/consent"): {
+        "state": "withdrawn",
+        "method": "paper",
+    },
+    ("put", "/api/forms/{form}/responses/{response_id}"): {"values": {}, "reason": "typo"},
+}
+
+
+def _integer_routes(api: Any) -> list[tuple[str, str, list[str]]]:
+    spec = api.app.openapi()
+    routes = []
+    for path, operations in spec["paths"].items():
+        for method, operation in operations.items():
+            names = [
+                p["name"]
+                for p in operation.get("parameters", [])
+                if p["in"] == "path" and p.get("schema", {}).get("type") == "integer"
+            ]
+            if names:
+                routes.append((method, path, names))
+    return routes
+
+
+def _last_entry(inst: Installation) -> AuditEntry:
+    with inst.registry.read_transaction() as session:
+        entry = session.scalars(select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(1)).one()
+    return entry
+
+
+def test_every_integer_path_parameter_answers_not_found_for_ids_beyond_64_bits(
+    api: Any, installation: Installation
+) -> None:
+    routes = _integer_routes(api)
+    assert len(routes) >= 9
+    headers = {"Authorization": f"Bearer {installation.tokens['site_lead@A']}"}
+    for method, path, names in routes:
+        for number in HUGE:
+            url = path
+            for name in names:
+                url = url.replace("{" + name + "}", str(number))
+            url = re.sub(r"\{form\}", "my_first_instrument", url)
+            body = BODIES.get((method, path))
+            answer = api.request(method.upper(), url, headers=headers, json=body)
+            assert answer.status_code < 500, (method, url, answer.text)
+            assert answer.status_code in (404, 422), (method, url, answer.text)
+
+
+def test_reading_a_patient_with_an_id_beyond_64_bits_is_audited_as_not_found(
+    api: Any, installation: Installation
+) -> None:
+    headers = {"Authorization": f"Bearer {installation.tokens['clinician@A']}"}
+    answer = api.get(f"/api/patients/{2**63}", headers=headers)
+    assert answer.status_code == 404, answer.text
+    error = answer.json()["error"]
+    assert error["code"] == "not_found"
+    assert "9223372036854775807" in error["message"]
+    entry = _last_entry(installation)
+    assert (entry.action, entry.outcome, entry.user_email) == (
+        "read",
+        "not_found",
+        installation.emails["clinician@A"],
+    )
+    assert json.loads(entry.details or "{}") == {"patient_id": 2**63}
+
+
+def test_a_response_for_a_patient_id_beyond_64_bits_is_refused_and_audited(
+    api: Any, installation: Installation
+) -> None:
+    headers = {"Authorization": f"Bearer {installation.tokens['clinician@A']}"}
+    answer = api.post(
+        "/api/forms/nothing/responses",
+        headers=headers,
+        json={"patient_id": 2**64, "event_date": "2024-01-01", "values": {}},
+    )
+    assert answer.status_code == 404, answer.text
+    entry = _last_entry(installation)
+    assert (entry.action, entry.outcome) == ("create", "not_found")
+
+
+@pytest.mark.parametrize("number", [2**63, -(2**63) - 1, 10**30])
+def test_a_token_id_beyond_64_bits_is_not_found(
+    api: Any, installation: Installation, number: int
+) -> None:
+    headers = {"Authorization": f"Bearer {installation.tokens['analyst']}"}
+    answer = api.delete(f"/api/tokens/{number}", headers=headers)
+    assert answer.status_code == 404, answer.text
