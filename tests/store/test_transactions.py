@@ -261,3 +261,44 @@ def test_a_writer_waiting_longer_than_the_busy_timeout_gives_up(
             assert session.scalar(text("SELECT count(*) FROM t")) == 2
     finally:
         registry.close()
+
+
+def test_checking_a_token_and_the_health_check_take_no_write_lock(
+    inst: Installation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if inst.registry.dialect != "sqlite":
+        pytest.skip("SQLite's one write lock")
+    from careloop.trust import identity
+    from careloop.trust.principal import RequestContext
+    from careloop.trust.status import registry_reachable
+
+    identity.add_user(
+        inst.registry,
+        inst.operator,
+        email="script@example.org",
+        display_name="Script",
+        password=None,
+        roles=[("clinician", "A")],
+    )
+    token = identity.create_token(
+        inst.registry, inst.operator, name="nightly", for_user="script@example.org"
+    ).token
+    monkeypatch.setattr(database, "SQLITE_BUSY_TIMEOUT_MS", 200)
+    registry = database.connect_registry(inst.settings.registry_url)
+    other = sqlite3.connect(_sqlite_path(inst), isolation_level=None)
+    try:
+        first = identity.resolve_token(registry, token, RequestContext())
+        with registry.read_transaction() as session:
+            used = session.scalar(text("SELECT last_used_at FROM api_token"))
+        assert used is not None  # its first use is recorded
+        other.execute("BEGIN IMMEDIATE")  # another process writes for a while
+        started = time.monotonic()
+        # Before, each check took the write lock: "database is locked" after the busy timeout.
+        again = identity.resolve_token(registry, token, RequestContext())
+        assert registry_reachable(registry)
+        assert time.monotonic() - started < 0.2
+        assert again.email == first.email == "script@example.org"
+        other.execute("COMMIT")
+    finally:
+        other.close()
+        registry.close()

@@ -14,6 +14,7 @@ with real HTTP clients in threads, on SQLite and on PostgreSQL:
 from __future__ import annotations
 
 import json
+import sqlite3
 import threading
 import time
 from collections.abc import Iterator
@@ -138,6 +139,37 @@ def test_a_long_read_in_another_process_does_not_hold_up_writes_through_the_api(
         took = time.monotonic() - started
     assert [a.status_code for a in answers] == [201] * 5, [a.text for a in answers]
     assert took < 5
+
+
+def test_a_request_waiting_for_the_write_lock_does_not_stall_the_server(live: Live) -> None:
+    inst = live.inst
+    if inst.registry.dialect != "sqlite":
+        pytest.skip("SQLite's one write lock")
+    path = inst.settings.registry_url.removeprefix("sqlite:///")
+    with live.client("clinician@A") as reader, live.client("data_entry@A") as writer:
+        assert reader.get("/api/forms").status_code == 200  # the token's last use: now
+        assert writer.get("/api/forms").status_code == 200
+        # Another process (an import, a migration) holds the write lock for a while.
+        other = sqlite3.connect(path, isolation_level=None)
+        other.execute("BEGIN IMMEDIATE")
+        try:
+            with ThreadPoolExecutor(1) as pool:
+                waiting = pool.submit(_new_patient, writer, "AFTER-THE-LOCK")
+                time.sleep(0.3)  # the write is waiting for the lock now
+                started = time.monotonic()
+                health = httpx.get(f"{live.server.url}/health", timeout=10)
+                forms = reader.get("/api/forms", timeout=10)
+                took = time.monotonic() - started
+                assert not waiting.done()
+                other.execute("COMMIT")
+                written = waiting.result(timeout=30)
+        finally:
+            other.close()
+    # Before, checking each request's token took the write lock inside the event loop:
+    # every request, /health included, waited behind the write.
+    assert (health.status_code, forms.status_code) == (200, 200)
+    assert took < 1.5
+    assert written.status_code == 201, written.text
 
 
 def test_many_readers_and_writers_at_once_all_succeed_and_every_read_is_audited(

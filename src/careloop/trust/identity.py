@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from careloop.core.clock import as_utc, utcnow
@@ -698,9 +698,14 @@ def revoke_token(registry: Registry, principal: Principal, *, token_id: int) -> 
 
 
 def resolve_token(registry: Registry, token: str, context: RequestContext) -> Principal:
-    """The principal behind a bearer token; AuthenticationRequired if invalid."""
+    """The principal behind a bearer token; AuthenticationRequired if invalid.
+
+    Checking a token only reads (no write lock: on SQLite every request would
+    otherwise queue behind every write); the token's last use is written in a
+    short transaction of its own, at most once a minute.
+    """
     now = utcnow()
-    with registry.sessions() as session, session.begin():
+    with registry.read_transaction() as session:
         set_scope(session, Scope.everything())
         row = session.scalar(select(ApiToken).where(ApiToken.token_hash == sha256_hex(token)))
         if (
@@ -715,9 +720,15 @@ def resolve_token(registry: Registry, token: str, context: RequestContext) -> Pr
         if user is None or user.disabled:
             raise AuthenticationRequired("The API token's user is disabled.")
         # Touch at most once a minute: a busy script should not write on every call.
-        if row.last_used_at is None or as_utc(row.last_used_at) + timedelta(minutes=1) < now:
-            row.last_used_at = now
-        return principal_for(session, user, context)
+        touch = row.last_used_at is None or as_utc(row.last_used_at) + timedelta(minutes=1) < now
+        token_id = row.id
+        principal = principal_for(session, user, context)
+    if touch:
+        with registry.transaction() as session:
+            session.execute(
+                update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now)
+            )
+    return principal
 
 
 def bootstrap_admin_needed(registry: Registry) -> bool:
