@@ -38,6 +38,23 @@ def billion_laughs(levels: int = 9) -> str:
     return "\n".join(lines) + "\n"
 
 
+def billion_laughs_in_a_form(levels: int = 8) -> str:
+    """A forms dictionary whose description is a billion laughs (423 bytes at 8 levels).
+
+    Valid YAML with only known keys, so a reader without an alias budget goes
+    on to walk the expanded description: 9^8 strings, about 13 s and 600 MB.
+    """
+    parts = ['&a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for i in range(1, levels):
+        this, last = chr(97 + i), chr(96 + i)
+        parts.append(f"&{this} [" + ",".join([f"*{last}"] * 9) + "]")
+    return (
+        "format: careloop.forms/1\nforms:\n  - name: x\n    title: x\n    description: ["
+        + ",\n      ".join(parts)
+        + "]\n    fields: []\n"
+    )
+
+
 def test_a_billion_laughs_is_refused_at_once_without_expanding_it() -> None:
     text = billion_laughs()
     assert len(text) < 420

@@ -6,7 +6,7 @@ with real HTTP clients in threads, on SQLite and on PostgreSQL:
 - reads never take the registry's write lock, so a long read elsewhere (an
   export in another process) does not hold up writes through the API, and
   many readers and writers at once all succeed, each read audited;
-- a 342-byte "billion laughs" YAML dictionary is refused at once, without
+- a 423-byte "billion laughs" YAML dictionary is refused at once, without
   the server's memory growing, while it keeps answering others;
 - request bodies over ``CARELOOP_MAX_REQUEST_BODY_MB`` get 413, declared or not.
 """
@@ -32,7 +32,7 @@ from careloop.capture.entry import create_response
 from careloop.capture.forms_store import import_forms
 from careloop.store.models import AuditEntry, Patient
 from careloop.trust.work import unit_of_work
-from tests.core.test_limits import billion_laughs
+from tests.core.test_limits import billion_laughs_in_a_form
 from tests.foundation import Installation, build_installation, make_settings
 from tests.live import RunningServer, start_server, stop_server
 
@@ -229,8 +229,8 @@ def test_many_readers_and_writers_at_once_all_succeed_and_every_read_is_audited(
 
 def test_a_billion_laughs_is_refused_at_once_and_the_server_keeps_serving(live: Live) -> None:
     pid = live.server.process.pid
-    body = billion_laughs().encode()
-    assert len(body) < 420
+    body = billion_laughs_in_a_form().encode()
+    assert len(body) < 430
     peak_before = _peak_rss_mb(pid)
     answered: list[float] = []
     done = threading.Event()
