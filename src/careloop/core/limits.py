@@ -18,7 +18,7 @@
 from __future__ import annotations
 
 import json
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -114,15 +114,19 @@ def too_deep(value: Any, limit: int = MAX_NESTING) -> str | None:
     return None
 
 
-def loads_json(data: str | bytes, *, where: str) -> Any:
+def loads_json(
+    data: str | bytes, *, where: str, parse_constant: Callable[[str], Any] | None = None
+) -> Any:
     """Parse JSON text, refusing documents nested deeper than :data:`MAX_NESTING`.
+
+    ``parse_constant`` is as for :func:`json.loads` (e.g. to refuse ``NaN``).
 
     Raises:
         json.JSONDecodeError: Not JSON (as :func:`json.loads`).
         ValidationFailed: Nested too deep (located at the JSON path).
     """
     try:
-        value = json.loads(data)
+        value = json.loads(data, parse_constant=parse_constant)
     except RecursionError:
         raise nesting_error(where, "$") from None
     path = too_deep(value)
