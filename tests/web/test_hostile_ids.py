@@ -1,10 +1,12 @@
-"""Ids no row can have (2^63 and beyond) are "not found" and audited, never a server error.
+"""Ids no row can have (2^63 and beyond) are located refusals, never a server error.
 
 Schemathesis found 31 server errors from such ids in paths and queries
 (SQLite's driver raises ``OverflowError`` on an integer beyond 64 bits), and
-those attempts escaped the audit trail. Every route of the OpenAPI
-description that takes an integer is called here with 2^63 and 2^70, and
-the body ids of the routes that take one, on SQLite and PostgreSQL.
+those attempts escaped the audit trail. The API's description now bounds its
+ids (422 naming the parameter); every route that takes an integer is called
+here with 2^63 and 2^70. Below the API (the CLI, any other caller of the
+services) the registry answers such a number itself: not found, audited like
+any other refusal, on SQLite and PostgreSQL.
 """
 
 from __future__ import annotations
@@ -16,7 +18,12 @@ from typing import Any
 import pytest
 from sqlalchemy import select
 
+from careloop.capture.entry import create_response
+from careloop.core.errors import NotFound
 from careloop.store.models import AuditEntry
+from careloop.trust.identity import resolve_token, revoke_token
+from careloop.trust.patients import get_patient
+from careloop.trust.principal import Principal, RequestContext
 from tests.foundation import Installation
 
 HUGE = (2**63, 2**70)
@@ -45,6 +52,10 @@ def _integer_routes(api: Any) -> list[tuple[str, str, list[str]]]:
     return routes
 
 
+def _principal(inst: Installation, key: str) -> Principal:
+    return resolve_token(inst.registry, inst.tokens[key], RequestContext())
+
+
 def _last_entry(inst: Installation) -> AuditEntry:
     with inst.registry.read_transaction() as session:
         entry = session.scalars(select(AuditEntry).order_by(AuditEntry.seq.desc()).limit(1)).one()
@@ -69,15 +80,32 @@ def test_every_integer_path_parameter_answers_not_found_for_ids_beyond_64_bits(
             assert answer.status_code in (404, 422), (method, url, answer.text)
 
 
-def test_reading_a_patient_with_an_id_beyond_64_bits_is_audited_as_not_found(
+def test_an_id_beyond_64_bits_in_the_api_is_a_located_refusal(
     api: Any, installation: Installation
 ) -> None:
+    # The API's own description bounds its ids: refused before any route runs.
     headers = {"Authorization": f"Bearer {installation.tokens['clinician@A']}"}
     answer = api.get(f"/api/patients/{2**63}", headers=headers)
-    assert answer.status_code == 404, answer.text
-    error = answer.json()["error"]
-    assert error["code"] == "not_found"
-    assert "9223372036854775807" in error["message"]
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"]["details"][0]["location"] == "path.patient_id"
+    answer = api.post(
+        "/api/forms/nothing/responses",
+        headers=headers,
+        json={"patient_id": 2**64, "event_date": "2024-01-01", "values": {}},
+    )
+    assert answer.status_code == 422, answer.text
+    assert answer.json()["error"]["details"][0]["location"] == "body.patient_id"
+
+
+# Past the API (the CLI, other callers of the services), the registry itself answers.
+
+
+def test_reading_a_patient_with_an_id_beyond_64_bits_is_audited_as_not_found(
+    installation: Installation,
+) -> None:
+    who = _principal(installation, "clinician@A")
+    with pytest.raises(NotFound, match="9223372036854775807"):
+        get_patient(installation.registry, who, 2**63)
     entry = _last_entry(installation)
     assert (entry.action, entry.outcome, entry.user_email) == (
         "read",
@@ -88,23 +116,23 @@ def test_reading_a_patient_with_an_id_beyond_64_bits_is_audited_as_not_found(
 
 
 def test_a_response_for_a_patient_id_beyond_64_bits_is_refused_and_audited(
-    api: Any, installation: Installation
+    installation: Installation,
 ) -> None:
-    headers = {"Authorization": f"Bearer {installation.tokens['clinician@A']}"}
-    answer = api.post(
-        "/api/forms/nothing/responses",
-        headers=headers,
-        json={"patient_id": 2**64, "event_date": "2024-01-01", "values": {}},
-    )
-    assert answer.status_code == 404, answer.text
+    who = _principal(installation, "clinician@A")
+    with pytest.raises(NotFound):
+        create_response(
+            installation.registry,
+            who,
+            "nothing",
+            patient_id=2**64,
+            event_date="2024-01-01",
+            values={},
+        )
     entry = _last_entry(installation)
     assert (entry.action, entry.outcome) == ("create", "not_found")
 
 
 @pytest.mark.parametrize("number", [2**63, -(2**63) - 1, 10**30])
-def test_a_token_id_beyond_64_bits_is_not_found(
-    api: Any, installation: Installation, number: int
-) -> None:
-    headers = {"Authorization": f"Bearer {installation.tokens['analyst']}"}
-    answer = api.delete(f"/api/tokens/{number}", headers=headers)
-    assert answer.status_code == 404, answer.text
+def test_a_token_id_beyond_64_bits_is_not_found(installation: Installation, number: int) -> None:
+    with pytest.raises(NotFound):
+        revoke_token(installation.registry, _principal(installation, "analyst"), token_id=number)
