@@ -97,6 +97,21 @@ def test_an_id_beyond_64_bits_in_the_api_is_a_located_refusal(
     assert answer.json()["error"]["details"][0]["location"] == "body.patient_id"
 
 
+def test_a_request_refused_as_invalid_is_audited_for_the_signed_in_caller(
+    api: Any, installation: Installation
+) -> None:
+    headers = {"Authorization": f"Bearer {installation.tokens['clinician@A']}"}
+    answer = api.get(f"/api/patients/{2**63}", headers=headers)
+    assert answer.status_code == 422
+    entry = _last_entry(installation)
+    assert (entry.action, entry.outcome) == ("request_invalid", "denied")
+    assert entry.user_email == installation.emails["clinician@A"]
+    assert "path.patient_id" in entry.details and f"/api/patients/{2**63}" in entry.details
+    # Nobody signed in: nothing to record, and still a located refusal, never a 500.
+    anonymous = api.get(f"/api/patients/{2**63}")
+    assert anonymous.status_code in (401, 422)
+
+
 # Past the API (the CLI, other callers of the services), the registry itself answers.
 
 
