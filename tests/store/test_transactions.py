@@ -302,3 +302,43 @@ def test_checking_a_token_and_the_health_check_take_no_write_lock(
     finally:
         other.close()
         registry.close()
+
+
+def test_checking_a_web_session_takes_no_write_lock_once_its_last_visit_is_recorded(
+    inst: Installation, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    if inst.registry.dialect != "sqlite":
+        pytest.skip("SQLite's one write lock")
+    from careloop.trust import identity
+    from careloop.trust.principal import RequestContext
+    from tests.foundation import PASSWORD
+
+    identity.add_user(
+        inst.registry,
+        inst.operator,
+        email="browser@example.org",
+        display_name="Browser",
+        password=PASSWORD,
+        roles=[("clinician", "A")],
+    )
+    token = identity.login(
+        inst.registry,
+        inst.settings,
+        email="browser@example.org",
+        password=PASSWORD,
+        context=RequestContext(),
+    ).session_token
+    monkeypatch.setattr(database, "SQLITE_BUSY_TIMEOUT_MS", 200)
+    registry = database.connect_registry(inst.settings.registry_url)
+    other = sqlite3.connect(_sqlite_path(inst), isolation_level=None)
+    try:
+        first = identity.resolve_session(registry, inst.settings, token, RequestContext())
+        other.execute("BEGIN IMMEDIATE")  # another process writes for a while
+        # Before, every page request wrote the session's last-seen time: "database is locked".
+        again = identity.resolve_session(registry, inst.settings, token, RequestContext())
+        assert again.principal.email == first.principal.email == "browser@example.org"
+        other.execute("COMMIT")
+    finally:
+        other.close()
+        registry.close()
+
