@@ -54,7 +54,7 @@ from careloop.core.errors import (
     ValidationFailed,
 )
 from careloop.core.ids import pseudonym
-from careloop.core.settings import Settings
+from careloop.core.limits import DEFAULT_MAX_INPUT_BYTES
 from careloop.fhir.codes import CODE_SYSTEMS
 from careloop.fhir.mapping import (
     CLINICAL_TABLES,
@@ -94,7 +94,7 @@ from careloop.trust.audit import AuditEvent, append_many
 from careloop.trust.principal import Principal
 from careloop.trust.provenance import InputRecord, record_provenance
 from careloop.trust.work import Work, unit_of_work
-from careloop.warehouse.connection import Warehouse, parse_warehouse_url, quiet_engine_warnings
+from careloop.warehouse.connection import Warehouse, quiet_engine_warnings
 from careloop.warehouse.sources import assemble, store_name, store_schemas, store_tables
 
 RESPONSE_TYPE = "QuestionnaireResponse"
@@ -215,24 +215,29 @@ class _Plan:
 
 
 def import_fhir(
-    settings: Settings,
     registry: Registry,
+    warehouse: Warehouse,
     principal: Principal,
     path: Path,
     *,
     site: str | None = None,
     mode: ImportMode = "all_or_nothing",
+    default_consent: ConsentState = "improvement_and_research",
+    max_input_bytes: int = DEFAULT_MAX_INPUT_BYTES,
 ) -> FhirImportReport:
     """Import a FHIR Bundle, an NDJSON file or a directory of them.
 
     Args:
-        settings: The installation (warehouse URL, default consent).
         registry: The registry patients go into.
+        warehouse: The warehouse their rows go into (opened for writing).
         principal: Who imports; needs ``patient.create`` and ``record.write`` at the site.
         path: A Bundle (``.json``: transaction, collection, searchset, batch), an
             NDJSON file (``.ndjson``, Bulk Data) or a directory of them.
         site: The site code patients belong to; default the installation's only site.
         mode: ``all_or_nothing`` or ``row_level`` (see the module docstring).
+        default_consent: Consent of patients who arrive without a Consent
+            (the installation's ``CARELOOP_DEFAULT_CONSENT``).
+        max_input_bytes: The largest input read (``CARELOOP_MAX_INPUT_MB``).
 
     Raises:
         ValidationFailed: all-or-nothing mode and some resource is invalid; the
@@ -248,7 +253,7 @@ def import_fhir(
     collecting = gc.isenabled()
     gc.disable()
     try:
-        read = read_path(Path(path), max_bytes=settings.max_input_bytes)
+        read = read_path(Path(path), max_bytes=max_input_bytes)
         plan = _plan(read.resources, read.errors)
     finally:
         if collecting:
@@ -268,9 +273,9 @@ def import_fhir(
             raise _failed(plan.rejected, len(read.resources))
         if mode == "row_level":
             plan.rejected.sort(key=lambda d: d.location)
-        persons, created, updated = _upsert_patients(work, settings, site_row, plan)
+        persons, created, updated = _upsert_patients(work, default_consent, site_row, plan)
         responses = _save_responses(work, plan, persons, Path(path))
-        rows_out, withheld = _write_warehouse(settings, site_row.code, plan, persons)
+        rows_out, withheld = _write_warehouse(warehouse, site_row.code, plan, persons)
         finished = utcnow()
         work.audit(
             "import",
@@ -291,7 +296,7 @@ def import_fhir(
         registry,
         principal,
         activity="fhir.import",
-        target=parse_warehouse_url(settings.resolved_warehouse_url).url,
+        target=warehouse.url,
         started_at=started,
         ended_at=finished,
         parameters={"path": str(path), "site": site_row.code, "mode": mode},
@@ -658,7 +663,7 @@ class _Person:
 
 
 def _upsert_patients(
-    work: Work, settings: Settings, site: Site, plan: _Plan
+    work: Work, default_consent: ConsentState, site: Site, plan: _Plan
 ) -> tuple[dict[str, _Person], int, int]:
     """Register new patients, update known ones (by MRN); person per patient key."""
     session = work.session
@@ -690,7 +695,7 @@ def _upsert_patients(
                 family_name=f.family_name,
                 birth_date=f.birth_date,
                 sex=f.sex,
-                consent_state=wanted_consent or settings.default_consent,
+                consent_state=wanted_consent or default_consent,
             )
             existing[f.local_id] = patient
             new[key] = (patient, wanted_consent is not None)
@@ -822,7 +827,7 @@ def _lookup_concepts(
 
 
 def _write_warehouse(
-    settings: Settings, site_code: str, plan: _Plan, persons: dict[str, _Person]
+    warehouse: Warehouse, site_code: str, plan: _Plan, persons: dict[str, _Person]
 ) -> tuple[dict[str, int], int]:
     """Put the persons and clinical rows into the warehouse in one transaction."""
     loaded_at = utcnow().replace(tzinfo=None)
@@ -838,55 +843,54 @@ def _write_warehouse(
         for u in [(e.item.resource.get("valueQuantity") or {}).get("code")]
         if u
     }
-    with Warehouse.from_settings(settings) as warehouse:
-        warehouse.create_schema(tables=["person", *CLINICAL_TABLES, "concept"])
-        warehouse.ensure_table(LINK_TABLE, LINK_SCHEMA)
-        concepts, standard = _lookup_concepts(warehouse, plan, units)
+    warehouse.create_schema(tables=["person", *CLINICAL_TABLES, "concept"])
+    warehouse.ensure_table(LINK_TABLE, LINK_SCHEMA)
+    concepts, standard = _lookup_concepts(warehouse, plan, units)
 
-        def concept(coded: Coded | None) -> int:
-            if coded is None or coded.vocabulary_id is None:
-                return 0
-            return concepts.get((coded.vocabulary_id, coded.code), 0)
+    def concept(coded: Coded | None) -> int:
+        if coded is None or coded.vocabulary_id is None:
+            return 0
+        return concepts.get((coded.vocabulary_id, coded.code), 0)
 
-        def unit_concept(unit: str | None) -> int:
-            return concepts.get(("UCUM", unit), 0) if unit else 0
+    def unit_concept(unit: str | None) -> int:
+        return concepts.get(("UCUM", unit), 0) if unit else 0
 
-        gender = {("Gender", s): standard.get(c, 0) for s, c in GENDER_CONCEPTS.items()}
-        rows: dict[str, list[dict[str, Any]]] = {t: [] for t in ("person", *CLINICAL_TABLES)}
-        links: list[dict[str, Any]] = []
-        for key in sorted(allowed):
-            p = persons[key]
-            assert p.birth_date is not None
-            rows["person"].append(person_row(p.person_id, p.pseudo_id, p.birth_date, p.sex, gender))
-        visits: dict[str, int] = {}
-        for entry in plan.clinical:
-            resource = entry.item.resource
-            if resource["resourceType"] == "Encounter":
-                vid = stable_id(site_code, "Encounter", str(resource["id"]))
-                for ref in reference_keys(resource, entry.item.full_url):
-                    visits[ref] = vid
-        withheld = 0
-        for entry in plan.clinical:
-            if entry.patient_key not in allowed:
-                withheld += 1
-                continue
-            resource = entry.item.resource
-            mapped: MappedRow
-            for mapped in clinical_rows(
-                resource,
-                site_code=site_code,
-                person_id=persons[entry.patient_key].person_id,
-                visit_id=visits.get(reference_key(resource.get("encounter")) or ""),
-                codes={k: v for k, v in entry.codes.items()},
-                concept=concept,
-                unit_concept=unit_concept,
-                standard=standard,
-                loaded_at=loaded_at,
-                zone=plan.zone,
-            ):
-                rows[mapped.table].append(mapped.row)
-                links.append(mapped.link)
-        counts = _replace_rows(warehouse, rows, links, withheld_persons)
+    gender = {("Gender", s): standard.get(c, 0) for s, c in GENDER_CONCEPTS.items()}
+    rows: dict[str, list[dict[str, Any]]] = {t: [] for t in ("person", *CLINICAL_TABLES)}
+    links: list[dict[str, Any]] = []
+    for key in sorted(allowed):
+        p = persons[key]
+        assert p.birth_date is not None
+        rows["person"].append(person_row(p.person_id, p.pseudo_id, p.birth_date, p.sex, gender))
+    visits: dict[str, int] = {}
+    for entry in plan.clinical:
+        resource = entry.item.resource
+        if resource["resourceType"] == "Encounter":
+            vid = stable_id(site_code, "Encounter", str(resource["id"]))
+            for ref in reference_keys(resource, entry.item.full_url):
+                visits[ref] = vid
+    withheld = 0
+    for entry in plan.clinical:
+        if entry.patient_key not in allowed:
+            withheld += 1
+            continue
+        resource = entry.item.resource
+        mapped: MappedRow
+        for mapped in clinical_rows(
+            resource,
+            site_code=site_code,
+            person_id=persons[entry.patient_key].person_id,
+            visit_id=visits.get(reference_key(resource.get("encounter")) or ""),
+            codes={k: v for k, v in entry.codes.items()},
+            concept=concept,
+            unit_concept=unit_concept,
+            standard=standard,
+            loaded_at=loaded_at,
+            zone=plan.zone,
+        ):
+            rows[mapped.table].append(mapped.row)
+            links.append(mapped.link)
+    counts = _replace_rows(warehouse, rows, links, withheld_persons)
     return counts, withheld
 
 
