@@ -40,8 +40,10 @@ def _tables(frame: pd.DataFrame) -> Iterator[tuple[list[int], int | None]]:
     # Values of one stratifier within a measure × period × site; the unstratified row is the total.
     stratified = stratum != ""
     if stratified.any():
+        # Positions in the whole frame: ``indices`` of a filtered frame count within it.
+        unstratified = np.flatnonzero(~stratified)
         top = {
-            key: int(rows[0])
+            key: int(unstratified[rows[0]])
             for key, rows in frame[~stratified]
             .groupby(["measure_id", "period_start", "site"], sort=False)
             .indices.items()
