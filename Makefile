@@ -33,5 +33,9 @@ serve: $(STAMP)
 bench: $(STAMP)
 	@for f in benchmarks/*.py; do echo "== $$f"; $(BIN)/python $$f || exit 1; done
 
+docs: $(STAMP)
+	$(BIN)/python scripts/regenerate_docs.py
+	$(BIN)/python scripts/import_graph.py
+
 clean:
 	rm -rf $(VENV) .mypy_cache .ruff_cache .pytest_cache

@@ -42,3 +42,16 @@ def test_every_top_level_cli_command_is_in_the_readme():
     names = [c.name for c in app.registered_commands] + [g.name for g in app.registered_groups]
     for name in names:
         assert f"careloop {name}" in text, name
+
+
+def test_the_import_graph_page_shows_the_code_as_it_is():
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "import_graph.py"), "--check"],
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert done.returncode == 0, done.stdout + done.stderr

@@ -14,9 +14,7 @@ References, named beside the numbers:
 
 from __future__ import annotations
 
-import io
 import math
-import re
 import warnings
 from pathlib import Path
 
@@ -25,7 +23,6 @@ import pandas as pd
 import pytest
 from hypothesis import given, settings
 from hypothesis import strategies as st
-from PIL import Image
 
 from careloop.analysis.caveats import StatisticalWarning
 from careloop.analysis.funnel import (
@@ -37,7 +34,6 @@ from careloop.analysis.funnel import (
     winsorised,
 )
 from careloop.core.errors import InputError
-from tests.analysis._svg_marks import count_items, mark_groups, texts
 
 REFERENCE = Path(__file__).resolve().parent / "reference" / "funnel_reference.Rout"
 
@@ -330,40 +326,6 @@ def test_summary_names_the_flagged_units():
     assert "Funnel plot of 12 sites" in text
     assert "S09: 14.4 from 500 — above 95%" in text
     assert "φ = 1.88" in text
-
-
-# --------------------------------------------------------------------------
-# Pictures
-# --------------------------------------------------------------------------
-
-
-def test_svg_has_every_unit_four_limit_curves_and_the_flagged_labels(tmp_path):
-    result = quiet(PROPORTIONS, **PROP_ARGS, multiply=100)
-    svg = result.to_svg(tmp_path / "f.svg")
-    assert (tmp_path / "f.svg").read_text() == svg
-    assert count_items(svg, "units", "path") == 12
-    assert len(mark_groups(svg, "limits")) == 4  # lower/upper × 95%/99.8%
-    assert len(mark_groups(svg, "target")) == 1
-    flagged = result.units.loc[result.units["flag"] != "within", "unit"].tolist()
-    assert sorted(texts(svg, "unit_labels")) == sorted(flagged)
-    limits = "".join(mark_groups(svg, "limits"))
-    dashes = {m.group(1) for m in re.finditer(r'stroke-dasharray="([^"]+)"', limits)}
-    assert dashes == {"6,4", "2,2"}
-
-
-def test_png_decodes_and_plotly_figure_has_the_traces(tmp_path):
-    result = quiet(RATES, **RATE_ARGS, multiply=1000, overdispersion="additive")
-    png = result.to_png(tmp_path / "f.png")
-    image = Image.open(io.BytesIO(png)).convert("RGB")
-    assert image.width > 1000 and image.height > 700
-    pixels = np.asarray(image)
-    assert (pixels < 200).any() and (pixels > 250).mean() > 0.5
-    fig = result.figure()
-    names = [t.name for t in fig.data]
-    assert "95% limits" in names and "99.8% limits" in names
-    assert any(n.startswith("target") for n in names)
-    units = [t for t in fig.data if t.mode and "markers" in t.mode]
-    assert sum(len(t.x) for t in units) == 8
 
 
 # --------------------------------------------------------------------------

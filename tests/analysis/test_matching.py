@@ -19,9 +19,11 @@ import pandas as pd
 import pytest
 from scipy.stats import norm
 
+from careloop import charts
 from careloop.analysis import Effect
 from careloop.analysis import matching as m
 from careloop.analysis.caveats import StatisticalWarning
+from careloop.analysis.matching import balance, coarsening
 from careloop.core.errors import InputError
 
 REFERENCE = Path(__file__).parent / "reference"
@@ -86,8 +88,8 @@ def test_unmatched_sizes_and_imbalance(le: pd.DataFrame, mat: m.CemResult) -> No
     t = (le["treated"] == 1).to_numpy()
     for name, published in (("education", 8.464e-02), ("age", 5.102e-03), ("re74", 0.0)):
         b = m.l1_histogram_breaks(le[name])
-        twice = m._cut(m._cut(le[name].to_numpy(float), b), b)
-        l1, _ = m._l1(m._stratify(pd.DataFrame({"x": twice})), t, np.ones(len(t)))
+        twice = coarsening._cut(coarsening._cut(le[name].to_numpy(float), b), b)
+        l1, _ = balance._l1(coarsening._stratify(pd.DataFrame({"x": twice})), t, np.ones(len(t)))
         assert l1 == pytest.approx(published, abs=5e-6)
     assert table.loc["education", "L1"] > 0.0846
 
@@ -125,7 +127,7 @@ def test_local_common_support_uses_the_same_histogram(le: pd.DataFrame, mat: m.C
     breaks |= {
         c: m.l1_histogram_breaks(data[c]) for c in data.columns if c not in breaks and c != "q1"
     }
-    cells = m._stratify(m._l1_cells(data, breaks))
+    cells = coarsening._stratify(balance._l1_cells(data, breaks))
     old = []
     for w in (np.ones(len(le)), mat.weights.to_numpy()):
         counts = pd.Series(cells[w > 0]).value_counts()
@@ -265,7 +267,7 @@ def test_summary_reads_well(ll: pd.DataFrame) -> None:
     text = res.summary(outcome="re78")
     assert "163 of 297 treated" in text and "222 of 425 control" in text
     assert "L1" in text and "551" in text
-    fig = res.figure()
+    fig = charts.matching.figure(res)
     assert len(fig.data) == 2
 
 

@@ -19,6 +19,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
+from careloop import charts
 from careloop.analysis import Effect, rdd
 from careloop.analysis.caveats import StatisticalWarning
 from careloop.core.errors import InputError
@@ -88,7 +89,7 @@ def test_summary_and_table(fit: rdd.RddResult) -> None:
 
 
 def test_figure_is_an_rdplot(fit: rdd.RddResult) -> None:
-    fig = fit.figure()
+    fig = charts.rdd.figure(fit)
     names = [t.name for t in fig.data]
     assert names[0] == "bin mean"
     bins = fit.binned().vars_bins

@@ -13,6 +13,7 @@ import pytest
 import statsmodels.api as sm
 from scipy import optimize
 
+from careloop import charts
 from careloop.analysis.risk import (
     EventsPerParameterWarning,
     RiskModel,
@@ -124,7 +125,7 @@ def test_net_benefit_by_hand():
     assert curve.net_benefit_model[1] == pytest.approx(0.1)
     assert curve.net_benefit_all[1] == pytest.approx(-0.75)
     assert list(curve.to_frame()["net_benefit_none"]) == [0.0, 0.0]
-    assert len(curve.figure().data) == 3
+    assert len(charts.risk.decision_curve_figure(curve).data) == 3
 
 
 # --- fitting and validation ------------------------------------------------------
@@ -198,8 +199,8 @@ def test_model_round_trips_through_json_with_metadata_and_figures():
     assert data["training_sha256"] == hashlib.sha256(canonical.encode()).hexdigest()
     assert data["n"] == 400 and data["events"] == int(df["event"].sum())
     assert {m["name"] for m in data["validation"]} >= {"c_statistic", "calibration_slope"}
-    assert len(model.calibration_figure().data) == 2
-    assert len(model.decision_curve_figure().data) == 3
+    assert len(charts.risk.calibration_figure(model).data) == 2
+    assert len(charts.risk.decision_curve_figure(model).data) == 3
     assert "optimism" in model.summary()
 
 

@@ -46,7 +46,7 @@ def test_seasonal_quasipoisson_table_and_png(sicily_csv, tmp_path):
          "--seasonality", "month:12:2", "--per", "100000", "--out", str(png)],
     )  # fmt: skip
     assert code == 0, err
-    # R (tests/analysis/reference/sicily_reference.Rout, model3_seasonal):
+    # R (tests/analysis/its/reference/sicily_reference.Rout, model3_seasonal):
     # smokban 0.885071547243928 (0.839400955658534 to 0.933227009643085)
     assert "rate ratio 0.885 (95% CI 0.839 to 0.933" in out
     assert "0.8851" in out and "0.8394 to 0.9332" in out

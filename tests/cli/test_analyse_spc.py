@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import json
 import sys
-import types
 from pathlib import Path
 from typing import Any
 
@@ -74,14 +73,12 @@ def test_out_delegates_to_the_renderer_and_reports_a_missing_one(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     written: list[Path] = []
-    fake = types.ModuleType("careloop.analysis.spc_plot")
-    fake.chart_to_svg = lambda chart, path, annotations: written.append(path)  # type: ignore[attr-defined]
 
-    def broken(chart: Any, path: Any, annotations: Any) -> None:
+    def broken(chart: Any, path: Any) -> None:
         raise NotImplementedError("PNG export needs a browser")
 
-    fake.chart_to_png = broken  # type: ignore[attr-defined]
-    monkeypatch.setitem(sys.modules, "careloop.analysis.spc_plot", fake)
+    monkeypatch.setattr("careloop.charts.spc.svg", lambda chart, path: written.append(path))
+    monkeypatch.setattr("careloop.charts.spc.png", broken)
     args = ["--input", str(DATA / "tbl_07.14.csv"), "--y", "hours", "--chart", "t"]
     ok = invoke(*args, "--out", str(tmp_path / "t.svg"))
     assert ok.exit_code == 0 and written == [tmp_path / "t.svg"]
@@ -114,7 +111,7 @@ def _not_json(constant: str) -> None:
 
 def test_agg_sd_summarises_the_records_of_each_x_as_qicharts2_agg_fun_sd() -> None:
     # NA_test sample 1: sd of its five values is 0.014771594 in qicharts2
-    # (tests/analysis/reference/qicharts2_points.csv, case na_run_sd).
+    # (tests/analysis/spc/reference/qicharts2_points.csv, case na_run_sd).
     result = invoke(
         "--input", str(DATA / "NA_test.csv"), "--y", "obs", "--x", "sample", "--chart", "run",
         "--agg", "sd", "--format", "json",

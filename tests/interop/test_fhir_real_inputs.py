@@ -17,7 +17,6 @@ from datetime import date, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import pytest
 from typer.testing import CliRunner
 
 from careloop.interop import Warehouse
@@ -37,7 +36,6 @@ DATA = Path(__file__).resolve().parents[1] / "data"
 BULK = DATA / "fhir_bulk_smart"
 US_CORE = DATA / "fhir_examples" / "us_core"
 BULK_IG = DATA / "fhir_examples" / "bulk_data"
-SYNTHEA = Path(__file__).resolve().parents[3] / "shared" / "data" / "fhir_synthea_r4"
 
 DATE_PAIRS = {
     "visit_occurrence": [
@@ -87,10 +85,12 @@ def _add_site(inst: Installation, code: str, zone: str) -> None:
     )
 
 
-@pytest.mark.skipif(not SYNTHEA.is_dir(), reason="../shared/data/fhir_synthea_r4 is not here")
-def test_every_synthea_row_has_the_date_of_its_datetime(sqlite_install: Installation) -> None:
+def test_every_synthea_row_has_the_date_of_its_datetime(
+    sqlite_install: Installation, shared_data: Path
+) -> None:
     inst = sqlite_install
-    report = import_fhir(inst.settings, inst.registry, inst.operator, SYNTHEA, site="A")
+    synthea = shared_data / "fhir_synthea_r4"
+    report = import_fhir(inst.settings, inst.registry, inst.operator, synthea, site="A")
     assert report.rows_out["visit_occurrence"] == 257
     timed, wrong = _dates_that_disagree(inst)
     assert timed == 257 + 257 + 5 + 70 + 285  # visits (start, end), conditions, observations

@@ -28,8 +28,8 @@ Spiegelhalter's:
   proportions, square root for rates) and back.
 
 :func:`funnel` returns a :class:`FunnelResult` with each unit's value, z-score,
-limits and flag, the limit curves for drawing, a Plotly figure and SVG/PNG
-renderings through Vega-Lite (no browser needed).
+limits and flag, and the limit curves for drawing; :mod:`careloop.charts.funnel`
+draws it (a Plotly figure, or SVG/PNG through Vega-Lite with no browser).
 """
 
 from __future__ import annotations
@@ -38,7 +38,6 @@ import math
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Literal, TypeAlias
 
 import numpy as np
@@ -46,6 +45,7 @@ import numpy.typing as npt
 import pandas as pd
 from scipy import stats
 
+from careloop.analysis._frames import require_columns
 from careloop.analysis.caveats import StatisticalWarning
 from careloop.core.errors import ErrorDetail, InputError
 
@@ -151,37 +151,6 @@ class FunnelResult:
             lines.append("Caveats:")
             lines.extend(f"  - {c}" for c in self.caveats)
         return "\n".join(lines)
-
-    # --- pictures ---------------------------------------------------------------
-
-    def figure(self, *, title: str | None = None, label_flagged: bool = True) -> Any:
-        """A Plotly figure: units as points, the target, and the funnels."""
-        from careloop.analysis.funnel_plot import funnel_figure
-
-        return funnel_figure(self, title=title, label_flagged=label_flagged)
-
-    def to_vegalite(
-        self, *, title: str | None = None, label_flagged: bool = True
-    ) -> dict[str, Any]:
-        """The same picture as a Vega-Lite specification."""
-        from careloop.analysis.funnel_plot import funnel_vegalite
-
-        return funnel_vegalite(self, title=title, label_flagged=label_flagged)
-
-    def to_svg(self, path: str | Path | None = None, *, title: str | None = None) -> str:
-        """Render as SVG without a browser; also write it to ``path`` if given."""
-        from careloop.analysis import _vegalite
-
-        return _vegalite.write_text(path, _vegalite.to_svg(self.to_vegalite(title=title)))
-
-    def to_png(
-        self, path: str | Path | None = None, *, title: str | None = None, scale: float = 2.0
-    ) -> bytes:
-        """Render as PNG without a browser; also write it to ``path`` if given."""
-        from careloop.analysis import _vegalite
-
-        png = _vegalite.to_png(self.to_vegalite(title=title), scale=scale)
-        return _vegalite.write_bytes(path, png)
 
 
 def level_suffix(level: float) -> str:
@@ -323,15 +292,7 @@ def funnel(
             with a zero denominator left out).
     """
     _check_options(kind, overdispersion, limits, levels, winsorise, transform, multiply)
-    missing = [
-        ErrorDetail(role, f"column {name!r} is not in the data", name)
-        for role, name in (("numerator", numerator), ("denominator", denominator), ("unit", unit))
-        if name not in df.columns
-    ]
-    if missing:
-        raise InputError(
-            f"Columns not found; the data has: {', '.join(map(str, df.columns))}.", details=missing
-        )
+    require_columns(df, {"numerator": numerator, "denominator": denominator, "unit": unit})
     caveats: list[str] = []
     data = df[[unit, numerator, denominator]].copy()
     for col in (numerator, denominator):

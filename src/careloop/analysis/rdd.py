@@ -35,6 +35,7 @@ from typing import Any, Literal
 import numpy as np
 import pandas as pd
 
+from careloop.analysis._frames import require_columns
 from careloop.analysis.caveats import StatisticalWarning
 from careloop.analysis.effects import Effect
 from careloop.core.errors import InputError
@@ -238,51 +239,6 @@ class RddResult:
         _reemit(caught)
         return out
 
-    def figure(self, *, nbins: int | tuple[int, int] | None = None, order: int = 4) -> Any:
-        """An rdplot-style Plotly figure: binned means, global polynomial fits, the cut-off.
-
-        Bins are rdplot's default (evenly spaced, mimicking the variance,
-        ``binselect="esmv"``); the curves are global polynomials of ``order``
-        fitted on each side, as in ``rdrobust.rdplot``.
-        """
-        import plotly.graph_objects as go
-
-        out = self.binned(nbins=nbins, order=order)
-        bins = out.vars_bins
-        poly = out.vars_poly
-        fig = go.Figure()
-        fig.add_scatter(
-            x=bins["rdplot_mean_x"],
-            y=bins["rdplot_mean_y"],
-            mode="markers",
-            name="bin mean",
-            marker={"color": "#1f4e79", "size": 7},
-        )
-        for side, mask in (
-            ("left", poly["rdplot_x"] < self.cutoff),
-            ("right", poly["rdplot_x"] >= self.cutoff),
-        ):
-            part = poly[mask]
-            fig.add_scatter(
-                x=part["rdplot_x"],
-                y=part["rdplot_y"],
-                mode="lines",
-                name=f"order-{order} fit ({side})",
-                line={"color": "#c0392b"},
-                showlegend=side == "left",
-            )
-        fig.add_vline(x=self.cutoff, line_dash="dash", line_color="grey")
-        fig.update_layout(
-            title=(
-                f"{self.outcome} by {self.running}: jump {self.conventional.estimate:.3g} "
-                f"(robust 95% CI {self.robust.ci_low:.3g} to {self.robust.ci_high:.3g})"
-            ),
-            xaxis_title=self.running,
-            yaxis_title=self.outcome,
-            template="plotly_white",
-        )
-        return fig
-
 
 def _reemit(caught: Sequence[warnings.WarningMessage]) -> list[str]:
     messages = []
@@ -300,10 +256,6 @@ def _pair(value: Any) -> tuple[float, float]:
 
 
 def _numeric(df: pd.DataFrame, name: str) -> pd.Series:
-    if name not in df.columns:
-        raise InputError(
-            f"Column {name!r} not found; columns are {', '.join(map(str, df.columns))}."
-        )
     col = df[name]
     if pd.api.types.is_bool_dtype(col):
         return col.astype(float)
@@ -383,11 +335,19 @@ def estimate(
     if p < 0 or (q is not None and q < p):
         raise InputError("The polynomial orders must satisfy 0 <= p <= q.")
     covs = tuple(covariates or ())
+    require_columns(
+        df,
+        [
+            ("outcome", outcome),
+            ("running", running),
+            ("fuzzy", fuzzy),
+            *(("covariate", c) for c in covs),
+            ("cluster", cluster),
+        ],
+    )
     columns = [outcome, running, *([fuzzy] if fuzzy else []), *covs]
     frame = pd.DataFrame({c: _numeric(df, c) for c in dict.fromkeys(columns)})
     if cluster is not None:
-        if cluster not in df.columns:
-            raise InputError(f"Cluster column {cluster!r} not found.")
         frame["__cluster__"] = pd.factorize(df[cluster])[0]
         frame.loc[df[cluster].isna().to_numpy(), "__cluster__"] = np.nan
     complete = frame.notna().all(axis=1)

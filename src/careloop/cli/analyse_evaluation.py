@@ -425,7 +425,9 @@ def rdd_command(
         )
         dens = res.density_test() if density else None
         if out is not None:
-            res.figure().write_html(out, include_plotlyjs="cdn")
+            from careloop.charts import rdd as rdd_charts
+
+            rdd_charts.figure(res).write_html(out, include_plotlyjs="cdn")
     if fmt == "json":
         data: dict[str, Any] = {
             "conventional": _effect_dict(res.conventional),

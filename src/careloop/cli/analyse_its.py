@@ -101,16 +101,18 @@ def its_command(
             control=control,
         )
     if out is not None:
+        from careloop.charts import its as its_charts
+
         if out.suffix.lower() == ".png":
-            result.to_png(out, per=per)
+            its_charts.png(result, out, per=per)
         else:
-            result.to_svg(out, per=per)
+            its_charts.svg(result, out, per=per)
     if fmt == "csv":
         print_frame(result.series, fmt="csv")
         return
     if fmt == "json":
         data: dict[str, Any] = result.to_dict()
-        from careloop.analysis._vegalite import records
+        from careloop.analysis._frames import records
 
         data["series"] = records(result.series.to_dict(orient="records"))
         if out is not None:

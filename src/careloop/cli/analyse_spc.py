@@ -177,11 +177,13 @@ def _x_labels(values: list[str] | None, data: Any, x: str | None) -> list[Any] |
 
 
 def _render(result: Any, out: Path) -> None:
+    from careloop.charts import spc as spc_charts
+
     try:
         if out.suffix.lower() == ".png":
-            result.to_png(out)
+            spc_charts.png(result, out)
         else:
-            result.to_svg(out)
+            spc_charts.svg(result, out)
     except (ImportError, NotImplementedError) as exc:
         raise NotBuilt(
             f"Could not write {str(out)!r}: chart rendering is not available ({exc}). "

@@ -15,9 +15,10 @@ from typing import Any
 import jinja2
 import pandas as pd
 
+from careloop import charts
 from careloop.analysis import funnel, spc
 from careloop.analysis.caveats import StatisticalWarning
-from careloop.analysis.spc_plot import Annotation
+from careloop.analysis.spc import Annotation
 from careloop.demo.decision_support import DecisionSupportRun
 from careloop.demo.load import LoadCounts
 from careloop.demo.network import SyntheticNetwork
@@ -31,7 +32,7 @@ def _pct(x: float) -> str:
 
 
 def _charts(
-    out: Path, network: SyntheticNetwork, results: pd.DataFrame, charts: Mapping[str, Any]
+    out: Path, network: SyntheticNetwork, results: pd.DataFrame, analysed: Mapping[str, Any]
 ) -> dict[str, str]:
     truth = network.truth
     files: dict[str, str] = {}
@@ -49,16 +50,20 @@ def _charts(
         )
         annotations = [Annotation(truth.change_date, "Change package", "pdsa")]
         annotations += [Annotation(truth.ko_date, "Decision support live", "deployment")]
-        chart.to_png(out / "network_remission.png", annotations=annotations)
+        charts.spc.png(chart, out / "network_remission.png", annotations=annotations)
         files["network"] = "network_remission.png"
-        charts["change"].to_png(
-            out / "change_its.png", title="Interrupted time series: change package"
+        charts.its.png(
+            analysed["change"],
+            out / "change_its.png",
+            title="Interrupted time series: change package",
         )
         files["its"] = "change_its.png"
-        charts["excursion"].to_png(out / "excursion.png")
+        charts.spc.png(analysed["excursion"], out / "excursion.png")
         files["excursion"] = "excursion.png"
-        charts["knowledge"].to_png(
-            out / "knowledge_its.png", title="Steroid use at sites with decision support"
+        charts.its.png(
+            analysed["knowledge"],
+            out / "knowledge_its.png",
+            title="Steroid use at sites with decision support",
         )
         files["knowledge"] = "knowledge_its.png"
         last = results[
@@ -72,7 +77,8 @@ def _charts(
             fun = funnel.funnel(
                 latest, numerator="numerator", denominator="denominator", unit="site"
             )
-            fun.to_png(
+            charts.funnel.png(
+                fun,
                 out / "funnel.png",
                 title="Sites: patients in remission (last month, 12-month look-back)",
             )

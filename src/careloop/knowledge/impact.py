@@ -28,9 +28,9 @@ from typing import Any
 
 import pandas as pd
 
+from careloop import charts
 from careloop.analysis.its import ItsResult, segmented_regression
-from careloop.analysis.spc import SpcChart, qic
-from careloop.analysis.spc_plot import Annotation
+from careloop.analysis.spc import Annotation, SpcChart, qic
 from careloop.analysis.trials import ProportionsComparison, compare_proportions
 from careloop.core.errors import InputError
 from careloop.knowledge.library import Deployment
@@ -118,7 +118,7 @@ class ImpactReport:
                 kind="deployment",
             )
         ]
-        chart = self.spc.to_svg(annotations=annotation)
+        chart = charts.spc.svg(self.spc, annotations=annotation)
         its = html.escape(self.its.summary()) if self.its is not None else "Not fitted."
         cards = (
             self.cards.to_html(index=False, border=0)

@@ -33,8 +33,7 @@ from sqlalchemy import select
 
 from careloop.analysis.caveats import StatisticalWarning
 from careloop.analysis.funnel import FunnelResult, funnel
-from careloop.analysis.spc import SpcChart, qic
-from careloop.analysis.spc_plot import Annotation
+from careloop.analysis.spc import Annotation, SpcChart, qic
 from careloop.core.errors import CareloopError, InputError, NotFound, PermissionDenied
 from careloop.core.settings import Settings
 from careloop.interop.warehouse import Warehouse

@@ -24,6 +24,7 @@ from typing import Any
 
 import pandas as pd
 
+from careloop import charts
 from careloop.analysis.funnel import FunnelResult, funnel
 from careloop.core.errors import InputError
 from careloop.measures.patient_lists import PatientList
@@ -111,7 +112,7 @@ class AuditFeedbackReport:
             f"<title>{title}</title></head><body><h1>{title}</h1>"
             f"<p>{self.site}: {self.site_value:.1f}% (network {self.network_value:.1f}%), "
             f"{html.escape(self.site_flag)} the funnel limits.</p>"
-            f"{self.funnel.to_svg(title=self.measure_id)}"
+            f"{charts.funnel.svg(self.funnel, title=self.measure_id)}"
             f"<h2>Over time</h2>{self.trend.to_html(index=False, border=0)}"
             f"<h2>Patients in the denominator but not the numerator</h2>{gaps}"
             f"<h2>Decision-support cards</h2>{clinicians}"

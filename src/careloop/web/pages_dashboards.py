@@ -20,6 +20,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import FileResponse, HTMLResponse, Response
 from markupsafe import Markup
 
+from careloop import charts
 from careloop.core.errors import InputError, NotFound
 from careloop.core.settings import Settings
 from careloop.interop.warehouse import Warehouse
@@ -260,12 +261,12 @@ def _chart_image(
     name = f"{detail.measure.id}-{series.site or 'network'}"
     if fmt == "png":
         return Response(
-            chart.to_png(annotations=list(series.annotations)),
+            charts.spc.png(chart, annotations=list(series.annotations)),
             media_type="image/png",
             headers={"Content-Disposition": f'attachment; filename="{name}.png"'},
         )
     return Response(
-        chart.to_svg(annotations=list(series.annotations)),
+        charts.spc.svg(chart, annotations=list(series.annotations)),
         media_type="image/svg+xml",
         headers={"Content-Disposition": f'attachment; filename="{name}.svg"'},
     )
@@ -311,7 +312,11 @@ def measure_funnel_image(
         raise NotFound(detail.funnel.note or "There is no funnel plot for this measure.")
     title = f"{detail.measure.title} — sites, {detail.funnel.window}"
     name = f"{measure_id}-funnel.{fmt}"
-    body: bytes | str = result.to_png(title=title) if fmt == "png" else result.to_svg(title=title)
+    body: bytes | str = (
+        charts.funnel.png(result, title=title)
+        if fmt == "png"
+        else charts.funnel.svg(result, title=title)
+    )
     return Response(
         body,
         media_type="image/png" if fmt == "png" else "image/svg+xml",
@@ -333,23 +338,23 @@ def measure_page(
         from dataclasses import replace
 
         chart = replace(detail.network.chart, title=f"{detail.measure.title} — network")
-        fig = chart.figure(annotations=list(detail.network.annotations))
+        fig = charts.spc.figure(chart, annotations=list(detail.network.annotations))
         figures["network"] = figure_json(fig)
     charted = [s for s in detail.sites if s.chart is not None]
     if charted:
-        from careloop.analysis.spc_plot import facets_figure
-
         largest = sorted(charted, key=lambda s: -sum(p.denominator for p in s.points))[
             :SMALL_MULTIPLES
         ]
         largest.sort(key=lambda s: s.site)
-        charts = {s.site: s.chart for s in largest if s.chart is not None}
+        site_charts = {s.site: s.chart for s in largest if s.chart is not None}
         notes = {s.site: list(s.annotations) for s in largest}
         figures["sites"] = figure_json(
-            facets_figure(charts, columns=3, annotations=notes, title="By site")
+            charts.spc.facets_figure(site_charts, columns=3, annotations=notes, title="By site")
         )
     if detail.funnel.result is not None:
-        funnel_fig = detail.funnel.result.figure(title=f"Sites, {detail.funnel.window}")
+        funnel_fig = charts.funnel.figure(
+            detail.funnel.result, title=f"Sites, {detail.funnel.window}"
+        )
         percent = detail.measure.percent
         funnel_fig.update_layout(
             xaxis_title="counted (denominator)",

@@ -20,6 +20,7 @@ import numpy as np
 import pandas as pd
 from scipy import stats
 
+from careloop.analysis._frames import require_columns
 from careloop.core.errors import ErrorDetail, InputError
 
 Level = Literal["nominal", "ordinal", "interval", "ratio"]
@@ -263,12 +264,7 @@ def _reliability_matrix(
     if isinstance(data, pd.DataFrame) and (unit or coder or value):
         if not (unit and coder and value):
             raise InputError("For long data give all of unit=, coder= and value= column names.")
-        missing = [c for c in (unit, coder, value) if c not in data.columns]
-        if missing:
-            raise InputError(
-                f"Column(s) not found: {', '.join(missing)}.",
-                [ErrorDetail(c, "no such column in the data") for c in missing],
-            )
+        require_columns(data, {"unit": unit, "coder": coder, "value": value})
         frame = data[[unit, coder, value]]
         dup = frame.duplicated(subset=[unit, coder], keep=False)
         if dup.any():

@@ -31,10 +31,10 @@ from sklearn.exceptions import ConvergenceWarning
 from sklearn.linear_model import LogisticRegression, LogisticRegressionCV
 from sklearn.model_selection import StratifiedKFold
 
+from careloop.analysis._frames import require_columns
 from careloop.analysis.caveats import StatisticalWarning
 from careloop.analysis.risk.firth import firth_logistic
 from careloop.analysis.risk.performance import (
-    DecisionCurve,
     brier_score,
     c_statistic,
     calibration,
@@ -142,45 +142,6 @@ class RiskModel:
                 return m
         raise KeyError(name)
 
-    # --- figures -----------------------------------------------------------
-
-    def calibration_figure(self) -> Any:
-        """Plotly calibration plot: observed against predicted risk by decile."""
-        import plotly.graph_objects as go
-
-        table = pd.DataFrame(list(self.calibration))
-        fig = go.Figure()
-        fig.add_trace(
-            go.Scatter(
-                x=table["mean_predicted"],
-                y=table["observed"],
-                mode="markers+lines",
-                name="Deciles of predicted risk",
-                error_y={
-                    "type": "data",
-                    "symmetric": False,
-                    "array": table["observed_high"] - table["observed"],
-                    "arrayminus": table["observed"] - table["observed_low"],
-                },
-            )
-        )
-        fig.add_trace(
-            go.Scatter(x=[0, 1], y=[0, 1], mode="lines", name="Ideal", line={"dash": "dash"})
-        )
-        slope = self.metric("calibration_slope")
-        fig.update_layout(
-            title=(f"Calibration (apparent); optimism-corrected slope {slope.corrected:.2f}"),
-            xaxis_title="Predicted risk",
-            yaxis_title="Observed proportion",
-            xaxis_range=[0, 1],
-            yaxis_range=[0, 1],
-        )
-        return fig
-
-    def decision_curve_figure(self) -> Any:
-        """Plotly decision curve (apparent net benefit)."""
-        return _curve_from_dict(self.decision_curve).figure()
-
     # --- text and storage --------------------------------------------------
 
     def summary(self) -> str:
@@ -259,15 +220,6 @@ class RiskModel:
         )
 
 
-def _curve_from_dict(data: Mapping[str, Any]) -> DecisionCurve:
-    return DecisionCurve(
-        thresholds=tuple(data["thresholds"]),
-        net_benefit_model=tuple(data["net_benefit_model"]),
-        net_benefit_all=tuple(data["net_benefit_all"]),
-        prevalence=float(data["prevalence"]),
-    )
-
-
 # --- encoding ----------------------------------------------------------------
 
 
@@ -299,12 +251,7 @@ def _feature_names(encodings: Sequence[Encoding]) -> tuple[str, ...]:
 
 
 def _encode(df: pd.DataFrame, encodings: Sequence[Encoding]) -> FloatArray:
-    missing = [e.name for e in encodings if e.name not in df.columns]
-    if missing:
-        raise InputError(
-            f"Predictor column(s) missing: {', '.join(missing)}.",
-            [ErrorDetail(m, "column required by the model") for m in missing],
-        )
+    require_columns(df, [("predictor", e.name) for e in encodings])
     cols: list[FloatArray] = []
     for e in encodings:
         col = df[e.name]
@@ -470,12 +417,7 @@ def fit_risk_model(
         )
     if not predictors:
         raise InputError("Give at least one predictor column.")
-    absent = [c for c in (outcome, *predictors) if c not in df.columns]
-    if absent:
-        raise InputError(
-            f"Column(s) not in the data: {', '.join(absent)}.",
-            [ErrorDetail(c, "no such column") for c in absent],
-        )
+    require_columns(df, [("outcome", outcome), *(("predictor", p) for p in predictors)])
     y_col = df[outcome]
     if y_col.isna().any():
         row = int(np.flatnonzero(y_col.isna().to_numpy())[0])

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import math
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -151,6 +151,16 @@ class DecisionCurve:
     prevalence: float
     """Observed event proportion."""
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> DecisionCurve:
+        """The curve back from its fields (as :attr:`RiskModel.decision_curve` stores them)."""
+        return cls(
+            thresholds=tuple(data["thresholds"]),
+            net_benefit_model=tuple(data["net_benefit_model"]),
+            net_benefit_all=tuple(data["net_benefit_all"]),
+            prevalence=float(data["prevalence"]),
+        )
+
     def to_frame(self) -> pd.DataFrame:
         """The curve as a table (threshold, model, treat all, treat none)."""
         return pd.DataFrame(
@@ -182,34 +192,6 @@ class DecisionCurve:
             f"{min(better):.0%} and {max(better):.0%} (Vickers & Elkin 2006; event "
             f"proportion {self.prevalence:.1%})."
         )
-
-    def figure(self) -> Any:
-        """A Plotly decision-curve figure."""
-        import plotly.graph_objects as go
-
-        fig = go.Figure()
-        fig.add_trace(go.Scatter(x=self.thresholds, y=self.net_benefit_model, name="Model"))
-        fig.add_trace(
-            go.Scatter(
-                x=self.thresholds, y=self.net_benefit_all, name="Treat all", line={"dash": "dash"}
-            )
-        )
-        fig.add_trace(
-            go.Scatter(
-                x=self.thresholds,
-                y=[0.0] * len(self.thresholds),
-                name="Treat none",
-                line={"dash": "dot"},
-            )
-        )
-        low = min(-0.05, -self.prevalence / 4)
-        fig.update_layout(
-            title="Decision curve (Vickers & Elkin 2006)",
-            xaxis_title="Threshold risk for acting",
-            yaxis_title="Net benefit",
-            yaxis_range=[low, max(self.prevalence, 0.01) * 1.1],
-        )
-        return fig
 
 
 def decision_curve(
