@@ -8,9 +8,6 @@ small counts sit side by side in every table.
 from __future__ import annotations
 
 import json
-import multiprocessing
-import time
-from concurrent.futures import ProcessPoolExecutor
 from datetime import UTC, date, datetime, timedelta
 from io import StringIO
 
@@ -165,7 +162,8 @@ def test_the_intruder_pins_counts_when_each_table_is_suppressed_on_its_own():
 
 def test_no_hidden_count_is_pinned_over_random_sequences_of_releases():
     # 400 releases: 100 random networks, four random releases each (random --by,
-    # --from/--to), every release protected against the earlier ones.
+    # --from/--to), every release protected against the earlier ones. The issue's
+    # 10,000 releases take ~15 minutes of one core: benchmarks/disclosure_attack.py.
     summary = attack_sequences(range(100), 4, _protected)
     assert summary["releases"] == 400
     assert summary["hidden_small"] > 1000
@@ -181,31 +179,6 @@ def test_without_the_ledger_a_second_release_gives_a_hidden_count_away():
     pinned = {(h.site, h.stratum, h.count, h.true) for h in alone["pinned_counts"]}
     assert ("S0", "", "excluded", 3) in pinned
     assert attack_sequences(range(10, 11), 2, _protected)["pinned_counts"] == []
-
-
-def _attack_chunk(seeds: range) -> dict:
-    return attack_sequences(seeds, 4, _protected)
-
-
-@pytest.mark.slow
-def test_no_hidden_count_is_pinned_over_ten_thousand_random_releases():
-    # The done-criterion: 2,500 random networks × 4 releases, on both cores.
-    started = time.perf_counter()
-    chunks = [range(start, start + 50) for start in range(1_000, 3_500, 50)]
-    context = multiprocessing.get_context("fork")
-    with ProcessPoolExecutor(max_workers=2, mp_context=context) as pool:
-        results = list(pool.map(_attack_chunk, chunks))
-    releases = sum(r["releases"] for r in results)
-    small = sum(r["hidden_small"] for r in results)
-    pinned = [p for r in results for p in r["pinned_counts"]]
-    elapsed = time.perf_counter() - started
-    print(
-        f"\n{releases} releases, {small} hidden counts from 1 to 10, "
-        f"{sum(r['hidden_counts'] for r in results)} hidden counts, {len(pinned)} pinned, "
-        f"{sum(r['solves'] for r in results)} solves, {elapsed:.0f} s"
-    )
-    assert releases == 10_000
-    assert pinned == []
 
 
 # --- the release ledger --------------------------------------------------------------
