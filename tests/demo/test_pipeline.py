@@ -69,6 +69,17 @@ def test_the_report_and_its_charts_are_written(demo):
         assert name in page
 
 
+def test_the_demo_data_directory_and_its_databases_are_private(demo):
+    # Issue 14: the demo left the data directory 755 and the databases 644.
+    import stat
+
+    settings, _result = demo
+    data = settings.data_dir
+    assert stat.S_IMODE(data.stat().st_mode) == 0o700
+    for name in ("registry.sqlite3", "warehouse.duckdb", "secret_key", "demo-credentials.txt"):
+        assert stat.S_IMODE((data / name).stat().st_mode) == 0o600, name
+
+
 def test_the_demo_refuses_to_wipe_a_directory_that_is_not_a_demo(tmp_path):
     (tmp_path / "precious.txt").write_text("keep me")
     from careloop.core.errors import ConfigurationError

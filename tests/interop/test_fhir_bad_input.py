@@ -119,6 +119,35 @@ def test_a_birth_date_in_the_future_is_refused(
     assert _locations(error) == ["x.ndjson:1: Patient.birthDate"]
 
 
+def test_a_huge_family_name_is_refused_as_through_the_api_and_not_echoed_back(
+    sqlite_install: Installation, tmp_path: Path
+) -> None:
+    # Issue 14: the FHIR import stored a 50 MB family name; the API's limit is 200.
+    huge = patient("p1", "M1", name=[{"use": "official", "family": "F" * 300_000}])
+    path = write_ndjson(tmp_path / "x.ndjson", [huge])
+    error = _refused(sqlite_install, path)
+    assert _locations(error) == ["x.ndjson:1: Patient.name.family"]
+    assert "at most 200 characters (this one has 300000)" in error.details[0].message
+    assert len(str(error.details[0].value)) < 100
+
+
+def test_control_characters_and_over_long_ids_are_refused_not_cut(
+    sqlite_install: Installation, tmp_path: Path
+) -> None:
+    resources = [
+        patient("p1", "M\x001"),
+        patient("p2", "M" * 65),  # was cut to 64 characters, silently
+        patient("p3", "M3", name=[{"family": "Bad\x07name", "given": ["Ada"]}]),
+    ]
+    error = _refused(sqlite_install, write_ndjson(tmp_path / "x.ndjson", resources))
+    assert _locations(error) == [
+        "x.ndjson:1: Patient.identifier.value",
+        "x.ndjson:2: Patient.identifier.value",
+        "x.ndjson:3: Patient.name.family",
+    ]
+    assert "U+0000" in error.details[0].message and "U+0007" in error.details[2].message
+
+
 def test_structural_errors_give_the_fhir_path_from_fhir_resources(
     sqlite_install: Installation, tmp_path: Path
 ) -> None:

@@ -344,3 +344,26 @@ def test_the_cli_import_prints_the_form_responses(
     assert "Form responses (QuestionnaireResponse): 0 created, 0 updated, 5 unchanged." in (
         " ".join(result.output.split())
     )
+
+
+def test_a_questionnaire_response_dated_2099_is_refused_at_its_line(
+    sqlite_install: Installation, tmp_path: Path
+) -> None:
+    register_forms(sqlite_install)
+    patient = register_patient(
+        sqlite_install.registry,
+        sqlite_install.operator,
+        site="A",
+        local_id="MRN-1",
+        birth_date="2014-05-01",
+        consent_state="improvement_and_research",
+    )
+    good = qr("ibd_visit", crohns_visit(), "2024-03-01", pseudo=patient.pseudo_id)
+    future = qr("ibd_visit", crohns_visit(), "2099-12-31", pseudo=patient.pseudo_id, id="f")
+    path = write_ndjson(tmp_path / "dated.ndjson", [good, future])
+    with pytest.raises(ValidationFailed) as caught:
+        import_fhir(sqlite_install.settings, sqlite_install.registry, sqlite_install.operator,
+                    path, site="A")  # fmt: skip
+    (detail,) = caught.value.details
+    assert detail.location == "dated.ndjson:2: QuestionnaireResponse.event_date"
+    assert detail.value == "2099-12-31" and "check the year" in detail.message

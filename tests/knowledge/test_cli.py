@@ -144,6 +144,13 @@ def test_a_knowledge_object_goes_from_a_package_to_cards_served_over_http(tmp_pa
 
     server = start_server(inst.settings.data_dir)
     try:
+        # careloop's own FHIR API is the EHR's FHIR server here: register it for the client
+        # (before its first call, which the server then keeps for a while).
+        out = run(
+            "cds", "trust-client", "--iss", keys.issuer, "--jwks-file", str(jwks),
+            "--fhir-server", f"{server.url}/fhir", *data,
+        )  # fmt: skip
+        assert f"FHIR servers: {server.url}/fhir" in " ".join(out.split())
         path = "/cds-services/ibd-steroid-review"
         body = {
             "hookInstance": str(uuid.uuid4()),

@@ -28,7 +28,8 @@ def installation(
         name = f"careloop_test_{uuid.uuid4().hex[:12]}"
         _admin_execute(server, f'CREATE DATABASE "{name}"')
         database_url = _with_database(server, name)
-    inst = build_installation(make_settings(tmp, database_url), with_users=False)
+    settings = make_settings(tmp, database_url, public_base_url="http://testserver")
+    inst = build_installation(settings, with_users=False)
     try:
         yield inst
     finally:

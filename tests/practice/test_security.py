@@ -12,7 +12,7 @@ import jwt
 import pytest
 from cryptography.hazmat.primitives import serialization
 
-from careloop.practice import distrust_client
+from careloop.practice import clients, distrust_client
 from tests.practice.cds_support import (
     BASE,
     auth,
@@ -200,7 +200,7 @@ def test_cors_answers_only_registered_origins(api, installation, tmp_path):
 
 
 def test_keys_published_at_a_jwks_url_are_fetched_and_rotated_keys_picked_up(
-    api, installation, setup
+    api, installation, setup, monkeypatch
 ):
     import threading
     from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -232,6 +232,11 @@ def test_keys_published_at_a_jwks_url_are_fetched_and_rotated_keys_picked_up(
         )
         new = ec_client(old.issuer, "k2")
         published["jwks"] = new.jwks  # the EHR rotates its key
+        # The set was fetched moments ago: no refetch before JWKS_REFETCH_SECONDS …
+        assert api.post(PATH, json=body(), headers=auth(new, PATH)).status_code == 401
+        # … after which the unknown key id is looked up once more, and found.
+        later = time.monotonic() + clients.JWKS_REFETCH_SECONDS + 1
+        monkeypatch.setattr(clients.time, "monotonic", lambda: later)
         assert api.post(PATH, json=body(), headers=auth(new, PATH)).status_code == 200
     finally:
         server.shutdown()
@@ -375,3 +380,82 @@ def test_the_cli_registers_a_jku_with_a_jwks_file(installation):
         if c.issuer == "https://sandbox.cds-hooks.org/cli"
     ]
     assert client.jku_urls == (SANDBOX_JKU,)
+
+
+def test_tokens_with_unknown_key_ids_cannot_make_careloop_fetch_the_jwks_on_every_call(
+    api, installation, monkeypatch
+):
+    # Issue 14: a trusted iss with an unknown kid forced a JWKS fetch before any signature
+    # check, on every call (30 calls, 30 fetches).
+    import httpx
+
+    from careloop.practice import trust_client
+
+    keys = ec_client("https://ehr-jwks-count.example.org/", "real-kid")
+    url = "https://ehr-jwks-count.example.org/.well-known/jwks.json"
+    fetched: list[str] = []
+
+    def fake_get(target: str, **_kwargs: object) -> httpx.Response:
+        fetched.append(target)
+        return httpx.Response(200, json=keys.jwks, request=httpx.Request("GET", target))
+
+    monkeypatch.setattr(clients.httpx, "get", fake_get)
+    trust_client(installation.registry, installation.operator, issuer=keys.issuer, jwks_url=url)
+    forged = [
+        api.post(PATH, json=body(), headers=auth(keys, PATH, headers={"kid": f"made-up-{i}"}))
+        for i in range(30)
+    ]
+    assert {r.status_code for r in forged} == {401}
+    assert len(fetched) == 1  # the first call's fetch; none of the others fetched
+    assert api.post(PATH, json=body(), headers=auth(keys, PATH)).status_code == 200
+    assert len(fetched) == 1  # within the TTL the set is not fetched again
+    now = time.monotonic()
+    monkeypatch.setattr(clients.time, "monotonic", lambda: now + clients.JWKS_TTL_SECONDS + 1)
+    assert api.post(PATH, json=body(), headers=auth(keys, PATH)).status_code == 200
+    assert len(fetched) == 2  # once the TTL is over
+
+
+def test_a_failing_jwks_url_is_not_retried_on_every_call(api, installation, monkeypatch):
+    import httpx
+
+    from careloop.practice import trust_client
+
+    keys = ec_client("https://ehr-jwks-down.example.org/", "k")
+    attempts: list[str] = []
+
+    def down(target: str, **_kwargs: object) -> httpx.Response:
+        attempts.append(target)
+        raise httpx.ConnectError("down")
+
+    monkeypatch.setattr(clients.httpx, "get", down)
+    trust_client(
+        installation.registry,
+        installation.operator,
+        issuer=keys.issuer,
+        jwks_url="https://ehr-jwks-down.example.org/jwks.json",
+    )
+    for _ in range(20):
+        assert_bare_401(api.post(PATH, json=body(), headers=auth(keys, PATH)))
+    assert len(attempts) == 1
+
+
+def test_the_audience_is_the_configured_public_url_never_the_host_header(api, setup):
+    # Issue 14: aud was compared with a URL built from the Host header, which the caller
+    # chooses: a token minted for another service was accepted by sending its host.
+    keys, _ = setup
+    other = "http://other-service.example.org" + PATH
+    token = {"Authorization": f"Bearer {keys.token(other)}"}
+    spoofed = {**token, "Host": "other-service.example.org"}
+    assert_bare_401(api.post(PATH, json=body(), headers=spoofed))
+    assert api.post(PATH, json=body(), headers=auth(keys, PATH)).status_code == 200
+
+
+def test_without_a_public_base_url_every_cds_call_is_refused(installation, setup):
+    from fastapi.testclient import TestClient
+
+    from careloop.web.app import create_app
+
+    keys, _ = setup
+    settings = installation.settings.model_copy(update={"public_base_url": None})
+    with TestClient(create_app(settings)) as client:
+        assert_bare_401(client.post(PATH, json=body(), headers=auth(keys, PATH)))

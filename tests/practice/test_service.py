@@ -221,8 +221,9 @@ def fhir_server() -> Iterator[str]:
 
 
 def test_missing_prefetch_is_fetched_from_the_fhir_server_with_the_given_token(
-    api, keys, installation, fhir_server
+    api, keys, installation, fhir_server, tmp_path
 ):
+    trust(installation, keys, tmp_path, site="A", fhir_servers=[fhir_server])
     partial = {"patient": ibd_prefetch()["patient"]}
     body = patient_view(
         prefetch=partial,
@@ -247,6 +248,57 @@ def test_missing_prefetch_is_fetched_from_the_fhir_server_with_the_given_token(
     assert json.loads(invocation.fetched_keys) == ["conditions", "medications"]
 
 
+def _with_fhir_server(server: str) -> dict:
+    return patient_view(
+        prefetch={"patient": ibd_prefetch()["patient"]},
+        fhirServer=server,
+        fhirAuthorization={
+            "access_token": "secret-ehr-token",
+            "token_type": "Bearer",
+            "expires_in": 300,
+            "scope": "user/Condition.read",
+            "subject": "careloop",
+        },
+    )
+
+
+def test_a_fhir_server_not_registered_for_the_client_is_never_contacted(
+    api, keys, installation, fhir_server, tmp_path
+):
+    # Issue 14: a trusted client could point fhirServer at loopback or link-local addresses
+    # and receive careloop's forwarded bearer token.
+    trust(installation, keys, tmp_path, site="A", fhir_servers=["https://fhir.ehr.example.org/r4"])
+    for server in (
+        fhir_server,  # loopback: the stub records any request it gets
+        "http://169.254.169.254/latest/meta-data",
+        "http://[::1]:8080/fhir",
+        "https://fhir.ehr.example.org/r4/../../other",
+        "https://fhir.ehr.example.org.evil.example/r4",
+    ):
+        response = call(api, keys, LIVE, _with_fhir_server(server))
+        assert response.status_code == 412, (server, response.text)
+        assert "careloop cds trust-client --fhir-server" in response.json()["error"]
+    assert _FhirStub.seen == []
+    # With the stub registered, the same call is served from it.
+    trust(installation, keys, tmp_path, site="A", fhir_servers=[fhir_server + "/"])
+    assert call(api, keys, LIVE, _with_fhir_server(fhir_server)).status_code == 200
+    assert {a for _, a in _FhirStub.seen} == {"Bearer secret-ehr-token"}
+
+
+def test_a_prefetch_template_cannot_lead_outside_the_registered_fhir_server(
+    api, keys, installation, fhir_server, tmp_path
+):
+    trust(installation, keys, tmp_path, site="A", fhir_servers=[fhir_server])
+    prefetch = ibd_prefetch()
+    body = _with_fhir_server(fhir_server)
+    # The patient is to be fetched (template Patient/{{context.patientId}}).
+    body["prefetch"] = {k: prefetch[k] for k in ("conditions", "medications")}
+    body["context"]["patientId"] = "../../admin/p1"
+    response = call(api, keys, LIVE, body)
+    assert response.status_code == 412
+    assert _FhirStub.seen == []
+
+
 def test_missing_prefetch_without_a_fhir_server_is_412(api, keys):
     response = call(api, keys, LIVE, patient_view(prefetch={"patient": None}))
     assert response.status_code == 412
@@ -264,6 +316,12 @@ def test_bad_requests_get_spec_shaped_errors_that_name_the_field(api, keys):
     path = f"/cds-services/{LIVE}"
     response = api.post(path, content=b"{not json", headers=auth(keys, path))
     assert response.status_code == 400 and "not JSON" in response.json()["error"]
+    # Python's parser takes NaN and Infinity; JSON has no such numbers (issue 14).
+    for constant in (b"NaN", b"Infinity", b"-Infinity"):
+        text = json.dumps(patient_view()).encode().replace(b'"p1"', b'"p1", "x": ' + constant)
+        response = api.post(path, content=text, headers=auth(keys, path))
+        assert response.status_code == 400, constant
+        assert "is not a JSON number" in response.json()["error"]
     huge = b'{"x": "' + b"a" * (3 * 1024 * 1024) + b'"}'
     response = api.post(path, content=huge, headers=auth(keys, path))
     assert response.status_code == 413

@@ -13,6 +13,7 @@ from typer.testing import CliRunner
 
 from careloop.cli.main import app as cli
 from careloop.core.clock import utcnow
+from careloop.core.errors import Conflict
 from careloop.trust import identity
 from careloop.web.app import create_app
 from tests.foundation import PASSWORD, Installation, build_installation, make_settings
@@ -93,7 +94,8 @@ def test_five_failed_logins_lock_the_account_even_for_the_right_password(site):
     assert status == 423 and "locked" in page
     with inst.registry.engine.begin() as conn:
         conn.execute(
-            text("UPDATE app_user SET locked_until = :t"), {"t": utcnow() - timedelta(seconds=1)}
+            text("UPDATE login_lockout SET locked_until = :t"),
+            {"t": utcnow() - timedelta(seconds=1)},
         )
     assert _login(client)[0] == 303
 
@@ -236,3 +238,138 @@ def test_demo_installations_get_different_random_passwords(tmp_path):
     assert [login.email for login in first] == [login.email for login in second]
     assert not {login.password for login in first} & {login.password for login in second}
     assert all(len(login.password) >= 12 for login in first)
+
+
+def _reauth(client: TestClient, password: str) -> int:
+    csrf = _csrf(client)
+    response = client.post(
+        "/reauth",
+        data={"password": password, "csrf_token": csrf, "next": "/"},
+        follow_redirects=False,
+    )
+    return response.status_code
+
+
+def test_reauthentication_counts_failures_and_is_refused_while_the_account_is_locked(site):
+    # Issue 14: 25 wrong passwords at /reauth, then the right one was accepted.
+    inst, client = site
+    assert _login(client)[0] == 303
+    statuses = [_reauth(client, "wrong password here") for _ in range(25)]
+    threshold = inst.settings.lockout_threshold
+    assert statuses[:threshold] == [401] * threshold
+    assert set(statuses[threshold:]) == {423}
+    assert _reauth(client, PASSWORD) == 423
+    # The lock is the login's lock: a new login is refused too.
+    client.cookies.clear()
+    assert _login(client)[0] == 423
+    reauths = [a for a in _audit_actions(inst) if a[0] == "reauthenticate"]
+    assert len(reauths) == 26 and {o for _, o in reauths} == {"denied"}
+
+
+def test_an_unknown_address_is_locked_out_exactly_like_a_known_one(site, monkeypatch):
+    # Issue 14: a known address answered 423 after five failures, an unknown one 401 for
+    # ever, which told which addresses exist. Both now answer the same, with the same work.
+    inst, client = site
+    import careloop.trust.identity as identity_module
+
+    verified: list[bool] = []
+    real = identity_module.verify_password
+
+    def counting(password_hash, password):
+        verified.append(password_hash is None)
+        return real(password_hash, password)
+
+    monkeypatch.setattr(identity_module, "verify_password", counting)
+    answers = {}
+    for email in (EMAIL, "nobody.here@example.org"):
+        verified.clear()
+        answers[email] = [
+            _login(client, email=email, password="wrong password")
+            for _ in range(inst.settings.lockout_threshold + 2)
+        ]
+        assert len(verified) == inst.settings.lockout_threshold + 2  # one argon2 check each
+    known, unknown = answers.values()
+    assert [status for status, _ in known] == [status for status, _ in unknown]
+    assert [status for status, _ in known][-2:] == [423, 423]
+
+    def message(page: str) -> str:
+        return re.search(r'class="error"[^>]*>([^<]+)<', page).group(1)  # type: ignore[union-attr]
+
+    assert [message(p) for _, p in known] == [message(p) for _, p in unknown]
+
+
+def test_the_last_admin_cannot_revoke_their_own_admin_role_or_be_disabled(site):
+    inst, _client = site
+    admin = "admin@example.org"
+    with pytest.raises(Conflict, match="last admin"):
+        identity.revoke_role(inst.registry, inst.operator, email=admin, role="admin", site=None)
+    with pytest.raises(Conflict, match="last admin"):
+        identity.set_user_disabled(inst.registry, inst.operator, email=admin)
+    assert identity.count_admins(inst.registry) == 1
+    identity.add_user(
+        inst.registry, inst.operator, email="second.admin@example.org", display_name="Second",
+        password=PASSWORD, roles=[("admin", None)],
+    )  # fmt: skip
+    identity.revoke_role(inst.registry, inst.operator, email=admin, role="admin", site=None)
+    assert identity.count_admins(inst.registry) == 1
+
+
+def test_the_last_admin_revoking_themself_over_the_api_is_refused(site):
+    inst, client = site
+    status, _ = _login(client, email="admin@example.org")
+    assert status == 303
+    csrf = _csrf(client)
+    response = client.request(
+        "DELETE",
+        "/api/users/admin@example.org/roles",
+        json={"role": "admin", "site": None},
+        headers={"X-CSRF-Token": csrf},
+    )
+    assert response.status_code == 409, response.text
+    assert identity.count_admins(inst.registry) == 1
+
+
+def test_a_new_login_in_the_same_browser_ends_the_previous_session(site):
+    # Issue 14: logging in as B left A's session alive.
+    _inst, client = site
+    assert _login(client)[0] == 303
+    first = client.cookies.get("careloop_session")
+    assert _login(client, email="admin@example.org")[0] == 303
+    second = client.cookies.get("careloop_session")
+    assert first and second and first != second
+    assert client.get("/api/me").json()["email"] == "admin@example.org"
+    stale = TestClient(client.app)
+    stale.cookies.set("careloop_session", first)
+    assert stale.get("/api/me").status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("base_url", "secure"),
+    [(None, False), ("http://10.0.0.5:8000", False), ("https://careloop.example.org", True)],
+)
+def test_the_login_and_session_cookies_are_secure_when_careloop_is_reached_over_https(
+    tmp_path, base_url, secure
+):
+    inst = build_installation(
+        make_settings(tmp_path, None, public_base_url=base_url), with_users=False
+    )
+    with TestClient(create_app(inst.settings)) as client:
+        page = client.get("/login")
+        login_cookie = page.headers["set-cookie"]
+        assert login_cookie.startswith("careloop_login_csrf=")
+        assert ("; secure" in login_cookie.lower()) is secure
+        token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
+        client.cookies.set("careloop_login_csrf", token, path="/login")
+        done = client.post(
+            "/login",
+            data={"email": "admin@example.org", "password": PASSWORD, "csrf_token": token},
+            follow_redirects=False,
+        )
+        session_cookie = next(
+            c for c in done.headers.get_list("set-cookie") if c.startswith("careloop_session=")
+        )
+        assert ("; secure" in session_cookie.lower()) is secure
+        # A forwarded-protocol header from anyone does not change it.
+        spoofed = client.get("/login", headers={"X-Forwarded-Proto": "https"})
+        assert ("; secure" in spoofed.headers["set-cookie"].lower()) is secure
+    inst.registry.close()

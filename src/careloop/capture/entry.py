@@ -37,6 +37,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
+from careloop.capture.event_dates import event_date_problem, latest_event_date
 from careloop.capture.forms import Form
 from careloop.capture.forms_store import load_form, load_form_version, other_form_values
 from careloop.capture.response_rows import (
@@ -259,6 +260,15 @@ def _insert_response(
     patient_entered: bool,
 ) -> Response:
     session = work.session
+    site = session.get(Site, patient.site_id)
+    wrong_date = event_date_problem(
+        event_date, latest=latest_event_date(site.time_zone if site else None)
+    )
+    if wrong_date is not None:
+        raise ValidationFailed(
+            "The event date is out of range; nothing was saved.",
+            details=[ErrorDetail("event_date", wrong_date, event_date.isoformat())],
+        )
     clash = session.scalar(
         select(Response.id).where(
             Response.patient_id == patient.id,
@@ -381,6 +391,8 @@ class ResponseToSave:
     """REDCap's unique event name (part of the key); ``''`` when not longitudinal."""
     repeat_instance: int = 1
     """Repeat instance (part of the key); 1 when the form does not repeat."""
+    location: str | None = None
+    """Where it comes from (e.g. ``file:line``), to locate its problems; default its index."""
 
 
 _Key = tuple[int, int, date, str, int]
@@ -453,7 +465,23 @@ def save_responses(
     clean_values: list[dict[str, Any]] = []
     problems: list[ErrorDetail] = []
     keys: set[_Key] = set()
+    latest = {
+        site_id: latest_event_date(zone)
+        for site_id, zone in session.execute(
+            select(Site.id, Site.time_zone).where(Site.id.in_({i.patient.site_id for i in items}))
+        )
+    }
     for i, item in enumerate(items):
+        where = item.location or (f"item[{i}]" if len(items) > 1 else "")
+        wrong_date = event_date_problem(item.event_date, latest=latest[item.patient.site_id])
+        if wrong_date is not None:
+            problems.append(
+                ErrorDetail(
+                    f"{where}.event_date" if where else "event_date",
+                    wrong_date,
+                    item.event_date.isoformat(),
+                )
+            )
         wanted = (item.form, item.version)
         if wanted not in forms:
             forms[wanted] = load_form(session, item.form, item.version)
@@ -474,7 +502,6 @@ def save_responses(
                 check_values(form_obj, item.values, status=item.status, context=context)
             )
         except ValidationFailed as exc:
-            where = f"item[{i}]" if len(items) > 1 else ""
             problems.extend(
                 ErrorDetail(f"{where}.{d.location}" if where else d.location, d.message, d.value)
                 for d in exc.details

@@ -38,6 +38,7 @@ from typing import Literal
 from careloop.capture.forms import FieldType, Form, checkbox_column
 from careloop.capture.text_files import read_source
 from careloop.capture.validation import FormValidator, StoredValue, ValidationResult
+from careloop.core.csv_safety import restore_cell, restore_row
 from careloop.core.errors import ErrorDetail, ValidationFailed
 
 __all__ = [
@@ -164,7 +165,7 @@ def _to_iso(text: str, fmt: DateFormat) -> str:
 def read_header(text: str) -> list[str]:
     """The header row of a records CSV's text (stripped cells; empty for an empty file)."""
     header = next(csv.reader(io.StringIO(text)), None) or []
-    return [h.strip() for h in header]
+    return [restore_cell(h.strip()) for h in header]
 
 
 def read_records_csv(
@@ -207,7 +208,8 @@ def read_records_csv(
             each :class:`RecordRow`'s ``errors``.
     """
     label, text = read_source(source, name=name, default="records.csv")
-    reader = csv.reader(io.StringIO(text))
+    # Cells careloop escaped for spreadsheets on export come back as they were.
+    reader = (restore_row(r) for r in csv.reader(io.StringIO(text)))
     header = next(reader, None)
     if header is None or not any(h.strip() for h in header):
         raise ValidationFailed(f"{label} is empty; expected a header row naming the form's fields.")

@@ -47,7 +47,6 @@ batch plus one per patient exported.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from collections.abc import Collection, Iterable
@@ -58,6 +57,7 @@ from typing import Any, Literal, cast
 
 from sqlalchemy import Table, insert, select
 
+from careloop.capture.event_dates import event_date_problem, latest_event_date
 from careloop.capture.fhir_responses import ResponseSubject, response_to_fhir
 from careloop.capture.forms import FieldType, Form, checkbox_column
 from careloop.capture.forms_store import form_of_version, load_form
@@ -85,6 +85,7 @@ from careloop.capture.response_rows import (
 from careloop.capture.text_files import read_source
 from careloop.capture.validation import FormValidator
 from careloop.core.clock import utcnow
+from careloop.core.csv_safety import safe_writer
 from careloop.core.errors import (
     ErrorDetail,
     InputError,
@@ -199,7 +200,7 @@ class ImportReport:
     def problems_csv(self) -> str:
         """The problems as CSV (``row,field,value,reason``; what ``--report FILE.csv`` writes)."""
         out = io.StringIO()
-        writer = csv.writer(out, lineterminator="\n")
+        writer = safe_writer(out, lineterminator="\n")
         writer.writerow(["row", "field", "value", "reason"])
         for p in self.problems:
             writer.writerow([p.row, p.field, p.value or "", p.reason])
@@ -241,6 +242,7 @@ def _check_rows(
     date_format: DateFormat,
     patient_of: dict[str, tuple[int, str]],
     existing: dict[_StoredKey, _Stored],
+    latest: date,
 ) -> tuple[list[_Row], list[RejectedValue], int, int]:
     """Good rows, every problem, how many rows were rejected and how many took --event-date.
 
@@ -291,6 +293,16 @@ def _check_rows(
         row_problems.extend(
             RejectedValue(record.row, d.location, d.value, d.message) for d in key_problems
         )
+        wrong_date = event_date_problem(key.event_date, latest=latest) if key else None
+        if key is not None and wrong_date is not None:
+            row_problems.append(
+                RejectedValue(
+                    record.row,
+                    plan.event_date.field or EVENT_DATE_COLUMN,
+                    key.event_date.isoformat(),
+                    wrong_date,
+                )
+            )
         if key is not None:
             first = seen.get(key)
             if first is not None:
@@ -501,7 +513,13 @@ def import_records(
         known = _known_patients(work, site_row)
         existing = _existing(work, site_row, forms.form_id)
         good, problems, rejected, fallback_rows = _check_rows(
-            parsed, form_obj, plan, date_format, known, existing
+            parsed,
+            form_obj,
+            plan,
+            date_format,
+            known,
+            existing,
+            latest_event_date(site_row.time_zone),
         )
         notes = _notes(parsed, plan, fallback_rows)
         total = len(parsed.rows) + len(parsed.skipped)
@@ -815,7 +833,8 @@ def _csv(form_name: str, rows: list[_Exported], forms: list[Form]) -> str:
     # written once, as the key: the import takes that column as the field's value too.
     columns = [c for c in _columns(forms) if c[0] not in keys]
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    # Spreadsheet-safe; careloop's records import removes the escape again.
+    writer = safe_writer(out, lineterminator="\n")
     writer.writerow([*keys, *(c for c, _, _ in columns), f"{form_name}_complete"])
     for item in rows:
         response = item.response

@@ -29,6 +29,7 @@ from careloop.capture.forms import FieldType, Form, checkbox_column
 from careloop.capture.records_csv import RecordRow
 from careloop.capture.redcap import EVENT_DATE_TAG, event_date_field
 from careloop.core.errors import ErrorDetail, ValidationFailed
+from careloop.core.plain_text import control_characters, shown, text_problem
 
 __all__ = [
     "EVENT_DATE_COLUMN",
@@ -280,10 +281,9 @@ def row_key(
     """
     problems: list[ErrorDetail] = []
     local_id = record.extras.get(plan.record_id, "").strip()
-    if len(local_id) > 64:
-        problems.append(
-            ErrorDetail(plan.record_id, "a record id (local id) is 1-64 characters", local_id)
-        )
+    wrong_id = text_problem(local_id, what="a record id (local id)", max_length=64, required=False)
+    if wrong_id is not None:
+        problems.append(ErrorDetail(plan.record_id, wrong_id, shown(local_id)))
     source = plan.event_date
     day: date | None = None
     empty = False
@@ -316,7 +316,15 @@ def row_key(
     elif empty and source.fallback is not None:
         day, fallback_used = source.fallback, True
     event_name = record.extras.get("redcap_event_name", "").strip()
-    if len(event_name) > EVENT_NAME_MAX:
+    if control_characters(event_name):
+        problems.append(
+            ErrorDetail(
+                "redcap_event_name",
+                "an event name must not contain control characters",
+                shown(event_name),
+            )
+        )
+    elif len(event_name) > EVENT_NAME_MAX:
         problems.append(
             ErrorDetail(
                 "redcap_event_name",

@@ -49,6 +49,7 @@ from careloop.capture.forms import (
     raise_problems,
 )
 from careloop.capture.text_files import read_dictionary_source
+from careloop.core.csv_safety import restore_row, safe_writer
 from careloop.core.errors import ErrorDetail, InputError, ValidationFailed
 
 __all__ = [
@@ -269,7 +270,8 @@ def read_redcap_dictionary(
     """
     label, text, decoded = read_dictionary_source(source, name=name, default="dictionary.csv")
     notes: list[ErrorDetail] = list(decoded)
-    rows = list(csv.reader(io.StringIO(text)))
+    # Cells careloop escaped for spreadsheets on export come back as they were.
+    rows = [restore_row(r) for r in csv.reader(io.StringIO(text))]
     if not rows or not any(c.strip() for c in rows[0]):
         raise ValidationFailed(
             f"{label} is empty; expected a REDCap data dictionary with a header row."
@@ -611,6 +613,29 @@ def _row(form: Form, field: Field, careloop_tags: bool) -> list[str]:
     ]
 
 
+_ACTION_TAG_START = re.compile(r"@[A-Z][A-Z0-9_-]*(?=$|[\s=(])")
+_QUOTED = re.compile(r"\"[^\"]*\"|'[^']*'")
+_SPREADSHEET_RISK = re.compile(
+    r"\||\b(?:HYPERLINK|WEBSERVICE|IMPORT[A-Z]*|IMAGE|FILTERXML|CALL|REGISTER(?:\.ID)?|EXEC|"
+    r"RTD|DDE|INFO|CELL)\s*\(",
+    re.IGNORECASE,
+)
+
+
+def _action_tags_only(text: str) -> bool:
+    """Whether a Field Annotation is REDCap action tags a spreadsheet cannot misuse.
+
+    REDCap needs action tags (``@READONLY``, ``@CARELOOP-CODE="LOINC|…"``) to
+    start with ``@`` exactly as written, so they are exempt from the formula
+    escape; a cell that outside its quoted values uses DDE (``|``) or calls a
+    function that reaches out (HYPERLINK, WEBSERVICE, IMPORT…) is escaped
+    anyway. Only admins author dictionaries.
+    """
+    if _ACTION_TAG_START.match(text) is None:
+        return False
+    return _SPREADSHEET_RISK.search(_QUOTED.sub('""', text)) is None
+
+
 def write_redcap_dictionary(
     forms: Dictionary | Form | Iterable[Form], *, careloop_tags: bool = True
 ) -> str:
@@ -628,7 +653,13 @@ def write_redcap_dictionary(
     else:
         form_list = list(forms)
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    # Spreadsheet-safe; careloop's dictionary import removes the escape again.
+    annotation = REDCAP_COLUMNS.index("Field Annotation")
+    writer = safe_writer(
+        out,
+        lineterminator="\n",
+        keep=lambda i, v: i == annotation and isinstance(v, str) and _action_tags_only(v),
+    )
     writer.writerow(REDCAP_COLUMNS)
     for form in form_list:
         for field in form.fields:

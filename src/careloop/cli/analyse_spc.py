@@ -11,6 +11,7 @@ import typer
 
 from careloop.cli.csv_input import read_csv_input
 from careloop.cli.output import err_console, print_frame, print_json
+from careloop.core.csv_safety import frame_to_csv
 from careloop.core.errors import InputError, NotBuilt
 
 _CHARTS = ("run", "i", "mr", "xbar", "s", "t", "p", "pp", "c", "u", "up", "g")
@@ -147,7 +148,7 @@ def spc_command(
             }
         )
     elif fmt == "csv":
-        result.points.to_csv(sys.stdout, index=False)
+        frame_to_csv(result.points, sys.stdout)
     else:
         # One column per part reads better in a terminal than 15 narrow columns.
         table = summary.set_index("part").T

@@ -30,29 +30,50 @@ def _parse_head(text: str | None) -> tuple[int, str] | None:
 
 @audit_app.command("verify")
 def verify(
-    expect_head: str = typer.Option(None, "--expect-head", help="SEQ:HASH anchored earlier."),
+    expect_head: str = typer.Option(
+        None,
+        "--expect-head",
+        help="SEQ:HASH printed earlier by `careloop audit head` and kept outside the installation.",
+    ),
     data_dir: Path | None = DataDirOption,
 ) -> None:
-    """Check the whole chain; exit 0 if intact, 1 and name the first bad entry if not."""
+    """Check the whole trail; exit 0 if intact, 1 and say what is wrong if not."""
     with opened(settings_from(data_dir)) as registry:
         result = verify_audit_chain(registry, operator(), expect_head=_parse_head(expect_head))
     if result.intact:
-        console.print(f"Audit trail intact: {result.entries_checked} entries checked.")
+        anchored = " and reaches the anchored head" if expect_head else ""
+        console.print(
+            f"Audit trail intact: {result.entries_checked} entries checked{anchored}.",
+            markup=False,
+        )
         return
+    where = f" at entry {result.first_bad_seq}" if result.first_bad_seq is not None else ""
     err_console.print(
-        f"Audit trail BROKEN at entry {result.first_bad_seq}: {result.problem} "
-        f"({result.entries_checked} entries read).",
+        f"Audit trail BROKEN{where}: {result.problem} ({result.entries_checked} entries read).",
         markup=False,
     )
+    for problem in result.problems[1:]:
+        err_console.print(f"  also: {problem}", markup=False)
     raise typer.Exit(1)
 
 
 @audit_app.command("head")
 def head(data_dir: Path | None = DataDirOption) -> None:
-    """Print the chain head (SEQ:HASH) to anchor outside this installation."""
+    """Print the chain head as SEQ:HASH, to keep where this installation's writers cannot reach.
+
+    Refuses (exit 1) when the trail does not verify: anchoring a broken
+    trail would vouch for it.
+    """
     with opened(settings_from(data_dir)) as registry:
         result = verify_audit_chain(registry, operator())
-    typer.echo(f"{result.head_seq or 0}:{result.head_hash or '0' * 64}")
+    if not result.intact or result.head_seq is None or result.head_hash is None:
+        err_console.print(
+            f"Not printing a head: the audit trail does not verify ({result.problem}). "
+            "Run `careloop audit verify` for details.",
+            markup=False,
+        )
+        raise typer.Exit(1)
+    typer.echo(f"{result.head_seq}:{result.head_hash}")
 
 
 @audit_app.command("report")

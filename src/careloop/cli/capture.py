@@ -7,7 +7,6 @@ the functions they call.
 
 from __future__ import annotations
 
-import csv
 import io
 import json
 from pathlib import Path
@@ -26,7 +25,9 @@ from careloop.capture.records_io import (
 from careloop.cli.context import DataDirOption, opened, operator, settings_from
 from careloop.cli.modes import IMPORT_MODE_HELP, import_mode
 from careloop.cli.output import console, err_console, print_rows
+from careloop.core.csv_safety import safe_writer
 from careloop.core.errors import InputError, ValidationFailed
+from careloop.core.private_files import write_private_text
 
 forms_app = typer.Typer(help="Forms: import, list, show and export data dictionaries.")
 records_app = typer.Typer(help="Records: bulk import and export of form responses.")
@@ -46,7 +47,7 @@ def _write_or_print(text: str, output: Path | None) -> None:
     if output is None:
         typer.echo(text, nl=not text.endswith("\n"))
     else:
-        output.write_text(text, encoding="utf-8")
+        write_private_text(output, text)  # records: readable by the owner only
         err_console.print(f"Wrote {output}")
 
 
@@ -159,14 +160,14 @@ def _write_report(report: ImportReport | ValidationFailed, path: Path) -> None:
         data = report.as_dict()
         problems = list(report.as_dict()["problems"])
     if path.suffix.lower() == ".json":
-        path.write_text(json.dumps(data, indent=2, default=str) + "\n", encoding="utf-8")
+        write_private_text(path, json.dumps(data, indent=2, default=str) + "\n")
         return
     out = io.StringIO()
-    writer = csv.writer(out, lineterminator="\n")
+    writer = safe_writer(out, lineterminator="\n")
     writer.writerow(["row", "field", "value", "reason"])
     for p in problems:
         writer.writerow(["" if p[k] is None else p[k] for k in ("row", "field", "value", "reason")])
-    path.write_text(out.getvalue(), encoding="utf-8")
+    write_private_text(path, out.getvalue())  # it quotes rejected values
 
 
 @records_app.command("import")

@@ -344,6 +344,12 @@ def trust_client_(
         help="A jku URL its JWTs carry (repeat); compared, never fetched: the keys stay "
         "those of --jwks-file or --jwks-url.",
     ),
+    fhir_servers: list[str] = typer.Option(
+        [],
+        "--fhir-server",
+        help="A FHIR base URL its calls may name as fhirServer for careloop to fetch "
+        "prefetch data from, with the call's token (repeat); careloop contacts no other.",
+    ),
     data_dir: Path | None = DataDirOption,
 ) -> None:
     """Trust a CDS client (an EHR): its signed JWTs will be accepted."""
@@ -357,9 +363,11 @@ def trust_client_(
             site=site,
             origins=origins,
             jku=jku,
+            fhir_servers=fhir_servers,
         )
     keys = ", ".join(client.key_ids) or client.jwks_url
     extra = f"; jku accepted: {', '.join(client.jku_urls)}" if client.jku_urls else ""
+    extra += f"; FHIR servers: {', '.join(client.fhir_servers) or 'none'}"
     console.print(f"Trusting {client.issuer} (keys: {keys}{extra}).", markup=False)
 
 
@@ -380,7 +388,7 @@ def clients(data_dir: Path | None = DataDirOption) -> None:
     with opened(settings_from(data_dir)) as registry:
         found = list_clients(registry, operator())
     print_rows(
-        ["issuer", "keys", "jku", "site", "origins"],
+        ["issuer", "keys", "jku", "site", "origins", "FHIR servers"],
         [
             (
                 c.issuer,
@@ -388,6 +396,7 @@ def clients(data_dir: Path | None = DataDirOption) -> None:
                 " ".join(sorted(c.accepted_jku)),
                 c.site_code,
                 " ".join(c.origins),
+                " ".join(c.fhir_servers),
             )
             for c in found
         ],

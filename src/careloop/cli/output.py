@@ -13,6 +13,8 @@ from rich.console import Console
 from rich.table import Table
 from rich.text import Text
 
+from careloop.core.csv_safety import frame_to_csv
+
 OutputFormat = Literal["table", "csv", "json"]
 
 console = Console()
@@ -24,7 +26,7 @@ def print_frame(
 ) -> None:
     """Print a data frame as a Rich table, CSV or JSON records."""
     if fmt == "csv":
-        frame.to_csv(sys.stdout, index=False)
+        frame_to_csv(frame, sys.stdout)
     elif fmt == "json":
         sys.stdout.write(frame.to_json(orient="records", date_format="iso", indent=2) + "\n")
     else:

@@ -20,7 +20,12 @@ def _run(settings_dir: Path | None, host: str, port: int) -> None:
 
     from careloop.web.app import create_app
 
-    app = create_app(settings_from(settings_dir))
+    settings = settings_from(settings_dir)
+    if settings.public_base_url is None and host not in ("0.0.0.0", "::", ""):  # noqa: S104
+        # Reached directly at this address: it is the public base URL (CDS Hooks `aud`).
+        shown = f"[{host}]" if ":" in host else host
+        settings = settings.model_copy(update={"public_base_url": f"http://{shown}:{port}"})
+    app = create_app(settings)
     uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False)
 
 

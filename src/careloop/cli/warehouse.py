@@ -11,6 +11,7 @@ import typer
 
 from careloop.cli.context import DataDirOption, opened, operator, settings_from
 from careloop.cli.output import console, print_frame, print_json, print_rows
+from careloop.core.csv_safety import frame_to_csv
 from careloop.core.errors import InputError
 from careloop.interop.jobs import (
     check_warehouse,
@@ -141,7 +142,7 @@ def check(
         if out is None:
             print_frame(frame[columns], fmt="table")
             return
-        text = frame.to_csv(index=False)
+        text = frame_to_csv(frame) or ""
     if out is not None:
         out.write_text(text)
         console.print(f"Wrote {out}")

@@ -12,8 +12,9 @@ import secrets
 import stat
 from pathlib import Path
 from typing import Literal
+from urllib.parse import urlsplit
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from careloop.core.errors import ConfigurationError
@@ -86,7 +87,10 @@ class Settings(BaseSettings):
     )
     secure_cookies: bool = Field(
         default=False,
-        description="Mark cookies Secure (set true behind HTTPS in production).",
+        description=(
+            "Mark cookies Secure even when CARELOOP_PUBLIC_BASE_URL does not say https "
+            "(they are whenever it does)."
+        ),
     )
     disclosure_threshold: int = Field(
         default=10,
@@ -114,6 +118,36 @@ class Settings(BaseSettings):
     disclosure_repeat_days: int = Field(
         default=30, ge=1, description="The window of the repeat limit, in days."
     )
+    public_base_url: str | None = Field(
+        default=None,
+        description=(
+            "The address people and EHRs reach careloop at, e.g. https://careloop.example.org "
+            "(with the path prefix, if any). With https, cookies are marked Secure; CDS Hooks "
+            "JWTs must name it in `aud` (e.g. https://careloop.example.org/cds-services/…). "
+            "Required behind a reverse proxy: careloop does not trust the Host or "
+            "X-Forwarded-* headers."
+        ),
+    )
+
+    @field_validator("public_base_url")
+    @classmethod
+    def _absolute_base_url(cls, value: str | None) -> str | None:
+        if value is None or not value.strip():
+            return None
+        parsed = urlsplit(value.strip())
+        if parsed.scheme not in ("http", "https") or not parsed.netloc:
+            raise ValueError(
+                f"{value!r} is not an absolute http(s) URL; give the address careloop is "
+                "reached at, e.g. https://careloop.example.org"
+            )
+        if parsed.query or parsed.fragment:
+            raise ValueError(f"{value!r} must not have a query or fragment")
+        return value.strip().rstrip("/")
+
+    @property
+    def served_over_https(self) -> bool:
+        """Whether the configured public address is https."""
+        return bool(self.public_base_url and self.public_base_url.startswith("https://"))
 
     @property
     def registry_url(self) -> str:

@@ -19,6 +19,7 @@ from typing import Any
 import pandas as pd
 
 from careloop.core.errors import ConfigurationError
+from careloop.core.private_files import private_dir
 from careloop.core.settings import Settings
 from careloop.demo import recovery
 from careloop.demo.decision_support import DecisionSupportRun, run_decision_support
@@ -107,8 +108,9 @@ def run_demo(
     clock = _Clock(on_stage)
     # The demo keeps its embedded warehouse lean so the ICN scale fits in 2 GB.
     settings = settings.model_copy(update={"warehouse_memory_limit": DEMO_WAREHOUSE_MEMORY})
+    private_dir(settings.data_dir)  # before anything is created in it (the report folder)
     out = out_dir or settings.data_dir / "report"
-    out.mkdir(parents=True, exist_ok=True)
+    private_dir(out)
     clock.stage("Generating the synthetic network")
     network = generate_network(scale, seed)
     clock.stage("Creating the installation")

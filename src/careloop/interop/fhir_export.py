@@ -22,6 +22,7 @@ from sqlalchemy import select
 
 from careloop.core.clock import iso_utc, utcnow
 from careloop.core.errors import IntegrityFailure
+from careloop.core.private_files import open_private, private_dir, write_private_text
 from careloop.core.settings import Settings
 from careloop.interop.fhir_mapping import (
     CLINICAL_TABLES,
@@ -345,7 +346,8 @@ def export_fhir(
         PermissionDenied: the caller may not export records.
     """
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
+    if not out_dir.exists():
+        private_dir(out_dir)  # an existing folder keeps its mode; the files are 600 anyway
     resources: dict[str, list[dict[str, Any]]] = {t: [] for t in EXPORT_TYPES}
     # Read before the unit of work: SQLite allows one transaction at a time.
     provenance = list_provenance(registry, limit=10_000)
@@ -392,7 +394,7 @@ def export_fhir(
             continue
         model = model_class(kind)
         path = out_dir / f"{kind}.ndjson"
-        with path.open("w", encoding="utf-8") as handle:
+        with open_private(path) as handle:
             for item in items:
                 try:
                     model.model_validate(item)
@@ -412,7 +414,7 @@ def export_fhir(
         ],
         "error": [],
     }
-    (out_dir / "manifest.json").write_text(json.dumps(manifest, indent=2), encoding="utf-8")
+    write_private_text(out_dir / "manifest.json", json.dumps(manifest, indent=2))
     return FhirExportReport(
         out_dir=out_dir,
         counts=counts,

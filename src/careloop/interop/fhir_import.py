@@ -637,6 +637,7 @@ def _save_responses(
                 patient_entered=r.patient_entered,
                 event_name=r.event_name,
                 repeat_instance=r.repeat_instance,
+                location=f"{answer.item.location}: QuestionnaireResponse",
             )
         )
     counts = {"created": 0, "updated": 0, "unchanged": 0}

@@ -34,6 +34,7 @@ from careloop.interop.fhir_codes import (
     code_format_problem,
     is_known_system,
 )
+from careloop.trust.patients import patient_field_problems
 
 ConsentState = Literal["direct_care_only", "improvement_and_research", "withdrawn"]
 CONSENT_STATES: tuple[ConsentState, ...] = (
@@ -317,6 +318,17 @@ def check_resource(
             birth[:4] >= "1900" and birth <= date.today().isoformat()
         ):
             err("Patient.birthDate", "the date of birth must lie between 1900 and today", birth)
+        # The registry's rules for ids and names (as through the API: 64 and 200 characters,
+        # no control characters).
+        paths = {
+            "local_id": "Patient.identifier.value",
+            "given_name": "Patient.name.given",
+            "family_name": "Patient.name.family",
+        }
+        if resource.get("id"):
+            fields = patient_fields(resource)
+            for detail in patient_field_problems({name: getattr(fields, name) for name in paths}):
+                err(paths[detail.location], detail.message, detail.value)
     for path, concept in coded_fields(resource):
         chosen, problems, notes = choose_coding(concept, path, where=where)
         errors.extend(problems)
@@ -425,7 +437,7 @@ def patient_fields(resource: Mapping[str, Any]) -> PatientFields:
     birth = resource.get("birthDate")
     birth_date = date.fromisoformat(birth) if birth and len(birth) == 10 else None
     return PatientFields(
-        local_id=str(local_id)[:64],
+        local_id=str(local_id),
         given_name=given,
         family_name=name.get("family"),
         birth_date=birth_date,

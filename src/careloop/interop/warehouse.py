@@ -52,6 +52,7 @@ import sqlglot.expressions as sge
 from ibis.backends.sql.datatypes import get_type_mapper
 
 from careloop.core.errors import ConfigurationError, InputError, NotFound
+from careloop.core.private_files import restrict
 from careloop.interop.omop_schema import TABLES
 
 if TYPE_CHECKING:
@@ -390,6 +391,9 @@ class Warehouse:
                 f"Cannot open the DuckDB warehouse {database}: {exc}. Is another careloop "
                 "process writing to it? DuckDB allows one writing process per file."
             ) from exc
+        if location.path is not None and not read_only:
+            # Person-level data: readable by the owner only (DuckDB creates it 644).
+            restrict(location.path.expanduser())
         backend = ibis.duckdb.from_connection(native)
         return cls(location, backend, read_only=read_only, native=native)
 

@@ -16,6 +16,7 @@ import pandas as pd
 from fhir.resources.R4B.bundle import Bundle
 from fhir.resources.R4B.measurereport import MeasureReport
 
+from careloop.core.csv_safety import frame_to_csv
 from careloop.core.errors import InputError
 from careloop.measures.definition import MeasureDefinition
 from careloop.measures.runner import NETWORK, RESULT_COLUMNS
@@ -164,7 +165,7 @@ def export_results(
     frame = share_results(results, threshold=threshold) if shared else results
     path = Path(path)
     if fmt == "csv":
-        frame.to_csv(path, index=False)
+        frame_to_csv(frame, path)
     elif fmt == "parquet":
         frame.to_parquet(path, index=False)
     elif fmt == "json":

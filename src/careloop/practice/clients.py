@@ -20,6 +20,18 @@ or a URL fetched and cached), and accepts a token only when
 
 Anything else is a 401 with no detail (:class:`Unauthorised`): an attacker
 learns nothing about which check failed.
+
+A JWK Set given as a URL is fetched when first needed and kept for
+``JWKS_TTL_SECONDS``; a token naming a key id the set lacks (the client may
+have rotated its keys) triggers at most one early refetch per issuer every
+``JWKS_REFETCH_SECONDS``, and a failed fetch is not retried sooner either:
+tokens with made-up key ids cannot make careloop fetch on every call.
+Concurrent calls share one fetch.
+
+A client's ``fhirServer`` is only ever contacted (with the bearer token the
+client sends) when it is one of the FHIR servers registered for the client
+(``careloop cds trust-client --fhir-server URL``): a trusted client cannot
+make careloop send requests, or forward its token, anywhere else.
 """
 
 from __future__ import annotations
@@ -32,6 +44,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlsplit
 
 import httpx
 import jwt
@@ -53,6 +66,9 @@ ASYMMETRIC_ALGORITHMS = frozenset(
 LEEWAY_SECONDS = 30
 """Clock skew tolerated on ``exp``/``iat`` between the EHR and careloop."""
 JWKS_TTL_SECONDS = 300
+"""How long a fetched JWK Set is used before it is fetched again."""
+JWKS_REFETCH_SECONDS = 60
+"""Least time between two fetches of one issuer's JWK Set (unknown key ids, failures)."""
 MAX_TOKEN_LIFETIME = timedelta(hours=1)
 """A ``jti`` is remembered until its token expires; longer-lived tokens are refused."""
 
@@ -80,6 +96,8 @@ class TrustedClient:
     """Key ids of the out-of-band JWK Set (empty when fetched from the URL)."""
     jku_urls: tuple[str, ...] = ()
     """``jku`` URLs its JWTs may name besides :attr:`jwks_url` (compared, never fetched)."""
+    fhir_servers: tuple[str, ...] = ()
+    """FHIR base URLs careloop may fetch prefetch data from for this client."""
 
     @property
     def accepted_jku(self) -> frozenset[str]:
@@ -101,6 +119,8 @@ class VerifiedCall:
     """The token's id, remembered against replay (see :func:`remember_jti`)."""
     jti_expires: datetime | None = None
     """Until when the id must be remembered."""
+    fhir_servers: tuple[str, ...] = ()
+    """The client's registered FHIR servers: the only ones careloop contacts for it."""
 
 
 def _parse_jwks(text: str, where: str) -> dict[str, tuple[PyJWK, str | None]]:
@@ -122,6 +142,22 @@ def _parse_jwks(text: str, where: str) -> dict[str, tuple[PyJWK, str | None]]:
     return keys
 
 
+def normalise_fhir_server(url: str) -> str:
+    """A FHIR base URL as compared with a call's ``fhirServer`` (no trailing slash)."""
+    return url.strip().rstrip("/")
+
+
+def _fhir_server_problem(url: str) -> str | None:
+    parsed = urlsplit(url)
+    if parsed.scheme not in ("https", "http") or not parsed.hostname:
+        return f"The FHIR server {url!r} must be an absolute https URL."
+    if parsed.username or parsed.password or parsed.query or parsed.fragment:
+        return f"The FHIR server {url!r} must not hold credentials, a query or a fragment."
+    if parsed.scheme == "http" and not url.startswith(_JWKS_URL_PREFIXES):
+        return f"The FHIR server {url!r} must use https (plain http only on loopback)."
+    return None
+
+
 def trust_client(
     registry: Registry,
     principal: Principal,
@@ -132,6 +168,7 @@ def trust_client(
     site: str | None = None,
     origins: Sequence[str] = (),
     jku: Sequence[str] = (),
+    fhir_servers: Sequence[str] = (),
 ) -> TrustedClient:
     """Add (or update) a trusted CDS client: its issuer and its JWK Set (URL or file).
 
@@ -140,6 +177,11 @@ def trust_client(
     but that sends a ``jku``, like the CDS Hooks sandbox). They are compared
     with a token's ``jku``, never fetched: the keys stay those of the file or
     of ``jwks_url``.
+
+    ``fhir_servers`` lists the FHIR base URLs the client's calls may name as
+    ``fhirServer`` for careloop to fetch missing prefetch data from (with the
+    call's bearer token); careloop contacts no other. Registering again
+    replaces the list.
     """
     if (jwks_url is None) == (jwks_file is None):
         raise InputError("Give the client's JWK Set as exactly one of --jwks-url or --jwks-file.")
@@ -164,6 +206,11 @@ def trust_client(
     for origin in origins:
         if not origin.startswith(("https://", "http://")) or origin.endswith("/"):
             raise InputError(f"Origin {origin!r} must look like https://ehr.example.org.")
+    servers = sorted({normalise_fhir_server(u) for u in fhir_servers})
+    for url in servers:
+        problem = _fhir_server_problem(url)
+        if problem is not None:
+            raise InputError(problem)
     with unit_of_work(registry, principal, "cds.manage") as work:
         row = work.session.scalar(select(CdsClient).where(CdsClient.issuer == issuer))
         if row is None:
@@ -174,6 +221,7 @@ def trust_client(
         row.site_code = site
         row.origins = json.dumps(list(origins))
         row.jku_urls = json.dumps(sorted(set(jku)))
+        row.fhir_servers = json.dumps(servers)
         row.active = True
         work.audit(
             "cds.trust_client",
@@ -183,10 +231,19 @@ def trust_client(
                 "jwks_url": jwks_url,
                 "site": site,
                 "jku": sorted(set(jku)),
+                "fhir_servers": servers,
             },
         )
     _CACHE.forget(issuer)
-    return TrustedClient(issuer, jwks_url, site, tuple(origins), key_ids, tuple(sorted(set(jku))))
+    return TrustedClient(
+        issuer,
+        jwks_url,
+        site,
+        tuple(origins),
+        key_ids,
+        tuple(sorted(set(jku))),
+        tuple(servers),
+    )
 
 
 def distrust_client(registry: Registry, principal: Principal, *, issuer: str) -> None:
@@ -216,6 +273,7 @@ def list_clients(registry: Registry, principal: Principal) -> list[TrustedClient
                 tuple(json.loads(r.origins)),
                 tuple(_parse_jwks(r.jwks, r.issuer)) if r.jwks else (),
                 tuple(json.loads(r.jku_urls or "[]")),
+                tuple(json.loads(r.fhir_servers or "[]")),
             )
             for r in rows
         ]
@@ -235,23 +293,49 @@ class _ClientCache:
         self._lock = threading.Lock()
         self._entries: dict[tuple[int, str], _Entry] = {}
         self._missing: dict[tuple[int, str], float] = {}
+        self._attempts: dict[tuple[int, str], float] = {}
+        """When each issuer's JWK Set URL was last fetched (or tried)."""
+        self._loading: dict[tuple[int, str], threading.Lock] = {}
+        self.fetches = 0
+        """JWK Set fetches made so far (for tests and monitoring)."""
 
     def forget(self, issuer: str) -> None:
         with self._lock:
-            for key in [k for k in self._entries if k[1] == issuer]:
-                del self._entries[key]
-            for key in [k for k in self._missing if k[1] == issuer]:
-                del self._missing[key]
+            for table in (self._entries, self._missing, self._attempts):
+                for key in [k for k in table if k[1] == issuer]:
+                    del table[key]
+
+    def _usable(self, key: tuple[int, str], now: float, refresh: bool) -> _Entry | None:
+        """The cached entry when no load is due (caller holds the lock)."""
+        entry = self._entries.get(key)
+        if entry is None or now - entry.fetched_at >= JWKS_TTL_SECONDS:
+            return None
+        if not refresh:
+            return entry
+        # A refresh for an unknown key id: at most one fetch per JWKS_REFETCH_SECONDS.
+        if now - self._attempts.get(key, -1e9) < JWKS_REFETCH_SECONDS:
+            return entry
+        return None
 
     def get(self, registry: Registry, issuer: str, *, refresh: bool = False) -> _Entry | None:
         key = (id(registry), issuer)
-        now = time.monotonic()
         with self._lock:
-            entry = self._entries.get(key)
-            if entry is not None and not refresh and now - entry.fetched_at < JWKS_TTL_SECONDS:
-                return entry
-            if not refresh and now - self._missing.get(key, -1e9) < 5:
+            cached = self._usable(key, time.monotonic(), refresh)
+            if cached is not None:
+                return cached
+            if not refresh and time.monotonic() - self._missing.get(key, -1e9) < 5:
                 return None  # an unknown issuer does not cost a query per call
+            loading = self._loading.setdefault(key, threading.Lock())
+        # One load per issuer at a time; the others wait and use its result.
+        with loading:
+            with self._lock:
+                cached = self._usable(key, time.monotonic(), refresh)
+                if cached is not None:
+                    return cached
+            return self._load(registry, issuer, key)
+
+    def _load(self, registry: Registry, issuer: str, key: tuple[int, str]) -> _Entry | None:
+        now = time.monotonic()
         with registry.transaction() as session:
             row = session.scalar(
                 select(CdsClient).where(CdsClient.issuer == issuer, CdsClient.active.is_(True))
@@ -268,11 +352,19 @@ class _ClientCache:
                 tuple(json.loads(row.origins)),
                 (),
                 tuple(json.loads(row.jku_urls or "[]")),
+                tuple(json.loads(row.fhir_servers or "[]")),
             )
             jwks_text = row.jwks
         if jwks_text is None and client.jwks_url:
+            with self._lock:
+                stale = self._entries.get(key)
+                if now - self._attempts.get(key, -1e9) < JWKS_REFETCH_SECONDS:
+                    # Fetched (or failed) moments ago: no new fetch before the interval.
+                    return stale if stale and now - stale.fetched_at < JWKS_TTL_SECONDS else None
+                self._attempts[key] = now
+                self.fetches += 1
             try:
-                response = httpx.get(client.jwks_url, timeout=5)
+                response = httpx.get(client.jwks_url, timeout=5, follow_redirects=False)
                 response.raise_for_status()
                 jwks_text = response.text
             except httpx.HTTPError:
@@ -284,6 +376,7 @@ class _ClientCache:
         entry = _Entry(client, keyset, now)
         with self._lock:
             self._entries[key] = entry
+            self._missing.pop(key, None)
         return entry
 
     def origins(self, registry: Registry) -> frozenset[str]:
@@ -378,6 +471,7 @@ def verify_call(
         entry.client.site_code,
         jti=jti,
         jti_expires=expires + timedelta(seconds=LEEWAY_SECONDS),
+        fhir_servers=entry.client.fhir_servers,
     )
     if remember:
         with registry.transaction() as session:

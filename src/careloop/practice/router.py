@@ -10,19 +10,48 @@ clients registered (``careloop cds trust-client --origin``).
 from __future__ import annotations
 
 import json
+import logging
 from collections.abc import Callable
 from typing import Any
 
 from fastapi import APIRouter, Request, Response
 from fastapi.responses import JSONResponse
+from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from careloop.core.settings import Settings
 from careloop.practice.cds_hooks import MAX_BODY_BYTES, CdsHooksError
 from careloop.practice.clients import Unauthorised, VerifiedCall, allowed_origins, verify_call
 from careloop.practice.service import discovery, invoke, record_feedback
 from careloop.store.database import Registry
 
-router = APIRouter(prefix="/cds-services", tags=["cds-hooks"])
+
+class CdsErrorBody(BaseModel):
+    """How a CDS Hooks call is refused (the spec defines no body; this one is small)."""
+
+    error: str
+    problems: list[dict[str, str]] = []
+
+
+def _cds_error(why: str) -> dict[str, Any]:
+    return {"model": CdsErrorBody, "description": why}
+
+
+router = APIRouter(
+    prefix="/cds-services",
+    tags=["cds-hooks"],
+    responses={
+        400: _cds_error("The body is not JSON or breaks the CDS Hooks request rules."),
+        401: {
+            "description": "The bearer JWT fails a check (no body, whichever check).",
+            "content": {},
+        },
+        404: _cds_error("No such active CDS service for this client."),
+        412: _cds_error("Prefetch data is missing and cannot be fetched."),
+        413: _cds_error("The body is too large."),
+    },
+)
+log = logging.getLogger("careloop.practice")
 
 _CORS_METHODS = "GET, POST, OPTIONS"
 _CORS_HEADERS = "Authorization, Content-Type"
@@ -38,9 +67,21 @@ def _bearer(request: Request) -> str | None:
     return value.strip() or None if scheme.lower() == "bearer" else None
 
 
-def _audience(request: Request) -> str:
-    """The URL of the endpoint being called: what the JWT's ``aud`` must be."""
-    return str(request.url.replace(query=None, fragment=None))
+def _audience(request: Request) -> str | None:
+    """The URL of the endpoint being called, as the JWT's ``aud`` must name it.
+
+    Built from the configured public base URL, never from the request's Host
+    header (which the caller chooses). None when no public base URL is set:
+    every call is then refused.
+    """
+    settings: Settings = request.app.state.settings
+    if settings.public_base_url is None:
+        return None
+    path = request.url.path
+    root = request.scope.get("root_path", "")
+    if root and path.startswith(root):
+        path = path[len(root) :]
+    return settings.public_base_url + path
 
 
 async def _cors(request: Request, response: Response, registry: Registry) -> Response:
@@ -71,9 +112,14 @@ async def _read_json(request: Request) -> Any:
             raise CdsHooksError(413, f"The request body is larger than {MAX_BODY_BYTES} bytes.")
         chunks.append(chunk)
     try:
-        return json.loads(b"".join(chunks))
-    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return json.loads(b"".join(chunks), parse_constant=_not_json)
+    except (UnicodeDecodeError, ValueError) as exc:
         raise CdsHooksError(400, f"The request body is not JSON: {exc}") from exc
+
+
+def _not_json(constant: str) -> Any:
+    """Python's parser accepts NaN and Infinity; JSON (RFC 8259) has no such numbers."""
+    raise ValueError(f"{constant} is not a JSON number")
 
 
 async def _serve(
@@ -85,12 +131,19 @@ async def _serve(
         if declared is not None and declared.isdigit() and int(declared) > MAX_BODY_BYTES:
             raise CdsHooksError(413, f"The request body is larger than {MAX_BODY_BYTES} bytes.")
         try:
+            audience = _audience(request)
+            if audience is None:
+                log.warning(
+                    "CDS Hooks call refused: set CARELOOP_PUBLIC_BASE_URL to the address the "
+                    "EHR calls careloop at; JWTs must name it in `aud`."
+                )
+                raise Unauthorised
             # Calls that store something record the JWT id in that same transaction.
             call = await run_in_threadpool(
                 verify_call,
                 registry,
                 _bearer(request),
-                audience=_audience(request),
+                audience=audience,
                 remember=not with_body,
             )
             body = await _read_json(request) if with_body else None

@@ -16,7 +16,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -36,7 +36,7 @@ from careloop.practice.cds_hooks import (
     parse_request,
     token_values,
 )
-from careloop.practice.clients import VerifiedCall, remember_jti
+from careloop.practice.clients import VerifiedCall, normalise_fhir_server, remember_jti
 from careloop.practice.variants import allocate, unit_of
 from careloop.store.database import Registry
 from careloop.store.knowledge_models import CdsCard, CdsFeedback, CdsInvocation
@@ -76,13 +76,18 @@ def complete_prefetch(
     templates: Mapping[str, str],
     request: HookRequest,
     *,
+    fhir_servers: Collection[str] = (),
     http: httpx.Client | None = None,
 ) -> tuple[dict[str, Any], list[str]]:
     """The prefetch data with the keys the client left out fetched from its FHIR server.
 
+    Only a ``fhirServer`` among ``fhir_servers`` (the client's registered FHIR
+    servers) is ever contacted: careloop never sends the call's bearer token,
+    or any request, to an address the client's registration does not name.
+
     Returns the data and the keys that were fetched. Raises CdsHooksError(412)
     when a key is missing and there is no FHIR server and token to fetch it
-    with, or the server does not answer.
+    with, the server is not registered for the client, or it does not answer.
     """
     data = dict(request.prefetch)
     missing = [key for key in templates if key not in data]
@@ -94,9 +99,18 @@ def complete_prefetch(
             "The request lacks prefetch data this service needs "
             f"({', '.join(missing)}) and gives no fhirServer with fhirAuthorization to fetch it.",
         )
+    base = normalise_fhir_server(request.fhir_server)
+    if base not in {normalise_fhir_server(u) for u in fhir_servers}:
+        raise CdsHooksError(
+            412,
+            f"The request lacks prefetch data this service needs ({', '.join(missing)}), and "
+            "careloop fetches only from the FHIR servers registered for this client "
+            f"({', '.join(sorted(fhir_servers)) or 'none'}); {base} is not one of them. "
+            "Send the prefetch data, or ask the careloop administrator to register the server "
+            "(careloop cds trust-client --fhir-server URL).",
+        )
     values = token_values(request.context)
     fetched = []
-    base = request.fhir_server.rstrip("/")
     headers = {
         "Authorization": f"Bearer {request.access_token}",
         "Accept": "application/fhir+json",
@@ -107,8 +121,13 @@ def complete_prefetch(
             query = fill_template(templates[key], values)
             if query is None:
                 continue  # a token the context does not provide: the key stays absent
+            url = httpx.URL(f"{base}/{query}")
+            if not _under(url, base):
+                raise CdsHooksError(
+                    412, f"The prefetch template for {key!r} leads outside the FHIR server."
+                )
             try:
-                response = client.get(f"{base}/{query}", headers=headers)
+                response = client.get(url, headers=headers, follow_redirects=False)
             except httpx.HTTPError as exc:
                 raise CdsHooksError(
                     412, f"The FHIR server did not answer for prefetch key {key!r}."
@@ -132,6 +151,15 @@ def complete_prefetch(
         if http is None:
             client.close()
     return data, fetched
+
+
+def _under(url: httpx.URL, base: str) -> bool:
+    """Whether ``url`` (with its dot segments resolved) is on the server at ``base``."""
+    root = httpx.URL(base)
+    path = root.path.rstrip("/") + "/"
+    return (url.scheme, url.host, url.port) == (root.scheme, root.host, root.port) and (
+        url.path.startswith(path)
+    )
 
 
 def _with_uuids(card: dict[str, Any]) -> dict[str, Any]:
@@ -158,7 +186,9 @@ def invoke(
     svc = _service(registry, service_id, call)
     package = svc.package
     request = parse_request(body, hook=package.hook)
-    prefetch, fetched = complete_prefetch(package.service.get("prefetch", {}), request, http=http)
+    prefetch, fetched = complete_prefetch(
+        package.service.get("prefetch", {}), request, fhir_servers=call.fhir_servers, http=http
+    )
 
     def choose_arm(design: TrialDesign) -> str | None:
         unit = unit_of(design, request.context)

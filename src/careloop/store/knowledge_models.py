@@ -101,6 +101,8 @@ class CdsClient(Base):
     jku_urls: Mapped[str] = mapped_column(Text, default="[]")
     """JSON list of the ``jku`` URLs its JWTs may name (never fetched; keys come from
     ``jwks`` or ``jwks_url``)."""
+    fhir_servers: Mapped[str] = mapped_column(Text, default="[]")
+    """JSON list of the FHIR base URLs careloop may fetch prefetch data from for it."""
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
 

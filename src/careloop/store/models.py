@@ -8,7 +8,7 @@ so site partitions hold whatever code path asks.
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 
 from sqlalchemy import (
     BigInteger,
@@ -22,7 +22,9 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
 )
+from sqlalchemy.engine import Dialect
 from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
 
 from careloop.core.clock import utcnow
 
@@ -48,9 +50,25 @@ SEXES = ("female", "male", "other", "unknown")  # FHIR AdministrativeGender
 CONSENT_STATES = ("direct_care_only", "improvement_and_research", "withdrawn")
 
 
+class UtcDateTime(TypeDecorator[datetime]):
+    """A moment stored with its time zone and always read back as aware UTC.
+
+    SQLite keeps no offset and returns naive values; the API then sent times
+    without one (``2026-12-07T05:25:25``), which is no RFC 3339 date-time.
+    """
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: datetime | None, dialect: Dialect) -> datetime | None:
+        if value is None:
+            return None
+        return value.replace(tzinfo=UTC) if value.tzinfo is None else value.astimezone(UTC)
+
+
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
-    type_annotation_map = {datetime: DateTime(timezone=True)}  # noqa: RUF012 - SQLAlchemy API
+    type_annotation_map = {datetime: UtcDateTime()}  # noqa: RUF012 - SQLAlchemy API
 
 
 class SiteOwned:
@@ -92,6 +110,8 @@ class User(Base):
     display_name: Mapped[str] = mapped_column(String(200))
     password_hash: Mapped[str | None] = mapped_column(String(255))
     disabled: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Unused since revision 0007: lock-outs are kept per e-mail address in LoginLockout,
+    # so that addresses without an account are locked the same way.
     failed_logins: Mapped[int] = mapped_column(Integer, default=0)
     locked_until: Mapped[datetime | None]
     last_login_at: Mapped[datetime | None]
@@ -204,6 +224,22 @@ class WebSession(Base):
     client_addr: Mapped[str | None] = mapped_column(String(64))
 
 
+class LoginLockout(Base):
+    """Failed password attempts in a row for one e-mail address, and its lock-out.
+
+    Keyed by a hash of the address, whether or not an account has it: an
+    unknown address is counted and locked like a known one, so the answers to
+    a login say nothing about which addresses exist.
+    """
+
+    __tablename__ = "login_lockout"
+
+    email_key: Mapped[str] = mapped_column(String(64), primary_key=True)
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None]
+    last_failed_at: Mapped[datetime]
+
+
 class AuditEntry(Base):
     """One entry of the append-only, SHA-256 hash-chained audit log.
 
@@ -236,7 +272,11 @@ class AuditEntry(Base):
 class AuditHead(Base):
     """The chain's head (last seq and hash), updated with every append.
 
-    It lets the verifier notice entries cut from the end of the log.
+    It lets the verifier notice entries cut from the end of the log. ``seal``
+    is an HMAC of the head under a key derived from the installation's
+    secret key, which the database does not hold: someone who can write to
+    the database but not read the key cannot move the head to a chain they
+    rebuilt, cut or emptied.
     """
 
     __tablename__ = "audit_head"
@@ -244,6 +284,27 @@ class AuditHead(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     seq: Mapped[int] = mapped_column(BigInteger)
     entry_hash: Mapped[str] = mapped_column(String(64))
+    seal: Mapped[str | None] = mapped_column(String(64))
+
+
+class Installation(Base):
+    """The installation record: written once, with the genesis entry of the audit trail.
+
+    An installation whose trail has fewer entries than ``genesis_seq`` (an
+    emptied trail) therefore never verifies; triggers refuse any change to
+    this row (careloop.store.audit_guards).
+    """
+
+    __tablename__ = "installation"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    installation_id: Mapped[str] = mapped_column(String(36))
+    """A random UUID naming this installation (also in the genesis entry)."""
+    created_at: Mapped[str] = mapped_column(String(32))
+    """When the trail's genesis entry was written (fixed-width ISO 8601 UTC)."""
+    genesis_seq: Mapped[int] = mapped_column(BigInteger)
+    """The sequence number of the genesis entry (1, or the next entry on an upgrade)."""
+    genesis_hash: Mapped[str] = mapped_column(String(64))
 
 
 class ProvenanceRecord(Base):

@@ -31,11 +31,12 @@ from careloop.core.errors import (
     ValidationFailed,
 )
 from careloop.core.ids import secret_token, sha256_hex
+from careloop.core.plain_text import control_characters, shown, text_problem
 from careloop.core.settings import Settings
 from careloop.store.database import Registry
 from careloop.store.models import ApiToken, CarerLink, Membership, Site, User, WebSession
 from careloop.store.scoping import Scope, set_scope
-from careloop.trust import audit
+from careloop.trust import audit, lockout
 from careloop.trust.audit import AuditEvent
 from careloop.trust.passwords import check_password_rules, hash_password, verify_password
 from careloop.trust.places import country_problem, time_zone_problem
@@ -48,6 +49,10 @@ from careloop.trust.policy import (
 from careloop.trust.principal import Grant, Principal, RequestContext
 from careloop.trust.work import Work, record_events, unit_of_work
 
+LOCKED_MESSAGE = (
+    "Too many failed attempts: this account is locked for a while. "
+    "Try again later or ask your site lead."
+)
 _EMAIL = re.compile(r"^[^@\s]+@[^@\s]+\.[^@\s]+$")
 _SITE_CODE = re.compile(r"^[A-Z0-9][A-Z0-9_-]{0,31}$")
 TOKEN_PREFIX = "cl"  # noqa: S105 - the visible prefix of API tokens, not a secret
@@ -154,8 +159,9 @@ def add_site(
     code = code.strip().upper()
     if not _SITE_CODE.match(code):
         problems.append(ErrorDetail("code", "use 1-32 letters, digits, '-' or '_', e.g. RCH", code))
-    if not name.strip():
-        problems.append(ErrorDetail("name", "a site needs a name"))
+    wrong_name = text_problem(name, what="a site's name", max_length=200)
+    if wrong_name:
+        problems.append(ErrorDetail("name", wrong_name, shown(name)))
     wrong_country = country_problem(country)
     if wrong_country:
         problems.append(ErrorDetail("country", wrong_country, country))
@@ -252,11 +258,14 @@ def add_user(
     (a patient's link); such accounts cannot log in with a password.
     """
     email = email.strip().lower()
-    if not _EMAIL.match(email):
-        raise ValidationFailed(
-            "The user was not added.",
-            details=[ErrorDetail("email", "not an e-mail address", email)],
-        )
+    problems: list[ErrorDetail] = []
+    if not _EMAIL.match(email) or len(email) > 254 or control_characters(email):
+        problems.append(ErrorDetail("email", "not an e-mail address", shown(email)))
+    wrong_name = text_problem(display_name, what="a display name", max_length=200, required=False)
+    if wrong_name:
+        problems.append(ErrorDetail("display_name", wrong_name, shown(display_name)))
+    if problems:
+        raise ValidationFailed("The user was not added.", details=problems)
     if password is not None:
         check_password_rules(password)
     with unit_of_work(registry, principal, "user.manage") as work:
@@ -325,6 +334,8 @@ def set_user_disabled(
             raise PermissionDenied("Only an installation admin may disable this user.")
         if principal.user_id == user.id and disabled:
             raise InputError("You cannot disable your own account.")
+        if disabled and any(m.role == "admin" for m in user.memberships):
+            _keep_an_admin(work.session, leaving=user)
         user.disabled = disabled
         now = utcnow()
         if disabled:
@@ -384,6 +395,8 @@ def revoke_role(
         match = [m for m in user.memberships if m.role == role and m.site_id == site_id]
         if not match:
             raise NotFound(f"{user.email} does not have the {role} role there.")
+        if role == "admin":
+            _keep_an_admin(session, leaving=user)
         for m in match:
             user.memberships.remove(m)
         session.flush()
@@ -394,6 +407,26 @@ def revoke_role(
             details={"user": user.email, "revoked": role},
         )
         return _user_view(user, _site_codes(session))
+
+
+def _keep_an_admin(session: Session, *, leaving: User) -> None:
+    """Refuse a change that would leave the installation without an enabled admin.
+
+    The admins' memberships are locked first (PostgreSQL), so two admins
+    revoking each other at once cannot both succeed.
+    """
+    admins = session.execute(
+        select(Membership.user_id, User.disabled)
+        .join(User, User.id == Membership.user_id)
+        .where(Membership.role == "admin")
+        .with_for_update()
+    ).all()
+    others = {user_id for user_id, disabled in admins if not disabled and user_id != leaving.id}
+    if not others:
+        raise Conflict(
+            f"{leaving.email} is the last admin of this installation: make another user "
+            "admin first (`careloop user grant EMAIL admin`), then try again."
+        )
 
 
 def count_admins(registry: Registry) -> int:
@@ -477,9 +510,11 @@ def login(
 ) -> LoginResult:
     """Check a password and open a server-side session.
 
-    Failed logins are counted; after ``settings.lockout_threshold`` in a row
-    the account is locked for ``settings.lockout_minutes``. Every attempt is
-    audited. The error does not say whether the e-mail exists.
+    Failed attempts are counted per e-mail address, known or not
+    (careloop.trust.lockout); after ``settings.lockout_threshold`` in a row
+    the address is locked for ``settings.lockout_minutes``. Every attempt is
+    audited. Neither the status nor the message nor the work done says
+    whether the e-mail exists.
     """
     email = email.strip().lower()
     now = utcnow()
@@ -487,28 +522,26 @@ def login(
     with registry.sessions() as session, session.begin():
         set_scope(session, Scope.everything())
         user = session.scalar(select(User).where(User.email == email).with_for_update())
-        if user is not None and user.locked_until is not None and as_utc(user.locked_until) > now:
+        if lockout.is_locked(session, email, now):
             verify_password(None, password)
             audit.append(
                 session,
                 _identity_event(
-                    "login_failed", "denied", context, user=user, details={"why": "locked"}
+                    "login_failed",
+                    "denied",
+                    context,
+                    user=user,
+                    email=email,
+                    details={"why": "locked"},
                 ),
             )
-            failure = AccountLocked(
-                "Too many failed logins: this account is locked for a while. "
-                "Try again later or ask your site lead."
-            )
+            failure = AccountLocked(LOCKED_MESSAGE)
         elif user is None or user.disabled or not verify_password(user.password_hash, password):
             if user is None:
                 verify_password(None, password)
             why = "unknown_user" if user is None else ("disabled" if user.disabled else "password")
-            if user is not None and not user.disabled:
-                user.failed_logins += 1
-                if user.failed_logins >= settings.lockout_threshold:
-                    user.locked_until = now + timedelta(minutes=settings.lockout_minutes)
-                    user.failed_logins = 0
-                    why = "password; account locked"
+            if lockout.record_failure(session, email, settings, now):
+                why += "; locked"
             audit.append(
                 session,
                 _identity_event(
@@ -517,8 +550,7 @@ def login(
             )
             failure = InvalidCredentials("The e-mail or password is not right.")
         else:
-            user.failed_logins = 0
-            user.locked_until = None
+            lockout.clear(session, email)
             user.last_login_at = now
             token = secrets.token_urlsafe(32)
             csrf = secrets.token_urlsafe(32)
@@ -600,24 +632,46 @@ def require_recent_authentication(session: ActiveSession, settings: Settings) ->
 def reauthenticate(
     registry: Registry, settings: Settings, token: str, password: str, context: RequestContext
 ) -> None:
-    """Confirm the password of the session's user and renew its authentication time."""
+    """Confirm the password of the session's user and renew its authentication time.
+
+    The same lock-out as :func:`login` applies: failures count towards it, and
+    a locked address is refused even with the right password.
+    """
+    now = utcnow()
+    failure: AuthenticationRequired | None = None
     with registry.sessions() as session, session.begin():
         set_scope(session, Scope.everything())
         web = session.scalar(select(WebSession).where(WebSession.token_hash == sha256_hex(token)))
         if web is None or web.ended_at is not None:
             raise AuthenticationRequired("Please log in.")
         user = session.get(User, web.user_id)
-        ok = (
-            user is not None and not user.disabled and verify_password(user.password_hash, password)
-        )
+        if user is None or user.disabled:
+            raise AuthenticationRequired("Please log in.")
+        if lockout.is_locked(session, user.email, now):
+            verify_password(None, password)
+            why: str | None = "locked"
+            failure = AccountLocked(LOCKED_MESSAGE)
+        elif verify_password(user.password_hash, password):
+            why = None
+            lockout.clear(session, user.email)
+            web.authenticated_at = now
+        else:
+            why = "password"
+            if lockout.record_failure(session, user.email, settings, now):
+                why += "; locked"
+            failure = InvalidCredentials("The password is not right.")
         audit.append(
             session,
-            _identity_event("reauthenticate", "success" if ok else "denied", context, user=user),
+            _identity_event(
+                "reauthenticate",
+                "denied" if failure else "success",
+                context,
+                user=user,
+                details={"why": why} if why else None,
+            ),
         )
-        if ok:
-            web.authenticated_at = utcnow()
-    if not ok:
-        raise InvalidCredentials("The password is not right.")
+    if failure is not None:
+        raise failure
 
 
 def logout(registry: Registry, token: str, context: RequestContext) -> None:

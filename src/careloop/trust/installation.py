@@ -6,9 +6,11 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from careloop.core.errors import ConfigurationError, Conflict
+from careloop.core.private_files import create_private, private_dir, restrict
 from careloop.core.settings import Settings
 from careloop.store.database import Registry, connect_registry
 from careloop.store.migrate import current_revision, upgrade
+from careloop.trust.audit import SEAL_KEY_INFO, seal_key
 from careloop.trust.identity import UserView, add_user, bootstrap_admin_needed
 from careloop.trust.principal import Principal
 
@@ -48,10 +50,25 @@ def open_registry(settings: Settings, *, create: bool = True) -> Registry:
                 "The registry database has no careloop schema. Run `careloop init` first."
             )
         upgrade(registry.engine)
-        return registry
+        return _with_seal_key(registry, settings)
     if settings.database_url is None:
         settings.ensure_data_dir()
-    return connect_registry(settings.registry_url, migrate=True)
+        # Created 600 before SQLite opens it: its -wal and -shm files take the same mode.
+        registry_file = settings.data_dir / "registry.sqlite3"
+        create_private(registry_file)
+        for suffix in ("-wal", "-shm"):
+            restrict(registry_file.with_name(registry_file.name + suffix))
+    return _with_seal_key(connect_registry(settings.registry_url, migrate=True), settings)
+
+
+def _with_seal_key(registry: Registry, settings: Settings) -> Registry:
+    """Give the registry's sessions the key that seals the audit chain's head.
+
+    The key comes from the installation's secret key (a file in the data
+    directory or CARELOOP_SECRET_KEY), never from the database.
+    """
+    registry.sessions.configure(info={SEAL_KEY_INFO: seal_key(settings.signing_key())})
+    return registry
 
 
 def initialise(
@@ -67,7 +84,8 @@ def initialise(
     Safe to run again: migrations are idempotent and a second admin is not
     created when one exists.
     """
-    settings.ensure_data_dir()
+    # 700 even when the directory existed before (its mode is not left as it was).
+    private_dir(settings.ensure_data_dir())
     settings.signing_key()
     registry = open_registry(settings)
     try:

@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from careloop.core.clock import utcnow
 from careloop.core.errors import Conflict, ErrorDetail, InputError, NotFound, ValidationFailed
 from careloop.core.ids import pseudonym
+from careloop.core.plain_text import shown, text_problem
 from careloop.store.database import Registry
 from careloop.store.models import (
     CONSENT_STATES,
@@ -39,6 +40,10 @@ from careloop.trust.work import Work, unit_of_work
 ConsentState = Literal["direct_care_only", "improvement_and_research", "withdrawn"]
 ConsentMethod = Literal["paper", "verbal", "electronic", "portal", "default", "fhir"]
 CONSENT_METHODS = ("paper", "verbal", "electronic", "portal", "default", "fhir")
+LOCAL_ID_MAX = 64
+"""Most characters of a patient's local id (record id, MRN)."""
+NAME_MAX = 200
+"""Most characters of a given or family name."""
 EDITABLE_FIELDS = ("local_id", "given_name", "family_name", "birth_date", "sex")
 
 
@@ -110,6 +115,23 @@ def _pseudonymised(session: Session, p: Patient) -> PseudonymisedPatient:
     )
 
 
+def _shown(value: Any) -> Any:
+    return shown(value) if isinstance(value, str) else value
+
+
+def patient_field_problems(values: dict[str, Any]) -> list[ErrorDetail]:
+    """Every way ``values`` (patient fields) break the registry's rules, located at the field.
+
+    The same rules as registering through the API, for importers that read
+    patients elsewhere (the FHIR import).
+    """
+    try:
+        _check_fields(values)
+    except ValidationFailed as exc:
+        return list(exc.details)
+    return []
+
+
 def _check_fields(values: dict[str, Any]) -> dict[str, Any]:
     problems: list[ErrorDetail] = []
     clean: dict[str, Any] = {}
@@ -120,8 +142,13 @@ def _check_fields(values: dict[str, Any]) -> dict[str, Any]:
             )
             continue
         if key == "local_id":
-            if not isinstance(value, str) or not value.strip() or len(value) > 64:
-                problems.append(ErrorDetail(key, "a local id is 1-64 characters", value))
+            problem = (
+                text_problem(value, what="a local id", max_length=LOCAL_ID_MAX)
+                if isinstance(value, str)
+                else "a local id is text of 1-64 characters"
+            )
+            if problem is not None:
+                problems.append(ErrorDetail(key, problem, _shown(value)))
                 continue
             value = value.strip()
         elif key == "sex":
@@ -143,8 +170,13 @@ def _check_fields(values: dict[str, Any]) -> dict[str, Any]:
                 )
                 continue
         elif key in ("given_name", "family_name") and value is not None:
-            if not isinstance(value, str) or len(value) > 200:
-                problems.append(ErrorDetail(key, "a name is text of at most 200 characters"))
+            problem = (
+                text_problem(value, what="a name", max_length=NAME_MAX, required=False)
+                if isinstance(value, str)
+                else f"a name is text of at most {NAME_MAX} characters"
+            )
+            if problem is not None:
+                problems.append(ErrorDetail(key, problem, _shown(value)))
                 continue
             value = value.strip() or None
         clean[key] = value

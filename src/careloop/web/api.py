@@ -20,6 +20,7 @@ from careloop.trust.audit import AuditFilter
 from careloop.trust.identity import require_recent_authentication
 from careloop.trust.policy import ACTIONS, ROLE_DESCRIPTIONS, ROLES, policy_rows
 from careloop.web.etags import etag, version_from
+from careloop.web.openapi import TEXT, RecordId, errors, files_too
 from careloop.web.security import CallerDep, RegistryDep, SettingsDep
 
 router = APIRouter(prefix="/api")
@@ -80,7 +81,7 @@ class ConsentChange(Strict):
 # ---------------------------------------------------------------- who am I
 
 
-@router.get("/me", tags=["identity"])
+@router.get("/me", tags=["identity"], responses=errors(401))
 def me(caller: CallerDep) -> dict[str, Any]:
     """The caller, their roles and what they may do."""
     p = caller.principal
@@ -92,7 +93,7 @@ def me(caller: CallerDep) -> dict[str, Any]:
     }
 
 
-@router.get("/policy", tags=["identity"])
+@router.get("/policy", tags=["identity"], responses=errors(401))
 def policy(caller: CallerDep) -> dict[str, Any]:
     """The access policy: which role may do what, where."""
     return {
@@ -105,12 +106,12 @@ def policy(caller: CallerDep) -> dict[str, Any]:
 # ---------------------------------------------------------------- sites
 
 
-@router.get("/sites", tags=["sites"])
+@router.get("/sites", tags=["sites"], responses=errors(401, 403))
 def sites(caller: CallerDep, registry: RegistryDep) -> list[identity.SiteView]:
     return identity.list_sites(registry, caller.principal)
 
 
-@router.post("/sites", status_code=201, tags=["sites"])
+@router.post("/sites", status_code=201, tags=["sites"], responses=errors(400, 401, 403, 409, 422))
 def create_site(body: SiteCreate, caller: CallerDep, registry: RegistryDep) -> identity.SiteView:
     return identity.add_site(registry, caller.principal, **body.model_dump())
 
@@ -118,12 +119,14 @@ def create_site(body: SiteCreate, caller: CallerDep, registry: RegistryDep) -> i
 # ---------------------------------------------------------------- users
 
 
-@router.get("/users", tags=["users"])
+@router.get("/users", tags=["users"], responses=errors(401, 403))
 def users(caller: CallerDep, registry: RegistryDep) -> list[identity.UserView]:
     return identity.list_users(registry, caller.principal)
 
 
-@router.post("/users", status_code=201, tags=["users"])
+@router.post(
+    "/users", status_code=201, tags=["users"], responses=errors(400, 401, 403, 404, 409, 422)
+)
 def create_user(
     body: UserCreate, caller: CallerDep, registry: RegistryDep, settings: SettingsDep
 ) -> identity.UserView:
@@ -139,7 +142,7 @@ def create_user(
     )
 
 
-@router.post("/users/{email}/disable", tags=["users"])
+@router.post("/users/{email}/disable", tags=["users"], responses=errors(401, 403, 404, 409, 422))
 def disable_user(
     email: str, caller: CallerDep, registry: RegistryDep, settings: SettingsDep
 ) -> identity.UserView:
@@ -148,7 +151,7 @@ def disable_user(
     return identity.set_user_disabled(registry, caller.principal, email=email, disabled=True)
 
 
-@router.post("/users/{email}/roles", tags=["users"])
+@router.post("/users/{email}/roles", tags=["users"], responses=errors(400, 401, 403, 404, 409, 422))
 def grant_role(
     email: str, body: RoleGrant, caller: CallerDep, registry: RegistryDep, settings: SettingsDep
 ) -> identity.UserView:
@@ -159,7 +162,9 @@ def grant_role(
     )
 
 
-@router.delete("/users/{email}/roles", tags=["users"])
+@router.delete(
+    "/users/{email}/roles", tags=["users"], responses=errors(400, 401, 403, 404, 409, 422)
+)
 def revoke_role(
     email: str, body: RoleGrant, caller: CallerDep, registry: RegistryDep, settings: SettingsDep
 ) -> identity.UserView:
@@ -173,12 +178,12 @@ def revoke_role(
 # ---------------------------------------------------------------- tokens
 
 
-@router.get("/tokens", tags=["tokens"])
+@router.get("/tokens", tags=["tokens"], responses=errors(401, 403))
 def tokens(caller: CallerDep, registry: RegistryDep) -> list[identity.TokenView]:
     return identity.list_tokens(registry, caller.principal)
 
 
-@router.post("/tokens", status_code=201, tags=["tokens"])
+@router.post("/tokens", status_code=201, tags=["tokens"], responses=errors(400, 401, 403, 422))
 def create_token(
     body: TokenCreate, caller: CallerDep, registry: RegistryDep, settings: SettingsDep
 ) -> identity.TokenCreated:
@@ -191,8 +196,10 @@ def create_token(
     )
 
 
-@router.delete("/tokens/{token_id}", status_code=204, tags=["tokens"])
-def revoke_token(token_id: int, caller: CallerDep, registry: RegistryDep) -> Response:
+@router.delete(
+    "/tokens/{token_id}", status_code=204, tags=["tokens"], responses=errors(401, 403, 404, 422)
+)
+def revoke_token(token_id: RecordId, caller: CallerDep, registry: RegistryDep) -> Response:
     identity.revoke_token(registry, caller.principal, token_id=token_id)
     return Response(status_code=204)
 
@@ -200,7 +207,7 @@ def revoke_token(token_id: int, caller: CallerDep, registry: RegistryDep) -> Res
 # ---------------------------------------------------------------- patients
 
 
-@router.get("/patients", tags=["patients"])
+@router.get("/patients", tags=["patients"], responses=errors(401, 403, 404, 422))
 def search_patients(
     caller: CallerDep,
     registry: RegistryDep,
@@ -212,7 +219,9 @@ def search_patients(
     return patients.search_patients(registry, caller.principal, text=q, site=site, limit=limit)
 
 
-@router.post("/patients", status_code=201, tags=["patients"])
+@router.post(
+    "/patients", status_code=201, tags=["patients"], responses=errors(400, 401, 403, 404, 409, 422)
+)
 def register_patient(
     body: PatientCreate, caller: CallerDep, registry: RegistryDep, response: Response
 ) -> patients.PatientView:
@@ -222,18 +231,20 @@ def register_patient(
     return view
 
 
-@router.get("/patients/{patient_id}", tags=["patients"])
+@router.get("/patients/{patient_id}", tags=["patients"], responses=errors(401, 403, 404, 422))
 def read_patient(
-    patient_id: int, caller: CallerDep, registry: RegistryDep, response: Response
+    patient_id: RecordId, caller: CallerDep, registry: RegistryDep, response: Response
 ) -> patients.PatientView:
     view = patients.get_patient(registry, caller.principal, patient_id)
     response.headers["ETag"] = etag(view.version)
     return view
 
 
-@router.patch("/patients/{patient_id}", tags=["patients"])
+@router.patch(
+    "/patients/{patient_id}", tags=["patients"], responses=errors(400, 401, 403, 404, 409, 422)
+)
 def update_patient(
-    patient_id: int,
+    patient_id: RecordId,
     body: PatientUpdate,
     caller: CallerDep,
     registry: RegistryDep,
@@ -253,9 +264,14 @@ def update_patient(
     return view
 
 
-@router.delete("/patients/{patient_id}", status_code=204, tags=["patients"])
+@router.delete(
+    "/patients/{patient_id}",
+    status_code=204,
+    tags=["patients"],
+    responses=errors(401, 403, 404, 422),
+)
 def delete_patient(
-    patient_id: int,
+    patient_id: RecordId,
     caller: CallerDep,
     registry: RegistryDep,
     reason: Annotated[str, Query(min_length=1)],
@@ -264,23 +280,29 @@ def delete_patient(
     return Response(status_code=204)
 
 
-@router.get("/patients/{patient_id}/consent", tags=["consent"])
+@router.get(
+    "/patients/{patient_id}/consent", tags=["consent"], responses=errors(401, 403, 404, 422)
+)
 def consent_history(
-    patient_id: int, caller: CallerDep, registry: RegistryDep
+    patient_id: RecordId, caller: CallerDep, registry: RegistryDep
 ) -> list[patients.ConsentEntry]:
     return patients.consent_history(registry, caller.principal, patient_id)
 
 
-@router.post("/patients/{patient_id}/consent", tags=["consent"])
+@router.post(
+    "/patients/{patient_id}/consent",
+    tags=["consent"],
+    responses=errors(400, 401, 403, 404, 409, 422),
+)
 def record_consent(
-    patient_id: int, body: ConsentChange, caller: CallerDep, registry: RegistryDep
+    patient_id: RecordId, body: ConsentChange, caller: CallerDep, registry: RegistryDep
 ) -> patients.PatientView:
     return patients.record_consent(
         registry, caller.principal, patient_id, state=body.state, method=body.method, note=body.note
     )
 
 
-@router.get("/pseudonymised/patients", tags=["analysis"])
+@router.get("/pseudonymised/patients", tags=["analysis"], responses=errors(401, 403, 404, 422))
 def pseudonymised_patients(
     caller: CallerDep, registry: RegistryDep, site: str | None = None
 ) -> list[patients.PseudonymisedPatient]:
@@ -288,7 +310,9 @@ def pseudonymised_patients(
     return patients.list_pseudonymised(registry, caller.principal, site=site)
 
 
-@router.get("/pseudonymised/patients/{pseudo_id}", tags=["analysis"])
+@router.get(
+    "/pseudonymised/patients/{pseudo_id}", tags=["analysis"], responses=errors(401, 403, 404, 422)
+)
 def pseudonymised_patient(
     pseudo_id: str, caller: CallerDep, registry: RegistryDep
 ) -> patients.PseudonymisedPatient:
@@ -298,7 +322,12 @@ def pseudonymised_patient(
 # ---------------------------------------------------------------- audit
 
 
-@router.get("/audit", tags=["audit"])
+@router.get(
+    "/audit",
+    tags=["audit"],
+    responses=errors(401, 403, 422)
+    | files_too("The entries, as JSON or (``format=csv``) CSV.", {"text/csv": TEXT}),
+)
 def audit_report(
     caller: CallerDep,
     registry: RegistryDep,
@@ -320,7 +349,7 @@ def audit_report(
     return Response(text, media_type=media)
 
 
-@router.get("/audit/verify", tags=["audit"])
+@router.get("/audit/verify", tags=["audit"], responses=errors(401, 403))
 def audit_verify(caller: CallerDep, registry: RegistryDep) -> dict[str, Any]:
     """Walk the audit hash chain and say whether it is intact."""
     return asdict(auditing.verify_audit_chain(registry, caller.principal))

@@ -19,6 +19,15 @@ from pydantic import BaseModel, ConfigDict, Field
 from careloop.capture import entry, forms_store, proms
 from careloop.core.errors import InputError
 from careloop.web.etags import etag, version_from
+from careloop.web.openapi import (
+    DICTIONARY_BODY,
+    TEXT,
+    IdField,
+    OptionalIdQuery,
+    RecordId,
+    errors,
+    files_too,
+)
 from careloop.web.security import CallerDep, RegistryDep, request_context
 
 router = APIRouter(prefix="/api")
@@ -35,7 +44,7 @@ class _Strict(BaseModel):
 
 
 class ResponseCreate(_Strict):
-    patient_id: int
+    patient_id: IdField
     event_date: date = Field(description="The visit (event) date; one response per date.")
     status: Literal["draft", "complete"] = "draft"
     values: dict[str, Any] = Field(
@@ -53,7 +62,7 @@ class ResponseUpdate(_Strict):
 
 
 class PromLinkCreate(_Strict):
-    patient_id: int
+    patient_id: IdField
     expires_in_hours: int = Field(default=proms.DEFAULT_LINK_HOURS, ge=1, le=proms.MAX_LINK_HOURS)
     note: str | None = None
 
@@ -91,13 +100,19 @@ class PromReceipt(BaseModel):
 # ---------------------------------------------------------------- forms
 
 
-@router.get("/forms", tags=["forms"])
+@router.get("/forms", tags=["forms"], responses=errors(401, 403))
 def list_forms(caller: CallerDep, registry: RegistryDep) -> list[forms_store.FormSummary]:
     """The registry's forms with their current versions."""
     return forms_store.list_forms(registry, caller.principal)
 
 
-@router.post("/forms", status_code=201, tags=["forms"])
+@router.post(
+    "/forms",
+    status_code=201,
+    tags=["forms"],
+    responses=errors(401, 403, 409, 413, 422),
+    openapi_extra=DICTIONARY_BODY,
+)
 async def import_forms(
     request: Request,
     caller: CallerDep,
@@ -117,7 +132,21 @@ async def import_forms(
     )
 
 
-@router.get("/forms/{form}", tags=["forms"], response_model=None)
+@router.get(
+    "/forms/{form}",
+    tags=["forms"],
+    response_model=None,
+    responses=errors(401, 403, 404, 422)
+    | files_too(
+        "The form, or (with ``format``) its dictionary file.",
+        {
+            _MEDIA["redcap"]: TEXT,
+            _MEDIA["yaml"]: TEXT,
+            _MEDIA["questionnaire"]: {"schema": {"type": "object"}},
+        },
+        model=FormView,
+    ),
+)
 def read_form(
     form: str,
     caller: CallerDep,
@@ -146,7 +175,12 @@ def read_form(
 # ---------------------------------------------------------------- responses
 
 
-@router.post("/forms/{form}/responses", status_code=201, tags=["responses"])
+@router.post(
+    "/forms/{form}/responses",
+    status_code=201,
+    tags=["responses"],
+    responses=errors(400, 401, 403, 404, 409, 422),
+)
 def create_response(
     form: str, body: ResponseCreate, caller: CallerDep, registry: RegistryDep, response: Response
 ) -> entry.ResponseView:
@@ -165,31 +199,39 @@ def create_response(
     return view
 
 
-@router.get("/forms/{form}/responses", tags=["responses"])
+@router.get("/forms/{form}/responses", tags=["responses"], responses=errors(401, 403, 404, 422))
 def list_responses(
     form: str,
     caller: CallerDep,
     registry: RegistryDep,
-    patient: int | None = None,
+    patient: OptionalIdQuery = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 500,
 ) -> list[entry.ResponseView]:
     """Responses you may see (of one patient with ``?patient=``), newest first."""
     return entry.list_responses(registry, caller.principal, form, patient_id=patient, limit=limit)
 
 
-@router.get("/forms/{form}/responses/{response_id}", tags=["responses"])
+@router.get(
+    "/forms/{form}/responses/{response_id}",
+    tags=["responses"],
+    responses=errors(401, 403, 404, 422),
+)
 def read_response(
-    form: str, response_id: int, caller: CallerDep, registry: RegistryDep, response: Response
+    form: str, response_id: RecordId, caller: CallerDep, registry: RegistryDep, response: Response
 ) -> entry.ResponseView:
     view = entry.get_response(registry, caller.principal, response_id, form=form)
     response.headers["ETag"] = etag(view.version)
     return view
 
 
-@router.put("/forms/{form}/responses/{response_id}", tags=["responses"])
+@router.put(
+    "/forms/{form}/responses/{response_id}",
+    tags=["responses"],
+    responses=errors(400, 401, 403, 404, 409, 422),
+)
 def update_response(
     form: str,
-    response_id: int,
+    response_id: RecordId,
     body: ResponseUpdate,
     caller: CallerDep,
     registry: RegistryDep,
@@ -211,8 +253,10 @@ def update_response(
     return view
 
 
-@router.get("/patients/{patient_id}/timeline", tags=["responses"])
-def timeline(patient_id: int, caller: CallerDep, registry: RegistryDep) -> entry.Timeline:
+@router.get(
+    "/patients/{patient_id}/timeline", tags=["responses"], responses=errors(401, 403, 404, 422)
+)
+def timeline(patient_id: RecordId, caller: CallerDep, registry: RegistryDep) -> entry.Timeline:
     """A patient's responses across forms by event date, newest first."""
     return entry.patient_timeline(registry, caller.principal, patient_id)
 
@@ -220,7 +264,12 @@ def timeline(patient_id: int, caller: CallerDep, registry: RegistryDep) -> entry
 # ---------------------------------------------------------------- PROM links
 
 
-@router.post("/forms/{form}/prom-links", status_code=201, tags=["proms"])
+@router.post(
+    "/forms/{form}/prom-links",
+    status_code=201,
+    tags=["proms"],
+    responses=errors(400, 401, 403, 404, 409, 422),
+)
 def create_prom_link(
     form: str, body: PromLinkCreate, caller: CallerDep, registry: RegistryDep
 ) -> PromLinkView:
@@ -243,13 +292,13 @@ def create_prom_link(
     )
 
 
-@router.get("/prom/{token}", tags=["proms"])
+@router.get("/prom/{token}", tags=["proms"], responses=errors(404, 422))
 def open_prom(token: str, registry: RegistryDep) -> proms.PromInvitation:
     """The form a PROM link opens (no login: the link is the credential; no patient data)."""
     return proms.open_prom_link(registry, token)
 
 
-@router.post("/prom/{token}", status_code=201, tags=["proms"])
+@router.post("/prom/{token}", status_code=201, tags=["proms"], responses=errors(400, 404, 409, 422))
 def submit_prom(
     token: str, body: PromSubmit, request: Request, registry: RegistryDep
 ) -> PromReceipt:

@@ -23,6 +23,7 @@ from starlette.exceptions import HTTPException as StarletteHTTPException
 from careloop.core.clock import utcnow
 from careloop.core.errors import AuthenticationRequired, CareloopError
 from careloop.interop import fhir_server
+from careloop.web.openapi import FHIR_ERRORS
 from careloop.web.security import CallerDep, RegistryDep, SettingsDep
 
 log = logging.getLogger("careloop.web.fhir")
@@ -112,7 +113,7 @@ class FhirRoute(APIRoute):
         return handle
 
 
-router = APIRouter(prefix="/fhir", route_class=FhirRoute, tags=["fhir"])
+router = APIRouter(prefix="/fhir", route_class=FhirRoute, tags=["fhir"], responses=FHIR_ERRORS)
 
 
 def _base(request: Request) -> str:

@@ -10,6 +10,7 @@ from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from careloop.core.errors import AuthenticationRequired, CsrfRejected
+from careloop.core.settings import Settings
 from careloop.trust import identity
 from careloop.web.security import (
     LOGIN_CSRF_COOKIE,
@@ -19,6 +20,7 @@ from careloop.web.security import (
     RegistryDep,
     SettingsDep,
     clear_session_cookie,
+    cookies_secure,
     request_context,
     set_session_cookie,
 )
@@ -41,7 +43,9 @@ def _render(
     return response
 
 
-def _login_form(request: Request, *, error: str | None = None, status: int = 200) -> Response:
+def _login_form(
+    request: Request, settings: Settings, *, error: str | None = None, status: int = 200
+) -> Response:
     token = secrets.token_urlsafe(32)
     response = _render(
         request,
@@ -49,13 +53,20 @@ def _login_form(request: Request, *, error: str | None = None, status: int = 200
         {"csrf_token": token, "error": error, "next": _safe_next(request.query_params.get("next"))},
         status,
     )
-    response.set_cookie(LOGIN_CSRF_COOKIE, token, httponly=True, samesite="strict", path="/login")
+    response.set_cookie(
+        LOGIN_CSRF_COOKIE,
+        token,
+        httponly=True,
+        samesite="strict",
+        secure=cookies_secure(request, settings),
+        path="/login",
+    )
     return response
 
 
 @router.get("/login", response_class=HTMLResponse)
-def login_page(request: Request) -> Response:
-    return _login_form(request)
+def login_page(request: Request, settings: SettingsDep) -> Response:
+    return _login_form(request, settings)
 
 
 @router.post("/login")
@@ -73,14 +84,18 @@ def login_submit(
         raise CsrfRejected(
             "The login form expired or was not sent from careloop. Reload and try again."
         )
+    context = request_context(request)
     try:
-        result = identity.login(
-            registry, settings, email=email, password=password, context=request_context(request)
-        )
+        result = identity.login(registry, settings, email=email, password=password, context=context)
     except AuthenticationRequired as exc:
-        return _login_form(request, error=exc.message, status=exc.http_status)
+        return _login_form(request, settings, error=exc.message, status=exc.http_status)
+    # A login in a browser that holds another session ends that session: it must not stay
+    # usable (by whoever has its cookie) after someone else has signed in here.
+    previous = request.cookies.get(SESSION_COOKIE)
+    if previous:
+        identity.logout(registry, previous, context)
     response = RedirectResponse(_safe_next(next), status_code=303)
-    set_session_cookie(response, result.session_token, settings)
+    set_session_cookie(request, response, result.session_token, settings)
     response.delete_cookie(LOGIN_CSRF_COOKIE, path="/login")
     return response
 

@@ -21,6 +21,7 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from markupsafe import Markup
 
 from careloop import charts
+from careloop.core.csv_safety import frame_to_csv
 from careloop.core.errors import InputError, NotFound
 from careloop.core.settings import Settings
 from careloop.interop.warehouse import Warehouse
@@ -236,7 +237,7 @@ def measure_csv(measure_id: str, caller: CallerDep, settings: SettingsDep) -> Re
     rows = dashboard.measure_numbers(stored, measure_id, caller.principal)
     rows = rows.assign(site=rows["site"].replace({"": "(network)"}))
     return Response(
-        rows.to_csv(index=False),
+        frame_to_csv(rows),
         media_type="text/csv; charset=utf-8",
         headers={"Content-Disposition": f'attachment; filename="{measure_id}.csv"'},
     )

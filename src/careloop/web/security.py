@@ -1,6 +1,7 @@
 """Who is asking: sessions, bearer tokens, CSRF, request ids and security headers.
 
-Pages authenticate with a server-side session cookie (HttpOnly, SameSite=Lax)
+Pages authenticate with a server-side session cookie (HttpOnly, SameSite=Lax,
+Secure when careloop is reached over HTTPS: :func:`cookies_secure`)
 and every state-changing request made with that cookie must carry the
 session's CSRF token (form field ``csrf_token`` or header ``X-CSRF-Token``).
 Scripts authenticate with ``Authorization: Bearer <token>``; those requests
@@ -27,6 +28,8 @@ SESSION_COOKIE = "careloop_session"
 LOGIN_CSRF_COOKIE = "careloop_login_csrf"
 CSRF_HEADER = "x-csrf-token"
 SAFE_METHODS = frozenset({"GET", "HEAD", "OPTIONS"})
+CACHEABLE_PREFIXES = ("/static/",)
+"""Paths whose responses may be cached: careloop's own style sheets, scripts and images."""
 
 CONTENT_SECURITY_POLICY = (
     "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
@@ -48,11 +51,13 @@ async def security_middleware(
     response.headers["Referrer-Policy"] = "same-origin"
     response.headers["Cross-Origin-Opener-Policy"] = "same-origin"
     response.headers["Permissions-Policy"] = "camera=(), microphone=(), geolocation=()"
-    if (
-        request.url.path.startswith(("/api", "/login", "/reauth"))
-        or "set-cookie" in response.headers
-    ):
+    path = request.url.path
+    if path.startswith(("/api", "/login", "/reauth")) or "set-cookie" in response.headers:
         response.headers["Cache-Control"] = "no-store"
+    elif not path.startswith(CACHEABLE_PREFIXES):
+        # Pages, downloads and FHIR reads carry identifiable or small-count data: never
+        # kept by a browser or a proxy, unless the route says otherwise (vendored assets).
+        response.headers.setdefault("Cache-Control", "no-store")
     return response
 
 
@@ -141,13 +146,25 @@ RegistryDep = Annotated[Registry, Depends(registry_of)]
 SettingsDep = Annotated[Settings, Depends(settings_of)]
 
 
-def set_session_cookie(response: Response, token: str, settings: Settings) -> None:
+def cookies_secure(request: Request, settings: Settings) -> bool:
+    """Whether cookies must be ``Secure``: careloop is reached over HTTPS.
+
+    careloop knows it from ``CARELOOP_PUBLIC_BASE_URL`` (https://…), from
+    ``CARELOOP_SECURE_COOKIES=true``, or when it terminates TLS itself. It
+    does not read ``X-Forwarded-Proto``: anyone can send that header.
+    """
+    return settings.secure_cookies or settings.served_over_https or request.url.scheme == "https"
+
+
+def set_session_cookie(
+    request: Request, response: Response, token: str, settings: Settings
+) -> None:
     response.set_cookie(
         SESSION_COOKIE,
         token,
         httponly=True,
         samesite="lax",
-        secure=settings.secure_cookies,
+        secure=cookies_secure(request, settings),
         path="/",
     )
 
