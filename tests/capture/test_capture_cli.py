@@ -239,3 +239,35 @@ def test_records_import_of_a_real_redcap_export_prints_its_notes(tmp_path, test_
     assert done.exit_code == 0, done.output
     assert "created 4" in done.output and "skipped 2" in done.output
     assert "Note: Event dates from field date_bp (--event-date-field)." in done.output
+
+
+def _run_limited(*args):
+    env = {"COLUMNS": "250", "CARELOOP_MAX_INPUT_MB": "1"}
+    return CliRunner().invoke(app, list(args), env=env)
+
+
+def test_records_and_forms_larger_than_the_input_limit_are_refused_with_the_setting_to_raise(
+    data_dir, tmp_path
+):
+    big = tmp_path / "visits.csv"
+    big.write_bytes(b"record_id,event_date\n" + b"1,2024-01-01\n" * 100_000)  # 1.3 MB
+    result = _run_limited(
+        "records", "import", VISIT, str(big), "--site", "A", "--data-dir", data_dir
+    )
+    assert result.exit_code != 0
+    assert "Error: " in result.output and "larger than 1 MB" in result.output
+    assert "CARELOOP_MAX_INPUT_MB" in result.output
+    assert "Traceback" not in result.output
+    dictionary = tmp_path / "big.yaml"
+    dictionary.write_bytes(b"# " + b"x" * (1024 * 1024) + b"\nforms: []\n")
+    result = _run_limited("forms", "import", str(dictionary), "--data-dir", data_dir)
+    assert result.exit_code != 0 and "CARELOOP_MAX_INPUT_MB" in result.output
+
+
+def test_records_import_of_an_endless_input_stops_at_the_limit(data_dir):
+    # /dev/zero never ends: before the limit this import grew until it was killed.
+    result = _run_limited(
+        "records", "import", VISIT, "/dev/zero", "--site", "A", "--data-dir", data_dir
+    )
+    assert result.exit_code != 0
+    assert "/dev/zero is larger than 1 MB" in result.output

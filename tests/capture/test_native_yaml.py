@@ -129,3 +129,44 @@ def test_a_form_stored_as_json_of_its_dict_rebuilds_with_the_same_version(
             again = read_forms_yaml(text).forms[0]
             assert again == form
             assert again.content_hash() == form.content_hash()
+
+
+def test_a_billion_laughs_dictionary_is_refused_at_the_line_that_passes_the_alias_budget():
+    from tests.core.test_limits import billion_laughs
+
+    assert problems(billion_laughs()) == [
+        (
+            "forms.yaml:5",
+            "aliases (*name) would repeat more than 10,000 values; "
+            "write the values out or use fewer aliases",
+        )
+    ]
+
+
+def test_a_few_aliases_for_shared_choices_still_read():
+    text = """\
+forms:
+  - name: visit
+    title: Visit
+    fields:
+      - {name: record_id, type: text, label: Record}
+      - name: fever
+        type: radio
+        label: Fever?
+        choices: &yes_no
+          "1": "Yes"
+          "0": "No"
+      - name: cough
+        type: radio
+        label: Cough?
+        choices: *yes_no
+"""
+    form = read_forms_yaml(text).form("visit")
+    assert [c.label for c in form.field("cough").choices] == ["Yes", "No"]
+
+
+def test_a_dictionary_nested_past_the_limit_is_refused_with_its_line():
+    text = "forms:\n  - name: x\n    fields: " + "[" * 500 + "]" * 500 + "\n"
+    ((location, message),) = problems(text)
+    assert location == "forms.yaml:3"
+    assert "nested more than 100 levels deep" in message

@@ -144,3 +144,14 @@ def test_a_checkbox_named_without_its_option_gets_a_hint():
 def test_an_empty_file_is_an_error():
     with pytest.raises(ValidationFailed, match="is empty"):
         read(b"")
+
+
+def test_a_cell_longer_than_the_csv_reader_takes_is_a_located_error_not_a_crash():
+    long_answer = "x" * 200_000  # Python's csv module stops at 131,072 characters a cell
+    row = [*GOOD[:12], long_answer, *GOOD[13:]]
+    with pytest.raises(ValidationFailed) as info:
+        read(csv_text(GOOD, row))
+    (detail,) = info.value.details
+    assert detail.location == "proms.csv:3"
+    assert "longer than 131,072 characters" in detail.message
+    assert "quote" in detail.message

@@ -423,3 +423,12 @@ def test_every_standard_redcap_validation_type_is_read():
     assert form.field("old").validation == "integer"
     assert form.field("n").validation == "number_3dp_comma_decimal"
     assert len(form.fields) == len(VALIDATION_TYPES) - 2 + 2
+
+
+def test_a_dictionary_cell_past_the_csv_reader_limit_is_a_located_error_not_a_crash():
+    label = "x" * 140_000
+    ((location, message),) = problems(
+        dictionary("record_id,f,,text,Record,,,,,,,,,,,,,", f"a,f,,text,{label},,,,,,,,,,,,,")
+    )
+    assert location == "dict.csv:3"
+    assert "longer than 131,072 characters" in message

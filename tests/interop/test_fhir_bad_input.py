@@ -252,3 +252,55 @@ def test_an_unknown_mode_and_a_missing_path_are_input_errors(
         import_fhir(inst.settings, inst.registry, inst.operator, tmp_path / "nope.ndjson", site="A")
     with pytest.raises(InputError, match="holds no FHIR files"):
         import_fhir(inst.settings, inst.registry, inst.operator, tmp_path, site="A")
+
+
+def _nested(depth: int) -> str:
+    """A Patient whose extension nests ``depth`` levels (FHIR allows nested extensions)."""
+    # Written as text: json.dumps itself gives up long before 5,000 levels.
+    inner = '{"url": "urn:x", "extension": [' * depth + '{"url": "urn:x", "valueString": "deep"}'
+    inner += "]}" * depth
+    return json.dumps(patient("p2", "M2"))[:-1] + ', "extension": [' + inner + "]}"
+
+
+@pytest.mark.parametrize("depth", [120, 400, 5000])
+def test_a_resource_nested_too_deep_is_a_located_refusal_not_a_crash(
+    sqlite_install: Installation, tmp_path: Path, depth: int
+) -> None:
+    path = tmp_path / "bulk.ndjson"
+    path.write_text(json.dumps(patient("p1", "M1")) + "\n" + _nested(depth) + "\n")
+    error = _refused(sqlite_install, path)
+    (detail,) = error.details
+    assert detail.location.startswith("bulk.ndjson:2")
+    assert "nested more than 100 levels deep" in detail.message
+    bundle_path = tmp_path / "bundle.json"
+    bundle_path.write_text(
+        json.dumps(bundle([])).replace(
+            '"entry": []', f'"entry": [{{"resource": {_nested(depth)}}}]'
+        )
+    )
+    with pytest.raises(ValidationFailed) as caught:
+        import_fhir(
+            sqlite_install.settings,
+            sqlite_install.registry,
+            sqlite_install.operator,
+            bundle_path,
+            site="A",
+        )
+    assert "nested more than 100 levels deep" in caught.value.details[0].message
+
+
+def test_a_gzip_bomb_stops_at_the_input_limit(sqlite_install: Installation, tmp_path: Path) -> None:
+    import gzip
+
+    from careloop.core.errors import InputTooLarge
+
+    path = tmp_path / "Patient.ndjson.gz"
+    with gzip.open(path, "wb") as out:
+        for _ in range(20):
+            out.write(b" " * (1024 * 1024))  # 20 MB of blanks: 20 KB zipped
+    assert path.stat().st_size < 100_000
+    limited = sqlite_install.settings.model_copy(update={"max_input_mb": 1})
+    with pytest.raises(InputTooLarge, match="unzipped") as caught:
+        import_fhir(limited, sqlite_install.registry, sqlite_install.operator, path, site="A")
+    assert "CARELOOP_MAX_INPUT_MB" in caught.value.message
+    assert patient_count(sqlite_install) == 0

@@ -287,3 +287,35 @@ def test_a_where_clause_without_one_comparison_is_refused():
     with pytest.raises(ValidationFailed) as exc:
         package_from_dict(data)
     assert locations(exc) == ["rules.json:$.rules[0].when.exists.where[0]"]
+
+
+def _lying_zip(target: Path, unpacked_mb: int, declared: int) -> None:
+    """A zip whose metadata.json unpacks to ``unpacked_mb`` MB but declares ``declared`` bytes."""
+    zeros = b"0" * (1024 * 1024)
+    with (
+        zipfile.ZipFile(target, "w", zipfile.ZIP_DEFLATED) as archive,
+        archive.open("metadata.json", "w") as member,
+    ):
+        for _ in range(unpacked_mb):
+            member.write(zeros)
+    data = bytearray(target.read_bytes())
+    local = data.index(b"PK\x03\x04")
+    central = data.index(b"PK\x01\x02")
+    data[local + 22 : local + 26] = declared.to_bytes(4, "little")
+    data[central + 24 : central + 28] = declared.to_bytes(4, "little")
+    target.write_bytes(bytes(data))
+
+
+def test_a_zip_that_lies_about_its_sizes_is_refused_without_unpacking_it(tmp_path: Path):
+    import tracemalloc
+
+    target = tmp_path / "liar.zip"
+    _lying_zip(target, unpacked_mb=200, declared=100)
+    assert target.stat().st_size < 1024 * 1024
+    tracemalloc.start()
+    with pytest.raises(InputError, match="damaged"):
+        load_package(target)
+    _, peak = tracemalloc.get_traced_memory()
+    tracemalloc.stop()
+    # Before, the whole 200 MB were unpacked in one go before the sizes were compared.
+    assert peak < 30 * 1024 * 1024

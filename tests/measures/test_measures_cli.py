@@ -192,3 +192,27 @@ def test_bad_options_are_errors_not_tracebacks(app, data_dir):
         app, ["measures", "run", "--measure", "nope", "--data-dir", str(data_dir)]
     )
     assert result.exit_code == 2 and "There is no measure 'nope'" in result.stderr
+
+
+def test_bad_files_in_the_measures_folder_are_reported_and_the_rest_listed(app, tmp_path):
+    from tests.core.test_limits import billion_laughs
+
+    folder = tmp_path / "mine"
+    folder.mkdir()
+    (folder / "mine.yaml").write_text(GOOD)
+    (folder / "deep.yaml").write_text("id: deep\ncriteria: " + "[" * 2000 + "]" * 2000 + "\n")
+    (folder / "laughs.yaml").write_text(billion_laughs())
+    (folder / "latin1.yaml").write_bytes("title: Crohn’s\n".encode("cp1252"))
+    (folder / "huge.yaml").write_text("# " + "x" * (1024 * 1024) + "\n" + GOOD)
+    result = runner.invoke(
+        app, ["measures", "list", "--format", "json", "--measures-dir", str(folder)]
+    )
+    assert result.exit_code == 0, result.output
+    ids = [row["id"] for row in json.loads(result.stdout)]
+    assert ids == [*(m.id for m in builtin_measures()), "my-measure"]
+    warnings = result.stderr
+    assert "deep.yaml: line" in warnings and "nested more than 100 levels" in warnings
+    assert "laughs.yaml: line 5" in warnings and "aliases" in warnings
+    assert "latin1.yaml: line 1" in warnings and "not UTF-8" in warnings
+    assert "huge.yaml" in warnings and "larger than 1 MB" in warnings
+    assert "Traceback" not in result.output

@@ -28,18 +28,23 @@ field names that changed, never their values. Rules:
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any, Literal
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
 from careloop.capture.event_dates import event_date_problem, latest_event_date
 from careloop.capture.forms import Form
-from careloop.capture.forms_store import load_form, load_form_version, other_form_values
+from careloop.capture.forms_store import (
+    form_of_version,
+    load_form,
+    load_form_version,
+    other_form_values,
+)
 from careloop.capture.response_rows import (
     BATCH,
     ResponseChange,
@@ -55,6 +60,7 @@ from careloop.core.errors import (
     InputError,
     NotFound,
     PermissionDenied,
+    StoredFormUnreadable,
     ValidationFailed,
 )
 from careloop.store.capture_models import RESPONSE_STATUSES, FormDefinition, FormVersion, Response
@@ -65,16 +71,20 @@ from careloop.trust.principal import Principal
 from careloop.trust.work import Work, unit_of_work
 
 __all__ = [
+    "ResponseMatches",
     "ResponseStatus",
     "ResponseToSave",
     "ResponseView",
+    "ResponseWithSubject",
     "SavedResponse",
     "Timeline",
     "TimelineEvent",
     "check_values",
     "create_response",
+    "find_responses",
     "get_response",
     "get_response_form",
+    "get_response_with_subject",
     "list_responses",
     "patient_timeline",
     "save_response",
@@ -669,6 +679,129 @@ def get_response_form(
             details={"form": definition.name, "response_id": row.id},
         )
         return view, form_obj
+
+
+@dataclass(frozen=True)
+class ResponseWithSubject:
+    """A response, the form version it was entered on, and who it is about."""
+
+    view: ResponseView
+    form: Form
+    pseudo_id: str
+    """The patient's pseudonym."""
+    local_id: str
+    """The patient's id at their site (MRN)."""
+
+
+@dataclass(frozen=True)
+class ResponseMatches:
+    """What :func:`find_responses` found."""
+
+    total: int
+    """How many responses matched in all."""
+    found: tuple[ResponseWithSubject, ...]
+    """The first ``limit`` of them."""
+
+
+def _with_subject(work: Work, row: Response, form_name: str) -> ResponseWithSubject:
+    version, form_obj = load_form_version(work.session, row.form_version_id)
+    patient = _patient(work, row.patient_id)
+    return ResponseWithSubject(
+        _view(work, row, form_name, version.version), form_obj, patient.pseudo_id, patient.local_id
+    )
+
+
+def get_response_with_subject(
+    registry: Registry,
+    principal: Principal,
+    response_id: int,
+    *,
+    details: Mapping[str, Any] | None = None,
+) -> ResponseWithSubject:
+    """One response with its form version and patient (audited read of that patient only).
+
+    ``details`` go into the audit entry (e.g. which FHIR read asked).
+    """
+    extra = dict(details or {})
+    with unit_of_work(registry, principal, "record.read") as work:
+        work.expect("read", "clinical", details={"response_id": response_id, **extra})
+        row, definition = _response(work, response_id, None)
+        found = _with_subject(work, row, definition.name)
+        work.audit(
+            "read",
+            "clinical",
+            patient=_patient(work, row.patient_id),
+            site_code=found.view.site,
+            details={"form": definition.name, "response_id": row.id, **extra},
+        )
+        return found
+
+
+def find_responses(
+    registry: Registry,
+    principal: Principal,
+    *,
+    forms: Collection[str] | None = None,
+    patients: Collection[str] | None = None,
+    response_ids: Collection[int] | None = None,
+    limit: int = 100,
+    details: Mapping[str, Any] | None = None,
+) -> ResponseMatches:
+    """Responses the principal may read, by form name, then newest event first.
+
+    Each filter given must hold: ``forms`` (form names), ``patients``
+    (pseudonyms), ``response_ids``. Only the first ``limit`` responses are
+    loaded, and the one audit entry names the patients of those returned.
+    Forms whose current version cannot be read are left out (as the forms
+    list says why).
+    """
+    limit = max(0, limit)
+    with unit_of_work(registry, principal, "record.read") as work:
+        session = work.session
+        definitions = {
+            d.id: d
+            for d in session.scalars(select(FormDefinition).order_by(FormDefinition.name))
+            if (forms is None or d.name in forms) and _readable(session, d)
+        }
+        query = (
+            select(Response)
+            .join(FormDefinition, FormDefinition.id == Response.form_id)
+            .where(Response.form_id.in_(sorted(definitions)))
+        )
+        if patients is not None:
+            query = query.join(Patient, Patient.id == Response.patient_id).where(
+                Patient.pseudo_id.in_(sorted(patients))
+            )
+        if response_ids is not None:
+            query = query.where(Response.id.in_(sorted(response_ids)))
+        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
+        rows = session.scalars(
+            query.order_by(
+                FormDefinition.name, Response.event_date.desc(), Response.id.desc()
+            ).limit(limit)
+        ).all()
+        found = tuple(_with_subject(work, r, definitions[r.form_id].name) for r in rows)
+        work.audit(
+            "read",
+            "clinical",
+            details={
+                **dict(details or {}),
+                "results": total,
+                "patient_ids": sorted({f.view.patient_id for f in found}),
+            },
+        )
+        return ResponseMatches(total, found)
+
+
+def _readable(session: Any, definition: FormDefinition) -> bool:
+    if definition.current_version_id is None:
+        return False
+    current = session.get(FormVersion, definition.current_version_id)
+    try:
+        form_of_version(current)
+    except StoredFormUnreadable:
+        return False
+    return True
 
 
 def list_responses(

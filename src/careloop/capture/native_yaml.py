@@ -49,6 +49,7 @@ from careloop.capture.forms import (
 )
 from careloop.capture.text_files import read_dictionary_source
 from careloop.core.errors import ErrorDetail, InputError, ValidationFailed
+from careloop.core.limits import SafeLoader, YamlLimitExceeded
 
 __all__ = ["FORMAT", "read_forms_yaml", "write_forms_yaml"]
 
@@ -77,8 +78,8 @@ class _Map(dict[Any, Any]):
     line: int = 0
 
 
-class _Loader(yaml.SafeLoader):
-    """SafeLoader that remembers the line each mapping starts on."""
+class _Loader(SafeLoader):
+    """careloop's bounded SafeLoader that remembers the line each mapping starts on."""
 
 
 def _construct_map(loader: _Loader, node: yaml.MappingNode) -> _Map:
@@ -139,6 +140,13 @@ def read_forms_yaml(
     label, text, notes = read_dictionary_source(source, name=name, default="forms.yaml")
     try:
         data = yaml.load(text, Loader=_Loader)  # noqa: S506 - a SafeLoader subclass
+    except YamlLimitExceeded as exc:
+        mark = exc.problem_mark
+        where = f"{label}:{mark.line + 1}" if mark is not None else label
+        raise ValidationFailed(
+            f"{label} cannot be read: {exc.problem}.",
+            details=[ErrorDetail(where, str(exc.problem))],
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"{label}:{mark.line + 1}" if mark is not None else label

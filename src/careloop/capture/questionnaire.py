@@ -62,6 +62,7 @@ from careloop.capture.forms import (
 )
 from careloop.capture.text_files import read_source
 from careloop.core.errors import ErrorDetail, InputError, ValidationFailed
+from careloop.core.limits import loads_json, nesting_error, too_deep
 
 __all__ = [
     "EXTENSION",
@@ -518,10 +519,13 @@ def read_questionnaire(
     else:
         if isinstance(source, Mapping):
             data: Any = dict(source)
+            deep = too_deep(data)
+            if deep is not None:
+                raise nesting_error(label, deep)
         else:
             label, text = read_source(source, name=name, default="questionnaire.json")
             try:
-                data = json.loads(text)
+                data = loads_json(text, where=label)
             except json.JSONDecodeError as exc:
                 raise ValidationFailed(
                     f"{label} is not valid JSON: {exc.msg}.",

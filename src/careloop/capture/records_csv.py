@@ -25,10 +25,8 @@ mode, what to store.
 
 from __future__ import annotations
 
-import csv
 import datetime as dt
 import difflib
-import io
 import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
@@ -36,7 +34,7 @@ from pathlib import Path
 from typing import Literal
 
 from careloop.capture.forms import FieldType, Form, checkbox_column
-from careloop.capture.text_files import read_source
+from careloop.capture.text_files import csv_rows, read_source
 from careloop.capture.validation import FormValidator, StoredValue, ValidationResult
 from careloop.core.csv_safety import restore_cell, restore_row
 from careloop.core.errors import ErrorDetail, ValidationFailed
@@ -162,9 +160,9 @@ def _to_iso(text: str, fmt: DateFormat) -> str:
     return f"{year}-{int(month):02d}-{int(day):02d}{m.group(4).replace('T', ' ')}"
 
 
-def read_header(text: str) -> list[str]:
+def read_header(text: str, *, name: str = "records.csv") -> list[str]:
     """The header row of a records CSV's text (stripped cells; empty for an empty file)."""
-    header = next(csv.reader(io.StringIO(text)), None) or []
+    header = next(csv_rows(text, name=name), None) or []
     return [restore_cell(h.strip()) for h in header]
 
 
@@ -209,7 +207,7 @@ def read_records_csv(
     """
     label, text = read_source(source, name=name, default="records.csv")
     # Cells careloop escaped for spreadsheets on export come back as they were.
-    reader = (restore_row(r) for r in csv.reader(io.StringIO(text)))
+    reader = (restore_row(r) for r in csv_rows(text, name=label))
     header = next(reader, None)
     if header is None or not any(h.strip() for h in header):
         raise ValidationFailed(f"{label} is empty; expected a header row naming the form's fields.")

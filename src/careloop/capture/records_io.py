@@ -483,7 +483,7 @@ def import_records(
     try:
         label, text = read_source(csv_path, name=label, default="records.csv")
         plan = plan_keys(
-            read_header(text),
+            read_header(text, name=label),
             form_obj,
             label=label,
             record_id_fields=forms.first_fields,
@@ -980,5 +980,5 @@ def export_records(
                 details={"form": form, "format": fmt, "via": "export"},
             )
             events.append(replace(event, patient_id=pid, patient_pseudo_id=pseudo))
-        append_many(session, events)
+        work.audit_events(events)
         return RecordsExport(text, fmt, len(rows), len(patients))

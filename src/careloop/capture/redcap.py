@@ -20,7 +20,6 @@ reader checks that it sits on one date field per form at most.
 
 from __future__ import annotations
 
-import csv
 import io
 import re
 from collections.abc import Callable, Iterable, Mapping
@@ -48,7 +47,7 @@ from careloop.capture.forms import (
     parse_validation_type,
     raise_problems,
 )
-from careloop.capture.text_files import read_dictionary_source
+from careloop.capture.text_files import csv_rows, read_dictionary_source
 from careloop.core.csv_safety import restore_row, safe_writer
 from careloop.core.errors import ErrorDetail, InputError, ValidationFailed
 
@@ -271,7 +270,7 @@ def read_redcap_dictionary(
     label, text, decoded = read_dictionary_source(source, name=name, default="dictionary.csv")
     notes: list[ErrorDetail] = list(decoded)
     # Cells careloop escaped for spreadsheets on export come back as they were.
-    rows = [restore_row(r) for r in csv.reader(io.StringIO(text))]
+    rows = [restore_row(r) for r in csv_rows(text, name=label)]
     if not rows or not any(c.strip() for c in rows[0]):
         raise ValidationFailed(
             f"{label} is empty; expected a REDCap data dictionary with a header row."

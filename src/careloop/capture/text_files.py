@@ -13,13 +13,17 @@ are neither (a UTF-16 file, a byte Windows-1252 leaves undefined) are refused.
 
 from __future__ import annotations
 
+import csv
+import io
+from collections.abc import Iterator
 from pathlib import Path
 
 from careloop.core.errors import ErrorDetail, ValidationFailed
+from careloop.core.limits import DEFAULT_MAX_INPUT_BYTES, read_file
 
 _CP1252_UNDEFINED = frozenset(b"\x81\x8d\x8f\x90\x9d")
 
-__all__ = ["decode_text", "read_dictionary_source", "read_source"]
+__all__ = ["csv_rows", "decode_text", "read_dictionary_source", "read_source"]
 
 
 def decode_text(data: bytes, *, name: str) -> str:
@@ -63,20 +67,21 @@ def decode_text(data: bytes, *, name: str) -> str:
     return text.replace("\r\n", "\n").replace("\r", "\n")
 
 
-def read_source(source: str | Path | bytes, *, name: str | None, default: str) -> tuple[str, str]:
+def read_source(
+    source: str | Path | bytes,
+    *,
+    name: str | None,
+    default: str,
+    max_bytes: int = DEFAULT_MAX_INPUT_BYTES,
+) -> tuple[str, str]:
     """(label for messages, decoded text) of a path, bytes or already-decoded text.
 
     A ``str`` is taken as the file's text, never as a path: pass a
-    :class:`~pathlib.Path` to read a file.
+    :class:`~pathlib.Path` to read a file (at most ``max_bytes`` of it:
+    :class:`~careloop.core.errors.InputTooLarge` beyond).
     """
     if isinstance(source, Path):
-        try:
-            data = source.read_bytes()
-        except OSError as exc:
-            raise ValidationFailed(
-                f"Cannot read {source}: {exc.strerror or exc}.",
-                details=[ErrorDetail(str(source), "check the path and that the file is readable")],
-            ) from None
+        data = read_file(source, max_bytes=max_bytes)
         label = name or source.name
         return label, decode_text(data, name=label)
     label = name or default
@@ -104,7 +109,11 @@ def _windows_1252(data: bytes, *, name: str) -> tuple[str, ErrorDetail] | None:
 
 
 def read_dictionary_source(
-    source: str | Path | bytes, *, name: str | None, default: str
+    source: str | Path | bytes,
+    *,
+    name: str | None,
+    default: str,
+    max_bytes: int = DEFAULT_MAX_INPUT_BYTES,
 ) -> tuple[str, str, tuple[ErrorDetail, ...]]:
     """Like :func:`read_source`, also reading a Windows-1252 file (with a note).
 
@@ -119,11 +128,7 @@ def read_dictionary_source(
         label, text = read_source(source, name=name, default=default)
         return label, text, ()
     if isinstance(source, Path):
-        try:
-            data = source.read_bytes()
-        except OSError:
-            label, text = read_source(source, name=name, default=default)  # raises, located
-            return label, text, ()
+        data = read_file(source, max_bytes=max_bytes)
         label = name or source.name
     else:
         data, label = source, name or default
@@ -134,3 +139,36 @@ def read_dictionary_source(
         if legacy is None:
             raise
         return label, legacy[0], (legacy[1],)
+
+
+def csv_rows(text: str, *, name: str) -> Iterator[list[str]]:
+    """The rows of CSV text, with a located error where it cannot be read as CSV.
+
+    Python's csv module refuses a cell longer than 131,072 characters (and
+    a few malformed quotings) with a bare ``_csv.Error``; here that is a
+    :class:`ValidationFailed` naming the row, what is wrong and how to fix it.
+    """
+    reader = csv.reader(io.StringIO(text))
+    row = 0
+    while True:
+        try:
+            cells = next(reader)
+        except StopIteration:
+            return
+        except csv.Error as exc:
+            where = f"{name}:{row + 1}"
+            if "field larger than field limit" in str(exc):
+                limit = csv.field_size_limit()
+                message = (
+                    f"a cell is longer than {limit:,} characters, the most careloop reads in "
+                    'one cell; often a quote (") that is never closed makes the rest of the '
+                    "file one cell: check the quotes in this row"
+                )
+            else:
+                message = f"not valid CSV: {exc}; check the quotes in this row"
+            raise ValidationFailed(
+                f"{name} cannot be read as CSV (row {row + 1}).",
+                details=[ErrorDetail(where, message)],
+            ) from None
+        row += 1
+        yield cells

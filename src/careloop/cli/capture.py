@@ -27,6 +27,7 @@ from careloop.cli.modes import IMPORT_MODE_HELP, import_mode
 from careloop.cli.output import console, err_console, print_rows
 from careloop.core.csv_safety import safe_writer
 from careloop.core.errors import InputError, ValidationFailed
+from careloop.core.limits import read_file
 from careloop.core.private_files import write_private_text
 
 forms_app = typer.Typer(help="Forms: import, list, show and export data dictionaries.")
@@ -61,8 +62,10 @@ def forms_import(
 ) -> None:
     """Import a data dictionary; a changed form gets a new version, an unchanged one does not."""
     chosen = cast(DictionaryFormat | None, _choice(fmt, _DICTIONARY_FORMATS, "--format"))
-    with opened(settings_from(data_dir)) as registry:
-        results = forms_store.import_forms(registry, operator(), file, fmt=chosen)
+    settings = settings_from(data_dir)
+    data = read_file(file, max_bytes=settings.max_input_bytes)
+    with opened(settings) as registry:
+        results = forms_store.import_forms(registry, operator(), data, fmt=chosen, name=file.name)
     for r in results:
         what = "new form" if r.new_form else "new version" if r.new_version else "unchanged"
         console.print(f"{r.name}: {what} (version {r.version[:12]})")
@@ -205,14 +208,17 @@ def records_import(
     """Import responses from a CSV; exits 1 when any row was rejected."""
     chosen_mode = import_mode(mode)
     chosen_dates = cast(DateFormat, _choice(date_format, ("ymd", "mdy", "dmy"), "--date-format"))
-    with opened(settings_from(data_dir)) as registry:
+    settings = settings_from(data_dir)
+    data = read_file(file, max_bytes=settings.max_input_bytes)
+    with opened(settings) as registry:
         try:
             result = records_io.import_records(
                 registry,
                 operator(),
                 form,
-                file,
+                data,
                 site,
+                name=file.name,
                 mode=chosen_mode,
                 date_format=chosen_dates,
                 event_date_field=event_date_field,

@@ -8,7 +8,8 @@ point at the place (file, row, field, JSON path).
     CareloopError
     ├── ConfigurationError            configuration_error        500
     ├── InputError                    invalid_input              422
-    │   └── ValidationFailed          validation_failed          422
+    │   ├── ValidationFailed          validation_failed          422
+    │   └── InputTooLarge             input_too_large            413
     ├── AuthenticationRequired        authentication_required    401
     │   ├── InvalidCredentials        invalid_credentials        401
     │   ├── AccountLocked             account_locked             423
@@ -96,6 +97,13 @@ class ValidationFailed(InputError):
     """One or more fields, rows or keys failed validation; ``details`` lists each."""
 
     code = "validation_failed"
+
+
+class InputTooLarge(InputError):
+    """An input (a file, a request body) is larger than careloop reads; says the limit."""
+
+    code = "input_too_large"
+    http_status = 413
 
 
 class AuthenticationRequired(CareloopError):

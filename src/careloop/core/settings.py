@@ -55,6 +55,23 @@ class Settings(BaseSettings):
             "(e.g. 4GB); empty for DuckDB's default of 80% of the machine."
         ),
     )
+    max_input_mb: int = Field(
+        default=1024,
+        ge=1,
+        description=(
+            "The largest input file careloop reads (records CSV, dictionary, FHIR file, "
+            "measure YAML), in megabytes; a larger or endless one is refused before it "
+            "fills the memory."
+        ),
+    )
+    max_request_body_mb: int = Field(
+        default=10,
+        ge=1,
+        description=(
+            "The largest request body the web app accepts (e.g. an uploaded data "
+            "dictionary), in megabytes; a larger one gets 413."
+        ),
+    )
     secret_key: SecretStr | None = Field(
         default=None,
         description=(
@@ -148,6 +165,16 @@ class Settings(BaseSettings):
     def served_over_https(self) -> bool:
         """Whether the configured public address is https."""
         return bool(self.public_base_url and self.public_base_url.startswith("https://"))
+
+    @property
+    def max_input_bytes(self) -> int:
+        """``max_input_mb`` in bytes."""
+        return self.max_input_mb * 1024 * 1024
+
+    @property
+    def max_request_body_bytes(self) -> int:
+        """``max_request_body_mb`` in bytes."""
+        return self.max_request_body_mb * 1024 * 1024
 
     @property
     def registry_url(self) -> str:

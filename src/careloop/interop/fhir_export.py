@@ -11,6 +11,7 @@ Every resource is validated with fhir.resources before it is written.
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -89,24 +90,33 @@ class ScopedPatient:
     """The IANA time zone of the patient's site: their warehouse times are on its clock."""
 
 
+def _scoped(p: Patient, sites: Mapping[int, tuple[str, str]]) -> ScopedPatient:
+    code, zone = sites.get(p.site_id, ("?", "UTC"))
+    return ScopedPatient(
+        p.id,
+        p.pseudo_id,
+        code,
+        p.local_id,
+        p.given_name,
+        p.family_name,
+        p.birth_date,
+        p.sex,
+        p.consent_state,
+        zone,
+    )
+
+
 def scoped_patients(work: Work) -> list[ScopedPatient]:
     """Every patient the work's scoped session can see."""
     sites = {s.id: (s.code, s.time_zone) for s in work.session.scalars(select(Site))}
-    return [
-        ScopedPatient(
-            p.id,
-            p.pseudo_id,
-            sites.get(p.site_id, ("?", "UTC"))[0],
-            p.local_id,
-            p.given_name,
-            p.family_name,
-            p.birth_date,
-            p.sex,
-            p.consent_state,
-            sites.get(p.site_id, ("?", "UTC"))[1],
-        )
-        for p in work.session.scalars(select(Patient).order_by(Patient.id))
-    ]
+    return [_scoped(p, sites) for p in work.session.scalars(select(Patient).order_by(Patient.id))]
+
+
+def scoped_patient(work: Work, patient: Patient) -> ScopedPatient:
+    """One patient the work's session has loaded, as the FHIR layer needs them."""
+    site = work.session.get(Site, patient.site_id)
+    sites = {site.id: (site.code, site.time_zone)} if site is not None else {}
+    return _scoped(patient, sites)
 
 
 def fhir_patient(p: ScopedPatient, *, identifiable: bool) -> dict[str, Any]:
@@ -219,6 +229,51 @@ def clinical_resources(
                 out.append(resource)
     _fold_components(out, parts)
     return out
+
+
+_GENERATED_ID = re.compile(r"^(measurement|observation)-([0-9]{1,19})$")
+_MAX_ROW_ID = 2**63 - 1
+
+
+def observation_persons(warehouse: Warehouse, resource_id: str) -> set[int]:
+    """The persons whose warehouse rows may be the Observation ``resource_id``.
+
+    An Observation's id is its FHIR id when it was imported from FHIR (the
+    link table keeps it, and ``<panel>/<i>`` for a panel's components), or
+    ``measurement-<n>``/``observation-<n>`` for other rows. This finds
+    candidates only, reading no clinical values: the caller builds the
+    candidates' resources (:func:`clinical_resources`) and picks the one.
+    """
+    present = set(warehouse.list_tables())
+    persons: set[int] = set()
+    panel = resource_id.rsplit("-component-", 1)[0]
+    with quiet_engine_warnings():
+        if LINK_TABLE in present:
+            link = warehouse.table(LINK_TABLE)
+            rows = (
+                link.filter(
+                    (link.resource_id == resource_id)
+                    | (link.resource_id == panel)
+                    | link.resource_id.startswith(panel + "/")
+                )
+                .select("person_id")
+                .to_pyarrow()
+                .to_pylist()
+            )
+            persons.update(int(r["person_id"]) for r in rows)
+        generated = _GENERATED_ID.match(resource_id)
+        if generated and generated.group(1) in present:
+            table, row_id = generated.group(1), int(generated.group(2))
+            if row_id <= _MAX_ROW_ID:
+                t = warehouse.table(table)
+                rows = (
+                    t.filter(t[ID_COLUMNS[table]] == row_id)
+                    .select("person_id")
+                    .to_pyarrow()
+                    .to_pylist()
+                )
+                persons.update(int(r["person_id"]) for r in rows)
+    return persons
 
 
 def _fold_components(

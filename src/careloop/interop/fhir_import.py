@@ -248,7 +248,7 @@ def import_fhir(
     collecting = gc.isenabled()
     gc.disable()
     try:
-        read = read_path(Path(path))
+        read = read_path(Path(path), max_bytes=settings.max_input_bytes)
         plan = _plan(read.resources, read.errors)
     finally:
         if collecting:

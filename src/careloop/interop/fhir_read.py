@@ -19,6 +19,7 @@ from __future__ import annotations
 import functools
 import gzip
 import hashlib
+import io
 import json
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
@@ -29,6 +30,13 @@ from pydantic import ValidationError
 from pydantic_core import from_json
 
 from careloop.core.errors import ErrorDetail, InputError
+from careloop.core.limits import (
+    DEFAULT_MAX_INPUT_BYTES,
+    MAX_NESTING,
+    read_file,
+    too_deep,
+    too_large,
+)
 from careloop.trust.provenance import InputRecord
 
 BUNDLE_TYPES = ("transaction", "collection", "searchset", "batch")
@@ -104,20 +112,23 @@ def input_files(path: Path) -> list[Path]:
     return files
 
 
-def read_path(path: Path) -> ReadResult:
+def read_path(path: Path, *, max_bytes: int = DEFAULT_MAX_INPUT_BYTES) -> ReadResult:
     """Read every resource of a file or directory (without validating them).
 
     What a Bulk Data export holds besides patient data goes to ``skipped``
     (see the module docstring); so do other folders of a directory, which are
-    not read.
+    not read. No file may hold more than ``max_bytes`` (once unzipped).
+
+    Raises:
+        InputTooLarge: A file is larger than ``max_bytes``, or unzips to more.
     """
     path = Path(path)
     result = ReadResult([], [], [])
     for file in input_files(path):
-        data = file.read_bytes()
+        data = read_file(file, max_bytes=max_bytes)
         digest = hashlib.sha256(data).hexdigest()
         if file.name.endswith(".gz"):
-            data = gzip.decompress(data)
+            data = _gunzip(file, data, max_bytes)
         inside = file.parent != path and not path.is_file()
         name = f"{file.parent.name}/{file.name}" if inside else file.name
         before = len(result.resources)
@@ -164,6 +175,25 @@ def read_path(path: Path) -> ReadResult:
                 )
             )
     return result
+
+
+def _gunzip(file: Path, data: bytes, max_bytes: int) -> bytes:
+    """The unzipped bytes, stopping one byte past ``max_bytes`` (a zip bomb ends there)."""
+    try:
+        with gzip.GzipFile(fileobj=io.BytesIO(data)) as unzipped:
+            out = unzipped.read(max_bytes + 1)
+    except (OSError, EOFError) as exc:
+        raise InputError(f"{file} is not a readable gzip file: {exc}.") from None
+    if len(out) > max_bytes:
+        raise too_large(f"{file} (unzipped)", max_bytes, "CARELOOP_MAX_INPUT_MB")
+    return out
+
+
+def _too_deep(where: str, value: Any) -> ErrorDetail | None:
+    path = too_deep(value)
+    if path is None:
+        return None
+    return ErrorDetail(f"{where}: {path}", f"nested more than {MAX_NESTING} levels deep")
 
 
 def _set_aside_outcomes(result: ReadResult, start: int, name: str) -> None:
@@ -213,19 +243,26 @@ def _read_ndjson(name: str, data: bytes, result: ReadResult) -> None:
         if not isinstance(resource, dict):
             result.errors.append(ErrorDetail(where, "each line must be one JSON object"))
             continue
+        deep = _too_deep(where, resource)
+        if deep is not None:
+            result.errors.append(deep)
+            continue
         result.resources.append(SourceResource(resource, where))
 
 
 def _json_error(where: str, data: bytes, *, with_line: bool = False) -> ErrorDetail:
     """Where and why ``data`` is not JSON, in the standard library's words."""
     try:
-        json.loads(data)
+        value = json.loads(data)
     except json.JSONDecodeError as exc:
         place = f"{where}:{exc.lineno}:{exc.colno}" if with_line else f"{where}:{exc.colno}"
         return ErrorDetail(place, f"not valid JSON: {exc.msg}")
     except UnicodeDecodeError:
         return ErrorDetail(where, "not UTF-8 text")
-    return ErrorDetail(where, "not valid JSON")
+    except RecursionError:
+        return ErrorDetail(where, f"nested more than {MAX_NESTING} levels deep")
+    # pydantic-core refused what the standard library reads: it nests too deep for it.
+    return _too_deep(where, value) or ErrorDetail(where, "not valid JSON")
 
 
 def _read_json(name: str, data: bytes, result: ReadResult) -> None:
@@ -236,6 +273,10 @@ def _read_json(name: str, data: bytes, result: ReadResult) -> None:
         return
     if not isinstance(document, dict):
         result.errors.append(ErrorDetail(name, "a JSON file must hold one resource or a Bundle"))
+        return
+    deep = _too_deep(name, document)
+    if deep is not None:
+        result.errors.append(deep)
         return
     if document.get("resourceType") != "Bundle":
         result.resources.append(SourceResource(document, name))

@@ -24,25 +24,29 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+from sqlalchemy import select
+
 from careloop import __version__
-from careloop.core.errors import InputError, NotFound, PermissionDenied
+from careloop.core.errors import InputError, NotFound, PermissionDenied, StoredFormUnreadable
 from careloop.core.settings import Settings
 from careloop.interop.fhir_export import (
     ScopedPatient,
     clinical_resources,
     fhir_patient,
+    observation_persons,
     open_warehouse,
+    scoped_patient,
     scoped_patients,
 )
 from careloop.interop.fhir_mapping import parse_when
 from careloop.store.database import Registry
+from careloop.store.models import Patient
 from careloop.store.scoping import Scope
 from careloop.trust.principal import Principal
 from careloop.trust.work import unit_of_work
 
 if TYPE_CHECKING:
-    from careloop.capture.entry import ResponseView
-    from careloop.capture.forms import Form
+    from careloop.capture.entry import ResponseWithSubject
 
 ResourceType = Literal["Patient", "Observation", "Questionnaire", "QuestionnaireResponse"]
 SERVED_TYPES: tuple[ResourceType, ...] = (
@@ -81,6 +85,8 @@ SEARCH_PARAMS: dict[str, tuple[tuple[str, str, str], ...]] = {
 COMMON_PARAMS = ("_count", "_format", "_summary", "_total", "_totalMethod", "_pretty", "_elements")
 DEFAULT_COUNT = 100
 MAX_COUNT = 1000
+MAX_ROW_ID = 2**63 - 1
+"""The largest id a registry row can have (a signed 64-bit integer)."""
 
 
 @dataclass(frozen=True)
@@ -223,17 +229,19 @@ def read_patient(registry: Registry, principal: Principal, pseudo_id: str) -> di
     with unit_of_work(registry, principal, action) as work:
         if identifiable:
             work.expect("read", "demographics", details={"fhir_read": f"Patient/{pseudo_id}"})
-        found = [p for p in scoped_patients(work) if p.pseudo_id == pseudo_id]
-        if not found:
+        row = work.session.scalar(select(Patient).where(Patient.pseudo_id == pseudo_id))
+        if row is None:
             raise NotFound(f"There is no Patient/{pseudo_id} that you can see.")
+        found = scoped_patient(work, row)
         if identifiable:
             work.audit(
                 "read",
                 "demographics",
-                site_code=found[0].site_code,
-                details={"fhir_read": f"Patient/{pseudo_id}", "patient_ids": [found[0].id]},
+                patient=row,
+                site_code=found.site_code,
+                details={"fhir_read": f"Patient/{pseudo_id}", "patient_ids": [found.id]},
             )
-        return fhir_patient(found[0], identifiable=identifiable)
+        return fhir_patient(found, identifiable=identifiable)
 
 
 # ---------------------------------------------------------------- Observation
@@ -301,11 +309,53 @@ def search_observations(
 def read_observation(
     settings: Settings, registry: Registry, principal: Principal, resource_id: str
 ) -> dict[str, Any]:
-    """One Observation by id; NotFound when it does not exist or is out of scope."""
-    result = search_observations(settings, registry, principal, {"_id": [resource_id]})
-    if not result.resources:
-        raise NotFound(f"There is no Observation/{resource_id} that you can see.")
-    return result.resources[0]
+    """One Observation by id; NotFound when it does not exist or is out of scope.
+
+    Only the rows of the patient the id belongs to are read (not every
+    patient's), and the audit entry names that patient.
+    """
+    action = _clinical_action(principal)
+    missing = NotFound(f"There is no Observation/{resource_id} that you can see.")
+    with unit_of_work(registry, principal, action) as work:
+        if action == "record.read":
+            work.expect("read", "clinical", details={"fhir_read": f"Observation/{resource_id}"})
+        warehouse = open_warehouse(settings)
+        if warehouse is None:
+            raise missing
+        with warehouse:
+            for person_id in sorted(observation_persons(warehouse, resource_id)):
+                row = work.session.get(Patient, person_id)
+                if row is None:
+                    continue  # not a patient the caller may see
+                patient = scoped_patient(work, row)
+                resource = next(
+                    (
+                        r
+                        for r in clinical_resources(
+                            warehouse,
+                            {patient.id: patient.pseudo_id},
+                            time_zones={patient.id: patient.time_zone},
+                            tables=("measurement", "observation"),
+                        )
+                        if r["resourceType"] == "Observation" and r["id"] == resource_id
+                    ),
+                    None,
+                )
+                if resource is None:
+                    continue
+                if action == "record.read":
+                    work.audit(
+                        "read",
+                        "clinical",
+                        patient=row,
+                        site_code=patient.site_code,
+                        details={
+                            "fhir_read": f"Observation/{resource_id}",
+                            "patient_ids": [patient.id],
+                        },
+                    )
+                return resource
+        raise missing
 
 
 def _observations(settings: Settings, patients: Sequence[ScopedPatient]) -> list[dict[str, Any]]:
@@ -357,7 +407,24 @@ def search_questionnaires(registry: Registry, principal: Principal, params: Para
 def read_questionnaire(
     registry: Registry, principal: Principal, resource_id: str
 ) -> dict[str, Any]:
-    """One Questionnaire by id (the form's name with ``-`` for ``_``)."""
+    """One Questionnaire by id (the form's name with ``-`` for ``_``).
+
+    Only that form is read; an id cut to FHIR's 64 characters from a longer
+    name is looked for among all forms.
+    """
+    from careloop.capture.forms_store import get_form
+    from careloop.capture.questionnaire import form_to_questionnaire
+
+    if len(resource_id) < 64:
+        try:
+            stored = get_form(registry, principal, resource_id.replace("-", "_"))
+        except (NotFound, StoredFormUnreadable):
+            stored = None
+        if stored is not None:
+            found = form_to_questionnaire(stored.form).model_dump(mode="json", exclude_none=True)
+            if found["id"] == resource_id:
+                return dict(found)
+        raise NotFound(f"There is no Questionnaire/{resource_id}.")
     result = search_questionnaires(registry, principal, {"_id": [resource_id]})
     if not result.resources:
         raise NotFound(f"There is no Questionnaire/{resource_id}.")
@@ -374,60 +441,55 @@ def search_questionnaire_responses(
 
     The resources are built by the capture layer's own FHIR export code, so
     the API and ``careloop fhir export`` give the same QuestionnaireResponse.
-    Each form's read is audited by the capture layer (``list_responses``).
+    Only the first ``_count`` responses are built, and the search's one audit
+    entry names the patients of those.
     """
-    from careloop.capture.entry import list_responses
-    from careloop.capture.forms_store import get_form, list_forms
+    from careloop.capture.entry import find_responses
 
     _unknown_params("QuestionnaireResponse", params)
     count = _count(params)
-    with unit_of_work(registry, principal, "record.read") as work:
-        patients = {p.id: p for p in scoped_patients(work)}
-    wanted = _patient_filter(params)
-    chosen = [p for p in patients.values() if wanted is None or p.pseudo_id in wanted]
     forms_wanted: set[str] | None = None
     for value in params.get("questionnaire", []):
         names = {v.split("|")[0].removeprefix("urn:careloop:form:") for v in value.split(",")}
         forms_wanted = names if forms_wanted is None else forms_wanted & names
-    ids = {v for value in params.get("_id", []) for v in value.split(",")}
-    matched: list[dict[str, Any]] = []
-    for summary in list_forms(registry, principal):
-        if summary.problem or (forms_wanted is not None and summary.name not in forms_wanted):
-            continue
-        if wanted is None:
-            views = list_responses(registry, principal, summary.name, limit=10_000)
-        else:
-            views = [
-                v
-                for p in chosen
-                for v in list_responses(registry, principal, summary.name, patient_id=p.id)
-            ]
-        versions: dict[str, Any] = {}
-        for view in views:
-            if view.patient_id not in patients:
-                continue
-            if view.form_version not in versions:
-                versions[view.form_version] = get_form(
-                    registry, principal, summary.name, version=view.form_version
-                ).form
-            resource = _questionnaire_response(
-                view, patients[view.patient_id], versions[view.form_version]
-            )
-            if not ids or resource["id"] in ids:
-                matched.append(resource)
-    return SearchResult("QuestionnaireResponse", len(matched), tuple(matched[:count]))
+    ids: set[int] | None = None
+    for value in params.get("_id", []):
+        numbers = {n for n in map(_response_number, value.split(",")) if n is not None}
+        ids = numbers if ids is None else ids & numbers
+    matches = find_responses(
+        registry,
+        principal,
+        forms=forms_wanted,
+        patients=_patient_filter(params),
+        response_ids=ids,
+        limit=count,
+        details={"fhir_search": "QuestionnaireResponse", "params": sorted(params)},
+    )
+    return SearchResult(
+        "QuestionnaireResponse",
+        matches.total,
+        tuple(_questionnaire_response(found) for found in matches.found),
+    )
 
 
-def _questionnaire_response(
-    view: ResponseView, patient: ScopedPatient, form: Form
-) -> dict[str, Any]:
+def _response_number(resource_id: str) -> int | None:
+    """n of ``response-<n>``; None for any other id (no response has it)."""
+    number = resource_id.removeprefix("response-")
+    if number == resource_id or not number.isascii() or not number.isdigit():
+        return None
+    value = int(number)
+    return value if 0 < value <= MAX_ROW_ID else None
+
+
+def _questionnaire_response(found: ResponseWithSubject) -> dict[str, Any]:
     # The capture layer's builder: one QuestionnaireResponse shape in careloop.
     from careloop.capture.fhir_responses import ResponseSubject, response_to_fhir
 
-    subject = ResponseSubject(
-        pseudo_id=patient.pseudo_id, site=patient.site_code, local_id=patient.local_id
+    view = found.view
+    subject = ResponseSubject(pseudo_id=found.pseudo_id, site=view.site, local_id=found.local_id)
+    resource = response_to_fhir(
+        view, form=found.form, form_version=view.form_version, subject=subject
     )
-    resource = response_to_fhir(view, form=form, form_version=view.form_version, subject=subject)
     out: dict[str, Any] = json.loads(resource.model_dump_json(exclude_none=True))
     return out
 
@@ -435,11 +497,23 @@ def _questionnaire_response(
 def read_questionnaire_response(
     registry: Registry, principal: Principal, resource_id: str
 ) -> dict[str, Any]:
-    """One QuestionnaireResponse by id (``response-<n>``)."""
-    result = search_questionnaire_responses(registry, principal, {"_id": [resource_id]})
-    if not result.resources:
-        raise NotFound(f"There is no QuestionnaireResponse/{resource_id} that you can see.")
-    return result.resources[0]
+    """One QuestionnaireResponse by id (``response-<n>``): that response only is read."""
+    from careloop.capture.entry import get_response_with_subject
+
+    missing = NotFound(f"There is no QuestionnaireResponse/{resource_id} that you can see.")
+    number = _response_number(resource_id)
+    if number is None:
+        raise missing
+    try:
+        found = get_response_with_subject(
+            registry,
+            principal,
+            number,
+            details={"fhir_read": f"QuestionnaireResponse/{resource_id}"},
+        )
+    except NotFound:
+        raise missing from None
+    return _questionnaire_response(found)
 
 
 # ---------------------------------------------------------------- dispatch and metadata

@@ -34,7 +34,13 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from careloop.analysis.trials import TrialDesign
-from careloop.core.errors import CareloopError, ErrorDetail, InputError, ValidationFailed
+from careloop.core.errors import (
+    CareloopError,
+    ErrorDetail,
+    InputError,
+    InputTooLarge,
+    ValidationFailed,
+)
 from careloop.knowledge.cards import action_problems, card_problems
 from careloop.knowledge.rules import Facts, condition_problems, fill_tokens, holds
 
@@ -316,10 +322,24 @@ def _read_files(source: Path) -> dict[str, bytes]:
             for info in archive.infolist():
                 base = info.filename.rsplit("/", 1)[-1]
                 if base in (*FILES, *OPTIONAL_FILES) and info.filename.count("/") <= 1:
-                    total += info.file_size
-                    if total > MAX_PACKAGE_BYTES:  # a zip bomb stops here
-                        raise InputError(f"{source} unpacks to more than 5 MB.")
-                    out[base] = archive.read(info)
+                    # The sizes a zip declares may lie (a zip bomb's do): count the bytes
+                    # actually unpacked, and stop one byte past what may remain.
+                    try:
+                        with archive.open(info) as member:
+                            data = member.read(MAX_PACKAGE_BYTES - total + 1)
+                    except zipfile.BadZipFile as exc:
+                        raise InputError(
+                            f"{source} is damaged: {exc} (its sizes or checksum do not match "
+                            "what it holds). Export the package again."
+                        ) from None
+                    total += len(data)
+                    if total > MAX_PACKAGE_BYTES:
+                        raise InputTooLarge(
+                            f"{source} unpacks to more than 5 MB; a knowledge object package "
+                            "is a few files of text. Check that it is the package you meant.",
+                            details=[ErrorDetail(f"{source.name}:{info.filename}", "too large")],
+                        )
+                    out[base] = data
             return out
     except zipfile.BadZipFile as exc:
         raise InputError(

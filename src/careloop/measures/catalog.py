@@ -91,6 +91,9 @@ def load_directory(folder: Path | str) -> tuple[list[MeasureDefinition], list[Er
             found.append(replace(load_definition(path), source=str(path)))
         except CareloopError as exc:
             problems.extend(exc.details or [ErrorDetail(path.name, exc.message)])
+        except Exception as exc:
+            # One unreadable file must not hide every other measure (as for plugins below).
+            problems.append(ErrorDetail(path.name, f"cannot be read: {type(exc).__name__}: {exc}"))
     return found, problems
 
 

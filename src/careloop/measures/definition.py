@@ -22,7 +22,8 @@ from typing import Any, Literal, TypeAlias, cast, get_args
 
 import yaml
 
-from careloop.core.errors import ErrorDetail, InputError, ValidationFailed
+from careloop.core.errors import ErrorDetail, InputTooLarge, ValidationFailed
+from careloop.core.limits import YamlLimitExceeded, read_file, safe_load
 
 MeasureType = Literal["proportion", "ratio", "continuous", "count"]
 Subject = Literal["person", "visit"]
@@ -583,25 +584,53 @@ def _value_condition(raw: Any, path: str, p: _Problems) -> ValueCondition | None
     return ValueCondition(cast(ValueOp, op), operand)
 
 
+MAX_MEASURE_FILE_BYTES = 1024 * 1024
+"""The largest measure file read: a definition is a few kilobytes."""
+
+
 def load_definition(path: Path | str) -> MeasureDefinition:
     """Read and validate one measure YAML file.
 
     Raises:
         ValidationFailed: the YAML is malformed or the definition is not valid.
-        InputError: the file cannot be read.
+        InputError: the file cannot be read, is not UTF-8 or is larger than 1 MB.
     """
     path = Path(path)
     try:
-        text = path.read_text(encoding="utf-8")
-    except OSError as exc:
-        raise InputError(f"Cannot read the measure file {path}: {exc.strerror}.") from exc
+        data = read_file(path, max_bytes=MAX_MEASURE_FILE_BYTES)
+    except InputTooLarge:
+        raise InputTooLarge(
+            f"The measure file {path} is larger than 1 MB; a measure definition is a few "
+            "kilobytes of YAML. Check that it is the file you meant.",
+            details=[ErrorDetail(path.name, "larger than 1 MB")],
+        ) from None
+    try:
+        text = data.decode("utf-8-sig")
+    except UnicodeDecodeError as exc:
+        line = data.count(b"\n", 0, exc.start) + 1
+        raise ValidationFailed(
+            f"The measure file {path.name} is not UTF-8 text.",
+            details=[
+                ErrorDetail(
+                    f"{path.name}: line {line}",
+                    f"byte 0x{data[exc.start]:02X} is not UTF-8; save the file as UTF-8",
+                )
+            ],
+        ) from None
     return parse_yaml(text, source=path.name)
 
 
 def parse_yaml(text: str, *, source: str = "<memory>") -> MeasureDefinition:
     """Parse one measure from YAML text (errors are located in ``source``)."""
     try:
-        data = yaml.safe_load(text)
+        data = safe_load(text)
+    except YamlLimitExceeded as exc:
+        mark = exc.problem_mark
+        where = f"line {mark.line + 1}" if mark is not None else "$"
+        raise ValidationFailed(
+            f"The measure file {source} cannot be read: {exc.problem}.",
+            details=[ErrorDetail(f"{source}: {where}", str(exc.problem))],
+        ) from None
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         where = f"line {mark.line + 1}" if mark is not None else "$"

@@ -9,7 +9,6 @@ clients registered (``careloop cds trust-client --origin``).
 
 from __future__ import annotations
 
-import json
 import logging
 from collections.abc import Callable
 from typing import Any
@@ -19,7 +18,10 @@ from fastapi.responses import JSONResponse
 from pydantic import BaseModel
 from starlette.concurrency import run_in_threadpool
 
+from careloop.core.errors import ValidationFailed
+from careloop.core.limits import loads_json
 from careloop.core.settings import Settings
+from careloop.knowledge.cards import Problem
 from careloop.practice.cds_hooks import MAX_BODY_BYTES, CdsHooksError
 from careloop.practice.clients import Unauthorised, VerifiedCall, allowed_origins, verify_call
 from careloop.practice.service import discovery, invoke, record_feedback
@@ -112,9 +114,12 @@ async def _read_json(request: Request) -> Any:
             raise CdsHooksError(413, f"The request body is larger than {MAX_BODY_BYTES} bytes.")
         chunks.append(chunk)
     try:
-        return json.loads(b"".join(chunks), parse_constant=_not_json)
+        return loads_json(b"".join(chunks), where="request body", parse_constant=_not_json)
     except (UnicodeDecodeError, ValueError) as exc:
         raise CdsHooksError(400, f"The request body is not JSON: {exc}") from exc
+    except ValidationFailed as exc:  # nested too deep to be a hook call
+        problems = [Problem(d.location.split(":", 1)[-1], d.message) for d in exc.details]
+        raise CdsHooksError(400, exc.message, problems) from None
 
 
 def _not_json(constant: str) -> Any:

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import func, select
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from careloop.core.clock import as_utc, utcnow
@@ -589,10 +589,14 @@ def resolve_session(
     Raises SessionExpired after ``settings.session_idle_minutes`` of
     inactivity (and ends the session, audited), AuthenticationRequired when
     the token is unknown or ended.
+
+    Checking a session only reads, as a token check does (no write lock: on
+    SQLite every page would otherwise queue behind every write); its last-seen
+    time is written in a short transaction of its own, at most once a minute,
+    so the idle timeout is kept to within a minute.
     """
     now = utcnow()
-    expired = False
-    with registry.sessions() as session, session.begin():
+    with registry.read_transaction() as session:
         set_scope(session, Scope.everything())
         web = session.scalar(select(WebSession).where(WebSession.token_hash == sha256_hex(token)))
         if web is None or web.ended_at is not None:
@@ -600,24 +604,36 @@ def resolve_session(
         user = session.get(User, web.user_id)
         if user is None or user.disabled:
             raise AuthenticationRequired("Please log in.")
-        if as_utc(web.last_seen_at) + timedelta(minutes=settings.session_idle_minutes) <= now:
-            web.ended_at = now
-            audit.append(
-                session,
-                _identity_event(
-                    "logout", "success", context, user=user, details={"why": "idle timeout"}
-                ),
-            )
-            expired = True
-        else:
-            web.last_seen_at = now
-            result = ActiveSession(
-                principal_for(session, user, context), web.csrf_token, as_utc(web.authenticated_at)
-            )
+        web_id, user_id = web.id, user.id
+        last_seen = as_utc(web.last_seen_at)
+        expired = last_seen + timedelta(minutes=settings.session_idle_minutes) <= now
+        result = ActiveSession(
+            principal_for(session, user, context), web.csrf_token, as_utc(web.authenticated_at)
+        )
     if expired:
+        with registry.transaction() as session:
+            set_scope(session, Scope.everything())
+            ended = session.execute(
+                update(WebSession)
+                .where(WebSession.id == web_id, WebSession.ended_at.is_(None))
+                .values(ended_at=now)
+            )
+            if ended.rowcount:  # type: ignore[attr-defined]
+                user_row = session.get(User, user_id)
+                audit.append(
+                    session,
+                    _identity_event(
+                        "logout", "success", context, user=user_row, details={"why": "idle timeout"}
+                    ),
+                )
         raise SessionExpired(
             "Your session ended after a period of inactivity. Please log in again."
         )
+    if last_seen + timedelta(minutes=1) < now:
+        with registry.transaction() as session:
+            session.execute(
+                update(WebSession).where(WebSession.id == web_id).values(last_seen_at=now)
+            )
     return result
 
 
@@ -752,9 +768,14 @@ def revoke_token(registry: Registry, principal: Principal, *, token_id: int) -> 
 
 
 def resolve_token(registry: Registry, token: str, context: RequestContext) -> Principal:
-    """The principal behind a bearer token; AuthenticationRequired if invalid."""
+    """The principal behind a bearer token; AuthenticationRequired if invalid.
+
+    Checking a token only reads (no write lock: on SQLite every request would
+    otherwise queue behind every write); the token's last use is written in a
+    short transaction of its own, at most once a minute.
+    """
     now = utcnow()
-    with registry.sessions() as session, session.begin():
+    with registry.read_transaction() as session:
         set_scope(session, Scope.everything())
         row = session.scalar(select(ApiToken).where(ApiToken.token_hash == sha256_hex(token)))
         if (
@@ -769,9 +790,15 @@ def resolve_token(registry: Registry, token: str, context: RequestContext) -> Pr
         if user is None or user.disabled:
             raise AuthenticationRequired("The API token's user is disabled.")
         # Touch at most once a minute: a busy script should not write on every call.
-        if row.last_used_at is None or as_utc(row.last_used_at) + timedelta(minutes=1) < now:
-            row.last_used_at = now
-        return principal_for(session, user, context)
+        touch = row.last_used_at is None or as_utc(row.last_used_at) + timedelta(minutes=1) < now
+        token_id = row.id
+        principal = principal_for(session, user, context)
+    if touch:
+        with registry.transaction() as session:
+            session.execute(
+                update(ApiToken).where(ApiToken.id == token_id).values(last_used_at=now)
+            )
+    return principal
 
 
 def bootstrap_admin_needed(registry: Registry) -> bool:

@@ -66,37 +66,55 @@ class Action:
     """What it allows, in plain words."""
     identifiable: bool
     """Whether it touches direct identifiers or clinical data (audited when it does)."""
+    reads_only: bool = False
+    """It changes nothing in the registry but the audit trail (see :func:`reads_only`)."""
 
 
 ACTIONS: dict[str, Action] = {
     a.name: a
     for a in (
-        Action("site.read", "List sites and their details.", False),
+        Action("site.read", "List sites and their details.", False, reads_only=True),
         Action("site.manage", "Create and change sites.", False),
         Action(
             "form.manage", "Import form definitions (the data dictionary) and new versions.", False
         ),
-        Action("user.read", "List users and their roles.", False),
+        Action("user.read", "List users and their roles.", False, reads_only=True),
         Action("user.manage", "Create, disable users and change their roles.", False),
         Action("token.manage_own", "Create and revoke one's own API tokens.", False),
-        Action("patient.read", "Read patients with direct identifiers.", True),
-        Action("patient.read_pseudonymised", "Read patients by pseudonym, no identifiers.", False),
+        Action("patient.read", "Read patients with direct identifiers.", True, reads_only=True),
+        Action(
+            "patient.read_pseudonymised",
+            "Read patients by pseudonym, no identifiers.",
+            False,
+            reads_only=True,
+        ),
         Action("patient.create", "Register a patient.", True),
         Action("patient.update", "Change a patient's details.", True),
         Action("patient.delete", "Delete a patient registered in error.", True),
         Action("consent.update", "Record a change of consent.", True),
-        Action("record.read", "Read form responses with identifiers.", True),
+        Action("record.read", "Read form responses with identifiers.", True, reads_only=True),
         Action("record.write", "Enter and edit form responses.", True),
-        Action("record.export", "Export identifiable records.", True),
-        Action("audit.read", "Read and verify the audit log.", False),
-        Action("warehouse.query", "Query the pseudonymised warehouse and run analyses.", False),
+        Action("record.export", "Export identifiable records.", True, reads_only=True),
+        Action("audit.read", "Read and verify the audit log.", False, reads_only=True),
+        Action(
+            "warehouse.query",
+            "Query the pseudonymised warehouse and run analyses.",
+            False,
+            reads_only=True,
+        ),
         Action("warehouse.manage", "Load, refresh and check the warehouse.", False),
         Action(
             "measure.read",
             "See measure results (aggregates by site and period) and their dashboards.",
             False,
+            reads_only=True,
         ),
-        Action("knowledge.read", "Browse the knowledge library and its deployments.", False),
+        Action(
+            "knowledge.read",
+            "Browse the knowledge library and its deployments.",
+            False,
+            reads_only=True,
+        ),
         Action(
             "knowledge.author", "Add knowledge object versions and submit them for review.", False
         ),
@@ -164,6 +182,17 @@ POLICY: dict[tuple[Role, str], ScopeKind] = {
     ("carer", "record.read"): "proxied_records",
     ("carer", "record.write"): "proxied_records",
 }
+
+
+def reads_only(action: str) -> bool:
+    """Whether ``action`` changes nothing in the registry but the audit trail.
+
+    Its unit of work then runs in a read-only transaction, which never takes
+    SQLite's write lock (careloop.trust.work).
+    """
+    if action not in ACTIONS:
+        raise KeyError(f"unknown action {action!r}")
+    return ACTIONS[action].reads_only
 
 
 def grants(role: Role, action: str) -> ScopeKind | None:

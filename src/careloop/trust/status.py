@@ -10,8 +10,9 @@ from careloop.store.database import Registry
 def registry_reachable(registry: Registry) -> bool:
     """True when the registry answers a trivial query."""
     try:
-        with registry.engine.connect() as connection:
-            connection.execute(text("SELECT 1"))
+        # A read-only transaction: a health check must never wait for a writer.
+        with registry.read_transaction() as session:
+            session.execute(text("SELECT 1"))
         return True
     except Exception:  # any failure means "not reachable"; /health must not raise
         return False

@@ -3,10 +3,21 @@
 Every change and every identifiable read goes through :func:`unit_of_work`.
 It checks the action against the policy, scopes the session to the rows the
 principal may touch for that action (careloop.store.scoping), and lets the
-caller append audit entries that commit or roll back together with the
-work. When the work fails with a careloop error (not found, denied, invalid)
-the attempt is still audited, in a transaction of its own, because the
-original one was rolled back.
+caller append audit entries. When the work fails with a careloop error (not
+found, denied, invalid) the attempt is still audited, in a transaction of
+its own, because the original one was rolled back.
+
+Writes and reads are audited differently, so that reads never queue behind
+each other or in front of writers:
+
+- An action that changes data runs in a writing transaction, and its audit
+  entries commit or roll back together with the change.
+- An action that only reads (:func:`careloop.trust.policy.reads_only`) runs
+  in a read-only transaction, which on SQLite never takes the write lock.
+  Its audit entries are kept aside and appended in a short writing
+  transaction of their own as soon as the read is done, before the unit of
+  work hands anything back: when they cannot be written the unit of work
+  fails, so nothing read leaves without its audit entry.
 """
 
 from __future__ import annotations
@@ -24,6 +35,7 @@ from careloop.store.models import Patient
 from careloop.store.scoping import Scope, set_scope
 from careloop.trust import audit
 from careloop.trust.audit import AuditEvent, Outcome
+from careloop.trust.policy import reads_only
 from careloop.trust.principal import Principal
 
 
@@ -37,6 +49,10 @@ class Work:
     action: str
     attempted: list[AuditEvent] = field(default_factory=list)
     """Events to record with outcome ``denied``/``not_found`` if the work fails."""
+    read_only: bool = False
+    """The work only reads: its audit entries are written once the read is done."""
+    pending: list[AuditEvent] = field(default_factory=list)
+    """Audit events of a read-only work, appended when it ends without error."""
 
     def event(
         self,
@@ -68,8 +84,15 @@ class Work:
         )
 
     def audit(self, action: str, category: str, **kwargs: Any) -> None:
-        """Append an audit entry in this transaction."""
-        audit.append(self.session, self.event(action, category, **kwargs))
+        """Append an audit entry (in this transaction, or right after a read)."""
+        self.audit_events([self.event(action, category, **kwargs)])
+
+    def audit_events(self, events: list[AuditEvent]) -> None:
+        """Append these audit entries, in order (see :meth:`audit`)."""
+        if self.read_only:
+            self.pending.extend(events)
+        else:
+            audit.append_many(self.session, events)
 
     def expect(self, action: str, category: str, **kwargs: Any) -> None:
         """Declare what is being attempted, so a failure is audited too."""
@@ -89,17 +112,22 @@ def record_events(registry: Registry, events: list[AuditEvent]) -> None:
     if not events:
         return
     with registry.transaction() as session:
-        for event in events:
-            audit.append(session, event)
+        audit.append_many(session, events)
 
 
 @contextmanager
-def unit_of_work(registry: Registry, principal: Principal, action: str) -> Iterator[Work]:
+def unit_of_work(
+    registry: Registry, principal: Principal, action: str, *, read_only: bool | None = None
+) -> Iterator[Work]:
     """Run one action for ``principal`` in one audited, scoped transaction.
+
+    ``read_only`` defaults to what the policy says of ``action``; a read-only
+    work that tries to write fails (the database refuses it too).
 
     Raises PermissionDenied (audited) when the principal's roles allow the
     action nowhere.
     """
+    reading = reads_only(action) if read_only is None else read_only
     scope = principal.scope_for(action)
     if scope == Scope.nothing():
         denied = PermissionDenied(
@@ -123,10 +151,17 @@ def unit_of_work(registry: Registry, principal: Principal, action: str) -> Itera
         raise denied
     work: Work | None = None
     try:
-        with registry.transaction() as session:
+        with registry.read_transaction() if reading else registry.transaction() as session:
             set_scope(session, scope)
-            work = Work(session=session, principal=principal, scope=scope, action=action)
+            work = Work(
+                session=session,
+                principal=principal,
+                scope=scope,
+                action=action,
+                read_only=reading,
+            )
             yield work
+        record_events(registry, work.pending)
     except CareloopError as exc:
         if work is not None and work.attempted:
             outcome = _failure_outcome(exc)

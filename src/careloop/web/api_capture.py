@@ -15,6 +15,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import BaseModel, ConfigDict, Field
+from starlette.concurrency import run_in_threadpool
 
 from careloop.capture import entry, forms_store, proms
 from careloop.core.errors import InputError
@@ -127,8 +128,14 @@ async def import_forms(
     body = await request.body()
     if not body:
         raise InputError("Send the data dictionary file as the request body.")
-    return forms_store.import_forms(
-        registry, caller.principal, body, fmt=format, name=name or f"upload.{format}"
+    # Parsing and checking a dictionary is work: in a worker thread, never in the event loop.
+    return await run_in_threadpool(
+        forms_store.import_forms,
+        registry,
+        caller.principal,
+        body,
+        fmt=format,
+        name=name or f"upload.{format}",
     )
 
 

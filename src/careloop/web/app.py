@@ -31,6 +31,7 @@ from careloop.web import (
     pages_entry,
     pages_knowledge,
 )
+from careloop.web.body_limit import BodyLimitMiddleware
 from careloop.web.errors import install_error_handlers
 from careloop.web.security import security_middleware
 
@@ -61,6 +62,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.templates = templates
     settings.signing_key()
 
+    # Inside the security middleware, so that a refused body still gets its headers.
+    app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_body_bytes)
     app.middleware("http")(security_middleware)
     install_error_handlers(app)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")

@@ -27,7 +27,7 @@ _HTTP_CODES = {
     404: "not_found",
     405: "method_not_allowed",
     409: "conflict",
-    413: "too_large",
+    413: "input_too_large",
     415: "unsupported_media_type",
     422: "invalid_input",
     429: "too_many_requests",
@@ -93,8 +93,47 @@ async def validation_error(request: Request, exc: Exception) -> Response:
     for problem in exc.errors():
         location = ".".join(str(part) for part in problem.get("loc", ()))
         details.append({"location": location, "message": problem.get("msg", "invalid")})
+    await _audit_refusal(request, [d["location"] for d in details])
     body = error_body(request, "invalid_input", "The request is not valid.", details)
     return _render(request, 422, body)
+
+
+async def _audit_refusal(request: Request, locations: list[str]) -> None:
+    """Audit a request refused as invalid, for a signed-in caller (as other refusals are).
+
+    FastAPI refuses an invalid request (an id beyond 64 bits, a malformed body)
+    before any route or unit of work runs, so nothing else would record that
+    this caller tried it. Anonymous requests have no one to record.
+    """
+    from starlette.concurrency import run_in_threadpool
+
+    from careloop.trust.audit import AuditEvent
+    from careloop.trust.work import record_events
+    from careloop.web.security import optional_caller, registry_of, request_context
+
+    try:
+        caller = await optional_caller(request)
+    except CareloopError:  # an expired session, a refused CSRF token: audited where refused
+        return
+    if caller is None:
+        return
+    principal, context = caller.principal, request_context(request)
+    event = AuditEvent(
+        action="request_invalid",
+        category="api",
+        outcome="denied",
+        user_id=principal.user_id,
+        user_email=principal.email,
+        role=principal.role_label() or None,
+        request_id=context.request_id,
+        client_addr=context.client_addr,
+        details={
+            "method": request.method,
+            "path": request.url.path[:300],
+            "locations": locations[:20],
+        },
+    )
+    await run_in_threadpool(record_events, registry_of(request), [event])
 
 
 async def unexpected_error(request: Request, exc: Exception) -> Response:

@@ -8,17 +8,21 @@ applies on save.
 
 from __future__ import annotations
 
+import json
 from datetime import date
 from typing import Annotated, Any
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
+from starlette.concurrency import run_in_threadpool
 
 from careloop.capture import entry, forms_store, proms
 from careloop.core.errors import Conflict, InputError, ValidationFailed
+from careloop.core.limits import loads_json
+from careloop.store.database import Registry
 from careloop.trust import patients
 from careloop.web.form_render import build_view, form_from_definition, live_check, values_from_post
-from careloop.web.security import CallerDep, RegistryDep, request_context
+from careloop.web.security import Caller, CallerDep, RegistryDep, request_context
 
 router = APIRouter(include_in_schema=False)
 
@@ -112,6 +116,20 @@ async def new_entry_submit(
     request: Request, patient_id: int, form: str, caller: CallerDep, registry: RegistryDep
 ) -> Response:
     data = await _posted(request)
+    # Saving waits for the registry's write lock: in a worker thread, not the event loop.
+    return await run_in_threadpool(
+        _save_new_entry, request, patient_id, form, caller, registry, data
+    )
+
+
+def _save_new_entry(
+    request: Request,
+    patient_id: int,
+    form: str,
+    caller: Caller,
+    registry: Registry,
+    data: dict[str, list[str]],
+) -> Response:
     stored = forms_store.get_form(registry, caller.principal, form)
     values = values_from_post(stored.form, data)
     status = "complete" if data.get("submit", ["draft"])[-1] == "complete" else "draft"
@@ -172,6 +190,16 @@ async def edit_entry_submit(
     request: Request, response_id: int, caller: CallerDep, registry: RegistryDep
 ) -> Response:
     data = await _posted(request)
+    return await run_in_threadpool(_save_edit, request, response_id, caller, registry, data)
+
+
+def _save_edit(
+    request: Request,
+    response_id: int,
+    caller: Caller,
+    registry: Registry,
+    data: dict[str, list[str]],
+) -> Response:
     response, form = entry.get_response_form(registry, caller.principal, response_id)
     values = values_from_post(form, data)
     status = "complete" if data.get("submit", ["draft"])[-1] == "complete" else "draft"
@@ -218,9 +246,20 @@ async def check_entry(
     version: str | None = None,
 ) -> JSONResponse:
     """Hidden fields, calculated values and errors for the values typed so far."""
-    body = await request.json()
-    stored = forms_store.get_form(registry, caller.principal, form, version=version)
-    return JSONResponse(live_check(stored.form, _json_values(body)))
+    body = await _json_body(request)
+
+    def check() -> JSONResponse:
+        stored = forms_store.get_form(registry, caller.principal, form, version=version)
+        return JSONResponse(live_check(stored.form, _json_values(body)))
+
+    return await run_in_threadpool(check)
+
+
+async def _json_body(request: Request) -> Any:
+    try:
+        return loads_json(await request.body(), where="request body")
+    except (json.JSONDecodeError, UnicodeDecodeError):
+        raise InputError('Send {"values": {field: value}} as JSON.') from None
 
 
 def _json_values(body: Any) -> dict[str, object]:
@@ -275,14 +314,25 @@ def prom_page(request: Request, token: str) -> Response:
 
 @router.post("/prom/{token}/check")
 async def prom_check(request: Request, token: str) -> JSONResponse:
-    invitation = proms.open_prom_link(request.app.state.registry, token)
-    form = form_from_definition(invitation.definition)
-    return JSONResponse(live_check(form, _json_values(await request.json())))
+    body = await _json_body(request)
+
+    def check() -> JSONResponse:
+        invitation = proms.open_prom_link(request.app.state.registry, token)
+        form = form_from_definition(invitation.definition)
+        return JSONResponse(live_check(form, _json_values(body)))
+
+    return await run_in_threadpool(check)
 
 
 @router.post("/prom/{token}")
 async def prom_submit(request: Request, token: str, registry: RegistryDep) -> Response:
     data = await _posted(request)
+    return await run_in_threadpool(_save_prom, request, token, registry, data)
+
+
+def _save_prom(
+    request: Request, token: str, registry: Registry, data: dict[str, list[str]]
+) -> Response:
     invitation = proms.open_prom_link(registry, token)
     form = form_from_definition(invitation.definition)
     values = values_from_post(form, data)

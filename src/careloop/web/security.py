@@ -16,6 +16,7 @@ from dataclasses import dataclass
 from typing import Annotated
 
 from fastapi import Depends, Request, Response
+from starlette.concurrency import run_in_threadpool
 
 from careloop.core.errors import AuthenticationRequired, CsrfRejected
 from careloop.core.ids import request_id
@@ -112,12 +113,16 @@ async def authenticate(request: Request) -> Caller:
     context = request_context(request)
     token = _bearer(request)
     if token is not None:
-        caller = Caller(resolve_token(registry, token, context), None, None)
+        # Resolving a caller reads the registry: in a worker thread, never the event loop.
+        principal = await run_in_threadpool(resolve_token, registry, token, context)
+        caller = Caller(principal, None, None)
     else:
         cookie = request.cookies.get(SESSION_COOKIE)
         if not cookie:
             raise AuthenticationRequired("Please log in (or send an API token as a bearer token).")
-        active = resolve_session(registry, settings_of(request), cookie, context)
+        active = await run_in_threadpool(
+            resolve_session, registry, settings_of(request), cookie, context
+        )
         if request.method not in SAFE_METHODS:
             sent = request.headers.get(CSRF_HEADER) or await _form_csrf(request)
             if not sent or not hmac.compare_digest(sent, active.csrf_token):
