@@ -98,12 +98,12 @@ def test_a_cluster_robust_proportion_matches_the_sandwich_computed_by_hand():
     assert float(res.bse[0]) == pytest.approx(se, rel=1e-9)
 
 
-def test_clinicians_who_differ_widen_the_interval_and_clinicians_who_agree_do_not_narrow_it():
+def test_clinicians_who_differ_widen_the_interval_and_identical_ones_get_the_binomial_one():
     clustered, _ = clustered_proportion([0, 10, 1, 9, 0, 10], [10] * 6)
     alike, _ = clustered_proportion([5, 5, 5, 5, 5, 5], [10] * 6)
     assert clustered.estimate == alike.estimate == 0.5
     assert clustered.ci_high - clustered.ci_low > 2 * (alike.ci_high - alike.ci_low)
-    # Identical clinicians: the sandwich is 0; the binomial variance 1/(60·0.25) is the floor.
+    # Identical clinicians: the sandwich is 0; the binomial variance 1/(60·0.25) is used.
     half = stats.t.ppf(0.975, 5) * math.sqrt(1 / 15)
     assert alike.ci_high == pytest.approx(1 / (1 + math.exp(-half)), rel=1e-9)
 
