@@ -1,0 +1,1 @@
+"""Learning communities and their learning cycles (issue 16)."""
