@@ -209,9 +209,12 @@ def provenance_show(
                 f"{arrow}{entry.id} {entry.activity}: {entry.target} "
                 f"({entry.ended_at:%Y-%m-%d %H:%M} UTC, {entry.agent})"
             )
-            for item in entry.inputs:
-                if item.sha256:
-                    typer.echo(f"{'  ' * depth}    input {item.name} sha256 {item.sha256[:16]}…")
+            hashed = [item for item in entry.inputs if item.sha256]
+            # A measure run lists every definition it ran: a few lines say enough on a terminal.
+            for item in hashed[:3]:
+                typer.echo(f"{'  ' * depth}    input {item.name} sha256 {item.sha256[:16]}…")
+            if len(hashed) > 3:
+                typer.echo(f"{'  ' * depth}    … and {len(hashed) - 3} more inputs (--format json)")
     else:
         records = [json.loads(json.dumps(asdict(e), default=str)) for e in entries]
         if card is not None:

@@ -4,8 +4,9 @@ One mechanism for every page careloop writes outside the web app's own
 templates: a package keeps its templates in ``templates/`` beside its code,
 and :func:`render` fills one in with autoescaping on (every value a user or a
 data file supplied is escaped) and undefined names an error, not an empty
-string. Templates get one helper, ``table(frame)``: a pandas data frame as
-an HTML table, every cell escaped.
+string. Templates get one helper, ``table(frame, headers)``: a pandas data frame
+as an HTML table, every cell escaped, numbers to one decimal, missing values
+as a dash, columns renamed for the reader.
 """
 
 from __future__ import annotations
@@ -19,9 +20,14 @@ import markupsafe
 __all__ = ["render"]
 
 
-def _table(frame: Any) -> markupsafe.Markup:
+def _table(frame: Any, headers: dict[str, str] | None = None) -> markupsafe.Markup:
     # pandas escapes every cell and header (escape=True is its default; said here on purpose).
-    return markupsafe.Markup(frame.to_html(index=False, border=0, escape=True))  # noqa: S704
+    # People read these tables: one decimal, a dash for a missing value, headers in words.
+    shown = frame.rename(columns=headers) if headers else frame
+    html = shown.to_html(
+        index=False, border=0, escape=True, na_rep="—", float_format=lambda x: f"{x:.1f}"
+    )
+    return markupsafe.Markup(html)  # noqa: S704
 
 
 @cache
