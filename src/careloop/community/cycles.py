@@ -31,6 +31,7 @@ import json
 from collections.abc import Collection, Mapping, Sequence
 from dataclasses import asdict, dataclass, field, fields, replace
 from datetime import date, datetime
+from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
@@ -40,6 +41,7 @@ from careloop.community import _access as access
 from careloop.community._access import CATEGORY, loads
 from careloop.core.clock import as_utc, utcnow
 from careloop.core.errors import ErrorDetail, InputError, NotFound, ValidationFailed
+from careloop.measures import load_catalog
 from careloop.store.database import Registry
 from careloop.store.models import Community, Cycle, CycleMeasure, KnowledgeObjectVersion
 from careloop.trust.principal import Principal
@@ -658,3 +660,9 @@ def cycle_changes(registry: Registry, measure_id: str | None = None) -> list[Cyc
                 )
             )
         return found
+
+
+def measure_ids(measures_dir: Path | str | None = None) -> list[str]:
+    """The measure ids this installation knows (built-ins, the measures folder, plugins),
+    which cycles and communities may name."""
+    return load_catalog(measures_dir=measures_dir).ids
