@@ -584,13 +584,16 @@ def answer_invitation(
     *,
     accept: bool,
     on_behalf_of: str | None = None,
+    community_id: int | None = None,
 ) -> InvitationView:
     """Accept (join) or decline an invitation: the invited person, or the operator for them."""
     with unit_of_work(registry, principal, "community.participate") as work:
         session = work.session
         access.audit_refusals(work, "community.join", None, invitation=invitation_id)
         invitation = session.get(CommunityInvitation, invitation_id)
-        if invitation is None:
+        if invitation is None or (
+            community_id is not None and invitation.community_id != community_id
+        ):
             raise NotFound(f"There is no invitation {invitation_id}.")
         community = access.community_row(session, invitation.community_id)
         email = principal.email

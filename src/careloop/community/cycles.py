@@ -460,9 +460,9 @@ def _view(session: Session, row: Cycle) -> CycleView:
     )
 
 
-def _cycle_row(session: Session, cycle_id: int) -> Cycle:
+def _cycle_row(session: Session, cycle_id: int, community_id: int | None = None) -> Cycle:
     row = session.get(Cycle, cycle_id)
-    if row is None:
+    if row is None or (community_id is not None and row.community_id != community_id):
         raise NotFound(f"There is no learning cycle {cycle_id} (`careloop cycle list`).")
     return row
 
@@ -516,13 +516,14 @@ def update_cycle(
     changes: Mapping[str, Any],
     *,
     known_measures: Collection[str],
+    community_id: int | None = None,
 ) -> CycleView:
     """Change fields of a cycle (members only); the whole cycle is validated again."""
     unknown = sorted(set(changes) - EDITABLE)
     with unit_of_work(registry, principal, "community.participate") as work:
         session = work.session
         access.audit_refusals(work, "cycle.update", None, cycle=cycle_id, fields=sorted(changes))
-        row = _cycle_row(session, cycle_id)
+        row = _cycle_row(session, cycle_id, community_id)
         community = access.community_row(session, row.community_id)
         access.require_member(work, community)
         if unknown:
@@ -565,12 +566,13 @@ def record_act(
     *,
     decision: str,
     rationale: str,
+    community_id: int | None = None,
 ) -> CycleView:
     """Record Act: adopt, adapt or abandon the change, and why (members only)."""
     with unit_of_work(registry, principal, "community.participate") as work:
         session = work.session
         access.audit_refusals(work, "cycle.act", None, cycle=cycle_id, decision=decision)
-        row = _cycle_row(session, cycle_id)
+        row = _cycle_row(session, cycle_id, community_id)
         community = access.community_row(session, row.community_id)
         access.require_member(work, community)
         problems = []
@@ -618,11 +620,13 @@ def list_cycles(
         return [_view(session, r) for r in rows]
 
 
-def show_cycle(registry: Registry, principal: Principal, cycle_id: int) -> CycleView:
+def show_cycle(
+    registry: Registry, principal: Principal, cycle_id: int, *, community_id: int | None = None
+) -> CycleView:
     """One cycle (members of its community and the installation admin)."""
     with unit_of_work(registry, principal, "community.read") as work:
         access.audit_refusals(work, "cycle.show", None, cycle=cycle_id)
-        row = _cycle_row(work.session, cycle_id)
+        row = _cycle_row(work.session, cycle_id, community_id)
         community = access.community_row(work.session, row.community_id)
         access.require_seeing(work, community)
         work.audit("cycle.show", CATEGORY, details={"community": community.id, "cycle": row.id})

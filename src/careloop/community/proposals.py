@@ -199,10 +199,13 @@ def _view(session: Session, proposal: Proposal) -> ProposalView:
     )
 
 
-def _proposal_row(session: Session, proposal_id: int) -> Proposal:
+def _proposal_row(session: Session, proposal_id: int, community_id: int | None) -> Proposal:
     row = session.get(Proposal, proposal_id)
-    if row is None:
-        raise NotFound(f"There is no proposal {proposal_id}.")
+    if row is None or (community_id is not None and row.community_id != community_id):
+        raise NotFound(
+            f"There is no proposal {proposal_id}"
+            + (f" in community {community_id}." if community_id is not None else ".")
+        )
     return row
 
 
@@ -371,6 +374,7 @@ def vote(
     choice: str,
     comment: str = "",
     on_behalf_of: str | None = None,
+    community_id: int | None = None,
 ) -> ProposalView:
     """Cast (or change) a vote on an open proposal.
 
@@ -381,7 +385,7 @@ def vote(
     with unit_of_work(registry, principal, "community.participate") as work:
         session = work.session
         access.audit_refusals(work, "community.vote", None, proposal=proposal_id, choice=choice)
-        proposal = _proposal_row(session, proposal_id)
+        proposal = _proposal_row(session, proposal_id, community_id)
         community = access.community_row(session, proposal.community_id)
         if on_behalf_of is not None:
             access.require_steward(work, community)
@@ -447,7 +451,12 @@ def vote(
 
 
 def close(
-    registry: Registry, principal: Principal, proposal_id: int, *, reason: str = ""
+    registry: Registry,
+    principal: Principal,
+    proposal_id: int,
+    *,
+    reason: str = "",
+    community_id: int | None = None,
 ) -> ProposalView:
     """Close a proposal: its rule gives the outcome, which is applied and logged.
 
@@ -459,7 +468,7 @@ def close(
     with unit_of_work(registry, principal, "community.participate") as work:
         session = work.session
         access.audit_refusals(work, "community.close", None, proposal=proposal_id)
-        proposal = _proposal_row(session, proposal_id)
+        proposal = _proposal_row(session, proposal_id, community_id)
         community = access.community_row(session, proposal.community_id)
         member = access.require_member(work, community)
         if not (
@@ -573,12 +582,14 @@ def _log(
     )
 
 
-def withdraw(registry: Registry, principal: Principal, proposal_id: int) -> ProposalView:
+def withdraw(
+    registry: Registry, principal: Principal, proposal_id: int, *, community_id: int | None = None
+) -> ProposalView:
     """Withdraw an open proposal (its proposer, a facilitator or a community admin)."""
     with unit_of_work(registry, principal, "community.participate") as work:
         session = work.session
         access.audit_refusals(work, "community.withdraw", None, proposal=proposal_id)
-        proposal = _proposal_row(session, proposal_id)
+        proposal = _proposal_row(session, proposal_id, community_id)
         community = access.community_row(session, proposal.community_id)
         member = access.require_member(work, community)
         if not (
@@ -620,11 +631,13 @@ def list_proposals(
         return [_view(work.session, r) for r in rows]
 
 
-def show_proposal(registry: Registry, principal: Principal, proposal_id: int) -> ProposalView:
+def show_proposal(
+    registry: Registry, principal: Principal, proposal_id: int, *, community_id: int | None = None
+) -> ProposalView:
     """One proposal with its votes and outcome."""
     with unit_of_work(registry, principal, "community.read") as work:
         access.audit_refusals(work, "community.proposal", None, proposal=proposal_id)
-        proposal = _proposal_row(work.session, proposal_id)
+        proposal = _proposal_row(work.session, proposal_id, community_id)
         community = access.community_row(work.session, proposal.community_id)
         access.require_seeing(work, community)
         work.audit(
