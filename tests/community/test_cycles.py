@@ -228,3 +228,26 @@ def test_a_member_edits_a_cycle_and_the_whole_cycle_is_checked_again(installatio
     assert show_cycle(inst.registry, member, added.id).do["end"] == date(2024, 9, 30)
     with pytest.raises(ValidationFailed):
         record_act(inst.registry, member, added.id, decision="keep", rationale="")
+
+
+def test_siblings_sharing_only_a_balancing_measure_may_overlap(installation):
+    inst = installation
+    cid = make_community(inst).community.id
+    member = principal(inst, "clinician@A")
+    add_cycle(inst.registry, member, cid, package(), known_measures=KNOWN_MEASURES)
+    steroids = add_cycle(
+        inst.registry,
+        member,
+        cid,
+        package(
+            title="Steroid review prompts",
+            kind="policy",
+            do_start=date(2024, 3, 1),
+            measures=(
+                CycleMeasureInput("steroid-exposure", "outcome"),
+                CycleMeasureInput("remission-prevalence", "balancing"),
+            ),
+        ),
+        known_measures=KNOWN_MEASURES,
+    )
+    assert steroids.do["start"] == date(2024, 3, 1)

@@ -15,8 +15,8 @@ Validation refuses, with the place of each problem and nothing changed:
 measure ids the installation does not have; a Do that ends before it
 starts or a Plan dated after the Do began; a nested cycle starting before
 its parent; two sibling cycles testing at a shared site on a shared
-measure at overlapping times (the Study could not tell their effects
-apart); sites outside the community; a randomised test, or research,
+outcome measure at overlapping times (the Study could not tell their
+effects apart); sites outside the community; a randomised test, or research,
 without its determination; an Act before the Do began. Only members
 record and edit a community's cycles.
 
@@ -340,7 +340,9 @@ def _family_problems(
         return out
     community_sites = set(loads(community.sites, []))
     mine_sites = set(data.do_sites) or community_sites or {"*"}
-    mine_measures = {m.measure_id for m in data.measures}
+    # Only outcome measures: a shared balancing or process measure does not stop the Study
+    # telling two changes' effects apart.
+    mine_measures = {m.measure_id for m in data.measures if m.role == "outcome"}
     siblings = session.scalars(
         select(Cycle).where(
             Cycle.community_id == community.id,
@@ -355,7 +357,9 @@ def _family_problems(
             continue
         other_sites = set(loads(other.do_sites, [])) or community_sites or {"*"}
         shared_sites = mine_sites & other_sites
-        shared_measures = mine_measures & {m.measure_id for m in _measures_of(session, other.id)}
+        shared_measures = mine_measures & {
+            m.measure_id for m in _measures_of(session, other.id) if m.role == "outcome"
+        }
         if (
             shared_sites
             and shared_measures
@@ -365,7 +369,7 @@ def _family_problems(
                 ErrorDetail(
                     "do_start",
                     f"The Do overlaps cycle {other.id} ({other.title!r}, from {other.do_start}) "
-                    f"at {', '.join(sorted(shared_sites))} on "
+                    f"at {', '.join(sorted(shared_sites))} on the outcome "
                     f"{', '.join(sorted(shared_measures))}: the Study could not tell the two "
                     "changes apart. Change the dates or sites, or nest one cycle in the other.",
                     str(data.do_start),
