@@ -36,6 +36,7 @@ from careloop.fhir.read import model_class
 from careloop.trust import identity
 from careloop.trust.installation import initialise, open_registry
 from careloop.trust.principal import Principal
+from careloop.warehouse.connection import Warehouse
 
 SYNTHEA = Path(__file__).resolve().parents[1].parent / "shared" / "data" / "fhir_synthea_r4"
 KEEP = ("Patient", "Encounter", "Observation")
@@ -114,7 +115,8 @@ def careloop_import(path: Path, workdir: Path) -> tuple[float, int]:
     )
     try:
         start = time.process_time()
-        report = import_fhir(settings, registry, operator, path, site="A")
+        with Warehouse.from_settings(settings) as warehouse:
+            report = import_fhir(registry, warehouse, operator, path, site="A")
         return time.process_time() - start, report.total_in
     finally:
         registry.close()

@@ -43,6 +43,7 @@ from careloop.store.database import Registry
 from careloop.trust import identity, patients
 from careloop.trust.installation import open_registry
 from careloop.trust.principal import Principal
+from careloop.warehouse.connection import Warehouse, warehouse_opener
 
 KEEP = ("Patient", "Consent", "QuestionnaireResponse")
 _TYPE = re.compile(rb'"resourceType":"(\w+)"')
@@ -85,7 +86,7 @@ def main() -> None:
         source = open_registry(source_settings)
         try:
             load_network(source, OPERATOR, network)
-            export_fhir(source_settings, source, OPERATOR, work / "export")
+            export_fhir(source, warehouse_opener(source_settings), OPERATOR, work / "export")
         finally:
             source.close()
         folder = work / "bundle"
@@ -101,7 +102,8 @@ def main() -> None:
         settings, registry = _fresh(work / "target")
         try:
             start = time.process_time()
-            report = import_fhir(settings, registry, OPERATOR, folder, site="ALL")
+            with Warehouse.from_settings(settings) as warehouse:
+                report = import_fhir(registry, warehouse, OPERATOR, folder, site="ALL")
             ours_seconds = time.process_time() - start
         finally:
             registry.close()

@@ -200,3 +200,14 @@ def refresh_installation(inst: Installation, **kwargs: Any) -> RefreshReport:
 
     with Warehouse.from_settings(inst.settings) as warehouse:
         return refresh_warehouse(inst.registry, warehouse, inst.operator, **kwargs)
+
+
+def fhir_import(inst: Installation, principal: Principal, path: Path, **kwargs: Any) -> Any:
+    """``careloop fhir import`` into the installation: its registry and warehouse, its settings."""
+    from careloop.fhir.importing import import_fhir
+    from careloop.warehouse.connection import Warehouse
+
+    kwargs.setdefault("default_consent", inst.settings.default_consent)
+    kwargs.setdefault("max_input_bytes", inst.settings.max_input_bytes)
+    with Warehouse.from_settings(inst.settings) as warehouse:
+        return import_fhir(inst.registry, warehouse, principal, path, **kwargs)

@@ -19,7 +19,8 @@ from sqlalchemy import text
 from careloop.capture.forms_store import import_forms
 from careloop.capture.records_io import ImportReport, export_records, import_records
 from careloop.core.errors import ValidationFailed
-from tests.foundation import Installation, build_installation, make_settings
+from careloop.warehouse.connection import warehouse_opener
+from tests.foundation import Installation, build_installation, fhir_import, make_settings
 
 
 @pytest.fixture
@@ -253,12 +254,11 @@ def test_the_longitudinal_multi_form_export_imports_every_form(inst, exports):
 
 def test_repeat_instances_and_events_survive_a_fhir_round_trip(inst, exports, tmp_path):
     from careloop.fhir.exporting import export_fhir
-    from careloop.fhir.importing import import_fhir
 
     folder = exports / "redcapr_repeating_instruments"
     run(inst, "bp", project(inst, folder), event_date_field="date_bp")
     before = stored(inst, "bp")
-    export_fhir(inst.settings, inst.registry, inst.operator, tmp_path / "out")
+    export_fhir(inst.registry, warehouse_opener(inst.settings), inst.operator, tmp_path / "out")
     lines = (tmp_path / "out" / "QuestionnaireResponse.ndjson").read_text().splitlines()
     instances = [
         e.get("valuePositiveInt")
@@ -270,9 +270,7 @@ def test_repeat_instances_and_events_survive_a_fhir_round_trip(inst, exports, tm
     second = build_installation(make_settings(tmp_path / "second", None), with_users=False)
     try:
         project(second, folder)
-        report = import_fhir(
-            second.settings, second.registry, second.operator, tmp_path / "out", site="A"
-        )
+        report = fhir_import(second, second.operator, tmp_path / "out", site="A")
         assert report.rejected == () and report.responses_created == len(before)
         assert [r[:4] for r in stored(second, "bp")] == [r[:4] for r in before]
     finally:

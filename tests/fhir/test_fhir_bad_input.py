@@ -9,7 +9,6 @@ from typing import Any
 import pytest
 
 from careloop.core.errors import InputError, ValidationFailed
-from careloop.fhir.importing import import_fhir
 from careloop.trust.audit import AuditFilter, report_entries
 from tests.fhir.fhir_support import (
     BOB_BUNDLE,
@@ -23,12 +22,12 @@ from tests.fhir.fhir_support import (
     warehouse_frame,
     write_ndjson,
 )
-from tests.foundation import Installation
+from tests.foundation import Installation, fhir_import
 
 
 def _refused(inst: Installation, path: Path) -> ValidationFailed:
     with pytest.raises(ValidationFailed) as caught:
-        import_fhir(inst.settings, inst.registry, inst.operator, path, site="A")
+        fhir_import(inst, inst.operator, path, site="A")
     assert "nothing was imported" in caught.value.message
     assert patient_count(inst) == 0
     assert set(warehouse_counts(inst).values()) <= {0}
@@ -92,7 +91,7 @@ def test_a_code_in_a_system_careloop_does_not_map_is_kept_with_concept_0_and_a_w
     )
     path = write_ndjson(tmp_path / "x.ndjson", [patient("p1", "M1"), odd])
     inst = sqlite_install
-    report = import_fhir(inst.settings, inst.registry, inst.operator, path, site="A")
+    report = fhir_import(inst, inst.operator, path, site="A")
     assert report.rejected == () and report.rows_out["measurement"] == 1
     warning = next(w for w in report.warnings if w.value == "http://example.org/codes")
     assert warning.location == "x.ndjson:2: Observation.code.coding[0].system"
@@ -167,9 +166,7 @@ def test_a_wrong_loinc_check_digit_is_a_warning_and_keeps_the_code_as_source_val
         "o1", "p1", code={"coding": [{"system": "http://loinc.org", "code": "29463-8"}]}
     )
     path = write_ndjson(tmp_path / "x.ndjson", [patient("p1", "M1"), off])
-    report = import_fhir(
-        sqlite_install.settings, sqlite_install.registry, sqlite_install.operator, path, site="A"
-    )
+    report = fhir_import(sqlite_install, sqlite_install.operator, path, site="A")
     (warning,) = report.warnings
     assert warning.location == "x.ndjson:2: Observation.code.coding[0].code"
     assert "check digit" in warning.message
@@ -229,9 +226,7 @@ def test_row_level_mode_leaves_out_bad_resources_and_those_of_a_rejected_patient
         observation("o-broken", "good", status="finalised"),
     ]
     path = write_ndjson(tmp_path / "x.ndjson", resources)
-    report = import_fhir(
-        inst.settings, inst.registry, inst.operator, path, site="A", mode="row_level"
-    )
+    report = fhir_import(inst, inst.operator, path, site="A", mode="row_level")
     assert [d.location for d in report.rejected] == [
         "x.ndjson:2: Patient.gender",
         "x.ndjson:4: Observation.subject",
@@ -247,11 +242,11 @@ def test_an_unknown_mode_and_a_missing_path_are_input_errors(
 ) -> None:
     inst = sqlite_install
     with pytest.raises(InputError, match="--mode must be one of"):
-        import_fhir(inst.settings, inst.registry, inst.operator, BOB_BUNDLE, mode="best_effort")  # type: ignore[arg-type]
+        fhir_import(inst, inst.operator, BOB_BUNDLE, mode="best_effort")  # type: ignore[arg-type]
     with pytest.raises(InputError, match="does not exist"):
-        import_fhir(inst.settings, inst.registry, inst.operator, tmp_path / "nope.ndjson", site="A")
+        fhir_import(inst, inst.operator, tmp_path / "nope.ndjson", site="A")
     with pytest.raises(InputError, match="holds no FHIR files"):
-        import_fhir(inst.settings, inst.registry, inst.operator, tmp_path, site="A")
+        fhir_import(inst, inst.operator, tmp_path, site="A")
 
 
 def _nested(depth: int) -> str:
@@ -279,9 +274,8 @@ def test_a_resource_nested_too_deep_is_a_located_refusal_not_a_crash(
         )
     )
     with pytest.raises(ValidationFailed) as caught:
-        import_fhir(
-            sqlite_install.settings,
-            sqlite_install.registry,
+        fhir_import(
+            sqlite_install,
             sqlite_install.operator,
             bundle_path,
             site="A",
@@ -299,8 +293,9 @@ def test_a_gzip_bomb_stops_at_the_input_limit(sqlite_install: Installation, tmp_
         for _ in range(20):
             out.write(b" " * (1024 * 1024))  # 20 MB of blanks: 20 KB zipped
     assert path.stat().st_size < 100_000
-    limited = sqlite_install.settings.model_copy(update={"max_input_mb": 1})
     with pytest.raises(InputTooLarge, match="unzipped") as caught:
-        import_fhir(limited, sqlite_install.registry, sqlite_install.operator, path, site="A")
+        fhir_import(
+            sqlite_install, sqlite_install.operator, path, site="A", max_input_bytes=1024 * 1024
+        )
     assert "CARELOOP_MAX_INPUT_MB" in caught.value.message
     assert patient_count(sqlite_install) == 0

@@ -11,8 +11,8 @@ from fhir.resources.R4B import get_fhir_model_class
 
 from careloop.core.errors import PermissionDenied
 from careloop.fhir.exporting import export_fhir
-from careloop.fhir.importing import import_fhir
 from careloop.trust.audit import AuditFilter, report_entries
+from careloop.warehouse.connection import warehouse_opener
 from tests.fhir.fhir_support import (
     BOB_BUNDLE,
     FHIR_SMALL,
@@ -21,7 +21,7 @@ from tests.fhir.fhir_support import (
     site_principal,
     sqlite_install_fixture,  # noqa: F401 - the sqlite_install fixture
 )
-from tests.foundation import Installation, build_installation, make_settings
+from tests.foundation import Installation, build_installation, fhir_import, make_settings
 
 CLINICAL_TYPES = (
     "Encounter",
@@ -62,12 +62,16 @@ def test_export_then_import_into_an_empty_installation_loses_nothing_the_mapping
     fhir_install: Installation, tmp_path: Path
 ) -> None:
     first = fhir_install
-    import_fhir(first.settings, first.registry, first.operator, FHIR_SMALL, site="A")
-    exported = export_fhir(first.settings, first.registry, first.operator, tmp_path / "one")
+    fhir_import(first, first.operator, FHIR_SMALL, site="A")
+    exported = export_fhir(
+        first.registry, warehouse_opener(first.settings), first.operator, tmp_path / "one"
+    )
     second = build_installation(make_settings(tmp_path / "second", None), with_users=False)
     try:
-        import_fhir(second.settings, second.registry, second.operator, tmp_path / "one", site="A")
-        export_fhir(second.settings, second.registry, second.operator, tmp_path / "two")
+        fhir_import(second, second.operator, tmp_path / "one", site="A")
+        export_fhir(
+            second.registry, warehouse_opener(second.settings), second.operator, tmp_path / "two"
+        )
     finally:
         second.registry.close()
     one, two = _read(tmp_path / "one"), _read(tmp_path / "two")
@@ -79,8 +83,8 @@ def test_exported_resources_keep_the_values_that_were_imported(
     sqlite_install: Installation, tmp_path: Path
 ) -> None:
     inst = sqlite_install
-    import_fhir(inst.settings, inst.registry, inst.operator, HANDWRITTEN, site="A")
-    export_fhir(inst.settings, inst.registry, inst.operator, tmp_path)
+    fhir_import(inst, inst.operator, HANDWRITTEN, site="A")
+    export_fhir(inst.registry, warehouse_opener(inst.settings), inst.operator, tmp_path)
     found = _read(tmp_path)
     by_id = {r["id"]: r for kind in CLINICAL_TYPES for r in found.get(kind, [])}
     height = by_id["obs-p2-height"]
@@ -106,8 +110,8 @@ def test_every_exported_line_is_a_valid_r4_resource(
     sqlite_install: Installation, tmp_path: Path
 ) -> None:
     inst = sqlite_install
-    import_fhir(inst.settings, inst.registry, inst.operator, FHIR_SMALL, site="A")
-    export_fhir(inst.settings, inst.registry, inst.operator, tmp_path)
+    fhir_import(inst, inst.operator, FHIR_SMALL, site="A")
+    export_fhir(inst.registry, warehouse_opener(inst.settings), inst.operator, tmp_path)
     found = _read(tmp_path)
     assert {"Patient", "Consent", "Encounter", "Observation", "Provenance", "AuditEvent"} <= set(
         found
@@ -122,10 +126,10 @@ def test_a_site_lead_exports_their_sites_patients_only_and_it_is_audited(
     fhir_install: Installation, tmp_path: Path
 ) -> None:
     inst = fhir_install
-    import_fhir(inst.settings, inst.registry, inst.operator, BOB_BUNDLE, site="A")
-    import_fhir(inst.settings, inst.registry, inst.operator, HANDWRITTEN, site="B")
+    fhir_import(inst, inst.operator, BOB_BUNDLE, site="A")
+    fhir_import(inst, inst.operator, HANDWRITTEN, site="B")
     lead = site_principal(inst, "site_lead", "A")
-    report = export_fhir(inst.settings, inst.registry, lead, tmp_path)
+    report = export_fhir(inst.registry, warehouse_opener(inst.settings), lead, tmp_path)
     found = _read(tmp_path)
     assert [p["meta"]["tag"][0]["code"] for p in found["Patient"]] == ["A"]
     assert report.counts["Observation"] == 7
@@ -142,7 +146,9 @@ def test_a_site_lead_exports_their_sites_patients_only_and_it_is_audited(
 def test_a_clinician_may_not_export(sqlite_install: Installation, tmp_path: Path) -> None:
     clinician = site_principal(sqlite_install, "clinician", "A")
     with pytest.raises(PermissionDenied):
-        export_fhir(sqlite_install.settings, sqlite_install.registry, clinician, tmp_path)
+        export_fhir(
+            sqlite_install.registry, warehouse_opener(sqlite_install.settings), clinician, tmp_path
+        )
 
 
 def test_forms_and_their_responses_are_exported_as_questionnaires_and_responses(
@@ -157,7 +163,7 @@ def test_forms_and_their_responses_are_exported_as_questionnaires_and_responses(
     (form,) = import_forms(
         inst.registry, inst.operator, forms / "lifedata_redcap_DataDictionary.csv"
     )
-    import_fhir(inst.settings, inst.registry, inst.operator, HANDWRITTEN, site="A")
+    fhir_import(inst, inst.operator, HANDWRITTEN, site="A")
     ada = next(p for p in registry_patients(inst) if p.local_id == "MRN-0002")
     create_response(
         inst.registry,
@@ -168,7 +174,7 @@ def test_forms_and_their_responses_are_exported_as_questionnaires_and_responses(
         values={"timeoffact": "2021-03-02 10:00:00", "typeoffact": "2", "weightvalue": "70.5"},
         status="complete",
     )
-    export_fhir(inst.settings, inst.registry, inst.operator, tmp_path / "out")
+    export_fhir(inst.registry, warehouse_opener(inst.settings), inst.operator, tmp_path / "out")
     found = _read(tmp_path / "out")
     (questionnaire,) = found["Questionnaire"]
     assert questionnaire["url"] == f"urn:careloop:form:{form.name}"
@@ -178,6 +184,6 @@ def test_forms_and_their_responses_are_exported_as_questionnaires_and_responses(
     answers = {i["linkId"]: i["answer"][0] for i in response["item"]}
     assert answers["weightvalue"] == {"valueDecimal": 70.5}
     # Importing the export into the same installation finds the response already there.
-    report = import_fhir(inst.settings, inst.registry, inst.operator, tmp_path / "out", site="A")
+    report = fhir_import(inst, inst.operator, tmp_path / "out", site="A")
     assert report.skipped_count("QuestionnaireResponse") == 0
     assert (report.responses_created, report.responses_unchanged) == (0, 1)

@@ -10,7 +10,6 @@ import pandas as pd
 import pytest
 
 from careloop.core.errors import InputError, NotFound, PermissionDenied
-from careloop.fhir.importing import import_fhir
 from careloop.fhir.mapping import LINK_TABLE, stable_id
 from careloop.trust.audit import AuditFilter, report_entries
 from careloop.trust.provenance import get_provenance
@@ -26,7 +25,7 @@ from tests.fhir.fhir_support import (
     warehouse_counts,
     warehouse_frame,
 )
-from tests.foundation import Installation, build_installation, make_settings
+from tests.foundation import Installation, build_installation, fhir_import, make_settings
 
 BOB_ID = "3f6fd0bb-6cd3-eb3f-4401-cd38ace25f2b"
 
@@ -35,7 +34,7 @@ def test_import_of_a_bundle_and_ndjson_fills_the_registry_and_the_warehouse(
     fhir_install: Installation,
 ) -> None:
     inst = fhir_install
-    report = import_fhir(inst.settings, inst.registry, inst.operator, FHIR_SMALL, site="A")
+    report = fhir_import(inst, inst.operator, FHIR_SMALL, site="A")
     assert report.resources_in["Patient"] == 3
     assert report.patients_created == 3
     assert report.skipped_count("Immunization") == 1
@@ -82,7 +81,7 @@ def test_synthea_patient_keeps_its_mrn_not_its_ssn_and_gets_the_default_consent(
     sqlite_install: Installation,
 ) -> None:
     inst = sqlite_install
-    import_fhir(inst.settings, inst.registry, inst.operator, BOB_BUNDLE, site="A")
+    fhir_import(inst, inst.operator, BOB_BUNDLE, site="A")
     (bob,) = registry_patients(inst)
     resource = json.loads(BOB_BUNDLE.read_text())["entry"][0]["resource"]
     mrn = next(
@@ -98,7 +97,7 @@ def test_the_warehouse_holds_pseudonyms_only_never_names_or_mrns(
     fhir_install: Installation,
 ) -> None:
     inst = fhir_install
-    import_fhir(inst.settings, inst.registry, inst.operator, FHIR_SMALL, site="A")
+    fhir_import(inst, inst.operator, FHIR_SMALL, site="A")
     secrets = set()
     for p in registry_patients(inst):
         secrets |= {p.local_id, p.family_name or "", p.given_name or "", str(p.birth_date)}
@@ -118,10 +117,10 @@ def test_the_warehouse_holds_pseudonyms_only_never_names_or_mrns(
 
 def test_reimporting_the_same_files_creates_no_duplicates(fhir_install: Installation) -> None:
     inst = fhir_install
-    first = import_fhir(inst.settings, inst.registry, inst.operator, FHIR_SMALL, site="A")
+    first = fhir_import(inst, inst.operator, FHIR_SMALL, site="A")
     before = warehouse_counts(inst)
     pseudonyms = {p.local_id: p.pseudo_id for p in registry_patients(inst)}
-    second = import_fhir(inst.settings, inst.registry, inst.operator, FHIR_SMALL, site="A")
+    second = fhir_import(inst, inst.operator, FHIR_SMALL, site="A")
     assert second.patients_created == 0
     assert warehouse_counts(inst) == before == first.rows_out
     assert {p.local_id: p.pseudo_id for p in registry_patients(inst)} == pseudonyms
@@ -133,14 +132,14 @@ def test_a_changed_value_replaces_the_row_with_the_same_resource_id(
     sqlite_install: Installation, tmp_path: Path
 ) -> None:
     inst = sqlite_install
-    import_fhir(inst.settings, inst.registry, inst.operator, HANDWRITTEN, site="A")
+    fhir_import(inst, inst.operator, HANDWRITTEN, site="A")
     lines = HANDWRITTEN.read_text().splitlines()
     changed = [
         line.replace("168.5", "170.0") if "obs-p2-height" in line else line for line in lines
     ]
     path = tmp_path / "changed.ndjson"
     path.write_text("\n".join(changed) + "\n")
-    import_fhir(inst.settings, inst.registry, inst.operator, path, site="A")
+    fhir_import(inst, inst.operator, path, site="A")
     measurement = warehouse_frame(inst, "measurement")
     height = measurement[
         measurement.measurement_id == stable_id("A", "Observation", "obs-p2-height")
@@ -170,7 +169,7 @@ def test_codes_map_to_concepts_the_concept_table_knows_else_zero_with_the_source
                 }
             ),
         )
-    import_fhir(inst.settings, inst.registry, inst.operator, FHIR_SMALL, site="A")
+    fhir_import(inst, inst.operator, FHIR_SMALL, site="A")
     m = warehouse_frame(inst, "measurement").set_index("measurement_id")
     height = m.loc[stable_id("A", "Observation", "obs-p2-height")]
     assert (height.measurement_concept_id, height.unit_concept_id) == (3036277, 8582)
@@ -191,7 +190,7 @@ def test_synthea_ciel_codes_in_the_loinc_system_are_flagged_as_warnings(
     sqlite_install: Installation,
 ) -> None:
     inst = sqlite_install
-    report = import_fhir(inst.settings, inst.registry, inst.operator, BOB_BUNDLE, site="A")
+    report = fhir_import(inst, inst.operator, BOB_BUNDLE, site="A")
     assert len(report.warnings) == 10
     first = report.warnings[0]
     assert first.location.startswith("synthea_bob_trimmed.json:entry[")
@@ -207,7 +206,7 @@ def test_the_default_consent_setting_applies_to_patients_without_a_consent(
         with_users=False,
     )
     try:
-        report = import_fhir(inst.settings, inst.registry, inst.operator, BOB_BUNDLE, site="A")
+        report = fhir_import(inst, inst.operator, BOB_BUNDLE, site="A")
         (bob,) = registry_patients(inst)
         assert bob.consent_state == "direct_care_only"
         assert report.withheld_by_consent == 9  # 7 Observations, 2 Encounters
@@ -223,7 +222,7 @@ def test_a_consent_that_is_withdrawn_later_removes_the_patients_rows(
     fhir_install: Installation, tmp_path: Path
 ) -> None:
     inst = fhir_install
-    import_fhir(inst.settings, inst.registry, inst.operator, HANDWRITTEN, site="A")
+    fhir_import(inst, inst.operator, HANDWRITTEN, site="A")
     assert warehouse_counts(inst)["person"] == 1
     lines = [json.loads(line) for line in HANDWRITTEN.read_text().splitlines()]
     withdrawal = {
@@ -237,7 +236,7 @@ def test_a_consent_that_is_withdrawn_later_removes_the_patients_rows(
     }  # fmt: skip
     path = tmp_path / "withdrawal.ndjson"
     path.write_text(json.dumps(lines[0]) + "\n" + json.dumps(withdrawal) + "\n")
-    report = import_fhir(inst.settings, inst.registry, inst.operator, path, site="A")
+    report = fhir_import(inst, inst.operator, path, site="A")
     assert report.patients_updated == 1
     ada = next(p for p in registry_patients(inst) if p.local_id == "MRN-0002")
     assert ada.consent_state == "withdrawn"
@@ -247,10 +246,10 @@ def test_a_consent_that_is_withdrawn_later_removes_the_patients_rows(
 def test_patients_belong_to_the_only_site_or_the_one_named(sqlite_install: Installation) -> None:
     inst = sqlite_install
     with pytest.raises(InputError, match="has 2 sites"):
-        import_fhir(inst.settings, inst.registry, inst.operator, BOB_BUNDLE)
+        fhir_import(inst, inst.operator, BOB_BUNDLE)
     with pytest.raises(NotFound, match="no site with code 'C'"):
-        import_fhir(inst.settings, inst.registry, inst.operator, BOB_BUNDLE, site="C")
-    report = import_fhir(inst.settings, inst.registry, inst.operator, BOB_BUNDLE, site="b")
+        fhir_import(inst, inst.operator, BOB_BUNDLE, site="C")
+    report = fhir_import(inst, inst.operator, BOB_BUNDLE, site="b")
     assert report.site == "B"
 
 
@@ -260,21 +259,19 @@ def test_importing_needs_patient_create_and_record_write_at_the_site(
     inst = fhir_install
     analyst = site_principal(inst, "analyst", "A")
     with pytest.raises(PermissionDenied):
-        import_fhir(inst.settings, inst.registry, analyst, BOB_BUNDLE, site="A")
+        fhir_import(inst, analyst, BOB_BUNDLE, site="A")
     other_site = site_principal(inst, "site_lead", "B")
     with pytest.raises(NotFound):
-        import_fhir(inst.settings, inst.registry, other_site, BOB_BUNDLE, site="A")
+        fhir_import(inst, other_site, BOB_BUNDLE, site="A")
     lead = site_principal(inst, "site_lead", "A")
-    assert (
-        import_fhir(inst.settings, inst.registry, lead, BOB_BUNDLE, site="A").patients_created == 1
-    )
+    assert fhir_import(inst, lead, BOB_BUNDLE, site="A").patients_created == 1
 
 
 def test_an_import_is_audited_and_records_provenance_with_file_hashes(
     fhir_install: Installation,
 ) -> None:
     inst = fhir_install
-    report = import_fhir(inst.settings, inst.registry, inst.operator, FHIR_SMALL, site="A")
+    report = fhir_import(inst, inst.operator, FHIR_SMALL, site="A")
     with inst.registry.transaction() as session:
         (entry,) = report_entries(session, AuditFilter(action="import"))
         details = json.loads(entry.details or "{}")
@@ -298,7 +295,7 @@ def test_the_whole_synthea_sample_imports_with_every_resource_counted(
 ) -> None:
     inst = sqlite_install
     folder = shared_data / "fhir_synthea_r4"
-    report = import_fhir(inst.settings, inst.registry, inst.operator, folder, site="A")
+    report = fhir_import(inst, inst.operator, folder, site="A")
     assert report.total_in == sum(
         len(json.loads(p.read_text())["entry"]) for p in folder.glob("*.json")
     )
@@ -309,7 +306,7 @@ def test_the_whole_synthea_sample_imports_with_every_resource_counted(
         report.rows_out["measurement"] + report.rows_out["observation"]
         == report.resources_in["Observation"]
     )
-    again = import_fhir(inst.settings, inst.registry, inst.operator, folder, site="A")
+    again = fhir_import(inst, inst.operator, folder, site="A")
     assert again.patients_created == 0
     assert warehouse_counts(inst) == report.rows_out
 
@@ -319,8 +316,8 @@ def test_the_import_is_idempotent_on_each_warehouse_engine(engine_url: str, tmp_
         make_settings(tmp_path, None, warehouse_url=engine_url), with_users=False
     )
     try:
-        first = import_fhir(inst.settings, inst.registry, inst.operator, FHIR_SMALL, site="A")
-        import_fhir(inst.settings, inst.registry, inst.operator, FHIR_SMALL, site="A")
+        first = fhir_import(inst, inst.operator, FHIR_SMALL, site="A")
+        fhir_import(inst, inst.operator, FHIR_SMALL, site="A")
         with Warehouse.connect(engine_url) as wh:
             counts = wh.row_counts(list(first.rows_out))
             links = wh.table(LINK_TABLE).count().execute()

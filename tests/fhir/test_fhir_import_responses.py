@@ -17,19 +17,19 @@ from careloop.capture.forms_store import import_forms
 from careloop.capture.records_io import export_records
 from careloop.core.errors import ValidationFailed
 from careloop.fhir.exporting import export_fhir
-from careloop.fhir.importing import import_fhir
 from careloop.store.models import Patient
 from careloop.trust.audit import AuditFilter, report_entries
 from careloop.trust.patients import register_patient
 from careloop.trust.provenance import get_provenance
 from careloop.trust.work import unit_of_work
+from careloop.warehouse.connection import warehouse_opener
 from tests.capture.test_fhir_responses import EVERY_TYPE_YAML, Stored, every_type_form
 from tests.fhir.fhir_support import (
     fhir_install_fixture,  # noqa: F401 - the fhir_install fixture
     sqlite_install_fixture,  # noqa: F401 - the sqlite_install fixture
     write_ndjson,
 )
-from tests.foundation import Installation, build_installation, make_settings
+from tests.foundation import Installation, build_installation, fhir_import, make_settings
 
 FORMS = ("ibd_visit", "ibd_symptoms_prom", "every_type")
 
@@ -160,15 +160,15 @@ def test_responses_exported_then_imported_into_an_empty_installation_come_back_t
 ) -> None:
     first = fhir_install
     fill_registry(first)
-    exported = export_fhir(first.settings, first.registry, first.operator, tmp_path / "one")
+    exported = export_fhir(
+        first.registry, warehouse_opener(first.settings), first.operator, tmp_path / "one"
+    )
     assert exported.counts["QuestionnaireResponse"] == 5
     before = responses(first)
     second = build_installation(make_settings(tmp_path / "second", None), with_users=False)
     try:
         register_forms(second)
-        report = import_fhir(
-            second.settings, second.registry, second.operator, tmp_path / "one", site="A"
-        )
+        report = fhir_import(second, second.operator, tmp_path / "one", site="A")
         assert (report.patients_created, report.responses_created) == (2, 5)
         assert report.skipped_count("QuestionnaireResponse") == 0
         assert report.rejected == () and report.warnings == ()
@@ -179,9 +179,7 @@ def test_responses_exported_then_imported_into_an_empty_installation_come_back_t
         assert sum(len(rows) for rows in after.values()) == 5
         assert any(r["patient_entered"] for r in after["ibd_symptoms_prom"])
         assert {r["consent_state"] for r in after["every_type"]} == {"withdrawn"}
-        again = import_fhir(
-            second.settings, second.registry, second.operator, tmp_path / "one", site="A"
-        )
+        again = fhir_import(second, second.operator, tmp_path / "one", site="A")
         assert (again.responses_created, again.responses_unchanged) == (0, 5)
         assert responses(second) == before
         assert again.provenance_id is not None
@@ -190,7 +188,7 @@ def test_responses_exported_then_imported_into_an_empty_installation_come_back_t
     finally:
         second.registry.close()
     # Into the installation the export came from: the same patients, nothing new.
-    home = import_fhir(first.settings, first.registry, first.operator, tmp_path / "one", site="A")
+    home = fhir_import(first, first.operator, tmp_path / "one", site="A")
     assert (home.patients_created, home.responses_created, home.responses_unchanged) == (0, 0, 5)
     assert responses(first) == before
 
@@ -270,7 +268,7 @@ def test_bad_questionnaire_responses_are_located_and_change_nothing(
     inst = sqlite_install
     path, expected = bad_file(inst, tmp_path)
     with pytest.raises(ValidationFailed) as caught:
-        import_fhir(inst.settings, inst.registry, inst.operator, path, site="A")
+        fhir_import(inst, inst.operator, path, site="A")
     details = {d.location: d.message for d in caught.value.details}
     assert set(details) == expected
     assert (
@@ -295,9 +293,7 @@ def test_row_level_mode_leaves_out_just_the_bad_responses(
 ) -> None:
     inst = sqlite_install
     path, expected = bad_file(inst, tmp_path)
-    report = import_fhir(
-        inst.settings, inst.registry, inst.operator, path, site="A", mode="row_level"
-    )
+    report = fhir_import(inst, inst.operator, path, site="A", mode="row_level")
     assert {d.location for d in report.rejected} == expected
     assert (report.responses_created, report.responses_in) == (2, 2)
     stored = responses(inst)["ibd_visit"]
@@ -315,11 +311,11 @@ def test_a_changed_response_replaces_the_stored_one_with_the_reason_audited(
 ) -> None:
     inst = sqlite_install
     path, _ = bad_file(inst, tmp_path)
-    import_fhir(inst.settings, inst.registry, inst.operator, path, site="A", mode="row_level")
+    fhir_import(inst, inst.operator, path, site="A", mode="row_level")
     pseudo = json.loads(path.read_text().splitlines()[0])["subject"]["reference"][8:]
     changed = qr("ibd_visit", crohns_visit(pga="4"), "2024-03-01", pseudo=pseudo)
     again = write_ndjson(tmp_path / "changed.ndjson", [changed])
-    report = import_fhir(inst.settings, inst.registry, inst.operator, again, site="A")
+    report = fhir_import(inst, inst.operator, again, site="A")
     assert (report.responses_created, report.responses_updated) == (0, 1)
     assert responses(inst)["ibd_visit"][0]["values"]["pga"] == "4"
     with inst.registry.transaction() as session:
@@ -334,7 +330,7 @@ def test_the_cli_import_prints_the_form_responses(
 
     inst = sqlite_install
     fill_registry(inst)
-    export_fhir(inst.settings, inst.registry, inst.operator, tmp_path / "out")
+    export_fhir(inst.registry, warehouse_opener(inst.settings), inst.operator, tmp_path / "out")
     data_dir = inst.settings.data_dir
     result = CliRunner().invoke(
         app,
@@ -362,7 +358,7 @@ def test_a_questionnaire_response_dated_2099_is_refused_at_its_line(
     future = qr("ibd_visit", crohns_visit(), "2099-12-31", pseudo=patient.pseudo_id, id="f")
     path = write_ndjson(tmp_path / "dated.ndjson", [good, future])
     with pytest.raises(ValidationFailed) as caught:
-        import_fhir(sqlite_install.settings, sqlite_install.registry, sqlite_install.operator,
+        fhir_import(sqlite_install, sqlite_install.operator,
                     path, site="A")  # fmt: skip
     (detail,) = caught.value.details
     assert detail.location == "dated.ndjson:2: QuestionnaireResponse.event_date"

@@ -17,13 +17,13 @@ from typing import Any
 from careloop.capture.forms_store import DictionaryFormat, export_form, get_form, import_forms
 from careloop.capture.records_io import export_records
 from careloop.fhir.exporting import export_fhir
-from careloop.fhir.importing import import_fhir
+from careloop.warehouse.connection import warehouse_opener
 from tests.fhir.fhir_support import (
     fhir_install_fixture,  # noqa: F401 - the fhir_install fixture (SQLite and PostgreSQL)
     sqlite_install_fixture,  # noqa: F401 - the sqlite_install fixture
     write_ndjson,
 )
-from tests.foundation import Installation
+from tests.foundation import Installation, fhir_import
 
 US_CORE = Path(__file__).resolve().parents[1] / "data" / "fhir_examples" / "us_core"
 PHQ9 = US_CORE / "Questionnaire-phq-9-example.json"
@@ -75,9 +75,7 @@ def test_the_phq9_response_imports_into_the_form_registered_from_its_questionnai
     form = get_form(inst.registry, inst.operator, "phq9example").form
     assert (form.questionnaire_url, form.questionnaire_version) == (PHQ9_URL, "")
     response = "QuestionnaireResponse-phq-9-example.json"
-    report = import_fhir(
-        inst.settings, inst.registry, inst.operator, _folder(tmp_path, response), site="A"
-    )
+    report = fhir_import(inst, inst.operator, _folder(tmp_path, response), site="A")
     assert report.rejected == ()
     assert report.responses_created == 1
     (stored,) = _stored(inst, "phq9example")
@@ -101,7 +99,7 @@ def test_every_us_core_response_imports_into_its_questionnaires_form(
     names = [*PAIRS.values(), "QuestionnaireResponse-glasgow-coma-score.json"]
     folder = _folder(tmp_path, *names)
     # All or nothing: every file is valid FHIR, so nothing is refused.
-    report = import_fhir(inst.settings, inst.registry, inst.operator, folder, site="A")
+    report = fhir_import(inst, inst.operator, folder, site="A")
     assert report.responses_created == len(PAIRS) and report.rejected == ()
     for form in PAIRS:
         assert len(_stored(inst, form)) == 1, form
@@ -110,9 +108,7 @@ def test_every_us_core_response_imports_into_its_questionnaires_form(
     (skipped,) = [s for s in report.skipped if s.what == "QuestionnaireResponse"]
     assert skipped.count == 1 and "names no Questionnaire" in skipped.reason
     # Importing the same files again changes nothing.
-    again = import_fhir(
-        inst.settings, inst.registry, inst.operator, folder, site="A", mode="row_level"
-    )
+    again = fhir_import(inst, inst.operator, folder, site="A", mode="row_level")
     assert (again.responses_created, again.responses_unchanged) == (0, len(PAIRS))
 
 
@@ -133,7 +129,7 @@ def test_a_canonical_with_a_version_reads_against_the_form_version_of_that_quest
     patient = _json(US_CORE / "patient-example.json")
     response["questionnaire"] = f"{PHQ9_URL}|1.0"
     path = write_ndjson(tmp_path / "v1.ndjson", [patient, response])
-    report = import_fhir(inst.settings, inst.registry, inst.operator, path, site="A")
+    report = fhir_import(inst, inst.operator, path, site="A")
     assert report.responses_created == 1
     (stored,) = _stored(inst, "phq9example")
     assert stored["form_version"] == one[0].version
@@ -141,9 +137,7 @@ def test_a_canonical_with_a_version_reads_against_the_form_version_of_that_quest
     response["questionnaire"] = f"{PHQ9_URL}|3.0"
     response["authored"] = "2023-01-05T10:00:00Z"
     bad = write_ndjson(tmp_path / "v3.ndjson", [patient, response])
-    report = import_fhir(
-        inst.settings, inst.registry, inst.operator, bad, site="A", mode="row_level"
-    )
+    report = fhir_import(inst, inst.operator, bad, site="A", mode="row_level")
     (problem,) = report.rejected
     assert problem.location == "v3.ndjson:2: QuestionnaireResponse.questionnaire"
     assert "no form was registered from version '3.0'" in problem.message
@@ -155,9 +149,7 @@ def test_a_response_to_an_unregistered_questionnaire_says_to_register_it(
 ) -> None:
     inst = sqlite_install
     folder = _folder(tmp_path, "QuestionnaireResponse-phq-9-example.json")
-    report = import_fhir(
-        inst.settings, inst.registry, inst.operator, folder, site="A", mode="row_level"
-    )
+    report = fhir_import(inst, inst.operator, folder, site="A", mode="row_level")
     (problem,) = report.rejected
     assert problem.location.endswith("QuestionnaireResponse.questionnaire")
     assert "register the form from that Questionnaire first" in problem.message
@@ -177,12 +169,12 @@ def test_a_form_from_a_questionnaire_keeps_its_identity_through_export_and_reimp
     # careloop's own QuestionnaireResponses (urn:careloop:form:<name>|<version>) still
     # import, and so do the originals after a round trip of the form.
     folder = _folder(tmp_path, "QuestionnaireResponse-phq-9-example.json")
-    import_fhir(inst.settings, inst.registry, inst.operator, folder, site="A")
-    export_fhir(inst.settings, inst.registry, inst.operator, tmp_path / "out")
+    fhir_import(inst, inst.operator, folder, site="A")
+    export_fhir(inst.registry, warehouse_opener(inst.settings), inst.operator, tmp_path / "out")
     exported = (tmp_path / "out" / "QuestionnaireResponse.ndjson").read_text().splitlines()
     (line,) = exported
     assert json.loads(line)["questionnaire"] == f"urn:careloop:form:phq9example|{first.version}"
-    report = import_fhir(inst.settings, inst.registry, inst.operator, tmp_path / "out", site="A")
+    report = fhir_import(inst, inst.operator, tmp_path / "out", site="A")
     assert report.responses_unchanged == 1
 
 

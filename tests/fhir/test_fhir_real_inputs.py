@@ -20,16 +20,16 @@ from zoneinfo import ZoneInfo
 from typer.testing import CliRunner
 
 from careloop.fhir.exporting import export_fhir
-from careloop.fhir.importing import import_fhir
 from careloop.fhir.mapping import COMPONENT, LINK_TABLE, stable_id
 from careloop.trust import identity
 from careloop.warehouse import Warehouse
+from careloop.warehouse.connection import warehouse_opener
 from tests.fhir.fhir_support import (
     CLINICAL,
     sqlite_install_fixture,  # noqa: F401 - the sqlite_install fixture
     warehouse_frame,
 )
-from tests.foundation import Installation, refresh_installation
+from tests.foundation import Installation, fhir_import, refresh_installation
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 BULK = DATA / "fhir_bulk_smart"
@@ -89,7 +89,7 @@ def test_every_synthea_row_has_the_date_of_its_datetime(
 ) -> None:
     inst = sqlite_install
     synthea = shared_data / "fhir_synthea_r4"
-    report = import_fhir(inst.settings, inst.registry, inst.operator, synthea, site="A")
+    report = fhir_import(inst, inst.operator, synthea, site="A")
     assert report.rows_out["visit_occurrence"] == 257
     timed, wrong = _dates_that_disagree(inst)
     assert timed == 257 + 257 + 5 + 70 + 285  # visits (start, end), conditions, observations
@@ -102,7 +102,7 @@ def test_every_bulk_sample_row_has_the_date_of_its_datetime_on_the_sites_clock(
     inst = sqlite_install
     # Before the convention, 15 of these 30 visits started on another date in UTC
     # than their date (the offsets are -04:00 and -05:00).
-    report = import_fhir(inst.settings, inst.registry, inst.operator, BULK, site="A")
+    report = fhir_import(inst, inst.operator, BULK, site="A")
     assert report.rejected == ()
     timed, wrong = _dates_that_disagree(inst)
     assert timed >= 30 + 30 + 30 + 30 and wrong == 0
@@ -118,7 +118,7 @@ def test_a_site_in_the_sources_time_zone_keeps_the_dates_as_written(
 ) -> None:
     inst = sqlite_install
     _add_site(inst, "BOSTON", "America/New_York")
-    import_fhir(inst.settings, inst.registry, inst.operator, BULK, site="BOSTON")
+    fhir_import(inst, inst.operator, BULK, site="BOSTON")
     visit = stable_id("BOSTON", "Encounter", "0664f58c-7739-cbab-78d4-d4393fac589f")
     (row,) = [r for r in _rows(inst, "visit_occurrence") if r["visit_occurrence_id"] == visit]
     assert (row["visit_start_date"], row["visit_start_datetime"]) == (
@@ -141,8 +141,8 @@ def test_an_export_gives_back_the_same_instants_with_the_sites_offset(
     sqlite_install: Installation, tmp_path: Path
 ) -> None:
     inst = sqlite_install
-    import_fhir(inst.settings, inst.registry, inst.operator, BULK, site="A")
-    export_fhir(inst.settings, inst.registry, inst.operator, tmp_path)
+    fhir_import(inst, inst.operator, BULK, site="A")
+    export_fhir(inst.registry, warehouse_opener(inst.settings), inst.operator, tmp_path)
     exported = {
         json.loads(line)["id"]: json.loads(line)
         for line in (tmp_path / "Encounter.ndjson").read_text().splitlines()
@@ -181,7 +181,7 @@ def test_a_bulk_data_export_folder_imports_as_it_comes(
     inst = sqlite_install
     folder = _bulk_export_folder(tmp_path)
     # All or nothing: nothing in the folder is a problem.
-    report = import_fhir(inst.settings, inst.registry, inst.operator, folder, site="A")
+    report = fhir_import(inst, inst.operator, folder, site="A")
     assert report.rejected == ()
     assert report.patients_created == 13
     assert report.rows_out["visit_occurrence"] == 30
@@ -218,7 +218,7 @@ def test_observation_components_become_rows_linked_to_their_panel(
         "Observation-substance-use-status.json",
     ):
         shutil.copy(US_CORE / name, folder / name)
-    report = import_fhir(inst.settings, inst.registry, inst.operator, folder, site="A")
+    report = fhir_import(inst, inst.operator, folder, site="A")
     assert report.rejected == ()
     # 2 (blood pressure) + 1 of 2 (data absent) + 1 (SpO2) + 3 (average) + 2 (substance use)
     assert report.components == 9
@@ -275,7 +275,7 @@ def test_a_panel_imported_again_with_fewer_components_keeps_no_stale_row(
     shutil.copy(US_CORE / "patient-example.json", folder / "patient-example.json")
     panel = json.loads((US_CORE / "blood-pressure.json").read_text())
     (folder / "blood-pressure.json").write_text(json.dumps(panel))
-    import_fhir(inst.settings, inst.registry, inst.operator, folder, site="A")
+    fhir_import(inst, inst.operator, folder, site="A")
     panel_id = stable_id("A", "Observation", "blood-pressure")
 
     def parts() -> list[str]:
@@ -286,7 +286,7 @@ def test_a_panel_imported_again_with_fewer_components_keeps_no_stale_row(
     # The same panel corrected at the source: the diastolic reading withdrawn.
     panel["component"] = panel["component"][:1]
     (folder / "blood-pressure.json").write_text(json.dumps(panel))
-    import_fhir(inst.settings, inst.registry, inst.operator, folder, site="A")
+    fhir_import(inst, inst.operator, folder, site="A")
     assert parts() == [panel["component"][0]["code"]["coding"][0]["code"]]
     links = warehouse_frame(inst, "careloop_fhir_link")
     linked = set(links[links.cdm_table == "measurement"].cdm_id)
@@ -301,8 +301,8 @@ def test_component_rows_come_back_inside_their_panel_on_export(
     folder.mkdir()
     for name in ("patient-example.json", "blood-pressure.json", "observation-satO2-fiO2.json"):
         shutil.copy(US_CORE / name, folder / name)
-    import_fhir(inst.settings, inst.registry, inst.operator, folder, site="A")
-    export_fhir(inst.settings, inst.registry, inst.operator, tmp_path / "out")
+    fhir_import(inst, inst.operator, folder, site="A")
+    export_fhir(inst.registry, warehouse_opener(inst.settings), inst.operator, tmp_path / "out")
     exported = {
         json.loads(line)["id"]: json.loads(line)
         for line in (tmp_path / "out" / "Observation.ndjson").read_text().splitlines()
@@ -353,7 +353,7 @@ def test_the_cli_names_everything_it_skipped_with_the_reason(
 
 def test_nothing_read_is_lost_without_a_count(sqlite_install: Installation) -> None:
     inst = sqlite_install
-    report = import_fhir(inst.settings, inst.registry, inst.operator, BULK, site="A")
+    report = fhir_import(inst, inst.operator, BULK, site="A")
     read = sum(report.resources_in.values())
     mapped = sum(
         n for kind, n in report.resources_in.items() if kind in ("Patient", *_CLINICAL_TYPES)

@@ -132,13 +132,15 @@ def test_a_shared_export_suppresses_small_counts_and_a_fhir_bundle_validates(
 
 def test_sharing_hides_small_site_counts_and_the_complements_that_reveal_them():
     # One measure, one month, three sites and the network row:
-    #   site  num  den      in the table: [num, den − num]
-    #   A       3   20      [3, 17]
-    #   B      25   55      [25, 30]
-    #   C      40   75      [40, 35]
-    #   all    68  150
-    # As in tests/trust/test_disclosure.py: 3 is small, and the cheapest rectangle
-    # hides A's and B's numerators and their complements; denominators stay.
+    #   site  num  den   den − num
+    #   A       3   20      17
+    #   B      25   55      30
+    #   C      40   75      35
+    #   all    68  150      82
+    # A's numerator 3 is small, so A's numerator and denominator are hidden. Alone,
+    # they would follow from the network minus B and C; a second site must be hidden
+    # with it. B (weight 55) is cheaper than C (75) or the network (150), so B goes:
+    # A + B = 28 of 75 is all anyone learns, and A's numerator can be 0 to 20.
     rows = [("A", 3, 20), ("B", 25, 55), ("C", 40, 75), ("", 68, 150)]
     frame = pd.DataFrame(
         {
@@ -155,12 +157,14 @@ def test_sharing_hides_small_site_counts_and_the_complements_that_reveal_them():
             "small_denominator": False,
         }
     )
-    shared = share_results(frame)
-    assert shared.numerator.tolist() == [pd.NA, pd.NA, 40, 68]
-    assert shared.denominator.tolist() == [20, 55, 75, 150]
-    assert shared.value.isna().tolist() == [True, True, False, False]
-    assert shared.suppressed.tolist() == [True, True, False, False]
-    assert share_results(frame, threshold=0).numerator.tolist() == [3, 25, 40, 68]
+    shared = share_results(frame).set_index("site")
+    assert shared.numerator.loc[["A", "B", "C", ""]].tolist() == [pd.NA, pd.NA, 40, 68]
+    assert shared.denominator.loc[["A", "B", "C", ""]].tolist() == [pd.NA, pd.NA, 75, 150]
+    assert shared.value.isna().loc[["A", "B", "C", ""]].tolist() == [True, True, False, False]
+    assert shared.small_denominator.loc[["A", "B", "C"]].tolist() == [pd.NA, pd.NA, False]
+    assert shared.suppressed.loc[["A", "B", "C", ""]].tolist() == [True, True, False, False]
+    plain = share_results(frame, threshold=0).set_index("site")
+    assert plain.numerator.loc[["A", "B", "C", ""]].tolist() == [3, 25, 40, 68]
 
 
 def _principal(role, site_id, code):
@@ -229,9 +233,10 @@ def test_a_visit_measure_lists_the_people_of_the_visits_that_missed(warehouse, r
 
 
 def test_sharing_protects_strata_against_their_unstratified_total():
-    # Network: 30 of 50; female 3 of 20, male 27 of 30. Table [[3, 17], [27, 3]]:
-    # both 3s are small; the cheapest rectangle through (0, 0) adds 17 and 27
-    # (cost 44; next 17 + 20 + 30 = 67), closing the cycle of the four cells.
+    # Network: 30 of 50; female 3 of 20, male 27 of 30 (30 − 27 = 3 not in the
+    # numerator): both strata have a small count, so both are hidden; each can
+    # move by one against the other (female 4 of 21, male 26 of 29 fits the
+    # network too), and only the network row is published.
     rows = [("", 30, 50), ("sex=female", 3, 20), ("sex=male", 27, 30)]
     frame = pd.DataFrame(
         {
@@ -249,8 +254,9 @@ def test_sharing_protects_strata_against_their_unstratified_total():
         }
     )
     shared = share_results(frame)
+    assert shared.stratum.tolist() == ["", "sex=female", "sex=male"]
     assert shared.numerator.tolist() == [30, pd.NA, pd.NA]
-    assert shared.denominator.tolist() == [50, 20, 30]
+    assert shared.denominator.tolist() == [50, pd.NA, pd.NA]
     assert shared.suppressed.tolist() == [False, True, True]
 
 

@@ -19,7 +19,6 @@ from typer.testing import CliRunner
 
 from careloop.cli.main import app
 from careloop.core.errors import NotFound
-from careloop.fhir import import_fhir
 from careloop.measures import load_catalog, run_measures, store_run
 from careloop.measures.provenance import record_measure_run
 from careloop.practice.lineage import card_lineage
@@ -29,7 +28,7 @@ from careloop.trust.principal import Grant, Principal
 from careloop.trust.provenance import file_sha256, full_url
 from careloop.warehouse.connection import Warehouse
 from careloop.warehouse.refresh import warehouse_provenance
-from tests.foundation import refresh_installation
+from tests.foundation import fhir_import, refresh_installation
 from tests.practice.cds_support import (
     auth,
     deploy,
@@ -48,7 +47,7 @@ SERVICE = "traced-steroid-review"
 def cycle(installation, tmp_path_factory):
     """Run the cycle once; returns (card uuid, measure run provenance id)."""
     inst = installation
-    import_fhir(inst.settings, inst.registry, inst.operator, FHIR_SMALL, site="A")
+    fhir_import(inst, inst.operator, FHIR_SMALL, site="A")
     refresh_installation(inst)
     catalog = load_catalog(entry_points=False)
     with Warehouse.from_settings(inst.settings) as warehouse:

@@ -19,7 +19,6 @@ from careloop.capture import entry, forms_store
 from careloop.capture.examples import example_file
 from careloop.content.ibd.concepts import CONCEPT_MAP
 from careloop.core.errors import Conflict
-from careloop.fhir.importing import import_fhir
 from careloop.store.models import Patient
 from careloop.store.models.capture import FormDefinition, FormVersion
 from careloop.store.scoping import Scope, set_scope
@@ -30,7 +29,13 @@ from careloop.warehouse.jobs import list_sources, load_omop_directory, remove_so
 from careloop.warehouse.omop_csv import load_omop_csv
 from careloop.warehouse.refresh import refresh_warehouse, warehouse_provenance
 from careloop.warehouse.sources import ASSEMBLED_TABLES, STORE_PREFIX
-from tests.foundation import Installation, build_installation, make_settings, refresh_installation
+from tests.foundation import (
+    Installation,
+    build_installation,
+    fhir_import,
+    make_settings,
+    refresh_installation,
+)
 from tests.warehouse.conftest import OMOP_SMALL
 
 CLINICAL = (
@@ -141,7 +146,7 @@ def _offset_omop(folder: Path, offset: int) -> Path:
 def test_a_refresh_keeps_every_row_of_a_real_fhir_import(inst: Installation, synthea: Path) -> None:
     _refresh(inst)
     registry_rows = _counts(inst)
-    report = import_fhir(inst.settings, inst.registry, inst.operator, synthea, site="A")
+    report = fhir_import(inst, inst.operator, synthea, site="A")
     assert report.patients_created == 8 and report.rejected == ()
     after_import = _counts(inst)
     assert after_import["person"] == registry_rows["person"] + 8
@@ -165,7 +170,7 @@ def test_a_refresh_keeps_every_row_of_a_real_fhir_import(inst: Installation, syn
 def test_observation_periods_span_every_source_of_a_patient(
     inst: Installation, synthea: Path
 ) -> None:
-    import_fhir(inst.settings, inst.registry, inst.operator, synthea, site="A")
+    fhir_import(inst, inst.operator, synthea, site="A")
     _refresh(inst)
     spans = _sql(
         inst,
@@ -182,7 +187,7 @@ def test_observation_periods_span_every_source_of_a_patient(
 def test_withdrawal_removes_a_patients_rows_from_every_source_on_the_next_refresh(
     inst: Installation, synthea: Path
 ) -> None:
-    import_fhir(inst.settings, inst.registry, inst.operator, synthea, site="A")
+    fhir_import(inst, inst.operator, synthea, site="A")
     _refresh(inst)
     with inst.registry.transaction() as session:
         set_scope(session, Scope.everything())
@@ -263,7 +268,7 @@ def test_omop_files_that_reuse_registry_ids_are_refused_and_change_nothing(
 def test_dropping_a_source_removes_its_rows_only(inst: Installation, synthea: Path) -> None:
     _refresh(inst)
     registry_rows = _counts(inst)
-    import_fhir(inst.settings, inst.registry, inst.operator, synthea, site="A")
+    fhir_import(inst, inst.operator, synthea, site="A")
     removed, provenance = _jobs(inst, remove_source, "fhir", reason="test import")
     assert removed["visit_occurrence"] == 257 and removed["person"] == 8
     assert _counts(inst) == registry_rows
@@ -274,9 +279,9 @@ def test_dropping_a_source_removes_its_rows_only(inst: Installation, synthea: Pa
 def test_a_refresh_names_the_loads_still_in_the_warehouse_as_its_parents(
     inst: Installation, synthea: Path, tmp_path: Path
 ) -> None:
-    first = import_fhir(inst.settings, inst.registry, inst.operator, synthea, site="A")
+    first = fhir_import(inst, inst.operator, synthea, site="A")
     _jobs(inst, remove_source, "fhir", reason="wrong site")
-    second = import_fhir(inst.settings, inst.registry, inst.operator, synthea, site="B")
+    second = fhir_import(inst, inst.operator, synthea, site="B")
     _, load = _jobs(inst, load_omop_directory, _offset_omop(tmp_path, 10_000_000))
     refreshed = _refresh(inst)
     parents = get_provenance(inst.registry, refreshed.provenance_id).parent_ids
@@ -335,7 +340,7 @@ def test_a_warehouse_written_before_sources_keeps_every_row(
     inst: Installation, synthea: Path, tmp_path: Path
 ) -> None:
     _refresh(inst)
-    import_fhir(inst.settings, inst.registry, inst.operator, synthea, site="A")
+    fhir_import(inst, inst.operator, synthea, site="A")
     with Warehouse.from_settings(inst.settings) as wh:
         load_omop_csv(wh, _offset_omop(tmp_path, 10_000_000))
     everything = _counts(inst)

@@ -19,11 +19,10 @@ from sqlalchemy import select
 
 from careloop.capture.entry import create_response
 from careloop.capture.forms_store import import_forms
-from careloop.fhir.importing import import_fhir
 from careloop.store.models import Patient, Site
 from careloop.store.scoping import Scope, set_scope
 from careloop.trust.audit import AuditFilter, report_entries
-from tests.foundation import Installation, build_installation, make_settings
+from tests.foundation import Installation, build_installation, fhir_import, make_settings
 from tests.live import start_server, stop_server
 
 DATA = Path(__file__).resolve().parents[1] / "data"
@@ -35,16 +34,13 @@ FORMS = DATA / "redcap" / "lifedata_redcap_DataDictionary.csv"
 def loaded(installation: Installation) -> Installation:
     """The shared installation with Synthea's Bob at site A and the handwritten set at B."""
     inst = installation
-    import_fhir(
-        inst.settings,
-        inst.registry,
+    fhir_import(
+        inst,
         inst.operator,
         FHIR_SMALL / "synthea_bob_trimmed.json",
         site="A",
     )
-    import_fhir(
-        inst.settings, inst.registry, inst.operator, FHIR_SMALL / "handwritten.ndjson", site="B"
-    )
+    fhir_import(inst, inst.operator, FHIR_SMALL / "handwritten.ndjson", site="B")
     (form,) = import_forms(inst.registry, inst.operator, FORMS)
     with inst.registry.transaction() as session:
         set_scope(session, Scope.everything())
@@ -295,7 +291,7 @@ def test_questionnaire_responses_are_served_within_the_site_only(
 def live(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[str, Installation]]:
     tmp = tmp_path_factory.mktemp("fhir-live")
     inst = build_installation(make_settings(tmp, None))
-    import_fhir(inst.settings, inst.registry, inst.operator, FHIR_SMALL, site="A")
+    fhir_import(inst, inst.operator, FHIR_SMALL, site="A")
     inst.registry.close()
     server = start_server(inst.settings.data_dir)
     try:

@@ -23,9 +23,8 @@ from careloop.capture import fhir_responses
 from careloop.capture.entry import create_response
 from careloop.capture.forms_store import import_forms
 from careloop.fhir import server as fhir_server
-from careloop.fhir.importing import import_fhir
 from careloop.store.models import AuditEntry
-from tests.foundation import Installation
+from tests.foundation import Installation, fhir_import
 
 DATA = Path(__file__).resolve().parents[1] / "data"
 FHIR_SMALL = DATA / "fhir_small"
@@ -36,9 +35,8 @@ FORMS = DATA / "redcap" / "lifedata_redcap_DataDictionary.csv"
 def filled(installation: Installation) -> Installation:
     """Site A's two patients with five weight responses each; Synthea's Bob at site A."""
     inst = installation
-    import_fhir(
-        inst.settings,
-        inst.registry,
+    fhir_import(
+        inst,
         inst.operator,
         FHIR_SMALL / "synthea_bob_trimmed.json",
         site="A",

@@ -29,15 +29,14 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import select, update
 
-from careloop.capture.entry import (
-    ResponseView,
+from careloop.capture.entry import ResponseView, check_values
+from careloop.capture.entry.saving import _insert_response
+from careloop.capture.entry.views import (
     _as_date,
     _check_contributor,
-    _insert_response,
     _patient,
     _site_code,
     _view,
-    check_values,
 )
 from careloop.capture.forms_store import load_form, other_form_values
 from careloop.core.clock import as_utc, utcnow

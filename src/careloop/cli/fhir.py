@@ -15,6 +15,7 @@ from careloop.cli.modes import IMPORT_MODE_HELP, import_mode
 from careloop.cli.output import console, print_json, print_rows
 from careloop.fhir.exporting import export_fhir
 from careloop.fhir.importing import ImportMode, import_fhir
+from careloop.warehouse.connection import Warehouse, warehouse_opener
 
 fhir_app = typer.Typer(help="FHIR R4: import Bundles and NDJSON, export Bulk Data NDJSON.")
 
@@ -36,8 +37,17 @@ def import_command(
 ) -> None:
     """Import FHIR R4: patients and form responses to the registry, clinical data to OMOP."""
     settings = settings_from(data_dir)
-    with opened(settings) as registry:
-        report = import_fhir(settings, registry, operator(), path, site=site, mode=_mode(mode))
+    with opened(settings) as registry, Warehouse.from_settings(settings) as warehouse:
+        report = import_fhir(
+            registry,
+            warehouse,
+            operator(),
+            path,
+            site=site,
+            mode=_mode(mode),
+            default_consent=settings.default_consent,
+            max_input_bytes=settings.max_input_bytes,
+        )
     if json_output:
         print_json(report.as_dict())
         return
@@ -76,7 +86,7 @@ def export_command(
     """Export patients and their data as Bulk Data NDJSON (one file per resource type)."""
     settings = settings_from(data_dir)
     with opened(settings) as registry:
-        report = export_fhir(settings, registry, operator(), out)
+        report = export_fhir(registry, warehouse_opener(settings), operator(), out)
     print_rows(["resource type", "resources"], sorted(report.counts.items()), title="Exported")
     console.print(f"Wrote {len(report.files)} file(s) and manifest.json to {report.out_dir}")
     for skipped in report.skipped_forms:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from datetime import date
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import typer
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -15,6 +16,7 @@ from careloop.core.errors import ConfigurationError, InputError
 from careloop.core.settings import Settings
 from careloop.measures import (
     MeasureDefinition,
+    MeasureRun,
     data_extent,
     load_catalog,
     run_measures,
@@ -22,11 +24,13 @@ from careloop.measures import (
 )
 from careloop.measures.export import export_results, results_to_records
 from careloop.measures.provenance import record_measure_run
-from careloop.measures.runner import MeasureRun
 from careloop.measures.validation import validate_files
 from careloop.trust.installation import open_registry
 from careloop.warehouse.connection import Warehouse
 from careloop.warehouse.refresh import warehouse_provenance
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 measures_app = typer.Typer(
     help="Quality measures defined in YAML, computed on the warehouse.", no_args_is_help=True
@@ -220,16 +224,14 @@ def run(
         if store and not result.results.empty:
             store_run(warehouse, result)
             _record_run(settings, result, warehouse.url)
-    definitions = {m.id: m for m in chosen}
-    if out is not None and out_fmt is not None:
-        export_results(result.results, out, fmt=out_fmt, shared=shared, measures=definitions)  # type: ignore[arg-type]
-        console.print(f"Wrote {len(result.results)} rows to {out}.", markup=False, soft_wrap=True)
-    else:
         frame = result.results
         if shared:
-            from careloop.measures.sharing import share_results
-
-            frame = share_results(frame)
+            frame = _release(warehouse, result, chosen, settings)
+    definitions = {m.id: m for m in chosen}
+    if out is not None and out_fmt is not None:
+        export_results(frame, out, fmt=out_fmt, measures=definitions)  # type: ignore[arg-type]
+        console.print(f"Wrote {len(frame)} rows to {out}.", markup=False, soft_wrap=True)
+    else:
         if fmt == "json":
             print_json(results_to_records(frame))
         else:
@@ -244,3 +246,60 @@ def run(
     if result.failures:
         sys.stderr.flush()
         raise typer.Exit(1)
+
+
+def _release(
+    warehouse: Warehouse,
+    result: MeasureRun,
+    chosen: list[MeasureDefinition],
+    settings: Settings,
+) -> pd.DataFrame:
+    """Disclosure control against every earlier shared release, recorded in the ledger.
+
+    The measures are computed once more at every level (sites × sex and age band)
+    so that counts this release does not show are protected too.
+    """
+    from careloop.measures.sharing import release_results
+    from careloop.trust.disclosure import DisclosurePolicy
+
+    every = tuple(dict.fromkeys([*result.by, *_STRATA]))
+    context = run_measures(warehouse, chosen, start=result.start, end=result.end, by=every)
+
+    policy = DisclosurePolicy(
+        threshold=settings.disclosure_threshold,
+        noise=settings.disclosure_noise,
+        repeat_limit=settings.disclosure_repeat_limit,
+        repeat_days=settings.disclosure_repeat_days,
+    )
+    key = settings.signing_key().encode("utf-8") if policy.noise else None
+    release = release_results(
+        warehouse,
+        result.results,
+        context=context.results,
+        released_by=operator().email,
+        purpose="careloop measures run --shared",
+        policy=policy,
+        noise_key=key,
+    )
+    err_console.print(
+        f"Shared release {release.release_id}: {release.hidden_counts} counts hidden "
+        "(recorded in the warehouse's release ledger).",
+        markup=False,
+        soft_wrap=True,
+    )
+    if release.changed_blocks:
+        err_console.print(
+            f"Warning: the data of {release.changed_blocks} measure-period tables changed since "
+            "an earlier shared release; counts hidden then stay hidden, but differences "
+            "between the two versions of the data are not protected.",
+            markup=False,
+            soft_wrap=True,
+        )
+    if release.exposed_counts:
+        err_console.print(
+            f"Warning: {release.exposed_counts} small counts were already determined by what "
+            "earlier releases published.",
+            markup=False,
+            soft_wrap=True,
+        )
+    return release.published

@@ -73,11 +73,7 @@ def demo(
     )
     for r in result.recoveries:
         mark = "recovered" if r.recovered else "NOT recovered"
-        console.print(
-            f"  {r.name}: planted {r.truth:g}, estimated {r.estimate:.3g} "
-            f"(95% CI {r.ci_low:.3g} to {r.ci_high:.3g}) — {mark}",
-            highlight=False,
-        )
+        console.print(f"  {r.describe()} — {mark}", highlight=False)
     if result.traced_card is not None:
         card = result.traced_card
         console.print(

@@ -116,6 +116,32 @@ class Settings(BaseSettings):
             "(they are whenever it does)."
         ),
     )
+    disclosure_threshold: int = Field(
+        default=10,
+        ge=0,
+        description=(
+            "Counts from 1 to this are hidden in results that leave the installation "
+            "(`measures run --shared`), with what would reveal them; 0 turns this off."
+        ),
+    )
+    disclosure_noise: bool = Field(
+        default=False,
+        description=(
+            "Also blur published counts (i2b2/SHRINE style: σ 1.33, at most ±3), the same "
+            "blur for the same count every time."
+        ),
+    )
+    disclosure_repeat_limit: int = Field(
+        default=0,
+        ge=0,
+        description=(
+            "Refuse a shared release made this many times within "
+            "`CARELOOP_DISCLOSURE_REPEAT_DAYS` days (0: no limit)."
+        ),
+    )
+    disclosure_repeat_days: int = Field(
+        default=30, ge=1, description="The window of the repeat limit, in days."
+    )
     public_base_url: str | None = Field(
         default=None,
         description=(

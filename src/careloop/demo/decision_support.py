@@ -38,6 +38,14 @@ from careloop.trust.principal import Principal
 
 KNOWLEDGE_OBJECT = IBD.knowledge_object("ibd_steroid_review")
 ISSUER = "https://ehr-{site}.demo.careloop.invalid/"
+CALLS_PER_SITE = 40
+"""Simulated clinic visits calling the service at each deployed site."""
+CLINICIANS_PER_SITE = 6
+
+
+def clinician_ref(site: str, visit: int) -> str:
+    """The EHR user (clinician) of a simulated visit: six clinicians per site, in turn."""
+    return f"Practitioner/{site}-{visit % CLINICIANS_PER_SITE}"
 
 
 @dataclass(frozen=True)
@@ -51,6 +59,8 @@ class DecisionSupportRun:
     accepted: int
     by_site: dict[str, tuple[int, int]]
     """site → (cards shown, accepted), from the stored card events."""
+    by_clinician: dict[str, tuple[int, int]]
+    """clinician (the EHR's user reference) → (cards shown, accepted), from the card events."""
 
 
 def _prefetch(template: dict[str, Any], patient: str, today: str) -> dict[str, Any]:
@@ -81,7 +91,7 @@ def run_decision_support(
     operator: Principal,
     network: SyntheticNetwork,
     *,
-    calls_per_site: int = 40,
+    calls_per_site: int = CALLS_PER_SITE,
     evidence: Sequence[tuple[int, str]] = (),
     approve_by: Callable[[str], object] | None = None,
 ) -> DecisionSupportRun:
@@ -164,7 +174,7 @@ def run_decision_support(
                         "hookInstance": str(uuid.uuid4()),
                         "hook": "patient-view",
                         "context": {
-                            "userId": f"Practitioner/{site}-{i % 6}",
+                            "userId": clinician_ref(site, i),
                             "patientId": f"{site}-{i}",
                         },
                         "prefetch": _prefetch(template, f"{site}-{i}", today),
@@ -193,6 +203,10 @@ def run_decision_support(
         str(site): (len(group), int((group.outcome == "accepted").sum()))
         for site, group in shown.groupby("site_code")
     }
+    by_clinician = {
+        str(user): (len(group), int((group.outcome == "accepted").sum()))
+        for user, group in shown.groupby(shown.user_ref.fillna(""))
+    }
     return DecisionSupportRun(
         service_id=service_id,
         ko_ref=ref,
@@ -200,4 +214,5 @@ def run_decision_support(
         cards_shown=len(shown),
         accepted=int((shown.outcome == "accepted").sum()),
         by_site=by_site,
+        by_clinician=by_clinician,
     )

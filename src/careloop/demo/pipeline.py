@@ -193,9 +193,7 @@ def run_demo(
         )
         with Warehouse.from_settings(settings) as warehouse:
             refresh_registry_tables(registry, warehouse, operator, [CardEventTables()])
-        analyses.recoveries.append(
-            recovery.card_acceptance(practice.accepted, practice.cards_shown, network.truth)
-        )
+        analyses.recoveries.append(recovery.card_acceptance(practice.by_clinician, network.truth))
         analyses.practice = practice
         traced = _trace_a_card(registry, operator)
         clock.stage("Writing the learning report")

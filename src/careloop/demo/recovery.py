@@ -2,22 +2,32 @@
 
 Each estimator works on the monthly measure results the warehouse produced
 (never on the generator's hidden variables), so recovering the truth shows
-that capture → warehouse → measures → analysis hold together.
+that capture → warehouse → measures → analysis hold together. The effects are
+estimated as a learning cycle's Study estimates them
+(:mod:`careloop.community.study.effects`): quasi-binomial interrupted time
+series of the monthly counts, and card acceptance with standard errors
+clustered by clinician. The special-cause month is *detected* or not: a
+detection, not an estimate with an interval.
 """
 
 from __future__ import annotations
 
-import math
 import warnings
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from careloop.analysis import Effect, its, spc
 from careloop.analysis.caveats import StatisticalWarning
+from careloop.community.study.effects import (
+    ItsEffects,
+    clustered_proportion,
+    its_effect,
+    its_method,
+)
 from careloop.demo.network import PlantedTruth
 
 
@@ -28,19 +38,35 @@ class Recovery:
     name: str
     """What was planted, in words."""
     truth: float
-    """The planted value."""
-    estimate: float
-    ci_low: float
-    ci_high: float
+    """The planted value (1 for a planted special cause)."""
+    estimate: float | None
+    """None for a detection (``detected`` says whether it was found)."""
+    ci_low: float | None
+    ci_high: float | None
     scale: str
-    """``odds ratio``, ``proportion``, ``month flagged``…"""
+    """``odds ratio``, ``proportion`` or ``detection``."""
     method: str
     """How it was estimated."""
+    detected: bool | None = None
+    """For a detection (scale ``detection``): whether it was found; else None."""
 
     @property
     def recovered(self) -> bool:
-        """The truth lies inside the 95% confidence interval."""
+        """The truth lies inside the 95% confidence interval (a detection: it was found)."""
+        if self.detected is not None:
+            return self.detected
+        if self.estimate is None or self.ci_low is None or self.ci_high is None:
+            return False
         return self.ci_low <= self.truth <= self.ci_high
+
+    def describe(self) -> str:
+        """One line for the console: the planted value beside the estimate (or the detection)."""
+        if self.detected is not None:
+            return f"{self.name}: {'detected' if self.detected else 'not detected'}"
+        return (
+            f"{self.name}: planted {self.truth:g}, estimated {self.estimate:.3g} "
+            f"(95% CI {self.ci_low:.3g} to {self.ci_high:.3g})"
+        )
 
     def as_dict(self) -> dict[str, object]:
         return {
@@ -51,6 +77,7 @@ class Recovery:
             "ci_high": self.ci_high,
             "scale": self.scale,
             "method": self.method,
+            "detected": self.detected,
             "recovered": self.recovered,
         }
 
@@ -70,18 +97,9 @@ def _phase(frame: pd.DataFrame, name: str, when: date) -> None:
     frame[name] = (frame.period_start >= when).astype(int)
 
 
-def _its(frame: pd.DataFrame, phases: list[str]) -> its.ItsResult:
-    with warnings.catch_warnings():
-        # Caveats (e.g. residual autocorrelation) are reported in the report, not raised here.
-        warnings.simplefilter("ignore", StatisticalWarning)
-        return its.segmented_regression(
-            frame,
-            outcome="numerator",
-            trials="denominator",
-            time="t",
-            intervention=phases if len(phases) > 1 else phases[0],
-            family="binomial",
-        )
+def _its(frame: pd.DataFrame, phases: list[str]) -> ItsEffects:
+    # Caveats (e.g. residual autocorrelation) stay in the result, for the report.
+    return its_effect(frame, phases)
 
 
 def _from_effect(name: str, truth: float, effect: Effect, method: str) -> Recovery:
@@ -91,7 +109,7 @@ def _from_effect(name: str, truth: float, effect: Effect, method: str) -> Recove
 
 
 def network_change(results: pd.DataFrame, truth: PlantedTruth) -> tuple[Recovery, its.ItsResult]:
-    """The change package: binomial ITS on the network's visits in remission.
+    """The change package: quasi-binomial ITS on the network's visits in remission.
 
     Sites with a change of their own are left out (they would mix two changes).
     """
@@ -105,10 +123,10 @@ def network_change(results: pd.DataFrame, truth: PlantedTruth) -> tuple[Recovery
         _from_effect(
             "Network change package: odds of a visit in remission",
             truth.change_odds_ratio,
-            fit.step,
-            f"binomial interrupted time series, {len(others)} sites without their own change",
+            fit.step("change_package"),
+            f"{its_method()}; {len(others)} sites without their own change",
         ),
-        fit,
+        fit.fit,
     )
 
 
@@ -120,20 +138,23 @@ def site_changes(results: pd.DataFrame, truth: PlantedTruth) -> list[Recovery]:
         _phase(frame, "change_package", truth.change_date)
         _phase(frame, "site_change", when)
         fit = _its(frame, ["change_package", "site_change"])
-        effect = next(p for p in fit.interventions if p.intervention == "site_change").step
         out.append(
             _from_effect(
                 f"Site {code}'s own change on {when:%b %Y}",
                 ratio,
-                effect,
-                "binomial ITS with two phases (network change, site change)",
+                fit.step("site_change"),
+                f"{its_method(2)}: the network change, then the site's",
             )
         )
     return out
 
 
 def excursion(results: pd.DataFrame, truth: PlantedTruth) -> tuple[Recovery, spc.SpcChart]:
-    """The special-cause excursion: the P chart of that site flags that month below the limits."""
+    """The special-cause excursion: does the P chart of that site flag that month below its limits?
+
+    Reported as detected or not (with how many other months were flagged), never
+    as an estimate with an interval.
+    """
     code, month = truth.excursion
     frame = monthly(results, "remission-at-visit", sites=[code])
     with warnings.catch_warnings():
@@ -153,11 +174,13 @@ def excursion(results: pd.DataFrame, truth: PlantedTruth) -> tuple[Recovery, spc
         Recovery(
             f"Special-cause excursion at {code} in {month:%b %Y}",
             1.0,
-            1.0 if hit else 0.0,
-            1.0 if hit and others == 0 else 0.0,
-            1.0 if hit else 0.0,
-            "month flagged (1 = yes)",
-            f"P chart (Anhøj rules and 3-sigma limits); {others} other month(s) below the limits",
+            None,
+            None,
+            None,
+            "detection",
+            f"P chart (Anhøj rules and 3-sigma limits): {'detected' if hit else 'not detected'}; "
+            f"{others} other month(s) below the limits",
+            detected=hit,
         ),
         chart,
     )
@@ -172,33 +195,29 @@ def knowledge_object(results: pd.DataFrame, truth: PlantedTruth) -> tuple[Recove
         _from_effect(
             "Decision support: odds of a visit with corticosteroids at deployed sites",
             truth.ko_odds_ratio,
-            fit.step,
-            f"binomial ITS at the {len(truth.ko_sites)} deployed sites",
+            fit.step("knowledge_object"),
+            f"{its_method()} at the {len(truth.ko_sites)} deployed sites",
         ),
-        fit,
+        fit.fit,
     )
 
 
-def wilson(successes: int, n: int) -> tuple[float, float]:
-    """Wilson score 95% interval for a proportion."""
-    if n == 0:
-        return (math.nan, math.nan)
-    z = float(stats.norm.ppf(0.975))
-    p = successes / n
-    centre = (p + z * z / (2 * n)) / (1 + z * z / n)
-    half = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n)) / (1 + z * z / n)
-    return centre - half, centre + half
+def card_acceptance(by_clinician: Mapping[str, tuple[int, int]], truth: PlantedTruth) -> Recovery:
+    """The share of cards clinicians accepted, from the CDS feedback.
 
-
-def card_acceptance(accepted: int, shown: int, truth: PlantedTruth) -> Recovery:
-    """The share of cards clinicians accepted, from the CDS feedback."""
-    low, high = wilson(accepted, shown)
+    ``by_clinician`` is clinician → (cards shown, accepted), from the stored card
+    events. A clinician's answers are correlated (habits, their patients), so
+    the interval is cluster-robust by clinician, not a binomial one over cards.
+    """
+    shown = [s for s, _ in by_clinician.values()]
+    accepted = [a for _, a in by_clinician.values()]
+    effect, how = clustered_proportion(accepted, shown, what="clinicians")
     return Recovery(
         "Decision-support cards accepted",
         truth.card_acceptance,
-        accepted / shown if shown else math.nan,
-        low,
-        high,
+        effect.estimate,
+        effect.ci_low,
+        effect.ci_high,
         "proportion",
-        f"CDS Hooks feedback on {shown} cards (Wilson 95% interval)",
+        f"CDS Hooks feedback on {sum(shown)} cards: {how}",
     )

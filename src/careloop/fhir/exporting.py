@@ -24,7 +24,6 @@ from sqlalchemy import select
 from careloop.core.clock import iso_utc, utcnow
 from careloop.core.errors import IntegrityFailure
 from careloop.core.private_files import open_private, private_dir, write_private_text
-from careloop.core.settings import Settings
 from careloop.fhir.mapping import (
     CLINICAL_TABLES,
     COMPONENT,
@@ -40,7 +39,11 @@ from careloop.store.models import AuditEntry, Patient, Site
 from careloop.trust.principal import Principal
 from careloop.trust.provenance import as_fhir, list_provenance
 from careloop.trust.work import Work, unit_of_work
-from careloop.warehouse.connection import Warehouse, parse_warehouse_url, quiet_engine_warnings
+from careloop.warehouse.connection import (
+    Warehouse,
+    WarehouseOpener,
+    quiet_engine_warnings,
+)
 
 EXPORT_TYPES = (
     "Patient",
@@ -130,18 +133,6 @@ def fhir_patient(p: ScopedPatient, *, identifiable: bool) -> dict[str, Any]:
         sex=p.sex,
         identifiable=identifiable,
     )
-
-
-def open_warehouse(settings: Settings) -> Warehouse | None:
-    """The warehouse read-only, or None when there is none yet (nothing imported).
-
-    Any other failure to open it (e.g. a DuckDB file locked by a running
-    import) is an error, never an empty answer.
-    """
-    location = parse_warehouse_url(settings.resolved_warehouse_url)
-    if location.path is not None and not location.path.expanduser().exists():
-        return None
-    return Warehouse.from_settings(settings, read_only=True)
 
 
 def clinical_resources(
@@ -389,9 +380,12 @@ def _add_forms(
 
 
 def export_fhir(
-    settings: Settings, registry: Registry, principal: Principal, out_dir: Path
+    registry: Registry, warehouse: WarehouseOpener, principal: Principal, out_dir: Path
 ) -> FhirExportReport:
     """Export the caller's patients and their data as Bulk Data NDJSON files.
+
+    ``warehouse`` opens the warehouse (``warehouse_opener(settings)``); with none
+    yet, the export holds patients, consent and provenance only.
 
     Needs ``record.export`` (site leads of their sites; the operator: all).
     AuditEvents are included only for callers who may read the audit trail
@@ -411,11 +405,11 @@ def export_fhir(
         for p in patients:
             resources["Patient"].append(fhir_patient(p, identifiable=True))
             resources["Consent"].append(consent_resource(p.pseudo_id, p.consent_state))
-        warehouse = open_warehouse(settings)
-        if warehouse is not None:
-            with warehouse:
+        opened = warehouse()
+        if opened is not None:
+            with opened:
                 for resource in clinical_resources(
-                    warehouse,
+                    opened,
                     {p.id: p.pseudo_id for p in patients},
                     time_zones={p.id: p.time_zone for p in patients},
                 ):

@@ -28,13 +28,11 @@ from sqlalchemy import select
 
 from careloop import __version__
 from careloop.core.errors import InputError, NotFound, PermissionDenied, StoredFormUnreadable
-from careloop.core.settings import Settings
 from careloop.fhir.exporting import (
     ScopedPatient,
     clinical_resources,
     fhir_patient,
     observation_persons,
-    open_warehouse,
     scoped_patient,
     scoped_patients,
 )
@@ -44,6 +42,7 @@ from careloop.store.models import Patient
 from careloop.store.scoping import Scope
 from careloop.trust.principal import Principal
 from careloop.trust.work import unit_of_work
+from careloop.warehouse.connection import WarehouseOpener
 
 if TYPE_CHECKING:
     from careloop.capture.entry import ResponseWithSubject
@@ -275,7 +274,7 @@ def _patient_filter(params: Params) -> set[str] | None:
 
 
 def search_observations(
-    settings: Settings, registry: Registry, principal: Principal, params: Params
+    warehouse: WarehouseOpener, registry: Registry, principal: Principal, params: Params
 ) -> SearchResult:
     """Observations of the patients the caller may see that match ``params``."""
     _unknown_params("Observation", params)
@@ -286,7 +285,7 @@ def search_observations(
         wanted = _patient_filter(params)
         if wanted is not None:
             patients = [p for p in patients if p.pseudo_id in wanted]
-        resources = _observations(settings, patients)
+        resources = _observations(warehouse, patients)
         matched = [r for r in resources if _observation_matches(r, params)]
         shown = matched[:count]
         if action == "record.read":
@@ -307,7 +306,7 @@ def search_observations(
 
 
 def read_observation(
-    settings: Settings, registry: Registry, principal: Principal, resource_id: str
+    warehouse: WarehouseOpener, registry: Registry, principal: Principal, resource_id: str
 ) -> dict[str, Any]:
     """One Observation by id; NotFound when it does not exist or is out of scope.
 
@@ -319,11 +318,11 @@ def read_observation(
     with unit_of_work(registry, principal, action) as work:
         if action == "record.read":
             work.expect("read", "clinical", details={"fhir_read": f"Observation/{resource_id}"})
-        warehouse = open_warehouse(settings)
-        if warehouse is None:
+        opened = warehouse()
+        if opened is None:
             raise missing
-        with warehouse:
-            for person_id in sorted(observation_persons(warehouse, resource_id)):
+        with opened:
+            for person_id in sorted(observation_persons(opened, resource_id)):
                 row = work.session.get(Patient, person_id)
                 if row is None:
                     continue  # not a patient the caller may see
@@ -332,7 +331,7 @@ def read_observation(
                     (
                         r
                         for r in clinical_resources(
-                            warehouse,
+                            opened,
                             {patient.id: patient.pseudo_id},
                             time_zones={patient.id: patient.time_zone},
                             tables=("measurement", "observation"),
@@ -358,13 +357,15 @@ def read_observation(
         raise missing
 
 
-def _observations(settings: Settings, patients: Sequence[ScopedPatient]) -> list[dict[str, Any]]:
-    warehouse = open_warehouse(settings)
-    if warehouse is None or not patients:
+def _observations(
+    warehouse: WarehouseOpener, patients: Sequence[ScopedPatient]
+) -> list[dict[str, Any]]:
+    opened = warehouse() if patients else None
+    if opened is None:
         return []
-    with warehouse:
+    with opened:
         return clinical_resources(
-            warehouse,
+            opened,
             {p.id: p.pseudo_id for p in patients},
             time_zones={p.id: p.time_zone for p in patients},
             tables=("measurement", "observation"),
@@ -520,13 +521,17 @@ def read_questionnaire_response(
 
 
 def read_resource(
-    settings: Settings, registry: Registry, principal: Principal, kind: str, resource_id: str
+    warehouse: WarehouseOpener,
+    registry: Registry,
+    principal: Principal,
+    kind: str,
+    resource_id: str,
 ) -> dict[str, Any]:
     """Read one resource of a served type."""
     if kind == "Patient":
         return read_patient(registry, principal, resource_id)
     if kind == "Observation":
-        return read_observation(settings, registry, principal, resource_id)
+        return read_observation(warehouse, registry, principal, resource_id)
     if kind == "Questionnaire":
         return read_questionnaire(registry, principal, resource_id)
     if kind == "QuestionnaireResponse":
@@ -535,13 +540,13 @@ def read_resource(
 
 
 def search(
-    settings: Settings, registry: Registry, principal: Principal, kind: str, params: Params
+    warehouse: WarehouseOpener, registry: Registry, principal: Principal, kind: str, params: Params
 ) -> SearchResult:
     """Search one served type."""
     if kind == "Patient":
         return search_patients(registry, principal, params)
     if kind == "Observation":
-        return search_observations(settings, registry, principal, params)
+        return search_observations(warehouse, registry, principal, params)
     if kind == "Questionnaire":
         return search_questionnaires(registry, principal, params)
     if kind == "QuestionnaireResponse":

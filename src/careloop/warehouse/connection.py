@@ -38,7 +38,7 @@ import tempfile
 import threading
 import uuid
 import warnings
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal, TypeAlias
@@ -860,3 +860,25 @@ def copy_arrow_to_postgres(
             buffer = io.BytesIO()
             pacsv.write_csv(batch, buffer, write_options=options)
             copy.write(buffer.getvalue())
+
+
+WarehouseOpener = Callable[[], "Warehouse | None"]
+"""Opens the installation's warehouse read-only when asked, or gives None when there is
+none yet: what a function takes when it needs the warehouse only on some paths."""
+
+
+def warehouse_opener(settings: Settings) -> WarehouseOpener:
+    """The opener of ``settings``' warehouse, read-only (the app and the CLI build it once).
+
+    None when the warehouse is a file not created yet (nothing loaded or
+    imported); any other failure to open it (e.g. a DuckDB file locked by a
+    running import) is an error, never an empty answer.
+    """
+
+    def open_it() -> Warehouse | None:
+        location = parse_warehouse_url(settings.resolved_warehouse_url)
+        if location.path is not None and not location.path.expanduser().exists():
+            return None
+        return Warehouse.from_settings(settings, read_only=True)
+
+    return open_it

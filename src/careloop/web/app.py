@@ -22,6 +22,7 @@ from careloop.core.content import activate
 from careloop.core.settings import Settings
 from careloop.trust.installation import open_registry
 from careloop.trust.status import registry_reachable
+from careloop.warehouse.connection import warehouse_opener
 from careloop.web import (
     api,
     api_capture,
@@ -60,6 +61,8 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.registry = registry
+    # The warehouse is opened per request, read-only, by the one opener built here.
+    app.state.warehouse = warehouse_opener(settings)
     templates = Jinja2Templates(directory=HERE / "templates")
     templates.env.globals["version"] = __version__
     app.state.templates = templates

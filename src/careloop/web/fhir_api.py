@@ -24,7 +24,7 @@ from careloop.core.clock import utcnow
 from careloop.core.errors import AuthenticationRequired, CareloopError
 from careloop.fhir import server as fhir_server
 from careloop.web.openapi import FHIR_ERRORS
-from careloop.web.security import CallerDep, RegistryDep, SettingsDep
+from careloop.web.security import CallerDep, RegistryDep, WarehouseDep
 
 log = logging.getLogger("careloop.web.fhir")
 
@@ -139,11 +139,11 @@ def search(
     request: Request,
     caller: CallerDep,
     registry: RegistryDep,
-    settings: SettingsDep,
+    warehouse: WarehouseDep,
 ) -> Response:
     """Search one resource type; a searchset Bundle of what the caller may see."""
     result = fhir_server.search(
-        settings, registry, caller.principal, resource_type, _params(request)
+        warehouse, registry, caller.principal, resource_type, _params(request)
     )
     base = _base(request)
     bundle = {
@@ -169,11 +169,11 @@ def read(
     resource_id: str,
     caller: CallerDep,
     registry: RegistryDep,
-    settings: SettingsDep,
+    warehouse: WarehouseDep,
 ) -> Response:
     """Read one resource by id."""
     return FhirResponse(
-        fhir_server.read_resource(settings, registry, caller.principal, resource_type, resource_id)
+        fhir_server.read_resource(warehouse, registry, caller.principal, resource_type, resource_id)
     )
 
 

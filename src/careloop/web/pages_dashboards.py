@@ -29,7 +29,7 @@ from careloop.measures.catalog import MeasureCatalog, load_catalog
 from careloop.measures.patient_lists import ListKind
 from careloop.practice.feedback import dashboards as dashboard
 from careloop.practice.feedback.dashboards import Deployed, Series
-from careloop.warehouse.connection import Warehouse
+from careloop.warehouse.connection import Warehouse, warehouse_opener
 from careloop.web.security import Caller, CallerDep, RegistryDep, SettingsDep
 
 router = APIRouter(include_in_schema=False)
@@ -220,7 +220,7 @@ def plotly_stylesheet() -> Response:
 def measures_overview(request: Request, caller: CallerDep, settings: SettingsDep) -> Response:
     dashboard.require_dashboards(caller.principal)
     try:
-        stored = dashboard.stored_results(settings)
+        stored = dashboard.stored_results(warehouse_opener(settings))
     except NotFound as exc:
         return _render(request, "dashboards_empty.html", {**_base(caller), "message": exc.message})
     view = dashboard.overview(stored, _catalog(settings), caller.principal)
@@ -233,7 +233,7 @@ def measures_overview(request: Request, caller: CallerDep, settings: SettingsDep
 
 @router.get("/measures/{measure_id}.csv")
 def measure_csv(measure_id: str, caller: CallerDep, settings: SettingsDep) -> Response:
-    stored = dashboard.stored_results(settings)
+    stored = dashboard.stored_results(warehouse_opener(settings))
     rows = dashboard.measure_numbers(stored, measure_id, caller.principal)
     rows = rows.assign(site=rows["site"].replace({"": "(network)"}))
     return Response(
@@ -276,7 +276,7 @@ def _chart_image(
 def _detail(
     measure_id: str, caller: Caller, settings: Any, registry: Any
 ) -> dashboard.MeasureDetail:
-    stored = dashboard.stored_results(settings)
+    stored = dashboard.stored_results(warehouse_opener(settings))
     return dashboard.measure_detail(
         stored,
         _catalog(settings),
@@ -391,7 +391,7 @@ def measure_patient_list(
     period: Annotated[date | None, Query()] = None,
     kind: Annotated[Literal["gap", "numerator", "denominator", "excluded"], Query()] = "gap",
 ) -> Response:
-    stored = dashboard.stored_results(settings)
+    stored = dashboard.stored_results(warehouse_opener(settings))
     if period is None:
         rows = stored.rows(measure_id, site.strip().upper())
         if rows.empty:
@@ -418,7 +418,7 @@ def measure_patient_list(
 
 @router.get("/sites/{code}", response_class=HTMLResponse)
 def site_page(request: Request, code: str, caller: CallerDep, settings: SettingsDep) -> Response:
-    stored = dashboard.stored_results(settings)
+    stored = dashboard.stored_results(warehouse_opener(settings))
     view = dashboard.site_view(stored, _catalog(settings), code, caller.principal)
     return _render(
         request, "dashboard_site.html", {**_base(caller), "view": view, "sparkline": sparkline}

@@ -9,7 +9,7 @@ from fastapi.responses import HTMLResponse, Response
 
 from careloop.knowledge.library import deployments, list_versions
 from careloop.practice.feedback.reports import feedback_for, impact_for
-from careloop.web.security import CallerDep, RegistryDep, SettingsDep
+from careloop.web.security import CallerDep, RegistryDep, WarehouseDep
 
 router = APIRouter(include_in_schema=False)
 
@@ -45,11 +45,11 @@ def impact_page(
     ref: str,
     caller: CallerDep,
     registry: RegistryDep,
-    settings: SettingsDep,
+    warehouse: WarehouseDep,
     measure: Annotated[str | None, Query(max_length=100)] = None,
     site: Annotated[str, Query(max_length=32)] = "",
 ) -> Response:
-    report = impact_for(settings, registry, caller.principal, ref, measure_id=measure, site=site)
+    report = impact_for(registry, warehouse, caller.principal, ref, measure_id=measure, site=site)
     return _report(report.to_html())
 
 
@@ -58,8 +58,8 @@ def feedback_page(
     code: str,
     caller: CallerDep,
     registry: RegistryDep,
-    settings: SettingsDep,
+    warehouse: WarehouseDep,
     measure: Annotated[str, Query(max_length=100)] = "remission-prevalence",
 ) -> Response:
-    report = feedback_for(settings, registry, caller.principal, site=code, measure_id=measure)
+    report = feedback_for(registry, warehouse, caller.principal, site=code, measure_id=measure)
     return _report(report.to_html())

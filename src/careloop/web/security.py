@@ -24,6 +24,7 @@ from careloop.core.settings import Settings
 from careloop.store.database import Registry
 from careloop.trust.identity import ActiveSession, resolve_session, resolve_token
 from careloop.trust.principal import Principal, RequestContext
+from careloop.warehouse.connection import WarehouseOpener
 
 SESSION_COOKIE = "careloop_session"
 LOGIN_CSRF_COOKIE = "careloop_login_csrf"
@@ -65,6 +66,11 @@ async def security_middleware(
 def registry_of(request: Request) -> Registry:
     registry: Registry = request.app.state.registry
     return registry
+
+
+def warehouse_of(request: Request) -> WarehouseOpener:
+    opener: WarehouseOpener = request.app.state.warehouse
+    return opener
 
 
 def settings_of(request: Request) -> Settings:
@@ -149,6 +155,7 @@ CallerDep = Annotated[Caller, Depends(authenticate)]
 OptionalCallerDep = Annotated[Caller | None, Depends(optional_caller)]
 RegistryDep = Annotated[Registry, Depends(registry_of)]
 SettingsDep = Annotated[Settings, Depends(settings_of)]
+WarehouseDep = Annotated[WarehouseOpener, Depends(warehouse_of)]
 
 
 def cookies_secure(request: Request, settings: Settings) -> bool:

@@ -35,7 +35,6 @@ from careloop.analysis.caveats import StatisticalWarning
 from careloop.analysis.funnel import FunnelResult, funnel
 from careloop.analysis.spc import Annotation, SpcChart, qic
 from careloop.core.errors import CareloopError, InputError, NotFound, PermissionDenied
-from careloop.core.settings import Settings
 from careloop.measures.catalog import MeasureCatalog
 from careloop.measures.definition import MeasureDefinition
 from careloop.measures.patient_lists import ListKind, patient_list
@@ -46,7 +45,7 @@ from careloop.store.models import Patient
 from careloop.trust.policy import ROLES, Role, grants
 from careloop.trust.principal import Principal
 from careloop.trust.work import unit_of_work
-from careloop.warehouse.connection import Warehouse
+from careloop.warehouse.connection import Warehouse, WarehouseOpener
 
 DASHBOARD_ROLES: frozenset[Role] = frozenset(
     role for role in ROLES if grants(role, "measure.read") is not None
@@ -141,29 +140,30 @@ _CACHE: dict[tuple[str, str], StoredResults] = {}
 _CACHE_LOCK = threading.Lock()
 
 
-def stored_results(settings: Settings) -> StoredResults:
+def stored_results(warehouse: WarehouseOpener) -> StoredResults:
     """The latest run's results in the installation's warehouse (cached per run).
 
     Raises:
         NotFound: no warehouse yet, or no measure run stored in it.
     """
-    url = settings.resolved_warehouse_url
+    how = (
+        "Measure results come from `careloop warehouse refresh` and "
+        "`careloop measures run --by site` (or `careloop demo`)."
+    )
     try:
-        warehouse = Warehouse.from_settings(settings, read_only=True)
-    except CareloopError as exc:  # a missing DuckDB file, a file another process writes
-        raise NotFound(
-            f"No measure results to show: {exc.message} Measure results come from "
-            "`careloop warehouse refresh` and `careloop measures run --by site` "
-            "(or `careloop demo`)."
-        ) from exc
-    with warehouse:
-        latest = latest_runs(warehouse)
-        key = (url, latest.key)
+        opened = warehouse()
+    except CareloopError as exc:  # a file another process writes
+        raise NotFound(f"No measure results to show: {exc.message} {how}") from exc
+    if opened is None:
+        raise NotFound(f"No measure results to show: there is no warehouse yet. {how}")
+    with opened:
+        latest = latest_runs(opened)
+        key = (opened.url, latest.key)
         with _CACHE_LOCK:
             cached = _CACHE.get(key)
         if cached is not None:
             return cached
-        frame = load_results(warehouse, latest=latest)
+        frame = load_results(opened, latest=latest)
     frame = frame[frame["stratum"] == ""].reset_index(drop=True)
     result = StoredResults(latest.key, latest.run_at, frame)
     with _CACHE_LOCK:

@@ -1,46 +1,30 @@
-"""Entering responses: validated, site-scoped, versioned and audited.
-
-A response is one patient's answers to one form for one event (visit) date;
-there is at most one per patient × form × date × REDCap event × repeat
-instance (the last two only set by imports of REDCap exports: ``''`` and
-``1`` otherwise, so for entry on careloop's pages it is one per patient ×
-form × date). It records the form version
-it was entered against, and it is always validated, shown and edited against
-that version, so importing a changed dictionary never makes old data
-unreadable.
-
-Each function runs in one unit of work (careloop.trust.work): the policy
-decides the action (``record.read`` or ``record.write``), the scoped session
-decides which rows exist for the caller (another site's response is simply
-not found), and exactly one audit entry records the request — with the
-field names that changed, never their values. Rules:
-
-- Validation is careloop.capture's (:func:`validate_response`): every field
-  error at once, as :class:`ValidationFailed` with one detail per field
-  (``location`` = the field name). A *draft* may leave required fields
-  empty; a *complete* response may not.
-- Editing a complete response needs a reason for change (audited).
-- Optimistic concurrency: pass the version you read (the API's ETag); a
-  stale one is a :class:`Conflict` and nothing is overwritten.
-- Patients and carers (their own or proxied record) may enter only
-  patient-reported forms; what they enter is marked ``patient_entered``.
-"""
+"""Saving responses: one or many, new or changed, validated against the form version, audited."""
 
 from __future__ import annotations
 
-from collections.abc import Collection, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date
 from typing import Any, Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
+from careloop.capture.entry.views import (
+    ResponseStatus,
+    ResponseView,
+    _as_date,
+    _check_contributor,
+    _patient,
+    _response,
+    _site_code,
+    _view,
+    check_values,
+)
 from careloop.capture.event_dates import event_date_problem, latest_event_date
 from careloop.capture.forms import Form
 from careloop.capture.forms_store import (
-    form_of_version,
     load_form,
     load_form_version,
     other_form_values,
@@ -52,210 +36,20 @@ from careloop.capture.response_rows import (
     new_response_row,
     update_responses,
 )
-from careloop.capture.validation import validate_response
-from careloop.core.clock import as_utc, utcnow
+from careloop.core.clock import utcnow
 from careloop.core.errors import (
     Conflict,
     ErrorDetail,
     InputError,
     NotFound,
-    PermissionDenied,
-    StoredFormUnreadable,
     ValidationFailed,
 )
 from careloop.store.database import Registry
 from careloop.store.models import Patient, Site
-from careloop.store.models.capture import RESPONSE_STATUSES, FormDefinition, FormVersion, Response
+from careloop.store.models.capture import FormDefinition, FormVersion, Response
 from careloop.trust.audit import AuditEvent, append_many
 from careloop.trust.principal import Principal
 from careloop.trust.work import Work, unit_of_work
-
-__all__ = [
-    "ResponseMatches",
-    "ResponseStatus",
-    "ResponseToSave",
-    "ResponseView",
-    "ResponseWithSubject",
-    "SavedResponse",
-    "Timeline",
-    "TimelineEvent",
-    "check_values",
-    "create_response",
-    "find_responses",
-    "get_response",
-    "get_response_form",
-    "get_response_with_subject",
-    "list_responses",
-    "patient_timeline",
-    "save_response",
-    "save_responses",
-    "update_response",
-]
-
-ResponseStatus = Literal["draft", "complete"]
-
-
-@dataclass(frozen=True)
-class ResponseView:
-    """A stored response as the care team (or the patient) sees it."""
-
-    id: int
-    """The response's id."""
-    form: str
-    """The form's name."""
-    form_version: str
-    """Content hash of the form version it was entered against."""
-    site: str
-    """The patient's site code."""
-    patient_id: int
-    """The patient's internal id."""
-    event_date: date
-    """The visit (event) date."""
-    status: str
-    """``draft`` or ``complete``."""
-    values: dict[str, Any]
-    """Stored values: field → text, or a list of codes for a checkbox; calc fields computed."""
-    patient_entered: bool
-    """Entered by the patient or their carer (portal login or PROM link)."""
-    entered_by_user_id: int | None
-    """The user who entered it (None for the operator or a PROM link)."""
-    version: int
-    """Concurrency version: send it back (If-Match) when you change the response."""
-    created_at: datetime
-    """When it was first saved."""
-    updated_at: datetime
-    """When it was last changed."""
-    event_name: str = ""
-    """REDCap's unique event name, for responses imported from a longitudinal project."""
-    repeat_instance: int = 1
-    """Instance number of a repeating instrument or event (1 otherwise)."""
-
-
-@dataclass(frozen=True)
-class TimelineEvent:
-    """One response on a patient's timeline."""
-
-    event_date: date
-    """The visit (event) date."""
-    form: str
-    """The form's name."""
-    form_title: str
-    """The form's title."""
-    response_id: int
-    """The response's id."""
-    status: str
-    """``draft`` or ``complete``."""
-    patient_entered: bool
-    """Entered by the patient or their carer."""
-    updated_at: datetime
-    """When it was last changed."""
-
-
-@dataclass(frozen=True)
-class Timeline:
-    """A patient's events across forms, newest first."""
-
-    patient_id: int
-    """The patient's internal id."""
-    site: str
-    """The patient's site code."""
-    events: tuple[TimelineEvent, ...]
-    """The responses, newest event date first (same date: by form name)."""
-
-
-def _site_code(work: Work, site_id: int) -> str:
-    site = work.session.get(Site, site_id)
-    return site.code if site else "?"
-
-
-def _plain(values: Mapping[str, Any]) -> dict[str, Any]:
-    return {k: list(v) if isinstance(v, tuple) else v for k, v in values.items()}
-
-
-def check_values(
-    form: Form,
-    values: Mapping[str, object],
-    *,
-    status: ResponseStatus = "complete",
-    context: Mapping[str, object] | None = None,
-) -> dict[str, Any]:
-    """Validate ``values`` for ``form``; the stored values, or ValidationFailed with every error.
-
-    A draft is allowed to leave required fields empty; every other rule holds.
-    Each error detail is located at the field's name. ``context`` holds the
-    answers of other forms that this form's logic reads
-    (:func:`~careloop.capture.forms_store.other_form_values`).
-    """
-    if status not in RESPONSE_STATUSES:
-        raise InputError(f"Unknown status {status!r}; use draft or complete.")
-    result = validate_response(form, values, context=context)
-    errors = [e for e in result.errors if not (status == "draft" and e.rule == "required")]
-    if errors:
-        n = len(errors)
-        raise ValidationFailed(
-            f"{n} {'value' if n == 1 else 'values'} in form {form.name!r} failed validation; "
-            "nothing was saved.",
-            details=[e.as_detail() for e in errors],
-        )
-    return _plain(result.values)
-
-
-def _as_date(value: date | str, field: str = "event_date") -> date:
-    if isinstance(value, date):
-        return value
-    try:
-        return date.fromisoformat(value.strip())
-    except (ValueError, AttributeError):
-        raise ValidationFailed(
-            "The event date is not a date.",
-            details=[ErrorDetail(field, "use a date as YYYY-MM-DD", value)],
-        ) from None
-
-
-def _view(work: Work, row: Response, form_name: str, version: str) -> ResponseView:
-    return ResponseView(
-        row.id,
-        form_name,
-        version,
-        _site_code(work, row.site_id),
-        row.patient_id,
-        row.event_date,
-        row.status,
-        dict(row.values),
-        row.patient_entered,
-        row.entered_by_user_id,
-        row.version,
-        as_utc(row.created_at),
-        as_utc(row.updated_at),
-        row.event_name,
-        row.repeat_instance,
-    )
-
-
-def _patient(work: Work, patient_id: int) -> Patient:
-    patient = work.session.get(Patient, patient_id)
-    if patient is None:
-        raise NotFound(f"There is no patient {patient_id} that you can see.")
-    return patient
-
-
-def _check_contributor(work: Work, definition: FormDefinition) -> bool:
-    """Whether the caller acts as the patient (or their carer); refuse staff-only forms then."""
-    acting_as_patient = work.scope.patient_ids is not None
-    if acting_as_patient and not definition.patient_reported:
-        raise PermissionDenied(
-            f"Form {definition.name!r} is filled by the care team; patients and carers fill "
-            "patient-reported forms only."
-        )
-    return acting_as_patient
-
-
-def _response(work: Work, response_id: int, form: str | None) -> tuple[Response, FormDefinition]:
-    row = work.session.get(Response, response_id)
-    definition = work.session.get(FormDefinition, row.form_id) if row is not None else None
-    if row is None or definition is None or (form is not None and definition.name != form):
-        raise NotFound(f"There is no response {response_id} that you can see.")
-    return row, definition
 
 
 def _insert_response(
@@ -641,214 +435,6 @@ def _existing_responses(
     return found
 
 
-def get_response(
-    registry: Registry, principal: Principal, response_id: int, *, form: str | None = None
-) -> ResponseView:
-    """One response (audited read). Another site's response is not found."""
-    with unit_of_work(registry, principal, "record.read") as work:
-        work.expect("read", "clinical", details={"response_id": response_id})
-        row, definition = _response(work, response_id, form)
-        version, _ = load_form_version(work.session, row.form_version_id)
-        patient = _patient(work, row.patient_id)
-        view = _view(work, row, definition.name, version.version)
-        work.audit(
-            "read",
-            "clinical",
-            patient=patient,
-            site_code=view.site,
-            details={"form": definition.name, "response_id": row.id},
-        )
-        return view
-
-
-def get_response_form(
-    registry: Registry, principal: Principal, response_id: int
-) -> tuple[ResponseView, Form]:
-    """A response together with the form version it was entered on (for the entry page)."""
-    with unit_of_work(registry, principal, "record.read") as work:
-        work.expect("read", "clinical", details={"response_id": response_id})
-        row, definition = _response(work, response_id, None)
-        version, form_obj = load_form_version(work.session, row.form_version_id)
-        patient = _patient(work, row.patient_id)
-        view = _view(work, row, definition.name, version.version)
-        work.audit(
-            "read",
-            "clinical",
-            patient=patient,
-            site_code=view.site,
-            details={"form": definition.name, "response_id": row.id},
-        )
-        return view, form_obj
-
-
-@dataclass(frozen=True)
-class ResponseWithSubject:
-    """A response, the form version it was entered on, and who it is about."""
-
-    view: ResponseView
-    form: Form
-    pseudo_id: str
-    """The patient's pseudonym."""
-    local_id: str
-    """The patient's id at their site (MRN)."""
-
-
-@dataclass(frozen=True)
-class ResponseMatches:
-    """What :func:`find_responses` found."""
-
-    total: int
-    """How many responses matched in all."""
-    found: tuple[ResponseWithSubject, ...]
-    """The first ``limit`` of them."""
-
-
-def _with_subject(work: Work, row: Response, form_name: str) -> ResponseWithSubject:
-    version, form_obj = load_form_version(work.session, row.form_version_id)
-    patient = _patient(work, row.patient_id)
-    return ResponseWithSubject(
-        _view(work, row, form_name, version.version), form_obj, patient.pseudo_id, patient.local_id
-    )
-
-
-def get_response_with_subject(
-    registry: Registry,
-    principal: Principal,
-    response_id: int,
-    *,
-    details: Mapping[str, Any] | None = None,
-) -> ResponseWithSubject:
-    """One response with its form version and patient (audited read of that patient only).
-
-    ``details`` go into the audit entry (e.g. which FHIR read asked).
-    """
-    extra = dict(details or {})
-    with unit_of_work(registry, principal, "record.read") as work:
-        work.expect("read", "clinical", details={"response_id": response_id, **extra})
-        row, definition = _response(work, response_id, None)
-        found = _with_subject(work, row, definition.name)
-        work.audit(
-            "read",
-            "clinical",
-            patient=_patient(work, row.patient_id),
-            site_code=found.view.site,
-            details={"form": definition.name, "response_id": row.id, **extra},
-        )
-        return found
-
-
-def find_responses(
-    registry: Registry,
-    principal: Principal,
-    *,
-    forms: Collection[str] | None = None,
-    patients: Collection[str] | None = None,
-    response_ids: Collection[int] | None = None,
-    limit: int = 100,
-    details: Mapping[str, Any] | None = None,
-) -> ResponseMatches:
-    """Responses the principal may read, by form name, then newest event first.
-
-    Each filter given must hold: ``forms`` (form names), ``patients``
-    (pseudonyms), ``response_ids``. Only the first ``limit`` responses are
-    loaded, and the one audit entry names the patients of those returned.
-    Forms whose current version cannot be read are left out (as the forms
-    list says why).
-    """
-    limit = max(0, limit)
-    with unit_of_work(registry, principal, "record.read") as work:
-        session = work.session
-        definitions = {
-            d.id: d
-            for d in session.scalars(select(FormDefinition).order_by(FormDefinition.name))
-            if (forms is None or d.name in forms) and _readable(session, d)
-        }
-        query = (
-            select(Response)
-            .join(FormDefinition, FormDefinition.id == Response.form_id)
-            .where(Response.form_id.in_(sorted(definitions)))
-        )
-        if patients is not None:
-            query = query.join(Patient, Patient.id == Response.patient_id).where(
-                Patient.pseudo_id.in_(sorted(patients))
-            )
-        if response_ids is not None:
-            query = query.where(Response.id.in_(sorted(response_ids)))
-        total = session.scalar(select(func.count()).select_from(query.subquery())) or 0
-        rows = session.scalars(
-            query.order_by(
-                FormDefinition.name, Response.event_date.desc(), Response.id.desc()
-            ).limit(limit)
-        ).all()
-        found = tuple(_with_subject(work, r, definitions[r.form_id].name) for r in rows)
-        work.audit(
-            "read",
-            "clinical",
-            details={
-                **dict(details or {}),
-                "results": total,
-                "patient_ids": sorted({f.view.patient_id for f in found}),
-            },
-        )
-        return ResponseMatches(total, found)
-
-
-def _readable(session: Any, definition: FormDefinition) -> bool:
-    if definition.current_version_id is None:
-        return False
-    current = session.get(FormVersion, definition.current_version_id)
-    try:
-        form_of_version(current)
-    except StoredFormUnreadable:
-        return False
-    return True
-
-
-def list_responses(
-    registry: Registry,
-    principal: Principal,
-    form: str,
-    *,
-    patient_id: int | None = None,
-    limit: int = 500,
-) -> list[ResponseView]:
-    """Responses to ``form`` the principal may see (of one patient, or all), newest first.
-
-    One audit entry per call, naming the patient when one was asked for.
-    """
-    limit = max(1, min(limit, 10_000))
-    with unit_of_work(registry, principal, "record.read") as work:
-        session = work.session
-        patient = None
-        if patient_id is not None:
-            work.expect("read", "clinical", details={"patient_id": patient_id, "form": form})
-            patient = _patient(work, patient_id)
-        definition, _, _ = load_form(session, form)
-        query = (
-            select(Response, FormVersion.version)
-            .join(FormVersion, FormVersion.id == Response.form_version_id)
-            .where(Response.form_id == definition.id)
-            .order_by(Response.event_date.desc(), Response.id.desc())
-            .limit(limit)
-        )
-        if patient is not None:
-            query = query.where(Response.patient_id == patient.id)
-        rows = session.execute(query).all()
-        views = [_view(work, r, definition.name, v) for r, v in rows]
-        work.audit(
-            "read",
-            "clinical",
-            patient=patient,
-            site_code=_site_code(work, patient.site_id) if patient is not None else None,
-            details={
-                "form": definition.name,
-                "results": len(views),
-                "patient_ids": sorted({v.patient_id for v in views}),
-            },
-        )
-        return views
-
-
 def update_response(
     registry: Registry,
     principal: Principal,
@@ -923,31 +509,3 @@ def update_response(
             details=details,
         )
         return _view(work, row, definition.name, version.version)
-
-
-def patient_timeline(registry: Registry, principal: Principal, patient_id: int) -> Timeline:
-    """A patient's responses across all forms by event date, newest first (audited read)."""
-    with unit_of_work(registry, principal, "record.read") as work:
-        work.expect("read", "clinical", details={"patient_id": patient_id, "timeline": True})
-        patient = _patient(work, patient_id)
-        rows = work.session.execute(
-            select(Response, FormDefinition.name, FormDefinition.title)
-            .join(FormDefinition, FormDefinition.id == Response.form_id)
-            .where(Response.patient_id == patient.id)
-            .order_by(Response.event_date.desc(), FormDefinition.name)
-        ).all()
-        events = tuple(
-            TimelineEvent(
-                r.event_date, name, title, r.id, r.status, r.patient_entered, as_utc(r.updated_at)
-            )
-            for r, name, title in rows
-        )
-        site = _site_code(work, patient.site_id)
-        work.audit(
-            "read",
-            "clinical",
-            patient=patient,
-            site_code=site,
-            details={"timeline": True, "results": len(events)},
-        )
-        return Timeline(patient.id, site, events)
