@@ -36,6 +36,7 @@ from careloop.community import (
     list_priorities,
     list_proposals,
     measure_ids,
+    measure_improvements,
     own_knowledge,
     propose,
     record_act,
@@ -45,9 +46,19 @@ from careloop.community import (
     show_community,
     show_cycle,
     show_proposal,
+    study_cycle,
     vote,
 )
-from careloop.core.errors import ErrorDetail, InputError, ValidationFailed
+from careloop.core.errors import (
+    ConfigurationError,
+    ErrorDetail,
+    InputError,
+    NotFound,
+    ValidationFailed,
+)
+from careloop.core.settings import Settings
+from careloop.measures import load_results
+from careloop.warehouse.connection import Warehouse
 
 community_app = typer.Typer(help="Learning communities: members, charter, proposals and votes.")
 cycle_app = typer.Typer(help="Learning (PDSA) cycles: Plan, Do, Study, Act.")
@@ -512,17 +523,32 @@ def cycle_list(
     )
 
 
+def _study(view: Any, settings: Settings, measures_dir: Path | None) -> dict[str, Any]:
+    """The cycle's Study from the stored measure results, or why there is none yet."""
+    try:
+        with Warehouse.from_settings(settings, read_only=True) as warehouse:
+            results = load_results(warehouse)
+        improvements = measure_improvements(measures_dir or settings.measures_dir)
+        return {"study": study_cycle(view, results, improvements).to_dict()}
+    except (NotFound, InputError, ConfigurationError) as exc:
+        # No warehouse or no results yet: the cycle is still shown, with the reason.
+        return {"study": None, "study_unavailable": str(exc)}
+
+
 @cycle_app.command("show")
 def cycle_show(
     cycle_id: int = typer.Argument(...),
     fmt: str = FormatOption,
+    measures_dir: Path | None = MeasuresDirOption,
     data_dir: Path | None = DataDirOption,
 ) -> None:
-    """One cycle: aim, Plan, Do (change date, sites), its measures' chart phases, Act."""
-    with opened(settings_from(data_dir)) as registry:
+    """One cycle: aim, Plan, Do (change date, sites), Study of its measures, Act."""
+    settings = settings_from(data_dir)
+    with opened(settings) as registry:
         view = show_cycle(registry, operator(), cycle_id)
+    study = _study(view, settings, measures_dir)
     if _fmt(fmt) == "json":
-        print_json(_cycle_json(view))
+        print_json({**_cycle_json(view), **study})
         return
     console.print(f"Cycle {view.id}: {view.title} ({view.kind}) — {view.community}", markup=False)
     console.print(f"Aim: {view.aim}", markup=False)
@@ -536,8 +562,31 @@ def cycle_show(
         [(p.measure_id, p.role, p.starts) for p in view.phases],
         title="Charts of its measures",
     )
+    if study["study"] is None:
+        console.print(f"Study: not yet ({study['study_unavailable']})", markup=False)
+    else:
+        print_rows(
+            ["measure", "role", "effect (odds ratio)", "95% CI", "moved", "flagged"],
+            [
+                (
+                    m["measure_id"],
+                    m["role"],
+                    _number(m["effect"], "estimate"),
+                    f"{_number(m['effect'], 'ci_low')} to {_number(m['effect'], 'ci_high')}",
+                    m["moved"],
+                    m["flagged"],
+                )
+                for m in study["study"]["measures"]
+            ],
+            title="Study",
+        )
     if view.act:
         console.print(f"Act: {view.act['decision']} — {view.act['rationale']}", markup=False)
+
+
+def _number(effect: dict[str, Any] | None, key: str) -> str:
+    value = (effect or {}).get(key)
+    return "—" if value is None else f"{value:.3g}"
 
 
 def _measures(items: list[str]) -> tuple[CycleMeasureInput, ...]:

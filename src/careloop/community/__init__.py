@@ -12,7 +12,7 @@ A layer above ``careloop.knowledge`` and below ``careloop.practice``:
 - :mod:`~careloop.community.cycles`: learning (PDSA) cycles with Plan, Do
   and Act, and their changes as chart annotations;
 - ``careloop.community.study``: the automatic Study of a cycle (pure
-  functions on measure results).
+  functions on measure results); :func:`study_cycle` studies a stored cycle.
 
 Every service runs in one unit of work (careloop.trust.work): the policy
 lets anyone signed in take part, the service checks membership of the
@@ -46,6 +46,7 @@ from careloop.community.cycles import (
     cycle_changes,
     list_cycles,
     measure_ids,
+    measure_improvements,
     record_act,
     show_cycle,
     update_cycle,
@@ -74,6 +75,7 @@ from careloop.community.proposals import (
     withdraw,
 )
 from careloop.community.rules import Ballot, Outcome, RuleSpec, decide
+from careloop.community.studying import study_cycle
 
 __all__ = [
     "Ballot",
@@ -111,6 +113,7 @@ __all__ = [
     "list_priorities",
     "list_proposals",
     "measure_ids",
+    "measure_improvements",
     "my_invitations",
     "nasss_assessments",
     "own_knowledge",
@@ -122,6 +125,7 @@ __all__ = [
     "show_community",
     "show_cycle",
     "show_proposal",
+    "study_cycle",
     "update_cycle",
     "vote",
     "withdraw",

@@ -136,6 +136,10 @@ class CycleView:
     act: dict[str, Any] | None
     measures: list[dict[str, str]]
     phases: list[ChartPhase]
+    earlier: list[date]
+    """Change dates of the cycles it nests in that began before it (earlier phases)."""
+    cycles_recorded: int
+    """Cycles its community has recorded (for the Study's progress score)."""
     created_by: str
     created_at: datetime
     updated_at: datetime
@@ -416,6 +420,16 @@ def _phases(row: Cycle, measures: Sequence[CycleMeasure]) -> list[ChartPhase]:
     ]
 
 
+def _earlier(session: Session, row: Cycle) -> list[date]:
+    out: list[date] = []
+    parent = session.get(Cycle, row.parent_id) if row.parent_id else None
+    while parent is not None:
+        if parent.do_start and row.do_start and parent.do_start < row.do_start:
+            out.append(parent.do_start)
+        parent = session.get(Cycle, parent.parent_id) if parent.parent_id else None
+    return sorted(set(out))
+
+
 def _view(session: Session, row: Cycle) -> CycleView:
     community = access.community_row(session, row.community_id)
     measures = _measures_of(session, row.id)
@@ -458,6 +472,10 @@ def _view(session: Session, row: Cycle) -> CycleView:
         ),
         measures=[{"measure_id": m.measure_id, "role": m.role} for m in measures],
         phases=_phases(row, measures),
+        earlier=_earlier(session, row),
+        cycles_recorded=len(
+            list(session.scalars(select(Cycle.id).where(Cycle.community_id == community.id)))
+        ),
         created_by=row.created_by,
         created_at=as_utc(row.created_at),
         updated_at=as_utc(row.updated_at),
@@ -674,3 +692,8 @@ def measure_ids(measures_dir: Path | str | None = None) -> list[str]:
     """The measure ids this installation knows (built-ins, the measures folder, plugins),
     which cycles and communities may name."""
     return load_catalog(measures_dir=measures_dir).ids
+
+
+def measure_improvements(measures_dir: Path | str | None = None) -> dict[str, str]:
+    """Each known measure's better direction (``up`` or ``down``), for a cycle's Study."""
+    return {m.id: m.improvement for m in load_catalog(measures_dir=measures_dir).measures}
