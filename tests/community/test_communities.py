@@ -323,3 +323,15 @@ def test_the_last_community_admin_cannot_leave(installation):
     leave(inst.registry, principal(inst, "analyst"), cid)
     with pytest.raises(PermissionDenied):
         show_community(inst.registry, principal(inst, "analyst"), cid)
+
+
+def test_a_community_action_runs_in_a_session_that_sees_no_patient(installation):
+    from careloop.community._access import community_work
+    from careloop.store.models import Patient
+
+    inst = installation
+    make_community(inst)
+    # The policy grants community actions everywhere; the session is narrowed to no rows.
+    for key in ("clinician@A", "patient@A", "admin"):
+        with community_work(inst.registry, principal(inst, key), "community.read") as work:
+            assert work.session.scalars(select(Patient)).all() == []

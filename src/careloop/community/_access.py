@@ -11,15 +11,19 @@ None of this touches patient data, so a community role never widens it.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from careloop.core.errors import ErrorDetail, NotFound, PermissionDenied, ValidationFailed
+from careloop.store.database import Registry
 from careloop.store.models import CharterVersion, Community, CommunityMember, User
-from careloop.trust.work import Work
+from careloop.store.scoping import Scope, set_scope
+from careloop.trust.principal import Principal
+from careloop.trust.work import Work, unit_of_work
 
 CATEGORY = "community"
 COMMUNITY_ROLES: tuple[str, ...] = (
@@ -35,6 +39,21 @@ COMMUNITY_ROLES: tuple[str, ...] = (
 )
 """Roles a member holds in a community (they grant nothing outside it)."""
 SCALES: tuple[str, ...] = ("practice", "hospital", "network")
+
+
+@contextmanager
+def community_work(registry: Registry, principal: Principal, action: str) -> Iterator[Work]:
+    """A unit of work for a community action, whose session sees no site's or patient's rows.
+
+    The policy grants community actions everywhere (membership is checked
+    here instead), which would scope the session to every site; a community
+    touches no patient data, so its session is narrowed to none (fail closed):
+    a community role can never become a way to patient rows.
+    """
+    with unit_of_work(registry, principal, action) as work:
+        set_scope(work.session, Scope.nothing())
+        work.scope = Scope.nothing()
+        yield work
 
 
 def loads(text: str | None, default: Any) -> Any:

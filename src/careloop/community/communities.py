@@ -46,7 +46,7 @@ from careloop.store.models import (
     User,
 )
 from careloop.trust.principal import Principal
-from careloop.trust.work import Work, unit_of_work
+from careloop.trust.work import Work
 
 
 @dataclass(frozen=True)
@@ -378,7 +378,7 @@ def create_community(
     The creator becomes its first facilitator and community admin; the
     operator (who is no careloop user) names the facilitator by e-mail.
     """
-    with unit_of_work(registry, principal, "community.create") as work:
+    with access.community_work(registry, principal, "community.create") as work:
         session = work.session
         access.audit_refusals(work, "community.create", None, name=name)
         problems = []
@@ -490,7 +490,7 @@ def _detail(work: Work, row: Community) -> CommunityDetail:
 
 def list_communities(registry: Registry, principal: Principal) -> list[CommunityView]:
     """The communities the caller belongs to (every one for the installation admin)."""
-    with unit_of_work(registry, principal, "community.read") as work:
+    with access.community_work(registry, principal, "community.read") as work:
         session = work.session
         rows = list(session.scalars(select(Community).order_by(Community.id)))
         if not access.is_installation_admin(work):
@@ -509,7 +509,7 @@ def list_communities(registry: Registry, principal: Principal) -> list[Community
 
 def show_community(registry: Registry, principal: Principal, community_id: int) -> CommunityDetail:
     """A community with its members and charter (members and the installation admin)."""
-    with unit_of_work(registry, principal, "community.read") as work:
+    with access.community_work(registry, principal, "community.read") as work:
         access.audit_refusals(work, "community.show", community_id)
         row = access.community_row(work.session, community_id)
         access.require_seeing(work, row)
@@ -526,7 +526,7 @@ def invite(
     roles: Sequence[str],
 ) -> InvitationView:
     """Invite a careloop user to join with these community roles (facilitators, admins)."""
-    with unit_of_work(registry, principal, "community.participate") as work:
+    with access.community_work(registry, principal, "community.participate") as work:
         session = work.session
         access.audit_refusals(work, "community.invite", community_id, email=email)
         row = access.community_row(session, community_id)
@@ -564,7 +564,7 @@ def invite(
 
 def my_invitations(registry: Registry, principal: Principal) -> list[InvitationView]:
     """The caller's pending invitations."""
-    with unit_of_work(registry, principal, "community.read") as work:
+    with access.community_work(registry, principal, "community.read") as work:
         rows = work.session.execute(
             select(CommunityInvitation, Community)
             .join(Community, Community.id == CommunityInvitation.community_id)
@@ -587,7 +587,7 @@ def answer_invitation(
     community_id: int | None = None,
 ) -> InvitationView:
     """Accept (join) or decline an invitation: the invited person, or the operator for them."""
-    with unit_of_work(registry, principal, "community.participate") as work:
+    with access.community_work(registry, principal, "community.participate") as work:
         session = work.session
         access.audit_refusals(work, "community.join", None, invitation=invitation_id)
         invitation = session.get(CommunityInvitation, invitation_id)
@@ -638,7 +638,7 @@ def _add_or_rejoin(session: Session, community_id: int, user_id: int, roles: lis
 
 def leave(registry: Registry, principal: Principal, community_id: int) -> None:
     """Leave a community (the last community admin cannot)."""
-    with unit_of_work(registry, principal, "community.participate") as work:
+    with access.community_work(registry, principal, "community.participate") as work:
         session = work.session
         access.audit_refusals(work, "community.leave", community_id)
         row = access.community_row(session, community_id)
@@ -672,7 +672,7 @@ def set_member_roles(
     is_admin: bool | None = None,
 ) -> MemberView:
     """Change a member's community roles (facilitators and community admins only)."""
-    with unit_of_work(registry, principal, "community.participate") as work:
+    with access.community_work(registry, principal, "community.participate") as work:
         session = work.session
         access.audit_refusals(work, "community.set_roles", community_id, email=email)
         row = access.community_row(session, community_id)

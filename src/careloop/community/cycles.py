@@ -45,7 +45,6 @@ from careloop.measures import load_catalog
 from careloop.store.database import Registry
 from careloop.store.models import Community, Cycle, CycleMeasure, KnowledgeObjectVersion
 from careloop.trust.principal import Principal
-from careloop.trust.work import unit_of_work
 
 CYCLE_KINDS: tuple[str, ...] = (
     "process",
@@ -506,7 +505,7 @@ def add_cycle(
     known_measures: Collection[str],
 ) -> CycleView:
     """Record a new cycle in a community (members only)."""
-    with unit_of_work(registry, principal, "community.participate") as work:
+    with access.community_work(registry, principal, "community.participate") as work:
         session = work.session
         access.audit_refusals(work, "cycle.add", community_id, title=data.title)
         community = access.community_row(session, community_id)
@@ -542,7 +541,7 @@ def update_cycle(
 ) -> CycleView:
     """Change fields of a cycle (members only); the whole cycle is validated again."""
     unknown = sorted(set(changes) - EDITABLE)
-    with unit_of_work(registry, principal, "community.participate") as work:
+    with access.community_work(registry, principal, "community.participate") as work:
         session = work.session
         access.audit_refusals(work, "cycle.update", None, cycle=cycle_id, fields=sorted(changes))
         row = _cycle_row(session, cycle_id, community_id)
@@ -591,7 +590,7 @@ def record_act(
     community_id: int | None = None,
 ) -> CycleView:
     """Record Act: adopt, adapt or abandon the change, and why (members only)."""
-    with unit_of_work(registry, principal, "community.participate") as work:
+    with access.community_work(registry, principal, "community.participate") as work:
         session = work.session
         access.audit_refusals(work, "cycle.act", None, cycle=cycle_id, decision=decision)
         row = _cycle_row(session, cycle_id, community_id)
@@ -625,7 +624,7 @@ def list_cycles(
     registry: Registry, principal: Principal, *, community_id: int | None = None
 ) -> list[CycleView]:
     """Cycles of the caller's communities (of one community when given)."""
-    with unit_of_work(registry, principal, "community.read") as work:
+    with access.community_work(registry, principal, "community.read") as work:
         session = work.session
         access.audit_refusals(work, "cycle.list", community_id)
         query = select(Cycle).order_by(Cycle.id)
@@ -646,7 +645,7 @@ def show_cycle(
     registry: Registry, principal: Principal, cycle_id: int, *, community_id: int | None = None
 ) -> CycleView:
     """One cycle (members of its community and the installation admin)."""
-    with unit_of_work(registry, principal, "community.read") as work:
+    with access.community_work(registry, principal, "community.read") as work:
         access.audit_refusals(work, "cycle.show", None, cycle=cycle_id)
         row = _cycle_row(work.session, cycle_id, community_id)
         community = access.community_row(work.session, row.community_id)

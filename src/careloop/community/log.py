@@ -29,7 +29,6 @@ from careloop.core.errors import ErrorDetail, PermissionDenied, ValidationFailed
 from careloop.store.database import Registry
 from careloop.store.models import Cycle, DecisionEntry, NassAssessment
 from careloop.trust.principal import Principal
-from careloop.trust.work import unit_of_work
 
 NASSS_DOMAINS: tuple[str, ...] = (
     "condition",
@@ -116,7 +115,7 @@ def record_decision(
 ) -> DecisionView:
     """Add an entry to the log (any member)."""
     links = links or Links()
-    with unit_of_work(registry, principal, "community.participate") as work:
+    with access.community_work(registry, principal, "community.participate") as work:
         session = work.session
         access.audit_refusals(work, "community.decision", community_id, title=title)
         community = access.community_row(session, community_id)
@@ -175,7 +174,7 @@ def decisions(
     cycle_id: int | None = None,
 ) -> list[DecisionView]:
     """The log, oldest first; ``search`` keeps entries containing every word given."""
-    with unit_of_work(registry, principal, "community.read") as work:
+    with access.community_work(registry, principal, "community.read") as work:
         access.audit_refusals(work, "community.decisions", community_id)
         community = access.community_row(work.session, community_id)
         access.require_seeing(work, community)
@@ -222,7 +221,7 @@ def record_nasss(
     ``on_behalf_of`` (a facilitator or the operator) records a member's
     ratings from a workshop.
     """
-    with unit_of_work(registry, principal, "community.participate") as work:
+    with access.community_work(registry, principal, "community.participate") as work:
         session = work.session
         access.audit_refusals(work, "community.nasss", community_id, subject=subject)
         community = access.community_row(session, community_id)
@@ -281,7 +280,7 @@ def nasss_assessments(
     registry: Registry, principal: Principal, community_id: int, *, subject: str | None = None
 ) -> list[NassView]:
     """The community's NASSS assessments, oldest first."""
-    with unit_of_work(registry, principal, "community.read") as work:
+    with access.community_work(registry, principal, "community.read") as work:
         access.audit_refusals(work, "community.nasss_read", community_id)
         community = access.community_row(work.session, community_id)
         access.require_seeing(work, community)

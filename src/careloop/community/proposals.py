@@ -70,7 +70,7 @@ from careloop.store.models import (
     Vote,
 )
 from careloop.trust.principal import Principal
-from careloop.trust.work import Work, unit_of_work
+from careloop.trust.work import Work
 
 KINDS: tuple[str, ...] = ("charter_change", "priority", "knowledge_approval", "knowledge_spread")
 
@@ -307,7 +307,7 @@ def propose(
     payload: dict[str, Any] | None = None,
 ) -> ProposalView:
     """Open a proposal (any member)."""
-    with unit_of_work(registry, principal, "community.participate") as work:
+    with access.community_work(registry, principal, "community.participate") as work:
         session = work.session
         access.audit_refusals(work, "community.propose", community_id, kind=kind)
         community = access.community_row(session, community_id)
@@ -382,7 +382,7 @@ def vote(
     a facilitator, a community admin or the operator may do that; the entry
     keeps who recorded it.
     """
-    with unit_of_work(registry, principal, "community.participate") as work:
+    with access.community_work(registry, principal, "community.participate") as work:
         session = work.session
         access.audit_refusals(work, "community.vote", None, proposal=proposal_id, choice=choice)
         proposal = _proposal_row(session, proposal_id, community_id)
@@ -465,7 +465,7 @@ def close(
     everything as it was (the proposal stays open).
     """
     deployed: library.Deployment | None = None
-    with unit_of_work(registry, principal, "community.participate") as work:
+    with access.community_work(registry, principal, "community.participate") as work:
         session = work.session
         access.audit_refusals(work, "community.close", None, proposal=proposal_id)
         proposal = _proposal_row(session, proposal_id, community_id)
@@ -586,7 +586,7 @@ def withdraw(
     registry: Registry, principal: Principal, proposal_id: int, *, community_id: int | None = None
 ) -> ProposalView:
     """Withdraw an open proposal (its proposer, a facilitator or a community admin)."""
-    with unit_of_work(registry, principal, "community.participate") as work:
+    with access.community_work(registry, principal, "community.participate") as work:
         session = work.session
         access.audit_refusals(work, "community.withdraw", None, proposal=proposal_id)
         proposal = _proposal_row(session, proposal_id, community_id)
@@ -619,7 +619,7 @@ def list_proposals(
     registry: Registry, principal: Principal, community_id: int, *, status: str | None = None
 ) -> list[ProposalView]:
     """A community's proposals, newest last (members and the installation admin)."""
-    with unit_of_work(registry, principal, "community.read") as work:
+    with access.community_work(registry, principal, "community.read") as work:
         access.audit_refusals(work, "community.proposals", community_id)
         community = access.community_row(work.session, community_id)
         access.require_seeing(work, community)
@@ -635,7 +635,7 @@ def show_proposal(
     registry: Registry, principal: Principal, proposal_id: int, *, community_id: int | None = None
 ) -> ProposalView:
     """One proposal with its votes and outcome."""
-    with unit_of_work(registry, principal, "community.read") as work:
+    with access.community_work(registry, principal, "community.read") as work:
         access.audit_refusals(work, "community.proposal", None, proposal=proposal_id)
         proposal = _proposal_row(work.session, proposal_id, community_id)
         community = access.community_row(work.session, proposal.community_id)
@@ -663,7 +663,7 @@ def add_priority(
     description: str = "",
 ) -> PriorityView:
     """Propose a problem or idea; it opens a priority vote members rank it by."""
-    with unit_of_work(registry, principal, "community.participate") as work:
+    with access.community_work(registry, principal, "community.participate") as work:
         session = work.session
         access.audit_refusals(work, "community.priority", community_id, title=title)
         community = access.community_row(session, community_id)
@@ -731,7 +731,7 @@ def list_priorities(
     registry: Registry, principal: Principal, community_id: int
 ) -> list[PriorityView]:
     """Priorities ranked by their votes (yes minus no), withdrawn ones left out."""
-    with unit_of_work(registry, principal, "community.read") as work:
+    with access.community_work(registry, principal, "community.read") as work:
         access.audit_refusals(work, "community.priorities", community_id)
         community = access.community_row(work.session, community_id)
         access.require_seeing(work, community)
@@ -760,7 +760,7 @@ def own_knowledge(
     Those who steward knowledge today (a site lead, the admin, the operator)
     hand it over, and only as a facilitator or admin of the community.
     """
-    with unit_of_work(registry, principal, "community.participate") as work:
+    with access.community_work(registry, principal, "community.participate") as work:
         session = work.session
         access.audit_refusals(work, "community.own", community_id, knowledge=identifier)
         community = access.community_row(session, community_id)
