@@ -183,3 +183,75 @@ def test_a_narrow_measure_run_keeps_every_measure_on_the_pages(demo):
             "/knowledge/ibd-steroid-review/impact?measure=steroid-at-visit", headers=headers
         )
         assert impact.status_code == 200, impact.text[:300]
+
+
+def test_the_demo_runs_a_learning_community_with_patients_and_carers_and_its_cycles(demo):
+    from typer.testing import CliRunner
+
+    from careloop.cli.main import app
+
+    settings, _result = demo
+    data = ["--data-dir", str(settings.data_dir)]
+    runner = CliRunner()
+
+    def run(*args: str) -> object:
+        done = runner.invoke(app, [*args, "--format", "json", *data])
+        assert done.exit_code == 0, done.output
+        return json.loads(done.output)
+
+    (listed,) = run("community", "list")
+    assert listed["name"] == "IBD network learning community"
+    assert listed["patients_and_carers"] == 2
+    shown = run("community", "show", str(listed["id"]))
+    roles = {r for m in shown["members"] for r in m["roles"]}
+    assert {"patient", "carer", "clinician", "facilitator"} <= roles
+    assert shown["charter"]["decision_rule"] == "majority"
+    assert shown["charter"]["requires_patient_reviewer"] is True
+
+    cycles = run("cycle", "list", "--community", str(listed["id"]))
+    network = next(c for c in cycles if c["kind"] == "change_package")
+    sites = [c for c in cycles if c["parent_id"] == network["id"]]
+    truth = _result_truth(settings)
+    assert network["do"]["start"] == truth["change_date"]
+    assert sorted((c["do"]["sites"][0], c["do"]["start"]) for c in sites) == truth["site_changes"]
+    assert network["act"]["decision"] == "adopt"
+    from careloop.content.ibd import DEMO_MEASURES
+
+    one = run("cycle", "show", str(network["id"]), "--measures-dir", str(DEMO_MEASURES))
+    assert {(p["measure_id"], p["role"]) for p in one["phases"]} == {
+        ("remission-at-visit", "outcome"),
+        ("steroid-at-visit", "balancing"),
+    }
+    # The Study, computed from the stored measure results: the change's odds ratio with its
+    # interval covers the planted one, and the chart's new phase starts at the change month.
+    studied = {m["measure_id"]: m for m in one["study"]["measures"]}
+    remission = studied["remission-at-visit"]
+    planted = generate_network_truth().change_odds_ratio
+    assert remission["effect"]["ci_low"] <= planted <= remission["effect"]["ci_high"]
+    assert remission["phase"]["starts"][:10] == truth["change_date"]
+    site = sites[0]
+    site_study = run("cycle", "show", str(site["id"]), "--measures-dir", str(DEMO_MEASURES))
+    assert site_study["earlier"] == [truth["change_date"]]
+    assert site_study["study"]["change"]["sites"] == site["do"]["sites"]
+    deployment = next(c for c in cycles if c["kind"] == "knowledge_deployment")
+    ko = run("knowledge", "show", deployment["knowledge_ref"])
+    approval = ko["community_approval"]
+    assert approval["community"] == "IBD network learning community"
+    assert approval["outcome"]["passed"] is True
+    assert approval["outcome"]["patients_and_carers"]["yes"] == 2
+
+
+def generate_network_truth():
+    from careloop.demo.network import generate_network
+
+    return generate_network("small", DEFAULT_SEED).truth
+
+
+def _result_truth(settings) -> dict[str, object]:
+    from careloop.demo.network import generate_network
+
+    truth = generate_network("small", DEFAULT_SEED).truth
+    return {
+        "change_date": truth.change_date.isoformat(),
+        "site_changes": sorted((s, d.isoformat()) for s, (d, _) in truth.site_changes.items()),
+    }

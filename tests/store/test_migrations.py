@@ -38,4 +38,7 @@ def test_every_table_joins_one_metadata_whatever_is_imported_first():
         *("form_definition", "form_version", "form_response", "prom_link"),
         *("ko_version", "ko_transition", "ko_deployment", "cds_client", "cds_jti"),
         *("cds_invocation", "cds_card", "cds_variant_assignment", "cds_feedback"),
+        *("community", "community_member", "community_invitation", "charter_version"),
+        *("community_proposal", "community_vote", "community_priority", "community_decision"),
+        *("nasss_assessment", "community_knowledge", "learning_cycle", "learning_cycle_measure"),
     }

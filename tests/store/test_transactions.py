@@ -91,6 +91,7 @@ def test_every_action_that_only_reads_is_marked_and_the_writing_ones_are_not() -
         "warehouse.query",
         "measure.read",
         "knowledge.read",
+        "community.read",
     }
     with pytest.raises(KeyError):
         reads_only("patient.steal")

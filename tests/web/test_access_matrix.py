@@ -14,6 +14,7 @@ import pytest
 
 from careloop.web.app import create_app
 from tests.capture import matrix_targets as capture
+from tests.community import matrix_targets as community
 from tests.foundation import Installation
 
 SITE_A_USERS = [
@@ -186,6 +187,7 @@ CROSS_SITE_REQUESTS: dict[tuple[str, str], tuple[str, Callable[[Installation], R
         "deny",
         lambda i: ("POST", f"/api/prom/{capture.b_used_prom_token(i)}", {"values": {}}),
     ),
+    **community.MATRIX,
 }
 
 

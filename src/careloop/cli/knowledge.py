@@ -187,11 +187,24 @@ def show_(
                 "package": detail.package.to_dict(),
                 "transitions": [asdict(t) for t in detail.transitions],
                 "deployments": [asdict(d) for d in detail.deployments],
+                "owner": detail.owner,
+                "community_approval": (
+                    asdict(detail.community_approval) if detail.community_approval else None
+                ),
             }
         )
         return
     v = detail.version
     console.print(f"{v.ref} — {v.title}\n{v.status} {v.mode or ''}; service {v.service_id}")
+    if detail.owner:
+        console.print(f"Owned by the learning community {detail.owner!r}.", markup=False)
+    if detail.community_approval:
+        a = detail.community_approval
+        console.print(
+            f"Approved by {a.community!r} (proposal {a.proposal_id}, {a.rule}) "
+            f"on {a.decided_at:%Y-%m-%d}: {a.outcome.get('reason', '')}",
+            markup=False,
+        )
     print_rows(
         ["at", "from", "to", "by", "reason"],
         [

@@ -13,7 +13,17 @@ from typing import Any
 import typer
 from typer.core import TyperGroup
 
-from careloop.cli import admin, audit, capture, fhir, knowledge, measures, serve, warehouse
+from careloop.cli import (
+    admin,
+    audit,
+    capture,
+    community,
+    fhir,
+    knowledge,
+    measures,
+    serve,
+    warehouse,
+)
 from careloop.cli.analyse import analyse_app
 from careloop.cli.output import err_console
 from careloop.core.errors import CareloopError
@@ -47,6 +57,7 @@ serve.register(app)
 warehouse.register(app)
 capture.register(app)
 knowledge.register(app)
+community.register(app)
 fhir.register(app)
 measures.register(app)
 app.add_typer(analyse_app, name="analyse")

@@ -1,1 +1,132 @@
-"""Learning communities and their learning cycles (issue 16)."""
+"""Learning communities and their learning cycles (issue 16).
+
+A layer above ``careloop.knowledge`` and below ``careloop.practice``:
+
+- :mod:`~careloop.community.communities`: communities at any scale, members
+  with community roles, invitations, the versioned charter;
+- :mod:`~careloop.community.proposals`: proposals and votes decided by the
+  charter's rule (:mod:`~careloop.community.rules`), priorities, and the
+  community governance of the knowledge objects it owns;
+- :mod:`~careloop.community.log`: the decision and reflection log, NASSS
+  assessments;
+- :mod:`~careloop.community.cycles`: learning (PDSA) cycles with Plan, Do
+  and Act, and their changes as chart annotations;
+- ``careloop.community.study``: the automatic Study of a cycle (pure
+  functions on measure results); :func:`study_cycle` studies a stored cycle.
+
+Every service runs in one unit of work (careloop.trust.work): the policy
+lets anyone signed in take part, the service checks membership of the
+community at hand, and each change, read and refusal is audited. A
+community role never widens what a person may see of patients.
+"""
+
+from careloop.community.communities import (
+    CharterTerms,
+    CharterView,
+    CommunityDetail,
+    CommunityView,
+    InvitationView,
+    MemberView,
+    answer_invitation,
+    create_community,
+    invite,
+    leave,
+    list_communities,
+    my_invitations,
+    set_member_roles,
+    show_community,
+)
+from careloop.community.cycles import (
+    ChartPhase,
+    CycleChange,
+    CycleInput,
+    CycleMeasureInput,
+    CycleView,
+    add_cycle,
+    cycle_changes,
+    list_cycles,
+    measure_ids,
+    measure_improvements,
+    record_act,
+    show_cycle,
+    update_cycle,
+)
+from careloop.community.log import (
+    DecisionView,
+    Links,
+    NassView,
+    decisions,
+    nasss_assessments,
+    record_decision,
+    record_nasss,
+)
+from careloop.community.proposals import (
+    PriorityView,
+    ProposalView,
+    VoteView,
+    add_priority,
+    close,
+    list_priorities,
+    list_proposals,
+    own_knowledge,
+    propose,
+    show_proposal,
+    vote,
+    withdraw,
+)
+from careloop.community.rules import Ballot, Outcome, RuleSpec, decide
+from careloop.community.studying import study_cycle
+
+__all__ = [
+    "Ballot",
+    "ChartPhase",
+    "CharterTerms",
+    "CharterView",
+    "CommunityDetail",
+    "CommunityView",
+    "CycleChange",
+    "CycleInput",
+    "CycleMeasureInput",
+    "CycleView",
+    "DecisionView",
+    "InvitationView",
+    "Links",
+    "MemberView",
+    "NassView",
+    "Outcome",
+    "PriorityView",
+    "ProposalView",
+    "RuleSpec",
+    "VoteView",
+    "add_cycle",
+    "add_priority",
+    "answer_invitation",
+    "close",
+    "create_community",
+    "cycle_changes",
+    "decide",
+    "decisions",
+    "invite",
+    "leave",
+    "list_communities",
+    "list_cycles",
+    "list_priorities",
+    "list_proposals",
+    "measure_ids",
+    "measure_improvements",
+    "my_invitations",
+    "nasss_assessments",
+    "own_knowledge",
+    "propose",
+    "record_act",
+    "record_decision",
+    "record_nasss",
+    "set_member_roles",
+    "show_community",
+    "show_cycle",
+    "show_proposal",
+    "study_cycle",
+    "update_cycle",
+    "vote",
+    "withdraw",
+]

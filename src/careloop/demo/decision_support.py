@@ -15,7 +15,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -93,12 +93,15 @@ def run_decision_support(
     *,
     calls_per_site: int = CALLS_PER_SITE,
     evidence: Sequence[tuple[int, str]] = (),
+    approve_by: Callable[[str], object] | None = None,
 ) -> DecisionSupportRun:
     """Approve and deploy the knowledge object, then simulate EHR visits calling it.
 
     ``evidence`` (provenance record id, title) is added to the knowledge
     object's evidence, so that its cards can be traced to the analysis and the
     measure run behind it (``careloop provenance show card:<uuid> --chain``).
+    ``approve_by`` approves the version under review (the demo's learning
+    community decides by its charter's rule); without it the operator does.
     """
     truth = network.truth
     package = load_package(KNOWLEDGE_OBJECT)
@@ -113,7 +116,10 @@ def run_decision_support(
     ref = f"{package.identifier}@{package.version}"
     add_version(registry, operator, package, reason="Learning community's steroid-sparing priority")
     submit(registry, operator, ref, reason="Tests pass; ready for the clinical lead's review")
-    approve(registry, operator, ref, reason="Reviewed against the ECCO-ESPGHAN guideline")
+    if approve_by is not None:
+        approve_by(ref)
+    else:
+        approve(registry, operator, ref, reason="Reviewed against the ECCO-ESPGHAN guideline")
     activate(
         registry,
         operator,

@@ -1,7 +1,8 @@
 """`careloop demo`: the whole learning cycle on a synthetic network, stage by stage.
 
-generate → load through capture → refresh the OMOP warehouse → data-quality
-checks → measures → SPC and interrupted time series → knowledge object and
+generate → load through capture → the learning community and its PDSA cycles
+→ refresh the OMOP warehouse → data-quality checks → measures → SPC and
+interrupted time series → knowledge object approved by the community's rule,
 decision support → measured impact → HTML learning report and
 ``summary.json`` (each planted effect beside its estimate and 95% CI).
 """
@@ -18,13 +19,15 @@ from typing import Any
 
 import pandas as pd
 
+from careloop.analysis.spc import Annotation
+from careloop.community import CycleView, cycle_changes, list_cycles
 from careloop.content.ibd import DEMO_MEASURES as IBD_DEMO_MEASURES
 from careloop.content.ibd import PACKAGE as IBD
 from careloop.core.clock import utcnow
 from careloop.core.errors import ConfigurationError
 from careloop.core.private_files import private_dir
 from careloop.core.settings import Settings
-from careloop.demo import recovery
+from careloop.demo import learning_community, recovery
 from careloop.demo.decision_support import DecisionSupportRun, run_decision_support
 from careloop.demo.load import LoadCounts, load_network
 from careloop.demo.network import Scale, SyntheticNetwork, generate_network
@@ -35,6 +38,7 @@ from careloop.demo.seed import (
     create_demo_accounts,
     init_demo_installation,
 )
+from careloop.knowledge import deployments
 from careloop.measures import MeasureRun, load_catalog, run_measures, store_run
 from careloop.measures.provenance import record_measure_run
 from careloop.practice.events import CardEventTables, card_events
@@ -135,6 +139,11 @@ def run_demo(
         network.visits = network.visits.iloc[0:0]
         network.proms = network.proms.iloc[0:0]
         logins = create_demo_accounts(settings, operator, [s.code for s in network.sites])
+        clock.stage("The learning community records its changes as PDSA cycles")
+        known = load_catalog(measures_dir=DEMO_MEASURES, entry_points=False).ids
+        community = learning_community.start_community(
+            registry, operator, network, logins, known_measures=known
+        )
         clock.stage("Refreshing the OMOP warehouse (consented patients only)")
         with Warehouse.from_settings(settings) as warehouse:
             # The demo is an IBD network whatever content is active elsewhere.
@@ -165,7 +174,22 @@ def run_demo(
         analysed = _record_analyses(registry, operator, analyses, run, measured.id)
         clock.stage("Knowledge into practice: CDS Hooks calls over HTTP with signed JWTs")
         practice = run_decision_support(
-            settings, registry, operator, network, evidence=[(analysed, "Network change: ITS")]
+            settings,
+            registry,
+            operator,
+            network,
+            evidence=[(analysed, "Network change: ITS")],
+            approve_by=lambda ref: learning_community.approve_by_community(
+                registry,
+                operator,
+                community,
+                ref,
+                pilot_sites=list(network.truth.ko_sites),
+                logins=logins,
+            ),
+        )
+        learning_community.record_deployment_cycle(
+            registry, operator, community, network, practice.ko_ref, known_measures=known
         )
         with Warehouse.from_settings(settings) as warehouse:
             refresh_registry_tables(registry, warehouse, operator, [CardEventTables()])
@@ -174,6 +198,8 @@ def run_demo(
         traced = _trace_a_card(registry, operator)
         clock.stage("Writing the learning report")
         recoveries = analyses.recoveries
+        analyses.annotations = _annotations(registry)
+        analyses.cycles = list_cycles(registry, operator, community_id=community.community_id)
         report = _write_outputs(out, network, run, quality, analyses, counts, clock.timings)
     finally:
         registry.close()
@@ -199,6 +225,22 @@ class _Analyses:
     recoveries: list[recovery.Recovery]
     charts: dict[str, Any]
     practice: DecisionSupportRun | None = None
+    annotations: list[Annotation] = field(default_factory=list)
+    cycles: list[CycleView] = field(default_factory=list)
+
+
+def _annotations(registry: Registry) -> list[Annotation]:
+    """The network chart's annotations: network-wide cycles of its measure, deployments."""
+    marks = [
+        Annotation(c.starts, c.title, "pdsa")
+        for c in cycle_changes(registry, learning_community.OUTCOME)
+        if not c.sites
+    ]
+    marks += [
+        Annotation(d.started_at.date(), "Decision support live", "deployment")
+        for d in deployments(registry)
+    ]
+    return marks
 
 
 def _analyse(results: pd.DataFrame, network: SyntheticNetwork) -> _Analyses:
@@ -254,7 +296,17 @@ def _write_outputs(
     timings: dict[str, float],
 ) -> Path:
     return write_report(
-        out, network, run, quality, analyses.recoveries, analyses.charts, counts, timings
+        out,
+        network,
+        run,
+        quality,
+        analyses.recoveries,
+        analyses.charts,
+        counts,
+        timings,
+        practice=analyses.practice,
+        annotations=analyses.annotations,
+        cycles=analyses.cycles,
     )
 
 

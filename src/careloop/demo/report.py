@@ -7,7 +7,7 @@ and written beside ``report.html``; the page needs nothing from the network.
 from __future__ import annotations
 
 import warnings
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import date
 from pathlib import Path
 from typing import Any
@@ -19,6 +19,7 @@ from careloop import charts
 from careloop.analysis import funnel, spc
 from careloop.analysis.caveats import StatisticalWarning
 from careloop.analysis.spc import Annotation
+from careloop.community import CycleView
 from careloop.demo.decision_support import DecisionSupportRun
 from careloop.demo.load import LoadCounts
 from careloop.demo.network import SyntheticNetwork
@@ -32,7 +33,11 @@ def _pct(x: float) -> str:
 
 
 def _charts(
-    out: Path, network: SyntheticNetwork, results: pd.DataFrame, analysed: Mapping[str, Any]
+    out: Path,
+    network: SyntheticNetwork,
+    results: pd.DataFrame,
+    analysed: Mapping[str, Any],
+    annotations: Sequence[Annotation],
 ) -> dict[str, str]:
     truth = network.truth
     files: dict[str, str] = {}
@@ -48,9 +53,8 @@ def _charts(
             title="Network: clinic visits in remission (P chart)",
             ylab="Visits in remission",
         )
-        annotations = [Annotation(truth.change_date, "Change package", "pdsa")]
-        annotations += [Annotation(truth.ko_date, "Decision support live", "deployment")]
-        charts.spc.png(chart, out / "network_remission.png", annotations=annotations)
+        # The recorded cycles and deployments annotate the chart, not the planted dates.
+        charts.spc.png(chart, out / "network_remission.png", annotations=list(annotations))
         files["network"] = "network_remission.png"
         charts.its.png(
             analysed["change"],
@@ -97,11 +101,17 @@ def write_report(
     timings: Mapping[str, float],
     *,
     practice: DecisionSupportRun | None = None,
+    annotations: Sequence[Annotation] = (),
+    cycles: Sequence[CycleView] = (),
 ) -> Path:
-    """Write ``report.html`` and its images into ``out``; return the report's path."""
+    """Write ``report.html`` and its images into ``out``; return the report's path.
+
+    ``annotations`` mark the network chart (the community's cycles and the
+    knowledge object's deployment); ``cycles`` are listed with their Act.
+    """
     truth = network.truth
     results = run.results
-    files = _charts(out, network, results, charts)
+    files = _charts(out, network, results, charts, annotations)
     net = monthly(results, "remission-at-visit")
     before = net[net.period_start < truth.change_date]
     after = net[net.period_start >= date(truth.change_date.year + 1, truth.change_date.month, 1)]
@@ -141,6 +151,7 @@ def write_report(
         timings=timings,
         measures=results.measure_id.nunique(),
         practice=practice,
+        cycles=cycles,
     )
     path = out / "report.html"
     path.write_text(page)

@@ -1,5 +1,8 @@
 """A small demo installation: three paediatric IBD centres, one user per role, patients.
 
+The patient and carer accounts are the learning community's patient partner and
+parent carer (careloop.demo.learning_community).
+
 Passwords are random for every new demo data directory (careloop has no
 default credentials anywhere); they are written once to
 ``demo-credentials.txt`` (mode 600) in the data directory and printed.
@@ -41,6 +44,10 @@ def demo_roles(site_codes: list[str]) -> list[tuple[str, str, str, str | None]]:
         (f"entry.{first.lower()}", f"Dana Data-entry ({first})", "data_entry", first),
         ("analyst", "Ana Analyst (network)", "analyst", None),
         ("auditor", "Aude Auditor (network)", "auditor", None),
+        # The learning community's patient partner and parent carer (advisory council
+        # members): their logins see no patient's record, theirs is not in the registry.
+        ("patient.partner", "Priya Patient-partner (advisory council)", "patient", first),
+        ("carer.partner", "Colm Carer (parent, family advisory council)", "carer", second),
     ]
 
 

@@ -16,6 +16,7 @@
 from careloop.knowledge.cards import Problem, card_problems, response_problems
 from careloop.knowledge.library import (
     ActiveService,
+    CommunityApproval,
     Deployment,
     KnowledgeVersion,
     Transition,
@@ -49,6 +50,7 @@ from careloop.knowledge.package import (
 __all__ = [
     "ActiveService",
     "CaseResult",
+    "CommunityApproval",
     "Deployment",
     "KnowledgePackage",
     "KnowledgeVersion",

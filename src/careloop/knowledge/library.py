@@ -11,6 +11,13 @@ versions serve; ``mode`` says whether an active version shows its cards
 (``live``) or only evaluates and logs them (``silent``). Activating a
 version records a deployment (what, which sites, when), which later
 annotates the charts of the measures the version declares it should move.
+
+A knowledge object a learning community owns (``careloop.community``) is
+approved by the community's decision rule, not by a site lead or the admin:
+:func:`approve` refuses it and names the way, and the community's passed
+proposal calls :func:`approve_by_decision`. Its deployment through
+:func:`activate` stays within the community's pilot sites; spreading it
+further is the community's decision too (:func:`activate_within`).
 """
 
 from __future__ import annotations
@@ -45,6 +52,7 @@ from careloop.knowledge.package import (
 )
 from careloop.store.database import Registry
 from careloop.store.models import Site
+from careloop.store.models.community import Community, KnowledgeOwnership, Proposal
 from careloop.store.models.knowledge import (
     KnowledgeDeployment,
     KnowledgeObjectVersion,
@@ -135,6 +143,24 @@ class Deployment:
 
 
 @dataclass(frozen=True)
+class CommunityApproval:
+    """The learning community decision that approved a version."""
+
+    community_id: int
+    """The community's id."""
+    community: str
+    """The community's name."""
+    proposal_id: int
+    """The knowledge_approval proposal that passed."""
+    decided_at: datetime
+    """When the proposal was closed as passed (UTC)."""
+    rule: str
+    """The decision rule that decided (consensus, majority, named_approvers)."""
+    outcome: dict[str, Any]
+    """The tally and the reason, as the community recorded them."""
+
+
+@dataclass(frozen=True)
 class VersionDetail:
     """A version with its package, lifecycle history and deployments."""
 
@@ -146,6 +172,10 @@ class VersionDetail:
     """Lifecycle steps, oldest first."""
     deployments: tuple[Deployment, ...]
     """Its deployments, oldest first."""
+    owner: str | None = None
+    """The learning community that owns it (None: site leads and the admin steward it)."""
+    community_approval: CommunityApproval | None = None
+    """The community decision that approved this version, when a community did."""
 
 
 @dataclass(frozen=True)
@@ -231,6 +261,7 @@ def _step(
     reason: str,
     *,
     event: str,
+    extra: dict[str, Any] | None = None,
 ) -> None:
     from_status = row.status
     row.status = to_status
@@ -254,6 +285,7 @@ def _step(
             "version": row.version,
             "from": from_status,
             "to": to_status,
+            **(extra or {}),
         },
     )
 
@@ -391,27 +423,86 @@ def approve(registry: Registry, principal: Principal, ref: str, *, reason: str) 
     with unit_of_work(registry, principal, "knowledge.approve") as work:
         work.expect("knowledge.approve", CATEGORY, reason=reason)
         row = _find(work.session, ref)
+        owner = community_owner(work.session, row.identifier)
+        if owner is not None:
+            raise PermissionDenied(
+                f"{row.identifier} belongs to the learning community {owner.name!r}: its versions "
+                "are approved by the community's decision rule. Open a knowledge_approval "
+                f"proposal in community {owner.id} (`careloop community propose`)."
+            )
         _require_status(row, ("in_review",), "approval")
         if row.created_by == principal.email and not principal.is_operator:
             raise PermissionDenied(
                 "A version is approved by someone other than the person who added it."
             )
-        package = package_from_dict(json.loads(row.package), origin=f"{ref}")
-        report = package.run_tests()
-        row.tests_passed = report.passed
-        if not report.passed:
-            raise ValidationFailed(
-                f"{row.identifier}@{row.version} cannot be approved: its tests do not pass. "
-                + report.summary().splitlines()[0],
-                [
-                    ErrorDetail(f"tests.json:{c.name}", c.message)
-                    for c in report.cases
-                    if not c.passed
-                ]
-                or [ErrorDetail("tests.json", "The package has no tests.")],
-            )
-        _step(work, row, "approved", reason, event="knowledge.approve")
+        _approve_row(work, row, ref, reason, details=None)
         return _view(row)
+
+
+def _approve_row(
+    work: Work,
+    row: KnowledgeObjectVersion,
+    ref: str,
+    reason: str,
+    *,
+    details: dict[str, Any] | None,
+) -> None:
+    package = package_from_dict(json.loads(row.package), origin=f"{ref}")
+    report = package.run_tests()
+    row.tests_passed = report.passed
+    if not report.passed:
+        raise ValidationFailed(
+            f"{row.identifier}@{row.version} cannot be approved: its tests do not pass. "
+            + report.summary().splitlines()[0],
+            [ErrorDetail(f"tests.json:{c.name}", c.message) for c in report.cases if not c.passed]
+            or [ErrorDetail("tests.json", "The package has no tests.")],
+        )
+    _step(work, row, "approved", reason, event="knowledge.approve", extra=details)
+
+
+def community_owner(session: Session, identifier: str) -> Community | None:
+    """The learning community that owns a knowledge object, if one does."""
+    return session.scalar(
+        select(Community)
+        .join(KnowledgeOwnership, KnowledgeOwnership.community_id == Community.id)
+        .where(KnowledgeOwnership.identifier == identifier)
+    )
+
+
+def pilot_sites(session: Session, identifier: str) -> tuple[str, ...] | None:
+    """The pilot sites of a community-owned knowledge object (None: no community owns it)."""
+    owned = session.scalar(
+        select(KnowledgeOwnership).where(KnowledgeOwnership.identifier == identifier)
+    )
+    return None if owned is None else tuple(json.loads(owned.pilot_sites))
+
+
+def approve_by_decision(
+    work: Work, ref: str, *, reason: str, community_id: int, proposal_id: int
+) -> KnowledgeVersion:
+    """Approve a version under review because its owning community decided so.
+
+    Runs inside the community's unit of work (``careloop.community``), which
+    has checked membership and applied the charter's rule; the transition
+    and the audit entry name the proposal. Raises Conflict when the version
+    is not under review or the community does not own it, ValidationFailed
+    when its tests fail (nothing changes: the unit of work rolls back).
+    """
+    row = _find(work.session, ref)
+    owner = community_owner(work.session, row.identifier)
+    if owner is None or owner.id != community_id:
+        raise Conflict(
+            f"{row.identifier} is not owned by this community, so its decision cannot approve it."
+        )
+    _require_status(row, ("in_review",), "approval")
+    _approve_row(
+        work,
+        row,
+        ref,
+        reason,
+        details={"community": community_id, "proposal": proposal_id},
+    )
+    return _view(row)
 
 
 def _site_codes(session: Session, sites: Sequence[str]) -> list[str]:
@@ -449,6 +540,48 @@ def activate(
     deployment; another active version of the same knowledge object is
     retired (superseded) in the same transaction. ``started_at`` records a
     deployment that began earlier (entered after the fact); default now.
+    A knowledge object a community owns is deployed here only at its pilot
+    sites: spreading it further is the community's decision.
+    """
+    reason = _need_reason(reason)
+    with unit_of_work(registry, principal, "knowledge.deploy") as work:
+        work.expect("knowledge.activate", CATEGORY, reason=reason)
+        identifier = ref.partition("@")[0]
+        pilots = pilot_sites(work.session, identifier)
+        beyond = sorted(set(sites) - set(pilots)) if pilots is not None else []
+        if pilots is not None and (beyond or not sites):
+            owner = community_owner(work.session, identifier)
+            where = ", ".join(beyond) if beyond else "every site"
+            raise PermissionDenied(
+                f"{identifier} belongs to the learning community "
+                f"{owner.name if owner else ''!r}: it is deployed here only at its pilot sites "
+                f"({', '.join(pilots) or 'none'}). Spreading it to {where} is the community's "
+                "decision: a knowledge_spread proposal, with a NASSS assessment on record."
+            )
+        deployed = activate_within(
+            work, ref, reason=reason, mode=mode, sites=sites, started_at=started_at
+        )
+    record_deployment_provenance(registry, principal, deployed, reason=reason)
+    services_changed()
+    return deployed
+
+
+def activate_within(
+    work: Work,
+    ref: str,
+    *,
+    reason: str,
+    mode: Mode = "live",
+    sites: Sequence[str] = (),
+    started_at: datetime | None = None,
+    details: dict[str, Any] | None = None,
+) -> Deployment:
+    """What :func:`activate` does, inside a unit of work the caller authorised.
+
+    ``careloop.community`` calls it when a knowledge_spread proposal passes;
+    the caller then records the provenance
+    (:func:`record_deployment_provenance`) and calls :func:`services_changed`
+    once its transaction has committed.
     """
     reason = _need_reason(reason)
     if mode not in ("silent", "live"):
@@ -456,60 +589,64 @@ def activate(
     now = utcnow()
     if started_at is not None and as_utc(started_at) > now:
         raise InputError("A deployment cannot start in the future; activate it on the day.")
-    with unit_of_work(registry, principal, "knowledge.deploy") as work:
-        session = work.session
-        work.expect("knowledge.activate", CATEGORY, reason=reason)
-        row = _find(session, ref)
-        _require_status(row, ("approved", "active"), "activation")
-        codes = _site_codes(session, sites)
-        package = package_from_dict(json.loads(row.package), origin=ref)
-        others = session.scalars(
-            select(KnowledgeObjectVersion).where(
-                KnowledgeObjectVersion.identifier == row.identifier,
-                KnowledgeObjectVersion.status == "active",
-                KnowledgeObjectVersion.id != row.id,
-            )
+    session = work.session
+    row = _find(session, ref)
+    _require_status(row, ("approved", "active"), "activation")
+    codes = _site_codes(session, sites)
+    package = package_from_dict(json.loads(row.package), origin=ref)
+    others = session.scalars(
+        select(KnowledgeObjectVersion).where(
+            KnowledgeObjectVersion.identifier == row.identifier,
+            KnowledgeObjectVersion.status == "active",
+            KnowledgeObjectVersion.id != row.id,
         )
-        for other in others:
-            _end_deployments(session, other.id, now)
-            _step(
-                work,
-                other,
-                "retired",
-                f"superseded by {row.version}: {reason}",
-                event="knowledge.retire",
-            )
-        _end_deployments(session, row.id, now)
-        if row.status != "active":
-            _step(work, row, "active", reason, event="knowledge.activate")
-        row.mode = mode
-        dep = KnowledgeDeployment(
-            ko_version_id=row.id,
-            identifier=row.identifier,
-            version=row.version,
-            mode=mode,
-            sites=json.dumps(codes),
-            measures=json.dumps(package.measures),
-            # A deployment recorded after the fact keeps the day it really began.
-            started_at=as_utc(started_at) if started_at is not None else now,
-            by=principal.email,
-            reason=reason,
+    )
+    for other in others:
+        _end_deployments(session, other.id, now)
+        _step(
+            work,
+            other,
+            "retired",
+            f"superseded by {row.version}: {reason}",
+            event="knowledge.retire",
         )
-        session.add(dep)
-        session.flush()
-        work.audit(
-            "knowledge.deploy",
-            CATEGORY,
-            reason=reason,
-            details={
-                "knowledge_object": row.identifier,
-                "version": row.version,
-                "mode": mode,
-                "sites": codes,
-            },
-        )
-        deployed = _deployment(dep)
-    # The deployment joins the provenance chain below the version it puts into practice.
+    _end_deployments(session, row.id, now)
+    if row.status != "active":
+        _step(work, row, "active", reason, event="knowledge.activate", extra=details)
+    row.mode = mode
+    dep = KnowledgeDeployment(
+        ko_version_id=row.id,
+        identifier=row.identifier,
+        version=row.version,
+        mode=mode,
+        sites=json.dumps(codes),
+        measures=json.dumps(package.measures),
+        # A deployment recorded after the fact keeps the day it really began.
+        started_at=as_utc(started_at) if started_at is not None else now,
+        by=work.principal.email,
+        reason=reason,
+    )
+    session.add(dep)
+    session.flush()
+    work.audit(
+        "knowledge.deploy",
+        CATEGORY,
+        reason=reason,
+        details={
+            "knowledge_object": row.identifier,
+            "version": row.version,
+            "mode": mode,
+            "sites": codes,
+            **(details or {}),
+        },
+    )
+    return _deployment(dep)
+
+
+def record_deployment_provenance(
+    registry: Registry, principal: Principal, deployed: Deployment, *, reason: str
+) -> None:
+    """The deployment joins the provenance chain below the version it puts into practice."""
     version_ref = f"{deployed.identifier}@{deployed.version}"
     versions = find_provenance(registry, activities=["knowledge.version"], target=version_ref)
     record_provenance(
@@ -518,11 +655,14 @@ def activate(
         activity="knowledge.deploy",
         target=version_ref,
         started_at=deployed.started_at,
-        parameters={"mode": mode, "sites": codes, "deployment": deployed.id, "reason": reason},
+        parameters={
+            "mode": deployed.mode,
+            "sites": list(deployed.sites),
+            "deployment": deployed.id,
+            "reason": reason,
+        },
         parent_ids=[versions[-1].id] if versions else [],
     )
-    _changed()
-    return deployed
 
 
 def retire(registry: Registry, principal: Principal, ref: str, *, reason: str) -> KnowledgeVersion:
@@ -535,7 +675,7 @@ def retire(registry: Registry, principal: Principal, ref: str, *, reason: str) -
         _end_deployments(work.session, row.id, utcnow())
         _step(work, row, "retired", reason, event="knowledge.retire")
         view = _view(row)
-    _changed()
+    services_changed()
     return view
 
 
@@ -600,7 +740,34 @@ def show(registry: Registry, principal: Principal, ref: str) -> VersionDetail:
                 for t in transitions
             ),
             deployments=tuple(_deployment(d) for d in deployments),
+            owner=owner.name if (owner := community_owner(session, row.identifier)) else None,
+            community_approval=_community_approval(session, f"{row.identifier}@{row.version}"),
         )
+
+
+def _community_approval(session: Session, ref: str) -> CommunityApproval | None:
+    found = session.execute(
+        select(Proposal, Community)
+        .join(Community, Community.id == Proposal.community_id)
+        .where(
+            Proposal.kind == "knowledge_approval",
+            Proposal.subject == ref,
+            Proposal.status == "passed",
+        )
+        .order_by(Proposal.id.desc())
+    ).first()
+    if found is None:
+        return None
+    proposal, community = found
+    outcome = json.loads(proposal.outcome or "{}")
+    return CommunityApproval(
+        community_id=community.id,
+        community=community.name,
+        proposal_id=proposal.id,
+        decided_at=as_utc(proposal.closed_at or proposal.opened_at),
+        rule=str(outcome.get("rule", "")),
+        outcome=outcome,
+    )
 
 
 def diff(registry: Registry, principal: Principal, ref_a: str, ref_b: str) -> VersionDiff:
@@ -684,7 +851,8 @@ _ACTIVE_CACHE: dict[int, tuple[int, float, dict[str, ActiveService]]] = {}
 _GENERATION = [0]
 
 
-def _changed() -> None:
+def services_changed() -> None:
+    """Make this process reload the active services on the next call."""
     _GENERATION[0] += 1
 
 

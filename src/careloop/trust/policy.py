@@ -121,6 +121,20 @@ ACTIONS: dict[str, Action] = {
         Action("knowledge.approve", "Approve knowledge object versions whose tests pass.", False),
         Action("knowledge.deploy", "Activate (silent or live), deploy and retire versions.", False),
         Action("cds.manage", "Trust CDS clients (EHRs) that call the CDS Hooks service.", False),
+        Action(
+            "community.read",
+            "See the learning communities one belongs to: members, charter, proposals, "
+            "priorities, decisions and cycles (no patient data).",
+            False,
+            reads_only=True,
+        ),
+        Action("community.create", "Start a learning community (and facilitate it).", False),
+        Action(
+            "community.participate",
+            "Take part in one's learning communities: invite, join, propose, vote, record "
+            "priorities, decisions and cycles (no patient data).",
+            False,
+        ),
     )
 }
 
@@ -162,8 +176,10 @@ POLICY: dict[tuple[Role, str], ScopeKind] = {
         (role, "measure.read"): "installation"
         for role in ("admin", "site_lead", "clinician", "data_entry", "analyst", "auditor")
     },
-    # Knowledge objects: until learning communities exist, site leads and the admin
-    # author, approve and deploy; trusting an EHR is an installation decision.
+    # Knowledge objects no community owns: site leads and the admin author, approve and
+    # deploy. One a community owns is approved and spread by the community's decision
+    # rule instead (careloop.community.knowledge); trusting an EHR is an installation
+    # decision.
     **{(role, "knowledge.read"): "site" for role in ("site_lead", "clinician", "analyst")},
     ("admin", "knowledge.read"): "installation",
     **{
@@ -172,6 +188,15 @@ POLICY: dict[tuple[Role, str], ScopeKind] = {
         for role, scope in _KNOWLEDGE_STEWARDS
     },
     ("admin", "cds.manage"): "installation",
+    # Learning communities hold no patient data: anyone signed in may take part, and
+    # careloop.community checks membership (and community roles) for each community.
+    # A community role never widens patient access: that stays with the rows above.
+    **{(role, "community.read"): "installation" for role in ROLES},
+    **{(role, "community.participate"): "installation" for role in ROLES},
+    **{
+        (role, "community.create"): "installation"
+        for role in ("admin", "site_lead", "clinician", "analyst")
+    },
     # Patients and carers: their own (or proxied) record only.
     ("patient", "patient.read"): "own_record",
     ("patient", "consent.update"): "own_record",

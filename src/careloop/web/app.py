@@ -26,6 +26,7 @@ from careloop.warehouse.connection import warehouse_opener
 from careloop.web import (
     api,
     api_capture,
+    api_community,
     fhir_api,
     pages,
     pages_dashboards,
@@ -80,6 +81,7 @@ def create_app(settings: Settings) -> FastAPI:
 
     app.include_router(api.router)
     app.include_router(api_capture.router)
+    app.include_router(api_community.router)
     app.include_router(pages.router)
     app.include_router(cds_hooks_router)
     app.include_router(pages_entry.router)

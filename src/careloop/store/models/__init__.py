@@ -2,7 +2,8 @@
 
 Importing this package registers every table, whatever is imported first:
 the foundation (sites, people, patients, audit, provenance), capture (forms,
-versions, responses, PROM links) and knowledge (knowledge objects, CDS Hooks).
+versions, responses, PROM links), knowledge (knowledge objects, CDS Hooks) and
+community (learning communities, charters, proposals, votes, learning cycles).
 Rows that belong to a site carry ``site_id`` (:class:`SiteOwned`) and rows
 that belong to a patient carry ``patient_id`` (:class:`PatientOwned`); the
 session scope in :mod:`careloop.store.scoping` filters every query on them.
@@ -14,6 +15,20 @@ from careloop.store.models.capture import (
     FormVersion,
     PromLink,
     Response,
+)
+from careloop.store.models.community import (
+    CharterVersion,
+    Community,
+    CommunityInvitation,
+    CommunityMember,
+    Cycle,
+    CycleMeasure,
+    DecisionEntry,
+    KnowledgeOwnership,
+    NassAssessment,
+    Priority,
+    Proposal,
+    Vote,
 )
 from careloop.store.models.foundation import (
     CONSENT_STATES,
@@ -67,23 +82,35 @@ __all__ = [
     "CdsInvocation",
     "CdsJti",
     "CdsVariantAssignment",
+    "CharterVersion",
+    "Community",
+    "CommunityInvitation",
+    "CommunityMember",
     "ConsentRecord",
+    "Cycle",
+    "CycleMeasure",
+    "DecisionEntry",
     "FormDefinition",
     "FormVersion",
     "Installation",
     "KnowledgeDeployment",
     "KnowledgeObjectVersion",
+    "KnowledgeOwnership",
     "KnowledgeTransition",
     "LoginLockout",
     "Membership",
+    "NassAssessment",
     "Patient",
     "PatientOwned",
+    "Priority",
     "PromLink",
+    "Proposal",
     "ProvenanceRecord",
     "Response",
     "Site",
     "SiteOwned",
     "User",
     "UtcDateTime",
+    "Vote",
     "WebSession",
 ]

@@ -1,0 +1,698 @@
+"""Learning (PDSA) cycles: a change tested by a community, stored with Plan, Do and Act.
+
+Any change can be a cycle: a process change, a change package, a policy, a
+training, a knowledge object's deployment. A cycle records its aim,
+predictions and questions; Plan (who, where, when, which sites); Do (the
+change date, the end, the sites, what was done); its purpose (quality
+improvement or research) with the determination that covers it (a QI
+determination or an ethics approval, with its reference); the measures it
+watches, each as outcome, process or balancing; and Act (adopt, adapt or
+abandon, with the rationale). Cycles nest (``parent_id``): a network's
+change package holds its sites' own cycles. The Study is computed from
+the data by ``careloop.community.study``, never typed in.
+
+Validation refuses, with the place of each problem and nothing changed:
+measure ids the installation does not have; a Do that ends before it
+starts or a Plan dated after the Do began; a nested cycle starting before
+its parent; two sibling cycles testing at a shared site on a shared
+outcome measure at overlapping times (the Study could not tell their
+effects apart); sites outside the community; a randomised test, or research,
+without its determination; an Act before the Do began. Only members
+record and edit a community's cycles.
+
+A cycle's change date annotates the charts of its measures, as a
+knowledge deployment does (:func:`cycle_changes`): a title and a date are
+no patient data.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Collection, Mapping, Sequence
+from dataclasses import asdict, dataclass, field, fields, replace
+from datetime import date, datetime
+from pathlib import Path
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from careloop.community import _access as access
+from careloop.community._access import CATEGORY, loads
+from careloop.core.clock import as_utc, utcnow
+from careloop.core.errors import ErrorDetail, InputError, NotFound, ValidationFailed
+from careloop.measures import load_catalog
+from careloop.store.database import Registry
+from careloop.store.models import Community, Cycle, CycleMeasure, KnowledgeObjectVersion
+from careloop.trust.principal import Principal
+
+CYCLE_KINDS: tuple[str, ...] = (
+    "process",
+    "change_package",
+    "policy",
+    "training",
+    "knowledge_deployment",
+)
+MEASURE_ROLES: tuple[str, ...] = ("outcome", "process", "balancing")
+PURPOSES: tuple[str, ...] = ("qi", "research")
+DETERMINATIONS: tuple[str, ...] = ("qi_determination", "ethics_approval")
+ACT_DECISIONS: tuple[str, ...] = ("adopt", "adapt", "abandon")
+
+
+@dataclass(frozen=True)
+class CycleMeasureInput:
+    """A measure the cycle watches, and its role."""
+
+    measure_id: str
+    role: str = "outcome"
+
+
+@dataclass(frozen=True)
+class CycleInput:
+    """What a member records of a cycle (everything but Act, which :func:`record_act` sets)."""
+
+    title: str
+    kind: str
+    aim: str = ""
+    predictions: str = ""
+    questions: str = ""
+    parent_id: int | None = None
+    knowledge_ref: str | None = None
+    """identifier@version, for a knowledge_deployment cycle."""
+    plan_who: str = ""
+    plan_where: str = ""
+    plan_when: date | None = None
+    plan_sites: tuple[str, ...] = ()
+    do_start: date | None = None
+    """The change date."""
+    do_end: date | None = None
+    """Empty while the change is in place."""
+    do_sites: tuple[str, ...] = ()
+    """Where the change was made (empty: every site of the community)."""
+    do_what: str = ""
+    purpose: str = "qi"
+    randomised: bool = False
+    """A randomised test (of care processes or card variants)."""
+    determination_kind: str | None = None
+    determination_ref: str | None = None
+    measures: tuple[CycleMeasureInput, ...] = ()
+
+
+@dataclass(frozen=True)
+class ChartPhase:
+    """The phase a cycle's change starts on one chart of its measures."""
+
+    measure_id: str
+    role: str
+    starts: date
+    """The change date: the first day of the new phase."""
+    ends: date | None
+    sites: list[str]
+    """Sites whose charts get the phase (empty: every site and the network's)."""
+    label: str
+
+
+@dataclass(frozen=True)
+class CycleView:
+    """A cycle as the CLI, the API and reports show it."""
+
+    id: int
+    community_id: int
+    community: str
+    parent_id: int | None
+    children: list[int]
+    kind: str
+    title: str
+    aim: str
+    predictions: str
+    questions: str
+    knowledge_ref: str | None
+    plan: dict[str, Any]
+    do: dict[str, Any]
+    purpose: str
+    randomised: bool
+    determination: dict[str, str | None]
+    act: dict[str, Any] | None
+    measures: list[dict[str, str]]
+    phases: list[ChartPhase]
+    earlier: list[date]
+    """Change dates of the cycles it nests in that began before it (earlier phases)."""
+    cycles_recorded: int
+    """Cycles its community has recorded (for the Study's progress score)."""
+    created_by: str
+    created_at: datetime
+    updated_at: datetime
+
+
+@dataclass(frozen=True)
+class CycleChange:
+    """A cycle's change as a chart annotation of one measure."""
+
+    cycle_id: int
+    community: str
+    title: str
+    kind: str
+    starts: date
+    sites: tuple[str, ...]
+    role: str
+    act: str | None = None
+    children: tuple[int, ...] = field(default_factory=tuple)
+
+
+def _input_of(row: Cycle, measures: Sequence[CycleMeasure]) -> CycleInput:
+    return CycleInput(
+        title=row.title,
+        kind=row.kind,
+        aim=row.aim,
+        predictions=row.predictions,
+        questions=row.questions,
+        parent_id=row.parent_id,
+        knowledge_ref=row.knowledge_ref,
+        plan_who=row.plan_who,
+        plan_where=row.plan_where,
+        plan_when=row.plan_when,
+        plan_sites=tuple(loads(row.plan_sites, [])),
+        do_start=row.do_start,
+        do_end=row.do_end,
+        do_sites=tuple(loads(row.do_sites, [])),
+        do_what=row.do_what,
+        purpose=row.purpose,
+        randomised=row.randomised,
+        determination_kind=row.determination_kind,
+        determination_ref=row.determination_ref,
+        measures=tuple(CycleMeasureInput(m.measure_id, m.role) for m in measures),
+    )
+
+
+def _measures_of(session: Session, cycle_id: int) -> list[CycleMeasure]:
+    return list(
+        session.scalars(
+            select(CycleMeasure).where(CycleMeasure.cycle_id == cycle_id).order_by(CycleMeasure.id)
+        )
+    )
+
+
+def _overlap(a: tuple[date, date | None], b: tuple[date, date | None]) -> bool:
+    end_a = a[1] or date.max
+    end_b = b[1] or date.max
+    return a[0] <= end_b and b[0] <= end_a
+
+
+def _problems(
+    session: Session,
+    community: Community,
+    data: CycleInput,
+    known_measures: Collection[str],
+    cycle_id: int | None,
+) -> list[ErrorDetail]:
+    out: list[ErrorDetail] = []
+    if not data.title.strip():
+        out.append(ErrorDetail("title", "Give the cycle a title: the change it tests."))
+    if data.kind not in CYCLE_KINDS:
+        out.append(ErrorDetail("kind", f"Use one of {', '.join(CYCLE_KINDS)}.", data.kind))
+    if data.purpose not in PURPOSES:
+        out.append(ErrorDetail("purpose", "qi (quality improvement) or research.", data.purpose))
+    ids = [m.measure_id for m in data.measures]
+    for i, m in enumerate(data.measures):
+        if m.measure_id not in known_measures:
+            out.append(
+                ErrorDetail(
+                    f"measures[{i}]",
+                    "No such measure in this installation: `careloop measures list` shows ids.",
+                    m.measure_id,
+                )
+            )
+        if m.role not in MEASURE_ROLES:
+            out.append(
+                ErrorDetail(
+                    f"measures[{i}].role", f"Use one of {', '.join(MEASURE_ROLES)}.", m.role
+                )
+            )
+        if ids.index(m.measure_id) != i:
+            out.append(ErrorDetail(f"measures[{i}]", "This measure is named twice.", m.measure_id))
+    scope = set(loads(community.sites, []))
+    for name, sites in (("plan_sites", data.plan_sites), ("do_sites", data.do_sites)):
+        for i, s in enumerate(sites):
+            if scope and s not in scope:
+                out.append(
+                    ErrorDetail(
+                        f"{name}[{i}]",
+                        f"Not a site of this community ({', '.join(sorted(scope))}).",
+                        s,
+                    )
+                )
+    if data.do_start and data.do_end and data.do_end < data.do_start:
+        out.append(
+            ErrorDetail(
+                "do_end",
+                f"The Do ends ({data.do_end}) before it starts ({data.do_start}): "
+                "swap them or correct one.",
+                str(data.do_end),
+            )
+        )
+    if data.do_end and not data.do_start:
+        out.append(ErrorDetail("do_start", "A Do that ended has a start date (the change date)."))
+    if data.plan_when and data.do_start and data.plan_when > data.do_start:
+        out.append(
+            ErrorDetail(
+                "plan_when",
+                f"The Plan ({data.plan_when}) is dated after the change began "
+                f"({data.do_start}); plan first, or correct the dates.",
+                str(data.plan_when),
+            )
+        )
+    if data.do_start and data.do_start > utcnow().date():
+        out.append(
+            ErrorDetail(
+                "do_start",
+                "The change date is in the future: record the Plan now and the Do on the day.",
+                str(data.do_start),
+            )
+        )
+    if data.randomised and not (data.determination_kind and data.determination_ref):
+        out.append(
+            ErrorDetail(
+                "determination",
+                "A randomised test needs its determination on record first: a QI "
+                "determination or an ethics approval, with its reference.",
+            )
+        )
+    if data.purpose == "research" and not (
+        data.determination_kind == "ethics_approval" and data.determination_ref
+    ):
+        out.append(
+            ErrorDetail(
+                "determination",
+                "Research needs an ethics approval on record (determination_kind "
+                "ethics_approval and its reference).",
+            )
+        )
+    if data.determination_kind is not None and data.determination_kind not in DETERMINATIONS:
+        out.append(
+            ErrorDetail(
+                "determination_kind",
+                f"Use one of {', '.join(DETERMINATIONS)}.",
+                data.determination_kind,
+            )
+        )
+    if data.kind == "knowledge_deployment":
+        out += _knowledge_problems(session, data.knowledge_ref)
+    out += _family_problems(session, community, data, cycle_id)
+    return out
+
+
+def _knowledge_problems(session: Session, ref: str | None) -> list[ErrorDetail]:
+    identifier, _, version = (ref or "").partition("@")
+    if not identifier:
+        return [
+            ErrorDetail("knowledge_ref", "Name the knowledge object deployed (identifier@version).")
+        ]
+    query = select(KnowledgeObjectVersion.id).where(KnowledgeObjectVersion.identifier == identifier)
+    if version:
+        query = query.where(KnowledgeObjectVersion.version == version)
+    if session.scalar(query) is None:
+        return [ErrorDetail("knowledge_ref", "No such knowledge object in the library.", ref)]
+    return []
+
+
+def _family_problems(
+    session: Session, community: Community, data: CycleInput, cycle_id: int | None
+) -> list[ErrorDetail]:
+    out: list[ErrorDetail] = []
+    if data.parent_id is not None:
+        parent = session.get(Cycle, data.parent_id)
+        if parent is None or parent.community_id != community.id:
+            return [
+                ErrorDetail("parent_id", "No cycle of this community has this id.", data.parent_id)
+            ]
+        ancestor: Cycle | None = parent
+        while ancestor is not None:
+            if cycle_id is not None and ancestor.id == cycle_id:
+                return [ErrorDetail("parent_id", "A cycle cannot nest inside itself.")]
+            ancestor = session.get(Cycle, ancestor.parent_id) if ancestor.parent_id else None
+        if data.do_start and parent.do_start and data.do_start < parent.do_start:
+            out.append(
+                ErrorDetail(
+                    "do_start",
+                    f"This cycle nests in {parent.title!r}, which began on {parent.do_start}; "
+                    "it cannot begin earlier.",
+                    str(data.do_start),
+                )
+            )
+    if not data.do_start:
+        return out
+    community_sites = set(loads(community.sites, []))
+    mine_sites = set(data.do_sites) or community_sites or {"*"}
+    # Only outcome measures: a shared balancing or process measure does not stop the Study
+    # telling two changes' effects apart.
+    mine_measures = {m.measure_id for m in data.measures if m.role == "outcome"}
+    siblings = session.scalars(
+        select(Cycle).where(
+            Cycle.community_id == community.id,
+            Cycle.parent_id.is_(None)
+            if data.parent_id is None
+            else Cycle.parent_id == data.parent_id,
+            Cycle.do_start.is_not(None),
+        )
+    )
+    for other in siblings:
+        if other.id == cycle_id or other.do_start is None:
+            continue
+        other_sites = set(loads(other.do_sites, [])) or community_sites or {"*"}
+        shared_sites = mine_sites & other_sites
+        shared_measures = mine_measures & {
+            m.measure_id for m in _measures_of(session, other.id) if m.role == "outcome"
+        }
+        if (
+            shared_sites
+            and shared_measures
+            and _overlap((data.do_start, data.do_end), (other.do_start, other.do_end))
+        ):
+            out.append(
+                ErrorDetail(
+                    "do_start",
+                    f"The Do overlaps cycle {other.id} ({other.title!r}, from {other.do_start}) "
+                    f"at {', '.join(sorted(shared_sites))} on the outcome "
+                    f"{', '.join(sorted(shared_measures))}: the Study could not tell the two "
+                    "changes apart. Change the dates or sites, or nest one cycle in the other.",
+                    str(data.do_start),
+                )
+            )
+    return out
+
+
+def _write(row: Cycle, data: CycleInput) -> None:
+    row.title = data.title.strip()[:300]
+    row.kind = data.kind
+    row.aim = data.aim.strip()
+    row.predictions = data.predictions.strip()
+    row.questions = data.questions.strip()
+    row.parent_id = data.parent_id
+    row.knowledge_ref = data.knowledge_ref
+    row.plan_who = data.plan_who.strip()
+    row.plan_where = data.plan_where.strip()
+    row.plan_when = data.plan_when
+    row.plan_sites = json.dumps(sorted(set(data.plan_sites)))
+    row.do_start = data.do_start
+    row.do_end = data.do_end
+    row.do_sites = json.dumps(sorted(set(data.do_sites)))
+    row.do_what = data.do_what.strip()
+    row.purpose = data.purpose
+    row.randomised = data.randomised
+    row.determination_kind = data.determination_kind
+    row.determination_ref = data.determination_ref
+
+
+def _phases(row: Cycle, measures: Sequence[CycleMeasure]) -> list[ChartPhase]:
+    if row.do_start is None:
+        return []
+    return [
+        ChartPhase(
+            measure_id=m.measure_id,
+            role=m.role,
+            starts=row.do_start,
+            ends=row.do_end,
+            sites=loads(row.do_sites, []),
+            label=row.title,
+        )
+        for m in measures
+    ]
+
+
+def _earlier(session: Session, row: Cycle) -> list[date]:
+    out: list[date] = []
+    parent = session.get(Cycle, row.parent_id) if row.parent_id else None
+    while parent is not None:
+        if parent.do_start and row.do_start and parent.do_start < row.do_start:
+            out.append(parent.do_start)
+        parent = session.get(Cycle, parent.parent_id) if parent.parent_id else None
+    return sorted(set(out))
+
+
+def _view(session: Session, row: Cycle) -> CycleView:
+    community = access.community_row(session, row.community_id)
+    measures = _measures_of(session, row.id)
+    children = list(session.scalars(select(Cycle.id).where(Cycle.parent_id == row.id)))
+    return CycleView(
+        id=row.id,
+        community_id=community.id,
+        community=community.name,
+        parent_id=row.parent_id,
+        children=children,
+        kind=row.kind,
+        title=row.title,
+        aim=row.aim,
+        predictions=row.predictions,
+        questions=row.questions,
+        knowledge_ref=row.knowledge_ref,
+        plan={
+            "who": row.plan_who,
+            "where": row.plan_where,
+            "when": row.plan_when,
+            "sites": loads(row.plan_sites, []),
+        },
+        do={
+            "start": row.do_start,
+            "end": row.do_end,
+            "sites": loads(row.do_sites, []),
+            "what": row.do_what,
+        },
+        purpose=row.purpose,
+        randomised=row.randomised,
+        determination={"kind": row.determination_kind, "reference": row.determination_ref},
+        act=(
+            {
+                "decision": row.act_decision,
+                "rationale": row.act_rationale,
+                "at": as_utc(row.act_at) if row.act_at else None,
+            }
+            if row.act_decision
+            else None
+        ),
+        measures=[{"measure_id": m.measure_id, "role": m.role} for m in measures],
+        phases=_phases(row, measures),
+        earlier=_earlier(session, row),
+        cycles_recorded=len(
+            list(session.scalars(select(Cycle.id).where(Cycle.community_id == community.id)))
+        ),
+        created_by=row.created_by,
+        created_at=as_utc(row.created_at),
+        updated_at=as_utc(row.updated_at),
+    )
+
+
+def _cycle_row(session: Session, cycle_id: int, community_id: int | None = None) -> Cycle:
+    row = session.get(Cycle, cycle_id)
+    if row is None or (community_id is not None and row.community_id != community_id):
+        raise NotFound(f"There is no learning cycle {cycle_id} (`careloop cycle list`).")
+    return row
+
+
+def _replace_measures(session: Session, cycle_id: int, data: CycleInput) -> None:
+    for old in _measures_of(session, cycle_id):
+        session.delete(old)
+    session.flush()
+    for m in data.measures:
+        session.add(CycleMeasure(cycle_id=cycle_id, measure_id=m.measure_id, role=m.role))
+
+
+def add_cycle(
+    registry: Registry,
+    principal: Principal,
+    community_id: int,
+    data: CycleInput,
+    *,
+    known_measures: Collection[str],
+) -> CycleView:
+    """Record a new cycle in a community (members only)."""
+    with access.community_work(registry, principal, "community.participate") as work:
+        session = work.session
+        access.audit_refusals(work, "cycle.add", community_id, title=data.title)
+        community = access.community_row(session, community_id)
+        access.require_member(work, community)
+        problems = _problems(session, community, data, known_measures, None)
+        if problems:
+            raise ValidationFailed("The cycle is not valid; nothing was recorded.", problems)
+        row = Cycle(community_id=community.id, created_by=principal.email)
+        _write(row, data)
+        session.add(row)
+        session.flush()
+        _replace_measures(session, row.id, data)
+        session.flush()
+        work.audit(
+            "cycle.add",
+            CATEGORY,
+            details={"community": community.id, "cycle": row.id, "kind": row.kind},
+        )
+        return _view(session, row)
+
+
+EDITABLE = frozenset(f.name for f in fields(CycleInput))
+
+
+def update_cycle(
+    registry: Registry,
+    principal: Principal,
+    cycle_id: int,
+    changes: Mapping[str, Any],
+    *,
+    known_measures: Collection[str],
+    community_id: int | None = None,
+) -> CycleView:
+    """Change fields of a cycle (members only); the whole cycle is validated again."""
+    unknown = sorted(set(changes) - EDITABLE)
+    with access.community_work(registry, principal, "community.participate") as work:
+        session = work.session
+        access.audit_refusals(work, "cycle.update", None, cycle=cycle_id, fields=sorted(changes))
+        row = _cycle_row(session, cycle_id, community_id)
+        community = access.community_row(session, row.community_id)
+        access.require_member(work, community)
+        if unknown:
+            raise ValidationFailed(
+                "Some fields cannot be changed; nothing was changed.",
+                [
+                    ErrorDetail(k, f"Not a cycle field: use {', '.join(sorted(EDITABLE))}.")
+                    for k in unknown
+                ],
+            )
+        current = _input_of(row, _measures_of(session, row.id))
+        try:
+            data = replace(current, **dict(changes))
+        except TypeError as exc:  # a wrong shape from a front door
+            raise InputError(f"The changes do not fit a cycle: {exc}.") from exc
+        problems = _problems(session, community, data, known_measures, row.id)
+        if problems:
+            raise ValidationFailed("The cycle is not valid; nothing was changed.", problems)
+        before = asdict(current)
+        _write(row, data)
+        if "measures" in changes:
+            _replace_measures(session, row.id, data)
+        session.flush()
+        work.audit(
+            "cycle.update",
+            CATEGORY,
+            details={
+                "community": community.id,
+                "cycle": row.id,
+                "fields": sorted(k for k in changes if before.get(k) != asdict(data).get(k)),
+            },
+        )
+        return _view(session, row)
+
+
+def record_act(
+    registry: Registry,
+    principal: Principal,
+    cycle_id: int,
+    *,
+    decision: str,
+    rationale: str,
+    community_id: int | None = None,
+) -> CycleView:
+    """Record Act: adopt, adapt or abandon the change, and why (members only)."""
+    with access.community_work(registry, principal, "community.participate") as work:
+        session = work.session
+        access.audit_refusals(work, "cycle.act", None, cycle=cycle_id, decision=decision)
+        row = _cycle_row(session, cycle_id, community_id)
+        community = access.community_row(session, row.community_id)
+        access.require_member(work, community)
+        problems = []
+        if decision not in ACT_DECISIONS:
+            problems.append(
+                ErrorDetail("decision", f"Use one of {', '.join(ACT_DECISIONS)}.", decision)
+            )
+        if not rationale.strip():
+            problems.append(ErrorDetail("rationale", "Say why: the next cycle learns from it."))
+        if row.do_start is None:
+            problems.append(
+                ErrorDetail("do_start", "Act follows Do: record when the change began first.")
+            )
+        if problems:
+            raise ValidationFailed("Act cannot be recorded; nothing was changed.", problems)
+        row.act_decision = decision
+        row.act_rationale = rationale.strip()
+        row.act_at = utcnow()
+        work.audit(
+            "cycle.act",
+            CATEGORY,
+            details={"community": community.id, "cycle": row.id, "decision": decision},
+        )
+        return _view(session, row)
+
+
+def list_cycles(
+    registry: Registry, principal: Principal, *, community_id: int | None = None
+) -> list[CycleView]:
+    """Cycles of the caller's communities (of one community when given)."""
+    with access.community_work(registry, principal, "community.read") as work:
+        session = work.session
+        access.audit_refusals(work, "cycle.list", community_id)
+        query = select(Cycle).order_by(Cycle.id)
+        if community_id is not None:
+            community = access.community_row(session, community_id)
+            access.require_seeing(work, community)
+            query = query.where(Cycle.community_id == community.id)
+        rows = [r for r in session.scalars(query) if access.may_see(work, r.community_id)]
+        work.audit(
+            "cycle.list",
+            CATEGORY,
+            details={"community": community_id, "cycles": [r.id for r in rows]},
+        )
+        return [_view(session, r) for r in rows]
+
+
+def show_cycle(
+    registry: Registry, principal: Principal, cycle_id: int, *, community_id: int | None = None
+) -> CycleView:
+    """One cycle (members of its community and the installation admin)."""
+    with access.community_work(registry, principal, "community.read") as work:
+        access.audit_refusals(work, "cycle.show", None, cycle=cycle_id)
+        row = _cycle_row(work.session, cycle_id, community_id)
+        community = access.community_row(work.session, row.community_id)
+        access.require_seeing(work, community)
+        work.audit("cycle.show", CATEGORY, details={"community": community.id, "cycle": row.id})
+        return _view(work.session, row)
+
+
+def cycle_changes(registry: Registry, measure_id: str | None = None) -> list[CycleChange]:
+    """Every cycle's change date as an annotation of the charts of its measures.
+
+    Like knowledge deployments, these are titles and dates, no patient data:
+    any chart of the measure may show them.
+    """
+    with registry.transaction() as session:
+        query = (
+            select(Cycle, CycleMeasure, Community)
+            .join(CycleMeasure, CycleMeasure.cycle_id == Cycle.id)
+            .join(Community, Community.id == Cycle.community_id)
+            .where(Cycle.do_start.is_not(None))
+        )
+        if measure_id is not None:
+            query = query.where(CycleMeasure.measure_id == measure_id)
+        found = []
+        for cycle, measure, community in session.execute(query.order_by(Cycle.do_start, Cycle.id)):
+            assert cycle.do_start is not None
+            found.append(
+                CycleChange(
+                    cycle_id=cycle.id,
+                    community=community.name,
+                    title=cycle.title,
+                    kind=cycle.kind,
+                    starts=cycle.do_start,
+                    sites=tuple(loads(cycle.do_sites, [])),
+                    role=measure.role,
+                    act=cycle.act_decision,
+                )
+            )
+        return found
+
+
+def measure_ids(measures_dir: Path | str | None = None) -> list[str]:
+    """The measure ids this installation knows (built-ins, the measures folder, plugins),
+    which cycles and communities may name."""
+    return load_catalog(measures_dir=measures_dir).ids
+
+
+def measure_improvements(measures_dir: Path | str | None = None) -> dict[str, str]:
+    """Each known measure's better direction (``up`` or ``down``), for a cycle's Study."""
+    return {m.id: m.improvement for m in load_catalog(measures_dir=measures_dir).measures}
