@@ -212,7 +212,8 @@ def provenance_show(
             hashed = [item for item in entry.inputs if item.sha256]
             # A measure run lists every definition it ran: a few lines say enough on a terminal.
             for item in hashed[:3]:
-                typer.echo(f"{'  ' * depth}    input {item.name} sha256 {item.sha256[:16]}…")
+                digest = (item.sha256 or "")[:16]
+                typer.echo(f"{'  ' * depth}    input {item.name} sha256 {digest}…")
             if len(hashed) > 3:
                 typer.echo(f"{'  ' * depth}    … and {len(hashed) - 3} more inputs (--format json)")
     else:
