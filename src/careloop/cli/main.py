@@ -21,6 +21,7 @@ from careloop.cli import (
     fhir,
     knowledge,
     measures,
+    report,
     serve,
     warehouse,
 )
@@ -60,6 +61,7 @@ knowledge.register(app)
 community.register(app)
 fhir.register(app)
 measures.register(app)
+report.register(app)
 app.add_typer(analyse_app, name="analyse")
 
 

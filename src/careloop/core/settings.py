@@ -86,6 +86,14 @@ class Settings(BaseSettings):
             "`--measures-dir` overrides it."
         ),
     )
+    chromium: Path | None = Field(
+        default=None,
+        description=(
+            "The Chromium (or Chrome) program that prints reports to PDF "
+            "(`careloop report ... --pdf`). Default: chromium, chromium-browser or "
+            "google-chrome on the PATH."
+        ),
+    )
     content: str = Field(
         default="ibd",
         description=(

@@ -1,0 +1,116 @@
+"""A community's or a cycle's report as one self-contained HTML page.
+
+Charts are inline SVG drawn by vl-convert; the page has no script and loads
+nothing (no fonts, no images from elsewhere), so it can be read offline,
+mailed, archived and printed to PDF (:mod:`careloop.practice.community_reports.printing`).
+Each effect is given with a reading in plain words, for members who do not
+read odds ratios.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import Counter
+from pathlib import Path
+
+import markupsafe
+
+from careloop.community.study import MeasureStudy
+from careloop.core.html import render
+from careloop.practice.community_reports.gathering import CommunityReport
+
+__all__ = ["effect_reading", "render_html", "write_html"]
+
+_ROLE_NAMES = {
+    "clinician": "Clinicians",
+    "patient": "Patients",
+    "carer": "Carers",
+    "researcher": "Researchers",
+    "analyst": "Analysts and data experts",
+    "manager": "Managers",
+    "policy_maker": "Policy makers",
+    "facilitator": "Facilitators",
+    "embedded_researcher": "Embedded researchers",
+}
+_RULE_NAMES = {
+    "consensus": "consensus: every member who votes agrees",
+    "majority": "a majority of the votes cast, with a quorum",
+    "named_approvers": "approval by the named approvers",
+}
+_ACT_NAMES = {"adopt": "Adopt", "adapt": "Adapt", "abandon": "Abandon"}
+
+
+def _ratio(value: float) -> str:
+    return f"{value:.2f}"
+
+
+def effect_reading(m: MeasureStudy) -> str:
+    """What the effect estimate says, in plain words (with the direction that is better)."""
+    e = m.effect
+    better = "higher" if m.measure.improvement == "up" else "lower"
+    if e is None or not all(math.isfinite(v) for v in (e.estimate, e.ci_low, e.ci_high)):
+        return "No effect could be estimated from these data" + (
+            f" ({'; '.join(m.notes)})." if m.notes else "."
+        )
+    interval = f"95% confidence interval {_ratio(e.ci_low)} to {_ratio(e.ci_high)}"
+    if e.ci_low <= 1 <= e.ci_high:
+        return (
+            f"The data fit no change as well as a change: the odds after the change were "
+            f"{_ratio(e.estimate)} times those before ({interval}, which includes 1, "
+            f"meaning no difference). Here {better} is better."
+        )
+    up = e.ci_low > 1
+    size = f"{_ratio(e.estimate)} times" if up else f"{_ratio(e.estimate)} times (lower)"
+    good = (up and m.measure.improvement == "up") or (not up and m.measure.improvement == "down")
+    verdict = "an improvement" if good else "a change in the wrong direction"
+    return (
+        f"After the change the odds were {size} those before ({interval}): "
+        f"{'higher' if up else 'lower'}, and since {better} is better, {verdict}."
+    )
+
+
+def _members_by_role(report: CommunityReport) -> list[tuple[str, int, list[str]]]:
+    """(role, how many, display names) in the charter's order of roles."""
+    counts: Counter[str] = Counter()
+    names: dict[str, list[str]] = {}
+    for m in report.community.members:
+        for role in m.roles:
+            counts[role] += 1
+            names.setdefault(role, []).append(m.display_name)
+    return [
+        (_ROLE_NAMES.get(role, role), counts[role], sorted(names[role]))
+        for role in _ROLE_NAMES
+        if counts[role]
+    ] + [(role, n, sorted(names[role])) for role, n in counts.items() if role not in _ROLE_NAMES]
+
+
+def render_html(report: CommunityReport) -> str:
+    """The report as one HTML page (no script, nothing loaded from elsewhere)."""
+    detail = report.community
+    title = (
+        f"Learning community report: {detail.community.name}"
+        if report.subject == "community"
+        else f"Learning cycle report: {report.cycles[0].cycle.title}"
+    )
+    return render(
+        "careloop.practice.community_reports",
+        "community_report.html",
+        title=title,
+        report=report,
+        detail=detail,
+        charter=detail.charter,
+        rule=_RULE_NAMES.get(detail.charter.decision_rule, detail.charter.decision_rule),
+        roles=_members_by_role(report),
+        act_names=_ACT_NAMES,
+        reading=effect_reading,
+        ratio=_ratio,
+        # vl-convert draws the SVG from numbers and escapes its text itself.
+        svg=lambda text: markupsafe.Markup(text),  # noqa: S704
+        name_of=report.name_of,
+    )
+
+
+def write_html(report: CommunityReport, out: Path) -> Path:
+    """Write the page to ``out`` (its folder must exist); return ``out``."""
+    out.write_text(render_html(report), encoding="utf-8")
+    return out
