@@ -291,6 +291,10 @@ def _section(
     except InputError as exc:
         # No change date yet, or measures without results: the cycle is shown with the reason.
         return CycleSection(cycle, None, withheld=str(exc))
+    sites = list(cycle.do["sites"])
+    where = (
+        f"{'Site' if len(sites) == 1 else 'Sites'} {', '.join(sites)}" if sites else "The network"
+    )
     measures = []
     for m in study.measures:
         svg = ""
@@ -298,7 +302,7 @@ def _section(
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore", StatisticalWarning)
                 svg = charts.spc.svg(
-                    replace(m.chart, title=titles.get(m.measure.measure_id, m.chart.title)),
+                    replace(m.chart, title=f"{where}: each month, with the change's new phase"),
                     annotations=[m.annotation],
                     width=620,
                     height=240,

@@ -38,6 +38,17 @@ _RULE_NAMES = {
     "named_approvers": "approval by the named approvers",
 }
 _ACT_NAMES = {"adopt": "Adopt", "adapt": "Adapt", "abandon": "Abandon"}
+_KIND_NAMES = {
+    "process": "A process change",
+    "change_package": "A change package",
+    "policy": "A policy",
+    "training": "A training",
+    "knowledge_deployment": "A knowledge object put into practice",
+}
+_DETERMINATION_NAMES = {
+    "qi_determination": "quality improvement determination",
+    "ethics_approval": "ethics approval",
+}
 
 
 def _ratio(value: float) -> str:
@@ -102,6 +113,8 @@ def render_html(report: CommunityReport) -> str:
         rule=_RULE_NAMES.get(detail.charter.decision_rule, detail.charter.decision_rule),
         roles=_members_by_role(report),
         act_names=_ACT_NAMES,
+        kind_names=_KIND_NAMES,
+        determination_names=_DETERMINATION_NAMES,
         reading=effect_reading,
         ratio=_ratio,
         # vl-convert draws the SVG from numbers and escapes its text itself.
