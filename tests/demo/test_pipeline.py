@@ -83,6 +83,12 @@ def test_the_report_and_its_charts_are_written(demo):
     for name in ("network_remission.png", "change_its.png", "excursion.png", "knowledge_its.png"):
         assert (result.out_dir / name).stat().st_size > 10_000
         assert name in page
+    # The community's report beside it: its cycles with their Study charts, nothing loaded.
+    assert result.community_report == result.out_dir / "community-report.html"
+    community = result.community_report.read_text()
+    assert "community-report.html" in page
+    assert "IBD network learning community" in community and "<script" not in community
+    assert community.count("<svg") >= 2 and 'data-phase-start="' in community
 
 
 def test_the_demo_data_directory_and_its_databases_are_private(demo):

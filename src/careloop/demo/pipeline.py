@@ -41,13 +41,15 @@ from careloop.demo.seed import (
 from careloop.knowledge import deployments
 from careloop.measures import MeasureRun, load_catalog, run_measures, store_run
 from careloop.measures.provenance import record_measure_run
+from careloop.practice.community_reports import community_report
+from careloop.practice.community_reports import write_report as write_community_report
 from careloop.practice.events import CardEventTables, card_events
 from careloop.practice.lineage import CardLineage, card_lineage
 from careloop.store.database import Registry
 from careloop.trust.installation import open_registry
 from careloop.trust.principal import Principal
 from careloop.trust.provenance import record_provenance
-from careloop.warehouse.connection import Warehouse
+from careloop.warehouse.connection import Warehouse, warehouse_opener
 from careloop.warehouse.quality import QualityReport, run_checks
 from careloop.warehouse.refresh import (
     refresh_registry_tables,
@@ -60,6 +62,8 @@ DEFAULT_SEED = 4
 DEMO_WAREHOUSE_MEMORY = "512MB"
 
 Stage = Callable[[str], None]
+COMMUNITY_REPORT = "community-report.html"
+"""The community's report, written beside the learning report."""
 
 
 @dataclass
@@ -77,6 +81,8 @@ class DemoResult:
     quality_failures: list[str] = field(default_factory=list)
     traced_card: CardLineage | None = None
     """One card the demo's EHR calls received, with its provenance chain to the source files."""
+    community_report: Path | None = None
+    """The learning community's report (``careloop report community``), beside ``report``."""
 
 
 class _Clock:
@@ -201,6 +207,17 @@ def run_demo(
         analyses.annotations = _annotations(registry)
         analyses.cycles = list_cycles(registry, operator, community_id=community.community_id)
         report = _write_outputs(out, network, run, quality, analyses, counts, clock.timings)
+        # The community's own report, as `careloop report community ID` writes it.
+        written = write_community_report(
+            community_report(
+                registry,
+                warehouse_opener(settings),
+                operator,
+                community.community_id,
+                measures_dir=DEMO_MEASURES,
+            ),
+            out / COMMUNITY_REPORT,
+        )
     finally:
         registry.close()
     clock.stop()
@@ -208,6 +225,7 @@ def run_demo(
         data_dir=settings.data_dir,
         out_dir=out,
         report=report,
+        community_report=written.html,
         summary=out / "summary.json",
         logins=logins,
         recoveries=recoveries,
@@ -322,6 +340,7 @@ def _write_summary(result: DemoResult, network: SyntheticNetwork) -> None:
         "quality_checks_failed": result.quality_failures,
         "timings_seconds": result.timings,
         "report": str(result.report),
+        "community_report": str(result.community_report) if result.community_report else None,
         "traced_card": (
             {
                 "card": result.traced_card.card,
