@@ -131,7 +131,7 @@ def community(inst: Installation) -> dict[str, int]:
             plan_sites=("A",),
             do_start=CHANGE,
             do_sites=("A",),
-            do_what="A nurse reviews each child's record the week before the visit",
+            do_what="A nurse reviews each child's record the week before the visit.",
             determination_kind="qi_determination",
             determination_ref="QI-2023-12",
             measures=(
@@ -171,6 +171,7 @@ def test_the_community_report_tells_the_whole_story_naming_people_by_display_nam
     assert "Children miss school during flares" in html
     assert f"Cycle {community['cycle']}: {TITLE}" in html
     assert '<strong class="change-date">2024-01-01</strong>' in html
+    assert "the week before the visit." in html and "visit.." not in html
     assert "Remission rose and steroid use did not" in html  # Act
     assert FAILURE in html and 'class="decision failure"' in html
     assert "@example.org" not in html  # no member's e-mail address
