@@ -36,9 +36,13 @@ class RunningServer:
 
 
 def start_server(
-    data_dir: Path, *, env: dict[str, str] | None = None, timeout: float = 30.0
+    data_dir: Path, *, env: dict[str, str] | None = None, timeout: float = 120.0
 ) -> RunningServer:
-    """Start `careloop serve` for ``data_dir`` on a free loopback port; wait for /health."""
+    """Start `careloop serve` for ``data_dir`` on a free loopback port; wait for /health.
+
+    The wait ends as soon as the server answers; the limit is generous because
+    a busy two-core machine can take half a minute just to import the app.
+    """
     port = free_port()
     log = data_dir.parent / f"server-{port}.log"
     with log.open("wb") as handle:  # the child keeps its own copy of the descriptor
