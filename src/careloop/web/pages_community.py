@@ -16,7 +16,9 @@ strict CSP.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import date
 from typing import Annotated, Any, TypeVar
 
@@ -33,6 +35,7 @@ from careloop.core.errors import (
     PermissionDenied,
 )
 from careloop.core.settings import Settings
+from careloop.measures.catalog import load_catalog
 from careloop.practice.feedback import dashboards
 from careloop.warehouse.connection import WarehouseOpener
 from careloop.web.security import Caller, CallerDep, RegistryDep, SettingsDep
@@ -114,9 +117,57 @@ def _render(
     return response
 
 
-def _base(caller: Caller) -> dict[str, Any]:
+def _person_words(detail: community.CommunityDetail | None) -> Callable[[str | None], str]:
+    """Who did something, by the name members know them by, never an account identifier."""
+    names = {m.email: m.display_name or m.email for m in detail.members} if detail else {}
+
+    def person(who: str | None) -> str:
+        if not who:
+            return "—"
+        if who in names:
+            return names[who]
+        # Recorded by an administrator at the command line ("cli:<operator>").
+        return "an administrator" if who.startswith("cli:") else who
+
+    return person
+
+
+def _measure_titles(settings: Settings) -> dict[str, str]:
+    """Each known measure's title, so pages name a measure in words rather than by its id."""
+    try:
+        return {m.id: m.title for m in load_catalog(measures_dir=settings.measures_dir).measures}
+    except (InputError, ConfigurationError):
+        return {}
+
+
+def _in_words(text: str, titles: dict[str, str]) -> str:
+    """``text`` with every measure id replaced by the measure's title in quotes."""
+    for measure_id in sorted(titles, key=len, reverse=True):
+        text = re.sub(
+            rf"(?<![\w-]){re.escape(measure_id)}(?![\w-])", f"“{titles[measure_id]}”", text
+        )
+    return text
+
+
+def _base(
+    caller: Caller,
+    detail: community.CommunityDetail | None = None,
+    settings: Settings | None = None,
+) -> dict[str, Any]:
+    titles = _measure_titles(settings) if settings is not None else {}
+    me = (
+        next((m for m in detail.members if m.email == caller.principal.email), None)
+        if detail
+        else None
+    )
     return {
         "principal": caller.principal,
+        # A patient or carer member reads the pages without technical identifiers.
+        "plain": me is not None and bool({"patient", "carer"} & set(me.roles)),
+        "person": _person_words(detail),
+        "measure_title": lambda measure_id: titles.get(measure_id, measure_id),
+        "in_words": lambda text: _in_words(text, titles),
+        "fmt_month": _fmt_month,
         "csrf_token": caller.session.csrf_token if caller.session else "",
         "role_names": ROLE_NAMES,
         "kind_names": KIND_NAMES,
@@ -154,18 +205,16 @@ def study_of(
         return None, exc.message
 
 
-def _chart_svg(measure: Any) -> Markup | None:
+def _chart_svg(measure: Any, title: str) -> Markup | None:
     if measure.chart is None:
         return None
-    from dataclasses import replace
-
-    chart = replace(measure.chart, title=f"{measure.measure.measure_id} ({measure.measure.role})")
+    chart = replace(measure.chart, title=f"{title} ({measure.measure.role} measure)")
     text = charts.spc.svg(chart, annotations=[measure.annotation])
     # vl-convert's SVG: numbers, fixed labels and the escaped measure and cycle titles.
     return Markup(text)  # noqa: S704
 
 
-def _measure_row(m: Any) -> dict[str, Any]:
+def _measure_row(m: Any, titles: dict[str, str]) -> dict[str, Any]:
     """What the cycle page shows of one measure's Study."""
     centres: list[float | None] = []
     if m.chart is not None:
@@ -180,9 +229,10 @@ def _measure_row(m: Any) -> dict[str, Any]:
     effect = m.effect
     return {
         "id": m.measure.measure_id,
+        "title": titles.get(m.measure.measure_id, m.measure.measure_id),
         "role": m.measure.role,
         "improvement": m.measure.improvement,
-        "svg": _chart_svg(m),
+        "svg": _chart_svg(m, titles.get(m.measure.measure_id, m.measure.measure_id)),
         "phase_starts": m.annotation.x.date().isoformat(),
         "before": centres[0],
         "after": centres[1],
@@ -195,7 +245,7 @@ def _measure_row(m: Any) -> dict[str, Any]:
         "moved": m.moved,
         "flagged": m.flagged,
         "sustained": m.sustained,
-        "special": [d.isoformat() for d in m.special_cause_months],
+        "special": list(m.special_cause_months),
         "notes": list(m.notes),
     }
 
@@ -216,14 +266,18 @@ def my_communities(request: Request, caller: CallerDep, registry: RegistryDep) -
 
 @router.get("/communities/{community_id}", response_class=HTMLResponse)
 def community_page(
-    request: Request, community_id: int, caller: CallerDep, registry: RegistryDep
+    request: Request,
+    community_id: int,
+    caller: CallerDep,
+    registry: RegistryDep,
+    settings: SettingsDep,
 ) -> Response:
     detail = _community(registry, caller, community_id)
     lived = [m for m in detail.members if {"patient", "carer"} & set(m.roles)]
     return _render(
         request,
         "community.html",
-        {**_base(caller), "d": detail, "c": detail.community, "lived": lived},
+        {**_base(caller, detail, settings), "d": detail, "c": detail.community, "lived": lived},
     )
 
 
@@ -233,6 +287,7 @@ def proposals_page(
     community_id: int,
     caller: CallerDep,
     registry: RegistryDep,
+    settings: SettingsDep,
 ) -> Response:
     detail = _community(registry, caller, community_id)
     found = community.list_proposals(registry, caller.principal, community_id)
@@ -240,7 +295,7 @@ def proposals_page(
     return _render(
         request,
         "community_proposals.html",
-        {**_base(caller), "d": detail, "c": detail.community, "proposals": found},
+        {**_base(caller, detail, settings), "d": detail, "c": detail.community, "proposals": found},
     )
 
 
@@ -251,6 +306,7 @@ def _proposal_page(
     community_id: int,
     proposal_id: int,
     *,
+    settings: Settings,
     error: str | None = None,
     status: int = 200,
 ) -> HTMLResponse:
@@ -266,7 +322,7 @@ def _proposal_page(
         request,
         "community_proposal.html",
         {
-            **_base(caller),
+            **_base(caller, detail, settings),
             "d": detail,
             "c": detail.community,
             "p": proposal,
@@ -292,8 +348,9 @@ def proposal_page(
     proposal_id: int,
     caller: CallerDep,
     registry: RegistryDep,
+    settings: SettingsDep,
 ) -> Response:
-    return _proposal_page(request, caller, registry, community_id, proposal_id)
+    return _proposal_page(request, caller, registry, community_id, proposal_id, settings=settings)
 
 
 @router.post("/communities/{community_id}/proposals/{proposal_id}/vote")
@@ -303,6 +360,7 @@ def vote_submit(
     proposal_id: int,
     caller: CallerDep,
     registry: RegistryDep,
+    settings: SettingsDep,
     choice: Annotated[str, Form(max_length=20)],
     comment: Annotated[str, Form(max_length=20_000)] = "",
 ) -> Response:
@@ -325,6 +383,7 @@ def vote_submit(
             registry,
             community_id,
             proposal_id,
+            settings=settings,
             error=f"Your vote was not recorded: {exc.message}",
             status=exc.http_status,
         )
@@ -335,14 +394,23 @@ def vote_submit(
 
 @router.get("/communities/{community_id}/priorities", response_class=HTMLResponse)
 def priorities_page(
-    request: Request, community_id: int, caller: CallerDep, registry: RegistryDep
+    request: Request,
+    community_id: int,
+    caller: CallerDep,
+    registry: RegistryDep,
+    settings: SettingsDep,
 ) -> Response:
     detail = _community(registry, caller, community_id)
     ranked = community.list_priorities(registry, caller.principal, community_id)
     return _render(
         request,
         "community_priorities.html",
-        {**_base(caller), "d": detail, "c": detail.community, "priorities": ranked},
+        {
+            **_base(caller, detail, settings),
+            "d": detail,
+            "c": detail.community,
+            "priorities": ranked,
+        },
     )
 
 
@@ -352,6 +420,7 @@ def decisions_page(
     community_id: int,
     caller: CallerDep,
     registry: RegistryDep,
+    settings: SettingsDep,
     search: Annotated[str, Query(max_length=300)] = "",
 ) -> Response:
     detail = _community(registry, caller, community_id)
@@ -362,10 +431,16 @@ def decisions_page(
         request,
         "community_decisions.html",
         {
-            **_base(caller),
+            **_base(caller, detail, settings),
             "d": detail,
             "c": detail.community,
             "entries": list(reversed(found)),
+            "cycle_titles": {
+                cy.id: cy.title
+                for cy in community.list_cycles(
+                    registry, caller.principal, community_id=community_id
+                )
+            },
             "search": search.strip(),
         },
     )
@@ -373,14 +448,24 @@ def decisions_page(
 
 @router.get("/communities/{community_id}/cycles", response_class=HTMLResponse)
 def cycles_page(
-    request: Request, community_id: int, caller: CallerDep, registry: RegistryDep
+    request: Request,
+    community_id: int,
+    caller: CallerDep,
+    registry: RegistryDep,
+    settings: SettingsDep,
 ) -> Response:
     detail = _community(registry, caller, community_id)
     found = community.list_cycles(registry, caller.principal, community_id=community_id)
     return _render(
         request,
         "community_cycles.html",
-        {**_base(caller), "d": detail, "c": detail.community, "cycles": found},
+        {
+            **_base(caller, detail, settings),
+            "d": detail,
+            "c": detail.community,
+            "cycles": found,
+            "cycle_titles": {cy.id: cy.title for cy in found},
+        },
     )
 
 
@@ -401,13 +486,15 @@ def cycle_page(
         "learning cycle",
     )
     study, unavailable = study_of(view, settings, request.app.state.warehouse)
-    measures = [_measure_row(m) for m in study.measures] if study else []
+    titles = _measure_titles(settings)
+    measures = [_measure_row(m, titles) for m in study.measures] if study else []
     log = community.decisions(registry, caller.principal, community_id, cycle_id=cycle_id)
+    others = community.list_cycles(registry, caller.principal, community_id=community_id)
     return _render(
         request,
         "community_cycle.html",
         {
-            **_base(caller),
+            **_base(caller, detail, settings),
             "d": detail,
             "c": detail.community,
             "cy": view,
@@ -415,8 +502,10 @@ def cycle_page(
             "unavailable": unavailable,
             "measures": measures,
             "log": log,
+            "cycle_titles": {other.id: other.title for other in others},
             "fmt_date": _fmt_date,
             "fmt_or": _fmt_or,
+            "effect_words": _effect_words,
         },
     )
 
@@ -431,3 +520,24 @@ def _fmt_date(value: date | str | None) -> str:
 
 def _fmt_or(value: float | None) -> str:
     return "—" if value is None or value != value else f"{value:.2f}"
+
+
+def _fmt_month(value: date | str) -> str:
+    if isinstance(value, str):
+        value = date.fromisoformat(value[:10])
+    return value.strftime("%b %Y")
+
+
+def _effect_words(row: dict[str, Any]) -> str:
+    """A measure's effect (odds ratio and 95% CI) as a sentence a patient partner reads."""
+    e = row["effect"]
+    estimate, low, high = e["estimate"], e["low"], e["high"]
+    trend = "more common" if estimate > 1 else "less common" if estimate < 1 else "no more common"
+    text = (
+        f"After the change, “{row['title']}” became {trend} than the trend before it "
+        f"predicted: the odds were {estimate:.2f} times as high. We can be 95% sure the "
+        f"true figure lies between {low:.2f} and {high:.2f} times"
+    )
+    if low > 1 or high < 1:
+        return text + ", so the shift is unlikely to be chance alone."
+    return text + ", a range that includes no change at all."
