@@ -166,6 +166,10 @@ MATRIX = {
         "deny",
         lambda i: ("GET", url(i, f"/cycles/{_ids(i, 'cycle')}"), None),
     ),
+    ("GET", "/api/communities/{community_id}/cycles/{cycle_id}/study"): (
+        "deny",
+        lambda i: ("GET", url(i, f"/cycles/{_ids(i, 'cycle')}/study"), None),
+    ),
     ("PATCH", "/api/communities/{community_id}/cycles/{cycle_id}"): (
         "deny",
         lambda i: ("PATCH", url(i, f"/cycles/{_ids(i, 'cycle')}"), {"title": "A's now"}),

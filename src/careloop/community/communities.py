@@ -574,6 +574,12 @@ def my_invitations(registry: Registry, principal: Principal) -> list[InvitationV
             )
             .order_by(CommunityInvitation.id)
         ).all()
+        # Who invited whom to which community is about people: the read is audited.
+        work.audit(
+            "community.invitations",
+            CATEGORY,
+            details={"invitations": [i.id for i, _ in rows]},
+        )
         return [_invitation_view(i, c) for i, c in rows]
 
 

@@ -11,11 +11,12 @@ from __future__ import annotations
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Query
+from fastapi import APIRouter, Query, Request
 from pydantic import BaseModel, ConfigDict, Field
 
 from careloop import community
 from careloop.web.openapi import IdField, RecordId, errors
+from careloop.web.pages_community import study_of
 from careloop.web.security import CallerDep, RegistryDep, SettingsDep
 
 router = APIRouter(prefix="/api/communities", tags=["communities"])
@@ -491,6 +492,38 @@ def cycle(
 ) -> community.CycleView:
     """One cycle: aim, Plan, Do, the chart phases of its measures, Act."""
     return community.show_cycle(registry, caller.principal, cycle_id, community_id=community_id)
+
+
+class CycleStudyOut(BaseModel):
+    """A cycle's Study, as `careloop cycle show ID --format json` gives it."""
+
+    cycle_id: int
+    study: dict[str, Any] | None = Field(
+        description="Per measure: the chart with its new phase at the change, the effect "
+        "(odds ratio, 95% CI), signal and balancing flag; the progress score with its reasons."
+    )
+    study_unavailable: str | None = Field(
+        None, description="Why there is no Study yet (no change date, no measure results)."
+    )
+
+
+@router.get("/{community_id}/cycles/{cycle_id}/study", responses=errors(401, 403, 404, 422))
+def cycle_study(
+    community_id: RecordId,
+    cycle_id: RecordId,
+    request: Request,
+    caller: CallerDep,
+    registry: RegistryDep,
+    settings: SettingsDep,
+) -> CycleStudyOut:
+    """The cycle's Study, computed from the latest stored measure results (members)."""
+    view = community.show_cycle(registry, caller.principal, cycle_id, community_id=community_id)
+    study, unavailable = study_of(view, settings, request.app.state.warehouse)
+    return CycleStudyOut(
+        cycle_id=view.id,
+        study=study.to_dict() if study is not None else None,
+        study_unavailable=unavailable,
+    )
 
 
 @router.patch("/{community_id}/cycles/{cycle_id}", responses=errors(400, 401, 403, 404, 422))

@@ -29,6 +29,7 @@ from careloop.web import (
     api_community,
     fhir_api,
     pages,
+    pages_community,
     pages_dashboards,
     pages_entry,
     pages_knowledge,
@@ -88,4 +89,5 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(pages_knowledge.router)
     app.include_router(fhir_api.router)
     app.include_router(pages_dashboards.router)
+    app.include_router(pages_community.router)
     return app

@@ -1,0 +1,166 @@
+"""Learning community pages in a real browser: a clinician votes and reads a Study, a
+patient partner opens the community on a phone.
+
+A real ``careloop serve`` on the demo network, headless Debian Chromium. Each
+page is checked with axe-core when ``CARELOOP_TEST_AXE_JS`` names its
+``axe.min.js`` (``npm pack axe-core``; nothing is downloaded here): no serious
+or critical violation of WCAG 2 A/AA. Screenshots go to
+``CARELOOP_TEST_SHOTS`` when it is set, for a person to look at.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from careloop import community
+from careloop.demo.learning_community import NAME
+from careloop.trust.installation import open_registry
+from careloop.trust.principal import Principal
+from tests.live import LiveServer, login, start_server, stop_server
+from tests.web.dashboard_demo import MEASURES_DIR_ENV, DemoInstallation, demo_installation
+
+pytestmark = pytest.mark.browser
+
+PHONE = {"width": 390, "height": 844}
+AXE_JS = os.environ.get("CARELOOP_TEST_AXE_JS")
+SHOTS = os.environ.get("CARELOOP_TEST_SHOTS")
+
+
+@pytest.fixture(scope="module")
+def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoInstallation:
+    with pytest.MonkeyPatch.context() as mp:
+        for key, value in MEASURES_DIR_ENV.items():
+            mp.setenv(key, value)
+        return demo_installation(tmp_path_factory)
+
+
+@pytest.fixture(scope="module")
+def server(demo: DemoInstallation) -> Iterator[LiveServer]:
+    live = start_server(demo.settings.data_dir, env=MEASURES_DIR_ENV)
+    yield live
+    stop_server(live)
+
+
+@pytest.fixture(scope="module")
+def ids(demo: DemoInstallation) -> dict[str, int]:
+    """The demo community, its change package cycle and a new open proposal to vote on."""
+    registry = open_registry(demo.settings)
+    try:
+        op = Principal.operator("tests")
+        cid = next(c.id for c in community.list_communities(registry, op) if c.name == NAME)
+        cycles = community.list_cycles(registry, op, community_id=cid)
+        package = next(c.id for c in cycles if c.kind == "change_package")
+        opened = community.add_priority(
+            registry, op, cid, kind="idea", title="A nurse phone line between clinic visits"
+        )
+        assert opened.proposal_id is not None
+        return {"community": cid, "package": package, "proposal": opened.proposal_id}
+    finally:
+        registry.close()
+
+
+def _new_page(chromium: Any, **options: Any) -> Any:
+    """A page in a fresh context that records console and page errors, as ``page`` does."""
+    context = chromium.new_context(**options)
+    page = context.new_page()
+    problems: list[str] = []
+    page.on("console", lambda msg: problems.append(msg.text) if msg.type == "error" else None)
+    page.on("pageerror", lambda exc: problems.append(str(exc)))
+    page.careloop_console_errors = problems
+    return page
+
+
+def _close(page: Any) -> None:
+    problems = page.careloop_console_errors
+    page.context.close()
+    assert not problems, f"browser console errors: {problems}"
+
+
+def _check(page: Any, name: str) -> None:
+    """Screenshot the page (when asked) and run axe-core on it (when it is at hand)."""
+    if SHOTS:
+        Path(SHOTS).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=True)
+    if not AXE_JS:
+        return
+    # Evaluated by the driver, not loaded as a script, so the page's strict CSP stays as is.
+    page.evaluate(Path(AXE_JS).read_text())
+    result = page.evaluate(
+        "axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21aa']}})"
+    )
+    assert result["passes"], f"{name}: axe-core checked nothing"
+    serious = [
+        (v["id"], v["help"], [n["target"] for n in v["nodes"]][:3])
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+    assert serious == [], f"{name}: {serious}"
+
+
+def test_a_clinician_votes_by_form_and_reads_a_cycles_study(demo, server, ids, chromium):
+    page = _new_page(chromium)
+    me = demo.login("clinician", "S001")
+    login(page, server.url, me.email, me.password)
+    page.get_by_role("link", name="Communities").first.click()
+    page.wait_for_url(server.url + "/communities")
+    _check(page, "clinician-1-my-communities")
+    page.get_by_role("link", name=NAME).click()
+    page.wait_for_url(f"{server.url}/communities/{ids['community']}")
+    assert page.locator("#decision-rule").inner_text().startswith("Majority:")
+    _check(page, "clinician-2-community")
+
+    page.get_by_role("link", name="Proposals and votes").click()
+    page.get_by_role("link", name="A nurse phone line between clinic visits").first.click()
+    page.wait_for_url(f"{server.url}/communities/{ids['community']}/proposals/{ids['proposal']}")
+    page.get_by_label("Yes").check()
+    page.get_by_label("Comment (other members see it)").fill("Families ask for it often.")
+    page.get_by_role("button", name="Send my vote").click()
+    page.wait_for_url("**/proposals/*?voted=1")
+    assert "You voted yes: “Families ask for it often.”" in page.locator("#vote").inner_text()
+    assert (
+        page.locator("#tally-lived").inner_text() == "Patients and carers: 0 yes · 0 no · 0 abstain"
+    )
+    assert "Other members: 1 yes" in page.locator("#tally").inner_text()
+    _check(page, "clinician-3-voted")
+
+    page.get_by_role("link", name="Learning cycles").click()
+    page.get_by_role("link", name="Network change package").click()
+    page.wait_for_url(f"{server.url}/communities/{ids['community']}/cycles/{ids['package']}")
+    change = page.locator("#change-date").get_attribute("data-date")
+    measures = page.locator("#study article.study-measure")
+    assert measures.count() == 2
+    for i in range(measures.count()):
+        article = measures.nth(i)
+        assert article.get_attribute("data-phase-starts") == change
+        assert article.locator("figure.spc svg").count() == 1
+        assert "(95% CI " in article.locator(".effect").inner_text()
+    assert page.locator("#progress-score").inner_text() == "4.5"
+    _check(page, "clinician-4-cycle-study")
+    _close(page)
+
+
+def test_a_patient_partner_opens_the_community_on_a_phone(demo, server, ids, chromium):
+    page = _new_page(chromium, viewport=PHONE, is_mobile=True, has_touch=True)
+    me = demo.login("patient", "S001")
+    login(page, server.url, me.email, me.password)
+    page.goto(f"{server.url}/communities")
+    page.get_by_role("link", name=NAME).click()
+    page.wait_for_url(f"{server.url}/communities/{ids['community']}")
+    assert page.get_by_text("Priya Patient-partner (advisory council)").count() == 1
+    # Nothing wider than the phone: no sideways scrolling to read the page.
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], width
+    _check(page, "patient-phone-1-community")
+    page.get_by_role("link", name="Learning cycles").click()
+    page.get_by_role("link", name="Network change package").click()
+    page.wait_for_url(f"{server.url}/communities/{ids['community']}/cycles/{ids['package']}")
+    assert "We can be 95% sure" in page.locator("#study").inner_text()
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], width
+    _check(page, "patient-phone-2-cycle")
+    _close(page)
