@@ -8,7 +8,9 @@ A layer above ``careloop.knowledge`` and below ``careloop.practice``:
   charter's rule (:mod:`~careloop.community.rules`), priorities, and the
   community governance of the knowledge objects it owns;
 - :mod:`~careloop.community.log`: the decision and reflection log, NASSS
-  assessments;
+  assessments; :mod:`~careloop.community.nasss` their aggregated profile;
+- :mod:`~careloop.community.maturity`: members' maturity ratings with the
+  evidence careloop scores itself;
 - :mod:`~careloop.community.cycles`: learning (PDSA) cycles with Plan, Do
   and Act, and their changes as chart annotations;
 - ``careloop.community.study``: the automatic Study of a cycle (pure
@@ -60,6 +62,16 @@ from careloop.community.log import (
     record_decision,
     record_nasss,
 )
+from careloop.community.maturity import (
+    DomainRating,
+    DomainScore,
+    MaturityProfile,
+    MaturityRatingView,
+    MaturityRound,
+    maturity_profile,
+    record_maturity,
+)
+from careloop.community.nasss import DomainProfile, NasssRound, nasss_profile, nasss_profile_of
 from careloop.community.proposals import (
     PriorityView,
     ProposalView,
@@ -89,10 +101,17 @@ __all__ = [
     "CycleMeasureInput",
     "CycleView",
     "DecisionView",
+    "DomainProfile",
+    "DomainRating",
+    "DomainScore",
     "InvitationView",
     "Links",
+    "MaturityProfile",
+    "MaturityRatingView",
+    "MaturityRound",
     "MemberView",
     "NassView",
+    "NasssRound",
     "Outcome",
     "PriorityView",
     "ProposalView",
@@ -112,14 +131,18 @@ __all__ = [
     "list_cycles",
     "list_priorities",
     "list_proposals",
+    "maturity_profile",
     "measure_ids",
     "measure_improvements",
     "my_invitations",
     "nasss_assessments",
+    "nasss_profile",
+    "nasss_profile_of",
     "own_knowledge",
     "propose",
     "record_act",
     "record_decision",
+    "record_maturity",
     "record_nasss",
     "set_member_roles",
     "show_community",

@@ -273,7 +273,7 @@ class CycleMeasure(Base):
 
 
 class Aim(Base):
-    """A community's aim (what, how much, by when) with its driver diagram and family of measures."""
+    """A community's aim (what, how much, by when), its driver diagram and family of measures."""
 
     __tablename__ = "community_aim"
 
