@@ -11,6 +11,9 @@ A layer above ``careloop.knowledge`` and below ``careloop.practice``:
   assessments; :mod:`~careloop.community.nasss` their aggregated profile;
 - :mod:`~careloop.community.maturity`: members' maturity ratings with the
   evidence careloop scores itself;
+- :mod:`~careloop.community.toolkit`: tools and case studies (a starter set
+  loaded when a community is created), ratings, their use by cycles, and
+  cycles' behaviour-change designs;
 - :mod:`~careloop.community.cycles`: learning (PDSA) cycles with Plan, Do
   and Act, and their changes as chart annotations;
 - ``careloop.community.study``: the automatic Study of a cycle (pure
@@ -88,6 +91,16 @@ from careloop.community.proposals import (
 )
 from careloop.community.rules import Ballot, Outcome, RuleSpec, decide
 from careloop.community.studying import study_cycle
+from careloop.community.toolkit import (
+    DesignView,
+    ToolView,
+    add_tool,
+    list_toolkit,
+    load_starter_toolkit,
+    rate_tool,
+    record_design,
+    use_tool,
+)
 
 __all__ = [
     "Ballot",
@@ -101,6 +114,7 @@ __all__ = [
     "CycleMeasureInput",
     "CycleView",
     "DecisionView",
+    "DesignView",
     "DomainProfile",
     "DomainRating",
     "DomainScore",
@@ -116,9 +130,11 @@ __all__ = [
     "PriorityView",
     "ProposalView",
     "RuleSpec",
+    "ToolView",
     "VoteView",
     "add_cycle",
     "add_priority",
+    "add_tool",
     "answer_invitation",
     "close",
     "create_community",
@@ -131,6 +147,8 @@ __all__ = [
     "list_cycles",
     "list_priorities",
     "list_proposals",
+    "list_toolkit",
+    "load_starter_toolkit",
     "maturity_profile",
     "measure_ids",
     "measure_improvements",
@@ -140,8 +158,10 @@ __all__ = [
     "nasss_profile_of",
     "own_knowledge",
     "propose",
+    "rate_tool",
     "record_act",
     "record_decision",
+    "record_design",
     "record_maturity",
     "record_nasss",
     "set_member_roles",
@@ -150,6 +170,7 @@ __all__ = [
     "show_proposal",
     "study_cycle",
     "update_cycle",
+    "use_tool",
     "vote",
     "withdraw",
 ]
