@@ -9,6 +9,8 @@ A layer above ``careloop.knowledge`` and below ``careloop.practice``:
   community governance of the knowledge objects it owns;
 - :mod:`~careloop.community.log`: the decision and reflection log, NASSS
   assessments; :mod:`~careloop.community.nasss` their aggregated profile;
+- :mod:`~careloop.community.strategy`: aims, driver diagrams and families
+  of measures;
 - :mod:`~careloop.community.maturity`: members' maturity ratings with the
   evidence careloop scores itself;
 - :mod:`~careloop.community.toolkit`: tools and case studies (a starter set
@@ -90,6 +92,16 @@ from careloop.community.proposals import (
     withdraw,
 )
 from careloop.community.rules import Ballot, Outcome, RuleSpec, decide
+from careloop.community.strategy import (
+    AimInput,
+    AimMeasure,
+    AimView,
+    ChangeIdea,
+    PrimaryDriver,
+    SecondaryDriver,
+    list_aims,
+    set_aim,
+)
 from careloop.community.studying import study_cycle
 from careloop.community.toolkit import (
     DesignView,
@@ -103,7 +115,11 @@ from careloop.community.toolkit import (
 )
 
 __all__ = [
+    "AimInput",
+    "AimMeasure",
+    "AimView",
     "Ballot",
+    "ChangeIdea",
     "ChartPhase",
     "CharterTerms",
     "CharterView",
@@ -127,9 +143,11 @@ __all__ = [
     "NassView",
     "NasssRound",
     "Outcome",
+    "PrimaryDriver",
     "PriorityView",
     "ProposalView",
     "RuleSpec",
+    "SecondaryDriver",
     "ToolView",
     "VoteView",
     "add_cycle",
@@ -143,6 +161,7 @@ __all__ = [
     "decisions",
     "invite",
     "leave",
+    "list_aims",
     "list_communities",
     "list_cycles",
     "list_priorities",
@@ -164,6 +183,7 @@ __all__ = [
     "record_design",
     "record_maturity",
     "record_nasss",
+    "set_aim",
     "set_member_roles",
     "show_community",
     "show_cycle",
