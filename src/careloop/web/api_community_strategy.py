@@ -238,7 +238,7 @@ def rate_tool(
     )
 
 
-@router.post("/{community_id}/cycles/{cycle_id}/tools", responses=errors(401, 403, 404, 422))
+@router.post("/{community_id}/cycles/{cycle_id}/tools", responses=errors(400, 401, 403, 404, 422))
 def use_tool(
     community_id: RecordId,
     cycle_id: RecordId,
