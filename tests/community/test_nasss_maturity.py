@@ -17,6 +17,7 @@ from careloop.community import (
 )
 from careloop.community.log import NASSS_DOMAINS
 from careloop.community.maturity import (
+    REQUIRED,
     DomainRating,
     Evidence,
     MaturityRatingView,
@@ -264,3 +265,20 @@ def test_members_rate_maturity_in_rounds_and_bad_ratings_are_refused(installatio
     with pytest.raises(PermissionDenied):
         maturity_profile(inst.registry, principal(inst, "site_lead@B"), cid)
     assert audit_rows(inst, "community.maturity")[-1][1] == "denied"
+
+
+def test_re_rating_an_old_round_keeps_the_rounds_in_the_order_they_were_begun(installation):
+    inst = installation
+    cid = make_community(inst).community.id
+    carer = principal(inst, "carer@B")
+    six = {d: (2, "") for d in REQUIRED}
+    record_maturity(inst.registry, carer, cid, round_name="2024-01", ratings=six)
+    record_maturity(
+        inst.registry, carer, cid, round_name="2024-06", ratings={**six, "leadership": (4, "")}
+    )
+    record_maturity(
+        inst.registry, carer, cid, round_name="2024-01", ratings={**six, "leadership": (1, "")}
+    )
+    got = maturity_profile(inst.registry, carer, cid)
+    assert [r.round for r in got.rounds] == ["2024-01", "2024-06"]
+    assert got.change["leadership"] == 3.0  # June's 4 minus January's corrected 1

@@ -212,7 +212,7 @@ class MaturityProfile:
     levels: dict[int, str]
     """What each level 1-5 means."""
     rounds: list[MaturityRound]
-    """Oldest first (by each round's first rating)."""
+    """In the order they were begun (a member re-rating an old round does not move it)."""
     change: dict[str, float | None]
     """Each domain's score in the latest round minus the first (None with one round)."""
     next_steps: list[dict[str, str]]
@@ -531,7 +531,7 @@ def maturity_profile(
             session.scalars(
                 select(MaturityRating)
                 .where(MaturityRating.community_id == community.id)
-                .order_by(MaturityRating.rated_at, MaturityRating.id)
+                .order_by(MaturityRating.id)  # rounds in the order they were begun
             )
         )
         rounds: dict[str, list[MaturityRatingView]] = {}
