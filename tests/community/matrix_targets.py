@@ -80,6 +80,8 @@ def _ids(inst: Installation, key: str) -> int:
 
 _CHARTER = {"purpose": "p", "decision_rule": "majority"}
 _CYCLE = {"title": "A's change", "kind": "process", "measures": []}
+_AIM = {"what": "A's aim", "how_much": "much", "by_when": "2025-01-01"}
+_TOOL = {"key": "a-tool", "kind": "tool", "title": "A's", "stages": ["do"], "summary": "s"}
 
 MATRIX = {
     ("GET", "/api/communities"): ("filter", lambda i: ("GET", "/api/communities", None)),
@@ -104,6 +106,10 @@ MATRIX = {
             "/priorities",
             "/decisions",
             "/cycles",
+            "/aims",
+            "/nasss",
+            "/maturity",
+            "/toolkit",
         )
     },
     ("POST", "/api/communities/{community_id}/invitations"): (
@@ -173,6 +179,42 @@ MATRIX = {
     ("PATCH", "/api/communities/{community_id}/cycles/{cycle_id}"): (
         "deny",
         lambda i: ("PATCH", url(i, f"/cycles/{_ids(i, 'cycle')}"), {"title": "A's now"}),
+    ),
+    ("POST", "/api/communities/{community_id}/aims"): (
+        "deny",
+        lambda i: ("POST", url(i, "/aims"), _AIM),
+    ),
+    ("PUT", "/api/communities/{community_id}/aims/{aim_id}"): (
+        "deny",
+        lambda i: ("PUT", url(i, "/aims/1"), _AIM),
+    ),
+    ("POST", "/api/communities/{community_id}/maturity"): (
+        "deny",
+        lambda i: ("POST", url(i, "/maturity"), {"round": "r", "ratings": {}}),
+    ),
+    ("POST", "/api/communities/{community_id}/toolkit"): (
+        "deny",
+        lambda i: ("POST", url(i, "/toolkit"), _TOOL),
+    ),
+    ("POST", "/api/communities/{community_id}/toolkit/starter"): (
+        "deny",
+        lambda i: ("POST", url(i, "/toolkit/starter"), None),
+    ),
+    ("POST", "/api/communities/{community_id}/toolkit/{key}/ratings"): (
+        "deny",
+        lambda i: ("POST", url(i, "/toolkit/pdsa-template/ratings"), {"stars": 1}),
+    ),
+    ("POST", "/api/communities/{community_id}/cycles/{cycle_id}/tools"): (
+        "deny",
+        lambda i: ("POST", url(i, f"/cycles/{_ids(i, 'cycle')}/tools"), {"tool": "pdsa-template"}),
+    ),
+    ("PUT", "/api/communities/{community_id}/cycles/{cycle_id}/design"): (
+        "deny",
+        lambda i: (
+            "PUT",
+            url(i, f"/cycles/{_ids(i, 'cycle')}/design"),
+            {"behaviour": "b", "com_b": ["opportunity_social"]},
+        ),
     ),
     ("POST", "/api/communities/{community_id}/cycles/{cycle_id}/act"): (
         "deny",

@@ -4,10 +4,17 @@ from __future__ import annotations
 
 import pytest
 
-from careloop.community import close, own_knowledge, propose, record_nasss, vote
+from careloop.community import (
+    close,
+    list_proposals,
+    own_knowledge,
+    propose,
+    record_nasss,
+    vote,
+)
 from careloop.core.errors import Conflict, PermissionDenied
 from careloop.knowledge import activate, add_version, approve, show, submit
-from tests.community.helpers import make_community, principal
+from tests.community.helpers import audit_rows, make_community, principal
 from tests.knowledge.test_library import package
 
 NASSS = {
@@ -135,3 +142,53 @@ def test_a_community_cannot_decide_on_knowledge_it_does_not_own(installation):
             title="Approve it",
             payload={"knowledge": "elsewhere-ko@1.0.0"},
         )
+
+
+def _approved_and_owned(inst, cid: int, identifier: str) -> None:
+    """A version of ``identifier`` the community owns (pilot site A) and approved by its vote."""
+    lead_a = principal(inst, "site_lead@A")
+    add_version(inst.registry, lead_a, package(identifier), reason="draft")
+    submit(inst.registry, lead_a, f"{identifier}@1.0.0", reason="ready")
+    own_knowledge(inst.registry, inst.operator, cid, identifier=identifier, pilot_sites=["A"])
+    opened = propose(
+        inst.registry, principal(inst, "clinician@A"), cid, kind="knowledge_approval",
+        title="Approve it", payload={"knowledge": f"{identifier}@1.0.0"},
+    )  # fmt: skip
+    for key in ("clinician@A", "clinician@B", "carer@B"):
+        vote(inst.registry, principal(inst, key), opened.id, choice="yes")
+    assert close(inst.registry, principal(inst, "clinician@A"), opened.id).status == "passed"
+
+
+def test_spread_needs_this_communitys_nasss_of_this_knowledge_object(installation):
+    inst = installation
+    cid = make_community(inst).community.id
+    other = make_community(inst).community.id
+    _approved_and_owned(inst, cid, "spread-ko")
+    lead = principal(inst, "clinician@A")
+    spread = {"knowledge": "spread-ko@1.0.0", "sites": ["A", "B"]}
+    # An assessment of another knowledge object, or by another community, does not count.
+    record_nasss(inst.registry, principal(inst, "carer@B"), cid, subject="other-ko", ratings=NASSS)
+    record_nasss(
+        inst.registry, principal(inst, "carer@B"), other, subject="spread-ko", ratings=NASSS
+    )
+    before = len(list_proposals(inst.registry, lead, cid))
+    with pytest.raises(Conflict) as caught:
+        propose(inst.registry, lead, cid, kind="knowledge_spread", title="Spread", payload=spread)
+    message = str(caught.value)
+    assert "NASSS" in message and "(A)" in message and f"community nasss {cid} spread-ko" in message
+    assert len(list_proposals(inst.registry, lead, cid)) == before  # nothing opened
+    assert audit_rows(inst, "community.propose")[-1][1] == "failure"
+    # Deploying beyond the pilot site directly stays refused as well.
+    with pytest.raises(PermissionDenied, match="NASSS"):
+        activate(
+            inst.registry, principal(inst, "site_lead@B"), "spread-ko@1.0.0", reason="go",
+            sites=["B"],
+        )  # fmt: skip
+    # An assessment of one of its versions counts.
+    record_nasss(
+        inst.registry, principal(inst, "patient@A"), cid, subject="spread-ko@1.0.0", ratings=NASSS
+    )
+    opened = propose(
+        inst.registry, lead, cid, kind="knowledge_spread", title="Spread", payload=spread
+    )
+    assert opened.status == "open"

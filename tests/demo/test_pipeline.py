@@ -247,6 +247,45 @@ def test_the_demo_runs_a_learning_community_with_patients_and_carers_and_its_cyc
     assert approval["outcome"]["patients_and_carers"]["yes"] == 2
 
 
+def test_the_demo_community_assessed_nasss_with_three_members_and_rated_its_maturity(demo):
+    from typer.testing import CliRunner
+
+    from careloop.cli.main import app
+
+    settings, _result = demo
+    data = ["--data-dir", str(settings.data_dir)]
+    runner = CliRunner()
+
+    def run(*args: str) -> object:
+        done = runner.invoke(app, [*args, "--format", "json", *data])
+        assert done.exit_code == 0, done.output
+        return json.loads(done.output)
+
+    (listed,) = run("community", "list")
+    cid = str(listed["id"])
+    cycles = run("cycle", "list", "--community", cid)
+    ko = next(c for c in cycles if c["kind"] == "knowledge_deployment")["knowledge_ref"]
+    (nasss,) = run("community", "nasss", cid)
+    assert nasss["subject"] == ko.partition("@")[0] and len(nasss["raters"]) == 3
+    by = {d["domain"]: d for d in nasss["domains"]}
+    # The carer and the site lead rate the technology simple, the analyst complex: two steps.
+    assert by["technology"]["counts"] == {"simple": 2, "complicated": 0, "complex": 1}
+    assert (by["technology"]["spread"], by["technology"]["disagreement"]) == (2, True)
+    assert by["adopter_system"]["counts"]["complex"] == 1 and not by["condition"]["disagreement"]
+    maturity = run("community", "maturity", cid)
+    (rated,) = maturity["rounds"]
+    assert len(rated["raters"]) == 3
+    scores = {d["domain"]: d for d in rated["domains"]}
+    # The demo's record, by hand: cycles, one with a change date and measures, one Act, not
+    # three -> QI evidence 4; proposals decided, a log, knowledge approved, a failure
+    # discussed -> governance 5; the data-quality checks ran this month -> data 2.
+    assert scores["quality_improvement"]["evidence"]["level"] == 4
+    assert scores["governance_and_management"]["evidence"]["level"] == 5
+    assert scores["data_and_analytics"]["evidence"]["level"] == 2
+    assert scores["leadership"]["ratings"] == [3, 3, 4] and scores["leadership"]["evidence"] is None
+    assert maturity["next_steps"][0]["domain"] == "research"
+
+
 def generate_network_truth():
     from careloop.demo.network import generate_network
 

@@ -41,4 +41,6 @@ def test_every_table_joins_one_metadata_whatever_is_imported_first():
         *("community", "community_member", "community_invitation", "charter_version"),
         *("community_proposal", "community_vote", "community_priority", "community_decision"),
         *("nasss_assessment", "community_knowledge", "learning_cycle", "learning_cycle_measure"),
+        *("community_aim", "maturity_rating", "toolkit_item", "toolkit_rating", "toolkit_use"),
+        "cycle_behaviour_design",
     }

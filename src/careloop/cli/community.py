@@ -17,6 +17,7 @@ from typing import Any
 
 import typer
 
+from careloop.cli import community_strategy
 from careloop.cli.context import DataDirOption, opened, operator, settings_from
 from careloop.cli.output import console, print_json, print_rows
 from careloop.community import (
@@ -41,7 +42,6 @@ from careloop.community import (
     propose,
     record_act,
     record_decision,
-    record_nasss,
     set_member_roles,
     show_community,
     show_cycle,
@@ -453,39 +453,6 @@ def own(
     console.print(f"{identifier} is now decided on by community {community_id}.")
 
 
-@community_app.command("nasss")
-def nasss(
-    community_id: int = typer.Argument(...),
-    subject: str = typer.Argument(..., help="What is assessed (a knowledge object identifier)."),
-    as_email: str = typer.Option(..., "--as", help="The member whose ratings these are."),
-    ratings: list[str] = typer.Option(
-        ..., "--rate", help="DOMAIN=simple|complicated|complex[:note] (all seven domains)."
-    ),
-    data_dir: Path | None = DataDirOption,
-) -> None:
-    """Record a member's NASSS ratings of a change before it spreads."""
-    parsed: dict[str, tuple[str, str]] = {}
-    for i, item in enumerate(ratings):
-        domain, sep, rest = item.partition("=")
-        if not sep:
-            raise ValidationFailed(
-                "Give each rating as DOMAIN=RATING[:note].",
-                [ErrorDetail(f"--rate[{i}]", "no '='", item)],
-            )
-        rating, _, note = rest.partition(":")
-        parsed[domain.strip()] = (rating.strip(), note.strip())
-    with opened(settings_from(data_dir)) as registry:
-        done = record_nasss(
-            registry,
-            operator(),
-            community_id,
-            subject=subject,
-            ratings=parsed,
-            on_behalf_of=as_email,
-        )
-    console.print(f"NASSS assessment {done.id} of {done.subject} by {done.assessed_by}.")
-
-
 # ---------------------------------------------------------------- cycles
 
 
@@ -676,5 +643,7 @@ def cycle_act(
 
 
 def register(app: typer.Typer) -> None:
+    """Add `careloop community …` and `careloop cycle …` (with their strategy commands)."""
+    community_strategy.register(community_app, cycle_app)
     app.add_typer(community_app, name="community")
     app.add_typer(cycle_app, name="cycle")

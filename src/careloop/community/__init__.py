@@ -8,7 +8,14 @@ A layer above ``careloop.knowledge`` and below ``careloop.practice``:
   charter's rule (:mod:`~careloop.community.rules`), priorities, and the
   community governance of the knowledge objects it owns;
 - :mod:`~careloop.community.log`: the decision and reflection log, NASSS
-  assessments;
+  assessments; :mod:`~careloop.community.nasss` their aggregated profile;
+- :mod:`~careloop.community.strategy`: aims, driver diagrams and families
+  of measures;
+- :mod:`~careloop.community.maturity`: members' maturity ratings with the
+  evidence careloop scores itself;
+- :mod:`~careloop.community.toolkit`: tools and case studies (a starter set
+  loaded when a community is created), ratings, their use by cycles, and
+  cycles' behaviour-change designs;
 - :mod:`~careloop.community.cycles`: learning (PDSA) cycles with Plan, Do
   and Act, and their changes as chart annotations;
 - ``careloop.community.study``: the automatic Study of a cycle (pure
@@ -60,6 +67,16 @@ from careloop.community.log import (
     record_decision,
     record_nasss,
 )
+from careloop.community.maturity import (
+    DomainRating,
+    DomainScore,
+    MaturityProfile,
+    MaturityRatingView,
+    MaturityRound,
+    maturity_profile,
+    record_maturity,
+)
+from careloop.community.nasss import DomainProfile, NasssRound, nasss_profile, nasss_profile_of
 from careloop.community.proposals import (
     PriorityView,
     ProposalView,
@@ -75,10 +92,34 @@ from careloop.community.proposals import (
     withdraw,
 )
 from careloop.community.rules import Ballot, Outcome, RuleSpec, decide
+from careloop.community.strategy import (
+    AimInput,
+    AimMeasure,
+    AimView,
+    ChangeIdea,
+    PrimaryDriver,
+    SecondaryDriver,
+    list_aims,
+    set_aim,
+)
 from careloop.community.studying import study_cycle
+from careloop.community.toolkit import (
+    DesignView,
+    ToolView,
+    add_tool,
+    list_toolkit,
+    load_starter_toolkit,
+    rate_tool,
+    record_design,
+    use_tool,
+)
 
 __all__ = [
+    "AimInput",
+    "AimMeasure",
+    "AimView",
     "Ballot",
+    "ChangeIdea",
     "ChartPhase",
     "CharterTerms",
     "CharterView",
@@ -89,17 +130,29 @@ __all__ = [
     "CycleMeasureInput",
     "CycleView",
     "DecisionView",
+    "DesignView",
+    "DomainProfile",
+    "DomainRating",
+    "DomainScore",
     "InvitationView",
     "Links",
+    "MaturityProfile",
+    "MaturityRatingView",
+    "MaturityRound",
     "MemberView",
     "NassView",
+    "NasssRound",
     "Outcome",
+    "PrimaryDriver",
     "PriorityView",
     "ProposalView",
     "RuleSpec",
+    "SecondaryDriver",
+    "ToolView",
     "VoteView",
     "add_cycle",
     "add_priority",
+    "add_tool",
     "answer_invitation",
     "close",
     "create_community",
@@ -108,25 +161,36 @@ __all__ = [
     "decisions",
     "invite",
     "leave",
+    "list_aims",
     "list_communities",
     "list_cycles",
     "list_priorities",
     "list_proposals",
+    "list_toolkit",
+    "load_starter_toolkit",
+    "maturity_profile",
     "measure_ids",
     "measure_improvements",
     "my_invitations",
     "nasss_assessments",
+    "nasss_profile",
+    "nasss_profile_of",
     "own_knowledge",
     "propose",
+    "rate_tool",
     "record_act",
     "record_decision",
+    "record_design",
+    "record_maturity",
     "record_nasss",
+    "set_aim",
     "set_member_roles",
     "show_community",
     "show_cycle",
     "show_proposal",
     "study_cycle",
     "update_cycle",
+    "use_tool",
     "vote",
     "withdraw",
 ]

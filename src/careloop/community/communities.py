@@ -26,6 +26,7 @@ from sqlalchemy.orm import Session
 from careloop.community import _access as access
 from careloop.community._access import CATEGORY, loads
 from careloop.community.rules import RULES
+from careloop.community.toolkit import load_starter
 from careloop.core.clock import as_utc, utcnow
 from careloop.core.errors import (
     Conflict,
@@ -430,11 +431,9 @@ def create_community(
         add_charter_version(
             session, row.id, charter, approvers, adopted_by=principal.email, proposal_id=None
         )
-        work.audit(
-            "community.create",
-            CATEGORY,
-            details={"community": row.id, "name": row.name, "facilitator": first.email},
-        )
+        tools = load_starter(session, row.id)  # the toolkit starts with careloop's starter set
+        details = {"community": row.id, "name": row.name, "facilitator": first.email}
+        work.audit("community.create", CATEGORY, details={**details, "toolkit": len(tools)})
         session.flush()
         return _detail(work, row)
 

@@ -243,15 +243,12 @@ def _owned_by(session: Session, community: Community, identifier: str) -> Knowle
 
 
 def has_nasss(session: Session, community_id: int, identifier: str) -> bool:
-    return (
-        session.scalar(
-            select(NassAssessment.id).where(
-                NassAssessment.community_id == community_id,
-                NassAssessment.subject == identifier,
-            )
-        )
-        is not None
+    """Whether this community has a NASSS assessment of the knowledge object on record
+    (of the object, ``identifier``, or of one of its versions, ``identifier@version``)."""
+    subjects = session.scalars(
+        select(NassAssessment.subject).where(NassAssessment.community_id == community_id)
     )
+    return any(s.partition("@")[0] == identifier for s in subjects)
 
 
 def _check_payload(
@@ -290,8 +287,10 @@ def _check_payload(
         )
     if not has_nasss(session, community.id, row.identifier):
         raise Conflict(
-            f"Spreading {row.identifier} beyond its pilot sites needs a NASSS assessment on "
-            "record first (`careloop community nasss`)."
+            f"Spreading {row.identifier} beyond its pilot sites ({', '.join(sorted(pilots))}) "
+            "needs this community's NASSS assessment of it on record first: record one with "
+            f"subject {row.identifier!r} (`careloop community nasss {community.id} "
+            f"{row.identifier}`), then propose the spread again."
         )
     return {"knowledge": ref, "sites": sites, "mode": mode}, ref
 

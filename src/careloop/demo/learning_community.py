@@ -10,13 +10,18 @@ outcome and steroid use as its balancing measure) with each site's own
 change nested in it, and the knowledge object's deployment at the pilot
 sites as a cycle of its own. The knowledge object is the community's: the
 community approves it by its rule (votes of members, the carer as the
-reviewer), and members record a NASSS assessment of it before any spread.
+reviewer), and three members (the carer, the analyst and a site lead)
+record a NASSS assessment of it before any spread, seeing two domains
+differently (the technology a full two steps apart). After the cycles,
+three members rate the community's maturity on Lannon's grid; careloop
+adds the evidence of its own records.
 The votes are recorded by the facilitator, as at a meeting: the demo runs
 as the operator at the command line.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import timedelta
 
@@ -33,9 +38,11 @@ from careloop.community import (
     propose,
     record_act,
     record_decision,
+    record_maturity,
     record_nasss,
     vote,
 )
+from careloop.core.clock import utcnow
 from careloop.demo.network import SyntheticNetwork
 from careloop.demo.seed import DemoLogin
 from careloop.store.database import Registry
@@ -61,6 +68,28 @@ NASSS_RATINGS = {
     "wider_system": ("simple", "Consistent with the ECCO-ESPGHAN guideline."),
     "embedding_and_adaptation": ("complicated", "Needs review as new therapies arrive."),
 }
+NASSS_SEEN_DIFFERENTLY = {
+    "carer": {},
+    "analyst": {
+        "technology": ("complex", "Not every site's EHR supports CDS Hooks; each link differs."),
+    },
+    "site_lead": {
+        "adopter_system": ("complex", "Families hear different advice from different clinics."),
+    },
+}
+"""How each NASSS rater's view departs from :data:`NASSS_RATINGS` (members do disagree)."""
+MATURITY_LEVELS = {
+    "site_lead": {"leadership": 4, "governance_and_management": 3, "quality_improvement": 4,
+                  "community_building_and_engagement": 3, "data_and_analytics": 3,
+                  "research": 2, "patient_and_carer_partnership": 3},
+    "carer": {"leadership": 3, "governance_and_management": 3, "quality_improvement": 3,
+              "community_building_and_engagement": 2, "data_and_analytics": 2, "research": 1,
+              "patient_and_carer_partnership": 2},
+    "analyst": {"leadership": 3, "governance_and_management": 2, "quality_improvement": 4,
+                "community_building_and_engagement": 3, "data_and_analytics": 4, "research": 3,
+                "data_infrastructure": 3},
+}  # fmt: skip
+"""Three members' maturity levels (1-5) in the demo's rating round."""
 
 
 @dataclass(frozen=True)
@@ -223,17 +252,44 @@ def approve_by_community(
             on_behalf_of=login.email,
         )
     close(registry, operator, opened.id, reason="Approved at the monthly meeting.")
-    raters = [login for login in logins if login.role in ("carer", "site_lead")]
-    for login in raters:
+    for login in _one_of_each(logins, community, NASSS_SEEN_DIFFERENTLY):
         record_nasss(
             registry,
             operator,
             community.community_id,
             subject=identifier,
-            ratings=NASSS_RATINGS,
+            ratings={**NASSS_RATINGS, **NASSS_SEEN_DIFFERENTLY[login.role]},
             on_behalf_of=login.email,
         )
     return opened.id
+
+
+def _one_of_each(
+    logins: list[DemoLogin], community: DemoCommunity, roles: Mapping[str, object]
+) -> list[DemoLogin]:
+    """The first member login of each of ``roles``."""
+    first: dict[str, DemoLogin] = {}
+    for login in logins:
+        if login.role in roles and login.email in community.members:
+            first.setdefault(login.role, login)
+    return [first[r] for r in roles if r in first]
+
+
+def rate_maturity(
+    registry: Registry, operator: Principal, community: DemoCommunity, logins: list[DemoLogin]
+) -> str:
+    """Three members rate the community's maturity, recorded at a workshop; the round's name."""
+    round_name = utcnow().strftime("%Y-%m")
+    for login in _one_of_each(logins, community, MATURITY_LEVELS):
+        record_maturity(
+            registry,
+            operator,
+            community.community_id,
+            round_name=round_name,
+            ratings={d: (level, "") for d, level in MATURITY_LEVELS[login.role].items()},
+            on_behalf_of=login.email,
+        )
+    return round_name
 
 
 def record_deployment_cycle(

@@ -50,7 +50,8 @@ from careloop.trust.installation import open_registry
 from careloop.trust.principal import Principal
 from careloop.trust.provenance import record_provenance
 from careloop.warehouse.connection import Warehouse, warehouse_opener
-from careloop.warehouse.quality import QualityReport, run_checks
+from careloop.warehouse.jobs import check_warehouse
+from careloop.warehouse.quality import QualityReport
 from careloop.warehouse.refresh import (
     refresh_registry_tables,
     refresh_warehouse,
@@ -156,7 +157,8 @@ def run_demo(
             refresh_warehouse(registry, warehouse, operator, concept_map=IBD.concept_map, full=True)
         clock.stage("Checking data quality")
         with Warehouse.from_settings(settings) as warehouse:
-            quality = run_checks(warehouse, store=True)
+            # As `careloop warehouse check` does: stored, with provenance (maturity evidence).
+            quality, _checked = check_warehouse(registry, warehouse, operator)
         clock.stage("Computing every measure by site and month")
         catalog = load_catalog(measures_dir=DEMO_MEASURES, entry_points=False)
         with Warehouse.from_settings(settings) as warehouse:
@@ -197,6 +199,7 @@ def run_demo(
         learning_community.record_deployment_cycle(
             registry, operator, community, network, practice.ko_ref, known_measures=known
         )
+        learning_community.rate_maturity(registry, operator, community, logins)
         with Warehouse.from_settings(settings) as warehouse:
             refresh_registry_tables(registry, warehouse, operator, [CardEventTables()])
         analyses.recoveries.append(recovery.card_acceptance(practice.by_clinician, network.truth))

@@ -27,6 +27,7 @@ from careloop.web import (
     api,
     api_capture,
     api_community,
+    api_community_strategy,
     fhir_api,
     pages,
     pages_community,
@@ -83,6 +84,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(api.router)
     app.include_router(api_capture.router)
     app.include_router(api_community.router)
+    app.include_router(api_community_strategy.router)
     app.include_router(pages.router)
     app.include_router(cds_hooks_router)
     app.include_router(pages_entry.router)

@@ -270,3 +270,107 @@ class CycleMeasure(Base):
     measure_id: Mapped[str] = mapped_column(String(100), index=True)
     role: Mapped[str] = mapped_column(String(12))
     """``outcome``, ``process`` or ``balancing``."""
+
+
+class Aim(Base):
+    """A community's aim (what, how much, by when), its driver diagram and family of measures."""
+
+    __tablename__ = "community_aim"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("community.id"), index=True)
+    what: Mapped[str] = mapped_column(Text)
+    how_much: Mapped[str] = mapped_column(Text)
+    by_when: Mapped[date] = mapped_column(Date)
+    drivers: Mapped[str] = mapped_column(Text, default="[]")
+    """JSON driver diagram: primary drivers → secondary drivers → change ideas (with cycle ids)."""
+    measures: Mapped[str] = mapped_column(Text, default="[]")
+    """JSON family of measures: measure id, role, baseline, target."""
+    created_by: Mapped[str] = mapped_column(String(254))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class MaturityRating(Base):
+    """One member's rating of a community's maturity in one round (domain → level and note)."""
+
+    __tablename__ = "maturity_rating"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("community.id"), index=True)
+    round: Mapped[str] = mapped_column(String(40), index=True)
+    """The rating round, e.g. ``2024-06``: rounds repeated over time show change."""
+    ratings: Mapped[str] = mapped_column(Text)
+    """JSON: domain → {"level": 1–5, "note": …}."""
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
+    rated_by: Mapped[str] = mapped_column(String(254))
+    rated_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ToolkitItem(Base):
+    """A tool or case study a community added to its toolkit (the starter set is package data)."""
+
+    __tablename__ = "toolkit_item"
+    __table_args__ = (UniqueConstraint("community_id", "key"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("community.id"), index=True)
+    key: Mapped[str] = mapped_column(String(80))
+    kind: Mapped[str] = mapped_column(String(20))
+    """``tool`` or ``case_study``."""
+    title: Mapped[str] = mapped_column(String(300))
+    stages: Mapped[str] = mapped_column(Text, default="[]")
+    """JSON list of the cycle stages it supports (plan, do, study, act, capture…)."""
+    summary: Mapped[str] = mapped_column(Text, default="")
+    body: Mapped[str] = mapped_column(Text, default="")
+    created_by: Mapped[str] = mapped_column(String(254))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class ToolkitRating(Base):
+    """A member's rating (1–5) of a toolkit item for their community."""
+
+    __tablename__ = "toolkit_rating"
+    __table_args__ = (UniqueConstraint("community_id", "tool", "user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("community.id"), index=True)
+    tool: Mapped[str] = mapped_column(String(80))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
+    stars: Mapped[int] = mapped_column(Integer)
+    comment: Mapped[str] = mapped_column(Text, default="")
+    rated_by: Mapped[str] = mapped_column(String(254))
+    rated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class ToolkitUse(Base):
+    """A toolkit item a cycle used."""
+
+    __tablename__ = "toolkit_use"
+    __table_args__ = (UniqueConstraint("cycle_id", "tool"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cycle_id: Mapped[int] = mapped_column(ForeignKey("learning_cycle.id"), index=True)
+    tool: Mapped[str] = mapped_column(String(80))
+    recorded_by: Mapped[str] = mapped_column(String(254))
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
+class CycleDesign(Base):
+    """A cycle's behaviour-change design: the COM-B targets and behaviour change wheel choices."""
+
+    __tablename__ = "cycle_behaviour_design"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cycle_id: Mapped[int] = mapped_column(ForeignKey("learning_cycle.id"), unique=True)
+    behaviour: Mapped[str] = mapped_column(Text, default="")
+    """Who should do what differently."""
+    com_b: Mapped[str] = mapped_column(Text, default="[]")
+    """JSON list of COM-B components targeted."""
+    functions: Mapped[str] = mapped_column(Text, default="[]")
+    """JSON list of intervention functions."""
+    policies: Mapped[str] = mapped_column(Text, default="[]")
+    """JSON list of policy categories."""
+    notes: Mapped[str] = mapped_column(Text, default="")
+    recorded_by: Mapped[str] = mapped_column(String(254))
+    recorded_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
