@@ -178,6 +178,9 @@ def minimum_sample_size(
 ) -> SampleSizeResult:
     """Minimum sample size to develop a prediction model (Riley et al. criteria).
 
+    Long because its docstring documents the options of all three outcome types;
+    the body only checks which are given and hands over to one function per type.
+
     Args:
         outcome: ``"binary"`` (logistic model), ``"survival"`` (Cox model) or
             ``"continuous"`` (linear model).
