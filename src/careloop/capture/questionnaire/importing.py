@@ -137,6 +137,10 @@ def questionnaire_to_form(
 ) -> Form:
     """Build a form from a Questionnaire's JSON (see :func:`read_questionnaire`).
 
+    Long because it reads the Questionnaire in one pass over its items (names, types,
+    fields, then the form's own elements), so that every problem is reported at once;
+    each item is read by _read_item.
+
     ``other_fields`` are fields of other forms (the registry's) that the
     branching logic and calculations may name, as REDCap allows.
     """
@@ -269,6 +273,11 @@ def _read_item(
     here: str,
     problems: list[ErrorDetail],
 ) -> Field | None:
+    """Read one Questionnaire item as a field, adding each problem found to problems; None if any.
+
+    Long because it reads the item's elements and extensions one after another, each
+    with its own check, so that every problem in the item is reported at once.
+    """
     exts = _extensions(item)
     own_type = _own(exts, "field-type")
     try:
