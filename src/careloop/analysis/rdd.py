@@ -291,6 +291,9 @@ def estimate(
 ) -> RddResult:
     """Estimate the jump in ``outcome`` where ``running`` crosses ``cutoff``.
 
+    Long because it documents fourteen options, most of them rdrobust's, and turns them
+    into one checked rdrobust call whose printed output and warnings it captures.
+
     Parameters
     ----------
     df:

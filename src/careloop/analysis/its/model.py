@@ -181,6 +181,12 @@ def _newey_west_default_lags(n: int) -> int:
 
 
 def _fit(spec: ItsSpec, design: ItsDesign) -> _Fit:
+    """Fit the segmented regression as a GLM with the chosen family and covariance.
+
+    Long because every option (AR(1) errors, family and offset, Newey–West or
+    quasi-Poisson covariance) adjusts the one model before it is fitted under one
+    capture of warnings.
+    """
     import statsmodels.api as sm
 
     d = spec.data
@@ -350,6 +356,10 @@ def _diagnostics(resid: np.ndarray, kind: str, lags: int) -> AutocorrelationDiag
 def _assemble(
     spec: ItsSpec, design: ItsDesign, fit: _Fit, *, slope_change: bool, caveats: list[str]
 ) -> ItsResult:
+    """The ITS result of one fit: effects, coefficients, series, diagnostics and caveats.
+
+    Long because every part of the result is read from the same fit and design.
+    """
     d = spec.data
     ratio = fit.link in ("log", "logit")
     effect_scale = {"log": "rate ratio", "logit": "odds ratio"}.get(fit.link, "difference")

@@ -71,7 +71,11 @@ def _turn_guid(doc: Document, index: int, turn: Turn) -> str:
 
 
 def project_to_qde(project: QualitativeProject, *, created: datetime | None = None) -> bytes:
-    """The ``project.qde`` XML of a project (UTF-8 bytes)."""
+    """The ``project.qde`` XML of a project (UTF-8 bytes).
+
+    Long because it writes the document's sections one after another in the order the
+    REFI-QDA schema requires (users, codebook, variables, cases, sources, links, sets).
+    """
     when = (created or datetime.now(UTC)).replace(microsecond=0).isoformat().replace("+00:00", "Z")
     ET.register_namespace("", NS)
     root = ET.Element(
@@ -266,6 +270,11 @@ def read_qdpx(path: str | Path) -> QualitativeProject:
 def _project_from_xml(xml: bytes, source_text: Callable[[str], str]) -> QualitativeProject:
     # ElementTree resolves no external entities and Python's expat refuses
     # entity-expansion bombs, so parsing an untrusted project file is safe here.
+    """Read a REFI-QDA project document (project.qde) into a QualitativeProject.
+
+    Long because it reads the document's sections one after another (users, codebook,
+    cases, links, sources, sets), later ones resolving the ids of earlier ones.
+    """
     try:
         root = ET.parse(io.BytesIO(xml)).getroot()  # noqa: S314
     except ET.ParseError as exc:

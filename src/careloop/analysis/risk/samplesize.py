@@ -530,6 +530,11 @@ def _continuous(
     shrinkage: float,
     mmoe: float,
 ) -> SampleSizeResult:
+    """Riley et al. criteria 1–4 for a linear prediction model.
+
+    Long because it is the four published criteria for a continuous outcome one after
+    another, each solved for its own minimum sample size before the largest is picked.
+    """
     r2_ = _check_open_unit("r2", r2)
     if intercept is None or not isinstance(intercept, int | float) or not math.isfinite(intercept):
         raise InputError(
