@@ -178,9 +178,6 @@ def minimum_sample_size(
 ) -> SampleSizeResult:
     """Minimum sample size to develop a prediction model (Riley et al. criteria).
 
-    Long because its docstring documents the options of all three outcome types;
-    the body only checks which are given and hands over to one function per type.
-
     Args:
         outcome: ``"binary"`` (logistic model), ``"survival"`` (Cox model) or
             ``"continuous"`` (linear model).
@@ -228,6 +225,18 @@ def minimum_sample_size(
         "sd": sd,
         "r2": r2,
     }
+    _check_used(outcome, given)
+    if outcome == "binary":
+        return _binary(parameters, prevalence, r2_cox_snell, r2_nagelkerke, c_statistic, shrinkage)
+    if outcome == "survival":
+        return _survival(
+            parameters, rate, timepoint, meanfup, r2_cox_snell, r2_nagelkerke, shrinkage
+        )
+    return _continuous(parameters, r2, intercept, sd, shrinkage, mmoe)
+
+
+def _check_used(outcome: str, given: dict[str, float | None]) -> None:
+    """Refuse an unknown outcome type, or a value that this outcome type does not use."""
     allowed = {
         "binary": {"prevalence", "r2_cox_snell", "r2_nagelkerke", "c_statistic"},
         "survival": {"rate", "timepoint", "meanfup", "r2_cox_snell", "r2_nagelkerke"},
@@ -241,13 +250,6 @@ def minimum_sample_size(
             f"{', '.join(extra)} not used for a {outcome} outcome; "
             f"give only {', '.join(sorted(allowed[outcome]))}."
         )
-    if outcome == "binary":
-        return _binary(parameters, prevalence, r2_cox_snell, r2_nagelkerke, c_statistic, shrinkage)
-    if outcome == "survival":
-        return _survival(
-            parameters, rate, timepoint, meanfup, r2_cox_snell, r2_nagelkerke, shrinkage
-        )
-    return _continuous(parameters, r2, intercept, sd, shrinkage, mmoe)
 
 
 # --- shared pieces ---------------------------------------------------------
