@@ -34,6 +34,7 @@ draws it (a Plotly figure, or SVG/PNG through Vega-Lite with no browser).
 
 from __future__ import annotations
 
+import functools
 import math
 import warnings
 from collections.abc import Sequence
@@ -258,6 +259,10 @@ def funnel(
 ) -> FunnelResult:
     """Compare units on a funnel plot with Spiegelhalter's limits.
 
+    Long because it documents twelve options and then follows Spiegelhalter's
+    method in order; the separable steps (unit totals, target, dispersion,
+    limits) are helpers below.
+
     Args:
         df: One row per unit (rows of the same unit are summed).
         numerator: Events (cases with the outcome; or observed counts for rates).
@@ -294,80 +299,24 @@ def funnel(
     _check_options(kind, overdispersion, limits, levels, winsorise, transform, multiply)
     require_columns(df, {"numerator": numerator, "denominator": denominator, "unit": unit})
     caveats: list[str] = []
-    data = df[[unit, numerator, denominator]].copy()
-    for col in (numerator, denominator):
-        converted = pd.to_numeric(data[col], errors="coerce")
-        bad = converted.isna() & data[col].notna()
-        if bad.any():
-            first = data.index[bad][0]
-            raise InputError(
-                f"Column {col!r} must be numeric; row {first} has {data.at[first, col]!r}.",
-                details=[
-                    ErrorDetail(f"row {first}:{col}", "expected a number", str(data.at[first, col]))
-                ],
-            )
-        data[col] = converted.astype(float)
-    n_rows = len(data)
-    data = data.dropna()
-    if len(data) < n_rows:
-        caveats.append(f"{n_rows - len(data)} rows with missing values were left out.")
-    if (data[[numerator, denominator]] < 0).any().any():
-        raise InputError(f"{numerator!r} and {denominator!r} must not be negative.")
-    data = data.groupby(unit, sort=True, as_index=False)[[numerator, denominator]].sum()
-    zero = data[denominator] == 0
-    if zero.any():
-        caveats.append(
-            f"{int(zero.sum())} unit(s) with a zero denominator cannot be placed "
-            "and were left out: " + ", ".join(map(str, data.loc[zero, unit])) + "."
-        )
-        if (data.loc[zero, numerator] > 0).any():
-            raise InputError(f"A unit has events but a zero {denominator!r}; check the data.")
-        data = data[~zero].reset_index(drop=True)
-    if len(data) < 2:
-        raise InputError("A funnel plot needs at least 2 units with a positive denominator.")
+    data = _unit_totals(
+        df,
+        numerator=numerator,
+        denominator=denominator,
+        unit=unit,
+        kind=kind,
+        exact_binomial=kind == "proportion" and limits == "exact" and overdispersion is None,
+        caveats=caveats,
+    )
     num = data[numerator].to_numpy(dtype=float)
     den = data[denominator].to_numpy(dtype=float)
-    if kind == "proportion" and (num > den).any():
-        bad_unit = data.loc[num > den, unit].iloc[0]
-        raise InputError(
-            f"Unit {bad_unit!r} has more events ({numerator}) than cases ({denominator})."
-        )
-    exact_binomial = kind == "proportion" and limits == "exact" and overdispersion is None
-    if exact_binomial and not np.allclose(den, np.round(den)):
-        raise InputError(
-            "Exact binomial limits need whole numbers of cases; use limits='normal' for "
-            "non-integer denominators."
-        )
-    if len(data) < FEW_UNITS:
-        caveats.append(
-            f"Only {len(data)} units: the over-dispersion estimate (φ, τ²) is unreliable with "
-            f"fewer than {FEW_UNITS}."
-        )
-
-    target_source = "given"
-    if target is None:
-        target = float(num.sum() / den.sum())
-        target_source = "pooled"
-    target = float(target)
-    if kind == "proportion" and not 0 < target < 1:
-        raise InputError(
-            f"The target proportion must be between 0 and 1 (exclusive); got {target:g}."
-        )
-    if kind == "rate" and not target > 0:
-        raise InputError(f"The target rate must be positive; got {target:g}.")
+    target, target_source = _resolve_target(target, num, den, kind)
 
     value = num / den
     t0 = float(_to_scale(target, transform))
     se = _scale_se(den, target, kind, transform)
     z = (_to_scale(value, transform) - t0) / se
-    zw = winsorised(z, winsorise)
-    n_units = len(z)
-    phi = float(np.mean(zw**2))
-    df_chi = n_units - 1 if target_source == "pooled" else n_units
-    phi_p = float(stats.chi2.sf(n_units * phi, df_chi))
-    w = 1 / se**2
-    denom = w.sum() - (w**2).sum() / w.sum()
-    tau2 = max(0.0, float((n_units * phi - (n_units - 1)) / denom)) if denom > 0 else 0.0
+    phi, phi_p, tau2 = _dispersion(z, se, winsorise=winsorise, pooled=target_source == "pooled")
 
     if overdispersion == "multiplicative":
         spread = se * math.sqrt(max(phi, 1.0))
@@ -389,27 +338,17 @@ def funnel(
         )
         caveats.append(f"Over-dispersion (φ = {phi:.3g}, p = {phi_p:.3g}) but limits not adjusted.")
 
-    def limits_at(n: FloatArray) -> dict[str, FloatArray]:
-        out: dict[str, FloatArray] = {}
-        s = _scale_se(n, target, kind, transform)
-        if overdispersion == "multiplicative":
-            s = s * math.sqrt(max(phi, 1.0))
-        elif overdispersion == "additive":
-            s = np.sqrt(s**2 + tau2)
-        for level in levels:
-            suffix = level_suffix(level)
-            lower_p, upper_p = (1 - level) / 2, 1 - (1 - level) / 2
-            if overdispersion is None and limits == "exact":
-                lo = exact_limit(lower_p, n, target, kind)
-                hi = exact_limit(upper_p, n, target, kind)
-            else:
-                zq = float(stats.norm.ppf(upper_p))
-                lo = _from_scale(t0 - zq * s, transform, kind)
-                hi = _from_scale(t0 + zq * s, transform, kind)
-            out[f"lower_{suffix}"] = lo
-            out[f"upper_{suffix}"] = hi
-        return out
-
+    limits_at = functools.partial(
+        _limits_at,
+        target=target,
+        kind=kind,
+        transform=transform,
+        overdispersion=overdispersion,
+        limits=limits,
+        levels=levels,
+        phi=phi,
+        tau2=tau2,
+    )
     unit_limits = limits_at(den)
     units = pd.DataFrame(
         {
@@ -455,6 +394,140 @@ def funnel(
         denominator_label=denominator,
         extra={"winsorised_z_bounds": (float(lo_w), float(hi_w))},
     )
+
+
+def _dispersion(
+    z: FloatArray, se: FloatArray, *, winsorise: float, pooled: bool
+) -> tuple[float, float, float]:
+    """Return φ from winsorised z-scores, its χ² p-value and the additive τ² (moments)."""
+    zw = winsorised(z, winsorise)
+    n_units = len(z)
+    phi = float(np.mean(zw**2))
+    df_chi = n_units - 1 if pooled else n_units
+    phi_p = float(stats.chi2.sf(n_units * phi, df_chi))
+    w = 1 / se**2
+    denom = w.sum() - (w**2).sum() / w.sum()
+    tau2 = max(0.0, float((n_units * phi - (n_units - 1)) / denom)) if denom > 0 else 0.0
+    return phi, phi_p, tau2
+
+
+def _limits_at(
+    n: FloatArray,
+    *,
+    target: float,
+    kind: Kind,
+    transform: Transform,
+    overdispersion: Overdispersion | None,
+    limits: LimitMethod,
+    levels: Sequence[float],
+    phi: float,
+    tau2: float,
+) -> dict[str, FloatArray]:
+    """Return the lower and upper limit at each denominator in ``n``, for every level."""
+    t0 = float(_to_scale(target, transform))
+    out: dict[str, FloatArray] = {}
+    s = _scale_se(n, target, kind, transform)
+    if overdispersion == "multiplicative":
+        s = s * math.sqrt(max(phi, 1.0))
+    elif overdispersion == "additive":
+        s = np.sqrt(s**2 + tau2)
+    for level in levels:
+        suffix = level_suffix(level)
+        lower_p, upper_p = (1 - level) / 2, 1 - (1 - level) / 2
+        if overdispersion is None and limits == "exact":
+            lo = exact_limit(lower_p, n, target, kind)
+            hi = exact_limit(upper_p, n, target, kind)
+        else:
+            zq = float(stats.norm.ppf(upper_p))
+            lo = _from_scale(t0 - zq * s, transform, kind)
+            hi = _from_scale(t0 + zq * s, transform, kind)
+        out[f"lower_{suffix}"] = lo
+        out[f"upper_{suffix}"] = hi
+    return out
+
+
+def _unit_totals(
+    df: pd.DataFrame,
+    *,
+    numerator: str,
+    denominator: str,
+    unit: str,
+    kind: Kind,
+    exact_binomial: bool,
+    caveats: list[str],
+) -> pd.DataFrame:
+    """Check the counts and sum them per unit, leaving out units that cannot be placed.
+
+    Caveats (rows with missing values, units with a zero denominator, few units) are
+    appended to ``caveats``; anything that makes the plot meaningless raises.
+    """
+    data = df[[unit, numerator, denominator]].copy()
+    for col in (numerator, denominator):
+        converted = pd.to_numeric(data[col], errors="coerce")
+        bad = converted.isna() & data[col].notna()
+        if bad.any():
+            first = data.index[bad][0]
+            raise InputError(
+                f"Column {col!r} must be numeric; row {first} has {data.at[first, col]!r}.",
+                details=[
+                    ErrorDetail(f"row {first}:{col}", "expected a number", str(data.at[first, col]))
+                ],
+            )
+        data[col] = converted.astype(float)
+    n_rows = len(data)
+    data = data.dropna()
+    if len(data) < n_rows:
+        caveats.append(f"{n_rows - len(data)} rows with missing values were left out.")
+    if (data[[numerator, denominator]] < 0).any().any():
+        raise InputError(f"{numerator!r} and {denominator!r} must not be negative.")
+    data = data.groupby(unit, sort=True, as_index=False)[[numerator, denominator]].sum()
+    zero = data[denominator] == 0
+    if zero.any():
+        caveats.append(
+            f"{int(zero.sum())} unit(s) with a zero denominator cannot be placed "
+            "and were left out: " + ", ".join(map(str, data.loc[zero, unit])) + "."
+        )
+        if (data.loc[zero, numerator] > 0).any():
+            raise InputError(f"A unit has events but a zero {denominator!r}; check the data.")
+        data = data[~zero].reset_index(drop=True)
+    if len(data) < 2:
+        raise InputError("A funnel plot needs at least 2 units with a positive denominator.")
+    num = data[numerator].to_numpy(dtype=float)
+    den = data[denominator].to_numpy(dtype=float)
+    if kind == "proportion" and (num > den).any():
+        bad_unit = data.loc[num > den, unit].iloc[0]
+        raise InputError(
+            f"Unit {bad_unit!r} has more events ({numerator}) than cases ({denominator})."
+        )
+    if exact_binomial and not np.allclose(den, np.round(den)):
+        raise InputError(
+            "Exact binomial limits need whole numbers of cases; use limits='normal' for "
+            "non-integer denominators."
+        )
+    if len(data) < FEW_UNITS:
+        caveats.append(
+            f"Only {len(data)} units: the over-dispersion estimate (φ, τ²) is unreliable with "
+            f"fewer than {FEW_UNITS}."
+        )
+    return data
+
+
+def _resolve_target(
+    target: float | None, num: FloatArray, den: FloatArray, kind: Kind
+) -> tuple[float, str]:
+    """Return θ0 and where it came from: the given target, or the pooled value."""
+    target_source = "given"
+    if target is None:
+        target = float(num.sum() / den.sum())
+        target_source = "pooled"
+    target = float(target)
+    if kind == "proportion" and not 0 < target < 1:
+        raise InputError(
+            f"The target proportion must be between 0 and 1 (exclusive); got {target:g}."
+        )
+    if kind == "rate" and not target > 0:
+        raise InputError(f"The target rate must be positive; got {target:g}.")
+    return target, target_source
 
 
 def _check_options(

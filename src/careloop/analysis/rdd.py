@@ -33,6 +33,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 
 from careloop.analysis._frames import require_columns
@@ -291,6 +292,9 @@ def estimate(
 ) -> RddResult:
     """Estimate the jump in ``outcome`` where ``running`` crosses ``cutoff``.
 
+    Long because it documents fourteen options, most of them rdrobust's, and turns them
+    into one checked rdrobust call whose printed output and warnings it captures.
+
     Parameters
     ----------
     df:
@@ -365,37 +369,22 @@ def estimate(
             f"{n_right} at or above; at least {need} on each side are needed."
         )
     if h is not None:
-        hl, hr = _pair(h)
-        if not (hl > 0 and hr > 0 and math.isfinite(hl) and math.isfinite(hr)):
-            raise InputError("The bandwidth h must be one or two positive numbers.")
-        in_l = int(((x < cutoff) & (x >= cutoff - hl)).sum())
-        in_r = int(((x >= cutoff) & (x <= cutoff + hr)).sum())
-        if in_l < min_points or in_r < min_points:
-            raise InputError(
-                f"The bandwidth h = ({hl:g}, {hr:g}) holds {in_l} observation(s) below and "
-                f"{in_r} above the cut-off; at least {min_points} on each side are needed. "
-                "Widen the bandwidth or let it be selected from the data (h=None)."
-            )
+        _check_bandwidth(x, cutoff, h, min_points)
 
-    kwargs: dict[str, Any] = {
-        "c": cutoff,
-        "p": p,
-        "kernel": _KERNELS[kernel],
-        "bwselect": bwselect,
-        "vce": vce,
-    }
-    if q is not None:
-        kwargs["q"] = q
-    if h is not None:
-        kwargs["h"] = list(_pair(h))
-    if b is not None:
-        kwargs["b"] = list(_pair(b))
-    if fuzzy:
-        kwargs["fuzzy"] = data[fuzzy].to_numpy()
-    if covs:
-        kwargs["covs"] = data[list(covs)]
-    if cluster is not None:
-        kwargs["cluster"] = data["__cluster__"].to_numpy()
+    kwargs = _rdrobust_options(
+        data,
+        cutoff=cutoff,
+        p=p,
+        q=q,
+        kernel=kernel,
+        bwselect=bwselect,
+        vce=vce,
+        h=h,
+        b=b,
+        fuzzy=fuzzy,
+        covs=covs,
+        clustered=cluster is not None,
+    )
     printed = io.StringIO()
     with warnings.catch_warnings(record=True) as caught, contextlib.redirect_stdout(printed):
         warnings.simplefilter("always")
@@ -474,6 +463,61 @@ def estimate(
         data=data,
         running_all=frame[running].dropna().reset_index(drop=True),
     )
+
+
+def _check_bandwidth(
+    x: npt.NDArray[np.float64], cutoff: float, h: float | tuple[float, float], min_points: int
+) -> None:
+    """Refuse a bandwidth that is not positive or holds too few points on a side."""
+    hl, hr = _pair(h)
+    if not (hl > 0 and hr > 0 and math.isfinite(hl) and math.isfinite(hr)):
+        raise InputError("The bandwidth h must be one or two positive numbers.")
+    in_l = int(((x < cutoff) & (x >= cutoff - hl)).sum())
+    in_r = int(((x >= cutoff) & (x <= cutoff + hr)).sum())
+    if in_l < min_points or in_r < min_points:
+        raise InputError(
+            f"The bandwidth h = ({hl:g}, {hr:g}) holds {in_l} observation(s) below and "
+            f"{in_r} above the cut-off; at least {min_points} on each side are needed. "
+            "Widen the bandwidth or let it be selected from the data (h=None)."
+        )
+
+
+def _rdrobust_options(
+    data: pd.DataFrame,
+    *,
+    cutoff: float,
+    p: int,
+    q: int | None,
+    kernel: Kernel,
+    bwselect: str,
+    vce: str,
+    h: float | tuple[float, float] | None,
+    b: float | tuple[float, float] | None,
+    fuzzy: str | None,
+    covs: tuple[str, ...],
+    clustered: bool,
+) -> dict[str, Any]:
+    """The keyword arguments of the rdrobust call (the options given, in its spelling)."""
+    kwargs: dict[str, Any] = {
+        "c": cutoff,
+        "p": p,
+        "kernel": _KERNELS[kernel],
+        "bwselect": bwselect,
+        "vce": vce,
+    }
+    if q is not None:
+        kwargs["q"] = q
+    if h is not None:
+        kwargs["h"] = list(_pair(h))
+    if b is not None:
+        kwargs["b"] = list(_pair(b))
+    if fuzzy:
+        kwargs["fuzzy"] = data[fuzzy].to_numpy()
+    if covs:
+        kwargs["covs"] = data[list(covs)]
+    if clustered:
+        kwargs["cluster"] = data["__cluster__"].to_numpy()
+    return kwargs
 
 
 def density_test(running: pd.Series | Sequence[float], *, cutoff: float = 0.0) -> DensityTest:

@@ -458,6 +458,9 @@ def response_from_fhir(
 ) -> ResponseFromFhir:
     """Read a QuestionnaireResponse (as JSON data) as a response to ``form``.
 
+    Long because it reads the resource's elements one after another, each with its own
+    check, so that every problem in the resource is reported at once.
+
     Items are matched to fields by ``linkId`` at any depth (groups are
     containers); answers must have the type the field's Questionnaire item
     has (see the module docs); the values are then validated by the form as

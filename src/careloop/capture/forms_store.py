@@ -368,32 +368,10 @@ def import_forms(
         notes = _notes_by_form(dictionary)
         for form in dictionary.forms:
             digest = form.content_hash()
-            definition = session.scalar(
-                select(FormDefinition).where(FormDefinition.name == form.name)
+            definition, new_form = _found_or_added_definition(session, form)
+            version, new_version = _found_or_added_version(
+                session, definition, form, digest, chosen, principal
             )
-            new_form = definition is None
-            if definition is None:
-                definition = FormDefinition(
-                    name=form.name, title=form.title, patient_reported=form.patient_reported
-                )
-                session.add(definition)
-                session.flush()
-            version = session.scalar(
-                select(FormVersion).where(
-                    FormVersion.form_id == definition.id, FormVersion.version == digest
-                )
-            )
-            new_version = version is None
-            if version is None:
-                version = FormVersion(
-                    form_id=definition.id,
-                    version=digest,
-                    definition=form.to_dict(),
-                    source_format=chosen,
-                    created_by=principal.email,
-                )
-                session.add(version)
-                session.flush()
             changed = definition.current_version_id != version.id
             definition.current_version_id = version.id
             definition.title = form.title
@@ -414,6 +392,47 @@ def import_forms(
                 FormImport(form.name, digest, new_form, new_version, notes.get(form.name, ()))
             )
     return results
+
+
+def _found_or_added_definition(session: Session, form: Form) -> tuple[FormDefinition, bool]:
+    """Return the form's definition row, adding it if the form is new (and whether it was)."""
+    definition = session.scalar(select(FormDefinition).where(FormDefinition.name == form.name))
+    if definition is not None:
+        return definition, False
+    definition = FormDefinition(
+        name=form.name, title=form.title, patient_reported=form.patient_reported
+    )
+    session.add(definition)
+    session.flush()
+    return definition, True
+
+
+def _found_or_added_version(
+    session: Session,
+    definition: FormDefinition,
+    form: Form,
+    digest: str,
+    source_format: str,
+    principal: Principal,
+) -> tuple[FormVersion, bool]:
+    """Return the version with this content hash, adding it if new (and whether it was)."""
+    version = session.scalar(
+        select(FormVersion).where(
+            FormVersion.form_id == definition.id, FormVersion.version == digest
+        )
+    )
+    if version is not None:
+        return version, False
+    version = FormVersion(
+        form_id=definition.id,
+        version=digest,
+        definition=form.to_dict(),
+        source_format=source_format,
+        created_by=principal.email,
+    )
+    session.add(version)
+    session.flush()
+    return version, True
 
 
 class _RegistryFields(Mapping[str, OtherFormField]):

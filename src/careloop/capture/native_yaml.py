@@ -295,6 +295,11 @@ def _read_source(
 def _read_field(
     raw: Any, label: str, form_line: int, index: int, problems: list[ErrorDetail]
 ) -> Field | None:
+    """Read one field of a native YAML form, adding each problem found to problems; None if any.
+
+    Long because it reads the field's keys one after another, each with its own check,
+    so that every problem in the field is reported at once.
+    """
     if not isinstance(raw, dict):
         problems.append(
             ErrorDetail(f"{label}:{form_line}:fields[{index}]", "a field must be a mapping")

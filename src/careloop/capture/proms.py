@@ -256,23 +256,7 @@ def submit_prom_link(
     """
     facts, state = _find_link(registry, token)
     if facts is None or state != "ok":
-        ctx = context or RequestContext()
-        record_events(
-            registry,
-            [
-                AuditEvent(
-                    action="create",
-                    category="clinical",
-                    outcome="not_found",
-                    user_email=f"prom-link:{facts.id}" if facts else "prom-link:unknown",
-                    site_code=facts.site_code if facts else None,
-                    patient_id=facts.patient_id if facts else None,
-                    request_id=ctx.request_id,
-                    client_addr=ctx.client_addr,
-                    details={"via": "prom_link", "refused": state},
-                )
-            ],
-        )
+        _audit_refused(registry, facts, state, context)
         raise _refused(state)
     day = _as_date(event_date) if event_date is not None else facts.today()
     principal = _link_principal(facts, context)
@@ -317,3 +301,26 @@ def submit_prom_link(
             },
         )
         return _view(work, row, definition.name, version.version)
+
+
+def _audit_refused(
+    registry: Registry, facts: _LinkFacts | None, state: str, context: RequestContext | None
+) -> None:
+    """Audit a refused submission as ``not_found``, naming the link when it is known."""
+    ctx = context or RequestContext()
+    record_events(
+        registry,
+        [
+            AuditEvent(
+                action="create",
+                category="clinical",
+                outcome="not_found",
+                user_email=f"prom-link:{facts.id}" if facts else "prom-link:unknown",
+                site_code=facts.site_code if facts else None,
+                patient_id=facts.patient_id if facts else None,
+                request_id=ctx.request_id,
+                client_addr=ctx.client_addr,
+                details={"via": "prom_link", "refused": state},
+            )
+        ],
+    )

@@ -180,6 +180,9 @@ def read_records_csv(
 ) -> RecordsFile:
     """Read and validate a records CSV for one form.
 
+    Long because it documents its options and reads the file in one pass, header then
+    rows, each row checked cell by cell so that every problem is reported at once.
+
     Args:
         source: A path, the file's bytes, or its decoded text.
         form: The form the rows answer.

@@ -176,6 +176,18 @@ def plan_keys(
         ValidationFailed: No record id column, a wrong ``--event-date-field``,
             or no event date at all (the message lists the ways to give one).
     """
+    record_id = _record_id_column(header, label, record_id_fields, record_id_field)
+    dates = _event_date_source(header, form, label, event_date_field_name, event_date)
+    return KeyPlan(record_id, dates)
+
+
+def _record_id_column(
+    header: Sequence[str],
+    label: str,
+    record_id_fields: Iterable[str],
+    record_id_field: str | None,
+) -> str:
+    """The column holding the record id: the one named, ``record_id``, or the project's."""
     where = f"{label}:1"
     columns = set(header)
     if record_id_field is not None:
@@ -211,6 +223,19 @@ def plan_keys(
                 )
             ],
         )
+    return record_id
+
+
+def _event_date_source(
+    header: Sequence[str],
+    form: Form,
+    label: str,
+    event_date_field_name: str | None,
+    event_date: date | None,
+) -> EventDateSource:
+    """Where rows' event dates come from: the field named, event_date, the tag, the date."""
+    where = f"{label}:1"
+    columns = set(header)
     dates = _date_fields(form)
     if event_date_field_name is not None:
         if event_date_field_name not in dates:
@@ -242,15 +267,15 @@ def plan_keys(
                 ],
             )
         if event_date_field_name in columns:
-            return KeyPlan(record_id, EventDateSource("field", event_date_field_name, event_date))
-        return KeyPlan(record_id, EventDateSource("fixed", None, event_date))
+            return EventDateSource("field", event_date_field_name, event_date)
+        return EventDateSource("fixed", None, event_date)
     if EVENT_DATE_COLUMN in columns:
-        return KeyPlan(record_id, EventDateSource("column", EVENT_DATE_COLUMN, event_date))
+        return EventDateSource("column", EVENT_DATE_COLUMN, event_date)
     tagged = event_date_field(form)
     if tagged is not None and tagged in columns:
-        return KeyPlan(record_id, EventDateSource("tag", tagged, event_date))
+        return EventDateSource("tag", tagged, event_date)
     if event_date is not None:
-        return KeyPlan(record_id, EventDateSource("fixed", None, event_date))
+        return EventDateSource("fixed", None, event_date)
     found = (
         f"its field {tagged!r} carries {EVENT_DATE_TAG} but the file has no column for it"
         if tagged is not None

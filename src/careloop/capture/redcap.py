@@ -249,6 +249,10 @@ def read_redcap_dictionary(
 ) -> Dictionary:
     """Read a REDCap data dictionary CSV.
 
+    Long because it reads the dictionary in one pass, row by row, each with its own
+    checks, so that every problem in the file is reported at once; each row's field is
+    read by _read_field.
+
     Args:
         source: A path, the file's bytes, or its decoded text.
         name: How to call the file in error messages (default: the path's name).
@@ -370,6 +374,11 @@ def _dedupe(problems: list[ErrorDetail]) -> list[ErrorDetail]:
 def _read_field(
     get: Callable[[str], str], here: str, problems: list[ErrorDetail], notes: list[ErrorDetail]
 ) -> Field | None:
+    """Read one REDCap dictionary row as a field, adding each problem to problems; None if any.
+
+    Long because it reads the row's columns one after another, each with its own check,
+    so that every problem in the row is reported at once.
+    """
     before = len(problems)
     name = get("field_name").strip()
     choices_text = get("select_choices_or_calculations").strip()

@@ -174,16 +174,7 @@ def run(
     data_dir: Path | None = DataDirOption,
 ) -> None:
     """Compute measures per period (and per site or stratum with --by); store and print them."""
-    if fmt not in _FORMATS:
-        raise InputError(f"--format must be one of {', '.join(_FORMATS)}, not {fmt!r}.")
-    for s in by or ():
-        if s not in _STRATA:
-            raise InputError(f"--by takes {', '.join(_STRATA)}, not {s!r}.")
-    out_fmt = None
-    if out is not None:
-        out_fmt = _OUT_FORMATS.get(out.suffix.lower())
-        if out_fmt is None:
-            raise InputError(f"--out must end in .csv, .parquet or .json, not {out.name!r}.")
+    out_fmt = _check_run_options(fmt, by, out)
     end, start = _day(to, "--to"), _day(from_, "--from")
     catalog = load_catalog(measures_dir=measures_dir or settings_from(None).measures_dir)
     for problem in catalog.problems:
@@ -193,16 +184,7 @@ def run(
     chosen = catalog.select(measure)
     settings = settings_from(data_dir)
     with Warehouse.from_settings(settings) as warehouse:
-        if start is None or end is None:
-            extent = data_extent(warehouse)
-            if extent is None:
-                end = end or date.today()
-                start = start or date(end.year - 1, end.month, 1)
-                said = "the last 12 months: the warehouse holds no events yet"
-            else:
-                start, end = start or extent[0], end or extent[1]
-                said = "the extent of the warehouse's data; choose with --from and --to"
-            err_console.print(f"Period: {start} to {end} ({said}).", markup=False, soft_wrap=True)
+        start, end = _period(warehouse, start, end)
         progress = Progress(
             TextColumn("{task.description}"),
             BarColumn(),
@@ -246,6 +228,37 @@ def run(
     if result.failures:
         sys.stderr.flush()
         raise typer.Exit(1)
+
+
+def _check_run_options(fmt: str, by: list[str] | None, out: Path | None) -> str | None:
+    """Refuse an unknown --format, --by or --out suffix; return the --out file's format."""
+    if fmt not in _FORMATS:
+        raise InputError(f"--format must be one of {', '.join(_FORMATS)}, not {fmt!r}.")
+    for s in by or ():
+        if s not in _STRATA:
+            raise InputError(f"--by takes {', '.join(_STRATA)}, not {s!r}.")
+    out_fmt = None
+    if out is not None:
+        out_fmt = _OUT_FORMATS.get(out.suffix.lower())
+        if out_fmt is None:
+            raise InputError(f"--out must end in .csv, .parquet or .json, not {out.name!r}.")
+    return out_fmt
+
+
+def _period(warehouse: Warehouse, start: date | None, end: date | None) -> tuple[date, date]:
+    """Fill a missing --from or --to from the warehouse's data, and say which period runs."""
+    if start is not None and end is not None:
+        return start, end
+    extent = data_extent(warehouse)
+    if extent is None:
+        end = end or date.today()
+        start = start or date(end.year - 1, end.month, 1)
+        said = "the last 12 months: the warehouse holds no events yet"
+    else:
+        start, end = start or extent[0], end or extent[1]
+        said = "the extent of the warehouse's data; choose with --from and --to"
+    err_console.print(f"Period: {start} to {end} ({said}).", markup=False, soft_wrap=True)
+    return start, end
 
 
 def _release(

@@ -16,7 +16,7 @@ from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeAlias
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import select
@@ -135,6 +135,16 @@ def fhir_patient(p: ScopedPatient, *, identifiable: bool) -> dict[str, Any]:
     )
 
 
+# The confirmed persons (id → pseudonym), their rows by table, their FHIR links
+# and the vocabulary of the concepts the rows use.
+_PersonRows: TypeAlias = tuple[
+    dict[int, str],
+    dict[str, list[dict[str, Any]]],
+    list[dict[str, Any]],
+    dict[int, tuple[str, str, str]],
+]
+
+
 def clinical_resources(
     warehouse: Warehouse,
     persons: Mapping[int, str],
@@ -156,34 +166,10 @@ def clinical_resources(
     present = set(warehouse.list_tables())
     if "person" not in present:
         return []
-    ids = sorted(persons)
-    with quiet_engine_warnings():
-        person = warehouse.table("person")
-        confirmed = (
-            person.filter(person.person_id.isin(ids))
-            .select("person_id", "person_source_value")
-            .execute()
-        )
-        owners = {
-            int(pid): persons[int(pid)]
-            for pid, pseudo in confirmed.itertuples(index=False)
-            if persons.get(int(pid)) == pseudo
-        }
-        if not owners:
-            return []
-        wanted = sorted(owners)
-        # Arrow, not pandas: pandas turns nullable BIGINT ids into floats, which
-        # cannot hold 63-bit ids exactly.
-        frames: dict[str, list[dict[str, Any]]] = {}
-        for name in tables:
-            if name in present:
-                t = warehouse.table(name)
-                frames[name] = t.filter(t.person_id.isin(wanted)).to_pyarrow().to_pylist()
-        links: list[dict[str, Any]] = []
-        if LINK_TABLE in present:
-            link = warehouse.table(LINK_TABLE)
-            links = link.filter(link.person_id.isin(wanted)).to_pyarrow().to_pylist()
-        vocab = _vocabulary(warehouse, frames, present)
+    read = _read_person_rows(warehouse, persons, tables, present)
+    if read is None:
+        return []
+    owners, frames, links, vocab = read
     by_key: dict[tuple[str, int], dict[str, Any]] = {}
     for record in links:
         by_key[(record["cdm_table"], int(record["cdm_id"]))] = record
@@ -220,6 +206,44 @@ def clinical_resources(
                 out.append(resource)
     _fold_components(out, parts)
     return out
+
+
+def _read_person_rows(
+    warehouse: Warehouse, persons: Mapping[int, str], tables: Iterable[str], present: set[str]
+) -> _PersonRows | None:
+    """Read the confirmed persons' rows of ``tables``, their links and the vocabulary.
+
+    Returns None when no person of ``persons`` is confirmed by its pseudonym.
+    """
+    ids = sorted(persons)
+    with quiet_engine_warnings():
+        person = warehouse.table("person")
+        confirmed = (
+            person.filter(person.person_id.isin(ids))
+            .select("person_id", "person_source_value")
+            .execute()
+        )
+        owners = {
+            int(pid): persons[int(pid)]
+            for pid, pseudo in confirmed.itertuples(index=False)
+            if persons.get(int(pid)) == pseudo
+        }
+        if not owners:
+            return None
+        wanted = sorted(owners)
+        # Arrow, not pandas: pandas turns nullable BIGINT ids into floats, which
+        # cannot hold 63-bit ids exactly.
+        frames: dict[str, list[dict[str, Any]]] = {}
+        for name in tables:
+            if name in present:
+                t = warehouse.table(name)
+                frames[name] = t.filter(t.person_id.isin(wanted)).to_pyarrow().to_pylist()
+        links: list[dict[str, Any]] = []
+        if LINK_TABLE in present:
+            link = warehouse.table(LINK_TABLE)
+            links = link.filter(link.person_id.isin(wanted)).to_pyarrow().to_pylist()
+        vocab = _vocabulary(warehouse, frames, present)
+    return owners, frames, links, vocab
 
 
 _GENERATED_ID = re.compile(r"^(measurement|observation)-([0-9]{1,19})$")
@@ -437,22 +461,7 @@ def export_fhir(
     # After the unit of work: capture's services open transactions of their own.
     skipped_forms = _add_forms(registry, principal, resources)
     counts = {t: len(v) for t, v in resources.items() if v}
-    files: dict[str, Path] = {}
-    for kind, items in resources.items():
-        if not items:
-            continue
-        model = model_class(kind)
-        path = out_dir / f"{kind}.ndjson"
-        with open_private(path) as handle:
-            for item in items:
-                try:
-                    model.model_validate(item)
-                except ValueError as exc:  # pydantic's ValidationError is a ValueError
-                    raise IntegrityFailure(
-                        f"careloop built an invalid {kind} {item.get('id')}: {exc}"
-                    ) from exc
-                handle.write(json.dumps(item, separators=(",", ":"), ensure_ascii=False) + "\n")
-        files[kind] = path
+    files = _write_ndjson(out_dir, resources)
     exported_at = utcnow()
     manifest = {
         "transactionTime": iso_utc(exported_at),
@@ -471,3 +480,24 @@ def export_fhir(
         exported_at=exported_at,
         skipped_forms=tuple(skipped_forms),
     )
+
+
+def _write_ndjson(out_dir: Path, resources: dict[str, list[dict[str, Any]]]) -> dict[str, Path]:
+    """Write one NDJSON file per resource type, each resource checked against its model."""
+    files: dict[str, Path] = {}
+    for kind, items in resources.items():
+        if not items:
+            continue
+        model = model_class(kind)
+        path = out_dir / f"{kind}.ndjson"
+        with open_private(path) as handle:
+            for item in items:
+                try:
+                    model.model_validate(item)
+                except ValueError as exc:  # pydantic's ValidationError is a ValueError
+                    raise IntegrityFailure(
+                        f"careloop built an invalid {kind} {item.get('id')}: {exc}"
+                    ) from exc
+                handle.write(json.dumps(item, separators=(",", ":"), ensure_ascii=False) + "\n")
+        files[kind] = path
+    return files

@@ -274,6 +274,9 @@ def _is_number(value: Any) -> bool:
 def parse_definition(data: Any, *, source: str = "<memory>") -> MeasureDefinition:
     """Validate plain data (as loaded from YAML) and build a :class:`MeasureDefinition`.
 
+    Long because it reads the definition's keys one after another, each with its own
+    check, so that every problem in the document is reported at once.
+
     Args:
         data: The mapping of one measure.
         source: Name used in error locations, usually the file name.

@@ -294,24 +294,8 @@ def protect_release(
         raise InputError(f"The results lack the columns {', '.join(missing)}.")
     if policy.noise and not noise_key:
         raise InputError("Noise needs a key (the installation's secret key).")
-    # Plain lists: pandas' per-call overhead dominates releases of a few dozen rows.
-    columns: dict[str, list[Any]] = {c: results[c].tolist() for c in RESULT_COLUMNS}
-    for name in ("site", "stratum"):
-        columns[name] = [NETWORK if _missing(x) else str(x) for x in columns[name]]
-    for name in _COUNTS:
-        columns[name] = [int(x) for x in columns[name]]
-    _complete(columns)
-    order = sorted(
-        range(len(columns["measure_id"])),
-        key=lambda i: (
-            columns["measure_id"][i],
-            columns["site"][i],
-            columns["stratum"][i],
-            columns["period_start"][i],
-        ),
-    )
-    columns = {name: [values[i] for i in order] for name, values in columns.items()}
-    n = len(order)
+    columns = _sorted_columns(results)
+    n = len(columns["measure_id"])
     keys: list[Key] = list(zip(columns["site"], columns["stratum"], strict=True))
     true = list(zip(*(columns[c] for c in _COUNTS), strict=True))
     blocks: dict[tuple[Any, ...], list[int]] = {}
@@ -333,25 +317,7 @@ def protect_release(
         exposed += protection.exposed
         for p in positions:
             hide[p] = protection.hidden.get(keys[p], (False, False, False))
-    published: list[list[int | None]] = []
-    for i in range(n):
-        row: list[int | None] = []
-        for j, name in enumerate(_COUNTS):
-            if hide[i][j]:
-                row.append(None)
-            elif policy.noise and noise_key:
-                label = "|".join(str(columns[c][i]) for c in (*_BLOCK, "site", "stratum"))
-                row.append(
-                    blur(
-                        true[i][j],
-                        key=noise_key,
-                        label=f"{label}|{name}|{true[i][j]}",
-                        policy=policy,
-                    )
-                )
-            else:
-                row.append(true[i][j])
-        published.append(row)
+    published = _published_counts(columns, true, hide, policy=policy, noise_key=noise_key)
     value = list(columns["value"])
     flag: list[bool | None] = [bool(x) for x in columns["small_denominator"]]
     for i in range(n):
@@ -380,6 +346,59 @@ def protect_release(
         changed_blocks=changed,
         exposed_counts=exposed,
     )
+
+
+def _sorted_columns(results: pd.DataFrame) -> dict[str, list[Any]]:
+    """The results as plain lists, completed and sorted by measure, site, stratum, period."""
+    # Plain lists: pandas' per-call overhead dominates releases of a few dozen rows.
+    columns: dict[str, list[Any]] = {c: results[c].tolist() for c in RESULT_COLUMNS}
+    for name in ("site", "stratum"):
+        columns[name] = [NETWORK if _missing(x) else str(x) for x in columns[name]]
+    for name in _COUNTS:
+        columns[name] = [int(x) for x in columns[name]]
+    _complete(columns)
+    order = sorted(
+        range(len(columns["measure_id"])),
+        key=lambda i: (
+            columns["measure_id"][i],
+            columns["site"][i],
+            columns["stratum"][i],
+            columns["period_start"][i],
+        ),
+    )
+    return {name: [values[i] for i in order] for name, values in columns.items()}
+
+
+def _published_counts(
+    columns: dict[str, list[Any]],
+    true: list[tuple[int, ...]],
+    hide: list[tuple[bool, bool, bool]],
+    *,
+    policy: DisclosurePolicy,
+    noise_key: bytes | None,
+) -> list[list[int | None]]:
+    """Each row's counts as released: hidden (None), blurred with noise, or as counted."""
+    n = len(true)
+    published: list[list[int | None]] = []
+    for i in range(n):
+        row: list[int | None] = []
+        for j, name in enumerate(_COUNTS):
+            if hide[i][j]:
+                row.append(None)
+            elif policy.noise and noise_key:
+                label = "|".join(str(columns[c][i]) for c in (*_BLOCK, "site", "stratum"))
+                row.append(
+                    blur(
+                        true[i][j],
+                        key=noise_key,
+                        label=f"{label}|{name}|{true[i][j]}",
+                        policy=policy,
+                    )
+                )
+            else:
+                row.append(true[i][j])
+        published.append(row)
+    return published
 
 
 def _missing(value: Any) -> bool:

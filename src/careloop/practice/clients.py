@@ -183,34 +183,9 @@ def trust_client(
     call's bearer token); careloop contacts no other. Registering again
     replaces the list.
     """
-    if (jwks_url is None) == (jwks_file is None):
-        raise InputError("Give the client's JWK Set as exactly one of --jwks-url or --jwks-file.")
-    if not issuer.strip():
-        raise InputError("The issuer (iss) must not be empty.")
-    for url in jku:
-        if not url.startswith(_JWKS_URL_PREFIXES) or url != url.strip():
-            raise InputError(
-                f"The jku {url!r} must be the exact https URL the client's tokens name "
-                "(plain http only on loopback)."
-            )
-    jwks_text: str | None = None
-    key_ids: tuple[str, ...] = ()
-    if jwks_file is not None:
-        try:
-            jwks_text = jwks_file.read_text()
-        except OSError as exc:
-            raise InputError(f"Cannot read {jwks_file}: {exc.strerror}.") from exc
-        key_ids = tuple(_parse_jwks(jwks_text, str(jwks_file)))
-    elif jwks_url is not None and not jwks_url.startswith(_JWKS_URL_PREFIXES):
-        raise InputError("The JWK Set URL must use https (plain http only on loopback).")
-    for origin in origins:
-        if not origin.startswith(("https://", "http://")) or origin.endswith("/"):
-            raise InputError(f"Origin {origin!r} must look like https://ehr.example.org.")
-    servers = sorted({normalise_fhir_server(u) for u in fhir_servers})
-    for url in servers:
-        problem = _fhir_server_problem(url)
-        if problem is not None:
-            raise InputError(problem)
+    jwks_text, key_ids, servers = _checked_client(
+        issuer, jwks_url, jwks_file, origins=origins, jku=jku, fhir_servers=fhir_servers
+    )
     with unit_of_work(registry, principal, "cds.manage") as work:
         row = work.session.scalar(select(CdsClient).where(CdsClient.issuer == issuer))
         if row is None:
@@ -244,6 +219,51 @@ def trust_client(
         tuple(sorted(set(jku))),
         tuple(servers),
     )
+
+
+def _checked_client(
+    issuer: str,
+    jwks_url: str | None,
+    jwks_file: Path | None,
+    *,
+    origins: Sequence[str],
+    jku: Sequence[str],
+    fhir_servers: Sequence[str],
+) -> tuple[str | None, tuple[str, ...], list[str]]:
+    """Check a client's options before anything is stored.
+
+    Returns the JWK Set read from ``jwks_file`` (or None), its key ids and the
+    normalised, sorted FHIR server URLs.
+    """
+    if (jwks_url is None) == (jwks_file is None):
+        raise InputError("Give the client's JWK Set as exactly one of --jwks-url or --jwks-file.")
+    if not issuer.strip():
+        raise InputError("The issuer (iss) must not be empty.")
+    for url in jku:
+        if not url.startswith(_JWKS_URL_PREFIXES) or url != url.strip():
+            raise InputError(
+                f"The jku {url!r} must be the exact https URL the client's tokens name "
+                "(plain http only on loopback)."
+            )
+    jwks_text: str | None = None
+    key_ids: tuple[str, ...] = ()
+    if jwks_file is not None:
+        try:
+            jwks_text = jwks_file.read_text()
+        except OSError as exc:
+            raise InputError(f"Cannot read {jwks_file}: {exc.strerror}.") from exc
+        key_ids = tuple(_parse_jwks(jwks_text, str(jwks_file)))
+    elif jwks_url is not None and not jwks_url.startswith(_JWKS_URL_PREFIXES):
+        raise InputError("The JWK Set URL must use https (plain http only on loopback).")
+    for origin in origins:
+        if not origin.startswith(("https://", "http://")) or origin.endswith("/"):
+            raise InputError(f"Origin {origin!r} must look like https://ehr.example.org.")
+    servers = sorted({normalise_fhir_server(u) for u in fhir_servers})
+    for url in servers:
+        problem = _fhir_server_problem(url)
+        if problem is not None:
+            raise InputError(problem)
+    return jwks_text, key_ids, servers
 
 
 def distrust_client(registry: Registry, principal: Principal, *, issuer: str) -> None:

@@ -16,7 +16,7 @@ import json
 import logging
 import time
 import uuid
-from collections.abc import Collection, Mapping
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -26,6 +26,7 @@ from sqlalchemy import select
 
 from careloop.analysis.trials import TrialDesign
 from careloop.core.clock import utcnow
+from careloop.knowledge import KnowledgePackage, ProposedCard
 from careloop.knowledge.cards import Problem, card_problems, response_problems
 from careloop.knowledge.library import ActiveService, active_services
 from careloop.practice.cds_hooks import (
@@ -199,15 +200,7 @@ def invoke(
     proposed = package.evaluate(
         request.context, prefetch, today=today or utcnow().date(), choose_arm=choose_arm
     )
-    cards = []
-    for item in proposed:
-        card = _with_uuids(item.card)
-        problems = card_problems(card, f"rule {item.rule_id}")
-        if problems:
-            # A token filled with an empty value can break a card: never send it.
-            log.warning("Dropped an invalid card of %s: %s", package.identifier, problems)
-            continue
-        cards.append((item, card))
+    cards = _valid_cards(proposed, package.identifier)
     live = svc.mode == "live"
     response: dict[str, Any] = {"cards": [card for _, card in cards] if live else []}
     actions = package.system_actions(request.context)
@@ -237,28 +230,54 @@ def invoke(
         )
         session.add(invocation)
         session.flush()
-        for item, card in cards:
-            session.add(
-                CdsCard(
-                    uuid=card["uuid"],
-                    invocation_id=invocation.id,
-                    service_id=service_id,
-                    ko_identifier=package.identifier,
-                    ko_version=package.version,
-                    rule_id=item.rule_id,
-                    variant=item.variant,
-                    shown=live,
-                    indicator=card["indicator"],
-                    summary=card["summary"],
-                    suggestions=json.dumps(
-                        [
-                            {"uuid": s["uuid"], "label": s["label"]}
-                            for s in card.get("suggestions", [])
-                        ]
-                    ),
-                )
-            )
+        session.add_all(
+            _card_row(item, card, invocation.id, service_id, package, shown=live)
+            for item, card in cards
+        )
     return response
+
+
+def _valid_cards(
+    proposed: Sequence[ProposedCard], package_identifier: str
+) -> list[tuple[ProposedCard, dict[str, Any]]]:
+    """The proposed cards with their uuids, leaving out (and logging) any that break the spec."""
+    cards = []
+    for item in proposed:
+        card = _with_uuids(item.card)
+        problems = card_problems(card, f"rule {item.rule_id}")
+        if problems:
+            # A token filled with an empty value can break a card: never send it.
+            log.warning("Dropped an invalid card of %s: %s", package_identifier, problems)
+            continue
+        cards.append((item, card))
+    return cards
+
+
+def _card_row(
+    item: ProposedCard,
+    card: dict[str, Any],
+    invocation_id: int,
+    service_id: str,
+    package: KnowledgePackage,
+    *,
+    shown: bool,
+) -> CdsCard:
+    """The stored record of one card (and whether the user was shown it)."""
+    return CdsCard(
+        uuid=card["uuid"],
+        invocation_id=invocation_id,
+        service_id=service_id,
+        ko_identifier=package.identifier,
+        ko_version=package.version,
+        rule_id=item.rule_id,
+        variant=item.variant,
+        shown=shown,
+        indicator=card["indicator"],
+        summary=card["summary"],
+        suggestions=json.dumps(
+            [{"uuid": s["uuid"], "label": s["label"]} for s in card.get("suggestions", [])]
+        ),
+    )
 
 
 def _timestamp(text: str) -> datetime:

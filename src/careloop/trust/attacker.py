@@ -146,6 +146,12 @@ class _Block:
         empty_rows_listed: bool,
         true: dict[Key, tuple[int, int, int]],
     ) -> None:
+        """Write every release as linear equations over the finest cells.
+
+        Long because it builds the model in one pass over the releases: the
+        equations each shows, the counts it hides and those none shows, all
+        indexed by the cell array built at the top.
+        """
         self.key = key
         self.subset = subset
         use_site = any(has_site for levels, _rows in shown for has_site, _ in levels)

@@ -347,14 +347,11 @@ def verify_chain(
         record = None
         problems.append((None, "the installation table is missing"))
     head = session.get(AuditHead, 1, populate_existing=True)
-    head_seq, head_hash, seal = (
-        (head.seq, head.entry_hash, head.seal) if head else (None, None, None)
-    )
+    head_seq, head_hash = (head.seq, head.entry_hash) if head else (None, None)
     wanted = {seq for seq in (record.genesis_seq if record else None,) if seq is not None}
     if expect_head is not None:
         wanted.add(expect_head[0])
     walk = _walk(session, wanted)
-    last_seq = walk.last_seq
     if walk.broken is not None:
         problems.append(walk.broken)
     if record is None and not problems:
@@ -362,58 +359,17 @@ def verify_chain(
             (None, "the installation record is missing, so an emptied trail cannot be ruled out")
         )
     if walk.broken is None and record is not None:
-        if last_seq < record.genesis_seq:
-            what = "empty" if last_seq == 0 else f"cut after entry {last_seq}"
-            problems.append(
-                (
-                    last_seq + 1,
-                    f"the trail is {what}, but this installation started it at entry "
-                    f"{record.genesis_seq} on {record.created_at}",
-                )
-            )
-        elif walk.hashes_at.get(record.genesis_seq) != record.genesis_hash:
-            problems.append(
-                (record.genesis_seq, "the genesis entry does not match the installation record")
-            )
+        problems.extend(_genesis_problems(record, walk))
     if walk.broken is None:
-        if head_seq is None and last_seq > 0:
-            problems.append((last_seq, "the chain head record is missing"))
-        elif head_seq is not None and (head_seq != last_seq or head_hash != walk.last_hash):
-            if head_seq > last_seq:
-                problems.append((last_seq + 1, f"entries {last_seq + 1} to {head_seq} are missing"))
-            else:
-                problems.append((last_seq, "the chain head does not match the last entry"))
+        problems.extend(_head_problems(walk, head_seq, head_hash))
     key = session.info.get(SEAL_KEY_INFO)
     seal_checked = isinstance(key, bytes)
     if seal_checked and head is not None and walk.broken is None:
-        unsealed_genesis = (
-            seal is None
-            and record is not None
-            and (head_seq, head_hash) == (record.genesis_seq, record.genesis_hash)
-        )
-        if not unsealed_genesis and (
-            seal is None
-            or head_seq is None
-            or head_hash is None
-            or not hmac.compare_digest(seal, head_seal(cast(bytes, key), head_seq, head_hash))
-        ):
-            problems.append(
-                (
-                    head_seq,
-                    "the chain head does not carry careloop's seal: it was rewritten outside "
-                    "careloop (or the installation's secret key changed)",
-                )
-            )
+        problems.extend(_seal_problems(cast(bytes, key), head, record))
     problems.extend(walk.alarms)
     problems.extend((None, f"the database's guard on the trail is gone: {g}") for g in guards)
     if expect_head is not None:
-        seq, digest = expect_head
-        if seq > last_seq:
-            problems.append(
-                (last_seq + 1, f"entries after {last_seq} up to the anchored {seq} are missing")
-            )
-        elif walk.hashes_at.get(seq) != digest:
-            problems.append((seq, "it does not match the externally anchored head"))
+        problems.extend(_anchor_problems(expect_head, walk))
     first_seq = next((seq for seq, _ in problems if seq is not None), None)
     return ChainVerification(
         intact=not problems,
@@ -426,6 +382,80 @@ def verify_chain(
         installation_id=record.installation_id if record else None,
         seal_checked=seal_checked,
     )
+
+
+def _genesis_problems(record: Installation, walk: _Walk) -> list[tuple[int | None, str]]:
+    """Whether the intact chain still holds this installation's genesis entry."""
+    found: list[tuple[int | None, str]] = []
+    last_seq = walk.last_seq
+    if last_seq < record.genesis_seq:
+        what = "empty" if last_seq == 0 else f"cut after entry {last_seq}"
+        found.append(
+            (
+                last_seq + 1,
+                f"the trail is {what}, but this installation started it at entry "
+                f"{record.genesis_seq} on {record.created_at}",
+            )
+        )
+    elif walk.hashes_at.get(record.genesis_seq) != record.genesis_hash:
+        found.append(
+            (record.genesis_seq, "the genesis entry does not match the installation record")
+        )
+    return found
+
+
+def _head_problems(
+    walk: _Walk, head_seq: int | None, head_hash: str | None
+) -> list[tuple[int | None, str]]:
+    """Whether the head record names the intact chain's last entry."""
+    found: list[tuple[int | None, str]] = []
+    last_seq = walk.last_seq
+    if head_seq is None and last_seq > 0:
+        found.append((last_seq, "the chain head record is missing"))
+    elif head_seq is not None and (head_seq != last_seq or head_hash != walk.last_hash):
+        if head_seq > last_seq:
+            found.append((last_seq + 1, f"entries {last_seq + 1} to {head_seq} are missing"))
+        else:
+            found.append((last_seq, "the chain head does not match the last entry"))
+    return found
+
+
+def _seal_problems(
+    key: bytes, head: AuditHead, record: Installation | None
+) -> list[tuple[int | None, str]]:
+    """Whether the head carries careloop's seal (the genesis head may be unsealed)."""
+    found: list[tuple[int | None, str]] = []
+    unsealed_genesis = (
+        head.seal is None
+        and record is not None
+        and (head.seq, head.entry_hash) == (record.genesis_seq, record.genesis_hash)
+    )
+    if not unsealed_genesis and (
+        head.seal is None
+        or not hmac.compare_digest(head.seal, head_seal(key, head.seq, head.entry_hash))
+    ):
+        found.append(
+            (
+                head.seq,
+                "the chain head does not carry careloop's seal: it was rewritten outside "
+                "careloop (or the installation's secret key changed)",
+            )
+        )
+    return found
+
+
+def _anchor_problems(expect_head: tuple[int, str], walk: _Walk) -> list[tuple[int | None, str]]:
+    """Whether the chain reaches the externally anchored head."""
+    found: list[tuple[int | None, str]] = []
+    seq, digest = expect_head
+    last_seq = walk.last_seq
+    if seq > last_seq:
+        found.append(
+            (last_seq + 1, f"entries after {last_seq} up to the anchored {seq} are missing")
+        )
+    elif walk.hashes_at.get(seq) != digest:
+        found.append((seq, "it does not match the externally anchored head"))
+    return found
 
 
 @dataclass(frozen=True)

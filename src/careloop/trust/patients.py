@@ -517,36 +517,7 @@ def register_patients(
     consent record, one audit entry per patient), written with multi-row
     inserts so a registry of thousands loads in seconds. All or nothing.
     """
-    problems: list[ErrorDetail] = []
-    seen: set[str] = set()
-    rows: list[dict[str, Any]] = []
-    for i, p in enumerate(patients):
-        try:
-            clean = _check_fields(
-                {
-                    "local_id": p.local_id,
-                    "given_name": p.given_name,
-                    "family_name": p.family_name,
-                    "birth_date": p.birth_date,
-                    "sex": p.sex,
-                }
-            )
-            _check_consent(p.consent_state, consent_method)
-        except ValidationFailed as exc:
-            problems.extend(
-                ErrorDetail(f"patients[{i}].{d.location}", d.message, d.value) for d in exc.details
-            )
-            continue
-        if clean["local_id"] in seen:
-            problems.append(
-                ErrorDetail(f"patients[{i}].local_id", "appears twice in this batch", p.local_id)
-            )
-        seen.add(clean["local_id"])
-        rows.append({**clean, "consent_state": p.consent_state})
-    if problems:
-        raise ValidationFailed(
-            f"{len(problems)} problem(s); no patient was registered.", details=problems
-        )
+    rows, seen = _checked_batch(patients, consent_method)
     now = utcnow()
     with unit_of_work(registry, principal, "patient.create") as work:
         session = work.session
@@ -608,3 +579,45 @@ def register_patients(
             ],
         )
         return {local_id: v[0] for local_id, v in ids.items()}
+
+
+def _checked_batch(
+    patients: Sequence[NewPatient], consent_method: ConsentMethod
+) -> tuple[list[dict[str, Any]], set[str]]:
+    """The clean row of each new patient, and their local ids.
+
+    Raises:
+        ValidationFailed: Every problem of every patient (a local id given
+            twice is one); nothing is registered.
+    """
+    problems: list[ErrorDetail] = []
+    seen: set[str] = set()
+    rows: list[dict[str, Any]] = []
+    for i, p in enumerate(patients):
+        try:
+            clean = _check_fields(
+                {
+                    "local_id": p.local_id,
+                    "given_name": p.given_name,
+                    "family_name": p.family_name,
+                    "birth_date": p.birth_date,
+                    "sex": p.sex,
+                }
+            )
+            _check_consent(p.consent_state, consent_method)
+        except ValidationFailed as exc:
+            problems.extend(
+                ErrorDetail(f"patients[{i}].{d.location}", d.message, d.value) for d in exc.details
+            )
+            continue
+        if clean["local_id"] in seen:
+            problems.append(
+                ErrorDetail(f"patients[{i}].local_id", "appears twice in this batch", p.local_id)
+            )
+        seen.add(clean["local_id"])
+        rows.append({**clean, "consent_state": p.consent_state})
+    if problems:
+        raise ValidationFailed(
+            f"{len(problems)} problem(s); no patient was registered.", details=problems
+        )
+    return rows, seen

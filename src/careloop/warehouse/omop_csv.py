@@ -210,6 +210,53 @@ def load_omop_csv(
     if not folder.is_dir():
         raise InputError(f"{folder} is not a directory of OMOP CSV files.")
     files, ignored = _find_files(folder, only_tables)
+    plans = _checked_plans(folder, files, required_tables)
+
+    warehouse.create_schema()
+    inputs: list[InputFile] = []
+    counts: dict[str, int] = {}
+    # Person-level tables (and sites, metadata) go to the "omop" source's store and the
+    # CDM tables are assembled from every source; the rest are written in place.
+    stores = store_tables(warehouse)
+    kept = [p.table.name for p in plans if p.table.name in ASSEMBLED_TABLES]
+    stores["omop"] |= set(kept)
+    public = sorted({t for tables in stores.values() for t in tables} | {"observation_period"})
+    targets = {
+        p.table.name: store_name("omop", p.table.name) if p.table.name in kept else p.table.name
+        for p in plans
+    }
+    names = [*targets.values(), *(public if kept else [])]
+    with warehouse.replacing(names, schemas=store_schemas("omop", kept)) as swap:
+        for plan in plans:
+            rows = _load_file(warehouse, swap, plan, targets[plan.table.name])
+            counts[plan.table.name] = rows
+            inputs.append(_input_file(plan, rows))
+        if "concept" in targets:
+            # Concepts the file does not hold stay: careloop's local concepts and the
+            # standard ones a refresh registered.
+            before = warehouse.table("concept")
+            swap.insert(
+                "concept", before.anti_join(warehouse.table(swap.stage("concept")), "concept_id")
+            )
+        if kept:
+            assemble(warehouse, swap, public, stores)
+    return LoadReport(
+        warehouse_url=warehouse.url,
+        directory=str(folder),
+        started_at=started,
+        finished_at=datetime.now(UTC),
+        tables=MappingProxyType(counts),
+        inputs=tuple(inputs),
+        rejected=0,
+        ignored_files=tuple(ignored),
+        absent_tables=tuple(t for t in TABLES if t not in counts),
+    )
+
+
+def _checked_plans(
+    folder: Path, files: Mapping[str, Path], required_tables: Collection[str]
+) -> list[_CsvPlan]:
+    """Plan the load of each file, refusing missing required files and bad columns."""
     missing = [t for t in required_tables if t not in files]
     if missing:
         raise ValidationFailed(
@@ -230,54 +277,18 @@ def load_omop_csv(
             "nothing was loaded.",
             details=problems[:MAX_DETAILS],
         )
+    return plans
 
-    warehouse.create_schema()
-    inputs: list[InputFile] = []
-    counts: dict[str, int] = {}
-    # Person-level tables (and sites, metadata) go to the "omop" source's store and the
-    # CDM tables are assembled from every source; the rest are written in place.
-    stores = store_tables(warehouse)
-    kept = [p.table.name for p in plans if p.table.name in ASSEMBLED_TABLES]
-    stores["omop"] |= set(kept)
-    public = sorted({t for tables in stores.values() for t in tables} | {"observation_period"})
-    targets = {
-        p.table.name: store_name("omop", p.table.name) if p.table.name in kept else p.table.name
-        for p in plans
-    }
-    names = [*targets.values(), *(public if kept else [])]
-    with warehouse.replacing(names, schemas=store_schemas("omop", kept)) as swap:
-        for plan in plans:
-            rows = _load_file(warehouse, swap, plan, targets[plan.table.name])
-            counts[plan.table.name] = rows
-            inputs.append(
-                InputFile(
-                    path=str(plan.path),
-                    table=plan.table.name,
-                    sha256=_sha256(plan.path),
-                    size_bytes=plan.path.stat().st_size,
-                    rows=rows,
-                    renamed_columns=MappingProxyType(dict(plan.renamed)),
-                )
-            )
-        if "concept" in targets:
-            # Concepts the file does not hold stay: careloop's local concepts and the
-            # standard ones a refresh registered.
-            before = warehouse.table("concept")
-            swap.insert(
-                "concept", before.anti_join(warehouse.table(swap.stage("concept")), "concept_id")
-            )
-        if kept:
-            assemble(warehouse, swap, public, stores)
-    return LoadReport(
-        warehouse_url=warehouse.url,
-        directory=str(folder),
-        started_at=started,
-        finished_at=datetime.now(UTC),
-        tables=MappingProxyType(counts),
-        inputs=tuple(inputs),
-        rejected=0,
-        ignored_files=tuple(ignored),
-        absent_tables=tuple(t for t in TABLES if t not in counts),
+
+def _input_file(plan: _CsvPlan, rows: int) -> InputFile:
+    """What the load's report says about one file it loaded."""
+    return InputFile(
+        path=str(plan.path),
+        table=plan.table.name,
+        sha256=_sha256(plan.path),
+        size_bytes=plan.path.stat().st_size,
+        rows=rows,
+        renamed_columns=MappingProxyType(dict(plan.renamed)),
     )
 
 

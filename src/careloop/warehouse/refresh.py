@@ -38,7 +38,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
-from datetime import date
+from datetime import date, datetime
 from typing import Protocol
 
 import ibis
@@ -167,6 +167,10 @@ def refresh_warehouse(
 ) -> RefreshReport:
     """Bring the warehouse up to date with the registry (see the module docstring).
 
+    Long because it documents its options and runs the refresh's steps in order, sharing
+    the registry snapshot and the lists of tables between the swap, the provenance
+    record and the report.
+
     The sources loaded from files (FHIR imports, OMOP files) keep their rows and
     join the assembled tables; the registry's forms are rebuilt; ``sources``
     (e.g. the CDS card events) are copied after, each with its own provenance.
@@ -194,32 +198,13 @@ def refresh_warehouse(
     stores["registry"] = set(REGISTRY_TABLES)
     withheld = _withheld_elsewhere(warehouse, stores, set(hashes))
     public = sorted({t for tables in stores.values() for t in tables} | {"observation_period"})
-    names = [
-        *store_schemas("registry", REGISTRY_TABLES),
-        *(
-            n
-            for source, (tables, _) in withheld.items()
-            for n in withholding(warehouse, source, tables)
-        ),
-        *public,
-        "concept",
-        STATE_TABLE,
-    ]
+    names = _replaced_tables(warehouse, withheld, public)
     with warehouse.replacing(names, schemas=store_schemas("registry", REGISTRY_TABLES)) as swap:
         _write_registry_store(
             warehouse, swap, registry, builder, changed, set(changed) | set(removed), previous
         )
         _write_concepts(warehouse, swap, builder)
-        swap.insert(
-            STATE_TABLE,
-            pd.DataFrame(
-                [
-                    {"person_id": pid, "content_hash": h, "refreshed_at": started}
-                    for pid, h in hashes.items()
-                ],
-                columns=["person_id", "content_hash", "refreshed_at"],
-            ),
-        )
+        _write_state(swap, hashes, started)
         for source, (tables, gone) in withheld.items():
             withhold_persons(warehouse, swap, source, tables, gone)
         assemble(warehouse, swap, public, stores)
@@ -269,6 +254,37 @@ def refresh_warehouse(
         sources=summaries,
         extra={k: sum(r.rows.values()) for k, r in extra_runs.items()},
         extra_provenance_ids={k: r.provenance_id for k, r in extra_runs.items()},
+    )
+
+
+def _replaced_tables(
+    warehouse: Warehouse, withheld: Mapping[str, tuple[list[str], list[int]]], public: list[str]
+) -> list[str]:
+    """Every table the refresh replaces in one swap."""
+    return [
+        *store_schemas("registry", REGISTRY_TABLES),
+        *(
+            n
+            for source, (tables, _) in withheld.items()
+            for n in withholding(warehouse, source, tables)
+        ),
+        *public,
+        "concept",
+        STATE_TABLE,
+    ]
+
+
+def _write_state(swap: TableSwap, hashes: Mapping[int, str], started: datetime) -> None:
+    """Record each person's content hash, for the next refresh to skip the unchanged."""
+    swap.insert(
+        STATE_TABLE,
+        pd.DataFrame(
+            [
+                {"person_id": pid, "content_hash": h, "refreshed_at": started}
+                for pid, h in hashes.items()
+            ],
+            columns=["person_id", "content_hash", "refreshed_at"],
+        ),
     )
 
 

@@ -181,6 +181,12 @@ def _newey_west_default_lags(n: int) -> int:
 
 
 def _fit(spec: ItsSpec, design: ItsDesign) -> _Fit:
+    """Fit the segmented regression as a GLM with the chosen family and covariance.
+
+    Long because every option (AR(1) errors, family and offset, Newey–West or
+    quasi-Poisson covariance) adjusts the one model before it is fitted under one
+    capture of warnings.
+    """
     import statsmodels.api as sm
 
     d = spec.data
@@ -350,81 +356,18 @@ def _diagnostics(resid: np.ndarray, kind: str, lags: int) -> AutocorrelationDiag
 def _assemble(
     spec: ItsSpec, design: ItsDesign, fit: _Fit, *, slope_change: bool, caveats: list[str]
 ) -> ItsResult:
+    """The ITS result of one fit: effects, coefficients, series, diagnostics and caveats."""
     d = spec.data
     ratio = fit.link in ("log", "logit")
     effect_scale = {"log": "rate ratio", "logit": "odds ratio"}.get(fit.link, "difference")
 
-    phases: list[PhaseEffect] = []
     treated = d["_group"] == 1.0
-    for i, name in enumerate(spec.interventions):
-        step = _effect(fit, {design.step_terms[i]: 1.0})
-        slope_term = design.slope_terms[i]
-        slope = _effect(fit, {slope_term: 1.0}) if slope_term else None
-        start_t = design.starts[i]
-        start: Any = int(start_t) if float(start_t).is_integer() else start_t
-        if spec.dated:
-            start = pd.Timestamp(d.loc[treated & (d["_t"] == start_t), "_date"].iloc[0]).date()
-        n_after = int(d.loc[treated, name].sum())
-        phases.append(
-            PhaseEffect(
-                intervention=name,
-                start=start,
-                n_before=int(treated.sum()) - n_after,
-                n_after=n_after,
-                step=step,
-                slope=slope,
-            )
-        )
+    phases = _phase_effects(spec, design, fit)
     trend = _effect(fit, dict.fromkeys(design.trend_terms, 1.0))
 
-    # coefficients table
-    se = np.sqrt(np.diag(fit.cov.to_numpy()).clip(min=0))
-    est = fit.params.to_numpy()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        z = est / se
-    coef = pd.DataFrame(
-        {
-            "term": list(fit.params.index),
-            "estimate": est,
-            "std_error": se,
-            "z": z,
-            "p": 2 * stats.norm.sf(np.abs(z)),
-            "ci_low": est - _Z * se,
-            "ci_high": est + _Z * se,
-        }
-    )
-    if ratio:
-        coef["ratio"] = np.exp(coef["estimate"])
-        coef["ratio_ci_low"] = np.exp(coef["ci_low"])
-        coef["ratio_ci_high"] = np.exp(coef["ci_high"])
+    coef = _coefficients(fit, ratio=ratio)
 
-    # fitted and counterfactual series
-    fitted, f_lo, f_hi = _band(fit, design.X)
-    cf, c_lo, c_hi = _band(fit, design.counterfactual_X)
-    y = d[spec.outcome].to_numpy(dtype=float)
-    if spec.family == "binomial":
-        observed = y / d[spec.trials].to_numpy(dtype=float)
-    elif spec.exposure is not None:
-        observed = y / d[spec.exposure].to_numpy(dtype=float)
-    else:
-        observed = y
-    series = pd.DataFrame({"time": d["_t"].to_numpy()})
-    if spec.dated:
-        series["date"] = d["_date"].to_numpy()
-    if spec.control is not None:
-        series["group"] = np.where(treated, "treated", "control")
-    series["observed"] = observed
-    series["fitted"] = fitted
-    series["fitted_low"] = f_lo
-    series["fitted_high"] = f_hi
-    series["counterfactual"] = cf
-    series["counterfactual_low"] = c_lo
-    series["counterfactual_high"] = c_hi
-    series["post"] = (d[spec.interventions].to_numpy() == 1).any(axis=1)
-    if spec.exposure is not None:
-        series["exposure"] = d[spec.exposure].to_numpy()
-    if spec.trials is not None:
-        series["trials"] = d[spec.trials].to_numpy()
+    series = _series(spec, design, fit)
 
     # diagnostics
     n_t = int(treated.sum())
@@ -478,3 +421,87 @@ def _assemble(
         control=spec.control,
         model=fit.results,
     )
+
+
+def _phase_effects(spec: ItsSpec, design: ItsDesign, fit: _Fit) -> list[PhaseEffect]:
+    """The step and slope change at each intervention, with the periods before and after."""
+    d = spec.data
+    phases: list[PhaseEffect] = []
+    treated = d["_group"] == 1.0
+    for i, name in enumerate(spec.interventions):
+        step = _effect(fit, {design.step_terms[i]: 1.0})
+        slope_term = design.slope_terms[i]
+        slope = _effect(fit, {slope_term: 1.0}) if slope_term else None
+        start_t = design.starts[i]
+        start: Any = int(start_t) if float(start_t).is_integer() else start_t
+        if spec.dated:
+            start = pd.Timestamp(d.loc[treated & (d["_t"] == start_t), "_date"].iloc[0]).date()
+        n_after = int(d.loc[treated, name].sum())
+        phases.append(
+            PhaseEffect(
+                intervention=name,
+                start=start,
+                n_before=int(treated.sum()) - n_after,
+                n_after=n_after,
+                step=step,
+                slope=slope,
+            )
+        )
+    return phases
+
+
+def _coefficients(fit: _Fit, *, ratio: bool) -> pd.DataFrame:
+    """The coefficients table, with ratios for a log or logit link."""
+    se = np.sqrt(np.diag(fit.cov.to_numpy()).clip(min=0))
+    est = fit.params.to_numpy()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        z = est / se
+    coef = pd.DataFrame(
+        {
+            "term": list(fit.params.index),
+            "estimate": est,
+            "std_error": se,
+            "z": z,
+            "p": 2 * stats.norm.sf(np.abs(z)),
+            "ci_low": est - _Z * se,
+            "ci_high": est + _Z * se,
+        }
+    )
+    if ratio:
+        coef["ratio"] = np.exp(coef["estimate"])
+        coef["ratio_ci_low"] = np.exp(coef["ci_low"])
+        coef["ratio_ci_high"] = np.exp(coef["ci_high"])
+    return coef
+
+
+def _series(spec: ItsSpec, design: ItsDesign, fit: _Fit) -> pd.DataFrame:
+    """The observed, fitted and counterfactual series, with their confidence bands."""
+    d = spec.data
+    treated = d["_group"] == 1.0
+    fitted, f_lo, f_hi = _band(fit, design.X)
+    cf, c_lo, c_hi = _band(fit, design.counterfactual_X)
+    y = d[spec.outcome].to_numpy(dtype=float)
+    if spec.family == "binomial":
+        observed = y / d[spec.trials].to_numpy(dtype=float)
+    elif spec.exposure is not None:
+        observed = y / d[spec.exposure].to_numpy(dtype=float)
+    else:
+        observed = y
+    series = pd.DataFrame({"time": d["_t"].to_numpy()})
+    if spec.dated:
+        series["date"] = d["_date"].to_numpy()
+    if spec.control is not None:
+        series["group"] = np.where(treated, "treated", "control")
+    series["observed"] = observed
+    series["fitted"] = fitted
+    series["fitted_low"] = f_lo
+    series["fitted_high"] = f_hi
+    series["counterfactual"] = cf
+    series["counterfactual_low"] = c_lo
+    series["counterfactual_high"] = c_hi
+    series["post"] = (d[spec.interventions].to_numpy() == 1).any(axis=1)
+    if spec.exposure is not None:
+        series["exposure"] = d[spec.exposure].to_numpy()
+    if spec.trials is not None:
+        series["trials"] = d[spec.trials].to_numpy()
+    return series

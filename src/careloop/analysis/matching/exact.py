@@ -296,6 +296,9 @@ def cem(
 ) -> CemResult:
     """Coarsened exact matching of treated and control rows of ``df``.
 
+    Long because it documents its options and follows the CEM algorithm in order
+    (coarsen, stratify, match, weight, summarise), every step reading the same strata.
+
     Parameters
     ----------
     df:

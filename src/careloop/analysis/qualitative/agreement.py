@@ -104,6 +104,9 @@ def cohen_kappa(
 ) -> KappaResult:
     """Cohen's kappa for two coders who coded the same units.
 
+    Long because it documents its options and computes kappa, its standard errors and
+    p-value from one agreement table, in the order of Fleiss, Cohen & Everitt (1969).
+
     Args:
         a: First coder's category per unit (None/NaN where not coded).
         b: Second coder's category per unit, same order and length.
@@ -325,6 +328,9 @@ def krippendorff_alpha(
     seed: int = 0,
 ) -> AlphaResult:
     """Krippendorff's alpha for any number of coders, with missing values.
+
+    Long because it documents its options and computes alpha in order: the
+    coincidence counts, the distance metric of the level, and the bootstrap interval.
 
     Args:
         data: Either reliability data — a 2-D table with one row per coder and

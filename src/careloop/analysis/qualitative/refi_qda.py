@@ -71,7 +71,11 @@ def _turn_guid(doc: Document, index: int, turn: Turn) -> str:
 
 
 def project_to_qde(project: QualitativeProject, *, created: datetime | None = None) -> bytes:
-    """The ``project.qde`` XML of a project (UTF-8 bytes)."""
+    """The ``project.qde`` XML of a project (UTF-8 bytes).
+
+    Long because it writes the document's sections one after another in the order the
+    REFI-QDA schema requires (users, codebook, variables, cases, sources, links, sets).
+    """
     when = (created or datetime.now(UTC)).replace(microsecond=0).isoformat().replace("+00:00", "Z")
     ET.register_namespace("", NS)
     root = ET.Element(
@@ -264,6 +268,11 @@ def read_qdpx(path: str | Path) -> QualitativeProject:
 
 
 def _project_from_xml(xml: bytes, source_text: Callable[[str], str]) -> QualitativeProject:
+    """Read a REFI-QDA project document (project.qde) into a QualitativeProject.
+
+    Long because it reads the document's sections one after another (users, codebook,
+    cases, links, sources, sets), later ones resolving the ids of earlier ones.
+    """
     # ElementTree resolves no external entities and Python's expat refuses
     # entity-expansion bombs, so parsing an untrusted project file is safe here.
     try:
@@ -278,39 +287,7 @@ def _project_from_xml(xml: bytes, source_text: Callable[[str], str]) -> Qualitat
         u.get("guid", ""): (u.get("name") or u.get("guid") or "")
         for u in _children(root.find(f"{_Q}Users"), "User")
     }
-    # codebook: names must be unique in careloop; disambiguate by path if needed
-    raw_codes: list[tuple[ET.Element, str | None]] = []
-
-    def walk(el: ET.Element, parent_guid: str | None) -> None:
-        for c in _children(el, "Code"):
-            raw_codes.append((c, parent_guid))
-            walk(c, c.get("guid"))
-
-    codebook_el = root.find(f"{_Q}CodeBook")
-    if codebook_el is not None:
-        codes_el = codebook_el.find(f"{_Q}Codes")
-        walk(codes_el if codes_el is not None else codebook_el, None)
-    by_guid_name: dict[str, str] = {}
-    counts: dict[str, int] = {}
-    for c, _ in raw_codes:
-        counts[c.get("name", "")] = counts.get(c.get("name", ""), 0) + 1
-    for c, parent in raw_codes:
-        name = c.get("name", "") or c.get("guid", "")
-        if counts.get(name, 0) > 1 and parent is not None:
-            name = f"{by_guid_name[parent]}/{name}"
-        if name in by_guid_name.values():
-            name = f"{name} [{c.get('guid', '')[:8]}]"
-        by_guid_name[c.get("guid", "")] = name
-    codes = tuple(
-        Code(
-            name=by_guid_name[c.get("guid", "")],
-            definition=_text(c, "Description"),
-            parent=by_guid_name[parent] if parent else None,
-            color=_color(c.get("color")),
-            guid=c.get("guid", ""),
-        )
-        for c, parent in raw_codes
-    )
+    codes, by_guid_name = _codebook(root)
     variables = {
         v.get("guid", ""): v.get("name", "")
         for v in _children(root.find(f"{_Q}Variables"), "Variable")
@@ -416,3 +393,44 @@ def _project_from_xml(xml: bytes, source_text: Callable[[str], str]) -> Qualitat
         themes=tuple(themes),
         description=_text(root, "Description"),
     )
+
+
+def _codebook(root: ET.Element) -> tuple[tuple[Code, ...], dict[str, str]]:
+    """The project's codes, and each code's name by its GUID.
+
+    Names must be unique in careloop: a repeated name is prefixed with its
+    parent's, and one still taken gets the start of its GUID.
+    """
+    raw_codes: list[tuple[ET.Element, str | None]] = []
+
+    def walk(el: ET.Element, parent_guid: str | None) -> None:
+        for c in _children(el, "Code"):
+            raw_codes.append((c, parent_guid))
+            walk(c, c.get("guid"))
+
+    codebook_el = root.find(f"{_Q}CodeBook")
+    if codebook_el is not None:
+        codes_el = codebook_el.find(f"{_Q}Codes")
+        walk(codes_el if codes_el is not None else codebook_el, None)
+    by_guid_name: dict[str, str] = {}
+    counts: dict[str, int] = {}
+    for c, _ in raw_codes:
+        counts[c.get("name", "")] = counts.get(c.get("name", ""), 0) + 1
+    for c, parent in raw_codes:
+        name = c.get("name", "") or c.get("guid", "")
+        if counts.get(name, 0) > 1 and parent is not None:
+            name = f"{by_guid_name[parent]}/{name}"
+        if name in by_guid_name.values():
+            name = f"{name} [{c.get('guid', '')[:8]}]"
+        by_guid_name[c.get("guid", "")] = name
+    codes = tuple(
+        Code(
+            name=by_guid_name[c.get("guid", "")],
+            definition=_text(c, "Description"),
+            parent=by_guid_name[parent] if parent else None,
+            color=_color(c.get("color")),
+            guid=c.get("guid", ""),
+        )
+        for c, parent in raw_codes
+    )
+    return codes, by_guid_name

@@ -386,6 +386,10 @@ def fit_risk_model(
 ) -> RiskModel:
     """Fit a penalised logistic risk model and validate it by the bootstrap.
 
+    Long because it documents its options and follows the model-building steps in order
+    (checks, encoding, fit, bootstrap optimism correction, decision curve), each sharing
+    the encoded data.
+
     Args:
         df: One row per patient.
         outcome: Column coded 0/1 (or False/True): 1 is the event.

@@ -225,6 +225,18 @@ def minimum_sample_size(
         "sd": sd,
         "r2": r2,
     }
+    _check_used(outcome, given)
+    if outcome == "binary":
+        return _binary(parameters, prevalence, r2_cox_snell, r2_nagelkerke, c_statistic, shrinkage)
+    if outcome == "survival":
+        return _survival(
+            parameters, rate, timepoint, meanfup, r2_cox_snell, r2_nagelkerke, shrinkage
+        )
+    return _continuous(parameters, r2, intercept, sd, shrinkage, mmoe)
+
+
+def _check_used(outcome: str, given: dict[str, float | None]) -> None:
+    """Refuse an unknown outcome type, or a value that this outcome type does not use."""
     allowed = {
         "binary": {"prevalence", "r2_cox_snell", "r2_nagelkerke", "c_statistic"},
         "survival": {"rate", "timepoint", "meanfup", "r2_cox_snell", "r2_nagelkerke"},
@@ -238,13 +250,6 @@ def minimum_sample_size(
             f"{', '.join(extra)} not used for a {outcome} outcome; "
             f"give only {', '.join(sorted(allowed[outcome]))}."
         )
-    if outcome == "binary":
-        return _binary(parameters, prevalence, r2_cox_snell, r2_nagelkerke, c_statistic, shrinkage)
-    if outcome == "survival":
-        return _survival(
-            parameters, rate, timepoint, meanfup, r2_cox_snell, r2_nagelkerke, shrinkage
-        )
-    return _continuous(parameters, r2, intercept, sd, shrinkage, mmoe)
 
 
 # --- shared pieces ---------------------------------------------------------
@@ -527,6 +532,11 @@ def _continuous(
     shrinkage: float,
     mmoe: float,
 ) -> SampleSizeResult:
+    """Riley et al. criteria 1–4 for a linear prediction model.
+
+    Long because it is the four published criteria for a continuous outcome one after
+    another, each solved for its own minimum sample size before the largest is picked.
+    """
     r2_ = _check_open_unit("r2", r2)
     if intercept is None or not isinstance(intercept, int | float) or not math.isfinite(intercept):
         raise InputError(

@@ -229,6 +229,10 @@ def qic(
 ) -> SpcChart:
     """A run or control chart with its runs analysis, as ``qicharts2::qic``.
 
+    Long because it documents over twenty options, most of them qicharts2's qic() ones,
+    and checks them and places the parts, freezes and exclusions before _compute draws
+    the chart.
+
     Args:
         y: Values (numerators with ``n``), or the name of a column of ``data``.
             Several values with the same x are one subgroup: aggregated with
@@ -444,6 +448,11 @@ def _compute(
     rules: Sequence[RuleSet],
     improvement: Improvement | None,
 ) -> pd.DataFrame:
+    """Centre line, limits and signals of every point, part by part.
+
+    Long because each part's centre line, limits, runs analysis and rule signals are
+    computed from the same slices of the subgroups and collected into one frame.
+    """
     count = len(g.x)
     fn = CHART_FUNCTIONS[chart]
     out = {

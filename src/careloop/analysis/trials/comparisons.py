@@ -14,6 +14,7 @@ from dataclasses import dataclass, field
 from typing import Any, Literal
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from scipy import stats
 
@@ -229,7 +230,6 @@ def regression(
     otherwise heteroskedasticity-robust (HC1) for linear models. Logistic
     models report the odds ratio.
     """
-    import statsmodels.api as sm
 
     require_columns(
         df,
@@ -247,13 +247,7 @@ def regression(
         raise InputError(f"The arm column {arm!r} must hold exactly two arms; it has {levels}.")
     if intervention is None:
         intervention = levels[1]
-    x = pd.DataFrame(
-        {"const": 1.0, "arm": (data[arm] == intervention).astype(float)}, index=data.index
-    )
-    for c in covariates:
-        if not pd.api.types.is_numeric_dtype(data[c]):
-            raise InputError(f"Covariate {c!r} must be numeric (encode categories as indicators).")
-        x[c] = data[c].astype(float)
+    x = _design(data, arm=arm, intervention=intervention, covariates=covariates)
     y = data[outcome].astype(float)
     if cluster:
         groups = pd.factorize(data[cluster])[0]
@@ -275,26 +269,13 @@ def regression(
         cov = {"cov_type": "HC1"} if family == "gaussian" else {}
         covariance = "HC1" if family == "gaussian" else "nonrobust"
         n_clusters = None
-    if family == "gaussian":
-        fit = sm.OLS(y, x).fit(**cov)
-    elif family == "binomial":
-        if not set(np.unique(y)) <= {0.0, 1.0}:
-            raise InputError("A logistic regression needs a 0/1 outcome.")
-        fit = sm.GLM(y, x, family=sm.families.Binomial()).fit(**cov)
-    else:
-        raise InputError(f"Unknown family {family!r}: use gaussian or binomial.")
+    fit = _fit(y, x, family=family, cov=cov)
     ci = fit.conf_int(0.05)
     table = pd.DataFrame(
         {"estimate": fit.params, "se": fit.bse, "p": fit.pvalues, "ci_low": ci[0], "ci_high": ci[1]}
     )
     row = table.loc[["arm"]].to_numpy(dtype=float)[0]
-    est, se_arm, p, lo, hi = (float(v) for v in row)
-    if family == "binomial":
-        effect = Effect(math.exp(est), math.exp(lo), math.exp(hi), p)
-        scale: Literal["difference", "odds ratio"] = "odds ratio"
-    else:
-        effect = Effect(est, lo, hi, p)
-        scale = "difference"
+    effect, scale, se_arm = _arm_effect(row, family)
     return RegressionResult(
         effect=effect,
         scale=scale,
@@ -304,3 +285,46 @@ def regression(
         n_clusters=n_clusters,
         table=table,
     )
+
+
+def _design(
+    data: pd.DataFrame, *, arm: str, intervention: Any, covariates: Sequence[str]
+) -> pd.DataFrame:
+    """The design matrix: a constant, the intervention-arm indicator and the covariates."""
+    x = pd.DataFrame(
+        {"const": 1.0, "arm": (data[arm] == intervention).astype(float)}, index=data.index
+    )
+    for c in covariates:
+        if not pd.api.types.is_numeric_dtype(data[c]):
+            raise InputError(f"Covariate {c!r} must be numeric (encode categories as indicators).")
+        x[c] = data[c].astype(float)
+    return x
+
+
+def _fit(y: pd.Series, x: pd.DataFrame, *, family: str, cov: dict[str, Any]) -> Any:
+    """Fit the linear (OLS) or logistic (GLM) model with the chosen covariance."""
+    import statsmodels.api as sm
+
+    if family == "gaussian":
+        fit = sm.OLS(y, x).fit(**cov)
+    elif family == "binomial":
+        if not set(np.unique(y)) <= {0.0, 1.0}:
+            raise InputError("A logistic regression needs a 0/1 outcome.")
+        fit = sm.GLM(y, x, family=sm.families.Binomial()).fit(**cov)
+    else:
+        raise InputError(f"Unknown family {family!r}: use gaussian or binomial.")
+    return fit
+
+
+def _arm_effect(
+    row: npt.NDArray[np.float64], family: str
+) -> tuple[Effect, Literal["difference", "odds ratio"], float]:
+    """The arm's effect on its reporting scale (odds ratio for logistic), and its SE."""
+    est, se_arm, p, lo, hi = (float(v) for v in row)
+    if family == "binomial":
+        effect = Effect(math.exp(est), math.exp(lo), math.exp(hi), p)
+        scale: Literal["difference", "odds ratio"] = "odds ratio"
+    else:
+        effect = Effect(est, lo, hi, p)
+        scale = "difference"
+    return effect, scale, se_arm

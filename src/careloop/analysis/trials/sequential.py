@@ -12,6 +12,7 @@ from dataclasses import dataclass
 from typing import Literal
 
 import numpy as np
+import numpy.typing as npt
 import pandas as pd
 from scipy import integrate, optimize, stats
 
@@ -126,47 +127,9 @@ def sequential_boundaries(
         raise InputError("alpha must be between 0 and 1.")
     t[-1] = 1.0
     if kind == "obf-spending":
-        cum = _obf_spending(t, alpha / 2) * 2
-        grid = _Grid()
-        z: list[float] = []
-        prev = 0.0
-        for tk, target in zip(t, cum, strict=True):
-            need = float(target - prev)
-            if need <= 1e-15:
-                c = 40.0
-            else:
-                c = float(
-                    optimize.brentq(
-                        lambda c, tk=tk, need=need: grid.cross_prob(tk, c) - need, 0.1, 40
-                    )
-                )
-            z.append(c)
-            prev = float(target)
-            grid.advance(tk, c)
-        spent = tuple(float(v) for v in cum)
+        z, spent = _spending_boundaries(t, alpha)
     elif kind == "obrien-fleming":
-        k = t.size
-        if not np.allclose(t, np.arange(1, k + 1) / k):
-            raise InputError("Classic O'Brien–Fleming boundaries need equally spaced looks.")
-
-        def total(c: float) -> float:
-            grid = _Grid()
-            prob = 0.0
-            for tk in t:
-                ck = c / math.sqrt(tk)
-                prob += grid.cross_prob(tk, ck)
-                grid.advance(tk, ck)
-            return prob
-
-        c = float(optimize.brentq(lambda c: total(c) - alpha, 1.0, 10.0))
-        z = [c / math.sqrt(tk) for tk in t]
-        grid = _Grid()
-        acc, cum_list = 0.0, []
-        for tk, ck in zip(t, z, strict=True):
-            acc += grid.cross_prob(tk, ck)
-            grid.advance(tk, ck)
-            cum_list.append(acc)
-        spent = tuple(cum_list)
+        z, spent = _classic_boundaries(t, alpha)
     else:
         raise InputError(f"Unknown boundary kind {kind!r}: use obf-spending or obrien-fleming.")
     return SequentialBoundaries(
@@ -176,6 +139,58 @@ def sequential_boundaries(
         alpha=alpha,
         kind=kind,
     )
+
+
+def _spending_boundaries(
+    t: npt.NDArray[np.float64], alpha: float
+) -> tuple[list[float], tuple[float, ...]]:
+    """Lan–DeMets O'Brien–Fleming-type spending: each look's boundary spends its share."""
+    cum = _obf_spending(t, alpha / 2) * 2
+    grid = _Grid()
+    z: list[float] = []
+    prev = 0.0
+    for tk, target in zip(t, cum, strict=True):
+        need = float(target - prev)
+        if need <= 1e-15:
+            c = 40.0
+        else:
+            c = float(
+                optimize.brentq(lambda c, tk=tk, need=need: grid.cross_prob(tk, c) - need, 0.1, 40)
+            )
+        z.append(c)
+        prev = float(target)
+        grid.advance(tk, c)
+    spent = tuple(float(v) for v in cum)
+    return z, spent
+
+
+def _classic_boundaries(
+    t: npt.NDArray[np.float64], alpha: float
+) -> tuple[list[float], tuple[float, ...]]:
+    """Classic O'Brien–Fleming boundaries c·√(K/k) for equally spaced looks."""
+    k = t.size
+    if not np.allclose(t, np.arange(1, k + 1) / k):
+        raise InputError("Classic O'Brien–Fleming boundaries need equally spaced looks.")
+
+    def total(c: float) -> float:
+        grid = _Grid()
+        prob = 0.0
+        for tk in t:
+            ck = c / math.sqrt(tk)
+            prob += grid.cross_prob(tk, ck)
+            grid.advance(tk, ck)
+        return prob
+
+    c = float(optimize.brentq(lambda c: total(c) - alpha, 1.0, 10.0))
+    z = [c / math.sqrt(tk) for tk in t]
+    grid = _Grid()
+    acc, cum_list = 0.0, []
+    for tk, ck in zip(t, z, strict=True):
+        acc += grid.cross_prob(tk, ck)
+        grid.advance(tk, ck)
+        cum_list.append(acc)
+    spent = tuple(cum_list)
+    return z, spent
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
-from typing import Any, Literal
+from datetime import date, datetime
+from typing import Any, Literal, TypeAlias
 
 from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
@@ -255,6 +255,58 @@ def save_responses(
         Conflict: Two items share a key, or a response changed meanwhile.
     """
     session = work.session
+    _check_scope(work, items)
+    # Pending changes (e.g. patients registered by the same import) go in first.
+    session.flush()
+    forms, keys, clean_values = _validated(session, items)
+    existing = _existing_responses(session, keys)
+    sites = {
+        site_id: code
+        for site_id, code in session.execute(
+            select(Site.id, Site.code).where(Site.id.in_({i.patient.site_id for i in items}))
+        )
+    }
+    now = utcnow()
+    saved, inserts, updates, events = _changes(
+        work, items, clean_values, forms, existing, sites, now=now, reason=reason, via=via
+    )
+    new_ids = insert_responses(session, [row for _i, row in inserts])
+    for (i, row), rid in zip(inserts, new_ids, strict=True):
+        item = items[i]
+        definition, version_row, _form = forms[(item.form, item.version)]
+        saved[i] = SavedResponse(rid, "created")
+        event = work.event(
+            "create",
+            "clinical",
+            patient=item.patient,
+            site_code=sites.get(item.patient.site_id),
+            details={
+                "form": definition.name,
+                "form_version": version_row.version[:12],
+                "response_id": rid,
+                "status": item.status,
+                "fields": sorted(row["values"]),
+                "patient_entered": item.patient_entered,
+                "via": via,
+            },
+        )
+        events.append((i, event))
+    update_responses(session, updates, now)
+    append_many(session, [event for _i, event in sorted(events, key=lambda e: e[0])])
+    # Rows changed with bulk statements: loaded copies of them must be read again.
+    changed_ids = {u.response_id for u in updates}
+    for obj in list(session.identity_map.values()):
+        if isinstance(obj, Response) and obj.id in changed_ids:
+            session.expire(obj)
+    return [s for s in saved if s is not None]
+
+
+# (form name, version asked for) → the form's definition row, version row and form.
+_Forms: TypeAlias = dict[tuple[str, str | None], tuple[FormDefinition, FormVersion, Form]]
+
+
+def _check_scope(work: Work, items: Sequence[ResponseToSave]) -> None:
+    """Refuse a patient outside the unit of work's scope (as not found)."""
     for item in items:
         # Written with bulk statements below, which the scoped session's flush check
         # does not see: check each patient against the unit of work's scope here.
@@ -263,8 +315,19 @@ def save_responses(
             and work.scope.allows_patient(item.patient.id)
         ):
             raise NotFound(f"There is no patient {item.patient.id} whose records you may write.")
-    # Pending changes (e.g. patients registered by the same import) go in first.
-    session.flush()
+
+
+def _validated(
+    session: Any, items: Sequence[ResponseToSave]
+) -> tuple[_Forms, set[_Key], list[dict[str, Any]]]:
+    """Load the forms, check keys are unique and validate every item's values.
+
+    Returns the forms loaded, the items' keys and each item's clean values.
+
+    Raises:
+        ValidationFailed: All problems of all items; nothing is written.
+        Conflict: Two items share a key.
+    """
     forms: dict[tuple[str, str | None], tuple[FormDefinition, FormVersion, Form]] = {}
     clean_values: list[dict[str, Any]] = []
     problems: list[ErrorDetail] = []
@@ -316,14 +379,31 @@ def save_responses(
             f"{len(problems)} value(s) break their form's rules; nothing was saved.",
             details=problems,
         )
-    existing = _existing_responses(session, keys)
-    sites = {
-        site_id: code
-        for site_id, code in session.execute(
-            select(Site.id, Site.code).where(Site.id.in_({i.patient.site_id for i in items}))
-        )
-    }
-    now = utcnow()
+    return forms, keys, clean_values
+
+
+def _changes(
+    work: Work,
+    items: Sequence[ResponseToSave],
+    clean_values: list[dict[str, Any]],
+    forms: _Forms,
+    existing: dict[_Key, tuple[int, dict[str, Any], str, int]],
+    sites: dict[int, str],
+    *,
+    now: datetime,
+    reason: str,
+    via: str,
+) -> tuple[
+    list[SavedResponse | None],
+    list[tuple[int, dict[str, Any]]],
+    list[ResponseChange],
+    list[tuple[int, AuditEvent]],
+]:
+    """Sort the items into rows to insert, changes to apply and unchanged responses.
+
+    Returns one entry per item (None where a row is still to be inserted), the
+    rows to insert, the changes and the audit events of the changes.
+    """
     saved: list[SavedResponse | None] = []
     inserts: list[tuple[int, dict[str, Any]]] = []
     updates: list[ResponseChange] = []
@@ -377,35 +457,7 @@ def save_responses(
         )
         events.append((i, event))
         saved.append(SavedResponse(rid, "updated"))
-    new_ids = insert_responses(session, [row for _i, row in inserts])
-    for (i, row), rid in zip(inserts, new_ids, strict=True):
-        item = items[i]
-        definition, version_row, _form = forms[(item.form, item.version)]
-        saved[i] = SavedResponse(rid, "created")
-        event = work.event(
-            "create",
-            "clinical",
-            patient=item.patient,
-            site_code=sites.get(item.patient.site_id),
-            details={
-                "form": definition.name,
-                "form_version": version_row.version[:12],
-                "response_id": rid,
-                "status": item.status,
-                "fields": sorted(row["values"]),
-                "patient_entered": item.patient_entered,
-                "via": via,
-            },
-        )
-        events.append((i, event))
-    update_responses(session, updates, now)
-    append_many(session, [event for _i, event in sorted(events, key=lambda e: e[0])])
-    # Rows changed with bulk statements: loaded copies of them must be read again.
-    changed_ids = {u.response_id for u in updates}
-    for obj in list(session.identity_map.values()):
-        if isinstance(obj, Response) and obj.id in changed_ids:
-            session.expire(obj)
-    return [s for s in saved if s is not None]
+    return saved, inserts, updates, events
 
 
 def _existing_responses(

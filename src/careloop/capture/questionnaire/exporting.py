@@ -235,6 +235,11 @@ def _item(
     types: Mapping[str, str],
     link_id: str | None = None,
 ) -> dict[str, Any]:
+    """The Questionnaire item of field, with careloop's extensions for what FHIR cannot say.
+
+    Long because it writes the field's attributes one after another, each as the FHIR
+    element or extension that carries it.
+    """
     ftype = fhir_item_type(field)
     item: dict[str, Any] = {"linkId": field.name, "type": ftype}
     if field.label:

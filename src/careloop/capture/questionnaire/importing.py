@@ -141,32 +141,8 @@ def questionnaire_to_form(
     branching logic and calculations may name, as REDCap allows.
     """
     problems: list[ErrorDetail] = []
-    flat: list[tuple[str, dict[str, Any], str]] = []  # (path, item, pending section header)
-
-    def visit(items: list[dict[str, Any]], path: str, header: str) -> None:
-        pending = header
-        for i, item in enumerate(items):
-            here = f"{path}item[{i}]"
-            if item.get("type") == "group":
-                visit(item.get("item") or [], f"{here}/", item.get("text", "") or pending)
-                pending = ""
-                continue
-            flat.append((here, item, pending))
-            pending = ""
-            if item.get("item"):
-                visit(item["item"], f"{here}/", "")
-
-    visit(list(data.get("item") or []), "", "")
-    used: set[str] = set()
-    names: dict[str, str] = {}
-    for _path, item, _h in flat:
-        link = str(item.get("linkId", ""))
-        names[link] = (
-            _safe_name(link, used)
-            if not re.match(r"^[a-z][a-z0-9_]*$", link) or link in used
-            else link
-        )
-        used.add(names[link])
+    flat = _flat_items(data)
+    names = _field_names(flat)
     types: dict[str, str] = {}
     for _path, item, _h in flat:
         exts = _extensions(item)
@@ -221,6 +197,42 @@ def questionnaire_to_form(
     return link_other_forms([form], other_fields=other_fields)[0]
 
 
+def _flat_items(data: Mapping[str, Any]) -> list[tuple[str, dict[str, Any], str]]:
+    """(path, item, pending section header) of every non-group item, in order."""
+    flat: list[tuple[str, dict[str, Any], str]] = []
+
+    def visit(items: list[dict[str, Any]], path: str, header: str) -> None:
+        pending = header
+        for i, item in enumerate(items):
+            here = f"{path}item[{i}]"
+            if item.get("type") == "group":
+                visit(item.get("item") or [], f"{here}/", item.get("text", "") or pending)
+                pending = ""
+                continue
+            flat.append((here, item, pending))
+            pending = ""
+            if item.get("item"):
+                visit(item["item"], f"{here}/", "")
+
+    visit(list(data.get("item") or []), "", "")
+    return flat
+
+
+def _field_names(flat: list[tuple[str, dict[str, Any], str]]) -> dict[str, str]:
+    """linkId → field name: the linkId itself when it is a valid, unused field name."""
+    used: set[str] = set()
+    names: dict[str, str] = {}
+    for _path, item, _h in flat:
+        link = str(item.get("linkId", ""))
+        names[link] = (
+            _safe_name(link, used)
+            if not re.match(r"^[a-z][a-z0-9_]*$", link) or link in used
+            else link
+        )
+        used.add(names[link])
+    return names
+
+
 def _guess_type(item: Mapping[str, Any], exts: Mapping[str, Any]) -> str:
     t = item.get("type")
     control = ""
@@ -269,6 +281,11 @@ def _read_item(
     here: str,
     problems: list[ErrorDetail],
 ) -> Field | None:
+    """Read one Questionnaire item as a field, adding each problem found to problems; None if any.
+
+    Long because it reads the item's elements and extensions one after another, each
+    with its own check, so that every problem in the item is reported at once.
+    """
     exts = _extensions(item)
     own_type = _own(exts, "field-type")
     try:

@@ -47,12 +47,14 @@ batch plus one per patient exported.
 
 from __future__ import annotations
 
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import replace
 from datetime import date
 from pathlib import Path
 
 from careloop.capture.event_dates import latest_event_date
 from careloop.capture.records_csv import (
+    RecordsFile,
     read_header,
     read_records_csv,
 )
@@ -64,6 +66,7 @@ from careloop.capture.records_io.checks import (
     ImportReport,
     RejectedValue,
     _check_rows,
+    _Forms,
     _import_site,
     _notes,
     _read_forms,
@@ -81,6 +84,7 @@ from careloop.capture.records_io.writing import (
 )
 from careloop.capture.records_keys import (
     EVENT_DATE_COLUMN,
+    KeyPlan,
     plan_keys,
 )
 from careloop.capture.text_files import read_source
@@ -89,9 +93,9 @@ from careloop.core.errors import (
     ValidationFailed,
 )
 from careloop.store.database import Registry
-from careloop.trust.audit import append_many
+from careloop.trust.audit import AuditEvent, append_many
 from careloop.trust.principal import Principal
-from careloop.trust.work import unit_of_work
+from careloop.trust.work import Work, unit_of_work
 
 __all__ = [
     "ConsentState",
@@ -121,6 +125,10 @@ def import_records(
     record_id_field: str | None = None,
 ) -> ImportReport:
     """Import a REDCap record export (or CSV in its shape) of ``form`` for patients of ``site``.
+
+    Long because it documents ten options and keeps the audited attempt, the all-or-
+    nothing refusal and the writes with their audit in one unit of work; reading,
+    checking and writing the rows are helpers.
 
     Args:
         registry: The registry.
@@ -156,25 +164,14 @@ def import_records(
     form_obj = forms.form
     attempt = {"form": form, "source": label, "mode": mode}
     try:
-        label, text = read_source(csv_path, name=label, default="records.csv")
-        plan = plan_keys(
-            read_header(text, name=label),
-            form_obj,
-            label=label,
-            record_id_fields=forms.first_fields,
+        label, plan, parsed = _read_file(
+            csv_path,
+            label,
+            forms,
             record_id_field=record_id_field,
-            event_date_field_name=event_date_field,
+            event_date_field=event_date_field,
             event_date=fallback,
-        )
-        parsed = read_records_csv(
-            text,
-            form_obj,
-            name=label,
-            key_columns=(plan.record_id,),
-            optional_columns=(EVENT_DATE_COLUMN, f"{form_obj.name}_complete"),
-            missing_fields="allow",
             date_format=date_format,
-            other_columns=forms.other_columns,
         )
     except ValidationFailed:
         # Refused before any row was read: still an audited attempt (or a denial).
@@ -256,22 +253,76 @@ def import_records(
                 },
             )
         ]
-        pseudonyms = dict(patient_of.values())
-        for pid in sorted(touched):
-            n_created, n_updated = touched[pid]
-            event = work.event(
-                "create" if n_created else "update",
-                "clinical",
-                site_code=site_row.code,
-                reason=reason if n_updated else None,
-                details={
-                    "form": form,
-                    "created": n_created,
-                    "updated": n_updated,
-                    "via": "import",
-                    "patient_created": pid in created_patients,
-                },
+        events.extend(
+            _patient_events(
+                work, site_row.code, form, reason, touched, patient_of, created_patients
             )
-            events.append(replace(event, patient_id=pid, patient_pseudo_id=pseudonyms[pid]))
+        )
         append_many(work.session, events)
         return report(created, updated, unchanged, len(created_patients), True)
+
+
+def _read_file(
+    csv_path: Path | bytes,
+    label: str,
+    forms: _Forms,
+    *,
+    record_id_field: str | None,
+    event_date_field: str | None,
+    event_date: date | None,
+    date_format: DateFormat,
+) -> tuple[str, KeyPlan, RecordsFile]:
+    """Read the file: its label, how its rows are keyed, and its rows checked cell by cell."""
+    label, text = read_source(csv_path, name=label, default="records.csv")
+    form_obj = forms.form
+    plan = plan_keys(
+        read_header(text, name=label),
+        form_obj,
+        label=label,
+        record_id_fields=forms.first_fields,
+        record_id_field=record_id_field,
+        event_date_field_name=event_date_field,
+        event_date=event_date,
+    )
+    parsed = read_records_csv(
+        text,
+        form_obj,
+        name=label,
+        key_columns=(plan.record_id,),
+        optional_columns=(EVENT_DATE_COLUMN, f"{form_obj.name}_complete"),
+        missing_fields="allow",
+        date_format=date_format,
+        other_columns=forms.other_columns,
+    )
+    return label, plan, parsed
+
+
+def _patient_events(
+    work: Work,
+    site_code: str,
+    form: str,
+    reason: str,
+    touched: Mapping[int, Sequence[int]],
+    patient_of: Mapping[str, tuple[int, str]],
+    created_patients: Collection[int],
+) -> list[AuditEvent]:
+    """One audit event per patient whose responses the import created or changed."""
+    events = []
+    pseudonyms = dict(patient_of.values())
+    for pid in sorted(touched):
+        n_created, n_updated = touched[pid]
+        event = work.event(
+            "create" if n_created else "update",
+            "clinical",
+            site_code=site_code,
+            reason=reason if n_updated else None,
+            details={
+                "form": form,
+                "created": n_created,
+                "updated": n_updated,
+                "via": "import",
+                "patient_created": pid in created_patients,
+            },
+        )
+        events.append(replace(event, patient_id=pid, patient_pseudo_id=pseudonyms[pid]))
+    return events

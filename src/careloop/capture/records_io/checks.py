@@ -170,6 +170,9 @@ def _check_rows(
 ) -> tuple[list[_Row], list[RejectedValue], int, int]:
     """Good rows, every problem, how many rows were rejected and how many took --event-date.
 
+    Long because it checks each row in one pass (status, key, patient, stored response,
+    values), so that every problem in the file is reported at once with its row.
+
     A row of a file without some of the form's columns, whose response is
     stored, is validated with the stored values of those fields: a missing
     column is missing, not empty.

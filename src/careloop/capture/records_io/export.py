@@ -8,7 +8,7 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 
 from careloop.capture.fhir_responses import ResponseSubject, response_to_fhir
 from careloop.capture.forms import FieldType, Form, checkbox_column
@@ -180,27 +180,7 @@ def export_records(
         work.expect("export", "clinical", site_code=site, details=details)
         session = work.session
         definition, current, current_form = load_form(session, form)
-        query = (
-            select(
-                Response,
-                FormVersion,
-                Patient.local_id,
-                Patient.pseudo_id,
-                Site.code,
-                Patient.consent_state,
-            )
-            .join(FormVersion, FormVersion.id == Response.form_version_id)
-            .join(Patient, Patient.id == Response.patient_id)
-            .join(Site, Site.id == Response.site_id)
-            .where(Response.form_id == definition.id)
-            .order_by(
-                Site.code,
-                Patient.local_id,
-                Response.event_date,
-                Response.event_name,
-                Response.repeat_instance,
-            )
-        )
+        query = _responses_query(definition.id)
         if site is not None:
             query = query.where(Response.site_id == _import_site(work, site).id)
         if states is not None:
@@ -237,3 +217,28 @@ def export_records(
             events.append(replace(event, patient_id=pid, patient_pseudo_id=pseudo))
         work.audit_events(events)
         return RecordsExport(text, fmt, len(rows), len(patients))
+
+
+def _responses_query(form_id: int) -> Select[Response, FormVersion, str, str, str, str]:
+    """The form's responses with their version, patient, site and consent, in export order."""
+    return (
+        select(
+            Response,
+            FormVersion,
+            Patient.local_id,
+            Patient.pseudo_id,
+            Site.code,
+            Patient.consent_state,
+        )
+        .join(FormVersion, FormVersion.id == Response.form_version_id)
+        .join(Patient, Patient.id == Response.patient_id)
+        .join(Site, Site.id == Response.site_id)
+        .where(Response.form_id == form_id)
+        .order_by(
+            Site.code,
+            Patient.local_id,
+            Response.event_date,
+            Response.event_name,
+            Response.repeat_instance,
+        )
+    )

@@ -95,7 +95,12 @@ class FormValidator:
         hidden: HiddenPolicy = "clear",
         context: Mapping[str, object] | None = None,
     ) -> ValidationResult:
-        """Validate one response (see :func:`validate_response`)."""
+        """Validate one response (see :func:`validate_response`).
+
+        Long because its steps (parse each value, gather checkbox codes, evaluate
+        logic and calculations, clear hidden fields, check required ones) share one
+        response's working state, and all errors are reported together.
+        """
         now = now or dt.datetime.now()
         errors: list[FieldError] = []
         clean: dict[str, StoredValue | frozenset[str]] = {}

@@ -199,7 +199,11 @@ def _date_in_order(s: str, order: str) -> str:
 
 
 def _text_parser(validation: str | None) -> tuple[Parser, Callable[[str], Comparable] | None]:
-    """(check-and-normalise, key for range comparison) of a text validation type."""
+    """(check-and-normalise, key for range comparison) of a text validation type.
+
+    Long because it is one branch per text validation type, each returning that type's
+    parser and ordering.
+    """
     if validation is None or validation == "autocomplete":
         return (lambda s: s), None
     if validation == "integer":

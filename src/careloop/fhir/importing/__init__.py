@@ -41,6 +41,7 @@ from careloop.fhir.importing.plan import (
     FhirImportReport,
     ImportMode,
     _failed,
+    _Plan,
     _plan,
 )
 from careloop.fhir.importing.registry import (
@@ -58,6 +59,7 @@ from careloop.fhir.mapping import (
     ConsentState,
 )
 from careloop.fhir.read import (
+    ReadResult,
     Skipped,
     read_path,
     resource_counts,
@@ -93,6 +95,10 @@ def import_fhir(
 ) -> FhirImportReport:
     """Import a FHIR Bundle, an NDJSON file or a directory of them.
 
+    Long because it documents its options and runs the import's steps, each a helper, in
+    order inside one unit of work, then reports their counts to the audit trail, the
+    provenance record and the caller.
+
     Args:
         registry: The registry patients go into.
         warehouse: The warehouse their rows go into (opened for writing).
@@ -114,16 +120,7 @@ def import_fhir(
         raise InputError(f"--mode must be one of {', '.join(IMPORT_MODES)}, not {mode!r}.")
     clock = time.perf_counter()
     started = utcnow()
-    # Parsing and validating make millions of small objects and no reference cycles;
-    # pausing the cyclic collector meanwhile saves it rescanning them over and over.
-    collecting = gc.isenabled()
-    gc.disable()
-    try:
-        read = read_path(Path(path), max_bytes=max_input_bytes)
-        plan = _plan(read.resources, read.errors)
-    finally:
-        if collecting:
-            gc.enable()
+    read, plan = _read_and_plan(Path(path), max_input_bytes)
     with unit_of_work(registry, principal, "patient.create") as work:
         site_row = _target_site(work, principal, site)
         plan.zone = ZoneInfo(site_row.time_zone)
@@ -201,3 +198,17 @@ def import_fhir(
         responses_unchanged=responses["unchanged"],
         components=plan.components,
     )
+
+
+def _read_and_plan(path: Path, max_input_bytes: int) -> tuple[ReadResult, _Plan]:
+    """Read the input and plan what each resource becomes (rejecting invalid ones)."""
+    # Parsing and validating make millions of small objects and no reference cycles;
+    # pausing the cyclic collector meanwhile saves it rescanning them over and over.
+    collecting = gc.isenabled()
+    gc.disable()
+    try:
+        read = read_path(path, max_bytes=max_input_bytes)
+        return read, _plan(read.resources, read.errors)
+    finally:
+        if collecting:
+            gc.enable()

@@ -7,6 +7,7 @@ from datetime import date
 from pathlib import Path
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from careloop.capture.entry import ResponseToSave, save_responses
 from careloop.capture.fhir_responses import (
@@ -32,6 +33,7 @@ from careloop.fhir.importing.plan import (
 )
 from careloop.fhir.mapping import (
     ConsentState,
+    PatientFields,
     patient_fields,
     reference_key,
 )
@@ -240,13 +242,7 @@ def _upsert_patients(
     unique = {f"Patient/{e.item.resource['id']}": e for e in plan.patients.values()}
     fields = {key: patient_fields(e.item.resource) for key, e in unique.items()}
     local_ids = [f.local_id for f in fields.values()]
-    existing: dict[str, Patient] = {}
-    for start in range(0, len(local_ids), 500):
-        chunk = local_ids[start : start + 500]
-        for p in session.scalars(
-            select(Patient).where(Patient.site_id == site.id, Patient.local_id.in_(chunk))
-        ):
-            existing[p.local_id] = p
+    existing = _existing_patients(session, site, local_ids)
     # New patients are added together and flushed once (ids for their consent records
     # and audit entries); the audit entries go in with one multi-row INSERT.
     new: dict[str, tuple[Patient, bool]] = {}
@@ -270,48 +266,7 @@ def _upsert_patients(
             existing[f.local_id] = patient
             new[key] = (patient, wanted_consent is not None)
             continue
-        changed = [
-            name
-            for name in ("given_name", "family_name", "birth_date", "sex")
-            if getattr(patient, name) != getattr(f, name)
-        ]
-        for name in changed:
-            setattr(patient, name, getattr(f, name))
-        consent_changed = bool(wanted_consent) and wanted_consent != patient.consent_state
-        if consent_changed:
-            assert wanted_consent is not None
-            events.append(
-                work.event(
-                    "update",
-                    "consent",
-                    patient=patient,
-                    site_code=site.code,
-                    details={"from": patient.consent_state, "to": wanted_consent, "method": "fhir"},
-                )
-            )
-            patient.consent_state = wanted_consent
-            records.append(
-                ConsentRecord(
-                    site_id=site.id,
-                    patient_id=patient.id,
-                    state=wanted_consent,
-                    method="fhir",
-                    recorded_by_user_id=work.principal.user_id,
-                    recorded_at=utcnow(),
-                )
-            )
-        if changed:
-            events.append(
-                work.event(
-                    "update",
-                    "demographics",
-                    patient=patient,
-                    site_code=site.code,
-                    reason="FHIR import",
-                    details={"fields": changed, "source": "fhir"},
-                )
-            )
-        if changed or consent_changed:
+        if _update_patient(work, site, patient, f, wanted_consent, records, events):
             updated += 1
     session.add_all([patient for patient, _ in new.values()])
     session.flush()
@@ -342,3 +297,73 @@ def _upsert_patients(
         for key, p in ((key, existing[f.local_id]) for key, f in fields.items())
     }
     return persons, len(new), updated
+
+
+def _existing_patients(session: Session, site: Site, local_ids: list[str]) -> dict[str, Patient]:
+    """The site's patients with these local ids (MRNs), by local id."""
+    existing: dict[str, Patient] = {}
+    for start in range(0, len(local_ids), 500):
+        chunk = local_ids[start : start + 500]
+        for p in session.scalars(
+            select(Patient).where(Patient.site_id == site.id, Patient.local_id.in_(chunk))
+        ):
+            existing[p.local_id] = p
+    return existing
+
+
+def _update_patient(
+    work: Work,
+    site: Site,
+    patient: Patient,
+    f: PatientFields,
+    wanted_consent: ConsentState | None,
+    records: list[ConsentRecord],
+    events: list[AuditEvent],
+) -> bool:
+    """Apply the resource's demographics and consent to a known patient; True if changed.
+
+    The consent record and the audit events of the changes are appended to
+    ``records`` and ``events``.
+    """
+    changed = [
+        name
+        for name in ("given_name", "family_name", "birth_date", "sex")
+        if getattr(patient, name) != getattr(f, name)
+    ]
+    for name in changed:
+        setattr(patient, name, getattr(f, name))
+    consent_changed = bool(wanted_consent) and wanted_consent != patient.consent_state
+    if consent_changed:
+        assert wanted_consent is not None
+        events.append(
+            work.event(
+                "update",
+                "consent",
+                patient=patient,
+                site_code=site.code,
+                details={"from": patient.consent_state, "to": wanted_consent, "method": "fhir"},
+            )
+        )
+        patient.consent_state = wanted_consent
+        records.append(
+            ConsentRecord(
+                site_id=site.id,
+                patient_id=patient.id,
+                state=wanted_consent,
+                method="fhir",
+                recorded_by_user_id=work.principal.user_id,
+                recorded_at=utcnow(),
+            )
+        )
+    if changed:
+        events.append(
+            work.event(
+                "update",
+                "demographics",
+                patient=patient,
+                site_code=site.code,
+                reason="FHIR import",
+                details={"fields": changed, "source": "fhir"},
+            )
+        )
+    return bool(changed or consent_changed)

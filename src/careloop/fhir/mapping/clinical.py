@@ -100,22 +100,9 @@ def clinical_rows(
         "value_display": None,
     }
     ehr = standard.get(EHR_TYPE_CONCEPT, 0)
+    common = _RowContext(person_id, visit_id, start_day, start_at, ehr, concept, unit_concept)
     if kind == "Encounter":
-        end_day, end_at = parse_when(_get(resource, "period.end"), zone)
-        klass = (resource.get("class") or {}).get("code")
-        link.update(code_system=(resource.get("class") or {}).get("system"), code=klass)
-        row = {
-            "visit_occurrence_id": row_id,
-            "person_id": person_id,
-            "visit_concept_id": standard.get(VISIT_CONCEPTS.get(klass or "", -1), 0),
-            "visit_start_date": start_day,
-            "visit_start_datetime": start_at,
-            "visit_end_date": end_day or start_day,
-            "visit_end_datetime": end_at,
-            "visit_type_concept_id": ehr,
-            "visit_source_value": klass,
-        }
-        return [MappedRow("visit_occurrence", row, {**link, "cdm_table": "visit_occurrence"})]
+        return _visit_rows(resource, common, row_id=row_id, link=link, zone=zone, standard=standard)
     code_path = (
         f"{kind}.medicationCodeableConcept" if kind.startswith("Medication") else f"{kind}.code"
     )
@@ -124,68 +111,152 @@ def clinical_rows(
         link.update(code_system=coded.system, code=coded.code, display=coded.display)
     source = coded.code[:50] if coded else None
     concept_id = concept(coded)
+    coded_as = (row_id, link, concept_id, source)
     if kind == "Condition":
-        end_day, end_at = parse_when(
-            resource.get("abatementDateTime") or _get(resource, "abatementPeriod.end"), zone
-        )
-        statuses: list[dict[str, Any]] = (resource.get("clinicalStatus") or {}).get("coding") or []
-        clinical = statuses[0].get("code") if statuses else None
-        row = {
-            "condition_occurrence_id": row_id,
-            "person_id": person_id,
-            "condition_concept_id": concept_id,
-            "condition_start_date": start_day,
-            "condition_start_datetime": start_at,
-            "condition_end_date": end_day,
-            "condition_end_datetime": end_at,
-            "condition_type_concept_id": ehr,
-            "visit_occurrence_id": visit_id,
-            "condition_source_value": source,
-            "condition_source_concept_id": concept_id,
-            "condition_status_source_value": clinical,
-        }
-        return [
-            MappedRow("condition_occurrence", row, {**link, "cdm_table": "condition_occurrence"})
-        ]
+        return _condition_rows(resource, common, *coded_as, zone=zone)
     if kind == "Procedure":
-        end_day, end_at = parse_when(_get(resource, "performedPeriod.end"), zone)
-        row = {
-            "procedure_occurrence_id": row_id,
-            "person_id": person_id,
-            "procedure_concept_id": concept_id,
-            "procedure_date": start_day,
-            "procedure_datetime": start_at,
-            "procedure_end_date": end_day,
-            "procedure_end_datetime": end_at,
-            "procedure_type_concept_id": ehr,
-            "visit_occurrence_id": visit_id,
-            "procedure_source_value": source,
-            "procedure_source_concept_id": concept_id,
-        }
-        return [
-            MappedRow("procedure_occurrence", row, {**link, "cdm_table": "procedure_occurrence"})
-        ]
+        return _procedure_rows(resource, common, *coded_as, zone=zone)
     if kind in ("MedicationRequest", "MedicationStatement"):
-        end_day, end_at = parse_when(_get(resource, "effectivePeriod.end"), zone)
-        dosage = (resource.get("dosageInstruction") or resource.get("dosage") or [{}])[0]
-        row = {
-            "drug_exposure_id": row_id,
-            "person_id": person_id,
-            "drug_concept_id": concept_id,
-            "drug_exposure_start_date": start_day,
-            "drug_exposure_start_datetime": start_at,
-            # OMOP requires an end date; without one the exposure is taken as one day.
-            "drug_exposure_end_date": end_day or start_day,
-            "drug_exposure_end_datetime": end_at,
-            "drug_type_concept_id": standard.get(PRESCRIPTION_TYPE_CONCEPT, 0)
-            if kind == "MedicationRequest"
-            else ehr,
-            "sig": dosage.get("text"),
-            "visit_occurrence_id": visit_id,
-            "drug_source_value": source,
-            "drug_source_concept_id": concept_id,
-        }
-        return [MappedRow("drug_exposure", row, {**link, "cdm_table": "drug_exposure"})]
+        return _drug_rows(resource, common, *coded_as, zone=zone, kind=kind, standard=standard)
+    return _observation_rows(resource, common, *coded_as, codes=codes, site_code=site_code)
+
+
+def _visit_rows(
+    resource: Mapping[str, Any],
+    common: _RowContext,
+    *,
+    row_id: int,
+    link: dict[str, Any],
+    zone: tzinfo | None,
+    standard: Mapping[int, int],
+) -> list[MappedRow]:
+    """The visit_occurrence row of an Encounter."""
+    end_day, end_at = parse_when(_get(resource, "period.end"), zone)
+    klass = (resource.get("class") or {}).get("code")
+    link.update(code_system=(resource.get("class") or {}).get("system"), code=klass)
+    row = {
+        "visit_occurrence_id": row_id,
+        "person_id": common.person_id,
+        "visit_concept_id": standard.get(VISIT_CONCEPTS.get(klass or "", -1), 0),
+        "visit_start_date": common.day,
+        "visit_start_datetime": common.moment,
+        "visit_end_date": end_day or common.day,
+        "visit_end_datetime": end_at,
+        "visit_type_concept_id": common.ehr,
+        "visit_source_value": klass,
+    }
+    return [MappedRow("visit_occurrence", row, {**link, "cdm_table": "visit_occurrence"})]
+
+
+def _condition_rows(
+    resource: Mapping[str, Any],
+    common: _RowContext,
+    row_id: int,
+    link: dict[str, Any],
+    concept_id: int,
+    source: str | None,
+    *,
+    zone: tzinfo | None,
+) -> list[MappedRow]:
+    """The condition_occurrence row of a Condition."""
+    end_day, end_at = parse_when(
+        resource.get("abatementDateTime") or _get(resource, "abatementPeriod.end"), zone
+    )
+    statuses: list[dict[str, Any]] = (resource.get("clinicalStatus") or {}).get("coding") or []
+    clinical = statuses[0].get("code") if statuses else None
+    row = {
+        "condition_occurrence_id": row_id,
+        "person_id": common.person_id,
+        "condition_concept_id": concept_id,
+        "condition_start_date": common.day,
+        "condition_start_datetime": common.moment,
+        "condition_end_date": end_day,
+        "condition_end_datetime": end_at,
+        "condition_type_concept_id": common.ehr,
+        "visit_occurrence_id": common.visit_id,
+        "condition_source_value": source,
+        "condition_source_concept_id": concept_id,
+        "condition_status_source_value": clinical,
+    }
+    return [MappedRow("condition_occurrence", row, {**link, "cdm_table": "condition_occurrence"})]
+
+
+def _procedure_rows(
+    resource: Mapping[str, Any],
+    common: _RowContext,
+    row_id: int,
+    link: dict[str, Any],
+    concept_id: int,
+    source: str | None,
+    *,
+    zone: tzinfo | None,
+) -> list[MappedRow]:
+    """The procedure_occurrence row of a Procedure."""
+    end_day, end_at = parse_when(_get(resource, "performedPeriod.end"), zone)
+    row = {
+        "procedure_occurrence_id": row_id,
+        "person_id": common.person_id,
+        "procedure_concept_id": concept_id,
+        "procedure_date": common.day,
+        "procedure_datetime": common.moment,
+        "procedure_end_date": end_day,
+        "procedure_end_datetime": end_at,
+        "procedure_type_concept_id": common.ehr,
+        "visit_occurrence_id": common.visit_id,
+        "procedure_source_value": source,
+        "procedure_source_concept_id": concept_id,
+    }
+    return [MappedRow("procedure_occurrence", row, {**link, "cdm_table": "procedure_occurrence"})]
+
+
+def _drug_rows(
+    resource: Mapping[str, Any],
+    common: _RowContext,
+    row_id: int,
+    link: dict[str, Any],
+    concept_id: int,
+    source: str | None,
+    *,
+    zone: tzinfo | None,
+    kind: str,
+    standard: Mapping[int, int],
+) -> list[MappedRow]:
+    """The drug_exposure row of a MedicationRequest or MedicationStatement."""
+    end_day, end_at = parse_when(_get(resource, "effectivePeriod.end"), zone)
+    dosage = (resource.get("dosageInstruction") or resource.get("dosage") or [{}])[0]
+    row = {
+        "drug_exposure_id": row_id,
+        "person_id": common.person_id,
+        "drug_concept_id": concept_id,
+        "drug_exposure_start_date": common.day,
+        "drug_exposure_start_datetime": common.moment,
+        # OMOP requires an end date; without one the exposure is taken as one day.
+        "drug_exposure_end_date": end_day or common.day,
+        "drug_exposure_end_datetime": end_at,
+        "drug_type_concept_id": standard.get(PRESCRIPTION_TYPE_CONCEPT, 0)
+        if kind == "MedicationRequest"
+        else common.ehr,
+        "sig": dosage.get("text"),
+        "visit_occurrence_id": common.visit_id,
+        "drug_source_value": source,
+        "drug_source_concept_id": concept_id,
+    }
+    return [MappedRow("drug_exposure", row, {**link, "cdm_table": "drug_exposure"})]
+
+
+def _observation_rows(
+    resource: Mapping[str, Any],
+    common: _RowContext,
+    row_id: int,
+    link: dict[str, Any],
+    concept_id: int,
+    source: str | None,
+    *,
+    codes: Mapping[str, Coded],
+    site_code: str,
+) -> list[MappedRow]:
+    """The rows of an Observation: the panel's, then one per mapped component."""
+    rid = str(resource["id"])
     # Observation: a number goes to measurement, anything else to observation. A panel
     # without a value of its own goes where its components' numbers go.
     components = mapped_components(resource, codes)
@@ -193,7 +264,6 @@ def clinical_rows(
         not has_observation_value(resource)
         and any(any(key in c for key in NUMBER_VALUES) for _, c in components)
     )
-    common = _RowContext(person_id, visit_id, start_day, start_at, ehr, concept, unit_concept)
     panel = _observation_row(
         resource,
         "measurement" if numeric else "observation",
@@ -218,7 +288,7 @@ def clinical_rows(
             "code": coded_part.code,
             "display": coded_part.display,
         }
-        part_concept = concept(coded_part)
+        part_concept = common.concept(coded_part)
         rows.append(
             _observation_row(
                 component,
@@ -229,7 +299,10 @@ def clinical_rows(
                 source=coded_part.code[:50],
                 value=codes.get(f"Observation.component[{index}].valueCodeableConcept"),
                 link=part_link,
-                event=(panel.row[ID_COLUMNS[panel.table]], field_concept(concept, panel.table)),
+                event=(
+                    panel.row[ID_COLUMNS[panel.table]],
+                    field_concept(common.concept, panel.table),
+                ),
             )
         )
     return rows
@@ -483,6 +556,9 @@ def resource_of_row(
     zone: tzinfo,
 ) -> dict[str, Any]:
     """An OMOP row (with its link row, if any) as a FHIR resource.
+
+    Long because it is one branch per OMOP table, each building that table's FHIR
+    resource from its columns, the inverse of clinical_rows.
 
     Rows that did not come from FHIR get ids such as ``measurement-42``;
     times get the offset of ``zone``, the patient's site's time zone.

@@ -204,6 +204,10 @@ def impact_report(
 ) -> ImpactReport:
     """The impact report of ``deployment`` on ``measure_id``.
 
+    Long because it documents its options and runs the SPC chart and the
+    interrupted time series under one capture of their warnings, which become
+    the report's caveats.
+
     Args:
         deployment: From :func:`careloop.knowledge.deployments`.
         results: Measure results (columns measure_id, site, period_start,
