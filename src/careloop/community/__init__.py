@@ -11,6 +11,9 @@ A layer above ``careloop.knowledge`` and below ``careloop.practice``:
   assessments;
 - :mod:`~careloop.community.cycles`: learning (PDSA) cycles with Plan, Do
   and Act, and their changes as chart annotations;
+- :mod:`~careloop.community.findings`: coded focus groups and interviews
+  attached to a cycle (themes and agreement in its Study, transcripts
+  restricted);
 - ``careloop.community.study``: the automatic Study of a cycle (pure
   functions on measure results); :func:`study_cycle` studies a stored cycle.
 
@@ -51,6 +54,13 @@ from careloop.community.cycles import (
     show_cycle,
     update_cycle,
 )
+from careloop.community.findings import (
+    FindingsView,
+    add_findings,
+    list_findings,
+    read_findings_project,
+    read_project_file,
+)
 from careloop.community.log import (
     DecisionView,
     Links,
@@ -89,6 +99,7 @@ __all__ = [
     "CycleMeasureInput",
     "CycleView",
     "DecisionView",
+    "FindingsView",
     "InvitationView",
     "Links",
     "MemberView",
@@ -99,6 +110,7 @@ __all__ = [
     "RuleSpec",
     "VoteView",
     "add_cycle",
+    "add_findings",
     "add_priority",
     "answer_invitation",
     "close",
@@ -110,6 +122,7 @@ __all__ = [
     "leave",
     "list_communities",
     "list_cycles",
+    "list_findings",
     "list_priorities",
     "list_proposals",
     "measure_ids",
@@ -118,6 +131,8 @@ __all__ = [
     "nasss_assessments",
     "own_knowledge",
     "propose",
+    "read_findings_project",
+    "read_project_file",
     "record_act",
     "record_decision",
     "record_nasss",
