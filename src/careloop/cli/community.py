@@ -18,6 +18,7 @@ from typing import Any
 import typer
 
 from careloop.cli.context import DataDirOption, opened, operator, settings_from
+from careloop.cli.cycle_ethics import determine
 from careloop.cli.cycle_findings import findings_app, print_findings
 from careloop.cli.output import console, print_json, print_rows
 from careloop.community import (
@@ -683,5 +684,6 @@ def cycle_act(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(community_app, name="community")
+    cycle_app.command("determine")(determine)
     cycle_app.add_typer(findings_app, name="findings")
     app.add_typer(cycle_app, name="cycle")

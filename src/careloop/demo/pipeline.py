@@ -187,9 +187,9 @@ def run_demo(
                 pilot_sites=list(network.truth.ko_sites),
                 logins=logins,
             ),
-        )
-        learning_community.record_deployment_cycle(
-            registry, operator, community, network, practice.ko_ref, known_measures=known
+            cycle_for=lambda ref: learning_community.record_deployment_cycle(
+                registry, operator, community, network, ref, known_measures=known
+            ),
         )
         with Warehouse.from_settings(settings) as warehouse:
             refresh_registry_tables(registry, warehouse, operator, [CardEventTables()])

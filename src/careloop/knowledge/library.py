@@ -50,9 +50,10 @@ from careloop.knowledge.package import (
     package_from_dict,
     write_package,
 )
+from careloop.knowledge.trial_cover import trial_cover
 from careloop.store.database import Registry
 from careloop.store.models import Site
-from careloop.store.models.community import Community, KnowledgeOwnership, Proposal
+from careloop.store.models.community import Community, Cycle, KnowledgeOwnership, Proposal
 from careloop.store.models.knowledge import (
     KnowledgeDeployment,
     KnowledgeObjectVersion,
@@ -140,6 +141,10 @@ class Deployment:
     """Who deployed it."""
     reason: str
     """Why."""
+    cycle_id: int | None = None
+    """The learning cycle it was deployed under (required for a randomised test)."""
+    consent_purpose: str | None = None
+    """For a randomised test: ``quality_improvement`` or ``research``, from its cycle."""
 
 
 @dataclass(frozen=True)
@@ -220,6 +225,8 @@ def _deployment(row: KnowledgeDeployment) -> Deployment:
         ended_at=as_utc(row.ended_at) if row.ended_at else None,
         by=row.by,
         reason=row.reason,
+        cycle_id=row.cycle_id,
+        consent_purpose=row.consent_purpose,
     )
 
 
@@ -533,6 +540,7 @@ def activate(
     mode: Mode = "live",
     sites: Sequence[str] = (),
     started_at: datetime | None = None,
+    cycle_id: int | None = None,
 ) -> Deployment:
     """Put an approved (or active) version into practice and record the deployment.
 
@@ -541,7 +549,9 @@ def activate(
     retired (superseded) in the same transaction. ``started_at`` records a
     deployment that began earlier (entered after the fact); default now.
     A knowledge object a community owns is deployed here only at its pilot
-    sites: spreading it further is the community's decision.
+    sites: spreading it further is the community's decision. A version that
+    randomises card variants names the learning cycle (``cycle_id``) whose
+    determination covers the test (:mod:`careloop.knowledge.trial_cover`).
     """
     reason = _need_reason(reason)
     with unit_of_work(registry, principal, "knowledge.deploy") as work:
@@ -559,7 +569,13 @@ def activate(
                 "decision: a knowledge_spread proposal, with a NASSS assessment on record."
             )
         deployed = activate_within(
-            work, ref, reason=reason, mode=mode, sites=sites, started_at=started_at
+            work,
+            ref,
+            reason=reason,
+            mode=mode,
+            sites=sites,
+            started_at=started_at,
+            cycle_id=cycle_id,
         )
     record_deployment_provenance(registry, principal, deployed, reason=reason)
     services_changed()
@@ -575,6 +591,7 @@ def activate_within(
     sites: Sequence[str] = (),
     started_at: datetime | None = None,
     details: dict[str, Any] | None = None,
+    cycle_id: int | None = None,
 ) -> Deployment:
     """What :func:`activate` does, inside a unit of work the caller authorised.
 
@@ -594,6 +611,10 @@ def activate_within(
     _require_status(row, ("approved", "active"), "activation")
     codes = _site_codes(session, sites)
     package = package_from_dict(json.loads(row.package), origin=ref)
+    # Checked before anything changes: a refused randomised test leaves every row as it was.
+    cover = trial_cover(session, package, cycle_id)
+    if cover is None and cycle_id is not None and session.get(Cycle, cycle_id) is None:
+        raise InputError(f"There is no learning cycle {cycle_id} (`careloop cycle list`).")
     others = session.scalars(
         select(KnowledgeObjectVersion).where(
             KnowledgeObjectVersion.identifier == row.identifier,
@@ -625,6 +646,8 @@ def activate_within(
         started_at=as_utc(started_at) if started_at is not None else now,
         by=work.principal.email,
         reason=reason,
+        cycle_id=cycle_id,
+        consent_purpose=cover.consent_purpose if cover else None,
     )
     session.add(dep)
     session.flush()
@@ -637,6 +660,18 @@ def activate_within(
             "version": row.version,
             "mode": mode,
             "sites": codes,
+            **(
+                {
+                    "cycle": cover.cycle_id,
+                    "trials": list(cover.trials),
+                    "determination": f"{cover.determination_kind}:{cover.determination_ref}",
+                    "consent_purpose": cover.consent_purpose,
+                }
+                if cover
+                else {"cycle": cycle_id}
+                if cycle_id is not None
+                else {}
+            ),
             **(details or {}),
         },
     )

@@ -1,8 +1,10 @@
-"""community: coded qualitative findings (focus groups, interviews) attached to cycles
+"""community: coded qualitative findings of cycles; the cycle a knowledge deployment runs under
 
 A cycle's qualitative findings: the summary its Study shows (themes with
 their counts, coders' agreement, documents' metadata) and the whole coded
-project with its transcripts, read only by a few members.
+project with its transcripts, read only by a few members. A knowledge
+deployment records the learning cycle it runs under and, for a randomised
+test of card variants, the consent purpose that cycle gives.
 
 Revision ID: 0011
 Revises: 0010
@@ -47,7 +49,24 @@ def upgrade() -> None:
     with op.batch_alter_table("cycle_findings", schema=None) as batch_op:
         batch_op.create_index(batch_op.f("ix_cycle_findings_cycle_id"), ["cycle_id"], unique=False)
         batch_op.create_index(batch_op.f("ix_cycle_findings_user_id"), ["user_id"], unique=False)
+    with op.batch_alter_table("ko_deployment", schema=None) as batch_op:
+        batch_op.add_column(sa.Column("cycle_id", sa.Integer(), nullable=True))
+        batch_op.add_column(sa.Column("consent_purpose", sa.String(length=30), nullable=True))
+        batch_op.create_index(batch_op.f("ix_ko_deployment_cycle_id"), ["cycle_id"], unique=False)
+        batch_op.create_foreign_key(
+            batch_op.f("fk_ko_deployment_cycle_id_learning_cycle"),
+            "learning_cycle",
+            ["cycle_id"],
+            ["id"],
+        )
 
 
 def downgrade() -> None:
+    with op.batch_alter_table("ko_deployment", schema=None) as batch_op:
+        batch_op.drop_constraint(
+            batch_op.f("fk_ko_deployment_cycle_id_learning_cycle"), type_="foreignkey"
+        )
+        batch_op.drop_index(batch_op.f("ix_ko_deployment_cycle_id"))
+        batch_op.drop_column("consent_purpose")
+        batch_op.drop_column("cycle_id")
     op.drop_table("cycle_findings")
