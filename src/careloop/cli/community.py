@@ -17,6 +17,7 @@ from typing import Any
 
 import typer
 
+from careloop.cli.community_engagement import engagement_command
 from careloop.cli.context import DataDirOption, opened, operator, settings_from
 from careloop.cli.cycle_ethics import determine
 from careloop.cli.cycle_findings import findings_app, print_findings
@@ -684,6 +685,7 @@ def cycle_act(
 
 def register(app: typer.Typer) -> None:
     app.add_typer(community_app, name="community")
+    community_app.command("engagement")(engagement_command)
     cycle_app.command("determine")(determine)
     cycle_app.add_typer(findings_app, name="findings")
     app.add_typer(cycle_app, name="cycle")

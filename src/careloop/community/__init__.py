@@ -11,6 +11,8 @@ A layer above ``careloop.knowledge`` and below ``careloop.practice``:
   assessments;
 - :mod:`~careloop.community.cycles`: learning (PDSA) cycles with Plan, Do
   and Act, and their changes as chart annotations;
+- :mod:`~careloop.community.engagement`: who contributed what, and the
+  share of patients and carers;
 - :mod:`~careloop.community.findings`: coded focus groups and interviews
   attached to a cycle (themes and agreement in its Study, transcripts
   restricted);
@@ -54,6 +56,12 @@ from careloop.community.cycles import (
     show_cycle,
     update_cycle,
 )
+from careloop.community.engagement import (
+    CONTRIBUTIONS,
+    Engagement,
+    MemberEngagement,
+    engagement,
+)
 from careloop.community.findings import (
     FindingsView,
     add_findings,
@@ -88,6 +96,7 @@ from careloop.community.rules import Ballot, Outcome, RuleSpec, decide
 from careloop.community.studying import study_cycle
 
 __all__ = [
+    "CONTRIBUTIONS",
     "Ballot",
     "ChartPhase",
     "CharterTerms",
@@ -99,9 +108,11 @@ __all__ = [
     "CycleMeasureInput",
     "CycleView",
     "DecisionView",
+    "Engagement",
     "FindingsView",
     "InvitationView",
     "Links",
+    "MemberEngagement",
     "MemberView",
     "NassView",
     "Outcome",
@@ -118,6 +129,7 @@ __all__ = [
     "cycle_changes",
     "decide",
     "decisions",
+    "engagement",
     "invite",
     "leave",
     "list_communities",
