@@ -193,3 +193,28 @@ def test_cycle_findings_add_at_the_command_line_and_the_cycle_show_json_has_them
     assert kappas["preparation"] == pytest.approx(1.0)
     table = runner.invoke(app, ["cycle", "show", str(cycle.id), *data])
     assert "Knowing what to expect" in table.output
+    # The operator attached them: counted in the totals, in no member's row.
+    engaged = runner.invoke(app, ["community", "engagement", str(cid), "--format", "json", *data])
+    assert engaged.exit_code == 0, engaged.output
+    figures = json.loads(engaged.output)
+    assert figures["totals"]["findings_coded"] == 1 and figures["by_others"] == {
+        "findings_coded": 1
+    }
+    shown_table = runner.invoke(app, ["community", "engagement", str(cid), *data])
+    assert shown_table.exit_code == 0
+    assert "2 contributions; patients and carers (2 members) made 0 (0%)" in shown_table.output
+
+
+def test_the_api_shows_a_cycles_findings_to_members_only(api, installation):
+    inst = installation
+    cid = make_community(inst).community.id
+    cycle = cycle_of(inst, cid)
+    add_findings(inst.registry, principal(inst, "analyst"), cycle.id, focus_group(), source="json")
+    path = f"/api/communities/{cid}/cycles/{cycle.id}/findings"
+    got = api.get(path, headers={"Authorization": f"Bearer {inst.tokens['carer@B']}"})
+    assert got.status_code == 200, got.text
+    (one,) = got.json()
+    assert one["summary"]["themes"][0]["name"] == "Knowing what to expect"
+    assert "The call helped" not in got.text
+    outsider = {"Authorization": f"Bearer {inst.tokens['site_lead@B']}"}
+    assert api.get(path, headers=outsider).status_code == 403
