@@ -104,6 +104,7 @@ MATRIX = {
             "/priorities",
             "/decisions",
             "/cycles",
+            "/engagement",
         )
     },
     ("POST", "/api/communities/{community_id}/invitations"): (
@@ -165,6 +166,10 @@ MATRIX = {
     ("GET", "/api/communities/{community_id}/cycles/{cycle_id}"): (
         "deny",
         lambda i: ("GET", url(i, f"/cycles/{_ids(i, 'cycle')}"), None),
+    ),
+    ("GET", "/api/communities/{community_id}/cycles/{cycle_id}/findings"): (
+        "deny",
+        lambda i: ("GET", url(i, f"/cycles/{_ids(i, 'cycle')}/findings"), None),
     ),
     ("PATCH", "/api/communities/{community_id}/cycles/{cycle_id}"): (
         "deny",
