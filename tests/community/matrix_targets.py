@@ -110,6 +110,7 @@ MATRIX = {
             "/nasss",
             "/maturity",
             "/toolkit",
+            "/engagement",
         )
     },
     ("POST", "/api/communities/{community_id}/invitations"): (
@@ -175,6 +176,10 @@ MATRIX = {
     ("GET", "/api/communities/{community_id}/cycles/{cycle_id}/study"): (
         "deny",
         lambda i: ("GET", url(i, f"/cycles/{_ids(i, 'cycle')}/study"), None),
+    ),
+    ("GET", "/api/communities/{community_id}/cycles/{cycle_id}/findings"): (
+        "deny",
+        lambda i: ("GET", url(i, f"/cycles/{_ids(i, 'cycle')}/findings"), None),
     ),
     ("PATCH", "/api/communities/{community_id}/cycles/{cycle_id}"): (
         "deny",

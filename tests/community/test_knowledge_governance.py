@@ -5,6 +5,8 @@ from __future__ import annotations
 import pytest
 
 from careloop.community import (
+    CycleInput,
+    add_cycle,
     close,
     list_proposals,
     own_knowledge,
@@ -12,9 +14,9 @@ from careloop.community import (
     record_nasss,
     vote,
 )
-from careloop.core.errors import Conflict, PermissionDenied
+from careloop.core.errors import Conflict, PermissionDenied, ValidationFailed
 from careloop.knowledge import activate, add_version, approve, show, submit
-from tests.community.helpers import audit_rows, make_community, principal
+from tests.community.helpers import KNOWN_MEASURES, audit_rows, make_community, principal
 from tests.knowledge.test_library import package
 
 NASSS = {
@@ -83,8 +85,24 @@ def test_the_communitys_decision_approves_and_spreads_the_knowledge_object_it_ow
     assert detail.community_approval.outcome["patients_and_carers"]["yes"] == 1
     assert "proposal" in detail.transitions[-1].reason
 
+    # Its card's wording is randomised: deployed under a cycle with a QI determination.
+    cycle = add_cycle(
+        inst.registry,
+        principal(inst, "clinician@A"),
+        cid,
+        CycleInput(
+            title="Card wording test",
+            kind="process",
+            randomised=True,
+            determination_kind="qi_determination",
+            determination_ref="QI-5",
+        ),
+        known_measures=KNOWN_MEASURES,
+    ).id
     # A site lead deploys at the pilot site; not beyond it.
-    activate(inst.registry, lead_a, "community-ko@1.0.0", reason="pilot", sites=["A"])
+    activate(
+        inst.registry, lead_a, "community-ko@1.0.0", reason="pilot", sites=["A"], cycle_id=cycle
+    )
     with pytest.raises(PermissionDenied, match="pilot sites"):
         activate(inst.registry, lead_a, "community-ko@1.0.0", reason="spread", sites=["A", "B"])
     # Spreading needs a NASSS assessment on record.
@@ -100,13 +118,23 @@ def test_the_communitys_decision_approves_and_spreads_the_knowledge_object_it_ow
     record_nasss(
         inst.registry, principal(inst, "carer@B"), cid, subject="community-ko", ratings=NASSS
     )
+    # Spreading a randomised test names its cycle, refused at once otherwise.
+    with pytest.raises(ValidationFailed, match="randomises card variants"):
+        propose(
+            inst.registry,
+            principal(inst, "clinician@A"),
+            cid,
+            kind="knowledge_spread",
+            title="Spread to B",
+            payload={"knowledge": "community-ko@1.0.0", "sites": ["A", "B"]},
+        )
     spread = propose(
         inst.registry,
         principal(inst, "clinician@A"),
         cid,
         kind="knowledge_spread",
         title="Spread to B",
-        payload={"knowledge": "community-ko@1.0.0", "sites": ["A", "B"]},
+        payload={"knowledge": "community-ko@1.0.0", "sites": ["A", "B"], "cycle": cycle},
     )
     for key in ("clinician@A", "patient@A", "carer@B"):
         vote(inst.registry, principal(inst, key), spread.id, choice="yes")
@@ -114,6 +142,9 @@ def test_the_communitys_decision_approves_and_spreads_the_knowledge_object_it_ow
     deployed = show(inst.registry, lead_a, "community-ko@1.0.0").deployments
     assert [d.sites for d in deployed] == [("A",), ("A", "B")]
     assert deployed[0].ended_at is not None and deployed[1].ended_at is None
+    assert [(d.cycle_id, d.consent_purpose) for d in deployed] == [
+        (cycle, "quality_improvement")
+    ] * 2
 
 
 def test_a_knowledge_object_no_community_owns_keeps_the_site_lead_path(installation):

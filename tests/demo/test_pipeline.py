@@ -245,6 +245,18 @@ def test_the_demo_runs_a_learning_community_with_patients_and_carers_and_its_cyc
     assert approval["community"] == "IBD network learning community"
     assert approval["outcome"]["passed"] is True
     assert approval["outcome"]["patients_and_carers"]["yes"] == 2
+    # The card's wording is randomised: deployed under its cycle's QI determination.
+    assert deployment["randomised"] is True
+    assert {(d["cycle_id"], d["consent_purpose"]) for d in ko["deployments"]} == {
+        (deployment["id"], "quality_improvement")
+    }
+    # The coded focus groups are in the change package's Study, and engagement is counted.
+    (findings,) = one["qualitative_findings"]
+    themes = {t["name"]: t["participants"] for t in findings["summary"]["themes"]}
+    assert themes == {"Arriving prepared": 4, "Being asked": 2, "Not everyone was reached": 4}
+    assert {a["coders"][0] for a in findings["summary"]["agreement"]} == {"coder A"}
+    engaged = run("community", "engagement", str(listed["id"]))
+    assert engaged["total"] > 0 and engaged["patient_and_carer_contributions"] > 0
 
 
 def test_the_demo_community_assessed_nasss_with_three_members_and_rated_its_maturity(demo):

@@ -22,7 +22,7 @@ from careloop.trust import identity, patients
 from careloop.trust.installation import open_registry
 from tests.foundation import PASSWORD, build_installation, make_settings
 from tests.live import start_server, stop_server
-from tests.practice.cds_support import deploy, ec_client, ibd_prefetch
+from tests.practice.cds_support import deploy, ec_client, ibd_prefetch, trial_cycle
 
 runner = CliRunner()
 
@@ -74,6 +74,7 @@ def run(*args: str) -> str:
 
 def test_a_knowledge_object_goes_from_a_package_to_cards_served_over_http(tmp_path: Path):
     inst = build_installation(make_settings(tmp_path, None), with_users=False)
+    cycle = trial_cycle(inst)  # the IBD card's wording is a randomised test
     inst.registry.close()
     data = ("--data-dir", str(inst.settings.data_dir))
     ibd = str(IBD.knowledge_object("ibd_steroid_review"))
@@ -86,7 +87,10 @@ def test_a_knowledge_object_goes_from_a_package_to_cards_served_over_http(tmp_pa
     assert "as draft (tests pass)" in run("knowledge", "import", ibd, "--reason", "PDSA 3", *data)
     run("knowledge", "submit", "ibd-steroid-review", "--reason", "ready", *data)
     run("knowledge", "approve", "ibd-steroid-review", "--reason", "reviewed", *data)
-    out = run("knowledge", "activate", "ibd-steroid-review", "--reason", "go live", *data)
+    out = run(
+        "knowledge", "activate", "ibd-steroid-review", "--reason", "go live",
+        "--cycle", str(cycle), *data,
+    )  # fmt: skip
     assert "active (live) at every site" in out
     listed = json.loads(run("knowledge", "list", "--format", "json", *data))
     assert [(v["identifier"], v["status"]) for v in listed] == [("ibd-steroid-review", "active")]

@@ -29,6 +29,7 @@ from careloop.store.models import AuditEntry
 from careloop.trust.identity import resolve_token
 from careloop.trust.principal import RequestContext
 from tests.foundation import Installation
+from tests.practice.cds_support import trial_cycle
 
 
 def principal(inst: Installation, key: str):
@@ -63,7 +64,13 @@ def test_a_version_goes_from_draft_to_active_by_authorised_people_with_reasons(i
     submit(inst.registry, author, "lc-one@1.0.0", reason="ready for review")
     approve(inst.registry, reviewer, "lc-one@1.0.0", reason="tests and evidence checked")
     dep = activate(
-        inst.registry, reviewer, "lc-one", mode="silent", sites=["A"], reason="silent pilot"
+        inst.registry,
+        reviewer,
+        "lc-one",
+        mode="silent",
+        sites=["A"],
+        reason="silent pilot",
+        cycle_id=trial_cycle(inst),  # its card's wording is randomised
     )
     assert dep.mode == "silent" and dep.sites == ("A",)
     assert dep.measures == ("sustained-steroid-free-remission",)
@@ -136,12 +143,13 @@ def test_steps_out_of_order_and_missing_reasons_are_refused(installation):
 def test_activating_a_new_version_supersedes_the_old_one_and_diff_shows_the_change(installation):
     inst = installation
     author, reviewer = principal(inst, "site_lead@A"), principal(inst, "admin")
+    cycle = trial_cycle(inst)
     for version in ("1.0.0", "1.1.0"):
         ref = f"lc-versions@{version}"
         add_version(inst.registry, author, package("lc-versions", version), reason="new")
         submit(inst.registry, author, ref, reason="review")
         approve(inst.registry, reviewer, ref, reason="ok")
-        activate(inst.registry, reviewer, ref, reason=f"go live {version}")
+        activate(inst.registry, reviewer, ref, reason=f"go live {version}", cycle_id=cycle)
     statuses = {
         v.version: v.status for v in list_versions(inst.registry, reviewer, search="lc-versions")
     }

@@ -14,6 +14,7 @@ import jwt
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 from jwt.algorithms import ECAlgorithm, RSAAlgorithm
 
+from careloop.community import CharterTerms, CycleInput, add_cycle, create_community
 from careloop.content.ibd import PACKAGE as IBD
 from careloop.knowledge import (
     KnowledgePackage,
@@ -83,12 +84,53 @@ def auth(keys: ClientKeys, path: str, **overrides: Any) -> dict[str, str]:
     return {"Authorization": f"Bearer {keys.token(BASE + path, **overrides)}"}
 
 
+def trial_cycle(
+    inst: Installation,
+    *,
+    purpose: str = "qi",
+    determination: tuple[str, str] | None = ("qi_determination", "QI-TEST-1"),
+) -> int:
+    """A learning cycle (in a community of its own) that a randomised test of card variants
+    runs under; without ``determination`` it records none."""
+    op = inst.operator
+    name = f"Card wording test {uuid.uuid4().hex[:8]}"
+    created = create_community(
+        inst.registry,
+        op,
+        name=name,
+        purpose="Test the card's wording",
+        problem="Which wording helps clinicians act",
+        scale="network",
+        charter=CharterTerms(purpose="Test the card's wording", decision_rule="majority"),
+        known_measures=(),
+        facilitator=inst.emails["admin"],
+    )
+    kind, ref = determination or (None, None)
+    return add_cycle(
+        inst.registry,
+        op,
+        created.community.id,
+        CycleInput(
+            title="Two wordings of the steroid review card",
+            kind="process",
+            purpose=purpose,
+            randomised=determination is not None,
+            determination_kind=kind,
+            determination_ref=ref,
+        ),
+        known_measures=(),
+    ).id
+
+
 def deploy(inst: Installation, package: KnowledgePackage, **kwargs: Any) -> None:
+    """Add, approve and activate a package (under a trial cycle when it randomises)."""
     ref = f"{package.identifier}@{package.version}"
     op = inst.operator
     add_version(inst.registry, op, package, reason="test")
     submit(inst.registry, op, ref, reason="test")
     approve(inst.registry, op, ref, reason="test")
+    if package.trials() and "cycle_id" not in kwargs:
+        kwargs["cycle_id"] = trial_cycle(inst)
     activate(inst.registry, op, ref, reason="test", **kwargs)
 
 

@@ -28,7 +28,7 @@ from careloop.trust.principal import Principal
 from careloop.warehouse.connection import Warehouse, warehouse_opener
 from careloop.web.app import create_app
 from tests.foundation import PASSWORD, Installation, build_installation, make_settings
-from tests.practice.cds_support import ibd_package
+from tests.practice.cds_support import ibd_package, trial_cycle
 
 KO = "scope-ibd"
 REF = f"{KO}@{ibd_package(KO).version}"
@@ -128,7 +128,14 @@ def installation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installat
     add_version(inst.registry, op, ibd_package(KO), reason="test")
     submit(inst.registry, op, REF, reason="test")
     approve(inst.registry, op, REF, reason="test")
-    activate(inst.registry, op, REF, reason="test", started_at=datetime(2025, 1, 1, tzinfo=UTC))
+    activate(
+        inst.registry,
+        op,
+        REF,
+        reason="test",
+        started_at=datetime(2025, 1, 1, tzinfo=UTC),
+        cycle_id=trial_cycle(inst),
+    )
     _cards(inst)
     results = _results()
     run = MeasureRun(

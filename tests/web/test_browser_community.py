@@ -121,7 +121,10 @@ def test_a_clinician_votes_by_form_and_reads_a_cycles_study(demo, server, ids, c
     page.get_by_label("Comment (other members see it)").fill("Families ask for it often.")
     page.get_by_role("button", name="Send my vote").click()
     page.wait_for_url("**/proposals/*?voted=1")
-    assert "You voted yes. Your comment: “Families ask for it often.”" in page.locator("#vote").inner_text()
+    assert (
+        "You voted yes. Your comment: “Families ask for it often.”"
+        in page.locator("#vote").inner_text()
+    )
     assert (
         page.locator("#tally-lived").inner_text() == "Patients and carers: 0 yes · 0 no · 0 abstain"
     )

@@ -18,7 +18,10 @@ from typing import Any
 import typer
 
 from careloop.cli import community_strategy
+from careloop.cli.community_engagement import engagement_command
 from careloop.cli.context import DataDirOption, opened, operator, settings_from
+from careloop.cli.cycle_ethics import determine
+from careloop.cli.cycle_findings import findings_app, print_findings
 from careloop.cli.output import console, print_json, print_rows
 from careloop.community import (
     CharterTerms,
@@ -34,6 +37,7 @@ from careloop.community import (
     invite,
     list_communities,
     list_cycles,
+    list_findings,
     list_priorities,
     list_proposals,
     measure_ids,
@@ -513,9 +517,12 @@ def cycle_show(
     settings = settings_from(data_dir)
     with opened(settings) as registry:
         view = show_cycle(registry, operator(), cycle_id)
+        findings = list_findings(registry, operator(), cycle_id)
     study = _study(view, settings, measures_dir)
+    # The Study's qualitative part is shown even when the measures' part is not there yet.
+    qualitative = {"qualitative_findings": [asdict(f) for f in findings]}
     if _fmt(fmt) == "json":
-        print_json({**_cycle_json(view), **study})
+        print_json({**_cycle_json(view), **study, **qualitative})
         return
     console.print(f"Cycle {view.id}: {view.title} ({view.kind}) — {view.community}", markup=False)
     console.print(f"Aim: {view.aim}", markup=False)
@@ -547,6 +554,7 @@ def cycle_show(
             ],
             title="Study",
         )
+    print_findings(findings)
     if view.act:
         console.print(f"Act: {view.act['decision']} — {view.act['rationale']}", markup=False)
 
@@ -646,4 +654,7 @@ def register(app: typer.Typer) -> None:
     """Add `careloop community …` and `careloop cycle …` (with their strategy commands)."""
     community_strategy.register(community_app, cycle_app)
     app.add_typer(community_app, name="community")
+    community_app.command("engagement")(engagement_command)
+    cycle_app.command("determine")(determine)
+    cycle_app.add_typer(findings_app, name="findings")
     app.add_typer(cycle_app, name="cycle")

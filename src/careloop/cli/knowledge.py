@@ -133,9 +133,18 @@ def activate_(
     reason: str = ReasonOption,
     silent: bool = typer.Option(False, "--silent", help="Evaluate and log, show no cards."),
     sites: list[str] = typer.Option([], "--site", help="Limit to these sites (repeat)."),
+    cycle: int | None = typer.Option(
+        None,
+        "--cycle",
+        help="The learning cycle it runs under (required when it randomises card variants).",
+    ),
     data_dir: Path | None = DataDirOption,
 ) -> None:
-    """Put an approved version into practice and record the deployment."""
+    """Put an approved version into practice and record the deployment.
+
+    A version that randomises card variants names its learning cycle, whose
+    QI determination or ethics approval covers the test.
+    """
     with opened(settings_from(data_dir)) as registry:
         dep = activate(
             registry,
@@ -144,12 +153,18 @@ def activate_(
             reason=reason,
             mode="silent" if silent else "live",
             sites=sites,
+            cycle_id=cycle,
         )
     where = ", ".join(dep.sites) or "every site"
     console.print(
         f"{dep.identifier}@{dep.version} active ({dep.mode}) at {where} "
         f"from {dep.started_at:%Y-%m-%d %H:%M} UTC; deployment {dep.id}."
     )
+    if dep.consent_purpose:
+        console.print(
+            f"Randomised test under cycle {dep.cycle_id}: its data are used for "
+            f"{dep.consent_purpose.replace('_', ' ')}."
+        )
 
 
 @knowledge_app.command("list")

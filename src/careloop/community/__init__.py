@@ -18,6 +18,11 @@ A layer above ``careloop.knowledge`` and below ``careloop.practice``:
   cycles' behaviour-change designs;
 - :mod:`~careloop.community.cycles`: learning (PDSA) cycles with Plan, Do
   and Act, and their changes as chart annotations;
+- :mod:`~careloop.community.engagement`: who contributed what, and the
+  share of patients and carers;
+- :mod:`~careloop.community.findings`: coded focus groups and interviews
+  attached to a cycle (themes and agreement in its Study, transcripts
+  restricted);
 - ``careloop.community.study``: the automatic Study of a cycle (pure
   functions on measure results); :func:`study_cycle` studies a stored cycle.
 
@@ -57,6 +62,19 @@ from careloop.community.cycles import (
     record_act,
     show_cycle,
     update_cycle,
+)
+from careloop.community.engagement import (
+    CONTRIBUTIONS,
+    Engagement,
+    MemberEngagement,
+    engagement,
+)
+from careloop.community.findings import (
+    FindingsView,
+    add_findings,
+    list_findings,
+    read_findings_project,
+    read_project_file,
 )
 from careloop.community.log import (
     DecisionView,
@@ -115,6 +133,7 @@ from careloop.community.toolkit import (
 )
 
 __all__ = [
+    "CONTRIBUTIONS",
     "AimInput",
     "AimMeasure",
     "AimView",
@@ -134,11 +153,14 @@ __all__ = [
     "DomainProfile",
     "DomainRating",
     "DomainScore",
+    "Engagement",
+    "FindingsView",
     "InvitationView",
     "Links",
     "MaturityProfile",
     "MaturityRatingView",
     "MaturityRound",
+    "MemberEngagement",
     "MemberView",
     "NassView",
     "NasssRound",
@@ -151,6 +173,7 @@ __all__ = [
     "ToolView",
     "VoteView",
     "add_cycle",
+    "add_findings",
     "add_priority",
     "add_tool",
     "answer_invitation",
@@ -159,11 +182,13 @@ __all__ = [
     "cycle_changes",
     "decide",
     "decisions",
+    "engagement",
     "invite",
     "leave",
     "list_aims",
     "list_communities",
     "list_cycles",
+    "list_findings",
     "list_priorities",
     "list_proposals",
     "list_toolkit",
@@ -178,6 +203,8 @@ __all__ = [
     "own_knowledge",
     "propose",
     "rate_tool",
+    "read_findings_project",
+    "read_project_file",
     "record_act",
     "record_decision",
     "record_design",

@@ -56,6 +56,8 @@ from careloop.core.errors import (
     ValidationFailed,
 )
 from careloop.knowledge import library
+from careloop.knowledge.package import package_from_dict
+from careloop.knowledge.trial_cover import trial_cover
 from careloop.store.database import Registry
 from careloop.store.models import (
     CharterVersion,
@@ -292,7 +294,15 @@ def _check_payload(
             f"subject {row.identifier!r} (`careloop community nasss {community.id} "
             f"{row.identifier}`), then propose the spread again."
         )
-    return {"knowledge": ref, "sites": sites, "mode": mode}, ref
+    cycle = payload.get("cycle")
+    if cycle is not None and not isinstance(cycle, int):
+        raise ValidationFailed(
+            "The cycle is a learning cycle's id.",
+            [ErrorDetail("payload.cycle", "not an id", cycle)],
+        )
+    # A randomised test is refused now, not when the vote passes (nothing is recorded).
+    trial_cover(session, package_from_dict(json.loads(row.package), origin=ref), cycle)
+    return {"knowledge": ref, "sites": sites, "mode": mode, "cycle": cycle}, ref
 
 
 def propose(
@@ -556,6 +566,7 @@ def _apply(
             mode=payload.get("mode", "live"),
             sites=payload.get("sites", []),
             details={"community": community.id, "proposal": proposal.id},
+            cycle_id=payload.get("cycle"),
         )
     return None
 

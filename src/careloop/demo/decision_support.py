@@ -94,6 +94,7 @@ def run_decision_support(
     calls_per_site: int = CALLS_PER_SITE,
     evidence: Sequence[tuple[int, str]] = (),
     approve_by: Callable[[str], object] | None = None,
+    cycle_for: Callable[[str], int] | None = None,
 ) -> DecisionSupportRun:
     """Approve and deploy the knowledge object, then simulate EHR visits calling it.
 
@@ -102,6 +103,9 @@ def run_decision_support(
     measure run behind it (``careloop provenance show card:<uuid> --chain``).
     ``approve_by`` approves the version under review (the demo's learning
     community decides by its charter's rule); without it the operator does.
+    ``cycle_for`` records the learning cycle the deployment runs under and
+    returns its id: the knowledge object randomises its card's wording, and a
+    randomised test needs a cycle with its QI determination on record.
     """
     truth = network.truth
     package = load_package(KNOWLEDGE_OBJECT)
@@ -127,6 +131,7 @@ def run_decision_support(
         reason="Deployed at the pilot sites",
         sites=list(truth.ko_sites),
         started_at=datetime.combine(truth.ko_date, datetime.min.time(), tzinfo=UTC),
+        cycle_id=cycle_for(ref) if cycle_for is not None else None,
     )
     keys = {}
     for site in truth.ko_sites:

@@ -301,7 +301,11 @@ def record_deployment_cycle(
     *,
     known_measures: list[str],
 ) -> int:
-    """The knowledge object's deployment at the pilot sites, as a cycle; Act on the others."""
+    """The knowledge object's deployment at the pilot sites, as a cycle; Act on the others.
+
+    Recorded before the deployment: the knowledge object randomises its card's
+    wording, so it is deployed under this cycle and its QI determination.
+    """
     truth = network.truth
     cycle = add_cycle(
         registry,
@@ -318,7 +322,9 @@ def record_deployment_cycle(
             plan_sites=truth.ko_sites,
             do_start=truth.ko_date,
             do_sites=truth.ko_sites,
-            do_what="The decision-support card shown in the EHR at the pilot sites.",
+            do_what="The decision-support card shown in the EHR at the pilot sites, its "
+            "wording randomised between two variants by clinician.",
+            randomised=True,
             determination_kind="qi_determination",
             determination_ref="QI-DEMO-2023-02",
             measures=(

@@ -29,6 +29,7 @@ from careloop.core.private_files import private_dir
 from careloop.core.settings import Settings
 from careloop.demo import learning_community, recovery
 from careloop.demo.decision_support import DecisionSupportRun, run_decision_support
+from careloop.demo.focus_group import attach_focus_groups
 from careloop.demo.load import LoadCounts, load_network
 from careloop.demo.network import Scale, SyntheticNetwork, generate_network
 from careloop.demo.report import write_report
@@ -195,11 +196,13 @@ def run_demo(
                 pilot_sites=list(network.truth.ko_sites),
                 logins=logins,
             ),
-        )
-        learning_community.record_deployment_cycle(
-            registry, operator, community, network, practice.ko_ref, known_measures=known
+            cycle_for=lambda ref: learning_community.record_deployment_cycle(
+                registry, operator, community, network, ref, known_measures=known
+            ),
         )
         learning_community.rate_maturity(registry, operator, community, logins)
+        # What families and young people said of the change package, coded by two coders.
+        attach_focus_groups(registry, operator, community.change_package_cycle)
         with Warehouse.from_settings(settings) as warehouse:
             refresh_registry_tables(registry, warehouse, operator, [CardEventTables()])
         analyses.recoveries.append(recovery.card_acceptance(practice.by_clinician, network.truth))

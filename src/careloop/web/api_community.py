@@ -461,6 +461,14 @@ def nasss(
     )
 
 
+@router.get("/{community_id}/engagement", responses=errors(401, 403, 404, 422))
+def engagement(
+    community_id: RecordId, caller: CallerDep, registry: RegistryDep
+) -> community.Engagement:
+    """Who contributed what, the totals and the share of patients and carers (members)."""
+    return community.engagement(registry, caller.principal, community_id)
+
+
 # ---------------------------------------------------------------- cycles
 
 
@@ -524,6 +532,14 @@ def cycle_study(
         study=study.to_dict() if study is not None else None,
         study_unavailable=unavailable,
     )
+
+
+@router.get("/{community_id}/cycles/{cycle_id}/findings", responses=errors(401, 403, 404, 422))
+def findings(
+    community_id: RecordId, cycle_id: RecordId, caller: CallerDep, registry: RegistryDep
+) -> list[community.FindingsView]:
+    """The cycle's qualitative findings as its Study shows them: themes, kappa per code."""
+    return community.list_findings(registry, caller.principal, cycle_id, community_id=community_id)
 
 
 @router.patch("/{community_id}/cycles/{cycle_id}", responses=errors(400, 401, 403, 404, 422))

@@ -6,12 +6,14 @@ r"""Qualitative analysis: documents, codebooks, coded segments, agreement, REFI-
 - :func:`code_frequencies`, :func:`co_occurrence`, :func:`quotes_for`,
   :func:`agreement_by_code`, :func:`theme_report`.
 - :func:`cohen_kappa`, :func:`krippendorff_alpha` — inter-rater agreement.
-- :func:`write_qdpx`, :func:`read_qdpx` — REFI-QDA project exchange.
+- :func:`write_qdpx`, :func:`read_qdpx` — REFI-QDA project exchange;
+  :func:`project_to_dict`, :func:`project_from_dict` — careloop's JSON form.
 """
 
 from careloop.analysis.qualitative.agreement import (
     AlphaResult,
     KappaResult,
+    agreement_words,
     cohen_kappa,
     krippendorff_alpha,
 )
@@ -34,6 +36,7 @@ from careloop.analysis.qualitative.project import (
     Turn,
     codebook_from_rows,
 )
+from careloop.analysis.qualitative.project_json import project_from_dict, project_to_dict
 from careloop.analysis.qualitative.refi_qda import project_to_qde, read_qdpx, write_qdpx
 
 __all__ = [
@@ -48,12 +51,15 @@ __all__ = [
     "Theme",
     "Turn",
     "agreement_by_code",
+    "agreement_words",
     "co_occurrence",
     "code_frequencies",
     "codebook_from_rows",
     "coding_table",
     "cohen_kappa",
     "krippendorff_alpha",
+    "project_from_dict",
+    "project_to_dict",
     "project_to_qde",
     "quotes_for",
     "read_qdpx",

@@ -38,8 +38,12 @@ def _is_missing(value: Any) -> bool:
         return False
 
 
-def _agreement_words(value: float) -> str:
-    # Landis & Koch (1977) benchmarks, the ones clinicians meet most often.
+def agreement_words(value: float) -> str:
+    """Landis & Koch's (1977) words for a kappa: slight, fair, moderate, substantial…
+
+    The benchmarks clinicians meet most often: ≤ 0.2 slight, ≤ 0.4 fair,
+    ≤ 0.6 moderate, ≤ 0.8 substantial, above almost perfect; below 0 poor.
+    """
     if value < 0:
         return "poor (worse than chance)"
     for bound, words in ((0.2, "slight"), (0.4, "fair"), (0.6, "moderate"), (0.8, "substantial")):
@@ -86,7 +90,7 @@ class KappaResult:
         kind = "Cohen's kappa" if self.weights is None else f"{self.weights}-weighted kappa"
         text = (
             f"{kind} = {self.kappa:.3f} (95% CI {self.ci_low:.3f} to {self.ci_high:.3f}) over "
-            f"{self.n} units: {_agreement_words(self.kappa)} agreement beyond chance "
+            f"{self.n} units: {agreement_words(self.kappa)} agreement beyond chance "
             f"(Landis & Koch). The coders agreed on {self.observed_agreement:.1%} of units; "
             f"{self.expected_agreement:.1%} agreement was expected by chance."
         )

@@ -37,8 +37,10 @@ from careloop.knowledge.library.views import (
 from careloop.knowledge.package import (
     package_from_dict,
 )
+from careloop.knowledge.trial_cover import trial_cover
 from careloop.store.database import Registry
 from careloop.store.models import Site
+from careloop.store.models.community import Cycle
 from careloop.store.models.knowledge import (
     KnowledgeDeployment,
     KnowledgeObjectVersion,
@@ -76,6 +78,7 @@ def activate(
     mode: Mode = "live",
     sites: Sequence[str] = (),
     started_at: datetime | None = None,
+    cycle_id: int | None = None,
 ) -> Deployment:
     """Put an approved (or active) version into practice and record the deployment.
 
@@ -84,7 +87,9 @@ def activate(
     retired (superseded) in the same transaction. ``started_at`` records a
     deployment that began earlier (entered after the fact); default now.
     A knowledge object a community owns is deployed here only at its pilot
-    sites: spreading it further is the community's decision.
+    sites: spreading it further is the community's decision. A version that
+    randomises card variants names the learning cycle (``cycle_id``) whose
+    determination covers the test (:mod:`careloop.knowledge.trial_cover`).
     """
     reason = _need_reason(reason)
     with unit_of_work(registry, principal, "knowledge.deploy") as work:
@@ -102,7 +107,13 @@ def activate(
                 "decision: a knowledge_spread proposal, with a NASSS assessment on record."
             )
         deployed = activate_within(
-            work, ref, reason=reason, mode=mode, sites=sites, started_at=started_at
+            work,
+            ref,
+            reason=reason,
+            mode=mode,
+            sites=sites,
+            started_at=started_at,
+            cycle_id=cycle_id,
         )
     record_deployment_provenance(registry, principal, deployed, reason=reason)
     services_changed()
@@ -118,6 +129,7 @@ def activate_within(
     sites: Sequence[str] = (),
     started_at: datetime | None = None,
     details: dict[str, Any] | None = None,
+    cycle_id: int | None = None,
 ) -> Deployment:
     """What :func:`activate` does, inside a unit of work the caller authorised.
 
@@ -137,6 +149,10 @@ def activate_within(
     _require_status(row, ("approved", "active"), "activation")
     codes = _site_codes(session, sites)
     package = package_from_dict(json.loads(row.package), origin=ref)
+    # Checked before anything changes: a refused randomised test leaves every row as it was.
+    cover = trial_cover(session, package, cycle_id)
+    if cover is None and cycle_id is not None and session.get(Cycle, cycle_id) is None:
+        raise InputError(f"There is no learning cycle {cycle_id} (`careloop cycle list`).")
     others = session.scalars(
         select(KnowledgeObjectVersion).where(
             KnowledgeObjectVersion.identifier == row.identifier,
@@ -168,6 +184,8 @@ def activate_within(
         started_at=as_utc(started_at) if started_at is not None else now,
         by=work.principal.email,
         reason=reason,
+        cycle_id=cycle_id,
+        consent_purpose=cover.consent_purpose if cover else None,
     )
     session.add(dep)
     session.flush()
@@ -180,6 +198,18 @@ def activate_within(
             "version": row.version,
             "mode": mode,
             "sites": codes,
+            **(
+                {
+                    "cycle": cover.cycle_id,
+                    "trials": list(cover.trials),
+                    "determination": f"{cover.determination_kind}:{cover.determination_ref}",
+                    "consent_purpose": cover.consent_purpose,
+                }
+                if cover
+                else {"cycle": cycle_id}
+                if cycle_id is not None
+                else {}
+            ),
             **(details or {}),
         },
     )

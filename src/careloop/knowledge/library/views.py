@@ -106,6 +106,10 @@ class Deployment:
     """Who deployed it."""
     reason: str
     """Why."""
+    cycle_id: int | None = None
+    """The learning cycle it was deployed under (required for a randomised test)."""
+    consent_purpose: str | None = None
+    """For a randomised test: ``quality_improvement`` or ``research``, from its cycle."""
 
 
 @dataclass(frozen=True)
@@ -186,6 +190,8 @@ def _deployment(row: KnowledgeDeployment) -> Deployment:
         ended_at=as_utc(row.ended_at) if row.ended_at else None,
         by=row.by,
         reason=row.reason,
+        cycle_id=row.cycle_id,
+        consent_purpose=row.consent_purpose,
     )
 
 

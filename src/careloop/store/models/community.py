@@ -374,3 +374,29 @@ class CycleDesign(Base):
     notes: Mapped[str] = mapped_column(Text, default="")
     recorded_by: Mapped[str] = mapped_column(String(254))
     recorded_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class CycleFindings(Base):
+    """A coded qualitative project (focus groups, interviews) attached to a cycle.
+
+    ``summary`` (themes, counts, agreement, documents' metadata) is what the
+    cycle's Study shows its community; ``content`` holds the whole project,
+    transcripts included, which only the cycle's owner and members with a
+    research, analyst or facilitator role read (each read audited).
+    """
+
+    __tablename__ = "cycle_findings"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    cycle_id: Mapped[int] = mapped_column(ForeignKey("learning_cycle.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(10))
+    """``qdpx`` (REFI-QDA) or ``json`` (careloop's form): what was attached."""
+    summary: Mapped[str] = mapped_column(Text)
+    """JSON: the Study's qualitative findings, no transcript text."""
+    content: Mapped[str] = mapped_column(Text)
+    """JSON: the whole project, transcripts included (restricted)."""
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"), index=True)
+    """The member who attached it (None for the operator)."""
+    added_by: Mapped[str] = mapped_column(String(254))
+    added_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -83,6 +83,11 @@ class KnowledgeDeployment(Base):
     ended_at: Mapped[datetime | None]
     by: Mapped[str] = mapped_column(String(254))
     reason: Mapped[str] = mapped_column(Text)
+    cycle_id: Mapped[int | None] = mapped_column(ForeignKey("learning_cycle.id"), index=True)
+    """The learning cycle it was deployed under (a randomised test needs one)."""
+    consent_purpose: Mapped[str | None] = mapped_column(String(30))
+    """For a randomised test of card variants: ``quality_improvement`` or ``research``,
+    from the cycle's purpose."""
 
 
 class CdsClient(Base):
