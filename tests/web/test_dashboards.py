@@ -312,7 +312,7 @@ def test_a_knowledge_object_deployment_is_drawn_on_the_measure_s_charts(clinicia
     from datetime import UTC, datetime
 
     from careloop.knowledge.library import Deployment
-    from careloop.web import pages_dashboards
+    from careloop.web.pages import dashboards as pages_dashboards
 
     deployed = Deployment(
         id=1,

@@ -23,21 +23,19 @@ from careloop.core.settings import Settings
 from careloop.trust.installation import open_registry
 from careloop.trust.status import registry_reachable
 from careloop.warehouse.connection import warehouse_opener
-from careloop.web import (
-    api,
-    api_capture,
-    api_community,
-    api_community_strategy,
-    fhir_api,
-    pages,
-    pages_community,
-    pages_dashboards,
-    pages_entry,
-    pages_knowledge,
-)
+from careloop.web import fhir_api
+from careloop.web.api import capture as api_capture
+from careloop.web.api import community as api_community
+from careloop.web.api import community_strategy as api_community_strategy
+from careloop.web.api import trust as api_trust
 from careloop.web.body_limit import BodyLimitMiddleware
 from careloop.web.cds_hooks import router as cds_hooks_router
 from careloop.web.errors import install_error_handlers
+from careloop.web.pages import community as pages_community
+from careloop.web.pages import dashboards as pages_dashboards
+from careloop.web.pages import entry as pages_entry
+from careloop.web.pages import home as pages_home
+from careloop.web.pages import knowledge as pages_knowledge
 from careloop.web.security import security_middleware
 
 HERE = Path(__file__).resolve().parent
@@ -79,13 +77,13 @@ def create_app(settings: Settings) -> FastAPI:
     @app.get("/health", tags=["service"])
     def health(request: Request) -> dict[str, Any]:
         """Liveness and registry reachability (no authentication, no data)."""
-        return api.health_payload(registry_reachable(request.app.state.registry))
+        return api_trust.health_payload(registry_reachable(request.app.state.registry))
 
-    app.include_router(api.router)
+    app.include_router(api_trust.router)
     app.include_router(api_capture.router)
     app.include_router(api_community.router)
     app.include_router(api_community_strategy.router)
-    app.include_router(pages.router)
+    app.include_router(pages_home.router)
     app.include_router(cds_hooks_router)
     app.include_router(pages_entry.router)
     app.include_router(pages_knowledge.router)

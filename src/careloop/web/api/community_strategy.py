@@ -3,7 +3,7 @@
 Each route authenticates the caller and calls one ``careloop.community``
 function, which checks membership of the community on the server and audits
 the access (refusals too). Recording a NASSS assessment is
-``POST …/nasss`` in :mod:`careloop.web.api_community`; here ``GET …/nasss``
+``POST …/nasss`` in :mod:`careloop.web.api.community`; here ``GET …/nasss``
 gives the aggregated profile.
 """
 

@@ -30,6 +30,7 @@ from careloop.measures.patient_lists import ListKind
 from careloop.practice.feedback import dashboards as dashboard
 from careloop.practice.feedback.dashboards import Deployed, Series
 from careloop.warehouse.connection import Warehouse, warehouse_opener
+from careloop.web.pages.rendering import page_context, render
 from careloop.web.security import Caller, CallerDep, RegistryDep, SettingsDep
 
 router = APIRouter(include_in_schema=False)
@@ -46,22 +47,6 @@ def _catalog(settings: Settings) -> MeasureCatalog:
     if key not in _CATALOG:
         _CATALOG[key] = load_catalog(measures_dir=settings.measures_dir)
     return _CATALOG[key]
-
-
-def _render(
-    request: Request, name: str, context: dict[str, Any], status: int = 200
-) -> HTMLResponse:
-    response: HTMLResponse = request.app.state.templates.TemplateResponse(
-        request, name, context, status_code=status
-    )
-    return response
-
-
-def _base(caller: Caller) -> dict[str, Any]:
-    return {
-        "principal": caller.principal,
-        "csrf_token": caller.session.csrf_token if caller.session else "",
-    }
 
 
 def figure_json(figure: Any) -> Markup:
@@ -222,12 +207,14 @@ def measures_overview(request: Request, caller: CallerDep, settings: SettingsDep
     try:
         stored = dashboard.stored_results(warehouse_opener(settings))
     except NotFound as exc:
-        return _render(request, "dashboards_empty.html", {**_base(caller), "message": exc.message})
+        return render(
+            request, "dashboards_empty.html", {**page_context(caller), "message": exc.message}
+        )
     view = dashboard.overview(stored, _catalog(settings), caller.principal)
-    return _render(
+    return render(
         request,
         "dashboards_overview.html",
-        {**_base(caller), "view": view, "sparkline": sparkline},
+        {**page_context(caller), "view": view, "sparkline": sparkline},
     )
 
 
@@ -363,11 +350,11 @@ def measure_page(
         )
         figures["funnel"] = figure_json(funnel_fig)
     latest = detail.network.latest
-    return _render(
+    return render(
         request,
         "dashboard_measure.html",
         {
-            **_base(caller),
+            **page_context(caller),
             "detail": detail,
             "m": detail.measure,
             "figures": figures,
@@ -409,8 +396,10 @@ def measure_patient_list(
             period=period,
             kind=list_kind,
         )
-    response = _render(
-        request, "dashboard_patients.html", {**_base(caller), "listed": listed, "m": listed.measure}
+    response = render(
+        request,
+        "dashboard_patients.html",
+        {**page_context(caller), "listed": listed, "m": listed.measure},
     )
     response.headers["Cache-Control"] = "no-store"  # names and dates of birth: never cached
     return response
@@ -420,6 +409,8 @@ def measure_patient_list(
 def site_page(request: Request, code: str, caller: CallerDep, settings: SettingsDep) -> Response:
     stored = dashboard.stored_results(warehouse_opener(settings))
     view = dashboard.site_view(stored, _catalog(settings), code, caller.principal)
-    return _render(
-        request, "dashboard_site.html", {**_base(caller), "view": view, "sparkline": sparkline}
+    return render(
+        request,
+        "dashboard_site.html",
+        {**page_context(caller), "view": view, "sparkline": sparkline},
     )

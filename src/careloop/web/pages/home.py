@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import hmac
 import secrets
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from careloop.core.errors import AuthenticationRequired, CsrfRejected
 from careloop.core.settings import Settings
 from careloop.trust import identity
+from careloop.web.pages.rendering import render
 from careloop.web.security import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
@@ -35,19 +36,11 @@ def _safe_next(target: str | None) -> str:
     return "/"
 
 
-def _render(
-    request: Request, name: str, context: dict[str, Any], status: int = 200
-) -> HTMLResponse:
-    templates = request.app.state.templates
-    response: HTMLResponse = templates.TemplateResponse(request, name, context, status_code=status)
-    return response
-
-
 def _login_form(
     request: Request, settings: Settings, *, error: str | None = None, status: int = 200
 ) -> Response:
     token = secrets.token_urlsafe(32)
-    response = _render(
+    response = render(
         request,
         "login.html",
         {"csrf_token": token, "error": error, "next": _safe_next(request.query_params.get("next"))},
@@ -112,7 +105,7 @@ def logout(request: Request, caller: CallerDep, registry: RegistryDep) -> Respon
 @router.get("/reauth", response_class=HTMLResponse)
 def reauth_page(request: Request, caller: CallerDep) -> Response:
     csrf = caller.session.csrf_token if caller.session else ""
-    return _render(
+    return render(
         request,
         "reauth.html",
         {
@@ -143,7 +136,7 @@ def home(request: Request, caller: OptionalCallerDep, registry: RegistryDep) -> 
     if caller is None:
         return RedirectResponse("/login", status_code=303)
     sites = identity.list_sites(registry, caller.principal)
-    return _render(
+    return render(
         request,
         "home.html",
         {

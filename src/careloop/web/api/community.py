@@ -16,7 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from careloop import community
 from careloop.web.openapi import IdField, RecordId, errors
-from careloop.web.pages_community import study_of
+from careloop.web.pages.community import study_of
 from careloop.web.security import CallerDep, RegistryDep, SettingsDep
 
 router = APIRouter(prefix="/api/communities", tags=["communities"])

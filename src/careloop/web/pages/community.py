@@ -38,6 +38,7 @@ from careloop.core.settings import Settings
 from careloop.measures.catalog import load_catalog
 from careloop.practice.feedback import dashboards
 from careloop.warehouse.connection import WarehouseOpener
+from careloop.web.pages.rendering import page_context, render
 from careloop.web.security import Caller, CallerDep, RegistryDep, SettingsDep
 
 router = APIRouter(include_in_schema=False)
@@ -108,15 +109,6 @@ def roles_words(roles: list[str]) -> str:
     return ", ".join(ROLE_NAMES.get(r, r) for r in roles)
 
 
-def _render(
-    request: Request, name: str, context: dict[str, Any], status: int = 200
-) -> HTMLResponse:
-    response: HTMLResponse = request.app.state.templates.TemplateResponse(
-        request, name, context, status_code=status
-    )
-    return response
-
-
 def _person_words(detail: community.CommunityDetail | None) -> Callable[[str | None], str]:
     """Who did something, by the name members know them by, never an account identifier."""
     names = {m.email: m.display_name or m.email for m in detail.members} if detail else {}
@@ -161,14 +153,13 @@ def _base(
         else None
     )
     return {
-        "principal": caller.principal,
+        **page_context(caller),
         # A patient or carer member reads the pages without technical identifiers.
         "plain": me is not None and bool({"patient", "carer"} & set(me.roles)),
         "person": _person_words(detail),
         "measure_title": lambda measure_id: titles.get(measure_id, measure_id),
         "in_words": lambda text: _in_words(text, titles),
         "fmt_month": _fmt_month,
-        "csrf_token": caller.session.csrf_token if caller.session else "",
         "role_names": ROLE_NAMES,
         "kind_names": KIND_NAMES,
         "status_names": STATUS_NAMES,
@@ -257,7 +248,7 @@ def _measure_row(m: Any, titles: dict[str, str]) -> dict[str, Any]:
 def my_communities(request: Request, caller: CallerDep, registry: RegistryDep) -> Response:
     found = community.list_communities(registry, caller.principal)
     invitations = community.my_invitations(registry, caller.principal)
-    return _render(
+    return render(
         request,
         "communities.html",
         {**_base(caller), "communities": found, "invitations": invitations},
@@ -274,7 +265,7 @@ def community_page(
 ) -> Response:
     detail = _community(registry, caller, community_id)
     lived = [m for m in detail.members if {"patient", "carer"} & set(m.roles)]
-    return _render(
+    return render(
         request,
         "community.html",
         {**_base(caller, detail, settings), "d": detail, "c": detail.community, "lived": lived},
@@ -292,7 +283,7 @@ def proposals_page(
     detail = _community(registry, caller, community_id)
     found = community.list_proposals(registry, caller.principal, community_id)
     found.sort(key=lambda p: (p.status != "open", -p.id))
-    return _render(
+    return render(
         request,
         "community_proposals.html",
         {**_base(caller, detail, settings), "d": detail, "c": detail.community, "proposals": found},
@@ -318,7 +309,7 @@ def _proposal_page(
         "proposal",
     )
     mine = next((v for v in proposal.votes if v.email == caller.principal.email), None)
-    return _render(
+    return render(
         request,
         "community_proposal.html",
         {
@@ -402,7 +393,7 @@ def priorities_page(
 ) -> Response:
     detail = _community(registry, caller, community_id)
     ranked = community.list_priorities(registry, caller.principal, community_id)
-    return _render(
+    return render(
         request,
         "community_priorities.html",
         {
@@ -427,7 +418,7 @@ def decisions_page(
     found = community.decisions(
         registry, caller.principal, community_id, search=search.strip() or None
     )
-    return _render(
+    return render(
         request,
         "community_decisions.html",
         {
@@ -456,7 +447,7 @@ def cycles_page(
 ) -> Response:
     detail = _community(registry, caller, community_id)
     found = community.list_cycles(registry, caller.principal, community_id=community_id)
-    return _render(
+    return render(
         request,
         "community_cycles.html",
         {
@@ -490,7 +481,7 @@ def cycle_page(
     measures = [_measure_row(m, titles) for m in study.measures] if study else []
     log = community.decisions(registry, caller.principal, community_id, cycle_id=cycle_id)
     others = community.list_cycles(registry, caller.principal, community_id=community_id)
-    return _render(
+    return render(
         request,
         "community_cycle.html",
         {

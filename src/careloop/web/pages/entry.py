@@ -22,25 +22,10 @@ from careloop.core.limits import loads_json
 from careloop.store.database import Registry
 from careloop.trust import patients
 from careloop.web.form_render import build_view, form_from_definition, live_check, values_from_post
+from careloop.web.pages.rendering import page_context, render
 from careloop.web.security import Caller, CallerDep, RegistryDep, request_context
 
 router = APIRouter(include_in_schema=False)
-
-
-def _render(
-    request: Request, name: str, context: dict[str, Any], status: int = 200
-) -> HTMLResponse:
-    response: HTMLResponse = request.app.state.templates.TemplateResponse(
-        request, name, context, status_code=status
-    )
-    return response
-
-
-def _base(caller: Any) -> dict[str, Any]:
-    return {
-        "principal": caller.principal,
-        "csrf_token": caller.session.csrf_token if caller.session else "",
-    }
 
 
 async def _posted(request: Request) -> dict[str, list[str]]:
@@ -60,7 +45,9 @@ def patient_search(
     q: Annotated[str | None, Query(max_length=100)] = None,
 ) -> Response:
     found = patients.search_patients(registry, caller.principal, text=q or None, limit=100)
-    return _render(request, "patients.html", {**_base(caller), "q": q or "", "patients": found})
+    return render(
+        request, "patients.html", {**page_context(caller), "q": q or "", "patients": found}
+    )
 
 
 @router.get("/patients/{patient_id}", response_class=HTMLResponse)
@@ -70,11 +57,11 @@ def patient_page(
     patient = patients.get_patient(registry, caller.principal, patient_id)
     timeline = entry.patient_timeline(registry, caller.principal, patient_id)
     forms = forms_store.list_forms(registry, caller.principal)
-    return _render(
+    return render(
         request,
         "patient.html",
         {
-            **_base(caller),
+            **page_context(caller),
             "patient": patient,
             "timeline": timeline,
             "forms": forms,
@@ -96,11 +83,11 @@ def new_entry_page(
     patient = patients.get_patient(registry, caller.principal, patient_id)
     stored = forms_store.get_form(registry, caller.principal, form)
     view = build_view(stored.form, {}, title=stored.title)
-    return _render(
+    return render(
         request,
         "entry.html",
         {
-            **_base(caller),
+            **page_context(caller),
             "patient": patient,
             "form": view,
             "event_date": (event_date or date.today()).isoformat(),
@@ -146,11 +133,11 @@ def _save_new_entry(
         )
     except (ValidationFailed, Conflict, InputError) as exc:
         patient = patients.get_patient(registry, caller.principal, patient_id)
-        return _render(
+        return render(
             request,
             "entry.html",
             {
-                **_base(caller),
+                **page_context(caller),
                 "patient": patient,
                 "form": build_view(stored.form, values, errors=exc.details, title=stored.title),
                 "message": exc.message,
@@ -170,11 +157,11 @@ def edit_entry_page(
 ) -> Response:
     response, form = entry.get_response_form(registry, caller.principal, response_id)
     patient = patients.get_patient(registry, caller.principal, response.patient_id)
-    return _render(
+    return render(
         request,
         "entry.html",
         {
-            **_base(caller),
+            **page_context(caller),
             "patient": patient,
             "form": build_view(form, response.values),
             "event_date": response.event_date.isoformat(),
@@ -217,11 +204,11 @@ def _save_edit(
         )
     except (ValidationFailed, Conflict, InputError) as exc:
         patient = patients.get_patient(registry, caller.principal, response.patient_id)
-        return _render(
+        return render(
             request,
             "entry.html",
             {
-                **_base(caller),
+                **page_context(caller),
                 "patient": patient,
                 "form": build_view(form, values, errors=exc.details),
                 "message": exc.message,
@@ -292,7 +279,7 @@ def _prom_page(
 ) -> HTMLResponse:
     invitation = proms.open_prom_link(request.app.state.registry, token)
     form = form_from_definition(invitation.definition)
-    return _render(
+    return render(
         request,
         "prom.html",
         {
@@ -347,6 +334,6 @@ def _save_prom(
             message=exc.message,
             status=exc.http_status,
         )
-    return _render(
+    return render(
         request, "prom_done.html", {"principal": None, "csrf_token": "", "title": invitation.title}
     )

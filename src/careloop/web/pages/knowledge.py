@@ -2,13 +2,14 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response
 
 from careloop.knowledge.library import deployments, list_versions
 from careloop.practice.feedback.reports import feedback_for, impact_for
+from careloop.web.pages.rendering import page_context, render
 from careloop.web.security import CallerDep, RegistryDep, WarehouseDep
 
 router = APIRouter(include_in_schema=False)
@@ -28,16 +29,11 @@ def _report(text: str) -> HTMLResponse:
 def library_page(request: Request, caller: CallerDep, registry: RegistryDep) -> Response:
     versions = list_versions(registry, caller.principal)
     deployed = deployments(registry)
-    context: dict[str, Any] = {
-        "principal": caller.principal,
-        "csrf_token": caller.session.csrf_token if caller.session else "",
-        "versions": versions,
-        "deployments": deployed,
-    }
-    page: HTMLResponse = request.app.state.templates.TemplateResponse(
-        request, "knowledge.html", context
+    return render(
+        request,
+        "knowledge.html",
+        {**page_context(caller), "versions": versions, "deployments": deployed},
     )
-    return page
 
 
 @router.get("/knowledge/{ref}/impact", response_class=HTMLResponse)

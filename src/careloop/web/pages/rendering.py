@@ -1,0 +1,26 @@
+"""Rendering a page: one template response, and the context every page needs."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from fastapi import Request
+from fastapi.responses import HTMLResponse
+
+from careloop.web.security import Caller
+
+
+def render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
+    """The template ``name`` rendered with ``context`` as an HTML response."""
+    response: HTMLResponse = request.app.state.templates.TemplateResponse(
+        request, name, context, status_code=status
+    )
+    return response
+
+
+def page_context(caller: Caller) -> dict[str, Any]:
+    """What every signed-in page's layout needs: who is signed in and the form token."""
+    return {
+        "principal": caller.principal,
+        "csrf_token": caller.session.csrf_token if caller.session else "",
+    }
