@@ -205,6 +205,12 @@ def _problems(
     known_measures: Collection[str],
     cycle_id: int | None,
 ) -> list[ErrorDetail]:
+    """Every problem with a cycle's input, each naming its field.
+
+    Long because it checks each field of the cycle in turn (title, kind, purpose,
+    measures, dates, sites, determination), so that one refusal lists every problem at
+    once.
+    """
     out: list[ErrorDetail] = []
     if not data.title.strip():
         out.append(ErrorDetail("title", "Give the cycle a title: the change it tests."))

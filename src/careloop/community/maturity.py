@@ -260,7 +260,11 @@ def _months_checked(session: Session, as_of: datetime) -> int:
 
 
 def evidence(session: Session, community: Community, as_of: datetime) -> dict[str, Evidence]:
-    """The evidence levels careloop computes for a community as of a moment."""
+    """The evidence levels careloop computes for a community as of a moment.
+
+    Long because each domain's evidence is one short count with its own wording, and
+    they read best side by side.
+    """
     months = _months_checked(session, as_of)
     data_level = (
         1 if months == 0 else 2 if months <= 3 else 3 if months <= 6 else 4 if months <= 9 else 5

@@ -390,6 +390,10 @@ def vote(
     ``on_behalf_of`` (an e-mail) records a member's vote given at a meeting:
     a facilitator, a community admin or the operator may do that; the entry
     keeps who recorded it.
+
+    Long because every check of the charter's rule (the proposal open, a member voting,
+    on whose behalf, a valid choice) must run in the one unit of work that records the
+    vote.
     """
     with access.community_work(registry, principal, "community.participate") as work:
         session = work.session

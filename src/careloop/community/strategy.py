@@ -185,6 +185,12 @@ def _linked_cycles(drivers: list[dict[str, Any]]) -> list[int]:
 def _problems(
     data: AimInput, improvements: Mapping[str, str], known_cycles: set[int], today: date
 ) -> list[ErrorDetail]:
+    """Every problem with an aim's input, each naming its field.
+
+    Long because it checks each part of the aim in turn (what, how much, by when, the
+    driver diagram, the family of measures), so that one refusal lists every problem at
+    once.
+    """
     out: list[ErrorDetail] = []
     if not data.what.strip():
         out.append(ErrorDetail("what", "Say what the community will improve."))

@@ -106,6 +106,10 @@ def run_decision_support(
     ``cycle_for`` records the learning cycle the deployment runs under and
     returns its id: the knowledge object randomises its card's wording, and a
     randomised test needs a cycle with its QI determination on record.
+
+    Long because it is one scene of the demo's story told in order (the knowledge
+    object's lifecycle, its deployment, then the simulated visits); split, the order of
+    the scene would be harder to follow.
     """
     truth = network.truth
     package = load_package(KNOWLEDGE_OBJECT)

@@ -113,7 +113,11 @@ def start_community(
     *,
     known_measures: list[str],
 ) -> DemoCommunity:
-    """Create the community, its members and its cycles from the planted truth."""
+    """Create the community, its members and its cycles from the planted truth.
+
+    Long because it is the community's founding told in order: the community, its
+    members and roles, its charter, its priorities and its cycles, each a call or two.
+    """
     truth = network.truth
     sites = [s.code for s in network.sites]
     members = [login for login in logins if login.role in COMMUNITY_ROLE_OF]

@@ -129,7 +129,11 @@ def _site_specs(scale: Scale, rng: np.random.Generator) -> list[SiteSpec]:
 
 
 def generate_network(scale: Scale = "small", seed: int = 2007) -> SyntheticNetwork:
-    """Generate the synthetic network (deterministic for a seed)."""
+    """Generate the synthetic network (deterministic for a seed).
+
+    Long because the planted truth (dates, effects, sites) is written out in one place,
+    where the tests and the report read it.
+    """
     rng = np.random.default_rng(seed)
     years = 6 if scale == "small" else 8
     # Eight years for the ICN scale start a year earlier, so no visit lies in the future.

@@ -128,7 +128,11 @@ def run_demo(
     out_dir: Path | None = None,
     on_stage: Stage | None = None,
 ) -> DemoResult:
-    """Run the learning cycle on a new synthetic network in ``settings.data_dir``."""
+    """Run the learning cycle on a new synthetic network in ``settings.data_dir``.
+
+    Long because it is the demo's script: each stage of the learning cycle in order,
+    each a call under its own timed heading.
+    """
     clock = _Clock(on_stage)
     # The demo keeps its embedded warehouse lean so the ICN scale fits in 2 GB.
     settings = settings.model_copy(update={"warehouse_memory_limit": DEMO_WAREHOUSE_MEMORY})

@@ -526,7 +526,11 @@ def _names(studies: Sequence[MeasureStudy]) -> str:
 
 
 def _progress(change: Change, studies: Sequence[MeasureStudy]) -> ProgressScore:
-    """The IHI progress scale, each step from evidence, in order; a step needs those below it."""
+    """The IHI progress scale, each step from evidence, in order; a step needs those below it.
+
+    Long because the IHI scale is one ladder of steps, each needing those below it; kept
+    as one function it can be read against the published scale step by step.
+    """
     outcomes = [s for s in studies if s.measure.role == "outcome"]
     measured = [s for s in studies if s.measure.role in ("outcome", "process")]
     balancing = [s for s in studies if s.measure.role == "balancing"]
