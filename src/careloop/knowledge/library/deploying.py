@@ -37,7 +37,7 @@ from careloop.knowledge.library.views import (
 from careloop.knowledge.package import (
     package_from_dict,
 )
-from careloop.knowledge.trial_cover import trial_cover
+from careloop.knowledge.trial_cover import TrialCover, trial_cover
 from careloop.store.database import Registry
 from careloop.store.models import Site
 from careloop.store.models.community import Cycle
@@ -57,6 +57,25 @@ def _site_codes(session: Session, sites: Sequence[str]) -> list[str]:
     if unknown:
         raise InputError(f"Unknown site(s): {', '.join(unknown)}.")
     return codes
+
+
+def _check_mode_and_start(mode: str, started_at: datetime | None, now: datetime) -> None:
+    if mode not in ("silent", "live"):
+        raise InputError(f"mode must be silent or live, not {mode!r}.")
+    if started_at is not None and as_utc(started_at) > now:
+        raise InputError("A deployment cannot start in the future; activate it on the day.")
+
+
+def _cycle_details(cover: TrialCover | None, cycle_id: int | None) -> dict[str, Any]:
+    """The audit entry's account of the learning cycle a deployment runs under."""
+    if cover is not None:
+        return {
+            "cycle": cover.cycle_id,
+            "trials": list(cover.trials),
+            "determination": f"{cover.determination_kind}:{cover.determination_ref}",
+            "consent_purpose": cover.consent_purpose,
+        }
+    return {"cycle": cycle_id} if cycle_id is not None else {}
 
 
 def _end_deployments(session: Session, version_id: int, now: datetime) -> None:
@@ -139,11 +158,8 @@ def activate_within(
     once its transaction has committed.
     """
     reason = _need_reason(reason)
-    if mode not in ("silent", "live"):
-        raise InputError(f"mode must be silent or live, not {mode!r}.")
     now = utcnow()
-    if started_at is not None and as_utc(started_at) > now:
-        raise InputError("A deployment cannot start in the future; activate it on the day.")
+    _check_mode_and_start(mode, started_at, now)
     session = work.session
     row = _find(session, ref)
     _require_status(row, ("approved", "active"), "activation")
@@ -198,18 +214,7 @@ def activate_within(
             "version": row.version,
             "mode": mode,
             "sites": codes,
-            **(
-                {
-                    "cycle": cover.cycle_id,
-                    "trials": list(cover.trials),
-                    "determination": f"{cover.determination_kind}:{cover.determination_ref}",
-                    "consent_purpose": cover.consent_purpose,
-                }
-                if cover
-                else {"cycle": cycle_id}
-                if cycle_id is not None
-                else {}
-            ),
+            **_cycle_details(cover, cycle_id),
             **(details or {}),
         },
     )
