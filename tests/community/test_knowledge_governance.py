@@ -196,7 +196,21 @@ def test_spread_needs_this_communitys_nasss_of_this_knowledge_object(installatio
     other = make_community(inst).community.id
     _approved_and_owned(inst, cid, "spread-ko")
     lead = principal(inst, "clinician@A")
-    spread = {"knowledge": "spread-ko@1.0.0", "sites": ["A", "B"]}
+    # Its card's wording is randomised, so the spread names the cycle that covers the test.
+    cycle = add_cycle(
+        inst.registry,
+        lead,
+        cid,
+        CycleInput(
+            title="Card wording test",
+            kind="process",
+            randomised=True,
+            determination_kind="qi_determination",
+            determination_ref="QI-6",
+        ),
+        known_measures=KNOWN_MEASURES,
+    ).id
+    spread = {"knowledge": "spread-ko@1.0.0", "sites": ["A", "B"], "cycle": cycle}
     # An assessment of another knowledge object, or by another community, does not count.
     record_nasss(inst.registry, principal(inst, "carer@B"), cid, subject="other-ko", ratings=NASSS)
     record_nasss(
