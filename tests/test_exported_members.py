@@ -17,6 +17,8 @@ PACKAGES = [
     "careloop.analysis.spc",
     "careloop.analysis.trials",
     "careloop.charts",
+    "careloop.practice.feedback.dashboards",
+    "careloop.trust.disclosure",
     "careloop.warehouse.connection",
 ]
 MODULES = [
