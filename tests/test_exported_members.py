@@ -19,6 +19,7 @@ PACKAGES = [
     "careloop.charts",
     "careloop.practice.feedback.dashboards",
     "careloop.trust.disclosure",
+    "careloop.trust.identity",
     "careloop.warehouse.connection",
 ]
 MODULES = [
