@@ -21,6 +21,8 @@ PACKAGES = [
     "careloop.trust.disclosure",
     "careloop.trust.identity",
     "careloop.warehouse.connection",
+    "careloop.warehouse.omop_schema",
+    "careloop.warehouse.quality.engine",
 ]
 MODULES = [
     "careloop.analysis._frames",
