@@ -17,6 +17,7 @@ PACKAGES = [
     "careloop.analysis.spc",
     "careloop.analysis.trials",
     "careloop.charts",
+    "careloop.cli.analyse",
     "careloop.measures.runner",
     "careloop.practice.feedback.dashboards",
     "careloop.trust.disclosure",
