@@ -1,4 +1,4 @@
-"""The public API of careloop.analysis and careloop.charts is what each __all__ says, sorted
+"""The public API of each package listed is what its __all__ says, sorted
 (after httpx's tests/test_exported_members.py), one parametrised test over every package."""
 
 from __future__ import annotations
@@ -17,6 +17,14 @@ PACKAGES = [
     "careloop.analysis.spc",
     "careloop.analysis.trials",
     "careloop.charts",
+    "careloop.cli.analyse",
+    "careloop.measures.runner",
+    "careloop.practice.feedback.dashboards",
+    "careloop.trust.disclosure",
+    "careloop.trust.identity",
+    "careloop.warehouse.connection",
+    "careloop.warehouse.omop_schema",
+    "careloop.warehouse.quality.engine",
 ]
 MODULES = [
     "careloop.analysis._frames",

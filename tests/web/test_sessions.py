@@ -270,7 +270,7 @@ def test_an_unknown_address_is_locked_out_exactly_like_a_known_one(site, monkeyp
     # Issue 14: a known address answered 423 after five failures, an unknown one 401 for
     # ever, which told which addresses exist. Both now answer the same, with the same work.
     inst, client = site
-    import careloop.trust.identity as identity_module
+    import careloop.trust.identity.sessions as identity_module  # where login checks passwords
 
     verified: list[bool] = []
     real = identity_module.verify_password

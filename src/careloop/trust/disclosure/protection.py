@@ -1,241 +1,27 @@
-"""Small-cell disclosure control for tables of counts that leave the installation.
-
-Primary suppression hides every count from 1 to ``threshold`` (10 by default;
-zero is not hidden, and ``threshold=0`` turns suppression off). Complementary
-suppression then hides further cells so that no hidden cell can be worked out
-from the row and column totals.
-
-How: a table with its margins is an (r+1) × (c+1) matrix whose lines (rows
-and columns, the totals row and column included) each say "the cells add up
-to the total". Think of every line as a vertex and every hidden entry as an
-edge between its row and its column. A hidden entry can be solved from the
-published ones exactly when its edge lies on no cycle (it is a *bridge*);
-on a cycle its value can shift by any amount around the cycle without
-changing a total. So the algorithm adds, while any hidden entry is a bridge,
-the cheapest rectangle of entries that closes a cycle through it (the
-two-way form of the "hypercube" method). This
-is the graph form of the usual "at least two hidden cells in every row and
-column" rule, which alone misses bridges between two cycles.
-
-Written here rather than taken from a library: the established tools
-(sdcTable, tau-Argus) are R and Java programs; for the two-way tables a
-measure produces the rule above is short and exact about what it protects.
-It does not use the non-negativity of counts to bound a hidden cell to an
-interval; the interval an intruder gets is at least the two smallest hidden
-values apart.
-"""
+"""Complementary suppression of a linked block: which counts to hide so each hidden one can move."""
 
 from __future__ import annotations
 
-import hashlib
 import heapq
-import hmac
-import math
 from collections import deque
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import numpy as np
 from scipy.optimize import Bounds, LinearConstraint, milp
 
 from careloop.core.errors import InputError
-
-DEFAULT_THRESHOLD = 10
-"""Counts from 1 to this are suppressed unless configured otherwise."""
-
-Position = tuple[int, int]
-
-
-@dataclass(frozen=True)
-class SuppressedTable:
-    """A table of counts with its margins, after disclosure control.
-
-    Positions index the table *with margins*: row ``r`` (the number of rows)
-    is the column totals, column ``c`` is the row totals.
-    """
-
-    values: tuple[tuple[int, ...], ...]
-    """The full table with margins (the unsuppressed values; do not publish)."""
-    primary: frozenset[Position]
-    """Entries hidden because they are small (1 to the threshold)."""
-    complementary: frozenset[Position]
-    """Entries hidden so that the primary ones cannot be recovered."""
-
-    @property
-    def hidden(self) -> frozenset[Position]:
-        """Every hidden entry."""
-        return self.primary | self.complementary
-
-    def published(self) -> list[list[int | None]]:
-        """The table with margins as it may be shown: hidden entries are ``None``."""
-        return [
-            [None if (i, j) in self.hidden else v for j, v in enumerate(row)]
-            for i, row in enumerate(self.values)
-        ]
-
-
-def _with_margins(counts: Sequence[Sequence[int]]) -> list[list[int]]:
-    if not counts or not counts[0]:
-        raise InputError("A table for disclosure control needs at least one cell.")
-    width = len(counts[0])
-    rows: list[list[int]] = []
-    for i, row in enumerate(counts):
-        if len(row) != width:
-            raise InputError(f"Row {i} of the table has {len(row)} cells, not {width}.")
-        for j, v in enumerate(row):
-            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
-                raise InputError(f"Cell ({i}, {j}) is {v!r}; counts are whole numbers ≥ 0.")
-        rows.append([*row, sum(row)])
-    totals = [sum(r[j] for r in rows) for j in range(width + 1)]
-    return [*rows, totals]
-
-
-def _bridges(hidden: set[Position]) -> list[Position]:
-    """Hidden entries on no cycle of the line graph (each solvable from the totals).
-
-    Tarjan's bridge-finding in one depth-first pass (iterative, so large tables
-    do not hit the recursion limit): an edge to a child is a bridge when no
-    vertex below the child reaches back above it.
-    """
-    adj: dict[tuple[str, int], list[tuple[tuple[str, int], Position]]] = {}
-    for i, j in hidden:
-        adj.setdefault(("r", i), []).append((("c", j), (i, j)))
-        adj.setdefault(("c", j), []).append((("r", i), (i, j)))
-    order: dict[tuple[str, int], int] = {}
-    low: dict[tuple[str, int], int] = {}
-    out: list[Position] = []
-    for root in sorted(adj):
-        if root in order:
-            continue
-        order[root] = low[root] = len(order)
-        stack: list[tuple[tuple[str, int], Position | None, int]] = [(root, None, 0)]
-        while stack:
-            node, via, index = stack[-1]
-            if index < len(adj[node]):
-                stack[-1] = (node, via, index + 1)
-                nxt, edge = adj[node][index]
-                if edge == via:
-                    continue
-                if nxt in order:
-                    low[node] = min(low[node], order[nxt])
-                else:
-                    order[nxt] = low[nxt] = len(order)
-                    stack.append((nxt, edge, 0))
-                continue
-            stack.pop()
-            if stack and via is not None:
-                parent = stack[-1][0]
-                low[parent] = min(low[parent], low[node])
-                if low[node] > order[parent]:
-                    out.append(via)
-    return sorted(out)
-
-
-def _rectangle(table: list[list[int]], hidden: set[Position], bridge: Position) -> list[Position]:
-    """The cheapest rectangle of entries that puts ``bridge`` on a cycle.
-
-    A rectangle (i, j), (i, k), (m, k), (m, j) is a cycle of four lines; its
-    cost is the sum of the entries it newly hides, and zero entries cost extra
-    (hiding a zero protects less: counts cannot go below it).
-    """
-    i, j = bridge
-    best: tuple[tuple[int, int], list[Position]] | None = None
-    for m in range(len(table)):
-        for k in range(len(table[0])):
-            if m == i or k == j:
-                continue
-            new = [p for p in ((i, k), (m, k), (m, j)) if p not in hidden]
-            zeros = sum(1 for a, b in new if table[a][b] == 0)
-            cost = (zeros, sum(table[a][b] for a, b in new))
-            if best is None or cost < best[0]:
-                best = (cost, new)
-    assert best is not None  # a table with margins is at least 2 × 2
-    return best[1]
-
-
-def suppress_table(
-    counts: Sequence[Sequence[int]],
-    *,
-    threshold: int = DEFAULT_THRESHOLD,
-    hidden: Iterable[Position] = (),
-) -> SuppressedTable:
-    """Apply primary and complementary suppression to a two-way table of counts.
-
-    Args:
-        counts: The table without margins (rows of non-negative integers).
-        threshold: Counts from 1 to this are hidden (0 disables suppression).
-        hidden: Entries (positions with margins) already hidden elsewhere, e.g.
-            a total that another table had to suppress.
-
-    Returns:
-        The table with margins and the hidden positions.
-    """
-    if threshold < 0:
-        raise InputError(f"The suppression threshold must be 0 or more, not {threshold}.")
-    table = _with_margins(counts)
-    primary = {
-        (i, j) for i, row in enumerate(table) for j, v in enumerate(row) if 1 <= v <= threshold
-    }
-    forced = {(int(i), int(j)) for i, j in hidden}
-    current = primary | forced
-    while True:
-        bridges = _bridges(current)
-        if not bridges:
-            break
-        current.update(_rectangle(table, current, bridges[0]))
-    return SuppressedTable(
-        values=tuple(tuple(r) for r in table),
-        primary=frozenset(primary),
-        complementary=frozenset(current - primary),
-    )
-
-
-# --- linked tables: a network, its sites and strata, released over time -------------------
-
-Key = tuple[str, str]
-"""An entry of a :class:`LinkedBlock`: (site, stratum); ``""`` is the network or all strata."""
-
-OPEN, HIDDEN, FIXED, UNSEEN = 0, 1, 2, 3
-"""States of an entry's counts: to decide now; hidden (now or earlier); published earlier;
-never released (known to the installation only, e.g. sites × sex when only the sites and
-the network's sexes were released)."""
-
-State = tuple[int, int, int]
-"""States of an entry's numerator, denominator and exclusions."""
-Move = list[tuple[int, int]]
-"""Entries with their change in the extended matrix (margins negated), every line summing to 0."""
-Change = list[tuple[int, int]]
-"""Entries with the actual change of their count."""
-
-
-@dataclass
-class LinkedBlock:
-    """The counts of one measure in one period, as every release so far has shown them.
-
-    Entries are (site, stratum) keys: ``("", "")`` the network total, ``(s, "")``
-    a site, ``("", "sex=female")`` the network in one stratum, ``(s, "sex=female")``
-    a site in one stratum. For each stratifier the entries form a table whose
-    rows are the sites and the network (``full``) or the network alone, whose
-    columns are the stratifier's values, and whose row totals are the
-    unstratified entries, which every stratifier's table shares.
-
-    Each entry has a numerator, a denominator and exclusions. ``subset``: the
-    numerator is part of the denominator (proportions, counts, continuous
-    measures), so denominator − numerator is a count of people too, and the
-    numerator and denominator are hidden together; otherwise (ratios) the
-    two are independent counts, hidden independently. Exclusions are
-    independent of both.
-    """
-
-    sites: tuple[str, ...]
-    """Site labels; empty when no release of the block had a site level."""
-    strata: dict[str, tuple[tuple[str, ...], bool]]
-    """Stratifier → (its values, whether its table has site rows)."""
-    counts: dict[Key, tuple[int, int, int]]
-    """True (numerator, denominator, excluded) of each entry; absent entries are zero."""
-    state: dict[Key, State]
-    """States of the numerator, denominator and exclusions; absent entries are :data:`FIXED`."""
-    subset: bool = True
+from careloop.trust.disclosure.linked_blocks import (
+    FIXED,
+    HIDDEN,
+    OPEN,
+    UNSEEN,
+    Change,
+    Key,
+    LinkedBlock,
+    Move,
+)
+from careloop.trust.disclosure.tables import DEFAULT_THRESHOLD
 
 
 class _Protector:
@@ -793,58 +579,3 @@ def protect_block(block: LinkedBlock, *, threshold: int = DEFAULT_THRESHOLD) -> 
     protector = _Protector(block, threshold)
     exposed = 0 if threshold == 0 else protector.run()
     return Protection(protector.hidden(), exposed)
-
-
-# --- the policy: threshold, noise, repeat limits ----------------------------------------
-
-
-@dataclass(frozen=True)
-class DisclosurePolicy:
-    """How aggregates are protected before they leave the installation.
-
-    Suppression (``threshold``) is always on unless the threshold is 0. Noise
-    and repeat limits are off by default: with the release ledger, repeating
-    a release returns exactly the same numbers, so repeats teach nothing new
-    (and noise drawn from a keyed hash gives the same blur every time, so it
-    cannot be averaged away either). They are there for networks that want
-    the i2b2/SHRINE behaviour on top.
-    """
-
-    threshold: int = DEFAULT_THRESHOLD
-    """Counts from 1 to this are hidden (0: nothing is hidden)."""
-    noise: bool = False
-    """Blur every published non-zero count with rounded Gaussian noise."""
-    noise_sigma: float = 1.33
-    """Standard deviation of the noise (SHRINE's 1.33)."""
-    noise_clamp: int = 3
-    """The noise never exceeds this in either direction (SHRINE: ±3)."""
-    repeat_limit: int = 0
-    """Refuse a release made this many times within ``repeat_days`` (0: no limit)."""
-    repeat_days: int = 30
-    """The window of the repeat limit, in days."""
-
-    def __post_init__(self) -> None:
-        if self.threshold < 0:
-            raise InputError(f"The suppression threshold must be 0 or more, not {self.threshold}.")
-        if not (self.noise_sigma > 0 and self.noise_clamp >= 0):
-            raise InputError("Noise needs a standard deviation above 0 and a clamp of 0 or more.")
-        if self.repeat_limit < 0 or self.repeat_days < 1:
-            raise InputError("The repeat limit must be 0 or more and its window at least a day.")
-
-
-def blur(value: int, *, key: bytes, label: str, policy: DisclosurePolicy) -> int:
-    """``value`` with the policy's noise, drawn from a keyed hash of ``label``.
-
-    The same label (a cell of the same data) always gets the same noise, so a
-    repeated release cannot average it away. Zero stays zero (zeros may be
-    published), and a count above the threshold never comes out at or below
-    it (that would look like a small count that escaped suppression).
-    """
-    if value == 0 or not policy.noise:
-        return value
-    digest = hmac.new(key, label.encode("utf-8"), hashlib.sha256).digest()
-    u1 = (int.from_bytes(digest[:8], "big") + 1) / 2.0**64
-    u2 = int.from_bytes(digest[8:16], "big") / 2.0**64
-    z = math.sqrt(-2.0 * math.log(u1)) * math.cos(2.0 * math.pi * u2)  # Box–Muller
-    shift = max(-policy.noise_clamp, min(policy.noise_clamp, round(policy.noise_sigma * z)))
-    return max(value + shift, policy.threshold + 1, 0)
