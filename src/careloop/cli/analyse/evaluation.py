@@ -81,7 +81,11 @@ def trial_compare(
     ),
     fmt: str = typer.Option("table", "--format", help="table or json."),
 ) -> None:
-    """Compare two arms: difference and ratio with 95% CI (and Bayes for binary outcomes)."""
+    """Compare two arms: difference and ratio with 95% CI (and Bayes for binary outcomes).
+
+    Long because it is one command: its options, the checks of the input columns and the
+    report of each outcome kind read in the order the user meets them.
+    """
     from careloop.analysis import trials
 
     _check_format(fmt)

@@ -66,7 +66,11 @@ def its_command(
         None, "--out", help="Write the figure to this .png or .svg file (no browser needed)."
     ),
 ) -> None:
-    """Fit a segmented regression model and report the intervention's effect."""
+    """Fit a segmented regression model and report the intervention's effect.
+
+    Long because a Typer command declares each of its many documented options in its
+    signature; the body only checks them and calls segmented_regression.
+    """
 
     from careloop.analysis.caveats import StatisticalWarning
     from careloop.analysis.its import Harmonics, segmented_regression

@@ -92,7 +92,11 @@ def spc_command(
         help="table (summary per part), json (summary and points), csv (points).",
     ),
 ) -> None:
-    """Make a run or control chart and print its summary per part."""
+    """Make a run or control chart and print its summary per part.
+
+    Long because a Typer command declares each of its many documented options in its
+    signature; the body only checks them and calls the chart.
+    """
     from careloop.analysis import spc
     from careloop.analysis.caveats import StatisticalWarning
 

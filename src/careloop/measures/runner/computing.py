@@ -155,6 +155,12 @@ def _assemble(
     sites: Mapping[int, str],
     small_denominator: int,
 ) -> pd.DataFrame:
+    """The result table of one measure from its counts, values and sites.
+
+    Long because it builds one result table column by column (labels, counts, rates,
+    suppression flags, identity of the definition), each step depending on the one
+    before.
+    """
     label_cols = {s: f"label_{s}" for s in strata}
     definition_hash = definition.definition_hash
     counts = counts.copy()

@@ -91,6 +91,8 @@ def run_measures(
 
     A measure that fails (missing table, engine error) is reported in
     ``failures``; the rest still run.
+
+    Long because of its documented arguments; the body is one pass over the batch.
     """
     if end < start:
         raise InputError(f"The period ends ({end}) before it starts ({start}).")

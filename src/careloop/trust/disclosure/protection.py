@@ -56,6 +56,12 @@ class _Protector:
     """
 
     def __init__(self, block: LinkedBlock, threshold: int) -> None:
+        """Index every count of the linked block for the search.
+
+        Long because it builds the solver's one index of every linked count (totals,
+        strata, site rows, exclusions) in a single pass, so the positions agree
+        everywhere.
+        """
         self.threshold = threshold
         self.subset = block.subset
         self.site_level = bool(block.sites)
@@ -260,7 +266,12 @@ class _Protector:
     def _candidates(
         self, e: int, direction: int, system: int, group: int
     ) -> Iterator[tuple[int, int, Move]]:
-        """Moves that change ``e`` by ``direction``: (cost, orientation, extended changes)."""
+        """Moves that change ``e`` by ``direction``: (cost, orientation, extended changes).
+
+        Long because each kind of count (a full table's cell, a margin, an exclusion)
+        has its own short search for a move, and the three are alternatives of one
+        choice.
+        """
         t0, r0, c0 = self.where[e]
         if t0 >= 0:
             full, idx = self.tables[t0]

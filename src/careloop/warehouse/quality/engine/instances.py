@@ -169,6 +169,12 @@ def _table_level(ctx: _Context) -> Iterator[_Instance]:
 def _field_level(
     ctx: _Context, name: str, col: OmopColumn, concept: ibis.Table | None
 ) -> Iterator[_Instance]:
+    """Every field-level check that applies to one column.
+
+    Long because it is the table of field-level check kinds (primary key, required,
+    type, range, concept, domain, standard), one short yield each, in the order the
+    OHDSI Data Quality Dashboard lists them.
+    """
     C = CHECKS
     c = col.name
     if col.primary_key:

@@ -52,6 +52,9 @@ def run_checks(
 
     Raises:
         InputError: an unknown check name.
+
+    Long because of its documented arguments; the body is one pass over the check
+    instances.
     """
     wanted = set(checks) if checks is not None else set(CHECKS)
     unknown = wanted - set(CHECKS)
