@@ -95,15 +95,13 @@ from careloop.community.maturity import (
     record_maturity,
 )
 from careloop.community.nasss import DomainProfile, NasssRound, nasss_profile, nasss_profile_of
+from careloop.community.ownership import own_knowledge
+from careloop.community.priorities import PriorityView, add_priority, list_priorities
 from careloop.community.proposals import (
-    PriorityView,
     ProposalView,
     VoteView,
-    add_priority,
     close,
-    list_priorities,
     list_proposals,
-    own_knowledge,
     propose,
     show_proposal,
     vote,

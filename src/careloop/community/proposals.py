@@ -22,7 +22,6 @@ refusals too.
 from __future__ import annotations
 
 import json
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -37,6 +36,7 @@ from careloop.community.communities import (
     add_charter_version,
     check_terms,
 )
+from careloop.community.ownership import has_nasss, knowledge_version, owned_by
 from careloop.community.rules import (
     CHOICES,
     Ballot,
@@ -63,10 +63,6 @@ from careloop.store.models import (
     CharterVersion,
     Community,
     DecisionEntry,
-    KnowledgeObjectVersion,
-    KnowledgeOwnership,
-    NassAssessment,
-    Priority,
     Proposal,
     User,
     Vote,
@@ -117,24 +113,6 @@ class ProposalView:
     votes: list[VoteView]
 
 
-@dataclass(frozen=True)
-class PriorityView:
-    """A problem or idea, with its standing in the community's vote."""
-
-    id: int
-    kind: str
-    title: str
-    description: str
-    proposal_id: int | None
-    status: str
-    score: int
-    """yes minus no: the ranking."""
-    tally: dict[str, int]
-    patients_and_carers: dict[str, int]
-    proposed_by: str
-    created_at: datetime
-
-
 def _spec(charter: CharterVersion) -> RuleSpec:
     return RuleSpec(
         rule=charter.decision_rule,  # type: ignore[arg-type]
@@ -144,7 +122,8 @@ def _spec(charter: CharterVersion) -> RuleSpec:
     )
 
 
-def _outcome(session: Session, proposal: Proposal) -> Outcome:
+def outcome_of(session: Session, proposal: Proposal) -> Outcome:
+    """The outcome of a proposal's votes under the charter it was opened under."""
     charter = session.get(CharterVersion, proposal.charter_version_id)
     assert charter is not None
     votes = session.scalars(select(Vote).where(Vote.proposal_id == proposal.id))
@@ -163,7 +142,7 @@ def _view(session: Session, proposal: Proposal) -> ProposalView:
         .order_by(Vote.id)
     ).all()
     outcome = (
-        _outcome(session, proposal).as_dict()
+        outcome_of(session, proposal).as_dict()
         if proposal.status == "open"
         else loads(proposal.outcome, {})
     )
@@ -211,48 +190,6 @@ def _proposal_row(session: Session, proposal_id: int, community_id: int | None) 
     return row
 
 
-def _ko_version(session: Session, ref: str, location: str) -> KnowledgeObjectVersion:
-    identifier, _, version = ref.partition("@")
-    if not version:
-        raise ValidationFailed(
-            "Name the version the community decides on.",
-            [ErrorDetail(location, "Use identifier@version, e.g. ibd-steroid-review@1.0.0.", ref)],
-        )
-    row = session.scalar(
-        select(KnowledgeObjectVersion).where(
-            KnowledgeObjectVersion.identifier == identifier,
-            KnowledgeObjectVersion.version == version,
-        )
-    )
-    if row is None:
-        raise NotFound(
-            f"There is no knowledge object version {ref!r} (`careloop knowledge list`).",
-            [ErrorDetail(location, "unknown knowledge object version", ref)],
-        )
-    return row
-
-
-def _owned_by(session: Session, community: Community, identifier: str) -> KnowledgeOwnership:
-    owned = session.scalar(
-        select(KnowledgeOwnership).where(KnowledgeOwnership.identifier == identifier)
-    )
-    if owned is None or owned.community_id != community.id:
-        raise PermissionDenied(
-            f"{identifier} is not owned by {community.name!r}, so the community does not "
-            "decide on it (a steward hands it over with `careloop community own`)."
-        )
-    return owned
-
-
-def has_nasss(session: Session, community_id: int, identifier: str) -> bool:
-    """Whether this community has a NASSS assessment of the knowledge object on record
-    (of the object, ``identifier``, or of one of its versions, ``identifier@version``)."""
-    subjects = session.scalars(
-        select(NassAssessment.subject).where(NassAssessment.community_id == community_id)
-    )
-    return any(s.partition("@")[0] == identifier for s in subjects)
-
-
 def _check_payload(
     session: Session, community: Community, kind: str, payload: dict[str, Any]
 ) -> tuple[dict[str, Any], str | None]:
@@ -264,8 +201,8 @@ def _check_payload(
     if kind == "priority":
         return {}, None
     ref = str(payload.get("knowledge", ""))
-    row = _ko_version(session, ref, "payload.knowledge")
-    owned = _owned_by(session, community, row.identifier)
+    row = knowledge_version(session, ref, "payload.knowledge")
+    owned = owned_by(session, community, row.identifier)
     if kind == "knowledge_approval":
         if row.status != "in_review":
             raise Conflict(
@@ -329,11 +266,11 @@ def propose(
         if not title.strip():
             raise ValidationFailed("Give the proposal a title.", [ErrorDetail("title", "empty")])
         checked, subject = _check_payload(session, community, kind, payload or {})
-        row = _open(work, community, kind, title, body, checked, subject)
+        row = open_proposal(work, community, kind, title, body, checked, subject)
         return _view(session, row)
 
 
-def _open(
+def open_proposal(
     work: Work,
     community: Community,
     kind: str,
@@ -342,6 +279,7 @@ def _open(
     payload: dict[str, Any],
     subject: str | None,
 ) -> Proposal:
+    """Open a proposal in the community, inside the caller's unit of work."""
     session = work.session
     if subject is not None and kind != "priority":
         already = session.scalar(
@@ -495,7 +433,7 @@ def close(
             )
         if proposal.status != "open":
             raise Conflict(f"Proposal {proposal.id} is {proposal.status} already.")
-        outcome = _outcome(session, proposal)
+        outcome = outcome_of(session, proposal)
         charter = session.get(CharterVersion, proposal.charter_version_id)
         assert charter is not None
         proposal.status = "passed" if outcome.passed else "rejected"
@@ -663,156 +601,3 @@ def show_proposal(
 
 
 # ---------------------------------------------------------------- priorities
-
-PRIORITY_KINDS = ("problem", "idea")
-
-
-def add_priority(
-    registry: Registry,
-    principal: Principal,
-    community_id: int,
-    *,
-    kind: str,
-    title: str,
-    description: str = "",
-) -> PriorityView:
-    """Propose a problem or idea; it opens a priority vote members rank it by."""
-    with access.community_work(registry, principal, "community.participate") as work:
-        session = work.session
-        access.audit_refusals(work, "community.priority", community_id, title=title)
-        community = access.community_row(session, community_id)
-        access.require_member(work, community)
-        problems = []
-        if kind not in PRIORITY_KINDS:
-            problems.append(ErrorDetail("kind", "A priority is a problem or an idea.", kind))
-        if not title.strip():
-            problems.append(ErrorDetail("title", "Say what the problem or idea is."))
-        if problems:
-            raise ValidationFailed("The priority is not valid; nothing was changed.", problems)
-        proposal = _open(
-            work, community, "priority", title, description, {"priority_kind": kind}, None
-        )
-        row = Priority(
-            community_id=community.id,
-            kind=kind,
-            title=title.strip()[:300],
-            description=description.strip(),
-            proposal_id=proposal.id,
-            proposed_by=principal.email,
-        )
-        session.add(row)
-        session.flush()
-        proposal.subject = f"priority:{row.id}"
-        work.audit(
-            "community.priority",
-            CATEGORY,
-            details={"community": community.id, "priority": row.id, "proposal": proposal.id},
-        )
-        return _priority_view(session, row)
-
-
-def _priority_view(session: Session, row: Priority) -> PriorityView:
-    proposal = session.get(Proposal, row.proposal_id) if row.proposal_id else None
-    if proposal is None:
-        tally = {"yes": 0, "no": 0, "abstain": 0}
-        lived = dict(tally)
-        status = "open"
-    else:
-        outcome = (
-            _outcome(session, proposal).as_dict()
-            if proposal.status == "open"
-            else loads(proposal.outcome, {})
-        )
-        tally = outcome.get("tally", {"yes": 0, "no": 0, "abstain": 0})
-        lived = outcome.get("patients_and_carers", {"yes": 0, "no": 0, "abstain": 0})
-        status = proposal.status
-    return PriorityView(
-        id=row.id,
-        kind=row.kind,
-        title=row.title,
-        description=row.description,
-        proposal_id=row.proposal_id,
-        status=status,
-        score=int(tally.get("yes", 0)) - int(tally.get("no", 0)),
-        tally=tally,
-        patients_and_carers=lived,
-        proposed_by=row.proposed_by,
-        created_at=as_utc(row.created_at),
-    )
-
-
-def list_priorities(
-    registry: Registry, principal: Principal, community_id: int
-) -> list[PriorityView]:
-    """Priorities ranked by their votes (yes minus no), withdrawn ones left out."""
-    with access.community_work(registry, principal, "community.read") as work:
-        access.audit_refusals(work, "community.priorities", community_id)
-        community = access.community_row(work.session, community_id)
-        access.require_seeing(work, community)
-        rows = work.session.scalars(
-            select(Priority).where(Priority.community_id == community.id).order_by(Priority.id)
-        )
-        views = [_priority_view(work.session, r) for r in rows]
-        work.audit("community.priorities", CATEGORY, details={"community": community.id})
-        ranked = [v for v in views if v.status != "withdrawn"]
-        return sorted(ranked, key=lambda v: (-v.score, -v.tally.get("yes", 0), v.id))
-
-
-# ---------------------------------------------------------------- knowledge
-
-
-def own_knowledge(
-    registry: Registry,
-    principal: Principal,
-    community_id: int,
-    *,
-    identifier: str,
-    pilot_sites: Sequence[str],
-) -> None:
-    """Hand a knowledge object to the community: from now on its rule approves and spreads it.
-
-    Those who steward knowledge today (a site lead, the admin, the operator)
-    hand it over, and only as a facilitator or admin of the community.
-    """
-    with access.community_work(registry, principal, "community.participate") as work:
-        session = work.session
-        access.audit_refusals(work, "community.own", community_id, knowledge=identifier)
-        community = access.community_row(session, community_id)
-        access.require_steward(work, community)
-        if not principal.may("knowledge.approve"):
-            raise PermissionDenied(
-                "Handing a knowledge object to a community is done by those who approve "
-                "knowledge today (a site lead or the installation admin)."
-            )
-        exists = session.scalar(
-            select(KnowledgeObjectVersion.id).where(KnowledgeObjectVersion.identifier == identifier)
-        )
-        if exists is None:
-            raise NotFound(f"There is no knowledge object {identifier!r} in the library.")
-        owned = session.scalar(
-            select(KnowledgeOwnership).where(KnowledgeOwnership.identifier == identifier)
-        )
-        if owned is not None:
-            raise Conflict(f"{identifier} is owned by community {owned.community_id} already.")
-        scope = set(loads(community.sites, []))
-        codes = sorted(set(pilot_sites))
-        outside = [c for c in codes if scope and c not in scope]
-        if outside or not codes:
-            raise ValidationFailed(
-                "Name the pilot sites, within the community's sites.",
-                [ErrorDetail("pilot_sites", "outside the community's sites", c) for c in outside]
-                or [ErrorDetail("pilot_sites", "No pilot site was given.")],
-            )
-        session.add(
-            KnowledgeOwnership(
-                identifier=identifier,
-                community_id=community.id,
-                pilot_sites=json.dumps(codes),
-                assigned_by=principal.email,
-            )
-        )
-        work.audit(
-            "community.own",
-            CATEGORY,
-            details={"community": community.id, "knowledge": identifier, "pilot_sites": codes},
-        )
