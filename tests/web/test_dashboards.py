@@ -344,5 +344,30 @@ def test_a_knowledge_object_deployment_is_drawn_on_the_measure_s_charts(clinicia
     # Served at two sites only: a phase of those sites' charts, a line on the network's.
     sites = json.loads(figures["fig-sites"])
     assert sum("steroid-sparing" in a["text"] for a in sites["layout"]["annotations"]) == 2
-    assert "Part 2" not in labels
+    # The network change package (a learning cycle at every site, steroid use its balancing
+    # measure) starts the network's one new phase; the two-site deployment starts none.
+    assert "Part 2" in labels and "Part 3" not in labels
     assert "steroid-sparing" not in clinician.get("/measures/remission-at-visit").text
+
+
+def test_a_learning_cycles_change_is_a_phase_of_its_measures_charts(clinician):
+    page = clinician.get("/measures/remission-at-visit")
+    assert page.status_code == 200
+    assert "Changes recorded for this measure" in page.text
+    assert "2021-07-01: Network change package (learning cycle" in page.text
+    figures = dict(
+        re.findall(
+            r'<script type="application/json" id="(fig-\w+)">(.*?)</script>', page.text, flags=re.S
+        )
+    )
+    network = json.loads(figures["fig-network"])
+    labels = [a["text"] for a in network["layout"]["annotations"]]
+    assert any(text.startswith("Network change package") for text in labels)
+    # Every site took up the change package: a new phase of the network chart at its date.
+    assert "Part 2" in labels
+    # A site's own adaptation is a line on the network's chart but starts no phase there
+    # (as a deployment to some sites does); it is marked on the site charts too.
+    assert any("own adaptation" in text for text in labels)
+    assert "Part 3" not in labels
+    sites = json.loads(figures["fig-sites"])
+    assert any("own adaptation" in a["text"] for a in sites["layout"]["annotations"])

@@ -11,6 +11,7 @@ the plotly.js that the installed ``plotly`` Python package ships, served from
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import date
 from importlib import resources
 from typing import Annotated, Any, Literal
@@ -21,6 +22,7 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from markupsafe import Markup
 
 from careloop import charts
+from careloop.community import cycle_changes
 from careloop.core.csv_safety import frame_to_csv
 from careloop.core.errors import InputError, NotFound
 from careloop.core.settings import Settings
@@ -105,14 +107,30 @@ def sparkline(series: Series, *, periods: int = dashboard.SPARK_PERIODS) -> Mark
     return Markup("".join(parts))  # noqa: S704 - numbers and fixed text only
 
 
-def _deployments(registry: Any, measure_id: str) -> tuple[Deployed, ...]:
+def _changes(registry: Any, measure_id: str, network: Sequence[str]) -> tuple[Deployed, ...]:
+    """Knowledge deployments and learning cycles' changes that touch the measure, by date.
+
+    A cycle whose change reached every site of the network (or names no site)
+    counts as a change of the network, as a deployment to every site does.
+    """
     out = []
     for d in deployments_for(registry, measure_id):
         where = ", ".join(d.sites) if d.sites else "all sites"
         out.append(
             Deployed(f"{d.identifier} {d.version} ({where})", d.started_at.date(), tuple(d.sites))
         )
-    return tuple(out)
+    for c in cycle_changes(registry, measure_id):
+        everywhere = not c.sites or set(network) <= set(c.sites)
+        where = "all sites" if everywhere else ", ".join(c.sites)
+        out.append(
+            Deployed(
+                f"{c.title} (learning cycle, {c.community}; {where})",
+                c.starts,
+                () if everywhere else c.sites,
+                kind="pdsa",
+            )
+        )
+    return tuple(sorted(out, key=lambda d: d.started))
 
 
 # --- plotly.js from the installed package ---------------------------------------------
@@ -269,7 +287,7 @@ def _detail(
         _catalog(settings),
         measure_id,
         caller.principal,
-        deployments=_deployments(registry, measure_id),
+        deployments=_changes(registry, measure_id, stored.sites),
     )
 
 

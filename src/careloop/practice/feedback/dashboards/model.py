@@ -167,7 +167,7 @@ class FunnelView:
 
 @dataclass(frozen=True)
 class Deployed:
-    """A knowledge-object deployment that touches a measure."""
+    """A change that touches a measure: a knowledge deployment or a learning cycle's change."""
 
     label: str
     """What and where, e.g. ``steroid-sparing 1.0.0 (S001, S002)``."""
@@ -175,6 +175,8 @@ class Deployed:
     """When it started."""
     sites: tuple[str, ...]
     """Sites it serves (empty: all)."""
+    kind: Literal["deployment", "pdsa"] = "deployment"
+    """A knowledge object put into practice, or a learning (PDSA) cycle's change."""
 
 
 @dataclass(frozen=True)

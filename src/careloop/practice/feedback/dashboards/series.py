@@ -163,11 +163,11 @@ def _series(
 ) -> Series:
     points = _points(stored.rows(info.id, site))
     mine = [d for d in deployments if not d.sites or site == NETWORK or site in d.sites]
-    # A phase starts where the whole unit changed practice: a deployment to every site
-    # for the network chart, any deployment serving the site for the site's chart.
-    phases = [d.started for d in mine if not d.sites or site != NETWORK]
+    # A phase starts where the whole unit changed practice: a change at every site
+    # for the network chart, any change at the site for the site's chart.
+    phases = sorted({d.started for d in mine if not d.sites or site != NETWORK})
     annotations = tuple(
-        Annotation(pd.Timestamp(_month(d.started)), d.label, kind="deployment") for d in mine
+        Annotation(pd.Timestamp(_month(d.started)), d.label, kind=d.kind) for d in mine
     )
     if not chart:
         return Series(site, points, None, None, annotations)
