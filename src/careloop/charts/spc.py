@@ -244,6 +244,12 @@ def figure(
     )
     if kind == "ordinal":
         fig.update_xaxes(type="category")
+    elif kind == "temporal":
+        # The axis spans the data, not the labels: Plotly would otherwise stretch it
+        # to fit every annotation's text, leaving years of empty chart.
+        first, last = pd.Timestamp(pts["x"].min()), pd.Timestamp(pts["x"].max())
+        pad = max((last - first) * 0.02, pd.Timedelta(days=1))
+        fig.update_xaxes(range=[first - pad, last + pad])
     return fig
 
 

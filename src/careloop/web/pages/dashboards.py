@@ -124,10 +124,11 @@ def _changes(registry: Any, measure_id: str, network: Sequence[str]) -> tuple[De
         where = "all sites" if everywhere else ", ".join(c.sites)
         out.append(
             Deployed(
-                f"{c.title} (learning cycle, {c.community}; {where})",
+                c.title,
                 c.starts,
                 () if everywhere else c.sites,
                 kind="pdsa",
+                where=f"learning cycle, {c.community}; {where}",
             )
         )
     return tuple(sorted(out, key=lambda d: d.started))

@@ -177,6 +177,8 @@ class Deployed:
     """Sites it serves (empty: all)."""
     kind: Literal["deployment", "pdsa"] = "deployment"
     """A knowledge object put into practice, or a learning (PDSA) cycle's change."""
+    where: str = ""
+    """Whose change and where, for the list beside the chart (the chart shows the label)."""
 
 
 @dataclass(frozen=True)
