@@ -144,6 +144,19 @@ def require_steward(work: Work, community: Community) -> CommunityMember | None:
     )
 
 
+def rater(work: Work, community: Community, on_behalf_of: str | None) -> tuple[int | None, str]:
+    """Who is rating (user id, e-mail): the caller, a member; or, for a facilitator or
+    the operator recording a workshop, the member named by ``on_behalf_of``."""
+    if on_behalf_of is None:
+        require_member(work, community)
+        return work.principal.user_id, work.principal.email
+    require_steward(work, community)
+    user = user_by_email(work.session, on_behalf_of, location="on_behalf_of")
+    if member_row(work.session, community.id, user.id) is None:
+        raise PermissionDenied(f"{user.email} is not a member of {community.name!r}.")
+    return user.id, user.email
+
+
 def check_roles(roles: Sequence[str], location: str = "roles") -> list[str]:
     """Community roles, validated (at least one, each known), in a stable order."""
     unknown = [r for r in roles if r not in COMMUNITY_ROLES]

@@ -25,7 +25,7 @@ from sqlalchemy import select
 from careloop.community import _access as access
 from careloop.community._access import CATEGORY, loads
 from careloop.core.clock import as_utc
-from careloop.core.errors import ErrorDetail, PermissionDenied, ValidationFailed
+from careloop.core.errors import ErrorDetail, ValidationFailed
 from careloop.store.database import Registry
 from careloop.store.models import Cycle, DecisionEntry, NassAssessment
 from careloop.trust.principal import Principal
@@ -225,16 +225,7 @@ def record_nasss(
         session = work.session
         access.audit_refusals(work, "community.nasss", community_id, subject=subject)
         community = access.community_row(session, community_id)
-        if on_behalf_of is not None:
-            access.require_steward(work, community)
-            user = access.user_by_email(session, on_behalf_of, location="on_behalf_of")
-            if access.member_row(session, community.id, user.id) is None:
-                raise PermissionDenied(f"{user.email} is not a member of {community.name!r}.")
-            user_id: int | None = user.id
-            by = user.email
-        else:
-            access.require_member(work, community)
-            user_id, by = principal.user_id, principal.email
+        user_id, by = access.rater(work, community, on_behalf_of)
         problems = [
             ErrorDetail(f"ratings.{d}", f"Rate it {', '.join(NASSS_RATINGS)}.")
             for d in NASSS_DOMAINS

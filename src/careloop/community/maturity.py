@@ -42,7 +42,7 @@ from sqlalchemy.orm import Session
 from careloop.community import _access as access
 from careloop.community._access import CATEGORY, loads
 from careloop.core.clock import as_utc, utcnow
-from careloop.core.errors import ErrorDetail, PermissionDenied, ValidationFailed
+from careloop.core.errors import ErrorDetail, ValidationFailed
 from careloop.store.database import Registry
 from careloop.store.models import (
     Community,
@@ -464,16 +464,7 @@ def record_maturity(
         session = work.session
         access.audit_refusals(work, action, community_id, round=round_name)
         community = access.community_row(session, community_id)
-        if on_behalf_of is not None:
-            access.require_steward(work, community)
-            user = access.user_by_email(session, on_behalf_of, location="on_behalf_of")
-            if access.member_row(session, community.id, user.id) is None:
-                raise PermissionDenied(f"{user.email} is not a member of {community.name!r}.")
-            user_id: int | None = user.id
-            by = user.email
-        else:
-            access.require_member(work, community)
-            user_id, by = principal.user_id, principal.email
+        user_id, by = access.rater(work, community, on_behalf_of)
         problems = [
             ErrorDetail(f"ratings.{d}", "Rate this domain from 1 to 5.")
             for d in REQUIRED
