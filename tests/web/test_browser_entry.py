@@ -95,6 +95,9 @@ def test_a_patient_fills_a_prom_through_a_single_use_link(site_server, page, chr
     patient_context = chromium.new_context()
     prom = patient_context.new_page()
     prom.goto(link)
+    # The link's secret is swapped for a short session at once: it leaves the address bar.
+    assert prom.url == server.url + "/prom"
+    assert link.rsplit("/", 1)[1] not in prom.content()
     assert prom.get_by_role("heading", name="How my IBD has been (past 7 days)").is_visible()
     assert prom.locator('[data-field="contact_phone"]').is_hidden()
     prom.locator('[data-field="prom_date"] input').fill("2026-11-03")
@@ -115,7 +118,10 @@ def test_a_patient_fills_a_prom_through_a_single_use_link(site_server, page, chr
     prom.goto(link)  # single use: the link no longer opens the form
     assert prom.get_by_role("heading", name="How my IBD has been (past 7 days)").count() == 0
     patient_context.close()
-    page.reload()
+    # The staff page that showed the link was the answer to a POST: the link is in no address.
+    assert "/prom/" not in page.url
+    page.goto(server.url + f"/patients/{inst.patient_ids['A'][0]}")
+    assert page.locator("code.link").count() == 0  # shown once only
     assert "patient" in page.get_by_role("row").filter(has_text="How my IBD").inner_text()
     stored = entry.list_responses(
         inst.registry, inst.operator, "ibd_symptoms_prom", patient_id=inst.patient_ids["A"][0]

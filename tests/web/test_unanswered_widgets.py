@@ -25,6 +25,15 @@ def _link(installation, patient: int) -> str:
     return link.token
 
 
+def _open(api, installation, patient: int) -> str:
+    """Open a new PROM link in the test browser; the form token of the page it lands on."""
+    page = api.get(f"/prom/{_link(installation, patient)}")
+    assert page.status_code == 200 and str(page.url).endswith("/prom")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token is not None
+    return token.group(1)
+
+
 def _stored(installation, patient: int) -> dict[str, object]:
     with installation.registry.transaction() as session:
         set_scope(session, Scope.everything())
@@ -49,13 +58,14 @@ def test_the_prom_page_starts_with_no_answer_chosen(api, installation):
 def test_an_untouched_slider_is_stored_as_unanswered_and_a_chosen_one_as_chosen(api, installation):
     patient = installation.patient_ids["A"][1]
     answers = prom_answers("2024-06-01")
-    sent = api.post(f"/prom/{_link(installation, patient)}", data=answers)
+    form_token = _open(api, installation, patient)
+    sent = api.post("/prom", data={**answers, "csrf_token": form_token})
     assert sent.status_code == 200 and "Thank you" in sent.text
     assert "worry" not in _stored(installation, patient)
     other = installation.patient_ids["B"][0]  # one PROM a day per patient
+    form_token = _open(api, installation, other)
     chosen = api.post(
-        f"/prom/{_link(installation, other)}",
-        data={**prom_answers("2024-06-08"), "worry": "37"},
+        "/prom", data={**prom_answers("2024-06-08"), "worry": "37", "csrf_token": form_token}
     )
     assert chosen.status_code == 200
     assert _stored(installation, other)["worry"] == "37"

@@ -54,7 +54,10 @@ __all__ = [
     "PromLinkCreated",
     "create_prom_link",
     "open_prom_link",
+    "open_prom_link_by_key",
+    "prom_link_key",
     "submit_prom_link",
+    "submit_prom_link_by_key",
 ]
 
 PROM_TOKEN_PREFIX = "prom"  # noqa: S105 - a prefix, not a secret
@@ -176,8 +179,17 @@ def _refused(why: str) -> NotFound:
     return NotFound(messages[why])
 
 
-def _find_link(registry: Registry, token: str) -> tuple[_LinkFacts | None, str]:
-    """The link behind ``token`` and ``ok``, or None and why it is refused."""
+def prom_link_key(token: str) -> str:
+    """The key a link is stored under: the SHA-256 of its secret, never the secret.
+
+    The browser page swaps the secret for a short session that carries this key,
+    so that the secret does not stay in the address bar or the browser history.
+    """
+    return sha256_hex(token.strip())
+
+
+def _find_link(registry: Registry, key: str) -> tuple[_LinkFacts | None, str]:
+    """The link stored under ``key`` and ``ok``, or None and why it is refused."""
     with registry.transaction() as session:
         # The link holder has no login: the token is what authenticates, so this
         # one lookup by hash runs unscoped; everything after runs in the link's scope.
@@ -185,7 +197,7 @@ def _find_link(registry: Registry, token: str) -> tuple[_LinkFacts | None, str]:
             select(PromLink, FormDefinition.name, Site.code, Site.time_zone)
             .join(FormDefinition, FormDefinition.id == PromLink.form_id)
             .join(Site, Site.id == PromLink.site_id)
-            .where(PromLink.token_hash == sha256_hex(token.strip()))
+            .where(PromLink.token_hash == key)
             .execution_options(careloop_unscoped=True)
         ).first()
         if row is None:
@@ -216,7 +228,12 @@ def open_prom_link(registry: Registry, token: str) -> PromInvitation:
     Raises:
         NotFound: The link is unknown, used or expired (the message says which).
     """
-    facts, state = _find_link(registry, token)
+    return open_prom_link_by_key(registry, prom_link_key(token))
+
+
+def open_prom_link_by_key(registry: Registry, key: str) -> PromInvitation:
+    """:func:`open_prom_link` for the link stored under ``key`` (:func:`prom_link_key`)."""
+    facts, state = _find_link(registry, key)
     if facts is None or state != "ok":
         raise _refused(state)
     with registry.transaction() as session:
@@ -254,7 +271,21 @@ def submit_prom_link(
         ValidationFailed: The answers break the form's rules (the link stays usable).
         Conflict: The patient already has this form on that date.
     """
-    facts, state = _find_link(registry, token)
+    return submit_prom_link_by_key(
+        registry, prom_link_key(token), values=values, event_date=event_date, context=context
+    )
+
+
+def submit_prom_link_by_key(
+    registry: Registry,
+    key: str,
+    *,
+    values: Mapping[str, object],
+    event_date: date | str | None = None,
+    context: RequestContext | None = None,
+) -> ResponseView:
+    """:func:`submit_prom_link` for the link stored under ``key`` (:func:`prom_link_key`)."""
+    facts, state = _find_link(registry, key)
     if facts is None or state != "ok":
         _audit_refused(registry, facts, state, context)
         raise _refused(state)

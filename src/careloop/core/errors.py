@@ -151,6 +151,17 @@ class CsrfRejected(PermissionDenied):
     code = "csrf_rejected"
 
 
+@dataclass
+class TooManyRequests(CareloopError):
+    """One network address sent more requests to a public page than careloop answers."""
+
+    retry_after: int = 60
+    """Seconds after which the address may try again (the ``Retry-After`` header)."""
+
+    code: ClassVar[str] = "too_many_requests"
+    http_status: ClassVar[int] = 429
+
+
 class NotFound(CareloopError):
     """The thing does not exist, or the user may not know that it does."""
 

@@ -113,6 +113,33 @@ class Settings(BaseSettings):
         default=5, ge=1, description="Failed logins in a row that lock an account."
     )
     lockout_minutes: int = Field(default=15, ge=1, description="How long a lock-out lasts.")
+    prom_session_minutes: int = Field(
+        default=60,
+        ge=5,
+        le=24 * 60,
+        description=(
+            "Minutes a patient has to fill a PROM after opening its link: the link's secret "
+            "is swapped at once for a session cookie this long, so it leaves the address bar."
+        ),
+    )
+    public_requests_per_minute: int = Field(
+        default=300,
+        ge=0,
+        description=(
+            "Requests one network address may make per minute to the pages anyone can reach "
+            "without logging in (login, PROM links); more are answered 429. 0 turns the limit "
+            "off. Generous, because a clinic's patients may share one address."
+        ),
+    )
+    failed_links_per_hour: int = Field(
+        default=20,
+        ge=0,
+        description=(
+            "Unknown, used or expired PROM links one network address may open per hour "
+            "before it is refused (429) for the rest of the hour: guessing links is not "
+            "possible. 0 turns the limit off."
+        ),
+    )
     default_consent: ConsentState = Field(
         default="improvement_and_research",
         description="Consent given to patients who arrive without a consent record (opt-out).",

@@ -36,6 +36,8 @@ from careloop.web.pages import dashboards as pages_dashboards
 from careloop.web.pages import entry as pages_entry
 from careloop.web.pages import home as pages_home
 from careloop.web.pages import knowledge as pages_knowledge
+from careloop.web.pages import prom as pages_prom
+from careloop.web.rate_limit import WindowCounter, public_rate_middleware
 from careloop.web.security import security_middleware
 
 HERE = Path(__file__).resolve().parent
@@ -67,9 +69,13 @@ def create_app(settings: Settings) -> FastAPI:
     templates.env.globals["version"] = __version__
     app.state.templates = templates
     settings.signing_key()
+    app.state.public_requests = WindowCounter(settings.public_requests_per_minute, 60)
+    app.state.failed_links = WindowCounter(settings.failed_links_per_hour, 3600)
 
     # Inside the security middleware, so that a refused body still gets its headers.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_body_bytes)
+    # A flood is refused before its body is read, and the refusal gets the security headers.
+    app.middleware("http")(public_rate_middleware)
     app.middleware("http")(security_middleware)
     install_error_handlers(app)
     app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
@@ -86,6 +92,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(pages_home.router)
     app.include_router(cds_hooks_router)
     app.include_router(pages_entry.router)
+    app.include_router(pages_prom.router)
     app.include_router(pages_knowledge.router)
     app.include_router(fhir_api.router)
     app.include_router(pages_dashboards.router)

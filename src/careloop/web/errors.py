@@ -16,7 +16,7 @@ from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
-from careloop.core.errors import AuthenticationRequired, CareloopError
+from careloop.core.errors import AuthenticationRequired, CareloopError, TooManyRequests
 
 log = logging.getLogger("careloop.web")
 
@@ -72,6 +72,8 @@ async def careloop_error(request: Request, exc: Exception) -> Response:
     response = _render(request, exc.http_status, body)
     if isinstance(exc, AuthenticationRequired) and not _wants_html(request):
         response.headers["WWW-Authenticate"] = 'Bearer realm="careloop"'
+    if isinstance(exc, TooManyRequests):
+        response.headers["Retry-After"] = str(exc.retry_after)
     return response
 
 

@@ -50,6 +50,8 @@ _WHY = {
     413: "The body is too large.",
     422: "A parameter or the body is not valid; the details name each problem.",
     423: "The account is locked after too many failed attempts.",
+    429: "Too many requests, or too many failed PROM links, from this network address; "
+    "the Retry-After header says when to try again.",
 }
 
 

@@ -29,6 +29,7 @@ from careloop.web.openapi import (
     errors,
     files_too,
 )
+from careloop.web.rate_limit import link_attempt
 from careloop.web.security import CallerDep, RegistryDep, request_context
 
 router = APIRouter(prefix="/api")
@@ -299,22 +300,24 @@ def create_prom_link(
     )
 
 
-@router.get("/prom/{token}", tags=["proms"], responses=errors(404, 422))
-def open_prom(token: str, registry: RegistryDep) -> proms.PromInvitation:
+@router.get("/prom/{token}", tags=["proms"], responses=errors(404, 422, 429))
+async def open_prom(token: str, request: Request, registry: RegistryDep) -> proms.PromInvitation:
     """The form a PROM link opens (no login: the link is the credential; no patient data)."""
-    return proms.open_prom_link(registry, token)
+    return await link_attempt(request, lambda: proms.open_prom_link(registry, token))
 
 
-@router.post("/prom/{token}", status_code=201, tags=["proms"], responses=errors(400, 404, 409, 422))
-def submit_prom(
+@router.post(
+    "/prom/{token}", status_code=201, tags=["proms"], responses=errors(400, 404, 409, 422, 429)
+)
+async def submit_prom(
     token: str, body: PromSubmit, request: Request, registry: RegistryDep
 ) -> PromReceipt:
     """Submit the answers through a PROM link (once); saved as patient-entered."""
-    view = proms.submit_prom_link(
-        registry,
-        token,
-        values=body.values,
-        event_date=body.event_date,
-        context=request_context(request),
+    context = request_context(request)
+    view = await link_attempt(
+        request,
+        lambda: proms.submit_prom_link(
+            registry, token, values=body.values, event_date=body.event_date, context=context
+        ),
     )
     return PromReceipt(form=view.form, event_date=view.event_date, status=view.status)

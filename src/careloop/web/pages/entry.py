@@ -8,9 +8,8 @@ applies on save.
 
 from __future__ import annotations
 
-import json
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated
 
 from fastapi import APIRouter, Form, Query, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
@@ -18,23 +17,14 @@ from starlette.concurrency import run_in_threadpool
 
 from careloop.capture import entry, forms_store, proms
 from careloop.core.errors import Conflict, InputError, ValidationFailed
-from careloop.core.limits import loads_json
 from careloop.store.database import Registry
 from careloop.trust import patients
-from careloop.web.form_render import build_view, form_from_definition, live_check, values_from_post
+from careloop.web.form_render import build_view, live_check, values_from_post
+from careloop.web.pages.posted import json_body, json_values, posted
 from careloop.web.pages.rendering import page_context, render
-from careloop.web.security import Caller, CallerDep, RegistryDep, request_context
+from careloop.web.security import Caller, CallerDep, RegistryDep
 
 router = APIRouter(include_in_schema=False)
-
-
-async def _posted(request: Request) -> dict[str, list[str]]:
-    form = await request.form()
-    data: dict[str, list[str]] = {}
-    for key, value in form.multi_items():
-        if isinstance(value, str):
-            data.setdefault(key, []).append(value)
-    return data
 
 
 @router.get("/patients", response_class=HTMLResponse)
@@ -54,6 +44,18 @@ def patient_search(
 def patient_page(
     request: Request, patient_id: int, caller: CallerDep, registry: RegistryDep
 ) -> Response:
+    return _patient_page(request, caller, registry, patient_id)
+
+
+def _patient_page(
+    request: Request,
+    caller: Caller,
+    registry: Registry,
+    patient_id: int,
+    *,
+    prom_link: str | None = None,
+    status: int = 200,
+) -> Response:
     patient = patients.get_patient(registry, caller.principal, patient_id)
     timeline = entry.patient_timeline(registry, caller.principal, patient_id)
     forms = forms_store.list_forms(registry, caller.principal)
@@ -66,8 +68,9 @@ def patient_page(
             "timeline": timeline,
             "forms": forms,
             "today": date.today().isoformat(),
-            "prom_link": request.query_params.get("prom_link"),
+            "prom_link": prom_link,
         },
+        status,
     )
 
 
@@ -102,7 +105,7 @@ def new_entry_page(
 async def new_entry_submit(
     request: Request, patient_id: int, form: str, caller: CallerDep, registry: RegistryDep
 ) -> Response:
-    data = await _posted(request)
+    data = await posted(request)
     # Saving waits for the registry's write lock: in a worker thread, not the event loop.
     return await run_in_threadpool(
         _save_new_entry, request, patient_id, form, caller, registry, data
@@ -176,7 +179,7 @@ def edit_entry_page(
 async def edit_entry_submit(
     request: Request, response_id: int, caller: CallerDep, registry: RegistryDep
 ) -> Response:
-    data = await _posted(request)
+    data = await posted(request)
     return await run_in_threadpool(_save_edit, request, response_id, caller, registry, data)
 
 
@@ -233,26 +236,13 @@ async def check_entry(
     version: str | None = None,
 ) -> JSONResponse:
     """Hidden fields, calculated values and errors for the values typed so far."""
-    body = await _json_body(request)
+    body = await json_body(request)
 
     def check() -> JSONResponse:
         stored = forms_store.get_form(registry, caller.principal, form, version=version)
-        return JSONResponse(live_check(stored.form, _json_values(body)))
+        return JSONResponse(live_check(stored.form, json_values(body)))
 
     return await run_in_threadpool(check)
-
-
-async def _json_body(request: Request) -> Any:
-    try:
-        return loads_json(await request.body(), where="request body")
-    except (json.JSONDecodeError, UnicodeDecodeError):
-        raise InputError('Send {"values": {field: value}} as JSON.') from None
-
-
-def _json_values(body: Any) -> dict[str, object]:
-    if not isinstance(body, dict) or not isinstance(body.get("values"), dict):
-        raise InputError('Send {"values": {field: value}} as JSON.')
-    return dict(body["values"])
 
 
 @router.post("/patients/{patient_id}/prom-links")
@@ -263,77 +253,11 @@ def create_prom_link(
     registry: RegistryDep,
     form: Annotated[str, Form()],
 ) -> Response:
+    """Create a link and show it on the patient's page this once.
+
+    The page is the answer to the POST (no redirect): the link's secret is never
+    put in an address, where the browser's history and the server's logs keep it.
+    """
     link = proms.create_prom_link(registry, caller.principal, form, patient_id=patient_id)
     url = str(request.base_url).rstrip("/") + link.path
-    return RedirectResponse(f"/patients/{patient_id}?prom_link={url}", status_code=303)
-
-
-def _prom_page(
-    request: Request,
-    token: str,
-    *,
-    values: dict[str, object] | None = None,
-    errors: Any = None,
-    message: str | None = None,
-    status: int = 200,
-) -> HTMLResponse:
-    invitation = proms.open_prom_link(request.app.state.registry, token)
-    form = form_from_definition(invitation.definition)
-    return render(
-        request,
-        "prom.html",
-        {
-            "form": build_view(form, values or {}, errors=errors, title=invitation.title),
-            "token": token,
-            "message": message,
-            "check_url": f"/prom/{token}/check",
-            "principal": None,
-            "csrf_token": "",
-        },
-        status,
-    )
-
-
-@router.get("/prom/{token}", response_class=HTMLResponse)
-def prom_page(request: Request, token: str) -> Response:
-    return _prom_page(request, token)
-
-
-@router.post("/prom/{token}/check")
-async def prom_check(request: Request, token: str) -> JSONResponse:
-    body = await _json_body(request)
-
-    def check() -> JSONResponse:
-        invitation = proms.open_prom_link(request.app.state.registry, token)
-        form = form_from_definition(invitation.definition)
-        return JSONResponse(live_check(form, _json_values(body)))
-
-    return await run_in_threadpool(check)
-
-
-@router.post("/prom/{token}")
-async def prom_submit(request: Request, token: str, registry: RegistryDep) -> Response:
-    data = await _posted(request)
-    return await run_in_threadpool(_save_prom, request, token, registry, data)
-
-
-def _save_prom(
-    request: Request, token: str, registry: Registry, data: dict[str, list[str]]
-) -> Response:
-    invitation = proms.open_prom_link(registry, token)
-    form = form_from_definition(invitation.definition)
-    values = values_from_post(form, data)
-    try:
-        proms.submit_prom_link(registry, token, values=values, context=request_context(request))
-    except (ValidationFailed, Conflict) as exc:
-        return _prom_page(
-            request,
-            token,
-            values=values,
-            errors=exc.details,
-            message=exc.message,
-            status=exc.http_status,
-        )
-    return render(
-        request, "prom_done.html", {"principal": None, "csrf_token": "", "title": invitation.title}
-    )
+    return _patient_page(request, caller, registry, patient_id, prom_link=url, status=201)
