@@ -9,6 +9,7 @@ The server is ``careloop serve`` in a subprocess (uvicorn), on a free port of
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -81,4 +82,5 @@ def login(page: Any, base_url: str, email: str, password: str) -> None:
     page.get_by_label("E-mail").fill(email)
     page.get_by_label("Password").fill(password)
     page.get_by_role("button", name="Log in").click()
-    page.wait_for_url(base_url + "/")
+    # Staff land on the home page; patients and carers on their portal.
+    page.wait_for_url(re.compile(re.escape(base_url) + r"/(my)?$"))

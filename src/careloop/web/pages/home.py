@@ -12,6 +12,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from careloop.core.errors import AuthenticationRequired, CsrfRejected
 from careloop.core.settings import Settings
 from careloop.trust import identity
+from careloop.web.pages.portal import is_portal_user
 from careloop.web.pages.rendering import render
 from careloop.web.security import (
     LOGIN_CSRF_COOKIE,
@@ -135,6 +136,8 @@ def reauth_submit(
 def home(request: Request, caller: OptionalCallerDep, registry: RegistryDep) -> Response:
     if caller is None:
         return RedirectResponse("/login", status_code=303)
+    if is_portal_user(caller.principal):
+        return RedirectResponse("/my", status_code=303)
     sites = identity.list_sites(registry, caller.principal)
     return render(
         request,

@@ -1,0 +1,181 @@
+"""What a patient or a carer sees of their own care: scores over time, forms, consent, carers.
+
+A patient signs in and sees their own record; a carer sees the records of
+the patients they are proxy for. Everything here is read through the same
+scoped, audited functions the care team uses (``patient.read`` and
+``record.read`` with the ``own_record`` / ``proxied_records`` scopes of the
+policy), so a patient can never reach another patient's record through it.
+
+The scores drawn for a patient are the calculated fields of the forms they
+have answers for (a symptom score, a disease-activity index): whatever the
+content package defines, named by the form's own labels.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import select
+
+from careloop.capture import entry, forms_store
+from careloop.capture.forms.model import FieldType
+from careloop.community import list_cycles
+from careloop.store.database import Registry
+from careloop.store.models import CarerLink, User
+from careloop.trust import patients
+from careloop.trust.principal import Principal
+from careloop.trust.work import unit_of_work
+
+__all__ = [
+    "CONSENT_WORDS",
+    "CareRecord",
+    "Learning",
+    "ScoreSeries",
+    "community_learning",
+    "my_care",
+]
+
+CONSENT_WORDS = {
+    "improvement_and_research": (
+        "The information in this record is used for care, to make care better for everyone, "
+        "and for research."
+    ),
+    "direct_care_only": "The information in this record is used only for care.",
+    "withdrawn": "The information in this record is not used for anything but what the law needs.",
+}
+"""Each consent state in words a patient understands."""
+
+ACT_WORDS = {
+    "adopt": "It worked, so the team kept the change.",
+    "adapt": "It helped in part, so the team is changing it and trying again.",
+    "abandon": "It did not help, so the team stopped it.",
+}
+
+
+@dataclass(frozen=True)
+class ScoreSeries:
+    """One score of one form over time, oldest first."""
+
+    form_title: str
+    label: str
+    points: tuple[tuple[date, float], ...]
+
+
+@dataclass(frozen=True)
+class CareRecord:
+    """One patient's record as they (or their carer) see it."""
+
+    patient_id: int
+    name: str
+    site: str
+    consent_state: str
+    consent_words: str
+    consent_history: tuple[patients.ConsentEntry, ...]
+    carers: tuple[tuple[str, str], ...]
+    """(name, relationship) of the carers linked to the patient."""
+    events: tuple[entry.TimelineEvent, ...]
+    scores: tuple[ScoreSeries, ...]
+
+
+@dataclass(frozen=True)
+class Learning:
+    """One learning cycle of a community the person belongs to, in plain words."""
+
+    community: str
+    title: str
+    aim: str
+    started: date | None
+    outcome: str
+    """What the community decided, or that the test is still running."""
+
+
+def _number(value: object) -> float | None:
+    try:
+        return float(str(value))
+    except (TypeError, ValueError):
+        return None
+
+
+def _scores(
+    registry: Registry, principal: Principal, patient_id: int, forms: set[str]
+) -> tuple[ScoreSeries, ...]:
+    series: list[ScoreSeries] = []
+    for name in sorted(forms):
+        stored = forms_store.get_form(registry, principal, name)
+        calcs = [f for f in stored.form.fields if f.type is FieldType.CALC]
+        if not calcs:
+            continue
+        answers = entry.list_responses(registry, principal, name, patient_id=patient_id)
+        for field in calcs:
+            points = sorted(
+                (r.event_date, number)
+                for r in answers
+                if r.status == "complete"
+                and (number := _number(r.values.get(field.name))) is not None
+            )
+            if points:
+                series.append(ScoreSeries(stored.title, field.label or field.name, tuple(points)))
+    return tuple(series)
+
+
+def _carers(
+    registry: Registry, principal: Principal, patient_id: int
+) -> tuple[tuple[str, str], ...]:
+    with unit_of_work(registry, principal, "patient.read") as work:
+        rows = work.session.execute(
+            select(User.display_name, User.email, CarerLink.relationship_to_patient)
+            .join(CarerLink, CarerLink.carer_user_id == User.id)
+            .where(CarerLink.patient_id == patient_id, CarerLink.revoked_at.is_(None))
+            .order_by(User.display_name)
+        ).all()
+        return tuple((shown or email, relationship) for shown, email, relationship in rows)
+
+
+def my_care(registry: Registry, principal: Principal) -> list[CareRecord]:
+    """The records the person may see: their own, or those they are proxy for.
+
+    Each read is audited by the function that makes it (the patient, the
+    timeline, the consent history, the answers behind each score).
+    """
+    records: list[CareRecord] = []
+    if principal.scope_for("patient.read").patient_ids == ():
+        return records  # no record is linked to this login yet: nothing to read, or refuse
+    for found in patients.search_patients(registry, principal, text=None, limit=20):
+        patient = patients.get_patient(registry, principal, found.id)
+        timeline = entry.patient_timeline(registry, principal, patient.id)
+        forms = {e.form for e in timeline.events}
+        name = " ".join(p for p in (patient.given_name, patient.family_name) if p) or "You"
+        records.append(
+            CareRecord(
+                patient_id=patient.id,
+                name=name,
+                site=patient.site,
+                consent_state=patient.consent_state,
+                consent_words=CONSENT_WORDS.get(patient.consent_state, patient.consent_state),
+                consent_history=tuple(patients.consent_history(registry, principal, patient.id)),
+                carers=_carers(registry, principal, patient.id),
+                events=timeline.events[:20],
+                scores=_scores(registry, principal, patient.id, forms),
+            )
+        )
+    return records
+
+
+def community_learning(registry: Registry, principal: Principal) -> list[Learning]:
+    """The learning cycles of the person's communities, newest first, in plain words."""
+    learned = []
+    for cycle in list_cycles(registry, principal):
+        decision = (cycle.act or {}).get("decision")
+        started = cycle.do.get("start")
+        learned.append(
+            Learning(
+                community=cycle.community,
+                title=cycle.title,
+                aim=cycle.aim,
+                started=date.fromisoformat(str(started)) if started else None,
+                outcome=ACT_WORDS.get(str(decision), "The team is still testing this change."),
+            )
+        )
+    learned.sort(key=lambda item: item.started or date.min, reverse=True)
+    return learned
