@@ -66,3 +66,16 @@ def test_a_patient_or_carer_reads_their_portal_on_a_phone(site, chromium: Any, w
     assert width <= PHONE["width"], width
     _check(page, f"portal-{who.replace('@', '-')}-phone")
     _close(page)
+
+
+def test_anyone_reads_the_public_page_on_a_phone(site, chromium: Any):
+    _, server = site
+    page = _new_page(chromium, viewport=PHONE, is_mobile=True, has_touch=True)
+    page.goto(server.url + "/public")
+    assert page.get_by_role("heading", name="How we use your information").is_visible()
+    assert page.get_by_role("heading", name="What we learned").is_visible()
+    assert "It worked, so the team kept the change." in page.locator("main").inner_text()
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], width
+    _check(page, "public-phone")
+    _close(page)

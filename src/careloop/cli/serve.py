@@ -92,6 +92,12 @@ def demo(
         # Plain echo: a wrapped password is hard to copy.
         typer.echo(f"  {login.role:<11} {where:<18} {login.email:<{width}}  {login.password}")
     console.print(f"(also in {data_dir / CREDENTIALS_FILE})")
+    console.print(
+        f"Patients and carers land on their portal (/my); anyone can read how the "
+        f"information is used at http://{host}:{port}/public (no login).",
+        highlight=False,
+        soft_wrap=True,
+    )
     if not no_serve:
         # The demo's own two visit-level measures sit beside the built-in ones.
         os.environ.setdefault("CARELOOP_MEASURES_DIR", str(DEMO_MEASURES))

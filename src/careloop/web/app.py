@@ -38,6 +38,7 @@ from careloop.web.pages import home as pages_home
 from careloop.web.pages import knowledge as pages_knowledge
 from careloop.web.pages import portal as pages_portal
 from careloop.web.pages import prom as pages_prom
+from careloop.web.pages import public as pages_public
 from careloop.web.rate_limit import WindowCounter, public_rate_middleware
 from careloop.web.security import security_middleware
 
@@ -95,6 +96,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(pages_entry.router)
     app.include_router(pages_prom.router)
     app.include_router(pages_portal.router)
+    app.include_router(pages_public.router)
     app.include_router(pages_knowledge.router)
     app.include_router(fhir_api.router)
     app.include_router(pages_dashboards.router)

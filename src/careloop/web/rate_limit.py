@@ -3,7 +3,8 @@
 Two counters per network address, kept in this server process's memory:
 
 - every request to a public path (the login page, PROM links, the public API
-  for PROM links) counts towards ``CARELOOP_PUBLIC_REQUESTS_PER_MINUTE``;
+  for PROM links, the public page about how information is used) counts
+  towards ``CARELOOP_PUBLIC_REQUESTS_PER_MINUTE``;
 - every PROM link that is opened but unknown, used or expired counts towards
   ``CARELOOP_FAILED_LINKS_PER_HOUR``, so that link secrets cannot be guessed
   (they are long and random; the limit stops a scan long before it could
@@ -45,7 +46,7 @@ __all__ = [
     "refuse_if_over",
 ]
 
-PUBLIC_PREFIXES = ("/login", "/prom", "/api/prom")
+PUBLIC_PREFIXES = ("/login", "/prom", "/api/prom", "/public")
 """Paths anyone can reach without logging in, and so anyone can flood."""
 
 T = TypeVar("T")

@@ -1,0 +1,166 @@
+"""What anyone may know about how this installation uses patients' information.
+
+The public page (``/public``, no login) is generated from the registry:
+which information is collected (the forms), for which purposes (patients'
+consent choices), who uses it and how (the provenance trail: refreshes,
+imports, analyses, decision support), the learning communities, and what
+they learned (cycles whose Act is recorded).
+
+Nothing on it identifies a person: no names, no record ids, no dates of
+care. Counts of patients are shown only above the installation's
+disclosure threshold (``CARELOOP_DISCLOSURE_THRESHOLD``) and rounded to the
+nearest ten, so that no small group can be told apart or found by
+subtracting one published number from another; the total is not shown
+beside them for the same reason.
+"""
+
+from __future__ import annotations
+
+from collections import Counter
+from dataclasses import dataclass
+from datetime import date
+
+from sqlalchemy import func, select
+
+from careloop.community import list_communities, list_cycles
+from careloop.practice.portal import ACT_WORDS
+from careloop.store.database import Registry
+from careloop.store.models import Patient, Site
+from careloop.store.models.capture import FormDefinition
+from careloop.store.scoping import Scope, set_scope
+from careloop.trust.principal import Principal
+from careloop.trust.provenance import list_provenance
+
+__all__ = ["ACTIVITY_WORDS", "PublicFacts", "PublicUse", "public_count", "public_facts"]
+
+PURPOSE_WORDS = {
+    "improvement_and_research": "for their care, to improve care for everyone, and for research",
+    "direct_care_only": "for their own care only",
+    "withdrawn": "for nothing beyond what the law requires",
+}
+
+ACTIVITY_WORDS = {
+    "warehouse.refresh": "Copied into the analysis database, without names or contact details",
+    "fhir.import": "Received from hospital record systems (FHIR)",
+    "warehouse.load_omop": "Loaded from other research databases (OMOP)",
+    "warehouse.check": "Checked for data quality",
+    "warehouse.drop_source": "Removed from the analysis database at a source's request",
+    "analysis.its": "Analysed to see whether a change in care made a difference",
+    "knowledge.version": "Turned into decision support rules, reviewed by the community",
+    "knowledge.deploy": "Used to show decision support to clinicians",
+}
+
+
+def public_count(count: int, threshold: int) -> str:
+    """A count of people as the public page shows it: hidden when small, else rounded to 10."""
+    if count == 0:
+        return "none"
+    if count <= threshold:
+        return f"fewer than {threshold + 1}"
+    return f"about {max(10, round(count, -1)):,}"
+
+
+@dataclass(frozen=True)
+class PublicUse:
+    """One kind of use of the information, from the provenance trail."""
+
+    what: str
+    times: int
+    last: date
+
+
+@dataclass(frozen=True)
+class PublicLesson:
+    """A finished learning cycle, in plain words."""
+
+    community: str
+    title: str
+    aim: str
+    outcome: str
+
+
+@dataclass(frozen=True)
+class PublicCommunity:
+    """A learning community: its purpose, its size, whether patients and carers take part."""
+
+    name: str
+    purpose: str
+    members: int
+    with_patients: bool
+
+
+@dataclass(frozen=True)
+class PublicFacts:
+    """Everything the public page shows; no person can be identified from it."""
+
+    sites: int
+    forms: tuple[tuple[str, bool], ...]
+    """(title, filled in by patients) of every form."""
+    purposes: tuple[tuple[str, str], ...]
+    """(purpose in words, count as shown) per consent choice."""
+    uses: tuple[PublicUse, ...]
+    communities: tuple[PublicCommunity, ...]
+    lessons: tuple[PublicLesson, ...]
+
+
+def _purposes(registry: Registry, threshold: int) -> tuple[tuple[str, str], ...]:
+    with registry.transaction() as session:
+        set_scope(session, Scope.everything())
+        counts = dict(
+            session.execute(
+                select(Patient.consent_state, func.count()).group_by(Patient.consent_state)
+            ).all()
+        )
+    return tuple(
+        (words, public_count(int(counts.get(state, 0)), threshold))
+        for state, words in PURPOSE_WORDS.items()
+    )
+
+
+def _uses(registry: Registry) -> tuple[PublicUse, ...]:
+    seen: Counter[str] = Counter()
+    last: dict[str, date] = {}
+    for entry in list_provenance(registry, limit=5000):
+        if entry.activity not in ACTIVITY_WORDS:
+            continue
+        seen[entry.activity] += 1
+        day = entry.ended_at.date()
+        last[entry.activity] = max(day, last.get(entry.activity, day))
+    return tuple(
+        PublicUse(ACTIVITY_WORDS[activity], seen[activity], last[activity])
+        for activity in ACTIVITY_WORDS
+        if activity in seen
+    )
+
+
+def public_facts(registry: Registry, *, threshold: int) -> PublicFacts:
+    """The facts of the public page, read as the installation itself (nothing identifiable)."""
+    reader = Principal.operator("public page")
+    with registry.transaction() as session:
+        set_scope(session, Scope.everything())
+        sites = int(session.scalar(select(func.count()).select_from(Site)) or 0)
+        forms = tuple(
+            (title, bool(patient_reported))
+            for title, patient_reported in session.execute(
+                select(FormDefinition.title, FormDefinition.patient_reported).order_by(
+                    FormDefinition.title
+                )
+            )
+        )
+    communities = tuple(
+        PublicCommunity(c.name, c.purpose, c.members, c.patients_and_carers > 0)
+        for c in list_communities(registry, reader)
+    )
+    lessons = tuple(
+        PublicLesson(
+            cycle.community,
+            cycle.title,
+            cycle.aim,
+            ACT_WORDS.get(str(cycle.act.get("decision")), ""),
+        )
+        for cycle in list_cycles(registry, reader)
+        if cycle.act
+    )
+    return PublicFacts(
+        sites, forms, _purposes(registry, threshold), _uses(registry), communities, lessons
+    )
