@@ -29,8 +29,9 @@ def test_a_vertex_lies_at_its_share_of_the_radius_along_its_spoke():
     *rings, series = _polygons(svg)
     assert len(rings) == 5  # one per level
     cx, cy = CENTRE
-    # Four axes: up, right, down, left (clockwise from the top), worked out by hand.
-    expected = [(cx, cy - RADIUS), (cx + RADIUS / 2, cy), (cx, cy), (cx - RADIUS / 5, cy)]
+    # Four axes: up, right, down, left (clockwise from the top), worked out by hand; the
+    # unscored third axis has no vertex rather than one at the centre.
+    expected = [(cx, cy - RADIUS), (cx + RADIUS / 2, cy), (cx - RADIUS / 5, cy)]
     for (x, y), (ex, ey) in zip(series, expected, strict=True):
         assert math.isclose(x, ex, abs_tol=0.06) and math.isclose(y, ey, abs_tol=0.06)
     # A dot on each scored vertex, none for the unscored one.

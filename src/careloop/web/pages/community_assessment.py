@@ -79,6 +79,14 @@ def _round_words(name: str) -> str:
     return fmt_month(f"{name}-01") if re.fullmatch(r"\d{4}-(0[1-9]|1[0-2])", name) else name
 
 
+def _distinct_notes(notes: list[str]) -> list[tuple[str, int]]:
+    """Each different note once, with how many members wrote it, in the order first written."""
+    counts: dict[str, int] = {}
+    for note in notes:
+        counts[note] = counts.get(note, 0) + 1
+    return list(counts.items())
+
+
 def _problems(exc: CareloopError) -> dict[str, str]:
     """Each refused field's message, by the form's field (``ratings.x`` → ``x``)."""
     return {d.location.removeprefix("ratings."): d.message for d in exc.details}
@@ -120,6 +128,7 @@ def _nasss_page(
             "domains": NASSS_DOMAINS,
             "ratings": NASSS_RATINGS,
             "round_words": _round_words,
+            "distinct_notes": _distinct_notes,
             "entered": dict(entered or {}),
             "error": error,
             "problems": _problems(error) if error else {},

@@ -17,9 +17,9 @@ from dataclasses import dataclass
 from markupsafe import Markup, escape
 
 WIDTH = 640
-HEIGHT = 520
-CENTRE = (WIDTH / 2, 250.0)
-RADIUS = 160.0
+HEIGHT = 500
+CENTRE = (WIDTH / 2, 240.0)
+RADIUS = 150.0
 ACCENT = "#0b5cad"
 EARLIER = "#4a5560"
 GRID = "#8c959f"
@@ -47,35 +47,34 @@ def _polygon(points: Sequence[tuple[float, float]]) -> str:
 
 def _label(axis: int, axes: int, text: str) -> str:
     x, y = _point(axis, axes, 1.12, 1.0)
+    if abs(x - CENTRE[0]) < 20 and y < CENTRE[1]:
+        y -= 16  # the top label clears the highest level's number
     anchor = "middle" if abs(x - CENTRE[0]) < 20 else "start" if x > CENTRE[0] else "end"
-    lines = textwrap.wrap(text, 15) or [""]
+    lines = textwrap.wrap(text, 13, break_long_words=False) or [""]
     # Labels above the centre grow upwards, those below downwards.
     if y < CENTRE[1] - 20:
-        top = y - (len(lines) - 1) * 17
+        top = y - (len(lines) - 1) * 19
     elif y > CENTRE[1] + 20:
         top = y
     else:
-        top = y - (len(lines) - 1) * 8.5
+        top = y - (len(lines) - 1) * 9.5
     spans = "".join(
-        f'<tspan x="{x:.1f}" y="{top + i * 17 + 5:.1f}">{escape(line)}</tspan>'
+        f'<tspan x="{x:.1f}" y="{top + i * 19 + 6:.1f}">{escape(line)}</tspan>'
         for i, line in enumerate(lines)
     )
-    return f'<text text-anchor="{anchor}" font-size="15">{spans}</text>'
+    return f'<text text-anchor="{anchor}" font-size="17">{spans}</text>'
 
 
 def _series(s: RadarSeries, axes: int, maximum: float) -> str:
-    points = [
-        _point(i, axes, v, maximum) if v is not None else CENTRE for i, v in enumerate(s.values)
-    ]
+    # A domain without a score in this round has no vertex (it is not a score of 0).
+    points = [_point(i, axes, v, maximum) for i, v in enumerate(s.values) if v is not None]
     if s.latest:
         shape = (
             f'<polygon points="{_polygon(points)}" fill="{ACCENT}" fill-opacity="0.18" '
             f'stroke="{ACCENT}" stroke-width="3"/>'
         )
         dots = "".join(
-            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="5" fill="{ACCENT}"/>'
-            for (x, y), v in zip(points, s.values, strict=True)
-            if v is not None
+            f'<circle cx="{x:.1f}" cy="{y:.1f}" r="5" fill="{ACCENT}"/>' for x, y in points
         )
         return shape + dots
     return (
@@ -134,9 +133,10 @@ def radar_svg(
         'stroke-width="1"/>'
         for x, y in (_point(i, n, maximum, maximum) for i in range(n))
     )
+    # The levels along the top spoke, on its left, clear of the series' line and dots.
     ticks = "".join(
-        f'<text x="{CENTRE[0] + 4:.1f}" y="{_point(0, n, level, maximum)[1] - 3:.1f}" '
-        f'font-size="12" fill="{EARLIER}">{level}</text>'
+        f'<text x="{CENTRE[0] - 7:.1f}" y="{_point(0, n, level, maximum)[1] + 4:.1f}" '
+        f'text-anchor="end" font-size="12" fill="{EARLIER}">{level}</text>'
         for level in range(1, maximum + 1)
     )
     labels = "".join(_label(i, n, a) for i, a in enumerate(axes))
