@@ -542,3 +542,18 @@ def test_a_patient_reads_every_new_page_without_internal_identifiers(app, demo, 
         assert not re.search(r"\b\d{4}-\d\d-\d\d\b", seen), tail
         assert "_" not in seen, tail  # no domain key such as adopter_system
     assert date.today().year >= 2024
+
+
+def test_an_id_beyond_64_bits_on_any_community_page_is_refused_never_an_error(app, demo, ids):
+    client = _as(app, demo, "clinician", "S001")
+    huge = str(2**64)
+    cid = str(ids["community"])
+    paths = [f"/communities/{huge}{tail}" for tail in ("", "/proposals", "/cycles", *PAGES)]
+    paths += [f"/communities/{cid}/cycles/{huge}", f"/communities/{cid}/proposals/{huge}"]
+    for path in paths:
+        answer = client.get(path, headers=HTML)
+        assert answer.status_code in (404, 422), (path, answer.status_code)
+    token = _csrf(client.get("/", headers=HTML).text)
+    for tail in ("/nasss", "/maturity", "/toolkit/pdsa-template/rating"):
+        answer = client.post(f"/communities/{huge}{tail}", data={"csrf_token": token})
+        assert answer.status_code in (404, 422), (tail, answer.status_code)

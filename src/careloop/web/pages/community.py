@@ -38,6 +38,7 @@ from careloop.core.settings import Settings
 from careloop.measures.catalog import load_catalog
 from careloop.practice.feedback import dashboards
 from careloop.warehouse.connection import WarehouseOpener
+from careloop.web.openapi import RecordId
 from careloop.web.pages.community_words import (
     COM_B_NAMES,
     FUNCTION_NAMES,
@@ -268,7 +269,7 @@ def my_communities(request: Request, caller: CallerDep, registry: RegistryDep) -
 @router.get("/communities/{community_id}", response_class=HTMLResponse)
 def community_page(
     request: Request,
-    community_id: int,
+    community_id: RecordId,
     caller: CallerDep,
     registry: RegistryDep,
     settings: SettingsDep,
@@ -290,7 +291,7 @@ def community_page(
 @router.get("/communities/{community_id}/proposals", response_class=HTMLResponse)
 def proposals_page(
     request: Request,
-    community_id: int,
+    community_id: RecordId,
     caller: CallerDep,
     registry: RegistryDep,
     settings: SettingsDep,
@@ -355,8 +356,8 @@ def _proposal_page(
 @router.get("/communities/{community_id}/proposals/{proposal_id}", response_class=HTMLResponse)
 def proposal_page(
     request: Request,
-    community_id: int,
-    proposal_id: int,
+    community_id: RecordId,
+    proposal_id: RecordId,
     caller: CallerDep,
     registry: RegistryDep,
     settings: SettingsDep,
@@ -367,8 +368,8 @@ def proposal_page(
 @router.post("/communities/{community_id}/proposals/{proposal_id}/vote")
 def vote_submit(
     request: Request,
-    community_id: int,
-    proposal_id: int,
+    community_id: RecordId,
+    proposal_id: RecordId,
     caller: CallerDep,
     registry: RegistryDep,
     settings: SettingsDep,
@@ -406,7 +407,7 @@ def vote_submit(
 @router.get("/communities/{community_id}/priorities", response_class=HTMLResponse)
 def priorities_page(
     request: Request,
-    community_id: int,
+    community_id: RecordId,
     caller: CallerDep,
     registry: RegistryDep,
     settings: SettingsDep,
@@ -428,7 +429,7 @@ def priorities_page(
 @router.get("/communities/{community_id}/decisions", response_class=HTMLResponse)
 def decisions_page(
     request: Request,
-    community_id: int,
+    community_id: RecordId,
     caller: CallerDep,
     registry: RegistryDep,
     settings: SettingsDep,
@@ -460,7 +461,7 @@ def decisions_page(
 @router.get("/communities/{community_id}/cycles", response_class=HTMLResponse)
 def cycles_page(
     request: Request,
-    community_id: int,
+    community_id: RecordId,
     caller: CallerDep,
     registry: RegistryDep,
     settings: SettingsDep,
@@ -483,8 +484,8 @@ def cycles_page(
 @router.get("/communities/{community_id}/cycles/{cycle_id}", response_class=HTMLResponse)
 def cycle_page(
     request: Request,
-    community_id: int,
-    cycle_id: int,
+    community_id: RecordId,
+    cycle_id: RecordId,
     caller: CallerDep,
     registry: RegistryDep,
     settings: SettingsDep,

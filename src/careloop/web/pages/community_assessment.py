@@ -27,6 +27,7 @@ from careloop.community.maturity import DOMAINS as MATURITY_DOMAINS
 from careloop.core.clock import utcnow
 from careloop.core.errors import CareloopError, ErrorDetail, InputError
 from careloop.core.settings import Settings
+from careloop.web.openapi import RecordId
 from careloop.web.pages.community import base_context, community_detail, fmt_month
 from careloop.web.pages.community_words import NASSS_DOMAINS, NASSS_RATINGS
 from careloop.web.pages.radar import RadarSeries, radar_svg
@@ -141,7 +142,7 @@ def _nasss_page(
 @router.get("/communities/{community_id}/nasss", response_class=HTMLResponse)
 def nasss_page(
     request: Request,
-    community_id: int,
+    community_id: RecordId,
     caller: CallerDep,
     registry: RegistryDep,
     settings: SettingsDep,
@@ -152,7 +153,7 @@ def nasss_page(
 @router.post("/communities/{community_id}/nasss")
 def nasss_submit(
     request: Request,
-    community_id: int,
+    community_id: RecordId,
     caller: CallerDep,
     registry: RegistryDep,
     settings: SettingsDep,
@@ -257,7 +258,7 @@ def _maturity_page(
 @router.get("/communities/{community_id}/maturity", response_class=HTMLResponse)
 def maturity_page(
     request: Request,
-    community_id: int,
+    community_id: RecordId,
     caller: CallerDep,
     registry: RegistryDep,
     settings: SettingsDep,
@@ -268,7 +269,7 @@ def maturity_page(
 @router.post("/communities/{community_id}/maturity")
 def maturity_submit(
     request: Request,
-    community_id: int,
+    community_id: RecordId,
     caller: CallerDep,
     registry: RegistryDep,
     settings: SettingsDep,

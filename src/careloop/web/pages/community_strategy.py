@@ -20,6 +20,7 @@ from markupsafe import Markup
 from careloop import community
 from careloop.core.errors import CareloopError, ConfigurationError, InputError
 from careloop.core.settings import Settings
+from careloop.web.openapi import RecordId
 from careloop.web.pages.community import base_context, community_detail
 from careloop.web.pages.community_words import (
     CONTRIBUTION_NAMES,
@@ -49,7 +50,7 @@ def _number(value: float) -> str:
 @router.get("/communities/{community_id}/strategy", response_class=HTMLResponse)
 def strategy_page(
     request: Request,
-    community_id: int,
+    community_id: RecordId,
     caller: CallerDep,
     registry: RegistryDep,
     settings: SettingsDep,
@@ -125,7 +126,7 @@ def _toolkit_page(
 @router.get("/communities/{community_id}/toolkit", response_class=HTMLResponse)
 def toolkit_page(
     request: Request,
-    community_id: int,
+    community_id: RecordId,
     caller: CallerDep,
     registry: RegistryDep,
     settings: SettingsDep,
@@ -141,7 +142,7 @@ def toolkit_page(
 @router.post("/communities/{community_id}/toolkit/{key}/rating")
 def rate_submit(
     request: Request,
-    community_id: int,
+    community_id: RecordId,
     key: str,
     caller: CallerDep,
     registry: RegistryDep,
@@ -181,7 +182,7 @@ def rate_submit(
 @router.get("/communities/{community_id}/engagement", response_class=HTMLResponse)
 def engagement_page(
     request: Request,
-    community_id: int,
+    community_id: RecordId,
     caller: CallerDep,
     registry: RegistryDep,
     settings: SettingsDep,
