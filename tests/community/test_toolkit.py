@@ -12,6 +12,7 @@ from careloop.community.toolkit import (
     COM_B,
     STAGES,
     add_tool,
+    cycle_design,
     cycle_design_in,
     list_toolkit,
     load_starter,
@@ -185,3 +186,37 @@ def test_a_cycle_records_its_behaviour_change_design(installation):
         stored = cycle_design_in(session, cycle.id)
     assert stored is not None and stored.functions == ["education", "environmental_restructuring"]
     assert stored.recorded_by == inst.emails["analyst"]
+
+
+def test_whoever_sees_a_cycle_reads_its_design_and_an_outsider_is_refused_and_audited(
+    installation,
+):
+    inst = installation
+    cid = make_community(inst).community.id
+    lead = principal(inst, "clinician@A")
+    cycle = add_cycle(
+        inst.registry, lead, cid,
+        CycleInput(title="Huddles", kind="process", do_start=date(2024, 3, 1),
+                   measures=(CycleMeasureInput("remission-prevalence"),)),
+        known_measures=KNOWN_MEASURES,
+    )  # fmt: skip
+    assert cycle_design(inst.registry, lead, cycle.id, community_id=cid) is None
+    record_design(
+        inst.registry, lead, cycle.id, behaviour="Nurses call families before each visit",
+        com_b=["opportunity_social"], functions=["enablement"],
+    )  # fmt: skip
+    carer = principal(inst, "carer@B")
+    found = cycle_design(inst.registry, carer, cycle.id, community_id=cid)
+    assert found is not None
+    assert (found.behaviour, found.com_b, found.functions) == (
+        "Nurses call families before each visit",
+        ["opportunity_social"],
+        ["enablement"],
+    )
+    assert audit_rows(inst, "cycle.design_read")[-1][:2] == (inst.emails["carer@B"], "success")
+    with pytest.raises(PermissionDenied):
+        cycle_design(inst.registry, principal(inst, "site_lead@B"), cycle.id)
+    assert audit_rows(inst, "cycle.design_read")[-1][:2] == (inst.emails["site_lead@B"], "denied")
+    # Under another community's id the cycle is not found.
+    with pytest.raises(NotFound):
+        cycle_design(inst.registry, lead, cycle.id, community_id=cid + 1000)

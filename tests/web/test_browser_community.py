@@ -1,5 +1,6 @@
-"""Learning community pages in a real browser: a clinician votes and reads a Study, a
-patient partner opens the community on a phone.
+"""Learning community pages in a real browser: a clinician votes and reads a Study, then
+visits the aims, NASSS, maturity, toolkit and engagement pages and rates by their forms; a
+patient partner opens the community and every one of those pages on a phone.
 
 A real ``careloop serve`` on the demo network, headless Debian Chromium. Each
 page is checked with axe-core when ``CARELOOP_TEST_AXE_JS`` names its
@@ -22,6 +23,7 @@ from careloop.demo.learning_community import NAME
 from careloop.trust.installation import open_registry
 from careloop.trust.principal import Principal
 from tests.live import LiveServer, login, start_server, stop_server
+from tests.web.community_strategy_demo import AIM, add_strategy
 from tests.web.dashboard_demo import MEASURES_DIR_ENV, DemoInstallation, demo_installation
 
 pytestmark = pytest.mark.browser
@@ -59,7 +61,13 @@ def ids(demo: DemoInstallation) -> dict[str, int]:
             registry, op, cid, kind="idea", title="A nurse phone line between clinic visits"
         )
         assert opened.proposal_id is not None
-        return {"community": cid, "package": package, "proposal": opened.proposal_id}
+        added = add_strategy(registry, demo.settings)
+        return {
+            "community": cid,
+            "package": package,
+            "proposal": opened.proposal_id,
+            "aim": added["aim"],
+        }
     finally:
         registry.close()
 
@@ -166,4 +174,101 @@ def test_a_patient_partner_opens_the_community_on_a_phone(demo, server, ids, chr
     width = page.evaluate("document.documentElement.scrollWidth")
     assert width <= PHONE["width"], width
     _check(page, "patient-phone-2-cycle")
+    _close(page)
+
+
+NASSS_DOMAINS = (
+    "condition",
+    "technology",
+    "value_proposition",
+    "adopter_system",
+    "organisation",
+    "wider_system",
+    "embedding_and_adaptation",
+)
+
+
+def _tab(page: Any, server: LiveServer, ids: dict[str, int], name: str, tail: str) -> None:
+    page.get_by_role("navigation", name="This community").get_by_role("link", name=name).click()
+    page.wait_for_url(f"{server.url}/communities/{ids['community']}{tail}")
+
+
+def test_a_clinician_reads_strategy_nasss_maturity_toolkit_and_engagement_and_rates(
+    demo, server, ids, chromium
+):
+    page = _new_page(chromium)
+    me = demo.login("clinician", "S002")
+    login(page, server.url, me.email, me.password)
+    page.goto(f"{server.url}/communities/{ids['community']}")
+    _tab(page, server, ids, "Aims and drivers", "/strategy")
+    aim = page.locator(f"#aim-{ids['aim']}")
+    assert aim.get_by_role("heading", name=AIM["what"]).count() == 1
+    tree = aim.locator("ul.tree")
+    assert tree.locator("> li > ul > li > ul > li > ul > li .node.idea").count() == 2
+    assert aim.locator("table.family tbody tr").count() == 2
+    _check(page, "clinician-5-strategy")
+
+    _tab(page, server, ids, "Complexity (NASSS)", "/nasss")
+    profile = page.locator("section.nasss-profile").first
+    assert profile.locator("li.domain").count() == 7
+    assert profile.locator("li.domain.disagree").count() >= 1
+    form = page.locator("#rate")
+    for domain in NASSS_DOMAINS:
+        form.locator(f'input[name="rating_{domain}"][value="complicated"]').check()
+    form.get_by_label("Note (optional; other members see it)").first.fill("Flares vary by age.")
+    form.get_by_role("button", name="Record my ratings").click()
+    page.wait_for_url("**/nasss?recorded=1")
+    assert "your ratings are recorded" in page.get_by_role("status").inner_text()
+    assert "Flares vary by age." in page.locator("section.nasss-profile").first.inner_text()
+    _check(page, "clinician-6-nasss")
+
+    _tab(page, server, ids, "Maturity", "/maturity")
+    assert page.locator("figure.radar svg[role=img]").count() == 1
+    assert page.locator("#maturity-table tbody tr").count() == 11
+    assert page.locator("#next-steps li").count() >= 1
+    _check(page, "clinician-7-maturity")
+
+    _tab(page, server, ids, "Toolkit", "/toolkit")
+    rules = page.locator("#tool-run-chart-rules")
+    rules.get_by_text("Read it").click()
+    assert rules.locator(".tool-body strong", has_text="A shift").is_visible()
+    rules.get_by_text("Rate this tool").click()
+    rules.get_by_label("4", exact=True).check()
+    rules.get_by_role("button", name="Rate it").click()
+    page.wait_for_url("**/toolkit?rated=run-chart-rules#tool-run-chart-rules")
+    assert "Rated 4.0 of 5 by 1 member" in page.locator("#tool-run-chart-rules").inner_text()
+    _check(page, "clinician-8-toolkit")
+
+    _tab(page, server, ids, "Who contributes", "/engagement")
+    assert page.locator("#contributions tbody tr").count() >= 5
+    assert "were made by the 2 members who take part as patients or carers" in (
+        page.locator("#lived-share").inner_text()
+    )
+    _check(page, "clinician-9-engagement")
+
+    page.goto(f"{server.url}/communities/{ids['community']}/cycles/{ids['package']}")
+    assert page.locator("#findings table.themes tbody tr").count() == 3
+    assert page.locator("#design").is_visible() and page.locator("#tools li").count() == 2
+    _check(page, "clinician-10-cycle-findings")
+    _close(page)
+
+
+def test_a_patient_partner_reads_the_new_pages_on_a_phone(demo, server, ids, chromium):
+    page = _new_page(chromium, viewport=PHONE, is_mobile=True, has_touch=True)
+    me = demo.login("patient", "S001")
+    login(page, server.url, me.email, me.password)
+    for tail, name in (
+        ("/strategy", "strategy"),
+        ("/nasss", "nasss"),
+        ("/maturity", "maturity"),
+        ("/toolkit", "toolkit"),
+        ("/engagement", "engagement"),
+        (f"/cycles/{ids['package']}", "cycle"),
+    ):
+        page.goto(f"{server.url}/communities/{ids['community']}{tail}")
+        assert page.locator("h1").inner_text() == NAME
+        # Nothing wider than the phone: no sideways scrolling of the page itself.
+        width = page.evaluate("document.documentElement.scrollWidth")
+        assert width <= PHONE["width"], (tail, width)
+        _check(page, f"patient-phone-3-{name}")
     _close(page)

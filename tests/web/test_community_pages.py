@@ -401,6 +401,10 @@ def test_every_community_page_a_member_opens_is_audited_with_what_it_read(app, d
             "cycle.show",
             "community.decisions",
             "cycle.list",
+            # What the page adds to the Study: focus groups' themes, tools used, the design.
+            "cycle.findings.list",
+            "community.toolkit",
+            "cycle.design_read",
         ],
     }
     for path, actions in expected.items():

@@ -491,3 +491,18 @@ def record_design(
 def cycle_design_in(session: Session, cycle_id: int) -> DesignView | None:
     row = session.scalar(select(CycleDesign).where(CycleDesign.cycle_id == cycle_id))
     return _design_view(row) if row else None
+
+
+def cycle_design(
+    registry: Registry, principal: Principal, cycle_id: int, *, community_id: int | None = None
+) -> DesignView | None:
+    """A cycle's behaviour-change design, if one is recorded (whoever sees the cycle)."""
+    action = "cycle.design_read"
+    with access.community_work(registry, principal, "community.read") as work:
+        access.audit_refusals(work, action, community_id, cycle=cycle_id)
+        row = _cycle(work.session, cycle_id, community_id)
+        community = access.community_row(work.session, row.community_id)
+        access.require_seeing(work, community)
+        found = cycle_design_in(work.session, row.id)
+        work.audit(action, CATEGORY, details={"community": community.id, "cycle": row.id})
+        return found

@@ -32,6 +32,8 @@ from careloop.web.body_limit import BodyLimitMiddleware
 from careloop.web.cds_hooks import router as cds_hooks_router
 from careloop.web.errors import install_error_handlers
 from careloop.web.pages import community as pages_community
+from careloop.web.pages import community_assessment as pages_community_assessment
+from careloop.web.pages import community_strategy as pages_community_strategy
 from careloop.web.pages import dashboards as pages_dashboards
 from careloop.web.pages import entry as pages_entry
 from careloop.web.pages import home as pages_home
@@ -101,4 +103,6 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(fhir_api.router)
     app.include_router(pages_dashboards.router)
     app.include_router(pages_community.router)
+    app.include_router(pages_community_strategy.router)
+    app.include_router(pages_community_assessment.router)
     return app

@@ -38,6 +38,13 @@ from careloop.core.settings import Settings
 from careloop.measures.catalog import load_catalog
 from careloop.practice.feedback import dashboards
 from careloop.warehouse.connection import WarehouseOpener
+from careloop.web.openapi import RecordId
+from careloop.web.pages.community_words import (
+    COM_B_NAMES,
+    FUNCTION_NAMES,
+    POLICY_NAMES,
+    STAGE_NAMES,
+)
 from careloop.web.pages.rendering import page_context, render
 from careloop.web.security import Caller, CallerDep, RegistryDep, SettingsDep
 
@@ -76,7 +83,7 @@ STATUS_NAMES = {
 ACT_NAMES = {"adopt": "Adopt", "adapt": "Adapt", "abandon": "Abandon"}
 
 
-def _members_only(call: Callable[[], T], what: str) -> T:
+def members_only(call: Callable[[], T], what: str) -> T:
     """The service's result; a refusal reads as "not found" (it was audited as a refusal),
     worded as for something that does not exist, so a page never tells an outsider which
     communities, proposals or cycles there are."""
@@ -124,7 +131,7 @@ def _person_words(detail: community.CommunityDetail | None) -> Callable[[str | N
     return person
 
 
-def _measure_titles(settings: Settings) -> dict[str, str]:
+def measure_titles(settings: Settings) -> dict[str, str]:
     """Each known measure's title, so pages name a measure in words rather than by its id."""
     try:
         return {m.id: m.title for m in load_catalog(measures_dir=settings.measures_dir).measures}
@@ -141,12 +148,12 @@ def _in_words(text: str, titles: dict[str, str]) -> str:
     return text
 
 
-def _base(
+def base_context(
     caller: Caller,
     detail: community.CommunityDetail | None = None,
     settings: Settings | None = None,
 ) -> dict[str, Any]:
-    titles = _measure_titles(settings) if settings is not None else {}
+    titles = measure_titles(settings) if settings is not None else {}
     me = (
         next((m for m in detail.members if m.email == caller.principal.email), None)
         if detail
@@ -154,12 +161,16 @@ def _base(
     )
     return {
         **page_context(caller),
+        "member": me is not None,
         # A patient or carer member reads the pages without technical identifiers.
         "plain": me is not None and bool({"patient", "carer"} & set(me.roles)),
+        # Measure pages are for staff (as the main navigation shows them).
+        "sees_measures": bool(set(caller.principal.roles) - {"patient", "carer"}),
         "person": _person_words(detail),
         "measure_title": lambda measure_id: titles.get(measure_id, measure_id),
         "in_words": lambda text: _in_words(text, titles),
-        "fmt_month": _fmt_month,
+        "fmt_month": fmt_month,
+        "fmt_date": fmt_date,
         "role_names": ROLE_NAMES,
         "kind_names": KIND_NAMES,
         "status_names": STATUS_NAMES,
@@ -169,8 +180,8 @@ def _base(
     }
 
 
-def _community(registry: Any, caller: Caller, community_id: int) -> community.CommunityDetail:
-    return _members_only(
+def community_detail(registry: Any, caller: Caller, community_id: int) -> community.CommunityDetail:
+    return members_only(
         lambda: community.show_community(registry, caller.principal, community_id),
         "learning community",
     )
@@ -251,42 +262,52 @@ def my_communities(request: Request, caller: CallerDep, registry: RegistryDep) -
     return render(
         request,
         "communities.html",
-        {**_base(caller), "communities": found, "invitations": invitations},
+        {**base_context(caller), "communities": found, "invitations": invitations},
     )
 
 
 @router.get("/communities/{community_id}", response_class=HTMLResponse)
 def community_page(
     request: Request,
-    community_id: int,
+    community_id: RecordId,
     caller: CallerDep,
     registry: RegistryDep,
     settings: SettingsDep,
 ) -> Response:
-    detail = _community(registry, caller, community_id)
+    detail = community_detail(registry, caller, community_id)
     lived = [m for m in detail.members if {"patient", "carer"} & set(m.roles)]
     return render(
         request,
         "community.html",
-        {**_base(caller, detail, settings), "d": detail, "c": detail.community, "lived": lived},
+        {
+            **base_context(caller, detail, settings),
+            "d": detail,
+            "c": detail.community,
+            "lived": lived,
+        },
     )
 
 
 @router.get("/communities/{community_id}/proposals", response_class=HTMLResponse)
 def proposals_page(
     request: Request,
-    community_id: int,
+    community_id: RecordId,
     caller: CallerDep,
     registry: RegistryDep,
     settings: SettingsDep,
 ) -> Response:
-    detail = _community(registry, caller, community_id)
+    detail = community_detail(registry, caller, community_id)
     found = community.list_proposals(registry, caller.principal, community_id)
     found.sort(key=lambda p: (p.status != "open", -p.id))
     return render(
         request,
         "community_proposals.html",
-        {**_base(caller, detail, settings), "d": detail, "c": detail.community, "proposals": found},
+        {
+            **base_context(caller, detail, settings),
+            "d": detail,
+            "c": detail.community,
+            "proposals": found,
+        },
     )
 
 
@@ -301,8 +322,8 @@ def _proposal_page(
     error: str | None = None,
     status: int = 200,
 ) -> HTMLResponse:
-    detail = _community(registry, caller, community_id)
-    proposal = _members_only(
+    detail = community_detail(registry, caller, community_id)
+    proposal = members_only(
         lambda: community.show_proposal(
             registry, caller.principal, proposal_id, community_id=community_id
         ),
@@ -313,7 +334,7 @@ def _proposal_page(
         request,
         "community_proposal.html",
         {
-            **_base(caller, detail, settings),
+            **base_context(caller, detail, settings),
             "d": detail,
             "c": detail.community,
             "p": proposal,
@@ -335,8 +356,8 @@ def _proposal_page(
 @router.get("/communities/{community_id}/proposals/{proposal_id}", response_class=HTMLResponse)
 def proposal_page(
     request: Request,
-    community_id: int,
-    proposal_id: int,
+    community_id: RecordId,
+    proposal_id: RecordId,
     caller: CallerDep,
     registry: RegistryDep,
     settings: SettingsDep,
@@ -347,8 +368,8 @@ def proposal_page(
 @router.post("/communities/{community_id}/proposals/{proposal_id}/vote")
 def vote_submit(
     request: Request,
-    community_id: int,
-    proposal_id: int,
+    community_id: RecordId,
+    proposal_id: RecordId,
     caller: CallerDep,
     registry: RegistryDep,
     settings: SettingsDep,
@@ -386,18 +407,18 @@ def vote_submit(
 @router.get("/communities/{community_id}/priorities", response_class=HTMLResponse)
 def priorities_page(
     request: Request,
-    community_id: int,
+    community_id: RecordId,
     caller: CallerDep,
     registry: RegistryDep,
     settings: SettingsDep,
 ) -> Response:
-    detail = _community(registry, caller, community_id)
+    detail = community_detail(registry, caller, community_id)
     ranked = community.list_priorities(registry, caller.principal, community_id)
     return render(
         request,
         "community_priorities.html",
         {
-            **_base(caller, detail, settings),
+            **base_context(caller, detail, settings),
             "d": detail,
             "c": detail.community,
             "priorities": ranked,
@@ -408,13 +429,13 @@ def priorities_page(
 @router.get("/communities/{community_id}/decisions", response_class=HTMLResponse)
 def decisions_page(
     request: Request,
-    community_id: int,
+    community_id: RecordId,
     caller: CallerDep,
     registry: RegistryDep,
     settings: SettingsDep,
     search: Annotated[str, Query(max_length=300)] = "",
 ) -> Response:
-    detail = _community(registry, caller, community_id)
+    detail = community_detail(registry, caller, community_id)
     found = community.decisions(
         registry, caller.principal, community_id, search=search.strip() or None
     )
@@ -422,7 +443,7 @@ def decisions_page(
         request,
         "community_decisions.html",
         {
-            **_base(caller, detail, settings),
+            **base_context(caller, detail, settings),
             "d": detail,
             "c": detail.community,
             "entries": list(reversed(found)),
@@ -440,18 +461,18 @@ def decisions_page(
 @router.get("/communities/{community_id}/cycles", response_class=HTMLResponse)
 def cycles_page(
     request: Request,
-    community_id: int,
+    community_id: RecordId,
     caller: CallerDep,
     registry: RegistryDep,
     settings: SettingsDep,
 ) -> Response:
-    detail = _community(registry, caller, community_id)
+    detail = community_detail(registry, caller, community_id)
     found = community.list_cycles(registry, caller.principal, community_id=community_id)
     return render(
         request,
         "community_cycles.html",
         {
-            **_base(caller, detail, settings),
+            **base_context(caller, detail, settings),
             "d": detail,
             "c": detail.community,
             "cycles": found,
@@ -463,29 +484,34 @@ def cycles_page(
 @router.get("/communities/{community_id}/cycles/{cycle_id}", response_class=HTMLResponse)
 def cycle_page(
     request: Request,
-    community_id: int,
-    cycle_id: int,
+    community_id: RecordId,
+    cycle_id: RecordId,
     caller: CallerDep,
     registry: RegistryDep,
     settings: SettingsDep,
 ) -> Response:
-    detail = _community(registry, caller, community_id)
-    view = _members_only(
+    detail = community_detail(registry, caller, community_id)
+    view = members_only(
         lambda: community.show_cycle(
             registry, caller.principal, cycle_id, community_id=community_id
         ),
         "learning cycle",
     )
     study, unavailable = study_of(view, settings, request.app.state.warehouse)
-    titles = _measure_titles(settings)
+    titles = measure_titles(settings)
     measures = [_measure_row(m, titles) for m in study.measures] if study else []
     log = community.decisions(registry, caller.principal, community_id, cycle_id=cycle_id)
     others = community.list_cycles(registry, caller.principal, community_id=community_id)
+    findings = community.list_findings(
+        registry, caller.principal, cycle_id, community_id=community_id
+    )
+    toolkit = community.list_toolkit(registry, caller.principal, community_id)
+    design = community.cycle_design(registry, caller.principal, cycle_id, community_id=community_id)
     return render(
         request,
         "community_cycle.html",
         {
-            **_base(caller, detail, settings),
+            **base_context(caller, detail, settings),
             "d": detail,
             "c": detail.community,
             "cy": view,
@@ -494,14 +520,20 @@ def cycle_page(
             "measures": measures,
             "log": log,
             "cycle_titles": {other.id: other.title for other in others},
-            "fmt_date": _fmt_date,
+            "findings": findings,
+            "tools": [t for t in toolkit if cycle_id in t.used_by],
+            "design": design,
+            "com_b_names": COM_B_NAMES,
+            "function_names": FUNCTION_NAMES,
+            "policy_names": POLICY_NAMES,
+            "stage_names": STAGE_NAMES,
             "fmt_or": _fmt_or,
             "effect_words": _effect_words,
         },
     )
 
 
-def _fmt_date(value: date | str | None) -> str:
+def fmt_date(value: date | str | None) -> str:
     if value is None:
         return "—"
     if isinstance(value, str):
@@ -513,7 +545,7 @@ def _fmt_or(value: float | None) -> str:
     return "—" if value is None or value != value else f"{value:.2f}"
 
 
-def _fmt_month(value: date | str) -> str:
+def fmt_month(value: date | str) -> str:
     if isinstance(value, str):
         value = date.fromisoformat(value[:10])
     return value.strftime("%b %Y")
