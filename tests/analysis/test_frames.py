@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from careloop.analysis import funnel, its, matching, rdd, spc, trials
-from careloop.analysis._frames import require_columns
+from careloop.analysis._frames import numeric_column, require_columns
 from careloop.analysis.qualitative import krippendorff_alpha
 from careloop.analysis.risk import fit_risk_model
 from careloop.core.errors import InputError
@@ -68,3 +68,20 @@ def test_each_method_names_the_missing_column_and_the_columns_there_are(method: 
         match=r"'nope' \(\w+( by)?\) not found: it is not in the data, whose columns are a, b\.",
     ):
         METHODS[method](DATA)
+
+
+def test_numeric_column_refuses_the_first_value_that_is_not_a_number():
+    data = pd.DataFrame({"n": ["3", None, "x", "y"]})
+    with pytest.raises(InputError) as caught:
+        numeric_column(data, "n", allow_missing=True)
+    assert caught.value.message == "Column 'n' must be numeric; row 2 has 'x'."
+    assert [(d.location, d.value) for d in caught.value.details] == [("row 2:n", "x")]
+
+
+def test_numeric_column_keeps_a_missing_value_only_when_asked():
+    data = pd.DataFrame({"n": ["3", None, "4.5"]})
+    kept = numeric_column(data, "n", allow_missing=True)
+    assert kept.iloc[0] == 3.0 and pd.isna(kept.iloc[1]) and kept.iloc[2] == 4.5
+    with pytest.raises(InputError) as caught:
+        numeric_column(data, "n", allow_missing=False)
+    assert caught.value.message.startswith("Column 'n' must be numeric; row 1 has ")

@@ -3,7 +3,8 @@
 Every method that takes a data frame and column names starts by checking that
 the columns are there. :func:`require_columns` is that check, written once so
 that every method refuses a missing column with the same message: which
-column, for what, and which columns the data has.
+column, for what, and which columns the data has. :func:`numeric_column`
+likewise refuses, with one message, a value that is not a number.
 
 Results go out as JSON (``to_dict``, the CLI's ``--format json``, the data of
 a Vega-Lite chart): :func:`records` and :func:`json_value` turn rows and
@@ -20,7 +21,7 @@ import pandas as pd
 
 from careloop.core.errors import ErrorDetail, InputError
 
-__all__ = ["json_value", "records", "require_columns"]
+__all__ = ["json_value", "numeric_column", "records", "require_columns"]
 
 Columns: TypeAlias = "Mapping[str, str | None] | Iterable[str | tuple[str, str | None]]"
 """The columns a method needs: ``{role: name}``, ``[(role, name), …]`` (a role may
@@ -69,6 +70,30 @@ def require_columns(
         f"whose columns are {listed or '(none)'}. Check the spelling, or rename the column.",
         [ErrorDetail(role, f"column {name!r} is not in {what}", name) for role, name in missing],
     )
+
+
+def numeric_column(data: pd.DataFrame, column: str, *, allow_missing: bool) -> pd.Series:
+    """``data[column]`` as floats, refusing the first value that is not a number.
+
+    Args:
+        data: The data.
+        column: The column's name.
+        allow_missing: Keep a missing value as NaN (the method leaves the row
+            out itself); otherwise a missing value is refused as well.
+
+    Raises:
+        InputError: Naming the column, the row and its value.
+    """
+    converted = pd.to_numeric(data[column], errors="coerce")
+    bad = converted.isna() & data[column].notna() if allow_missing else converted.isna()
+    if bad.any():
+        first = data.index[bad][0]
+        value = data.at[first, column]
+        raise InputError(
+            f"Column {column!r} must be numeric; row {first} has {value!r}.",
+            details=[ErrorDetail(f"row {first}:{column}", "expected a number", str(value))],
+        )
+    return converted.astype(float)
 
 
 def records(rows: Iterable[Mapping[Any, Any]]) -> list[dict[str, Any]]:

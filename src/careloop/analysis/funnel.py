@@ -46,9 +46,9 @@ import numpy.typing as npt
 import pandas as pd
 from scipy import stats
 
-from careloop.analysis._frames import require_columns
+from careloop.analysis._frames import numeric_column, require_columns
 from careloop.analysis.caveats import StatisticalWarning
-from careloop.core.errors import ErrorDetail, InputError
+from careloop.core.errors import InputError
 
 Kind: TypeAlias = Literal["proportion", "rate"]
 Overdispersion: TypeAlias = Literal["multiplicative", "additive"]
@@ -463,17 +463,7 @@ def _unit_totals(
     """
     data = df[[unit, numerator, denominator]].copy()
     for col in (numerator, denominator):
-        converted = pd.to_numeric(data[col], errors="coerce")
-        bad = converted.isna() & data[col].notna()
-        if bad.any():
-            first = data.index[bad][0]
-            raise InputError(
-                f"Column {col!r} must be numeric; row {first} has {data.at[first, col]!r}.",
-                details=[
-                    ErrorDetail(f"row {first}:{col}", "expected a number", str(data.at[first, col]))
-                ],
-            )
-        data[col] = converted.astype(float)
+        data[col] = numeric_column(data, col, allow_missing=True)
     n_rows = len(data)
     data = data.dropna()
     if len(data) < n_rows:

@@ -12,7 +12,7 @@ from dataclasses import replace
 from pathlib import Path
 from typing import Literal
 
-from careloop.capture.forms import Dictionary, Form, OtherFormField
+from careloop.capture.forms import Dictionary, Form, OtherFormField, form_list
 from careloop.capture.native_yaml import read_forms_yaml, write_forms_yaml
 from careloop.capture.questionnaire import read_questionnaire, write_questionnaire
 from careloop.capture.redcap import read_redcap_dictionary, write_redcap_dictionary
@@ -90,20 +90,15 @@ def write_dictionary(
         InputError: ``questionnaire`` was asked for more than one form (a
             Questionnaire holds one form; export them one at a time).
     """
-    if isinstance(forms, Dictionary):
-        form_list = list(forms.forms)
-    elif isinstance(forms, Form):
-        form_list = [forms]
-    else:
-        form_list = list(forms)
+    forms_given = form_list(forms)
     if format == "redcap":
-        return write_redcap_dictionary(form_list)
+        return write_redcap_dictionary(forms_given)
     if format == "yaml":
-        return write_forms_yaml(form_list)
-    if len(form_list) != 1:
-        names = ", ".join(f.name for f in form_list)
+        return write_forms_yaml(forms_given)
+    if len(forms_given) != 1:
+        names = ", ".join(f.name for f in forms_given)
         raise InputError(
-            f"A FHIR Questionnaire holds one form, but {len(form_list)} were given ({names}); "
+            f"A FHIR Questionnaire holds one form, but {len(forms_given)} were given ({names}); "
             "export them one at a time."
         )
-    return write_questionnaire(form_list[0])
+    return write_questionnaire(forms_given[0])

@@ -42,6 +42,7 @@ from careloop.capture.forms import (
     StandardCode,
     check_forms,
     expression_or_problem,
+    form_list,
     link_other_forms,
     parse_field_type,
     parse_validation_type,
@@ -458,12 +459,7 @@ _Dumper.add_representer(str, _str)
 
 def write_forms_yaml(forms: Dictionary | Form | Iterable[Form]) -> str:
     """Write forms in careloop's YAML format."""
-    if isinstance(forms, Dictionary):
-        form_list = list(forms.forms)
-    elif isinstance(forms, Form):
-        form_list = [forms]
-    else:
-        form_list = list(forms)
-    data = {"format": FORMAT, "forms": [f.to_dict() for f in form_list]}
+    forms_given = form_list(forms)
+    data = {"format": FORMAT, "forms": [f.to_dict() for f in forms_given]}
     # min/max are text in the model: keep them quoted so "2" stays "2", not 2.
     return yaml.dump(data, Dumper=_Dumper, sort_keys=False, allow_unicode=True, width=100)

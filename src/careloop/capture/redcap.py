@@ -40,6 +40,7 @@ from careloop.capture.forms import (
     StandardCode,
     check_forms,
     expression_or_problem,
+    form_list,
     format_choices,
     link_other_forms,
     parse_choices,
@@ -654,12 +655,7 @@ def write_redcap_dictionary(
         careloop_tags: Keep codes, OMOP domains and units as ``@CARELOOP-…``
             words in the Field Annotation (REDCap ignores them).
     """
-    if isinstance(forms, Dictionary):
-        form_list = list(forms.forms)
-    elif isinstance(forms, Form):
-        form_list = [forms]
-    else:
-        form_list = list(forms)
+    forms_given = form_list(forms)
     out = io.StringIO()
     # Spreadsheet-safe; careloop's dictionary import removes the escape again.
     annotation = REDCAP_COLUMNS.index("Field Annotation")
@@ -669,7 +665,7 @@ def write_redcap_dictionary(
         keep=lambda i, v: i == annotation and isinstance(v, str) and _action_tags_only(v),
     )
     writer.writerow(REDCAP_COLUMNS)
-    for form in form_list:
+    for form in forms_given:
         for field in form.fields:
             writer.writerow(_row(form, field, careloop_tags))
     return out.getvalue()

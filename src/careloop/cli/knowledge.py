@@ -35,8 +35,8 @@ from careloop.knowledge import (
 )
 from careloop.measures import load_results
 from careloop.practice import card_events, distrust_client, list_clients, trust_client
-from careloop.practice.feedback.audit_feedback import audit_feedback_report
-from careloop.practice.feedback.impact import impact_report
+from careloop.practice.feedback.audit_feedback import AuditFeedbackReport, audit_feedback_report
+from careloop.practice.feedback.impact import ImpactReport, impact_report
 from careloop.warehouse.connection import Warehouse
 
 knowledge_app = typer.Typer(help="Knowledge objects: library, lifecycle, deployments.")
@@ -320,6 +320,11 @@ def impact(
         card_events=events,
         variant_arms=arms.arms[:2] if arms else None,
     )
+    _write_report(report, fmt, out)
+
+
+def _write_report(report: ImpactReport | AuditFeedbackReport, fmt: str, out: Path | None) -> None:
+    """The report as HTML or JSON, written to ``out`` or else to standard output."""
     text = report.to_html() if fmt == "html" else json.dumps(report.to_dict(), indent=2)
     if out is not None:
         out.write_text(text)
@@ -351,12 +356,7 @@ def feedback_report(
     report = audit_feedback_report(
         frame, measure_id=measure, site=site, period=when, card_events=events
     )
-    text = report.to_html() if fmt == "html" else json.dumps(report.to_dict(), indent=2)
-    if out is not None:
-        out.write_text(text)
-        console.print(f"Wrote {out}.")
-    else:
-        sys.stdout.write(text + "\n")
+    _write_report(report, fmt, out)
 
 
 @cds_app.command("trust-client")

@@ -190,6 +190,31 @@ def _proposal_row(session: Session, proposal_id: int, community_id: int | None) 
     return row
 
 
+def _open_proposal_to_end(
+    work: Work, proposal_id: int, community_id: int | None, *, action: str, ended: str
+) -> tuple[Proposal, Community]:
+    """The open proposal that ``action`` (closing or withdrawing) ends, and its community.
+
+    Its proposer, a facilitator or a community admin ends it; a refusal is
+    audited as ``action``, and a proposal no longer open is a conflict.
+    """
+    access.audit_refusals(work, action, None, proposal=proposal_id)
+    proposal = _proposal_row(work.session, proposal_id, community_id)
+    community = access.community_row(work.session, proposal.community_id)
+    member = access.require_member(work, community)
+    principal = work.principal
+    if not (
+        principal.is_operator or access.is_steward(member) or proposal.opened_by == principal.email
+    ):
+        raise PermissionDenied(
+            f"A proposal is {ended} by the person who opened it, a facilitator or a "
+            "community admin."
+        )
+    if proposal.status != "open":
+        raise Conflict(f"Proposal {proposal.id} is {proposal.status} already.")
+    return proposal, community
+
+
 def _check_payload(
     session: Session, community: Community, kind: str, payload: dict[str, Any]
 ) -> tuple[dict[str, Any], str | None]:
@@ -418,21 +443,9 @@ def close(
     deployed: library.Deployment | None = None
     with access.community_work(registry, principal, "community.participate") as work:
         session = work.session
-        access.audit_refusals(work, "community.close", None, proposal=proposal_id)
-        proposal = _proposal_row(session, proposal_id, community_id)
-        community = access.community_row(session, proposal.community_id)
-        member = access.require_member(work, community)
-        if not (
-            principal.is_operator
-            or access.is_steward(member)
-            or proposal.opened_by == principal.email
-        ):
-            raise PermissionDenied(
-                "A proposal is closed by the person who opened it, a facilitator or a "
-                "community admin."
-            )
-        if proposal.status != "open":
-            raise Conflict(f"Proposal {proposal.id} is {proposal.status} already.")
+        proposal, community = _open_proposal_to_end(
+            work, proposal_id, community_id, action="community.close", ended="closed"
+        )
         outcome = outcome_of(session, proposal)
         charter = session.get(CharterVersion, proposal.charter_version_id)
         assert charter is not None
@@ -540,21 +553,9 @@ def withdraw(
     """Withdraw an open proposal (its proposer, a facilitator or a community admin)."""
     with access.community_work(registry, principal, "community.participate") as work:
         session = work.session
-        access.audit_refusals(work, "community.withdraw", None, proposal=proposal_id)
-        proposal = _proposal_row(session, proposal_id, community_id)
-        community = access.community_row(session, proposal.community_id)
-        member = access.require_member(work, community)
-        if not (
-            principal.is_operator
-            or access.is_steward(member)
-            or proposal.opened_by == principal.email
-        ):
-            raise PermissionDenied(
-                "A proposal is withdrawn by the person who opened it, a facilitator or a "
-                "community admin."
-            )
-        if proposal.status != "open":
-            raise Conflict(f"Proposal {proposal.id} is {proposal.status} already.")
+        proposal, community = _open_proposal_to_end(
+            work, proposal_id, community_id, action="community.withdraw", ended="withdrawn"
+        )
         proposal.status = "withdrawn"
         proposal.closed_by = principal.email
         proposal.closed_at = utcnow()

@@ -29,6 +29,7 @@ from careloop.fhir.mapping import (
     COMPONENT,
     ID_COLUMNS,
     LINK_TABLE,
+    MAPPED_TYPES,
     consent_resource,
     patient_resource,
     resource_of_row,
@@ -45,20 +46,9 @@ from careloop.warehouse.connection import (
     quiet_engine_warnings,
 )
 
-EXPORT_TYPES = (
-    "Patient",
-    "Consent",
-    "Encounter",
-    "Condition",
-    "Observation",
-    "MedicationRequest",
-    "MedicationStatement",
-    "Procedure",
-    "Questionnaire",
-    "QuestionnaireResponse",
-    "Provenance",
-    "AuditEvent",
-)
+EXPORT_TYPES = (*MAPPED_TYPES, "Questionnaire", "QuestionnaireResponse", "Provenance", "AuditEvent")
+"""What an export holds: every type the mapping covers, the forms and answers, the
+provenance and the audit trail, in that order."""
 
 
 @dataclass(frozen=True)

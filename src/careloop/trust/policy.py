@@ -21,23 +21,14 @@ audited privilege change); ``analyst`` sees pseudonymised data only;
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Literal
+from typing import Literal, get_args
 
 Role = Literal[
     "admin", "site_lead", "clinician", "data_entry", "analyst", "auditor", "patient", "carer"
 ]
 ScopeKind = Literal["installation", "site", "own_record", "proxied_records"]
 
-ROLES: tuple[Role, ...] = (
-    "admin",
-    "site_lead",
-    "clinician",
-    "data_entry",
-    "analyst",
-    "auditor",
-    "patient",
-    "carer",
-)
+ROLES: tuple[Role, ...] = get_args(Role)
 
 ROLE_DESCRIPTIONS: dict[Role, str] = {
     "admin": "Runs the installation: sites, users, tokens. No clinical data.",

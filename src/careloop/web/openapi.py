@@ -1,10 +1,11 @@
-"""What the OpenAPI description says about errors, ids and non-JSON bodies.
+"""What the OpenAPI description says about errors, ids, request bodies and files.
 
 Each route declares the error statuses it really answers with careloop's one
 error shape (:class:`ErrorBody`), so clients and schemathesis know them;
 database ids are bounded (a larger number is no id careloop stores, and a
-64-bit database refuses it); :data:`DICTIONARY_BODY` declares the files the
-form import takes.
+64-bit database refuses it); request bodies refuse fields they do not know
+(:class:`Strict`) and bound their text (:data:`Text`, :data:`Short`);
+:data:`DICTIONARY_BODY` declares the files the form import takes.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ from __future__ import annotations
 from typing import Annotated, Any
 
 from fastapi import Path, Query
-from pydantic import BaseModel, Field
+from pydantic import BaseModel, ConfigDict, Field
 
 MAX_ID = 2**63 - 1
 """The largest id a 64-bit database column holds."""
@@ -20,6 +21,16 @@ MAX_ID = 2**63 - 1
 RecordId = Annotated[int, Path(ge=1, le=MAX_ID, description="A record's id.")]
 OptionalIdQuery = Annotated[int | None, Query(ge=1, le=MAX_ID)]
 IdField = Annotated[int, Field(ge=1, le=MAX_ID)]
+Text = Annotated[str, Field(max_length=20_000)]
+"""Free text in a request body (a purpose, a rationale, a note)."""
+Short = Annotated[str, Field(max_length=300)]
+"""A short text in a request body (a title, an e-mail, a measure's id)."""
+
+
+class Strict(BaseModel):
+    """A request body that refuses a field it does not know (422), so a typo is not lost."""
+
+    model_config = ConfigDict(extra="forbid")
 
 
 class ErrorDetailBody(BaseModel):

@@ -13,7 +13,7 @@ from __future__ import annotations
 import hmac
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Annotated
+from typing import Annotated, Concatenate, ParamSpec, TypeVar
 
 from fastapi import Depends, Request, Response
 from starlette.concurrency import run_in_threadpool
@@ -156,6 +156,44 @@ OptionalCallerDep = Annotated[Caller | None, Depends(optional_caller)]
 RegistryDep = Annotated[Registry, Depends(registry_of)]
 SettingsDep = Annotated[Settings, Depends(settings_of)]
 WarehouseDep = Annotated[WarehouseOpener, Depends(warehouse_of)]
+
+_Args = ParamSpec("_Args")
+_Result = TypeVar("_Result")
+
+
+@dataclass(frozen=True)
+class Actor:
+    """The authenticated caller and the registry: what every domain service takes first.
+
+    A thin route calls one service as the caller with :meth:`call`; the service
+    checks the policy (or membership of a community), audits and raises
+    careloop's errors, which the web layer's handlers turn into HTTP answers.
+    """
+
+    registry: Registry
+    caller: Caller
+
+    @property
+    def principal(self) -> Principal:
+        return self.caller.principal
+
+    def call(
+        self,
+        service: Callable[Concatenate[Registry, Principal, _Args], _Result],
+        /,
+        *args: _Args.args,
+        **kwargs: _Args.kwargs,
+    ) -> _Result:
+        """``service(registry, principal, *args, **kwargs)``."""
+        return service(self.registry, self.caller.principal, *args, **kwargs)
+
+
+async def actor_of(caller: CallerDep, registry: RegistryDep) -> Actor:
+    # Async: it only bundles what the two dependencies resolved (no worker thread needed).
+    return Actor(registry, caller)
+
+
+ActorDep = Annotated[Actor, Depends(actor_of)]
 
 
 def cookies_secure(request: Request, settings: Settings) -> bool:

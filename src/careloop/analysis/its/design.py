@@ -18,8 +18,8 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from careloop.analysis._frames import require_columns
-from careloop.core.errors import ErrorDetail, InputError
+from careloop.analysis._frames import numeric_column, require_columns
+from careloop.core.errors import InputError
 
 __all__ = [
     "AUTOCORRELATION_METHODS",
@@ -268,17 +268,7 @@ def _to_numbers(data: pd.DataFrame, columns: list[str]) -> None:
     for col in dict.fromkeys(columns):
         if data[col].dtype == bool:
             data[col] = data[col].astype(int)
-        converted = pd.to_numeric(data[col], errors="coerce")
-        bad = converted.isna()
-        if bad.any():
-            first = data.index[bad][0]
-            raise InputError(
-                f"Column {col!r} must be numeric; row {first} has {data.at[first, col]!r}.",
-                details=[
-                    ErrorDetail(f"row {first}:{col}", "expected a number", str(data.at[first, col]))
-                ],
-            )
-        data[col] = converted.astype(float)
+        data[col] = numeric_column(data, col, allow_missing=False)
 
 
 def _time_index(data: pd.DataFrame, time: str) -> bool:

@@ -27,7 +27,7 @@ checks precision there); the final sample size is the same.
 from __future__ import annotations
 
 import math
-from dataclasses import asdict, dataclass
+from dataclasses import asdict, dataclass, replace
 from typing import Any, Literal
 
 import numpy as np
@@ -408,26 +408,19 @@ def _binary(
     )
     criteria = (c1, c2, c3)
     decider = _pick(criteria)
-    n = decider.n
-    events = n * phi
-    return SampleSizeResult(
-        outcome="binary",
-        parameters=parameters,
-        n=n,
-        events=events,
-        events_per_parameter=events / parameters,
-        subjects_per_parameter=n / parameters,
-        decided_by=decider.number,
-        decided_by_name=decider.name,
-        criteria=criteria,
-        r2=r2_cs,
-        r2_source=source,
-        max_r2_cox_snell=max_r2,
-        r2_nagelkerke=r2_cs / max_r2,
-        target_shrinkage=shrinkage,
-        expected_shrinkage=_shrinkage_at(parameters, r2_cs, n),
-        prevalence=phi,
-        c_statistic=None if c_statistic is None else float(c_statistic),
+    result = _cox_snell_result(
+        "binary",
+        parameters,
+        criteria,
+        decider,
+        events=decider.n * phi,
+        r2_cs=r2_cs,
+        source=source,
+        max_r2=max_r2,
+        shrinkage=shrinkage,
+    )
+    return replace(
+        result, prevalence=phi, c_statistic=None if c_statistic is None else float(c_statistic)
     )
 
 
@@ -487,15 +480,51 @@ def _survival(
     )
     criteria = (c1, c2, c3)
     decider = _pick(criteria)
-    n = decider.n
-    events = n * rate_ * fu
+    result = _cox_snell_result(
+        "survival",
+        parameters,
+        criteria,
+        decider,
+        events=decider.n * rate_ * fu,
+        r2_cs=r2_cs,
+        source=source,
+        max_r2=max_r2,
+        shrinkage=shrinkage,
+    )
+    return replace(
+        result,
+        rate=rate_,
+        timepoint=t,
+        meanfup=fu,
+        overall_risk=cuminc,
+        overall_risk_ci=_survival_risk_ci(rate_, t, fu * decider.n),
+    )
+
+
+def _cox_snell_result(
+    outcome: Outcome,
+    parameters: int,
+    criteria: tuple[Criterion, ...],
+    decider: Criterion,
+    *,
+    events: float,
+    r2_cs: float,
+    source: str,
+    max_r2: float,
+    shrinkage: float,
+) -> SampleSizeResult:
+    """A binary or survival outcome's result (both judged on Cox–Snell R²).
+
+    The size ``decider`` sets and what follows from it; the caller adds the
+    fields of its own kind with :func:`dataclasses.replace`.
+    """
     return SampleSizeResult(
-        outcome="survival",
+        outcome=outcome,
         parameters=parameters,
-        n=n,
+        n=decider.n,
         events=events,
         events_per_parameter=events / parameters,
-        subjects_per_parameter=n / parameters,
+        subjects_per_parameter=decider.n / parameters,
         decided_by=decider.number,
         decided_by_name=decider.name,
         criteria=criteria,
@@ -504,12 +533,7 @@ def _survival(
         max_r2_cox_snell=max_r2,
         r2_nagelkerke=r2_cs / max_r2,
         target_shrinkage=shrinkage,
-        expected_shrinkage=_shrinkage_at(parameters, r2_cs, n),
-        rate=rate_,
-        timepoint=t,
-        meanfup=fu,
-        overall_risk=cuminc,
-        overall_risk_ci=_survival_risk_ci(rate_, t, fu * n),
+        expected_shrinkage=_shrinkage_at(parameters, r2_cs, decider.n),
     )
 
 

@@ -38,29 +38,23 @@ def get_response(
     registry: Registry, principal: Principal, response_id: int, *, form: str | None = None
 ) -> ResponseView:
     """One response (audited read). Another site's response is not found."""
-    with unit_of_work(registry, principal, "record.read") as work:
-        work.expect("read", "clinical", details={"response_id": response_id})
-        row, definition = _response(work, response_id, form)
-        version, _ = load_form_version(work.session, row.form_version_id)
-        patient = _patient(work, row.patient_id)
-        view = _view(work, row, definition.name, version.version)
-        work.audit(
-            "read",
-            "clinical",
-            patient=patient,
-            site_code=view.site,
-            details={"form": definition.name, "response_id": row.id},
-        )
-        return view
+    return _read_response(registry, principal, response_id, form)[0]
 
 
 def get_response_form(
     registry: Registry, principal: Principal, response_id: int
 ) -> tuple[ResponseView, Form]:
     """A response together with the form version it was entered on (for the entry page)."""
+    return _read_response(registry, principal, response_id, None)
+
+
+def _read_response(
+    registry: Registry, principal: Principal, response_id: int, form: str | None
+) -> tuple[ResponseView, Form]:
+    """One response and its form version, the read audited (of ``form`` only, when given)."""
     with unit_of_work(registry, principal, "record.read") as work:
         work.expect("read", "clinical", details={"response_id": response_id})
-        row, definition = _response(work, response_id, None)
+        row, definition = _response(work, response_id, form)
         version, form_obj = load_form_version(work.session, row.form_version_id)
         patient = _patient(work, row.patient_id)
         view = _view(work, row, definition.name, version.version)

@@ -33,6 +33,7 @@ from careloop.capture.forms.model import (
     Form,
     OmopDomain,
     StandardCode,
+    form_list,
 )
 from careloop.capture.forms.parsing import (
     checkbox_column,
@@ -58,6 +59,7 @@ __all__ = [
     "check_forms",
     "checkbox_column",
     "expression_or_problem",
+    "form_list",
     "format_choices",
     "link_other_forms",
     "number_text",

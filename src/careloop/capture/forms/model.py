@@ -5,7 +5,7 @@ from __future__ import annotations
 import hashlib
 import json
 import re
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from enum import StrEnum
 from typing import Any, Literal, get_args
@@ -378,3 +378,12 @@ class Dictionary:
         """SHA-256 (hex) over the forms' hashes, in order."""
         joined = "\n".join(f"{f.name}:{f.content_hash()}" for f in self.forms)
         return hashlib.sha256(joined.encode("utf-8")).hexdigest()
+
+
+def form_list(forms: Dictionary | Form | Iterable[Form]) -> list[Form]:
+    """The forms a writer was given: a dictionary's, one form, or several."""
+    if isinstance(forms, Dictionary):
+        return list(forms.forms)
+    if isinstance(forms, Form):
+        return [forms]
+    return list(forms)

@@ -41,7 +41,8 @@ from careloop.community import (
 )
 from careloop.community.study import CycleStudy, MeasureStudy
 from careloop.core.errors import CareloopError, InputError, NotFound
-from careloop.measures import load_catalog, load_results
+from careloop.measures import load_catalog
+from careloop.practice.feedback.reports import stored_results
 from careloop.store.database import Registry
 from careloop.store.scoping import Scope
 from careloop.trust.audit import AuditEvent
@@ -231,7 +232,7 @@ def _studied(
     results: pd.DataFrame | None = None
     unavailable = ""
     try:
-        results = _results(warehouse)
+        results = stored_results(warehouse)
     except NotFound as exc:
         unavailable = str(exc)
     catalogue = {m.id: m for m in load_catalog(measures_dir=measures_dir).measures}
@@ -267,17 +268,6 @@ def _hidden_sites(cycle: CycleView, visible: set[str] | None) -> str:
     if outside:
         return f"Results of site(s) {', '.join(outside)} are shown to the people who work there."
     return ""
-
-
-def _results(warehouse: WarehouseOpener) -> pd.DataFrame:
-    opened = warehouse()
-    if opened is None:
-        raise NotFound(
-            "No measure results yet: they come from `careloop warehouse refresh` and "
-            "`careloop measures run --by site`."
-        )
-    with opened:
-        return load_results(opened).fillna({"site": "", "stratum": ""})
 
 
 def _section(

@@ -34,7 +34,10 @@ _SITE_ACTION = "patient.read_pseudonymised"
 """The action whose site scope decides whose reports a person sees."""
 
 
-def _results(warehouse: WarehouseOpener) -> pd.DataFrame:
+def stored_results(warehouse: WarehouseOpener) -> pd.DataFrame:
+    """The latest stored measure results, an unstratified or network-wide row's
+    ``stratum`` and ``site`` as ``""``; NotFound (saying how to make them) when there are none.
+    """
     opened = warehouse()
     if opened is None:
         raise NotFound(
@@ -112,7 +115,7 @@ def impact_for(
         events = events[events.site_code.isin(allowed)]
     return impact_report(
         deployment,
-        _results(warehouse),
+        stored_results(warehouse),
         measure_id=measure,
         site=site,
         card_events=events,
@@ -132,7 +135,7 @@ def feedback_for(
     _require_site(registry, principal, site, "feedback", measure=measure_id)
     events = card_events(registry)
     return audit_feedback_report(
-        _results(warehouse),
+        stored_results(warehouse),
         measure_id=measure_id,
         site=site,
         card_events=events[events.site_code == site] if not events.empty else events,

@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 from sqlalchemy import select, update
+from sqlalchemy.orm import Session
 
 from careloop.core.clock import as_utc, utcnow
 from careloop.core.errors import (
@@ -114,6 +115,22 @@ class ActiveSession:
     authenticated_at: datetime
 
 
+def _live_session(session: Session, token: str) -> tuple[WebSession, User]:
+    """The session row behind a cookie, and its user.
+
+    Raises AuthenticationRequired when the token is unknown, the session has
+    ended or the user is disabled.
+    """
+    set_scope(session, Scope.everything())
+    web = session.scalar(select(WebSession).where(WebSession.token_hash == sha256_hex(token)))
+    if web is None or web.ended_at is not None:
+        raise AuthenticationRequired("Please log in.")
+    user = session.get(User, web.user_id)
+    if user is None or user.disabled:
+        raise AuthenticationRequired("Please log in.")
+    return web, user
+
+
 def resolve_session(
     registry: Registry, settings: Settings, token: str, context: RequestContext
 ) -> ActiveSession:
@@ -130,13 +147,7 @@ def resolve_session(
     """
     now = utcnow()
     with registry.read_transaction() as session:
-        set_scope(session, Scope.everything())
-        web = session.scalar(select(WebSession).where(WebSession.token_hash == sha256_hex(token)))
-        if web is None or web.ended_at is not None:
-            raise AuthenticationRequired("Please log in.")
-        user = session.get(User, web.user_id)
-        if user is None or user.disabled:
-            raise AuthenticationRequired("Please log in.")
+        web, user = _live_session(session, token)
         web_id, user_id = web.id, user.id
         last_seen = as_utc(web.last_seen_at)
         expired = last_seen + timedelta(minutes=settings.session_idle_minutes) <= now
@@ -189,13 +200,7 @@ def reauthenticate(
     now = utcnow()
     failure: AuthenticationRequired | None = None
     with registry.sessions() as session, session.begin():
-        set_scope(session, Scope.everything())
-        web = session.scalar(select(WebSession).where(WebSession.token_hash == sha256_hex(token)))
-        if web is None or web.ended_at is not None:
-            raise AuthenticationRequired("Please log in.")
-        user = session.get(User, web.user_id)
-        if user is None or user.disabled:
-            raise AuthenticationRequired("Please log in.")
+        web, user = _live_session(session, token)
         if lockout.is_locked(session, user.email, now):
             verify_password(None, password)
             why: str | None = "locked"

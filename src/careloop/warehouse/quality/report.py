@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from datetime import datetime
 from types import MappingProxyType
 from typing import Any, cast
@@ -75,26 +75,11 @@ class QualityReport:
 
     def to_frame(self) -> pd.DataFrame:
         """One row per result, with the columns of :data:`RESULT_SCHEMA`."""
+        run = {"run_id": self.run_id, "run_at": self.run_at.replace(tzinfo=None)}
+        # "table" and "column" are SQL keywords: the stored columns are table_name, column_name.
+        stored_names = {"table": "table_name", "column": "column_name"}
         rows = [
-            {
-                "run_id": self.run_id,
-                "run_at": self.run_at.replace(tzinfo=None),
-                "check_id": r.check_id,
-                "check_name": r.check_name,
-                "category": r.category,
-                "level": r.level,
-                "table_name": r.table,
-                "column_name": r.column,
-                "concept_id": r.concept_id,
-                "description": r.description,
-                "threshold": r.threshold,
-                "failing_rows": r.failing_rows,
-                "denominator": r.denominator,
-                "percent": r.percent,
-                "status": r.status,
-                "error": r.error,
-            }
-            for r in self.results
+            run | {stored_names.get(k, k): v for k, v in asdict(r).items()} for r in self.results
         ]
         frame = pd.DataFrame(rows, columns=list(RESULT_SCHEMA.names))
         return frame.astype(
@@ -117,25 +102,7 @@ class QualityReport:
             "run_at": self.run_at.isoformat(),
             "warehouse_url": self.warehouse_url,
             "counts": dict(self.counts),
-            "results": [
-                {
-                    "check_id": r.check_id,
-                    "check_name": r.check_name,
-                    "category": r.category,
-                    "level": r.level,
-                    "table": r.table,
-                    "column": r.column,
-                    "concept_id": r.concept_id,
-                    "description": r.description,
-                    "threshold": r.threshold,
-                    "failing_rows": r.failing_rows,
-                    "denominator": r.denominator,
-                    "percent": r.percent,
-                    "status": r.status,
-                    "error": r.error,
-                }
-                for r in self.results
-            ],
+            "results": [asdict(r) for r in self.results],
         }
 
 

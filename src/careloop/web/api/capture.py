@@ -14,7 +14,7 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 from starlette.concurrency import run_in_threadpool
 
 from careloop.capture import entry, forms_store, proms
@@ -26,11 +26,12 @@ from careloop.web.openapi import (
     IdField,
     OptionalIdQuery,
     RecordId,
+    Strict,
     errors,
     files_too,
 )
 from careloop.web.rate_limit import link_attempt
-from careloop.web.security import CallerDep, RegistryDep, request_context
+from careloop.web.security import ActorDep, RegistryDep, request_context
 
 router = APIRouter(prefix="/api")
 
@@ -41,11 +42,7 @@ _MEDIA = {
 }
 
 
-class _Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
-
-
-class ResponseCreate(_Strict):
+class ResponseCreate(Strict):
     patient_id: IdField
     event_date: date = Field(description="The visit (event) date; one response per date.")
     status: Literal["draft", "complete"] = "draft"
@@ -55,7 +52,7 @@ class ResponseCreate(_Strict):
     )
 
 
-class ResponseUpdate(_Strict):
+class ResponseUpdate(Strict):
     values: dict[str, Any] = Field(description="The response's values (they replace the old).")
     status: Literal["draft", "complete"] | None = None
     reason: str | None = Field(
@@ -63,13 +60,13 @@ class ResponseUpdate(_Strict):
     )
 
 
-class PromLinkCreate(_Strict):
+class PromLinkCreate(Strict):
     patient_id: IdField
     expires_in_hours: int = Field(default=proms.DEFAULT_LINK_HOURS, ge=1, le=proms.MAX_LINK_HOURS)
     note: str | None = None
 
 
-class PromSubmit(_Strict):
+class PromSubmit(Strict):
     values: dict[str, Any]
     event_date: date | None = Field(default=None, description="Defaults to today (UTC).")
 
@@ -103,9 +100,9 @@ class PromReceipt(BaseModel):
 
 
 @router.get("/forms", tags=["forms"], responses=errors(401, 403))
-def list_forms(caller: CallerDep, registry: RegistryDep) -> list[forms_store.FormSummary]:
+def list_forms(actor: ActorDep) -> list[forms_store.FormSummary]:
     """The registry's forms with their current versions."""
-    return forms_store.list_forms(registry, caller.principal)
+    return actor.call(forms_store.list_forms)
 
 
 @router.post(
@@ -117,8 +114,7 @@ def list_forms(caller: CallerDep, registry: RegistryDep) -> list[forms_store.For
 )
 async def import_forms(
     request: Request,
-    caller: CallerDep,
-    registry: RegistryDep,
+    actor: ActorDep,
     format: Annotated[Literal["redcap", "yaml", "questionnaire"], Query()],
     name: str | None = None,
 ) -> list[forms_store.FormImport]:
@@ -132,8 +128,8 @@ async def import_forms(
     # Parsing and checking a dictionary is work: in a worker thread, never in the event loop.
     return await run_in_threadpool(
         forms_store.import_forms,
-        registry,
-        caller.principal,
+        actor.registry,
+        actor.principal,
         body,
         fmt=format,
         name=name or f"upload.{format}",
@@ -157,18 +153,15 @@ async def import_forms(
 )
 def read_form(
     form: str,
-    caller: CallerDep,
-    registry: RegistryDep,
+    actor: ActorDep,
     version: str | None = None,
     format: Literal["redcap", "yaml", "questionnaire"] | None = None,
 ) -> FormView | Response:
     """A form's definition and versions, or (with ``format``) its dictionary file."""
     if format is not None:
-        text = forms_store.export_form(
-            registry, caller.principal, form, fmt=format, version=version
-        )
+        text = actor.call(forms_store.export_form, form, fmt=format, version=version)
         return Response(text, media_type=_MEDIA[format])
-    stored = forms_store.get_form(registry, caller.principal, form, version=version)
+    stored = actor.call(forms_store.get_form, form, version=version)
     return FormView(
         name=stored.name,
         title=stored.title,
@@ -190,12 +183,11 @@ def read_form(
     responses=errors(400, 401, 403, 404, 409, 422),
 )
 def create_response(
-    form: str, body: ResponseCreate, caller: CallerDep, registry: RegistryDep, response: Response
+    form: str, body: ResponseCreate, actor: ActorDep, response: Response
 ) -> entry.ResponseView:
     """Enter a response; every field error comes back at once (422, one detail per field)."""
-    view = entry.create_response(
-        registry,
-        caller.principal,
+    view = actor.call(
+        entry.create_response,
         form,
         patient_id=body.patient_id,
         event_date=body.event_date,
@@ -210,13 +202,12 @@ def create_response(
 @router.get("/forms/{form}/responses", tags=["responses"], responses=errors(401, 403, 404, 422))
 def list_responses(
     form: str,
-    caller: CallerDep,
-    registry: RegistryDep,
+    actor: ActorDep,
     patient: OptionalIdQuery = None,
     limit: Annotated[int, Query(ge=1, le=10_000)] = 500,
 ) -> list[entry.ResponseView]:
     """Responses you may see (of one patient with ``?patient=``), newest first."""
-    return entry.list_responses(registry, caller.principal, form, patient_id=patient, limit=limit)
+    return actor.call(entry.list_responses, form, patient_id=patient, limit=limit)
 
 
 @router.get(
@@ -225,9 +216,9 @@ def list_responses(
     responses=errors(401, 403, 404, 422),
 )
 def read_response(
-    form: str, response_id: RecordId, caller: CallerDep, registry: RegistryDep, response: Response
+    form: str, response_id: RecordId, actor: ActorDep, response: Response
 ) -> entry.ResponseView:
-    view = entry.get_response(registry, caller.principal, response_id, form=form)
+    view = actor.call(entry.get_response, response_id, form=form)
     response.headers["ETag"] = etag(view.version)
     return view
 
@@ -241,15 +232,13 @@ def update_response(
     form: str,
     response_id: RecordId,
     body: ResponseUpdate,
-    caller: CallerDep,
-    registry: RegistryDep,
+    actor: ActorDep,
     response: Response,
     if_match: Annotated[str | None, Header()] = None,
 ) -> entry.ResponseView:
     """Replace a response's values; send the ETag you read as If-Match (stale: 409)."""
-    view = entry.update_response(
-        registry,
-        caller.principal,
+    view = actor.call(
+        entry.update_response,
         response_id,
         values=body.values,
         status=body.status,
@@ -264,9 +253,9 @@ def update_response(
 @router.get(
     "/patients/{patient_id}/timeline", tags=["responses"], responses=errors(401, 403, 404, 422)
 )
-def timeline(patient_id: RecordId, caller: CallerDep, registry: RegistryDep) -> entry.Timeline:
+def timeline(patient_id: RecordId, actor: ActorDep) -> entry.Timeline:
     """A patient's responses across forms by event date, newest first."""
-    return entry.patient_timeline(registry, caller.principal, patient_id)
+    return actor.call(entry.patient_timeline, patient_id)
 
 
 # ---------------------------------------------------------------- PROM links
@@ -278,13 +267,10 @@ def timeline(patient_id: RecordId, caller: CallerDep, registry: RegistryDep) -> 
     tags=["proms"],
     responses=errors(400, 401, 403, 404, 409, 422),
 )
-def create_prom_link(
-    form: str, body: PromLinkCreate, caller: CallerDep, registry: RegistryDep
-) -> PromLinkView:
+def create_prom_link(form: str, body: PromLinkCreate, actor: ActorDep) -> PromLinkView:
     """A personal, expiring, single-use link for a patient to fill a PROM (token shown once)."""
-    link = proms.create_prom_link(
-        registry,
-        caller.principal,
+    link = actor.call(
+        proms.create_prom_link,
         form,
         patient_id=body.patient_id,
         expires_in_hours=body.expires_in_hours,

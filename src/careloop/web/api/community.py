@@ -1,9 +1,10 @@
 """``/api/communities…``: learning communities and their cycles, as thin routes.
 
 Each route authenticates the caller and calls one ``careloop.community``
-function, which checks membership of the community on the server and
-audits the access (refusals too). A proposal, cycle or invitation is
-addressed under its community; one of another community is not found.
+function as that caller (:meth:`careloop.web.security.Actor.call`), which
+checks membership of the community on the server and audits the access
+(refusals too). A proposal, cycle or invitation is addressed under its
+community; one of another community is not found.
 """
 
 from __future__ import annotations
@@ -12,21 +13,14 @@ from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query, Request
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, Field
 
 from careloop import community
-from careloop.web.openapi import IdField, RecordId, errors
+from careloop.web.openapi import IdField, RecordId, Short, Strict, Text, errors
 from careloop.web.pages.community import study_of
-from careloop.web.security import CallerDep, RegistryDep, SettingsDep
+from careloop.web.security import ActorDep, SettingsDep
 
 router = APIRouter(prefix="/api/communities", tags=["communities"])
-
-Text = Annotated[str, Field(max_length=20_000)]
-Short = Annotated[str, Field(max_length=300)]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class CharterBody(Strict):
@@ -204,19 +198,18 @@ def _known(settings: Any) -> list[str]:
 
 
 @router.get("", responses=errors(401, 403))
-def communities(caller: CallerDep, registry: RegistryDep) -> list[community.CommunityView]:
+def communities(actor: ActorDep) -> list[community.CommunityView]:
     """The caller's communities (every one for the installation admin)."""
-    return community.list_communities(registry, caller.principal)
+    return actor.call(community.list_communities)
 
 
 @router.post("", status_code=201, responses=errors(400, 401, 403, 404, 409, 422))
 def create(
-    body: CommunityCreate, caller: CallerDep, registry: RegistryDep, settings: SettingsDep
+    body: CommunityCreate, actor: ActorDep, settings: SettingsDep
 ) -> community.CommunityDetail:
     """Create a community with its founding charter; the caller facilitates it."""
-    return community.create_community(
-        registry,
-        caller.principal,
+    return actor.call(
+        community.create_community,
         name=body.name,
         purpose=body.purpose,
         problem=body.problem,
@@ -231,39 +224,31 @@ def create(
 
 
 @router.get("/{community_id}", responses=errors(401, 403, 404, 422))
-def show(
-    community_id: RecordId, caller: CallerDep, registry: RegistryDep
-) -> community.CommunityDetail:
+def show(community_id: RecordId, actor: ActorDep) -> community.CommunityDetail:
     """A community: members with their community roles, the charter and its history."""
-    return community.show_community(registry, caller.principal, community_id)
+    return actor.call(community.show_community, community_id)
 
 
 @router.get("/{community_id}/members", responses=errors(401, 403, 404, 422))
-def members(
-    community_id: RecordId, caller: CallerDep, registry: RegistryDep
-) -> list[community.MemberView]:
+def members(community_id: RecordId, actor: ActorDep) -> list[community.MemberView]:
     """Members with their community roles."""
-    return community.show_community(registry, caller.principal, community_id).members
+    return actor.call(community.show_community, community_id).members
 
 
 @router.get("/{community_id}/charter", responses=errors(401, 403, 404, 422))
-def charter(
-    community_id: RecordId, caller: CallerDep, registry: RegistryDep
-) -> list[community.CharterView]:
+def charter(community_id: RecordId, actor: ActorDep) -> list[community.CharterView]:
     """Every version of the charter, oldest first (the last is in force)."""
-    return community.show_community(registry, caller.principal, community_id).charter_history
+    return actor.call(community.show_community, community_id).charter_history
 
 
 @router.post(
     "/{community_id}/invitations", status_code=201, responses=errors(400, 401, 403, 404, 409, 422)
 )
 def invite(
-    community_id: RecordId, body: InvitationCreate, caller: CallerDep, registry: RegistryDep
+    community_id: RecordId, body: InvitationCreate, actor: ActorDep
 ) -> community.InvitationView:
     """Invite a careloop user with community roles (facilitators and community admins)."""
-    return community.invite(
-        registry, caller.principal, community_id, email=body.email, roles=body.roles
-    )
+    return actor.call(community.invite, community_id, email=body.email, roles=body.roles)
 
 
 @router.post(
@@ -271,26 +256,19 @@ def invite(
     responses=errors(400, 401, 403, 404, 409, 422),
 )
 def answer(
-    community_id: RecordId,
-    invitation_id: RecordId,
-    body: InvitationAnswer,
-    caller: CallerDep,
-    registry: RegistryDep,
+    community_id: RecordId, invitation_id: RecordId, body: InvitationAnswer, actor: ActorDep
 ) -> community.InvitationView:
     """Accept (join) or decline one's invitation."""
-    return community.answer_invitation(
-        registry, caller.principal, invitation_id, accept=body.accept, community_id=community_id
+    return actor.call(
+        community.answer_invitation, invitation_id, accept=body.accept, community_id=community_id
     )
 
 
 @router.post("/{community_id}/roles", responses=errors(400, 401, 403, 404, 409, 422))
-def roles(
-    community_id: RecordId, body: RolesChange, caller: CallerDep, registry: RegistryDep
-) -> community.MemberView:
+def roles(community_id: RecordId, body: RolesChange, actor: ActorDep) -> community.MemberView:
     """Set a member's community roles (facilitators and community admins)."""
-    return community.set_member_roles(
-        registry,
-        caller.principal,
+    return actor.call(
+        community.set_member_roles,
         community_id,
         email=body.email,
         roles=body.roles,
@@ -301,9 +279,9 @@ def roles(
 @router.delete(
     "/{community_id}/membership", status_code=204, responses=errors(401, 403, 404, 409, 422)
 )
-def leave(community_id: RecordId, caller: CallerDep, registry: RegistryDep) -> None:
+def leave(community_id: RecordId, actor: ActorDep) -> None:
     """Leave the community."""
-    community.leave(registry, caller.principal, community_id)
+    actor.call(community.leave, community_id)
 
 
 # ---------------------------------------------------------------- proposals and votes
@@ -312,24 +290,22 @@ def leave(community_id: RecordId, caller: CallerDep, registry: RegistryDep) -> N
 @router.get("/{community_id}/proposals", responses=errors(401, 403, 404, 422))
 def proposals(
     community_id: RecordId,
-    caller: CallerDep,
-    registry: RegistryDep,
+    actor: ActorDep,
     status: Annotated[Literal["open", "passed", "rejected", "withdrawn"] | None, Query()] = None,
 ) -> list[community.ProposalView]:
     """Proposals with their votes and outcomes."""
-    return community.list_proposals(registry, caller.principal, community_id, status=status)
+    return actor.call(community.list_proposals, community_id, status=status)
 
 
 @router.post(
     "/{community_id}/proposals", status_code=201, responses=errors(400, 401, 403, 404, 409, 422)
 )
 def propose(
-    community_id: RecordId, body: ProposalCreate, caller: CallerDep, registry: RegistryDep
+    community_id: RecordId, body: ProposalCreate, actor: ActorDep
 ) -> community.ProposalView:
     """Open a proposal the charter's rule will decide."""
-    return community.propose(
-        registry,
-        caller.principal,
+    return actor.call(
+        community.propose,
         community_id,
         kind=body.kind,
         title=body.title,
@@ -340,12 +316,10 @@ def propose(
 
 @router.get("/{community_id}/proposals/{proposal_id}", responses=errors(401, 403, 404, 422))
 def proposal(
-    community_id: RecordId, proposal_id: RecordId, caller: CallerDep, registry: RegistryDep
+    community_id: RecordId, proposal_id: RecordId, actor: ActorDep
 ) -> community.ProposalView:
     """One proposal with its votes (patients' and carers' grouped) and outcome."""
-    return community.show_proposal(
-        registry, caller.principal, proposal_id, community_id=community_id
-    )
+    return actor.call(community.show_proposal, proposal_id, community_id=community_id)
 
 
 @router.post(
@@ -353,16 +327,11 @@ def proposal(
     responses=errors(400, 401, 403, 404, 409, 422),
 )
 def cast(
-    community_id: RecordId,
-    proposal_id: RecordId,
-    body: VoteCast,
-    caller: CallerDep,
-    registry: RegistryDep,
+    community_id: RecordId, proposal_id: RecordId, body: VoteCast, actor: ActorDep
 ) -> community.ProposalView:
     """Vote yes, no or abstain (or change one's vote) while the proposal is open."""
-    return community.vote(
-        registry,
-        caller.principal,
+    return actor.call(
+        community.vote,
         proposal_id,
         choice=body.choice,
         comment=body.comment,
@@ -376,39 +345,30 @@ def cast(
     responses=errors(400, 401, 403, 404, 409, 422),
 )
 def close(
-    community_id: RecordId,
-    proposal_id: RecordId,
-    body: Closing,
-    caller: CallerDep,
-    registry: RegistryDep,
+    community_id: RecordId, proposal_id: RecordId, body: Closing, actor: ActorDep
 ) -> community.ProposalView:
     """Close it: the charter's rule decides; the outcome is applied and logged."""
-    return community.close(
-        registry, caller.principal, proposal_id, reason=body.reason, community_id=community_id
-    )
+    return actor.call(community.close, proposal_id, reason=body.reason, community_id=community_id)
 
 
 # ---------------------------------------------------------------- priorities, decisions, NASSS
 
 
 @router.get("/{community_id}/priorities", responses=errors(401, 403, 404, 422))
-def priorities(
-    community_id: RecordId, caller: CallerDep, registry: RegistryDep
-) -> list[community.PriorityView]:
+def priorities(community_id: RecordId, actor: ActorDep) -> list[community.PriorityView]:
     """Priorities ranked by votes."""
-    return community.list_priorities(registry, caller.principal, community_id)
+    return actor.call(community.list_priorities, community_id)
 
 
 @router.post(
     "/{community_id}/priorities", status_code=201, responses=errors(400, 401, 403, 404, 409, 422)
 )
 def add_priority(
-    community_id: RecordId, body: PriorityCreate, caller: CallerDep, registry: RegistryDep
+    community_id: RecordId, body: PriorityCreate, actor: ActorDep
 ) -> community.PriorityView:
     """Propose a problem or idea for members to rank."""
-    return community.add_priority(
-        registry,
-        caller.principal,
+    return actor.call(
+        community.add_priority,
         community_id,
         kind=body.kind,
         title=body.title,
@@ -419,24 +379,20 @@ def add_priority(
 @router.get("/{community_id}/decisions", responses=errors(401, 403, 404, 422))
 def decisions(
     community_id: RecordId,
-    caller: CallerDep,
-    registry: RegistryDep,
+    actor: ActorDep,
     search: Annotated[str | None, Query(max_length=300)] = None,
 ) -> list[community.DecisionView]:
     """The decision and reflection log; ``search`` keeps entries with every word."""
-    return community.decisions(registry, caller.principal, community_id, search=search)
+    return actor.call(community.decisions, community_id, search=search)
 
 
 @router.post(
     "/{community_id}/decisions", status_code=201, responses=errors(400, 401, 403, 404, 422)
 )
-def decide(
-    community_id: RecordId, body: DecisionCreate, caller: CallerDep, registry: RegistryDep
-) -> community.DecisionView:
+def decide(community_id: RecordId, body: DecisionCreate, actor: ActorDep) -> community.DecisionView:
     """Log a decision, or what did not work and why."""
-    return community.record_decision(
-        registry,
-        caller.principal,
+    return actor.call(
+        community.record_decision,
         community_id,
         title=body.title,
         kind=body.kind,
@@ -448,13 +404,10 @@ def decide(
 
 
 @router.post("/{community_id}/nasss", status_code=201, responses=errors(400, 401, 403, 404, 422))
-def nasss(
-    community_id: RecordId, body: NassBody, caller: CallerDep, registry: RegistryDep
-) -> community.NassView:
+def nasss(community_id: RecordId, body: NassBody, actor: ActorDep) -> community.NassView:
     """Record the caller's NASSS ratings (seven domains) of a change."""
-    return community.record_nasss(
-        registry,
-        caller.principal,
+    return actor.call(
+        community.record_nasss,
         community_id,
         subject=body.subject,
         ratings={d: (r[0], r[1]) for d, r in body.ratings.items()},
@@ -462,44 +415,34 @@ def nasss(
 
 
 @router.get("/{community_id}/engagement", responses=errors(401, 403, 404, 422))
-def engagement(
-    community_id: RecordId, caller: CallerDep, registry: RegistryDep
-) -> community.Engagement:
+def engagement(community_id: RecordId, actor: ActorDep) -> community.Engagement:
     """Who contributed what, the totals and the share of patients and carers (members)."""
-    return community.engagement(registry, caller.principal, community_id)
+    return actor.call(community.engagement, community_id)
 
 
 # ---------------------------------------------------------------- cycles
 
 
 @router.get("/{community_id}/cycles", responses=errors(401, 403, 404, 422))
-def cycles(
-    community_id: RecordId, caller: CallerDep, registry: RegistryDep
-) -> list[community.CycleView]:
+def cycles(community_id: RecordId, actor: ActorDep) -> list[community.CycleView]:
     """The community's learning cycles."""
-    return community.list_cycles(registry, caller.principal, community_id=community_id)
+    return actor.call(community.list_cycles, community_id=community_id)
 
 
 @router.post("/{community_id}/cycles", status_code=201, responses=errors(400, 401, 403, 404, 422))
 def add_cycle(
-    community_id: RecordId,
-    body: CycleBody,
-    caller: CallerDep,
-    registry: RegistryDep,
-    settings: SettingsDep,
+    community_id: RecordId, body: CycleBody, actor: ActorDep, settings: SettingsDep
 ) -> community.CycleView:
     """Record a learning cycle (members)."""
-    return community.add_cycle(
-        registry, caller.principal, community_id, body.data(), known_measures=_known(settings)
+    return actor.call(
+        community.add_cycle, community_id, body.data(), known_measures=_known(settings)
     )
 
 
 @router.get("/{community_id}/cycles/{cycle_id}", responses=errors(401, 403, 404, 422))
-def cycle(
-    community_id: RecordId, cycle_id: RecordId, caller: CallerDep, registry: RegistryDep
-) -> community.CycleView:
+def cycle(community_id: RecordId, cycle_id: RecordId, actor: ActorDep) -> community.CycleView:
     """One cycle: aim, Plan, Do, the chart phases of its measures, Act."""
-    return community.show_cycle(registry, caller.principal, cycle_id, community_id=community_id)
+    return actor.call(community.show_cycle, cycle_id, community_id=community_id)
 
 
 class CycleStudyOut(BaseModel):
@@ -520,12 +463,11 @@ def cycle_study(
     community_id: RecordId,
     cycle_id: RecordId,
     request: Request,
-    caller: CallerDep,
-    registry: RegistryDep,
+    actor: ActorDep,
     settings: SettingsDep,
 ) -> CycleStudyOut:
     """The cycle's Study, computed from the latest stored measure results (members)."""
-    view = community.show_cycle(registry, caller.principal, cycle_id, community_id=community_id)
+    view = actor.call(community.show_cycle, cycle_id, community_id=community_id)
     study, unavailable = study_of(view, settings, request.app.state.warehouse)
     return CycleStudyOut(
         cycle_id=view.id,
@@ -536,10 +478,10 @@ def cycle_study(
 
 @router.get("/{community_id}/cycles/{cycle_id}/findings", responses=errors(401, 403, 404, 422))
 def findings(
-    community_id: RecordId, cycle_id: RecordId, caller: CallerDep, registry: RegistryDep
+    community_id: RecordId, cycle_id: RecordId, actor: ActorDep
 ) -> list[community.FindingsView]:
     """The cycle's qualitative findings as its Study shows them: themes, kappa per code."""
-    return community.list_findings(registry, caller.principal, cycle_id, community_id=community_id)
+    return actor.call(community.list_findings, cycle_id, community_id=community_id)
 
 
 @router.patch("/{community_id}/cycles/{cycle_id}", responses=errors(400, 401, 403, 404, 422))
@@ -547,14 +489,12 @@ def change_cycle(
     community_id: RecordId,
     cycle_id: RecordId,
     body: CycleChanges,
-    caller: CallerDep,
-    registry: RegistryDep,
+    actor: ActorDep,
     settings: SettingsDep,
 ) -> community.CycleView:
     """Change some fields of a cycle (members); the whole cycle is checked again."""
-    return community.update_cycle(
-        registry,
-        caller.principal,
+    return actor.call(
+        community.update_cycle,
         cycle_id,
         body.changes(),
         known_measures=_known(settings),
@@ -564,16 +504,11 @@ def change_cycle(
 
 @router.post("/{community_id}/cycles/{cycle_id}/act", responses=errors(400, 401, 403, 404, 422))
 def act(
-    community_id: RecordId,
-    cycle_id: RecordId,
-    body: ActBody,
-    caller: CallerDep,
-    registry: RegistryDep,
+    community_id: RecordId, cycle_id: RecordId, body: ActBody, actor: ActorDep
 ) -> community.CycleView:
     """Record Act: adopt, adapt or abandon, and why."""
-    return community.record_act(
-        registry,
-        caller.principal,
+    return actor.call(
+        community.record_act,
         cycle_id,
         decision=body.decision,
         rationale=body.rationale,

@@ -1,8 +1,9 @@
 """``/api/communities/{id}/aims|nasss|maturity|toolkit``: a community's strategy, as thin routes.
 
 Each route authenticates the caller and calls one ``careloop.community``
-function, which checks membership of the community on the server and audits
-the access (refusals too). Recording a NASSS assessment is
+function as that caller (:meth:`careloop.web.security.Actor.call`), which
+checks membership of the community on the server and audits the access
+(refusals too). Recording a NASSS assessment is
 ``POST …/nasss`` in :mod:`careloop.web.api.community`; here ``GET …/nasss``
 gives the aggregated profile.
 """
@@ -13,21 +14,15 @@ from datetime import date
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Query
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from careloop import community
-from careloop.web.openapi import IdField, RecordId, errors
-from careloop.web.security import CallerDep, RegistryDep, SettingsDep
+from careloop.web.openapi import IdField, RecordId, Short, Strict, Text, errors
+from careloop.web.security import ActorDep, SettingsDep
 
 router = APIRouter(prefix="/api/communities", tags=["communities"])
 
-Text = Annotated[str, Field(max_length=20_000)]
-Short = Annotated[str, Field(max_length=300)]
 Key = Annotated[str, Field(max_length=80)]
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class ChangeIdeaBody(Strict):
@@ -110,26 +105,18 @@ def _improvements(settings: Any) -> dict[str, str]:
 
 
 @router.get("/{community_id}/aims", responses=errors(401, 403, 404, 422))
-def aims(
-    community_id: RecordId, caller: CallerDep, registry: RegistryDep, settings: SettingsDep
-) -> list[community.AimView]:
+def aims(community_id: RecordId, actor: ActorDep, settings: SettingsDep) -> list[community.AimView]:
     """The community's aims with their driver diagrams and families of measures."""
-    return community.list_aims(
-        registry, caller.principal, community_id, improvements=_improvements(settings)
-    )
+    return actor.call(community.list_aims, community_id, improvements=_improvements(settings))
 
 
 @router.post("/{community_id}/aims", status_code=201, responses=errors(400, 401, 403, 404, 422))
 def add_aim(
-    community_id: RecordId,
-    body: AimBody,
-    caller: CallerDep,
-    registry: RegistryDep,
-    settings: SettingsDep,
+    community_id: RecordId, body: AimBody, actor: ActorDep, settings: SettingsDep
 ) -> community.AimView:
     """Record an aim (members)."""
-    return community.set_aim(
-        registry, caller.principal, community_id, body.data(), improvements=_improvements(settings)
+    return actor.call(
+        community.set_aim, community_id, body.data(), improvements=_improvements(settings)
     )
 
 
@@ -138,14 +125,12 @@ def replace_aim(
     community_id: RecordId,
     aim_id: RecordId,
     body: AimBody,
-    caller: CallerDep,
-    registry: RegistryDep,
+    actor: ActorDep,
     settings: SettingsDep,
 ) -> community.AimView:
     """Replace an aim as a whole (members)."""
-    return community.set_aim(
-        registry,
-        caller.principal,
+    return actor.call(
+        community.set_aim,
         community_id,
         body.data(),
         improvements=_improvements(settings),
@@ -159,30 +144,26 @@ def replace_aim(
 @router.get("/{community_id}/nasss", responses=errors(401, 403, 404, 422))
 def nasss_profile(
     community_id: RecordId,
-    caller: CallerDep,
-    registry: RegistryDep,
+    actor: ActorDep,
     subject: Annotated[Short | None, Query()] = None,
 ) -> list[community.NasssRound]:
     """The aggregated NASSS profile per subject and round, with the members' disagreement."""
-    return community.nasss_profile_of(registry, caller.principal, community_id, subject=subject)
+    return actor.call(community.nasss_profile_of, community_id, subject=subject)
 
 
 @router.get("/{community_id}/maturity", responses=errors(401, 403, 404, 422))
-def maturity(
-    community_id: RecordId, caller: CallerDep, registry: RegistryDep
-) -> community.MaturityProfile:
+def maturity(community_id: RecordId, actor: ActorDep) -> community.MaturityProfile:
     """The maturity profile round by round: members' levels, evidence, change, next steps."""
-    return community.maturity_profile(registry, caller.principal, community_id)
+    return actor.call(community.maturity_profile, community_id)
 
 
 @router.post("/{community_id}/maturity", status_code=201, responses=errors(400, 401, 403, 404, 422))
 def rate_maturity(
-    community_id: RecordId, body: MaturityBody, caller: CallerDep, registry: RegistryDep
+    community_id: RecordId, body: MaturityBody, actor: ActorDep
 ) -> community.MaturityRatingView:
     """Record the caller's (or, for a facilitator, a member's) maturity ratings in a round."""
-    return community.record_maturity(
-        registry,
-        caller.principal,
+    return actor.call(
+        community.record_maturity,
         community_id,
         round_name=body.round,
         ratings={k: (v.level, v.note) for k, v in body.ratings.items()},
@@ -196,22 +177,18 @@ def rate_maturity(
 @router.get("/{community_id}/toolkit", responses=errors(401, 403, 404, 422))
 def toolkit(
     community_id: RecordId,
-    caller: CallerDep,
-    registry: RegistryDep,
+    actor: ActorDep,
     stage: Annotated[Key | None, Query()] = None,
 ) -> list[community.ToolView]:
     """The community's toolkit, optionally only the items for one stage of the cycle."""
-    return community.list_toolkit(registry, caller.principal, community_id, stage=stage)
+    return actor.call(community.list_toolkit, community_id, stage=stage)
 
 
 @router.post("/{community_id}/toolkit", status_code=201, responses=errors(400, 401, 403, 404, 422))
-def add_tool(
-    community_id: RecordId, body: ToolBody, caller: CallerDep, registry: RegistryDep
-) -> community.ToolView:
+def add_tool(community_id: RecordId, body: ToolBody, actor: ActorDep) -> community.ToolView:
     """Add a tool or case study to the community's toolkit (members)."""
-    return community.add_tool(
-        registry,
-        caller.principal,
+    return actor.call(
+        community.add_tool,
         community_id,
         key=body.key,
         kind=body.kind,
@@ -223,47 +200,36 @@ def add_tool(
 
 
 @router.post("/{community_id}/toolkit/starter", responses=errors(401, 403, 404, 422))
-def load_starter(community_id: RecordId, caller: CallerDep, registry: RegistryDep) -> list[str]:
+def load_starter(community_id: RecordId, actor: ActorDep) -> list[str]:
     """Load the starter items the toolkit lacks (facilitators and community admins)."""
-    return community.load_starter_toolkit(registry, caller.principal, community_id)
+    return actor.call(community.load_starter_toolkit, community_id)
 
 
 @router.post("/{community_id}/toolkit/{key}/ratings", responses=errors(400, 401, 403, 404, 422))
 def rate_tool(
-    community_id: RecordId, key: Key, body: ToolRating, caller: CallerDep, registry: RegistryDep
+    community_id: RecordId, key: Key, body: ToolRating, actor: ActorDep
 ) -> community.ToolView:
     """Rate a toolkit item from 1 to 5 (rating again replaces the caller's rating)."""
-    return community.rate_tool(
-        registry, caller.principal, community_id, key, stars=body.stars, comment=body.comment
+    return actor.call(
+        community.rate_tool, community_id, key, stars=body.stars, comment=body.comment
     )
 
 
 @router.post("/{community_id}/cycles/{cycle_id}/tools", responses=errors(400, 401, 403, 404, 422))
 def use_tool(
-    community_id: RecordId,
-    cycle_id: RecordId,
-    body: ToolUse,
-    caller: CallerDep,
-    registry: RegistryDep,
+    community_id: RecordId, cycle_id: RecordId, body: ToolUse, actor: ActorDep
 ) -> list[str]:
     """Record that the cycle used a toolkit item; the cycle's tools after it."""
-    return community.use_tool(
-        registry, caller.principal, cycle_id, body.tool, community_id=community_id
-    )
+    return actor.call(community.use_tool, cycle_id, body.tool, community_id=community_id)
 
 
 @router.put("/{community_id}/cycles/{cycle_id}/design", responses=errors(400, 401, 403, 404, 422))
 def design(
-    community_id: RecordId,
-    cycle_id: RecordId,
-    body: DesignBody,
-    caller: CallerDep,
-    registry: RegistryDep,
+    community_id: RecordId, cycle_id: RecordId, body: DesignBody, actor: ActorDep
 ) -> community.DesignView:
     """Record (or replace) the cycle's behaviour-change design (COM-B, intervention functions)."""
-    return community.record_design(
-        registry,
-        caller.principal,
+    return actor.call(
+        community.record_design,
         cycle_id,
         behaviour=body.behaviour,
         com_b=body.com_b,

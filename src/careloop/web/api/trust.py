@@ -11,23 +11,20 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Response
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import Field
 
 from careloop import __version__
 from careloop.core.errors import PermissionDenied
+from careloop.core.settings import Settings
 from careloop.trust import auditing, identity, patients
 from careloop.trust.audit import AuditFilter
 from careloop.trust.identity import require_recent_authentication
 from careloop.trust.policy import ACTIONS, ROLE_DESCRIPTIONS, ROLES, policy_rows
 from careloop.web.etags import etag, version_from
-from careloop.web.openapi import TEXT, RecordId, errors, files_too
-from careloop.web.security import CallerDep, RegistryDep, SettingsDep
+from careloop.web.openapi import TEXT, RecordId, Strict, errors, files_too
+from careloop.web.security import Actor, ActorDep, CallerDep, SettingsDep
 
 router = APIRouter(prefix="/api")
-
-
-class Strict(BaseModel):
-    model_config = ConfigDict(extra="forbid")
 
 
 class SiteCreate(Strict):
@@ -78,6 +75,12 @@ class ConsentChange(Strict):
     note: str | None = None
 
 
+def _password_recent(actor: Actor, settings: Settings) -> None:
+    """From a browser session, managing users needs a recent password (a token needs none)."""
+    if actor.caller.session is not None:
+        require_recent_authentication(actor.caller.session, settings)
+
+
 # ---------------------------------------------------------------- who am I
 
 
@@ -107,34 +110,30 @@ def policy(caller: CallerDep) -> dict[str, Any]:
 
 
 @router.get("/sites", tags=["sites"], responses=errors(401, 403))
-def sites(caller: CallerDep, registry: RegistryDep) -> list[identity.SiteView]:
-    return identity.list_sites(registry, caller.principal)
+def sites(actor: ActorDep) -> list[identity.SiteView]:
+    return actor.call(identity.list_sites)
 
 
 @router.post("/sites", status_code=201, tags=["sites"], responses=errors(400, 401, 403, 409, 422))
-def create_site(body: SiteCreate, caller: CallerDep, registry: RegistryDep) -> identity.SiteView:
-    return identity.add_site(registry, caller.principal, **body.model_dump())
+def create_site(body: SiteCreate, actor: ActorDep) -> identity.SiteView:
+    return actor.call(identity.add_site, **body.model_dump())
 
 
 # ---------------------------------------------------------------- users
 
 
 @router.get("/users", tags=["users"], responses=errors(401, 403))
-def users(caller: CallerDep, registry: RegistryDep) -> list[identity.UserView]:
-    return identity.list_users(registry, caller.principal)
+def users(actor: ActorDep) -> list[identity.UserView]:
+    return actor.call(identity.list_users)
 
 
 @router.post(
     "/users", status_code=201, tags=["users"], responses=errors(400, 401, 403, 404, 409, 422)
 )
-def create_user(
-    body: UserCreate, caller: CallerDep, registry: RegistryDep, settings: SettingsDep
-) -> identity.UserView:
-    if caller.session is not None:
-        require_recent_authentication(caller.session, settings)
-    return identity.add_user(
-        registry,
-        caller.principal,
+def create_user(body: UserCreate, actor: ActorDep, settings: SettingsDep) -> identity.UserView:
+    _password_recent(actor, settings)
+    return actor.call(
+        identity.add_user,
         email=body.email,
         display_name=body.display_name,
         password=body.password,
@@ -143,64 +142,53 @@ def create_user(
 
 
 @router.post("/users/{email}/disable", tags=["users"], responses=errors(401, 403, 404, 409, 422))
-def disable_user(
-    email: str, caller: CallerDep, registry: RegistryDep, settings: SettingsDep
-) -> identity.UserView:
-    if caller.session is not None:
-        require_recent_authentication(caller.session, settings)
-    return identity.set_user_disabled(registry, caller.principal, email=email, disabled=True)
+def disable_user(email: str, actor: ActorDep, settings: SettingsDep) -> identity.UserView:
+    _password_recent(actor, settings)
+    return actor.call(identity.set_user_disabled, email=email, disabled=True)
 
 
 @router.post("/users/{email}/roles", tags=["users"], responses=errors(400, 401, 403, 404, 409, 422))
 def grant_role(
-    email: str, body: RoleGrant, caller: CallerDep, registry: RegistryDep, settings: SettingsDep
+    email: str, body: RoleGrant, actor: ActorDep, settings: SettingsDep
 ) -> identity.UserView:
-    if caller.session is not None:
-        require_recent_authentication(caller.session, settings)
-    return identity.grant_role(
-        registry, caller.principal, email=email, role=body.role, site=body.site
-    )
+    _password_recent(actor, settings)
+    return actor.call(identity.grant_role, email=email, role=body.role, site=body.site)
 
 
 @router.delete(
     "/users/{email}/roles", tags=["users"], responses=errors(400, 401, 403, 404, 409, 422)
 )
 def revoke_role(
-    email: str, body: RoleGrant, caller: CallerDep, registry: RegistryDep, settings: SettingsDep
+    email: str, body: RoleGrant, actor: ActorDep, settings: SettingsDep
 ) -> identity.UserView:
-    if caller.session is not None:
-        require_recent_authentication(caller.session, settings)
-    return identity.revoke_role(
-        registry, caller.principal, email=email, role=body.role, site=body.site
-    )
+    _password_recent(actor, settings)
+    return actor.call(identity.revoke_role, email=email, role=body.role, site=body.site)
 
 
 # ---------------------------------------------------------------- tokens
 
 
 @router.get("/tokens", tags=["tokens"], responses=errors(401, 403))
-def tokens(caller: CallerDep, registry: RegistryDep) -> list[identity.TokenView]:
-    return identity.list_tokens(registry, caller.principal)
+def tokens(actor: ActorDep) -> list[identity.TokenView]:
+    return actor.call(identity.list_tokens)
 
 
 @router.post("/tokens", status_code=201, tags=["tokens"], responses=errors(400, 401, 403, 422))
 def create_token(
-    body: TokenCreate, caller: CallerDep, registry: RegistryDep, settings: SettingsDep
+    body: TokenCreate, actor: ActorDep, settings: SettingsDep
 ) -> identity.TokenCreated:
     """Create an API token (from a browser session with a recent password only)."""
-    if caller.session is None:
+    if actor.caller.session is None:
         raise PermissionDenied("Create API tokens from a logged-in session, not with a token.")
-    require_recent_authentication(caller.session, settings)
-    return identity.create_token(
-        registry, caller.principal, name=body.name, expires_in_days=body.expires_in_days
-    )
+    require_recent_authentication(actor.caller.session, settings)
+    return actor.call(identity.create_token, name=body.name, expires_in_days=body.expires_in_days)
 
 
 @router.delete(
     "/tokens/{token_id}", status_code=204, tags=["tokens"], responses=errors(401, 403, 404, 422)
 )
-def revoke_token(token_id: RecordId, caller: CallerDep, registry: RegistryDep) -> Response:
-    identity.revoke_token(registry, caller.principal, token_id=token_id)
+def revoke_token(token_id: RecordId, actor: ActorDep) -> Response:
+    actor.call(identity.revoke_token, token_id=token_id)
     return Response(status_code=204)
 
 
@@ -209,33 +197,30 @@ def revoke_token(token_id: RecordId, caller: CallerDep, registry: RegistryDep) -
 
 @router.get("/patients", tags=["patients"], responses=errors(401, 403, 404, 422))
 def search_patients(
-    caller: CallerDep,
-    registry: RegistryDep,
+    actor: ActorDep,
     q: str | None = None,
     site: str | None = None,
     limit: Annotated[int, Query(ge=1, le=500)] = 50,
 ) -> list[patients.PatientView]:
     """Patients you may see with identifiers, by local id or name."""
-    return patients.search_patients(registry, caller.principal, text=q, site=site, limit=limit)
+    return actor.call(patients.search_patients, text=q, site=site, limit=limit)
 
 
 @router.post(
     "/patients", status_code=201, tags=["patients"], responses=errors(400, 401, 403, 404, 409, 422)
 )
 def register_patient(
-    body: PatientCreate, caller: CallerDep, registry: RegistryDep, response: Response
+    body: PatientCreate, actor: ActorDep, response: Response
 ) -> patients.PatientView:
-    view = patients.register_patient(registry, caller.principal, **body.model_dump())
+    view = actor.call(patients.register_patient, **body.model_dump())
     response.headers["ETag"] = etag(view.version)
     response.headers["Location"] = f"/api/patients/{view.id}"
     return view
 
 
 @router.get("/patients/{patient_id}", tags=["patients"], responses=errors(401, 403, 404, 422))
-def read_patient(
-    patient_id: RecordId, caller: CallerDep, registry: RegistryDep, response: Response
-) -> patients.PatientView:
-    view = patients.get_patient(registry, caller.principal, patient_id)
+def read_patient(patient_id: RecordId, actor: ActorDep, response: Response) -> patients.PatientView:
+    view = actor.call(patients.get_patient, patient_id)
     response.headers["ETag"] = etag(view.version)
     return view
 
@@ -246,15 +231,13 @@ def read_patient(
 def update_patient(
     patient_id: RecordId,
     body: PatientUpdate,
-    caller: CallerDep,
-    registry: RegistryDep,
+    actor: ActorDep,
     response: Response,
     if_match: Annotated[str | None, Header()] = None,
 ) -> patients.PatientView:
     """Change details; send the ETag you read as If-Match to avoid overwriting others."""
-    view = patients.update_patient(
-        registry,
-        caller.principal,
+    view = actor.call(
+        patients.update_patient,
         patient_id,
         changes=body.changes,
         reason=body.reason,
@@ -272,21 +255,18 @@ def update_patient(
 )
 def delete_patient(
     patient_id: RecordId,
-    caller: CallerDep,
-    registry: RegistryDep,
+    actor: ActorDep,
     reason: Annotated[str, Query(min_length=1)],
 ) -> Response:
-    patients.delete_patient(registry, caller.principal, patient_id, reason=reason)
+    actor.call(patients.delete_patient, patient_id, reason=reason)
     return Response(status_code=204)
 
 
 @router.get(
     "/patients/{patient_id}/consent", tags=["consent"], responses=errors(401, 403, 404, 422)
 )
-def consent_history(
-    patient_id: RecordId, caller: CallerDep, registry: RegistryDep
-) -> list[patients.ConsentEntry]:
-    return patients.consent_history(registry, caller.principal, patient_id)
+def consent_history(patient_id: RecordId, actor: ActorDep) -> list[patients.ConsentEntry]:
+    return actor.call(patients.consent_history, patient_id)
 
 
 @router.post(
@@ -295,28 +275,26 @@ def consent_history(
     responses=errors(400, 401, 403, 404, 409, 422),
 )
 def record_consent(
-    patient_id: RecordId, body: ConsentChange, caller: CallerDep, registry: RegistryDep
+    patient_id: RecordId, body: ConsentChange, actor: ActorDep
 ) -> patients.PatientView:
-    return patients.record_consent(
-        registry, caller.principal, patient_id, state=body.state, method=body.method, note=body.note
+    return actor.call(
+        patients.record_consent, patient_id, state=body.state, method=body.method, note=body.note
     )
 
 
 @router.get("/pseudonymised/patients", tags=["analysis"], responses=errors(401, 403, 404, 422))
 def pseudonymised_patients(
-    caller: CallerDep, registry: RegistryDep, site: str | None = None
+    actor: ActorDep, site: str | None = None
 ) -> list[patients.PseudonymisedPatient]:
     """Patients without identifiers (analysts and care teams)."""
-    return patients.list_pseudonymised(registry, caller.principal, site=site)
+    return actor.call(patients.list_pseudonymised, site=site)
 
 
 @router.get(
     "/pseudonymised/patients/{pseudo_id}", tags=["analysis"], responses=errors(401, 403, 404, 422)
 )
-def pseudonymised_patient(
-    pseudo_id: str, caller: CallerDep, registry: RegistryDep
-) -> patients.PseudonymisedPatient:
-    return patients.get_pseudonymised_patient(registry, caller.principal, pseudo_id)
+def pseudonymised_patient(pseudo_id: str, actor: ActorDep) -> patients.PseudonymisedPatient:
+    return actor.call(patients.get_pseudonymised_patient, pseudo_id)
 
 
 # ---------------------------------------------------------------- audit
@@ -329,8 +307,7 @@ def pseudonymised_patient(
     | files_too("The entries, as JSON or (``format=csv``) CSV.", {"text/csv": TEXT}),
 )
 def audit_report(
-    caller: CallerDep,
-    registry: RegistryDep,
+    actor: ActorDep,
     since: datetime | None = None,
     until: datetime | None = None,
     user: str | None = None,
@@ -339,9 +316,8 @@ def audit_report(
     format: Literal["json", "csv"] = "json",
 ) -> Response:
     """Audit entries for auditors, as JSON or CSV."""
-    text = auditing.audit_report(
-        registry,
-        caller.principal,
+    text = actor.call(
+        auditing.audit_report,
         AuditFilter(since=since, until=until, user=user, patient=patient, action=action),
         fmt=format,
     )
@@ -350,9 +326,9 @@ def audit_report(
 
 
 @router.get("/audit/verify", tags=["audit"], responses=errors(401, 403))
-def audit_verify(caller: CallerDep, registry: RegistryDep) -> dict[str, Any]:
+def audit_verify(actor: ActorDep) -> dict[str, Any]:
     """Walk the audit hash chain and say whether it is intact."""
-    return asdict(auditing.verify_audit_chain(registry, caller.principal))
+    return asdict(actor.call(auditing.verify_audit_chain))
 
 
 def health_payload(registry_ok: bool) -> dict[str, Any]:
