@@ -39,6 +39,7 @@ from careloop.demo.seed import (
     create_demo_accounts,
     init_demo_installation,
 )
+from careloop.demo.strategy import record_strategy
 from careloop.knowledge import deployments
 from careloop.measures import MeasureRun, load_catalog, run_measures, store_run
 from careloop.measures.provenance import record_measure_run
@@ -156,6 +157,7 @@ def run_demo(
         community = learning_community.start_community(
             registry, operator, network, logins, known_measures=known
         )
+        record_strategy(registry, operator, community, DEMO_MEASURES)
         clock.stage("Refreshing the OMOP warehouse (consented patients only)")
         with Warehouse.from_settings(settings) as warehouse:
             # The demo is an IBD network whatever content is active elsewhere.
