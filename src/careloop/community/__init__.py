@@ -3,7 +3,8 @@
 A layer above ``careloop.knowledge`` and below ``careloop.practice``:
 
 - :mod:`~careloop.community.communities`: communities at any scale, members
-  with community roles, invitations, the versioned charter;
+  with community roles, invitations; :mod:`~careloop.community.charters`
+  the versioned charter;
 - :mod:`~careloop.community.proposals`: proposals and votes decided by the
   charter's rule (:mod:`~careloop.community.rules`), priorities, and the
   community governance of the knowledge objects it owns;
@@ -18,6 +19,8 @@ A layer above ``careloop.knowledge`` and below ``careloop.practice``:
   cycles' behaviour-change designs;
 - :mod:`~careloop.community.cycles`: learning (PDSA) cycles with Plan, Do
   and Act, and their changes as chart annotations;
+  :mod:`~careloop.community.cycle_input` what a member records of a cycle
+  and what makes it valid;
 - :mod:`~careloop.community.engagement`: who contributed what, and the
   share of patients and carers;
 - :mod:`~careloop.community.findings`: coded focus groups and interviews
@@ -32,9 +35,8 @@ community at hand, and each change, read and refusal is audited. A
 community role never widens what a person may see of patients.
 """
 
+from careloop.community.charters import CharterTerms, CharterView
 from careloop.community.communities import (
-    CharterTerms,
-    CharterView,
     CommunityDetail,
     CommunityView,
     InvitationView,
@@ -48,11 +50,10 @@ from careloop.community.communities import (
     set_member_roles,
     show_community,
 )
+from careloop.community.cycle_input import CycleInput, CycleMeasureInput
 from careloop.community.cycles import (
     ChartPhase,
     CycleChange,
-    CycleInput,
-    CycleMeasureInput,
     CycleView,
     add_cycle,
     cycle_changes,
