@@ -10,17 +10,20 @@ which remission rises at A after the change.
 
 from __future__ import annotations
 
+import json
 import math
 import os
 import re
 import shutil
 from collections.abc import Iterator
+from dataclasses import replace
 from datetime import UTC, date, datetime
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 import pytest
+from fastapi.testclient import TestClient
 from typer.testing import CliRunner
 
 from careloop.cli.main import app
@@ -34,6 +37,7 @@ from careloop.community import (
     record_decision,
     show_cycle,
     study_cycle,
+    study_of,
 )
 from careloop.community.log import Links
 from careloop.core.errors import ConfigurationError, NotFound, PermissionDenied
@@ -46,9 +50,10 @@ from careloop.practice.community_reports import (
     write_report,
 )
 from careloop.warehouse.connection import Warehouse, warehouse_opener
+from careloop.web.app import create_app
 from tests.charts._svg_marks import mark_groups, texts
 from tests.community.helpers import KNOWN_MEASURES, audit_rows, make_community, principal
-from tests.foundation import Installation, build_installation, make_settings
+from tests.foundation import PASSWORD, Installation, build_installation, make_settings
 
 CHANGE = date(2024, 1, 1)
 TITLE = "Pre-visit planning at A"
@@ -320,3 +325,85 @@ def test_the_command_writes_the_report_and_refuses_an_unknown_id(inst, community
     refused = runner.invoke(app, ["report", "cycle", "9999", "--out", str(missing), *data])
     assert refused.exit_code == 2 and "Error:" in refused.output and "9999" in refused.output
     assert not missing.exists()
+
+
+def _signed_in(client: TestClient, email: str) -> TestClient:
+    page = client.get("/login")
+    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)
+    assert token is not None
+    done = client.post(
+        "/login",
+        data={"email": email, "password": PASSWORD, "csrf_token": token.group(1), "next": "/"},
+        follow_redirects=False,
+    )
+    assert done.status_code == 303, done.text
+    return client
+
+
+def test_the_cli_the_api_the_page_and_the_report_show_the_same_effect_for_one_cycle(
+    inst, community, tmp_path
+):
+    cid, cycle = community["community"], community["cycle"]
+    shown = CliRunner().invoke(
+        app,
+        [
+            "cycle",
+            "show",
+            str(cycle),
+            "--format",
+            "json",
+            "--data-dir",
+            str(inst.settings.data_dir),
+        ],
+    )
+    assert shown.exit_code == 0, shown.output
+    cli = json.loads(shown.output)["study"]
+    web = create_app(inst.settings)
+    try:
+        client = TestClient(web)
+        api = client.get(
+            f"/api/communities/{cid}/cycles/{cycle}/study",
+            headers={"Authorization": f"Bearer {inst.tokens['clinician@A']}"},
+        )
+        assert api.status_code == 200, api.text
+        page = _signed_in(TestClient(web), inst.emails["clinician@A"]).get(
+            f"/communities/{cid}/cycles/{cycle}", headers={"accept": "text/html"}
+        )
+        assert page.status_code == 200, page.text
+    finally:
+        web.state.registry.close()
+    report = cycle_report(inst.registry, _opener(inst), principal(inst, "clinician@A"), cycle)
+    html = render_html(report)
+    # Independently of the shared loader: the Study of every stored result, read whole.
+    with Warehouse.from_settings(inst.settings, read_only=True) as wh:
+        results = load_results(wh)
+    view = show_cycle(inst.registry, inst.operator, cycle)
+    expected = study_cycle(view, results, measure_improvements()).to_dict()
+    effects = [m["effect"] for m in expected["measures"]]
+    assert effects[0]["ci_low"] > 1  # the planted rise at A is found, so there is one to agree on
+    assert [m["effect"] for m in cli["measures"]] == effects
+    assert [m["effect"] for m in api.json()["study"]["measures"]] == effects
+    assert cli["progress"] == api.json()["study"]["progress"] == expected["progress"]
+    shown_in_report = [s.study.effect for s in report.cycles[0].measures]
+    for e, r in zip(effects, shown_in_report, strict=True):
+        assert r is not None and (r.estimate, r.ci_low, r.ci_high) == pytest.approx(
+            (e["estimate"], e["ci_low"], e["ci_high"]), rel=1e-12
+        )
+        assert (
+            f"odds ratio {e['estimate']:.2f} (95% CI {e['ci_low']:.2f} to {e['ci_high']:.2f})"
+            in page.text
+        )
+        assert f'<td class="estimate">{e["estimate"]:.2f}</td>' in html
+        assert f'<td class="ci">{e["ci_low"]:.2f} to {e["ci_high"]:.2f}</td>' in html
+
+
+def test_a_cycle_without_stored_results_for_its_measures_says_so_everywhere(inst, community):
+    cycle = show_cycle(inst.registry, inst.operator, community["cycle"])
+    unstored = sorted(set(measure_improvements()) - {"remission-prevalence", "steroid-exposure"})[0]
+    missing = replace(cycle, measures=[{"measure_id": unstored, "role": "outcome"}])
+    stored = study_of(missing, _opener(inst))
+    assert stored.study is None and f"No results for measure(s) {unstored}" in (
+        stored.unavailable or ""
+    )
+    nothing = study_of(cycle, lambda: None)
+    assert nothing.study is None and "no warehouse" in (nothing.unavailable or "")

@@ -27,7 +27,9 @@ A layer above ``careloop.knowledge`` and below ``careloop.practice``:
   attached to a cycle (themes and agreement in its Study, transcripts
   restricted);
 - ``careloop.community.study``: the automatic Study of a cycle (pure
-  functions on measure results); :func:`study_cycle` studies a stored cycle.
+  functions on measure results); :func:`study_cycle` studies a stored cycle
+  and :func:`study_of` reads its measures' stored results to do so (the one
+  loader the CLI, the pages, the API and the reports share).
 
 Every service runs in one unit of work (careloop.trust.work): the policy
 lets anyone signed in take part, the service checks membership of the
@@ -119,7 +121,7 @@ from careloop.community.strategy import (
     list_aims,
     set_aim,
 )
-from careloop.community.studying import study_cycle
+from careloop.community.studying import StoredStudy, study_cycle, study_of
 from careloop.community.toolkit import (
     DesignView,
     ToolView,
@@ -169,6 +171,7 @@ __all__ = [
     "ProposalView",
     "RuleSpec",
     "SecondaryDriver",
+    "StoredStudy",
     "ToolView",
     "VoteView",
     "add_cycle",
@@ -215,6 +218,7 @@ __all__ = [
     "show_cycle",
     "show_proposal",
     "study_cycle",
+    "study_of",
     "update_cycle",
     "use_tool",
     "vote",

@@ -2,11 +2,12 @@
 
 The community parts come from :mod:`careloop.community`, whose services check
 membership (members, the installation admin and the local operator see a
-community) and audit each read and each refusal. The measure results behind
-each cycle's Study are read here, and only for people whose role lets them
-read measure results (staff: the policy's ``measure.read``); a patient or
-carer member gets the community's story without the charts, told why. A
-role scoped to some sites sees the Study of cycles at those sites only.
+community) and audit each read and each refusal. Each cycle's Study is the
+one :func:`careloop.community.study_of` reads for the CLI, the pages and the
+API, shown only to people whose role lets them read measure results (staff:
+the policy's ``measure.read``); a patient or carer member gets the
+community's story without the charts, told why. A role scoped to some
+sites sees the Study of cycles at those sites only.
 
 The report shows no counts of patients: charts plot proportions and the
 effect is an odds ratio, so the disclosure rules on small counts
@@ -23,8 +24,6 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-import pandas as pd
-
 from careloop import charts
 from careloop.analysis.caveats import StatisticalWarning
 from careloop.community import (
@@ -37,11 +36,11 @@ from careloop.community import (
     list_priorities,
     show_community,
     show_cycle,
-    study_cycle,
+    study_of,
 )
 from careloop.community.study import CycleStudy, MeasureStudy
-from careloop.core.errors import CareloopError, InputError, NotFound
-from careloop.measures import load_catalog, load_results
+from careloop.core.errors import CareloopError
+from careloop.measures import load_catalog
 from careloop.store.database import Registry
 from careloop.store.scoping import Scope
 from careloop.trust.audit import AuditEvent
@@ -228,24 +227,19 @@ def _studied(
         )
         return tuple(CycleSection(c, None, withheld=why) for c in cycles)
     visible = _visible_sites(registry, principal, scope)
-    results: pd.DataFrame | None = None
-    unavailable = ""
-    try:
-        results = _results(warehouse)
-    except NotFound as exc:
-        unavailable = str(exc)
-    catalogue = {m.id: m for m in load_catalog(measures_dir=measures_dir).measures}
-    improvements = {k: m.improvement for k, m in catalogue.items()}
-    titles = {k: m.title for k, m in catalogue.items()}
+    titles = {m.id: m.title for m in load_catalog(measures_dir=measures_dir).measures}
     sections = []
     for cycle in cycles:
         hidden = _hidden_sites(cycle, visible)
         if hidden:
             sections.append(CycleSection(cycle, None, withheld=hidden))
-        elif results is None:
-            sections.append(CycleSection(cycle, None, withheld=unavailable))
+            continue
+        # The Study the CLI, the pages and the API show for this cycle.
+        stored = study_of(cycle, warehouse, measures_dir=measures_dir)
+        if stored.study is None:
+            sections.append(CycleSection(cycle, None, withheld=stored.unavailable or ""))
         else:
-            sections.append(_section(cycle, results, improvements, titles))
+            sections.append(_section(cycle, stored.study, titles))
     return tuple(sections)
 
 
@@ -269,28 +263,7 @@ def _hidden_sites(cycle: CycleView, visible: set[str] | None) -> str:
     return ""
 
 
-def _results(warehouse: WarehouseOpener) -> pd.DataFrame:
-    opened = warehouse()
-    if opened is None:
-        raise NotFound(
-            "No measure results yet: they come from `careloop warehouse refresh` and "
-            "`careloop measures run --by site`."
-        )
-    with opened:
-        return load_results(opened).fillna({"site": "", "stratum": ""})
-
-
-def _section(
-    cycle: CycleView,
-    results: pd.DataFrame,
-    improvements: Mapping[str, str],
-    titles: Mapping[str, str],
-) -> CycleSection:
-    try:
-        study = study_cycle(cycle, results, improvements)
-    except InputError as exc:
-        # No change date yet, or measures without results: the cycle is shown with the reason.
-        return CycleSection(cycle, None, withheld=str(exc))
+def _section(cycle: CycleView, study: CycleStudy, titles: Mapping[str, str]) -> CycleSection:
     sites = list(cycle.do["sites"])
     where = (
         f"{'Site' if len(sites) == 1 else 'Sites'} {', '.join(sites)}" if sites else "The network"

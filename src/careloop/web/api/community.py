@@ -16,7 +16,6 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from careloop import community
 from careloop.web.openapi import IdField, RecordId, errors
-from careloop.web.pages.community import study_of
 from careloop.web.security import CallerDep, RegistryDep, SettingsDep
 
 router = APIRouter(prefix="/api/communities", tags=["communities"])
@@ -526,7 +525,9 @@ def cycle_study(
 ) -> CycleStudyOut:
     """The cycle's Study, computed from the latest stored measure results (members)."""
     view = community.show_cycle(registry, caller.principal, cycle_id, community_id=community_id)
-    study, unavailable = study_of(view, settings, request.app.state.warehouse)
+    study, unavailable = community.study_of(
+        view, request.app.state.warehouse, measures_dir=settings.measures_dir
+    )
     return CycleStudyOut(
         cycle_id=view.id,
         study=study.to_dict() if study is not None else None,
