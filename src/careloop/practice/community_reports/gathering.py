@@ -30,10 +30,16 @@ from careloop.community import (
     CommunityDetail,
     CycleView,
     DecisionView,
+    FindingsView,
+    MaturityProfile,
+    NasssRound,
     PriorityView,
     decisions,
     list_cycles,
+    list_findings,
     list_priorities,
+    maturity_profile,
+    nasss_profile_of,
     show_community,
     show_cycle,
     study_of,
@@ -84,6 +90,8 @@ class CycleSection:
     measures: tuple[MeasureSection, ...] = ()
     withheld: str = ""
     """Why the Study is not shown ('' when it is)."""
+    findings: tuple[FindingsView, ...] = ()
+    """Its qualitative findings (themes, coders' agreement; never the transcripts)."""
 
 
 @dataclass(frozen=True)
@@ -98,6 +106,12 @@ class CommunityReport:
     a cycle report)."""
     priorities: tuple[PriorityView, ...] = ()
     """Ranked priorities (a community report only)."""
+    nasss: tuple[NasssRound, ...] = ()
+    """The latest NASSS round of each subject assessed (a cycle report: of the cycle,
+    ``cycle:ID``, and of the knowledge object it deploys)."""
+    maturity: MaturityProfile | None = None
+    """Members' maturity ratings round by round, with careloop's evidence (a community
+    report only)."""
     written_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     written_by: str = ""
     """The display name of the person who asked for it."""
@@ -118,7 +132,8 @@ def community_report(
     *,
     measures_dir: Path | str | None = None,
 ) -> CommunityReport:
-    """The report of a learning community: purpose, members, charter, priorities, cycles, log.
+    """The report of a learning community: purpose, members, charter, priorities, cycles
+    (with their qualitative findings), the latest NASSS profiles, maturity, the log.
 
     Raises:
         NotFound: There is no such community.
@@ -128,12 +143,15 @@ def community_report(
         detail = show_community(registry, principal, community_id)
         cycles = list_cycles(registry, principal, community_id=community_id)
         studied = _studied(registry, warehouse, principal, cycles, measures_dir)
+        studied = _with_findings(registry, principal, studied)
         return CommunityReport(
             subject="community",
             community=detail,
             cycles=studied,
             decisions=tuple(decisions(registry, principal, community_id)),
             priorities=tuple(list_priorities(registry, principal, community_id)),
+            nasss=_latest_nasss(registry, principal, community_id),
+            maturity=maturity_profile(registry, principal, community_id),
             written_by=_display_name(detail, principal),
         )
 
@@ -155,13 +173,16 @@ def cycle_report(
     with _audited(registry, principal, {"report": "cycle", "cycle": cycle_id}):
         view = show_cycle(registry, principal, cycle_id)
         detail = show_community(registry, principal, view.community_id)
-        studied = _studied(registry, warehouse, principal, [view], measures_dir)
+        studied = _with_findings(
+            registry, principal, _studied(registry, warehouse, principal, [view], measures_dir)
+        )
         logged = decisions(registry, principal, view.community_id, cycle_id=cycle_id)
         return CommunityReport(
             subject="cycle",
             community=detail,
             cycles=studied,
             decisions=tuple(logged),
+            nasss=_latest_nasss(registry, principal, view.community_id, about=view),
             written_by=_display_name(detail, principal),
         )
 
@@ -241,6 +262,38 @@ def _studied(
         else:
             sections.append(_section(cycle, stored.study, titles))
     return tuple(sections)
+
+
+def _with_findings(
+    registry: Registry, principal: Principal, sections: tuple[CycleSection, ...]
+) -> tuple[CycleSection, ...]:
+    """Each cycle with its qualitative findings, which every member sees (no transcripts)."""
+    return tuple(
+        replace(s, findings=tuple(list_findings(registry, principal, s.cycle.id))) for s in sections
+    )
+
+
+def _latest_nasss(
+    registry: Registry,
+    principal: Principal,
+    community_id: int,
+    *,
+    about: CycleView | None = None,
+) -> tuple[NasssRound, ...]:
+    """The latest round of each subject assessed, by subject; ``about`` a cycle keeps the
+    assessments of that cycle (``cycle:ID``) and of the knowledge object it deploys."""
+
+    def wanted(subject: str) -> bool:
+        if about is None:
+            return True
+        ko = (about.knowledge_ref or "").partition("@")[0]
+        return subject == f"cycle:{about.id}" or bool(ko and subject.partition("@")[0] == ko)
+
+    latest: dict[str, NasssRound] = {}
+    for r in nasss_profile_of(registry, principal, community_id):  # oldest round first
+        if wanted(r.subject):
+            latest[r.subject] = r
+    return tuple(latest[k] for k in sorted(latest))
 
 
 def _visible_sites(registry: Registry, principal: Principal, scope: Scope) -> set[str] | None:
