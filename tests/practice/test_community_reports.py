@@ -398,6 +398,8 @@ def test_the_cli_the_api_the_page_and_the_report_show_the_same_effect_for_one_cy
     assert [m["effect"] for m in cli["measures"]] == effects
     assert [m["effect"] for m in api.json()["study"]["measures"]] == effects
     assert cli["progress"] == api.json()["study"]["progress"] == expected["progress"]
+    # One cycle of this community has tested a change for the aim: this one.
+    assert cli["change"]["cycles_tested"] == view.cycles_tested == 1
     shown_in_report = [s.study.effect for s in report.cycles[0].measures]
     for e, r in zip(effects, shown_in_report, strict=True):
         assert r is not None and (r.estimate, r.ci_low, r.ci_high) == pytest.approx(

@@ -89,7 +89,13 @@ class CycleView:
     earlier: list[date]
     """Change dates of the cycles it nests in that began before it (earlier phases)."""
     cycles_recorded: int
-    """Cycles its community has recorded (for the Study's progress score)."""
+    """Cycles its community has recorded, planned ones included."""
+    cycles_tested: int
+    """Cycles of its community that tested a change for the same aim: their Do is
+    recorded (a change date, so each has a Study) and they watch one of this cycle's
+    outcome measures as an outcome (any of its measures when it has no outcome
+    measure); this cycle counts once its Do is recorded. The progress score's
+    "cycles" step counts these, not cycles only planned."""
     created_by: str
     created_at: datetime
     updated_at: datetime
@@ -183,6 +189,26 @@ def _earlier(session: Session, row: Cycle) -> list[date]:
     return sorted(set(out))
 
 
+def _tested_for_aim(session: Session, row: Cycle, measures: Sequence[CycleMeasure]) -> int:
+    """Cycles of the community with a Do that watch this cycle's outcome measures."""
+    outcomes = {m.measure_id for m in measures if m.role == "outcome"}
+    wanted = outcomes or {m.measure_id for m in measures}
+    if not wanted:
+        return 0
+    query = (
+        select(Cycle.id)
+        .join(CycleMeasure, CycleMeasure.cycle_id == Cycle.id)
+        .where(
+            Cycle.community_id == row.community_id,
+            Cycle.do_start.is_not(None),
+            CycleMeasure.measure_id.in_(sorted(wanted)),
+        )
+    )
+    if outcomes:  # an outcome of theirs too: a shared balancing measure is another aim's
+        query = query.where(CycleMeasure.role == "outcome")
+    return len(set(session.scalars(query)))
+
+
 def _view(session: Session, row: Cycle) -> CycleView:
     community = access.community_row(session, row.community_id)
     measures = measures_of(session, row.id)
@@ -229,6 +255,7 @@ def _view(session: Session, row: Cycle) -> CycleView:
         cycles_recorded=len(
             list(session.scalars(select(Cycle.id).where(Cycle.community_id == community.id)))
         ),
+        cycles_tested=_tested_for_aim(session, row, measures),
         created_by=row.created_by,
         created_at=as_utc(row.created_at),
         updated_at=as_utc(row.updated_at),

@@ -4,8 +4,8 @@ The statistics are ``careloop.community.study`` (pure functions); this
 module only turns a recorded cycle into the change they study: its change
 date, sites, aim, its measures with their roles and the direction in which
 each improves, the earlier changes of its ancestors (each its own phase,
-so their effect is not credited to this cycle), and how many cycles its
-community has recorded (for the progress score).
+so their effect is not credited to this cycle), and how many cycles of its
+community tested a change for the same aim (for the progress score).
 
 :func:`study_of` is the one way a stored cycle's Study is read from the
 installation's warehouse: ``careloop cycle show``, the cycle page, the API
@@ -80,7 +80,8 @@ def study_cycle(
         sites=tuple(view.do["sites"]),
         aim=view.aim or None,
         earlier=tuple(view.earlier),
-        cycles_recorded=max(1, view.cycles_recorded),
+        cycles_recorded=view.cycles_recorded,
+        cycles_tested=view.cycles_tested,
     )
     return study_change(results, change)
 
