@@ -1,4 +1,6 @@
-"""`careloop community aims|nasss|maturity|toolkit` and `careloop cycle tool|design`."""
+"""`careloop community aims|nasss|maturity|toolkit` and `careloop cycle tool|design`.
+
+The toolkit's own commands (add, rate, link, bad input) are tests/community/test_cli_toolkit.py."""
 
 from __future__ import annotations
 
@@ -80,9 +82,9 @@ def test_strategy_nasss_maturity_and_toolkit_at_the_command_line(tmp_path):
     again = json.loads(run("community", "maturity", cid, "--format", "json", *data))
     assert again == matured  # the refused ratings changed nothing
 
-    tools = json.loads(run("community", "toolkit", cid, "--format", "json", *data))
+    tools = json.loads(run("community", "toolkit", "list", cid, "--format", "json", *data))
     assert len(tools) == 8
-    assert "0 starter items added" in run("community", "toolkit", cid, "--load-starter", *data)
+    assert "0 starter items added" in run("community", "toolkit", "starter", cid, *data)
     run(
         "cycle", "add", "--community", cid, "--title", "Huddles", "--kind", "process",
         "--start", "2024-02-01", "--measure", "remission-prevalence:outcome",
@@ -92,5 +94,7 @@ def test_strategy_nasss_maturity_and_toolkit_at_the_command_line(tmp_path):
     run("cycle", "tool", cycle, "pdsa-template", *data)
     run("cycle", "design", cycle, "--behaviour", "Huddle daily", "--com-b", "opportunity_social",
         "--function", "modelling", *data)  # fmt: skip
-    used = json.loads(run("community", "toolkit", cid, "--stage", "act", "--format", "json", *data))
+    used = json.loads(
+        run("community", "toolkit", "list", cid, "--stage", "act", "--format", "json", *data)
+    )
     assert {t["key"]: t["used_by"] for t in used}["pdsa-template"] == [int(cycle)]

@@ -251,3 +251,39 @@ def test_siblings_sharing_only_a_balancing_measure_may_overlap(installation):
         known_measures=KNOWN_MEASURES,
     )
     assert steroids.do["start"] == date(2024, 3, 1)
+
+
+def test_the_cycles_tested_for_an_aim_count_a_do_on_its_outcome_not_a_plan_or_another_aim(
+    installation,
+):
+    inst = installation
+    cid = make_community(inst).community.id
+    member = principal(inst, "clinician@A")
+
+    def add(**changes) -> int:
+        return add_cycle(
+            inst.registry, member, cid, package(**changes), known_measures=KNOWN_MEASURES
+        ).id
+
+    tested = add(title="Pre-visit planning at A", do_sites=("A",))
+    planned = add(title="Pre-visit planning at B", do_sites=("B",), do_start=None)
+    add(  # a change tested for another aim: steroid exposure is its outcome
+        title="Steroid action plans",
+        do_sites=("A",),
+        measures=(CycleMeasureInput("steroid-exposure", "outcome"),),
+    )
+    add(  # remission is only its balancing measure: another aim too
+        title="Shorter clinic letters",
+        do_sites=("B",),
+        measures=(CycleMeasureInput("prom-completion", "outcome"),
+                  CycleMeasureInput("remission-prevalence", "balancing")),
+    )  # fmt: skip
+    view = show_cycle(inst.registry, member, tested)
+    assert (view.cycles_recorded, view.cycles_tested) == (4, 1)
+    assert show_cycle(inst.registry, member, planned).cycles_tested == 1  # the one at A
+    # The planned cycle's Do is recorded: now two changes were tested for the aim.
+    update_cycle(
+        inst.registry, member, planned, {"do_start": date(2024, 3, 1)},
+        known_measures=KNOWN_MEASURES,
+    )  # fmt: skip
+    assert show_cycle(inst.registry, member, tested).cycles_tested == 2

@@ -41,7 +41,6 @@ from careloop.community import (
     list_priorities,
     list_proposals,
     measure_ids,
-    measure_improvements,
     own_knowledge,
     propose,
     record_act,
@@ -50,19 +49,16 @@ from careloop.community import (
     show_community,
     show_cycle,
     show_proposal,
-    study_cycle,
+    study_of,
     vote,
 )
 from careloop.core.errors import (
-    ConfigurationError,
     ErrorDetail,
     InputError,
-    NotFound,
     ValidationFailed,
 )
 from careloop.core.settings import Settings
-from careloop.measures import load_results
-from careloop.warehouse.connection import Warehouse
+from careloop.warehouse.connection import warehouse_opener
 
 community_app = typer.Typer(help="Learning communities: members, charter, proposals and votes.")
 cycle_app = typer.Typer(help="Learning (PDSA) cycles: Plan, Do, Study, Act.")
@@ -496,14 +492,13 @@ def cycle_list(
 
 def _study(view: Any, settings: Settings, measures_dir: Path | None) -> dict[str, Any]:
     """The cycle's Study from the stored measure results, or why there is none yet."""
-    try:
-        with Warehouse.from_settings(settings, read_only=True) as warehouse:
-            results = load_results(warehouse)
-        improvements = measure_improvements(measures_dir or settings.measures_dir)
-        return {"study": study_cycle(view, results, improvements).to_dict()}
-    except (NotFound, InputError, ConfigurationError) as exc:
+    stored = study_of(
+        view, warehouse_opener(settings), measures_dir=measures_dir or settings.measures_dir
+    )
+    if stored.study is None:
         # No warehouse or no results yet: the cycle is still shown, with the reason.
-        return {"study": None, "study_unavailable": str(exc)}
+        return {"study": None, "study_unavailable": stored.unavailable}
+    return {"study": stored.study.to_dict()}
 
 
 @cycle_app.command("show")

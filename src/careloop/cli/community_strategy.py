@@ -1,4 +1,6 @@
-"""`careloop community aims|nasss|maturity|toolkit` and `careloop cycle tool|design`.
+"""`careloop community aims|nasss|maturity` and `careloop cycle tool|design`.
+
+`careloop community toolkit …` is :mod:`careloop.cli.community_toolkit`.
 
 Thin commands over ``careloop.community``. The person at the server's
 command line acts as the operator, who is no member: ratings (NASSS,
@@ -15,13 +17,12 @@ from pathlib import Path
 
 import typer
 
+from careloop.cli.community_toolkit import toolkit_app
 from careloop.cli.context import DataDirOption, opened, operator, settings_from
 from careloop.cli.output import console, print_json, print_rows
 from careloop.community import (
     AimInput,
     list_aims,
-    list_toolkit,
-    load_starter_toolkit,
     maturity_profile,
     measure_improvements,
     nasss_profile_of,
@@ -179,35 +180,6 @@ def maturity(
         console.print(f"Next, {step['label']}: {step['next_step']}")
 
 
-def toolkit(
-    community_id: int = typer.Argument(...),
-    stage: str | None = typer.Option(None, "--stage", help="Only items for this stage."),
-    load_starter: bool = typer.Option(
-        False, "--load-starter", help="Add the starter items the toolkit lacks (idempotent)."
-    ),
-    fmt: str = FormatOption,
-    data_dir: Path | None = DataDirOption,
-) -> None:
-    """The community's toolkit: tools and case studies by stage, ratings, cycles that used them."""
-    with opened(settings_from(data_dir)) as registry:
-        if load_starter:
-            added = load_starter_toolkit(registry, operator(), community_id)
-            console.print(f"{len(added)} starter items added: {', '.join(added) or 'none'}.")
-            return
-        tools = list_toolkit(registry, operator(), community_id, stage=stage)
-    if _fmt(fmt) == "json":
-        print_json([asdict(t) for t in tools])
-        return
-    print_rows(
-        ["key", "kind", "title", "stages", "rating", "used by cycles"],
-        [
-            (t.key, t.kind, t.title, ", ".join(t.stages),
-             f"{t.mean_rating} ({t.ratings})" if t.ratings else "", ", ".join(map(str, t.used_by)))
-            for t in tools
-        ],
-    )  # fmt: skip
-
-
 def cycle_tool(
     cycle_id: int = typer.Argument(...),
     tool: str = typer.Argument(..., help="The toolkit item's key."),
@@ -243,8 +215,8 @@ def register(community_app: typer.Typer, cycle_app: typer.Typer) -> None:
         ("aims", aims),
         ("nasss", nasss),
         ("maturity", maturity),
-        ("toolkit", toolkit),
     ):
         community_app.command(name)(command)
+    community_app.add_typer(toolkit_app, name="toolkit")
     cycle_app.command("tool")(cycle_tool)
     cycle_app.command("design")(cycle_design)

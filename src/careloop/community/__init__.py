@@ -3,7 +3,8 @@
 A layer above ``careloop.knowledge`` and below ``careloop.practice``:
 
 - :mod:`~careloop.community.communities`: communities at any scale, members
-  with community roles, invitations, the versioned charter;
+  with community roles, invitations; :mod:`~careloop.community.charters`
+  the versioned charter;
 - :mod:`~careloop.community.proposals`: proposals and votes decided by the
   charter's rule (:mod:`~careloop.community.rules`), priorities, and the
   community governance of the knowledge objects it owns;
@@ -18,13 +19,17 @@ A layer above ``careloop.knowledge`` and below ``careloop.practice``:
   cycles' behaviour-change designs;
 - :mod:`~careloop.community.cycles`: learning (PDSA) cycles with Plan, Do
   and Act, and their changes as chart annotations;
+  :mod:`~careloop.community.cycle_input` what a member records of a cycle
+  and what makes it valid;
 - :mod:`~careloop.community.engagement`: who contributed what, and the
   share of patients and carers;
 - :mod:`~careloop.community.findings`: coded focus groups and interviews
   attached to a cycle (themes and agreement in its Study, transcripts
   restricted);
 - ``careloop.community.study``: the automatic Study of a cycle (pure
-  functions on measure results); :func:`study_cycle` studies a stored cycle.
+  functions on measure results); :func:`study_cycle` studies a stored cycle
+  and :func:`study_of` reads its measures' stored results to do so (the one
+  loader the CLI, the pages, the API and the reports share).
 
 Every service runs in one unit of work (careloop.trust.work): the policy
 lets anyone signed in take part, the service checks membership of the
@@ -32,9 +37,8 @@ community at hand, and each change, read and refusal is audited. A
 community role never widens what a person may see of patients.
 """
 
+from careloop.community.charters import CharterTerms, CharterView
 from careloop.community.communities import (
-    CharterTerms,
-    CharterView,
     CommunityDetail,
     CommunityView,
     InvitationView,
@@ -48,11 +52,10 @@ from careloop.community.communities import (
     set_member_roles,
     show_community,
 )
+from careloop.community.cycle_input import CycleInput, CycleMeasureInput
 from careloop.community.cycles import (
     ChartPhase,
     CycleChange,
-    CycleInput,
-    CycleMeasureInput,
     CycleView,
     add_cycle,
     cycle_changes,
@@ -118,7 +121,7 @@ from careloop.community.strategy import (
     list_aims,
     set_aim,
 )
-from careloop.community.studying import study_cycle
+from careloop.community.studying import StoredStudy, study_cycle, study_of
 from careloop.community.toolkit import (
     DesignView,
     ToolView,
@@ -169,6 +172,7 @@ __all__ = [
     "ProposalView",
     "RuleSpec",
     "SecondaryDriver",
+    "StoredStudy",
     "ToolView",
     "VoteView",
     "add_cycle",
@@ -216,6 +220,7 @@ __all__ = [
     "show_cycle",
     "show_proposal",
     "study_cycle",
+    "study_of",
     "update_cycle",
     "use_tool",
     "vote",

@@ -11,14 +11,9 @@ abandon, with the rationale). Cycles nest (``parent_id``): a network's
 change package holds its sites' own cycles. The Study is computed from
 the data by ``careloop.community.study``, never typed in.
 
-Validation refuses, with the place of each problem and nothing changed:
-measure ids the installation does not have; a Do that ends before it
-starts or a Plan dated after the Do began; a nested cycle starting before
-its parent; two sibling cycles testing at a shared site on a shared
-outcome measure at overlapping times (the Study could not tell their
-effects apart); sites outside the community; a randomised test, or research,
-without its determination; an Act before the Do began. Only members
-record and edit a community's cycles.
+What a member records, and what makes it valid, is
+:mod:`careloop.community.cycle_input`; an Act before the Do began is
+refused here. Only members record and edit a community's cycles.
 
 A cycle's change date annotates the charts of its measures, as a
 knowledge deployment does (:func:`cycle_changes`): a title and a date are
@@ -39,63 +34,19 @@ from sqlalchemy.orm import Session
 
 from careloop.community import _access as access
 from careloop.community._access import CATEGORY, loads
+from careloop.community.cycle_input import (
+    ACT_DECISIONS,
+    CycleInput,
+    CycleMeasureInput,
+    cycle_problems,
+    measures_of,
+)
 from careloop.core.clock import as_utc, utcnow
 from careloop.core.errors import ErrorDetail, InputError, NotFound, ValidationFailed
 from careloop.measures import load_catalog
 from careloop.store.database import Registry
-from careloop.store.models import Community, Cycle, CycleMeasure, KnowledgeObjectVersion
+from careloop.store.models import Community, Cycle, CycleMeasure
 from careloop.trust.principal import Principal
-
-CYCLE_KINDS: tuple[str, ...] = (
-    "process",
-    "change_package",
-    "policy",
-    "training",
-    "knowledge_deployment",
-)
-MEASURE_ROLES: tuple[str, ...] = ("outcome", "process", "balancing")
-PURPOSES: tuple[str, ...] = ("qi", "research")
-DETERMINATIONS: tuple[str, ...] = ("qi_determination", "ethics_approval")
-ACT_DECISIONS: tuple[str, ...] = ("adopt", "adapt", "abandon")
-
-
-@dataclass(frozen=True)
-class CycleMeasureInput:
-    """A measure the cycle watches, and its role."""
-
-    measure_id: str
-    role: str = "outcome"
-
-
-@dataclass(frozen=True)
-class CycleInput:
-    """What a member records of a cycle (everything but Act, which :func:`record_act` sets)."""
-
-    title: str
-    kind: str
-    aim: str = ""
-    predictions: str = ""
-    questions: str = ""
-    parent_id: int | None = None
-    knowledge_ref: str | None = None
-    """identifier@version, for a knowledge_deployment cycle."""
-    plan_who: str = ""
-    plan_where: str = ""
-    plan_when: date | None = None
-    plan_sites: tuple[str, ...] = ()
-    do_start: date | None = None
-    """The change date."""
-    do_end: date | None = None
-    """Empty while the change is in place."""
-    do_sites: tuple[str, ...] = ()
-    """Where the change was made (empty: every site of the community)."""
-    do_what: str = ""
-    purpose: str = "qi"
-    randomised: bool = False
-    """A randomised test (of care processes or card variants)."""
-    determination_kind: str | None = None
-    determination_ref: str | None = None
-    measures: tuple[CycleMeasureInput, ...] = ()
 
 
 @dataclass(frozen=True)
@@ -138,7 +89,13 @@ class CycleView:
     earlier: list[date]
     """Change dates of the cycles it nests in that began before it (earlier phases)."""
     cycles_recorded: int
-    """Cycles its community has recorded (for the Study's progress score)."""
+    """Cycles its community has recorded, planned ones included."""
+    cycles_tested: int
+    """Cycles of its community that tested a change for the same aim: their Do is
+    recorded (a change date, so each has a Study) and they watch one of this cycle's
+    outcome measures as an outcome (any of its measures when it has no outcome
+    measure); this cycle counts once its Do is recorded. The progress score's
+    "cycles" step counts these, not cycles only planned."""
     created_by: str
     created_at: datetime
     updated_at: datetime
@@ -182,209 +139,6 @@ def _input_of(row: Cycle, measures: Sequence[CycleMeasure]) -> CycleInput:
         determination_ref=row.determination_ref,
         measures=tuple(CycleMeasureInput(m.measure_id, m.role) for m in measures),
     )
-
-
-def _measures_of(session: Session, cycle_id: int) -> list[CycleMeasure]:
-    return list(
-        session.scalars(
-            select(CycleMeasure).where(CycleMeasure.cycle_id == cycle_id).order_by(CycleMeasure.id)
-        )
-    )
-
-
-def _overlap(a: tuple[date, date | None], b: tuple[date, date | None]) -> bool:
-    end_a = a[1] or date.max
-    end_b = b[1] or date.max
-    return a[0] <= end_b and b[0] <= end_a
-
-
-def _problems(
-    session: Session,
-    community: Community,
-    data: CycleInput,
-    known_measures: Collection[str],
-    cycle_id: int | None,
-) -> list[ErrorDetail]:
-    """Every problem with a cycle's input, each naming its field.
-
-    Long because it checks each field of the cycle in turn (title, kind, purpose,
-    measures, dates, sites, determination), so that one refusal lists every problem at
-    once.
-    """
-    out: list[ErrorDetail] = []
-    if not data.title.strip():
-        out.append(ErrorDetail("title", "Give the cycle a title: the change it tests."))
-    if data.kind not in CYCLE_KINDS:
-        out.append(ErrorDetail("kind", f"Use one of {', '.join(CYCLE_KINDS)}.", data.kind))
-    if data.purpose not in PURPOSES:
-        out.append(ErrorDetail("purpose", "qi (quality improvement) or research.", data.purpose))
-    ids = [m.measure_id for m in data.measures]
-    for i, m in enumerate(data.measures):
-        if m.measure_id not in known_measures:
-            out.append(
-                ErrorDetail(
-                    f"measures[{i}]",
-                    "No such measure in this installation: `careloop measures list` shows ids.",
-                    m.measure_id,
-                )
-            )
-        if m.role not in MEASURE_ROLES:
-            out.append(
-                ErrorDetail(
-                    f"measures[{i}].role", f"Use one of {', '.join(MEASURE_ROLES)}.", m.role
-                )
-            )
-        if ids.index(m.measure_id) != i:
-            out.append(ErrorDetail(f"measures[{i}]", "This measure is named twice.", m.measure_id))
-    scope = set(loads(community.sites, []))
-    for name, sites in (("plan_sites", data.plan_sites), ("do_sites", data.do_sites)):
-        for i, s in enumerate(sites):
-            if scope and s not in scope:
-                out.append(
-                    ErrorDetail(
-                        f"{name}[{i}]",
-                        f"Not a site of this community ({', '.join(sorted(scope))}).",
-                        s,
-                    )
-                )
-    if data.do_start and data.do_end and data.do_end < data.do_start:
-        out.append(
-            ErrorDetail(
-                "do_end",
-                f"The Do ends ({data.do_end}) before it starts ({data.do_start}): "
-                "swap them or correct one.",
-                str(data.do_end),
-            )
-        )
-    if data.do_end and not data.do_start:
-        out.append(ErrorDetail("do_start", "A Do that ended has a start date (the change date)."))
-    if data.plan_when and data.do_start and data.plan_when > data.do_start:
-        out.append(
-            ErrorDetail(
-                "plan_when",
-                f"The Plan ({data.plan_when}) is dated after the change began "
-                f"({data.do_start}); plan first, or correct the dates.",
-                str(data.plan_when),
-            )
-        )
-    if data.do_start and data.do_start > utcnow().date():
-        out.append(
-            ErrorDetail(
-                "do_start",
-                "The change date is in the future: record the Plan now and the Do on the day.",
-                str(data.do_start),
-            )
-        )
-    if data.randomised and not (data.determination_kind and data.determination_ref):
-        out.append(
-            ErrorDetail(
-                "determination",
-                "A randomised test needs its determination on record first: a QI "
-                "determination or an ethics approval, with its reference.",
-            )
-        )
-    if data.purpose == "research" and not (
-        data.determination_kind == "ethics_approval" and data.determination_ref
-    ):
-        out.append(
-            ErrorDetail(
-                "determination",
-                "Research needs an ethics approval on record (determination_kind "
-                "ethics_approval and its reference).",
-            )
-        )
-    if data.determination_kind is not None and data.determination_kind not in DETERMINATIONS:
-        out.append(
-            ErrorDetail(
-                "determination_kind",
-                f"Use one of {', '.join(DETERMINATIONS)}.",
-                data.determination_kind,
-            )
-        )
-    if data.kind == "knowledge_deployment":
-        out += _knowledge_problems(session, data.knowledge_ref)
-    out += _family_problems(session, community, data, cycle_id)
-    return out
-
-
-def _knowledge_problems(session: Session, ref: str | None) -> list[ErrorDetail]:
-    identifier, _, version = (ref or "").partition("@")
-    if not identifier:
-        return [
-            ErrorDetail("knowledge_ref", "Name the knowledge object deployed (identifier@version).")
-        ]
-    query = select(KnowledgeObjectVersion.id).where(KnowledgeObjectVersion.identifier == identifier)
-    if version:
-        query = query.where(KnowledgeObjectVersion.version == version)
-    if session.scalar(query) is None:
-        return [ErrorDetail("knowledge_ref", "No such knowledge object in the library.", ref)]
-    return []
-
-
-def _family_problems(
-    session: Session, community: Community, data: CycleInput, cycle_id: int | None
-) -> list[ErrorDetail]:
-    out: list[ErrorDetail] = []
-    if data.parent_id is not None:
-        parent = session.get(Cycle, data.parent_id)
-        if parent is None or parent.community_id != community.id:
-            return [
-                ErrorDetail("parent_id", "No cycle of this community has this id.", data.parent_id)
-            ]
-        ancestor: Cycle | None = parent
-        while ancestor is not None:
-            if cycle_id is not None and ancestor.id == cycle_id:
-                return [ErrorDetail("parent_id", "A cycle cannot nest inside itself.")]
-            ancestor = session.get(Cycle, ancestor.parent_id) if ancestor.parent_id else None
-        if data.do_start and parent.do_start and data.do_start < parent.do_start:
-            out.append(
-                ErrorDetail(
-                    "do_start",
-                    f"This cycle nests in {parent.title!r}, which began on {parent.do_start}; "
-                    "it cannot begin earlier.",
-                    str(data.do_start),
-                )
-            )
-    if not data.do_start:
-        return out
-    community_sites = set(loads(community.sites, []))
-    mine_sites = set(data.do_sites) or community_sites or {"*"}
-    # Only outcome measures: a shared balancing or process measure does not stop the Study
-    # telling two changes' effects apart.
-    mine_measures = {m.measure_id for m in data.measures if m.role == "outcome"}
-    siblings = session.scalars(
-        select(Cycle).where(
-            Cycle.community_id == community.id,
-            Cycle.parent_id.is_(None)
-            if data.parent_id is None
-            else Cycle.parent_id == data.parent_id,
-            Cycle.do_start.is_not(None),
-        )
-    )
-    for other in siblings:
-        if other.id == cycle_id or other.do_start is None:
-            continue
-        other_sites = set(loads(other.do_sites, [])) or community_sites or {"*"}
-        shared_sites = mine_sites & other_sites
-        shared_measures = mine_measures & {
-            m.measure_id for m in _measures_of(session, other.id) if m.role == "outcome"
-        }
-        if (
-            shared_sites
-            and shared_measures
-            and _overlap((data.do_start, data.do_end), (other.do_start, other.do_end))
-        ):
-            out.append(
-                ErrorDetail(
-                    "do_start",
-                    f"The Do overlaps cycle {other.id} ({other.title!r}, from {other.do_start}) "
-                    f"at {', '.join(sorted(shared_sites))} on the outcome "
-                    f"{', '.join(sorted(shared_measures))}: the Study could not tell the two "
-                    "changes apart. Change the dates or sites, or nest one cycle in the other.",
-                    str(data.do_start),
-                )
-            )
-    return out
 
 
 def _write(row: Cycle, data: CycleInput) -> None:
@@ -435,9 +189,29 @@ def _earlier(session: Session, row: Cycle) -> list[date]:
     return sorted(set(out))
 
 
+def _tested_for_aim(session: Session, row: Cycle, measures: Sequence[CycleMeasure]) -> int:
+    """Cycles of the community with a Do that watch this cycle's outcome measures."""
+    outcomes = {m.measure_id for m in measures if m.role == "outcome"}
+    wanted = outcomes or {m.measure_id for m in measures}
+    if not wanted:
+        return 0
+    query = (
+        select(Cycle.id)
+        .join(CycleMeasure, CycleMeasure.cycle_id == Cycle.id)
+        .where(
+            Cycle.community_id == row.community_id,
+            Cycle.do_start.is_not(None),
+            CycleMeasure.measure_id.in_(sorted(wanted)),
+        )
+    )
+    if outcomes:  # an outcome of theirs too: a shared balancing measure is another aim's
+        query = query.where(CycleMeasure.role == "outcome")
+    return len(set(session.scalars(query)))
+
+
 def _view(session: Session, row: Cycle) -> CycleView:
     community = access.community_row(session, row.community_id)
-    measures = _measures_of(session, row.id)
+    measures = measures_of(session, row.id)
     children = list(session.scalars(select(Cycle.id).where(Cycle.parent_id == row.id)))
     return CycleView(
         id=row.id,
@@ -481,6 +255,7 @@ def _view(session: Session, row: Cycle) -> CycleView:
         cycles_recorded=len(
             list(session.scalars(select(Cycle.id).where(Cycle.community_id == community.id)))
         ),
+        cycles_tested=_tested_for_aim(session, row, measures),
         created_by=row.created_by,
         created_at=as_utc(row.created_at),
         updated_at=as_utc(row.updated_at),
@@ -495,7 +270,7 @@ def _cycle_row(session: Session, cycle_id: int, community_id: int | None = None)
 
 
 def _replace_measures(session: Session, cycle_id: int, data: CycleInput) -> None:
-    for old in _measures_of(session, cycle_id):
+    for old in measures_of(session, cycle_id):
         session.delete(old)
     session.flush()
     for m in data.measures:
@@ -516,7 +291,7 @@ def add_cycle(
         access.audit_refusals(work, "cycle.add", community_id, title=data.title)
         community = access.community_row(session, community_id)
         access.require_member(work, community)
-        problems = _problems(session, community, data, known_measures, None)
+        problems = cycle_problems(session, community, data, known_measures, None)
         if problems:
             raise ValidationFailed("The cycle is not valid; nothing was recorded.", problems)
         row = Cycle(community_id=community.id, created_by=principal.email)
@@ -561,12 +336,12 @@ def update_cycle(
                     for k in unknown
                 ],
             )
-        current = _input_of(row, _measures_of(session, row.id))
+        current = _input_of(row, measures_of(session, row.id))
         try:
             data = replace(current, **dict(changes))
         except TypeError as exc:  # a wrong shape from a front door
             raise InputError(f"The changes do not fit a cycle: {exc}.") from exc
-        problems = _problems(session, community, data, known_measures, row.id)
+        problems = cycle_problems(session, community, data, known_measures, row.id)
         if problems:
             raise ValidationFailed("The cycle is not valid; nothing was changed.", problems)
         before = asdict(current)

@@ -31,7 +31,7 @@ from sqlalchemy.orm import Session
 
 from careloop.community import _access as access
 from careloop.community._access import CATEGORY, loads
-from careloop.community.communities import (
+from careloop.community.charters import (
     CharterTerms,
     add_charter_version,
     check_terms,

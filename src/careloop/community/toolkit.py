@@ -325,7 +325,7 @@ def add_tool(
 def _require_tool(session: Session, community_id: int, tool: str, location: str = "tool") -> None:
     if tool not in _keys(session, community_id):
         raise NotFound(
-            f"The toolkit has no item {tool!r} (`careloop community toolkit ID` lists them).",
+            f"The toolkit has no item {tool!r} (`careloop community toolkit list ID` lists them).",
             [ErrorDetail(location, "unknown toolkit item", tool)],
         )
 
@@ -338,14 +338,19 @@ def rate_tool(
     *,
     stars: int,
     comment: str = "",
+    on_behalf_of: str | None = None,
 ) -> ToolView:
-    """A member rates a toolkit item from 1 to 5 (rating again replaces their rating)."""
+    """A member rates a toolkit item from 1 to 5 (rating again replaces their rating).
+
+    ``on_behalf_of`` (a facilitator or the operator) records a member's rating
+    from a meeting; the audit trail keeps both names.
+    """
     action = "community.toolkit_rate"
     with access.community_work(registry, principal, "community.participate") as work:
         session = work.session
         access.audit_refusals(work, action, community_id, tool=tool, stars=stars)
         community = access.community_row(session, community_id)
-        access.require_member(work, community)
+        user_id, by = access.rater(work, community, on_behalf_of)
         _require_tool(session, community.id, tool)
         if isinstance(stars, bool) or stars not in range(1, 6):
             raise ValidationFailed(
@@ -356,23 +361,21 @@ def rate_tool(
             select(ToolkitRating).where(
                 ToolkitRating.community_id == community.id,
                 ToolkitRating.tool == tool,
-                ToolkitRating.rated_by == principal.email,
+                ToolkitRating.rated_by == by,
             )
         )
         if row is None:
             row = ToolkitRating(
-                community_id=community.id,
-                tool=tool,
-                user_id=principal.user_id,
-                rated_by=principal.email,
-                stars=stars,
+                community_id=community.id, tool=tool, user_id=user_id, rated_by=by, stars=stars
             )
             session.add(row)
         row.stars = stars
         row.comment = comment.strip()
         row.rated_at = utcnow()
         session.flush()
-        work.audit(action, CATEGORY, details={"community": community.id, "tool": tool})
+        work.audit(
+            action, CATEGORY, details={"community": community.id, "tool": tool, "rated_by": by}
+        )
         return next(t for t in _tools(session, community.id, None) if t.key == tool)
 
 

@@ -37,6 +37,7 @@ from careloop.knowledge.library import (
     submit,
 )
 from careloop.knowledge.package import (
+    USUAL_CARE,
     CaseResult,
     KnowledgePackage,
     ProposedCard,
@@ -48,6 +49,7 @@ from careloop.knowledge.package import (
 )
 
 __all__ = [
+    "USUAL_CARE",
     "ActiveService",
     "CaseResult",
     "CommunityApproval",

@@ -56,6 +56,11 @@ STATUSES = ("draft", "in_review", "approved", "active", "retired")
 KOIO_CONTEXT = "https://kgrid.org/koio/2.0/context"
 
 ArmChooser = Callable[[TrialDesign], str | None]
+"""Picks a trial's arm for one call: an arm, None for the first (comparator) arm, or
+:data:`USUAL_CARE` for no variant at all."""
+USUAL_CARE = ""
+"""What an :data:`ArmChooser` returns for a unit that is not allocated (a patient whose
+consent does not cover the test): the rule's own card, no variant wording, no arm."""
 
 
 @dataclass(frozen=True)
@@ -220,7 +225,8 @@ class KnowledgePackage:
             today: The date relative to which ``within_days`` and ages count.
             choose_arm: Picks a variant arm for a trial (the service allocates
                 through the trials module); None gives every trial's first
-                (comparator) arm.
+                (comparator) arm, :data:`USUAL_CARE` the rule's own card with no
+                variant.
         """
         facts = Facts(context, prefetch, today=today, risk=self._risk_function())
         out: list[ProposedCard] = []
@@ -233,8 +239,10 @@ class KnowledgePackage:
             if variants:
                 design = TrialDesign.from_dict(variants["design"])
                 trial = design.name
-                variant = (choose_arm(design) if choose_arm else None) or design.arms[0]
-                card.update(variants["cards"].get(variant, {}))
+                chosen = choose_arm(design) if choose_arm else None
+                if chosen != USUAL_CARE:
+                    variant = chosen or design.arms[0]
+                    card.update(variants["cards"].get(variant, {}))
             out.append(
                 ProposedCard(
                     rule_id=str(rule["id"]),

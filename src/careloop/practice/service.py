@@ -4,7 +4,10 @@ Each call is answered from the active version of the knowledge object
 behind the service id. Prefetch keys the client did not send are fetched
 from its ``fhirServer`` with the ``fhirAuthorization`` token; without either
 the call gets 412, as the spec says. Card variants are allocated through
-:mod:`careloop.practice.variants`. Silent deployments evaluate and store
+:mod:`careloop.practice.variants`; a trial that randomises patients allocates
+only a patient whose consent covers its purpose, and gives anyone else usual
+care (the rule's own card, no variant), recorded in the audit trail with the
+reason. Silent deployments evaluate and store
 their cards but answer ``{"cards": []}``. The invocation, its cards (with
 the knowledge object version and variant) and later feedback are rows the
 warehouse and measures can read.
@@ -26,7 +29,7 @@ from sqlalchemy import select
 
 from careloop.analysis.trials import TrialDesign
 from careloop.core.clock import utcnow
-from careloop.knowledge import KnowledgePackage, ProposedCard
+from careloop.knowledge import USUAL_CARE, KnowledgePackage, ProposedCard
 from careloop.knowledge.cards import Problem, card_problems, response_problems
 from careloop.knowledge.library import ActiveService, active_services
 from careloop.practice.cds_hooks import (
@@ -38,9 +41,17 @@ from careloop.practice.cds_hooks import (
     token_values,
 )
 from careloop.practice.clients import VerifiedCall, normalise_fhir_server, remember_jti
-from careloop.practice.variants import allocate, unit_of
+from careloop.practice.variants import (
+    ConsentCheck,
+    allocate,
+    patient_consent,
+    patient_local_ids,
+    unit_of,
+)
 from careloop.store.database import Registry
 from careloop.store.models.knowledge import CdsCard, CdsFeedback, CdsInvocation
+from careloop.trust import audit
+from careloop.trust.audit import AuditEvent
 
 log = logging.getLogger("careloop.practice")
 FHIR_TIMEOUT_SECONDS = 5.0
@@ -191,10 +202,27 @@ def invoke(
         package.service.get("prefetch", {}), request, fhir_servers=call.fhir_servers, http=http
     )
 
+    consent: list[ConsentCheck] = []  # read once per call, when a trial randomises patients
+    usual_care: list[AuditEvent] = []
+
     def choose_arm(design: TrialDesign) -> str | None:
         unit = unit_of(design, request.context)
         if unit is None:
             return None
+        if design.unit == "patient":
+            if not consent:
+                consent.append(
+                    patient_consent(
+                        registry,
+                        patient_local_ids(request.context, prefetch),
+                        site_code=call.site_code,
+                        consent_purpose=svc.consent_purpose,
+                    )
+                )
+            if not consent[0].allowed:
+                if design.name not in {e.details["trial"] for e in usual_care if e.details}:
+                    usual_care.append(_usual_care_event(svc, design, consent[0], call, request))
+                return USUAL_CARE
         return allocate(registry, design, unit, ko_identifier=package.identifier)
 
     proposed = package.evaluate(
@@ -234,7 +262,36 @@ def invoke(
             _card_row(item, card, invocation.id, service_id, package, shown=live)
             for item, card in cards
         )
+        audit.append_many(session, usual_care)
     return response
+
+
+def _usual_care_event(
+    svc: ActiveService,
+    design: TrialDesign,
+    check: ConsentCheck,
+    call: VerifiedCall,
+    request: HookRequest,
+) -> AuditEvent:
+    """The record that a patient was not allocated to a randomised test, and why."""
+    purpose = svc.consent_purpose or "research"
+    return AuditEvent(
+        action="cds.usual_care",
+        category="consent",
+        site_code=call.site_code,
+        patient_id=check.patient_id,
+        patient_pseudo_id=check.pseudo_id,
+        reason=f"{check.reason} Usual care: the rule's own card, no variant.",
+        details={
+            "service": svc.package.service["id"],
+            "ko": f"{svc.package.identifier}@{svc.package.version}",
+            "trial": design.name,
+            "consent_purpose": purpose,
+            "consent_state": check.consent_state,
+            "hook_instance": request.hook_instance[:200],
+            "issuer": call.issuer,
+        },
+    )
 
 
 def _valid_cards(

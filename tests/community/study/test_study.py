@@ -188,3 +188,14 @@ def test_bad_changes_are_refused_with_what_to_fix():
         change(measures=())
     with pytest.raises(InputError, match="'numerator'"):
         study_change(results().drop(columns=["numerator"]), change())
+
+
+def test_the_cycles_step_counts_the_cycles_tested_and_a_change_counts_itself():
+    study = study_change(results(), change(cycles_tested=3, cycles_recorded=5))
+    step = next(s for s in study.progress.steps if s.score == 2.0)
+    assert step.met and step.title == "Activity: cycles tested"
+    assert step.reason.startswith("3 learning cycle(s) tested a change for this aim")
+    assert "5 recorded in all, planned ones included" in step.reason
+    assert study.to_dict()["change"]["cycles_tested"] == 3
+    with pytest.raises(InputError, match="itself a tested cycle"):
+        change(cycles_tested=0)

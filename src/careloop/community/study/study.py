@@ -124,7 +124,12 @@ class Change:
     """Earlier changes on the same measures at these sites: each its own phase in
     the model, so their effect is not credited to this change."""
     cycles_recorded: int = 1
-    """Learning cycles recorded for the aim (this one included)."""
+    """Learning cycles its community has recorded, planned ones included (shown, not
+    scored)."""
+    cycles_tested: int = 1
+    """Learning cycles that tested a change for the same aim, a Do recorded (this one
+    included: a change with a start date is a tested cycle). The progress score's
+    "cycles" step counts these."""
 
     def __post_init__(self) -> None:
         if not self.measures:
@@ -132,6 +137,11 @@ class Change:
         ids = [m.measure_id for m in self.measures]
         if len(set(ids)) != len(ids):
             raise InputError(f"Change {self.label!r} names a measure twice: {ids}.")
+        if self.cycles_tested < 1:
+            raise InputError(
+                f"Change {self.label!r}: cycles_tested is {self.cycles_tested}, but a change "
+                "with a start date is itself a tested cycle; count it (1 or more)."
+            )
         later = [d for d in self.earlier if d >= self.started]
         if later:
             raise InputError(
@@ -268,6 +278,7 @@ class CycleStudy:
                 "aim": c.aim,
                 "earlier": [d.isoformat() for d in c.earlier],
                 "cycles_recorded": c.cycles_recorded,
+                "cycles_tested": c.cycles_tested,
             },
             "measures": [m.to_dict() for m in self.measures],
             "balancing_flagged": [m.measure.measure_id for m in self.measures if m.flagged],
@@ -505,7 +516,7 @@ _TITLES = {
     0.5: "Intent to participate",
     1.0: "Aim set",
     1.5: "Baseline measured",
-    2.0: "Activity: cycles recorded",
+    2.0: "Activity: cycles tested",
     2.5: "Changes tested",
     3.0: "Modest improvement",
     3.5: "Improvement in outcomes",
@@ -559,11 +570,14 @@ def _progress(change: Change, studies: Sequence[MeasureStudy]) -> ProgressScore:
             f"{BASELINE_POINTS} months before the change): " + _names(short) + ".",
         )
     )
+    # Cycles tested (a Do recorded), not cycles only planned: the issue's "cycles recorded"
+    # step is activity on the aim, and a plan alone is no test of a change.
     checks.append(
         (
             2.0,
-            change.cycles_recorded >= 1,
-            f"{change.cycles_recorded} learning cycle(s) recorded for the aim.",
+            change.cycles_tested >= 1,
+            f"{change.cycles_tested} learning cycle(s) tested a change for this aim (a Do "
+            f"recorded); {change.cycles_recorded} recorded in all, planned ones included.",
         )
     )
     untested = [s for s in measured if s.after_points < 1]

@@ -33,6 +33,10 @@ class ActiveService:
     """silent or live."""
     sites: tuple[str, ...]
     """Sites of the current deployment (empty: all)."""
+    consent_purpose: str | None = None
+    """For a randomised test of card variants, the purpose its data are used for
+    (``quality_improvement`` or ``research``, from its learning cycle): a patient is
+    allocated only when their consent covers it."""
 
     def serves_site(self, site_code: str | None) -> bool:
         """Whether the deployment covers the calling client's site."""
@@ -78,13 +82,16 @@ def _load_active(registry: Registry) -> dict[str, ActiveService]:
                 KnowledgeObjectVersion.mode,
             ).where(KnowledgeObjectVersion.status == "active")
         ).all()
-        sites_of: dict[int, Any] = dict(
-            session.execute(
-                select(KnowledgeDeployment.ko_version_id, KnowledgeDeployment.sites).where(
-                    KnowledgeDeployment.ended_at.is_(None)
-                )
+        current: dict[int, tuple[Any, str | None]] = {
+            version_id: (sites, purpose)
+            for version_id, sites, purpose in session.execute(
+                select(
+                    KnowledgeDeployment.ko_version_id,
+                    KnowledgeDeployment.sites,
+                    KnowledgeDeployment.consent_purpose,
+                ).where(KnowledgeDeployment.ended_at.is_(None))
             ).all()
-        )
+        }
         for version_id, service_id, sha, mode in rows:
             package = _PACKAGE_CACHE.get(sha)
             if package is None:
@@ -98,6 +105,7 @@ def _load_active(registry: Registry) -> dict[str, ActiveService]:
             out[service_id] = ActiveService(
                 package=package,
                 mode="silent" if mode == "silent" else "live",
-                sites=tuple(json.loads(sites_of.get(version_id) or "[]")),
+                sites=tuple(json.loads(current.get(version_id, (None, None))[0] or "[]")),
+                consent_purpose=current.get(version_id, (None, None))[1],
             )
     return out

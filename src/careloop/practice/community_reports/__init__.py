@@ -4,7 +4,10 @@ The demo's learning report, generalised to any installation: the community's
 purpose, members by role, charter and decision rule, ranked priorities, its
 cycles (aim, Plan, Do, the automatic Study with each measure's SPC chart,
 its new phase at the change date and the effect with its 95% interval read
-in plain words, Act) and the decision log, failures included.
+in plain words, the qualitative findings with their themes and coders'
+agreement, Act), the latest NASSS assessment of each subject with where
+members disagree, the maturity ratings round by round with their change and
+next steps, and the decision log, failures included.
 
 - :func:`community_report` / :func:`cycle_report` gather it for a member of
   the community (or the installation admin), audited, within what the
@@ -28,7 +31,14 @@ from careloop.practice.community_reports.gathering import (
     community_report,
     cycle_report,
 )
-from careloop.practice.community_reports.page import effect_reading, render_html, write_html
+from careloop.practice.community_reports.page import (
+    change_words,
+    effect_reading,
+    maturity_reading,
+    nasss_reading,
+    render_html,
+    write_html,
+)
 from careloop.practice.community_reports.printing import find_chromium, print_pdf
 
 __all__ = [
@@ -36,10 +46,13 @@ __all__ = [
     "CycleSection",
     "MeasureSection",
     "WrittenReport",
+    "change_words",
     "community_report",
     "cycle_report",
     "effect_reading",
     "find_chromium",
+    "maturity_reading",
+    "nasss_reading",
     "print_pdf",
     "render_html",
     "write_report",

@@ -2,11 +2,12 @@
 
 The community parts come from :mod:`careloop.community`, whose services check
 membership (members, the installation admin and the local operator see a
-community) and audit each read and each refusal. The measure results behind
-each cycle's Study are read here, and only for people whose role lets them
-read measure results (staff: the policy's ``measure.read``); a patient or
-carer member gets the community's story without the charts, told why. A
-role scoped to some sites sees the Study of cycles at those sites only.
+community) and audit each read and each refusal. Each cycle's Study is the
+one :func:`careloop.community.study_of` reads for the CLI, the pages and the
+API, shown only to people whose role lets them read measure results (staff:
+the policy's ``measure.read``); a patient or carer member gets the
+community's story without the charts, told why. A role scoped to some
+sites sees the Study of cycles at those sites only.
 
 The report shows no counts of patients: charts plot proportions and the
 effect is an odds ratio, so the disclosure rules on small counts
@@ -23,26 +24,29 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Literal
 
-import pandas as pd
-
 from careloop import charts
 from careloop.analysis.caveats import StatisticalWarning
 from careloop.community import (
     CommunityDetail,
     CycleView,
     DecisionView,
+    FindingsView,
+    MaturityProfile,
+    NasssRound,
     PriorityView,
     decisions,
     list_cycles,
+    list_findings,
     list_priorities,
+    maturity_profile,
+    nasss_profile_of,
     show_community,
     show_cycle,
-    study_cycle,
+    study_of,
 )
 from careloop.community.study import CycleStudy, MeasureStudy
-from careloop.core.errors import CareloopError, InputError, NotFound
+from careloop.core.errors import CareloopError
 from careloop.measures import load_catalog
-from careloop.practice.feedback.reports import stored_results
 from careloop.store.database import Registry
 from careloop.store.scoping import Scope
 from careloop.trust.audit import AuditEvent
@@ -86,6 +90,8 @@ class CycleSection:
     measures: tuple[MeasureSection, ...] = ()
     withheld: str = ""
     """Why the Study is not shown ('' when it is)."""
+    findings: tuple[FindingsView, ...] = ()
+    """Its qualitative findings (themes, coders' agreement; never the transcripts)."""
 
 
 @dataclass(frozen=True)
@@ -100,6 +106,12 @@ class CommunityReport:
     a cycle report)."""
     priorities: tuple[PriorityView, ...] = ()
     """Ranked priorities (a community report only)."""
+    nasss: tuple[NasssRound, ...] = ()
+    """The latest NASSS round of each subject assessed (a cycle report: of the cycle,
+    ``cycle:ID``, and of the knowledge object it deploys)."""
+    maturity: MaturityProfile | None = None
+    """Members' maturity ratings round by round, with careloop's evidence (a community
+    report only)."""
     written_at: datetime = field(default_factory=lambda: datetime.now(UTC))
     written_by: str = ""
     """The display name of the person who asked for it."""
@@ -120,7 +132,8 @@ def community_report(
     *,
     measures_dir: Path | str | None = None,
 ) -> CommunityReport:
-    """The report of a learning community: purpose, members, charter, priorities, cycles, log.
+    """The report of a learning community: purpose, members, charter, priorities, cycles
+    (with their qualitative findings), the latest NASSS profiles, maturity, the log.
 
     Raises:
         NotFound: There is no such community.
@@ -130,12 +143,15 @@ def community_report(
         detail = show_community(registry, principal, community_id)
         cycles = list_cycles(registry, principal, community_id=community_id)
         studied = _studied(registry, warehouse, principal, cycles, measures_dir)
+        studied = _with_findings(registry, principal, studied)
         return CommunityReport(
             subject="community",
             community=detail,
             cycles=studied,
             decisions=tuple(decisions(registry, principal, community_id)),
             priorities=tuple(list_priorities(registry, principal, community_id)),
+            nasss=_latest_nasss(registry, principal, community_id),
+            maturity=maturity_profile(registry, principal, community_id),
             written_by=_display_name(detail, principal),
         )
 
@@ -157,13 +173,16 @@ def cycle_report(
     with _audited(registry, principal, {"report": "cycle", "cycle": cycle_id}):
         view = show_cycle(registry, principal, cycle_id)
         detail = show_community(registry, principal, view.community_id)
-        studied = _studied(registry, warehouse, principal, [view], measures_dir)
+        studied = _with_findings(
+            registry, principal, _studied(registry, warehouse, principal, [view], measures_dir)
+        )
         logged = decisions(registry, principal, view.community_id, cycle_id=cycle_id)
         return CommunityReport(
             subject="cycle",
             community=detail,
             cycles=studied,
             decisions=tuple(logged),
+            nasss=_latest_nasss(registry, principal, view.community_id, about=view),
             written_by=_display_name(detail, principal),
         )
 
@@ -229,25 +248,52 @@ def _studied(
         )
         return tuple(CycleSection(c, None, withheld=why) for c in cycles)
     visible = _visible_sites(registry, principal, scope)
-    results: pd.DataFrame | None = None
-    unavailable = ""
-    try:
-        results = stored_results(warehouse)
-    except NotFound as exc:
-        unavailable = str(exc)
-    catalogue = {m.id: m for m in load_catalog(measures_dir=measures_dir).measures}
-    improvements = {k: m.improvement for k, m in catalogue.items()}
-    titles = {k: m.title for k, m in catalogue.items()}
+    titles = {m.id: m.title for m in load_catalog(measures_dir=measures_dir).measures}
     sections = []
     for cycle in cycles:
         hidden = _hidden_sites(cycle, visible)
         if hidden:
             sections.append(CycleSection(cycle, None, withheld=hidden))
-        elif results is None:
-            sections.append(CycleSection(cycle, None, withheld=unavailable))
+            continue
+        # The Study the CLI, the pages and the API show for this cycle.
+        stored = study_of(cycle, warehouse, measures_dir=measures_dir)
+        if stored.study is None:
+            sections.append(CycleSection(cycle, None, withheld=stored.unavailable or ""))
         else:
-            sections.append(_section(cycle, results, improvements, titles))
+            sections.append(_section(cycle, stored.study, titles))
     return tuple(sections)
+
+
+def _with_findings(
+    registry: Registry, principal: Principal, sections: tuple[CycleSection, ...]
+) -> tuple[CycleSection, ...]:
+    """Each cycle with its qualitative findings, which every member sees (no transcripts)."""
+    return tuple(
+        replace(s, findings=tuple(list_findings(registry, principal, s.cycle.id))) for s in sections
+    )
+
+
+def _latest_nasss(
+    registry: Registry,
+    principal: Principal,
+    community_id: int,
+    *,
+    about: CycleView | None = None,
+) -> tuple[NasssRound, ...]:
+    """The latest round of each subject assessed, by subject; ``about`` a cycle keeps the
+    assessments of that cycle (``cycle:ID``) and of the knowledge object it deploys."""
+
+    def wanted(subject: str) -> bool:
+        if about is None:
+            return True
+        ko = (about.knowledge_ref or "").partition("@")[0]
+        return subject == f"cycle:{about.id}" or bool(ko and subject.partition("@")[0] == ko)
+
+    latest: dict[str, NasssRound] = {}
+    for r in nasss_profile_of(registry, principal, community_id):  # oldest round first
+        if wanted(r.subject):
+            latest[r.subject] = r
+    return tuple(latest[k] for k in sorted(latest))
 
 
 def _visible_sites(registry: Registry, principal: Principal, scope: Scope) -> set[str] | None:
@@ -270,17 +316,7 @@ def _hidden_sites(cycle: CycleView, visible: set[str] | None) -> str:
     return ""
 
 
-def _section(
-    cycle: CycleView,
-    results: pd.DataFrame,
-    improvements: Mapping[str, str],
-    titles: Mapping[str, str],
-) -> CycleSection:
-    try:
-        study = study_cycle(cycle, results, improvements)
-    except InputError as exc:
-        # No change date yet, or measures without results: the cycle is shown with the reason.
-        return CycleSection(cycle, None, withheld=str(exc))
+def _section(cycle: CycleView, study: CycleStudy, titles: Mapping[str, str]) -> CycleSection:
     sites = list(cycle.do["sites"])
     where = (
         f"{'Site' if len(sites) == 1 else 'Sites'} {', '.join(sites)}" if sites else "The network"

@@ -15,11 +15,19 @@ from pathlib import Path
 
 import markupsafe
 
+from careloop.community import DomainProfile, DomainScore
 from careloop.community.study import MeasureStudy
 from careloop.core.html import render
 from careloop.practice.community_reports.gathering import CommunityReport
 
-__all__ = ["effect_reading", "render_html", "write_html"]
+__all__ = [
+    "change_words",
+    "effect_reading",
+    "maturity_reading",
+    "nasss_reading",
+    "render_html",
+    "write_html",
+]
 
 _ROLE_NAMES = {
     "clinician": "Clinicians",
@@ -51,6 +59,17 @@ _DETERMINATION_NAMES = {
 }
 
 
+_NASSS_NAMES = {
+    "condition": "The condition",
+    "technology": "The technology",
+    "value_proposition": "The value proposition",
+    "adopter_system": "The adopter system (staff, patients, carers)",
+    "organisation": "The organisation",
+    "wider_system": "The wider system",
+    "embedding_and_adaptation": "Embedding and adaptation over time",
+}
+
+
 def _ratio(value: float) -> str:
     return f"{value:.2f}"
 
@@ -78,6 +97,63 @@ def effect_reading(m: MeasureStudy) -> str:
         f"After the change the odds were {size} those before ({interval}): "
         f"{'higher' if up else 'lower'}, and since {better} is better, {verdict}."
     )
+
+
+def nasss_reading(d: DomainProfile) -> str:
+    """How members rated one NASSS domain, in plain words, disagreement first."""
+    counts = ", ".join(f"{n} {rating}" for rating, n in d.counts.items() if n)
+    if d.raters == 1:
+        return f"{d.median.capitalize()}, by the one member who rated it."
+    if d.disagreement:
+        span = "; from simple to complex" if d.spread >= 2 else ""
+        return (
+            f"Members disagree ({counts}{span}): worth talking through before spreading. "
+            f"The middle rating is {d.median}."
+        )
+    if d.spread == 0:
+        who = "Both members" if d.raters == 2 else f"All {d.raters} members"
+        return f"{who} rated it {d.median}."
+    return (
+        f"Mostly {d.median} ({counts}; {round(d.agreement * 100)}% of members at the most "
+        "common rating)."
+    )
+
+
+def _score(value: float | None) -> str:
+    return "—" if value is None else f"{value:.2f}"
+
+
+def change_words(change: float | None) -> str:
+    """A domain's change in score from the first round to the latest (— with one round, or
+    when either round has no score)."""
+    if change is None:
+        return "—"
+    if change == 0:
+        return "no change"
+    return f"{change:+.2f}".replace("-", "−")
+
+
+def maturity_reading(s: DomainScore) -> str:
+    """One maturity domain in one round, in plain words: members, careloop, the score."""
+    parts = []
+    if s.raters and s.mean is not None:
+        if s.raters == 1:
+            parts.append(f"One member rated it {s.low}")
+        elif s.low == s.high:
+            who = "Both members" if s.raters == 2 else f"All {s.raters} members"
+            parts.append(f"{who} rated it {s.low}")
+        else:
+            parts.append(
+                f"{s.raters} members rated it from {s.low} to {s.high} (mean {_score(s.mean)})"
+            )
+    if s.evidence is not None:
+        parts.append(
+            f"careloop's records put it at level {s.evidence.level} "
+            f"({'; '.join(r.rstrip('.') for r in s.evidence.reasons)})"
+        )
+    if not parts:
+        return "Not rated in this round."
+    return f"{'; '.join(parts)}. Score {_score(s.score)} of 5."
 
 
 def _members_by_role(report: CommunityReport) -> list[tuple[str, int, list[str]]]:
@@ -117,6 +193,11 @@ def render_html(report: CommunityReport) -> str:
         determination_names=_DETERMINATION_NAMES,
         reading=effect_reading,
         ratio=_ratio,
+        nasss_names=_NASSS_NAMES,
+        nasss_reading=nasss_reading,
+        maturity_reading=maturity_reading,
+        change_words=change_words,
+        score=_score,
         # vl-convert draws the SVG from numbers and escapes its text itself.
         svg=lambda text: markupsafe.Markup(text),  # noqa: S704
         name_of=report.name_of,

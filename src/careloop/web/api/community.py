@@ -17,7 +17,6 @@ from pydantic import BaseModel, Field
 
 from careloop import community
 from careloop.web.openapi import IdField, RecordId, Short, Strict, Text, errors
-from careloop.web.pages.community import study_of
 from careloop.web.security import ActorDep, SettingsDep
 
 router = APIRouter(prefix="/api/communities", tags=["communities"])
@@ -468,7 +467,9 @@ def cycle_study(
 ) -> CycleStudyOut:
     """The cycle's Study, computed from the latest stored measure results (members)."""
     view = actor.call(community.show_cycle, cycle_id, community_id=community_id)
-    study, unavailable = study_of(view, settings, request.app.state.warehouse)
+    study, unavailable = community.study_of(
+        view, request.app.state.warehouse, measures_dir=settings.measures_dir
+    )
     return CycleStudyOut(
         cycle_id=view.id,
         study=study.to_dict() if study is not None else None,

@@ -8,7 +8,7 @@ tells someone outside a community that it exists: the service's refusal becomes
 ordinary form carrying the session's CSRF token, as the other forms do.
 
 A cycle's Study is computed from the latest stored measure results
-(:func:`careloop.community.study_cycle`, as ``careloop cycle show`` does) and each
+(:func:`careloop.community.study_of`, as ``careloop cycle show`` does) and each
 measure's SPC chart is drawn on the server as SVG (:func:`careloop.charts.spc.svg`,
 as the impact report does): no script, so it reads on a phone and under the
 strict CSP.
@@ -36,8 +36,6 @@ from careloop.core.errors import (
 )
 from careloop.core.settings import Settings
 from careloop.measures.catalog import load_catalog
-from careloop.practice.feedback import dashboards
-from careloop.warehouse.connection import WarehouseOpener
 from careloop.web.openapi import RecordId
 from careloop.web.pages.community_words import (
     COM_B_NAMES,
@@ -188,23 +186,6 @@ def community_detail(registry: Any, caller: Caller, community_id: int) -> commun
 
 
 # ---------------------------------------------------------------- the Study
-
-
-def study_of(
-    view: community.CycleView, settings: Settings, warehouse: WarehouseOpener
-) -> tuple[Any | None, str | None]:
-    """A cycle's Study from the latest stored measure results, or why there is none yet.
-
-    ``view`` must come from :func:`careloop.community.show_cycle`, which has
-    checked the caller's membership and audited the read. The Study holds
-    monthly counts of measures, no patient's data.
-    """
-    try:
-        stored = dashboards.stored_results(warehouse)
-        improvements = community.measure_improvements(settings.measures_dir)
-        return community.study_cycle(view, stored.frame, improvements), None
-    except (NotFound, InputError, ConfigurationError) as exc:
-        return None, exc.message
 
 
 def _chart_svg(measure: Any, title: str) -> Markup | None:
@@ -497,7 +478,9 @@ def cycle_page(
         ),
         "learning cycle",
     )
-    study, unavailable = study_of(view, settings, request.app.state.warehouse)
+    study, unavailable = community.study_of(
+        view, request.app.state.warehouse, measures_dir=settings.measures_dir
+    )
     titles = measure_titles(settings)
     measures = [_measure_row(m, titles) for m in study.measures] if study else []
     log = community.decisions(registry, caller.principal, community_id, cycle_id=cycle_id)
