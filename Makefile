@@ -5,9 +5,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.careloop-installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
-# The suite runs on two pytest-xdist workers; a test module, or an xdist_group,
-# stays on one worker (tests/conftest.py). Serially: make test PYTEST_ARGS="-p no:xdist"
-PYTEST_ARGS ?= -n 2 --dist loadgroup
+# The suite runs on two pytest-xdist workers; each test module stays on one
+# worker. Serially: make test PYTEST_ARGS="-p no:xdist"
+PYTEST_ARGS ?= -n 2 --dist loadscope
 
 .PHONY: demo test lint serve install clean bench docs
 

@@ -7,12 +7,12 @@ afterwards). Without that variable they are skipped, unless
 is a failure.
 
 Two workers: `make test` runs the suite with pytest-xdist (``-n 2 --dist
-loadgroup``). Every test module is one unit of work, run on one worker, so a
-module-scoped fixture is built once; tests that must share a worker across
-modules carry ``@pytest.mark.xdist_group("name")`` (the Spark tests are put in
-the group ``spark`` here: one Spark session at a time is enough for the
-machine). Anything a test creates outside its ``tmp_path`` (a PostgreSQL
-database, a port) has a name or number of its own.
+loadscope``): every test module is one unit of work, run on one worker, so a
+module-scoped fixture is built once. The hook below is for ``--dist
+loadgroup`` (modules plus cross-module ``xdist_group`` marks, the Spark tests
+in the group ``spark``); in a first try it did not keep modules together, so
+it is not the default yet. Anything a test creates outside its ``tmp_path``
+(a PostgreSQL database, a port) has a name or number of its own.
 
 Shared data: ``shared_data`` is ``../shared/data`` beside the checkout (CI
 always has it); tests that need a large set from there skip with a reason
@@ -54,7 +54,8 @@ def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item
     group of its own keeps it; a Spark test joins the ``spark`` group; any other
     test is grouped with its module.
     """
-    if getattr(config.option, "dist", "no") != "loadgroup":
+    # pytest-xdist sets ``loadgroup`` on its workers (where ``dist`` reads "no").
+    if not getattr(config.option, "loadgroup", False):
         return
     for item in items:
         if item.get_closest_marker("xdist_group") is not None:
