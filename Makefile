@@ -5,6 +5,9 @@ BIN    := $(VENV)/bin
 STAMP  := $(VENV)/.careloop-installed
 HOST   ?= 127.0.0.1
 PORT   ?= 8000
+# The suite runs on two pytest-xdist workers; each test module stays on one
+# worker. Serially: make test PYTEST_ARGS="-p no:xdist"
+PYTEST_ARGS ?= -n 2 --dist loadscope
 
 .PHONY: demo test lint serve install clean bench docs
 
@@ -25,7 +28,7 @@ lint: $(STAMP)
 	$(BIN)/lint-imports
 
 test: $(STAMP) lint
-	$(BIN)/python -m pytest $(PYTEST_ARGS)
+	$(BIN)/python -m pytest --durations=25 $(PYTEST_ARGS)
 
 serve: $(STAMP)
 	$(BIN)/careloop serve --host $(HOST) --port $(PORT)

@@ -6,6 +6,14 @@ afterwards). Without that variable they are skipped, unless
 ``CARELOOP_TEST_REQUIRE_POSTGRES=1`` (set by .ci/run), where a missing server
 is a failure.
 
+Two workers: `make test` runs the suite with pytest-xdist (``-n 2 --dist
+loadscope``): every test module is one unit of work, run on one worker, so a
+module-scoped fixture is built once. The hook below is for ``--dist
+loadgroup`` (modules plus cross-module ``xdist_group`` marks, the Spark tests
+in the group ``spark``); in a first try it did not keep modules together, so
+it is not the default yet. Anything a test creates outside its ``tmp_path``
+(a PostgreSQL database, a port) has a name or number of its own.
+
 Shared data: ``shared_data`` is ``../shared/data`` beside the checkout (CI
 always has it); tests that need a large set from there skip with a reason
 when it is absent.
@@ -33,6 +41,29 @@ def _postgres_server_url() -> str | None:
             )
         return None
     return url
+
+
+SPARK_GROUP = "spark"
+
+
+@pytest.hookimpl(tryfirst=True)
+def pytest_collection_modifyitems(config: pytest.Config, items: list[pytest.Item]) -> None:
+    """Under ``--dist loadgroup``, keep each module (or its xdist_group) on one worker.
+
+    Runs before pytest-xdist turns the groups into work units. A test with a
+    group of its own keeps it; a Spark test joins the ``spark`` group; any other
+    test is grouped with its module.
+    """
+    # pytest-xdist sets ``loadgroup`` on its workers (where ``dist`` reads "no").
+    if not getattr(config.option, "loadgroup", False):
+        return
+    for item in items:
+        if item.get_closest_marker("xdist_group") is not None:
+            continue
+        if item.get_closest_marker("spark") is not None:
+            item.add_marker(pytest.mark.xdist_group(SPARK_GROUP))
+        else:
+            item.add_marker(pytest.mark.xdist_group(item.nodeid.split("::", 1)[0]))
 
 
 @pytest.fixture(scope="session")

@@ -21,6 +21,14 @@ def data_dir(tmp_path_factory):
     return str(inst.settings.data_dir)
 
 
+@pytest.fixture(autouse=True)
+def wide_console(monkeypatch):
+    """Tables 250 characters wide, whatever the terminal (a pytest-xdist worker's is 80)."""
+    from careloop.cli.output import console
+
+    monkeypatch.setattr(console, "_width", 250)  # restored as it was (None: measured) afterwards
+
+
 def _run(*args):
     return CliRunner().invoke(app, list(args), env={"COLUMNS": "250"})
 

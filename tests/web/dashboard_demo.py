@@ -1,7 +1,9 @@
 """One small demo installation (the `careloop demo` pipeline, ~20 s) shared by the dashboard tests.
 
-Both dashboard test modules ask :func:`demo_installation`; the first call in a
-pytest process runs the pipeline, later calls reuse it.
+The dashboard and community test modules ask :func:`demo_installation`; the
+first call in a pytest process runs the pipeline, later calls reuse it. Those
+modules carry :data:`DEMO_GROUP`, so that under pytest-xdist they run on one
+worker and the pipeline runs once, not once per worker.
 """
 
 from __future__ import annotations
@@ -16,6 +18,9 @@ from careloop.demo.pipeline import DEFAULT_SEED, DEMO_MEASURES, run_demo
 from careloop.demo.seed import DemoLogin
 from careloop.trust.principal import Principal
 from tests.foundation import make_settings
+
+DEMO_GROUP = pytest.mark.xdist_group("demo")
+"""The modules sharing the demo installation run on one pytest-xdist worker."""
 
 MEASURES_DIR_ENV = {"CARELOOP_MEASURES_DIR": str(DEMO_MEASURES)}
 """The demo's own measures (remission-at-visit, steroid-at-visit) join the built-ins."""

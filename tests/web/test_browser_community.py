@@ -24,9 +24,14 @@ from careloop.trust.installation import open_registry
 from careloop.trust.principal import Principal
 from tests.live import LiveServer, login, start_server, stop_server
 from tests.web.community_strategy_demo import AIM, add_strategy
-from tests.web.dashboard_demo import MEASURES_DIR_ENV, DemoInstallation, demo_installation
+from tests.web.dashboard_demo import (
+    DEMO_GROUP,
+    MEASURES_DIR_ENV,
+    DemoInstallation,
+    demo_installation,
+)
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, DEMO_GROUP]
 
 PHONE = {"width": 390, "height": 844}
 AXE_JS = os.environ.get("CARELOOP_TEST_AXE_JS")

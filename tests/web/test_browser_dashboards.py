@@ -15,9 +15,14 @@ import pytest
 from careloop.measures import load_results
 from careloop.warehouse.connection import Warehouse
 from tests.live import LiveServer, login, start_server, stop_server
-from tests.web.dashboard_demo import MEASURES_DIR_ENV, DemoInstallation, demo_installation
+from tests.web.dashboard_demo import (
+    DEMO_GROUP,
+    MEASURES_DIR_ENV,
+    DemoInstallation,
+    demo_installation,
+)
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, DEMO_GROUP]
 
 MEASURE = "remission-at-visit"
 

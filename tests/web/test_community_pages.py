@@ -19,9 +19,16 @@ from careloop import community
 from careloop.demo.learning_community import NAME
 from careloop.trust.principal import Principal
 from careloop.web.app import create_app
-from tests.web.dashboard_demo import MEASURES_DIR_ENV, DemoInstallation, demo_installation
+from tests.web.dashboard_demo import (
+    DEMO_GROUP,
+    MEASURES_DIR_ENV,
+    DemoInstallation,
+    demo_installation,
+)
 
 HTML = {"accept": "text/html"}
+
+pytestmark = DEMO_GROUP
 
 
 @pytest.fixture(scope="module")

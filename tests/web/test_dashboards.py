@@ -22,9 +22,16 @@ from careloop.trust import identity, patients
 from careloop.trust.principal import Grant, Principal
 from careloop.warehouse.connection import Warehouse
 from careloop.web.app import create_app
-from tests.web.dashboard_demo import MEASURES_DIR_ENV, DemoInstallation, demo_installation
+from tests.web.dashboard_demo import (
+    DEMO_GROUP,
+    MEASURES_DIR_ENV,
+    DemoInstallation,
+    demo_installation,
+)
 
 MEASURE = "remission-at-visit"
+
+pytestmark = DEMO_GROUP
 
 
 @pytest.fixture(scope="module")

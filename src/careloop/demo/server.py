@@ -35,6 +35,14 @@ class RunningServer:
     log: Path
 
 
+PORT_ATTEMPTS = 3
+"""How many free ports :func:`start_server` tries before it gives up."""
+
+
+class _PortTaken(Exception):
+    """Another process bound the free port between our check and the server's bind."""
+
+
 def start_server(
     data_dir: Path, *, env: dict[str, str] | None = None, timeout: float = 120.0
 ) -> RunningServer:
@@ -42,7 +50,24 @@ def start_server(
 
     The wait ends as soon as the server answers; the limit is generous because
     a busy two-core machine can take half a minute just to import the app.
+    A port found free can be taken by another process (a second test worker
+    starting its own server) before this server binds it: the server is then
+    started again on another free port.
     """
+    for _ in range(PORT_ATTEMPTS - 1):
+        try:
+            return _start_once(data_dir, env, timeout)
+        except _PortTaken:
+            continue
+    try:
+        return _start_once(data_dir, env, timeout)
+    except _PortTaken as exc:
+        raise ConfigurationError(
+            f"careloop serve found no free loopback port in {PORT_ATTEMPTS} tries: {exc}"
+        ) from None
+
+
+def _start_once(data_dir: Path, env: dict[str, str] | None, timeout: float) -> RunningServer:
     port = free_port()
     log = data_dir.parent / f"server-{port}.log"
     with log.open("wb") as handle:  # the child keeps its own copy of the descriptor
@@ -64,15 +89,25 @@ def start_server(
             env={**os.environ, "CARELOOP_DATA_DIR": str(data_dir), **(env or {})},
         )
     url = f"http://127.0.0.1:{port}"
+    # uvicorn logs this line once it holds the port: until then /health could be
+    # answered by whichever other process took the port.
+    bound = f"Uvicorn running on {url} ".encode()
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if process.poll() is not None:
-            raise ConfigurationError(f"careloop serve exited: {log.read_text()[-2000:]}")
+            text = log.read_text(errors="replace")[-2000:]
+            if "error while attempting to bind" in text:
+                raise _PortTaken(text)
+            raise ConfigurationError(f"careloop serve exited: {text}")
         try:
-            if httpx.get(f"{url}/health", timeout=1).status_code == 200:
+            if (
+                bound in log.read_bytes()
+                and httpx.get(f"{url}/health", timeout=1).status_code == 200
+            ):
                 return RunningServer(url, process, log)
         except httpx.HTTPError:
-            time.sleep(0.2)
+            pass
+        time.sleep(0.2)
     process.terminate()
     raise ConfigurationError(
         f"careloop serve did not answer in {timeout:.0f} s: {log.read_text()[-2000:]}"

@@ -1,15 +1,22 @@
-"""The warehouse on Spark (local mode): schema, the Eunomia slice, reads as on DuckDB.
+"""The warehouse and the measures on Spark (local mode), each compared with DuckDB.
 
-A small subset of the warehouse tests, run on the process's one Spark session
-(tests/spark_support.py says when it runs). The slice is loaded once into a
-Spark database of this module's own and once into an in-memory DuckDB; every
-check compares the two.
+A small subset of the warehouse and measure tests, run on the process's one
+Spark session (tests/spark_support.py says when it runs). Every Spark test is
+in this one module, so that a parallel run (pytest-xdist, one module per
+worker) never starts two Spark sessions at once.
+
+The warehouse: the Eunomia slice is loaded once into a Spark database of this
+module's own and once into an in-memory DuckDB; every check compares the two.
+The measures: the hand-built fixture is loaded into another Spark database;
+every built-in measure gives DuckDB's numbers and the hand-computed ones.
 """
 
 from __future__ import annotations
 
+import math
 import shutil
 from collections.abc import Iterator
+from datetime import date
 from pathlib import Path
 
 import ibis
@@ -18,8 +25,11 @@ import pandas as pd
 import pytest
 
 from careloop.core.errors import ValidationFailed
+from careloop.measures import builtin_measures, run_measures
 from careloop.warehouse import TABLES, Warehouse, load_omop_csv, quiet_engine_warnings
 from careloop.warehouse.omop_csv import LoadReport
+from tests.measures import fixture
+from tests.measures.test_builtin_measures import EXPECTED, PUCAI_MEDIANS
 from tests.spark_support import SPARK_WARNINGS, require_spark, spark_url
 from tests.warehouse.conftest import OMOP_SMALL
 
@@ -148,3 +158,46 @@ def test_a_bad_file_on_spark_keeps_the_previous_contents(loaded, tmp_path: Path)
     assert not [
         t for t in spark.list_tables() if t.startswith(("careloop_stage_", "careloop_rejects_"))
     ]
+
+
+# The measures on Spark.
+
+KWARGS = {"start": date(2023, 6, 1), "end": date(2024, 3, 31), "by": ["site", "sex", "age_band"]}
+
+
+@pytest.fixture(scope="module")
+def both_results(tmp_path_factory: pytest.TempPathFactory) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Every built-in measure's results on DuckDB and on Spark (same fixture)."""
+    frames = []
+    duck_url = f"duckdb://{tmp_path_factory.mktemp('wh') / 'w.duckdb'}"
+    for url in (duck_url, spark_url("careloop_measures")):
+        with Warehouse.connect(url) as wh:
+            fixture.load(wh)
+            run = run_measures(wh, builtin_measures(), **KWARGS)
+        assert run.failures == ()
+        frames.append(run.results)
+    return frames[0], frames[1]
+
+
+def test_every_builtin_measure_gives_identical_results_on_duckdb_and_spark(both_results):
+    duck, spark = both_results
+    assert len(spark) > 300
+    assert sorted(set(spark.measure_id)) == sorted(m.id for m in builtin_measures())
+    pd.testing.assert_frame_equal(duck, spark)
+
+
+@pytest.mark.parametrize("measure_id", sorted(EXPECTED))
+def test_spark_gives_the_hand_computed_numbers(both_results, measure_id):
+    _, spark = both_results
+    rows = spark[
+        (spark.measure_id == measure_id)
+        & (spark.site == "")
+        & (spark.stratum == "")
+        & (spark.period_start >= date(2024, 1, 1))
+    ].sort_values("period_start")
+    assert list(zip(rows.denominator, rows.numerator, strict=True)) == EXPECTED[measure_id]
+    if measure_id == "pucai-median":
+        assert list(rows.value) == PUCAI_MEDIANS
+    elif measure_id != "emergency-visits":
+        for (den, num), value in zip(EXPECTED[measure_id], rows.value, strict=True):
+            assert (math.isnan(value) and den == 0) or value == pytest.approx(num / den)
