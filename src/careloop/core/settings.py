@@ -188,6 +188,33 @@ class Settings(BaseSettings):
         ),
     )
 
+    smtp_host: str = Field(
+        default="",
+        description=(
+            "The SMTP server that sends careloop's e-mail (invitations). Empty: messages are "
+            "written as .eml files into `outbox/` in the data directory instead, to be read "
+            "or sent by hand."
+        ),
+    )
+    smtp_port: int = Field(default=25, ge=1, le=65535, description="The SMTP server's port.")
+    smtp_security: Literal["none", "starttls", "tls"] = Field(
+        default="none",
+        description=(
+            "How the connection to the SMTP server is protected: none, starttls (upgrade a "
+            "plain connection, usually port 587) or tls (TLS from the start, usually port 465)."
+        ),
+    )
+    smtp_username: str = Field(
+        default="", description="The SMTP login, when the server asks for one."
+    )
+    smtp_password: SecretStr | None = Field(
+        default=None, description="The SMTP password, with `CARELOOP_SMTP_USERNAME`."
+    )
+    mail_from: str = Field(
+        default="careloop@localhost",
+        description="The sender of careloop's e-mail, e.g. `Care team <careloop@example.org>`.",
+    )
+
     @field_validator("public_base_url")
     @classmethod
     def _absolute_base_url(cls, value: str | None) -> str | None:
