@@ -6,6 +6,7 @@ import email
 import email.policy
 import socket
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from email.message import EmailMessage
 from typing import Any
@@ -42,8 +43,8 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-@pytest.fixture
-def smtp_inbox() -> Iterator[Inbox]:
+@contextmanager
+def smtp_server() -> Iterator[Inbox]:
     """An SMTP server on a free loopback port; its :class:`Inbox` collects each message."""
     inbox = Inbox("127.0.0.1", free_port())
     controller = Controller(inbox, hostname=inbox.host, port=inbox.port)
@@ -52,3 +53,10 @@ def smtp_inbox() -> Iterator[Inbox]:
         yield inbox
     finally:
         controller.stop()
+
+
+@pytest.fixture
+def smtp_inbox() -> Iterator[Inbox]:
+    """A running :func:`smtp_server` for one test."""
+    with smtp_server() as inbox:
+        yield inbox
