@@ -55,8 +55,12 @@ def upgrade() -> None:
         batch_op.create_index(
             batch_op.f("ix_account_invitation_patient_id"), ["patient_id"], unique=False
         )
-        batch_op.create_index(batch_op.f("ix_account_invitation_site_id"), ["site_id"], unique=False)
-        batch_op.create_index(batch_op.f("ix_account_invitation_user_id"), ["user_id"], unique=False)
+        batch_op.create_index(
+            batch_op.f("ix_account_invitation_site_id"), ["site_id"], unique=False
+        )
+        batch_op.create_index(
+            batch_op.f("ix_account_invitation_user_id"), ["user_id"], unique=False
+        )
 
 
 def downgrade() -> None:
