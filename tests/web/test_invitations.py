@@ -356,3 +356,28 @@ def test_a_session_caller_needs_the_csrf_token_to_invite(inst, client):
             f"/api/patients/{patient_id}/invitations", json={"email": "y@example.org"}
         )
         assert refused.status_code == 403
+
+
+def test_staff_invite_from_the_patients_page_and_see_what_happened(inst, client, inbox):
+    patient_id = _new_patient(inst, "MRN-INV-8")
+    with _browser(inst) as browser:
+        _log_in(browser, inst.emails["clinician@A"], PASSWORD)
+        page = browser.get(f"/patients/{patient_id}", headers={"accept": "text/html"})
+        assert "Invite to careloop" in page.text
+        form = {"csrf_token": _csrf(page.text), "email": "dad@example.org", "role": "carer"}
+        sent = browser.post(f"/patients/{patient_id}/invitations", data=form)
+        assert sent.status_code == 201
+        assert "An invitation was e-mailed to dad@example.org (as carer)." in sent.text
+        assert inbox.messages[-1]["To"] == "dad@example.org"
+        assert _link(inbox).rsplit("/", 1)[1] not in sent.text  # the secret is in the e-mail only
+        count = len(inbox.messages)
+        again = browser.post(
+            f"/patients/{patient_id}/invitations",
+            data={**form, "email": inst.emails["clinician@A"]},
+        )
+        assert again.status_code == 409 and "not a carer" in again.text
+        assert len(inbox.messages) == count
+        forged = browser.post(
+            f"/patients/{patient_id}/invitations", data={**form, "csrf_token": "forged"}
+        )
+        assert forged.status_code == 403 and len(inbox.messages) == count
