@@ -381,3 +381,41 @@ def test_staff_invite_from_the_patients_page_and_see_what_happened(inst, client,
             f"/patients/{patient_id}/invitations", data={**form, "csrf_token": "forged"}
         )
         assert forged.status_code == 403 and len(inbox.messages) == count
+
+
+def test_a_second_patient_invitation_cannot_open_a_second_login_to_one_record(inst, client, inbox):
+    patient_id = _new_patient(inst, "MRN-INV-9")
+    assert (
+        _invite(client, inst, "clinician@A", patient_id, email="one@example.org").status_code == 201
+    )
+    first = _link(inbox)
+    assert (
+        _invite(client, inst, "clinician@A", patient_id, email="two@example.org").status_code == 201
+    )
+    second = _link(inbox)
+    accept = {"display_name": "P", "password": NEW_PASSWORD, "confirm": NEW_PASSWORD}
+    with _browser(inst) as browser:
+        form = _open(browser, first)
+        browser.post("/invitation", data={**accept, "csrf_token": _csrf(form.text)})
+    with _browser(inst) as browser:
+        form = _open(browser, second)
+        refused = browser.post("/invitation", data={**accept, "csrf_token": _csrf(form.text)})
+        assert refused.status_code == 409 and "has a careloop login already" in refused.text
+    with inst.registry.transaction() as session:
+        set_scope(session, Scope.everything())
+        logins = session.scalars(select(User.email).where(User.patient_id == patient_id)).all()
+        assert logins == ["one@example.org"]
+        unused = session.scalar(
+            select(AccountInvitation.used_at).where(AccountInvitation.email == "two@example.org")
+        )
+        assert unused is None
+
+
+def test_failed_invitation_links_count_towards_the_addresses_limit(inst):
+    settings = inst.settings.model_copy(update={"failed_links_per_hour": 2})
+    with TestClient(create_app(settings), base_url="http://careloop.test") as browser:
+        answers = [
+            browser.get(f"/invitation/invite_guess{n}", follow_redirects=False).status_code
+            for n in range(4)
+        ]
+    assert answers == [404, 404, 429, 429]

@@ -371,13 +371,15 @@ def accept_invitation_by_key(
         NotFound: The link is unknown, used or expired (audited; nothing changes).
         ValidationFailed: The display name or the new password breaks the rules.
         InvalidCredentials: An existing carer's password is wrong (audited).
-        Conflict: The link was used a moment ago.
+        Conflict: The link was used a moment ago, or the address or the record got
+            a login since the invitation (nothing changes).
     """
     ctx = context or RequestContext()
     with registry.transaction() as session:
         found, state = _find(session, key)
         if found is not None and state == "ok":
             user = session.scalar(select(User).where(User.email == found.invitation.email))
+            _check_still_possible(session, found, user)
             if user is None or (
                 not user.disabled and verify_password(user.password_hash, password)
             ):
@@ -400,6 +402,22 @@ def accept_invitation_by_key(
         )
     _refuse(registry, found, state, ctx)
     raise AssertionError("unreachable")
+
+
+def _check_still_possible(session: Session, found: _Found, user: User | None) -> None:
+    """Refuse what changed since the invitation: the address or the record got a login."""
+    if found.invitation.role == "patient":
+        linked = session.scalar(select(User.id).where(User.patient_id == found.patient.id))
+        if user is not None or linked is not None:
+            raise Conflict(
+                "This invitation can no longer be used: the address or the record has a "
+                "careloop login already. Log in with it, or ask your care team."
+            )
+    elif user is not None and not any(m.role == "carer" for m in user.memberships):
+        raise Conflict(
+            f"{user.email} has a careloop account that is not a carer's; ask your care team "
+            "to invite another address."
+        )
 
 
 def _accept(

@@ -19,7 +19,13 @@ import time
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from careloop.core.errors import CsrfRejected, InputError, InvalidCredentials, NotFound
+from careloop.core.errors import (
+    Conflict,
+    CsrfRejected,
+    InputError,
+    InvalidCredentials,
+    NotFound,
+)
 from careloop.store.database import Registry
 from careloop.trust import invitations
 from careloop.web import link_sessions
@@ -120,7 +126,7 @@ def _accept(request: Request, key: str, registry: Registry, data: dict[str, list
             password=password,
             context=request_context(request),
         )
-    except (InputError, InvalidCredentials) as exc:
+    except (InputError, InvalidCredentials, Conflict) as exc:
         return _page(request, key, error=str(exc), status=exc.http_status)
     response = RedirectResponse("/login?next=/my", status_code=303)
     response.delete_cookie(INVITATION_COOKIE, path=INVITATION_PATH)
