@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import json
 import re
+import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from datetime import timedelta
@@ -36,11 +37,25 @@ def inbox() -> Iterator[Inbox]:
         yield running
 
 
-@pytest.fixture(scope="module")
-def inst(tmp_path_factory: pytest.TempPathFactory, inbox: Inbox) -> Iterator[Installation]:
+@pytest.fixture(
+    scope="module", params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)]
+)
+def inst(
+    request: pytest.FixtureRequest, tmp_path_factory: pytest.TempPathFactory, inbox: Inbox
+) -> Iterator[Installation]:
+    database_url = None
+    if request.param == "postgresql":
+        from tests.conftest import _admin_execute, _postgres_server_url, _with_database
+
+        server = _postgres_server_url()
+        if server is None:
+            pytest.skip("no PostgreSQL server: set CARELOOP_TEST_DATABASE_URL")
+        name = f"careloop_test_{uuid.uuid4().hex[:12]}"
+        _admin_execute(server, f'CREATE DATABASE "{name}"')
+        database_url = _with_database(server, name)
     settings = make_settings(
         tmp_path_factory.mktemp("invitations"),
-        None,
+        database_url,
         smtp_host=inbox.host,
         smtp_port=inbox.port,
         mail_from="Care team <careloop@clinic.example>",
@@ -51,6 +66,8 @@ def inst(tmp_path_factory: pytest.TempPathFactory, inbox: Inbox) -> Iterator[Ins
         yield built
     finally:
         built.registry.close()
+        if database_url is not None:
+            _admin_execute(server, f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 @pytest.fixture(scope="module")
