@@ -135,9 +135,9 @@ class Settings(BaseSettings):
         default=20,
         ge=0,
         description=(
-            "Unknown, used or expired PROM links one network address may open per hour "
-            "before it is refused (429) for the rest of the hour: guessing links is not "
-            "possible. 0 turns the limit off."
+            "Unknown, used or expired PROM links and invitation links one network address "
+            "may open per hour before it is refused (429) for the rest of the hour: guessing "
+            "links is not possible. 0 turns the limit off."
         ),
     )
     default_consent: ConsentState = Field(
