@@ -54,6 +54,7 @@ def test_the_operator_invites_a_patient_and_the_message_lands_in_the_outbox(tmp_
             invitations.invitation_key(link.group(1)),
             display_name="Kid",
             password="a long enough password",
+            lockout_settings=settings,
         )
         assert accepted.patient_id == patient_id and accepted.created_account
     finally:

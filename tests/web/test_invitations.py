@@ -436,3 +436,29 @@ def test_failed_invitation_links_count_towards_the_addresses_limit(inst):
             for n in range(4)
         ]
     assert answers == [404, 404, 429, 429]
+
+
+def test_wrong_passwords_on_an_invitation_lock_the_carers_address_as_at_login(inst, client, inbox):
+    patient_id = _new_patient(inst, "MRN-INV-10")
+    carer = inst.emails["carer@B"]  # an existing carer account, of another site
+    sent = _invite(client, inst, "clinician@A", patient_id, email=carer, role="carer")
+    assert sent.status_code == 201
+    with _browser(inst) as browser:
+        form = _open(browser, _link(inbox))
+        answers = [
+            browser.post(
+                "/invitation", data={"csrf_token": _csrf(form.text), "password": "wrong guess"}
+            ).status_code
+            for _ in range(inst.settings.lockout_threshold + 1)
+        ]
+        assert answers == [401] * inst.settings.lockout_threshold + [423]
+        locked = browser.post(
+            "/invitation", data={"csrf_token": _csrf(form.text), "password": PASSWORD}
+        )
+        assert locked.status_code == 423 and "locked" in locked.text
+    with inst.registry.transaction() as session:
+        set_scope(session, Scope.everything())
+        linked = session.scalar(
+            select(func.count()).select_from(CarerLink).where(CarerLink.patient_id == patient_id)
+        )
+        assert linked == 0

@@ -36,6 +36,8 @@ from sqlalchemy.orm import Session
 
 from careloop.core.clock import as_utc, utcnow
 from careloop.core.errors import (
+    AccountLocked,
+    AuthenticationRequired,
     Conflict,
     ErrorDetail,
     InputError,
@@ -46,11 +48,13 @@ from careloop.core.errors import (
 from careloop.core.ids import secret_token, sha256_hex
 from careloop.core.mail import Mailer
 from careloop.core.plain_text import control_characters, shown, text_problem
+from careloop.core.settings import Settings
 from careloop.store.database import Registry
 from careloop.store.models import AccountInvitation, CarerLink, Membership, Patient, Site, User
 from careloop.store.scoping import Scope, set_scope
-from careloop.trust import audit
+from careloop.trust import audit, lockout
 from careloop.trust.audit import AuditEvent
+from careloop.trust.identity import LOCKED_MESSAGE
 from careloop.trust.passwords import check_password_rules, hash_password, verify_password
 from careloop.trust.patients import _load
 from careloop.trust.principal import Principal, RequestContext
@@ -363,43 +367,63 @@ def accept_invitation_by_key(
     *,
     display_name: str,
     password: str,
+    lockout_settings: Settings,
     context: RequestContext | None = None,
 ) -> InvitationAccepted:
     """Accept the invitation stored under ``key``: create the account or add the carer's link.
+
+    An existing carer's password is checked as at login: wrong ones count towards
+    the address's lock-out (``lockout_settings``), and a locked address is refused.
 
     Raises:
         NotFound: The link is unknown, used or expired (audited; nothing changes).
         ValidationFailed: The display name or the new password breaks the rules.
         InvalidCredentials: An existing carer's password is wrong (audited).
+        AccountLocked: Too many wrong passwords for that address (audited).
         Conflict: The link was used a moment ago, or the address or the record got
             a login since the invitation (nothing changes).
     """
     ctx = context or RequestContext()
+    failure: AuthenticationRequired | None = None
     with registry.transaction() as session:
         found, state = _find(session, key)
         if found is not None and state == "ok":
             user = session.scalar(select(User).where(User.email == found.invitation.email))
             _check_still_possible(session, found, user)
-            if user is None or (
-                not user.disabled and verify_password(user.password_hash, password)
-            ):
+            if user is None:
+                return _accept(session, found, None, display_name, password, ctx)
+            now = utcnow()
+            if lockout.is_locked(session, user.email, now):
+                why, failure = "locked", AccountLocked(LOCKED_MESSAGE)
+            elif not user.disabled and verify_password(user.password_hash, password):
+                lockout.clear(session, user.email)
                 return _accept(session, found, user, display_name, password, ctx)
-            failed = _event(
-                found,
-                "login_failed",
-                "session",
-                ctx,
-                outcome="failure",
-                user=user,
-                details={"refused": "wrong_password"},
+            else:
+                lockout.record_failure(session, user.email, lockout_settings, now)
+                why, failure = (
+                    "wrong_password",
+                    InvalidCredentials(
+                        f"That is not the password of {user.email}. Enter the password you log "
+                        "in to careloop with; this invitation adds a link to that account."
+                    ),
+                )
+            refused: dict[str, object] = {"refused": why}
+            audit.append_many(
+                session,
+                [
+                    _event(
+                        found,
+                        "login_failed",
+                        "session",
+                        ctx,
+                        outcome="failure",
+                        user=user,
+                        details=refused,
+                    )
+                ],
             )
-            state = "wrong_password"
-    if found is not None and state == "wrong_password":
-        record_events(registry, [failed])
-        raise InvalidCredentials(
-            f"That is not the password of {found.invitation.email}. Enter the password "
-            "you log in to careloop with; this invitation adds a link to that account."
-        )
+    if failure is not None:
+        raise failure
     _refuse(registry, found, state, ctx)
     raise AssertionError("unreachable")
 

@@ -20,10 +20,10 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from careloop.core.errors import (
+    AuthenticationRequired,
     Conflict,
     CsrfRejected,
     InputError,
-    InvalidCredentials,
     NotFound,
 )
 from careloop.store.database import Registry
@@ -124,9 +124,10 @@ def _accept(request: Request, key: str, registry: Registry, data: dict[str, list
             key,
             display_name=last("display_name"),
             password=password,
+            lockout_settings=settings_of(request),
             context=request_context(request),
         )
-    except (InputError, InvalidCredentials, Conflict) as exc:
+    except (InputError, AuthenticationRequired, Conflict) as exc:
         return _page(request, key, error=str(exc), status=exc.http_status)
     response = RedirectResponse("/login?next=/my", status_code=303)
     response.delete_cookie(INVITATION_COOKIE, path=INVITATION_PATH)
