@@ -116,3 +116,4 @@ def test_data() -> Path:
 
 from tests.foundation import api, database_url, installation  # noqa: E402, F401  (shared fixtures)
 from tests.live import chromium, page  # noqa: E402, F401
+from tests.smtp import smtp_inbox  # noqa: E402, F401

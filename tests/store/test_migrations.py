@@ -34,7 +34,7 @@ def test_every_table_joins_one_metadata_whatever_is_imported_first():
     assert tables == {
         *("site", "app_user", "membership", "patient", "consent_record", "carer_link"),
         *("api_token", "web_session", "audit_entry", "audit_head", "provenance_record"),
-        *("login_lockout", "installation"),
+        *("login_lockout", "installation", "account_invitation"),
         *("form_definition", "form_version", "form_response", "prom_link"),
         *("ko_version", "ko_transition", "ko_deployment", "cds_client", "cds_jti"),
         *("cds_invocation", "cds_card", "cds_variant_assignment", "cds_feedback"),

@@ -127,6 +127,14 @@ CROSS_SITE_REQUESTS: dict[tuple[str, str], tuple[str, Callable[[Installation], R
             {"state": "withdrawn", "method": "paper"},
         ),
     ),
+    ("POST", "/api/patients/{patient_id}/invitations"): (
+        "deny",
+        lambda i: (
+            "POST",
+            f"/api/patients/{_b(i)}/invitations",
+            {"email": "invited.b@example.org", "role": "carer"},
+        ),
+    ),
     ("GET", "/api/pseudonymised/patients"): (
         "deny",
         lambda i: ("GET", "/api/pseudonymised/patients?site=B", None),

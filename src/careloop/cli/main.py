@@ -21,6 +21,7 @@ from careloop.cli import (
     fhir,
     knowledge,
     measures,
+    patients,
     report,
     serve,
     warehouse,
@@ -61,6 +62,7 @@ knowledge.register(app)
 community.register(app)
 fhir.register(app)
 measures.register(app)
+patients.register(app)
 report.register(app)
 app.add_typer(analyse_app, name="analyse")
 

@@ -135,9 +135,9 @@ class Settings(BaseSettings):
         default=20,
         ge=0,
         description=(
-            "Unknown, used or expired PROM links one network address may open per hour "
-            "before it is refused (429) for the rest of the hour: guessing links is not "
-            "possible. 0 turns the limit off."
+            "Unknown, used or expired PROM links and invitation links one network address "
+            "may open per hour before it is refused (429) for the rest of the hour: guessing "
+            "links is not possible. 0 turns the limit off."
         ),
     )
     default_consent: ConsentState = Field(
@@ -186,6 +186,33 @@ class Settings(BaseSettings):
             "Required behind a reverse proxy: careloop does not trust the Host or "
             "X-Forwarded-* headers."
         ),
+    )
+
+    smtp_host: str = Field(
+        default="",
+        description=(
+            "The SMTP server that sends careloop's e-mail (invitations). Empty: messages are "
+            "written as .eml files into `outbox/` in the data directory instead, to be read "
+            "or sent by hand."
+        ),
+    )
+    smtp_port: int = Field(default=25, ge=1, le=65535, description="The SMTP server's port.")
+    smtp_security: Literal["none", "starttls", "tls"] = Field(
+        default="none",
+        description=(
+            "How the connection to the SMTP server is protected: none, starttls (upgrade a "
+            "plain connection, usually port 587) or tls (TLS from the start, usually port 465)."
+        ),
+    )
+    smtp_username: str = Field(
+        default="", description="The SMTP login, when the server asks for one."
+    )
+    smtp_password: SecretStr | None = Field(
+        default=None, description="The SMTP password, with `CARELOOP_SMTP_USERNAME`."
+    )
+    mail_from: str = Field(
+        default="careloop@localhost",
+        description="The sender of careloop's e-mail, e.g. `Care team <careloop@example.org>`.",
     )
 
     @field_validator("public_base_url")

@@ -19,6 +19,7 @@ from fastapi.templating import Jinja2Templates
 
 from careloop import __version__
 from careloop.core.content import activate
+from careloop.core.mail import Mailer
 from careloop.core.settings import Settings
 from careloop.trust.installation import open_registry
 from careloop.trust.status import registry_reachable
@@ -37,6 +38,7 @@ from careloop.web.pages import community_strategy as pages_community_strategy
 from careloop.web.pages import dashboards as pages_dashboards
 from careloop.web.pages import entry as pages_entry
 from careloop.web.pages import home as pages_home
+from careloop.web.pages import invitation as pages_invitation
 from careloop.web.pages import knowledge as pages_knowledge
 from careloop.web.pages import portal as pages_portal
 from careloop.web.pages import prom as pages_prom
@@ -67,6 +69,7 @@ def create_app(settings: Settings) -> FastAPI:
     )
     app.state.settings = settings
     app.state.registry = registry
+    app.state.mailer = Mailer.from_settings(settings)
     # The warehouse is opened per request, read-only, by the one opener built here.
     app.state.warehouse = warehouse_opener(settings)
     templates = Jinja2Templates(directory=HERE / "templates")
@@ -97,6 +100,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(cds_hooks_router)
     app.include_router(pages_entry.router)
     app.include_router(pages_prom.router)
+    app.include_router(pages_invitation.router)
     app.include_router(pages_portal.router)
     app.include_router(pages_public.router)
     app.include_router(pages_knowledge.router)

@@ -3,10 +3,10 @@
 Two counters per network address, kept in this server process's memory:
 
 - every request to a public path (the login page, PROM links, the public API
-  for PROM links, the public page about how information is used) counts
-  towards ``CARELOOP_PUBLIC_REQUESTS_PER_MINUTE``;
-- every PROM link that is opened but unknown, used or expired counts towards
-  ``CARELOOP_FAILED_LINKS_PER_HOUR``, so that link secrets cannot be guessed
+  for PROM links, invitations to an account, the public page about how
+  information is used) counts towards ``CARELOOP_PUBLIC_REQUESTS_PER_MINUTE``;
+- every PROM link or invitation that is opened but unknown, used or expired
+  counts towards ``CARELOOP_FAILED_LINKS_PER_HOUR``, so that link secrets cannot be guessed
   (they are long and random; the limit stops a scan long before it could
   matter, and makes one visible in the audit trail).
 
@@ -46,7 +46,7 @@ __all__ = [
     "refuse_if_over",
 ]
 
-PUBLIC_PREFIXES = ("/login", "/prom", "/api/prom", "/public")
+PUBLIC_PREFIXES = ("/login", "/prom", "/api/prom", "/public", "/invitation")
 """Paths anyone can reach without logging in, and so anyone can flood."""
 
 T = TypeVar("T")

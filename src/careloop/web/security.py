@@ -78,6 +78,15 @@ def settings_of(request: Request) -> Settings:
     return settings
 
 
+def public_address(request: Request) -> str:
+    """Where people reach careloop, for links in e-mails: ``CARELOOP_PUBLIC_BASE_URL``.
+
+    Without that setting, the address the (authenticated) caller used.
+    """
+    configured = settings_of(request).public_base_url
+    return configured or str(request.base_url).rstrip("/")
+
+
 def request_context(request: Request) -> RequestContext:
     client = request.client.host if request.client else None
     return RequestContext(request_id=getattr(request.state, "request_id", None), client_addr=client)

@@ -192,6 +192,28 @@ class CarerLink(SiteOwned, PatientOwned, Base):
     revoked_at: Mapped[datetime | None]
 
 
+class AccountInvitation(SiteOwned, PatientOwned, Base):
+    """An e-mailed, single-use link that opens a patient's or a carer's account.
+
+    Only the SHA-256 of the link's secret is stored.
+    """
+
+    __tablename__ = "account_invitation"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    email: Mapped[str] = mapped_column(String(254))
+    role: Mapped[str] = mapped_column(String(16))
+    relationship_to_patient: Mapped[str | None] = mapped_column(String(64))
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+    user_id: Mapped[int | None] = mapped_column(
+        ForeignKey("app_user.id", ondelete="SET NULL"), index=True
+    )
+    created_by: Mapped[str] = mapped_column(String(254))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+
+
 class ApiToken(Base):
     """A bearer token for scripts; only its SHA-256 is stored."""
 

@@ -10,19 +10,25 @@ from dataclasses import asdict
 from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
-from fastapi import APIRouter, Header, Query, Response
+from fastapi import APIRouter, Header, Query, Request, Response
 from pydantic import Field
 
 from careloop import __version__
 from careloop.core.errors import PermissionDenied
 from careloop.core.settings import Settings
-from careloop.trust import auditing, identity, patients
+from careloop.trust import auditing, identity, invitations, patients
 from careloop.trust.audit import AuditFilter
 from careloop.trust.identity import require_recent_authentication
 from careloop.trust.policy import ACTIONS, ROLE_DESCRIPTIONS, ROLES, policy_rows
 from careloop.web.etags import etag, version_from
 from careloop.web.openapi import TEXT, RecordId, Strict, errors, files_too
-from careloop.web.security import Actor, ActorDep, CallerDep, SettingsDep
+from careloop.web.security import (
+    Actor,
+    ActorDep,
+    CallerDep,
+    SettingsDep,
+    public_address,
+)
 
 router = APIRouter(prefix="/api")
 
@@ -67,6 +73,13 @@ class PatientUpdate(Strict):
     changes: dict[str, Any] = Field(
         description="Fields to change: local_id, given_name, family_name, birth_date, sex."
     )
+
+
+class InvitationCreate(Strict):
+    email: str = Field(examples=["parent@example.org"])
+    role: Literal["patient", "carer"] = "patient"
+    relationship: str = Field("", description="For a carer: e.g. parent, partner.")
+    expires_in_hours: int = Field(invitations.DEFAULT_INVITATION_HOURS, ge=1)
 
 
 class ConsentChange(Strict):
@@ -279,6 +292,28 @@ def record_consent(
 ) -> patients.PatientView:
     return actor.call(
         patients.record_consent, patient_id, state=body.state, method=body.method, note=body.note
+    )
+
+
+@router.post(
+    "/patients/{patient_id}/invitations",
+    status_code=201,
+    tags=["patients"],
+    responses=errors(400, 401, 403, 404, 409, 422),
+)
+def invite_to_record(
+    patient_id: RecordId, body: InvitationCreate, request: Request, actor: ActorDep
+) -> invitations.InvitationSent:
+    """E-mail a single-use link that opens a patient's or a carer's account on this record."""
+    return actor.call(
+        invitations.invite_to_record,
+        request.app.state.mailer,
+        patient_id,
+        email=body.email,
+        role=body.role,
+        relationship=body.relationship,
+        link_base=public_address(request),
+        expires_in_hours=body.expires_in_hours,
     )
 
 

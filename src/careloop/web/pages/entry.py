@@ -18,11 +18,11 @@ from starlette.concurrency import run_in_threadpool
 from careloop.capture import entry, forms_store, proms
 from careloop.core.errors import Conflict, InputError, ValidationFailed
 from careloop.store.database import Registry
-from careloop.trust import patients
+from careloop.trust import invitations, patients
 from careloop.web.form_render import build_view, live_check, values_from_post
 from careloop.web.pages.posted import json_body, json_values, posted
 from careloop.web.pages.rendering import page_context, render
-from careloop.web.security import Caller, CallerDep, RegistryDep
+from careloop.web.security import Caller, CallerDep, RegistryDep, public_address
 
 router = APIRouter(include_in_schema=False)
 
@@ -54,6 +54,7 @@ def _patient_page(
     patient_id: int,
     *,
     prom_link: str | None = None,
+    invitation: dict[str, str] | None = None,
     status: int = 200,
 ) -> Response:
     patient = patients.get_patient(registry, caller.principal, patient_id)
@@ -69,6 +70,7 @@ def _patient_page(
             "forms": forms,
             "today": date.today().isoformat(),
             "prom_link": prom_link,
+            "invitation": invitation or {},
         },
         status,
     )
@@ -261,3 +263,34 @@ def create_prom_link(
     link = proms.create_prom_link(registry, caller.principal, form, patient_id=patient_id)
     url = str(request.base_url).rstrip("/") + link.path
     return _patient_page(request, caller, registry, patient_id, prom_link=url, status=201)
+
+
+@router.post("/patients/{patient_id}/invitations")
+def invite_to_record(
+    request: Request,
+    patient_id: int,
+    caller: CallerDep,
+    registry: RegistryDep,
+    email: Annotated[str, Form()],
+    role: Annotated[str, Form()] = "patient",
+    relationship: Annotated[str, Form()] = "",
+) -> Response:
+    """E-mail the patient (or a carer) a link that opens their account; say so on the page."""
+    try:
+        sent = invitations.invite_to_record(
+            registry,
+            caller.principal,
+            request.app.state.mailer,
+            patient_id,
+            email=email,
+            role="carer" if role == "carer" else "patient",
+            relationship=relationship,
+            link_base=public_address(request),
+        )
+    except (InputError, Conflict) as exc:
+        shown = {"error": str(exc), "email": email, "role": role, "relationship": relationship}
+        return _patient_page(
+            request, caller, registry, patient_id, invitation=shown, status=exc.http_status
+        )
+    done = {"sent": f"An invitation was e-mailed to {sent.email} (as {sent.role})."}
+    return _patient_page(request, caller, registry, patient_id, invitation=done, status=201)

@@ -29,6 +29,7 @@ from careloop.capture import proms
 from careloop.core.errors import Conflict, CsrfRejected, NotFound, ValidationFailed
 from careloop.core.settings import Settings
 from careloop.store.database import Registry
+from careloop.web import link_sessions
 from careloop.web.form_render import build_view, form_from_definition, live_check, values_from_post
 from careloop.web.pages.posted import json_body, json_values, posted
 from careloop.web.pages.rendering import render
@@ -52,30 +53,16 @@ TIMED_OUT = (
 )
 
 
-def _mac(settings: Settings, purpose: str, payload: str) -> str:
-    message = f"careloop prom {purpose} v1|{payload}".encode()
-    return hmac.new(settings.signing_key().encode("utf-8"), message, "sha256").hexdigest()
-
-
 def _seal(settings: Settings, key: str, expires: int) -> str:
-    payload = f"{key}.{expires}"
-    return f"{payload}.{_mac(settings, 'session', payload)}"
+    return link_sessions.seal(settings, "prom", key, expires)
 
 
 def _unseal(settings: Settings, value: str | None) -> str | None:
-    """The link key a cookie carries, when its signature holds and it has not expired."""
-    if not value or value.count(".") != 2:
-        return None
-    key, expires, mac = value.split(".")
-    if not hmac.compare_digest(mac, _mac(settings, "session", f"{key}.{expires}")):
-        return None
-    if not expires.isdigit() or int(expires) <= time.time():
-        return None
-    return key
+    return link_sessions.unseal(settings, "prom", value)
 
 
 def _form_token(settings: Settings, key: str) -> str:
-    return _mac(settings, "form", key)
+    return link_sessions.form_token(settings, "prom", key)
 
 
 def _link_key(request: Request) -> str:
