@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterator
+from datetime import date, timedelta
 
 import pytest
 from fastapi.testclient import TestClient
@@ -140,3 +141,148 @@ def test_a_cycle_with_its_act_shows_no_form_and_a_patient_member_sees_it(app, de
     assert "Record the Act" not in page and done.act is not None
     assert done.act["rationale"] in page
     assert re.search(r"<strong>Adopt</strong>", page)
+
+
+# ---------------------------------------------------------------- a new cycle
+
+OUTCOME, BALANCING = "remission-at-visit", "steroid-at-visit"
+
+
+def _pilot(app: object, cid: int) -> community.CycleView:
+    """The demo's own cycle on steroid use as its outcome (a pilot at S001 and others)."""
+    return next(
+        c
+        for c in _cycles(app, cid)
+        if c.parent_id is None and {"measure_id": BALANCING, "role": "outcome"} in c.measures
+    )
+
+
+def _new_cycle(parent: int, start: date, token: str, **more: str) -> dict[str, str]:
+    """A valid cycle at S001 nested in ``parent``, whose outcome is steroid use."""
+    return {
+        "parent_id": str(parent),
+        "title": "Steroid-sparing checklist at S001",
+        "kind": "process",
+        "aim": "Fewer children on steroids at S001's visits.",
+        "predictions": "Steroid use falls within six months.",
+        "plan_who": "S001's QI team",
+        "plan_when": (start - timedelta(days=20)).isoformat(),
+        "plan_site_S001": "1",
+        "do_start": start.isoformat(),
+        "do_site_S001": "1",
+        "do_what": "A checklist at each visit of a child on steroids.",
+        f"role_{BALANCING}": "outcome",
+        f"role_{OUTCOME}": "balancing",
+        "purpose": "qi",
+        "determination_kind": "qi_determination",
+        "determination_ref": "QI-2026-17",
+        "csrf_token": token,
+        **more,
+    }
+
+
+def test_the_new_cycle_form_lists_the_communitys_measures_sites_and_cycles(app, demo, cid):
+    client = _as(app, demo, "clinician", "S001")
+    listing = _page(client, f"/communities/{cid}/cycles")
+    assert f'href="/communities/{cid}/cycles/new">Record a new learning cycle' in listing
+    page = _page(client, f"/communities/{cid}/cycles/new")
+    detail = community.show_community(app.state.registry, OP, cid)  # type: ignore[attr-defined]
+    for measure_id in detail.community.measures:
+        assert f'name="role_{measure_id}"' in page
+    assert 'name="role_emergency-visits"' in page  # the rest of the catalogue too
+    for site in detail.community.sites:
+        assert f'name="do_site_{site}"' in page and f'name="plan_site_{site}"' in page
+    for cycle in _cycles(app, cid):
+        assert f'<option value="{cycle.id}">' in page
+
+
+def test_bad_cycles_come_back_beside_their_fields_and_nothing_is_recorded(app, demo, cid):
+    registry = app.state.registry  # type: ignore[attr-defined]
+    client = _as(app, demo, "clinician", "S001")
+    page = _page(client, f"/communities/{cid}/cycles/new")
+    token = _csrf(page)
+    package = next(c for c in _cycles(app, cid) if c.kind == "change_package")
+    pilot = _pilot(app, cid)
+    start = pilot.do["start"] + timedelta(days=200)
+    before = len(_cycles(app, cid))
+    url = f"/communities/{cid}/cycles"
+    assert client.post(url, data=_new_cycle(pilot.id, start, ""), headers=HTML).status_code == 403
+    # No measure chosen: refused on the page, what was typed kept.
+    bare = _new_cycle(pilot.id, start, token)
+    del bare[f"role_{BALANCING}"], bare[f"role_{OUTCOME}"]
+    refused = client.post(url, data=bare, headers=HTML)
+    assert refused.status_code == 422
+    assert 'id="problem-measures">Choose at least one measure' in refused.text
+    assert 'value="Steroid-sparing checklist at S001"' in refused.text
+    # The Do ends before it starts and the Plan is dated after it: both beside their fields.
+    inverted = _new_cycle(
+        cid, start, token, do_end=(start - timedelta(days=5)).isoformat(),
+        plan_when=(start + timedelta(days=3)).isoformat(),
+    )  # fmt: skip
+    refused = client.post(url, data=inverted, headers=HTML)
+    assert refused.status_code == 422
+    assert re.search(r'id="problem-do_end">The Do ends \([-\d]+\) before it starts', refused.text)
+    assert 'id="problem-plan_when">The Plan' in refused.text
+    assert '<option value="balancing" selected>balancing measure' in refused.text
+    # Remission as an outcome at S001 while the change package (every site) is running.
+    overlapping = _new_cycle(pilot.id, start, token, parent_id="", **{f"role_{OUTCOME}": "outcome"})
+    refused = client.post(url, data=overlapping, headers=HTML)
+    assert refused.status_code == 422
+    assert f'id="problem-do_start">The Do overlaps cycle {package.id}' in refused.text
+    # A measure this installation does not have (a forged post: the form offers none).
+    unknown = _new_cycle(pilot.id, start, token, **{"role_no-such-measure": "process"})
+    refused = client.post(url, data=unknown, headers=HTML)
+    assert refused.status_code == 422
+    assert 'id="problem-measures">no-such-measure: No such measure' in refused.text
+    assert len(_cycles(app, cid)) == before
+    me = demo.login("clinician", "S001").email
+    refusals = [r for r in _refusals(app, "cycle.add") if r["email"] == me]
+    assert len(refusals) == 3  # the service's refusals: the missing measure never reached it
+    assert "Steroid-sparing" not in str(community.decisions(registry, OP, cid))
+
+
+def test_a_member_records_a_new_cycle_and_its_page_shows_the_study_phase(app, demo, cid):
+    client = _as(app, demo, "clinician", "S001")
+    page = _page(client, f"/communities/{cid}/cycles/new")
+    pilot = _pilot(app, cid)
+    start = pilot.do["start"] + timedelta(days=200)
+    done = client.post(
+        f"/communities/{cid}/cycles",
+        data=_new_cycle(pilot.id, start, _csrf(page)),
+        headers=HTML,
+        follow_redirects=False,
+    )
+    assert done.status_code == 303, re.findall(r"<li>[^<]*</li>", done.text)
+    added = _cycles(app, cid)[-1]
+    assert done.headers["location"] == f"/communities/{cid}/cycles/{added.id}?added=1"
+    assert added.title == "Steroid-sparing checklist at S001" and added.do["sites"] == ["S001"]
+    assert added.parent_id == pilot.id
+    assert added.plan["sites"] == ["S001"] and added.determination["reference"] == "QI-2026-17"
+    assert {m["measure_id"]: m["role"] for m in added.measures} == {
+        BALANCING: "outcome",
+        OUTCOME: "balancing",
+    }
+    shown = _page(client, done.headers["location"])
+    assert "Thank you: the cycle is recorded." in shown
+    assert f'data-date="{start.isoformat()}"' in shown
+    # Monthly measures: the new phase starts with the month of the change.
+    month = start.replace(day=1).isoformat()
+    for measure_id in (BALANCING, OUTCOME):
+        assert f'data-measure="{measure_id}" data-phase-starts="{month}"' in shown
+    assert "Progress score" in shown and "Record the Act" in shown
+    me = demo.login("clinician", "S001").email
+    assert "cycle.add" in _audited(app, me)
+
+
+def test_a_non_member_cannot_open_or_post_the_new_cycle_form(app, demo, cid):
+    client = _as(app, demo, "auditor")
+    assert client.get(f"/communities/{cid}/cycles/new", headers=HTML).status_code == 404
+    token = _csrf(client.get("/", headers=HTML).text)
+    before = len(_cycles(app, cid))
+    start = date.today() - timedelta(days=30)
+    answer = client.post(
+        f"/communities/{cid}/cycles", data=_new_cycle(_pilot(app, cid).id, start, token)
+    )
+    assert answer.status_code == 404 and NAME not in answer.text
+    assert len(_cycles(app, cid)) == before
+    assert _refusals(app, "cycle.add")[-1]["email"] == demo.login("auditor").email
