@@ -286,3 +286,59 @@ def test_a_non_member_cannot_open_or_post_the_new_cycle_form(app, demo, cid):
     assert answer.status_code == 404 and NAME not in answer.text
     assert len(_cycles(app, cid)) == before
     assert _refusals(app, "cycle.add")[-1]["email"] == demo.login("auditor").email
+
+
+# ---------------------------------------------------------------- priorities
+
+
+def _priorities(app: object, cid: int) -> list[community.PriorityView]:
+    return community.list_priorities(app.state.registry, OP, cid)  # type: ignore[attr-defined]
+
+
+def test_a_patient_member_proposes_a_problem_by_form_and_sees_it_ranked(app, demo, cid):
+    client = _as(app, demo, "patient", "S001")
+    url = f"/communities/{cid}/priorities"
+    page = _page(client, url)
+    assert "Propose a problem or an idea" in page
+    before = len(_priorities(app, cid))
+    wanted = {"kind": "problem", "title": "Long waits for a call back from the clinic"}
+    assert client.post(url, data=wanted, headers=HTML).status_code == 403  # no CSRF token
+    refused = client.post(
+        url,
+        data={
+            "kind": "worry",
+            "title": " ",
+            "description": "Kept as typed",
+            "csrf_token": _csrf(page),
+        },
+        headers=HTML,
+    )
+    assert refused.status_code == 422
+    assert "Your proposal was not recorded: The priority is not valid" in refused.text
+    assert 'id="problem-kind">A priority is a problem or an idea.' in refused.text
+    assert 'id="problem-title">Say what the problem or idea is.' in refused.text
+    assert ">Kept as typed</textarea>" in refused.text
+    assert len(_priorities(app, cid)) == before
+    me = demo.login("patient", "S001").email
+    assert _refusals(app, "community.priority")[-1]["email"] == me
+    done = client.post(url, data={**wanted, "csrf_token": _csrf(page)}, headers=HTML)
+    assert done.status_code == 200 and "Thank you: your proposal is open for votes." in done.text
+    assert "Long waits for a call back from the clinic" in done.text
+    (added,) = [p for p in _priorities(app, cid) if p.title == wanted["title"]]
+    assert added.kind == "problem" and added.proposed_by == me and added.status == "open"
+    assert f'href="/communities/{cid}/proposals/{added.proposal_id}">Vote on it' in done.text
+    assert "community.priority" in _audited(app, me)
+
+
+def test_a_non_member_cannot_propose_a_priority(app, demo, cid):
+    client = _as(app, demo, "auditor")
+    token = _csrf(client.get("/", headers=HTML).text)
+    before = len(_priorities(app, cid))
+    answer = client.post(
+        f"/communities/{cid}/priorities",
+        data={"kind": "idea", "title": "Outsiders' idea", "csrf_token": token},
+        headers=HTML,
+    )
+    assert answer.status_code == 404 and NAME not in answer.text
+    assert len(_priorities(app, cid)) == before
+    assert _refusals(app, "community.priority")[-1]["email"] == demo.login("auditor").email

@@ -25,7 +25,12 @@ from careloop.community.cycle_input import CYCLE_KINDS, MEASURE_ROLES
 from careloop.core.errors import CareloopError, ErrorDetail, ValidationFailed
 from careloop.core.settings import Settings
 from careloop.web.openapi import RecordId
-from careloop.web.pages.community import base_context, community_detail, cycle_response
+from careloop.web.pages.community import (
+    base_context,
+    community_detail,
+    cycle_response,
+    priorities_response,
+)
 from careloop.web.pages.community_assessment import PostedForm
 from careloop.web.pages.rendering import form_state, render
 from careloop.web.security import Caller, CallerDep, RegistryDep, SettingsDep
@@ -242,3 +247,32 @@ def new_cycle_submit(
     return RedirectResponse(
         f"/communities/{community_id}/cycles/{added.id}?added=1", status_code=303
     )
+
+
+# ---------------------------------------------------------------- priorities
+
+
+@router.post("/communities/{community_id}/priorities")
+def priority_submit(
+    request: Request,
+    community_id: RecordId,
+    caller: CallerDep,
+    registry: RegistryDep,
+    settings: SettingsDep,
+    form: PostedForm,
+) -> Response:
+    """Propose a problem or an idea; it opens a priority vote members rank it by."""
+    try:
+        community.add_priority(
+            registry,
+            caller.principal,
+            community_id,
+            kind=form.get("kind", ""),
+            title=form.get("title", ""),
+            description=form.get("description", ""),
+        )
+    except CareloopError as exc:
+        return priorities_response(
+            request, caller, registry, community_id, settings=settings, entered=form, error=exc
+        )
+    return RedirectResponse(f"/communities/{community_id}/priorities?recorded=1", status_code=303)
