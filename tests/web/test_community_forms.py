@@ -342,3 +342,56 @@ def test_a_non_member_cannot_propose_a_priority(app, demo, cid):
     assert answer.status_code == 404 and NAME not in answer.text
     assert len(_priorities(app, cid)) == before
     assert _refusals(app, "community.priority")[-1]["email"] == demo.login("auditor").email
+
+
+# ---------------------------------------------------------------- the decision log
+
+
+def test_a_member_logs_what_did_not_work_by_form_and_bad_input_changes_nothing(app, demo, cid):
+    registry = app.state.registry  # type: ignore[attr-defined]
+    client = _as(app, demo, "carer", "S002")
+    url = f"/communities/{cid}/decisions"
+    page = _page(client, url)
+    assert "Add to the log" in page
+    before = len(community.decisions(registry, OP, cid))
+    cycle = _pilot(app, cid)
+    entry = {
+        "kind": "reflection",
+        "title": "Text reminders went unread",
+        "did_not_work": "Reminders sent the evening before a visit.",
+        "why": "Families read messages in the morning.",
+        "cycle": str(cycle.id),
+    }
+    assert client.post(url, data=entry, headers=HTML).status_code == 403  # no CSRF token
+    bad = {**entry, "title": "", "did_not_work": "", "cycle": "999999", "why": "Kept as typed"}
+    refused = client.post(url, data={**bad, "csrf_token": _csrf(page)}, headers=HTML)
+    assert refused.status_code == 422
+    assert "The entry was not recorded: The log entry is not valid" in refused.text
+    assert 'id="problem-title">Give the entry a title.' in refused.text
+    assert 'id="problem-decision">Say what was decided, or what did not work' in refused.text
+    assert 'id="problem-cycle">No cycle of this community has this id.' in refused.text
+    assert ">Kept as typed</textarea>" in refused.text
+    assert len(community.decisions(registry, OP, cid)) == before
+    me = demo.login("carer", "S002").email
+    assert _refusals(app, "community.decision")[-1]["email"] == me
+    done = client.post(url, data={**entry, "csrf_token": _csrf(page)}, headers=HTML)
+    assert done.status_code == 200 and "Thank you: the entry is in the log." in done.text
+    logged = community.decisions(registry, OP, cid)[-1]
+    assert (logged.kind, logged.title, logged.recorded_by) == ("reflection", entry["title"], me)
+    assert logged.links["cycles"] == [cycle.id]
+    assert "Families read messages in the morning." in done.text
+    assert "community.decision" in _audited(app, me)
+
+
+def test_a_non_member_cannot_add_to_the_log(app, demo, cid):
+    registry = app.state.registry  # type: ignore[attr-defined]
+    client = _as(app, demo, "auditor")
+    token = _csrf(client.get("/", headers=HTML).text)
+    before = len(community.decisions(registry, OP, cid))
+    answer = client.post(
+        f"/communities/{cid}/decisions",
+        data={"kind": "decision", "title": "x", "decision": "y", "csrf_token": token},
+        headers=HTML,
+    )
+    assert answer.status_code == 404 and NAME not in answer.text
+    assert len(community.decisions(registry, OP, cid)) == before

@@ -29,6 +29,7 @@ from careloop.web.pages.community import (
     base_context,
     community_detail,
     cycle_response,
+    decisions_response,
     priorities_response,
 )
 from careloop.web.pages.community_assessment import PostedForm
@@ -276,3 +277,37 @@ def priority_submit(
             request, caller, registry, community_id, settings=settings, entered=form, error=exc
         )
     return RedirectResponse(f"/communities/{community_id}/priorities?recorded=1", status_code=303)
+
+
+# ---------------------------------------------------------------- the decision log
+
+
+@router.post("/communities/{community_id}/decisions")
+def decision_submit(
+    request: Request,
+    community_id: RecordId,
+    caller: CallerDep,
+    registry: RegistryDep,
+    settings: SettingsDep,
+    form: PostedForm,
+) -> Response:
+    """Log a decision, or a reflection: what did not work and why."""
+    cycle = form.get("cycle", "").strip()
+    try:
+        community.record_decision(
+            registry,
+            caller.principal,
+            community_id,
+            title=form.get("title", ""),
+            kind=form.get("kind", ""),
+            decision=form.get("decision", ""),
+            did_not_work=form.get("did_not_work", ""),
+            why=form.get("why", ""),
+            # Not a number: passed on as 0, which the service refuses as no cycle of its own.
+            links=community.Links(cycles=(int(cycle) if cycle.isdigit() else 0,) if cycle else ()),
+        )
+    except CareloopError as exc:
+        return decisions_response(
+            request, caller, registry, community_id, settings=settings, entered=form, error=exc
+        )
+    return RedirectResponse(f"/communities/{community_id}/decisions?recorded=1", status_code=303)
