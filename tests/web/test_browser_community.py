@@ -166,6 +166,18 @@ def test_a_clinician_votes_by_form_and_reads_a_cycles_study(demo, server, ids, c
     assert "Adapt" in act and "test it shorter." in act and "Thank you" in act
     assert page.get_by_role("button", name="Record the Act").count() == 0
     _check(page, "clinician-4b-cycle-act")
+    # The other forms of a cycle's run, as a member sees them.
+    page.get_by_role("link", name="Learning cycles").click()
+    page.get_by_role("link", name="Record a new learning cycle").click()
+    page.wait_for_url(f"{server.url}/communities/{ids['community']}/cycles/new")
+    assert page.get_by_role("button", name="Record the cycle").count() == 1
+    _check(page, "clinician-4c-new-cycle-form")
+    page.get_by_role("link", name="Priorities").click()
+    assert page.get_by_role("button", name="Propose it").count() == 1
+    _check(page, "clinician-4d-propose-form")
+    page.get_by_role("link", name="Decisions").click()
+    assert page.get_by_role("button", name="Add to the log").count() == 1
+    _check(page, "clinician-4e-log-form")
     _close(page)
 
 
