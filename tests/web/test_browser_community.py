@@ -12,6 +12,7 @@ or critical violation of WCAG 2 A/AA. Screenshots go to
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -157,6 +158,31 @@ def test_a_clinician_votes_by_form_and_reads_a_cycles_study(demo, server, ids, c
         assert "(95% CI " in article.locator(".effect").inner_text()
     assert page.locator("#progress-score").inner_text() == "4.5"
     _check(page, "clinician-4-cycle-study")
+
+    # A site's own cycle has no Act yet: the clinician records it from the page.
+    page.get_by_role("link", name="Learning cycles").click()
+    page.get_by_role("link", name=re.compile("the site's own adaptation")).first.click()
+    page.wait_for_url(f"{server.url}/communities/{ids['community']}/cycles/*")
+    page.get_by_role("radio", name=re.compile("^Adapt")).check()
+    page.get_by_label("Why").fill("Remission rose, but clinic time ran short: test it shorter.")
+    page.get_by_role("button", name="Record the Act").click()
+    page.wait_for_url("**/cycles/*?recorded=1#act")
+    act = page.locator("#act").inner_text()
+    assert "Adapt" in act and "test it shorter." in act and "Thank you" in act
+    assert page.get_by_role("button", name="Record the Act").count() == 0
+    _check(page, "clinician-4b-cycle-act")
+    # The other forms of a cycle's run, as a member sees them.
+    page.get_by_role("link", name="Learning cycles").click()
+    page.get_by_role("link", name="Record a new learning cycle").click()
+    page.wait_for_url(f"{server.url}/communities/{ids['community']}/cycles/new")
+    assert page.get_by_role("button", name="Record the cycle").count() == 1
+    _check(page, "clinician-4c-new-cycle-form")
+    page.get_by_role("link", name="Priorities").click()
+    assert page.get_by_role("button", name="Propose it").count() == 1
+    _check(page, "clinician-4d-propose-form")
+    page.get_by_role("link", name="Decisions").click()
+    assert page.get_by_role("button", name="Add to the log").count() == 1
+    _check(page, "clinician-4e-log-form")
     _close(page)
 
 

@@ -34,6 +34,7 @@ from careloop.web.cds_hooks import router as cds_hooks_router
 from careloop.web.errors import install_error_handlers
 from careloop.web.pages import community as pages_community
 from careloop.web.pages import community_assessment as pages_community_assessment
+from careloop.web.pages import community_forms as pages_community_forms
 from careloop.web.pages import community_strategy as pages_community_strategy
 from careloop.web.pages import dashboards as pages_dashboards
 from careloop.web.pages import entry as pages_entry
@@ -106,6 +107,8 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(pages_knowledge.router)
     app.include_router(fhir_api.router)
     app.include_router(pages_dashboards.router)
+    # Before the community pages: /cycles/new is a form, not a cycle's id.
+    app.include_router(pages_community_forms.router)
     app.include_router(pages_community.router)
     app.include_router(pages_community_strategy.router)
     app.include_router(pages_community_assessment.router)

@@ -17,7 +17,7 @@ strict CSP.
 from __future__ import annotations
 
 import re
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import replace
 from datetime import date
 from typing import Annotated, Any, TypeVar
@@ -43,7 +43,7 @@ from careloop.web.pages.community_words import (
     POLICY_NAMES,
     STAGE_NAMES,
 )
-from careloop.web.pages.rendering import page_context, render
+from careloop.web.pages.rendering import form_state, page_context, render
 from careloop.web.security import Caller, CallerDep, RegistryDep, SettingsDep
 
 router = APIRouter(include_in_schema=False)
@@ -385,14 +385,17 @@ def vote_submit(
     )
 
 
-@router.get("/communities/{community_id}/priorities", response_class=HTMLResponse)
-def priorities_page(
+def priorities_response(
     request: Request,
-    community_id: RecordId,
-    caller: CallerDep,
-    registry: RegistryDep,
-    settings: SettingsDep,
-) -> Response:
+    caller: Caller,
+    registry: Any,
+    community_id: int,
+    *,
+    settings: Settings,
+    entered: Mapping[str, str] | None = None,
+    error: CareloopError | None = None,
+) -> HTMLResponse:
+    """The priorities page, with the form to propose a problem or idea."""
     detail = community_detail(registry, caller, community_id)
     ranked = community.list_priorities(registry, caller.principal, community_id)
     return render(
@@ -403,8 +406,21 @@ def priorities_page(
             "d": detail,
             "c": detail.community,
             "priorities": ranked,
+            **form_state(request, entered, error),
         },
+        error.http_status if error else 200,
     )
+
+
+@router.get("/communities/{community_id}/priorities", response_class=HTMLResponse)
+def priorities_page(
+    request: Request,
+    community_id: RecordId,
+    caller: CallerDep,
+    registry: RegistryDep,
+    settings: SettingsDep,
+) -> Response:
+    return priorities_response(request, caller, registry, community_id, settings=settings)
 
 
 @router.get("/communities/{community_id}/decisions", response_class=HTMLResponse)
@@ -416,6 +432,23 @@ def decisions_page(
     settings: SettingsDep,
     search: Annotated[str, Query(max_length=300)] = "",
 ) -> Response:
+    return decisions_response(
+        request, caller, registry, community_id, settings=settings, search=search
+    )
+
+
+def decisions_response(
+    request: Request,
+    caller: Caller,
+    registry: Any,
+    community_id: int,
+    *,
+    settings: Settings,
+    search: str = "",
+    entered: Mapping[str, str] | None = None,
+    error: CareloopError | None = None,
+) -> HTMLResponse:
+    """The decision log, with the form to add a decision or a reflection."""
     detail = community_detail(registry, caller, community_id)
     found = community.decisions(
         registry, caller.principal, community_id, search=search.strip() or None
@@ -435,7 +468,9 @@ def decisions_page(
                 )
             },
             "search": search.strip(),
+            **form_state(request, entered, error),
         },
+        error.http_status if error else 200,
     )
 
 
@@ -471,6 +506,21 @@ def cycle_page(
     registry: RegistryDep,
     settings: SettingsDep,
 ) -> Response:
+    return cycle_response(request, caller, registry, community_id, cycle_id, settings=settings)
+
+
+def cycle_response(
+    request: Request,
+    caller: Caller,
+    registry: Any,
+    community_id: int,
+    cycle_id: int,
+    *,
+    settings: Settings,
+    entered: Mapping[str, str] | None = None,
+    error: CareloopError | None = None,
+) -> HTMLResponse:
+    """A cycle's page: Plan, Do, the Study worked out now, Act (or the form to record it)."""
     detail = community_detail(registry, caller, community_id)
     view = members_only(
         lambda: community.show_cycle(
@@ -512,7 +562,9 @@ def cycle_page(
             "stage_names": STAGE_NAMES,
             "fmt_or": _fmt_or,
             "effect_words": _effect_words,
+            **form_state(request, entered, error),
         },
+        error.http_status if error else 200,
     )
 
 

@@ -2,11 +2,13 @@
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from typing import Any
 
 from fastapi import Request
 from fastapi.responses import HTMLResponse
 
+from careloop.core.errors import CareloopError
 from careloop.web.security import Caller
 
 
@@ -23,4 +25,19 @@ def page_context(caller: Caller) -> dict[str, Any]:
     return {
         "principal": caller.principal,
         "csrf_token": caller.session.csrf_token if caller.session else "",
+    }
+
+
+def form_state(
+    request: Request,
+    entered: Mapping[str, str] | None = None,
+    error: CareloopError | None = None,
+) -> dict[str, Any]:
+    """What a page's form shows: what was typed, the refusal and each field's problem,
+    and whether the last post was recorded (``?recorded=1`` after the redirect)."""
+    return {
+        "entered": dict(entered or {}),
+        "error": error,
+        "problems": {d.location: d.message for d in error.details} if error else {},
+        "recorded": request.query_params.get("recorded") == "1",
     }
