@@ -20,7 +20,12 @@ from careloop.web.app import create_app
 from tests.capture.registry_helpers import import_examples
 from tests.community.helpers import KNOWN_MEASURES, make_community, principal
 from tests.community.test_cycles import package
-from tests.foundation import Installation, build_installation, make_settings
+from tests.foundation import (
+    Installation,
+    build_installation,
+    make_settings,
+    refresh_installation,
+)
 
 
 @pytest.fixture(scope="module")
@@ -54,6 +59,7 @@ def inst(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installation]:
         package(title="A test still running", parent_id=done.id, do_start=date(2024, 9, 1)),
         known_measures=KNOWN_MEASURES,
     )
+    refresh_installation(installation)  # one use on the provenance trail
     yield installation
     installation.registry.close()
 
@@ -86,6 +92,8 @@ def test_anyone_can_read_how_information_is_used_and_no_one_is_identified(inst):
     assert "Network change package" in text and "It did not help, so the team stopped it." in text
     assert "A test still running" not in text  # no Act yet: nothing learned to publish
     assert "patients and carers among them" in text
+    today = date.today().strftime("%-d %B %Y")
+    assert f"Copied into the analysis database, without names or contact details 1 {today}" in text
     for private in ("Publicname", "Hidden", "PUB-", "MRN-", "Given", "Family", "@example.org"):
         assert private not in page.text, private
 

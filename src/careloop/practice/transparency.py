@@ -16,20 +16,19 @@ beside them for the same reason.
 
 from __future__ import annotations
 
-from collections import Counter
 from dataclasses import dataclass
 from datetime import date
 
 from sqlalchemy import func, select
 
 from careloop.community import list_communities, list_cycles
+from careloop.core.clock import as_utc
 from careloop.practice.portal import ACT_WORDS
 from careloop.store.database import Registry
-from careloop.store.models import Patient, Site
+from careloop.store.models import Patient, ProvenanceRecord, Site
 from careloop.store.models.capture import FormDefinition
 from careloop.store.scoping import Scope, set_scope
 from careloop.trust.principal import Principal
-from careloop.trust.provenance import list_provenance
 
 __all__ = ["ACTIVITY_WORDS", "PublicFacts", "PublicUse", "public_count", "public_facts"]
 
@@ -118,18 +117,26 @@ def _purposes(registry: Registry, threshold: int) -> tuple[tuple[str, str], ...]
 
 
 def _uses(registry: Registry) -> tuple[PublicUse, ...]:
-    seen: Counter[str] = Counter()
-    last: dict[str, date] = {}
-    for entry in list_provenance(registry, limit=5000):
-        if entry.activity not in ACTIVITY_WORDS:
-            continue
-        seen[entry.activity] += 1
-        day = entry.ended_at.date()
-        last[entry.activity] = max(day, last.get(entry.activity, day))
+    """How many times each kind of use happened and when last: one grouped query.
+
+    Counted by the database, so that a public page costs the same however long
+    the provenance trail has grown.
+    """
+    with registry.transaction() as session:
+        rows = session.execute(
+            select(
+                ProvenanceRecord.activity,
+                func.count(),
+                func.max(ProvenanceRecord.ended_at),
+            )
+            .where(ProvenanceRecord.activity.in_(list(ACTIVITY_WORDS)))
+            .group_by(ProvenanceRecord.activity)
+        ).all()
+    found = {activity: (int(times), as_utc(last).date()) for activity, times, last in rows}
     return tuple(
-        PublicUse(ACTIVITY_WORDS[activity], seen[activity], last[activity])
-        for activity in ACTIVITY_WORDS
-        if activity in seen
+        PublicUse(words, *found[activity])
+        for activity, words in ACTIVITY_WORDS.items()
+        if activity in found
     )
 
 
