@@ -100,6 +100,8 @@ def test_a_member_records_a_cycles_act_by_form_and_bad_input_changes_nothing(app
     assert community.show_cycle(app.state.registry, OP, cycle.id).act is None
     me = demo.login("clinician", "S001").email
     assert _refusals(app, "cycle.act")[-1]["email"] == me
+    # Other modules on this worker share the demo and may have recorded Acts as this member.
+    acts_before = _audited(app, me).count("cycle.act")
     done = client.post(
         f"{url}/act",
         data={
@@ -117,7 +119,7 @@ def test_a_member_records_a_cycles_act_by_form_and_bad_input_changes_nothing(app
     assert "Record the Act" not in shown
     act = community.show_cycle(app.state.registry, OP, cycle.id).act
     assert act is not None and act["decision"] == "adapt"
-    assert _audited(app, me).count("cycle.act") == 1
+    assert _audited(app, me).count("cycle.act") == acts_before + 1
 
 
 def test_a_non_member_cannot_record_an_act_and_nothing_is_recorded(app, demo, cid):
