@@ -8,7 +8,6 @@ cycle has its Act and whose site cycles have none yet.
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
 from datetime import date, timedelta
 
 import pytest
@@ -17,30 +16,11 @@ from fastapi.testclient import TestClient
 from careloop import community
 from careloop.demo.learning_community import NAME
 from careloop.trust.principal import Principal
-from careloop.web.app import create_app
-from tests.web.dashboard_demo import MEASURES_DIR_ENV, DemoInstallation, demo_installation
+from tests.web.dashboard_demo import DemoInstallation
 from tests.web.test_community_pages import _audited, _client, _csrf, _refusals
 
 HTML = {"accept": "text/html"}
 OP = Principal.operator("tests")
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoInstallation]:
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in MEASURES_DIR_ENV.items():
-            mp.setenv(key, value)
-        yield demo_installation(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def app(demo: DemoInstallation) -> Iterator[object]:
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in MEASURES_DIR_ENV.items():
-            mp.setenv(key, value)
-        application = create_app(demo.settings)
-        yield application
-    application.state.registry.close()
 
 
 @pytest.fixture(scope="module")

@@ -9,7 +9,6 @@ from __future__ import annotations
 import html
 import json
 import re
-from collections.abc import Iterator
 
 import pytest
 from fastapi.testclient import TestClient
@@ -18,35 +17,14 @@ from sqlalchemy import text
 from careloop import community
 from careloop.demo.learning_community import NAME
 from careloop.trust.principal import Principal
-from careloop.web.app import create_app
 from tests.web.dashboard_demo import (
     DEMO_GROUP,
-    MEASURES_DIR_ENV,
     DemoInstallation,
-    demo_installation,
 )
 
 HTML = {"accept": "text/html"}
 
 pytestmark = DEMO_GROUP
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoInstallation]:
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in MEASURES_DIR_ENV.items():
-            mp.setenv(key, value)
-        yield demo_installation(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def app(demo: DemoInstallation) -> Iterator[object]:
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in MEASURES_DIR_ENV.items():
-            mp.setenv(key, value)
-        application = create_app(demo.settings)
-        yield application
-    application.state.registry.close()
 
 
 @pytest.fixture(scope="module")

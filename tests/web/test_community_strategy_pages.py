@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import html
 import re
-from collections.abc import Iterator
 from datetime import date
 
 import pytest
@@ -21,32 +20,13 @@ from careloop.community.log import NASSS_DOMAINS as DOMAIN_KEYS
 from careloop.community.toolkit import COM_B, FUNCTIONS, POLICIES, STAGES
 from careloop.demo.learning_community import NAME
 from careloop.trust.principal import Principal
-from careloop.web.app import create_app
 from careloop.web.pages import community_words as words
 from tests.web.community_strategy_demo import add_strategy
-from tests.web.dashboard_demo import MEASURES_DIR_ENV, DemoInstallation, demo_installation
+from tests.web.dashboard_demo import DemoInstallation
 from tests.web.test_community_pages import _audited, _client, _csrf, _refusals, _visible
 
 HTML = {"accept": "text/html"}
 OP = Principal.operator("tests")
-
-
-@pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> Iterator[DemoInstallation]:
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in MEASURES_DIR_ENV.items():
-            mp.setenv(key, value)
-        yield demo_installation(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
-def app(demo: DemoInstallation) -> Iterator[object]:
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in MEASURES_DIR_ENV.items():
-            mp.setenv(key, value)
-        application = create_app(demo.settings)
-        yield application
-    application.state.registry.close()
 
 
 @pytest.fixture(scope="module")
