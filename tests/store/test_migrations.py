@@ -33,6 +33,7 @@ def test_every_table_joins_one_metadata_whatever_is_imported_first():
     tables = set(done.stdout.strip().split(","))
     assert tables == {
         *("site", "app_user", "membership", "patient", "consent_record", "carer_link"),
+        "carer_scope_change",
         *("api_token", "web_session", "audit_entry", "audit_head", "provenance_record"),
         *("login_lockout", "installation", "account_invitation"),
         *("form_definition", "form_version", "form_response", "prom_link"),

@@ -122,6 +122,16 @@ class Settings(BaseSettings):
             "is swapped at once for a session cookie this long, so it leaves the address bar."
         ),
     )
+    handover_age: int = Field(
+        default=16,
+        ge=1,
+        le=30,
+        description=(
+            "The age at which a young person takes over from their carers: what a carer "
+            "was allowed to do for them as a child lapses on that birthday, until the young "
+            "person grants it again. 16 follows UK practice; ImproveCareNow's US sites use 18."
+        ),
+    )
     public_requests_per_minute: int = Field(
         default=300,
         ge=0,

@@ -50,7 +50,15 @@ from careloop.core.mail import Mailer
 from careloop.core.plain_text import control_characters, shown, text_problem
 from careloop.core.settings import Settings
 from careloop.store.database import Registry
-from careloop.store.models import AccountInvitation, CarerLink, Membership, Patient, Site, User
+from careloop.store.models import (
+    CARER_SCOPES_ALL,
+    AccountInvitation,
+    CarerLink,
+    Membership,
+    Patient,
+    Site,
+    User,
+)
 from careloop.store.scoping import Scope, set_scope
 from careloop.trust import audit, lockout
 from careloop.trust.audit import AuditEvent
@@ -534,8 +542,13 @@ def _link_carer(session: Session, found: _Found, user: User) -> None:
                 patient_id=found.patient.id,
                 carer_user_id=user.id,
                 relationship_to_patient=relationship,
+                scopes=CARER_SCOPES_ALL,
+                scopes_set_by=found.invitation.created_by,
             )
         )
-    else:  # a revoked link is given back by a new invitation
+    else:  # a revoked link is given back by a new invitation, with every scope
         link.revoked_at = None
         link.relationship_to_patient = relationship
+        link.scopes = CARER_SCOPES_ALL
+        link.scopes_set_at = utcnow()
+        link.scopes_set_by = found.invitation.created_by

@@ -24,6 +24,7 @@ from careloop.core.ids import pseudonym
 from careloop.core.plain_text import shown, text_problem
 from careloop.store.database import Registry
 from careloop.store.models import (
+    CARER_SCOPES_ALL,
     CONSENT_STATES,
     SEXES,
     CarerLink,
@@ -480,6 +481,8 @@ def link_carer(
                 patient_id=patient.id,
                 carer_user_id=carer.id,
                 relationship_to_patient=relationship.strip() or "carer",
+                scopes=CARER_SCOPES_ALL,
+                scopes_set_by=principal.email,
             )
         )
         work.audit(

@@ -6,7 +6,10 @@ Each row of :data:`POLICY` grants a role an action within a scope:
 - ``site``: at the sites where the user holds the role (everywhere when the
   membership is installation-wide, as for a network analyst or auditor);
 - ``own_record``: the patient's own record (a patient's login);
-- ``proxied_records``: the records of patients the carer is proxy for.
+- ``proxied_records``: the records of patients the carer is proxy for, each
+  action only where the carer's link holds the scope :data:`CARER_SCOPE_FOR`
+  names (a carer without ``see_results`` still sees the patient's name, but
+  no answers or scores).
 
 Anything not granted here is denied. ``docs/security.md`` renders this table
 (``careloop policy show`` prints it) and a test keeps the two in step.
@@ -27,8 +30,19 @@ Role = Literal[
     "admin", "site_lead", "clinician", "data_entry", "analyst", "auditor", "patient", "carer"
 ]
 ScopeKind = Literal["installation", "site", "own_record", "proxied_records"]
+CarerScope = Literal["fill_forms", "see_results", "manage_consent"]
 
 ROLES: tuple[Role, ...] = get_args(Role)
+CARER_SCOPES: tuple[CarerScope, ...] = get_args(CarerScope)
+
+CARER_SCOPE_DESCRIPTIONS: dict[CarerScope, str] = {
+    "fill_forms": "Fill in questionnaires for the patient.",
+    "see_results": "See the patient's answers, scores and charts.",
+    "manage_consent": (
+        "Change how the patient's information is used; while the patient is a child "
+        "(under the hand-over age), also decide what the other carers may do."
+    ),
+}
 
 ROLE_DESCRIPTIONS: dict[Role, str] = {
     "admin": "Runs the installation: sites, users, tokens. No clinical data.",
@@ -198,6 +212,23 @@ POLICY: dict[tuple[Role, str], ScopeKind] = {
     ("carer", "record.read"): "proxied_records",
     ("carer", "record.write"): "proxied_records",
 }
+
+
+# What a carer's link must hold for each action the policy grants carers on
+# ``proxied_records``. None: every linked carer (the patient's name and the link itself).
+CARER_SCOPE_FOR: dict[str, CarerScope | None] = {
+    "patient.read": None,
+    "record.read": "see_results",
+    "record.write": "fill_forms",
+    "consent.update": "manage_consent",
+}
+
+
+def carer_scope_for(action: str) -> CarerScope | None:
+    """The scope a carer's link needs for ``action`` on ``proxied_records`` (None: any link)."""
+    if action not in CARER_SCOPE_FOR:
+        raise KeyError(f"no carer scope is defined for {action!r}")
+    return CARER_SCOPE_FOR[action]
 
 
 def reads_only(action: str) -> bool:

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 
 from careloop.core.errors import PermissionDenied
 from careloop.store.scoping import Scope
-from careloop.trust.policy import ACTIONS, Role, grants
+from careloop.trust.policy import ACTIONS, CarerScope, Role, carer_scope_for, grants
 
 
 @dataclass(frozen=True)
@@ -27,18 +27,29 @@ class RequestContext:
 
 
 @dataclass(frozen=True)
+class Proxy:
+    """A carer's link to one patient, as it holds today (see careloop.trust.handover)."""
+
+    patient_id: int
+    scopes: frozenset[CarerScope]
+    """What the carer may do for the patient; empty once lapsed at the hand-over age."""
+    guardian: bool = False
+    """The carer holds ``manage_consent`` and the patient is a child (under the hand-over age):
+    they may also decide what the patient's other carers may do."""
+
+
+@dataclass(frozen=True)
 class Principal:
     """An authenticated user with their grants, or the local operator.
 
-    ``patient_id`` is set for a patient's own login; ``proxied_patient_ids``
-    for a carer.
+    ``patient_id`` is set for a patient's own login; ``proxies`` for a carer.
     """
 
     user_id: int | None
     email: str
     grants: tuple[Grant, ...]
     patient_id: int | None = None
-    proxied_patient_ids: tuple[int, ...] = ()
+    proxies: tuple[Proxy, ...] = ()
     is_operator: bool = False
     context: RequestContext = field(default_factory=RequestContext)
 
@@ -52,6 +63,19 @@ class Principal:
             is_operator=True,
             context=context or RequestContext(),
         )
+
+    @property
+    def proxied_patient_ids(self) -> tuple[int, ...]:
+        """The patients this carer is linked to (whatever their scopes)."""
+        return tuple(p.patient_id for p in self.proxies)
+
+    def proxy_for(self, patient_id: int) -> Proxy | None:
+        """This carer's link to ``patient_id``, or None."""
+        return next((p for p in self.proxies if p.patient_id == patient_id), None)
+
+    def _proxied_for(self, action: str) -> set[int]:
+        needed = carer_scope_for(action)
+        return {p.patient_id for p in self.proxies if needed is None or needed in p.scopes}
 
     @property
     def roles(self) -> tuple[Role, ...]:
@@ -85,7 +109,7 @@ class Principal:
             elif kind == "own_record" and self.patient_id is not None:
                 patient_ids.add(self.patient_id)
             elif kind == "proxied_records":
-                patient_ids.update(self.proxied_patient_ids)
+                patient_ids.update(self._proxied_for(action))
         if everywhere:
             return Scope.everything()
         if site_ids:

@@ -129,7 +129,13 @@ async def authenticate(request: Request) -> Caller:
     token = _bearer(request)
     if token is not None:
         # Resolving a caller reads the registry: in a worker thread, never the event loop.
-        principal = await run_in_threadpool(resolve_token, registry, token, context)
+        principal = await run_in_threadpool(
+            resolve_token,
+            registry,
+            token,
+            context,
+            handover_age=settings_of(request).handover_age,
+        )
         caller = Caller(principal, None, None)
     else:
         cookie = request.cookies.get(SESSION_COOKIE)

@@ -38,6 +38,7 @@ from careloop.store.models.community import (
     Vote,
 )
 from careloop.store.models.foundation import (
+    CARER_SCOPES_ALL,
     CONSENT_STATES,
     NAMING_CONVENTION,
     ROLES,
@@ -48,6 +49,7 @@ from careloop.store.models.foundation import (
     AuditHead,
     Base,
     CarerLink,
+    CarerScopeChange,
     ConsentRecord,
     Installation,
     LoginLockout,
@@ -74,6 +76,7 @@ from careloop.store.models.knowledge import (
 )
 
 __all__ = [
+    "CARER_SCOPES_ALL",
     "CONSENT_STATES",
     "NAMING_CONVENTION",
     "RESPONSE_STATUSES",
@@ -86,6 +89,7 @@ __all__ = [
     "AuditHead",
     "Base",
     "CarerLink",
+    "CarerScopeChange",
     "CdsCard",
     "CdsClient",
     "CdsFeedback",

@@ -179,8 +179,16 @@ class ConsentRecord(SiteOwned, PatientOwned, Base):
     note: Mapped[str | None] = mapped_column(Text)
 
 
+CARER_SCOPES_ALL = "fill_forms,see_results,manage_consent"
+
+
 class CarerLink(SiteOwned, PatientOwned, Base):
-    """A carer (a user) acting as proxy for a patient."""
+    """A carer (a user) acting as proxy for a patient, with what they may do.
+
+    ``scopes`` is comma-separated (careloop.trust.policy.CARER_SCOPES);
+    ``scopes_set_at`` is when they were last granted or changed, which decides
+    whether they lapsed at the patient's hand-over age (careloop.trust.handover).
+    """
 
     __tablename__ = "carer_link"
     __table_args__ = (UniqueConstraint("carer_user_id", "patient_id"),)
@@ -190,6 +198,27 @@ class CarerLink(SiteOwned, PatientOwned, Base):
     relationship_to_patient: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     revoked_at: Mapped[datetime | None]
+    scopes: Mapped[str] = mapped_column(String(64), default=CARER_SCOPES_ALL)
+    scopes_set_at: Mapped[datetime] = mapped_column(default=utcnow)
+    scopes_set_by: Mapped[str] = mapped_column(String(254), default="")
+
+
+class CarerScopeChange(SiteOwned, PatientOwned, Base):
+    """One change of what a carer may do for a patient: the history the portal shows."""
+
+    __tablename__ = "carer_scope_change"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    carer_link_id: Mapped[int] = mapped_column(
+        ForeignKey("carer_link.id", ondelete="CASCADE"), index=True
+    )
+    change: Mapped[str] = mapped_column(String(16))
+    """``changed`` (scopes granted or taken back), ``ended`` (link removed) or ``handover``."""
+    old_scopes: Mapped[str] = mapped_column(String(64))
+    new_scopes: Mapped[str] = mapped_column(String(64))
+    changed_by: Mapped[str] = mapped_column(String(254))
+    """Who: an e-mail, ``cli:<login>``, or ``handover`` for the age job."""
+    changed_at: Mapped[datetime] = mapped_column(default=utcnow)
 
 
 class AccountInvitation(SiteOwned, PatientOwned, Base):

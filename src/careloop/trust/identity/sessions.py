@@ -100,7 +100,9 @@ def login(
                 )
             )
             audit.append(session, _identity_event("login", "success", context, user=user))
-            principal = principal_for(session, user, context)
+            principal = principal_for(
+                session, user, context, handover_age=settings.handover_age, now=now
+            )
     if failure is not None:
         raise failure
     return LoginResult(principal=principal, session_token=token, csrf_token=csrf)
@@ -152,7 +154,9 @@ def resolve_session(
         last_seen = as_utc(web.last_seen_at)
         expired = last_seen + timedelta(minutes=settings.session_idle_minutes) <= now
         result = ActiveSession(
-            principal_for(session, user, context), web.csrf_token, as_utc(web.authenticated_at)
+            principal_for(session, user, context, handover_age=settings.handover_age),
+            web.csrf_token,
+            as_utc(web.authenticated_at),
         )
     if expired:
         with registry.transaction() as session:

@@ -17,6 +17,7 @@ from careloop.core.ids import secret_token, sha256_hex
 from careloop.store.database import Registry
 from careloop.store.models import ApiToken, User
 from careloop.store.scoping import Scope, set_scope
+from careloop.trust.handover import DEFAULT_HANDOVER_AGE
 from careloop.trust.identity.principals import principal_for
 from careloop.trust.identity.views import TokenCreated, TokenView
 from careloop.trust.principal import Principal, RequestContext
@@ -87,8 +88,16 @@ def revoke_token(registry: Registry, principal: Principal, *, token_id: int) -> 
         work.audit("revoke", "token", details={"token_id": token_id})
 
 
-def resolve_token(registry: Registry, token: str, context: RequestContext) -> Principal:
+def resolve_token(
+    registry: Registry,
+    token: str,
+    context: RequestContext,
+    *,
+    handover_age: int = DEFAULT_HANDOVER_AGE,
+) -> Principal:
     """The principal behind a bearer token; AuthenticationRequired if invalid.
+
+    ``handover_age`` is ``CARELOOP_HANDOVER_AGE`` (careloop.trust.handover).
 
     Checking a token only reads (no write lock: on SQLite every request would
     otherwise queue behind every write); the token's last use is written in a
@@ -112,7 +121,7 @@ def resolve_token(registry: Registry, token: str, context: RequestContext) -> Pr
         # Touch at most once a minute: a busy script should not write on every call.
         touch = row.last_used_at is None or as_utc(row.last_used_at) + timedelta(minutes=1) < now
         token_id = row.id
-        principal = principal_for(session, user, context)
+        principal = principal_for(session, user, context, handover_age=handover_age, now=now)
     if touch:
         with registry.transaction() as session:
             session.execute(
