@@ -6,17 +6,33 @@ other commands: the audit trail names them (``cli:<login>``).
 
 from __future__ import annotations
 
+from datetime import UTC, date, datetime
 from pathlib import Path
 
 import typer
 
 from careloop.cli.context import DataDirOption, opened, operator, settings_from
 from careloop.cli.output import console
-from careloop.core.errors import ConfigurationError, NotFound
+from careloop.core.errors import ConfigurationError, ErrorDetail, NotFound, ValidationFailed
 from careloop.core.mail import Mailer
-from careloop.trust import invitations, patients
+from careloop.store.database import Registry
+from careloop.trust import carers, invitations, patients
+from careloop.trust.principal import Principal
 
-patient_app = typer.Typer(help="Patients and carers: invitations to their records.")
+patient_app = typer.Typer(
+    help="Patients and carers: invitations to their records, what carers may do, hand-over."
+)
+
+
+def _patient_id(registry: Registry, principal: Principal, local_id: str, site: str) -> int:
+    found = [
+        p
+        for p in patients.search_patients(registry, principal, text=local_id, site=site)
+        if p.local_id == local_id.strip()
+    ]
+    if not found:
+        raise NotFound(f"There is no patient {local_id!r} at site {site}. Check the local id.")
+    return found[0].id
 
 
 @patient_app.command("invite")
@@ -48,18 +64,11 @@ def invite(
         )
     principal = operator()
     with opened(settings) as registry:
-        found = [
-            p
-            for p in patients.search_patients(registry, principal, text=patient, site=site)
-            if p.local_id == patient.strip()
-        ]
-        if not found:
-            raise NotFound(f"There is no patient {patient!r} at site {site}. Check the local id.")
         sent = invitations.invite_to_record(
             registry,
             principal,
             Mailer.from_settings(settings),
-            found[0].id,
+            _patient_id(registry, principal, patient, site),
             email=email,
             role="carer" if carer else "patient",
             relationship=relationship,
@@ -72,6 +81,151 @@ def invite(
         f"{where}; the link works until {sent.expires_at:%Y-%m-%d %H:%M} UTC.",
         markup=False,
     )
+
+
+def _scopes_text(scopes: tuple[str, ...]) -> str:
+    return ", ".join(scopes) or "nothing"
+
+
+@patient_app.command("carers")
+def list_carers(
+    patient: str = typer.Argument(..., help="The patient's local id (e.g. hospital number)."),
+    site: str = typer.Option(..., "--site", help="The patient's site code."),
+    data_dir: Path | None = DataDirOption,
+) -> None:
+    """List the patient's carers and what each may do."""
+    settings = settings_from(data_dir)
+    principal = operator()
+    with opened(settings) as registry:
+        found = carers.list_carers(
+            registry,
+            principal,
+            _patient_id(registry, principal, patient, site),
+            handover_age=settings.handover_age,
+        )
+    if not found.carers:
+        console.print(f"Patient {patient} at {site} has no carer.", markup=False)
+    for c in found.carers:
+        lapsed = " (lapsed at the hand-over age)" if c.lapsed else ""
+        console.print(
+            f"{c.email} ({c.relationship}): {_scopes_text(c.scopes)}{lapsed}; "
+            f"set {c.set_at:%Y-%m-%d} by {c.set_by or 'unknown'}",
+            markup=False,
+        )
+
+
+@patient_app.command("carer-scopes")
+def carer_scopes(
+    patient: str = typer.Argument(..., help="The patient's local id (e.g. hospital number)."),
+    site: str = typer.Option(..., "--site", help="The patient's site code."),
+    carer: str = typer.Option(..., "--carer", help="The carer's e-mail address."),
+    grant: list[str] = typer.Option(
+        [], "--grant", help="A scope to give: fill_forms, see_results or manage_consent."
+    ),
+    revoke: list[str] = typer.Option([], "--revoke", help="A scope to take back."),
+    end: bool = typer.Option(False, "--end", help="Remove the carer from the record."),
+    data_dir: Path | None = DataDirOption,
+) -> None:
+    """Give or take back what a carer may do for a patient (or remove the carer)."""
+    wanted = carers.check_scopes(grant, field="--grant")
+    dropped = carers.check_scopes(revoke, field="--revoke")
+    if wanted & dropped:
+        raise ValidationFailed(
+            "A scope cannot be both given and taken back.",
+            details=[ErrorDetail("--grant/--revoke", "name it once", s) for s in wanted & dropped],
+        )
+    if not (wanted or dropped or end):
+        raise ValidationFailed(
+            "Nothing to change: give --grant, --revoke or --end.",
+            details=[ErrorDetail("--grant", "one of fill_forms, see_results, manage_consent")],
+        )
+    settings = settings_from(data_dir)
+    principal = operator()
+    with opened(settings) as registry:
+        found = carers.list_carers(
+            registry,
+            principal,
+            _patient_id(registry, principal, patient, site),
+            handover_age=settings.handover_age,
+        )
+        link = next((c for c in found.carers if c.email == carer.strip().lower()), None)
+        if link is None:
+            raise NotFound(
+                f"{carer} is not a carer of patient {patient} at {site}; "
+                f"`careloop patient carers {patient} --site {site}` lists them."
+            )
+        if end:
+            carers.end_carer_link(
+                registry, principal, link.link_id, handover_age=settings.handover_age
+            )
+            console.print(f"{link.email} is no longer a carer of {patient}.", markup=False)
+            return
+        scopes = (set(link.scopes) | wanted) - dropped
+        changed = carers.set_carer_scopes(
+            registry, principal, link.link_id, scopes, handover_age=settings.handover_age
+        )
+    console.print(
+        f"{changed.email} may now: {_scopes_text(changed.scopes)} (was: {_scopes_text(link.scopes)}).",
+        markup=False,
+    )
+
+
+def _day(value: str | None) -> datetime | None:
+    if value is None:
+        return None
+    try:
+        day = date.fromisoformat(value)
+    except ValueError:
+        raise ValidationFailed(
+            "The --now date is not a date.",
+            details=[ErrorDetail("--now", "a date as YYYY-MM-DD", value)],
+        ) from None
+    return datetime(day.year, day.month, day.day, 12, tzinfo=UTC)
+
+
+@patient_app.command("handover")
+def handover(
+    site: str | None = typer.Option(None, "--site", help="Only this site's patients."),
+    now: str | None = typer.Option(
+        None, "--now", help="Run as on this day (YYYY-MM-DD; default: today)."
+    ),
+    dry_run: bool = typer.Option(
+        False, "--dry-run", help="Show what would change; change nothing."
+    ),
+    data_dir: Path | None = DataDirOption,
+) -> None:
+    """Hand over from carers to young people who reached CARELOOP_HANDOVER_AGE (safe to rerun)."""
+    settings = settings_from(data_dir)
+    moment = _day(now)
+    with opened(settings) as registry:
+        done = carers.run_handover(
+            registry,
+            operator(),
+            site=site,
+            handover_age=settings.handover_age,
+            now=moment,
+            dry_run=dry_run,
+        )
+    verb = "would lapse" if dry_run else "lapsed"
+    for lapse in done.lapsed:
+        console.print(
+            f"{lapse.site}: {lapse.carer_email} {verb} ({_scopes_text(lapse.old_scopes)}) "
+            f"for patient {lapse.patient_id}",
+            markup=False,
+        )
+    console.print(
+        f"{len(done.lapsed)} carer link(s) {verb} at the hand-over age ({settings.handover_age}).",
+        markup=False,
+    )
+    if done.without_account:
+        console.print("Young people with no account yet (invite them):", markup=False)
+        for person in done.without_account:
+            console.print(
+                f"  {person.site} {person.local_id} {person.name}, "
+                f"{settings.handover_age} on {person.handover_date:%Y-%m-%d}: "
+                f"careloop patient invite {person.local_id} --site {person.site} --email …",
+                markup=False,
+            )
 
 
 def register(app: typer.Typer) -> None:

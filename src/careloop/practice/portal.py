@@ -16,16 +16,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date
 
-from sqlalchemy import select
-
 from careloop.capture import entry, forms_store
 from careloop.capture.forms.model import FieldType
 from careloop.community import list_cycles
 from careloop.store.database import Registry
-from careloop.store.models import CarerLink, User
-from careloop.trust import patients
+from careloop.trust import carers, patients
+from careloop.trust.handover import DEFAULT_HANDOVER_AGE
 from careloop.trust.principal import Principal
-from careloop.trust.work import unit_of_work
 
 __all__ = [
     "CONSENT_WORDS",
@@ -72,8 +69,10 @@ class CareRecord:
     consent_state: str
     consent_words: str
     consent_history: tuple[patients.ConsentEntry, ...]
-    carers: tuple[tuple[str, str], ...]
-    """(name, relationship) of the carers linked to the patient."""
+    carers: carers.CarersOfPatient
+    """The people who help the patient, what each may do, and whether the reader may change it."""
+    sees_results: bool
+    """The reader may see the answers and scores (a carer needs ``see_results``)."""
     events: tuple[entry.TimelineEvent, ...]
     scores: tuple[ScoreSeries, ...]
 
@@ -119,32 +118,28 @@ def _scores(
     return tuple(series)
 
 
-def _carers(
-    registry: Registry, principal: Principal, patient_id: int
-) -> tuple[tuple[str, str], ...]:
-    with unit_of_work(registry, principal, "patient.read") as work:
-        rows = work.session.execute(
-            select(User.display_name, User.email, CarerLink.relationship_to_patient)
-            .join(CarerLink, CarerLink.carer_user_id == User.id)
-            .where(CarerLink.patient_id == patient_id, CarerLink.revoked_at.is_(None))
-            .order_by(User.display_name)
-        ).all()
-        return tuple((shown or email, relationship) for shown, email, relationship in rows)
-
-
-def my_care(registry: Registry, principal: Principal) -> list[CareRecord]:
+def my_care(
+    registry: Registry, principal: Principal, *, handover_age: int = DEFAULT_HANDOVER_AGE
+) -> list[CareRecord]:
     """The records the person may see: their own, or those they are proxy for.
 
     Each read is audited by the function that makes it (the patient, the
-    timeline, the consent history, the answers behind each score).
+    timeline, the consent history, the answers behind each score). A carer
+    without ``see_results`` for a patient gets the patient's name, consent
+    and their own link, but no answers or scores.
     """
     records: list[CareRecord] = []
     if principal.scope_for("patient.read").patient_ids == ():
         return records  # no record is linked to this login yet: nothing to read, or refuse
     for found in patients.search_patients(registry, principal, text=None, limit=20):
         patient = patients.get_patient(registry, principal, found.id)
-        timeline = entry.patient_timeline(registry, principal, patient.id)
-        forms = {e.form for e in timeline.events}
+        sees_results = principal.scope_for("record.read").allows_patient(patient.id)
+        events: tuple[entry.TimelineEvent, ...] = ()
+        scores: tuple[ScoreSeries, ...] = ()
+        if sees_results:
+            timeline = entry.patient_timeline(registry, principal, patient.id)
+            events = tuple(timeline.events[:20])
+            scores = _scores(registry, principal, patient.id, {e.form for e in timeline.events})
         name = " ".join(p for p in (patient.given_name, patient.family_name) if p) or "You"
         records.append(
             CareRecord(
@@ -154,9 +149,12 @@ def my_care(registry: Registry, principal: Principal) -> list[CareRecord]:
                 consent_state=patient.consent_state,
                 consent_words=CONSENT_WORDS.get(patient.consent_state, patient.consent_state),
                 consent_history=tuple(patients.consent_history(registry, principal, patient.id)),
-                carers=_carers(registry, principal, patient.id),
-                events=timeline.events[:20],
-                scores=_scores(registry, principal, patient.id, forms),
+                carers=carers.list_carers(
+                    registry, principal, patient.id, handover_age=handover_age
+                ),
+                sees_results=sees_results,
+                events=events,
+                scores=scores,
             )
         )
     return records

@@ -16,7 +16,7 @@ from pydantic import Field
 from careloop import __version__
 from careloop.core.errors import PermissionDenied
 from careloop.core.settings import Settings
-from careloop.trust import auditing, identity, invitations, patients
+from careloop.trust import auditing, carers, identity, invitations, patients
 from careloop.trust.audit import AuditFilter
 from careloop.trust.identity import require_recent_authentication
 from careloop.trust.policy import ACTIONS, ROLE_DESCRIPTIONS, ROLES, policy_rows
@@ -55,6 +55,13 @@ class UserCreate(Strict):
 class TokenCreate(Strict):
     name: str
     expires_in_days: int | None = 90
+
+
+class CarerScopesChange(Strict):
+    scopes: list[str] = Field(
+        description="Exactly what the carer may do: fill_forms, see_results, manage_consent.",
+        examples=[["fill_forms", "see_results"]],
+    )
 
 
 class PatientCreate(Strict):
@@ -315,6 +322,39 @@ def invite_to_record(
         link_base=public_address(request),
         expires_in_hours=body.expires_in_hours,
     )
+
+
+@router.get(
+    "/patients/{patient_id}/carers", tags=["patients"], responses=errors(401, 403, 404, 422)
+)
+def list_carers(
+    patient_id: RecordId, actor: ActorDep, settings: SettingsDep
+) -> carers.CarersOfPatient:
+    """The patient's carers, what each may do, and the history of changes."""
+    return actor.call(carers.list_carers, patient_id, handover_age=settings.handover_age)
+
+
+@router.put(
+    "/carer-links/{link_id}/scopes",
+    tags=["patients"],
+    responses=errors(400, 401, 403, 404, 422),
+)
+def set_carer_scopes(
+    link_id: RecordId, body: CarerScopesChange, actor: ActorDep, settings: SettingsDep
+) -> carers.CarerView:
+    """Set what a carer may do (the patient, a guardian of a child, or the care team)."""
+    return actor.call(
+        carers.set_carer_scopes, link_id, body.scopes, handover_age=settings.handover_age
+    )
+
+
+@router.delete(
+    "/carer-links/{link_id}", status_code=204, tags=["patients"], responses=errors(401, 403, 404)
+)
+def end_carer_link(link_id: RecordId, actor: ActorDep, settings: SettingsDep) -> Response:
+    """Remove a carer from the patient's record (the history stays)."""
+    actor.call(carers.end_carer_link, link_id, handover_age=settings.handover_age)
+    return Response(status_code=204)
 
 
 @router.get("/pseudonymised/patients", tags=["analysis"], responses=errors(401, 403, 404, 422))

@@ -3,8 +3,14 @@
 ``/my`` shows each record the person may see (their own, or the patients
 they are proxy for): their scores over time as simple charts with the
 numbers in a table beside them, the forms filled and by whom, their consent
-choice and its history, their carers, and what the learning communities
-they belong to have learned. Staff have no portal: ``/my`` sends them home.
+choice and its history, the people who help them (and what each may do),
+and what the learning communities they belong to have learned. Staff have
+no portal: ``/my`` sends them home.
+
+The patient (or, for a child, a parent or guardian who manages consent)
+ticks what each carer may do and can remove a carer: ``POST
+/my/carers/{link}`` and ``POST /my/carers/{link}/end``, with the session's
+form token like every signed-in form. careloop.trust.carers decides who may.
 """
 
 from __future__ import annotations
@@ -17,9 +23,13 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from careloop.practice import portal
+from careloop.trust import carers
+from careloop.trust.policy import CARER_SCOPES
 from careloop.trust.principal import Principal
+from careloop.web.openapi import RecordId
+from careloop.web.pages.posted import posted
 from careloop.web.pages.rendering import page_context, render
-from careloop.web.security import CallerDep, RegistryDep
+from careloop.web.security import CallerDep, RegistryDep, SettingsDep
 
 router = APIRouter(include_in_schema=False)
 
@@ -75,13 +85,23 @@ def draw(series: portal.ScoreSeries) -> Drawn:
     )
 
 
+SCOPE_WORDS = {
+    "fill_forms": "Fill in questionnaires",
+    "see_results": "See answers, scores and charts",
+    "manage_consent": "Choose how the information is used",
+}
+"""Each carer scope as the portal's tick box says it."""
+
+
 @router.get("/my", response_class=HTMLResponse)
-async def my_page(request: Request, caller: CallerDep, registry: RegistryDep) -> Response:
+async def my_page(
+    request: Request, caller: CallerDep, registry: RegistryDep, settings: SettingsDep
+) -> Response:
     if not is_portal_user(caller.principal):
         return RedirectResponse("/", status_code=303)
 
     def gather() -> tuple[list[portal.CareRecord], list[portal.Learning]]:
-        records = portal.my_care(registry, caller.principal)
+        records = portal.my_care(registry, caller.principal, handover_age=settings.handover_age)
         return records, portal.community_learning(registry, caller.principal)
 
     records, learning = await run_in_threadpool(gather)
@@ -96,5 +116,45 @@ async def my_page(request: Request, caller: CallerDep, registry: RegistryDep) ->
             "consent_words": portal.CONSENT_WORDS,
             "carer": "carer" in {g.role for g in caller.principal.grants},
             "size": {"width": WIDTH, "height": HEIGHT, "pad": PAD},
+            "scope_names": CARER_SCOPES,
+            "scope_words": SCOPE_WORDS,
+            "handover_age": settings.handover_age,
+            "carers_changed": request.query_params.get("carers") == "changed",
         },
     )
+
+
+@router.post("/my/carers/{link_id}")
+async def change_carer(
+    link_id: RecordId,
+    request: Request,
+    caller: CallerDep,
+    registry: RegistryDep,
+    settings: SettingsDep,
+) -> Response:
+    """Save the ticks of one carer's boxes: exactly those scopes (none ticked: none)."""
+    scopes = (await posted(request)).get("scope", [])
+    await run_in_threadpool(
+        carers.set_carer_scopes,
+        registry,
+        caller.principal,
+        link_id,
+        scopes,
+        handover_age=settings.handover_age,
+    )
+    return RedirectResponse("/my?carers=changed#people-who-help", status_code=303)
+
+
+@router.post("/my/carers/{link_id}/end")
+async def end_carer(
+    link_id: RecordId, caller: CallerDep, registry: RegistryDep, settings: SettingsDep
+) -> Response:
+    """Remove a carer from the record."""
+    await run_in_threadpool(
+        carers.end_carer_link,
+        registry,
+        caller.principal,
+        link_id,
+        handover_age=settings.handover_age,
+    )
+    return RedirectResponse("/my?carers=changed#people-who-help", status_code=303)
