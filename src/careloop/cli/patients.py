@@ -164,9 +164,9 @@ def carer_scopes(
         changed = carers.set_carer_scopes(
             registry, principal, link.link_id, scopes, handover_age=settings.handover_age
         )
+    was = _scopes_text(link.scopes)
     console.print(
-        f"{changed.email} may now: {_scopes_text(changed.scopes)} (was: {_scopes_text(link.scopes)}).",
-        markup=False,
+        f"{changed.email} may now: {_scopes_text(changed.scopes)} (was: {was}).", markup=False
     )
 
 
