@@ -41,6 +41,13 @@ def _b_pseudo(inst: Installation) -> str:
     return get_patient(inst.registry, inst.operator, _b(inst)).pseudo_id
 
 
+def _b_link(inst: Installation) -> int:
+    """The carer link of site B's carer (to site B's second patient)."""
+    from careloop.trust.carers import list_carers
+
+    return list_carers(inst.registry, inst.operator, _b(inst, 1)).carers[0].link_id
+
+
 # Each route: how to aim it at site B, and whether a refusal must be 403/404
 # ("deny") or whether an answer is allowed as long as it holds nothing of B ("filter").
 CROSS_SITE_REQUESTS: dict[tuple[str, str], tuple[str, Callable[[Installation], Request]]] = {
@@ -134,6 +141,18 @@ CROSS_SITE_REQUESTS: dict[tuple[str, str], tuple[str, Callable[[Installation], R
             f"/api/patients/{_b(i)}/invitations",
             {"email": "invited.b@example.org", "role": "carer"},
         ),
+    ),
+    ("GET", "/api/patients/{patient_id}/carers"): (
+        "deny",
+        lambda i: ("GET", f"/api/patients/{_b(i, 1)}/carers", None),
+    ),
+    ("PUT", "/api/carer-links/{link_id}/scopes"): (
+        "deny",
+        lambda i: ("PUT", f"/api/carer-links/{_b_link(i)}/scopes", {"scopes": []}),
+    ),
+    ("DELETE", "/api/carer-links/{link_id}"): (
+        "deny",
+        lambda i: ("DELETE", f"/api/carer-links/{_b_link(i)}", None),
     ),
     ("GET", "/api/pseudonymised/patients"): (
         "deny",
@@ -316,3 +335,19 @@ def test_patients_and_carers_see_only_their_own_record(api, installation):
                 assert response.status_code == 404, user
         listing = _call(api, installation, user, ("GET", "/api/patients", None)).json()
         assert [p["id"] for p in listing] == [own]
+
+
+def test_no_caller_changes_or_ends_another_sites_carer(api, installation):
+    from careloop.trust.carers import list_carers
+    from careloop.trust.policy import CARER_SCOPES
+
+    link = _b_link(installation)
+    for user in EVERY_USER:
+        for method, url, body in (
+            ("PUT", f"/api/carer-links/{link}/scopes", {"scopes": []}),
+            ("DELETE", f"/api/carer-links/{link}", None),
+        ):
+            response = _call(api, installation, user, (method, url, body))
+            assert response.status_code in (403, 404), f"{user} {method} {url}"
+    [carer] = list_carers(installation.registry, installation.operator, _b(installation, 1)).carers
+    assert carer.link_id == link and carer.scopes == CARER_SCOPES

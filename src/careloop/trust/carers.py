@@ -471,7 +471,7 @@ def run_handover(
             query = query.where(Patient.site_id == found.id)
         lapsed: list[HandoverLapse] = []
         grown: dict[int, Patient] = {}
-        for link, patient, carer in work.session.execute(query).tuples():
+        for link, patient, carer in work.session.execute(query).all():
             assert patient.birth_date is not None  # filtered above
             if handover_date(patient.birth_date, handover_age) > today:
                 continue
