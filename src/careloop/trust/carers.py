@@ -145,7 +145,7 @@ def check_scopes(scopes: Iterable[str], *, field: str = "scopes") -> frozenset[C
     unknown = [s for s in given if s not in CARER_SCOPES]
     if unknown:
         raise ValidationFailed(
-            "A carer scope is not known.",
+            f"Not a carer scope: {', '.join(repr(s) for s in unknown)}.",
             details=[
                 ErrorDetail(field, f"use one of {', '.join(CARER_SCOPES)}", s) for s in unknown
             ],
