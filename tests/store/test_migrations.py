@@ -45,3 +45,50 @@ def test_every_table_joins_one_metadata_whatever_is_imported_first():
         *("community_aim", "maturity_rating", "toolkit_item", "toolkit_rating", "toolkit_use"),
         *("cycle_behaviour_design", "cycle_findings"),
     }
+
+
+def test_carer_links_made_before_scopes_keep_every_scope_set_when_they_were_made(
+    tmp_path, database_url
+):
+    import importlib
+    from datetime import UTC, datetime
+
+    from sqlalchemy import text
+
+    from careloop.store.database import create_registry_engine
+
+    scopes_migration = importlib.import_module(
+        "careloop.store.migrations.versions.0015_carer_scopes"
+    )
+    settings = make_settings(tmp_path, database_url)
+    settings.ensure_data_dir()
+    engine = create_registry_engine(settings.registry_url)
+    upgrade(engine, scopes_migration.down_revision)  # the schema before carer scopes
+    made = datetime(2020, 1, 2, 3, 4, 5, tzinfo=UTC)
+    with engine.begin() as connection:
+        for sql in (
+            "INSERT INTO site (id, code, name, country, time_zone, created_at) "
+            "VALUES (1, 'A', 'Site A', 'GB', 'UTC', :at)",
+            "INSERT INTO patient (id, site_id, local_id, pseudo_id, sex, consent_state, "
+            "created_at, updated_at, version) "
+            "VALUES (1, 1, 'H-1', 'p1', 'unknown', 'withdrawn', :at, :at, 1)",
+            "INSERT INTO app_user (id, email, display_name, disabled, failed_logins, created_at) "
+            "VALUES (1, 'mum@example.org', 'Mum', false, 0, :at)",
+            "INSERT INTO carer_link (id, site_id, patient_id, carer_user_id, "
+            "relationship_to_patient, created_at) VALUES (1, 1, 1, 1, 'mother', :at)",
+        ):
+            connection.execute(text(sql), {"at": made})
+    upgrade(engine)
+    with engine.connect() as connection:
+        scopes, set_at, set_by = connection.execute(
+            text("SELECT scopes, scopes_set_at, scopes_set_by FROM carer_link WHERE id = 1")
+        ).one()
+        history = connection.execute(text("SELECT count(*) FROM carer_scope_change")).scalar()
+    assert scopes == "fill_forms,see_results,manage_consent"
+    assert (
+        set_at if isinstance(set_at, datetime) else datetime.fromisoformat(str(set_at))
+    ).replace(tzinfo=UTC) == made.replace(tzinfo=UTC) or str(set_at).startswith(
+        "2020-01-02 03:04:05"
+    )
+    assert set_by == "" and history == 0
+    engine.dispose()
