@@ -438,6 +438,45 @@ def end_carer_link(
         )
 
 
+def _lapse(work: Work, link: CarerLink, patient: Patient, carer: User, moment: datetime) -> None:
+    old = link.scopes
+    link.scopes = ""
+    link.scopes_set_at = moment
+    link.scopes_set_by = "handover"
+    _record(
+        work, link, patient, carer, change="handover", old=old, new="", at=moment, by="handover"
+    )
+
+
+def _without_account(
+    work: Work, handed_over: dict[int, Patient], handover_age: int
+) -> list[YoungPerson]:
+    """Of the young people handed over, those with no login of their own (audited reads)."""
+    with_account = set(
+        work.session.scalars(select(User.patient_id).where(User.patient_id.in_(handed_over)))
+    )
+    without = []
+    for patient in handed_over.values():
+        if patient.id in with_account or patient.birth_date is None:
+            continue
+        person = YoungPerson(
+            patient_id=patient.id,
+            site=_site_code(work.session, patient.site_id),
+            local_id=patient.local_id,
+            name=" ".join(p for p in (patient.given_name, patient.family_name) if p),
+            handover_date=handover_date(patient.birth_date, handover_age),
+        )
+        without.append(person)
+        work.audit(
+            "read",
+            "demographics",
+            patient=patient,
+            site_code=person.site,
+            details={"why": "handover: young person without an account"},
+        )
+    return without
+
+
 def run_handover(
     registry: Registry,
     principal: Principal,
@@ -450,9 +489,10 @@ def run_handover(
     """Write down the hand-over of young people past ``handover_age`` (idempotent).
 
     Each live link of such a patient whose scopes were set before the patient's
-    hand-over day is reduced to no scopes (audited, kept in the history); the
-    young people with carers but no account of their own are listed, so the
-    care team can invite them. With ``dry_run`` nothing changes.
+    hand-over day is reduced to no scopes (audited, kept in the history). The
+    young people handed over (now or by an earlier run) who still have carers
+    but no account of their own are listed, so the care team can invite them.
+    With ``dry_run`` nothing changes.
     """
     moment, today = _today(now)
     # A dry run only reads: its unit of work refuses writes, and audits what it listed.
@@ -469,13 +509,22 @@ def run_handover(
             if not work.scope.allows_site(found.id):
                 raise NotFound(f"There is no site with code {site!r} whose patients you can see.")
             query = query.where(Patient.site_id == found.id)
+        rows = work.session.execute(query).all()
+        earlier = set(
+            work.session.scalars(
+                select(CarerScopeChange.patient_id).where(CarerScopeChange.change == "handover")
+            )
+        )
         lapsed: list[HandoverLapse] = []
-        grown: dict[int, Patient] = {}
-        for link, patient, carer in work.session.execute(query).all():
-            assert patient.birth_date is not None  # filtered above
-            if handover_date(patient.birth_date, handover_age) > today:
+        handed_over: dict[int, Patient] = {}
+        for link, patient, carer in rows:
+            if (
+                patient.birth_date is None
+                or handover_date(patient.birth_date, handover_age) > today
+            ):
                 continue
-            grown[patient.id] = patient
+            if patient.id in earlier:
+                handed_over[patient.id] = patient
             stored = parse_scopes(link.scopes)
             held = effective_scopes(
                 stored,
@@ -485,48 +534,11 @@ def run_handover(
                 handover_age=handover_age,
             )
             if held == stored:
-                continue  # granted by the young person (or nothing left to lapse)
+                continue  # granted on or after the birthday (or nothing left to lapse)
+            handed_over[patient.id] = patient
             code = _site_code(work.session, patient.site_id)
             lapsed.append(HandoverLapse(link.id, patient.id, code, carer.email, _ordered(stored)))
-            if dry_run:
-                continue
-            old = link.scopes
-            link.scopes = ""
-            link.scopes_set_at = moment
-            link.scopes_set_by = "handover"
-            _record(
-                work,
-                link,
-                patient,
-                carer,
-                change="handover",
-                old=old,
-                new="",
-                at=moment,
-                by="handover",
-            )
-        with_account = set(
-            work.session.scalars(select(User.patient_id).where(User.patient_id.in_(list(grown))))
-        )
-        without = []
-        for patient in grown.values():
-            if patient.id in with_account:
-                continue
-            assert patient.birth_date is not None
-            without.append(
-                YoungPerson(
-                    patient_id=patient.id,
-                    site=_site_code(work.session, patient.site_id),
-                    local_id=patient.local_id,
-                    name=" ".join(p for p in (patient.given_name, patient.family_name) if p),
-                    handover_date=handover_date(patient.birth_date, handover_age),
-                )
-            )
-            work.audit(
-                "read",
-                "demographics",
-                patient=patient,
-                site_code=without[-1].site,
-                details={"why": "handover: young person without an account"},
-            )
+            if not dry_run:
+                _lapse(work, link, patient, carer, moment)
+        without = _without_account(work, handed_over, handover_age)
         return HandoverResult(tuple(lapsed), tuple(without), dry_run)
