@@ -349,7 +349,10 @@ def set_carer_scopes(
 
 
 @router.delete(
-    "/carer-links/{link_id}", status_code=204, tags=["patients"], responses=errors(401, 403, 404)
+    "/carer-links/{link_id}",
+    status_code=204,
+    tags=["patients"],
+    responses=errors(401, 403, 404, 422),
 )
 def end_carer_link(link_id: RecordId, actor: ActorDep, settings: SettingsDep) -> Response:
     """Remove a carer from the patient's record (the history stays)."""
