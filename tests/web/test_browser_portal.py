@@ -79,3 +79,24 @@ def test_anyone_reads_the_public_page_on_a_phone(site, chromium: Any):
     assert width <= PHONE["width"], width
     _check(page, "public-phone")
     _close(page)
+
+
+def test_a_guardian_unticks_a_box_on_a_phone_and_the_results_go(site, chromium: Any):
+    """Runs last in this module: it takes ``see_results`` from site A's carer."""
+    inst, server = site
+    page = _new_page(chromium, viewport=PHONE, is_mobile=True, has_touch=True)
+    login(page, server.url, inst.emails["carer@A"], PASSWORD)
+    page.wait_for_url(server.url + "/my")
+    assert page.get_by_role("heading", name="How things have been").is_visible()
+    box = page.get_by_role("checkbox", name="See answers, scores and charts")
+    assert box.is_checked()
+    box.uncheck()
+    page.get_by_role("button", name="Save what carer may do").click()
+    proxied = inst.patient_user_of["carer@A"]
+    page.wait_for_url(server.url + f"/my?carers=changed#people-who-help-{proxied}")
+    assert page.get_by_role("status").inner_text() == "Saved."
+    assert page.get_by_role("heading", name="How things have been").count() == 0
+    assert "but not their answers or scores" in page.locator("main").inner_text()
+    assert not page.get_by_role("checkbox", name="See answers, scores and charts").is_checked()
+    _check(page, "portal-carer-scopes-phone")
+    _close(page)

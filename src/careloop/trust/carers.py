@@ -412,8 +412,10 @@ def end_carer_link(
     *,
     handover_age: int = DEFAULT_HANDOVER_AGE,
     now: datetime | None = None,
-) -> None:
+) -> int:
     """Remove a carer from a patient's record (the history stays); audited.
+
+    Returns the patient's id.
 
     Raises PermissionDenied or NotFound as :func:`set_carer_scopes` does.
     """
@@ -436,6 +438,7 @@ def end_carer_link(
             at=moment,
             by=principal.email,
         )
+        return patient.id
 
 
 def _lapse(work: Work, link: CarerLink, patient: Patient, carer: User, moment: datetime) -> None:

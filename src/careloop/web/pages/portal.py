@@ -134,7 +134,7 @@ async def change_carer(
 ) -> Response:
     """Save the ticks of one carer's boxes: exactly those scopes (none ticked: none)."""
     scopes = (await posted(request)).get("scope", [])
-    await run_in_threadpool(
+    changed = await run_in_threadpool(
         carers.set_carer_scopes,
         registry,
         caller.principal,
@@ -142,7 +142,9 @@ async def change_carer(
         scopes,
         handover_age=settings.handover_age,
     )
-    return RedirectResponse("/my?carers=changed#people-who-help", status_code=303)
+    return RedirectResponse(
+        f"/my?carers=changed#people-who-help-{changed.patient_id}", status_code=303
+    )
 
 
 @router.post("/my/carers/{link_id}/end")
@@ -150,11 +152,11 @@ async def end_carer(
     link_id: RecordId, caller: CallerDep, registry: RegistryDep, settings: SettingsDep
 ) -> Response:
     """Remove a carer from the record."""
-    await run_in_threadpool(
+    patient_id = await run_in_threadpool(
         carers.end_carer_link,
         registry,
         caller.principal,
         link_id,
         handover_age=settings.handover_age,
     )
-    return RedirectResponse("/my?carers=changed#people-who-help", status_code=303)
+    return RedirectResponse(f"/my?carers=changed#people-who-help-{patient_id}", status_code=303)
