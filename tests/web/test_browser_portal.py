@@ -7,6 +7,7 @@ three PROMs and belongs to a learning community that adopted a change.
 from __future__ import annotations
 
 from collections.abc import Iterator
+from datetime import date
 from typing import Any
 
 import pytest
@@ -14,6 +15,7 @@ import pytest
 from careloop.capture import forms_store, proms
 from careloop.capture.examples import example_file
 from careloop.community import add_cycle, record_act
+from careloop.trust import patients
 from tests.capture.registry_helpers import PROM, prom_answers
 from tests.community.helpers import KNOWN_MEASURES, make_community, principal
 from tests.community.test_cycles import package
@@ -84,6 +86,15 @@ def test_anyone_reads_the_public_page_on_a_phone(site, chromium: Any):
 def test_a_guardian_unticks_a_box_on_a_phone_and_the_results_go(site, chromium: Any):
     """Runs last in this module: it takes ``see_results`` from site A's carer."""
     inst, server = site
+    proxied = inst.patient_user_of["carer@A"]
+    ten_years_ago = date.today().replace(year=date.today().year - 10, day=1)
+    patients.update_patient(  # a child, whenever the test runs: the carer is their guardian
+        inst.registry,
+        inst.operator,
+        proxied,
+        changes={"birth_date": ten_years_ago.isoformat()},
+        reason="test: a child",
+    )
     page = _new_page(chromium, viewport=PHONE, is_mobile=True, has_touch=True)
     login(page, server.url, inst.emails["carer@A"], PASSWORD)
     page.wait_for_url(server.url + "/my")
@@ -92,7 +103,6 @@ def test_a_guardian_unticks_a_box_on_a_phone_and_the_results_go(site, chromium: 
     assert box.is_checked()
     box.uncheck()
     page.get_by_role("button", name="Save what carer may do").click()
-    proxied = inst.patient_user_of["carer@A"]
     page.wait_for_url(server.url + f"/my?carers=changed#people-who-help-{proxied}")
     assert page.get_by_role("status").inner_text() == "Saved."
     assert page.get_by_role("heading", name="How things have been").count() == 0
