@@ -312,7 +312,7 @@ def _refused(why: str) -> NotFound:
             "ask your care team for a new one."
         ),
         "used": N_(
-            "This invitation link was already used. Each link works once. If you "
+            "This link was already used. Each link works once. If you "
             "have set your password, log in. If not, ask your care team for a new link."
         ),
         "expired": N_("This invitation link has expired. Ask your care team for a new one."),
