@@ -59,7 +59,10 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Installatio
     for pain, day in enumerate(("2024-01-05", "2024-02-09", "2024-03-01")):
         link = proms.create_prom_link(inst.registry, inst.operator, PROM, patient_id=own)
         proms.submit_prom_link(
-            inst.registry, link.token, values=prom_answers(day, tummy_pain=str(pain)), event_date=day
+            inst.registry,
+            link.token,
+            values=prom_answers(day, tummy_pain=str(pain)),
+            event_date=day,
         )
     cid = make_community(inst).community.id
     member = principal(inst, "clinician@B")

@@ -136,7 +136,9 @@ def build_view(
         }[f.type]
         options: tuple[Option, ...]
         if f.type in (FieldType.YESNO, FieldType.TRUEFALSE):
-            labels = ("Yes", "No") if f.type is FieldType.YESNO else ("True", "False")
+            labels = (
+                (N_("Yes"), N_("No")) if f.type is FieldType.YESNO else (N_("True"), N_("False"))
+            )
             options = (Option("1", labels[0], "1" in chosen), Option("0", labels[1], "0" in chosen))
         else:
             options = tuple(Option(c.code, c.label, c.code in chosen) for c in f.choices)
