@@ -84,7 +84,7 @@ def test_a_patient_lands_on_their_own_scores_with_the_numbers_beside_the_chart(a
             shown = date.fromisoformat(day).strftime("%-d %B %Y")
             assert f"{shown} {totals[day]}" in text  # the table beside the chart
         assert "by you or your carer" in text
-        assert "used for care, to make care better for everyone, and for research" in text
+        assert "used for care, to make care better for all, and for research" in text
         nav = re.search(r'<nav class="main".*?</nav>', landed.text, re.S)
         assert nav is not None and "My care" in nav.group(0) and "/patients" not in nav.group(0)
 

@@ -93,7 +93,7 @@ def test_anyone_can_read_how_information_is_used_and_no_one_is_identified(inst):
     assert "A test still running" not in text  # no Act yet: nothing learned to publish
     assert "patients and carers among them" in text
     today = date.today().strftime("%-d %B %Y")
-    assert f"Copied into the analysis database, without names or contact details 1 {today}" in text
+    assert f"Copied for study, with names and contact details taken out 1 {today}" in text
     for private in ("Publicname", "Hidden", "PUB-", "MRN-", "Given", "Family", "@example.org"):
         assert private not in page.text, private
 

@@ -41,6 +41,7 @@ from careloop.capture.entry.views import (
 from careloop.capture.forms_store import load_form, other_form_values
 from careloop.core.clock import as_utc, utcnow
 from careloop.core.errors import Conflict, InputError, NotFound
+from careloop.core.i18n import N_
 from careloop.core.ids import secret_token, sha256_hex
 from careloop.store.database import Registry
 from careloop.store.models import Site
@@ -170,11 +171,15 @@ class _LinkFacts:
 
 def _refused(why: str) -> NotFound:
     messages = {
-        "unknown": "This PROM link is not valid. Check that you copied all of it, or ask "
-        "your care team for a new one.",
-        "used": "This PROM link was already used; each link works once. Ask your care "
-        "team for a new one if you need to answer again.",
-        "expired": "This PROM link has expired. Ask your care team for a new one.",
+        "unknown": N_(
+            "This link is not valid. Check that you copied all of it, or ask "
+            "your care team for a new one."
+        ),
+        "used": N_(
+            "This link was already used. Each link works once. Ask your care "
+            "team for a new one if you need to answer again."
+        ),
+        "expired": N_("This link has expired. Ask your care team for a new one."),
     }
     return NotFound(messages[why])
 
@@ -315,7 +320,7 @@ def submit_prom_link_by_key(
             .execution_options(synchronize_session=False)
         )
         if getattr(claimed, "rowcount", 0) != 1:
-            raise Conflict("This PROM link was used a moment ago; each link works once.")
+            raise Conflict(N_("This link was used a moment ago. Each link works once."))
         work.audit(
             "create",
             "clinical",

@@ -47,6 +47,7 @@ def invite(
     expires_in_hours: int = typer.Option(
         invitations.DEFAULT_INVITATION_HOURS, "--expires-in-hours", help="How long the link works."
     ),
+    language: str = typer.Option("en", "--language", help="The e-mail's language: en or es."),
     base_url: str | None = typer.Option(
         None,
         "--base-url",
@@ -74,6 +75,7 @@ def invite(
             relationship=relationship,
             link_base=link_base,
             expires_in_hours=expires_in_hours,
+            language=language,
         )
     where = "sent" if sent.delivered_via == "smtp" else "written into the outbox folder"
     console.print(

@@ -19,6 +19,7 @@ from datetime import date
 from careloop.capture import entry, forms_store
 from careloop.capture.forms.model import FieldType
 from careloop.community import list_cycles
+from careloop.core.i18n import N_
 from careloop.store.database import Registry
 from careloop.trust import carers, patients
 from careloop.trust.handover import DEFAULT_HANDOVER_AGE
@@ -34,19 +35,18 @@ __all__ = [
 ]
 
 CONSENT_WORDS = {
-    "improvement_and_research": (
-        "The information in this record is used for care, to make care better for everyone, "
-        "and for research."
+    "improvement_and_research": N_(
+        "This record is used for care, to make care better for all, and for research."
     ),
-    "direct_care_only": "The information in this record is used only for care.",
-    "withdrawn": "The information in this record is not used for anything but what the law needs.",
+    "direct_care_only": N_("This record is used only for care."),
+    "withdrawn": N_("This record is not used for anything but what the law needs."),
 }
 """Each consent state in words a patient understands."""
 
 ACT_WORDS = {
-    "adopt": "It worked, so the team kept the change.",
-    "adapt": "It helped in part, so the team is changing it and trying again.",
-    "abandon": "It did not help, so the team stopped it.",
+    "adopt": N_("It worked, so the team kept the change."),
+    "adapt": N_("It helped in part, so the team is changing it and trying again."),
+    "abandon": N_("It did not help, so the team stopped it."),
 }
 
 
@@ -140,7 +140,7 @@ def my_care(
             timeline = entry.patient_timeline(registry, principal, patient.id)
             events = tuple(timeline.events[:20])
             scores = _scores(registry, principal, patient.id, {e.form for e in timeline.events})
-        name = " ".join(p for p in (patient.given_name, patient.family_name) if p) or "You"
+        name = " ".join(p for p in (patient.given_name, patient.family_name) if p) or N_("You")
         records.append(
             CareRecord(
                 patient_id=patient.id,
@@ -172,7 +172,7 @@ def community_learning(registry: Registry, principal: Principal) -> list[Learnin
                 title=cycle.title,
                 aim=cycle.aim,
                 started=date.fromisoformat(str(started)) if started else None,
-                outcome=ACT_WORDS.get(str(decision), "The team is still testing this change."),
+                outcome=ACT_WORDS.get(str(decision), N_("The team is still testing this change.")),
             )
         )
     learned.sort(key=lambda item: item.started or date.min, reverse=True)

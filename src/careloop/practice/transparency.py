@@ -23,6 +23,7 @@ from sqlalchemy import func, select
 
 from careloop.community import list_communities, list_cycles
 from careloop.core.clock import as_utc
+from careloop.core.i18n import N_, Translator, english
 from careloop.practice.portal import ACT_WORDS
 from careloop.store.database import Registry
 from careloop.store.models import Patient, ProvenanceRecord, Site
@@ -33,30 +34,36 @@ from careloop.trust.principal import Principal
 __all__ = ["ACTIVITY_WORDS", "PublicFacts", "PublicUse", "public_count", "public_facts"]
 
 PURPOSE_WORDS = {
-    "improvement_and_research": "for their care, to improve care for everyone, and for research",
-    "direct_care_only": "for their own care only",
-    "withdrawn": "for nothing beyond what the law requires",
+    "improvement_and_research": N_(
+        "for their care, to improve care for everyone, and for research"
+    ),
+    "direct_care_only": N_("for their own care only"),
+    "withdrawn": N_("for nothing beyond what the law requires"),
 }
 
 ACTIVITY_WORDS = {
-    "warehouse.refresh": "Copied into the analysis database, without names or contact details",
-    "fhir.import": "Received from hospital record systems (FHIR)",
-    "warehouse.load_omop": "Loaded from other research databases (OMOP)",
-    "warehouse.check": "Checked for data quality",
-    "warehouse.drop_source": "Removed from the analysis database at a source's request",
-    "analysis.its": "Analysed to see whether a change in care made a difference",
-    "knowledge.version": "Turned into decision support rules, reviewed by the community",
-    "knowledge.deploy": "Used to show decision support to clinicians",
+    "warehouse.refresh": N_("Copied for study, with names and contact details taken out"),
+    "fhir.import": N_("Sent to us from hospital record systems"),
+    "warehouse.load_omop": N_("Added from other research records"),
+    "warehouse.check": N_("Checked for mistakes"),
+    "warehouse.drop_source": N_("Taken out of the study copy when the place it came from asked"),
+    "analysis.its": N_("Looked at to see if a change in care made a difference"),
+    "knowledge.version": N_(
+        "Turned into rules that give advice to care teams, checked by the team"
+    ),
+    "knowledge.deploy": N_("Used to give advice to doctors and nurses"),
 }
 
 
-def public_count(count: int, threshold: int) -> str:
-    """A count of people as the public page shows it: hidden when small, else rounded to 10."""
+def public_count(count: int, threshold: int, *, words: Translator | None = None) -> str:
+    """A count of people as the public page shows it: hidden when small, else rounded to 10,
+    in the language of ``words`` (English when not given)."""
+    say = (words or english()).gettext
     if count == 0:
-        return "none"
+        return say(N_("none"))
     if count <= threshold:
-        return f"fewer than {threshold + 1}"
-    return f"about {max(10, round(count, -1)):,}"
+        return say(N_("fewer than {number}")).format(number=threshold + 1)
+    return say(N_("about {number}")).format(number=f"{max(10, round(count, -1)):,}")
 
 
 @dataclass(frozen=True)
@@ -102,7 +109,9 @@ class PublicFacts:
     lessons: tuple[PublicLesson, ...]
 
 
-def _purposes(registry: Registry, threshold: int) -> tuple[tuple[str, str], ...]:
+def _purposes(
+    registry: Registry, threshold: int, words: Translator | None
+) -> tuple[tuple[str, str], ...]:
     with registry.transaction() as session:
         set_scope(session, Scope.everything())
         counts = dict(
@@ -111,8 +120,8 @@ def _purposes(registry: Registry, threshold: int) -> tuple[tuple[str, str], ...]
             ).all()
         )
     return tuple(
-        (words, public_count(int(counts.get(state, 0)), threshold))
-        for state, words in PURPOSE_WORDS.items()
+        (purpose, public_count(int(counts.get(state, 0)), threshold, words=words))
+        for state, purpose in PURPOSE_WORDS.items()
     )
 
 
@@ -140,8 +149,14 @@ def _uses(registry: Registry) -> tuple[PublicUse, ...]:
     )
 
 
-def public_facts(registry: Registry, *, threshold: int) -> PublicFacts:
-    """The facts of the public page, read as the installation itself (nothing identifiable)."""
+def public_facts(
+    registry: Registry, *, threshold: int, words: Translator | None = None
+) -> PublicFacts:
+    """The facts of the public page, read as the installation itself (nothing identifiable).
+
+    The counts are written in the language of ``words`` (English when not given); the
+    other words are English message ids (:data:`PURPOSE_WORDS`, :data:`ACTIVITY_WORDS`,
+    ``ACT_WORDS``) that the page translates."""
     reader = Principal.operator("public page")
     with registry.transaction() as session:
         set_scope(session, Scope.everything())
@@ -169,5 +184,5 @@ def public_facts(registry: Registry, *, threshold: int) -> PublicFacts:
         if cycle.act
     )
     return PublicFacts(
-        sites, forms, _purposes(registry, threshold), _uses(registry), communities, lessons
+        sites, forms, _purposes(registry, threshold, words), _uses(registry), communities, lessons
     )

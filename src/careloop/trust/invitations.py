@@ -45,6 +45,7 @@ from careloop.core.errors import (
     NotFound,
     ValidationFailed,
 )
+from careloop.core.i18n import LANGUAGES, N_, Translator, translator
 from careloop.core.ids import secret_token, sha256_hex
 from careloop.core.mail import Mailer
 from careloop.core.plain_text import control_characters, shown, text_problem
@@ -144,25 +145,41 @@ def invitation_key(token: str) -> str:
     return sha256_hex(token.strip())
 
 
-def _message(site_name: str, role: InvitedRole, url: str, hours: int) -> tuple[str, str]:
-    """Subject and text of the e-mail: no patient details, no clinical data."""
+def _message(
+    site_name: str, role: InvitedRole, url: str, hours: int, words: Translator
+) -> tuple[str, str]:
+    """Subject and text of the e-mail, in the invitee's language: no patient details, no
+    clinical data."""
+    say = words.gettext
     what = (
-        "to see your own care record"
+        say(N_("to see your own care record"))
         if role == "patient"
-        else "to help with the care record of someone you look after, as their carer"
+        else say(N_("to help with the care record of someone you look after, as their carer"))
     )
-    days = f"{hours // 24} days" if hours % 24 == 0 and hours >= 48 else f"{hours} hours"
-    text = (
-        f"Hello,\n\n"
-        f"Your care team at {site_name} has invited you to careloop, {what}.\n\n"
-        f"To accept, open this link and choose a password. The link works once, "
-        f"for {days}:\n\n{url}\n\n"
-        f"If you did not expect this message, you can ignore it: nothing happens "
-        f"unless the link is opened. If the link has stopped working, ask your "
-        f"care team for a new one.\n\n"
-        f"careloop, for {site_name}\n"
+    if hours % 24 == 0 and hours >= 48:
+        lasts = words.ngettext("{n} day", "{n} days", hours // 24).format(n=hours // 24)
+    else:
+        lasts = words.ngettext("{n} hour", "{n} hours", hours).format(n=hours)
+    paragraphs = (
+        say(N_("Hello,")),
+        say(N_("Your care team at {site} has invited you to careloop, {what}.")).format(
+            site=site_name, what=what
+        ),
+        say(
+            N_("To accept, open this link and choose a password. The link works once, for {time}:")
+        ).format(time=lasts),
+        url,
+        say(
+            N_(
+                "If you did not expect this message, you can ignore it. Nothing happens "
+                "unless the link is opened. If the link has stopped working, ask your "
+                "care team for a new one."
+            )
+        ),
+        say(N_("careloop, for {site}")).format(site=site_name) + "\n",
     )
-    return f"Your invitation to careloop from {site_name}", text
+    subject = say(N_("Your invitation to careloop from {site}")).format(site=site_name)
+    return subject, "\n\n".join(paragraphs)
 
 
 def _check_invitee(
@@ -210,15 +227,17 @@ def invite_to_record(
     relationship: str = "",
     link_base: str,
     expires_in_hours: int = DEFAULT_INVITATION_HOURS,
+    language: str = "en",
 ) -> InvitationSent:
     """E-mail ``email`` a single-use link to ``patient_id``'s record, as patient or carer.
 
     ``link_base`` is the address careloop is reached at (e.g.
     ``https://careloop.example.org``); the link is ``<link_base>/invitation/<secret>``.
-    The invitation is saved only if the e-mail is handed on.
+    The invitation is saved only if the e-mail is handed on. The e-mail is written in
+    ``language`` (a code of :data:`careloop.core.i18n.LANGUAGES`: ``en`` or ``es``).
 
     Raises:
-        InputError: The lifetime is out of range.
+        InputError: The lifetime or the language is out of range.
         ValidationFailed: The address, role or relationship is not valid.
         NotFound: No such patient that the principal may change (audited).
         Conflict: The address (or the patient, for a patient's login) has an account already.
@@ -228,8 +247,12 @@ def invite_to_record(
         raise InputError(
             f"An invitation lasts 1 to {MAX_INVITATION_HOURS} hours; got {expires_in_hours}."
         )
+    if language not in LANGUAGES:
+        raise InputError(
+            f"careloop writes e-mails in {', '.join(sorted(LANGUAGES))}; got {language[:20]!r}."
+        )
     email = email.strip().lower()
-    relationship = relationship.strip() or ("carer" if role == "carer" else "")
+    relationship = relationship.strip() or (N_("carer") if role == "carer" else "")
     with unit_of_work(registry, principal, "patient.update") as work:
         patient = _load(work, patient_id, "privilege_change", "proxy")
         _check_invitee(work.session, email, role, patient, relationship)
@@ -257,7 +280,7 @@ def invite_to_record(
             details={"invited": email, "as": role, "invitation_id": row.id},
         )
         url = f"{link_base.rstrip('/')}{INVITATION_PATH}/{secret}"
-        subject, text = _message(site.name, role, url, expires_in_hours)
+        subject, text = _message(site.name, role, url, expires_in_hours, translator(language))
         # Sent last, inside the transaction: if the mail cannot go, nothing is saved.
         sent = mailer.send(to=email, subject=subject, text=text)
         return InvitationSent(row.id, email, role, patient.id, site.code, expires, sent.via)
@@ -292,11 +315,15 @@ def _find(session: Session, key: str) -> tuple[_Found | None, str]:
 
 def _refused(why: str) -> NotFound:
     messages = {
-        "unknown": "This invitation link is not valid. Check that you copied all of it, or "
-        "ask your care team for a new one.",
-        "used": "This invitation link was already used; each link works once. If you "
-        "have set your password, log in. Otherwise ask your care team for a new link.",
-        "expired": "This invitation link has expired. Ask your care team for a new one.",
+        "unknown": N_(
+            "This invitation link is not valid. Check that you copied all of it, or "
+            "ask your care team for a new one."
+        ),
+        "used": N_(
+            "This link was already used. Each link works once. If you "
+            "have set your password, log in. If not, ask your care team for a new link."
+        ),
+        "expired": N_("This invitation link has expired. Ask your care team for a new one."),
     }
     return NotFound(messages[why])
 

@@ -32,6 +32,8 @@ from careloop.web.api import trust as api_trust
 from careloop.web.body_limit import BodyLimitMiddleware
 from careloop.web.cds_hooks import router as cds_hooks_router
 from careloop.web.errors import install_error_handlers
+from careloop.web.languages import install_i18n
+from careloop.web.languages import router as languages_router
 from careloop.web.pages import community as pages_community
 from careloop.web.pages import community_assessment as pages_community_assessment
 from careloop.web.pages import community_forms as pages_community_forms
@@ -75,6 +77,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.warehouse = warehouse_opener(settings)
     templates = Jinja2Templates(directory=HERE / "templates")
     templates.env.globals["version"] = __version__
+    install_i18n(templates.env)
     app.state.templates = templates
     settings.signing_key()
     app.state.public_requests = WindowCounter(settings.public_requests_per_minute, 60)
@@ -104,6 +107,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(pages_invitation.router)
     app.include_router(pages_portal.router)
     app.include_router(pages_public.router)
+    app.include_router(languages_router)
     app.include_router(pages_knowledge.router)
     app.include_router(fhir_api.router)
     app.include_router(pages_dashboards.router)

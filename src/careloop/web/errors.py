@@ -17,6 +17,7 @@ from fastapi.responses import JSONResponse, RedirectResponse, Response
 from starlette.exceptions import HTTPException as StarletteHTTPException
 
 from careloop.core.errors import AuthenticationRequired, CareloopError, TooManyRequests
+from careloop.web.languages import language_context
 
 log = logging.getLogger("careloop.web")
 
@@ -59,8 +60,9 @@ def _render(request: Request, status: int, body: dict[str, Any]) -> Response:
         if status == 401:
             return RedirectResponse(f"/login?next={request.url.path}", status_code=303)
         templates = request.app.state.templates
+        context = {**language_context(request, None), "error": body["error"], "status": status}
         page: Response = templates.TemplateResponse(
-            request, "error.html", {"error": body["error"], "status": status}, status_code=status
+            request, "error.html", context, status_code=status
         )
         return page
     return JSONResponse(body, status_code=status)

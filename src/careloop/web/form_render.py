@@ -16,6 +16,7 @@ from typing import Any
 from careloop.capture import FieldType, Form, read_forms_yaml, validate_response
 from careloop.capture.native_yaml import FORMAT
 from careloop.core.errors import ErrorDetail
+from careloop.core.i18n import N_, Translator
 
 TEXT_INPUTS = {
     "integer": ("text", "numeric"),
@@ -135,7 +136,9 @@ def build_view(
         }[f.type]
         options: tuple[Option, ...]
         if f.type in (FieldType.YESNO, FieldType.TRUEFALSE):
-            labels = ("Yes", "No") if f.type is FieldType.YESNO else ("True", "False")
+            labels = (
+                (N_("Yes"), N_("No")) if f.type is FieldType.YESNO else (N_("True"), N_("False"))
+            )
             options = (Option("1", labels[0], "1" in chosen), Option("0", labels[1], "0" in chosen))
         else:
             options = tuple(Option(c.code, c.label, c.code in chosen) for c in f.choices)
@@ -179,12 +182,90 @@ def build_view(
     return FormView(form.name, title or form.title or form.name, tuple(inputs), loose)
 
 
-def live_check(form: Form, values: Mapping[str, object]) -> dict[str, Any]:
-    """What the page updates as someone types: hidden fields, calculated values, errors."""
+def live_check(
+    form: Form, values: Mapping[str, object], *, words: Translator | None = None
+) -> dict[str, Any]:
+    """What the page updates as someone types: hidden fields, calculated values, errors.
+
+    With ``words`` (a patient's page), each error is a plain sentence in their language
+    that names the question (:func:`patient_problems`); without, the rule's own message.
+    """
     result = validate_response(form, values)
     calcs = {f.name: result.values.get(f.name) for f in form.fields if f.type is FieldType.CALC}
+    if words is None:
+        errors = {e.field: e.message for e in result.errors if e.rule != "required"}
+    else:
+        errors = {
+            e.field: _patient_words(form, e.field, e.rule, words)
+            for e in result.errors
+            if e.rule != "required"
+        }
     return {
         "hidden": sorted(result.hidden),
         "calc": {k: _text(v) for k, v in calcs.items()},
-        "errors": {e.field: e.message for e in result.errors if e.rule != "required"},
+        "errors": errors,
     }
+
+
+PLEASE_ANSWER = N_("Please answer: {question}")
+PLEASE_CHOOSE = N_("Please choose one of the answers to: {question}")
+PLEASE_NUMBER_BETWEEN = N_("Please give a number from {low} to {high} for: {question}")
+PLEASE_NUMBER = N_("Please give a whole number for: {question}")
+PLEASE_DATE = N_("Please give a date that is not in the future for: {question}")
+PLEASE_CHECK = N_("Please check your answer to: {question}")
+SOME_ANSWERS = N_("Some answers need a look. Nothing has been sent yet.")
+
+
+def _patient_words(form: Form, name: str, rule: str, words: Translator) -> str:
+    """One problem with one answer, said to a patient: what to do and which question,
+    never a rule name or a field's id."""
+    known = {f.name: f for f in form.fields}
+    field = known.get(name)
+    question = words.gettext(field.label or field.name) if field else ""
+    if field is None:
+        return words.gettext(PLEASE_CHECK).format(question=words.gettext(form.title or form.name))
+    if rule == "required":
+        return words.gettext(PLEASE_ANSWER).format(question=question)
+    if rule == "choice":
+        return words.gettext(PLEASE_CHOOSE).format(question=question)
+    validation = field.validation or ""
+    if field.type is FieldType.SLIDER or validation.startswith(("integer", "number")):
+        low = field.min_value or ("0" if field.type is FieldType.SLIDER else None)
+        high = field.max_value or ("100" if field.type is FieldType.SLIDER else None)
+        if low is not None and high is not None and not _is_date(low) and not _is_date(high):
+            return words.gettext(PLEASE_NUMBER_BETWEEN).format(
+                low=low, high=high, question=question
+            )
+        return words.gettext(PLEASE_NUMBER).format(question=question)
+    if validation.startswith("date"):
+        return words.gettext(PLEASE_DATE).format(question=question)
+    return words.gettext(PLEASE_CHECK).format(question=question)
+
+
+def _is_date(bound: str) -> bool:
+    return bound == "today" or bound.count("-") == 2
+
+
+def patient_problems(
+    form: Form,
+    values: Mapping[str, object],
+    words: Translator,
+    *,
+    refused: list[ErrorDetail] | None = None,
+) -> list[ErrorDetail]:
+    """Every problem with a patient's answers, one per question, in their words.
+
+    Checked again here (the server's refusal says which rule failed, in staff words);
+    a field the server refused for a reason this check cannot see (an answer on another
+    form) still gets a plain "please check" line, so nothing the server refused is lost.
+    """
+    result = validate_response(form, values)
+    said = {e.field: _patient_words(form, e.field, e.rule, words) for e in result.errors}
+    for detail in refused or []:
+        name = detail.location.rsplit(":", 1)[-1]
+        said.setdefault(name, _patient_words(form, name, "", words))
+    order = {f.name: i for i, f in enumerate(form.fields)}
+    return [
+        ErrorDetail(name, message)
+        for name, message in sorted(said.items(), key=lambda kv: order.get(kv[0], len(order)))
+    ]

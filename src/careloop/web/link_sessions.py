@@ -12,9 +12,13 @@ from __future__ import annotations
 import hmac
 import time
 
+from careloop.core.i18n import N_
 from careloop.core.settings import Settings
 
-__all__ = ["form_token", "seal", "unseal"]
+__all__ = ["NOT_FROM_PAGE", "form_token", "seal", "unseal"]
+
+NOT_FROM_PAGE = N_("This form was not sent from its page. Please load the page again and retry.")
+"""Said when a link page's form comes without its token (another site, an old page)."""
 
 
 def _mac(settings: Settings, kind: str, purpose: str, payload: str) -> str:

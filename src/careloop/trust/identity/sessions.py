@@ -17,6 +17,7 @@ from careloop.core.errors import (
     ReauthenticationRequired,
     SessionExpired,
 )
+from careloop.core.i18n import N_
 from careloop.core.ids import sha256_hex
 from careloop.core.settings import Settings
 from careloop.store.database import Registry
@@ -28,9 +29,9 @@ from careloop.trust.identity.views import LoginResult
 from careloop.trust.passwords import verify_password
 from careloop.trust.principal import Principal, RequestContext
 
-LOCKED_MESSAGE = (
-    "Too many failed attempts: this account is locked for a while. "
-    "Try again later or ask your site lead."
+LOCKED_MESSAGE = N_(
+    "Too many tries that did not work, so this account is locked for a while. "
+    "Try again later, or ask your care team."
 )
 
 
@@ -82,7 +83,7 @@ def login(
                     "login_failed", "denied", context, user=user, email=email, details={"why": why}
                 ),
             )
-            failure = InvalidCredentials("The e-mail or password is not right.")
+            failure = InvalidCredentials(N_("The e-mail or password is not right."))
         else:
             lockout.clear(session, email)
             user.last_login_at = now

@@ -87,6 +87,7 @@ class InvitationCreate(Strict):
     role: Literal["patient", "carer"] = "patient"
     relationship: str = Field("", description="For a carer: e.g. parent, partner.")
     expires_in_hours: int = Field(invitations.DEFAULT_INVITATION_HOURS, ge=1)
+    language: Literal["en", "es"] = Field("en", description="The e-mail's language.")
 
 
 class ConsentChange(Strict):
@@ -321,6 +322,7 @@ def invite_to_record(
         relationship=body.relationship,
         link_base=public_address(request),
         expires_in_hours=body.expires_in_hours,
+        language=body.language,
     )
 
 

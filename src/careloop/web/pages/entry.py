@@ -274,6 +274,7 @@ def invite_to_record(
     email: Annotated[str, Form()],
     role: Annotated[str, Form()] = "patient",
     relationship: Annotated[str, Form()] = "",
+    language: Annotated[str, Form()] = "en",
 ) -> Response:
     """E-mail the patient (or a carer) a link that opens their account; say so on the page."""
     try:
@@ -286,9 +287,16 @@ def invite_to_record(
             role="carer" if role == "carer" else "patient",
             relationship=relationship,
             link_base=public_address(request),
+            language=language,
         )
     except (InputError, Conflict) as exc:
-        shown = {"error": str(exc), "email": email, "role": role, "relationship": relationship}
+        shown = {
+            "error": str(exc),
+            "email": email,
+            "role": role,
+            "relationship": relationship,
+            "language": language,
+        }
         return _patient_page(
             request, caller, registry, patient_id, invitation=shown, status=exc.http_status
         )

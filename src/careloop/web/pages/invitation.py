@@ -26,9 +26,11 @@ from careloop.core.errors import (
     InputError,
     NotFound,
 )
+from careloop.core.i18n import N_
 from careloop.store.database import Registry
 from careloop.trust import invitations
 from careloop.web import link_sessions
+from careloop.web.link_sessions import NOT_FROM_PAGE
 from careloop.web.pages.posted import posted
 from careloop.web.pages.rendering import render
 from careloop.web.rate_limit import link_attempt
@@ -41,7 +43,7 @@ INVITATION_PATH = invitations.INVITATION_PATH
 KIND = "invitation"
 SESSION_MINUTES = 30
 
-TIMED_OUT = (
+TIMED_OUT = N_(
     "This page has timed out, or it was opened without its link. Please open the link "
     "in the e-mail from your care team again. If it no longer works, ask them for a new one."
 )
@@ -107,7 +109,7 @@ async def accept(request: Request, registry: RegistryDep) -> Response:
     data = await posted(request)
     sent = next(reversed(data.get("csrf_token", [])), "")
     if not hmac.compare_digest(sent, link_sessions.form_token(settings_of(request), KIND, key)):
-        raise CsrfRejected("This form was not sent from its page. Please reload it and try again.")
+        raise CsrfRejected(NOT_FROM_PAGE)
     return await link_attempt(request, lambda: _accept(request, key, registry, data))
 
 
@@ -117,7 +119,7 @@ def _accept(request: Request, key: str, registry: Registry, data: dict[str, list
 
     password = last("password")
     if "confirm" in data and last("confirm") != password:
-        return _page(request, key, error="The two passwords are not the same.", status=422)
+        return _page(request, key, error=N_("The two passwords are not the same."), status=422)
     try:
         invitations.accept_invitation_by_key(
             registry,

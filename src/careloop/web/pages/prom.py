@@ -19,18 +19,27 @@ from __future__ import annotations
 
 import hmac
 import time
-from typing import Any
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from careloop.capture import proms
-from careloop.core.errors import Conflict, CsrfRejected, NotFound, ValidationFailed
+from careloop.core.errors import Conflict, CsrfRejected, ErrorDetail, NotFound, ValidationFailed
+from careloop.core.i18n import N_
 from careloop.core.settings import Settings
 from careloop.store.database import Registry
 from careloop.web import link_sessions
-from careloop.web.form_render import build_view, form_from_definition, live_check, values_from_post
+from careloop.web.form_render import (
+    SOME_ANSWERS,
+    build_view,
+    form_from_definition,
+    live_check,
+    patient_problems,
+    values_from_post,
+)
+from careloop.web.languages import page_words
+from careloop.web.link_sessions import NOT_FROM_PAGE
 from careloop.web.pages.posted import json_body, json_values, posted
 from careloop.web.pages.rendering import render
 from careloop.web.rate_limit import link_attempt
@@ -47,7 +56,7 @@ router = APIRouter(include_in_schema=False)
 PROM_COOKIE = "careloop_prom"
 PROM_PATH = "/prom"
 
-TIMED_OUT = (
+TIMED_OUT = N_(
     "This page has timed out, or it was opened without its link. Please open the link "
     "in the message from your care team again. If it no longer works, ask them for a new one."
 )
@@ -75,7 +84,7 @@ def _link_key(request: Request) -> str:
 
 def _check_form_token(request: Request, key: str, sent: str | None) -> None:
     if not sent or not hmac.compare_digest(sent, _form_token(settings_of(request), key)):
-        raise CsrfRejected("This form was not sent from its page. Please reload it and try again.")
+        raise CsrfRejected(NOT_FROM_PAGE)
 
 
 @router.get("/prom/{token}")
@@ -103,7 +112,7 @@ def _prom_page(
     key: str,
     *,
     values: dict[str, object] | None = None,
-    errors: Any = None,
+    errors: list[ErrorDetail] | None = None,
     message: str | None = None,
     status: int = 200,
 ) -> HTMLResponse:
@@ -115,6 +124,7 @@ def _prom_page(
         {
             "form": build_view(form, values or {}, errors=errors, title=invitation.title),
             "message": message,
+            "problems": [(e.location, e.message) for e in errors or []],
             "check_url": f"{PROM_PATH}/check",
             "principal": None,
             "csrf_token": _form_token(settings_of(request), key),
@@ -137,7 +147,8 @@ async def prom_check(request: Request) -> JSONResponse:
     def check() -> JSONResponse:
         invitation = proms.open_prom_link_by_key(request.app.state.registry, key)
         form = form_from_definition(invitation.definition)
-        return JSONResponse(live_check(form, json_values(body)))
+        words = page_words(request, None)
+        return JSONResponse(live_check(form, json_values(body), words=words))
 
     return await run_in_threadpool(check)
 
@@ -160,14 +171,20 @@ def _save_prom(
         proms.submit_prom_link_by_key(
             registry, key, values=values, context=request_context(request)
         )
-    except (ValidationFailed, Conflict) as exc:
+    except ValidationFailed as exc:
+        words = page_words(request, None)
         return _prom_page(
             request,
             key,
             values=values,
-            errors=exc.details,
-            message=exc.message,
+            errors=patient_problems(form, values, words, refused=exc.details),
+            message=words.gettext(SOME_ANSWERS),
             status=exc.http_status,
+        )
+    except Conflict as exc:
+        words = page_words(request, None)
+        return _prom_page(
+            request, key, values=values, message=words.gettext(exc.message), status=409
         )
     response = render(
         request, "prom_done.html", {"principal": None, "csrf_token": "", "title": invitation.title}

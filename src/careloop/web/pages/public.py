@@ -13,6 +13,7 @@ from fastapi.responses import HTMLResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from careloop.practice.transparency import public_facts
+from careloop.web.languages import page_words
 from careloop.web.pages.rendering import render
 from careloop.web.security import RegistryDep, SettingsDep
 
@@ -21,7 +22,10 @@ router = APIRouter(include_in_schema=False)
 
 @router.get("/public", response_class=HTMLResponse)
 async def public_page(request: Request, registry: RegistryDep, settings: SettingsDep) -> Response:
-    facts = await run_in_threadpool(public_facts, registry, threshold=settings.disclosure_threshold)
+    words = page_words(request, None)
+    facts = await run_in_threadpool(
+        lambda: public_facts(registry, threshold=settings.disclosure_threshold, words=words)
+    )
     return render(
         request,
         "public.html",

@@ -9,13 +9,15 @@ from fastapi import Request
 from fastapi.responses import HTMLResponse
 
 from careloop.core.errors import CareloopError
+from careloop.web.languages import language_context
 from careloop.web.security import Caller
 
 
 def render(request: Request, name: str, context: dict[str, Any], status: int = 200) -> HTMLResponse:
     """The template ``name`` rendered with ``context`` as an HTML response."""
+    full = {**language_context(request, context.get("principal")), **context}
     response: HTMLResponse = request.app.state.templates.TemplateResponse(
-        request, name, context, status_code=status
+        request, name, full, status_code=status
     )
     return response
 

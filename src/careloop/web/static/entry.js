@@ -77,7 +77,7 @@
     var clear = document.createElement("button");
     clear.type = "button";
     clear.className = "slider-clear";
-    clear.textContent = "Clear";
+    clear.textContent = box.getAttribute("data-clear-label") || "Clear";
     function show() {
       var empty = number.value === "";
       box.classList.toggle("untouched", empty);
