@@ -287,7 +287,7 @@ def test_the_page_says_where_a_tampered_chain_breaks(small_site):
             text("UPDATE audit_entry SET user_email = 'someone.else@example.org' WHERE seq = :s"),
             {"s": victim},
         )
-    # The page reuses a check for a minute (it says so): within it, still the old answer.
+    # The page reuses a check for a few minutes (it says so): within them, the old answer.
     assert "The audit trail is intact" in _get(client, inst, "/audit").text
     client.app.state.audit_chain.forget()  # type: ignore[attr-defined]
     broken = _get(client, inst, "/audit").text

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import io
 import json
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any, Literal
@@ -232,28 +232,31 @@ def iter_matching(
     *,
     site_codes: Sequence[str] | None,
     max_rows: int = EXPORT_MAX_ROWS,
-    batch: int = 1000,
-) -> Iterator[AuditEntry]:
-    """Every matching entry, newest first, at most ``max_rows``, read ``batch`` at a time."""
+    batch: int = 2000,
+) -> Iterator[Sequence[Any]]:
+    """The report columns of every matching entry, newest first, at most ``max_rows``.
+
+    Plain rows, not ORM objects: an export of 100,000 entries builds none.
+    """
     where = conditions(query, site_codes)
+    columns = [AuditEntry.__table__.c[name] for name in REPORT_COLUMNS]
     before: int | None = None
     left = max_rows
     while left > 0:
         bounded = [*where, AuditEntry.seq < before] if before is not None else where
-        rows = list(
-            session.scalars(
-                select(AuditEntry)
-                .where(*bounded)
-                .order_by(AuditEntry.seq.desc())
-                .limit(min(batch, left))
-            )
-        )
+        rows = session.execute(
+            select(*columns).where(*bounded).order_by(AuditEntry.seq.desc()).limit(min(batch, left))
+        ).all()
         if not rows:
             return
         yield from rows
         left -= len(rows)
-        before = rows[-1].seq
-        session.expunge_all()
+        before = rows[-1][0]
+
+
+def report_row(entry: AuditEntry) -> tuple[Any, ...]:
+    """An entry's report columns, in order (a row of the CSV)."""
+    return tuple(getattr(entry, name) for name in REPORT_COLUMNS)
 
 
 def entry_record(entry: AuditEntry, *, details_shown: int | None = DETAILS_SHOWN) -> dict[str, Any]:
@@ -266,14 +269,14 @@ def entry_record(entry: AuditEntry, *, details_shown: int | None = DETAILS_SHOWN
     return record
 
 
-def csv_chunks(entries: Iterator[AuditEntry], *, rows_per_chunk: int = 500) -> Iterator[str]:
-    """The entries as CSV text in chunks (for streaming), formulas neutralised."""
+def csv_chunks(rows: Iterable[Sequence[Any]], *, rows_per_chunk: int = 500) -> Iterator[str]:
+    """Rows of the report columns as CSV text in chunks (for streaming), formulas neutralised."""
     out = io.StringIO()
     writer = safe_writer(out)
     writer.writerow(REPORT_COLUMNS)
     pending = 0
-    for entry in entries:
-        writer.writerow(getattr(entry, name) for name in REPORT_COLUMNS)
+    for row in rows:
+        writer.writerow(row)
         pending += 1
         if pending >= rows_per_chunk:
             yield out.getvalue()
@@ -294,6 +297,8 @@ def _details(entry: AuditEntry) -> dict[str, Any]:
 def _facts(details: dict[str, Any], longest: int = 240) -> str:
     parts = []
     for key, value in details.items():
+        if value in (None, "", [], {}):
+            continue
         shown = value if isinstance(value, str) else json.dumps(value, default=str)
         parts.append(f"{key.replace('_', ' ')}: {shown}")
     text = "; ".join(parts)
@@ -309,6 +314,9 @@ def describe(entry: AuditEntry) -> str:
             f"{details.get('version', '?')} {_DECISION_WORDS[entry.action]}"
         )
         rest = {k: v for k, v in details.items() if k not in ("knowledge_object", "version")}
+    elif entry.category == "audit" and entry.action in ("read", "export"):
+        what = "Looked at the audit trail" if entry.action == "read" else "Downloaded audit entries"
+        rest = {k: v for k, v in details.items() if k not in ("view", "format")}
     else:
         verb = _VERBS.get(entry.action, entry.action.replace("_", " ").replace(".", ": "))
         what = f"{verb} ({entry.category.replace('_', ' ')})"
@@ -320,8 +328,9 @@ def describe(entry: AuditEntry) -> str:
         words.append(_OUTCOME_WORDS.get(entry.outcome, entry.outcome).capitalize() + ".")
     if entry.reason:
         words.append(f"Reason given: {entry.reason}.")
-    if rest:
-        words.append(_facts(rest) + ".")
+    facts = _facts(rest)
+    if facts:
+        words.append(facts + ".")
     return " ".join(words)
 
 

@@ -211,28 +211,61 @@ class ChainStatus:
 class ChainStatusCache:
     """The last chain verification, reused for ``max_age`` seconds.
 
-    Walking the whole chain reads every entry; the audit page shows the
-    result of a walk at most ``max_age`` seconds old instead of walking on
-    every view (the page says when it was checked). One web app holds one.
+    Walking the whole chain reads every entry (seconds on a long trail); the
+    audit page shows the result of a walk at most ``max_age`` seconds old
+    instead of walking on every view, and says when it was checked. A stale
+    result starts one walk in a background thread; a viewer waits for it a
+    short while and otherwise sees the previous result (or none yet), marked
+    as being checked. One web app holds one.
     """
 
-    def __init__(self, max_age: float = 60.0) -> None:
+    def __init__(self, max_age: float = 300.0) -> None:
         self.max_age = max_age
         self._lock = threading.Lock()
         self._last: ChainStatus | None = None
         self._at = 0.0
+        self._walking: threading.Thread | None = None
 
-    def status(self, registry: Registry) -> ChainStatus:
-        """A verification no older than ``max_age`` (walking the chain when needed)."""
-        with self._lock:  # one walk at a time; waiting viewers reuse its result
-            if self._last is None or time.monotonic() - self._at > self.max_age:
-                started = time.monotonic()
-                verification = _verify_reading(registry)
-                self._at = time.monotonic()
-                self._last = ChainStatus(
-                    verification, datetime.now(UTC), self._at - started, self.max_age
+    @property
+    def checking(self) -> bool:
+        """Whether a walk of the chain is under way."""
+        with self._lock:
+            return self._walking is not None
+
+    def status(
+        self, registry: Registry, *, wait_at_most: float | None = None
+    ) -> ChainStatus | None:
+        """A verification no older than ``max_age``, walking the chain when there is none.
+
+        Waits for the walk at most ``wait_at_most`` seconds (None: until it ends);
+        then returns the latest result, which is older or None while the walk runs.
+        """
+        with self._lock:
+            if self._last is not None and time.monotonic() - self._at <= self.max_age:
+                return self._last
+            if self._walking is None:
+                self._walking = threading.Thread(
+                    target=self._walk, args=(registry,), name="audit-chain-check", daemon=True
                 )
+                self._walking.start()
+            walking = self._walking
+        walking.join(wait_at_most)
+        with self._lock:
             return self._last
+
+    def _walk(self, registry: Registry) -> None:
+        try:
+            started = time.monotonic()
+            verification = _verify_reading(registry)
+            ended = time.monotonic()
+            with self._lock:
+                self._last = ChainStatus(
+                    verification, datetime.now(UTC), ended - started, self.max_age
+                )
+                self._at = ended
+        finally:
+            with self._lock:
+                self._walking = None
 
     def forget(self) -> None:
         """Walk the chain afresh on the next request."""
@@ -256,7 +289,10 @@ class AuditOverview:
     page: AuditPage
     decisions: tuple[KnowledgeDecision, ...]
     """The latest knowledge lifecycle steps, newest first."""
-    chain: ChainStatus
+    chain: ChainStatus | None
+    """The latest verification of the whole chain (None until the first one ends)."""
+    checking: bool
+    """Whether the chain is being walked again now."""
 
 
 def audit_overview(
@@ -268,8 +304,13 @@ def audit_overview(
     before: int | None = None,
     after: int | None = None,
     limit: int = 50,
+    wait_for_chain: float = 3.0,
 ) -> AuditOverview:
-    """The audit page's content, read with one audit entry for the whole view."""
+    """The audit page's content, read with one audit entry for the whole view.
+
+    The chain's status waits at most ``wait_for_chain`` seconds for a walk of
+    the chain (see :class:`ChainStatusCache`).
+    """
     check_query(query)
     check_paging(before=before, after=after, limit=limit)
     with unit_of_work(registry, principal, "audit.read") as work:
@@ -286,4 +327,5 @@ def audit_overview(
                 "view": "audit page",
             },
         )
-    return AuditOverview(page, tuple(decisions), chain.status(registry))
+    status = chain.status(registry, wait_at_most=wait_for_chain)
+    return AuditOverview(page, tuple(decisions), status, chain.checking)

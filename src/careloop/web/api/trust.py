@@ -26,6 +26,7 @@ from careloop.trust.audit_search import (
     OutcomeFilter,
     csv_chunks,
     entry_record,
+    report_row,
 )
 from careloop.trust.identity import require_recent_authentication
 from careloop.trust.policy import ACTIONS, ROLE_DESCRIPTIONS, ROLES, policy_rows
@@ -408,7 +409,9 @@ def audit_report(
     headers = _paging_links(request, page)
     if format == "csv":
         return Response(
-            "".join(csv_chunks(iter(page.entries))), media_type="text/csv", headers=headers
+            "".join(csv_chunks(report_row(e) for e in page.entries)),
+            media_type="text/csv",
+            headers=headers,
         )
     return JSONResponse([entry_record(e) for e in page.entries], headers=headers)
 
