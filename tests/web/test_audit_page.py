@@ -173,6 +173,7 @@ def test_each_filter_returns_exactly_the_matching_entries(api, installation, nam
         ("since=yesterday", "since"),
         ("since=2026-02-01T00:00:00Z&until=2026-01-01T00:00:00Z", "until"),
         (f"user={'x' * 255}", "user"),
+        ("since=0001-01-01T00:00:00%2B14:00", "since"),
     ],
 )
 def test_a_bad_parameter_is_refused_naming_it(api, installation, query, parameter):
@@ -249,6 +250,7 @@ def test_the_page_pages_fifty_entries_at_a_time(api, installation):
         ("since=1st+of+May", "is not a date"),
         ("outcome=perhaps", "Choose done, refused or failed"),
         ("since=2026-03-01&until=2026-02-01", "must be after"),
+        ("until=9999-12-31", "is not a date"),
     ],
 )
 def test_a_bad_filter_on_the_page_says_what_to_fix(api, installation, query, said):

@@ -110,6 +110,17 @@ class AuditQuery:
 def check_query(query: AuditQuery) -> None:
     """Raise InputError naming each parameter that cannot be a filter."""
     problems: list[ErrorDetail] = []
+    for name in ("since", "until"):
+        moment = getattr(query, name)
+        try:
+            if moment is not None:
+                iso_utc(moment)
+        except OverflowError:
+            problems.append(
+                ErrorDetail(name, f"'{name}' is out of range: give a year 1–9999 in UTC.")
+            )
+    if problems:
+        raise InputError("The audit filter is not valid.", details=problems)
     if query.since is not None and query.until is not None and query.since >= query.until:
         problems.append(
             ErrorDetail(

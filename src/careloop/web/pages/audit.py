@@ -87,7 +87,7 @@ def _moment(name: str, text: str, *, end_of_day: bool) -> datetime | None:
             moment = datetime(day.year, day.month, day.day, tzinfo=UTC)
             return moment + timedelta(days=1) if end_of_day else moment
         parsed = datetime.fromisoformat(text)
-    except ValueError:
+    except (ValueError, OverflowError):
         raise InputError(
             f"'{name}' is not a date.",
             details=[ErrorDetail(name, f"{text!r} is not a date: write it as YYYY-MM-DD.")],
