@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import logging
 import threading
 import time
 from collections.abc import Iterator
@@ -36,6 +37,8 @@ from careloop.trust.audit_search import (
 )
 from careloop.trust.principal import Principal
 from careloop.trust.work import Work, unit_of_work
+
+log = logging.getLogger("careloop.audit")
 
 
 def audit_report(
@@ -263,6 +266,8 @@ class ChainStatusCache:
                     verification, datetime.now(UTC), ended - started, self.max_age
                 )
                 self._at = ended
+        except Exception:  # a thread's error reaches no caller: log it, walk again next view
+            log.exception("The background check of the audit chain failed")
         finally:
             with self._lock:
                 self._walking = None
