@@ -54,3 +54,11 @@ def test_long_details_are_cut_short():
     words = describe(_entry(action="update", details=json.dumps({"fields": "x" * 500})))
     assert words.startswith("Changed (clinical). fields: xxx") and len(words) < 300
     assert words.endswith("….")
+
+
+def test_an_action_careloop_has_no_words_for_reads_as_words():
+    details = json.dumps({"community": 1, "cycle": 4})
+    assert describe(
+        _entry(action="cycle.findings_list", category="community", details=details)
+    ) == ("Cycle findings list (community). community: 1; cycle: 4.")
+    assert describe(_entry(action="community.report", category="community")) == "Community report."

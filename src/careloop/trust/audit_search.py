@@ -329,8 +329,12 @@ def describe(entry: AuditEntry) -> str:
         what = "Looked at the audit trail" if entry.action == "read" else "Downloaded audit entries"
         rest = {k: v for k, v in details.items() if k not in ("view", "format")}
     else:
-        verb = _VERBS.get(entry.action, entry.action.replace("_", " ").replace(".", ": "))
-        what = f"{verb} ({entry.category.replace('_', ' ')})"
+        verb = _VERBS.get(
+            entry.action, entry.action.replace("_", " ").replace(".", " ").capitalize()
+        )
+        kind = entry.category.replace("_", " ")
+        # "Community report", not "Community report (community)".
+        what = verb if verb.lower().startswith(kind) else f"{verb} ({kind})"
         if entry.patient_pseudo_id:
             what += f" for patient {entry.patient_pseudo_id}"
         rest = details
