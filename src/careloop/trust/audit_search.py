@@ -349,6 +349,54 @@ def describe(entry: AuditEntry) -> str:
     return " ".join(words)
 
 
+_OUTCOME_SHOWN = {
+    "success": "done",
+    "denied": "refused",
+    "not_found": "refused (not found)",
+    "failure": "failed",
+}
+
+
+@dataclass(frozen=True)
+class AuditRow:
+    """One entry as a row of the auditor's page."""
+
+    seq: int
+    when: str
+    """``YYYY-MM-DD HH:MM:SS`` (UTC)."""
+    who: str
+    role: str
+    action: str
+    what: str
+    """The kind of data touched, and the patient's pseudonym if any."""
+    site: str
+    outcome: str
+    """done, refused, refused (not found) or failed."""
+    refused: bool
+    """The entry did not succeed (the page highlights it)."""
+    details: str
+    """The entry in plain words (:func:`describe`)."""
+
+
+def audit_row(entry: AuditEntry) -> AuditRow:
+    """The entry as the auditor's page shows it."""
+    what = entry.category.replace("_", " ")
+    if entry.patient_pseudo_id:
+        what += f", patient {entry.patient_pseudo_id}"
+    return AuditRow(
+        seq=entry.seq,
+        when=entry.occurred_at[:19].replace("T", " "),
+        who=entry.user_email or "—",
+        role=entry.role or "—",
+        action=entry.action,
+        what=what,
+        site=entry.site_code or "—",
+        outcome=_OUTCOME_SHOWN.get(entry.outcome, entry.outcome),
+        refused=entry.outcome != "success",
+        details=describe(entry),
+    )
+
+
 @dataclass(frozen=True)
 class KnowledgeDecision:
     """One step of a knowledge object version's lifecycle, from the audit trail."""

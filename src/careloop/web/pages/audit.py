@@ -7,7 +7,6 @@ this module only turns the query string into an :class:`AuditQuery` and back.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, cast, get_args
 from urllib.parse import urlencode
@@ -16,8 +15,7 @@ from fastapi import APIRouter, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from careloop.core.errors import ErrorDetail, InputError
-from careloop.store.models import AuditEntry
-from careloop.trust.audit_search import AuditQuery, OutcomeFilter, describe
+from careloop.trust.audit_search import AuditQuery, OutcomeFilter, audit_row
 from careloop.trust.auditing import ChainStatusCache, audit_export, audit_overview
 from careloop.web.pages.rendering import form_state, page_context, render
 from careloop.web.security import CallerDep, RegistryDep
@@ -32,48 +30,8 @@ OUTCOME_CHOICES = (
     ("refused", "Refused"),
     ("failure", "Failed"),
 )
-_OUTCOME_SHOWN = {
-    "success": "done",
-    "denied": "refused",
-    "not_found": "refused (not found)",
-    "failure": "failed",
-}
 
 Text = Annotated[str, Query(max_length=254)]
-
-
-@dataclass(frozen=True)
-class AuditRow:
-    """One entry as a row of the page's table."""
-
-    seq: int
-    when: str
-    who: str
-    role: str
-    action: str
-    what: str
-    site: str
-    outcome: str
-    refused: bool
-    details: str
-
-
-def _row(entry: AuditEntry) -> AuditRow:
-    what = entry.category.replace("_", " ")
-    if entry.patient_pseudo_id:
-        what += f", patient {entry.patient_pseudo_id}"
-    return AuditRow(
-        seq=entry.seq,
-        when=entry.occurred_at[:19].replace("T", " "),
-        who=entry.user_email or "—",
-        role=entry.role or "—",
-        action=entry.action,
-        what=what,
-        site=entry.site_code or "—",
-        outcome=_OUTCOME_SHOWN.get(entry.outcome, entry.outcome),
-        refused=entry.outcome != "success",
-        details=describe(entry),
-    )
 
 
 def _moment(name: str, text: str, *, end_of_day: bool) -> datetime | None:
@@ -187,7 +145,7 @@ def audit_page(
             **context,
             **form_state(request, entered),
             "overview": overview,
-            "rows": [_row(e) for e in page.entries],
+            "rows": [audit_row(e) for e in page.entries],
             "older": _link("/audit", entered, before=page.older) if page.older else None,
             "newer": _link("/audit", entered, after=page.newer) if page.newer else None,
             "export": _link("/audit.csv", entered),
