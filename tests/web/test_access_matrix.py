@@ -309,10 +309,32 @@ def test_an_auditor_never_sees_clinical_data(api, installation, user):
 
 
 def test_a_site_auditor_reads_only_their_sites_entries(api, installation):
-    entries = _call(api, installation, "auditor@A", ("GET", "/api/audit", None)).json()
+    entries = _call(api, installation, "auditor@A", ("GET", "/api/audit?limit=1000", None)).json()
     assert entries and {e["site_code"] for e in entries} == {"A"}
-    everything = _call(api, installation, "auditor", ("GET", "/api/audit", None)).json()
-    assert {"A", "B"} <= {e["site_code"] for e in everything}
+    asked_for_b = ("GET", "/api/audit?site=B", None)
+    assert _call(api, installation, "auditor@A", asked_for_b).json() == []
+    # The network auditor reads every site's entries (newest first: one site at a time).
+    for code in ("A", "B"):
+        mine = _call(api, installation, "auditor", ("GET", f"/api/audit?site={code}", None)).json()
+        assert mine and {e["site_code"] for e in mine} == {code}
+
+
+AUDIT_PAGE_READERS = {"auditor", "auditor@A"}
+
+
+@pytest.mark.parametrize("user", EVERY_USER)
+def test_only_auditors_open_the_audit_page_and_its_download(api, installation, user):
+    """As the policy says (``audit.read``: auditors only); a refusal is audited."""
+    expected = 200 if user in AUDIT_PAGE_READERS else 403
+    for url in ("/audit", "/audit.csv"):
+        response = _call(api, installation, user, ("GET", url, None))
+        assert response.status_code == expected, (user, url, response.text[:200])
+    if expected == 403:
+        refusals = _call(
+            api, installation, "auditor", ("GET", "/api/audit?action=audit.read&limit=20", None)
+        ).json()
+        email = installation.emails[user]
+        assert any(r["user_email"] == email and r["outcome"] == "denied" for r in refusals)
 
 
 def test_the_care_team_of_a_site_reads_its_own_patients(api, installation):

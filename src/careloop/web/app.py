@@ -21,6 +21,7 @@ from careloop import __version__
 from careloop.core.content import activate
 from careloop.core.mail import Mailer
 from careloop.core.settings import Settings
+from careloop.trust.auditing import ChainStatusCache
 from careloop.trust.installation import open_registry
 from careloop.trust.status import registry_reachable
 from careloop.warehouse.connection import warehouse_opener
@@ -34,6 +35,7 @@ from careloop.web.cds_hooks import router as cds_hooks_router
 from careloop.web.errors import install_error_handlers
 from careloop.web.languages import install_i18n
 from careloop.web.languages import router as languages_router
+from careloop.web.pages import audit as pages_audit
 from careloop.web.pages import community as pages_community
 from careloop.web.pages import community_assessment as pages_community_assessment
 from careloop.web.pages import community_forms as pages_community_forms
@@ -82,6 +84,7 @@ def create_app(settings: Settings) -> FastAPI:
     settings.signing_key()
     app.state.public_requests = WindowCounter(settings.public_requests_per_minute, 60)
     app.state.failed_links = WindowCounter(settings.failed_links_per_hour, 3600)
+    app.state.audit_chain = ChainStatusCache()
 
     # Inside the security middleware, so that a refused body still gets its headers.
     app.add_middleware(BodyLimitMiddleware, max_bytes=settings.max_request_body_bytes)
@@ -109,6 +112,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(pages_public.router)
     app.include_router(languages_router)
     app.include_router(pages_knowledge.router)
+    app.include_router(pages_audit.router)
     app.include_router(fhir_api.router)
     app.include_router(pages_dashboards.router)
     # Before the community pages: /cycles/new is a form, not a cycle's id.

@@ -11,13 +11,23 @@ from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response
+from fastapi.responses import JSONResponse
 from pydantic import Field
 
 from careloop import __version__
 from careloop.core.errors import PermissionDenied
 from careloop.core.settings import Settings
 from careloop.trust import auditing, carers, identity, invitations, patients
-from careloop.trust.audit import AuditFilter
+from careloop.trust.audit_search import (
+    DEFAULT_LIMIT,
+    MAX_LIMIT,
+    AuditPage,
+    AuditQuery,
+    OutcomeFilter,
+    csv_chunks,
+    entry_record,
+    report_row,
+)
 from careloop.trust.identity import require_recent_authentication
 from careloop.trust.policy import ACTIONS, ROLE_DESCRIPTIONS, ROLES, policy_rows
 from careloop.web.etags import etag, version_from
@@ -380,6 +390,21 @@ def pseudonymised_patient(pseudo_id: str, actor: ActorDep) -> patients.Pseudonym
 # ---------------------------------------------------------------- audit
 
 
+def _page_link(request: Request, **cursor: int) -> str:
+    """The same request (path and filters) for another page, as a relative URL."""
+    url = request.url.remove_query_params(["before", "after"]).include_query_params(**cursor)
+    return f"{url.path}?{url.query}"
+
+
+def _paging_links(request: Request, page: AuditPage) -> dict[str, str]:
+    links = []
+    if page.older is not None:
+        links.append(f'<{_page_link(request, before=page.older)}>; rel="next"')
+    if page.newer is not None:
+        links.append(f'<{_page_link(request, after=page.newer)}>; rel="prev"')
+    return {"Link": ", ".join(links)} if links else {}
+
+
 @router.get(
     "/audit",
     tags=["audit"],
@@ -387,22 +412,53 @@ def pseudonymised_patient(pseudo_id: str, actor: ActorDep) -> patients.Pseudonym
     | files_too("The entries, as JSON or (``format=csv``) CSV.", {"text/csv": TEXT}),
 )
 def audit_report(
+    request: Request,
     actor: ActorDep,
     since: datetime | None = None,
     until: datetime | None = None,
-    user: str | None = None,
-    patient: str | None = None,
+    user: Annotated[str | None, Query(description="User e-mail or numeric id.")] = None,
+    patient: Annotated[
+        str | None, Query(description="Patient pseudonymous id or numeric id.")
+    ] = None,
     action: str | None = None,
+    category: Annotated[
+        str | None, Query(description="What was touched: clinical, consent, identity…")
+    ] = None,
+    site: Annotated[str | None, Query(description="Site code.")] = None,
+    outcome: OutcomeFilter | None = None,
+    limit: Annotated[int, Query(ge=1, le=MAX_LIMIT)] = DEFAULT_LIMIT,
+    before: Annotated[
+        int | None, Query(ge=0, description="Entries older than this entry number.")
+    ] = None,
+    after: Annotated[
+        int | None, Query(ge=0, description="Entries newer than this entry number.")
+    ] = None,
     format: Literal["json", "csv"] = "json",
 ) -> Response:
-    """Audit entries for auditors, as JSON or CSV."""
-    text = actor.call(
-        auditing.audit_report,
-        AuditFilter(since=since, until=until, user=user, patient=patient, action=action),
-        fmt=format,
+    """Audit entries for auditors, newest first, one page at a time, as JSON or CSV.
+
+    The ``Link`` header names the next (older) page as ``rel="next"`` and the
+    previous (newer) one as ``rel="prev"``.
+    """
+    query = AuditQuery(
+        since=since,
+        until=until,
+        user=user,
+        action=action,
+        category=category,
+        site=site,
+        outcome=outcome,
+        patient=patient,
     )
-    media = "text/csv" if format == "csv" else "application/json"
-    return Response(text, media_type=media)
+    page = actor.call(auditing.audit_entries, query, before=before, after=after, limit=limit)
+    headers = _paging_links(request, page)
+    if format == "csv":
+        return Response(
+            "".join(csv_chunks(report_row(e) for e in page.entries)),
+            media_type="text/csv",
+            headers=headers,
+        )
+    return JSONResponse([entry_record(e) for e in page.entries], headers=headers)
 
 
 @router.get("/audit/verify", tags=["audit"], responses=errors(401, 403))
