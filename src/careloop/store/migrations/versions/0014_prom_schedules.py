@@ -7,6 +7,8 @@ Create Date: 2026-12-07 21:00:00
 
 from __future__ import annotations
 
+from typing import Any
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -18,9 +20,9 @@ depends_on = "0004"  # form_definition, form_response and prom_link (the capture
 _TZ = sa.DateTime(timezone=True)
 
 
-def _owned(table: str, *, patient: bool = True) -> list[sa.SchemaItem]:
+def _owned(table: str, *, patient: bool = True) -> list[Any]:
     """The site (and patient) columns and keys every site-owned row carries."""
-    items: list[sa.SchemaItem] = [
+    items: list[Any] = [
         sa.Column("site_id", sa.Integer(), nullable=False),
         sa.ForeignKeyConstraint(["site_id"], ["site.id"], name=op.f(f"fk_{table}_site_id_site")),
     ]
