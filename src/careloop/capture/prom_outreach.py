@@ -46,7 +46,7 @@ from sqlalchemy import or_, select, update
 from careloop.capture.prom_schedules import _staff_only, consent_allows
 from careloop.capture.proms import PROM_TOKEN_PREFIX
 from careloop.core.clock import as_utc, utcnow
-from careloop.core.errors import CareloopError, ErrorDetail, InputError, ValidationFailed
+from careloop.core.errors import CareloopError, InputError, NotFound
 from careloop.core.ids import secret_token, sha256_hex
 from careloop.core.mail import Mailer
 from careloop.store.database import Registry
@@ -272,10 +272,7 @@ def _sites(work: Work, site: str | None) -> list[Site]:
         query = query.where(Site.code == site.strip())
     found = [s for s in work.session.scalars(query) if work.scope.allows_site(s.id)]
     if site is not None and not found:
-        raise ValidationFailed(
-            "No PROMs were sent.",
-            details=[ErrorDetail("site", "the code of a site you manage PROMs at", site)],
-        )
+        raise NotFound(f"There is no site {site!r} where you may send PROMs. Check the code.")
     return found
 
 
@@ -565,7 +562,7 @@ def send_due(
         now: The time to act at (UTC; default now), e.g. to catch up a missed run.
 
     Raises:
-        ValidationFailed: No such site in the principal's scope.
+        NotFound: No such site in the principal's scope.
         PermissionDenied: The principal may not enter records anywhere.
     """
     if not link_base.startswith(("http://", "https://")):
