@@ -281,9 +281,11 @@ def patient_questionnaires(
     Due: open and not expired. Done: filled through an invitation, newest first.
     """
     moment = as_utc(now) if now is not None else utcnow()
+    if not principal.scope_for("record.read").patient_ids:
+        # Staff see the log, not a portal list; a login with no record linked yet has none.
+        return []
     with unit_of_work(registry, principal, "record.read") as work:
-        if work.scope.patient_ids is None:
-            return []  # staff see the log, not a portal list
+        assert work.scope.patient_ids is not None
         rows = work.session.execute(
             select(PromInvitation, FormDefinition.name, FormDefinition.title)
             .join(PromSchedule, PromSchedule.id == PromInvitation.schedule_id)

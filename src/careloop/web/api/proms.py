@@ -57,7 +57,7 @@ class SendDue(Strict):
     site: Short | None = None
 
 
-@router.get("/prom-schedules", tags=["proms"], responses=errors(401, 403))
+@router.get("/prom-schedules", tags=["proms"], responses=errors(401, 403, 422))
 def list_schedules(actor: ActorDep, site: SiteQuery = None) -> list[dict[str, Any]]:
     """The PROM schedules of the sites one may read records at."""
     return [
@@ -102,13 +102,13 @@ def move_visit(
     return actor.call(prom_schedules.move_visit, visit_id, visit_date=body.visit_date)
 
 
-@router.delete("/planned-visits/{visit_id}", tags=["proms"], responses=errors(401, 403, 404))
+@router.delete("/planned-visits/{visit_id}", tags=["proms"], responses=errors(401, 403, 404, 422))
 def cancel_visit(visit_id: RecordId, actor: ActorDep) -> prom_schedules.PlannedVisitView:
     """Cancel a planned visit (its open invitation is withdrawn at the next run)."""
     return actor.call(prom_schedules.cancel_visit, visit_id)
 
 
-@router.post("/prom-invitations/send-due", tags=["proms"], responses=errors(401, 403, 422))
+@router.post("/prom-invitations/send-due", tags=["proms"], responses=errors(401, 403, 404, 422))
 def send_due(body: SendDue, request: Request, actor: ActorDep) -> dict[str, Any]:
     """Run the outreach job now for one's sites (what the timer runs)."""
     run = actor.call(
@@ -131,7 +131,7 @@ def invitation_log(
     return [{**asdict(r), "state": r.state} for r in rows]
 
 
-@router.get("/prom-completion", tags=["proms"], responses=errors(401, 403))
+@router.get("/prom-completion", tags=["proms"], responses=errors(401, 403, 422))
 def completion(actor: ActorDep, site: SiteQuery = None) -> list[dict[str, Any]]:
     """PROM completion per site and month: settled invitations, done before expiry, rate."""
     return [
