@@ -388,6 +388,9 @@ def test_completion_per_site_and_month_matches_a_hand_count_and_draws_a_p_chart(
         values=prom_answers(_today().isoformat()),
         status="complete",
     )
+    # Filled on the portal: done on the patient's page at once, before the job sees it.
+    seen = patient_questionnaires(inst.registry, principal(inst, "patient@A"))
+    assert seen[0].done_at is not None
     _run(inst, inbox, _at(_today(), 23))
     months = completion_by_month(inst.registry, inst.operator, site="A")
     month = (_today() - timedelta(days=2)).strftime("%Y-%m")

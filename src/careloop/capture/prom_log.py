@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import warnings
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime, time
 
 import pandas as pd
 from sqlalchemy import select
@@ -32,7 +32,12 @@ from careloop.core.clock import as_utc, utcnow
 from careloop.core.errors import ErrorDetail, ValidationFailed
 from careloop.store.database import Registry
 from careloop.store.models import Patient, Site
-from careloop.store.models.capture import FormDefinition, PromInvitation, PromSchedule
+from careloop.store.models.capture import (
+    FormDefinition,
+    PromInvitation,
+    PromSchedule,
+    Response,
+)
 from careloop.trust.principal import Principal
 from careloop.trust.work import Work, unit_of_work
 
@@ -301,7 +306,7 @@ def patient_questionnaires(
                 title,
                 inv.due_date,
                 as_utc(inv.expires_at),
-                as_utc(inv.completed_at) if inv.completed_at else None,
+                as_utc(inv.completed_at) if inv.completed_at else _filled_since(work, inv),
             )
             for inv, name, title in rows
             if inv.completed_at is not None
@@ -314,3 +319,28 @@ def patient_questionnaires(
                 details={"rows": len(out), "patients": sorted({q.patient_id for q in out})},
             )
         return out
+
+
+def _filled_since(work: Work, invitation: PromInvitation) -> datetime | None:
+    """When the form was filled since the invitation fell due, before the job has seen it.
+
+    The job marks it done at its next run; the patient should not see it as still due
+    meanwhile. Midnight UTC of the due day is near enough here (the job uses the site's zone).
+    """
+    schedule = work.session.get(PromSchedule, invitation.schedule_id)
+    if schedule is None:
+        return None
+    since = datetime.combine(invitation.due_date, time(0), tzinfo=UTC)
+    filled = work.session.scalar(
+        select(Response.created_at)
+        .where(
+            Response.patient_id == invitation.patient_id,
+            Response.form_id == schedule.form_id,
+            Response.status == "complete",
+            Response.created_at >= since,
+            Response.created_at < invitation.expires_at,
+        )
+        .order_by(Response.created_at)
+        .limit(1)
+    )
+    return as_utc(filled) if filled is not None else None
