@@ -89,21 +89,21 @@ def b_planned_visit(inst: Installation) -> int:
 
 # The PROM outreach routes, aimed at site B (see tests/web/test_access_matrix.py).
 PROM_OUTREACH_MATRIX = {
-    ("GET", "/api/prom-schedules"): (
+    ("GET", "/api/outreach/schedules"): (
         "filter",
-        lambda i: ("GET", "/api/prom-schedules?site=B", None),
+        lambda i: ("GET", "/api/outreach/schedules?site=B", None),
     ),
-    ("POST", "/api/prom-schedules"): (
+    ("POST", "/api/outreach/schedules"): (
         "deny",
         lambda i: (
             "POST",
-            "/api/prom-schedules",
+            "/api/outreach/schedules",
             {"site": "B", "form": PROM, "kind": "every_weeks", "weeks": 4},
         ),
     ),
-    ("PUT", "/api/prom-schedules/{schedule_id}/active"): (
+    ("PUT", "/api/outreach/schedules/{schedule_id}/active"): (
         "deny",
-        lambda i: ("PUT", f"/api/prom-schedules/{b_prom_schedule(i)}/active", {"active": True}),
+        lambda i: ("PUT", f"/api/outreach/schedules/{b_prom_schedule(i)}/active", {"active": True}),
     ),
     ("POST", "/api/planned-visits"): (
         "deny",
@@ -125,17 +125,17 @@ PROM_OUTREACH_MATRIX = {
         "deny",
         lambda i: ("DELETE", f"/api/planned-visits/{b_planned_visit(i)}", None),
     ),
-    ("POST", "/api/prom-invitations/send-due"): (
+    ("POST", "/api/outreach/send-due"): (
         "deny",
-        lambda i: ("POST", "/api/prom-invitations/send-due", {"site": "B"}),
+        lambda i: ("POST", "/api/outreach/send-due", {"site": "B"}),
     ),
-    ("GET", "/api/prom-invitations"): (
+    ("GET", "/api/outreach/invitations"): (
         "filter",
-        lambda i: ("GET", "/api/prom-invitations?site=B", None),
+        lambda i: ("GET", "/api/outreach/invitations?site=B", None),
     ),
-    ("GET", "/api/prom-completion"): (
+    ("GET", "/api/outreach/completion"): (
         "filter",
-        lambda i: ("GET", "/api/prom-completion?site=B", None),
+        lambda i: ("GET", "/api/outreach/completion?site=B", None),
     ),
     ("GET", "/api/my/questionnaires"): (
         "filter",

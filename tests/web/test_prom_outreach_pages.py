@@ -29,14 +29,14 @@ def test_the_care_team_schedules_books_runs_the_job_and_the_patient_sees_only_th
     inst = scheduled
     clinician = _as(inst, "clinician@A")
     made = api.post(
-        "/api/prom-schedules",
+        "/api/outreach/schedules",
         json={"site": "A", "form": PROM, "kind": "before_visit", "days": 7},
         headers=clinician,
     )
     assert made.status_code == 201, made.text
     assert made.json()["timing"] == "7 days before each visit"
     bad = api.post(
-        "/api/prom-schedules",
+        "/api/outreach/schedules",
         json={"site": "A", "form": PROM, "kind": "before_visit"},
         headers=clinician,
     )
@@ -50,24 +50,24 @@ def test_the_care_team_schedules_books_runs_the_job_and_the_patient_sees_only_th
             headers=clinician,
         )
         assert booked.status_code == 201, booked.text
-    before = len(api.get("/api/prom-invitations", headers=clinician).json())
-    run = api.post("/api/prom-invitations/send-due", json={"site": "A"}, headers=clinician)
+    before = len(api.get("/api/outreach/invitations", headers=clinician).json())
+    run = api.post("/api/outreach/send-due", json={"site": "A"}, headers=clinician)
     assert run.status_code == 200, run.text
     assert run.json()["created"] >= 2 and run.json()["sent"] >= 2  # into the outbox folder
-    again = api.post("/api/prom-invitations/send-due", json={}, headers=clinician)
+    again = api.post("/api/outreach/send-due", json={}, headers=clinician)
     assert again.json()["created"] == 0 and again.json()["sent"] == 0
-    log = api.get("/api/prom-invitations?site=A", headers=clinician).json()
+    log = api.get("/api/outreach/invitations?site=A", headers=clinician).json()
     assert len(log) == before + 2 and {r["channel"] for r in log[-2:]} == {"outbox"}
-    assert api.get("/api/prom-invitations?month=2026-13", headers=clinician).status_code == 422
+    assert api.get("/api/outreach/invitations?month=2026-13", headers=clinician).status_code == 422
 
     mine = api.get("/api/my/questionnaires", headers=_as(inst, "patient@A")).json()
     assert {q["patient_id"] for q in mine} == {own}
     cared = api.get("/api/my/questionnaires", headers=_as(inst, "carer@A")).json()
     assert {q["patient_id"] for q in cared} == {proxied}
-    assert api.get("/api/prom-invitations", headers=_as(inst, "patient@A")).status_code == 403
-    assert api.get("/api/prom-invitations", headers=_as(inst, "clinician@B")).json() == []
+    assert api.get("/api/outreach/invitations", headers=_as(inst, "patient@A")).status_code == 403
+    assert api.get("/api/outreach/invitations", headers=_as(inst, "clinician@B")).json() == []
 
-    page = api.get("/proms", headers=clinician)
+    page = api.get("/outreach", headers=clinician)
     assert page.status_code == 200 and "Invitation log" in page.text and "MRN-A-1" in page.text
     assert "7 days before each visit" in page.text
     portal = api.get("/my", headers=_as(inst, "patient@A"))
@@ -77,10 +77,11 @@ def test_the_care_team_schedules_books_runs_the_job_and_the_patient_sees_only_th
     fill = api.get(f"/patients/{own}/forms/{PROM}/new", headers=_as(inst, "patient@A"))
     assert fill.status_code == 200
     assert (
-        api.get("/proms", headers=_as(inst, "patient@A"), follow_redirects=False).status_code == 303
+        api.get("/outreach", headers=_as(inst, "patient@A"), follow_redirects=False).status_code
+        == 303
     )
 
 
 def test_the_completion_chart_says_plainly_when_there_is_nothing_settled_to_chart(api, scheduled):
-    answer = api.get("/proms/completion/A/chart.svg", headers=_as(scheduled, "clinician@B"))
+    answer = api.get("/outreach/completion/A/chart.svg", headers=_as(scheduled, "clinician@B"))
     assert answer.status_code == 422 and "settled" in answer.text

@@ -57,7 +57,7 @@ class SendDue(Strict):
     site: Short | None = None
 
 
-@router.get("/prom-schedules", tags=["proms"], responses=errors(401, 403, 422))
+@router.get("/outreach/schedules", tags=["proms"], responses=errors(401, 403, 422))
 def list_schedules(actor: ActorDep, site: SiteQuery = None) -> list[dict[str, Any]]:
     """The PROM schedules of the sites one may read records at."""
     return [
@@ -67,7 +67,10 @@ def list_schedules(actor: ActorDep, site: SiteQuery = None) -> list[dict[str, An
 
 
 @router.post(
-    "/prom-schedules", status_code=201, tags=["proms"], responses=errors(401, 403, 404, 422)
+    "/outreach/schedules",
+    status_code=201,
+    tags=["proms"],
+    responses=errors(400, 401, 403, 404, 422),
 )
 def add_schedule(body: ScheduleCreate, actor: ActorDep) -> dict[str, Any]:
     """Add a PROM schedule for a patient-reported form at a site."""
@@ -76,7 +79,9 @@ def add_schedule(body: ScheduleCreate, actor: ActorDep) -> dict[str, Any]:
 
 
 @router.put(
-    "/prom-schedules/{schedule_id}/active", tags=["proms"], responses=errors(401, 403, 404, 422)
+    "/outreach/schedules/{schedule_id}/active",
+    tags=["proms"],
+    responses=errors(400, 401, 403, 404, 422),
 )
 def set_active(schedule_id: RecordId, body: ScheduleActive, actor: ActorDep) -> dict[str, Any]:
     """Pause or resume a schedule."""
@@ -85,7 +90,7 @@ def set_active(schedule_id: RecordId, body: ScheduleActive, actor: ActorDep) -> 
 
 
 @router.post(
-    "/planned-visits", status_code=201, tags=["proms"], responses=errors(401, 403, 404, 422)
+    "/planned-visits", status_code=201, tags=["proms"], responses=errors(400, 401, 403, 404, 422)
 )
 def book_visit(body: VisitCreate, actor: ActorDep) -> prom_schedules.PlannedVisitView:
     """Book a planned visit (what pre-visit PROMs aim at)."""
@@ -94,7 +99,9 @@ def book_visit(body: VisitCreate, actor: ActorDep) -> prom_schedules.PlannedVisi
     )
 
 
-@router.put("/planned-visits/{visit_id}/date", tags=["proms"], responses=errors(401, 403, 404, 422))
+@router.put(
+    "/planned-visits/{visit_id}/date", tags=["proms"], responses=errors(400, 401, 403, 404, 422)
+)
 def move_visit(
     visit_id: RecordId, body: VisitMove, actor: ActorDep
 ) -> prom_schedules.PlannedVisitView:
@@ -108,7 +115,7 @@ def cancel_visit(visit_id: RecordId, actor: ActorDep) -> prom_schedules.PlannedV
     return actor.call(prom_schedules.cancel_visit, visit_id)
 
 
-@router.post("/prom-invitations/send-due", tags=["proms"], responses=errors(401, 403, 404, 422))
+@router.post("/outreach/send-due", tags=["proms"], responses=errors(400, 401, 403, 404, 422))
 def send_due(body: SendDue, request: Request, actor: ActorDep) -> dict[str, Any]:
     """Run the outreach job now for one's sites (what the timer runs)."""
     run = actor.call(
@@ -120,7 +127,7 @@ def send_due(body: SendDue, request: Request, actor: ActorDep) -> dict[str, Any]
     return asdict(run)
 
 
-@router.get("/prom-invitations", tags=["proms"], responses=errors(401, 403, 422))
+@router.get("/outreach/invitations", tags=["proms"], responses=errors(401, 403, 422))
 def invitation_log(
     actor: ActorDep,
     site: SiteQuery = None,
@@ -131,7 +138,7 @@ def invitation_log(
     return [{**asdict(r), "state": r.state} for r in rows]
 
 
-@router.get("/prom-completion", tags=["proms"], responses=errors(401, 403, 422))
+@router.get("/outreach/completion", tags=["proms"], responses=errors(401, 403, 422))
 def completion(actor: ActorDep, site: SiteQuery = None) -> list[dict[str, Any]]:
     """PROM completion per site and month: settled invitations, done before expiry, rate."""
     return [

@@ -1,8 +1,8 @@
 """The care team's PROM outreach page: schedules, completion per site and month, the log.
 
-``/proms`` lists the schedules of the sites one may read records at, the
+``/outreach`` lists the schedules of the sites one may read records at, the
 completion of their invitations per site and month (with a p-chart per site
-at ``/proms/completion/<site>/chart.svg``, the numbers in a table beside
+at ``/outreach/completion/<site>/chart.svg``, the numbers in a table beside
 it), and the invitation log of one month. Patients and carers are sent to
 their own page, where their questionnaires are.
 """
@@ -25,7 +25,7 @@ from careloop.web.security import CallerDep, RegistryDep
 router = APIRouter(include_in_schema=False)
 
 
-@router.get("/proms", response_class=HTMLResponse)
+@router.get("/outreach", response_class=HTMLResponse)
 async def proms_page(
     request: Request,
     caller: CallerDep,
@@ -62,7 +62,7 @@ async def proms_page(
     )
 
 
-@router.get("/proms/completion/{site}/chart.svg")
+@router.get("/outreach/completion/{site}/chart.svg")
 async def completion_chart(site: str, caller: CallerDep, registry: RegistryDep) -> Response:
     def draw() -> str:
         months = prom_log.completion_by_month(registry, caller.principal, site=site)
