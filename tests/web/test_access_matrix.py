@@ -215,6 +215,7 @@ CROSS_SITE_REQUESTS: dict[tuple[str, str], tuple[str, Callable[[Installation], R
         lambda i: ("POST", f"/api/prom/{capture.b_used_prom_token(i)}", {"values": {}}),
     ),
     **community.MATRIX,
+    **capture.PROM_OUTREACH_MATRIX,
 }
 
 

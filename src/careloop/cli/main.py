@@ -22,6 +22,7 @@ from careloop.cli import (
     knowledge,
     measures,
     patients,
+    proms,
     report,
     serve,
     warehouse,
@@ -63,6 +64,7 @@ community.register(app)
 fhir.register(app)
 measures.register(app)
 patients.register(app)
+proms.register(app)
 report.register(app)
 app.add_typer(analyse_app, name="analyse")
 

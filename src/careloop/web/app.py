@@ -29,6 +29,7 @@ from careloop.web import fhir_api
 from careloop.web.api import capture as api_capture
 from careloop.web.api import community as api_community
 from careloop.web.api import community_strategy as api_community_strategy
+from careloop.web.api import proms as api_proms
 from careloop.web.api import trust as api_trust
 from careloop.web.body_limit import BodyLimitMiddleware
 from careloop.web.cds_hooks import router as cds_hooks_router
@@ -47,6 +48,7 @@ from careloop.web.pages import invitation as pages_invitation
 from careloop.web.pages import knowledge as pages_knowledge
 from careloop.web.pages import portal as pages_portal
 from careloop.web.pages import prom as pages_prom
+from careloop.web.pages import proms as pages_proms
 from careloop.web.pages import public as pages_public
 from careloop.web.rate_limit import WindowCounter, public_rate_middleware
 from careloop.web.security import security_middleware
@@ -101,12 +103,14 @@ def create_app(settings: Settings) -> FastAPI:
 
     app.include_router(api_trust.router)
     app.include_router(api_capture.router)
+    app.include_router(api_proms.router)
     app.include_router(api_community.router)
     app.include_router(api_community_strategy.router)
     app.include_router(pages_home.router)
     app.include_router(cds_hooks_router)
     app.include_router(pages_entry.router)
     app.include_router(pages_prom.router)
+    app.include_router(pages_proms.router)
     app.include_router(pages_invitation.router)
     app.include_router(pages_portal.router)
     app.include_router(pages_public.router)

@@ -13,7 +13,10 @@ from careloop.store.models.capture import (
     RESPONSE_STATUSES,
     FormDefinition,
     FormVersion,
+    PlannedVisit,
+    PromInvitation,
     PromLink,
+    PromSchedule,
     Response,
 )
 from careloop.store.models.community import (
@@ -119,8 +122,11 @@ __all__ = [
     "NassAssessment",
     "Patient",
     "PatientOwned",
+    "PlannedVisit",
     "Priority",
+    "PromInvitation",
     "PromLink",
+    "PromSchedule",
     "Proposal",
     "ProvenanceRecord",
     "Response",

@@ -121,3 +121,90 @@ class PromLink(SiteOwned, PatientOwned, Base):
     created_by: Mapped[str | None] = mapped_column(String(254))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     note: Mapped[str | None] = mapped_column(Text)
+
+
+SCHEDULE_KINDS = ("before_visit", "every_weeks", "after_event")
+SCHEDULE_PURPOSES = ("direct_care", "quality_improvement", "research")
+
+
+class PlannedVisit(SiteOwned, PatientOwned, Base):
+    """A visit booked for a patient: the occasion a ``before_visit`` PROM schedule aims at.
+
+    Moving a visit changes :attr:`visit_date`; cancelling sets :attr:`cancelled_at`.
+    """
+
+    __tablename__ = "planned_visit"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    visit_date: Mapped[date] = mapped_column(Date)
+    kind: Mapped[str] = mapped_column(String(100), default="clinic", server_default="clinic")
+    cancelled_at: Mapped[datetime | None]
+    created_by: Mapped[str | None] = mapped_column(String(254))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class PromSchedule(SiteOwned, Base):
+    """When a site invites its patients to fill one patient-reported form.
+
+    ``kind`` is ``before_visit`` (:attr:`days` before each planned visit),
+    ``every_weeks`` (every :attr:`weeks` weeks from the patient's registration)
+    or ``after_event`` (:attr:`days` after each recorded event of :attr:`event_kind`).
+    """
+
+    __tablename__ = "prom_schedule"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    form_id: Mapped[int] = mapped_column(ForeignKey("form_definition.id"), index=True)
+    kind: Mapped[str] = mapped_column(String(20))
+    days: Mapped[int | None] = mapped_column(Integer)
+    weeks: Mapped[int | None] = mapped_column(Integer)
+    event_kind: Mapped[str | None] = mapped_column(String(100))
+    remind_after_days: Mapped[int] = mapped_column(Integer, default=3)
+    max_reminders: Mapped[int] = mapped_column(Integer, default=2)
+    expires_after_days: Mapped[int] = mapped_column(Integer, default=14)
+    purpose: Mapped[str] = mapped_column(
+        String(32), default="direct_care", server_default="direct_care"
+    )
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    created_by: Mapped[str | None] = mapped_column(String(254))
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
+
+
+class PromInvitation(SiteOwned, PatientOwned, Base):
+    """One invitation of a schedule: the invitation log (REDCap's survey invitation log).
+
+    ``occasion`` names what the invitation is for (``visit:<id>:<date>``,
+    ``every:<n>``, ``event:<response id>``); it is unique per schedule and
+    patient, so running the job twice invites nobody twice.
+    """
+
+    __tablename__ = "prom_invitation"
+    __table_args__ = (UniqueConstraint("schedule_id", "patient_id", "occasion"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    schedule_id: Mapped[int] = mapped_column(
+        ForeignKey("prom_schedule.id", ondelete="CASCADE"), index=True
+    )
+    occasion: Mapped[str] = mapped_column(String(100))
+    due_date: Mapped[date] = mapped_column(Date)
+    occasion_date: Mapped[date | None] = mapped_column(Date)
+    """The visit's or the event's date (none for ``every_weeks``)."""
+    expires_at: Mapped[datetime]
+    link_id: Mapped[int | None] = mapped_column(ForeignKey("prom_link.id", ondelete="SET NULL"))
+    sent_at: Mapped[datetime | None]
+    last_sent_at: Mapped[datetime | None]
+    reminders_sent: Mapped[int] = mapped_column(Integer, default=0)
+    channel: Mapped[str] = mapped_column(String(16))
+    """smtp, outbox, no_address (nobody to e-mail) or failed (the last send failed)."""
+    failures: Mapped[int] = mapped_column(Integer, default=0)
+    last_failure: Mapped[str | None] = mapped_column(Text)
+    completed_at: Mapped[datetime | None]
+    response_id: Mapped[int | None] = mapped_column(
+        ForeignKey("form_response.id", ondelete="SET NULL")
+    )
+    closed_at: Mapped[datetime | None]
+    closed_reason: Mapped[str | None] = mapped_column(String(32))
+    """expired, visit_cancelled, visit_moved, form_retired, consent (None while open/completed)."""
+    created_at: Mapped[datetime] = mapped_column(default=utcnow)

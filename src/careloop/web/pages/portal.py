@@ -22,6 +22,7 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from careloop.capture import prom_log
 from careloop.practice import portal
 from careloop.trust import carers
 from careloop.trust.policy import CARER_SCOPES
@@ -100,11 +101,17 @@ async def my_page(
     if not is_portal_user(caller.principal):
         return RedirectResponse("/", status_code=303)
 
-    def gather() -> tuple[list[portal.CareRecord], list[portal.Learning]]:
+    def gather() -> tuple[
+        list[portal.CareRecord], list[portal.Learning], list[prom_log.PatientQuestionnaire]
+    ]:
         records = portal.my_care(registry, caller.principal, handover_age=settings.handover_age)
-        return records, portal.community_learning(registry, caller.principal)
+        return (
+            records,
+            portal.community_learning(registry, caller.principal),
+            prom_log.patient_questionnaires(registry, caller.principal),
+        )
 
-    records, learning = await run_in_threadpool(gather)
+    records, learning, questionnaires = await run_in_threadpool(gather)
     return render(
         request,
         "my.html",
@@ -113,6 +120,8 @@ async def my_page(
             "records": records,
             "charts": {r.patient_id: [draw(s) for s in r.scores] for r in records},
             "learning": learning,
+            "questionnaires": questionnaires,
+            "names": {r.patient_id: r.name for r in records} if len(records) > 1 else {},
             "consent_words": portal.CONSENT_WORDS,
             "carer": "carer" in {g.role for g in caller.principal.grants},
             "size": {"width": WIDTH, "height": HEIGHT, "pad": PAD},

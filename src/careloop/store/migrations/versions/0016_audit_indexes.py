@@ -1,7 +1,7 @@
 """trust: indexes for the auditor's filters by user e-mail and patient pseudonymous id
 
 Revision ID: 0016
-Revises: 0012
+Revises: 0015
 Create Date: 2026-12-07 21:30:00
 
 Without them, a filter on a user or a patient with few entries reads the whole
@@ -13,7 +13,7 @@ from __future__ import annotations
 from alembic import op
 
 revision = "0016"
-down_revision = "0012"
+down_revision = "0015"
 branch_labels = None
 depends_on = None
 
