@@ -38,7 +38,10 @@ from careloop.store.models.community import (
     Vote,
 )
 from careloop.store.models.foundation import (
+    CONSENT_PRESETS,
+    CONSENT_PURPOSES,
     CONSENT_STATES,
+    CONSENT_SUMMARIES,
     NAMING_CONVENTION,
     ROLES,
     SEXES,
@@ -60,6 +63,7 @@ from careloop.store.models.foundation import (
     User,
     UtcDateTime,
     WebSession,
+    consent_summary,
 )
 from careloop.store.models.knowledge import (
     CdsCard,
@@ -74,7 +78,10 @@ from careloop.store.models.knowledge import (
 )
 
 __all__ = [
+    "CONSENT_PRESETS",
+    "CONSENT_PURPOSES",
     "CONSENT_STATES",
+    "CONSENT_SUMMARIES",
     "NAMING_CONVENTION",
     "RESPONSE_STATUSES",
     "ROLES",
@@ -129,4 +136,5 @@ __all__ = [
     "UtcDateTime",
     "Vote",
     "WebSession",
+    "consent_summary",
 ]
