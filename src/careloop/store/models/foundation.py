@@ -59,7 +59,11 @@ CONSENT_PURPOSES = ("direct_care", "quality_improvement", "research", "recontact
 """What a patient may agree to, each a separate choice (``patient.consent_<purpose>``)."""
 CONSENT_PRESETS: dict[str, dict[str, bool]] = {
     # Recontact is a choice of its own: agreeing to improvement and research leaves it as it was.
-    "improvement_and_research": {"direct_care": True, "quality_improvement": True, "research": True},
+    "improvement_and_research": {
+        "direct_care": True,
+        "quality_improvement": True,
+        "research": True,
+    },
     "improvement_only": {"direct_care": True, "quality_improvement": True, "research": False},
     "direct_care_only": {
         "direct_care": True,
@@ -223,9 +227,7 @@ class Patient(SiteOwned, Base):
         Boolean, default=_purpose_default("quality_improvement")
     )
     consent_research: Mapped[bool] = mapped_column(Boolean, default=_purpose_default("research"))
-    consent_recontact: Mapped[bool] = mapped_column(
-        Boolean, default=_purpose_default("recontact")
-    )
+    consent_recontact: Mapped[bool] = mapped_column(Boolean, default=_purpose_default("recontact"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     version: Mapped[int] = mapped_column(Integer, default=1)

@@ -64,7 +64,9 @@ class PatientCreate(Strict):
     family_name: str | None = None
     birth_date: date | None = None
     sex: Literal["female", "male", "other", "unknown"] = "unknown"
-    consent_state: Literal["direct_care_only", "improvement_and_research", "withdrawn"]
+    consent_state: Literal[
+        "direct_care_only", "improvement_only", "improvement_and_research", "withdrawn"
+    ]
     consent_method: Literal["paper", "verbal", "electronic", "portal", "default", "fhir"] = "paper"
 
 
@@ -83,7 +85,7 @@ class InvitationCreate(Strict):
 
 
 class ConsentChange(Strict):
-    state: Literal["direct_care_only", "improvement_and_research", "withdrawn"]
+    state: Literal["direct_care_only", "improvement_only", "improvement_and_research", "withdrawn"]
     method: Literal["paper", "verbal", "electronic", "portal", "default", "fhir"]
     note: str | None = None
 
