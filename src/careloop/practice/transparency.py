@@ -33,10 +33,12 @@ from careloop.trust.principal import Principal
 __all__ = ["ACTIVITY_WORDS", "PublicFacts", "PublicUse", "public_count", "public_facts"]
 
 PURPOSE_WORDS = {
-    "improvement_and_research": "for their care, to improve care for everyone, and for research",
-    "direct_care_only": "for their own care only",
-    "withdrawn": "for nothing beyond what the law requires",
+    "direct_care": "for their own care",
+    "quality_improvement": "to make care better for everyone",
+    "research": "for research",
+    "recontact": "to be asked to take part in research studies",
 }
+"""Each consent purpose (:mod:`careloop.trust.consent`) in the public page's words."""
 
 ACTIVITY_WORDS = {
     "warehouse.refresh": "Copied into the analysis database, without names or contact details",
@@ -96,23 +98,27 @@ class PublicFacts:
     forms: tuple[tuple[str, bool], ...]
     """(title, filled in by patients) of every form."""
     purposes: tuple[tuple[str, str], ...]
-    """(purpose in words, count as shown) per consent choice."""
+    """(purpose in words, count as shown of patients who agree to it) per consent purpose."""
     uses: tuple[PublicUse, ...]
     communities: tuple[PublicCommunity, ...]
     lessons: tuple[PublicLesson, ...]
 
 
 def _purposes(registry: Registry, threshold: int) -> tuple[tuple[str, str], ...]:
+    """How many patients agree to each purpose: one query counting every purpose."""
     with registry.transaction() as session:
         set_scope(session, Scope.everything())
-        counts = dict(
-            session.execute(
-                select(Patient.consent_state, func.count()).group_by(Patient.consent_state)
-            ).all()
-        )
+        row = session.execute(
+            select(
+                *(
+                    func.count().filter(getattr(Patient, f"consent_{purpose}").is_(True))
+                    for purpose in PURPOSE_WORDS
+                )
+            )
+        ).one()
     return tuple(
-        (words, public_count(int(counts.get(state, 0)), threshold))
-        for state, words in PURPOSE_WORDS.items()
+        (words, public_count(int(n or 0), threshold))
+        for words, n in zip(PURPOSE_WORDS.values(), row, strict=True)
     )
 
 
