@@ -24,15 +24,20 @@ from careloop.community import list_cycles
 from careloop.store.database import Registry
 from careloop.store.models import CarerLink, User
 from careloop.trust import patients
+from careloop.trust.consent import PURPOSES, PurposeChange, record_consent_purpose
 from careloop.trust.principal import Principal
 from careloop.trust.work import unit_of_work
 
 __all__ = [
     "CONSENT_WORDS",
+    "PURPOSE_WORDS",
     "CareRecord",
+    "ConsentChoice",
     "Learning",
     "ScoreSeries",
+    "change_consent",
     "community_learning",
+    "consent_history_words",
     "my_care",
 ]
 
@@ -41,10 +46,43 @@ CONSENT_WORDS = {
         "The information in this record is used for care, to make care better for everyone, "
         "and for research."
     ),
+    "improvement_only": (
+        "The information in this record is used for care and to make care better for everyone, "
+        "but not for research."
+    ),
     "direct_care_only": "The information in this record is used only for care.",
     "withdrawn": "The information in this record is not used for anything but what the law needs.",
+    "custom": "The information in this record is used only in the ways you chose below.",
 }
-"""Each consent state in words a patient understands."""
+"""Each consent state (a summary of the purposes) in words a patient understands."""
+
+PURPOSE_WORDS = {
+    "direct_care": "Use my information to look after me",
+    "quality_improvement": "Use my information to make care better for everyone",
+    "research": "Use my information for research",
+    "recontact": "Ask me if I want to take part in research studies",
+}
+"""Each consent purpose as a choice a patient makes (reading age 11 or under)."""
+
+PURPOSE_HELP = {
+    "direct_care": "Your care team uses it to treat you.",
+    "quality_improvement": (
+        "Your team checks how well care works, without your name, and tries to do better."
+    ),
+    "research": "Researchers study it, without your name, to find better treatments.",
+    "recontact": "We may send you a letter or email about a study. You can always say no.",
+}
+"""One line under each choice saying what it means."""
+
+METHOD_WORDS = {
+    "portal": "on this page",
+    "national_opt_out": "because you chose to opt out with the NHS",
+    "paper": "on a paper form",
+    "verbal": "when you talked to your care team",
+    "electronic": "online",
+    "fhir": "from your hospital record",
+    "default": "when you joined",
+}
 
 ACT_WORDS = {
     "adopt": "It worked, so the team kept the change.",
@@ -63,6 +101,46 @@ class ScoreSeries:
 
 
 @dataclass(frozen=True)
+class ConsentChoice:
+    """One consent purpose as the portal shows it."""
+
+    purpose: str
+    words: str
+    """The choice in plain words, e.g. "Use my information for research"."""
+    help: str
+    given: bool
+
+
+def consent_history_words(entry: patients.ConsentEntry) -> str:
+    """One consent decision in plain words, e.g. "No to: Use my information for research"."""
+    how = METHOD_WORDS.get(entry.method, "")
+    if entry.purpose is not None:
+        answer = "Yes" if entry.given else "No"
+        said = f"{answer} to: {PURPOSE_WORDS.get(entry.purpose, entry.purpose)}"
+    else:
+        said = CONSENT_WORDS.get(entry.state, entry.state)
+    return f"{said} ({how})" if how else said
+
+
+def change_consent(
+    registry: Registry, principal: Principal, patient_id: int, purpose: str, given: bool
+) -> PurposeChange:
+    """A patient (or their carer) changes one consent choice on their page (method ``portal``).
+
+    The same scoped, audited service the care team uses: a patient reaches
+    only their own record, a carer only the records they are proxy for.
+    """
+    return record_consent_purpose(
+        registry,
+        principal,
+        patient_id,
+        purpose,  # type: ignore[arg-type]  # checked by the service
+        given,
+        method="portal",
+    )
+
+
+@dataclass(frozen=True)
 class CareRecord:
     """One patient's record as they (or their carer) see it."""
 
@@ -76,6 +154,8 @@ class CareRecord:
     """(name, relationship) of the carers linked to the patient."""
     events: tuple[entry.TimelineEvent, ...]
     scores: tuple[ScoreSeries, ...]
+    consent: tuple[ConsentChoice, ...] = ()
+    """Each purpose and the patient's choice, in :data:`PURPOSES` order."""
 
 
 @dataclass(frozen=True)
@@ -154,6 +234,10 @@ def my_care(registry: Registry, principal: Principal) -> list[CareRecord]:
                 consent_state=patient.consent_state,
                 consent_words=CONSENT_WORDS.get(patient.consent_state, patient.consent_state),
                 consent_history=tuple(patients.consent_history(registry, principal, patient.id)),
+                consent=tuple(
+                    ConsentChoice(p, PURPOSE_WORDS[p], PURPOSE_HELP[p], patient.consent[p])
+                    for p in PURPOSES
+                ),
                 carers=_carers(registry, principal, patient.id),
                 events=timeline.events[:20],
                 scores=_scores(registry, principal, patient.id, forms),

@@ -30,11 +30,11 @@ from sqlalchemy.exc import IntegrityError
 from careloop.analysis.trials import Allocator, TrialDesign
 from careloop.fhir.mapping import patient_fields
 from careloop.knowledge.trial_cover import CONSENT_PURPOSES
-from careloop.trust.consent import consent_allows
 from careloop.store.database import Registry
 from careloop.store.models import Patient, Site
 from careloop.store.models.knowledge import CdsVariantAssignment
 from careloop.store.scoping import Scope, set_scope
+from careloop.trust.consent import consent_allows
 
 _ATTEMPTS = 8
 

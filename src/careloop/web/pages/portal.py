@@ -3,8 +3,10 @@
 ``/my`` shows each record the person may see (their own, or the patients
 they are proxy for): their scores over time as simple charts with the
 numbers in a table beside them, the forms filled and by whom, their consent
-choice and its history, their carers, and what the learning communities
-they belong to have learned. Staff have no portal: ``/my`` sends them home.
+choices (one per purpose, each with a yes/no form posted to ``/my/consent``
+with the session's CSRF token) and their history, their carers, and what the
+learning communities they belong to have learned. Staff have no portal:
+``/my`` sends them home.
 """
 
 from __future__ import annotations
@@ -16,10 +18,13 @@ from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
+from careloop.core.errors import CareloopError, InputError
 from careloop.practice import portal
+from careloop.store.database import Registry
 from careloop.trust.principal import Principal
+from careloop.web.pages.community_assessment import PostedForm
 from careloop.web.pages.rendering import page_context, render
-from careloop.web.security import CallerDep, RegistryDep
+from careloop.web.security import Caller, CallerDep, RegistryDep
 
 router = APIRouter(include_in_schema=False)
 
@@ -75,16 +80,17 @@ def draw(series: portal.ScoreSeries) -> Drawn:
     )
 
 
-@router.get("/my", response_class=HTMLResponse)
-async def my_page(request: Request, caller: CallerDep, registry: RegistryDep) -> Response:
-    if not is_portal_user(caller.principal):
-        return RedirectResponse("/", status_code=303)
-
-    def gather() -> tuple[list[portal.CareRecord], list[portal.Learning]]:
-        records = portal.my_care(registry, caller.principal)
-        return records, portal.community_learning(registry, caller.principal)
-
-    records, learning = await run_in_threadpool(gather)
+def _my_page(
+    request: Request,
+    caller: Caller,
+    registry: Registry,
+    *,
+    saved: int | None = None,
+    error: str | None = None,
+    status_code: int = 200,
+) -> Response:
+    records = portal.my_care(registry, caller.principal)
+    learning = portal.community_learning(registry, caller.principal)
     return render(
         request,
         "my.html",
@@ -94,7 +100,55 @@ async def my_page(request: Request, caller: CallerDep, registry: RegistryDep) ->
             "charts": {r.patient_id: [draw(s) for s in r.scores] for r in records},
             "learning": learning,
             "consent_words": portal.CONSENT_WORDS,
+            "history_words": portal.consent_history_words,
+            "consent_saved": saved,
+            "consent_error": error,
             "carer": "carer" in {g.role for g in caller.principal.grants},
             "size": {"width": WIDTH, "height": HEIGHT, "pad": PAD},
         },
+        status=status_code,
     )
+
+
+@router.get("/my", response_class=HTMLResponse)
+async def my_page(request: Request, caller: CallerDep, registry: RegistryDep) -> Response:
+    if not is_portal_user(caller.principal):
+        return RedirectResponse("/", status_code=303)
+    saved = request.query_params.get("saved", "")
+    return await run_in_threadpool(
+        _my_page, request, caller, registry, saved=int(saved) if saved.isdigit() else None
+    )
+
+
+def _choice(form: dict[str, str]) -> tuple[int, str, bool]:
+    """The posted record, purpose and yes/no; InputError in plain words when one is missing."""
+    patient = form.get("patient_id", "")
+    purpose = form.get("purpose", "")
+    answer = form.get("choice", "")
+    if not patient.isdigit() or purpose not in portal.PURPOSE_WORDS or answer not in ("yes", "no"):
+        raise InputError("Please choose yes or no, then press Save.")
+    return int(patient), purpose, answer == "yes"
+
+
+@router.post("/my/consent")
+def my_consent(
+    request: Request, caller: CallerDep, registry: RegistryDep, form: PostedForm
+) -> Response:
+    """Change one consent choice (the CSRF token was checked with the session)."""
+    if not is_portal_user(caller.principal):
+        return RedirectResponse("/", status_code=303)
+    try:
+        patient_id, purpose, given = _choice(form)
+        portal.change_consent(registry, caller.principal, patient_id, purpose, given)
+    except CareloopError as exc:
+        # Another patient's record is "not found" (audited by the service); a missing
+        # answer is asked for again. Nothing was recorded either way.
+        message = (
+            exc.message
+            if isinstance(exc, InputError)
+            else "We could not save that choice. Please try again or ask your care team."
+        )
+        return _my_page(
+            request, caller, registry, error=message, status_code=exc.http_status
+        )
+    return RedirectResponse(f"/my?saved={patient_id}#consent-{patient_id}", status_code=303)
