@@ -240,32 +240,22 @@ def read_opt_out_list(text: str, *, source: str) -> list[str]:
     """The identifiers of an opt-out list, normalised, in file order, without repeats.
 
     Two layouts: a CSV whose header has an ``nhs_number`` or ``local_id``
-    column, or plain text with one identifier per line (blank lines and lines
-    starting with ``#`` are skipped). NHS numbers (the ``nhs_number`` column,
-    or a plain line of ten digits) must pass the modulus 11 check.
+    column, or one identifier a line, which may end with a comma (the
+    ``.dat`` files the NHS "Check for National Data Opt-outs" service takes
+    and returns over MESH); blank lines and lines starting with ``#`` are
+    skipped. NHS numbers (the ``nhs_number`` column, or a line of ten digits)
+    must pass the modulus 11 check.
 
     Raises:
-        ValidationFailed: Every bad row, located as ``source:row``.
+        ValidationFailed: Every bad row, located as ``source:row``; nothing is changed.
     """
     lines = text.splitlines()
     first = next((ln for ln in lines if ln.strip() and not ln.startswith("#")), "")
     header = [h.strip().lower() for h in next(csv.reader([first]))] if first else []
     column = next((c for c in OPT_OUT_COLUMNS if c in header), None)
-    problems: list[ErrorDetail] = []
-    found: list[str] = []
-    if column is None and "," in first:
-        raise ValidationFailed(
-            f"{source} looks like a CSV but names no identifier column.",
-            details=[
-                ErrorDetail(
-                    f"{source}:1",
-                    f"name the column {' or '.join(OPT_OUT_COLUMNS)} or give one id a line",
-                    first[:80],
-                )
-            ],
-        )
     if column is not None:
         reader = csv.DictReader(io.StringIO(text))
+        reader.fieldnames = [f.strip().lower() for f in reader.fieldnames or []]
         rows = [
             (reader.line_num, (r.get(column) or "").strip())
             for r in reader
@@ -273,47 +263,44 @@ def read_opt_out_list(text: str, *, source: str) -> list[str]:
         ]
     else:
         rows = [
-            (n, ln.strip())
+            (n, ln.strip().removesuffix(",").strip())
             for n, ln in enumerate(lines, start=1)
             if ln.strip() and not ln.startswith("#")
         ]
+    problems: list[ErrorDetail] = []
+    found: list[str] = []
     for row, raw in rows:
         value = _normalised(raw)
         where = f"{source}:{row}"
-        if not value:
+        if column is None and "," in value:
+            problems.append(
+                ErrorDetail(
+                    where,
+                    "give one identifier a line, or a CSV with a column named "
+                    + " or ".join(OPT_OUT_COLUMNS),
+                    raw[:80],
+                )
+            )
+        elif not value:
             problems.append(ErrorDetail(where, f"the {column} is empty", raw))
-            continue
-        if column == "nhs_number" or (column is None and value.isdigit() and len(value) == 10):
+        elif column == "nhs_number" or (column is None and value.isdigit() and len(value) == 10):
             problem = _nhs_number_problem(value)
             if problem:
                 problems.append(ErrorDetail(where, problem, raw))
-                continue
+            else:
+                found.append(value)
         elif len(value) > 64:
             problems.append(ErrorDetail(where, "an identifier has at most 64 characters", raw[:80]))
-            continue
-        found.append(value)
+        else:
+            found.append(value)
     if problems:
         raise ValidationFailed(
             f"{len(problems)} problem(s) in {source}; no consent was changed.", details=problems
         )
-    if not found:
-        raise InputError(f"{source} lists no one; give one identifier a line or a CSV column.")
     return list(dict.fromkeys(found))
 
 
-def import_opt_outs(
-    registry: Registry, principal: Principal, path: Path | str, *, site: str
-) -> OptOutReport:
-    """Honour a national data opt-out list at ``site``: research and re-contact off.
-
-    The list is matched against the site's patients' local ids (NHS numbers
-    with or without spaces). Each matched patient who still agreed to research
-    or re-contact gets those purposes turned off, recorded in their consent
-    history with method ``national_opt_out`` and audited; direct care and
-    quality improvement (local audit) stay as they are, as the opt-out does
-    not cover them. Importing the same list again changes nothing. A bad file
-    changes nothing.
-    """
+def _read_list(path: Path | str) -> tuple[str, list[str]]:
     file = Path(path)
     try:
         if file.stat().st_size > OPT_OUT_MAX_BYTES:
@@ -323,7 +310,42 @@ def import_opt_outs(
         raise InputError(f"There is no file {file}.") from None
     except UnicodeDecodeError:
         raise InputError(f"{file} is not UTF-8 text; save it as UTF-8 CSV or text.") from None
-    wanted = read_opt_out_list(text, source=file.name)
+    return file.name, read_opt_out_list(text, source=file.name)
+
+
+def import_opt_outs(
+    registry: Registry,
+    principal: Principal,
+    path: Path | str,
+    *,
+    site: str,
+    sent: Path | str | None = None,
+) -> OptOutReport:
+    """Honour a national data opt-out list at ``site``: research and re-contact off.
+
+    ``path`` lists the people who have opted out. With ``sent``, ``path`` is
+    instead the reply of the NHS "Check for National Data Opt-outs" service
+    (the numbers that *may* be used) to the list ``sent`` to it: those sent
+    and not returned have opted out.
+
+    The list is matched against the site's patients' local ids (NHS numbers
+    with or without spaces). Each matched patient who still agreed to research
+    or re-contact gets those purposes turned off, recorded in their consent
+    history with method ``national_opt_out`` and audited; direct care and
+    quality improvement (local audit) stay as they are, as the opt-out does
+    not cover them. Importing the same list again changes nothing. A bad file
+    changes nothing. Identifiers that match no patient are counted, never
+    shown or stored.
+    """
+    name, listed = _read_list(path)
+    if sent is not None:
+        sent_name, asked = _read_list(sent)
+        cleared = set(listed)
+        listed = [i for i in asked if i not in cleared]
+        name = f"{sent_name} less {name}"
+    elif not listed:
+        raise InputError(f"{name} lists no one; give one identifier a line or a CSV column.")
+    wanted = listed
     off: dict[str, bool] = dict.fromkeys(OPT_OUT_PURPOSES, False)
     with unit_of_work(registry, principal, "consent.update") as work:
         site_row = _site_in_scope(work, site)
@@ -354,7 +376,7 @@ def import_opt_outs(
             "import",
             "consent",
             site_code=site_row.code,
-            details={"source": "national_opt_out", "file": file.name, **report.__dict__},
+            details={"source": "national_opt_out", "file": name, **report.__dict__},
         )
         return report
 

@@ -148,7 +148,5 @@ def my_consent(
             if isinstance(exc, InputError)
             else "We could not save that choice. Please try again or ask your care team."
         )
-        return _my_page(
-            request, caller, registry, error=message, status_code=exc.http_status
-        )
+        return _my_page(request, caller, registry, error=message, status_code=exc.http_status)
     return RedirectResponse(f"/my?saved={patient_id}#consent-{patient_id}", status_code=303)
