@@ -19,9 +19,7 @@ def _new_patient(installation, local_id: str) -> int:
     ).id
 
 
-def test_the_care_team_changes_one_purpose_and_a_repeat_says_it_changed_nothing(
-    api, installation
-):
+def test_the_care_team_changes_one_purpose_and_a_repeat_says_it_changed_nothing(api, installation):
     pid = _new_patient(installation, "API-C-1")
     body = {"purpose": "research", "given": False, "method": "electronic"}
     sent = api.post(
@@ -77,3 +75,20 @@ def test_a_patient_changes_their_own_purposes_and_no_one_elses(api, installation
     assert mine.status_code == 200 and mine.json()["consent"]["recontact"] is True
     theirs = api.post(f"/api/patients/{other}/consent", json=body, headers=headers)
     assert theirs.status_code == 404
+
+
+def test_the_patient_page_shows_each_purpose_and_the_history(api, installation):
+    pid = _new_patient(installation, "API-C-4")
+    headers = _bearer(installation, "clinician@A")
+    api.post(
+        f"/api/patients/{pid}/consent",
+        json={"purpose": "research", "given": False, "method": "verbal", "note": "phoned"},
+        headers=headers,
+    )
+    page = api.get(f"/patients/{pid}", headers={**headers, "accept": "text/html"})
+    assert page.status_code == 200, page.text
+    text = " ".join(page.text.split())
+    assert "<td>quality improvement</td><td>yes</td>" in text
+    assert "<td>research</td><td>no</td>" in text
+    assert "research: withdrawn</td><td>verbal</td>" in text and "phoned" in text
+    assert "Summary: improvement only" in text
