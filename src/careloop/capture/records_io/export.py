@@ -173,18 +173,7 @@ def export_records(
     """
     if fmt not in ("csv", "json", "fhir"):
         raise InputError(f"Unknown export format {fmt!r}; use csv, json or fhir.")
-    states = sorted(set(consent)) if consent is not None else None
-    unknown = [c for c in states or () if c not in CONSENT_SUMMARIES]
-    if unknown:
-        raise InputError(
-            f"Unknown consent state(s) {', '.join(unknown)}; use {', '.join(CONSENT_SUMMARIES)}."
-        )
-    wanted = sorted(set(purposes)) if purposes is not None else None
-    strange = [p for p in wanted or () if p not in PURPOSES]
-    if strange:
-        raise InputError(
-            f"Unknown consent purpose(s) {', '.join(strange)}; use {', '.join(PURPOSES)}."
-        )
+    states, wanted = _consent_filters(consent, purposes)
     with unit_of_work(registry, principal, "record.export") as work:
         details: dict[str, Any] = {"form": form, "format": fmt}
         if states is not None:
@@ -197,16 +186,7 @@ def export_records(
         query = _responses_query(definition.id)
         if site is not None:
             query = query.where(Response.site_id == _import_site(work, site).id)
-        everyone = query
-        if states is not None:
-            query = query.where(Patient.consent_state.in_(states))
-        for purpose in wanted or ():
-            query = query.where(consenting(purpose))
-        if states is not None or wanted is not None:
-            # The consent effect is audited: how many patients the filters kept out.
-            details["kept_out_by_consent"] = _patients_in(session, everyone) - _patients_in(
-                session, query
-            )
+        query = _keep_consenting(session, query, states, wanted, details)
         rows: list[_Exported] = []
         forms: dict[str, Form] = {current.version: current_form}
         patients: dict[int, tuple[str, str]] = {}
@@ -241,7 +221,49 @@ def export_records(
         return RecordsExport(text, fmt, len(rows), len(patients))
 
 
-def _patients_in(session: Session, query: Select[Response, FormVersion, str, str, str, str]) -> int:
+_Query = Select[Response, FormVersion, str, str, str, str]
+
+
+def _consent_filters(
+    consent: Collection[str] | None, purposes: Collection[str] | None
+) -> tuple[list[str] | None, list[str] | None]:
+    """The consent states and purposes an export keeps, checked (InputError names the bad)."""
+    states = sorted(set(consent)) if consent is not None else None
+    unknown = [c for c in states or () if c not in CONSENT_SUMMARIES]
+    if unknown:
+        raise InputError(
+            f"Unknown consent state(s) {', '.join(unknown)}; use {', '.join(CONSENT_SUMMARIES)}."
+        )
+    wanted = sorted(set(purposes)) if purposes is not None else None
+    strange = [p for p in wanted or () if p not in PURPOSES]
+    if strange:
+        raise InputError(
+            f"Unknown consent purpose(s) {', '.join(strange)}; use {', '.join(PURPOSES)}."
+        )
+    return states, wanted
+
+
+def _keep_consenting(
+    session: Session,
+    query: _Query,
+    states: list[str] | None,
+    purposes: list[str] | None,
+    details: dict[str, Any],
+) -> _Query:
+    """``query`` kept to the consent states and purposes given; how many patients that
+    kept out goes in the export's audit ``details`` (the consent effect is audited)."""
+    if states is None and purposes is None:
+        return query
+    kept = query
+    if states is not None:
+        kept = kept.where(Patient.consent_state.in_(states))
+    for purpose in purposes or ():
+        kept = kept.where(consenting(purpose))
+    details["kept_out_by_consent"] = _patients_in(session, query) - _patients_in(session, kept)
+    return kept
+
+
+def _patients_in(session: Session, query: _Query) -> int:
     """Distinct patients among the responses ``query`` selects."""
     ids = query.with_only_columns(Response.patient_id).distinct().order_by(None).subquery()
     return int(session.scalar(select(func.count()).select_from(ids)) or 0)
