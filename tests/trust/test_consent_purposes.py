@@ -261,3 +261,20 @@ def test_consent_records_of_a_preset_have_no_purpose(installation):
         )
         assert (record.state, record.purpose, record.given) == ("withdrawn", None, None)
     assert view.consent == dict.fromkeys(PURPOSES, False)
+
+
+def test_patients_registered_in_bulk_get_the_purposes_of_their_preset(installation):
+    inst = installation
+    ids = patients.register_patients(
+        inst.registry,
+        inst.operator,
+        site="B",
+        patients=[
+            patients.NewPatient("BULK-1", None, "female", "improvement_only"),
+            patients.NewPatient("BULK-2", None, "male", "withdrawn"),
+        ],
+    )
+    first = patients.get_patient(inst.registry, inst.operator, ids["BULK-1"]).consent
+    assert first == {**dict.fromkeys(PURPOSES, True), "research": False, "recontact": False}
+    second = patients.get_patient(inst.registry, inst.operator, ids["BULK-2"]).consent
+    assert second == dict.fromkeys(PURPOSES, False)
