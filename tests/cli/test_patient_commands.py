@@ -135,9 +135,6 @@ def test_the_operator_withdraws_one_purpose_and_imports_the_national_opt_out(tmp
     assert "6 on the list: 2 are patients of A (2 now opted out" in imported.output
     assert "4 are not patients of A" in imported.output
     assert "9991146180" not in imported.output  # never shown: not our patients
-    bad = CliRunner().invoke(
-        app,
-        ["patient", "opt-outs", "import", str(opt_outs / "bad_check_digit.csv"), "--site", "A"]
-        + data,
-    )
+    bad_file = str(opt_outs / "bad_check_digit.csv")
+    bad = CliRunner().invoke(app, ["patient", "opt-outs", "import", bad_file, "--site", "A", *data])
     assert bad.exit_code != 0 and "bad_check_digit.csv:3" in bad.output

@@ -179,7 +179,7 @@ def test_each_test_needs_the_consent_of_its_own_purpose(api, installation, setup
             local_id=mrn,
             sex="female",
             consent_state="improvement_and_research",
-        )  # fmt: skip
+        )
         for mrn in ("MRN-A-no-research", "MRN-A-no-qi")
     }
     record_consent_purpose(

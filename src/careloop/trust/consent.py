@@ -48,6 +48,21 @@ from careloop.trust.patients import (
 from careloop.trust.principal import Principal
 from careloop.trust.work import Work, record_events, unit_of_work
 
+__all__ = [
+    "OPT_OUT_COLUMNS",
+    "OPT_OUT_PURPOSES",
+    "PURPOSES",
+    "OptOutReport",
+    "Purpose",
+    "PurposeChange",
+    "consent_allows",
+    "consenting",
+    "import_opt_outs",
+    "read_opt_out_list",
+    "record_consent_effect",
+    "record_consent_purpose",
+]
+
 Purpose = Literal["direct_care", "quality_improvement", "research", "recontact"]
 PURPOSES: tuple[str, ...] = CONSENT_PURPOSES
 """Every purpose, in the order shown to people."""
