@@ -39,6 +39,7 @@ MODULES = [
     "careloop.charts.rdd",
     "careloop.charts.risk",
     "careloop.charts.spc",
+    "careloop.trust.consent",
 ]
 
 

@@ -230,6 +230,12 @@ def test_records_export_filters_by_consent(data_dir, tmp_path):
         data_dir,
     )
     assert "CON-0" in care.output
+    for purpose, shown in (("research", False), ("direct_care", True)):
+        by_purpose = _run(
+            "records", "export", VISIT, "--format", "json", "--purpose", purpose,
+            "--data-dir", data_dir,
+        )  # fmt: skip
+        assert by_purpose.exit_code == 0 and ("CON-0" in by_purpose.output) is shown, purpose
 
 
 def test_records_import_of_a_real_redcap_export_prints_its_notes(tmp_path, test_data):

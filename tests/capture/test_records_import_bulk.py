@@ -293,3 +293,40 @@ def test_an_export_can_keep_only_patients_whose_consent_allows_it(installation):
     assert not any(r["record_id"].startswith("CONS-") for r in research)
     with pytest.raises(InputError, match="consent state"):
         export_records(registry, lead, VISIT, consent=["maybe"])
+
+
+def test_an_export_for_research_leaves_out_a_patient_who_withdrew_research_only(installation):
+    from sqlalchemy import select
+
+    from careloop.store.models import AuditEntry
+    from careloop.trust import patients
+    from careloop.trust.consent import record_consent_purpose
+
+    registry, operator = installation.registry, installation.operator
+    rows = visit_rows(2, prefix="PURP", patients=2)
+    import_records(registry, operator, VISIT, records_csv(VISIT, rows), "A")
+    ids = {p.local_id: p.id for p in patients.search_patients(registry, operator, text="PURP-")}
+    for pid in ids.values():
+        patients.record_consent(
+            registry, operator, pid, state="improvement_and_research", method="paper"
+        )
+    record_consent_purpose(registry, operator, ids["PURP-1"], "research", False, method="paper")
+    lead = principal(installation, "site_lead@A")
+
+    def exported(purpose: str) -> set[str]:
+        text = export_records(registry, lead, VISIT, fmt="json", purposes=[purpose]).text
+        return {r["record_id"] for r in json.loads(text) if r["record_id"].startswith("PURP-")}
+
+    assert exported("research") == {"PURP-0"}
+    assert exported("quality_improvement") == {"PURP-0", "PURP-1"}
+    with registry.transaction() as session:
+        last = session.scalars(
+            select(AuditEntry)
+            .where(AuditEntry.action == "export", AuditEntry.patient_id.is_(None))
+            .order_by(AuditEntry.seq.desc())
+            .limit(2)
+        ).all()
+    research_run = json.loads(last[1].details or "{}")
+    assert research_run["purposes"] == ["research"] and research_run["kept_out_by_consent"] >= 1
+    with pytest.raises(InputError, match="consent purpose"):
+        export_records(registry, lead, VISIT, purposes=["marketing"])

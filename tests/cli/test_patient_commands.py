@@ -97,3 +97,44 @@ def test_an_unknown_local_id_is_refused_and_a_carer_is_invited_through_smtp(
     assert ok.exit_code == 0 and "outbox" not in ok.output, ok.output
     assert smtp_inbox.envelopes[-1][1] == ["mum@example.org"]
     assert "as their carer" in smtp_inbox.last_text()
+
+
+def test_the_operator_withdraws_one_purpose_and_imports_the_national_opt_out(tmp_path):
+    from careloop.trust import patients
+    from tests.conftest import TEST_DATA
+
+    inst, settings = _installation(tmp_path)
+    for local_id in ("H-5", "9998645425", "9994103660"):
+        patients.register_patient(
+            inst.registry,
+            inst.operator,
+            site="A",
+            local_id=local_id,
+            consent_state="improvement_and_research",
+        )
+    inst.registry.close()
+    data = ["--data-dir", str(settings.data_dir)]
+    shown = CliRunner().invoke(app, ["patient", "consent", "H-5", "--site", "A", *data])
+    assert shown.exit_code == 0, shown.output
+    assert "research yes" in shown.output and "recontact no" in shown.output
+    args = ["patient", "consent", "H-5", "--site", "A", "--purpose", "research"]
+    done = CliRunner().invoke(app, [*args, "--withdraw", *data])
+    assert done.exit_code == 0, done.output
+    assert "Consent to research withdrawn: recorded." in done.output
+    assert "quality_improvement yes, research no" in done.output
+    again = CliRunner().invoke(app, [*args, "--withdraw", *data])
+    assert "unchanged" in again.output
+    both = CliRunner().invoke(app, [*args, "--withdraw", "--give", *data])
+    assert both.exit_code != 0 and "--give or --withdraw" in both.output
+    opt_outs = TEST_DATA / "national_opt_out"
+    imported = CliRunner().invoke(
+        app,
+        ["patient", "opt-outs", "import", str(opt_outs / "opted_out.dat"), "--site", "A", *data],
+    )
+    assert imported.exit_code == 0, imported.output
+    assert "6 on the list: 2 are patients of A (2 now opted out" in imported.output
+    assert "4 are not patients of A" in imported.output
+    assert "9991146180" not in imported.output  # never shown: not our patients
+    bad_file = str(opt_outs / "bad_check_digit.csv")
+    bad = CliRunner().invoke(app, ["patient", "opt-outs", "import", bad_file, "--site", "A", *data])
+    assert bad.exit_code != 0 and "bad_check_digit.csv:3" in bad.output

@@ -164,3 +164,38 @@ def test_a_patient_who_withdraws_gets_usual_care_from_then_on_and_the_trial_stay
     design = _by_patient().trials()[TRIAL]
     allocator = trial_allocator(installation.registry, design)  # re-derived from the seed
     assert {a.unit_id for a in allocator.assignments} == {"ehr-1001", "ehr-3001"}
+
+
+def test_each_test_needs_the_consent_of_its_own_purpose(api, installation, setup):
+    from careloop.practice.variants import patient_consent
+    from careloop.trust.consent import record_consent_purpose
+
+    reg, op = installation.registry, installation.operator
+    views = {
+        mrn: patients.register_patient(
+            reg,
+            op,
+            site="A",
+            local_id=mrn,
+            sex="female",
+            consent_state="improvement_and_research",
+        )
+        for mrn in ("MRN-A-no-research", "MRN-A-no-qi")
+    }
+    record_consent_purpose(
+        reg, op, views["MRN-A-no-research"].id, "research", False, method="paper"
+    )
+    record_consent_purpose(reg, op, views["MRN-A-no-qi"].id, "quality_improvement", False, method="paper")  # fmt: skip
+
+    def allowed(mrn: str, purpose: str) -> bool:
+        return patient_consent(reg, [mrn], site_code="A", consent_purpose=purpose).allowed
+
+    assert allowed("MRN-A-no-research", "quality_improvement")
+    assert not allowed("MRN-A-no-research", "research")
+    assert allowed("MRN-A-no-qi", "research")
+    assert not allowed("MRN-A-no-qi", "quality_improvement")
+    # This module's test runs under quality improvement: keeping that consent keeps the variant.
+    card = _call(api, setup, "ehr-4001", "MRN-A-no-research")
+    assert _rows(installation, CdsCard, uuid=card["uuid"])[0].variant is not None
+    card = _call(api, setup, "ehr-4002", "MRN-A-no-qi")
+    assert _rows(installation, CdsCard, uuid=card["uuid"])[0].variant is None

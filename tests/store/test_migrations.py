@@ -90,4 +90,44 @@ def test_carer_links_made_before_scopes_keep_every_scope_set_when_they_were_made
     stored = set_at if isinstance(set_at, datetime) else datetime.fromisoformat(str(set_at))
     assert as_utc(stored) == made  # the scopes count from when the link was made
     assert set_by == "" and history == 0
+
+
+def test_consent_purposes_are_filled_from_each_patients_consent_state(tmp_path, database_url):
+    from sqlalchemy import text
+
+    from careloop.store.database import create_registry_engine
+
+    settings = make_settings(tmp_path, database_url)
+    settings.ensure_data_dir()
+    engine = create_registry_engine(settings.registry_url)
+    upgrade(engine, "0012")
+    with engine.begin() as connection:
+        connection.execute(
+            text(
+                "INSERT INTO site (id, code, name, country, time_zone, created_at) "
+                "VALUES (1, 'A', 'Site A', 'GB', 'Europe/London', CURRENT_TIMESTAMP)"
+            )
+        )
+        for i, state in enumerate(("improvement_and_research", "direct_care_only", "withdrawn")):
+            connection.execute(
+                text(
+                    "INSERT INTO patient (id, local_id, pseudo_id, sex, consent_state, created_at,"
+                    " updated_at, version, site_id) VALUES (:id, :local, :pseudo, 'unknown',"
+                    " :state, CURRENT_TIMESTAMP, CURRENT_TIMESTAMP, 1, 1)"
+                ),
+                {"id": i + 1, "local": f"L{i}", "pseudo": f"P{i}", "state": state},
+            )
+    upgrade(engine, "0013")
+    with engine.connect() as connection:
+        rows = connection.execute(
+            text(
+                "SELECT consent_state, consent_direct_care, consent_quality_improvement,"
+                " consent_research, consent_recontact FROM patient ORDER BY id"
+            )
+        ).all()
+    assert [(r[0], *map(bool, r[1:])) for r in rows] == [
+        ("improvement_and_research", True, True, True, False),
+        ("direct_care_only", True, False, False, False),
+        ("withdrawn", False, False, False, False),
+    ]
     engine.dispose()

@@ -151,3 +151,59 @@ def test_a_second_refresh_rebuilds_only_what_changed_and_withdrawal_removes_a_pa
         left = _frame(inst.settings, f"SELECT count(*) AS n FROM {table} WHERE person_id = {gone}")
         assert int(left.n[0]) == 0, table
     assert after.rows["measurement"] == first.rows["measurement"] * 3 // 4
+
+
+def _pga_visits(settings) -> tuple[int, int]:
+    """The network's numerator and denominator of visits-with-complete-pga, March 2026."""
+    from datetime import date
+
+    from careloop.measures import load_catalog, run_measures
+    from careloop.measures.runner import NETWORK
+
+    measures = load_catalog(environ={}, entry_points=False).select(["visits-with-complete-pga"])
+    with Warehouse.from_settings(settings, read_only=True) as wh:
+        run = run_measures(wh, measures, start=date(2026, 3, 1), end=date(2026, 3, 31))
+    rows = run.results[run.results.site == NETWORK]
+    (row,) = rows.itertuples()
+    return int(row.numerator), int(row.denominator)
+
+
+def test_withdrawing_research_keeps_a_patient_in_and_withdrawing_improvement_takes_them_out(
+    inst,
+):
+    import json
+
+    from sqlalchemy import select
+
+    from careloop.store.models import AuditEntry
+    from careloop.trust.consent import record_consent_purpose
+
+    refresh_installation(inst, concept_map=concepts.CONCEPT_MAP)
+    assert _pga_visits(inst.settings) == (4, 4)
+    research_only, improvement = inst.patient_ids["A"]
+    record_consent_purpose(inst.registry, inst.operator, research_only, "research", False, method="paper")  # fmt: skip
+    kept = refresh_installation(inst, concept_map=concepts.CONCEPT_MAP)
+    assert (kept.persons, kept.persons_removed) == (4, 0)  # research plays no part here
+    record_consent_purpose(inst.registry, inst.operator, improvement, "quality_improvement", False, method="paper")  # fmt: skip
+    after = refresh_installation(inst, concept_map=concepts.CONCEPT_MAP)
+    assert (after.persons, after.persons_removed, after.patients_excluded) == (3, 1, 1)
+    left = _frame(
+        inst.settings, f"SELECT count(*) AS n FROM person WHERE person_id = {improvement}"
+    )
+    assert int(left.n[0]) == 0
+    # The measures read the warehouse, so they follow on the same refresh.
+    assert _pga_visits(inst.settings) == (3, 3)
+    with inst.registry.transaction() as session:
+        (entry,) = session.scalars(
+            select(AuditEntry)
+            .where(AuditEntry.action == "apply", AuditEntry.category == "consent")
+            .order_by(AuditEntry.seq.desc())
+            .limit(1)
+        ).all()
+    details = json.loads(entry.details or "{}")
+    assert details == {
+        "activity": "warehouse.refresh",
+        "purpose": "quality_improvement",
+        "kept_out": 1,
+        "removed_patient_ids": [improvement],
+    }

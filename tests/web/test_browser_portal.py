@@ -83,6 +83,27 @@ def test_anyone_reads_the_public_page_on_a_phone(site, chromium: Any):
     _close(page)
 
 
+def test_a_patient_withdraws_research_on_a_phone_and_keeps_improvement(site, chromium: Any):
+    inst, server = site
+    page = _new_page(chromium, viewport=PHONE, is_mobile=True, has_touch=True)
+    login(page, server.url, inst.emails["patient@A"], PASSWORD)
+    page.wait_for_url(server.url + "/my")
+    research = page.get_by_role("group", name="Use my information for research")
+    research.get_by_role("radio", name="No").check()
+    research.get_by_role("button", name="Save").click()
+    page.wait_for_url("**/my?saved=*")
+    assert page.get_by_role("status").filter(has_text="We have saved your choice").is_visible()
+    research = page.get_by_role("group", name="Use my information for research")
+    assert research.get_by_role("radio", name="No").is_checked()
+    improvement = page.get_by_role(
+        "group", name="Use my information to make care better for everyone"
+    )
+    assert improvement.get_by_role("radio", name="Yes").is_checked()
+    width = page.evaluate("document.documentElement.scrollWidth")
+    assert width <= PHONE["width"], width
+    _check(page, "portal-consent-saved-phone")
+
+
 def test_a_guardian_unticks_a_box_on_a_phone_and_the_results_go(site, chromium: Any):
     """Runs last in this module: it takes ``see_results`` from site A's carer."""
     inst, server = site

@@ -34,8 +34,8 @@ def inst(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installation]:
         make_settings(tmp_path_factory.mktemp("public"), None, disclosure_threshold=10)
     )
     import_examples(installation)
-    # 4 patients come with the installation (improvement and research); 23 more at site A:
-    # 27 improvement and research, 3 direct care only, none withdrawn.
+    # 4 patients come with the installation (improvement and research); 26 more at site A:
+    # 22 improvement and research, 5 improvement only, 3 direct care only, none withdrawn.
     for i in range(26):
         patients.register_patient(
             installation.registry,
@@ -46,7 +46,13 @@ def inst(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installation]:
             family_name="Hidden",
             birth_date="2012-01-01",
             sex="male",
-            consent_state="direct_care_only" if i < 3 else "improvement_and_research",
+            consent_state=(
+                "direct_care_only"
+                if i < 3
+                else "improvement_only"
+                if i < 8
+                else "improvement_and_research"
+            ),
         )
     cid = make_community(installation).community.id
     member = principal(installation, "clinician@B")
@@ -86,9 +92,11 @@ def test_anyone_can_read_how_information_is_used_and_no_one_is_identified(inst):
     text = re.sub(r"\s+", " ", re.sub(r"<[^>]+>", " ", page.text))
     assert "How we use your information" in text
     assert "How my IBD has been (past 7 days) (by patients)" in text
-    assert "For their care, to improve care for everyone, and for research about 30" in text
-    assert "For their own care only fewer than 11" in text
-    assert "For nothing beyond what the law requires none" in text
+    # 30 patients: all for their own care, 27 for improvement, 22 for research, no one asked yet.
+    assert "For their own care about 30" in text
+    assert "To make care better for everyone about 30" in text
+    assert "For research about 20" in text
+    assert "To be asked to take part in research studies none" in text
     assert "Network change package" in text and "It did not help, so the team stopped it." in text
     assert "A test still running" not in text  # no Act yet: nothing learned to publish
     assert "patients and carers among them" in text

@@ -41,6 +41,7 @@ from careloop.core.plain_text import shown, text_problem
 from careloop.store.database import Registry
 from careloop.store.models import Patient, Site
 from careloop.store.models.capture import FormDefinition, PlannedVisit, PromSchedule
+from careloop.trust import consent as trust_consent
 from careloop.trust.principal import Principal
 from careloop.trust.work import Work, unit_of_work
 
@@ -126,12 +127,18 @@ class PlannedVisitView:
 def consent_allows(patient: Patient, purpose: str) -> bool:
     """Whether ``patient``'s consent allows a PROM schedule of ``purpose`` to invite them.
 
-    Direct care always may; quality improvement and research only when the
-    patient agreed to improvement and research use (the one place this rule lives).
+    The one place this rule lives: direct care always may (a questionnaire before
+    a visit is part of the patient's care); a quality-improvement schedule needs
+    consent to quality improvement; a research schedule needs consent to research
+    and to being contacted about it (re-contact).
     """
     if purpose == "direct_care":
         return True
-    return patient.consent_state == "improvement_and_research"
+    if purpose == "research":
+        return trust_consent.consent_allows(patient, "research") and trust_consent.consent_allows(
+            patient, "recontact"
+        )
+    return trust_consent.consent_allows(patient, purpose)
 
 
 def _view(schedule: PromSchedule, site: str, form: str) -> ScheduleView:

@@ -264,6 +264,12 @@ def records_export(
         "--consent",
         help="Only patients in this consent state (repeatable), e.g. improvement_and_research.",
     ),
+    purpose: list[str] | None = typer.Option(
+        None,
+        "--purpose",
+        help="Only patients who agree to this purpose (repeatable): direct_care, "
+        "quality_improvement, research or recontact.",
+    ),
     output: Path | None = typer.Option(None, "--output", "-o", help="Write to this file."),
     data_dir: Path | None = DataDirOption,
 ) -> None:
@@ -277,6 +283,7 @@ def records_export(
             fmt=chosen,
             site=site,
             consent=cast(list[ConsentState], consent) if consent else None,
+            purposes=purpose or None,
         )
     _write_or_print(exported.text, output)
 

@@ -13,15 +13,25 @@ import typer
 
 from careloop.cli.context import DataDirOption, opened, operator, settings_from
 from careloop.cli.output import console
-from careloop.core.errors import ConfigurationError, ErrorDetail, NotFound, ValidationFailed
+from careloop.core.errors import (
+    ConfigurationError,
+    ErrorDetail,
+    InputError,
+    NotFound,
+    ValidationFailed,
+)
 from careloop.core.mail import Mailer
 from careloop.store.database import Registry
 from careloop.trust import carers, invitations, patients
+from careloop.trust.consent import PURPOSES, import_opt_outs, record_consent_purpose
+from careloop.trust.patients import PatientView
 from careloop.trust.principal import Principal
 
 patient_app = typer.Typer(
-    help="Patients and carers: invitations to their records, what carers may do, hand-over."
+    help="Patients and carers: invitations to their records, consent, what carers may do, "
+    "hand-over."
 )
+opt_outs_app = typer.Typer(help="The national data opt-out: import the list and honour it.")
 
 
 def _patient_id(registry: Registry, principal: Principal, local_id: str, site: str) -> int:
@@ -65,11 +75,12 @@ def invite(
         )
     principal = operator()
     with opened(settings) as registry:
+        found = _find(registry, principal, patient, site)
         sent = invitations.invite_to_record(
             registry,
             principal,
             Mailer.from_settings(settings),
-            _patient_id(registry, principal, patient, site),
+            found.id,
             email=email,
             role="carer" if carer else "patient",
             relationship=relationship,
@@ -230,5 +241,91 @@ def handover(
             )
 
 
+def _find(registry: Registry, principal: Principal, patient: str, site: str) -> PatientView:
+    """The patient with local id ``patient`` at ``site``; NotFound saying what to check."""
+    for found in patients.search_patients(registry, principal, text=patient, site=site):
+        if found.local_id == patient.strip():
+            return found
+    raise NotFound(f"There is no patient {patient!r} at site {site}. Check the local id.")
+
+
+def _choices_line(choices: dict[str, bool]) -> str:
+    return ", ".join(f"{p} {'yes' if choices[p] else 'no'}" for p in PURPOSES)
+
+
+@patient_app.command("consent")
+def consent(
+    patient: str = typer.Argument(..., help="The patient's local id (e.g. hospital number)."),
+    site: str = typer.Option(..., "--site", help="The patient's site code."),
+    purpose: str | None = typer.Option(
+        None,
+        "--purpose",
+        help="direct_care, quality_improvement, research or recontact (without it: show).",
+    ),
+    give: bool = typer.Option(False, "--give", help="The patient agrees to the purpose."),
+    withdraw: bool = typer.Option(False, "--withdraw", help="The patient withdraws it."),
+    method: str = typer.Option(
+        "paper", "--method", help="How the choice was made: paper, verbal or electronic."
+    ),
+    note: str | None = typer.Option(None, "--note", help="A note for the consent history."),
+    data_dir: Path | None = DataDirOption,
+) -> None:
+    """Show a patient's consent by purpose, or change one purpose (--give or --withdraw)."""
+    if purpose is not None and give == withdraw:
+        raise InputError("Say --give or --withdraw (one of them) with --purpose.")
+    if purpose is None and (give or withdraw):
+        raise InputError("Say which purpose with --purpose, e.g. --purpose research.")
+    principal = operator()
+    with opened(settings_from(data_dir)) as registry:
+        found = _find(registry, principal, patient, site)
+        if purpose is None:
+            console.print(f"{patient} at {site}: {_choices_line(found.consent)}", markup=False)
+            return
+        change = record_consent_purpose(
+            registry,
+            principal,
+            found.id,
+            purpose,  # type: ignore[arg-type]  # checked by the service
+            give,
+            method=method,  # type: ignore[arg-type]  # checked by the service
+            note=note,
+        )
+    what = "recorded" if change.changed else "unchanged (the patient had already chosen that)"
+    console.print(
+        f"Consent to {purpose} {'given' if give else 'withdrawn'}: {what}.\n"
+        f"{patient} at {site}: {_choices_line(change.patient.consent)} "
+        f"({change.patient.consent_state}).",
+        markup=False,
+    )
+
+
+@opt_outs_app.command("import")
+def opt_outs_import(
+    file: Path = typer.Argument(
+        ...,
+        help="Who opted out: one NHS number (or local id) a line, as in MESH .dat files, "
+        "or a CSV with an nhs_number or local_id column.",
+    ),
+    site: str = typer.Option(..., "--site", help="The site whose patients the list is for."),
+    sent: Path | None = typer.Option(
+        None,
+        "--sent",
+        help="The list you sent to the NHS checking service: FILE is then its reply (the "
+        "numbers that may be used), and those sent but not returned have opted out.",
+    ),
+    data_dir: Path | None = DataDirOption,
+) -> None:
+    """Turn research and re-contact off for every opted-out patient of the site (audited)."""
+    with opened(settings_from(data_dir)) as registry:
+        report = import_opt_outs(registry, operator(), file, site=site, sent=sent)
+    console.print(
+        f"{report.listed} on the list: {report.matched} are patients of {site} "
+        f"({report.changed} now opted out of research and re-contact, "
+        f"{report.already_off} already were); {report.not_found} are not patients of {site}.",
+        markup=False,
+    )
+
+
 def register(app: typer.Typer) -> None:
+    patient_app.add_typer(opt_outs_app, name="opt-outs")
     app.add_typer(patient_app, name="patient")

@@ -19,7 +19,9 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from careloop.core.errors import ConfigurationError
 
-ConsentState = Literal["direct_care_only", "improvement_and_research", "withdrawn"]
+ConsentState = Literal[
+    "direct_care_only", "improvement_only", "improvement_and_research", "withdrawn"
+]
 
 SECRET_KEY_FILE = "secret_key"  # noqa: S105 - a file name, not a secret
 

@@ -22,14 +22,10 @@ from careloop.store.models import Cycle
 
 __all__ = ["CONSENT_PURPOSES", "TrialCover", "trial_cover"]
 
-CONSENT_PURPOSES: dict[str, tuple[str, ...]] = {
-    "quality_improvement": ("improvement_and_research",),
-    "research": ("improvement_and_research",),
-}
-"""Each consent purpose and the patients' consent states that permit it. careloop
-records one consent for improvement and research together, as the warehouse does
-(only ``improvement_and_research`` patients enter it); the purpose is kept apart
-so that a finer consent can be told apart later without changing the deployments."""
+CONSENT_PURPOSES: tuple[str, ...] = ("quality_improvement", "research")
+"""The consent purposes a test can run under (:mod:`careloop.trust.consent`): a
+quality-improvement test needs the patient's consent to quality improvement, a
+research test their consent to research, each a choice of its own."""
 
 
 @dataclass(frozen=True)

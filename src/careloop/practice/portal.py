@@ -19,18 +19,23 @@ from datetime import date
 from careloop.capture import entry, forms_store
 from careloop.capture.forms.model import FieldType
 from careloop.community import list_cycles
-from careloop.core.i18n import N_
+from careloop.core.i18n import N_, Translator, english
 from careloop.store.database import Registry
 from careloop.trust import carers, patients
+from careloop.trust.consent import PURPOSES, PurposeChange, record_consent_purpose
 from careloop.trust.handover import DEFAULT_HANDOVER_AGE
 from careloop.trust.principal import Principal
 
 __all__ = [
     "CONSENT_WORDS",
+    "PURPOSE_WORDS",
     "CareRecord",
+    "ConsentChoice",
     "Learning",
     "ScoreSeries",
+    "change_consent",
     "community_learning",
+    "consent_history_words",
     "my_care",
 ]
 
@@ -38,10 +43,42 @@ CONSENT_WORDS = {
     "improvement_and_research": N_(
         "This record is used for care, to make care better for all, and for research."
     ),
+    "improvement_only": N_(
+        "This record is used for care and to make care better for all, but not for research."
+    ),
     "direct_care_only": N_("This record is used only for care."),
     "withdrawn": N_("This record is not used for anything but what the law needs."),
+    "custom": N_("This record is used only in the ways you chose below."),
 }
-"""Each consent state in words a patient understands."""
+"""Each consent state (a summary of the purposes) in words a patient understands."""
+
+PURPOSE_WORDS = {
+    "direct_care": N_("Use my information to look after me"),
+    "quality_improvement": N_("Use my information to make care better for everyone"),
+    "research": N_("Use my information for research"),
+    "recontact": N_("Ask me if I want to take part in research studies"),
+}
+"""Each consent purpose as a choice a patient makes (reading age 11 or under)."""
+
+PURPOSE_HELP = {
+    "direct_care": N_("Your care team uses it to treat you."),
+    "quality_improvement": N_(
+        "Your team checks how well care works, without your name, and tries to do better."
+    ),
+    "research": N_("Researchers study it, without your name, to find better treatments."),
+    "recontact": N_("We may send you a letter or email about a study. You can always say no."),
+}
+"""One line under each choice saying what it means."""
+
+METHOD_WORDS = {
+    "portal": N_("on this page"),
+    "national_opt_out": N_("because you chose to opt out with the NHS"),
+    "paper": N_("on a paper form"),
+    "verbal": N_("when you talked to your care team"),
+    "electronic": N_("online"),
+    "fhir": N_("from your hospital record"),
+    "default": N_("when you joined"),
+}
 
 ACT_WORDS = {
     "adopt": N_("It worked, so the team kept the change."),
@@ -60,6 +97,49 @@ class ScoreSeries:
 
 
 @dataclass(frozen=True)
+class ConsentChoice:
+    """One consent purpose as the portal shows it."""
+
+    purpose: str
+    words: str
+    """The choice in plain words, e.g. "Use my information for research"."""
+    help: str
+    given: bool
+
+
+def consent_history_words(entry: patients.ConsentEntry, *, words: Translator | None = None) -> str:
+    """One consent decision in plain words, e.g. "No to: Use my information for research",
+    in the language of ``words`` (English when not given)."""
+    say = (words or english()).gettext
+    how = say(METHOD_WORDS[entry.method]) if entry.method in METHOD_WORDS else ""
+    if entry.purpose is not None:
+        answer = N_("Yes to: {choice}") if entry.given else N_("No to: {choice}")
+        choice = PURPOSE_WORDS.get(entry.purpose, entry.purpose)
+        said = say(answer).format(choice=say(choice))
+    else:
+        said = say(CONSENT_WORDS.get(entry.state, entry.state))
+    return f"{said} ({how})" if how else said
+
+
+def change_consent(
+    registry: Registry, principal: Principal, patient_id: int, purpose: str, given: bool
+) -> PurposeChange:
+    """A patient (or their carer) changes one consent choice on their page (method ``portal``).
+
+    The same scoped, audited service the care team uses: a patient reaches
+    only their own record, a carer only the records they are proxy for.
+    """
+    return record_consent_purpose(
+        registry,
+        principal,
+        patient_id,
+        purpose,  # type: ignore[arg-type]  # checked by the service
+        given,
+        method="portal",
+    )
+
+
+@dataclass(frozen=True)
 class CareRecord:
     """One patient's record as they (or their carer) see it."""
 
@@ -75,6 +155,8 @@ class CareRecord:
     """The reader may see the answers and scores (a carer needs ``see_results``)."""
     events: tuple[entry.TimelineEvent, ...]
     scores: tuple[ScoreSeries, ...]
+    consent: tuple[ConsentChoice, ...] = ()
+    """Each purpose and the patient's choice, in :data:`PURPOSES` order."""
 
 
 @dataclass(frozen=True)
@@ -149,6 +231,10 @@ def my_care(
                 consent_state=patient.consent_state,
                 consent_words=CONSENT_WORDS.get(patient.consent_state, patient.consent_state),
                 consent_history=tuple(patients.consent_history(registry, principal, patient.id)),
+                consent=tuple(
+                    ConsentChoice(p, PURPOSE_WORDS[p], PURPOSE_HELP[p], patient.consent[p])
+                    for p in PURPOSES
+                ),
                 carers=carers.list_carers(
                     registry, principal, patient.id, handover_age=handover_age
                 ),

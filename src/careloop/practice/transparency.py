@@ -34,12 +34,12 @@ from careloop.trust.principal import Principal
 __all__ = ["ACTIVITY_WORDS", "PublicFacts", "PublicUse", "public_count", "public_facts"]
 
 PURPOSE_WORDS = {
-    "improvement_and_research": N_(
-        "for their care, to improve care for everyone, and for research"
-    ),
-    "direct_care_only": N_("for their own care only"),
-    "withdrawn": N_("for nothing beyond what the law requires"),
+    "direct_care": N_("for their own care"),
+    "quality_improvement": N_("to make care better for everyone"),
+    "research": N_("for research"),
+    "recontact": N_("to be asked to take part in research studies"),
 }
+"""Each consent purpose (:mod:`careloop.trust.consent`) in the public page's words."""
 
 ACTIVITY_WORDS = {
     "warehouse.refresh": N_("Copied for study, with names and contact details taken out"),
@@ -103,7 +103,7 @@ class PublicFacts:
     forms: tuple[tuple[str, bool], ...]
     """(title, filled in by patients) of every form."""
     purposes: tuple[tuple[str, str], ...]
-    """(purpose in words, count as shown) per consent choice."""
+    """(purpose in words, count as shown of patients who agree to it) per consent purpose."""
     uses: tuple[PublicUse, ...]
     communities: tuple[PublicCommunity, ...]
     lessons: tuple[PublicLesson, ...]
@@ -112,16 +112,20 @@ class PublicFacts:
 def _purposes(
     registry: Registry, threshold: int, words: Translator | None
 ) -> tuple[tuple[str, str], ...]:
+    """How many patients agree to each purpose: one query counting every purpose."""
     with registry.transaction() as session:
         set_scope(session, Scope.everything())
-        counts = dict(
-            session.execute(
-                select(Patient.consent_state, func.count()).group_by(Patient.consent_state)
-            ).all()
-        )
+        row = session.execute(
+            select(
+                *(
+                    func.count().filter(getattr(Patient, f"consent_{purpose}").is_(True))
+                    for purpose in PURPOSE_WORDS
+                )
+            )
+        ).one()
     return tuple(
-        (purpose, public_count(int(counts.get(state, 0)), threshold, words=words))
-        for state, purpose in PURPOSE_WORDS.items()
+        (purpose, public_count(int(n or 0), threshold, words=words))
+        for purpose, n in zip(PURPOSE_WORDS.values(), row, strict=True)
     )
 
 

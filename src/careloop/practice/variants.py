@@ -10,8 +10,8 @@ re-derives every arm from the seed and fails on a tampered record.
 
 A trial that randomises **patients** allocates only a patient whose consent
 covers the test's purpose (the deployment's ``consent_purpose``, which
-follows from its learning cycle; :data:`careloop.knowledge.trial_cover.CONSENT_PURPOSES`
-says which consent states permit it). :func:`patient_consent` finds the
+follows from its learning cycle): the patient's own choice for that purpose,
+quality improvement or research (:mod:`careloop.trust.consent`). :func:`patient_consent` finds the
 calling site's patient by the EHR's identifiers (the prefetched Patient's
 MRN, or the context's ``patientId``) and reads their consent; a patient
 without it, or not in careloop's registry, gets usual care: no variant and
@@ -34,6 +34,7 @@ from careloop.store.database import Registry
 from careloop.store.models import Patient, Site
 from careloop.store.models.knowledge import CdsVariantAssignment
 from careloop.store.scoping import Scope, set_scope
+from careloop.trust.consent import consent_allows
 
 _ATTEMPTS = 8
 
@@ -146,7 +147,11 @@ def patient_consent(
     (a client with no site), is no consent on record.
     """
     purpose = consent_purpose or "research"
-    permitted = CONSENT_PURPOSES.get(purpose, ())
+    if purpose not in CONSENT_PURPOSES:
+        return ConsentCheck(
+            False, f"A test under {purpose!r} has no consent purpose careloop knows."
+        )
+    column = getattr(Patient, f"consent_{purpose}")
     if not local_ids:
         return ConsentCheck(False, "The call names no patient, so no consent is on record.")
     with registry.transaction() as session:
@@ -159,7 +164,7 @@ def patient_consent(
         )
         set_scope(session, Scope(site_ids=site_ids))
         query = (
-            select(Patient.id, Patient.pseudo_id, Patient.consent_state, Site.code)
+            select(Patient.id, Patient.pseudo_id, Patient.consent_state, Site.code, column)
             .join(Site, Site.id == Patient.site_id)
             .where(Patient.local_id.in_(list(local_ids)))
         )
@@ -172,8 +177,8 @@ def patient_consent(
             f"{f' at site {site_code}' if site_code else ''}, so no consent for {purpose} is "
             "on record.",
         )
-    ((pid, pseudo, state, site),) = found.values()
-    allowed = state in permitted
+    ((pid, pseudo, state, site, given),) = found.values()
+    allowed = consent_allows({purpose: given}, purpose)
     return ConsentCheck(
         allowed,
         f"Patient {pseudo} at {site} is {state}: "

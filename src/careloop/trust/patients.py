@@ -11,7 +11,7 @@ session, not here.
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime
 from typing import Any, Literal
 
@@ -25,6 +25,7 @@ from careloop.core.plain_text import shown, text_problem
 from careloop.store.database import Registry
 from careloop.store.models import (
     CARER_SCOPES_ALL,
+    CONSENT_PRESETS,
     CONSENT_STATES,
     SEXES,
     CarerLink,
@@ -38,9 +39,13 @@ from careloop.trust.identity import site_by_code
 from careloop.trust.principal import Principal
 from careloop.trust.work import Work, unit_of_work
 
-ConsentState = Literal["direct_care_only", "improvement_and_research", "withdrawn"]
-ConsentMethod = Literal["paper", "verbal", "electronic", "portal", "default", "fhir"]
-CONSENT_METHODS = ("paper", "verbal", "electronic", "portal", "default", "fhir")
+ConsentState = Literal[
+    "direct_care_only", "improvement_only", "improvement_and_research", "withdrawn"
+]
+ConsentMethod = Literal[
+    "paper", "verbal", "electronic", "portal", "default", "fhir", "national_opt_out"
+]
+CONSENT_METHODS = ("paper", "verbal", "electronic", "portal", "default", "fhir", "national_opt_out")
 LOCAL_ID_MAX = 64
 """Most characters of a patient's local id (record id, MRN)."""
 NAME_MAX = 200
@@ -62,6 +67,8 @@ class PatientView:
     sex: str
     consent_state: str
     version: int
+    consent: dict[str, bool] = field(default_factory=dict)
+    """Purpose (direct_care, quality_improvement, research, recontact) → agreed."""
 
 
 @dataclass(frozen=True)
@@ -77,13 +84,24 @@ class PseudonymisedPatient:
 
 @dataclass(frozen=True)
 class ConsentEntry:
-    """One recorded consent decision."""
+    """One recorded consent decision: one purpose, or a preset that sets several."""
 
     state: str
+    """The patient's consent summary after this decision."""
     method: str
     recorded_at: datetime
     recorded_by: str | None
     note: str | None
+    purpose: str | None = None
+    """The one purpose this decision changed; None for a preset (``state``)."""
+    given: bool | None = None
+    """Whether that purpose was given (None for a preset)."""
+
+    def choice(self, purpose: str) -> bool | None:
+        """What this decision said about ``purpose``; None when it said nothing about it."""
+        if self.purpose is not None:
+            return self.given if self.purpose == purpose else None
+        return CONSENT_PRESETS.get(self.state, {}).get(purpose)
 
 
 def _site_code(session: Session, site_id: int) -> str:
@@ -103,6 +121,7 @@ def _view(session: Session, p: Patient) -> PatientView:
         p.sex,
         p.consent_state,
         p.version,
+        p.consent_choices(),
     )
 
 
@@ -408,7 +427,9 @@ def record_consent(
     with unit_of_work(registry, principal, "consent.update") as work:
         patient = _load(work, patient_id, "update", "consent")
         previous = patient.consent_state
+        before = patient.consent_choices()
         patient.consent_state = state
+        after = patient.consent_choices()
         work.session.add(
             ConsentRecord(
                 site_id=patient.site_id,
@@ -427,7 +448,12 @@ def record_consent(
             patient=patient,
             site_code=_site_code(work.session, patient.site_id),
             reason=note,
-            details={"from": previous, "to": state, "method": method},
+            details={
+                "from": previous,
+                "to": state,
+                "method": method,
+                "purposes": {p: [before[p], after[p]] for p in after if before[p] != after[p]},
+            },
         )
         return _view(work.session, patient)
 
@@ -435,6 +461,7 @@ def record_consent(
 def consent_history(
     registry: Registry, principal: Principal, patient_id: int
 ) -> list[ConsentEntry]:
+    """Every consent decision about a patient, oldest first (presets and single purposes)."""
     with unit_of_work(registry, principal, "patient.read") as work:
         patient = _load(work, patient_id, "read", "consent")
         rows = work.session.scalars(
@@ -450,6 +477,8 @@ def consent_history(
                 r.recorded_at,
                 emails.get(r.recorded_by_user_id) if r.recorded_by_user_id else None,
                 r.note,
+                r.purpose,
+                r.given,
             )
             for r in rows
         ]

@@ -3,12 +3,14 @@
 What goes in:
 
 - Sites become ``care_site`` rows (``care_site_source_value`` = site code).
-- Patients whose consent allows improvement use (``improvement_and_research``)
-  become ``person`` rows keyed by their internal id, with the pseudonymous id
-  as ``person_source_value`` and only the year and month of birth: no names,
-  no local ids (MRNs), no exact dates of birth. Withdrawn and
-  direct-care-only patients are not loaded, and withdrawal removes a patient
-  on the next refresh.
+- Patients who agree to quality improvement (consent purpose
+  ``quality_improvement``, :mod:`careloop.trust.consent`) become ``person``
+  rows keyed by their internal id, with the pseudonymous id as
+  ``person_source_value`` and only the year and month of birth: no names,
+  no local ids (MRNs), no exact dates of birth. Other patients are not
+  loaded, and withdrawing that purpose removes a patient on the next
+  refresh (research consent plays no part here). What consent kept out and
+  removed is audited (``consent``/``apply``).
 - Each *complete* form response of a form that is not patient-reported is a
   ``visit_occurrence``; every answered field with an OMOP domain becomes a
   row of that domain (measurement, observation, condition_occurrence,
@@ -48,6 +50,7 @@ from careloop.core.clock import utcnow
 from careloop.core.content import LOCAL_CONCEPT_BASE, ConceptMap, active_content
 from careloop.core.errors import ErrorDetail
 from careloop.store.database import Registry
+from careloop.trust.consent import record_consent_effect
 from careloop.trust.principal import Principal
 from careloop.trust.provenance import (
     InputRecord,
@@ -57,6 +60,7 @@ from careloop.trust.provenance import (
 )
 from careloop.warehouse.connection import TableSwap, Warehouse, quiet_engine_warnings
 from careloop.warehouse.registry_rows import (
+    CONSENT_FOR_IMPROVEMENT,
     PERSON_TABLES,
     STANDARD_CONCEPTS,
     RowBuilder,
@@ -238,6 +242,14 @@ def refresh_warehouse(
         rows_rejected=snapshot.excluded,
         # The loads whose rows this refresh assembled with the registry's.
         parent_ids=source_provenance(registry, [s for s in summaries if s != "registry"]),
+    )
+    record_consent_effect(
+        registry,
+        principal,
+        activity="warehouse.refresh",
+        purpose=CONSENT_FOR_IMPROVEMENT,
+        kept_out=snapshot.excluded,
+        removed=[int(pid) for pid in removed],
     )
     extra_runs = refresh_registry_tables(
         registry, warehouse, principal, sources, parent=provenance.id

@@ -32,7 +32,8 @@ from careloop.trust.principal import Principal
 from careloop.trust.work import unit_of_work
 from careloop.warehouse.connection import Warehouse, quiet_engine_warnings
 
-CONSENT_FOR_IMPROVEMENT = "improvement_and_research"
+CONSENT_FOR_IMPROVEMENT = "quality_improvement"
+"""The consent purpose a patient needs to be in the warehouse."""
 OUTPATIENT_VISIT = 9202
 EHR_TYPE = 32817  # OMOP type concept "EHR"
 GENDER = {"female": 8532, "male": 8507}
@@ -140,13 +141,11 @@ def read_registry(
                 Patient.pseudo_id,
                 Patient.sex,
                 Patient.birth_date,
-                Patient.consent_state,
+                getattr(Patient, f"consent_{CONSENT_FOR_IMPROVEMENT}"),
             ).order_by(Patient.id),
-            ["id", "site_id", "pseudo_id", "sex", "birth_date", "consent_state"],
+            ["id", "site_id", "pseudo_id", "sex", "birth_date", "consents"],
         )
-        patients = everyone[everyone.consent_state == CONSENT_FOR_IMPROVEMENT].drop(
-            columns="consent_state"
-        )
+        patients = everyone[everyone.consents.astype(bool)].drop(columns="consents")
         forms = {
             d.id: (d.name, d.patient_reported) for d in session.scalars(select(FormDefinition))
         }

@@ -38,7 +38,9 @@ from careloop.trust.work import Work
 ImportMode = Literal["all-or-nothing", "row-level"]
 ExportFormat = Literal["csv", "json", "fhir"]
 DateFormat = Literal["ymd", "mdy", "dmy"]
-ConsentState = Literal["direct_care_only", "improvement_and_research", "withdrawn"]
+ConsentState = Literal[
+    "direct_care_only", "improvement_only", "improvement_and_research", "withdrawn"
+]
 _STATUS_FROM_REDCAP = {"": "complete", "2": "complete", "1": "draft", "0": "draft"}
 _BATCH = 5_000  # rows per multi-row statement
 

@@ -8,7 +8,8 @@ from collections.abc import Collection, Iterable
 from dataclasses import dataclass, replace
 from typing import Any
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, func, select
+from sqlalchemy.orm import Session
 
 from careloop.capture.fhir_responses import ResponseSubject, response_to_fhir
 from careloop.capture.forms import FieldType, Form, checkbox_column
@@ -26,8 +27,9 @@ from careloop.core.errors import (
     InputError,
 )
 from careloop.store.database import Registry
-from careloop.store.models import CONSENT_STATES, Patient, Site
+from careloop.store.models import CONSENT_SUMMARIES, Patient, Site
 from careloop.store.models.capture import FormVersion, Response
+from careloop.trust.consent import PURPOSES, consenting
 from careloop.trust.principal import Principal
 from careloop.trust.work import unit_of_work
 
@@ -150,12 +152,16 @@ def export_records(
     fmt: ExportFormat = "csv",
     site: str | None = None,
     consent: Collection[ConsentState] | None = None,
+    purposes: Collection[str] | None = None,
 ) -> RecordsExport:
     """Export the responses to ``form`` that the principal may export (``record.export``).
 
     ``consent`` keeps only patients whose current consent state is one of
     those given (e.g. ``["improvement_and_research"]`` for data leaving
-    direct care); by default every patient in scope is exported.
+    direct care); ``purposes`` keeps only patients who agree to every
+    purpose given (e.g. ``["research"]`` for a research extract; see
+    :mod:`careloop.trust.consent`). By default every patient in scope is
+    exported. How many patients consent kept out is in the audit entry.
 
     ``csv`` is REDCap's export shape (``record_id``; ``redcap_event_name``,
     ``redcap_repeat_instrument`` and ``redcap_repeat_instance`` when some
@@ -167,24 +173,20 @@ def export_records(
     """
     if fmt not in ("csv", "json", "fhir"):
         raise InputError(f"Unknown export format {fmt!r}; use csv, json or fhir.")
-    states = sorted(set(consent)) if consent is not None else None
-    unknown = [c for c in states or () if c not in CONSENT_STATES]
-    if unknown:
-        raise InputError(
-            f"Unknown consent state(s) {', '.join(unknown)}; use {', '.join(CONSENT_STATES)}."
-        )
+    states, wanted = _consent_filters(consent, purposes)
     with unit_of_work(registry, principal, "record.export") as work:
         details: dict[str, Any] = {"form": form, "format": fmt}
         if states is not None:
             details["consent"] = states
+        if wanted is not None:
+            details["purposes"] = wanted
         work.expect("export", "clinical", site_code=site, details=details)
         session = work.session
         definition, current, current_form = load_form(session, form)
         query = _responses_query(definition.id)
         if site is not None:
             query = query.where(Response.site_id == _import_site(work, site).id)
-        if states is not None:
-            query = query.where(Patient.consent_state.in_(states))
+        query = _keep_consenting(session, query, states, wanted, details)
         rows: list[_Exported] = []
         forms: dict[str, Form] = {current.version: current_form}
         patients: dict[int, tuple[str, str]] = {}
@@ -217,6 +219,54 @@ def export_records(
             events.append(replace(event, patient_id=pid, patient_pseudo_id=pseudo))
         work.audit_events(events)
         return RecordsExport(text, fmt, len(rows), len(patients))
+
+
+_Query = Select[Response, FormVersion, str, str, str, str]
+
+
+def _consent_filters(
+    consent: Collection[str] | None, purposes: Collection[str] | None
+) -> tuple[list[str] | None, list[str] | None]:
+    """The consent states and purposes an export keeps, checked (InputError names the bad)."""
+    states = sorted(set(consent)) if consent is not None else None
+    unknown = [c for c in states or () if c not in CONSENT_SUMMARIES]
+    if unknown:
+        raise InputError(
+            f"Unknown consent state(s) {', '.join(unknown)}; use {', '.join(CONSENT_SUMMARIES)}."
+        )
+    wanted = sorted(set(purposes)) if purposes is not None else None
+    strange = [p for p in wanted or () if p not in PURPOSES]
+    if strange:
+        raise InputError(
+            f"Unknown consent purpose(s) {', '.join(strange)}; use {', '.join(PURPOSES)}."
+        )
+    return states, wanted
+
+
+def _keep_consenting(
+    session: Session,
+    query: _Query,
+    states: list[str] | None,
+    purposes: list[str] | None,
+    details: dict[str, Any],
+) -> _Query:
+    """``query`` kept to the consent states and purposes given; how many patients that
+    kept out goes in the export's audit ``details`` (the consent effect is audited)."""
+    if states is None and purposes is None:
+        return query
+    kept = query
+    if states is not None:
+        kept = kept.where(Patient.consent_state.in_(states))
+    for purpose in purposes or ():
+        kept = kept.where(consenting(purpose))
+    details["kept_out_by_consent"] = _patients_in(session, query) - _patients_in(session, kept)
+    return kept
+
+
+def _patients_in(session: Session, query: _Query) -> int:
+    """Distinct patients among the responses ``query`` selects."""
+    ids = query.with_only_columns(Response.patient_id).distinct().order_by(None).subquery()
+    return int(session.scalar(select(func.count()).select_from(ids)) or 0)
 
 
 def _responses_query(form_id: int) -> Select[Response, FormVersion, str, str, str, str]:

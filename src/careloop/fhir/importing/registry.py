@@ -232,6 +232,8 @@ class _Person:
     birth_date: date | None
     sex: str
     consent_state: str
+    quality_improvement: bool
+    """Whether the patient agrees to quality improvement (the warehouse's purpose)."""
 
 
 def _upsert_patients(
@@ -293,7 +295,9 @@ def _upsert_patients(
     session.flush()
     append_many(session, events)
     persons = {
-        key: _Person(p.id, p.pseudo_id, p.birth_date, p.sex, p.consent_state)
+        key: _Person(
+            p.id, p.pseudo_id, p.birth_date, p.sex, p.consent_state, p.consent_quality_improvement
+        )
         for key, p in ((key, existing[f.local_id]) for key, f in fields.items())
     }
     return persons, len(new), updated

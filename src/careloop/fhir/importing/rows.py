@@ -96,7 +96,7 @@ def _write_warehouse(
     allowed = {
         key
         for key, person in persons.items()
-        if person.consent_state == "improvement_and_research" and person.birth_date is not None
+        if person.quality_improvement and person.birth_date is not None
     }
     withheld_persons = {p.person_id for k, p in persons.items() if k not in allowed}
     units = {

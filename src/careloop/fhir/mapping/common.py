@@ -23,9 +23,12 @@ from careloop.fhir.codes import (
 )
 from careloop.trust.patients import patient_field_problems
 
-ConsentState = Literal["direct_care_only", "improvement_and_research", "withdrawn"]
+ConsentState = Literal[
+    "direct_care_only", "improvement_only", "improvement_and_research", "withdrawn"
+]
 CONSENT_STATES: tuple[ConsentState, ...] = (
     "direct_care_only",
+    "improvement_only",
     "improvement_and_research",
     "withdrawn",
 )

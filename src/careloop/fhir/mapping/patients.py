@@ -55,7 +55,12 @@ def patient_resource(
 
 
 def consent_resource(pseudo_id: str, state: str) -> dict[str, Any]:
-    """A patient's current consent state as a FHIR Consent."""
+    """A patient's current consent state as a FHIR Consent.
+
+    A ``custom`` mix of purposes has no careloop code: it goes as a research
+    Consent that denies, which reads back as direct care only (never wider).
+    """
+    rule = [{"system": CARELOOP_CONSENT_SYSTEM, "code": state}] if state != "custom" else []
     return {
         "resourceType": "Consent",
         "id": f"{pseudo_id}-consent",
@@ -67,7 +72,7 @@ def consent_resource(pseudo_id: str, state: str) -> dict[str, Any]:
         },
         "category": [{"coding": [{"system": "http://loinc.org", "code": "59284-0"}]}],
         "patient": {"reference": f"Patient/{pseudo_id}"},
-        "policyRule": {"coding": [{"system": CARELOOP_CONSENT_SYSTEM, "code": state}]},
+        **({"policyRule": {"coding": rule}} if rule else {}),
         "provision": {"type": "permit" if state == "improvement_and_research" else "deny"},
     }
 

@@ -42,7 +42,10 @@ from careloop.store.models.community import (
 )
 from careloop.store.models.foundation import (
     CARER_SCOPES_ALL,
+    CONSENT_PRESETS,
+    CONSENT_PURPOSES,
     CONSENT_STATES,
+    CONSENT_SUMMARIES,
     NAMING_CONVENTION,
     ROLES,
     SEXES,
@@ -65,6 +68,7 @@ from careloop.store.models.foundation import (
     User,
     UtcDateTime,
     WebSession,
+    consent_summary,
 )
 from careloop.store.models.knowledge import (
     CdsCard,
@@ -80,7 +84,10 @@ from careloop.store.models.knowledge import (
 
 __all__ = [
     "CARER_SCOPES_ALL",
+    "CONSENT_PRESETS",
+    "CONSENT_PURPOSES",
     "CONSENT_STATES",
+    "CONSENT_SUMMARIES",
     "NAMING_CONVENTION",
     "RESPONSE_STATUSES",
     "ROLES",
@@ -139,4 +146,5 @@ __all__ = [
     "UtcDateTime",
     "Vote",
     "WebSession",
+    "consent_summary",
 ]

@@ -9,6 +9,7 @@ so site partitions hold whatever code path asks.
 from __future__ import annotations
 
 from datetime import UTC, date, datetime
+from typing import Any
 
 from sqlalchemy import (
     BigInteger,
@@ -23,7 +24,14 @@ from sqlalchemy import (
     UniqueConstraint,
 )
 from sqlalchemy.engine import Dialect
-from sqlalchemy.orm import DeclarativeBase, Mapped, declared_attr, mapped_column, relationship
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    declared_attr,
+    mapped_column,
+    relationship,
+    validates,
+)
 from sqlalchemy.types import TypeDecorator
 
 from careloop.core.clock import utcnow
@@ -47,7 +55,59 @@ ROLES = (
     "carer",
 )
 SEXES = ("female", "male", "other", "unknown")  # FHIR AdministrativeGender
-CONSENT_STATES = ("direct_care_only", "improvement_and_research", "withdrawn")
+CONSENT_PURPOSES = ("direct_care", "quality_improvement", "research", "recontact")
+"""What a patient may agree to, each a separate choice (``patient.consent_<purpose>``)."""
+CONSENT_PRESETS: dict[str, dict[str, bool]] = {
+    # Recontact is a choice of its own: agreeing to improvement and research leaves it as it was.
+    "improvement_and_research": {
+        "direct_care": True,
+        "quality_improvement": True,
+        "research": True,
+    },
+    "improvement_only": {"direct_care": True, "quality_improvement": True, "research": False},
+    "direct_care_only": {
+        "direct_care": True,
+        "quality_improvement": False,
+        "research": False,
+        "recontact": False,
+    },
+    "withdrawn": {
+        "direct_care": False,
+        "quality_improvement": False,
+        "research": False,
+        "recontact": False,
+    },
+}
+"""Consent states that set several purposes at once (what imports and registration give)."""
+CONSENT_STATES = ("direct_care_only", "improvement_only", "improvement_and_research", "withdrawn")
+"""The presets, accepted wherever a consent state is given."""
+CONSENT_SUMMARIES = (*CONSENT_STATES, "custom")
+"""Every value ``patient.consent_state`` can hold: a preset, or ``custom`` for any other mix."""
+
+
+def consent_summary(choices: dict[str, bool]) -> str:
+    """The one word that sums up a patient's purposes (recontact aside).
+
+    Args:
+        choices: Purpose → given, for at least direct care, improvement and research.
+    """
+    key = (choices["direct_care"], choices["quality_improvement"], choices["research"])
+    return {
+        (True, True, True): "improvement_and_research",
+        (True, True, False): "improvement_only",
+        (True, False, False): "direct_care_only",
+        (False, False, False): "withdrawn",
+    }.get(key, "custom")
+
+
+def _purpose_default(purpose: str) -> Any:
+    """A column default for rows inserted with only a consent state (bulk inserts)."""
+
+    def default(context: Any) -> bool:
+        state = context.get_current_parameters().get("consent_state")
+        return bool(CONSENT_PRESETS.get(state, {}).get(purpose, False))
+
+    return default
 
 
 class UtcDateTime(TypeDecorator[datetime]):
@@ -159,20 +219,48 @@ class Patient(SiteOwned, Base):
     birth_date: Mapped[date | None] = mapped_column(Date)
     sex: Mapped[str] = mapped_column(String(16), default="unknown")
     consent_state: Mapped[str] = mapped_column(String(32))
+    """A summary of the purposes below: a preset word (:data:`CONSENT_STATES`) or ``custom``."""
+    consent_direct_care: Mapped[bool] = mapped_column(
+        Boolean, default=_purpose_default("direct_care")
+    )
+    consent_quality_improvement: Mapped[bool] = mapped_column(
+        Boolean, default=_purpose_default("quality_improvement")
+    )
+    consent_research: Mapped[bool] = mapped_column(Boolean, default=_purpose_default("research"))
+    consent_recontact: Mapped[bool] = mapped_column(Boolean, default=_purpose_default("recontact"))
     created_at: Mapped[datetime] = mapped_column(default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(default=utcnow, onupdate=utcnow)
     version: Mapped[int] = mapped_column(Integer, default=1)
 
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy API
 
+    @validates("consent_state")
+    def _apply_preset(self, _key: str, state: str) -> str:
+        # Every path that sets a preset (registration, imports, the API's state) sets the
+        # purposes with it; ``custom`` leaves the purposes as they are.
+        for purpose, given in CONSENT_PRESETS.get(state, {}).items():
+            setattr(self, f"consent_{purpose}", given)
+        return state
+
+    def consent_choices(self) -> dict[str, bool]:
+        """Purpose → whether the patient agrees to it."""
+        return {p: bool(getattr(self, f"consent_{p}")) for p in CONSENT_PURPOSES}
+
 
 class ConsentRecord(SiteOwned, PatientOwned, Base):
-    """One change of a patient's consent state: who recorded it, when and how."""
+    """One change of a patient's consent: who recorded it, when and how.
+
+    A change of one purpose has ``purpose`` and ``given`` (and ``state``, the
+    summary after it); a preset (registration, imports) has neither and sets
+    every purpose :data:`CONSENT_PRESETS` names.
+    """
 
     __tablename__ = "consent_record"
 
     id: Mapped[int] = mapped_column(primary_key=True)
     state: Mapped[str] = mapped_column(String(32))
+    purpose: Mapped[str | None] = mapped_column(String(32))
+    given: Mapped[bool | None] = mapped_column(Boolean)
     method: Mapped[str] = mapped_column(String(32))
     recorded_by_user_id: Mapped[int | None] = mapped_column(ForeignKey("app_user.id"))
     recorded_at: Mapped[datetime] = mapped_column(default=utcnow)

@@ -12,7 +12,7 @@ from typing import Annotated, Any, Literal
 
 from fastapi import APIRouter, Header, Query, Request, Response
 from fastapi.responses import JSONResponse
-from pydantic import Field
+from pydantic import Field, model_validator
 
 from careloop import __version__
 from careloop.core.errors import PermissionDenied
@@ -28,6 +28,7 @@ from careloop.trust.audit_search import (
     entry_record,
     report_row,
 )
+from careloop.trust.consent import record_consent_purpose
 from careloop.trust.identity import require_recent_authentication
 from careloop.trust.policy import ACTIONS, ROLE_DESCRIPTIONS, ROLES, policy_rows
 from careloop.web.etags import etag, version_from
@@ -81,7 +82,9 @@ class PatientCreate(Strict):
     family_name: str | None = None
     birth_date: date | None = None
     sex: Literal["female", "male", "other", "unknown"] = "unknown"
-    consent_state: Literal["direct_care_only", "improvement_and_research", "withdrawn"]
+    consent_state: Literal[
+        "direct_care_only", "improvement_only", "improvement_and_research", "withdrawn"
+    ]
     consent_method: Literal["paper", "verbal", "electronic", "portal", "default", "fhir"] = "paper"
 
 
@@ -101,9 +104,30 @@ class InvitationCreate(Strict):
 
 
 class ConsentChange(Strict):
-    state: Literal["direct_care_only", "improvement_and_research", "withdrawn"]
-    method: Literal["paper", "verbal", "electronic", "portal", "default", "fhir"]
+    """Either a preset ``state`` (every purpose it names), or one ``purpose`` with ``given``."""
+
+    state: (
+        Literal["direct_care_only", "improvement_only", "improvement_and_research", "withdrawn"]
+        | None
+    ) = None
+    purpose: Literal["direct_care", "quality_improvement", "research", "recontact"] | None = None
+    given: bool | None = Field(
+        None, description="With purpose: true to give it, false to withdraw."
+    )
+    method: Literal[
+        "paper", "verbal", "electronic", "portal", "default", "fhir", "national_opt_out"
+    ]
     note: str | None = None
+
+    @model_validator(mode="after")
+    def _one_kind(self) -> ConsentChange:
+        if (self.state is None) == (self.purpose is None):
+            raise ValueError("send either state, or purpose with given (not both)")
+        if self.purpose is not None and self.given is None:
+            raise ValueError("with purpose, send given: true or false")
+        if self.state is not None and self.given is not None:
+            raise ValueError("given goes with purpose, not with state")
+        return self
 
 
 def _password_recent(actor: Actor, settings: Settings) -> None:
@@ -306,8 +330,26 @@ def consent_history(patient_id: RecordId, actor: ActorDep) -> list[patients.Cons
     responses=errors(400, 401, 403, 404, 409, 422),
 )
 def record_consent(
-    patient_id: RecordId, body: ConsentChange, actor: ActorDep
+    patient_id: RecordId, body: ConsentChange, actor: ActorDep, response: Response
 ) -> patients.PatientView:
+    """Record a preset ``state``, or change one ``purpose``.
+
+    A purpose the patient had already chosen so is recorded nowhere; the
+    response then carries ``Consent-Changed: false``.
+    """
+    if body.purpose is not None and body.given is not None:
+        change = actor.call(
+            record_consent_purpose,
+            patient_id,
+            body.purpose,
+            body.given,
+            method=body.method,
+            note=body.note,
+        )
+        response.headers["Consent-Changed"] = "true" if change.changed else "false"
+        return change.patient
+    assert body.state is not None  # the model allows nothing else
+    response.headers["Consent-Changed"] = "true"
     return actor.call(
         patients.record_consent, patient_id, state=body.state, method=body.method, note=body.note
     )

@@ -19,6 +19,7 @@ from careloop.capture import entry, forms_store, proms
 from careloop.core.errors import Conflict, InputError, ValidationFailed
 from careloop.store.database import Registry
 from careloop.trust import invitations, patients
+from careloop.trust.consent import PURPOSES
 from careloop.web.form_render import build_view, live_check, values_from_post
 from careloop.web.pages.posted import json_body, json_values, posted
 from careloop.web.pages.rendering import page_context, render
@@ -60,12 +61,15 @@ def _patient_page(
     patient = patients.get_patient(registry, caller.principal, patient_id)
     timeline = entry.patient_timeline(registry, caller.principal, patient_id)
     forms = forms_store.list_forms(registry, caller.principal)
+    history = patients.consent_history(registry, caller.principal, patient_id)
     return render(
         request,
         "patient.html",
         {
             **page_context(caller),
             "patient": patient,
+            "consent_history": history,
+            "purposes": PURPOSES,
             "timeline": timeline,
             "forms": forms,
             "today": date.today().isoformat(),

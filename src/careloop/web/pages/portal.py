@@ -3,9 +3,11 @@
 ``/my`` shows each record the person may see (their own, or the patients
 they are proxy for): their scores over time as simple charts with the
 numbers in a table beside them, the forms filled and by whom, their consent
-choice and its history, the people who help them (and what each may do),
-and what the learning communities they belong to have learned. Staff have
-no portal: ``/my`` sends them home.
+choices (one per purpose, each with a yes/no form posted to ``/my/consent``
+with the session's CSRF token) and their history, the people who help them
+(and what each may do), the questionnaires due, and what the learning
+communities they belong to have learned. Staff have no portal: ``/my``
+sends them home.
 
 The patient (or, for a child, a parent or guardian who manages consent)
 ticks what each carer may do and can remove a carer: ``POST
@@ -17,20 +19,27 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import date
+from functools import partial
 
 from fastapi import APIRouter, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from careloop.capture import prom_log
+from careloop.core.errors import CareloopError, InputError
+from careloop.core.i18n import N_
+from careloop.core.settings import Settings
 from careloop.practice import portal
+from careloop.store.database import Registry
 from careloop.trust import carers
 from careloop.trust.policy import CARER_SCOPES
 from careloop.trust.principal import Principal
+from careloop.web.languages import page_words
 from careloop.web.openapi import RecordId
+from careloop.web.pages.community_assessment import PostedForm
 from careloop.web.pages.posted import posted
 from careloop.web.pages.rendering import page_context, render
-from careloop.web.security import CallerDep, RegistryDep, SettingsDep
+from careloop.web.security import Caller, CallerDep, RegistryDep, SettingsDep
 
 router = APIRouter(include_in_schema=False)
 
@@ -87,31 +96,26 @@ def draw(series: portal.ScoreSeries) -> Drawn:
 
 
 SCOPE_WORDS = {
-    "fill_forms": "Fill in questionnaires",
-    "see_results": "See answers, scores and charts",
-    "manage_consent": "Choose how the information is used",
+    "fill_forms": N_("Fill in questionnaires"),
+    "see_results": N_("See answers, scores and charts"),
+    "manage_consent": N_("Choose how the information is used"),
 }
 """Each carer scope as the portal's tick box says it."""
 
 
-@router.get("/my", response_class=HTMLResponse)
-async def my_page(
-    request: Request, caller: CallerDep, registry: RegistryDep, settings: SettingsDep
+def _my_page(
+    request: Request,
+    caller: Caller,
+    registry: Registry,
+    settings: Settings,
+    *,
+    saved: int | None = None,
+    error: str | None = None,
+    status_code: int = 200,
 ) -> Response:
-    if not is_portal_user(caller.principal):
-        return RedirectResponse("/", status_code=303)
-
-    def gather() -> tuple[
-        list[portal.CareRecord], list[portal.Learning], list[prom_log.PatientQuestionnaire]
-    ]:
-        records = portal.my_care(registry, caller.principal, handover_age=settings.handover_age)
-        return (
-            records,
-            portal.community_learning(registry, caller.principal),
-            prom_log.patient_questionnaires(registry, caller.principal),
-        )
-
-    records, learning, questionnaires = await run_in_threadpool(gather)
+    records = portal.my_care(registry, caller.principal, handover_age=settings.handover_age)
+    learning = portal.community_learning(registry, caller.principal)
+    questionnaires = prom_log.patient_questionnaires(registry, caller.principal)
     return render(
         request,
         "my.html",
@@ -123,6 +127,11 @@ async def my_page(
             "questionnaires": questionnaires,
             "names": {r.patient_id: r.name for r in records} if len(records) > 1 else {},
             "consent_words": portal.CONSENT_WORDS,
+            "history_words": partial(
+                portal.consent_history_words, words=page_words(request, caller.principal)
+            ),
+            "consent_saved": saved,
+            "consent_error": error,
             "carer": "carer" in {g.role for g in caller.principal.grants},
             "size": {"width": WIDTH, "height": HEIGHT, "pad": PAD},
             "scope_names": CARER_SCOPES,
@@ -130,6 +139,7 @@ async def my_page(
             "handover_age": settings.handover_age,
             "carers_changed": request.query_params.get("carers") == "changed",
         },
+        status=status_code,
     )
 
 
@@ -169,3 +179,59 @@ async def end_carer(
         handover_age=settings.handover_age,
     )
     return RedirectResponse(f"/my?carers=changed#people-who-help-{patient_id}", status_code=303)
+
+
+@router.get("/my", response_class=HTMLResponse)
+async def my_page(
+    request: Request, caller: CallerDep, registry: RegistryDep, settings: SettingsDep
+) -> Response:
+    if not is_portal_user(caller.principal):
+        return RedirectResponse("/", status_code=303)
+    saved = request.query_params.get("saved", "")
+    return await run_in_threadpool(
+        _my_page,
+        request,
+        caller,
+        registry,
+        settings,
+        saved=int(saved) if saved.isdigit() else None,
+    )
+
+
+def _choice(form: dict[str, str]) -> tuple[int, str, bool]:
+    """The posted record, purpose and yes/no; InputError in plain words when one is missing."""
+    patient = form.get("patient_id", "")
+    purpose = form.get("purpose", "")
+    answer = form.get("choice", "")
+    if not patient.isdigit() or purpose not in portal.PURPOSE_WORDS or answer not in ("yes", "no"):
+        raise InputError(N_("Please choose yes or no, then press Save."))
+    return int(patient), purpose, answer == "yes"
+
+
+@router.post("/my/consent")
+def my_consent(
+    request: Request,
+    caller: CallerDep,
+    registry: RegistryDep,
+    settings: SettingsDep,
+    form: PostedForm,
+) -> Response:
+    """Change one consent choice (the CSRF token was checked with the session)."""
+    if not is_portal_user(caller.principal):
+        return RedirectResponse("/", status_code=303)
+    try:
+        patient_id, purpose, given = _choice(form)
+        portal.change_consent(registry, caller.principal, patient_id, purpose, given)
+    except CareloopError as exc:
+        # Another patient's record is "not found" (audited by the service); a missing
+        # answer is asked for again. Nothing was recorded either way.
+        message = (
+            exc.message
+            if isinstance(exc, InputError)
+            else N_("We could not save that choice. Please try again or ask your care team.")
+        )
+        message = page_words(request, caller.principal).gettext(message)
+        return _my_page(
+            request, caller, registry, settings, error=message, status_code=exc.http_status
+        )
+    return RedirectResponse(f"/my?saved={patient_id}#consent-{patient_id}", status_code=303)

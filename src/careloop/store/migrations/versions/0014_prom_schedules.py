@@ -1,7 +1,7 @@
 """capture: PROM schedules, planned visits and the PROM invitation log
 
 Revision ID: 0014
-Revises: 0012
+Revises: 0013
 Create Date: 2026-12-07 21:00:00
 """
 
@@ -13,7 +13,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0014"
-down_revision = "0012"
+down_revision = "0013"
 branch_labels = None
 depends_on = "0004"  # form_definition, form_response and prom_link (the capture branch)
 
