@@ -11,6 +11,7 @@ from rich.progress import Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
 from careloop.cli.context import DataDirOption, operator, settings_from
 from careloop.cli.output import console
 from careloop.core.errors import InputError
+from careloop.demo.mailbox import MAILBOX_DIR, demo_mailbox
 from careloop.demo.pipeline import DEFAULT_SEED, DEMO_MEASURES, prepare_demo_dir, run_demo
 from careloop.demo.seed import CREDENTIALS_FILE
 
@@ -98,10 +99,21 @@ def demo(
         highlight=False,
         soft_wrap=True,
     )
+    console.print(
+        f"E-mails to patients and carers (invitations, questionnaire reminders) went to the "
+        f"demo's own SMTP server: {(data_dir / MAILBOX_DIR).resolve()}",
+        highlight=False,
+        soft_wrap=True,
+    )
     if not no_serve:
         # The demo's own two visit-level measures sit beside the built-in ones.
         os.environ.setdefault("CARELOOP_MEASURES_DIR", str(DEMO_MEASURES))
-        _run(data_dir, host, port)
+        # Invitations sent from the running app go to the demo's SMTP server too.
+        with demo_mailbox(data_dir) as mailbox:
+            os.environ["CARELOOP_SMTP_HOST"] = mailbox.host
+            os.environ["CARELOOP_SMTP_PORT"] = str(mailbox.port)
+            os.environ["CARELOOP_SMTP_SECURITY"] = "none"
+            _run(data_dir, host, port)
 
 
 def register(app: typer.Typer) -> None:

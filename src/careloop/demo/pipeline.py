@@ -29,13 +29,16 @@ from careloop.core.private_files import private_dir
 from careloop.core.settings import Settings
 from careloop.demo import learning_community, recovery
 from careloop.demo.decision_support import DecisionSupportRun, run_decision_support
+from careloop.demo.families import invite_families
 from careloop.demo.focus_group import attach_focus_groups
 from careloop.demo.load import LoadCounts, load_network
+from careloop.demo.mailbox import demo_mailbox
 from careloop.demo.network import Scale, SyntheticNetwork, generate_network
 from careloop.demo.report import write_report
 from careloop.demo.seed import (
     CREDENTIALS_FILE,
     DemoLogin,
+    add_demo_logins,
     create_demo_accounts,
     init_demo_installation,
 )
@@ -158,6 +161,10 @@ def run_demo(
             registry, operator, network, logins, known_measures=known
         )
         record_strategy(registry, operator, community, DEMO_MEASURES)
+        clock.stage("Patients and carers join: invitations e-mailed to the demo's SMTP server")
+        with demo_mailbox(settings.data_dir) as mailbox:
+            families = invite_families(registry, operator, settings, mailbox, network)
+        logins = add_demo_logins(settings, families.logins)
         clock.stage("Refreshing the OMOP warehouse (consented patients only)")
         with Warehouse.from_settings(settings) as warehouse:
             # The demo is an IBD network whatever content is active elsewhere.

@@ -117,6 +117,14 @@ def create_demo_accounts(
     return logins
 
 
+def add_demo_logins(settings: Settings, added: list[DemoLogin]) -> list[DemoLogin]:
+    """Append accounts created another way (e.g. by accepting an invitation) to the file."""
+    path = settings.ensure_data_dir() / CREDENTIALS_FILE
+    logins = [*read_credentials(path), *added]
+    _write_credentials(path, logins)
+    return logins
+
+
 def init_demo_installation(settings: Settings, operator: Principal) -> DemoLogin:
     """A new installation whose admin has a random password (written to the credentials file)."""
     path = settings.ensure_data_dir() / CREDENTIALS_FILE
