@@ -21,7 +21,7 @@ from careloop.capture.prom_log import (
     patient_questionnaires,
     summarise,
 )
-from careloop.capture.prom_outreach import send_due
+from careloop.capture.prom_outreach import _message, send_due
 from careloop.capture.prom_schedules import (
     add_schedule,
     book_visit,
@@ -33,7 +33,8 @@ from careloop.capture.prom_schedules import (
 from careloop.capture.proms import submit_prom_link
 from careloop.core.errors import NotFound, PermissionDenied, ValidationFailed
 from careloop.core.mail import Mailer
-from careloop.store.models.capture import FormDefinition
+from careloop.store.models import Site
+from careloop.store.models.capture import FormDefinition, PromInvitation, PromSchedule
 from careloop.trust import patients
 from tests.capture.registry_helpers import (
     PROM,
@@ -142,7 +143,7 @@ def test_the_email_reaches_a_real_smtp_server_with_a_working_link_and_no_clinica
     assert "Your care team at Site A asks you to fill in a short questionnaire before your " in (
         text
     )
-    assert f"{visit_day:%d %B %Y}" in text
+    assert f"{visit_day.day} {visit_day:%B %Y}" in text  # 7 December 2026, as long_date writes it
     for secret in (PROM, "IBD", "symptom", "Given", "Family", "MRN", "tummy", "score"):
         assert secret.lower() not in text.lower()
         assert secret.lower() not in str(inbox.messages[-1]["Subject"]).lower()
@@ -460,3 +461,20 @@ def test_completion_counts_settled_invitations_only_and_the_p_chart_limits_match
     assert list(points["y"]) == pytest.approx([75.0, 40.0])
     with pytest.raises(ValidationFailed):
         completion_chart(months, site="B")
+
+
+def test_the_email_is_written_in_the_language_asked_for_with_the_day_in_that_language():
+    # Transient rows (never saved): only the words of the e-mail are checked here.
+    site = Site(code="N", name="Clínica Norte", time_zone="Europe/Madrid")
+    schedule = PromSchedule(kind="before_visit")
+    invitation = PromInvitation(
+        occasion_date=date(2026, 3, 9), expires_at=datetime(2026, 3, 10, 12, 0, tzinfo=UTC)
+    )
+    url = "https://careloop.example.org/prom/secret"
+    subject, text = _message(site, invitation, schedule, url, reminder=True, language="es")
+    assert subject == "Recordatorio: Un cuestionario corto de su equipo de cuidado de Clínica Norte"
+    assert "antes de su visita del 9 de marzo de 2026" in text
+    assert "hasta el 10 de marzo de 2026" in text and url in text
+    english_subject, english = _message(site, invitation, schedule, url, reminder=False)
+    assert english_subject == "A short questionnaire from your care team at Clínica Norte"
+    assert "before your visit on 9 March 2026" in english and "until 10 March 2026" in english

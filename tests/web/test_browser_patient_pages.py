@@ -136,6 +136,9 @@ def test_the_portal_is_accessible_and_reflows_for_a_patient_and_a_carer(site, ch
         page.locator("main button[type=submit]").click()
         page.wait_for_url(server.url + "/my")
         page.get_by_role("main").locator("summary").first.click()  # open "See the numbers"
+        # The consent choices (one form per purpose) and the carers' section are checked too.
+        assert page.locator("main section.consent fieldset").count() >= 4
+        assert page.locator("main h3[id^=people-who-help]").count() >= 1
 
     languages = ["en", "es"] if who == "patient@A" else ["en"]
     for language in languages:

@@ -156,8 +156,13 @@ def test_a_patients_portal_is_in_spanish_with_dates_in_spanish(inst, client):
     _log_in(browser, inst.emails["patient@A"])
     page = browser.get("/my").text
     assert '<html lang="es">' in page and "<h1>Mi cuidado</h1>" in page
-    assert "Cómo se usa su información" in page and "Cuidadores" in page
-    assert "How things have been" not in page and "My care" not in page
+    assert "Cómo se usa su información" in page and "Personas que me ayudan" in page
+    # The consent choices and the carers' section speak Spanish too.
+    assert "Usar mi información para la investigación" in page and "Guardar" in page
+    carers = ("Llenar cuestionarios", "Nada por ahora.", "Ningún cuidador está unido")
+    assert any(words in page for words in carers)
+    for english in ("How things have been", "My care", "People who help", "Use my information"):
+        assert english not in page
 
 
 def test_staff_pages_stay_english_whatever_the_language_cookie(inst):

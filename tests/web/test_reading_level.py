@@ -76,7 +76,17 @@ PAGES = catalogue_pages()
 
 def test_the_catalogue_has_the_patient_pages_and_words():
     names = {name.rsplit("/", 1)[-1] for name in PAGES}
-    for page in ("my.html", "prom.html", "_fields.html", "public.html", "login.html"):
+    for page in (
+        "my.html",
+        "my_consent.html",
+        "_my_carers.html",
+        "_my_proms.html",
+        "prom.html",
+        "_fields.html",
+        "public.html",
+        "login.html",
+        "prom_outreach.py",
+    ):
         assert page in names
     for module in ("portal.py", "transparency.py", "invitations.py", "ibd_registry.yaml"):
         assert module in names

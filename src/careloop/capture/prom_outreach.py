@@ -47,6 +47,7 @@ from careloop.capture.prom_schedules import _staff_only, consent_allows
 from careloop.capture.proms import PROM_TOKEN_PREFIX
 from careloop.core.clock import as_utc, utcnow
 from careloop.core.errors import CareloopError, InputError, NotFound
+from careloop.core.i18n import DEFAULT_LANGUAGE, N_, long_date, translator
 from careloop.core.ids import secret_token, sha256_hex
 from careloop.core.mail import Mailer
 from careloop.store.database import Registry
@@ -219,29 +220,55 @@ def _addresses(work: Work, patient_id: int) -> list[str]:
 
 
 def _message(
-    site: Site, invitation: PromInvitation, schedule: PromSchedule, url: str, *, reminder: bool
+    site: Site,
+    invitation: PromInvitation,
+    schedule: PromSchedule,
+    url: str,
+    *,
+    reminder: bool,
+    language: str = DEFAULT_LANGUAGE,
 ) -> tuple[str, str]:
-    """Subject and text of the e-mail: the care team and a link, no clinical data."""
-    when = (
-        f" before your visit on {invitation.occasion_date:%d %B %Y}"
-        if schedule.kind == "before_visit" and invitation.occasion_date
-        else ""
-    )
+    """Subject and text of the e-mail: the care team and a link, no clinical data, in
+    ``language`` (a code of :data:`careloop.core.i18n.LANGUAGES`; anything else is English)."""
+    words = translator(language)
+    say = words.gettext
     until = (as_utc(invitation.expires_at).astimezone(_zone(site)) - timedelta(seconds=1)).date()
-    first = "A reminder: your" if reminder else "Your"
-    text = (
-        f"Hello,\n\n"
-        f"{first} care team at {site.name} asks you to fill in a short "
-        f"questionnaire{when}.\n\n"
-        f"Open this link to fill it in. It works once, until {until:%d %B %Y}:\n\n{url}\n\n"
-        f"If you have a careloop account, you can also log in and find it under "
-        f'"Questionnaires to fill in".\n\n'
-        f"If you did not expect this message, or the link has stopped working, ask "
-        f"your care team.\n\n"
-        f"careloop, for {site.name}\n"
+    if schedule.kind == "before_visit" and invitation.occasion_date:
+        asks = say(
+            N_(
+                "Your care team at {site} asks you to fill in a short questionnaire "
+                "before your visit on {day}."
+            )
+        ).format(site=site.name, day=long_date(invitation.occasion_date, words.language))
+    else:
+        asks = say(
+            N_("Your care team at {site} asks you to fill in a short questionnaire.")
+        ).format(site=site.name)
+    paragraphs = (
+        say(N_("Hello,")),
+        (say(N_("This is a reminder.")) + " " + asks) if reminder else asks,
+        say(N_("Open this link to fill it in. It works once, until {day}:")).format(
+            day=long_date(until, words.language)
+        ),
+        url,
+        say(
+            N_(
+                "If you have a careloop account, you can also log in and find it under "
+                '"Questionnaires to fill in".'
+            )
+        ),
+        say(
+            N_(
+                "If you did not expect this message, or the link has stopped working, ask "
+                "your care team."
+            )
+        ),
+        say(N_("careloop, for {site}")).format(site=site.name) + "\n",
     )
-    subject = f"A short questionnaire from your care team at {site.name}"
-    return (f"Reminder: {subject}" if reminder else subject), text
+    subject = say(N_("A short questionnaire from your care team at {site}")).format(site=site.name)
+    if reminder:
+        subject = say(N_("Reminder: {subject}")).format(subject=subject)
+    return subject, "\n\n".join(paragraphs)
 
 
 def _audit(
@@ -490,8 +517,15 @@ def _send_one(
         )
         work.session.add(link)
         work.session.flush()
+        # Nothing records which language a patient reads (no field on the patient or their
+        # login), so the e-mail is in English; the portal page speaks the browser's language.
         subject, text = _message(
-            site, invitation, schedule, f"{link_base.rstrip('/')}/prom/{secret}", reminder=reminder
+            site,
+            invitation,
+            schedule,
+            f"{link_base.rstrip('/')}/prom/{secret}",
+            reminder=reminder,
+            language=DEFAULT_LANGUAGE,
         )
         try:
             via = {mailer.send(to=address, subject=subject, text=text).via for address in addresses}

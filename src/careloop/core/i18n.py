@@ -19,10 +19,12 @@ from __future__ import annotations
 import gettext
 import io
 from dataclasses import dataclass
+from datetime import date
 from functools import cache
 from pathlib import Path
 from typing import Final
 
+from babel.dates import format_date
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.support import Translations
@@ -36,6 +38,7 @@ __all__ = [
     "Translator",
     "choose_language",
     "english",
+    "long_date",
     "translator",
 ]
 
@@ -88,6 +91,16 @@ def translator(language: str) -> Translator:
     if language not in LANGUAGES or language == DEFAULT_LANGUAGE:
         return Translator(DEFAULT_LANGUAGE, gettext.NullTranslations())
     return Translator(language, _compiled(language))
+
+
+DATE_LOCALES: Final = {"en": "en_GB"}
+"""The locale dates are written in, per language: English dates in the British order."""
+
+
+def long_date(day: date, language: str) -> str:
+    """``day`` written out in ``language``: 12 April 2024, 12 de abril de 2024."""
+    code = language if language in LANGUAGES else DEFAULT_LANGUAGE
+    return format_date(day, "long", locale=DATE_LOCALES.get(code, code))
 
 
 def english() -> Translator:
