@@ -171,6 +171,7 @@ def run_demo(
                 registry, operator, settings, mailbox, network.sites[0].code, families
             )
         logins = add_demo_logins(settings, families.logins)
+        learning_community.welcome_families(registry, operator, community, families.logins)
         clock.stage("Refreshing the OMOP warehouse (consented patients only)")
         with Warehouse.from_settings(settings) as warehouse:
             # The demo is an IBD network whatever content is active elsewhere.
