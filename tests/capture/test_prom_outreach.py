@@ -161,6 +161,36 @@ def test_the_email_reaches_a_real_smtp_server_with_a_working_link_and_no_clinica
         assert "tummy" not in str(event.details) and PROM not in str(event.details)
 
 
+def test_an_older_questionnaire_entered_after_the_request_does_not_count_as_the_answer(inst, inbox):
+    # The care team types in last month's paper questionnaire after the e-mail went out:
+    # the request is still open, on the patient's page too, until one about now comes in.
+    own = inst.patient_ids["A"][0]
+    add_schedule(inst.registry, inst.operator, site="A", form=PROM, kind="before_visit", days=7)
+    visit_day = _today() + timedelta(days=3)
+    due = visit_day - timedelta(days=7)
+    book_visit(inst.registry, inst.operator, own, visit_date=visit_day)
+    assert _run(inst, inbox, _at(due)).sent == 1
+    older = due - timedelta(days=30)
+    entry.create_response(
+        inst.registry,
+        inst.operator,
+        PROM,
+        patient_id=own,
+        event_date=older,
+        values=prom_answers(older.isoformat()),
+        status="complete",
+    )
+    assert _run(inst, inbox, datetime.now(UTC)).completed == 0
+    (row,) = _log(inst)
+    assert row.state == "open"
+    (asked,) = patient_questionnaires(inst.registry, principal(inst, "patient@A"))
+    assert asked.done_at is None
+    token = re.search(r"/prom/(\S+)", inbox.last_text())
+    assert token is not None
+    submit_prom_link(inst.registry, token.group(1), values=prom_answers(_today().isoformat()))
+    assert _run(inst, inbox, datetime.now(UTC)).completed == 1
+
+
 def test_a_moved_visit_withdraws_the_old_invitation_and_a_cancelled_one_withdraws_it(inst, inbox):
     own, proxied = inst.patient_ids["A"]
     add_schedule(inst.registry, inst.operator, site="A", form=PROM, kind="before_visit", days=7)

@@ -40,7 +40,10 @@ def test_withdrawn_and_direct_care_only_patients_appear_nowhere_in_the_warehouse
     registry = open_registry(settings)
     everyone = list_pseudonymised(registry, Principal.operator("tester"), limit=100_000)
     registry.close()
-    excluded = {p.pseudo_id for p in everyone if p.consent_state != "improvement_and_research"}
+    # Out: whoever does not agree to quality improvement (the young person who said no to
+    # research only stays in).
+    improvement = {"improvement_and_research", "improvement_only"}
+    excluded = {p.pseudo_id for p in everyone if p.consent_state not in improvement}
     assert excluded
     with Warehouse.from_settings(settings, read_only=True) as wh, quiet_engine_warnings():
         in_warehouse = set(wh.table("person").person_source_value.execute())
@@ -312,3 +315,52 @@ def _result_truth(settings) -> dict[str, object]:
         "change_date": truth.change_date.isoformat(),
         "site_changes": sorted((s, d.isoformat()) for s, (d, _) in truth.site_changes.items()),
     }
+
+
+def test_families_join_by_email_fill_a_reminded_prom_and_one_says_no_to_research(demo):
+    import email
+    import email.policy
+    import re
+    import stat
+
+    from careloop.demo.mailbox import MAILBOX_DIR
+    from careloop.demo.seed import read_credentials
+    from careloop.trust.installation import open_registry
+    from careloop.trust.patients import list_pseudonymised
+
+    settings, result = demo
+    summary = json.loads(result.summary.read_text())["patients_and_carers"]
+    assert summary["prom_emails"] == 2 and summary["prom_reminders"] == 2
+    assert summary["proms_completed_from_a_link"] == 1
+    (month,) = summary["prom_completion"]
+    assert (month["invited"], month["completed"], month["pending"]) == (1, 1, 1)
+    # The credentials file lists the family accounts with their roles.
+    roles = {
+        login.email: login.role
+        for login in read_credentials(settings.data_dir / "demo-credentials.txt")
+    }
+    young = summary["research_withdrawn_by"]
+    assert roles[young] == "patient" and "carer" in {
+        role for email_, role in roles.items() if email_.startswith("parent.")
+    }
+    # Two invitations, two first requests and two reminders, each a private .eml file
+    # with no clinical words in it.
+    mails = sorted((settings.data_dir / MAILBOX_DIR).glob("*.eml"))
+    assert len(mails) == 6
+    for path in mails:
+        assert stat.S_IMODE(path.stat().st_mode) == 0o600
+        message = email.message_from_bytes(path.read_bytes(), policy=email.policy.default)
+        text = message.get_body(preferencelist=("plain",)).get_content().lower()
+        # The site's own name is the sender's (here "... Children's IBD Centre 1").
+        text = re.sub(r"synthetic children's ibd centre \d+", "the site", text)
+        for word in ("ibd", "crohn", "colitis", "tummy", "poo", "score", "symptom"):
+            assert word not in text, (path.name, word)
+    # The young person said no to research and yes to improvement: still in the warehouse.
+    registry = open_registry(settings)
+    everyone = list_pseudonymised(registry, Principal.operator("tester"), limit=100_000)
+    registry.close()
+    (changed,) = [p for p in everyone if p.consent_state == "improvement_only"]
+    # improvement_only: yes to care and to making care better, no to research.
+    with Warehouse.from_settings(settings, read_only=True) as wh, quiet_engine_warnings():
+        in_warehouse = set(wh.table("person").person_source_value.execute())
+    assert changed.pseudo_id in in_warehouse

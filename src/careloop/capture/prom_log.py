@@ -339,6 +339,7 @@ def _filled_since(work: Work, invitation: PromInvitation) -> datetime | None:
             Response.status == "complete",
             Response.created_at >= since,
             Response.created_at < invitation.expires_at,
+            Response.event_date >= invitation.due_date,  # not an older one imported today
         )
         .order_by(Response.created_at)
         .limit(1)

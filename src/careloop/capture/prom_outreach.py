@@ -323,9 +323,11 @@ def _sweep(work: Work, site: Site, now: datetime, run: OutreachRun) -> None:
                 Response.patient_id == patient.id,
                 Response.form_id == form.id,
                 Response.status == "complete",
-                # Filled on or after the day it fell due, by whatever route.
+                # Filled on or after the day it fell due, by whatever route, and about
+                # that time: an older response imported today does not count.
                 Response.created_at >= _start_of(invitation.due_date, site),
                 Response.created_at < invitation.expires_at,
+                Response.event_date >= invitation.due_date,
             )
             .order_by(Response.created_at)
             .limit(1)

@@ -99,6 +99,16 @@ def demo(
         highlight=False,
         soft_wrap=True,
     )
+    outreach = result.outreach
+    if outreach is not None:
+        console.print(
+            f"Patients and carers: {outreach.invited} questionnaire e-mails and "
+            f"{outreach.reminded} reminders were sent; {outreach.research_withdrawn_by} filled "
+            f"one in from the reminder, then said no to research and yes to making care "
+            f"better (the warehouse keeps them; research exports leave them out).",
+            highlight=False,
+            soft_wrap=True,
+        )
     console.print(
         f"E-mails to patients and carers (invitations, questionnaire reminders) went to the "
         f"demo's own SMTP server: {(data_dir / MAILBOX_DIR).resolve()}",

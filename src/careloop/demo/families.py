@@ -119,7 +119,7 @@ def invite_families(
         mailbox,
         child_id,
         email=parent_email,
-        name=f"Sam {child.family_name} (parent of {child.given_name})",
+        name=f"Sam {child.family_name}",
         role="carer",
         relationship="parent",
     )

@@ -279,6 +279,21 @@ def _one_of_each(
     return [first[r] for r in roles if r in first]
 
 
+def welcome_families(
+    registry: Registry, operator: Principal, community: DemoCommunity, logins: list[DemoLogin]
+) -> None:
+    """The families who joined careloop join the community too (patients as members)."""
+    for login in logins:
+        invitation = invite(
+            registry,
+            operator,
+            community.community_id,
+            email=login.email,
+            roles=COMMUNITY_ROLE_OF[login.role],
+        )
+        answer_invitation(registry, operator, invitation.id, accept=True, on_behalf_of=login.email)
+
+
 def rate_maturity(
     registry: Registry, operator: Principal, community: DemoCommunity, logins: list[DemoLogin]
 ) -> str:

@@ -34,6 +34,7 @@ from careloop.demo.focus_group import attach_focus_groups
 from careloop.demo.load import LoadCounts, load_network
 from careloop.demo.mailbox import demo_mailbox
 from careloop.demo.network import Scale, SyntheticNetwork, generate_network
+from careloop.demo.outreach import Outreach, run_outreach
 from careloop.demo.report import write_report
 from careloop.demo.seed import (
     CREDENTIALS_FILE,
@@ -89,6 +90,8 @@ class DemoResult:
     """One card the demo's EHR calls received, with its provenance chain to the source files."""
     community_report: Path | None = None
     """The learning community's report (``careloop report community``), beside ``report``."""
+    outreach: Outreach | None = None
+    """The families' part: PROM e-mails and reminders, a form filled, a consent choice."""
 
 
 class _Clock:
@@ -161,10 +164,14 @@ def run_demo(
             registry, operator, network, logins, known_measures=known
         )
         record_strategy(registry, operator, community, DEMO_MEASURES)
-        clock.stage("Patients and carers join: invitations e-mailed to the demo's SMTP server")
+        clock.stage("Patients and carers join: invitations and PROM reminders by e-mail")
         with demo_mailbox(settings.data_dir) as mailbox:
             families = invite_families(registry, operator, settings, mailbox, network)
+            outreach = run_outreach(
+                registry, operator, settings, mailbox, network.sites[0].code, families
+            )
         logins = add_demo_logins(settings, families.logins)
+        learning_community.welcome_families(registry, operator, community, families.logins)
         clock.stage("Refreshing the OMOP warehouse (consented patients only)")
         with Warehouse.from_settings(settings) as warehouse:
             # The demo is an IBD network whatever content is active elsewhere.
@@ -252,6 +259,7 @@ def run_demo(
         counts=counts,
         quality_failures=[r.check_id for r in quality.results if r.status == "fail"],
         traced_card=traced,
+        outreach=outreach,
     )
     _write_summary(result, network)
     return result
@@ -347,6 +355,27 @@ def _write_outputs(
     )
 
 
+def _outreach_summary(outreach: Outreach | None) -> dict[str, Any] | None:
+    if outreach is None:
+        return None
+    return {
+        "prom_emails": outreach.invited,
+        "prom_reminders": outreach.reminded,
+        "proms_completed_from_a_link": outreach.completed,
+        "research_withdrawn_by": outreach.research_withdrawn_by,
+        "prom_completion": [
+            {
+                "site": m.site,
+                "month": m.month,
+                "invited": m.invited,
+                "completed": m.completed,
+                "pending": m.pending,
+            }
+            for m in outreach.completion
+        ],
+    }
+
+
 def _write_summary(result: DemoResult, network: SyntheticNetwork) -> None:
     truth = network.truth
     summary = {
@@ -360,6 +389,7 @@ def _write_summary(result: DemoResult, network: SyntheticNetwork) -> None:
         "timings_seconds": result.timings,
         "report": str(result.report),
         "community_report": str(result.community_report) if result.community_report else None,
+        "patients_and_carers": _outreach_summary(result.outreach),
         "traced_card": (
             {
                 "card": result.traced_card.card,
