@@ -72,10 +72,31 @@ def test_the_care_team_schedules_books_runs_the_job_and_the_patient_sees_only_th
     assert "7 days before each visit" in page.text
     portal = api.get("/my", headers=_as(inst, "patient@A"))
     assert portal.status_code == 200 and "Questionnaires to fill in" in portal.text
-    assert f"/patients/{own}/forms/{PROM}/new" in portal.text
-    assert f"/patients/{proxied}/forms" not in portal.text and "/prom/" not in portal.text
-    fill = api.get(f"/patients/{own}/forms/{PROM}/new", headers=_as(inst, "patient@A"))
-    assert fill.status_code == 200
+    (asked,) = mine
+    (other,) = cared
+    assert f'action="/my/questionnaires/{asked["invitation_id"]}"' in portal.text
+    assert f"/my/questionnaires/{other['invitation_id']}" not in portal.text
+    assert "/prom/" not in portal.text
+    # "Fill it in" makes a fresh link with the patient's own rights and swaps it for a
+    # short session at once: the browser lands on the PROM form, no secret in any address.
+    fill = api.post(
+        f"/my/questionnaires/{asked['invitation_id']}",
+        headers=_as(inst, "patient@A"),
+        follow_redirects=False,
+    )
+    assert fill.status_code == 303 and fill.headers["location"] == "/prom"
+    assert "/prom/" not in fill.headers["location"] and "careloop_prom" in fill.cookies
+    form = api.get("/prom")  # the client keeps the session cookie it was given
+    assert form.status_code == 200 and "tummy" in form.text.lower()
+    # Another family's questionnaire is not found for the patient, and the carer of the
+    # other patient cannot open this one: refused, nothing made.
+    for who, invitation in (("patient@A", other), ("carer@A", asked)):
+        refused = api.post(
+            f"/my/questionnaires/{invitation['invitation_id']}",
+            headers=_as(inst, who),
+            follow_redirects=False,
+        )
+        assert refused.status_code == 404, refused.text
     assert (
         api.get("/outreach", headers=_as(inst, "patient@A"), follow_redirects=False).status_code
         == 303

@@ -19,6 +19,7 @@ p-chart (careloop.analysis.spc, as qicharts2's ``qic(chart = "p")``).
 
 from __future__ import annotations
 
+import math
 import warnings
 from dataclasses import dataclass
 from datetime import UTC, date, datetime, time
@@ -27,9 +28,11 @@ import pandas as pd
 from sqlalchemy import select
 
 from careloop.analysis.spc import SpcChart, qic
-from careloop.capture.prom_schedules import _staff_only
+from careloop.capture.prom_schedules import _staff_only, link_note
+from careloop.capture.proms import MAX_LINK_HOURS, create_prom_link
 from careloop.core.clock import as_utc, utcnow
-from careloop.core.errors import ErrorDetail, ValidationFailed
+from careloop.core.errors import ErrorDetail, NotFound, ValidationFailed
+from careloop.core.i18n import N_
 from careloop.store.database import Registry
 from careloop.store.models import Patient, Site
 from careloop.store.models.capture import (
@@ -48,6 +51,7 @@ __all__ = [
     "completion_by_month",
     "completion_chart",
     "invitation_log",
+    "open_questionnaire",
     "patient_questionnaires",
 ]
 
@@ -345,3 +349,50 @@ def _filled_since(work: Work, invitation: PromInvitation) -> datetime | None:
         .limit(1)
     )
     return as_utc(filled) if filled is not None else None
+
+
+def open_questionnaire(
+    registry: Registry, principal: Principal, invitation_id: int, *, now: datetime | None = None
+) -> str:
+    """A fresh single-use link to a questionnaire due for the signed-in patient or carer.
+
+    Returns the link's secret, which the web app swaps for a short session at
+    once (it never shows it in an address). The link works until the request
+    expires, like the e-mailed one, and is made with the caller's own rights:
+    a patient for their own record, a carer who may fill in forms for them.
+
+    Raises:
+        NotFound: No such request open for the caller's records (audited), or
+            it was filled in or has expired (the message says so).
+    """
+    moment = as_utc(now) if now is not None else utcnow()
+    with unit_of_work(registry, principal, "record.write") as work:
+        work.expect("create", "prom_link", details={"invitation_id": invitation_id})
+        allowed = work.scope.patient_ids
+        found = work.session.execute(
+            select(PromInvitation, FormDefinition.name)
+            .join(PromSchedule, PromSchedule.id == PromInvitation.schedule_id)
+            .join(FormDefinition, FormDefinition.id == PromSchedule.form_id)
+            .where(PromInvitation.id == invitation_id)
+        ).first()
+        if found is None or allowed is None or found[0].patient_id not in allowed:
+            raise NotFound(N_("We could not find that questionnaire. Please ask your care team."))
+        invitation, form = found
+        if (
+            invitation.completed_at is not None
+            or invitation.closed_at is not None
+            or as_utc(invitation.expires_at) <= moment
+            or _filled_since(work, invitation) is not None
+        ):
+            raise NotFound(N_("This questionnaire is done or closed. Thank you."))
+        hours = (as_utc(invitation.expires_at) - moment).total_seconds() / 3600
+        patient_id, note = invitation.patient_id, link_note(invitation.id)
+    created = create_prom_link(
+        registry,
+        principal,
+        form,
+        patient_id=patient_id,
+        expires_in_hours=max(1, min(MAX_LINK_HOURS, math.ceil(hours))),
+        note=note,
+    )
+    return created.token

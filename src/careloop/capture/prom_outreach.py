@@ -43,7 +43,7 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from sqlalchemy import or_, select, update
 
-from careloop.capture.prom_schedules import _staff_only, consent_allows
+from careloop.capture.prom_schedules import _staff_only, consent_allows, link_note
 from careloop.capture.proms import PROM_TOKEN_PREFIX
 from careloop.core.clock import as_utc, utcnow
 from careloop.core.errors import CareloopError, InputError, NotFound
@@ -376,14 +376,10 @@ def _close_links(work: Work, invitation: PromInvitation, now: datetime) -> None:
     """Unused links of a settled invitation stop working now."""
     work.session.execute(
         update(PromLink)
-        .where(PromLink.note == _link_note(invitation.id), PromLink.used_at.is_(None))
+        .where(PromLink.note == link_note(invitation.id), PromLink.used_at.is_(None))
         .values(expires_at=now)
         .execution_options(synchronize_session=False)
     )
-
-
-def _link_note(invitation_id: int) -> str:
-    return f"PROM invitation {invitation_id}"
 
 
 def _create_due(work: Work, site: Site, now: datetime, run: OutreachRun) -> None:
@@ -515,7 +511,7 @@ def _send_one(
             form_id=schedule.form_id,
             expires_at=invitation.expires_at,
             created_by=principal.email,
-            note=_link_note(invitation.id),
+            note=link_note(invitation.id),
         )
         work.session.add(link)
         work.session.flush()

@@ -54,6 +54,7 @@ __all__ = [
     "book_visit",
     "cancel_visit",
     "consent_allows",
+    "link_note",
     "list_schedules",
     "move_visit",
     "set_schedule_active",
@@ -122,6 +123,11 @@ class PlannedVisitView:
     """What kind of visit (e.g. clinic)."""
     cancelled: bool
     """Whether it was cancelled."""
+
+
+def link_note(invitation_id: int) -> str:
+    """The note on each PROM link made for an invitation (how its links are found again)."""
+    return f"PROM invitation {invitation_id}"
 
 
 def consent_allows(patient: Patient, purpose: str) -> bool:

@@ -26,6 +26,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from starlette.concurrency import run_in_threadpool
 
 from careloop.capture import prom_log
+from careloop.capture.proms import prom_link_key
 from careloop.core.errors import CareloopError, InputError
 from careloop.core.i18n import N_
 from careloop.core.settings import Settings
@@ -38,6 +39,7 @@ from careloop.web.languages import page_words
 from careloop.web.openapi import RecordId
 from careloop.web.pages.community_assessment import PostedForm
 from careloop.web.pages.posted import posted
+from careloop.web.pages.prom import start_prom_session
 from careloop.web.pages.rendering import page_context, render
 from careloop.web.security import Caller, CallerDep, RegistryDep, SettingsDep
 
@@ -141,6 +143,22 @@ def _my_page(
         },
         status=status_code,
     )
+
+
+@router.post("/my/questionnaires/{invitation_id}")
+async def fill_questionnaire(
+    invitation_id: RecordId, request: Request, caller: CallerDep, registry: RegistryDep
+) -> Response:
+    """Open a questionnaire due for the signed-in patient or carer on the PROM form.
+
+    A fresh single-use link is made with the caller's own rights and swapped for a
+    short session at once, as an e-mailed link is (the CSRF token was checked with
+    the session).
+    """
+    secret = await run_in_threadpool(
+        prom_log.open_questionnaire, registry, caller.principal, invitation_id
+    )
+    return start_prom_session(request, prom_link_key(secret))
 
 
 @router.post("/my/carers/{link_id}")

@@ -92,6 +92,15 @@ async def open_link(request: Request, token: str, registry: RegistryDep) -> Resp
     """Swap the link's secret for a short session and send the patient to the form."""
     key = proms.prom_link_key(token)
     await link_attempt(request, lambda: proms.open_prom_link_by_key(registry, key))
+    return start_prom_session(request, key)
+
+
+def start_prom_session(request: Request, key: str) -> Response:
+    """Send the browser to the PROM form with a short session for the link under ``key``.
+
+    Used for an e-mailed link and for a questionnaire opened from the portal: the
+    link's secret never appears in an address.
+    """
     settings = settings_of(request)
     minutes = settings.prom_session_minutes
     response = RedirectResponse(PROM_PATH, status_code=303)
