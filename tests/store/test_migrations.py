@@ -72,8 +72,10 @@ def test_carer_links_made_before_scopes_keep_every_scope_set_when_they_were_made
             "INSERT INTO site (id, code, name, country, time_zone, created_at) "
             "VALUES (1, 'A', 'Site A', 'GB', 'UTC', :at)",
             "INSERT INTO patient (id, site_id, local_id, pseudo_id, sex, consent_state, "
-            "created_at, updated_at, version) "
-            "VALUES (1, 1, 'H-1', 'p1', 'unknown', 'withdrawn', :at, :at, 1)",
+            "consent_direct_care, consent_quality_improvement, consent_research, "
+            "consent_recontact, created_at, updated_at, version) "
+            "VALUES (1, 1, 'H-1', 'p1', 'unknown', 'withdrawn', false, false, false, false, "
+            ":at, :at, 1)",
             "INSERT INTO app_user (id, email, display_name, disabled, failed_logins, created_at) "
             "VALUES (1, 'mum@example.org', 'Mum', false, 0, :at)",
             "INSERT INTO carer_link (id, site_id, patient_id, carer_user_id, "
@@ -86,6 +88,7 @@ def test_carer_links_made_before_scopes_keep_every_scope_set_when_they_were_made
             text("SELECT scopes, scopes_set_at, scopes_set_by FROM carer_link WHERE id = 1")
         ).one()
         history = connection.execute(text("SELECT count(*) FROM carer_scope_change")).scalar()
+    engine.dispose()
     assert scopes == "fill_forms,see_results,manage_consent"
     stored = set_at if isinstance(set_at, datetime) else datetime.fromisoformat(str(set_at))
     assert as_utc(stored) == made  # the scopes count from when the link was made
@@ -131,3 +134,50 @@ def test_consent_purposes_are_filled_from_each_patients_consent_state(tmp_path, 
         ("withdrawn", False, False, False, False),
     ]
     engine.dispose()
+
+
+def test_rebuilding_the_patient_table_keeps_every_row_that_refers_to_a_patient(
+    tmp_path, database_url
+):
+    # On SQLite, 0013 rebuilds the patient table; with foreign keys enforced, dropping the
+    # old table deleted every response, consent record and carer link (ON DELETE CASCADE).
+    from sqlalchemy import text
+
+    from careloop.store.database import create_registry_engine
+
+    settings = make_settings(tmp_path, database_url)
+    settings.ensure_data_dir()
+    engine = create_registry_engine(settings.registry_url)
+    upgrade(engine, "0012")
+    upgrade(engine, "0004")  # the capture branch's tables, as before 0013
+    at = "2024-01-01 00:00:00+00"
+    with engine.begin() as connection:
+        for sql in (
+            "INSERT INTO site (id, code, name, country, time_zone, created_at) "
+            f"VALUES (1, 'A', 'A', 'GB', 'Europe/London', '{at}')",
+            "INSERT INTO patient (id, local_id, pseudo_id, sex, consent_state, created_at, "
+            f"updated_at, version, site_id) VALUES (1, 'MRN-1', 'p1', 'unknown', "
+            f"'improvement_and_research', '{at}', '{at}', 1, 1)",
+            "INSERT INTO consent_record (id, site_id, patient_id, state, method, recorded_at) "
+            f"VALUES (1, 1, 1, 'improvement_and_research', 'paper', '{at}')",
+            "INSERT INTO app_user (id, email, display_name, disabled, failed_logins, created_at) "
+            f"VALUES (1, 'mum@example.org', 'Mum', false, 0, '{at}')",
+            "INSERT INTO carer_link (id, site_id, patient_id, carer_user_id, "
+            f"relationship_to_patient, created_at) VALUES (1, 1, 1, 1, 'mother', '{at}')",
+            "INSERT INTO form_definition (id, name, title, patient_reported, created_at, "
+            f"updated_at) VALUES (1, 'bp', 'BP', false, '{at}', '{at}')",
+            "INSERT INTO form_version (id, form_id, version, definition, source_format, "
+            f"created_at) VALUES (1, 1, 'v1', '{{}}', 'yaml', '{at}')",
+            'INSERT INTO form_response (form_id, form_version_id, event_date, status, "values", '
+            "patient_entered, created_at, updated_at, version, site_id, patient_id) VALUES "
+            f"(1, 1, '2024-03-01', 'complete', '{{}}', false, '{at}', '{at}', 1, 1, 1)",
+        ):
+            connection.execute(text(sql))
+    upgrade(engine)
+    with engine.connect() as connection:
+        counts = {
+            table: connection.execute(text(f"SELECT count(*) FROM {table}")).scalar()
+            for table in ("patient", "consent_record", "carer_link", "form_response")
+        }
+    engine.dispose()
+    assert counts == {"patient": 1, "consent_record": 1, "carer_link": 1, "form_response": 1}

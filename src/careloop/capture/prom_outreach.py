@@ -503,18 +503,7 @@ def _send_one(
             return
         previous = invitation.last_sent_at
         work.session.refresh(invitation)
-        secret = secret_token(PROM_TOKEN_PREFIX)
-        link = PromLink(
-            site_id=site.id,
-            patient_id=patient.id,
-            token_hash=sha256_hex(secret),
-            form_id=schedule.form_id,
-            expires_at=invitation.expires_at,
-            created_by=principal.email,
-            note=link_note(invitation.id),
-        )
-        work.session.add(link)
-        work.session.flush()
+        link, secret = _new_link(work, invitation, schedule.form_id, principal.email)
         # Nothing records which language a patient reads (no field on the patient or their
         # login), so the e-mail is in English; the portal page speaks the browser's language.
         subject, text = _message(
@@ -539,6 +528,25 @@ def _send_one(
             _audit(work, action, invitation, site, patient, channel="failed", failed=True)
             return
         _sent(work, invitation, link, site, patient, via, reminder=reminder, now=now, run=run)
+
+
+def _new_link(
+    work: Work, invitation: PromInvitation, form_id: int, created_by: str
+) -> tuple[PromLink, str]:
+    """A fresh single-use link for the invitation (working until it expires), and its secret."""
+    secret = secret_token(PROM_TOKEN_PREFIX)
+    link = PromLink(
+        site_id=invitation.site_id,
+        patient_id=invitation.patient_id,
+        token_hash=sha256_hex(secret),
+        form_id=form_id,
+        expires_at=invitation.expires_at,
+        created_by=created_by,
+        note=link_note(invitation.id),
+    )
+    work.session.add(link)
+    work.session.flush()
+    return link, secret
 
 
 def _sent(

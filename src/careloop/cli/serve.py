@@ -12,6 +12,7 @@ from careloop.cli.context import DataDirOption, operator, settings_from
 from careloop.cli.output import console
 from careloop.core.errors import InputError
 from careloop.demo.mailbox import MAILBOX_DIR, demo_mailbox
+from careloop.demo.outreach import Outreach
 from careloop.demo.pipeline import DEFAULT_SEED, DEMO_MEASURES, prepare_demo_dir, run_demo
 from careloop.demo.seed import CREDENTIALS_FILE
 
@@ -37,6 +38,25 @@ def serve(
 ) -> None:
     """Serve the web app and API (default http://127.0.0.1:8000)."""
     _run(data_dir, host, port)
+
+
+def _print_families(outreach: Outreach | None, data_dir: Path) -> None:
+    """What the demo's patients and carers did, and where their e-mails are."""
+    if outreach is not None:
+        console.print(
+            f"Patients and carers: {outreach.invited} questionnaire e-mails and "
+            f"{outreach.reminded} reminders were sent; {outreach.research_withdrawn_by} filled "
+            f"one in from the reminder, then said no to research and yes to making care "
+            f"better (the warehouse keeps them; research exports leave them out).",
+            highlight=False,
+            soft_wrap=True,
+        )
+    console.print(
+        f"E-mails to patients and carers (invitations, questionnaire reminders) went to the "
+        f"demo's own SMTP server: {(data_dir / MAILBOX_DIR).resolve()}",
+        highlight=False,
+        soft_wrap=True,
+    )
 
 
 def demo(
@@ -99,22 +119,7 @@ def demo(
         highlight=False,
         soft_wrap=True,
     )
-    outreach = result.outreach
-    if outreach is not None:
-        console.print(
-            f"Patients and carers: {outreach.invited} questionnaire e-mails and "
-            f"{outreach.reminded} reminders were sent; {outreach.research_withdrawn_by} filled "
-            f"one in from the reminder, then said no to research and yes to making care "
-            f"better (the warehouse keeps them; research exports leave them out).",
-            highlight=False,
-            soft_wrap=True,
-        )
-    console.print(
-        f"E-mails to patients and carers (invitations, questionnaire reminders) went to the "
-        f"demo's own SMTP server: {(data_dir / MAILBOX_DIR).resolve()}",
-        highlight=False,
-        soft_wrap=True,
-    )
+    _print_families(result.outreach, data_dir)
     if not no_serve:
         # The demo's own two visit-level measures sit beside the built-in ones.
         os.environ.setdefault("CARELOOP_MEASURES_DIR", str(DEMO_MEASURES))
