@@ -210,7 +210,8 @@ def test_the_demo_runs_a_learning_community_with_patients_and_carers_and_its_cyc
 
     (listed,) = run("community", "list")
     assert listed["name"] == "IBD network learning community"
-    assert listed["patients_and_carers"] == 2
+    # The advisory council's patient and parent, and the two families who joined careloop.
+    assert listed["patients_and_carers"] == 4
     shown = run("community", "show", str(listed["id"]))
     roles = {r for m in shown["members"] for r in m["roles"]}
     assert {"patient", "carer", "clinician", "facilitator"} <= roles

@@ -82,7 +82,7 @@ def test_a_patient_member_sees_the_community_its_members_and_the_charter_rule(ap
     client = _as(app, demo, "patient", "S001")
     listing = client.get("/communities", headers=HTML)
     assert listing.status_code == 200 and NAME in listing.text
-    assert "2 of them patients or carers" in listing.text
+    assert "4 of them patients or carers" in listing.text
     page = client.get(f"/communities/{ids['community']}", headers=HTML)
     assert page.status_code == 200
     assert "Priya Patient-partner (advisory council)</strong> — patient partner" in page.text
