@@ -316,46 +316,6 @@ def _load_link_to_manage(
     return link, patient, user
 
 
-def _record(
-    work: Work,
-    link: CarerLink,
-    patient: Patient,
-    carer: User,
-    *,
-    change: str,
-    old: str,
-    new: str,
-    at: datetime,
-    by: str,
-) -> None:
-    work.session.add(
-        CarerScopeChange(
-            site_id=link.site_id,
-            patient_id=link.patient_id,
-            carer_link_id=link.id,
-            change=change,
-            old_scopes=old,
-            new_scopes=new,
-            changed_by=by,
-            changed_at=at,
-        )
-    )
-    work.session.flush()
-    work.audit(
-        "privilege_change",
-        "proxy",
-        patient=patient,
-        site_code=_site_code(work.session, patient.site_id),
-        details={
-            "carer": carer.email,
-            "carer_link_id": link.id,
-            "change": change,
-            "from": list(_ordered(parse_scopes(old))),
-            "to": list(_ordered(parse_scopes(new))),
-        },
-    )
-
-
 def set_carer_scopes(
     registry: Registry,
     principal: Principal,
@@ -387,18 +347,14 @@ def set_carer_scopes(
             handover_age=handover_age,
         )
         if wanted != held or stored != held:
-            old = format_scopes(held)
-            link.scopes = format_scopes(wanted)
-            link.scopes_set_at = moment
-            link.scopes_set_by = principal.email
-            _record(
+            _change_scopes(
                 work,
                 link,
                 patient,
                 carer,
+                format_scopes(wanted),
                 change="changed",
-                old=old,
-                new=link.scopes,
+                old=format_scopes(held),
                 at=moment,
                 by=principal.email,
             )
@@ -422,32 +378,66 @@ def end_carer_link(
     moment, today = _today(now)
     with unit_of_work(registry, principal, "consent.update") as work:
         link, patient, carer = _load_link_to_manage(work, link_id, today, handover_age, "end")
-        old = link.scopes
         link.revoked_at = moment
-        link.scopes = ""
-        link.scopes_set_at = moment
-        link.scopes_set_by = principal.email
-        _record(
+        _change_scopes(
             work,
             link,
             patient,
             carer,
+            "",
             change="ended",
-            old=old,
-            new="",
+            old=link.scopes,
             at=moment,
             by=principal.email,
         )
         return patient.id
 
 
+def _change_scopes(
+    work: Work,
+    link: CarerLink,
+    patient: Patient,
+    carer: User,
+    scopes: str,
+    *,
+    change: str,
+    old: str,
+    at: datetime,
+    by: str,
+) -> None:
+    """Store the link's new scopes with who set them and when; keep the change and audit it."""
+    link.scopes, link.scopes_set_at, link.scopes_set_by = scopes, at, by
+    work.session.add(
+        CarerScopeChange(
+            site_id=link.site_id,
+            patient_id=link.patient_id,
+            carer_link_id=link.id,
+            change=change,
+            old_scopes=old,
+            new_scopes=scopes,
+            changed_by=by,
+            changed_at=at,
+        )
+    )
+    work.session.flush()
+    work.audit(
+        "privilege_change",
+        "proxy",
+        patient=patient,
+        site_code=_site_code(work.session, patient.site_id),
+        details={
+            "carer": carer.email,
+            "carer_link_id": link.id,
+            "change": change,
+            "from": list(_ordered(parse_scopes(old))),
+            "to": list(_ordered(parse_scopes(scopes))),
+        },
+    )
+
+
 def _lapse(work: Work, link: CarerLink, patient: Patient, carer: User, moment: datetime) -> None:
-    old = link.scopes
-    link.scopes = ""
-    link.scopes_set_at = moment
-    link.scopes_set_by = "handover"
-    _record(
-        work, link, patient, carer, change="handover", old=old, new="", at=moment, by="handover"
+    _change_scopes(
+        work, link, patient, carer, "", change="handover", old=link.scopes, at=moment, by="handover"
     )
 
 

@@ -7,11 +7,12 @@ this module only turns the query string into an :class:`AuditQuery` and back.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
 from datetime import UTC, date, datetime, timedelta
 from typing import Annotated, cast, get_args
 from urllib.parse import urlencode
 
-from fastapi import APIRouter, Query, Request
+from fastapi import APIRouter, Depends, Query, Request
 from fastapi.responses import HTMLResponse, Response, StreamingResponse
 
 from careloop.core.errors import ErrorDetail, InputError
@@ -99,9 +100,25 @@ def _link(path: str, entered: dict[str, str], **extra: int) -> str:
     return f"{path}?{urlencode(params)}" if params else path
 
 
-def _entered(*values: str) -> dict[str, str]:
-    """The filter fields as typed, by name (in the order of FILTERS)."""
-    return dict(zip(FILTERS, values, strict=True))
+@dataclass
+class _Filter:
+    """The filter fields as typed: the query string of ``/audit`` and ``/audit.csv``."""
+
+    since: Text = ""
+    until: Text = ""
+    user: Text = ""
+    action: Text = ""
+    category: Text = ""
+    site: Text = ""
+    outcome: Text = ""
+    patient: Text = ""
+
+    def entered(self) -> dict[str, str]:
+        """The fields by name, in the order of FILTERS."""
+        return {name: getattr(self, name) for name in FILTERS}
+
+
+FilterDep = Annotated[_Filter, Depends()]
 
 
 @router.get("/audit", response_class=HTMLResponse)
@@ -109,20 +126,11 @@ def audit_page(
     request: Request,
     caller: CallerDep,
     registry: RegistryDep,
-    since: Text = "",
-    until: Text = "",
-    user: Text = "",
-    action: Text = "",
-    category: Text = "",
-    site: Text = "",
-    outcome: Text = "",
-    patient: Text = "",
+    typed: FilterDep,
     before: Text = "",
     after: Text = "",
 ) -> Response:
-    entered = dict(
-        zip(FILTERS, (since, until, user, action, category, site, outcome, patient), strict=True)
-    )
+    entered = typed.entered()
     context = {**page_context(caller), "outcomes": OUTCOME_CHOICES, "page_size": PAGE_SIZE}
     try:
         overview = audit_overview(
@@ -158,20 +166,10 @@ def audit_page(
 def audit_csv(
     caller: CallerDep,
     registry: RegistryDep,
-    since: Text = "",
-    until: Text = "",
-    user: Text = "",
-    action: Text = "",
-    category: Text = "",
-    site: Text = "",
-    outcome: Text = "",
-    patient: Text = "",
+    typed: FilterDep,
 ) -> Response:
     """The entries of the current filter as a CSV download, newest first (streamed)."""
-    entered = dict(
-        zip(FILTERS, (since, until, user, action, category, site, outcome, patient), strict=True)
-    )
-    chunks = audit_export(registry, caller.principal, query_from(entered))
+    chunks = audit_export(registry, caller.principal, query_from(typed.entered()))
     stamp = datetime.now(UTC).strftime("%Y%m%d-%H%M%S")
     return StreamingResponse(
         chunks,
