@@ -315,11 +315,16 @@ def test_an_installation_without_measure_results_says_how_to_get_them(tmp_path):
         inst.registry.close()
 
 
+def _labels(figure: dict) -> list[str]:
+    """The texts of a figure's annotations: a change's line is numbered, its text on hover."""
+    return [a.get("hovertext") or a["text"] for a in figure["layout"]["annotations"]]
+
+
 def test_a_knowledge_object_deployment_is_drawn_on_the_measure_s_charts(clinician, monkeypatch):
     from datetime import UTC, datetime
 
     from careloop.knowledge.library import Deployment
-    from careloop.web.pages import dashboards as pages_dashboards
+    from careloop.practice.feedback.dashboards import changes
 
     deployed = Deployment(
         id=1,
@@ -334,23 +339,23 @@ def test_a_knowledge_object_deployment_is_drawn_on_the_measure_s_charts(clinicia
         reason="pilot",
     )
     monkeypatch.setattr(
-        pages_dashboards,
+        changes,
         "deployments_for",
         lambda _registry, measure_id: [deployed] if measure_id == "steroid-at-visit" else [],
     )
     page = clinician.get("/measures/steroid-at-visit")
-    assert "2023-03-14: steroid-sparing 1.0.0 (S001, S002)" in page.text
+    assert "Mar 2023: steroid-sparing 1.0.0 (S001, S002)" in page.text
     figures = dict(
         re.findall(
             r'<script type="application/json" id="(fig-\w+)">(.*?)</script>', page.text, flags=re.S
         )
     )
     network = json.loads(figures["fig-network"])
-    labels = [a["text"] for a in network["layout"]["annotations"]]
+    labels = _labels(network)
     assert "steroid-sparing 1.0.0 (S001, S002)" in labels
     # Served at two sites only: a phase of those sites' charts, a line on the network's.
     sites = json.loads(figures["fig-sites"])
-    assert sum("steroid-sparing" in a["text"] for a in sites["layout"]["annotations"]) == 2
+    assert sum("steroid-sparing" in text for text in _labels(sites)) == 2
     # The network change package (a learning cycle at every site, steroid use its balancing
     # measure) starts the network's one new phase; the two-site deployment starts none.
     assert "Part 2" in labels and "Part 3" not in labels
@@ -361,14 +366,14 @@ def test_a_learning_cycles_change_is_a_phase_of_its_measures_charts(clinician):
     page = clinician.get("/measures/remission-at-visit")
     assert page.status_code == 200
     assert "Changes recorded for this measure" in page.text
-    assert "2021-07-01: Network change package (learning cycle" in page.text
+    assert "Jul 2021: Network change package (learning cycle" in page.text
     figures = dict(
         re.findall(
             r'<script type="application/json" id="(fig-\w+)">(.*?)</script>', page.text, flags=re.S
         )
     )
     network = json.loads(figures["fig-network"])
-    labels = [a["text"] for a in network["layout"]["annotations"]]
+    labels = _labels(network)
     assert any(text.startswith("Network change package") for text in labels)
     # Every site took up the change package: a new phase of the network chart at its date.
     assert "Part 2" in labels
@@ -377,4 +382,4 @@ def test_a_learning_cycles_change_is_a_phase_of_its_measures_charts(clinician):
     assert any("own adaptation" in text for text in labels)
     assert "Part 3" not in labels
     sites = json.loads(figures["fig-sites"])
-    assert any("own adaptation" in a["text"] for a in sites["layout"]["annotations"])
+    assert any("own adaptation" in text for text in _labels(sites))

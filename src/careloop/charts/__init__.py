@@ -13,6 +13,6 @@ calling convention::
     charts.spc.vegalite(chart)                      # the specification behind svg/png
 """
 
-from careloop.charts import funnel, its, matching, rdd, risk, spc
+from careloop.charts import funnel, its, matching, mdc_icons, rdd, risk, spc
 
-__all__ = ["funnel", "its", "matching", "rdd", "risk", "spc"]
+__all__ = ["funnel", "its", "matching", "mdc_icons", "rdd", "risk", "spc"]

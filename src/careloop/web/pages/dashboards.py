@@ -11,7 +11,6 @@ the plotly.js that the installed ``plotly`` Python package ships, served from
 from __future__ import annotations
 
 import re
-from collections.abc import Sequence
 from datetime import date
 from importlib import resources
 from typing import Annotated, Any, Literal
@@ -22,23 +21,26 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from markupsafe import Markup
 
 from careloop import charts
-from careloop.community import cycle_changes
-from careloop.core.csv_safety import frame_to_csv
-from careloop.core.errors import InputError, NotFound
+from careloop.core.errors import NotFound
 from careloop.core.settings import Settings
-from careloop.knowledge import deployments_for
 from careloop.measures.catalog import MeasureCatalog, load_catalog
 from careloop.measures.patient_lists import ListKind
 from careloop.practice.feedback import dashboards as dashboard
-from careloop.practice.feedback.dashboards import Deployed, Series
+from careloop.practice.feedback.dashboards import Deployed, Series, StoredResults
 from careloop.warehouse.connection import Warehouse, warehouse_opener
 from careloop.web.pages.rendering import page_context, render
-from careloop.web.security import Caller, CallerDep, RegistryDep, SettingsDep
+from careloop.web.security import CallerDep, RegistryDep, SettingsDep
 
 router = APIRouter(include_in_schema=False)
 
 SMALL_MULTIPLES = 30
 """At most this many site charts on a measure page (the largest sites)."""
+
+_MDC_STATUS = {
+    "special_cause_improvement": "improvement",
+    "special_cause_concern": "concern",
+    "special_cause_neither": "special cause",
+}
 
 _CATALOG: dict[str, MeasureCatalog] = {}
 
@@ -97,41 +99,29 @@ def sparkline(series: Series, *, periods: int = dashboard.SPARK_PERIODS) -> Mark
     parts.append(f'<polyline points="{line}" fill="none" stroke="#0b5cad" stroke-width="1.5"/>')
     signals = series.signals
     colour = "#0b5cad"
-    if signals is not None and signals.variation == "special_cause_improvement":
-        colour = "#1565c0"
-    elif signals is not None and signals.variation == "special_cause_concern":
-        colour = "#d7301f"
+    if signals is not None and signals.variation != "common_cause":
+        colour = charts.spc.STATUS_COLOURS[_MDC_STATUS[signals.variation]]
     x, y = xy(len(values) - 1, values[-1])
     parts.append(f'<circle cx="{x}" cy="{y}" r="2.8" fill="{colour}"/>')
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 - numbers and fixed text only
 
 
-def _changes(registry: Any, measure_id: str, network: Sequence[str]) -> tuple[Deployed, ...]:
-    """Knowledge deployments and learning cycles' changes that touch the measure, by date.
+def changes_by_measure(registry: Any, stored: StoredResults) -> dict[str, tuple[Deployed, ...]]:
+    """Every measure's recorded changes (deployments, cycles, notes), for its phases."""
+    return {m: dashboard.recorded_changes(registry, m, stored.sites) for m in stored.measure_ids}
 
-    A cycle whose change reached every site of the network (or names no site)
-    counts as a change of the network, as a deployment to every site does.
-    """
-    out = []
-    for d in deployments_for(registry, measure_id):
-        where = ", ".join(d.sites) if d.sites else "all sites"
-        out.append(
-            Deployed(f"{d.identifier} {d.version} ({where})", d.started_at.date(), tuple(d.sites))
-        )
-    for c in cycle_changes(registry, measure_id):
-        everywhere = not c.sites or set(network) <= set(c.sites)
-        where = "all sites" if everywhere else ", ".join(c.sites)
-        out.append(
-            Deployed(
-                c.title,
-                c.starts,
-                () if everywhere else c.sites,
-                kind="pdsa",
-                where=f"learning cycle, {c.community}; {where}",
-            )
-        )
-    return tuple(sorted(out, key=lambda d: d.started))
+
+def icons(signals: dashboard.Signals | None) -> Markup:
+    """The Making Data Count variation and assurance icons of a series, inline SVG."""
+    if signals is None:
+        return Markup('<span class="muted">no chart</span>')
+    return Markup(  # noqa: S704 - fixed SVG markup with escaped text alternatives
+        '<span class="mdc-icons">'
+        + charts.mdc_icons.variation_svg(signals.variation_icon)
+        + charts.mdc_icons.assurance_svg(signals.assurance)
+        + "</span>"
+    )
 
 
 # --- plotly.js from the installed package ---------------------------------------------
@@ -221,7 +211,9 @@ def plotly_stylesheet() -> Response:
 
 
 @router.get("/measures", response_class=HTMLResponse)
-def measures_overview(request: Request, caller: CallerDep, settings: SettingsDep) -> Response:
+def measures_overview(
+    request: Request, caller: CallerDep, settings: SettingsDep, registry: RegistryDep
+) -> Response:
     dashboard.require_dashboards(caller.principal)
     try:
         stored = dashboard.stored_results(warehouse_opener(settings))
@@ -229,160 +221,13 @@ def measures_overview(request: Request, caller: CallerDep, settings: SettingsDep
         return render(
             request, "dashboards_empty.html", {**page_context(caller), "message": exc.message}
         )
-    view = dashboard.overview(stored, _catalog(settings), caller.principal)
+    view = dashboard.overview(
+        stored, _catalog(settings), caller.principal, changes=changes_by_measure(registry, stored)
+    )
     return render(
         request,
         "dashboards_overview.html",
-        {**page_context(caller), "view": view, "sparkline": sparkline},
-    )
-
-
-@router.get("/measures/{measure_id}.csv")
-def measure_csv(measure_id: str, caller: CallerDep, settings: SettingsDep) -> Response:
-    stored = dashboard.stored_results(warehouse_opener(settings))
-    rows = dashboard.measure_numbers(stored, measure_id, caller.principal)
-    rows = rows.assign(site=rows["site"].replace({"": "(network)"}))
-    return Response(
-        frame_to_csv(rows),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{measure_id}.csv"'},
-    )
-
-
-def _chart_image(
-    detail: dashboard.MeasureDetail, site: str | None, fmt: Literal["png", "svg"]
-) -> Response:
-    series = detail.network
-    if site:
-        found = [s for s in detail.sites if s.site == site.strip().upper()]
-        if not found:
-            raise NotFound(f"There are no results of {detail.measure.id} at a site {site!r}.")
-        series = found[0]
-    if series.chart is None:
-        raise NotFound("There are too few periods with data to draw a chart.")
-    chart = series.chart
-    title = f"{detail.measure.title} — {series.site or 'network'}"
-    from dataclasses import replace
-
-    chart = replace(chart, title=title)
-    name = f"{detail.measure.id}-{series.site or 'network'}"
-    if fmt == "png":
-        return Response(
-            charts.spc.png(chart, annotations=list(series.annotations)),
-            media_type="image/png",
-            headers={"Content-Disposition": f'attachment; filename="{name}.png"'},
-        )
-    return Response(
-        charts.spc.svg(chart, annotations=list(series.annotations)),
-        media_type="image/svg+xml",
-        headers={"Content-Disposition": f'attachment; filename="{name}.svg"'},
-    )
-
-
-def _detail(
-    measure_id: str, caller: Caller, settings: Any, registry: Any
-) -> dashboard.MeasureDetail:
-    stored = dashboard.stored_results(warehouse_opener(settings))
-    return dashboard.measure_detail(
-        stored,
-        _catalog(settings),
-        measure_id,
-        caller.principal,
-        deployments=_changes(registry, measure_id, stored.sites),
-    )
-
-
-@router.get("/measures/{measure_id}/chart.{fmt}")
-def measure_chart_image(
-    measure_id: str,
-    fmt: str,
-    caller: CallerDep,
-    settings: SettingsDep,
-    registry: RegistryDep,
-    site: Annotated[str | None, Query(max_length=40)] = None,
-) -> Response:
-    if fmt not in ("png", "svg"):
-        raise InputError(f"Charts download as chart.png or chart.svg, not chart.{fmt}.")
-    detail = _detail(measure_id, caller, settings, registry)
-    return _chart_image(detail, site, "png" if fmt == "png" else "svg")
-
-
-@router.get("/measures/{measure_id}/funnel.{fmt}")
-def measure_funnel_image(
-    measure_id: str, fmt: str, caller: CallerDep, settings: SettingsDep, registry: RegistryDep
-) -> Response:
-    if fmt not in ("png", "svg"):
-        raise InputError(f"The funnel plot downloads as funnel.png or funnel.svg, not {fmt}.")
-    detail = _detail(measure_id, caller, settings, registry)
-    result = detail.funnel.result
-    if result is None:
-        raise NotFound(detail.funnel.note or "There is no funnel plot for this measure.")
-    title = f"{detail.measure.title} — sites, {detail.funnel.window}"
-    name = f"{measure_id}-funnel.{fmt}"
-    body: bytes | str = (
-        charts.funnel.png(result, title=title)
-        if fmt == "png"
-        else charts.funnel.svg(result, title=title)
-    )
-    return Response(
-        body,
-        media_type="image/png" if fmt == "png" else "image/svg+xml",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
-    )
-
-
-@router.get("/measures/{measure_id}", response_class=HTMLResponse)
-def measure_page(
-    request: Request,
-    measure_id: str,
-    caller: CallerDep,
-    settings: SettingsDep,
-    registry: RegistryDep,
-) -> Response:
-    detail = _detail(measure_id, caller, settings, registry)
-    figures: dict[str, Markup] = {}
-    if detail.network.chart is not None:
-        from dataclasses import replace
-
-        chart = replace(detail.network.chart, title=f"{detail.measure.title} — network")
-        fig = charts.spc.figure(chart, annotations=list(detail.network.annotations))
-        figures["network"] = figure_json(fig)
-    charted = [s for s in detail.sites if s.chart is not None]
-    if charted:
-        largest = sorted(charted, key=lambda s: -sum(p.denominator for p in s.points))[
-            :SMALL_MULTIPLES
-        ]
-        largest.sort(key=lambda s: s.site)
-        site_charts = {s.site: s.chart for s in largest if s.chart is not None}
-        notes = {s.site: list(s.annotations) for s in largest}
-        figures["sites"] = figure_json(
-            charts.spc.facets_figure(site_charts, columns=3, annotations=notes, title="By site")
-        )
-    if detail.funnel.result is not None:
-        funnel_fig = charts.funnel.figure(
-            detail.funnel.result, title=f"Sites, {detail.funnel.window}"
-        )
-        percent = detail.measure.percent
-        funnel_fig.update_layout(
-            xaxis_title="counted (denominator)",
-            yaxis_title="% meeting the measure" if percent else "rate",
-        )
-        figures["funnel"] = figure_json(funnel_fig)
-    latest = detail.network.latest
-    return render(
-        request,
-        "dashboard_measure.html",
-        {
-            **page_context(caller),
-            "detail": detail,
-            "m": detail.measure,
-            "figures": figures,
-            "latest": latest,
-            "capped": len(charted) > SMALL_MULTIPLES,
-            "small_multiples": SMALL_MULTIPLES,
-            "periods": list(reversed(detail.network.points)),
-            "plotly_guards": plotly_style_guards(),
-        },
+        {**page_context(caller), "view": view, "sparkline": sparkline, "icons": icons},
     )
 
 
@@ -425,11 +270,19 @@ def measure_patient_list(
 
 
 @router.get("/sites/{code}", response_class=HTMLResponse)
-def site_page(request: Request, code: str, caller: CallerDep, settings: SettingsDep) -> Response:
+def site_page(
+    request: Request, code: str, caller: CallerDep, settings: SettingsDep, registry: RegistryDep
+) -> Response:
     stored = dashboard.stored_results(warehouse_opener(settings))
-    view = dashboard.site_view(stored, _catalog(settings), code, caller.principal)
+    view = dashboard.site_view(
+        stored,
+        _catalog(settings),
+        code,
+        caller.principal,
+        changes=changes_by_measure(registry, stored),
+    )
     return render(
         request,
         "dashboard_site.html",
-        {**page_context(caller), "view": view, "sparkline": sparkline},
+        {**page_context(caller), "view": view, "sparkline": sparkline, "icons": icons},
     )
