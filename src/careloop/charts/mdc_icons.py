@@ -77,8 +77,10 @@ def variation_svg(icon: str) -> str:
     if icon not in VARIATION_TEXT:
         raise KeyError(f"unknown variation icon {icon!r}; expected one of {sorted(VARIATION_TEXT)}")
     kind, _, side = icon.partition("_")
-    colour = _COLOUR["common" if icon == "common_cause" else kind]
-    dots = _DOTS["common" if icon == "common_cause" else side]
+    if icon == "common_cause":
+        kind, side = "common", ""
+    colour = _COLOUR[kind]
+    dots = _DOTS[side or "common"]
     inner = "".join(
         f'<circle cx="{x}" cy="{y}" r="1.8" fill="{colour if i >= 3 and side else _GREY}"/>'
         for i, (x, y) in enumerate(dots)

@@ -119,7 +119,7 @@ def icons(signals: dashboard.Signals | None) -> Markup:
     return Markup(  # noqa: S704 - fixed SVG markup with escaped text alternatives
         '<span class="mdc-icons">'
         + charts.mdc_icons.variation_svg(signals.variation_icon)
-        + charts.mdc_icons.assurance_svg(signals.assurance)
+        + (charts.mdc_icons.assurance_svg(signals.assurance) if signals.assurance else "")
         + "</span>"
     )
 

@@ -170,7 +170,9 @@ class Attention:
         s = self.series.signals
         out = []
         if s is not None and s.variation == "special_cause_concern":
-            out.append(f"special cause of concern ({'high' if s.side == 'high' else 'low'})")
+            out.append(
+                f"shows a special cause of concern ({'higher' if s.side == 'high' else 'lower'})"
+            )
         if s is not None and s.assurance == "fail":
             out.append("will keep missing the target unless something changes")
         return tuple(out)
