@@ -3,6 +3,7 @@ chosen for the data, phases at changes and notes, and old data, on constructed s
 
 from __future__ import annotations
 
+import itertools
 from datetime import date
 
 import numpy as np
@@ -224,7 +225,7 @@ def test_limit_labels_closer_than_the_gap_are_pushed_apart_and_far_ones_stay():
     # UCL 81.3 and a target of 80 on a 0-100 axis 300 px high: 3.9 px apart.
     shifts = label_shifts([81.3, 80.0, 70.7, 60.1], 100.0, plot_px=300.0, gap_px=12.0)
     positions = [v * 3 + s for v, s in zip([81.3, 80.0, 70.7, 60.1], shifts, strict=True)]
-    assert all(a - b >= 12.0 - 1e-9 for a, b in zip(positions, positions[1:]))
+    assert all(a - b >= 12.0 - 1e-9 for a, b in itertools.pairwise(positions))
     assert shifts[0] == 0 and shifts[3] == 0
 
 
