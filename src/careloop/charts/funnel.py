@@ -52,11 +52,10 @@ def _flag_colour(flag: str, levels: tuple[float, ...], improvement: Improvement 
 
 
 def centre_name(result: FunnelResult) -> str:
-    """What the line the limits are centred on is: the network's (pooled) value, or a
-    value the caller gave."""
-    value = result.target * result.multiply
-    shown = f"{value:.1f}%" if result.multiply == 100 else f"{value:.4g}"
-    return f"network mean {shown}" if result.target_source == "pooled" else f"centre {shown}"
+    """What the line the limits are centred on is: the network's (pooled) value, or the
+    target the caller centred the funnel on."""
+    shown = _shown(result.target, result)
+    return f"network mean {shown}" if result.target_source == "pooled" else f"target {shown}"
 
 
 def _flag_order(result: FunnelResult) -> list[str]:
@@ -77,6 +76,47 @@ def _level_name(level: float) -> str:
     return f"{level * 100:.10g}%"
 
 
+def _plotly_lines(result: FunnelResult, goal: float | None) -> list[Any]:
+    """The funnels (one pair of curves per level), the centre line and the goal."""
+    import plotly.graph_objects as go
+
+    traces: list[Any] = []
+    curve = result.curve
+    for i, level in enumerate(result.levels):
+        suffix = level_suffix(level)
+        for side in ("lower", "upper"):
+            traces.append(
+                go.Scatter(
+                    x=curve["denominator"],
+                    y=curve[f"{side}_{suffix}"],
+                    mode="lines",
+                    name=f"{_level_name(level)} limits",
+                    legendgroup=suffix,
+                    showlegend=side == "upper",
+                    line={
+                        "color": LIMIT_COLOURS[i % 4],
+                        "dash": LIMIT_DASHES_PLOTLY[i % 4],
+                        "width": 1.4,
+                    },
+                )
+            )
+    x_range = [float(curve["denominator"].min()), float(curve["denominator"].max())]
+    lines = [(result.target, centre_name(result), TARGET, "solid")]
+    if goal is not None:
+        lines.append((goal, f"target {_shown(goal, result)}", GOAL, "longdash"))
+    for value, name, colour, dash in lines:
+        traces.append(
+            go.Scatter(
+                x=x_range,
+                y=[value * result.multiply] * 2,
+                mode="lines",
+                name=name,
+                line={"color": colour, "width": 1.5, "dash": dash},
+            )
+        )
+    return traces
+
+
 def figure(
     result: FunnelResult,
     *,
@@ -95,46 +135,7 @@ def figure(
     import plotly.graph_objects as go
 
     xt, yt = _axis_titles(result)
-    fig = go.Figure()
-    curve = result.curve
-    for i, level in enumerate(result.levels):
-        suffix = level_suffix(level)
-        for side in ("lower", "upper"):
-            fig.add_trace(
-                go.Scatter(
-                    x=curve["denominator"],
-                    y=curve[f"{side}_{suffix}"],
-                    mode="lines",
-                    name=f"{_level_name(level)} limits",
-                    legendgroup=suffix,
-                    showlegend=side == "upper",
-                    line={
-                        "color": LIMIT_COLOURS[i % 4],
-                        "dash": LIMIT_DASHES_PLOTLY[i % 4],
-                        "width": 1.4,
-                    },
-                )
-            )
-    x_range = [float(curve["denominator"].min()), float(curve["denominator"].max())]
-    fig.add_trace(
-        go.Scatter(
-            x=x_range,
-            y=[result.target * result.multiply] * 2,
-            mode="lines",
-            name=centre_name(result),
-            line={"color": TARGET, "width": 1.5},
-        )
-    )
-    if goal is not None:
-        fig.add_trace(
-            go.Scatter(
-                x=x_range,
-                y=[goal * result.multiply] * 2,
-                mode="lines",
-                name=f"target {_shown(goal, result)}",
-                line={"color": GOAL, "width": 1.5, "dash": "longdash"},
-            )
-        )
+    fig = go.Figure(_plotly_lines(result, goal))
     percent = result.multiply == 100
     units = result.units
     for flag in _flag_order(result):
