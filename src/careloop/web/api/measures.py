@@ -30,7 +30,7 @@ class NoteCreate(Strict):
     )
 
 
-@router.get("/{measure_id}/notes", responses=errors(401, 403))
+@router.get("/{measure_id}/notes", responses=errors(401, 403, 404, 422))
 def notes(measure_id: str, actor: ActorDep) -> list[dashboard.Note]:
     """The notes on the measure's charts (the network's and every site's), by period."""
     dashboard.require_dashboards(actor.principal)
