@@ -7,16 +7,14 @@ violation (an inline style or script plotly.js might try).
 
 from __future__ import annotations
 
-import os
 from collections.abc import Iterator
-from pathlib import Path
 
 import pandas as pd
 import pytest
 
 from careloop.measures import load_results
 from careloop.warehouse.connection import Warehouse
-from tests.live import LiveServer, login, start_server, stop_server
+from tests.live import LiveServer, check_page, login, start_server, stop_server
 from tests.web.dashboard_demo import (
     DEMO_GROUP,
     MEASURES_DIR_ENV,
@@ -119,31 +117,6 @@ def test_an_analyst_sees_the_charts_but_no_patient_list(demo, server, page):
     ]
 
 
-AXE_JS = os.environ.get("CARELOOP_TEST_AXE_JS")
-SHOTS = os.environ.get("CARELOOP_TEST_SCREENSHOTS")
-
-
-def _accessible(page, name: str) -> None:
-    """axe-core finds nothing serious or critical (when it is at hand); a screenshot if asked."""
-    if SHOTS:
-        Path(SHOTS).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=True)
-    if not AXE_JS:
-        return
-    # Evaluated by the driver, not loaded as a script, so the page's strict CSP stays as is.
-    page.evaluate(Path(AXE_JS).read_text())
-    result = page.evaluate(
-        "axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21aa']}})"
-    )
-    assert result["passes"], f"{name}: axe-core checked nothing"
-    serious = [
-        (v["id"], [n["target"] for n in v["nodes"]][:3])
-        for v in result["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
-    assert serious == [], f"{name}: {serious}"
-
-
 def _phases_drawn(page, selector: str) -> int:
     # SVG text has no inner text: read each label's text content.
     labels = page.locator(f"{selector} .annotation-text").evaluate_all(
@@ -165,7 +138,7 @@ def test_a_site_lead_adds_a_phase_from_the_chart_and_sees_the_limits_recalculate
                 page.locator('[data-plotly="fig-network"][data-rendered="yes"]').wait_for()
             scroll = page.evaluate("document.documentElement.scrollWidth")
             assert scroll <= width, f"{path} scrolls sideways at {width} px ({scroll} px)"
-            _accessible(page, f"lead-{path.strip('/').replace('/', '-')}-{width}")
+            check_page(page, f"lead-{path.strip('/').replace('/', '-')}-{width}")
     page.set_viewport_size({"width": 1280, "height": 900})
     page.goto(f"{server.url}/measures/steroid-at-visit")
     site_chart = '[data-plotly="fig-site"]'
@@ -183,4 +156,4 @@ def test_a_site_lead_adds_a_phase_from_the_chart_and_sees_the_limits_recalculate
     summary = page.locator("#sum-site").inner_text()
     assert summary != summary_before and "Jun 2020" in summary
     assert "Steroid dosing chart introduced" in page.locator("#site-chart").inner_text()
-    _accessible(page, "lead-note-added")
+    check_page(page, "lead-note-added")
