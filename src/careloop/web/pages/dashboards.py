@@ -21,6 +21,7 @@ from fastapi.responses import FileResponse, HTMLResponse, Response
 from markupsafe import Markup
 
 from careloop import charts
+from careloop.charts.mdc_icons import assurance_svg, variation_svg
 from careloop.core.errors import NotFound
 from careloop.core.settings import Settings
 from careloop.measures.catalog import MeasureCatalog, load_catalog
@@ -118,8 +119,8 @@ def icons(signals: dashboard.Signals | None) -> Markup:
         return Markup('<span class="muted">no chart</span>')
     return Markup(  # noqa: S704 - fixed SVG markup with escaped text alternatives
         '<span class="mdc-icons">'
-        + charts.mdc_icons.variation_svg(signals.variation_icon)
-        + (charts.mdc_icons.assurance_svg(signals.assurance) if signals.assurance else "")
+        + variation_svg(signals.variation_icon)
+        + (assurance_svg(signals.assurance) if signals.assurance else "")
         + "</span>"
     )
 
