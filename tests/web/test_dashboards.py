@@ -510,6 +510,9 @@ def test_the_csv_carries_each_period_s_centre_line_limits_phase_and_signal(clini
 def test_downloaded_images_name_their_source_and_extraction_date(clinician):
     svg = clinician.get(f"/measures/{MEASURE}/chart.svg").text
     assert "Source: careloop measure results" in svg and "extracted" in svg and "downloaded" in svg
+    # The changes are numbered on the chart and listed under the title, not printed over
+    # each other; the limits read in percent.
+    assert "1: Jul 2021 Network change package" in svg and "CL 70.7%" in svg
     funnel = clinician.get(f"/measures/{MEASURE}/funnel.svg").text
     assert "Source: careloop measure results" in funnel and "network mean" in funnel
 

@@ -190,13 +190,16 @@ def vegalite(
     height: int = 360,
     improvement: Improvement | None = None,
     source: str | None = None,
+    y_title: str | None = None,
 ) -> dict[str, Any]:
     """A Vega-Lite specification equivalent to :func:`figure`.
 
     Named layers: ``limits`` (one line per limit), ``target`` (the centre line),
-    ``units``, ``unit_labels``. ``source`` is printed under the title.
+    ``units``, ``unit_labels``. ``source`` is printed under the title; ``y_title``
+    replaces the y axis' title.
     """
     xt, yt = _axis_titles(result)
+    yt = y_title or yt
     unit_rows = [
         {
             "unit": str(r["unit"]),
@@ -353,9 +356,10 @@ def svg(
     title: str | None = None,
     improvement: Improvement | None = None,
     source: str | None = None,
+    y_title: str | None = None,
 ) -> str:
     """Render as SVG without a browser; also write it to ``path`` if given."""
-    spec = vegalite(result, title=title, improvement=improvement, source=source)
+    spec = vegalite(result, title=title, improvement=improvement, source=source, y_title=y_title)
     return _vegalite.write_text(path, _vegalite.to_svg(spec))
 
 
@@ -367,7 +371,8 @@ def png(
     scale: float = 2.0,
     improvement: Improvement | None = None,
     source: str | None = None,
+    y_title: str | None = None,
 ) -> bytes:
     """Render as PNG without a browser; also write it to ``path`` if given."""
-    spec = vegalite(result, title=title, improvement=improvement, source=source)
+    spec = vegalite(result, title=title, improvement=improvement, source=source, y_title=y_title)
     return _vegalite.write_bytes(path, _vegalite.to_png(spec, scale=scale))

@@ -385,6 +385,7 @@ def vegalite(
     height: int = 300,
     title: str | None = None,
     source: str | None = None,
+    numbered: bool = False,
 ) -> dict[str, Any]:
     """The chart as a Vega-Lite specification (what :func:`svg` renders).
 
@@ -393,17 +394,35 @@ def vegalite(
     ``points``, ``limit_labels``, ``part_labels``, ``annotations`` and
     ``annotation_labels``. ``source`` (where the data come from and when they were
     extracted) is printed under the title, so an image keeps it wherever it goes.
+    ``numbered`` labels each annotation's line with its number and lists the
+    annotations under the title instead: long labels a few months apart would
+    print over each other.
     """
+    notes = annotation_list(annotations)
     spec = _layers(
         chart,
-        annotation_list(annotations),
+        notes,
         width=width,
         height=height,
         title=title if title is not None else chart_title(chart),
+        numbered=numbered,
     )
+    lines = [spec["title"]["subtitle"]]
+    if numbered:
+        lines += [f"{i + 1}: {_when(a.x)}{a.label}" for i, a in enumerate(notes)]
     if source:
-        spec["title"]["subtitle"] = [spec["title"]["subtitle"], source]
+        lines.append(source)
+    if len(lines) > 1:
+        spec["title"]["subtitle"] = lines
     return {"$schema": _vegalite.SCHEMA, "config": _vegalite.BASE_CONFIG, **spec}
+
+
+def _when(x: Any) -> str:
+    """An annotation's x as a month (dates) or nothing, to prefix its label in a list."""
+    try:
+        return pd.Timestamp(x).strftime("%b %Y") + " "
+    except (TypeError, ValueError):
+        return ""
 
 
 def _layers(
@@ -415,6 +434,7 @@ def _layers(
     title: str,
     legend: bool = True,
     prefix: str = "",
+    numbered: bool = False,
 ) -> dict[str, Any]:
     pts = checked_points(chart)
     x_enc = _x_encoding(pts["x"], chart.xlab)
@@ -430,9 +450,15 @@ def _layers(
         target["encoding"].pop("detail")
         layers.append(target)
     layers.append(_points_layer(pts, x_enc, _y_encoding(pts, chart.ylab), legend=legend))
-    layers.extend(_label_layers(pts, x_enc, percent=is_percent(chart)))
+    layers.extend(_label_layers(pts, x_enc, percent=is_percent(chart), height=height))
     layers.extend(
-        _annotation_layers(annotations, x_enc, x_kind(pts["x"]), below=bool(part_labels(pts)))
+        _annotation_layers(
+            annotations,
+            x_enc,
+            x_kind(pts["x"]),
+            below=bool(part_labels(pts)),
+            numbered=numbered,
+        )
     )
     if prefix:
         # layer names must be unique in a whole specification (small multiples)
@@ -545,11 +571,17 @@ def _points_layer(
 
 
 def _label_layers(
-    pts: pd.DataFrame, x_enc: dict[str, Any], *, percent: bool = False
+    pts: pd.DataFrame, x_enc: dict[str, Any], *, percent: bool = False, height: int = 300
 ) -> list[dict[str, Any]]:
-    """The last part's limit values at the right, and "Part k" at each part's start."""
+    """The last part's limit values at the right (nudged apart where close), and "Part k"
+    at each part's start."""
     layers: list[dict[str, Any]] = []
     limits = limit_labels(pts, percent=percent)
+    domain = _y_encoding(pts, None)["scale"]["domain"]
+    span = float(domain[1] - domain[0])
+    shifts = label_shifts([lab["y"] for lab in limits], span, plot_px=float(height))
+    for lab, shift in zip(limits, shifts, strict=True):
+        lab["y"] = lab["y"] + shift * span / height  # pixels to the axis' units
     if limits:
         layers.append(
             {
@@ -586,15 +618,21 @@ def _label_layers(
 
 
 def _annotation_layers(
-    annotations: list[Annotation], x_enc: dict[str, Any], kind: str, *, below: bool
+    annotations: list[Annotation],
+    x_enc: dict[str, Any],
+    kind: str,
+    *,
+    below: bool,
+    numbered: bool = False,
 ) -> list[dict[str, Any]]:
-    """Vertical lines and their labels (in three rows; below the part labels if any)."""
+    """Vertical lines and their labels (in three rows; below the part labels if any), or
+    their numbers when ``numbered``."""
     if not annotations:
         return []
     marks = [
         {
             "x": x_value(a.x, kind),
-            "label": a.label,
+            "label": str(i + 1) if numbered else a.label,
             "kind": a.kind,
             "colour": ANNOTATION_STYLES[a.kind][0],
             "row": i % 3,
@@ -641,9 +679,17 @@ def svg(
     width: int = 640,
     height: int = 300,
     source: str | None = None,
+    numbered: bool = False,
 ) -> str:
     """Render an SPC chart as SVG without a browser; also write it to ``path`` if given."""
-    spec = vegalite(chart, annotations=annotations, width=width, height=height, source=source)
+    spec = vegalite(
+        chart,
+        annotations=annotations,
+        width=width,
+        height=height,
+        source=source,
+        numbered=numbered,
+    )
     return _vegalite.write_text(path, _vegalite.to_svg(spec))
 
 
@@ -656,12 +702,20 @@ def png(
     height: int = 300,
     scale: float = 2.0,
     source: str | None = None,
+    numbered: bool = False,
 ) -> bytes:
     """Render an SPC chart as PNG without a browser; also write it to ``path`` if given.
 
     The image is about ``scale`` × (``width`` + margins) pixels wide.
     """
-    spec = vegalite(chart, annotations=annotations, width=width, height=height, source=source)
+    spec = vegalite(
+        chart,
+        annotations=annotations,
+        width=width,
+        height=height,
+        source=source,
+        numbered=numbered,
+    )
     return _vegalite.write_bytes(path, _vegalite.to_png(spec, scale=scale))
 
 

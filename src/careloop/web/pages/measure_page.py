@@ -118,6 +118,7 @@ def measure_chart_image(
     options: dict[str, Any] = {
         "annotations": list(series.annotations),
         "source": source_line(stored, detail, utcnow().date()),
+        "numbered": True,
     }
     body = charts.spc.png(chart, **options) if fmt == "png" else charts.spc.svg(chart, **options)
     return _image(body, fmt, f"{detail.measure.id}-{series.site or 'network'}")
@@ -137,6 +138,7 @@ def measure_funnel_image(
         "title": f"{detail.measure.title} — sites, {detail.funnel.window}",
         "improvement": detail.measure.improvement,
         "source": source_line(stored, detail, utcnow().date()),
+        "y_title": "% meeting the measure" if detail.measure.percent else "rate",
     }
     body = (
         charts.funnel.png(result, **options)
