@@ -197,11 +197,6 @@ def spc_chart(
         except InputError:
             return None, None
     caveats = tuple(dict.fromkeys(str(w.message) for w in caught))
-    if choice.reason:
-        caveats = (
-            f"Control limits are not meaningful here because {choice.reason}; this is a run chart.",
-            *caveats,
-        )
     return chart, _signals(chart, caveats, choice)
 
 
