@@ -94,7 +94,7 @@ def test_pages_and_downloads_with_patient_or_small_count_data_are_never_cached(
             assert response.status_code == 200, (url, response.status_code)
             assert response.headers["cache-control"] == "no-store", url
         assert "no-store" not in api.get("/static/careloop.css").headers.get("cache-control", "")
-        assert "max-age" in api.get("/vendor/plotly.css").headers["cache-control"]
+        assert "no-store" not in api.get("/vendor/plotly.css").headers["cache-control"]
     finally:
         api.cookies.clear()  # the module's client serves other tests
 

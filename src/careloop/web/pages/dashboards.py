@@ -4,8 +4,9 @@ Each route asks :mod:`careloop.practice.feedback.dashboards` for the data (who m
 what is decided there) and renders it. Interactive charts are Plotly figures
 sent as JSON in a ``<script type="application/json">`` block (data, not
 script, so the strict CSP holds) and drawn by ``static/dashboards.js`` with
-the plotly.js that the installed ``plotly`` Python package ships, served from
-``/vendor/plotly.min.js`` (never a CDN, never a copy in the repository).
+the plotly.js that the installed ``plotly`` Python package ships, served by
+:mod:`careloop.web.assets` at ``/vendor/plotly.min.js`` (never a CDN, never a
+copy in the repository).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Annotated, Any, Literal
 
 import pandas as pd
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from markupsafe import Markup
 
 from careloop import charts
@@ -134,23 +135,7 @@ def _changes(registry: Any, measure_id: str, network: Sequence[str]) -> tuple[De
     return tuple(sorted(out, key=lambda d: d.started))
 
 
-# --- plotly.js from the installed package ---------------------------------------------
-
-
-@router.get("/vendor/plotly.min.js")
-def plotly_js() -> Response:
-    """plotly.js as the installed ``plotly`` Python package ships it."""
-    import plotly
-
-    path = resources.files("plotly") / "package_data" / "plotly.min.js"
-    return FileResponse(
-        str(path),
-        media_type="text/javascript",
-        headers={
-            "Cache-Control": "public, max-age=86400",
-            "ETag": f'"plotly-{plotly.__version__}"',
-        },
-    )
+# --- plotly.js's style rules (served by careloop.web.assets at /vendor/) -------------
 
 
 _STYLE_RULES = re.compile(
@@ -183,7 +168,6 @@ def plotly_css(script: str) -> str:
     return "\n".join(rules) + "\n"
 
 
-_PLOTLY_CSS: dict[str, str] = {}
 _INJECTED_STYLE = re.compile(
     r'if\(!document\.getElementById\("([\w-]+)"\)\)\{var \w+=document\.createElement\("style"\)'
 )
@@ -201,20 +185,6 @@ def plotly_style_guards() -> tuple[str, ...]:
     if not _GUARD_IDS:
         _GUARD_IDS.append(tuple(_INJECTED_STYLE.findall(_plotly_script())))
     return _GUARD_IDS[0]
-
-
-@router.get("/vendor/plotly.css")
-def plotly_stylesheet() -> Response:
-    """plotly.js's own base style rules, from the installed package, as a stylesheet."""
-    import plotly
-
-    if plotly.__version__ not in _PLOTLY_CSS:
-        _PLOTLY_CSS[plotly.__version__] = plotly_css(_plotly_script())
-    return Response(
-        _PLOTLY_CSS[plotly.__version__],
-        media_type="text/css",
-        headers={"Cache-Control": "public, max-age=86400"},
-    )
 
 
 # --- pages ---------------------------------------------------------------------------------
