@@ -33,6 +33,7 @@ from careloop.measures.patient_lists import ListKind
 from careloop.practice.feedback import dashboards as dashboard
 from careloop.practice.feedback.dashboards import Deployed, Series
 from careloop.warehouse.connection import Warehouse, warehouse_opener
+from careloop.web.pages import dashboard_cache as page_cache
 from careloop.web.pages.rendering import page_context, render
 from careloop.web.security import Caller, CallerDep, RegistryDep, SettingsDep
 
@@ -199,7 +200,14 @@ def measures_overview(request: Request, caller: CallerDep, settings: SettingsDep
         return render(
             request, "dashboards_empty.html", {**page_context(caller), "message": exc.message}
         )
-    view = dashboard.overview(stored, _catalog(settings), caller.principal)
+    catalog = _catalog(settings)
+    view = page_cache.overview(
+        settings,
+        stored,
+        caller.principal,
+        page_cache.catalog_inputs(catalog),
+        lambda: dashboard.overview(stored, catalog, caller.principal),
+    )
     return render(
         request,
         "dashboards_overview.html",
@@ -253,13 +261,22 @@ def _detail(
     measure_id: str, caller: Caller, settings: Any, registry: Any
 ) -> dashboard.MeasureDetail:
     stored = dashboard.stored_results(warehouse_opener(settings))
-    return dashboard.measure_detail(
+    deployments = _changes(registry, measure_id, stored.sites)
+    return page_cache.measure_detail(
+        settings,
         stored,
-        _catalog(settings),
-        measure_id,
         caller.principal,
-        deployments=_changes(registry, measure_id, stored.sites),
+        _detail_inputs(measure_id, deployments, settings),
+        lambda: dashboard.measure_detail(
+            stored, _catalog(settings), measure_id, caller.principal, deployments=deployments
+        ),
     )
+
+
+def _detail_inputs(measure_id: str, deployments: Sequence[Deployed], settings: Any) -> Any:
+    """What a measure's page data and figures depend on besides the stored run (their cache
+    key): a new deployment, change or annotation must be named here."""
+    return (measure_id, tuple(deployments), page_cache.catalog_inputs(_catalog(settings)))
 
 
 @router.get("/measures/{measure_id}/chart.{fmt}")
@@ -301,15 +318,8 @@ def measure_funnel_image(
     )
 
 
-@router.get("/measures/{measure_id}", response_class=HTMLResponse)
-def measure_page(
-    request: Request,
-    measure_id: str,
-    caller: CallerDep,
-    settings: SettingsDep,
-    registry: RegistryDep,
-) -> Response:
-    detail = _detail(measure_id, caller, settings, registry)
+def _figures(detail: dashboard.MeasureDetail) -> dict[str, Markup]:
+    """The measure page's Plotly figures as JSON (computed once per run: page_cache)."""
     figures: dict[str, Markup] = {}
     if detail.network.chart is not None:
         from dataclasses import replace
@@ -338,6 +348,25 @@ def measure_page(
             yaxis_title="% meeting the measure" if percent else "rate",
         )
         figures["funnel"] = figure_json(funnel_fig)
+    return figures
+
+
+@router.get("/measures/{measure_id}", response_class=HTMLResponse)
+def measure_page(
+    request: Request,
+    measure_id: str,
+    caller: CallerDep,
+    settings: SettingsDep,
+    registry: RegistryDep,
+) -> Response:
+    detail = _detail(measure_id, caller, settings, registry)
+    figures = page_cache.shared(
+        settings,
+        detail.run_id,
+        "figures",
+        _detail_inputs(measure_id, detail.deployments, settings),
+        lambda: _figures(detail),
+    )
     latest = detail.network.latest
     return render(
         request,
@@ -348,7 +377,7 @@ def measure_page(
             "m": detail.measure,
             "figures": figures,
             "latest": latest,
-            "capped": len(charted) > SMALL_MULTIPLES,
+            "capped": sum(s.chart is not None for s in detail.sites) > SMALL_MULTIPLES,
             "small_multiples": SMALL_MULTIPLES,
             "periods": list(reversed(detail.network.points)),
             "plotly_guards": plotly_style_guards(),
@@ -397,7 +426,14 @@ def measure_patient_list(
 @router.get("/sites/{code}", response_class=HTMLResponse)
 def site_page(request: Request, code: str, caller: CallerDep, settings: SettingsDep) -> Response:
     stored = dashboard.stored_results(warehouse_opener(settings))
-    view = dashboard.site_view(stored, _catalog(settings), code, caller.principal)
+    catalog = _catalog(settings)
+    view = page_cache.site_view(
+        settings,
+        stored,
+        caller.principal,
+        (code.strip().upper(), page_cache.catalog_inputs(catalog)),
+        lambda: dashboard.site_view(stored, catalog, code, caller.principal),
+    )
     return render(
         request,
         "dashboard_site.html",
