@@ -52,19 +52,27 @@ from careloop.web.pages import portal as pages_portal
 from careloop.web.pages import prom as pages_prom
 from careloop.web.pages import proms as pages_proms
 from careloop.web.pages import public as pages_public
+from careloop.web.pages.dashboard_warmup import start_warming
 from careloop.web.rate_limit import WindowCounter, public_rate_middleware
 from careloop.web.security import security_middleware
 
 HERE = Path(__file__).resolve().parent
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """Build the app for the installation ``settings`` describe."""
+def create_app(settings: Settings, *, warm_dashboards: bool = False) -> FastAPI:
+    """Build the app for the installation ``settings`` describe.
+
+    With ``warm_dashboards`` (``careloop serve``), the measure pages' data and
+    figures are computed in the background as the server starts, so that the
+    first person to open a measure page does not wait for them.
+    """
     registry = open_registry(settings, create=False)
     activate(settings.content)  # the content packages the pages and API describe
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if warm_dashboards:
+            start_warming(settings, registry)
         yield
         registry.close()
 

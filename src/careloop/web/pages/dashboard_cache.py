@@ -33,6 +33,7 @@ import os
 import pickle
 import tempfile
 import threading
+import time
 from collections.abc import Callable, Hashable
 from dataclasses import dataclass, replace
 from importlib import resources
@@ -45,6 +46,7 @@ from careloop.measures.catalog import MeasureCatalog
 from careloop.practice.feedback import dashboards as dashboard
 from careloop.practice.feedback.dashboards import MeasureDetail, Overview, SiteView, StoredResults
 from careloop.trust.principal import Principal
+from careloop.warehouse.connection import parse_warehouse_url, warehouse_opener
 
 CACHE_FOLDER = Path("cache") / "dashboards"
 """Where, under the data directory, the entries are written."""
@@ -176,6 +178,47 @@ def forget_memory() -> None:
     """Empty this process's memory (as a new worker starts); the files stay."""
     with _GUARD:
         _MEMORY.clear()
+
+
+# --- the stored results, without opening the warehouse on every request ---------------
+
+RECHECK_SECONDS = 5.0
+"""How long a server warehouse (PostgreSQL, Spark) is trusted not to hold a new run."""
+
+_STAMPS: dict[str, tuple[object, StoredResults]] = {}
+
+
+def _stamp(settings: Settings) -> object:
+    """What changes whenever the warehouse may hold a new run: a DuckDB file's (and its
+    write-ahead log's) size and time; for a server warehouse, a new stamp every few seconds."""
+    path = parse_warehouse_url(settings.resolved_warehouse_url).path
+    if path is None:
+        return int(time.monotonic() // RECHECK_SECONDS)
+    stamps: list[tuple[int, int, int] | None] = []
+    for file in (path, path.with_name(path.name + ".wal")):
+        try:
+            stat = file.expanduser().stat()
+        except FileNotFoundError:
+            stamps.append(None)
+        else:
+            stamps.append((stat.st_mtime_ns, stat.st_size, stat.st_ino))
+    return tuple(stamps)
+
+
+def stored_results(settings: Settings) -> StoredResults:
+    """The latest run's results; the warehouse is opened (70-200 ms) only when it changed.
+
+    Raises:
+        NotFound: no warehouse yet, or no measure run stored in it.
+    """
+    where = settings.resolved_warehouse_url
+    stamp = _stamp(settings)
+    known = _STAMPS.get(where)
+    if known is not None and known[0] == stamp:
+        return known[1]
+    stored = dashboard.stored_results(warehouse_opener(settings))
+    _STAMPS[where] = (stamp, stored)
+    return stored
 
 
 # --- the three pages -------------------------------------------------------------------

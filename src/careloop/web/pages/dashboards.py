@@ -32,6 +32,7 @@ from careloop.measures.catalog import MeasureCatalog, load_catalog
 from careloop.measures.patient_lists import ListKind
 from careloop.practice.feedback import dashboards as dashboard
 from careloop.practice.feedback.dashboards import Deployed, Series
+from careloop.trust.principal import Principal
 from careloop.warehouse.connection import Warehouse, warehouse_opener
 from careloop.web.pages import dashboard_cache as page_cache
 from careloop.web.pages.rendering import page_context, render
@@ -195,23 +196,27 @@ def plotly_style_guards() -> tuple[str, ...]:
 def measures_overview(request: Request, caller: CallerDep, settings: SettingsDep) -> Response:
     dashboard.require_dashboards(caller.principal)
     try:
-        stored = dashboard.stored_results(warehouse_opener(settings))
+        stored = page_cache.stored_results(settings)
     except NotFound as exc:
         return render(
             request, "dashboards_empty.html", {**page_context(caller), "message": exc.message}
         )
+    view = _overview(stored, caller, settings)
+    return render(
+        request,
+        "dashboards_overview.html",
+        {**page_context(caller), "view": view, "sparkline": sparkline},
+    )
+
+
+def _overview(stored: dashboard.StoredResults, caller: Caller, settings: Any) -> dashboard.Overview:
     catalog = _catalog(settings)
-    view = page_cache.overview(
+    return page_cache.overview(
         settings,
         stored,
         caller.principal,
         page_cache.catalog_inputs(catalog),
         lambda: dashboard.overview(stored, catalog, caller.principal),
-    )
-    return render(
-        request,
-        "dashboards_overview.html",
-        {**page_context(caller), "view": view, "sparkline": sparkline},
     )
 
 
@@ -260,7 +265,7 @@ def _chart_image(
 def _detail(
     measure_id: str, caller: Caller, settings: Any, registry: Any
 ) -> dashboard.MeasureDetail:
-    stored = dashboard.stored_results(warehouse_opener(settings))
+    stored = page_cache.stored_results(settings)
     deployments = _changes(registry, measure_id, stored.sites)
     return page_cache.measure_detail(
         settings,
@@ -351,6 +356,11 @@ def _figures(detail: dashboard.MeasureDetail) -> dict[str, Markup]:
     return figures
 
 
+def _page_figures(detail: dashboard.MeasureDetail, settings: Any) -> dict[str, Markup]:
+    inputs = _detail_inputs(detail.measure.id, detail.deployments, settings)
+    return page_cache.shared(settings, detail.run_id, "figures", inputs, lambda: _figures(detail))
+
+
 @router.get("/measures/{measure_id}", response_class=HTMLResponse)
 def measure_page(
     request: Request,
@@ -360,13 +370,7 @@ def measure_page(
     registry: RegistryDep,
 ) -> Response:
     detail = _detail(measure_id, caller, settings, registry)
-    figures = page_cache.shared(
-        settings,
-        detail.run_id,
-        "figures",
-        _detail_inputs(measure_id, detail.deployments, settings),
-        lambda: _figures(detail),
-    )
+    figures = _page_figures(detail, settings)
     latest = detail.network.latest
     return render(
         request,
@@ -425,17 +429,39 @@ def measure_patient_list(
 
 @router.get("/sites/{code}", response_class=HTMLResponse)
 def site_page(request: Request, code: str, caller: CallerDep, settings: SettingsDep) -> Response:
-    stored = dashboard.stored_results(warehouse_opener(settings))
+    stored = page_cache.stored_results(settings)
+    view = _site(stored, code, caller, settings)
+    return render(
+        request,
+        "dashboard_site.html",
+        {**page_context(caller), "view": view, "sparkline": sparkline},
+    )
+
+
+def _site(
+    stored: dashboard.StoredResults, code: str, caller: Caller, settings: Any
+) -> dashboard.SiteView:
     catalog = _catalog(settings)
-    view = page_cache.site_view(
+    return page_cache.site_view(
         settings,
         stored,
         caller.principal,
         (code.strip().upper(), page_cache.catalog_inputs(catalog)),
         lambda: dashboard.site_view(stored, catalog, code, caller.principal),
     )
-    return render(
-        request,
-        "dashboard_site.html",
-        {**page_context(caller), "view": view, "sparkline": sparkline},
-    )
+
+
+def warm_pages(settings: Settings, registry: Any) -> int:
+    """Compute every dashboard page's shared data and figures now (the overview, each
+    measure, each site), so that nobody waits for them; how many pages were warmed."""
+    try:
+        stored = page_cache.stored_results(settings)
+    except NotFound:
+        return 0  # no measure results yet
+    caller = Caller(Principal.operator("dashboard warm-up"), None, None)
+    view = _overview(stored, caller, settings)
+    for row in view.rows:
+        _page_figures(_detail(row.measure.id, caller, settings, registry), settings)
+    for code in stored.sites:
+        _site(stored, code, caller, settings)
+    return 1 + len(view.rows) + len(stored.sites)
