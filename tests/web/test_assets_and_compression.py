@@ -13,7 +13,7 @@ import brotli
 import pytest
 
 from careloop.web.assets import accepted_encoding
-from tests.foundation import PASSWORD
+from tests.foundation import log_in
 
 STATIC = Path(__file__).resolve().parents[2] / "src" / "careloop" / "web" / "static"
 PLOTLY_JS = (resources.files("plotly") / "package_data" / "plotly.min.js").read_bytes()
@@ -85,21 +85,8 @@ def test_the_client_s_q_values_decide_the_encoding():
     assert accepted_encoding("gzip;q=0, br;q=0") == "identity"
 
 
-def _log_in(api, installation) -> None:
-    page = api.get("/login")
-    token = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
-    api.post(
-        "/login",
-        data={
-            "email": installation.emails["clinician@A"],
-            "password": PASSWORD,
-            "csrf_token": token,
-        },
-    )
-
-
 def test_a_logged_in_page_is_compressed_only_when_careloop_s_own_pages_asked(api, installation):
-    _log_in(api, installation)
+    log_in(api, installation.emails["clinician@A"])
     try:
         own, raw = _raw(api, "/patients", **{"Accept-Encoding": "gzip", **SAME_ORIGIN})
         assert own.status_code == 200 and own.headers["content-encoding"] == "gzip"

@@ -17,10 +17,10 @@ from careloop.practice.feedback import dashboards as dashboard
 from careloop.practice.feedback.dashboards import Deployed
 from careloop.trust.principal import Grant, Principal
 from careloop.warehouse.connection import warehouse_opener
-from careloop.web.app import create_app
 from careloop.web.pages import dashboard_cache as page_cache
 from careloop.web.pages.dashboards import _catalog, _detail_inputs
-from tests.web.dashboard_demo import DEMO_GROUP, MEASURES_DIR_ENV, DemoInstallation
+from tests.foundation import log_in
+from tests.web.dashboard_demo import DEMO_GROUP, DemoInstallation
 
 MEASURE = "remission-at-visit"
 FIGURES = re.compile(r'<script type="application/json" id="fig-\w+">.*?</script>', re.S)
@@ -29,21 +29,11 @@ pytestmark = DEMO_GROUP
 
 
 @pytest.fixture(scope="module")
-def client(demo: DemoInstallation) -> Iterator[TestClient]:
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in MEASURES_DIR_ENV.items():
-            mp.setenv(key, value)
-        app = create_app(demo.settings)
-        with TestClient(app) as test_client:
-            login = demo.login("clinician", "S001")
-            page = test_client.get("/login")
-            token = re.search(r'name="csrf_token" value="([^"]+)"', page.text)[1]
-            test_client.post(
-                "/login",
-                data={"email": login.email, "password": login.password, "csrf_token": token},
-            )
-            yield test_client
-        app.state.registry.close()
+def client(app: object, demo: DemoInstallation) -> Iterator[TestClient]:
+    with TestClient(app) as test_client:  # type: ignore[arg-type]
+        login = demo.login("clinician", "S001")
+        log_in(test_client, login.email, login.password)
+        yield test_client
 
 
 def _fresh(settings: Settings) -> None:

@@ -60,12 +60,8 @@ HERE = Path(__file__).resolve().parent
 
 
 def create_app(settings: Settings, *, warm_dashboards: bool = False) -> FastAPI:
-    """Build the app for the installation ``settings`` describe.
-
-    With ``warm_dashboards`` (``careloop serve``), the measure pages' data and
-    figures are computed in the background as the server starts, so that the
-    first person to open a measure page does not wait for them.
-    """
+    """Build the app for the installation ``settings`` describe; with ``warm_dashboards``
+    (``careloop serve``) it computes the dashboard pages in the background as it starts."""
     registry = open_registry(settings, create=False)
     activate(settings.content)  # the content packages the pages and API describe
 

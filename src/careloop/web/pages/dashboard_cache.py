@@ -224,6 +224,18 @@ def stored_results(settings: Settings) -> StoredResults:
 # --- the three pages -------------------------------------------------------------------
 
 
+def _for_staff(
+    settings: Settings,
+    stored: StoredResults,
+    principal: Principal,
+    what: str,
+    inputs: Hashable,
+    compute: Callable[[], T],
+) -> T:
+    dashboard.require_dashboards(principal)  # before the cache: it skips the page's own check
+    return shared(settings, stored.run_id, what, inputs, compute)
+
+
 def measure_detail(
     settings: Settings,
     stored: StoredResults,
@@ -232,8 +244,7 @@ def measure_detail(
     compute: Callable[[], MeasureDetail],
 ) -> MeasureDetail:
     """A measure's page data, shared; whose patient lists the viewer may open set for them."""
-    dashboard.require_dashboards(principal)
-    detail = shared(settings, stored.run_id, "detail", inputs, compute)
+    detail = _for_staff(settings, stored, principal, "detail", inputs, compute)
     sites = [s.site for s in detail.sites]
     return replace(detail, patient_list_sites=dashboard.patient_list_sites(principal, sites))
 
@@ -246,8 +257,7 @@ def overview(
     compute: Callable[[], Overview],
 ) -> Overview:
     """The overview's data, shared (it holds nothing that depends on the viewer)."""
-    dashboard.require_dashboards(principal)
-    return shared(settings, stored.run_id, "overview", inputs, compute)
+    return _for_staff(settings, stored, principal, "overview", inputs, compute)
 
 
 def site_view(
@@ -258,8 +268,7 @@ def site_view(
     compute: Callable[[], SiteView],
 ) -> SiteView:
     """A site's page data, shared; whether the viewer may list its patients set for them."""
-    dashboard.require_dashboards(principal)
-    view = shared(settings, stored.run_id, "site", inputs, compute)
+    view = _for_staff(settings, stored, principal, "site", inputs, compute)
     allowed = bool(dashboard.patient_list_sites(principal, [view.site]))
     return replace(view, may_list_patients=allowed)
 
