@@ -13,10 +13,12 @@ from fastapi.testclient import TestClient
 
 from careloop.core.errors import PermissionDenied
 from careloop.core.settings import Settings
+from careloop.measures.catalog import builtin_measures
+from careloop.measures.runner import run_measures, store_run
 from careloop.practice.feedback import dashboards as dashboard
 from careloop.practice.feedback.dashboards import Deployed
 from careloop.trust.principal import Grant, Principal
-from careloop.warehouse.connection import warehouse_opener
+from careloop.warehouse.connection import Warehouse, warehouse_opener
 from careloop.web.pages import dashboard_cache as page_cache
 from careloop.web.pages.dashboards import _catalog, _detail_inputs
 from tests.foundation import log_in
@@ -135,3 +137,19 @@ def test_each_viewer_gets_their_own_rights_from_the_shared_detail(demo):
     patient = Principal(user_id=3, email="p@x", grants=(Grant("patient", 1, "S001"),))
     with pytest.raises(PermissionDenied, match="does not see the measure dashboards"):
         _detail(demo, patient)
+
+
+def test_a_new_measure_run_stored_while_the_server_runs_is_shown(demo, tmp_path):
+    # A copy of the demo's warehouse: the pages look at it again only when its file changed.
+    settings = Settings(data_dir=tmp_path)
+    shutil.copy(demo.settings.data_dir / "warehouse.duckdb", tmp_path / "warehouse.duckdb")
+    before = page_cache.stored_results(settings)
+    assert page_cache.stored_results(settings) is before
+    with Warehouse.from_settings(settings) as warehouse:
+        measure = builtin_measures()[0]
+        run = run_measures(
+            warehouse, [measure], start=date(2024, 1, 1), end=date(2024, 1, 31), by=["site"]
+        )
+        store_run(warehouse, run)
+    after = page_cache.stored_results(settings)
+    assert after.run_id != before.run_id and run.run_id in after.run_id
