@@ -93,6 +93,8 @@ def test_a_logged_in_page_is_compressed_only_when_careloop_s_own_pages_asked(api
         assert "accept-encoding" in own.headers["vary"].lower()
         page = _decoded(own, raw).decode("utf-8")
         assert 'name="csrf_token"' in page and page.rstrip().endswith("</html>")
+        refused, _ = _raw(api, "/patients", **{"Accept-Encoding": "gzip;q=0", **SAME_ORIGIN})
+        assert "content-encoding" not in refused.headers
         for header in ({"Sec-Fetch-Site": "cross-site"}, {"Sec-Fetch-Site": "same-site"}, {}):
             other, raw = _raw(api, "/patients", **{"Accept-Encoding": "gzip", **header})
             # Another site could have made this request: a secret beside chosen text stays

@@ -168,8 +168,8 @@ def load_assets(static_dir: Path) -> AssetStore:
     )
 
 
-def accepted_encoding(accept_encoding: str) -> Encoding:
-    """The best encoding a client accepts: brotli, then gzip, else none (``q=0`` refuses)."""
+def accepts(accept_encoding: str, encoding: str) -> bool:
+    """Whether an ``Accept-Encoding`` header accepts ``encoding`` (``q=0`` refuses it)."""
     accepted: dict[str, float] = {}
     for part in accept_encoding.lower().split(","):
         token, _, params = part.strip().partition(";")
@@ -181,10 +181,14 @@ def accepted_encoding(accept_encoding: str) -> Encoding:
             except ValueError:
                 q = 0.0
         accepted[token.strip()] = q
-    star = accepted.get("*", 0.0)
-    if _brotli is not None and accepted.get("br", star) > 0:
+    return accepted.get(encoding, accepted.get("*", 0.0)) > 0
+
+
+def accepted_encoding(accept_encoding: str) -> Encoding:
+    """The best encoding a client accepts: brotli, then gzip, else none."""
+    if _brotli is not None and accepts(accept_encoding, "br"):
         return "br"
-    if accepted.get("gzip", star) > 0:
+    if accepts(accept_encoding, "gzip"):
         return "gzip"
     return "identity"
 

@@ -25,6 +25,8 @@ from starlette.datastructures import Headers
 from starlette.middleware.gzip import GZipMiddleware
 from starlette.types import ASGIApp, Receive, Scope, Send
 
+from careloop.web.assets import accepts
+
 OWN_FETCHES = frozenset({"same-origin", "none"})
 """``Sec-Fetch-Site`` values no other site can cause."""
 
@@ -47,7 +49,12 @@ class CompressionMiddleware:
         self.gzip = GZipMiddleware(app, minimum_size=minimum_size, compresslevel=level)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
-        if scope["type"] == "http" and may_compress(Headers(scope=scope)):
+        if scope["type"] == "http" and self._compress(Headers(scope=scope)):
             await self.gzip(scope, receive, send)
         else:
             await self.app(scope, receive, send)
+
+    @staticmethod
+    def _compress(headers: Headers) -> bool:
+        # Starlette only looks for "gzip" in the header: "gzip;q=0" refuses it.
+        return accepts(headers.get("accept-encoding", ""), "gzip") and may_compress(headers)
