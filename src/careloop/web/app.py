@@ -14,7 +14,6 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, Request
-from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from careloop import __version__
@@ -31,8 +30,11 @@ from careloop.web.api import community as api_community
 from careloop.web.api import community_strategy as api_community_strategy
 from careloop.web.api import proms as api_proms
 from careloop.web.api import trust as api_trust
+from careloop.web.assets import load_assets
+from careloop.web.assets import router as assets_router
 from careloop.web.body_limit import BodyLimitMiddleware
 from careloop.web.cds_hooks import router as cds_hooks_router
+from careloop.web.compression import CompressionMiddleware
 from careloop.web.errors import install_error_handlers
 from careloop.web.languages import install_i18n
 from careloop.web.languages import router as languages_router
@@ -50,19 +52,23 @@ from careloop.web.pages import portal as pages_portal
 from careloop.web.pages import prom as pages_prom
 from careloop.web.pages import proms as pages_proms
 from careloop.web.pages import public as pages_public
+from careloop.web.pages.dashboard_warmup import start_warming
 from careloop.web.rate_limit import WindowCounter, public_rate_middleware
 from careloop.web.security import security_middleware
 
 HERE = Path(__file__).resolve().parent
 
 
-def create_app(settings: Settings) -> FastAPI:
-    """Build the app for the installation ``settings`` describe."""
+def create_app(settings: Settings, *, warm_dashboards: bool = False) -> FastAPI:
+    """Build the app for the installation ``settings`` describe; with ``warm_dashboards``
+    (``careloop serve``) it computes the dashboard pages in the background as it starts."""
     registry = open_registry(settings, create=False)
     activate(settings.content)  # the content packages the pages and API describe
 
     @asynccontextmanager
     async def lifespan(_app: FastAPI) -> AsyncIterator[None]:
+        if warm_dashboards:
+            start_warming(settings, registry)
         yield
         registry.close()
 
@@ -81,6 +87,9 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.warehouse = warehouse_opener(settings)
     templates = Jinja2Templates(directory=HERE / "templates")
     templates.env.globals["version"] = __version__
+    # Read and compressed once here, never per request; templates link the hashed addresses.
+    app.state.assets = load_assets(HERE / "static")
+    templates.env.globals["asset_url"] = app.state.assets.url
     install_i18n(templates.env)
     app.state.templates = templates
     settings.signing_key()
@@ -93,8 +102,10 @@ def create_app(settings: Settings) -> FastAPI:
     # A flood is refused before its body is read, and the refusal gets the security headers.
     app.middleware("http")(public_rate_middleware)
     app.middleware("http")(security_middleware)
+    # Outermost: it compresses the response as the security middleware finished it.
+    app.add_middleware(CompressionMiddleware)
     install_error_handlers(app)
-    app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
+    app.include_router(assets_router)
 
     @app.get("/health", tags=["service"])
     def health(request: Request) -> dict[str, Any]:

@@ -4,8 +4,9 @@ Each route asks :mod:`careloop.practice.feedback.dashboards` for the data (who m
 what is decided there) and renders it. Interactive charts are Plotly figures
 sent as JSON in a ``<script type="application/json">`` block (data, not
 script, so the strict CSP holds) and drawn by ``static/dashboards.js`` with
-the plotly.js that the installed ``plotly`` Python package ships, served from
-``/vendor/plotly.min.js`` (never a CDN, never a copy in the repository).
+the plotly.js that the installed ``plotly`` Python package ships, served by
+:mod:`careloop.web.assets` at ``/vendor/plotly.min.js`` (never a CDN, never a
+copy in the repository).
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from typing import Annotated, Any, Literal
 
 import pandas as pd
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from markupsafe import Markup
 
 from careloop import charts
@@ -31,7 +32,9 @@ from careloop.measures.catalog import MeasureCatalog, load_catalog
 from careloop.measures.patient_lists import ListKind
 from careloop.practice.feedback import dashboards as dashboard
 from careloop.practice.feedback.dashboards import Deployed, Series
+from careloop.trust.principal import Principal
 from careloop.warehouse.connection import Warehouse, warehouse_opener
+from careloop.web.pages import dashboard_cache as page_cache
 from careloop.web.pages.rendering import page_context, render
 from careloop.web.security import Caller, CallerDep, RegistryDep, SettingsDep
 
@@ -134,23 +137,7 @@ def _changes(registry: Any, measure_id: str, network: Sequence[str]) -> tuple[De
     return tuple(sorted(out, key=lambda d: d.started))
 
 
-# --- plotly.js from the installed package ---------------------------------------------
-
-
-@router.get("/vendor/plotly.min.js")
-def plotly_js() -> Response:
-    """plotly.js as the installed ``plotly`` Python package ships it."""
-    import plotly
-
-    path = resources.files("plotly") / "package_data" / "plotly.min.js"
-    return FileResponse(
-        str(path),
-        media_type="text/javascript",
-        headers={
-            "Cache-Control": "public, max-age=86400",
-            "ETag": f'"plotly-{plotly.__version__}"',
-        },
-    )
+# --- plotly.js's style rules (served by careloop.web.assets at /vendor/) -------------
 
 
 _STYLE_RULES = re.compile(
@@ -183,7 +170,6 @@ def plotly_css(script: str) -> str:
     return "\n".join(rules) + "\n"
 
 
-_PLOTLY_CSS: dict[str, str] = {}
 _INJECTED_STYLE = re.compile(
     r'if\(!document\.getElementById\("([\w-]+)"\)\)\{var \w+=document\.createElement\("style"\)'
 )
@@ -203,20 +189,6 @@ def plotly_style_guards() -> tuple[str, ...]:
     return _GUARD_IDS[0]
 
 
-@router.get("/vendor/plotly.css")
-def plotly_stylesheet() -> Response:
-    """plotly.js's own base style rules, from the installed package, as a stylesheet."""
-    import plotly
-
-    if plotly.__version__ not in _PLOTLY_CSS:
-        _PLOTLY_CSS[plotly.__version__] = plotly_css(_plotly_script())
-    return Response(
-        _PLOTLY_CSS[plotly.__version__],
-        media_type="text/css",
-        headers={"Cache-Control": "public, max-age=86400"},
-    )
-
-
 # --- pages ---------------------------------------------------------------------------------
 
 
@@ -224,16 +196,27 @@ def plotly_stylesheet() -> Response:
 def measures_overview(request: Request, caller: CallerDep, settings: SettingsDep) -> Response:
     dashboard.require_dashboards(caller.principal)
     try:
-        stored = dashboard.stored_results(warehouse_opener(settings))
+        stored = page_cache.stored_results(settings)
     except NotFound as exc:
         return render(
             request, "dashboards_empty.html", {**page_context(caller), "message": exc.message}
         )
-    view = dashboard.overview(stored, _catalog(settings), caller.principal)
+    view = _overview(stored, caller, settings)
     return render(
         request,
         "dashboards_overview.html",
         {**page_context(caller), "view": view, "sparkline": sparkline},
+    )
+
+
+def _overview(stored: dashboard.StoredResults, caller: Caller, settings: Any) -> dashboard.Overview:
+    catalog = _catalog(settings)
+    return page_cache.overview(
+        settings,
+        stored,
+        caller.principal,
+        page_cache.catalog_inputs(catalog),
+        lambda: dashboard.overview(stored, catalog, caller.principal),
     )
 
 
@@ -282,14 +265,23 @@ def _chart_image(
 def _detail(
     measure_id: str, caller: Caller, settings: Any, registry: Any
 ) -> dashboard.MeasureDetail:
-    stored = dashboard.stored_results(warehouse_opener(settings))
-    return dashboard.measure_detail(
+    stored = page_cache.stored_results(settings)
+    deployments = _changes(registry, measure_id, stored.sites)
+    return page_cache.measure_detail(
+        settings,
         stored,
-        _catalog(settings),
-        measure_id,
         caller.principal,
-        deployments=_changes(registry, measure_id, stored.sites),
+        _detail_inputs(measure_id, deployments, settings),
+        lambda: dashboard.measure_detail(
+            stored, _catalog(settings), measure_id, caller.principal, deployments=deployments
+        ),
     )
+
+
+def _detail_inputs(measure_id: str, deployments: Sequence[Deployed], settings: Any) -> Any:
+    """What a measure's page data and figures depend on besides the stored run (their cache
+    key): a new deployment, change or annotation must be named here."""
+    return (measure_id, tuple(deployments), page_cache.catalog_inputs(_catalog(settings)))
 
 
 @router.get("/measures/{measure_id}/chart.{fmt}")
@@ -331,15 +323,8 @@ def measure_funnel_image(
     )
 
 
-@router.get("/measures/{measure_id}", response_class=HTMLResponse)
-def measure_page(
-    request: Request,
-    measure_id: str,
-    caller: CallerDep,
-    settings: SettingsDep,
-    registry: RegistryDep,
-) -> Response:
-    detail = _detail(measure_id, caller, settings, registry)
+def _figures(detail: dashboard.MeasureDetail) -> dict[str, Markup]:
+    """The measure page's Plotly figures as JSON (computed once per run: page_cache)."""
     figures: dict[str, Markup] = {}
     if detail.network.chart is not None:
         from dataclasses import replace
@@ -368,6 +353,24 @@ def measure_page(
             yaxis_title="% meeting the measure" if percent else "rate",
         )
         figures["funnel"] = figure_json(funnel_fig)
+    return figures
+
+
+def _page_figures(detail: dashboard.MeasureDetail, settings: Any) -> dict[str, Markup]:
+    inputs = _detail_inputs(detail.measure.id, detail.deployments, settings)
+    return page_cache.shared(settings, detail.run_id, "figures", inputs, lambda: _figures(detail))
+
+
+@router.get("/measures/{measure_id}", response_class=HTMLResponse)
+def measure_page(
+    request: Request,
+    measure_id: str,
+    caller: CallerDep,
+    settings: SettingsDep,
+    registry: RegistryDep,
+) -> Response:
+    detail = _detail(measure_id, caller, settings, registry)
+    figures = _page_figures(detail, settings)
     latest = detail.network.latest
     return render(
         request,
@@ -378,7 +381,7 @@ def measure_page(
             "m": detail.measure,
             "figures": figures,
             "latest": latest,
-            "capped": len(charted) > SMALL_MULTIPLES,
+            "capped": sum(s.chart is not None for s in detail.sites) > SMALL_MULTIPLES,
             "small_multiples": SMALL_MULTIPLES,
             "periods": list(reversed(detail.network.points)),
             "plotly_guards": plotly_style_guards(),
@@ -426,10 +429,39 @@ def measure_patient_list(
 
 @router.get("/sites/{code}", response_class=HTMLResponse)
 def site_page(request: Request, code: str, caller: CallerDep, settings: SettingsDep) -> Response:
-    stored = dashboard.stored_results(warehouse_opener(settings))
-    view = dashboard.site_view(stored, _catalog(settings), code, caller.principal)
+    stored = page_cache.stored_results(settings)
+    view = _site(stored, code, caller, settings)
     return render(
         request,
         "dashboard_site.html",
         {**page_context(caller), "view": view, "sparkline": sparkline},
     )
+
+
+def _site(
+    stored: dashboard.StoredResults, code: str, caller: Caller, settings: Any
+) -> dashboard.SiteView:
+    catalog = _catalog(settings)
+    return page_cache.site_view(
+        settings,
+        stored,
+        caller.principal,
+        (code.strip().upper(), page_cache.catalog_inputs(catalog)),
+        lambda: dashboard.site_view(stored, catalog, code, caller.principal),
+    )
+
+
+def warm_pages(settings: Settings, registry: Any) -> int:
+    """Compute every dashboard page's shared data and figures now (the overview, each
+    measure, each site), so that nobody waits for them; how many pages were warmed."""
+    try:
+        stored = page_cache.stored_results(settings)
+    except NotFound:
+        return 0  # no measure results yet
+    caller = Caller(Principal.operator("dashboard warm-up"), None, None)
+    view = _overview(stored, caller, settings)
+    for row in view.rows:
+        _page_figures(_detail(row.measure.id, caller, settings, registry), settings)
+    for code in stored.sites:
+        _site(stored, code, caller, settings)
+    return 1 + len(view.rows) + len(stored.sites)
