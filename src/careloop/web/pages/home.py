@@ -12,8 +12,9 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 from careloop.core.errors import AuthenticationRequired, CsrfRejected
 from careloop.core.settings import Settings
 from careloop.trust import identity
+from careloop.web.pages.home_roles import role_context
 from careloop.web.pages.portal import is_portal_user
-from careloop.web.pages.rendering import render
+from careloop.web.pages.rendering import page_context, render
 from careloop.web.security import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
@@ -133,7 +134,10 @@ def reauth_submit(
 
 
 @router.get("/", response_class=HTMLResponse)
-def home(request: Request, caller: OptionalCallerDep, registry: RegistryDep) -> Response:
+def home(
+    request: Request, caller: OptionalCallerDep, registry: RegistryDep, settings: SettingsDep
+) -> Response:
+    """What waits for the signed-in person, by role; patients and carers go to /my."""
     if caller is None:
         return RedirectResponse("/login", status_code=303)
     if is_portal_user(caller.principal):
@@ -143,8 +147,8 @@ def home(request: Request, caller: OptionalCallerDep, registry: RegistryDep) -> 
         request,
         "home.html",
         {
-            "principal": caller.principal,
+            **page_context(caller),
             "sites": sites,
-            "csrf_token": caller.session.csrf_token if caller.session else "",
+            **role_context(request, registry, settings, caller.principal),
         },
     )
