@@ -77,6 +77,20 @@ SAVED: dict[str, str] = {
 }
 """What the page says after each kind of save (``?saved=KIND&what=…``)."""
 
+FIELD_WORDS: dict[str, str] = {
+    "time_zone": "Time zone",
+    "display_name": "Name",
+    "password": "Their first password",
+    "password_confirm": "Your password",
+    "jwks_url": "JWK Set URL",
+    "jwks": "JWK Set",
+    "jku": "jku URLs",
+    "fhir_servers": "FHIR servers",
+    "origins": "Browser origins",
+    "email": "E-mail",
+}
+"""How the error summary names a field (others: the field's name, capitalised)."""
+
 PASSWORD_FIELD = "password_confirm"  # noqa: S105 - a form field's name, not a secret
 
 
@@ -185,6 +199,7 @@ def _page(
             "saved": saved,
             "ask_password": needs_password(actor, settings),
             "password_field": PASSWORD_FIELD,
+            "field_words": FIELD_WORDS,
             **state,
             **context,
         },
