@@ -21,6 +21,7 @@ from careloop.trust import identity
 from careloop.web.app import create_app
 from tests.foundation import PASSWORD, Installation
 from tests.practice.cds_support import ec_client
+from tests.web.test_community_pages import _client
 
 HTML = {"accept": "text/html"}
 PAGES = (
@@ -65,15 +66,7 @@ def _csrf(page: str) -> str:
 
 
 def _signed_in(app: Any, email: str) -> TestClient:
-    client = TestClient(app)
-    token = _csrf(client.get("/login").text)
-    response = client.post(
-        "/login",
-        data={"email": email, "password": PASSWORD, "csrf_token": token, "next": "/"},
-        follow_redirects=False,
-    )
-    assert response.status_code == 303, response.text
-    return client
+    return _client(app, email, PASSWORD)
 
 
 @pytest.fixture(scope="module")

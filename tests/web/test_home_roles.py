@@ -5,12 +5,10 @@ admin's pages; patients and carers still go to /my."""
 from __future__ import annotations
 
 import json
-import re
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
-from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from careloop.capture import entry, forms_store
@@ -18,6 +16,7 @@ from careloop.capture.examples import example_file
 from careloop.community import propose
 from tests.community.helpers import make_community, principal
 from tests.foundation import PASSWORD, Installation
+from tests.web.test_community_pages import _client
 
 HTML = {"accept": "text/html"}
 
@@ -39,13 +38,7 @@ def app(installation: Installation) -> Iterator[Any]:
 
 
 def _home(app: Any, inst: Installation, who: str) -> Any:
-    client = TestClient(app)
-    page = client.get("/login")
-    token = re.search(r'name="csrf_token" value="([^"]+)"', page.text).group(1)  # type: ignore[union-attr]
-    client.post(
-        "/login",
-        data={"email": inst.emails[who], "password": PASSWORD, "csrf_token": token, "next": "/"},
-    )
+    client = _client(app, inst.emails[who], PASSWORD)
     return client.get("/", headers=HTML, follow_redirects=False)
 
 
