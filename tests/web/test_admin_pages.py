@@ -18,8 +18,10 @@ from careloop.capture import forms_store
 from careloop.core.clock import utcnow
 from careloop.practice import list_clients
 from careloop.trust import identity
+from careloop.warehouse.connection import Warehouse
+from careloop.warehouse.jobs import check_warehouse
 from careloop.web.app import create_app
-from tests.foundation import PASSWORD, Installation
+from tests.foundation import PASSWORD, Installation, refresh_installation
 from tests.practice.cds_support import ec_client
 from tests.web.test_community_pages import _client
 
@@ -463,13 +465,25 @@ def test_a_bad_dictionary_is_refused_row_by_row_and_changes_no_form(admin, insta
 # ---------------------------------------------------------------- data quality
 
 
-def test_the_data_quality_page_says_when_no_check_has_run(admin):
-    page = admin.get("/admin/data-quality", headers=HTML)
-    assert page.status_code == 200
-    assert (
-        "There is no warehouse yet" in page.text or "No data-quality check has run yet" in page.text
-    )
-    assert "By form" in page.text
+def test_the_data_quality_page_shows_the_latest_stored_check_by_table_and_form(admin, installation):
+    before = admin.get("/admin/data-quality", headers=HTML)
+    assert before.status_code == 200
+    assert "There is no warehouse yet" in before.text or "No data-quality check" in before.text
+    refresh_installation(installation)
+    with Warehouse.from_settings(installation.settings) as warehouse:
+        report, _ = check_warehouse(installation.registry, warehouse, installation.operator)
+    page = admin.get("/admin/data-quality", headers=HTML).text
+    counts = report.counts
+    assert f"<strong>{counts['fail']} need a look</strong>" in page
+    assert f"{counts['pass']} passed" in page
+    shown = re.findall(r'<td data-label="Check"><code class="link">([^<]+)</code>', page)
+    assert sorted(shown) == sorted(r.check_id for r in report.failed)
+    tables = re.findall(r'<td data-label="Table"><code>([^<]+)</code>', page)
+    assert set(tables) == {r.table or "(whole warehouse)" for r in report.results}
+    forms = re.findall(r'<td data-label="Form"><a href="/admin/forms/([^"]+)"', page)
+    assert forms == [
+        f.name for f in forms_store.list_forms(installation.registry, installation.operator)
+    ]
 
 
 # ---------------------------------------------------------------- the password, again
