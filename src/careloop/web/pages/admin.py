@@ -47,6 +47,7 @@ from careloop.practice import distrust_client, list_clients, trust_client
 from careloop.trust import identity
 from careloop.trust.policy import INSTALLATION_WIDE_ROLES, ROLE_DESCRIPTIONS, ROLES
 from careloop.trust.work import unit_of_work
+from careloop.web.openapi import RecordId
 from careloop.web.pages.admin_quality import quality_context
 from careloop.web.pages.rendering import form_state, page_context, render
 from careloop.web.security import Actor, ActorDep, SettingsDep, request_context
@@ -398,7 +399,7 @@ def _token_field(exc: CareloopError) -> str:
 
 @router.post("/tokens/{token_id}/revoke")
 def revoke_token(
-    request: Request, token_id: int, actor: AdminDep, settings: SettingsDep
+    request: Request, token_id: RecordId, actor: AdminDep, settings: SettingsDep
 ) -> Response:
     """Revoke one of the admin's tokens (``careloop token revoke``)."""
     try:
