@@ -16,12 +16,7 @@ from careloop.capture.examples import example_file
 from careloop.trust import identity
 from tests.foundation import PASSWORD, Installation, build_installation, make_settings
 from tests.live import LiveServer, login, start_server, stop_server
-from tests.web.dashboard_demo import (
-    DEMO_GROUP,
-    MEASURES_DIR_ENV,
-    DemoInstallation,
-    demo_installation,
-)
+from tests.web.dashboard_demo import DEMO_GROUP, MEASURES_DIR_ENV, DemoInstallation
 from tests.web.test_admin_pages import PAGES
 from tests.web.test_browser_community import _check, _close, _new_page
 
@@ -43,15 +38,8 @@ def site(tmp_path_factory: pytest.TempPathFactory) -> Iterator[tuple[Installatio
 
 
 @pytest.fixture(scope="module")
-def demo(tmp_path_factory: pytest.TempPathFactory) -> DemoInstallation:
-    with pytest.MonkeyPatch.context() as mp:
-        for key, value in MEASURES_DIR_ENV.items():
-            mp.setenv(key, value)
-        return demo_installation(tmp_path_factory)
-
-
-@pytest.fixture(scope="module")
 def demo_server(demo: DemoInstallation) -> Iterator[LiveServer]:
+    """The demo (`demo` comes from tests/web/conftest.py) served on loopback."""
     live = start_server(demo.settings.data_dir, env=MEASURES_DIR_ENV)
     yield live
     stop_server(live)
