@@ -526,3 +526,23 @@ def test_an_old_session_gives_a_user_only_with_the_password_typed_again(app, ins
     assert "Saved: late@example.org was added." in right.text
     assert "late@example.org" in users()
     assert 'name="password_confirm"' not in client.get("/admin/users", headers=HTML).text
+
+
+def test_a_wrong_password_at_reauth_shows_the_form_again_with_the_reason(app, installation):
+    client = _signed_in(app, installation.emails["admin"])
+    token = _csrf(client.get("/reauth?next=/admin/users", headers=HTML).text)
+    wrong = client.post(
+        "/reauth",
+        data={"password": "not my password", "csrf_token": token, "next": "/admin/users"},
+        headers=HTML,
+        follow_redirects=False,
+    )
+    assert wrong.status_code == 401 and "The password is not right." in wrong.text
+    assert 'action="/reauth"' in wrong.text and 'value="/admin/users"' in wrong.text
+    right = client.post(
+        "/reauth",
+        data={"password": PASSWORD, "csrf_token": token, "next": "/admin/users"},
+        headers=HTML,
+        follow_redirects=False,
+    )
+    assert right.status_code == 303 and right.headers["location"] == "/admin/users"
