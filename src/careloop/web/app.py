@@ -38,6 +38,7 @@ from careloop.web.compression import CompressionMiddleware
 from careloop.web.errors import install_error_handlers
 from careloop.web.languages import install_i18n
 from careloop.web.languages import router as languages_router
+from careloop.web.pages import admin as pages_admin
 from careloop.web.pages import audit as pages_audit
 from careloop.web.pages import community as pages_community
 from careloop.web.pages import community_assessment as pages_community_assessment
@@ -128,6 +129,7 @@ def create_app(settings: Settings, *, warm_dashboards: bool = False) -> FastAPI:
     app.include_router(languages_router)
     app.include_router(pages_knowledge.router)
     app.include_router(pages_audit.router)
+    app.include_router(pages_admin.router)
     app.include_router(fhir_api.router)
     app.include_router(pages_dashboards.router)
     # Before the community pages: /cycles/new is a form, not a cycle's id.
