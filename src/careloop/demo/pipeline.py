@@ -50,6 +50,7 @@ from careloop.measures.provenance import record_measure_run
 from careloop.practice.community_reports import community_report
 from careloop.practice.community_reports import write_report as write_community_report
 from careloop.practice.events import CardEventTables, card_events
+from careloop.practice.feedback.reports import KnowledgeImpact, impacts_for
 from careloop.practice.lineage import CardLineage, card_lineage
 from careloop.store.database import Registry
 from careloop.trust.installation import open_registry
@@ -227,6 +228,14 @@ def run_demo(
             refresh_registry_tables(registry, warehouse, operator, [CardEventTables()])
         analyses.recoveries.append(recovery.card_acceptance(practice.by_clinician, network.truth))
         analyses.practice = practice
+        # The report reads the deployment's impact as its page in careloop does, measure by measure.
+        analyses.impact = impacts_for(
+            registry,
+            warehouse_opener(settings),
+            operator,
+            practice.ko_ref,
+            measures_dir=DEMO_MEASURES,
+        )
         traced = _trace_a_card(registry, operator)
         clock.stage("Writing the learning report")
         recoveries = analyses.recoveries
@@ -270,6 +279,7 @@ class _Analyses:
     recoveries: list[recovery.Recovery]
     charts: dict[str, Any]
     practice: DecisionSupportRun | None = None
+    impact: KnowledgeImpact | None = None
     annotations: list[Annotation] = field(default_factory=list)
     cycles: list[CycleView] = field(default_factory=list)
 
@@ -350,6 +360,7 @@ def _write_outputs(
         counts,
         timings,
         practice=analyses.practice,
+        impact=analyses.impact,
         annotations=analyses.annotations,
         cycles=analyses.cycles,
     )
