@@ -9,6 +9,7 @@ that belong to a patient carry ``patient_id`` (:class:`PatientOwned`); the
 session scope in :mod:`careloop.store.scoping` filters every query on them.
 """
 
+from careloop.store.models.alerts import Alert
 from careloop.store.models.capture import (
     RESPONSE_STATUSES,
     FormDefinition,
@@ -83,6 +84,7 @@ from careloop.store.models.knowledge import (
 )
 
 __all__ = [
+    "Alert",
     "CARER_SCOPES_ALL",
     "CONSENT_PRESETS",
     "CONSENT_PURPOSES",
