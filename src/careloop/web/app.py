@@ -21,6 +21,7 @@ from careloop import __version__
 from careloop.core.content import activate
 from careloop.core.mail import Mailer
 from careloop.core.settings import Settings
+from careloop.practice.feedback.alerts import unread_count
 from careloop.trust.auditing import ChainStatusCache
 from careloop.trust.installation import open_registry
 from careloop.trust.status import registry_reachable
@@ -36,6 +37,7 @@ from careloop.web.cds_hooks import router as cds_hooks_router
 from careloop.web.errors import install_error_handlers
 from careloop.web.languages import install_i18n
 from careloop.web.languages import router as languages_router
+from careloop.web.pages import alerts as pages_alerts
 from careloop.web.pages import audit as pages_audit
 from careloop.web.pages import community as pages_community
 from careloop.web.pages import community_assessment as pages_community_assessment
@@ -81,6 +83,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.state.warehouse = warehouse_opener(settings)
     templates = Jinja2Templates(directory=HERE / "templates")
     templates.env.globals["version"] = __version__
+    templates.env.globals["unread_alerts"] = lambda p: unread_count(registry, p)
     install_i18n(templates.env)
     app.state.templates = templates
     settings.signing_key()
@@ -116,6 +119,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(pages_public.router)
     app.include_router(languages_router)
     app.include_router(pages_knowledge.router)
+    app.include_router(pages_alerts.router)
     app.include_router(pages_audit.router)
     app.include_router(fhir_api.router)
     app.include_router(pages_dashboards.router)

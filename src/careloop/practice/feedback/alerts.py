@@ -128,7 +128,7 @@ def _signal_alerts(title: str, measure_id: str, series: Series) -> list[FoundAle
                 site=series.site,
                 title=f"{title} {_where(series.site)}: {_month(month)} is outside the limits",
                 body=(
-                    f"In {_month(month)}, {title.lower()} {_where(series.site)} was outside its "
+                    f"In {_month(month)}, “{title}” {_where(series.site)} was outside its "
                     "control limits: more than normal variation would give. Look at the "
                     "chart and ask what was different that month."
                 ),
@@ -151,7 +151,7 @@ def _signal_alerts(title: str, measure_id: str, series: Series) -> list[FoundAle
                 site=series.site,
                 title=f"{title} {_where(series.site)}: a shift or trend since {_month(first)}",
                 body=(
-                    f"Since {_month(first)}, {title.lower()} {_where(series.site)} shows a "
+                    f"Since {_month(first)}, “{title}” {_where(series.site)} shows a "
                     "shift or a trend up to the latest month: more than normal variation "
                     "would give. Something has changed; the chart shows when."
                 ),

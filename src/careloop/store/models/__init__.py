@@ -84,7 +84,6 @@ from careloop.store.models.knowledge import (
 )
 
 __all__ = [
-    "Alert",
     "CARER_SCOPES_ALL",
     "CONSENT_PRESETS",
     "CONSENT_PURPOSES",
@@ -96,6 +95,7 @@ __all__ = [
     "SEXES",
     "AccountInvitation",
     "Aim",
+    "Alert",
     "ApiToken",
     "AuditEntry",
     "AuditHead",
