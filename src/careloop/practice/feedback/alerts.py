@@ -266,7 +266,8 @@ def _zone(name: str | None) -> tzinfo:
 
 
 def quiet(now: datetime, zone: tzinfo, hours: tuple[int, int] = QUIET_HOURS) -> bool:
-    """Whether ``now`` falls in the quiet hours (from ``hours[0]`` to ``hours[1]`` o'clock)."""
+    """Whether ``now`` falls in the quiet hours (from ``hours[0]`` to ``hours[1]`` o'clock;
+    two equal hours: none)."""
     hour = now.astimezone(zone).hour
     start, end = hours
     return start <= hour or hour < end if start > end else start <= hour < end
