@@ -224,7 +224,7 @@ def record_alerts(
     created = 0
     owners_of = {site: _owners(registry, site) for site in {a.site for a in found}}
     with registry.transaction() as session:
-        existing = set(session.execute(select(Alert.key, Alert.user_id)).tuples())
+        existing = {(r.key, r.user_id) for r in session.execute(select(Alert.key, Alert.user_id))}
         events = []
         for alert in found:
             new = [u for u in owners_of[alert.site] if (alert.key, u) not in existing]
