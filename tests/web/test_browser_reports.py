@@ -180,3 +180,24 @@ def test_the_impact_page_the_learning_report_and_the_knowledge_objects_targets_a
         shown = page.locator(f"section#m-{m.measure_id}").inner_text()
         assert m.reading in " ".join(shown.split()), m.measure_id
     _close(page)
+
+
+def test_a_site_lead_reads_the_demos_alerts_and_marks_one_read(demo, server, chromium):
+    lead = demo.login("site_lead", "S001")
+    mailbox = demo.settings.data_dir / "demo-mailbox"
+    mailed = [p.read_text() for p in mailbox.glob("*.eml")]
+    assert any(f"To: {lead.email}" in m and "careloop: S001's audit" in m for m in mailed)
+    page = _signed_in(chromium, server, demo, "site_lead", site="S001")
+    page.get_by_role("link", name=re.compile(r"^Alerts")).click()
+    page.wait_for_url(re.compile(r"/alerts$"))
+    _in_the_app_shell(page, "alerts-site-lead")
+    badge = page.locator("nav[aria-label=Main] a[href='/alerts'] .badge")
+    before = int(badge.inner_text().split()[0]) if badge.count() else 0
+    assert before >= 1
+    page.get_by_role("button", name=re.compile("^Mark “")).first.click()
+    page.wait_for_url(re.compile(r"/alerts\?marked=1$"))
+    after = int(badge.inner_text().split()[0]) if badge.count() else 0
+    assert after == before - 1
+    page.set_viewport_size({"width": 320, "height": 700})
+    assert page.evaluate("document.documentElement.scrollWidth") <= 320
+    _close(page)
