@@ -201,3 +201,39 @@ def test_a_site_lead_reads_the_demos_alerts_and_marks_one_read(demo, server, chr
     page.set_viewport_size({"width": 320, "height": 700})
     assert page.evaluate("document.documentElement.scrollWidth") <= 320
     _close(page)
+
+
+@pytest.mark.skipif(not POPPLER, reason="poppler-utils (pdftoppm, pdftotext) is not installed")
+def test_a_member_downloads_the_community_and_cycle_reports_as_pdf(
+    demo, server, chromium, tmp_path
+):
+    from careloop import community
+    from careloop.demo.learning_community import NAME
+
+    registry = open_registry(demo.settings)
+    try:
+        op = Principal.operator("tests")
+        cid = next(c.id for c in community.list_communities(registry, op) if c.name == NAME)
+        cycle = community.list_cycles(registry, op, community_id=cid)[0]
+    finally:
+        registry.close()
+    page = _signed_in(chromium, server, demo, "site_lead", site="S001")
+    page.goto(f"{server.url}/communities/{cid}/cycles/{cycle.id}")
+    href = page.get_by_role("link", name="this cycle's report (PDF)").get_attribute("href")
+    answer = page.request.get(server.url + href)
+    assert answer.status == 200 and answer.headers["content-type"] == "application/pdf"
+    pdf = tmp_path / "cycle.pdf"
+    pdf.write_bytes(answer.body())
+    assert len(_pages(pdf, tmp_path / "cycle")) >= 1
+    text = subprocess.run(["pdftotext", str(pdf), "-"], capture_output=True, text=True, check=True)
+    assert cycle.title in " ".join(text.stdout.split())
+    # The cycle's report under another community's address is not found.
+    assert (
+        page.request.get(
+            f"{server.url}/communities/{cid + 1000}/cycles/{cycle.id}/report.pdf"
+        ).status
+        == 404
+    )
+    page.goto(f"{server.url}/communities/{cid}")
+    assert page.get_by_role("link", name="the community's report (PDF)").count() == 1
+    _close(page)

@@ -42,6 +42,7 @@ from careloop.web.pages import audit as pages_audit
 from careloop.web.pages import community as pages_community
 from careloop.web.pages import community_assessment as pages_community_assessment
 from careloop.web.pages import community_forms as pages_community_forms
+from careloop.web.pages import community_reports as pages_community_reports
 from careloop.web.pages import community_strategy as pages_community_strategy
 from careloop.web.pages import dashboards as pages_dashboards
 from careloop.web.pages import entry as pages_entry
@@ -120,6 +121,7 @@ def create_app(settings: Settings) -> FastAPI:
     app.include_router(languages_router)
     app.include_router(pages_knowledge.router)
     app.include_router(pages_alerts.router)
+    app.include_router(pages_community_reports.router)
     app.include_router(pages_audit.router)
     app.include_router(fhir_api.router)
     app.include_router(pages_dashboards.router)
