@@ -29,7 +29,8 @@ _PRINT_RULES = """
 body.printed { background: #fff; }
 body.printed main { max-width: none; padding: 0; }
 body.printed .card { border: 0; padding: 0; margin: 0 0 12px; }
-body.printed figure, body.printed tr, body.printed h2 { break-inside: avoid; } body.printed h2 { break-after: avoid; }
+body.printed figure, body.printed tr, body.printed h2 { break-inside: avoid; }
+body.printed h2 { break-after: avoid; }
 body.printed figure.spc svg { max-width: 100%; height: auto; }
 body.printed .downloads, body.printed summary { display: none; }
 body.printed .card, body.printed .scroll { overflow: visible; }
