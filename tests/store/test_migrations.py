@@ -45,6 +45,7 @@ def test_every_table_joins_one_metadata_whatever_is_imported_first():
         *("nasss_assessment", "community_knowledge", "learning_cycle", "learning_cycle_measure"),
         *("community_aim", "maturity_rating", "toolkit_item", "toolkit_rating", "toolkit_use"),
         *("cycle_behaviour_design", "cycle_findings"),
+        "alert",
     }
 
 

@@ -20,6 +20,7 @@ from careloop import __version__
 from careloop.core.content import activate
 from careloop.core.mail import Mailer
 from careloop.core.settings import Settings
+from careloop.practice.feedback.alerts import unread_count
 from careloop.trust.auditing import ChainStatusCache
 from careloop.trust.installation import open_registry
 from careloop.trust.status import registry_reachable
@@ -39,10 +40,12 @@ from careloop.web.errors import install_error_handlers
 from careloop.web.languages import install_i18n
 from careloop.web.languages import router as languages_router
 from careloop.web.pages import admin as pages_admin
+from careloop.web.pages import alerts as pages_alerts
 from careloop.web.pages import audit as pages_audit
 from careloop.web.pages import community as pages_community
 from careloop.web.pages import community_assessment as pages_community_assessment
 from careloop.web.pages import community_forms as pages_community_forms
+from careloop.web.pages import community_reports as pages_community_reports
 from careloop.web.pages import community_strategy as pages_community_strategy
 from careloop.web.pages import dashboards as pages_dashboards
 from careloop.web.pages import entry as pages_entry
@@ -91,6 +94,7 @@ def create_app(settings: Settings, *, warm_dashboards: bool = False) -> FastAPI:
     # Read and compressed once here, never per request; templates link the hashed addresses.
     app.state.assets = load_assets(HERE / "static")
     templates.env.globals["asset_url"] = app.state.assets.url
+    templates.env.globals["unread_alerts"] = lambda p: unread_count(registry, p)
     install_i18n(templates.env)
     app.state.templates = templates
     settings.signing_key()
@@ -128,6 +132,8 @@ def create_app(settings: Settings, *, warm_dashboards: bool = False) -> FastAPI:
     app.include_router(pages_public.router)
     app.include_router(languages_router)
     app.include_router(pages_knowledge.router)
+    app.include_router(pages_alerts.router)
+    app.include_router(pages_community_reports.router)
     app.include_router(pages_audit.router)
     app.include_router(pages_admin.router)
     app.include_router(fhir_api.router)

@@ -9,6 +9,7 @@ that belong to a patient carry ``patient_id`` (:class:`PatientOwned`); the
 session scope in :mod:`careloop.store.scoping` filters every query on them.
 """
 
+from careloop.store.models.alerts import Alert
 from careloop.store.models.capture import (
     RESPONSE_STATUSES,
     FormDefinition,
@@ -94,6 +95,7 @@ __all__ = [
     "SEXES",
     "AccountInvitation",
     "Aim",
+    "Alert",
     "ApiToken",
     "AuditEntry",
     "AuditHead",
