@@ -18,6 +18,7 @@ from careloop.store.models.capture import (
     PromLink,
     PromSchedule,
     Response,
+    ResponseRevision,
 )
 from careloop.store.models.community import (
     Aim,
@@ -137,6 +138,7 @@ __all__ = [
     "Proposal",
     "ProvenanceRecord",
     "Response",
+    "ResponseRevision",
     "Site",
     "SiteOwned",
     "ToolkitItem",
