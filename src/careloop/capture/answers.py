@@ -62,7 +62,7 @@ def answer_text(field: Field, value: object) -> str:
     return str(value)
 
 
-KEY_VALUES = 4
+KEY_VALUES = 5
 """How many answers the timeline shows for each response."""
 
 

@@ -144,6 +144,23 @@ def _text(value: object) -> str:
     return str(value)
 
 
+_KINDS = {
+    FieldType.TEXT: "text",
+    FieldType.NOTES: "textarea",
+    FieldType.DROPDOWN: "select",
+    FieldType.RADIO: "radio",
+    FieldType.CHECKBOX: "checkbox",
+    FieldType.YESNO: "radio",
+    FieldType.TRUEFALSE: "radio",
+    FieldType.CALC: "calc",
+    FieldType.DESCRIPTIVE: "descriptive",
+    FieldType.SLIDER: "slider",
+    # careloop keeps no files: the field shows as text, as a reminder.
+    FieldType.FILE: "descriptive",
+}
+"""Which input each field type becomes."""
+
+
 def build_view(
     form: Form,
     values: Mapping[str, object],
@@ -167,20 +184,7 @@ def build_view(
     for f in form.fields:
         raw = shown_values.get(f.name)
         chosen = {str(v) for v in raw} if isinstance(raw, (list, tuple)) else {_text(raw)}
-        kind = {
-            FieldType.TEXT: "text",
-            FieldType.NOTES: "textarea",
-            FieldType.DROPDOWN: "select",
-            FieldType.RADIO: "radio",
-            FieldType.CHECKBOX: "checkbox",
-            FieldType.YESNO: "radio",
-            FieldType.TRUEFALSE: "radio",
-            FieldType.CALC: "calc",
-            FieldType.DESCRIPTIVE: "descriptive",
-            FieldType.SLIDER: "slider",
-            # careloop keeps no files: the field shows as text, as a reminder.
-            FieldType.FILE: "descriptive",
-        }[f.type]
+        kind = _KINDS[f.type]
         options: tuple[Option, ...]
         if f.type in (FieldType.YESNO, FieldType.TRUEFALSE):
             labels = (

@@ -19,6 +19,7 @@ from sqlalchemy import select
 
 from careloop.capture.answers import answer_text
 from careloop.capture.entry.views import ResponseView, _patient, _response, _view
+from careloop.capture.event_dates import event_date_field
 from careloop.capture.forms import Form
 from careloop.capture.forms_store import load_form_version
 from careloop.core.clock import as_utc, utcnow
@@ -137,10 +138,11 @@ def _state(revision: ResponseRevision) -> dict[str, Any]:
 
 def _diff(form: Form, before: dict[str, Any], after: dict[str, Any]) -> tuple[FieldChange, ...]:
     order = {name: i for i, name in enumerate((EVENT_DATE, *form.field_names, STATUS))}
-    names = sorted(
-        (k for k in set(before) | set(after) if before.get(k) != after.get(k)),
-        key=lambda k: (order.get(k, len(order)), k),
-    )
+    changed = {k for k in set(before) | set(after) if before.get(k) != after.get(k)}
+    own = event_date_field(form)
+    if own is not None and own in changed and after.get(own) == after.get(EVENT_DATE):
+        changed.discard(EVENT_DATE)  # the form's visit date field says it already
+    names = sorted(changed, key=lambda k: (order.get(k, len(order)), k))
     return tuple(
         FieldChange(k, _label(form, k), _words(form, k, before), _words(form, k, after))
         for k in names

@@ -554,15 +554,7 @@ def update_response(
                     "Reload it and apply your change again."
                 ) from None
             keep_revision(work, row, reason=why or None)
-        details: dict[str, Any] = {
-            "form": definition.name,
-            "response_id": row.id,
-            "fields": changed,
-        }
-        if new_status != old_status:
-            details["status"] = f"{old_status}->{new_status}"
-        if moved:
-            details["event_date"] = moved
+        details = _update_details(definition.name, row.id, changed, old_status, new_status, moved)
         work.audit(
             "update",
             "clinical",
@@ -613,3 +605,20 @@ def _move_event_date(
     moved = f"{row.event_date.isoformat()}->{day.isoformat()}"
     row.event_date = day
     return moved
+
+
+def _update_details(
+    form: str,
+    response_id: int,
+    changed: list[str],
+    old_status: str,
+    new_status: str,
+    moved: str | None,
+) -> dict[str, Any]:
+    """The audit details of a change: the fields changed (never their values)."""
+    details: dict[str, Any] = {"form": form, "response_id": response_id, "fields": changed}
+    if new_status != old_status:
+        details["status"] = f"{old_status}->{new_status}"
+    if moved:
+        details["event_date"] = moved
+    return details

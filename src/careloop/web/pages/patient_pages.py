@@ -211,7 +211,8 @@ def _registration_problems(
     elif isinstance(exc, Conflict):
         errors["local_id"] = (
             f"A patient with local id {entered['local_id'].strip()} is already registered at "
-            f"{entered['site']}. Find them in the list below instead of registering them again"
+            f"{entered['site']}. Find them in the list of patients on this page "
+            "instead of registering them again"
         )
     if not errors:
         errors["local_id"] = exc.message
