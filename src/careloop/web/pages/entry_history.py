@@ -42,6 +42,8 @@ def response_view_page(
             "title": view.title,
             "answers": answers,
             "revisions": list(reversed(history.revisions)),
-            "may_change": caller.principal.may("record.write"),
+            # The care team's entry page; patients and carers change answers in their portal.
+            "may_change": caller.principal.scope_for("record.write").patient_ids is None
+            and caller.principal.may("record.write"),
         },
     )
