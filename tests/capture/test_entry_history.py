@@ -23,15 +23,14 @@ from tests.capture.registry_helpers import (
     principal,
     prom_answers,
 )
-from tests.foundation import Installation, build_installation, make_settings
+from tests.foundation import Installation
 
 
 @pytest.fixture(scope="module")
-def inst(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installation]:
-    installation = build_installation(make_settings(tmp_path_factory.mktemp("history"), None))
+def inst(installation: Installation) -> Iterator[Installation]:
+    """The module's installation (SQLite, and PostgreSQL when there is one) with the forms."""
     import_examples(installation)
     yield installation
-    installation.registry.close()
 
 
 def _form(name: str):

@@ -334,3 +334,13 @@ def test_roles_that_may_not_register_see_no_form_and_are_refused(inst):
         )
     assert refused.status_code in (403, 422)
     assert not patients.search_patients(inst.registry, inst.operator, text="NOPE")
+
+
+def test_ids_no_row_can_have_are_refusals_not_server_errors(inst):
+    with signed_in(inst, "clinician@A") as (client, _):
+        assert client.get(f"/responses/{2**63}/view").status_code in (404, 422)
+        assert client.get(f"/patients?registered={2**70}").status_code == 422
+        assert client.get(f"/patients/{inst.patient_ids['A'][0]}?saved={2**70}").status_code == 422
+        # A patient the caller cannot see: the list, without a notice.
+        listed = client.get(f"/patients?registered={inst.patient_ids['B'][0]}")
+        assert listed.status_code == 200 and "Registered:" not in listed.text

@@ -7,6 +7,7 @@ caller (their sites), the checks and the audit trail happen there.
 
 from __future__ import annotations
 
+import contextlib
 import io
 from datetime import date
 from typing import Annotated, Any
@@ -16,7 +17,7 @@ from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
 from careloop.capture import entry, forms_store, proms
 from careloop.core.csv_safety import safe_writer
-from careloop.core.errors import Conflict, ErrorDetail, InputError, ValidationFailed
+from careloop.core.errors import Conflict, ErrorDetail, InputError, NotFound, ValidationFailed
 from careloop.store.database import Registry
 from careloop.trust import invitations, patients
 from careloop.trust.consent import PURPOSES
@@ -26,6 +27,7 @@ from careloop.trust.patient_lists import (
     page_of_patients,
     registration_sites,
 )
+from careloop.web.openapi import OptionalIdQuery
 from careloop.web.pages.rendering import page_context, render
 from careloop.web.security import Caller, CallerDep, RegistryDep, public_address
 
@@ -64,7 +66,7 @@ def patient_list(
     q: Annotated[str | None, Query(max_length=100)] = None,
     size: Annotated[int, Query(ge=1, le=1000)] = PAGE_SIZES[0],
     page: Annotated[int, Query(ge=1, le=100_000)] = 1,
-    registered: Annotated[int | None, Query(ge=1)] = None,
+    registered: OptionalIdQuery = None,
 ) -> Response:
     """Patients of the caller's sites, a page at a time, with registration and export."""
     return _list_page(request, caller, registry, q, size, page, registered=registered)
@@ -89,7 +91,9 @@ def _list_page(
     pages = max(1, -(-found.total // size))
     just_registered = None
     if registered is not None:
-        just_registered = patients.get_patient(registry, caller.principal, registered)
+        # An old or edited address shows the list without the notice.
+        with contextlib.suppress(NotFound):
+            just_registered = patients.get_patient(registry, caller.principal, registered)
     return render(
         request,
         "patients.html",
@@ -225,7 +229,7 @@ def patient_page(
     patient_id: int,
     caller: CallerDep,
     registry: RegistryDep,
-    saved: Annotated[int | None, Query(ge=1)] = None,
+    saved: OptionalIdQuery = None,
 ) -> Response:
     return _patient_page(request, caller, registry, patient_id, saved=saved)
 
