@@ -19,6 +19,7 @@ from careloop.store.models.capture import (
     PromLink,
     PromSchedule,
     Response,
+    ResponseRevision,
 )
 from careloop.store.models.community import (
     Aim,
@@ -139,6 +140,7 @@ __all__ = [
     "Proposal",
     "ProvenanceRecord",
     "Response",
+    "ResponseRevision",
     "Site",
     "SiteOwned",
     "ToolkitItem",
