@@ -83,7 +83,8 @@ def send_due(
         )
     console.print(
         f"Alerts: {run.found} in the latest results, {run.created} new for their owners, "
-        f"{run.emailed} e-mailed, {run.waiting} waiting for the quiet hours to end.",
+        f"{run.emailed} e-mails sent, {run.waiting} people's alerts waiting for the quiet "
+        "hours to end.",
         markup=False,
     )
     for failure in run.failed:

@@ -95,9 +95,9 @@ class AlertRun:
     created: int
     """New alert rows (one per alert and owner)."""
     emailed: int
-    """E-mails sent in this run."""
+    """E-mails sent in this run (one per person, listing all their new alerts)."""
     waiting: int
-    """E-mails held back by quiet hours, for a later run."""
+    """People whose alerts are held back by quiet hours, for a later run."""
     failed: tuple[str, ...] = ()
     """E-mails the server refused (each stays queued), with the reason."""
 
@@ -273,6 +273,21 @@ def quiet(now: datetime, zone: tzinfo, hours: tuple[int, int] = QUIET_HOURS) -> 
     return start <= hour or hour < end if start > end else start <= hour < end
 
 
+def _digest(alerts: Sequence[Alert], base_url: str) -> tuple[str, str]:
+    """One e-mail's subject and text for a person's new alerts, newest last."""
+    base = base_url.rstrip("/")
+    if len(alerts) == 1:
+        (only,) = alerts
+        return (
+            f"careloop: {only.title}",
+            f"{only.body}\n\nOpen it in careloop: {base}{only.link}\n",
+        )
+    parts = [f"You have {len(alerts)} new alerts in careloop.\n"]
+    for number, alert in enumerate(alerts, start=1):
+        parts.append(f"{number}. {alert.title}\n{alert.body}\nOpen it: {base}{alert.link}\n")
+    return f"careloop: {len(alerts)} new alerts", "\n".join(parts)
+
+
 def send_due(
     registry: Registry,
     mailer: Mailer,
@@ -281,10 +296,12 @@ def send_due(
     base_url: str = "",
     quiet_hours: tuple[int, int] = QUIET_HOURS,
 ) -> tuple[int, int, tuple[str, ...]]:
-    """E-mail the alerts not yet e-mailed, outside each one's quiet hours; audit each e-mail.
+    """E-mail each person one message listing their alerts not yet e-mailed, leaving out
+    those in their quiet hours; audit each e-mail with the alerts it carried.
 
     Returns:
-        (sent, waiting for the quiet hours to end, failures with their reasons).
+        (e-mails sent, people whose alerts wait for the quiet hours to end, failures with
+        their reasons).
     """
     with registry.read_transaction() as session:
         zones = {s.code: s.time_zone for s in session.scalars(select(Site))}
@@ -293,34 +310,46 @@ def send_due(
             .where(Alert.emailed_at.is_(None), User.disabled.is_(False))
             .order_by(Alert.id)
         ).all()  # fmt: skip
-    sent, waiting, failed = 0, 0, []
+    ready: dict[str, list[Alert]] = {}
+    held: set[str] = set()
     for alert, email in due:
         if quiet(now, _zone(zones.get(alert.site_code or "")), quiet_hours):
-            waiting += 1
-            continue
-        text = f"{alert.body}\n\nOpen it in careloop: {base_url.rstrip('/')}{alert.link}\n"
+            held.add(email)
+        else:
+            ready.setdefault(email, []).append(alert)
+    sent, failed = 0, []
+    for email, alerts in ready.items():
+        subject, text = _digest(alerts, base_url)
         try:
-            mailer.send(to=email, subject=f"careloop: {alert.title}", text=text)
+            mailer.send(to=email, subject=subject, text=text)
         except CareloopError as exc:
             failed.append(f"{email}: {exc.message}")
             continue
-        with registry.transaction() as session:
-            session.execute(update(Alert).where(Alert.id == alert.id).values(emailed_at=now))
-            audit.append_many(
-                session,
-                [
-                    AuditEvent(
-                        action="alert.email",
-                        category="alert",
-                        user_id=alert.user_id,
-                        user_email=email,
-                        site_code=alert.site_code,
-                        details={"key": alert.key},
-                    )
-                ],
-            )
+        _emailed(registry, email, alerts, now)
         sent += 1
-    return sent, waiting, tuple(failed)
+    return sent, len(held - set(ready)), tuple(failed)
+
+
+def _emailed(registry: Registry, email: str, alerts: Sequence[Alert], now: datetime) -> None:
+    """Mark the alerts e-mailed and audit the e-mail with the alerts it carried."""
+    with registry.transaction() as session:
+        session.execute(
+            update(Alert).where(Alert.id.in_([a.id for a in alerts])).values(emailed_at=now)
+        )
+        sites = {a.site_code for a in alerts}
+        audit.append_many(
+            session,
+            [
+                AuditEvent(
+                    action="alert.email",
+                    category="alert",
+                    user_id=alerts[0].user_id,
+                    user_email=email,
+                    site_code=sites.pop() if len(sites) == 1 else None,
+                    details={"keys": [a.key for a in alerts]},
+                )
+            ],
+        )
 
 
 def run_alerts(
