@@ -193,6 +193,13 @@ def api(installation: Installation) -> Iterator[object]:
         yield client
 
 
+def log_in(client: Any, email: str, password: str = PASSWORD) -> Any:
+    """Log ``client`` (a TestClient) in through the real login form; the form's answer."""
+    page = client.get("/login")
+    token = page.text.split('name="csrf_token" value="', 1)[1].split('"', 1)[0]
+    return client.post("/login", data={"email": email, "password": password, "csrf_token": token})
+
+
 def refresh_installation(inst: Installation, **kwargs: Any) -> RefreshReport:
     """``careloop warehouse refresh`` of the installation: its registry into its warehouse."""
     from careloop.warehouse.connection import Warehouse

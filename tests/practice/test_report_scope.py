@@ -20,6 +20,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from careloop.knowledge import activate, add_version, approve, submit
+from careloop.knowledge.package import package_from_dict
 from careloop.measures import MeasureRun, store_run
 from careloop.practice.feedback.reports import impact_for
 from careloop.store.models.knowledge import CdsCard, CdsFeedback, CdsInvocation
@@ -125,7 +126,10 @@ def installation(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installat
         inst.tokens[f"{role}@{site}"] = identity.create_token(
             inst.registry, op, name="tests", for_user=email
         ).token
-    add_version(inst.registry, op, ibd_package(KO), reason="test")
+    # The object targets the measure of the stored run: its impact page shows its targets.
+    data = ibd_package(KO).to_dict()
+    data["metadata"]["measures"] = [MEASURE]
+    add_version(inst.registry, op, package_from_dict(data), reason="test")
     submit(inst.registry, op, REF, reason="test")
     approve(inst.registry, op, REF, reason="test")
     activate(

@@ -37,6 +37,7 @@ def test_every_table_joins_one_metadata_whatever_is_imported_first():
         *("api_token", "web_session", "audit_entry", "audit_head", "provenance_record"),
         *("login_lockout", "installation", "account_invitation"),
         *("form_definition", "form_version", "form_response", "prom_link"),
+        "form_response_revision",
         *("prom_schedule", "prom_invitation", "planned_visit"),
         *("ko_version", "ko_transition", "ko_deployment", "cds_client", "cds_jti"),
         *("cds_invocation", "cds_card", "cds_variant_assignment", "cds_feedback"),
@@ -45,6 +46,7 @@ def test_every_table_joins_one_metadata_whatever_is_imported_first():
         *("nasss_assessment", "community_knowledge", "learning_cycle", "learning_cycle_measure"),
         *("community_aim", "maturity_rating", "toolkit_item", "toolkit_rating", "toolkit_use"),
         *("cycle_behaviour_design", "cycle_findings", "chart_note"),
+        "alert",
     }
 
 

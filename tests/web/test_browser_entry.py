@@ -10,6 +10,7 @@ from careloop.capture import entry, forms_store
 from careloop.capture.examples import example_file
 from tests.foundation import PASSWORD, build_installation, make_settings
 from tests.live import login, start_server, stop_server
+from tests.web.test_browser_community import _check, _close, _new_page
 
 pytestmark = pytest.mark.browser
 
@@ -37,52 +38,132 @@ def _expect_console(page, status):
     ]
 
 
-def test_a_clinician_records_a_visit_with_live_branching_and_server_validation(site_server, page):
+def _usable_at_320(chromium, url, visit, name):
+    """The page at 320 CSS px: no sideways scroll, and axe finds nothing serious."""
+    small = _new_page(chromium, viewport={"width": 320, "height": 640})
+    login(small, url, *visit[0])
+    small.goto(url + visit[1])
+    scroll = small.evaluate("document.documentElement.scrollWidth")
+    assert scroll <= 320, f"{name}: {scroll}px wide at 320px"
+    _check(small, f"{name}-320px")
+    _close(small)
+
+
+def test_a_clinician_records_a_visit_fixes_an_error_and_sees_the_save_confirmed(
+    site_server, page, chromium
+):
     inst, server = site_server
-    login(page, server.url, inst.emails["clinician@A"], PASSWORD)
+    me = (inst.emails["clinician@A"], PASSWORD)
+    login(page, server.url, *me)
     page.get_by_role("link", name="Patients").click()
     page.get_by_role("link", name="MRN-A-1").click()
     page.get_by_role("button", name="New IBD clinic visit").click()
     page.locator('#entry[data-live="ready"]').wait_for()  # the page script has started
-    # Disease scores are hidden until the disease type says which one applies.
-    assert _field(page, "pucai_pain").is_hidden() and _field(page, "shpcdai_pain").is_hidden()
+    # One visit date: the form's own, filled from the patient page's date; no second box.
+    assert page.locator("#event_date").count() == 0
+    # Disease scores are hidden, with their section headings, until the disease type says.
+    pucai = page.get_by_role("heading", name=re.compile("Ulcerative Colitis Activity"))
+    assert _field(page, "pucai_pain").is_hidden() and pucai.is_hidden()
     page.get_by_label("Ulcerative colitis").check()
     _field(page, "pucai_pain").wait_for(state="visible")
+    pucai.wait_for(state="visible")
     assert _field(page, "shpcdai_pain").is_hidden()
-    # Saving with required answers missing: the server lists every problem, nothing is saved.
-    page.get_by_role("button", name="Save as complete").click()
-    assert page.get_by_role("alert").inner_text().startswith("1")
-    assert "required" in _field(page, "pga").inner_text().lower()
-    _expect_console(page, 422)
+    # Ranges are said before they are broken.
+    assert "Between 40 and 220 cm" in _field(page, "height_cm").inner_text()
     _field(page, "visit_date").locator("input").fill("2026-11-02")
+    # Enter in a box saves nothing (it would have saved a draft).
+    _field(page, "height_cm").locator("input").fill("150.0")
+    _field(page, "height_cm").locator("input").press("Enter")
+    page.wait_for_timeout(300)
+    assert "/forms/ibd_visit/new" in page.url and page.locator("[data-error-summary]").count() == 0
+    # Saving with answers missing: a summary of plain sentences, which takes the focus.
+    page.get_by_role("button", name="Save as complete").click()
+    summary = page.locator("[data-error-summary]")
+    summary.wait_for()
+    _expect_console(page, 422)
+    assert page.evaluate("document.activeElement.hasAttribute('data-error-summary')")
+    assert page.title().startswith("Error: ")
+    said = summary.inner_text()
+    assert "There is a problem" in said and "Choose an answer for physician global" in said
+    assert "[rule" not in page.locator("main").inner_text()
+    pga = page.locator("#f-pga")
+    assert pga.get_attribute("aria-invalid") == "true"
+    assert "Choose an answer" in page.locator("#e-pga").inner_text()
+    _usable_at_320(chromium, server.url, (me, page.url.replace(server.url, "")), "entry-new")
+    _check(page, "entry-errors")
+    # The summary's link takes the keyboard to the question.
+    summary.get_by_role("link", name=re.compile("physician global")).click()
+    assert page.evaluate("document.activeElement.id") == "f-pga-0"
     for label in ("Outpatient clinic", "Quiescent", "Oral diet only"):
         page.get_by_label(label, exact=True).check()
     page.locator('[data-field="steroid_use"]').get_by_label("None", exact=True).check()
-    _field(page, "height_cm").locator("input").fill("150.0")
     _field(page, "weight_kg").locator("input").fill("45.0")
     page.locator('[data-calc="bmi"]').filter(has_text="20").wait_for()
-    for field in (
-        "pucai_pain",
-        "pucai_bleeding",
-        "pucai_consistency",
-        "pucai_stools",
-        "pucai_nocturnal",
-        "pucai_activity",
-    ):
+    for field in ("pucai_pain", "pucai_bleeding", "pucai_consistency", "pucai_stools"):
         _field(page, field).locator("input").first.check()
+    _field(page, "pucai_nocturnal").locator("input").first.check()
+    _field(page, "pucai_activity").locator("input").nth(1).check()
+    page.locator('[data-calc="pucai_category"]').filter(has_text="remission (0)").wait_for()
     page.get_by_role("button", name="Save as complete").click()
-    page.wait_for_url(re.compile(r".*/patients/\d+\?saved=ibd_visit"))
+    page.wait_for_url(re.compile(r".*/patients/\d+\?saved=\d+"))
+    notice = page.get_by_role("alert")
+    assert notice.inner_text().strip() == (
+        "Saved: IBD clinic visit for the visit on 2 November 2026, as complete."
+    )
+    assert page.evaluate("document.activeElement.hasAttribute('data-focus-on-load')")
     row = page.get_by_role("row").filter(has_text="IBD clinic visit")
-    assert "complete" in row.inner_text()
-    # Editing a completed form needs a reason for change.
-    row.get_by_role("link").click()
+    assert "complete" in row.inner_text() and "Type of visit: Outpatient clinic" in row.inner_text()
+    _check(page, "patient-saved")
+    _usable_at_320(chromium, server.url, (me, page.url.replace(server.url, "")), "patient")
+    # Changing a completed form needs a reason; the read-only view shows the change.
+    row.get_by_role("link", name="IBD clinic visit").click()
+    page.get_by_role("link", name="Change this form").click()
     _field(page, "weight_kg").locator("input").fill("46.0")
     page.get_by_role("button", name="Save as complete").click()
-    assert "reason" in page.get_by_role("alert").inner_text().lower()
+    assert "Say why you are changing" in page.locator("[data-error-summary]").inner_text()
     _expect_console(page, 422)
-    page.get_by_label("Reason for change").fill("Weighed again on calibrated scales")
+    page.get_by_label(re.compile("Reason for change")).fill("Weighed again on calibrated scales")
     page.get_by_role("button", name="Save as complete").click()
-    page.wait_for_url(re.compile(r".*/patients/\d+\?saved=ibd_visit"))
+    page.wait_for_url(re.compile(r".*/patients/\d+\?saved=\d+"))
+    page.get_by_role("row").filter(has_text="IBD clinic visit").get_by_role(
+        "link", name="IBD clinic visit"
+    ).click()
+    history = page.get_by_role("region", name="History of changes", exact=True).inner_text()
+    assert "Weight: 45.0 → 46.0" in history and "Weighed again on calibrated scales" in history
+    answers = page.get_by_role("region", name="Answers").inner_text()
+    assert "Ulcerative colitis" in answers and "PUCAI activity" in answers
+    _check(page, "response-view")
+    _usable_at_320(chromium, server.url, (me, page.url.replace(server.url, "")), "response-view")
+
+
+def test_a_data_entry_clerk_registers_a_patient_and_a_duplicate_is_refused(
+    site_server, page, chromium
+):
+    inst, server = site_server
+    me = (inst.emails["data_entry@A"], PASSWORD)
+    login(page, server.url, *me)
+    page.get_by_role("link", name="Patients").click()
+    assert "Showing 1 to 2 of 2 patients" in page.get_by_role("main").inner_text()
+    _check(page, "patients")
+    _usable_at_320(chromium, server.url, (me, "/patients"), "patients")
+    form = page.get_by_role("region", name="Register a new patient")
+    form.get_by_label(re.compile("Local id")).fill("MRN-A-77")
+    form.get_by_label("Given name").fill("Grace")
+    form.get_by_label("Date of birth").fill("2014-05-06")
+    form.get_by_role("button", name="Register the patient").click()
+    notice = page.get_by_role("alert")
+    assert "Registered: Grace (MRN-A-77, A)" in notice.inner_text()
+    assert "Showing 1 to 3 of 3 patients" in page.get_by_role("main").inner_text()
+    form.get_by_label(re.compile("Local id")).fill("MRN-A-77")
+    form.get_by_role("button", name="Register the patient").click()
+    summary = page.locator("[data-error-summary]")
+    summary.wait_for()
+    _expect_console(page, 409)
+    assert page.evaluate("document.activeElement.hasAttribute('data-error-summary')")
+    assert "already registered at A" in summary.inner_text()
+    _check(page, "patients-duplicate")
+    page.get_by_role("link", name="MRN-A-77", exact=True).click()
+    assert page.get_by_role("heading", name=re.compile("Grace")).is_visible()
 
 
 def test_a_patient_fills_a_prom_through_a_single_use_link(site_server, page, chromium):

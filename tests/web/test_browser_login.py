@@ -31,7 +31,7 @@ def test_a_demo_clinician_logs_in_sees_their_role_and_logs_out(demo_server, page
     page.get_by_role("button", name="Log in").click()
     page.wait_for_url(server.url + "/")
     assert page.get_by_role("heading", name=f"Welcome, {clinician.email}").is_visible()
-    assert "clinician at NORTH" in page.locator("ul.roles").inner_text()
+    assert "clinician at NORTH" in page.locator(".roles").inner_text()
     assert page.get_by_role("cell", name="Lakeside Paediatric IBD Centre").is_visible()
     page.get_by_role("button", name="Log out").click()
     page.wait_for_url(server.url + "/login")

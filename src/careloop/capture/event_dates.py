@@ -14,6 +14,7 @@ from __future__ import annotations
 from datetime import UTC, date, datetime, timedelta
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from careloop.capture.forms import FieldType, Form
 from careloop.core.clock import utcnow
 
 EARLIEST_EVENT_DATE = date(1900, 1, 1)
@@ -37,4 +38,25 @@ def event_date_problem(day: date, *, latest: date) -> str | None:
             f"an event date cannot be later than {latest.isoformat()} (tomorrow in the site's "
             "time zone); check the year"
         )
+    return None
+
+
+_DATE_TYPES = ("date_ymd", "date_dmy", "date_mdy")
+
+
+def event_date_field(form: Form) -> str | None:
+    """The field of ``form`` that holds its event (visit) date, if it has one.
+
+    That is its first date field that always shows and needs an answer (the IBD
+    visit form's "Visit date", the PROM's "Today's date"): the entry page takes
+    the response's event date from it rather than asking for the date twice.
+    """
+    for f in form.fields:
+        if (
+            f.type is FieldType.TEXT
+            and f.validation in _DATE_TYPES
+            and f.required
+            and f.branching_logic is None
+        ):
+            return f.name
     return None

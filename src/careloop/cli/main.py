@@ -15,6 +15,7 @@ from typer.core import TyperGroup
 
 from careloop.cli import (
     admin,
+    alerts,
     audit,
     capture,
     community,
@@ -66,6 +67,7 @@ measures.register(app)
 patients.register(app)
 proms.register(app)
 report.register(app)
+alerts.register(app)
 app.add_typer(analyse_app, name="analyse")
 
 

@@ -27,7 +27,7 @@ def _run(settings_dir: Path | None, host: str, port: int) -> None:
         # Reached directly at this address: it is the public base URL (CDS Hooks `aud`).
         shown = f"[{host}]" if ":" in host else host
         settings = settings.model_copy(update={"public_base_url": f"http://{shown}:{port}"})
-    app = create_app(settings)
+    app = create_app(settings, warm_dashboards=True)
     uvicorn.run(app, host=host, port=port, log_level="info", proxy_headers=False)
 
 

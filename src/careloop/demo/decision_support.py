@@ -38,6 +38,8 @@ from careloop.trust.principal import Principal
 
 KNOWLEDGE_OBJECT = IBD.knowledge_object("ibd_steroid_review")
 ISSUER = "https://ehr-{site}.demo.careloop.invalid/"
+DEMO_TARGETS = ("steroid-at-visit",)
+"""The demo's own measures the knowledge object moves, beside those it names itself."""
 CALLS_PER_SITE = 40
 """Simulated clinic visits calling the service at each deployed site."""
 CLINICIANS_PER_SITE = 6
@@ -113,14 +115,17 @@ def run_decision_support(
     """
     truth = network.truth
     package = load_package(KNOWLEDGE_OBJECT)
-    if evidence:
-        data = package.to_dict()
-        cited = [{"ref": f"provenance:{pid}", "title": title} for pid, title in evidence]
-        data["metadata"] = {
-            **data["metadata"],
-            "evidence": [*data["metadata"].get("evidence", []), *cited],
-        }
-        package = package_from_dict(data, origin=str(KNOWLEDGE_OBJECT))
+    data = package.to_dict()
+    cited = [{"ref": f"provenance:{pid}", "title": title} for pid, title in evidence]
+    targets = data["metadata"].get("measures", [])
+    data["metadata"] = {
+        **data["metadata"],
+        "evidence": [*data["metadata"].get("evidence", []), *cited],
+        # The demo's network plants the object's effect on steroid use at visits: it is a
+        # measure the object should move, so its impact page and the report show it there.
+        "measures": [*targets, *(m for m in DEMO_TARGETS if m not in targets)],
+    }
+    package = package_from_dict(data, origin=str(KNOWLEDGE_OBJECT))
     ref = f"{package.identifier}@{package.version}"
     add_version(registry, operator, package, reason="Learning community's steroid-sparing priority")
     submit(registry, operator, ref, reason="Tests pass; ready for the clinical lead's review")

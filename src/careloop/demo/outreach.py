@@ -93,7 +93,13 @@ def run_outreach(
         expires_after_days=EXPIRES_AFTER_DAYS,
     )
     now = utcnow()
-    visit = (now + timedelta(days=REMIND_AFTER_DAYS)).date()
+    # The first e-mails go at noon UTC a few days ago, the day the questionnaire falls due:
+    # that day is the same date at every demo site whatever its time zone and whenever the
+    # demo runs (at 00:30 UTC a site in New York is still on the day before).
+    first_run = (now - timedelta(days=REMIND_AFTER_DAYS + 1)).replace(
+        hour=12, minute=0, second=0, microsecond=0
+    )
+    visit = first_run.date() + timedelta(days=DAYS_BEFORE_VISIT)
     for patient_id in (family.child_id, family.young_person_id):
         prom_schedules.book_visit(registry, operator, patient_id, visit_date=visit)
     mailer = mailbox.mailer(settings.mail_from)
@@ -103,7 +109,7 @@ def run_outreach(
         mailer,
         link_base=DEMO_LINK_BASE,
         site=site,
-        now=now - timedelta(days=REMIND_AFTER_DAYS + 1),
+        now=first_run,
     )
     second = prom_outreach.send_due(
         registry, operator, mailer, link_base=DEMO_LINK_BASE, site=site, now=now

@@ -29,7 +29,7 @@ from careloop.core.private_files import private_dir
 from careloop.core.settings import Settings
 from careloop.demo import learning_community, recovery
 from careloop.demo.decision_support import DecisionSupportRun, run_decision_support
-from careloop.demo.families import invite_families
+from careloop.demo.families import DEMO_LINK_BASE, invite_families
 from careloop.demo.focus_group import attach_focus_groups
 from careloop.demo.load import LoadCounts, load_network
 from careloop.demo.mailbox import demo_mailbox
@@ -46,10 +46,13 @@ from careloop.demo.seed import (
 from careloop.demo.strategy import record_strategy
 from careloop.knowledge import deployments
 from careloop.measures import MeasureRun, load_catalog, run_measures, store_run
+from careloop.measures.catalog import MeasureCatalog
 from careloop.measures.provenance import record_measure_run
 from careloop.practice.community_reports import community_report
 from careloop.practice.community_reports import write_report as write_community_report
 from careloop.practice.events import CardEventTables, card_events
+from careloop.practice.feedback.alerts import AlertRun, run_alerts
+from careloop.practice.feedback.reports import KnowledgeImpact, impacts_for
 from careloop.practice.lineage import CardLineage, card_lineage
 from careloop.store.database import Registry
 from careloop.trust.installation import open_registry
@@ -227,6 +230,14 @@ def run_demo(
             refresh_registry_tables(registry, warehouse, operator, [CardEventTables()])
         analyses.recoveries.append(recovery.card_acceptance(practice.by_clinician, network.truth))
         analyses.practice = practice
+        # The report reads the deployment's impact as its page in careloop does, measure by measure.
+        analyses.impact = impacts_for(
+            registry,
+            warehouse_opener(settings),
+            operator,
+            practice.ko_ref,
+            measures_dir=DEMO_MEASURES,
+        )
         traced = _trace_a_card(registry, operator)
         clock.stage("Writing the learning report")
         recoveries = analyses.recoveries
@@ -244,6 +255,7 @@ def run_demo(
             ),
             out / COMMUNITY_REPORT,
         )
+        _send_alerts(registry, operator, settings, catalog)
     finally:
         registry.close()
     clock.stop()
@@ -270,6 +282,7 @@ class _Analyses:
     recoveries: list[recovery.Recovery]
     charts: dict[str, Any]
     practice: DecisionSupportRun | None = None
+    impact: KnowledgeImpact | None = None
     annotations: list[Annotation] = field(default_factory=list)
     cycles: list[CycleView] = field(default_factory=list)
 
@@ -350,9 +363,27 @@ def _write_outputs(
         counts,
         timings,
         practice=analyses.practice,
+        impact=analyses.impact,
         annotations=analyses.annotations,
         cycles=analyses.cycles,
     )
+
+
+def _send_alerts(
+    registry: Registry, operator: Principal, settings: Settings, catalog: MeasureCatalog
+) -> AlertRun:
+    """Alert the measures' owners (the site leads and the analyst) to what the run shows,
+    into the demo's mailbox: at once, whatever the hour (no quiet hours in the demo)."""
+    with demo_mailbox(settings.data_dir) as mailbox:
+        return run_alerts(
+            registry,
+            warehouse_opener(settings),
+            mailbox.mailer(settings.mail_from),
+            operator,
+            catalog,
+            base_url=DEMO_LINK_BASE,
+            quiet_hours=(0, 0),
+        )
 
 
 def _outreach_summary(outreach: Outreach | None) -> dict[str, Any] | None:

@@ -25,6 +25,7 @@ from careloop.demo.load import LoadCounts
 from careloop.demo.network import SyntheticNetwork
 from careloop.demo.recovery import Recovery, monthly
 from careloop.measures import MeasureRun
+from careloop.practice.feedback.reports import KnowledgeImpact
 from careloop.warehouse.quality import QualityReport
 
 
@@ -101,13 +102,15 @@ def write_report(
     timings: Mapping[str, float],
     *,
     practice: DecisionSupportRun | None = None,
+    impact: KnowledgeImpact | None = None,
     annotations: Sequence[Annotation] = (),
     cycles: Sequence[CycleView] = (),
 ) -> Path:
     """Write ``report.html`` and its images into ``out``; return the report's path.
 
     ``annotations`` mark the network chart (the community's cycles and the
-    knowledge object's deployment); ``cycles`` are listed with their Act.
+    knowledge object's deployment); ``cycles`` are listed with their Act; ``impact`` is the
+    deployment read on every measure it targets, as its impact page reads it.
     """
     truth = network.truth
     results = run.results
@@ -151,6 +154,7 @@ def write_report(
         timings=timings,
         measures=results.measure_id.nunique(),
         practice=practice,
+        impact=impact,
         cycles=cycles,
     )
     path = out / "report.html"

@@ -43,7 +43,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, NoReturn
 from urllib.parse import urlsplit
 
 import httpx
@@ -54,7 +54,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from careloop.core.clock import utcnow
-from careloop.core.errors import Conflict, InputError, NotFound
+from careloop.core.errors import Conflict, ErrorDetail, InputError, NotFound
 from careloop.store.database import Registry
 from careloop.store.models.knowledge import CdsClient, CdsJti
 from careloop.trust.principal import Principal
@@ -165,12 +165,16 @@ def trust_client(
     issuer: str,
     jwks_url: str | None = None,
     jwks_file: Path | None = None,
+    jwks_text: str | None = None,
     site: str | None = None,
     origins: Sequence[str] = (),
     jku: Sequence[str] = (),
     fhir_servers: Sequence[str] = (),
 ) -> TrustedClient:
-    """Add (or update) a trusted CDS client: its issuer and its JWK Set (URL or file).
+    """Add (or update) a trusted CDS client: its issuer and its JWK Set (URL, file or text).
+
+    ``jwks_text`` is the JWK Set itself (as pasted on the admin page), read as
+    a file given with ``jwks_file`` is.
 
     ``jku`` lists the URLs the client's tokens may name in their ``jku``
     header besides the JWK Set URL (a client whose keys are given as a file
@@ -184,7 +188,13 @@ def trust_client(
     replaces the list.
     """
     jwks_text, key_ids, servers = _checked_client(
-        issuer, jwks_url, jwks_file, origins=origins, jku=jku, fhir_servers=fhir_servers
+        issuer,
+        jwks_url,
+        jwks_file,
+        jwks_text,
+        origins=origins,
+        jku=jku,
+        fhir_servers=fhir_servers,
     )
     with unit_of_work(registry, principal, "cds.manage") as work:
         row = work.session.scalar(select(CdsClient).where(CdsClient.issuer == issuer))
@@ -225,6 +235,7 @@ def _checked_client(
     issuer: str,
     jwks_url: str | None,
     jwks_file: Path | None,
+    jwks_text: str | None,
     *,
     origins: Sequence[str],
     jku: Sequence[str],
@@ -232,38 +243,54 @@ def _checked_client(
 ) -> tuple[str | None, tuple[str, ...], list[str]]:
     """Check a client's options before anything is stored.
 
-    Returns the JWK Set read from ``jwks_file`` (or None), its key ids and the
-    normalised, sorted FHIR server URLs.
+    Returns the JWK Set read from ``jwks_file`` or given as ``jwks_text`` (or
+    None), its key ids and the normalised, sorted FHIR server URLs. Each
+    refusal names the option it is about in its details (``jwks``,
+    ``jwks_url``, ``issuer``, ``jku``, ``origins``, ``fhir_servers``), so a
+    form can show it beside the field.
     """
-    if (jwks_url is None) == (jwks_file is None):
-        raise InputError("Give the client's JWK Set as exactly one of --jwks-url or --jwks-file.")
+    if sum(x is not None for x in (jwks_url, jwks_file, jwks_text)) != 1:
+        _refuse("jwks", "Give the client's JWK Set as exactly one of --jwks-url or --jwks-file.")
     if not issuer.strip():
-        raise InputError("The issuer (iss) must not be empty.")
+        _refuse("issuer", "The issuer (iss) must not be empty.")
     for url in jku:
         if not url.startswith(_JWKS_URL_PREFIXES) or url != url.strip():
-            raise InputError(
+            _refuse(
+                "jku",
                 f"The jku {url!r} must be the exact https URL the client's tokens name "
-                "(plain http only on loopback)."
+                "(plain http only on loopback).",
             )
-    jwks_text: str | None = None
     key_ids: tuple[str, ...] = ()
+    where = "The JWK Set"
     if jwks_file is not None:
         try:
             jwks_text = jwks_file.read_text()
         except OSError as exc:
             raise InputError(f"Cannot read {jwks_file}: {exc.strerror}.") from exc
-        key_ids = tuple(_parse_jwks(jwks_text, str(jwks_file)))
+        where = str(jwks_file)
+    if jwks_text is not None:
+        try:
+            key_ids = tuple(_parse_jwks(jwks_text, where))
+        except InputError as exc:
+            _refuse("jwks", exc.message, cause=exc)
     elif jwks_url is not None and not jwks_url.startswith(_JWKS_URL_PREFIXES):
-        raise InputError("The JWK Set URL must use https (plain http only on loopback).")
+        _refuse("jwks_url", "The JWK Set URL must use https (plain http only on loopback).")
     for origin in origins:
         if not origin.startswith(("https://", "http://")) or origin.endswith("/"):
-            raise InputError(f"Origin {origin!r} must look like https://ehr.example.org.")
+            _refuse("origins", f"Origin {origin!r} must look like https://ehr.example.org.")
     servers = sorted({normalise_fhir_server(u) for u in fhir_servers})
     for url in servers:
         problem = _fhir_server_problem(url)
         if problem is not None:
-            raise InputError(problem)
+            _refuse("fhir_servers", problem)
     return jwks_text, key_ids, servers
+
+
+def _refuse(where: str, message: str, *, cause: Exception | None = None) -> NoReturn:
+    """Refuse one of a client's options: the detail names the option and says what is wrong."""
+    raise InputError(
+        "The CDS client was not trusted.", details=[ErrorDetail(where, message)]
+    ) from cause
 
 
 def distrust_client(registry: Registry, principal: Principal, *, issuer: str) -> None:

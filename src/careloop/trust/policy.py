@@ -55,6 +55,16 @@ ROLE_DESCRIPTIONS: dict[Role, str] = {
     "carer": "Acts as proxy for the patients linked to them.",
 }
 
+AlertScope = Literal["site", "network"]
+ALERT_OWNERS: dict[AlertScope, tuple[Role, ...]] = {
+    "site": ("site_lead", "analyst"),
+    "network": ("analyst",),
+}
+"""Who owns a measure's alerts (careloop has no separate QI-lead role): a site's alerts (a
+signal at the site, its monthly feedback report) go to its site leads and to the analysts
+who serve it (an installation-wide analyst serves every site); the network's alerts to the
+installation-wide analysts."""
+
 # Roles that only an installation admin may grant.
 PRIVILEGED_ROLES: frozenset[Role] = frozenset({"admin", "site_lead", "auditor"})
 # Roles that may hold an installation-wide membership (no site).

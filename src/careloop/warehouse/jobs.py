@@ -19,7 +19,7 @@ from careloop.trust.provenance import InputRecord, Provenance, record_provenance
 from careloop.trust.work import unit_of_work
 from careloop.warehouse.connection import Warehouse
 from careloop.warehouse.omop_csv import LoadReport, load_omop_csv
-from careloop.warehouse.quality import QualityReport, run_checks
+from careloop.warehouse.quality import QualityReport, latest_quality_report, run_checks
 from careloop.warehouse.query import run_readonly_query
 from careloop.warehouse.sources import SourceSummary, drop_source, source_summaries
 
@@ -108,6 +108,17 @@ def check_warehouse(
         },
     )
     return report, provenance
+
+
+def stored_quality_report(
+    registry: Registry, warehouse: Warehouse, principal: Principal
+) -> QualityReport | None:
+    """The latest data-quality run stored by :func:`check_warehouse` (None before one ran).
+
+    Reading results runs no check: a page can show them at once.
+    """
+    principal.require("warehouse.manage")
+    return latest_quality_report(warehouse)
 
 
 def list_sources(

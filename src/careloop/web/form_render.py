@@ -14,9 +14,11 @@ from dataclasses import dataclass, field
 from typing import Any
 
 from careloop.capture import FieldType, Form, read_forms_yaml, validate_response
+from careloop.capture.answers import answer_text
 from careloop.capture.native_yaml import FORMAT
 from careloop.core.errors import ErrorDetail
 from careloop.core.i18n import N_, Translator
+from careloop.web.entry_words import field_problem, range_hint
 
 TEXT_INPUTS = {
     "integer": ("text", "numeric"),
@@ -62,6 +64,30 @@ class InputView:
     has_logic: bool
     slider_labels: tuple[str, ...] = ()
     """A slider's left, middle and right labels."""
+    hint: str = ""
+    """The range an answer must lie in, said before it is broken (staff pages)."""
+    read_value: str = ""
+    """The answer in words (a choice's label, not its code), for the read-only view."""
+
+    @property
+    def target(self) -> str:
+        """The id an error summary links to: the input, or a group's first choice."""
+        if self.kind in ("radio", "checkbox") and self.options:
+            return f"f-{self.name}-0"
+        return f"f-{self.name}"
+
+
+@dataclass(frozen=True)
+class SectionView:
+    """A heading and the fields under it, hidden together when every field is."""
+
+    heading: str
+    inputs: tuple[InputView, ...]
+
+    @property
+    def hidden(self) -> bool:
+        """Every field of the section is hidden by branching logic."""
+        return all(i.hidden for i in self.inputs)
 
 
 @dataclass(frozen=True)
@@ -72,6 +98,22 @@ class FormView:
     title: str
     inputs: tuple[InputView, ...]
     errors: tuple[str, ...] = field(default_factory=tuple)
+
+    @property
+    def sections(self) -> tuple[SectionView, ...]:
+        """The inputs grouped under their section headings (the first may have none)."""
+        out: list[SectionView] = []
+        for i in self.inputs:
+            if i.section_header or not out:
+                out.append(SectionView(i.section_header, (i,)))
+            else:
+                out[-1] = SectionView(out[-1].heading, (*out[-1].inputs, i))
+        return tuple(out)
+
+    @property
+    def problems(self) -> tuple[tuple[str, str], ...]:
+        """(link target, message) of each shown field with an error, in form order."""
+        return tuple((i.target, i.error) for i in self.inputs if i.error and not i.hidden)
 
 
 def form_from_definition(definition: Mapping[str, Any]) -> Form:
@@ -102,14 +144,36 @@ def _text(value: object) -> str:
     return str(value)
 
 
+_KINDS = {
+    FieldType.TEXT: "text",
+    FieldType.NOTES: "textarea",
+    FieldType.DROPDOWN: "select",
+    FieldType.RADIO: "radio",
+    FieldType.CHECKBOX: "checkbox",
+    FieldType.YESNO: "radio",
+    FieldType.TRUEFALSE: "radio",
+    FieldType.CALC: "calc",
+    FieldType.DESCRIPTIVE: "descriptive",
+    FieldType.SLIDER: "slider",
+    # careloop keeps no files: the field shows as text, as a reminder.
+    FieldType.FILE: "descriptive",
+}
+"""Which input each field type becomes."""
+
+
 def build_view(
     form: Form,
     values: Mapping[str, object],
     *,
     errors: list[ErrorDetail] | None = None,
     title: str | None = None,
+    hints: bool = False,
 ) -> FormView:
-    """The page model of ``form`` filled with ``values``, showing ``errors`` by field."""
+    """The page model of ``form`` filled with ``values``, showing ``errors`` by field.
+
+    With ``hints`` (the care team's pages), each field with a range says it
+    under its label, and a calculated category shows its words beside its code.
+    """
     result = validate_response(form, values)
     shown_values = {**values, **dict(result.values)}
     by_field = {e.location.rsplit(":", 1)[-1]: e.message for e in (errors or [])}
@@ -120,20 +184,7 @@ def build_view(
     for f in form.fields:
         raw = shown_values.get(f.name)
         chosen = {str(v) for v in raw} if isinstance(raw, (list, tuple)) else {_text(raw)}
-        kind = {
-            FieldType.TEXT: "text",
-            FieldType.NOTES: "textarea",
-            FieldType.DROPDOWN: "select",
-            FieldType.RADIO: "radio",
-            FieldType.CHECKBOX: "checkbox",
-            FieldType.YESNO: "radio",
-            FieldType.TRUEFALSE: "radio",
-            FieldType.CALC: "calc",
-            FieldType.DESCRIPTIVE: "descriptive",
-            FieldType.SLIDER: "slider",
-            # careloop keeps no files: the field shows as text, as a reminder.
-            FieldType.FILE: "descriptive",
-        }[f.type]
+        kind = _KINDS[f.type]
         options: tuple[Option, ...]
         if f.type in (FieldType.YESNO, FieldType.TRUEFALSE):
             labels = (
@@ -154,6 +205,7 @@ def build_view(
             # page shows an empty number box (and, with JavaScript, a slider beside it).
             html_type, inputmode = "number", "numeric"
             low, high = low or "0", high or "100"
+        value = _text(raw) if kind != "checkbox" else ""
         inputs.append(
             InputView(
                 name=f.name,
@@ -167,7 +219,7 @@ def build_view(
                 note=f.note,
                 section_header=f.section_header,
                 required=f.required,
-                value=_text(raw) if kind not in ("checkbox",) else "",
+                value=answer_text(f, value) if hints and kind == "calc" else value,
                 options=options,
                 html_type=html_type,
                 inputmode=inputmode,
@@ -177,6 +229,8 @@ def build_view(
                 error=by_field.get(f.name),
                 has_logic=f.branching_logic is not None,
                 slider_labels=f.slider_labels,
+                hint=range_hint(f) if hints else "",
+                read_value=answer_text(f, raw),
             )
         )
     return FormView(form.name, title or form.title or form.name, tuple(inputs), loose)
@@ -188,18 +242,31 @@ def live_check(
     """What the page updates as someone types: hidden fields, calculated values, errors.
 
     With ``words`` (a patient's page), each error is a plain sentence in their language
-    that names the question (:func:`patient_problems`); without, the rule's own message.
+    that names the question (:func:`patient_problems`); without, a plain sentence for the
+    care team (:func:`~careloop.web.entry_words.field_problem`), and a calculated category
+    shows its words beside its code.
     """
     result = validate_response(form, values)
+    fields = {f.name: f for f in form.fields}
     calcs = {f.name: result.values.get(f.name) for f in form.fields if f.type is FieldType.CALC}
     if words is None:
-        errors = {e.field: e.message for e in result.errors if e.rule != "required"}
-    else:
         errors = {
-            e.field: _patient_words(form, e.field, e.rule, words)
+            e.field: field_problem(fields[e.field], e.rule, e.message)
+            if e.field in fields
+            else e.message
             for e in result.errors
             if e.rule != "required"
         }
+        return {
+            "hidden": sorted(result.hidden),
+            "calc": {k: answer_text(fields[k], v) for k, v in calcs.items()},
+            "errors": errors,
+        }
+    errors = {
+        e.field: _patient_words(form, e.field, e.rule, words)
+        for e in result.errors
+        if e.rule != "required"
+    }
     return {
         "hidden": sorted(result.hidden),
         "calc": {k: _text(v) for k, v in calcs.items()},

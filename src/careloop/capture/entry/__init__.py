@@ -28,6 +28,12 @@ field names that changed, never their values. Rules:
 
 from __future__ import annotations
 
+from careloop.capture.entry.history import (
+    FieldChange,
+    ResponseHistory,
+    Revision,
+    response_history,
+)
 from careloop.capture.entry.reading import (
     ResponseMatches,
     ResponseWithSubject,
@@ -55,11 +61,14 @@ from careloop.capture.entry.views import (
 )
 
 __all__ = [
+    "FieldChange",
+    "ResponseHistory",
     "ResponseMatches",
     "ResponseStatus",
     "ResponseToSave",
     "ResponseView",
     "ResponseWithSubject",
+    "Revision",
     "SavedResponse",
     "Timeline",
     "TimelineEvent",
@@ -71,6 +80,7 @@ __all__ = [
     "get_response_with_subject",
     "list_responses",
     "patient_timeline",
+    "response_history",
     "save_response",
     "save_responses",
     "update_response",

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy import func, select
 
+from careloop.capture.answers import key_values
 from careloop.capture.entry.views import (
     ResponseView,
     Timeline,
@@ -247,9 +248,20 @@ def patient_timeline(registry: Registry, principal: Principal, patient_id: int) 
             .where(Response.patient_id == patient.id)
             .order_by(Response.event_date.desc(), FormDefinition.name)
         ).all()
+        forms: dict[int, Form | None] = {}
+        for r, _name, _title in rows:
+            if r.form_version_id not in forms:
+                forms[r.form_version_id] = _form_or_none(work, r.form_version_id)
         events = tuple(
             TimelineEvent(
-                r.event_date, name, title, r.id, r.status, r.patient_entered, as_utc(r.updated_at)
+                r.event_date,
+                name,
+                title,
+                r.id,
+                r.status,
+                r.patient_entered,
+                as_utc(r.updated_at),
+                _key_values(forms[r.form_version_id], r.values),
             )
             for r, name, title in rows
         )
@@ -262,3 +274,15 @@ def patient_timeline(registry: Registry, principal: Principal, patient_id: int) 
             details={"timeline": True, "results": len(events)},
         )
         return Timeline(patient.id, site, events)
+
+
+def _form_or_none(work: Work, version_id: int) -> Form | None:
+    """The form version, or None when it cannot be read (its answers then show no words)."""
+    try:
+        return load_form_version(work.session, version_id)[1]
+    except StoredFormUnreadable:
+        return None
+
+
+def _key_values(form: Form | None, values: Mapping[str, Any]) -> tuple[tuple[str, str], ...]:
+    return key_values(form, values) if form is not None else ()

@@ -11,6 +11,7 @@ from sqlalchemy import select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm.exc import StaleDataError
 
+from careloop.capture.entry.history import keep_baseline, keep_revision
 from careloop.capture.entry.views import (
     ResponseStatus,
     ResponseView,
@@ -106,6 +107,7 @@ def _insert_response(
             f"Patient {patient.id} already has a {definition.name!r} response for "
             f"{event_date.isoformat()}; reload and edit it instead."
         ) from None
+    keep_revision(work, row)
     return row
 
 
@@ -497,12 +499,16 @@ def update_response(
     expected_version: int | None = None,
     reason: str | None = None,
     form: str | None = None,
+    event_date: date | str | None = None,
 ) -> ResponseView:
-    """Replace a response's values (and optionally its status).
+    """Replace a response's values (and optionally its status and event date).
 
     The values are validated against the form version the response was
     entered on. Editing a complete response needs ``reason`` (the reason for
-    change, audited with the names of the fields that changed).
+    change, audited with the names of the fields that changed). A new
+    ``event_date`` moves the response to that date (the entry page's visit
+    date field changed), in the accepted range and where the patient has no
+    other response to the form.
 
     Raises:
         Conflict: ``expected_version`` is not the stored version (someone
@@ -527,6 +533,8 @@ def update_response(
                 f"Response {response_id} is complete: say why it changes (reason for change); "
                 "it goes in the audit trail."
             )
+        keep_baseline(work, row)
+        moved = _move_event_date(work, row, definition, event_date)
         version, form_obj = load_form_version(work.session, row.form_version_id)
         context = other_form_values(
             work.session, form_obj, patient_id=row.patient_id, event_date=row.event_date
@@ -535,7 +543,7 @@ def update_response(
         old = dict(row.values)
         old_status = row.status
         changed = sorted(k for k in set(old) | set(clean) if old.get(k) != clean.get(k))
-        if changed or new_status != old_status:
+        if changed or new_status != old_status or moved:
             row.values = clean
             row.status = new_status
             try:
@@ -545,13 +553,8 @@ def update_response(
                     f"Response {response_id} was changed by someone else while you saved. "
                     "Reload it and apply your change again."
                 ) from None
-        details: dict[str, Any] = {
-            "form": definition.name,
-            "response_id": row.id,
-            "fields": changed,
-        }
-        if new_status != old_status:
-            details["status"] = f"{old_status}->{new_status}"
+            keep_revision(work, row, reason=why or None)
+        details = _update_details(definition.name, row.id, changed, old_status, new_status, moved)
         work.audit(
             "update",
             "clinical",
@@ -561,3 +564,61 @@ def update_response(
             details=details,
         )
         return _view(work, row, definition.name, version.version)
+
+
+def _move_event_date(
+    work: Work, row: Response, definition: FormDefinition, event_date: date | str | None
+) -> str | None:
+    """Give ``row`` the new event date, checked; ``"old->new"`` when it moved, else None.
+
+    Raises:
+        ValidationFailed: The date is not a date or out of range.
+        Conflict: The patient already has a response to the form on that date.
+    """
+    if event_date is None:
+        return None
+    day = _as_date(event_date)
+    if day == row.event_date:
+        return None
+    site = work.session.get(Site, row.site_id)
+    wrong = event_date_problem(day, latest=latest_event_date(site.time_zone if site else None))
+    if wrong is not None:
+        raise ValidationFailed(
+            "The event date is out of range; nothing was saved.",
+            details=[ErrorDetail("event_date", wrong, day.isoformat())],
+        )
+    clash = work.session.scalar(
+        select(Response.id).where(
+            Response.patient_id == row.patient_id,
+            Response.form_id == definition.id,
+            Response.event_date == day,
+            Response.event_name == row.event_name,
+            Response.repeat_instance == row.repeat_instance,
+            Response.id != row.id,
+        )
+    )
+    if clash is not None:
+        raise Conflict(
+            f"Patient {row.patient_id} already has a {definition.name!r} response for "
+            f"{day.isoformat()} (response {clash}); edit that one instead."
+        )
+    moved = f"{row.event_date.isoformat()}->{day.isoformat()}"
+    row.event_date = day
+    return moved
+
+
+def _update_details(
+    form: str,
+    response_id: int,
+    changed: list[str],
+    old_status: str,
+    new_status: str,
+    moved: str | None,
+) -> dict[str, Any]:
+    """The audit details of a change: the fields changed (never their values)."""
+    details: dict[str, Any] = {"form": form, "response_id": response_id, "fields": changed}
+    if new_status != old_status:
+        details["status"] = f"{old_status}->{new_status}"
+    if moved:
+        details["event_date"] = moved
+    return details

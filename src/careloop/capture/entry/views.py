@@ -78,6 +78,9 @@ class TimelineEvent:
     """Entered by the patient or their carer."""
     updated_at: datetime
     """When it was last changed."""
+    key_values: tuple[tuple[str, str], ...] = ()
+    """The answers that say most about it, as (question, answer in words)
+    (:func:`careloop.capture.answers.key_values`)."""
 
 
 @dataclass(frozen=True)

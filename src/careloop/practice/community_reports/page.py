@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import math
 from collections import Counter
+from collections.abc import Sequence
 from pathlib import Path
 
 import markupsafe
 
+from careloop.analysis import Effect
 from careloop.community import DomainProfile, DomainScore
 from careloop.community.study import MeasureStudy
 from careloop.core.html import render
@@ -76,25 +78,33 @@ def _ratio(value: float) -> str:
 
 def effect_reading(m: MeasureStudy) -> str:
     """What the effect estimate says, in plain words (with the direction that is better)."""
-    e = m.effect
-    better = "higher" if m.measure.improvement == "up" else "lower"
+    return odds_reading(m.effect, improvement=m.measure.improvement, notes=m.notes)
+
+
+def odds_reading(
+    e: Effect | None, *, improvement: str, notes: Sequence[str] = (), after: str = "the change"
+) -> str:
+    """An odds ratio of after against before ``after``, in plain words: which way it moved,
+    whether its 95% interval rules out no change, and whether that way is better
+    (``improvement`` is the measure's ``up`` or ``down``)."""
+    better = "higher" if improvement == "up" else "lower"
     if e is None or not all(math.isfinite(v) for v in (e.estimate, e.ci_low, e.ci_high)):
         return "No effect could be estimated from these data" + (
-            f" ({'; '.join(m.notes)})." if m.notes else "."
+            f" ({'; '.join(notes)})." if notes else "."
         )
     interval = f"95% confidence interval {_ratio(e.ci_low)} to {_ratio(e.ci_high)}"
     if e.ci_low <= 1 <= e.ci_high:
         return (
-            f"The data fit no change as well as a change: the odds after the change were "
+            f"The data fit no change as well as a change: the odds after {after} were "
             f"{_ratio(e.estimate)} times those before ({interval}, which includes 1, "
             f"meaning no difference). Here {better} is better."
         )
     up = e.ci_low > 1
     size = f"{_ratio(e.estimate)} times" if up else f"{_ratio(e.estimate)} times (lower)"
-    good = (up and m.measure.improvement == "up") or (not up and m.measure.improvement == "down")
+    good = (up and improvement == "up") or (not up and improvement == "down")
     verdict = "an improvement" if good else "a change in the wrong direction"
     return (
-        f"After the change the odds were {size} those before ({interval}): "
+        f"After {after} the odds were {size} those before ({interval}): "
         f"{'higher' if up else 'lower'}, and since {better} is better, {verdict}."
     )
 

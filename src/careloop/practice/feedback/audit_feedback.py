@@ -89,14 +89,18 @@ class AuditFeedbackReport:
             "caveats": list(self.caveats),
         }
 
+    def funnel_svg(self) -> markupsafe.Markup:
+        """The funnel plot of every site as inline SVG."""
+        # The SVG is drawn by vl-convert from the numbers; its text is XML-escaped there.
+        return markupsafe.Markup(charts.funnel.svg(self.funnel, title=self.measure_id))  # noqa: S704
+
     def to_html(self) -> str:
         """A self-contained HTML page (funnel plot as inline SVG, no scripts)."""
         return render(
             "careloop.practice.feedback", "audit_feedback.html",
             report=self,
             title=f"{self.measure_id} at {self.site}, {self.period_start:%Y-%m-%d}",
-            # The SVG is drawn by vl-convert from the numbers; its text is XML-escaped there.
-            funnel_svg=markupsafe.Markup(charts.funnel.svg(self.funnel, title=self.measure_id)),  # noqa: S704
+            funnel_svg=self.funnel_svg(),
         )  # fmt: skip
 
 

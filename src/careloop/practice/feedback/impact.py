@@ -35,6 +35,7 @@ from careloop.analysis.trials import ProportionsComparison, compare_proportions
 from careloop.core.errors import InputError
 from careloop.core.html import render
 from careloop.knowledge.library import Deployment
+from careloop.practice.community_reports.page import odds_reading
 
 CARD_TABLE_COLUMNS = (
     "site_code",
@@ -70,6 +71,25 @@ class ImpactReport:
     """The arms compared (comparator, intervention)."""
     caveats: tuple[str, ...]
     """Statistical caveats raised while fitting (few points, autocorrelation…)."""
+    pooled_sites: tuple[str, ...] = ()
+    """The sites whose results are added up into the series (empty: ``site``'s own series)."""
+
+    def reading(self, improvement: str) -> str:
+        """The change in level at the deployment, in plain words (``improvement`` is the
+        measure's better direction, ``up`` or ``down``)."""
+        d = self.deployment
+        return odds_reading(
+            self.its.step if self.its is not None else None,
+            improvement=improvement,
+            notes=[c for c in self.caveats if c.startswith("Interrupted time series not fitted")],
+            after=f"{d.identifier} {d.version} went live",
+        )
+
+    def series_words(self) -> str:
+        """Whose results the series adds up, in words."""
+        if self.pooled_sites:
+            return f"the sites it was deployed at ({', '.join(self.pooled_sites)}), added up"
+        return f"site {self.site}" if self.site else "the whole network"
 
     def to_dict(self) -> dict[str, Any]:
         """A JSON-ready summary."""
@@ -86,6 +106,7 @@ class ImpactReport:
             },
             "measure_id": self.measure_id,
             "site": self.site,
+            "pooled_sites": list(self.pooled_sites),
             "spc": {
                 "centre_before": float(parts["cl"].iloc[0]),
                 "centre_after": float(parts["cl"].iloc[-1]),
@@ -109,8 +130,8 @@ class ImpactReport:
         arms = self.variant_arms or ("comparator", "intervention")
         return (arms[1], arms[0])
 
-    def to_html(self) -> str:
-        """A self-contained HTML page (the SPC chart as inline SVG, no scripts)."""
+    def chart_svg(self) -> markupsafe.Markup:
+        """The SPC chart as inline SVG, the deployment marked at its first period."""
         d = self.deployment
         annotation = [
             Annotation(
@@ -119,13 +140,18 @@ class ImpactReport:
                 kind="deployment",
             )
         ]
+        # The SVG is drawn by vl-convert from the numbers; its text is XML-escaped there.
+        return markupsafe.Markup(charts.spc.svg(self.spc, annotations=annotation))  # noqa: S704
+
+    def to_html(self) -> str:
+        """A self-contained HTML page (the SPC chart as inline SVG, no scripts)."""
+        d = self.deployment
         return render(
             "careloop.practice.feedback", "impact.html",
             report=self,
             deployment=d,
             title=f"Impact of {d.identifier} {d.version} on {self.measure_id}",
-            # The SVG is drawn by vl-convert from the numbers; its text is XML-escaped there.
-            spc_svg=markupsafe.Markup(charts.spc.svg(self.spc, annotations=annotation)),  # noqa: S704
+            spc_svg=self.chart_svg(),
             its=self.its.summary() if self.its is not None else "Not fitted.",
             variants=(
                 self.variants.summary(labels=self._labels()) if self.variants is not None else None
@@ -133,19 +159,23 @@ class ImpactReport:
         )  # fmt: skip
 
 
-def _series(results: pd.DataFrame, measure_id: str, site: str) -> pd.DataFrame:
+def _series(
+    results: pd.DataFrame, measure_id: str, site: str, pool: Sequence[str] = ()
+) -> pd.DataFrame:
+    """The measure's monthly series at ``site`` or, given ``pool``, summed over those sites."""
     missing = {"measure_id", "site", "period_start", "numerator", "denominator"} - set(results)
     if missing:
         raise InputError(f"The measure results lack the column(s) {sorted(missing)}.")
-    rows = results[(results["measure_id"] == measure_id) & (results["site"] == site)]
+    wanted = results["site"].isin(list(pool)) if pool else results["site"] == site
+    rows = results[(results["measure_id"] == measure_id) & wanted]
     if "stratum" in rows:
         rows = rows[rows["stratum"].fillna("") == ""]
     if rows.empty:
+        where = ", ".join(pool) if pool else site or "(network)"
         raise InputError(
-            f"No results of measure {measure_id!r} for site {site or '(network)'!r}; "
-            "run the measures first."
+            f"No results of measure {measure_id!r} for {where!r}; run the measures first."
         )
-    out = rows[["period_start", "numerator", "denominator"]].copy()
+    out = rows.groupby("period_start", as_index=False)[["numerator", "denominator"]].sum()
     out["period_start"] = pd.to_datetime(out["period_start"])
     return out.sort_values("period_start").reset_index(drop=True)
 
@@ -201,6 +231,7 @@ def impact_report(
     site: str = "",
     card_events: pd.DataFrame | None = None,
     variant_arms: Sequence[str] | None = None,
+    pool_sites: Sequence[str] = (),
 ) -> ImpactReport:
     """The impact report of ``deployment`` on ``measure_id``.
 
@@ -217,12 +248,15 @@ def impact_report(
         card_events: ``careloop.practice.card_events(registry)``, for the
             acceptance tables and the variant comparison.
         variant_arms: Arms of the card-variant test (comparator first).
+        pool_sites: Add up the results of these sites into the series (the
+            sites a deployment went live at), instead of ``site``'s own.
 
     Raises:
         InputError: No results for the measure, or no period before or after
             the deployment.
     """
-    series = _series(results, measure_id, site)
+    pooled = tuple(pool_sites) if not site else ()
+    series = _series(results, measure_id, site, pooled)
     start = pd.Timestamp(deployment.started_at.date())
     series["after"] = (series["period_start"] >= start).astype(int)
     # A period that straddles the deployment date counts as "before" only if it
@@ -278,6 +312,7 @@ def impact_report(
         variants=variants,
         variant_arms=pair,
         caveats=tuple(caveats),
+        pooled_sites=pooled,
     )
 
 

@@ -14,11 +14,15 @@ acceptance of the sites the reader works at only.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+
 import pandas as pd
 
 from careloop.core.errors import InputError, NotFound
-from careloop.knowledge.library import show
+from careloop.knowledge.library import Deployment, VersionDetail, show
 from careloop.measures import load_results
+from careloop.measures.catalog import load_catalog
 from careloop.practice.events import card_events
 from careloop.practice.feedback.audit_feedback import AuditFeedbackReport, audit_feedback_report
 from careloop.practice.feedback.impact import ImpactReport, impact_report
@@ -84,6 +88,77 @@ def _require_site(
     raise NotFound(f"There is no site {site!r} whose {report} report you can see.")
 
 
+@dataclass(frozen=True)
+class MeasureImpact:
+    """A deployment's impact on one of the measures it targets."""
+
+    measure_id: str
+    """The measure."""
+    title: str
+    """Its title (the id when the catalogue does not know it)."""
+    report: ImpactReport | None
+    """The before-and-after analysis; None when it could not be made (see ``reading``)."""
+    reading: str
+    """What changed, in plain words, or why there is nothing to show."""
+
+
+@dataclass(frozen=True)
+class KnowledgeImpact:
+    """A knowledge object's latest deployment and its impact on every measure it targets."""
+
+    ref: str
+    """identifier@version."""
+    title: str
+    """The knowledge object's title."""
+    deployment: Deployment
+    """The latest deployment."""
+    site: str
+    """The site the reader narrowed to (``""``: the deployment's sites, or the network)."""
+    measures: tuple[MeasureImpact, ...]
+    """One entry per target measure, in the order the knowledge object names them."""
+
+
+def _deployment_of(
+    registry: Registry, principal: Principal, ref: str, site: str
+) -> tuple[VersionDetail, Deployment]:
+    """The knowledge object's detail and latest deployment, the site checked first."""
+    detail = show(registry, principal, ref)
+    if site:
+        _require_site(registry, principal, site, "impact", knowledge_object=detail.version.ref)
+    if not detail.deployments:
+        raise InputError(f"{detail.version.ref} has never been deployed, so it has no impact yet.")
+    return detail, detail.deployments[-1]
+
+
+def _readers_events(registry: Registry, principal: Principal, site: str) -> pd.DataFrame:
+    """Card events of ``site``, or of the sites the reader may see."""
+    events = card_events(registry)
+    if not events.empty and (site or principal.scope_for(_SITE_ACTION) != Scope.everything()):
+        allowed = {site} if site else _visible_sites(registry, principal)
+        events = events[events.site_code.isin(allowed)]
+    return events
+
+
+def _one_impact(
+    detail: VersionDetail,
+    deployment: Deployment,
+    results: pd.DataFrame,
+    events: pd.DataFrame,
+    measure: str,
+    site: str,
+) -> ImpactReport:
+    arms = next(iter(detail.package.trials().values()), None)
+    return impact_report(
+        deployment,
+        results,
+        measure_id=measure,
+        site=site,
+        card_events=events,
+        variant_arms=arms.arms[:2] if arms else None,
+        pool_sites=deployment.sites,
+    )
+
+
 def impact_for(
     registry: Registry,
     warehouse: WarehouseOpener,
@@ -96,30 +171,51 @@ def impact_for(
     """The impact report of a knowledge object's latest deployment on one of its measures.
 
     ``site`` (a site code) narrows the series and the cards to that site, for
-    people who work there; ``""`` is the network's series with the cards of the
-    reader's own sites.
+    people who work there; ``""`` is the series of the sites the deployment went
+    live at, added up (the network's, when it went live everywhere), with the
+    cards of the reader's own sites.
     """
-    detail = show(registry, principal, ref)
-    if site:
-        _require_site(registry, principal, site, "impact", knowledge_object=detail.version.ref)
-    if not detail.deployments:
-        raise InputError(f"{detail.version.ref} has never been deployed, so it has no impact yet.")
-    deployment = detail.deployments[-1]
+    detail, deployment = _deployment_of(registry, principal, ref, site)
     measure = measure_id or (deployment.measures[0] if deployment.measures else None)
     if measure is None:
         raise InputError(f"{detail.version.ref} names no measure it should move; give one.")
-    arms = next(iter(detail.package.trials().values()), None)
-    events = card_events(registry)
-    if not events.empty and (site or principal.scope_for(_SITE_ACTION) != Scope.everything()):
-        allowed = {site} if site else _visible_sites(registry, principal)
-        events = events[events.site_code.isin(allowed)]
-    return impact_report(
-        deployment,
-        stored_results(warehouse),
-        measure_id=measure,
+    events = _readers_events(registry, principal, site)
+    return _one_impact(detail, deployment, stored_results(warehouse), events, measure, site)
+
+
+def impacts_for(
+    registry: Registry,
+    warehouse: WarehouseOpener,
+    principal: Principal,
+    ref: str,
+    *,
+    site: str = "",
+    measures_dir: Path | str | None = None,
+) -> KnowledgeImpact:
+    """A knowledge object's latest deployment on every measure it targets, each read in
+    plain words with the measure's better direction (from the measure catalogue in
+    ``measures_dir``). A measure without results says so instead of failing the page."""
+    detail, deployment = _deployment_of(registry, principal, ref, site)
+    events = _readers_events(registry, principal, site)
+    results = stored_results(warehouse)
+    catalog = {m.id: m for m in load_catalog(measures_dir=measures_dir).measures}
+    shown = []
+    for measure in deployment.measures:
+        known = catalog.get(measure)
+        title = known.title if known is not None else measure
+        try:
+            report = _one_impact(detail, deployment, results, events, measure, site)
+        except InputError as exc:
+            shown.append(MeasureImpact(measure, title, None, f"Nothing to show yet: {exc.message}"))
+            continue
+        improvement = known.improvement if known is not None else "up"
+        shown.append(MeasureImpact(measure, title, report, report.reading(improvement)))
+    return KnowledgeImpact(
+        ref=detail.version.ref,
+        title=detail.version.title,
+        deployment=deployment,
         site=site,
-        card_events=events,
-        variant_arms=arms.arms[:2] if arms else None,
+        measures=tuple(shown),
     )
 
 

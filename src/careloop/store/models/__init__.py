@@ -10,6 +10,7 @@ that belong to a patient carry ``patient_id`` (:class:`PatientOwned`); the
 session scope in :mod:`careloop.store.scoping` filters every query on them.
 """
 
+from careloop.store.models.alerts import Alert
 from careloop.store.models.capture import (
     RESPONSE_STATUSES,
     FormDefinition,
@@ -19,6 +20,7 @@ from careloop.store.models.capture import (
     PromLink,
     PromSchedule,
     Response,
+    ResponseRevision,
 )
 from careloop.store.models.community import (
     Aim,
@@ -96,6 +98,7 @@ __all__ = [
     "SEXES",
     "AccountInvitation",
     "Aim",
+    "Alert",
     "ApiToken",
     "AuditEntry",
     "AuditHead",
@@ -140,6 +143,7 @@ __all__ = [
     "Proposal",
     "ProvenanceRecord",
     "Response",
+    "ResponseRevision",
     "Site",
     "SiteOwned",
     "ToolkitItem",

@@ -102,6 +102,36 @@ class Response(SiteOwned, PatientOwned, Base):
     __mapper_args__ = {"version_id_col": version}  # noqa: RUF012 - SQLAlchemy API
 
 
+class ResponseRevision(SiteOwned, PatientOwned, Base):
+    """What a response held after one save: the data history of a form.
+
+    Written by every save on the entry pages, the API and PROM links (one row
+    per version); bulk imports keep no revisions (their audit entries name
+    the fields they changed). A ``baseline`` row keeps what a response held
+    before its first revision, so the first change on a page still shows the
+    value it replaced.
+    """
+
+    __tablename__ = "form_response_revision"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    response_id: Mapped[int] = mapped_column(
+        ForeignKey("form_response.id", ondelete="CASCADE"), index=True
+    )
+    version: Mapped[int] = mapped_column(Integer)
+    """The response's version after this save."""
+    event_date: Mapped[date] = mapped_column(Date)
+    status: Mapped[str] = mapped_column(String(16))
+    values: Mapped[dict[str, Any]] = mapped_column(JSON)
+    saved_at: Mapped[datetime] = mapped_column(default=utcnow)
+    saved_by: Mapped[str] = mapped_column(String(254))
+    """Who: an e-mail, ``cli:<login>``, or ``PROM link``."""
+    reason: Mapped[str | None] = mapped_column(Text)
+    """The reason for change given, if any."""
+    baseline: Mapped[bool] = mapped_column(Boolean, default=False)
+    """A copy of what was stored before history was kept, not a save of its own."""
+
+
 class PromLink(SiteOwned, PatientOwned, Base):
     """A personal, expiring, single-use link for a patient to fill a PROM.
 

@@ -23,6 +23,7 @@ from careloop.warehouse.quality.report import (
     RESULT_SCHEMA,
     RESULT_TABLE,
     QualityReport,
+    latest_quality_report,
     quality_history,
     store_quality_report,
 )
@@ -38,6 +39,7 @@ __all__ = [
     "QualityReport",
     "checks_markdown",
     "completeness_by_site",
+    "latest_quality_report",
     "quality_history",
     "run_checks",
     "store_quality_report",

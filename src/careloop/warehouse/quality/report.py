@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass
-from datetime import datetime
+from datetime import UTC, datetime
 from types import MappingProxyType
 from typing import Any, cast
 
@@ -125,3 +125,37 @@ def quality_history(warehouse: Warehouse, *, check_id: str | None = None) -> pd.
         t = t.filter(t.check_id == check_id)
     with quiet_engine_warnings():
         return cast(pd.DataFrame, t.order_by(["run_at", "check_id"]).execute())
+
+
+def latest_quality_report(warehouse: Warehouse) -> QualityReport | None:
+    """The latest run kept by :func:`store_quality_report` (None before the first one)."""
+    frame = quality_history(warehouse)
+    if frame.empty:
+        return None
+    latest = frame.sort_values("run_at", kind="stable")["run_id"].iloc[-1]
+    rows = frame[frame["run_id"] == latest]
+    results = tuple(
+        CheckResult(
+            check_id=r.check_id,
+            check_name=r.check_name,
+            category=r.category,
+            level=r.level,
+            table=_text(r.table_name),
+            column=_text(r.column_name),
+            concept_id=None if pd.isna(r.concept_id) else int(r.concept_id),
+            description=r.description,
+            threshold=None if pd.isna(r.threshold) else float(r.threshold),
+            failing_rows=int(r.failing_rows),
+            denominator=int(r.denominator),
+            percent=float(r.percent),
+            status=r.status,
+            error=_text(r.error),
+        )
+        for r in rows.itertuples(index=False)
+    )
+    run_at = pd.Timestamp(rows["run_at"].iloc[0]).to_pydatetime().replace(tzinfo=UTC)
+    return QualityReport(str(latest), run_at, warehouse.url, results)
+
+
+def _text(value: Any) -> str | None:
+    return None if value is None or (isinstance(value, float) and pd.isna(value)) else str(value)

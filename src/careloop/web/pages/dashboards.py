@@ -4,20 +4,22 @@ Each route asks :mod:`careloop.practice.feedback.dashboards` for the data (who m
 what is decided there) and renders it. Interactive charts are Plotly figures
 sent as JSON in a ``<script type="application/json">`` block (data, not
 script, so the strict CSP holds) and drawn by ``static/dashboards.js`` with
-the plotly.js that the installed ``plotly`` Python package ships, served from
-``/vendor/plotly.min.js`` (never a CDN, never a copy in the repository).
+the plotly.js that the installed ``plotly`` Python package ships, served by
+:mod:`careloop.web.assets` at ``/vendor/plotly.min.js`` (never a CDN, never a
+copy in the repository).
 """
 
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from datetime import date
 from importlib import resources
 from typing import Annotated, Any, Literal
 
 import pandas as pd
 from fastapi import APIRouter, Query, Request
-from fastapi.responses import FileResponse, HTMLResponse, Response
+from fastapi.responses import HTMLResponse, Response
 from markupsafe import Markup
 
 from careloop import charts
@@ -28,9 +30,11 @@ from careloop.measures.catalog import MeasureCatalog, load_catalog
 from careloop.measures.patient_lists import ListKind
 from careloop.practice.feedback import dashboards as dashboard
 from careloop.practice.feedback.dashboards import Deployed, Series, StoredResults
+from careloop.trust.principal import Principal
 from careloop.warehouse.connection import Warehouse, warehouse_opener
+from careloop.web.pages import dashboard_cache as page_cache
 from careloop.web.pages.rendering import page_context, render
-from careloop.web.security import CallerDep, RegistryDep, SettingsDep
+from careloop.web.security import Caller, CallerDep, RegistryDep, SettingsDep
 
 router = APIRouter(include_in_schema=False)
 
@@ -113,6 +117,11 @@ def changes_by_measure(registry: Any, stored: StoredResults) -> dict[str, tuple[
     return {m: dashboard.recorded_changes(registry, m, stored.sites) for m in stored.measure_ids}
 
 
+def _changes_key(changes: dict[str, tuple[Deployed, ...]]) -> tuple[Any, ...]:
+    """The recorded changes as part of a cache key: a new note is a new key."""
+    return tuple(sorted(changes.items()))
+
+
 def icons(signals: dashboard.Signals | None) -> Markup:
     """The Making Data Count variation and assurance icons of a series, inline SVG."""
     if signals is None:
@@ -125,23 +134,7 @@ def icons(signals: dashboard.Signals | None) -> Markup:
     )
 
 
-# --- plotly.js from the installed package ---------------------------------------------
-
-
-@router.get("/vendor/plotly.min.js")
-def plotly_js() -> Response:
-    """plotly.js as the installed ``plotly`` Python package ships it."""
-    import plotly
-
-    path = resources.files("plotly") / "package_data" / "plotly.min.js"
-    return FileResponse(
-        str(path),
-        media_type="text/javascript",
-        headers={
-            "Cache-Control": "public, max-age=86400",
-            "ETag": f'"plotly-{plotly.__version__}"',
-        },
-    )
+# --- plotly.js's style rules (served by careloop.web.assets at /vendor/) -------------
 
 
 _STYLE_RULES = re.compile(
@@ -174,7 +167,6 @@ def plotly_css(script: str) -> str:
     return "\n".join(rules) + "\n"
 
 
-_PLOTLY_CSS: dict[str, str] = {}
 _INJECTED_STYLE = re.compile(
     r'if\(!document\.getElementById\("([\w-]+)"\)\)\{var \w+=document\.createElement\("style"\)'
 )
@@ -194,20 +186,6 @@ def plotly_style_guards() -> tuple[str, ...]:
     return _GUARD_IDS[0]
 
 
-@router.get("/vendor/plotly.css")
-def plotly_stylesheet() -> Response:
-    """plotly.js's own base style rules, from the installed package, as a stylesheet."""
-    import plotly
-
-    if plotly.__version__ not in _PLOTLY_CSS:
-        _PLOTLY_CSS[plotly.__version__] = plotly_css(_plotly_script())
-    return Response(
-        _PLOTLY_CSS[plotly.__version__],
-        media_type="text/css",
-        headers={"Cache-Control": "public, max-age=86400"},
-    )
-
-
 # --- pages ---------------------------------------------------------------------------------
 
 
@@ -217,19 +195,57 @@ def measures_overview(
 ) -> Response:
     dashboard.require_dashboards(caller.principal)
     try:
-        stored = dashboard.stored_results(warehouse_opener(settings))
+        stored = page_cache.stored_results(settings)
     except NotFound as exc:
         return render(
             request, "dashboards_empty.html", {**page_context(caller), "message": exc.message}
         )
-    view = dashboard.overview(
-        stored, _catalog(settings), caller.principal, changes=changes_by_measure(registry, stored)
-    )
+    view = _overview(stored, caller, settings, registry)
     return render(
         request,
         "dashboards_overview.html",
         {**page_context(caller), "view": view, "sparkline": sparkline, "icons": icons},
     )
+
+
+def _overview(
+    stored: StoredResults, caller: Caller, settings: Any, registry: Any
+) -> dashboard.Overview:
+    catalog = _catalog(settings)
+    changes = changes_by_measure(registry, stored)
+    # The attention list names the viewer's own sites: they are part of the key.
+    mine = tuple(sorted({g.site_code or "" for g in caller.principal.grants}))
+    return page_cache.overview(
+        settings,
+        stored,
+        caller.principal,
+        (page_cache.catalog_inputs(catalog), _changes_key(changes), mine),
+        lambda: dashboard.overview(stored, catalog, caller.principal, changes=changes),
+    )
+
+
+def _detail(
+    measure_id: str, caller: Caller, settings: Any, registry: Any
+) -> tuple[StoredResults, dashboard.MeasureDetail]:
+    """The stored run and a measure's page data (shared by every worker: page_cache)."""
+    stored = page_cache.stored_results(settings)
+    deployments = dashboard.recorded_changes(registry, measure_id, stored.sites)
+    detail = page_cache.measure_detail(
+        settings,
+        stored,
+        caller.principal,
+        _detail_inputs(measure_id, deployments, settings),
+        lambda: dashboard.measure_detail(
+            stored, _catalog(settings), measure_id, caller.principal, deployments=deployments
+        ),
+    )
+    return stored, detail
+
+
+def _detail_inputs(measure_id: str, deployments: Sequence[Deployed], settings: Any) -> Any:
+    """What a measure's page data and figures depend on besides the stored run (their cache
+    key): a new deployment, change or annotation must be named here."""
+    return (measure_id, tuple(deployments), page_cache.catalog_inputs(_catalog(settings)))
 
 
 @router.get("/measures/{measure_id}/sites/{site}/patients", response_class=HTMLResponse)
@@ -274,16 +290,43 @@ def measure_patient_list(
 def site_page(
     request: Request, code: str, caller: CallerDep, settings: SettingsDep, registry: RegistryDep
 ) -> Response:
-    stored = dashboard.stored_results(warehouse_opener(settings))
-    view = dashboard.site_view(
-        stored,
-        _catalog(settings),
-        code,
-        caller.principal,
-        changes=changes_by_measure(registry, stored),
-    )
+    stored = page_cache.stored_results(settings)
+    view = _site(stored, code, caller, settings, registry)
     return render(
         request,
         "dashboard_site.html",
         {**page_context(caller), "view": view, "sparkline": sparkline, "icons": icons},
     )
+
+
+def _site(
+    stored: StoredResults, code: str, caller: Caller, settings: Any, registry: Any
+) -> dashboard.SiteView:
+    catalog = _catalog(settings)
+    changes = changes_by_measure(registry, stored)
+    return page_cache.site_view(
+        settings,
+        stored,
+        caller.principal,
+        (code.strip().upper(), page_cache.catalog_inputs(catalog), _changes_key(changes)),
+        lambda: dashboard.site_view(stored, catalog, code, caller.principal, changes=changes),
+    )
+
+
+def warm_pages(settings: Settings, registry: Any) -> int:
+    """Compute every dashboard page's shared data and figures now (the overview, each
+    measure, each site), so that nobody waits for them; how many pages were warmed."""
+    try:
+        stored = page_cache.stored_results(settings)
+    except NotFound:
+        return 0  # no measure results yet
+    from careloop.web.pages.measure_page import page_figures  # it imports this module
+
+    caller = Caller(Principal.operator("dashboard warm-up"), None, None)
+    view = _overview(stored, caller, settings, registry)
+    for row in view.rows:
+        _, detail = _detail(row.measure.id, caller, settings, registry)
+        page_figures(detail, settings, detail.network, None)
+    for code in stored.sites:
+        _site(stored, code, caller, settings, registry)
+    return 1 + len(view.rows) + len(stored.sites)

@@ -9,14 +9,21 @@ from typing import Annotated
 from fastapi import APIRouter, Form, Request
 from fastapi.responses import HTMLResponse, RedirectResponse, Response
 
-from careloop.core.errors import AuthenticationRequired, CsrfRejected
+from careloop.core.errors import (
+    AccountLocked,
+    AuthenticationRequired,
+    CsrfRejected,
+    InvalidCredentials,
+)
 from careloop.core.settings import Settings
 from careloop.trust import identity
+from careloop.web.pages.home_roles import role_context
 from careloop.web.pages.portal import is_portal_user
-from careloop.web.pages.rendering import render
+from careloop.web.pages.rendering import page_context, render
 from careloop.web.security import (
     LOGIN_CSRF_COOKIE,
     SESSION_COOKIE,
+    Caller,
     CallerDep,
     OptionalCallerDep,
     RegistryDep,
@@ -103,19 +110,24 @@ def logout(request: Request, caller: CallerDep, registry: RegistryDep) -> Respon
     return response
 
 
-@router.get("/reauth", response_class=HTMLResponse)
-def reauth_page(request: Request, caller: CallerDep) -> Response:
-    csrf = caller.session.csrf_token if caller.session else ""
+def _reauth_form(
+    request: Request, caller: Caller, next_path: str | None, error: str | None, status: int
+) -> Response:
     return render(
         request,
         "reauth.html",
         {
-            "csrf_token": csrf,
-            "next": _safe_next(request.query_params.get("next")),
-            "error": None,
-            "principal": caller.principal,
+            **page_context(caller),
+            "next": _safe_next(next_path),
+            "error": error,
         },
+        status,
     )
+
+
+@router.get("/reauth", response_class=HTMLResponse)
+def reauth_page(request: Request, caller: CallerDep) -> Response:
+    return _reauth_form(request, caller, request.query_params.get("next"), None, 200)
 
 
 @router.post("/reauth")
@@ -128,12 +140,19 @@ def reauth_submit(
     next: Annotated[str, Form()] = "/",
 ) -> Response:
     token = request.cookies.get(SESSION_COOKIE, "")
-    identity.reauthenticate(registry, settings, token, password, request_context(request))
+    try:
+        identity.reauthenticate(registry, settings, token, password, request_context(request))
+    except (InvalidCredentials, AccountLocked) as exc:
+        # The form again, saying why (it used to send the person to the login page).
+        return _reauth_form(request, caller, next, exc.message, exc.http_status)
     return RedirectResponse(_safe_next(next), status_code=303)
 
 
 @router.get("/", response_class=HTMLResponse)
-def home(request: Request, caller: OptionalCallerDep, registry: RegistryDep) -> Response:
+def home(
+    request: Request, caller: OptionalCallerDep, registry: RegistryDep, settings: SettingsDep
+) -> Response:
+    """What waits for the signed-in person, by role; patients and carers go to /my."""
     if caller is None:
         return RedirectResponse("/login", status_code=303)
     if is_portal_user(caller.principal):
@@ -143,8 +162,8 @@ def home(request: Request, caller: OptionalCallerDep, registry: RegistryDep) -> 
         request,
         "home.html",
         {
-            "principal": caller.principal,
+            **page_context(caller),
             "sites": sites,
-            "csrf_token": caller.session.csrf_token if caller.session else "",
+            **role_context(request, registry, settings, caller.principal),
         },
     )

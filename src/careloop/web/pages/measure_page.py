@@ -26,10 +26,12 @@ from careloop.measures.runner import NETWORK
 from careloop.practice.feedback import dashboards as dashboard
 from careloop.practice.feedback.dashboards import MeasureDetail, Series, StoredResults
 from careloop.warehouse.connection import warehouse_opener
+from careloop.web.pages import dashboard_cache as page_cache
 from careloop.web.pages.community_assessment import PostedForm
 from careloop.web.pages.dashboards import (
     SMALL_MULTIPLES,
-    _catalog,
+    _detail,
+    _detail_inputs,
     figure_json,
     icons,
     plotly_style_guards,
@@ -40,20 +42,6 @@ from careloop.web.security import Caller, CallerDep, RegistryDep, SettingsDep
 router = APIRouter(include_in_schema=False)
 
 Month = Annotated[str | None, Query(max_length=7, pattern=r"^(\d{4}-\d{2})?$")]
-
-
-def _detail(
-    measure_id: str, caller: Caller, settings: Any, registry: Any
-) -> tuple[StoredResults, MeasureDetail]:
-    stored = dashboard.stored_results(warehouse_opener(settings))
-    detail = dashboard.measure_detail(
-        stored,
-        _catalog(settings),
-        measure_id,
-        caller.principal,
-        deployments=dashboard.recorded_changes(registry, measure_id, stored.sites),
-    )
-    return stored, detail
 
 
 def _series_at(detail: MeasureDetail, site: str | None) -> Series:
@@ -230,6 +218,21 @@ def _figures(detail: MeasureDetail, chosen: Series, window: list[str] | None) ->
     return figures
 
 
+def page_figures(
+    detail: MeasureDetail, settings: Any, chosen: Series, window: list[str] | None
+) -> dict[str, Markup]:
+    """The page's figures, computed once per run, changes, chosen chart and period range
+    for every worker (page_cache)."""
+    inputs = (
+        _detail_inputs(detail.measure.id, detail.deployments, settings),
+        chosen.site,
+        tuple(window) if window else None,
+    )
+    return page_cache.shared(
+        settings, detail.run_id, "figures", inputs, lambda: _figures(detail, chosen, window)
+    )
+
+
 def measure_response(
     request: Request,
     measure_id: str,
@@ -263,7 +266,7 @@ def measure_response(
             **form_state(request, entered, error),
             "detail": detail,
             "m": detail.measure,
-            "figures": _figures(detail, chosen, window),
+            "figures": page_figures(detail, settings, chosen, window),
             "chosen": chosen,
             "latest": detail.network.latest,
             "capped": len([s for s in detail.sites if s.chart is not None]) > SMALL_MULTIPLES,

@@ -4,11 +4,27 @@
 // works: the server validates on save and shows every error.
 (function () {
   "use strict";
+  // After a refused save the error summary takes the focus, so a screen reader reads it
+  // first and a keyboard user tabs straight to its links; after a save, the notice that
+  // says what was saved does (the GOV.UK design system's pattern for both).
+  var first = document.querySelector("[data-error-summary]") ||
+              document.querySelector("[data-focus-on-load]");
+  if (first) { first.focus(); }
   var form = document.getElementById("entry");
   if (!form) { return; }
+  // Enter in a box must not save the form by accident (the page's hidden first button
+  // already stops it without this script); in a text area it starts a new line.
+  form.addEventListener("keydown", function (event) {
+    var el = event.target;
+    if (event.key === "Enter" && el.tagName === "INPUT" &&
+        ["submit", "button", "reset"].indexOf(el.type) < 0) {
+      event.preventDefault();
+    }
+  });
   var url = form.getAttribute("data-check-url");
   var csrf = form.querySelector('input[name="csrf_token"]');
   var timer = null;
+  var touched = {};
 
   function values() {
     var out = {};
@@ -29,17 +45,33 @@
     return out;
   }
 
+  function invalid(box, bad) {
+    Array.prototype.forEach.call(box.querySelectorAll("input, select, textarea, fieldset"),
+      function (el) {
+        if (bad) { el.setAttribute("aria-invalid", "true"); } else { el.removeAttribute("aria-invalid"); }
+      });
+  }
+
   function apply(result) {
     var hidden = {};
     result.hidden.forEach(function (name) { hidden[name] = true; });
     Array.prototype.forEach.call(form.querySelectorAll("[data-field]"), function (box) {
       var name = box.getAttribute("data-field");
       box.hidden = !!hidden[name];
-      var section = form.querySelector('[data-section-for="' + name + '"]');
-      if (section) { section.hidden = !!hidden[name]; }
       var err = box.querySelector("[data-error-for]");
+      // The live check leaves out "needs an answer": a field's message from the last save
+      // stays until the person changes that field.
+      if (!result.errors[name] && !touched[name]) { return; }
       if (err) { err.textContent = result.errors[name] || ""; }
       box.classList.toggle("has-error", !!result.errors[name]);
+      invalid(box, !!result.errors[name]);
+    });
+    // A section's heading goes with its fields: hidden when every one of them is.
+    Array.prototype.forEach.call(form.querySelectorAll("[data-section]"), function (section) {
+      var boxes = section.querySelectorAll("[data-field]");
+      section.hidden = boxes.length > 0 && Array.prototype.every.call(boxes, function (b) {
+        return b.hidden;
+      });
     });
     Object.keys(result.calc).forEach(function (name) {
       var out = form.querySelector('[data-calc="' + name + '"]');
@@ -57,7 +89,8 @@
       .catch(function () { /* offline: the server checks again on save */ });
   }
 
-  function later() {
+  function later(event) {
+    if (event && event.target && event.target.name) { touched[event.target.name] = true; }
     if (timer) { clearTimeout(timer); }
     timer = setTimeout(check, 150);
   }
