@@ -119,11 +119,8 @@ def create_app(settings: Settings, *, warm_dashboards: bool = False) -> FastAPI:
         """Liveness and registry reachability (no authentication, no data)."""
         return api_trust.health_payload(registry_reachable(request.app.state.registry))
 
-    app.include_router(api_trust.router)
-    app.include_router(api_capture.router)
-    app.include_router(api_proms.router)
-    app.include_router(api_community.router)
-    app.include_router(api_community_strategy.router)
+    for api in (api_trust, api_capture, api_proms, api_community, api_community_strategy):
+        app.include_router(api.router)
     app.include_router(api_measures.router)
     app.include_router(pages_home.router)
     app.include_router(cds_hooks_router)
