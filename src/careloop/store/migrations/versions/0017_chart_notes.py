@@ -5,7 +5,7 @@ with a line of text; one that starts a phase makes the chart recalculate its
 centre line and limits from that period on.
 
 Revision ID: 0017
-Revises: 0016
+Revises: 0019
 Create Date: 2026-12-08 00:10:00
 """
 
@@ -15,7 +15,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision = "0017"
-down_revision = "0016"
+down_revision = "0019"  # after the alerts and response revisions (main); re-chained at merge
 branch_labels = None
 depends_on = None
 
