@@ -84,3 +84,26 @@ def login(page: Any, base_url: str, email: str, password: str) -> None:
     page.get_by_role("button", name="Log in").click()
     # Staff land on the home page; patients and carers on their portal.
     page.wait_for_url(re.compile(re.escape(base_url) + r"/(my)?$"))
+
+
+def check_page(page: Any, name: str) -> None:
+    """Screenshot the page into ``CARELOOP_TEST_SHOTS`` (when set) and run axe-core on it
+    (when ``CARELOOP_TEST_AXE_JS`` names its axe.min.js): nothing serious or critical."""
+    shots, axe_js = os.environ.get("CARELOOP_TEST_SHOTS"), os.environ.get("CARELOOP_TEST_AXE_JS")
+    if shots:
+        Path(shots).mkdir(parents=True, exist_ok=True)
+        page.screenshot(path=str(Path(shots) / f"{name}.png"), full_page=True)
+    if not axe_js:
+        return
+    # Evaluated by the driver, not loaded as a script, so the page's strict CSP stays as is.
+    page.evaluate(Path(axe_js).read_text())
+    result = page.evaluate(
+        "axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21aa']}})"
+    )
+    assert result["passes"], f"{name}: axe-core checked nothing"
+    serious = [
+        (v["id"], v["help"], [n["target"] for n in v["nodes"]][:3])
+        for v in result["violations"]
+        if v["impact"] in ("serious", "critical")
+    ]
+    assert serious == [], f"{name}: {serious}"

@@ -43,6 +43,33 @@ def test_png_decodes_and_plotly_figure_has_the_traces(tmp_path):
     fig = charts.funnel.figure(result)
     names = [t.name for t in fig.data]
     assert "95% limits" in names and "99.8% limits" in names
-    assert any(n.startswith("target") for n in names)
+    # Centred on the pooled value: the network mean, not a "target".
+    assert any(n.startswith("network mean") for n in names)
+    assert not any(n.startswith("target") for n in names)
     units = [t for t in fig.data if t.mode and "markers" in t.mode]
     assert sum(len(t.x) for t in units) == 8
+
+
+def test_a_goal_is_its_own_line_and_units_take_the_spc_colours_of_the_better_direction():
+    from careloop.charts._spc_look import STATUS_COLOURS
+
+    result = quiet(PROPORTIONS, **PROP_ARGS)
+    flagged = result.units[result.units["flag"] != "within"]
+    assert len(flagged)  # the data set has units beyond the limits
+    for improvement in ("up", "down"):
+        fig = charts.funnel.figure(result, improvement=improvement, goal=0.9)
+        names = [t.name for t in fig.data]
+        assert any(n.startswith("network mean") for n in names)
+        assert f"target {0.9 * result.multiply:.4g}" in names or "target 90.0%" in names
+        checked = 0
+        for trace in fig.data:
+            if trace.name.startswith(("above", "below")):
+                better = trace.name.startswith("above") == (improvement == "up")
+                shades = charts.funnel.IMPROVEMENT if better else charts.funnel.CONCERN
+                outer = trace.name.endswith("99.8%")
+                assert trace.marker.color == shades[1 if outer else 0], (improvement, trace.name)
+                checked += 1
+        assert checked == 2  # one unit above the 95% limit, one below
+    # The full colours are the SPC charts' Making Data Count improvement and concern.
+    assert charts.funnel.IMPROVEMENT[1] == STATUS_COLOURS["improvement"]
+    assert charts.funnel.CONCERN[1] == STATUS_COLOURS["concern"]

@@ -20,8 +20,7 @@ from careloop.practice.feedback.dashboards import (
 )
 from careloop.trust.principal import Grant, Principal
 
-MEASURE = parse_yaml(
-    """
+_MEASURE_YAML = """
 id: visit-remission
 title: Visits in remission
 type: proportion
@@ -32,7 +31,7 @@ target: 0.8
 denominator: {visit: {concepts: [9202]}}
 numerator: {observation: {concepts: [2000000101], value: {in: [1]}}}
 """
-)
+MEASURE = parse_yaml(_MEASURE_YAML)
 CATALOG = MeasureCatalog((MEASURE,))
 CLINICIAN = Principal(user_id=1, email="c@x", grants=(Grant("clinician", 1, "S1"),))
 
@@ -108,15 +107,38 @@ def test_the_funnel_of_a_visit_measure_sums_the_last_twelve_months_of_each_site(
     assert detail.patient_list_sites == ("S1",)
 
 
-def test_a_site_page_compares_the_site_with_the_network_in_the_same_period():
+def test_a_site_within_the_funnel_is_neither_better_nor_worse_whatever_its_raw_difference():
     view = site_view(_stored(), CATALOG, "s1", CLINICIAN)
     (row,) = view.rows
     assert view.site == "S1" and view.may_list_patients
     mine = row.site.latest
     theirs = next(p for p in row.network.points if p.period_start == mine.period_start)
-    assert row.better_than_network == (mine.value > theirs.value)
+    assert mine.value != theirs.value  # a raw difference, which is not evidence …
+    assert row.funnel_flag == "within" and row.better_than_network is None  # … within the funnel
     with pytest.raises(NotFound):
         site_view(_stored(), CATALOG, "S9", CLINICIAN)
+
+
+def _with_site(stored: StoredResults, site: str, rate: float) -> StoredResults:
+    """``stored`` with one more site whose remission is ``rate`` every month (400 visits)."""
+    template = stored.frame[stored.frame.site == "S1"]
+    extra = template.assign(site=site, numerator=int(400 * rate), denominator=400)
+    extra = extra.assign(value=extra.numerator / extra.denominator)
+    return StoredResults("run-1", None, pd.concat([stored.frame, extra], ignore_index=True))
+
+
+@pytest.mark.parametrize(
+    ("improvement", "rate", "flag_side", "better"),
+    [("up", 0.95, "above", True), ("up", 0.2, "below", False), ("down", 0.95, "above", False)],
+)
+def test_better_or_worse_than_the_network_comes_from_the_funnel_limits_and_the_direction(
+    improvement, rate, flag_side, better
+):
+    measure = parse_yaml(_MEASURE_YAML.replace("improvement: up", f"improvement: {improvement}"))
+    view = site_view(_with_site(_stored(), "S3", rate), MeasureCatalog((measure,)), "S3", CLINICIAN)
+    (row,) = view.rows
+    assert row.funnel_flag.startswith(flag_side) and row.funnel_flag.endswith("99.8%")
+    assert row.better_than_network is better
 
 
 def test_results_without_a_definition_are_shown_by_id_and_patients_see_nothing():

@@ -45,7 +45,7 @@ def test_every_table_joins_one_metadata_whatever_is_imported_first():
         *("community_proposal", "community_vote", "community_priority", "community_decision"),
         *("nasss_assessment", "community_knowledge", "learning_cycle", "learning_cycle_measure"),
         *("community_aim", "maturity_rating", "toolkit_item", "toolkit_rating", "toolkit_use"),
-        *("cycle_behaviour_design", "cycle_findings"),
+        *("cycle_behaviour_design", "cycle_findings", "chart_note"),
         "alert",
     }
 

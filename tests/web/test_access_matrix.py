@@ -52,6 +52,19 @@ def _b_link(inst: Installation) -> int:
 # ("deny") or whether an answer is allowed as long as it holds nothing of B ("filter").
 CROSS_SITE_REQUESTS: dict[tuple[str, str], tuple[str, Callable[[Installation], Request]]] = {
     ("GET", "/api/me"): ("filter", lambda i: ("GET", "/api/me", None)),
+    # Notes on measure charts hold no patient data; only site B's people may add to its chart.
+    ("GET", "/api/measures/{measure_id}/notes"): (
+        "filter",
+        lambda i: ("GET", "/api/measures/remission-at-visit/notes", None),
+    ),
+    ("POST", "/api/measures/{measure_id}/notes"): (
+        "deny",
+        lambda i: (
+            "POST",
+            "/api/measures/remission-at-visit/notes",
+            {"period": "2023-01-01", "text": "x", "site": "B"},
+        ),
+    ),
     ("GET", "/api/policy"): ("filter", lambda i: ("GET", "/api/policy", None)),
     ("GET", "/api/sites"): ("filter", lambda i: ("GET", "/api/sites", None)),
     ("POST", "/api/sites"): (

@@ -11,10 +11,8 @@ or critical violation of WCAG 2 A/AA. Screenshots go to
 
 from __future__ import annotations
 
-import os
 import re
 from collections.abc import Iterator
-from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,7 +21,7 @@ from careloop import community
 from careloop.demo.learning_community import NAME
 from careloop.trust.installation import open_registry
 from careloop.trust.principal import Principal
-from tests.live import LiveServer, login, start_server, stop_server
+from tests.live import LiveServer, check_page, login, start_server, stop_server
 from tests.web.community_strategy_demo import AIM, add_strategy
 from tests.web.dashboard_demo import (
     DEMO_GROUP,
@@ -35,8 +33,6 @@ from tests.web.dashboard_demo import (
 pytestmark = [pytest.mark.browser, DEMO_GROUP]
 
 PHONE = {"width": 390, "height": 844}
-AXE_JS = os.environ.get("CARELOOP_TEST_AXE_JS")
-SHOTS = os.environ.get("CARELOOP_TEST_SHOTS")
 
 
 @pytest.fixture(scope="module")
@@ -100,25 +96,7 @@ def _close(page: Any) -> None:
     assert not problems, f"browser console errors: {problems}"
 
 
-def _check(page: Any, name: str) -> None:
-    """Screenshot the page (when asked) and run axe-core on it (when it is at hand)."""
-    if SHOTS:
-        Path(SHOTS).mkdir(parents=True, exist_ok=True)
-        page.screenshot(path=str(Path(SHOTS) / f"{name}.png"), full_page=True)
-    if not AXE_JS:
-        return
-    # Evaluated by the driver, not loaded as a script, so the page's strict CSP stays as is.
-    page.evaluate(Path(AXE_JS).read_text())
-    result = page.evaluate(
-        "axe.run(document, {runOnly: {type: 'tag', values: ['wcag2a', 'wcag2aa', 'wcag21aa']}})"
-    )
-    assert result["passes"], f"{name}: axe-core checked nothing"
-    serious = [
-        (v["id"], v["help"], [n["target"] for n in v["nodes"]][:3])
-        for v in result["violations"]
-        if v["impact"] in ("serious", "critical")
-    ]
-    assert serious == [], f"{name}: {serious}"
+_check = check_page
 
 
 def test_a_clinician_votes_by_form_and_reads_a_cycles_study(demo, server, ids, chromium):

@@ -14,7 +14,7 @@ import pytest
 
 from careloop.measures import load_results
 from careloop.warehouse.connection import Warehouse
-from tests.live import LiveServer, login, start_server, stop_server
+from tests.live import LiveServer, check_page, login, start_server, stop_server
 from tests.web.dashboard_demo import (
     DEMO_GROUP,
     MEASURES_DIR_ENV,
@@ -115,3 +115,45 @@ def test_an_analyst_sees_the_charts_but_no_patient_list(demo, server, page):
     page.careloop_console_errors[:] = [
         m for m in page.careloop_console_errors if "status of 403" not in m
     ]
+
+
+def _phases_drawn(page, selector: str) -> int:
+    # SVG text has no inner text: read each label's text content.
+    labels = page.locator(f"{selector} .annotation-text").evaluate_all(
+        "els => els.map(e => e.textContent || '')"
+    )
+    return max(1, sum(text.startswith("Part") for text in labels))
+
+
+def test_a_site_lead_adds_a_phase_from_the_chart_and_sees_the_limits_recalculated(
+    demo, server, page
+):
+    me = demo.login("site_lead", "S001")
+    login(page, server.url, me.email, me.password)
+    for width in (1280, 320):
+        page.set_viewport_size({"width": width, "height": 900})
+        for path in ("/measures", "/sites/S001", f"/measures/{MEASURE}"):
+            page.goto(server.url + path)
+            if path.startswith("/measures/"):
+                page.locator('[data-plotly="fig-network"][data-rendered="yes"]').wait_for()
+            scroll = page.evaluate("document.documentElement.scrollWidth")
+            assert scroll <= width, f"{path} scrolls sideways at {width} px ({scroll} px)"
+            check_page(page, f"lead-{path.strip('/').replace('/', '-')}-{width}")
+    page.set_viewport_size({"width": 1280, "height": 900})
+    page.goto(f"{server.url}/measures/steroid-at-visit")
+    site_chart = '[data-plotly="fig-site"]'
+    page.locator(f'{site_chart}[data-rendered="yes"]').wait_for()
+    summary_before = page.locator("#sum-site").inner_text()
+    before = _phases_drawn(page, site_chart)
+    page.get_by_label("Month (YYYY-MM)").fill("2020-06")
+    page.get_by_label("What happened").fill("Steroid dosing chart introduced")
+    page.get_by_label("Start a new phase here").check()
+    page.get_by_role("button", name="Add the note").click()
+    page.wait_for_url("**recorded=1**")
+    page.locator(f'{site_chart}[data-rendered="yes"]').wait_for()
+    assert page.get_by_text("The note was added to the chart.").is_visible()
+    assert _phases_drawn(page, site_chart) == before + 1
+    summary = page.locator("#sum-site").inner_text()
+    assert summary != summary_before and "Jun 2020" in summary
+    assert "Steroid dosing chart introduced" in page.locator("#site-chart").inner_text()
+    check_page(page, "lead-note-added")

@@ -315,11 +315,16 @@ def test_an_installation_without_measure_results_says_how_to_get_them(tmp_path):
         inst.registry.close()
 
 
+def _labels(figure: dict) -> list[str]:
+    """The texts of a figure's annotations: a change's line is numbered, its text on hover."""
+    return [a.get("hovertext") or a["text"] for a in figure["layout"]["annotations"]]
+
+
 def test_a_knowledge_object_deployment_is_drawn_on_the_measure_s_charts(clinician, monkeypatch):
     from datetime import UTC, datetime
 
     from careloop.knowledge.library import Deployment
-    from careloop.web.pages import dashboards as pages_dashboards
+    from careloop.practice.feedback.dashboards import changes
 
     deployed = Deployment(
         id=1,
@@ -334,23 +339,23 @@ def test_a_knowledge_object_deployment_is_drawn_on_the_measure_s_charts(clinicia
         reason="pilot",
     )
     monkeypatch.setattr(
-        pages_dashboards,
+        changes,
         "deployments_for",
         lambda _registry, measure_id: [deployed] if measure_id == "steroid-at-visit" else [],
     )
     page = clinician.get("/measures/steroid-at-visit")
-    assert "2023-03-14: steroid-sparing 1.0.0 (S001, S002)" in page.text
+    assert "Mar 2023: steroid-sparing 1.0.0 (S001, S002)" in page.text
     figures = dict(
         re.findall(
             r'<script type="application/json" id="(fig-\w+)">(.*?)</script>', page.text, flags=re.S
         )
     )
     network = json.loads(figures["fig-network"])
-    labels = [a["text"] for a in network["layout"]["annotations"]]
+    labels = _labels(network)
     assert "steroid-sparing 1.0.0 (S001, S002)" in labels
     # Served at two sites only: a phase of those sites' charts, a line on the network's.
     sites = json.loads(figures["fig-sites"])
-    assert sum("steroid-sparing" in a["text"] for a in sites["layout"]["annotations"]) == 2
+    assert sum("steroid-sparing" in text for text in _labels(sites)) == 2
     # The network change package (a learning cycle at every site, steroid use its balancing
     # measure) starts the network's one new phase; the two-site deployment starts none.
     assert "Part 2" in labels and "Part 3" not in labels
@@ -361,14 +366,14 @@ def test_a_learning_cycles_change_is_a_phase_of_its_measures_charts(clinician):
     page = clinician.get("/measures/remission-at-visit")
     assert page.status_code == 200
     assert "Changes recorded for this measure" in page.text
-    assert "2021-07-01: Network change package (learning cycle" in page.text
+    assert "Jul 2021: Network change package (learning cycle" in page.text
     figures = dict(
         re.findall(
             r'<script type="application/json" id="(fig-\w+)">(.*?)</script>', page.text, flags=re.S
         )
     )
     network = json.loads(figures["fig-network"])
-    labels = [a["text"] for a in network["layout"]["annotations"]]
+    labels = _labels(network)
     assert any(text.startswith("Network change package") for text in labels)
     # Every site took up the change package: a new phase of the network chart at its date.
     assert "Part 2" in labels
@@ -377,4 +382,163 @@ def test_a_learning_cycles_change_is_a_phase_of_its_measures_charts(clinician):
     assert any("own adaptation" in text for text in labels)
     assert "Part 3" not in labels
     sites = json.loads(figures["fig-sites"])
-    assert any("own adaptation" in a["text"] for a in sites["layout"]["annotations"])
+    assert any("own adaptation" in text for text in _labels(sites))
+
+
+NOTED = "remission-prevalence"  # notes go on a measure the tests above do not count phases of
+
+
+@pytest.fixture(scope="module")
+def lead(app: object, demo: DemoInstallation) -> TestClient:
+    login = demo.login("site_lead", "S001")
+    return _client(app, login.email, login.password)
+
+
+def _token(page: str) -> str:
+    return re.search(r'name="csrf_token" value="([^"]+)"', page).group(1)  # type: ignore[union-attr]
+
+
+def _figure(page: str, name: str) -> dict:
+    found = re.search(
+        rf'<script type="application/json" id="fig-{name}">(.*?)</script>', page, flags=re.S
+    )
+    assert found, name
+    return json.loads(found.group(1))
+
+
+def _phases(figure: dict) -> int:
+    """A chart's phases: "Part k" labels are drawn only when there are two or more."""
+    return max(1, sum(a["text"].startswith("Part") for a in figure["layout"]["annotations"]))
+
+
+def test_a_site_lead_adds_a_note_that_starts_a_phase_on_their_site_s_chart(lead, demo):
+    page = lead.get(f"/measures/{NOTED}")
+    # A site lead of one site sees that site's chart first, and may annotate only it.
+    assert 'id="site-chart"' in page.text and "Site S001 SPC chart" in page.text
+    assert re.findall(r'<option value="([^"]*)"[^>]*>(?:the network|site \w+)</option>', page.text)
+    form = re.search(
+        r'<form method="post" action="/measures/[^"]+/notes".*?</form>', page.text, re.S
+    )
+    assert form and re.findall(r'<option value="(\w*)"', form.group(0)) == ["S001"]
+    before_parts = _figure(page.text, "site")["layout"]["annotations"]
+    before = len(_audits(demo, "measure_chart"))
+    posted = lead.post(
+        f"/measures/{NOTED}/notes",
+        data={
+            "csrf_token": _token(page.text),
+            "site": "S001",
+            "period": "2022-03",
+            "text": "New transition clinic opened",
+            "starts_phase": "yes",
+        },
+        follow_redirects=False,
+    )
+    assert posted.status_code == 303 and "site=S001" in posted.headers["location"]
+    shown = lead.get(posted.headers["location"])
+    assert "The note was added to the chart." in shown.text
+    site = _figure(shown.text, "site")
+    labels = _labels(site)
+    assert "New transition clinic opened" in labels
+    assert _phases(site) == _phases({"layout": {"annotations": before_parts}}) + 1
+    # The network's chart does not carry one site's note.
+    assert "New transition clinic opened" not in _labels(_figure(shown.text, "network"))
+    audits = _audits(demo, "measure_chart")
+    assert len(audits) == before + 1 and audits[-1][:2] == ("success", "S001")
+    assert json.loads(audits[-1][2])["starts_phase"] is True
+
+
+def test_a_note_is_refused_with_reasons_beside_the_fields_and_nothing_recorded(lead, demo):
+    page = lead.get(f"/measures/{NOTED}")
+    before = len(_audits(demo, "measure_chart"))
+    refused = lead.post(
+        f"/measures/{NOTED}/notes",
+        data={"csrf_token": _token(page.text), "site": "S001", "period": "", "text": "  "},
+    )
+    assert refused.status_code == 422
+    assert "The note was not added" in refused.text and 'aria-invalid="true"' in refused.text
+    assert "Choose the month the note marks" in refused.text
+    # The network's chart is not a site lead's to annotate: refused and audited.
+    network = lead.post(
+        f"/measures/{NOTED}/notes",
+        data={"csrf_token": _token(page.text), "site": "", "period": "2022-01", "text": "x"},
+    )
+    assert network.status_code == 403 and "may not add notes to the network" in network.text
+    # Both attempts are in the audit trail; neither recorded a note.
+    audits = _audits(demo, "measure_chart")
+    assert [a[0] for a in audits[before:]] == ["failure", "denied"]
+    assert "may not add notes" not in lead.get(f"/measures/{NOTED}?site=S001").text
+    # Without the page's CSRF token, nothing happens at all.
+    assert lead.post(f"/measures/{NOTED}/notes", data={"text": "x"}).status_code == 403
+
+
+def test_a_network_analyst_starts_a_network_phase_through_the_api(app, analyst, clinician, demo):
+    page = analyst.get(f"/measures/{NOTED}")
+    phases_before = _phases(_figure(page.text, "network"))
+    created = analyst.post(
+        f"/api/measures/{NOTED}/notes",
+        json={"period": "2023-09-01", "text": "Coding rules changed", "starts_phase": True},
+        headers={"X-CSRF-Token": _token(page.text)},
+    )
+    assert created.status_code == 201, created.text
+    assert created.json()["site"] == "" and created.json()["period_start"] == "2023-09-01"
+    listed = clinician.get(f"/api/measures/{NOTED}/notes").json()
+    assert any(n["text"] == "Coding rules changed" for n in listed)
+    network = _figure(analyst.get(f"/measures/{NOTED}?site=network").text, "network")
+    assert "Coding rules changed" in _labels(network)
+    assert _phases(network) == phases_before + 1
+    # A clinician may read the notes but add none.
+    refused = clinician.post(
+        f"/api/measures/{NOTED}/notes",
+        json={"period": "2023-09-01", "text": "x"},
+        headers={"X-CSRF-Token": _token(clinician.get(f"/measures/{NOTED}").text)},
+    )
+    assert refused.status_code == 403
+    assert "Add a note to a chart" not in clinician.get(f"/measures/{NOTED}").text
+
+
+def test_the_csv_carries_each_period_s_centre_line_limits_phase_and_signal(clinician):
+    rows = list(csv.DictReader(io.StringIO(clinician.get(f"/measures/{MEASURE}.csv").text)))
+    network = [r for r in rows if r["site"] == "(network)"]
+    assert {"cl", "ucl", "lcl", "phase", "signal", "chart"} <= set(rows[0])
+    assert {r["phase"] for r in network} == {"1", "2"} and {r["chart"] for r in network} == {"p"}
+    for r in network:
+        assert float(r["lcl"]) < float(r["cl"]) < float(r["ucl"]) <= 1.0
+    first = [r for r in network if r["phase"] == "1"]
+    assert len({r["cl"] for r in first}) == 1  # one centre line per phase
+
+
+def test_downloaded_images_name_their_source_and_extraction_date(clinician):
+    svg = clinician.get(f"/measures/{MEASURE}/chart.svg").text
+    assert "Source: careloop measure results" in svg and "extracted" in svg and "downloaded" in svg
+    # The changes are numbered on the chart and listed under the title, not printed over
+    # each other; the limits read in percent.
+    assert "1: Jul 2021 Network change package" in svg and "CL 70.7%" in svg
+    funnel = clinician.get(f"/measures/{MEASURE}/funnel.svg").text
+    assert "Source: careloop measure results" in funnel and "network mean" in funnel
+
+
+def test_the_measure_page_warns_of_old_data_and_filters_by_site_and_period(clinician, stored):
+    page = clinician.get(f"/measures/{MEASURE}?site=S002&start=2023-01&end=2023-06")
+    assert page.status_code == 200
+    assert "These data end in December 2024; the newest results are" in page.text
+    assert "Site S002 SPC chart" in page.text
+    periods = re.findall(r'<tr data-period="([\d-]+)">', page.text)
+    assert periods == [f"2023-0{m}-01" for m in range(6, 0, -1)]
+    assert _figure(page.text, "site")["layout"]["xaxis"]["range"] == ["2023-01-01", "2023-06-01"]
+    assert clinician.get(f"/measures/{MEASURE}?start=2023-13").status_code == 422
+    assert clinician.get(f"/measures/{MEASURE}?site=S999").status_code == 404
+
+
+def test_the_pages_show_two_making_data_count_icons_and_no_piled_up_badges(clinician):
+    overview = clinician.get("/measures").text
+    row = re.search(rf'<tr data-measure="{MEASURE}">(.*?)</tr>', overview, flags=re.S).group(1)  # type: ignore[union-attr]
+    assert len(re.findall(r'<svg class="mdc-icon variation-', row)) == 1
+    assert len(re.findall(r'<svg class="mdc-icon assurance-', row)) == 1
+    assert "outside limits</span>" not in overview and ">shift<" not in overview
+    assert 'id="attention"' in overview and "Needs attention this month" in overview
+    pucai = re.search(r'<tr data-measure="pucai-median">(.*?)</tr>', overview, flags=re.S)
+    assert pucai and "run chart: no limits" in pucai.group(1)
+    site = clinician.get("/sites/S001").text
+    assert 'class="mdc-icon variation-' in site
+    page = clinician.get("/measures/pucai-median").text
+    assert "Control limits are not meaningful here because" in page

@@ -11,6 +11,9 @@ calling convention::
     charts.spc.svg(chart, "chart.svg")              # no browser needed
     charts.spc.png(chart, "chart.png", scale=2)
     charts.spc.vegalite(chart)                      # the specification behind svg/png
+
+:mod:`careloop.charts.mdc_icons` is not a family of charts: it draws the NHS
+Making Data Count variation and assurance icons as small inline SVGs.
 """
 
 from careloop.charts import funnel, its, matching, rdd, risk, spc

@@ -125,13 +125,21 @@ def chart_title(chart: SpcChart) -> str:
     return name.get(chart.chart_type, f"{chart.chart_type.upper()} chart")
 
 
-def _fmt(value: float) -> str:
+def number(value: float, *, percent: bool = False) -> str:
+    """A value as the chart prints it: percentages with one decimal and a % sign."""
     if not np.isfinite(value):
         return ""
+    if percent:
+        return f"{value:.1f}%"
     return f"{value:.4g}" if abs(value) < 1e5 else f"{value:.3e}"
 
 
-def limit_labels(pts: pd.DataFrame) -> list[dict[str, Any]]:
+def is_percent(chart: SpcChart) -> bool:
+    """Whether the chart's values are percentages (proportions multiplied by 100)."""
+    return chart.multiply == 100
+
+
+def limit_labels(pts: pd.DataFrame, *, percent: bool = False) -> list[dict[str, Any]]:
     """Values of the last part's centre line and limits, to print at the right edge."""
     last = pts.iloc[-1]
     labels = []
@@ -141,8 +149,31 @@ def limit_labels(pts: pd.DataFrame) -> list[dict[str, Any]]:
     for key, name in keys:
         value = float(last[key]) if pd.notna(last[key]) else float("nan")
         if np.isfinite(value):
-            labels.append({"x": last["x"], "y": value, "label": f"{name} {_fmt(value)}"})
+            labels.append(
+                {"x": last["x"], "y": value, "label": f"{name} {number(value, percent=percent)}"}
+            )
     return labels
+
+
+def label_shifts(
+    values: Sequence[float], span: float, *, plot_px: float, gap_px: float = 12.0
+) -> list[float]:
+    """Vertical shifts (pixels, up is positive) that keep labels at ``values`` at least
+    ``gap_px`` apart on a plot ``plot_px`` high showing ``span`` units: the target and a
+    limit a point apart would otherwise print over each other."""
+    if not values:
+        return []
+    per_px = (span / plot_px) if span > 0 else 1.0
+    order = sorted(range(len(values)), key=lambda i: -values[i])
+    shifts = [0.0] * len(values)
+    previous: float | None = None  # pixel position of the label above, after its shift
+    for i in order:
+        position = values[i] / per_px
+        if previous is not None and previous - position < gap_px:
+            shifts[i] = (previous - gap_px) - position
+            position = previous - gap_px
+        previous = position
+    return shifts
 
 
 def part_labels(pts: pd.DataFrame) -> list[dict[str, Any]]:

@@ -10,32 +10,52 @@ labelled. The calling convention is that of every family in
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 import numpy as np
 
 from careloop.analysis._frames import records
 from careloop.analysis.funnel import FunnelResult, level_suffix
 from careloop.charts import _vegalite
+from careloop.charts._spc_look import STATUS_COLOURS
+from careloop.charts._spc_look import TARGET as SPC_TARGET
 
 __all__ = ["figure", "png", "svg", "vegalite"]
 
 TARGET = "#4d4d4d"
+GOAL = SPC_TARGET
 LIMIT_COLOURS = ("#3a6fb0", "#7b3294", "#555555", "#999999")
 LIMIT_DASHES_VL = ([6, 4], [2, 2], [8, 2, 2, 2], [1, 3])
 LIMIT_DASHES_PLOTLY = ("dash", "dot", "dashdot", "longdashdot")
-WITHIN = "#3b4a5a"
-ABOVE = ("#ef8a62", "#b2182b")  # inner limit, outer limit
-BELOW = ("#67a9cf", "#2166ac")
+WITHIN = STATUS_COLOURS["common cause"]
+# The SPC charts' Making Data Count colours (careloop.charts._spc_look): improvement
+# blue, concern orange, purple when the measure has no better direction. A unit
+# beyond the outer limit takes the colour; beyond only the inner one, a lighter tint.
+IMPROVEMENT = ("#93cdef", STATUS_COLOURS["improvement"])  # inner limit, outer limit
+CONCERN = ("#fcd68e", STATUS_COLOURS["concern"])
+NEITHER = ("#9a8ab8", STATUS_COLOURS["special cause"])
+Improvement = Literal["up", "down"]
 
 
-def _flag_colour(flag: str, levels: tuple[float, ...]) -> str:
-    """Within: slate; beyond the outermost limit: strong red/blue; inner limits: lighter."""
+def _flag_colour(flag: str, levels: tuple[float, ...], improvement: Improvement | None) -> str:
+    """Within: slate; beyond a limit: the SPC colour of the side it lies on (improvement
+    blue, concern orange, purple without a better direction), lighter for the inner limit."""
     if flag == "within":
         return WITHIN
     side, name = flag.split(" ", 1)
     outer = name == _level_name(levels[-1])
-    return (ABOVE if side == "above" else BELOW)[1 if outer else 0]
+    if improvement is None:
+        shades = NEITHER
+    else:
+        shades = IMPROVEMENT if (side == "above") == (improvement == "up") else CONCERN
+    return shades[1 if outer else 0]
+
+
+def centre_name(result: FunnelResult) -> str:
+    """What the line the limits are centred on is: the network's (pooled) value, or the
+    target the caller centred the funnel on."""
+    shown = _shown(result.target, result)
+    return f"network mean {shown}" if result.target_source == "pooled" else f"target {shown}"
 
 
 def _flag_order(result: FunnelResult) -> list[str]:
@@ -56,18 +76,16 @@ def _level_name(level: float) -> str:
     return f"{level * 100:.10g}%"
 
 
-def figure(result: FunnelResult, *, title: str | None = None, label_flagged: bool = True) -> Any:
-    """A Plotly figure of a :class:`~careloop.analysis.funnel.FunnelResult`: units as
-    points, the target, and the funnels."""
+def _plotly_lines(result: FunnelResult, goal: float | None) -> list[Any]:
+    """The funnels (one pair of curves per level), the centre line and the goal."""
     import plotly.graph_objects as go
 
-    xt, yt = _axis_titles(result)
-    fig = go.Figure()
+    traces: list[Any] = []
     curve = result.curve
     for i, level in enumerate(result.levels):
         suffix = level_suffix(level)
         for side in ("lower", "upper"):
-            fig.add_trace(
+            traces.append(
                 go.Scatter(
                     x=curve["denominator"],
                     y=curve[f"{side}_{suffix}"],
@@ -83,15 +101,42 @@ def figure(result: FunnelResult, *, title: str | None = None, label_flagged: boo
                 )
             )
     x_range = [float(curve["denominator"].min()), float(curve["denominator"].max())]
-    fig.add_trace(
-        go.Scatter(
-            x=x_range,
-            y=[result.target * result.multiply] * 2,
-            mode="lines",
-            name=f"target {result.target * result.multiply:.4g}",
-            line={"color": TARGET, "width": 1.5},
+    lines = [(result.target, centre_name(result), TARGET, "solid")]
+    if goal is not None:
+        lines.append((goal, f"target {_shown(goal, result)}", GOAL, "longdash"))
+    for value, name, colour, dash in lines:
+        traces.append(
+            go.Scatter(
+                x=x_range,
+                y=[value * result.multiply] * 2,
+                mode="lines",
+                name=name,
+                line={"color": colour, "width": 1.5, "dash": dash},
+            )
         )
-    )
+    return traces
+
+
+def figure(
+    result: FunnelResult,
+    *,
+    title: str | None = None,
+    label_flagged: bool = True,
+    improvement: Improvement | None = None,
+    goal: float | None = None,
+) -> Any:
+    """A Plotly figure of a :class:`~careloop.analysis.funnel.FunnelResult`: units as
+    points, the centre line (the network mean), and the funnels.
+
+    ``improvement`` (the better direction) colours units beyond the limits as the
+    SPC charts do; ``goal`` (on the values' scale, before ``multiply``) draws the
+    measure's target as a separate dashed line.
+    """
+    import plotly.graph_objects as go
+
+    xt, yt = _axis_titles(result)
+    fig = go.Figure(_plotly_lines(result, goal))
+    percent = result.multiply == 100
     units = result.units
     for flag in _flag_order(result):
         grp = units[units["flag"] == flag]
@@ -103,12 +148,15 @@ def figure(result: FunnelResult, *, title: str | None = None, label_flagged: boo
                 text=grp["unit"].astype(str) if flag != "within" else None,
                 textposition="top center",
                 name=str(flag),
-                marker={"color": _flag_colour(flag, result.levels), "size": 8},
+                marker={"color": _flag_colour(flag, result.levels, improvement), "size": 8},
                 customdata=np.stack([grp["unit"].astype(str), grp["z_adjusted"]], axis=1),
-                hovertemplate="%{customdata[0]}: %{y:.4g} from %{x:g} (z %{customdata[1]:.2f})"
-                "<extra></extra>",
+                hovertemplate="%{customdata[0]}: "
+                + ("%{y:.1f}%" if percent else "%{y:.4g}")
+                + " from %{x:g} (z %{customdata[1]:.2f})<extra></extra>",
             )
         )
+    if percent:
+        fig.update_yaxes(ticksuffix="%")
     fig.update_layout(
         title=title or _title(result),
         xaxis_title=xt,
@@ -117,6 +165,11 @@ def figure(result: FunnelResult, *, title: str | None = None, label_flagged: boo
         legend={"orientation": "h", "y": -0.18},
     )
     return fig
+
+
+def _shown(value: float, result: FunnelResult) -> str:
+    scaled = value * result.multiply
+    return f"{scaled:.1f}%" if result.multiply == 100 else f"{scaled:.4g}"
 
 
 def _title(result: FunnelResult) -> str:
@@ -135,13 +188,18 @@ def vegalite(
     label_flagged: bool = True,
     width: int = 560,
     height: int = 360,
+    improvement: Improvement | None = None,
+    source: str | None = None,
+    y_title: str | None = None,
 ) -> dict[str, Any]:
     """A Vega-Lite specification equivalent to :func:`figure`.
 
-    Named layers: ``limits`` (one line per limit), ``target``, ``units``,
-    ``unit_labels``.
+    Named layers: ``limits`` (one line per limit), ``target`` (the centre line),
+    ``units``, ``unit_labels``. ``source`` is printed under the title; ``y_title``
+    replaces the y axis' title.
     """
     xt, yt = _axis_titles(result)
+    yt = y_title or yt
     unit_rows = [
         {
             "unit": str(r["unit"]),
@@ -161,7 +219,7 @@ def vegalite(
     layers = [
         _limits_layer(result, x_enc, yt),
         _target_layer(result, x_enc),
-        _units_layer(result, unit_rows, x_enc),
+        _units_layer(result, unit_rows, x_enc, improvement),
     ]
     flagged = [r for r in unit_rows if r["flag"] != "within"]
     if label_flagged and flagged:
@@ -179,13 +237,16 @@ def vegalite(
         )
     limit_text = " and ".join(_level_name(lv) for lv in result.levels)
     subtitle = (
-        f"target {result.target * result.multiply:.4g} (solid) · {limit_text} limits "
+        f"{centre_name(result)} (solid) · {limit_text} limits "
         f"(dashed, dotted) · φ = {result.phi:.3g}"
     )
     return {
         "$schema": _vegalite.SCHEMA,
         "config": _vegalite.BASE_CONFIG,
-        "title": {"text": title or _title(result), "subtitle": subtitle},
+        "title": {
+            "text": title or _title(result),
+            "subtitle": [subtitle, source] if source else subtitle,
+        },
         "width": width,
         "height": height,
         "layer": layers,
@@ -256,7 +317,10 @@ def _target_layer(result: FunnelResult, x_enc: dict[str, Any]) -> dict[str, Any]
 
 
 def _units_layer(
-    result: FunnelResult, unit_rows: list[dict[str, Any]], x_enc: dict[str, Any]
+    result: FunnelResult,
+    unit_rows: list[dict[str, Any]],
+    x_enc: dict[str, Any],
+    improvement: Improvement | None,
 ) -> dict[str, Any]:
     flags = _flag_order(result)
     return {
@@ -271,7 +335,7 @@ def _units_layer(
                 "type": "nominal",
                 "scale": {
                     "domain": flags,
-                    "range": [_flag_colour(f, result.levels) for f in flags],
+                    "range": [_flag_colour(f, result.levels, improvement) for f in flags],
                 },
                 "legend": {"title": None, "orient": "bottom"},
             },
@@ -285,9 +349,18 @@ def _units_layer(
     }
 
 
-def svg(result: FunnelResult, path: str | Path | None = None, *, title: str | None = None) -> str:
+def svg(
+    result: FunnelResult,
+    path: str | Path | None = None,
+    *,
+    title: str | None = None,
+    improvement: Improvement | None = None,
+    source: str | None = None,
+    y_title: str | None = None,
+) -> str:
     """Render as SVG without a browser; also write it to ``path`` if given."""
-    return _vegalite.write_text(path, _vegalite.to_svg(vegalite(result, title=title)))
+    spec = vegalite(result, title=title, improvement=improvement, source=source, y_title=y_title)
+    return _vegalite.write_text(path, _vegalite.to_svg(spec))
 
 
 def png(
@@ -296,7 +369,10 @@ def png(
     *,
     title: str | None = None,
     scale: float = 2.0,
+    improvement: Improvement | None = None,
+    source: str | None = None,
+    y_title: str | None = None,
 ) -> bytes:
     """Render as PNG without a browser; also write it to ``path`` if given."""
-    png_bytes = _vegalite.to_png(vegalite(result, title=title), scale=scale)
-    return _vegalite.write_bytes(path, png_bytes)
+    spec = vegalite(result, title=title, improvement=improvement, source=source, y_title=y_title)
+    return _vegalite.write_bytes(path, _vegalite.to_png(spec, scale=scale))

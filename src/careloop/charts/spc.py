@@ -43,6 +43,8 @@ from careloop.charts._spc_look import (
     checked_points,
     facet_annotations,
     facet_labels,
+    is_percent,
+    label_shifts,
     limit_labels,
     part_labels,
     subtitle,
@@ -83,11 +85,13 @@ class _Legend:
         return True
 
 
-def _plotly_traces(pts: pd.DataFrame, *, legend: bool, group: str = "") -> list[Any]:
+def _plotly_traces(
+    pts: pd.DataFrame, *, legend: bool, group: str = "", percent: bool = False
+) -> list[Any]:
     show = _Legend(legend)
     traces: list[Any] = []
     for part, grp in pts.groupby("part", sort=True):
-        traces.extend(_plotly_part(part, grp, show, group))
+        traces.extend(_plotly_part(part, grp, show, group, percent))
     if "target" in pts.columns and pts["target"].notna().any():
         import plotly.graph_objects as go
 
@@ -102,13 +106,17 @@ def _plotly_traces(pts: pd.DataFrame, *, legend: bool, group: str = "") -> list[
                 showlegend=show("target"),
             )
         )
-    traces.extend(_plotly_points(pts, show, group))
+    traces.extend(_plotly_points(pts, show, group, percent))
     return traces
 
 
-def _plotly_part(part: Any, grp: pd.DataFrame, show: _Legend, group: str) -> list[Any]:
+def _plotly_part(
+    part: Any, grp: pd.DataFrame, show: _Legend, group: str, percent: bool
+) -> list[Any]:
     """One part's limits, centre line (dashed red with a runs signal) and data line."""
     import plotly.graph_objects as go
+
+    y_format = _hover_y(percent)
 
     traces: list[Any] = []
     signal = bool(grp["runs_signal"].any())
@@ -123,7 +131,7 @@ def _plotly_part(part: Any, grp: pd.DataFrame, show: _Legend, group: str) -> lis
                     line={"color": LIMIT, "width": 1.2, "dash": "dot"},
                     legendgroup=group + name,
                     showlegend=show(name),
-                    hovertemplate=f"{key.upper()} %{{y:.4g}}<extra>part {part}</extra>",
+                    hovertemplate=f"{key.upper()} {y_format}<extra>part {part}</extra>",
                 )
             )
     cl_name = "centre line (runs signal)" if signal else "centre line"
@@ -140,7 +148,7 @@ def _plotly_part(part: Any, grp: pd.DataFrame, show: _Legend, group: str) -> lis
             },
             legendgroup=group + cl_name,
             showlegend=show(cl_name),
-            hovertemplate=f"CL %{{y:.4g}}<extra>part {part}</extra>",
+            hovertemplate=f"CL {y_format}<extra>part {part}</extra>",
         )
     )
     traces.append(
@@ -158,7 +166,11 @@ def _plotly_part(part: Any, grp: pd.DataFrame, show: _Legend, group: str) -> lis
     return traces
 
 
-def _plotly_points(pts: pd.DataFrame, show: _Legend, group: str) -> list[Any]:
+def _hover_y(percent: bool) -> str:
+    return "%{y:.1f}%" if percent else "%{y:.4g}"
+
+
+def _plotly_points(pts: pd.DataFrame, show: _Legend, group: str, percent: bool) -> list[Any]:
     """The points, one trace per drawing class (excluded points hollow)."""
     import plotly.graph_objects as go
 
@@ -181,7 +193,9 @@ def _plotly_points(pts: pd.DataFrame, show: _Legend, group: str) -> list[Any]:
                 },
                 legendgroup=group + status,
                 showlegend=show(status),
-                hovertemplate="%{x}: %{y:.4g}<extra>" + status + "</extra>",
+                hovertemplate="%{x|%b %Y}: " + _hover_y(percent) + "<extra>" + status + "</extra>"
+                if x_kind(sel["x"]) == "temporal"
+                else "%{x}: " + _hover_y(percent) + "<extra>" + status + "</extra>",
             )
         )
     return traces
@@ -193,6 +207,7 @@ def figure(
     annotations: AnnotationsArg = None,
     width: int | None = None,
     height: int | None = None,
+    numbered: bool = False,
 ) -> Any:
     """An interactive Plotly figure of an SPC chart.
 
@@ -201,6 +216,9 @@ def figure(
         annotations: PDSA cycles, deployments and notes to mark.
         width: Figure width in pixels (default: responsive).
         height: Figure height in pixels (default: 420).
+        numbered: Label each annotation's line with its number (1, 2…) and show its
+            text on hover, for a page that lists them beside the chart: long labels
+            of changes a few months apart would print over each other.
 
     Returns:
         A ``plotly.graph_objects.Figure``.
@@ -209,17 +227,9 @@ def figure(
 
     pts = checked_points(chart)
     kind = x_kind(pts["x"])
-    fig = go.Figure(_plotly_traces(pts, legend=True))
-    for lab in limit_labels(pts):
-        fig.add_annotation(
-            x=lab["x"],
-            y=lab["y"],
-            text=lab["label"],
-            showarrow=False,
-            xanchor="left",
-            xshift=6,
-            font={"size": 10, "color": LIMIT},
-        )
+    percent = is_percent(chart)
+    fig = go.Figure(_plotly_traces(pts, legend=True, percent=percent))
+    _plotly_limit_labels(fig, pts, percent, height or 420)
     for lab in part_labels(pts):
         fig.add_annotation(
             x=lab["x"],
@@ -231,7 +241,9 @@ def figure(
             yanchor="bottom",
             font={"size": 11, "color": CENTRE},
         )
-    _plotly_annotations(fig, annotation_list(annotations), kind)
+    _plotly_annotations(fig, annotation_list(annotations), kind, numbered=numbered)
+    if percent:
+        fig.update_yaxes(ticksuffix="%")
     fig.update_layout(
         title=chart_title(chart),
         xaxis_title=chart.xlab or "",
@@ -253,6 +265,27 @@ def figure(
     return fig
 
 
+def _plotly_limit_labels(fig: Any, pts: pd.DataFrame, percent: bool, height: int) -> None:
+    """The last part's CL, limits and target at the right, nudged apart where close."""
+    labels = limit_labels(pts, percent=percent)
+    shown = pd.concat([pts["y"], pts["ucl"], pts["lcl"]]).astype(float)
+    shown = shown[np.isfinite(shown)]
+    span = float(shown.max() - shown.min()) if len(shown) else 1.0
+    # About 55% of the figure's height is the plot area (title, legend and axes take the rest).
+    shifts = label_shifts([lab["y"] for lab in labels], span, plot_px=height * 0.55)
+    for lab, shift in zip(labels, shifts, strict=True):
+        fig.add_annotation(
+            x=lab["x"],
+            y=lab["y"],
+            yshift=shift,
+            text=lab["label"],
+            showarrow=False,
+            xanchor="left",
+            xshift=6,
+            font={"size": 10, "color": LIMIT},
+        )
+
+
 def _plotly_annotations(
     fig: Any,
     annotations: list[Annotation],
@@ -260,6 +293,7 @@ def _plotly_annotations(
     *,
     row: int | None = None,
     col: int | None = None,
+    numbered: bool = False,
 ) -> None:
     for i, a in enumerate(annotations):
         colour, _, dash = ANNOTATION_STYLES[a.kind]
@@ -268,9 +302,10 @@ def _plotly_annotations(
         fig.add_vline(x=x, line={"color": colour, "width": 1.2, "dash": dash}, **kwargs)
         fig.add_annotation(
             x=x,
-            y=0.97 - 0.07 * (i % 3),
+            y=(0.97 - 0.07 * (i % 2)) if numbered else (0.97 - 0.07 * (i % 3)),
             yref="paper" if row is None else "y domain",
-            text=a.label,
+            text=str(i + 1) if numbered else a.label,
+            hovertext=a.label if numbered else None,
             showarrow=False,
             xanchor="left",
             xshift=3,
@@ -287,6 +322,7 @@ def facets_figure(
     annotations: FacetAnnotations = None,
     shared_y: bool = False,
     title: str | None = None,
+    numbered: bool = False,
 ) -> Any:
     """Small multiples: one Plotly subplot per chart (site, measure…).
 
@@ -296,6 +332,7 @@ def facets_figure(
         annotations: One list for every chart, or a list per label.
         shared_y: Give every subplot the same y axis.
         title: Overall title.
+        numbered: Label annotations with numbers, their text on hover (see :func:`figure`).
 
     Returns:
         A ``plotly.graph_objects.Figure``.
@@ -315,14 +352,18 @@ def facets_figure(
     for i, label in enumerate(labels):
         r, c = i // columns + 1, i % columns + 1
         pts = checked_points(charts[label])
-        for trace in _plotly_traces(pts, legend=(i == 0)):
+        percent = is_percent(charts[label])
+        for trace in _plotly_traces(pts, legend=(i == 0), percent=percent):
             fig.add_trace(trace, row=r, col=c)
+        if percent:
+            fig.update_yaxes(ticksuffix="%", row=r, col=c)
         _plotly_annotations(
             fig,
             annotation_list(facet_annotations(annotations, label)),
             x_kind(pts["x"]),
             row=r,
             col=c,
+            numbered=numbered,
         )
     fig.update_layout(
         title=title or "",
@@ -343,22 +384,45 @@ def vegalite(
     width: int = 640,
     height: int = 300,
     title: str | None = None,
+    source: str | None = None,
+    numbered: bool = False,
 ) -> dict[str, Any]:
     """The chart as a Vega-Lite specification (what :func:`svg` renders).
 
     Layers are named, so a rendered SVG can be checked mark by mark:
     ``limits_upper``, ``limits_lower``, ``centre``, ``centre_runs_signal``, ``target``, ``data``,
     ``points``, ``limit_labels``, ``part_labels``, ``annotations`` and
-    ``annotation_labels``.
+    ``annotation_labels``. ``source`` (where the data come from and when they were
+    extracted) is printed under the title, so an image keeps it wherever it goes.
+    ``numbered`` labels each annotation's line with its number and lists the
+    annotations under the title instead: long labels a few months apart would
+    print over each other.
     """
+    notes = annotation_list(annotations)
     spec = _layers(
         chart,
-        annotation_list(annotations),
+        notes,
         width=width,
         height=height,
         title=title if title is not None else chart_title(chart),
+        numbered=numbered,
     )
+    lines = [spec["title"]["subtitle"]]
+    if numbered:
+        lines += [f"{i + 1}: {_when(a.x)}{a.label}" for i, a in enumerate(notes)]
+    if source:
+        lines.append(source)
+    if len(lines) > 1:
+        spec["title"]["subtitle"] = lines
     return {"$schema": _vegalite.SCHEMA, "config": _vegalite.BASE_CONFIG, **spec}
+
+
+def _when(x: Any) -> str:
+    """An annotation's x as a month (dates) or nothing, to prefix its label in a list."""
+    try:
+        return pd.Timestamp(x).strftime("%b %Y") + " "
+    except (TypeError, ValueError):
+        return ""
 
 
 def _layers(
@@ -370,6 +434,7 @@ def _layers(
     title: str,
     legend: bool = True,
     prefix: str = "",
+    numbered: bool = False,
 ) -> dict[str, Any]:
     pts = checked_points(chart)
     x_enc = _x_encoding(pts["x"], chart.xlab)
@@ -385,9 +450,15 @@ def _layers(
         target["encoding"].pop("detail")
         layers.append(target)
     layers.append(_points_layer(pts, x_enc, _y_encoding(pts, chart.ylab), legend=legend))
-    layers.extend(_label_layers(pts, x_enc))
+    layers.extend(_label_layers(pts, x_enc, percent=is_percent(chart), height=height))
     layers.extend(
-        _annotation_layers(annotations, x_enc, x_kind(pts["x"]), below=bool(part_labels(pts)))
+        _annotation_layers(
+            annotations,
+            x_enc,
+            x_kind(pts["x"]),
+            below=bool(part_labels(pts)),
+            numbered=numbered,
+        )
     )
     if prefix:
         # layer names must be unique in a whole specification (small multiples)
@@ -499,10 +570,18 @@ def _points_layer(
     }
 
 
-def _label_layers(pts: pd.DataFrame, x_enc: dict[str, Any]) -> list[dict[str, Any]]:
-    """The last part's limit values at the right, and "Part k" at each part's start."""
+def _label_layers(
+    pts: pd.DataFrame, x_enc: dict[str, Any], *, percent: bool = False, height: int = 300
+) -> list[dict[str, Any]]:
+    """The last part's limit values at the right (nudged apart where close), and "Part k"
+    at each part's start."""
     layers: list[dict[str, Any]] = []
-    limits = limit_labels(pts)
+    limits = limit_labels(pts, percent=percent)
+    domain = _y_encoding(pts, None)["scale"]["domain"]
+    span = float(domain[1] - domain[0])
+    shifts = label_shifts([lab["y"] for lab in limits], span, plot_px=float(height))
+    for lab, shift in zip(limits, shifts, strict=True):
+        lab["y"] = lab["y"] + shift * span / height  # pixels to the axis' units
     if limits:
         layers.append(
             {
@@ -539,15 +618,21 @@ def _label_layers(pts: pd.DataFrame, x_enc: dict[str, Any]) -> list[dict[str, An
 
 
 def _annotation_layers(
-    annotations: list[Annotation], x_enc: dict[str, Any], kind: str, *, below: bool
+    annotations: list[Annotation],
+    x_enc: dict[str, Any],
+    kind: str,
+    *,
+    below: bool,
+    numbered: bool = False,
 ) -> list[dict[str, Any]]:
-    """Vertical lines and their labels (in three rows; below the part labels if any)."""
+    """Vertical lines and their labels (in three rows; below the part labels if any), or
+    their numbers when ``numbered``."""
     if not annotations:
         return []
     marks = [
         {
             "x": x_value(a.x, kind),
-            "label": a.label,
+            "label": str(i + 1) if numbered else a.label,
             "kind": a.kind,
             "colour": ANNOTATION_STYLES[a.kind][0],
             "row": i % 3,
@@ -593,9 +678,18 @@ def svg(
     annotations: AnnotationsArg = None,
     width: int = 640,
     height: int = 300,
+    source: str | None = None,
+    numbered: bool = False,
 ) -> str:
     """Render an SPC chart as SVG without a browser; also write it to ``path`` if given."""
-    spec = vegalite(chart, annotations=annotations, width=width, height=height)
+    spec = vegalite(
+        chart,
+        annotations=annotations,
+        width=width,
+        height=height,
+        source=source,
+        numbered=numbered,
+    )
     return _vegalite.write_text(path, _vegalite.to_svg(spec))
 
 
@@ -607,12 +701,21 @@ def png(
     width: int = 640,
     height: int = 300,
     scale: float = 2.0,
+    source: str | None = None,
+    numbered: bool = False,
 ) -> bytes:
     """Render an SPC chart as PNG without a browser; also write it to ``path`` if given.
 
     The image is about ``scale`` × (``width`` + margins) pixels wide.
     """
-    spec = vegalite(chart, annotations=annotations, width=width, height=height)
+    spec = vegalite(
+        chart,
+        annotations=annotations,
+        width=width,
+        height=height,
+        source=source,
+        numbered=numbered,
+    )
     return _vegalite.write_bytes(path, _vegalite.to_png(spec, scale=scale))
 
 

@@ -125,6 +125,11 @@ ACTIONS: dict[str, Action] = {
             reads_only=True,
         ),
         Action(
+            "measure.annotate",
+            "Add a note or start a new phase on a measure's chart (the network's, or a site's).",
+            False,
+        ),
+        Action(
             "knowledge.read",
             "Browse the knowledge library and its deployments.",
             False,
@@ -191,6 +196,12 @@ POLICY: dict[tuple[Role, str], ScopeKind] = {
         (role, "measure.read"): "installation"
         for role in ("admin", "site_lead", "clinician", "data_entry", "analyst", "auditor")
     },
+    # Notes and phase starts on measure charts: a site lead for their sites' charts, an
+    # analyst for the sites they serve; the network's chart needs an installation-wide
+    # membership (a network analyst). Careloop has no separate "QI lead" role: the site
+    # lead leads improvement at a site, the network analyst across the network.
+    ("site_lead", "measure.annotate"): "site",
+    ("analyst", "measure.annotate"): "site",
     # Knowledge objects no community owns: site leads and the admin author, approve and
     # deploy. One a community owns is approved and spread by the community's decision
     # rule instead (careloop.community.knowledge); trusting an EHR is an installation

@@ -29,6 +29,7 @@ from careloop.web import fhir_api
 from careloop.web.api import capture as api_capture
 from careloop.web.api import community as api_community
 from careloop.web.api import community_strategy as api_community_strategy
+from careloop.web.api import measures as api_measures
 from careloop.web.api import proms as api_proms
 from careloop.web.api import trust as api_trust
 from careloop.web.assets import load_assets
@@ -52,6 +53,7 @@ from careloop.web.pages import entry as pages_entry
 from careloop.web.pages import home as pages_home
 from careloop.web.pages import invitation as pages_invitation
 from careloop.web.pages import knowledge as pages_knowledge
+from careloop.web.pages import measure_page as pages_measure_page
 from careloop.web.pages import portal as pages_portal
 from careloop.web.pages import prom as pages_prom
 from careloop.web.pages import proms as pages_proms
@@ -117,11 +119,9 @@ def create_app(settings: Settings, *, warm_dashboards: bool = False) -> FastAPI:
         """Liveness and registry reachability (no authentication, no data)."""
         return api_trust.health_payload(registry_reachable(request.app.state.registry))
 
-    app.include_router(api_trust.router)
-    app.include_router(api_capture.router)
-    app.include_router(api_proms.router)
-    app.include_router(api_community.router)
-    app.include_router(api_community_strategy.router)
+    for api in (api_trust, api_capture, api_proms, api_community, api_community_strategy):
+        app.include_router(api.router)
+    app.include_router(api_measures.router)
     app.include_router(pages_home.router)
     app.include_router(cds_hooks_router)
     app.include_router(pages_entry.router)
@@ -137,6 +137,7 @@ def create_app(settings: Settings, *, warm_dashboards: bool = False) -> FastAPI:
     app.include_router(pages_audit.router)
     app.include_router(pages_admin.router)
     app.include_router(fhir_api.router)
+    app.include_router(pages_measure_page.router)
     app.include_router(pages_dashboards.router)
     # Before the community pages: /cycles/new is a form, not a cycle's id.
     app.include_router(pages_community_forms.router)

@@ -2,8 +2,9 @@
 
 Importing this package registers every table, whatever is imported first:
 the foundation (sites, people, patients, audit, provenance), capture (forms,
-versions, responses, PROM links), knowledge (knowledge objects, CDS Hooks) and
-community (learning communities, charters, proposals, votes, learning cycles).
+versions, responses, PROM links), knowledge (knowledge objects, CDS Hooks),
+the dashboards' chart notes and community (learning communities, charters,
+proposals, votes, learning cycles).
 Rows that belong to a site carry ``site_id`` (:class:`SiteOwned`) and rows
 that belong to a patient carry ``patient_id`` (:class:`PatientOwned`); the
 session scope in :mod:`careloop.store.scoping` filters every query on them.
@@ -42,6 +43,7 @@ from careloop.store.models.community import (
     ToolkitUse,
     Vote,
 )
+from careloop.store.models.feedback import ChartNote
 from careloop.store.models.foundation import (
     CARER_SCOPES_ALL,
     CONSENT_PRESETS,
@@ -109,6 +111,7 @@ __all__ = [
     "CdsInvocation",
     "CdsJti",
     "CdsVariantAssignment",
+    "ChartNote",
     "CharterVersion",
     "Community",
     "CommunityInvitation",

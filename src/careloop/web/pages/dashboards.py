@@ -23,15 +23,13 @@ from fastapi.responses import HTMLResponse, Response
 from markupsafe import Markup
 
 from careloop import charts
-from careloop.community import cycle_changes
-from careloop.core.csv_safety import frame_to_csv
-from careloop.core.errors import InputError, NotFound
+from careloop.charts.mdc_icons import assurance_svg, variation_svg
+from careloop.core.errors import NotFound
 from careloop.core.settings import Settings
-from careloop.knowledge import deployments_for
 from careloop.measures.catalog import MeasureCatalog, load_catalog
 from careloop.measures.patient_lists import ListKind
 from careloop.practice.feedback import dashboards as dashboard
-from careloop.practice.feedback.dashboards import Deployed, Series
+from careloop.practice.feedback.dashboards import Deployed, Series, StoredResults
 from careloop.trust.principal import Principal
 from careloop.warehouse.connection import Warehouse, warehouse_opener
 from careloop.web.pages import dashboard_cache as page_cache
@@ -42,6 +40,12 @@ router = APIRouter(include_in_schema=False)
 
 SMALL_MULTIPLES = 30
 """At most this many site charts on a measure page (the largest sites)."""
+
+_MDC_STATUS = {
+    "special_cause_improvement": "improvement",
+    "special_cause_concern": "concern",
+    "special_cause_neither": "special cause",
+}
 
 _CATALOG: dict[str, MeasureCatalog] = {}
 
@@ -100,41 +104,34 @@ def sparkline(series: Series, *, periods: int = dashboard.SPARK_PERIODS) -> Mark
     parts.append(f'<polyline points="{line}" fill="none" stroke="#0b5cad" stroke-width="1.5"/>')
     signals = series.signals
     colour = "#0b5cad"
-    if signals is not None and signals.variation == "special_cause_improvement":
-        colour = "#1565c0"
-    elif signals is not None and signals.variation == "special_cause_concern":
-        colour = "#d7301f"
+    if signals is not None and signals.variation != "common_cause":
+        colour = charts.spc.STATUS_COLOURS[_MDC_STATUS[signals.variation]]
     x, y = xy(len(values) - 1, values[-1])
     parts.append(f'<circle cx="{x}" cy="{y}" r="2.8" fill="{colour}"/>')
     parts.append("</svg>")
     return Markup("".join(parts))  # noqa: S704 - numbers and fixed text only
 
 
-def _changes(registry: Any, measure_id: str, network: Sequence[str]) -> tuple[Deployed, ...]:
-    """Knowledge deployments and learning cycles' changes that touch the measure, by date.
+def changes_by_measure(registry: Any, stored: StoredResults) -> dict[str, tuple[Deployed, ...]]:
+    """Every measure's recorded changes (deployments, cycles, notes), for its phases."""
+    return {m: dashboard.recorded_changes(registry, m, stored.sites) for m in stored.measure_ids}
 
-    A cycle whose change reached every site of the network (or names no site)
-    counts as a change of the network, as a deployment to every site does.
-    """
-    out = []
-    for d in deployments_for(registry, measure_id):
-        where = ", ".join(d.sites) if d.sites else "all sites"
-        out.append(
-            Deployed(f"{d.identifier} {d.version} ({where})", d.started_at.date(), tuple(d.sites))
-        )
-    for c in cycle_changes(registry, measure_id):
-        everywhere = not c.sites or set(network) <= set(c.sites)
-        where = "all sites" if everywhere else ", ".join(c.sites)
-        out.append(
-            Deployed(
-                c.title,
-                c.starts,
-                () if everywhere else c.sites,
-                kind="pdsa",
-                where=f"learning cycle, {c.community}; {where}",
-            )
-        )
-    return tuple(sorted(out, key=lambda d: d.started))
+
+def _changes_key(changes: dict[str, tuple[Deployed, ...]]) -> tuple[Any, ...]:
+    """The recorded changes as part of a cache key: a new note is a new key."""
+    return tuple(sorted(changes.items()))
+
+
+def icons(signals: dashboard.Signals | None) -> Markup:
+    """The Making Data Count variation and assurance icons of a series, inline SVG."""
+    if signals is None:
+        return Markup('<span class="muted">no chart</span>')
+    return Markup(  # noqa: S704 - fixed SVG markup with escaped text alternatives
+        '<span class="mdc-icons">'
+        + variation_svg(signals.variation_icon)
+        + (assurance_svg(signals.assurance) if signals.assurance else "")
+        + "</span>"
+    )
 
 
 # --- plotly.js's style rules (served by careloop.web.assets at /vendor/) -------------
@@ -193,7 +190,9 @@ def plotly_style_guards() -> tuple[str, ...]:
 
 
 @router.get("/measures", response_class=HTMLResponse)
-def measures_overview(request: Request, caller: CallerDep, settings: SettingsDep) -> Response:
+def measures_overview(
+    request: Request, caller: CallerDep, settings: SettingsDep, registry: RegistryDep
+) -> Response:
     dashboard.require_dashboards(caller.principal)
     try:
         stored = page_cache.stored_results(settings)
@@ -201,73 +200,37 @@ def measures_overview(request: Request, caller: CallerDep, settings: SettingsDep
         return render(
             request, "dashboards_empty.html", {**page_context(caller), "message": exc.message}
         )
-    view = _overview(stored, caller, settings)
+    view = _overview(stored, caller, settings, registry)
     return render(
         request,
         "dashboards_overview.html",
-        {**page_context(caller), "view": view, "sparkline": sparkline},
+        {**page_context(caller), "view": view, "sparkline": sparkline, "icons": icons},
     )
 
 
-def _overview(stored: dashboard.StoredResults, caller: Caller, settings: Any) -> dashboard.Overview:
+def _overview(
+    stored: StoredResults, caller: Caller, settings: Any, registry: Any
+) -> dashboard.Overview:
     catalog = _catalog(settings)
+    changes = changes_by_measure(registry, stored)
+    # The attention list names the viewer's own sites: they are part of the key.
+    mine = tuple(sorted({g.site_code or "" for g in caller.principal.grants}))
     return page_cache.overview(
         settings,
         stored,
         caller.principal,
-        page_cache.catalog_inputs(catalog),
-        lambda: dashboard.overview(stored, catalog, caller.principal),
-    )
-
-
-@router.get("/measures/{measure_id}.csv")
-def measure_csv(measure_id: str, caller: CallerDep, settings: SettingsDep) -> Response:
-    stored = dashboard.stored_results(warehouse_opener(settings))
-    rows = dashboard.measure_numbers(stored, measure_id, caller.principal)
-    rows = rows.assign(site=rows["site"].replace({"": "(network)"}))
-    return Response(
-        frame_to_csv(rows),
-        media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": f'attachment; filename="{measure_id}.csv"'},
-    )
-
-
-def _chart_image(
-    detail: dashboard.MeasureDetail, site: str | None, fmt: Literal["png", "svg"]
-) -> Response:
-    series = detail.network
-    if site:
-        found = [s for s in detail.sites if s.site == site.strip().upper()]
-        if not found:
-            raise NotFound(f"There are no results of {detail.measure.id} at a site {site!r}.")
-        series = found[0]
-    if series.chart is None:
-        raise NotFound("There are too few periods with data to draw a chart.")
-    chart = series.chart
-    title = f"{detail.measure.title} — {series.site or 'network'}"
-    from dataclasses import replace
-
-    chart = replace(chart, title=title)
-    name = f"{detail.measure.id}-{series.site or 'network'}"
-    if fmt == "png":
-        return Response(
-            charts.spc.png(chart, annotations=list(series.annotations)),
-            media_type="image/png",
-            headers={"Content-Disposition": f'attachment; filename="{name}.png"'},
-        )
-    return Response(
-        charts.spc.svg(chart, annotations=list(series.annotations)),
-        media_type="image/svg+xml",
-        headers={"Content-Disposition": f'attachment; filename="{name}.svg"'},
+        (page_cache.catalog_inputs(catalog), _changes_key(changes), mine),
+        lambda: dashboard.overview(stored, catalog, caller.principal, changes=changes),
     )
 
 
 def _detail(
     measure_id: str, caller: Caller, settings: Any, registry: Any
-) -> dashboard.MeasureDetail:
+) -> tuple[StoredResults, dashboard.MeasureDetail]:
+    """The stored run and a measure's page data (shared by every worker: page_cache)."""
     stored = page_cache.stored_results(settings)
-    deployments = _changes(registry, measure_id, stored.sites)
-    return page_cache.measure_detail(
+    deployments = dashboard.recorded_changes(registry, measure_id, stored.sites)
+    detail = page_cache.measure_detail(
         settings,
         stored,
         caller.principal,
@@ -276,117 +239,13 @@ def _detail(
             stored, _catalog(settings), measure_id, caller.principal, deployments=deployments
         ),
     )
+    return stored, detail
 
 
 def _detail_inputs(measure_id: str, deployments: Sequence[Deployed], settings: Any) -> Any:
     """What a measure's page data and figures depend on besides the stored run (their cache
     key): a new deployment, change or annotation must be named here."""
     return (measure_id, tuple(deployments), page_cache.catalog_inputs(_catalog(settings)))
-
-
-@router.get("/measures/{measure_id}/chart.{fmt}")
-def measure_chart_image(
-    measure_id: str,
-    fmt: str,
-    caller: CallerDep,
-    settings: SettingsDep,
-    registry: RegistryDep,
-    site: Annotated[str | None, Query(max_length=40)] = None,
-) -> Response:
-    if fmt not in ("png", "svg"):
-        raise InputError(f"Charts download as chart.png or chart.svg, not chart.{fmt}.")
-    detail = _detail(measure_id, caller, settings, registry)
-    return _chart_image(detail, site, "png" if fmt == "png" else "svg")
-
-
-@router.get("/measures/{measure_id}/funnel.{fmt}")
-def measure_funnel_image(
-    measure_id: str, fmt: str, caller: CallerDep, settings: SettingsDep, registry: RegistryDep
-) -> Response:
-    if fmt not in ("png", "svg"):
-        raise InputError(f"The funnel plot downloads as funnel.png or funnel.svg, not {fmt}.")
-    detail = _detail(measure_id, caller, settings, registry)
-    result = detail.funnel.result
-    if result is None:
-        raise NotFound(detail.funnel.note or "There is no funnel plot for this measure.")
-    title = f"{detail.measure.title} — sites, {detail.funnel.window}"
-    name = f"{measure_id}-funnel.{fmt}"
-    body: bytes | str = (
-        charts.funnel.png(result, title=title)
-        if fmt == "png"
-        else charts.funnel.svg(result, title=title)
-    )
-    return Response(
-        body,
-        media_type="image/png" if fmt == "png" else "image/svg+xml",
-        headers={"Content-Disposition": f'attachment; filename="{name}"'},
-    )
-
-
-def _figures(detail: dashboard.MeasureDetail) -> dict[str, Markup]:
-    """The measure page's Plotly figures as JSON (computed once per run: page_cache)."""
-    figures: dict[str, Markup] = {}
-    if detail.network.chart is not None:
-        from dataclasses import replace
-
-        chart = replace(detail.network.chart, title=f"{detail.measure.title} — network")
-        fig = charts.spc.figure(chart, annotations=list(detail.network.annotations))
-        figures["network"] = figure_json(fig)
-    charted = [s for s in detail.sites if s.chart is not None]
-    if charted:
-        largest = sorted(charted, key=lambda s: -sum(p.denominator for p in s.points))[
-            :SMALL_MULTIPLES
-        ]
-        largest.sort(key=lambda s: s.site)
-        site_charts = {s.site: s.chart for s in largest if s.chart is not None}
-        notes = {s.site: list(s.annotations) for s in largest}
-        figures["sites"] = figure_json(
-            charts.spc.facets_figure(site_charts, columns=3, annotations=notes, title="By site")
-        )
-    if detail.funnel.result is not None:
-        funnel_fig = charts.funnel.figure(
-            detail.funnel.result, title=f"Sites, {detail.funnel.window}"
-        )
-        percent = detail.measure.percent
-        funnel_fig.update_layout(
-            xaxis_title="counted (denominator)",
-            yaxis_title="% meeting the measure" if percent else "rate",
-        )
-        figures["funnel"] = figure_json(funnel_fig)
-    return figures
-
-
-def _page_figures(detail: dashboard.MeasureDetail, settings: Any) -> dict[str, Markup]:
-    inputs = _detail_inputs(detail.measure.id, detail.deployments, settings)
-    return page_cache.shared(settings, detail.run_id, "figures", inputs, lambda: _figures(detail))
-
-
-@router.get("/measures/{measure_id}", response_class=HTMLResponse)
-def measure_page(
-    request: Request,
-    measure_id: str,
-    caller: CallerDep,
-    settings: SettingsDep,
-    registry: RegistryDep,
-) -> Response:
-    detail = _detail(measure_id, caller, settings, registry)
-    figures = _page_figures(detail, settings)
-    latest = detail.network.latest
-    return render(
-        request,
-        "dashboard_measure.html",
-        {
-            **page_context(caller),
-            "detail": detail,
-            "m": detail.measure,
-            "figures": figures,
-            "latest": latest,
-            "capped": sum(s.chart is not None for s in detail.sites) > SMALL_MULTIPLES,
-            "small_multiples": SMALL_MULTIPLES,
-            "periods": list(reversed(detail.network.points)),
-            "plotly_guards": plotly_style_guards(),
-        },
-    )
 
 
 @router.get("/measures/{measure_id}/sites/{site}/patients", response_class=HTMLResponse)
@@ -428,26 +287,29 @@ def measure_patient_list(
 
 
 @router.get("/sites/{code}", response_class=HTMLResponse)
-def site_page(request: Request, code: str, caller: CallerDep, settings: SettingsDep) -> Response:
+def site_page(
+    request: Request, code: str, caller: CallerDep, settings: SettingsDep, registry: RegistryDep
+) -> Response:
     stored = page_cache.stored_results(settings)
-    view = _site(stored, code, caller, settings)
+    view = _site(stored, code, caller, settings, registry)
     return render(
         request,
         "dashboard_site.html",
-        {**page_context(caller), "view": view, "sparkline": sparkline},
+        {**page_context(caller), "view": view, "sparkline": sparkline, "icons": icons},
     )
 
 
 def _site(
-    stored: dashboard.StoredResults, code: str, caller: Caller, settings: Any
+    stored: StoredResults, code: str, caller: Caller, settings: Any, registry: Any
 ) -> dashboard.SiteView:
     catalog = _catalog(settings)
+    changes = changes_by_measure(registry, stored)
     return page_cache.site_view(
         settings,
         stored,
         caller.principal,
-        (code.strip().upper(), page_cache.catalog_inputs(catalog)),
-        lambda: dashboard.site_view(stored, catalog, code, caller.principal),
+        (code.strip().upper(), page_cache.catalog_inputs(catalog), _changes_key(changes)),
+        lambda: dashboard.site_view(stored, catalog, code, caller.principal, changes=changes),
     )
 
 
@@ -458,10 +320,13 @@ def warm_pages(settings: Settings, registry: Any) -> int:
         stored = page_cache.stored_results(settings)
     except NotFound:
         return 0  # no measure results yet
+    from careloop.web.pages.measure_page import page_figures  # it imports this module
+
     caller = Caller(Principal.operator("dashboard warm-up"), None, None)
-    view = _overview(stored, caller, settings)
+    view = _overview(stored, caller, settings, registry)
     for row in view.rows:
-        _page_figures(_detail(row.measure.id, caller, settings, registry), settings)
+        _, detail = _detail(row.measure.id, caller, settings, registry)
+        page_figures(detail, settings, detail.network, None)
     for code in stored.sites:
-        _site(stored, code, caller, settings)
+        _site(stored, code, caller, settings, registry)
     return 1 + len(view.rows) + len(stored.sites)

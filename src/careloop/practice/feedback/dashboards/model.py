@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import math
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Literal
@@ -19,6 +18,20 @@ FUNNEL_MONTHS = 12
 Variation = Literal[
     "common_cause", "special_cause_improvement", "special_cause_concern", "special_cause_neither"
 ]
+Side = Literal["high", "low"]
+"""Which side of the centre line a special cause lies on."""
+Assurance = Literal["pass", "fail", "hit_or_miss"]
+"""Making Data Count assurance: the target against the latest phase's limits."""
+VariationIcon = Literal[
+    "common_cause",
+    "improvement_high",
+    "improvement_low",
+    "concern_high",
+    "concern_low",
+    "neither_high",
+    "neither_low",
+]
+"""The seven Making Data Count variation icons."""
 
 
 @dataclass(frozen=True)
@@ -80,11 +93,34 @@ class Signals:
     """Making Data Count class of the latest point (improvement, concern, neither, common)."""
     caveats: tuple[str, ...] = ()
     """Statistical caveats (few points, no variation…)."""
+    side: Side | None = None
+    """For a special cause: whether the latest point lies high or low (None: common cause)."""
+    assurance: Assurance | None = None
+    """Whether the process will meet the target: consistently (pass), never (fail), or
+    hit and miss; None without a target, a better direction or control limits."""
+    chart_kind: str = ""
+    """The chart the series is drawn on: p, u, c, i or run."""
+    limits_note: str = ""
+    """For a run chart: why control limits would not mean anything here."""
 
     @property
     def any(self) -> bool:
         """Whether there is any special-cause signal."""
         return bool(self.outside_limits) or self.runs_signal
+
+    @property
+    def variation_icon(self) -> VariationIcon:
+        """The Making Data Count variation icon: common cause, or the kind of special
+        cause (improvement, concern, neither) with the side it lies on."""
+        if self.variation == "common_cause" or self.side is None:
+            return "common_cause"
+        kind = self.variation.removeprefix("special_cause_")
+        return f"{kind}_{self.side}"  # type: ignore[return-value]
+
+    @property
+    def needs_attention(self) -> bool:
+        """A special cause of concern, or a process that will consistently fail its target."""
+        return self.variation == "special_cause_concern" or self.assurance == "fail"
 
 
 @dataclass(frozen=True)
@@ -120,6 +156,29 @@ class OverviewRow:
 
 
 @dataclass(frozen=True)
+class Attention:
+    """A measure that needs attention this month, at the network or at one site."""
+
+    measure: MeasureInfo
+    """The measure."""
+    series: Series
+    """The network's series (site ``""``) or a site's, with its signals."""
+
+    @property
+    def reasons(self) -> tuple[str, ...]:
+        """Why, in words: a special cause of concern, a target it will keep missing."""
+        s = self.series.signals
+        out = []
+        if s is not None and s.variation == "special_cause_concern":
+            out.append(
+                f"shows a special cause of concern ({'higher' if s.side == 'high' else 'lower'})"
+            )
+        if s is not None and s.assurance == "fail":
+            out.append("will keep missing the target unless something changes")
+        return tuple(out)
+
+
+@dataclass(frozen=True)
 class Overview:
     """The network overview."""
 
@@ -131,6 +190,8 @@ class Overview:
     """One row per measure."""
     sites: tuple[str, ...]
     """Sites with results."""
+    attention: tuple[Attention, ...] = ()
+    """What needs attention this month: the network's and the viewer's own sites'."""
 
 
 @dataclass(frozen=True)
@@ -175,10 +236,13 @@ class Deployed:
     """When it started."""
     sites: tuple[str, ...]
     """Sites it serves (empty: all)."""
-    kind: Literal["deployment", "pdsa"] = "deployment"
-    """A knowledge object put into practice, or a learning (PDSA) cycle's change."""
+    kind: Literal["deployment", "pdsa", "note"] = "deployment"
+    """A knowledge object put into practice, a learning (PDSA) cycle's change, or a note
+    someone added to the chart."""
     where: str = ""
     """Whose change and where, for the list beside the chart (the chart shows the label)."""
+    starts_phase: bool = True
+    """Whether it may start a new phase (a note starts one only when its author said so)."""
 
 
 @dataclass(frozen=True)
@@ -211,19 +275,24 @@ class SiteRow:
     """The site's series and chart."""
     network: Series
     """The network's series (no chart needed for the comparison)."""
+    funnel_flag: str = ""
+    """Where the site lies on the measure's funnel plot: ``within`` the limits, or
+    ``above``/``below`` the 95% or 99.8% limit (``""``: no funnel for this measure)."""
+    funnel_window: str = ""
+    """The periods the funnel plot sums, in words."""
 
     @property
     def better_than_network(self) -> bool | None:
-        """Whether the site's latest value beats the network's in the same period."""
-        mine = self.site.latest
-        if mine is None or self.measure.improvement is None or self.measure.type == "count":
-            return None  # a site's count is not comparable with the network's
-        theirs = next((p for p in self.network.points if p.period_start == mine.period_start), None)
-        if theirs is None or theirs.value is None or mine.value is None:
+        """Whether the site lies beyond the funnel's limits on the better side (True), the
+        worse side (False); None when within the limits or there is no funnel.
+
+        Raw differences from the network's value are not evidence: a site within the
+        funnel's limits differs from the network by no more than chance would.
+        """
+        flag = self.funnel_flag
+        if not flag or flag == "within" or self.measure.improvement is None:
             return None
-        if math.isclose(mine.value, theirs.value):
-            return None
-        return (mine.value > theirs.value) == (self.measure.improvement == "up")
+        return flag.startswith("above") == (self.measure.improvement == "up")
 
 
 @dataclass(frozen=True)

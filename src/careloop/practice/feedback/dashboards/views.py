@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
 
 import pandas as pd
@@ -16,6 +16,7 @@ from careloop.measures.runner import NETWORK
 from careloop.practice.feedback.dashboards.access import patient_list_sites, require_dashboards
 from careloop.practice.feedback.dashboards.model import (
     FUNNEL_MONTHS,
+    Attention,
     Deployed,
     FunnelView,
     MeasureDetail,
@@ -32,14 +33,33 @@ from careloop.practice.feedback.dashboards.series import _series, measure_info
 from careloop.trust.principal import Principal
 
 
-def overview(stored: StoredResults, catalog: MeasureCatalog, principal: Principal) -> Overview:
-    """Every measure with results: network series, latest value and SPC signals."""
+def overview(
+    stored: StoredResults,
+    catalog: MeasureCatalog,
+    principal: Principal,
+    *,
+    changes: Mapping[str, Sequence[Deployed]] | None = None,
+) -> Overview:
+    """Every measure with results: network series (phases at ``changes``, by measure id),
+    latest value and SPC signals, and what needs attention at the network and at the
+    principal's own sites."""
     require_dashboards(principal)
+    changes = changes or {}
+    mine = [s for s in dict.fromkeys(g.site_code for g in principal.grants) if s in stored.sites]
     rows = []
+    attention = []
     for measure_id in _ordered(stored, catalog):
         info = measure_info(catalog, measure_id, _hash(stored, measure_id))
-        rows.append(OverviewRow(info, _series(info, stored, NETWORK)))
-    return Overview(stored.run_id, stored.run_at, tuple(rows), stored.sites)
+        recorded = changes.get(measure_id, ())
+        network = _series(info, stored, NETWORK, deployments=recorded)
+        rows.append(OverviewRow(info, network))
+        for series in (
+            network,
+            *(_series(info, stored, s, deployments=recorded) for s in mine),
+        ):
+            if series.signals is not None and series.signals.needs_attention:
+                attention.append(Attention(info, series))
+    return Overview(stored.run_id, stored.run_at, tuple(rows), stored.sites, tuple(attention))
 
 
 def _ordered(stored: StoredResults, catalog: MeasureCatalog) -> list[str]:
@@ -170,9 +190,14 @@ def _period_label(day: date) -> str:
 
 
 def site_view(
-    stored: StoredResults, catalog: MeasureCatalog, site: str, principal: Principal
+    stored: StoredResults,
+    catalog: MeasureCatalog,
+    site: str,
+    principal: Principal,
+    *,
+    changes: Mapping[str, Sequence[Deployed]] | None = None,
 ) -> SiteView:
-    """One site's measures beside the network's."""
+    """One site's measures beside the network's, compared on the measure's funnel plot."""
     require_dashboards(principal)
     code = site.strip().upper()
     if code not in stored.sites:
@@ -180,13 +205,27 @@ def site_view(
             f"There are no measure results for a site {site!r}. Sites with results: "
             f"{', '.join(stored.sites)}."
         )
+    changes = changes or {}
     rows = []
     for measure_id in _ordered(stored, catalog):
         if stored.rows(measure_id, code).empty:
             continue
         info = measure_info(catalog, measure_id, _hash(stored, measure_id))
+        every = [
+            _series(info, stored, s, chart=False)
+            for s in stored.sites
+            if not stored.rows(measure_id, s).empty
+        ]
+        funnel = funnel_view(info, every)
+        flag = next((n.flag for n in funnel.sites if n.site == code), "")
         rows.append(
-            SiteRow(info, _series(info, stored, code), _series(info, stored, NETWORK, chart=False))
+            SiteRow(
+                info,
+                _series(info, stored, code, deployments=changes.get(measure_id, ())),
+                _series(info, stored, NETWORK, chart=False),
+                funnel_flag=flag,
+                funnel_window=funnel.window if funnel.result is not None else "",
+            )
         )
     return SiteView(code, stored.run_id, tuple(rows), bool(patient_list_sites(principal, [code])))
 
