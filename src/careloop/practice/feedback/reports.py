@@ -58,6 +58,12 @@ def _visible_sites(registry: Registry, principal: Principal) -> set[str]:
     return {s.code for s in list_sites(registry, principal) if scope.allows_site(s.id)}
 
 
+def may_see_site_report(registry: Registry, principal: Principal, site: str) -> bool:
+    """Whether ``principal`` may open ``site``'s audit-and-feedback report, so that a page
+    links it only for those it opens for (asking reads nothing, so it is not audited)."""
+    return site in _visible_sites(registry, principal)
+
+
 def _require_site(
     registry: Registry, principal: Principal, site: str, report: str, **details: str
 ) -> None:

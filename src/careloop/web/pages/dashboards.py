@@ -30,6 +30,7 @@ from careloop.measures.catalog import MeasureCatalog, load_catalog
 from careloop.measures.patient_lists import ListKind
 from careloop.practice.feedback import dashboards as dashboard
 from careloop.practice.feedback.dashboards import Deployed, Series, StoredResults
+from careloop.practice.feedback.reports import may_see_site_report
 from careloop.trust.principal import Principal
 from careloop.warehouse.connection import Warehouse, warehouse_opener
 from careloop.web.pages import dashboard_cache as page_cache
@@ -295,7 +296,13 @@ def site_page(
     return render(
         request,
         "dashboard_site.html",
-        {**page_context(caller), "view": view, "sparkline": sparkline, "icons": icons},
+        {
+            **page_context(caller),
+            "view": view,
+            "sparkline": sparkline,
+            "icons": icons,
+            "feedback_link": may_see_site_report(registry, caller.principal, view.site),
+        },
     )
 
 

@@ -4,7 +4,7 @@ A note marks one period of a measure's chart (the network's, or a site's)
 with a line of text; one that starts a phase makes the chart recalculate its
 centre line and limits from that period on.
 
-Revision ID: 0017
+Revision ID: 0020
 Revises: 0019
 Create Date: 2026-12-08 00:10:00
 """
@@ -14,8 +14,8 @@ from __future__ import annotations
 import sqlalchemy as sa
 from alembic import op
 
-revision = "0017"
-down_revision = "0019"  # after the alerts and response revisions (main); re-chained at merge
+revision = "0020"
+down_revision = "0019"
 branch_labels = None
 depends_on = None
 
