@@ -90,9 +90,15 @@ class AuditFeedbackReport:
         }
 
     def funnel_svg(self) -> markupsafe.Markup:
-        """The funnel plot of every site as inline SVG."""
-        # The SVG is drawn by vl-convert from the numbers; its text is XML-escaped there.
-        return markupsafe.Markup(charts.funnel.svg(self.funnel, title=self.measure_id))  # noqa: S704
+        """The funnel plot of every site as inline SVG (drawn once per report: a page shown
+        again reuses it)."""
+        drawn = self.__dict__.get("_funnel_svg")
+        if drawn is None:
+            # The SVG is drawn by vl-convert from the numbers; its text is XML-escaped there.
+            svg = charts.funnel.svg(self.funnel, title=self.measure_id)
+            drawn = markupsafe.Markup(svg)  # noqa: S704
+            object.__setattr__(self, "_funnel_svg", drawn)  # a cache, not a field
+        return drawn
 
     def to_html(self) -> str:
         """A self-contained HTML page (funnel plot as inline SVG, no scripts)."""

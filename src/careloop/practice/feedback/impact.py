@@ -131,7 +131,15 @@ class ImpactReport:
         return (arms[1], arms[0])
 
     def chart_svg(self) -> markupsafe.Markup:
-        """The SPC chart as inline SVG, the deployment marked at its first period."""
+        """The SPC chart as inline SVG, the deployment marked at its first period (drawn
+        once per report: a page shown again reuses it)."""
+        drawn = self.__dict__.get("_chart_svg")
+        if drawn is None:
+            drawn = self._draw_chart()
+            object.__setattr__(self, "_chart_svg", drawn)  # a cache, not a field
+        return drawn
+
+    def _draw_chart(self) -> markupsafe.Markup:
         d = self.deployment
         annotation = [
             Annotation(

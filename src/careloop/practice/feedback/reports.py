@@ -14,15 +14,19 @@ acceptance of the sites the reader works at only.
 
 from __future__ import annotations
 
+import threading
+from collections.abc import Callable, Hashable
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any, TypeVar, cast
 
 import pandas as pd
 
 from careloop.core.errors import InputError, NotFound
 from careloop.knowledge.library import Deployment, VersionDetail, show
-from careloop.measures import load_results
+from careloop.measures import latest_runs, load_results
 from careloop.measures.catalog import load_catalog
+from careloop.measures.definition import MeasureDefinition
 from careloop.practice.events import card_events
 from careloop.practice.feedback.audit_feedback import AuditFeedbackReport, audit_feedback_report
 from careloop.practice.feedback.impact import ImpactReport, impact_report
@@ -34,14 +38,28 @@ from careloop.trust.principal import Principal
 from careloop.trust.work import record_events
 from careloop.warehouse.connection import WarehouseOpener
 
+T = TypeVar("T")
+
 _SITE_ACTION = "patient.read_pseudonymised"
 """The action whose site scope decides whose reports a person sees."""
+
+
+_RESULTS: dict[tuple[str, str], pd.DataFrame] = {}
+_RESULTS_LOCK = threading.Lock()
 
 
 def stored_results(warehouse: WarehouseOpener) -> pd.DataFrame:
     """The latest stored measure results, an unstratified or network-wide row's
     ``stratum`` and ``site`` as ``""``; NotFound (saying how to make them) when there are none.
+
+    Read once per measure run: a report page asks only which run is the latest (a new run
+    is read afresh). Callers must not change the frame.
     """
+    return _stored(warehouse)[1]
+
+
+def _stored(warehouse: WarehouseOpener) -> tuple[tuple[str, str], pd.DataFrame]:
+    """The latest run's key (warehouse, runs) and its results."""
     opened = warehouse()
     if opened is None:
         raise NotFound(
@@ -49,7 +67,58 @@ def stored_results(warehouse: WarehouseOpener) -> pd.DataFrame:
             "`careloop measures run --by site`."
         )
     with opened:
-        return load_results(opened).fillna({"site": "", "stratum": ""})
+        latest = latest_runs(opened)
+        key = (opened.url, latest.key)
+        with _RESULTS_LOCK:
+            cached = _RESULTS.get(key)
+        if cached is not None:
+            return key, cached
+        frame = load_results(opened, latest=latest).fillna({"site": "", "stratum": ""})
+    with _RESULTS_LOCK:
+        _RESULTS.clear()  # the latest run only
+        _RESULTS[key] = frame
+    return key, frame
+
+
+_REPORTS: dict[Hashable, Any] = {}
+_REPORTS_LOCK = threading.Lock()
+REPORTS_KEPT = 256
+"""Computed reports kept in memory (each is a few kilobytes)."""
+
+
+def _fingerprint(events: pd.DataFrame) -> Hashable:
+    """What identifies the decision-support events a report is made from."""
+    if events.empty:
+        return 0
+    return (len(events), int(pd.util.hash_pandas_object(events.astype(str), index=False).sum()))
+
+
+def _remembered(key: Hashable, compute: Callable[[], T]) -> T:
+    """``compute()``, kept for ``key``: the key holds everything the report is made from
+    (the measure run, the events the reader may see, what was asked), so a reader only
+    gets a report made from what they may see, and a new run or event makes a new one."""
+    with _REPORTS_LOCK:
+        if key in _REPORTS:
+            return cast("T", _REPORTS[key])
+    value = compute()
+    with _REPORTS_LOCK:
+        if len(_REPORTS) >= REPORTS_KEPT:
+            _REPORTS.clear()
+        _REPORTS[key] = value
+    return value
+
+
+_CATALOGS: dict[str, dict[str, MeasureDefinition]] = {}
+
+
+def measure_catalog(measures_dir: Path | str | None) -> dict[str, MeasureDefinition]:
+    """The measures by id (built-ins and ``measures_dir``'s), parsed once per folder as the
+    dashboards do."""
+    key = str(measures_dir or "")
+    if key not in _CATALOGS:
+        folder = Path(measures_dir) if measures_dir else None
+        _CATALOGS[key] = {m.id: m for m in load_catalog(measures_dir=folder).measures}
+    return _CATALOGS[key]
 
 
 def _visible_sites(registry: Registry, principal: Principal) -> set[str]:
@@ -203,8 +272,23 @@ def impacts_for(
     ``measures_dir``). A measure without results says so instead of failing the page."""
     detail, deployment = _deployment_of(registry, principal, ref, site)
     events = _readers_events(registry, principal, site)
-    results = stored_results(warehouse)
-    catalog = {m.id: m for m in load_catalog(measures_dir=measures_dir).measures}
+    run, results = _stored(warehouse)
+    key = ("impact", run, detail.version.ref, repr(deployment), site, str(measures_dir or ""))
+    return _remembered(
+        (*key, _fingerprint(events)),
+        lambda: _impacts(detail, deployment, results, events, site, measures_dir),
+    )
+
+
+def _impacts(
+    detail: VersionDetail,
+    deployment: Deployment,
+    results: pd.DataFrame,
+    events: pd.DataFrame,
+    site: str,
+    measures_dir: Path | str | None,
+) -> KnowledgeImpact:
+    catalog = measure_catalog(measures_dir)
     shown = []
     for measure in deployment.measures:
         known = catalog.get(measure)
@@ -236,9 +320,9 @@ def feedback_for(
     """A site's audit-and-feedback report on one measure (for people who work at that site)."""
     _require_site(registry, principal, site, "feedback", measure=measure_id)
     events = card_events(registry)
-    return audit_feedback_report(
-        stored_results(warehouse),
-        measure_id=measure_id,
-        site=site,
-        card_events=events[events.site_code == site] if not events.empty else events,
+    mine = events[events.site_code == site] if not events.empty else events
+    run, results = _stored(warehouse)
+    return _remembered(
+        ("feedback", run, site, measure_id, _fingerprint(mine)),
+        lambda: audit_feedback_report(results, measure_id=measure_id, site=site, card_events=mine),
     )

@@ -15,9 +15,13 @@ from fastapi.responses import HTMLResponse, Response
 
 from careloop.core.errors import InputError
 from careloop.knowledge.library import deployments, list_versions
-from careloop.measures.catalog import load_catalog
 from careloop.practice.feedback.dashboards import patient_list_sites
-from careloop.practice.feedback.reports import KnowledgeImpact, feedback_for, impacts_for
+from careloop.practice.feedback.reports import (
+    KnowledgeImpact,
+    feedback_for,
+    impacts_for,
+    measure_catalog,
+)
 from careloop.web.pages.printed import pdf_response, report_words
 from careloop.web.pages.rendering import page_context, render
 from careloop.web.security import (
@@ -129,7 +133,7 @@ def _feedback_context(
     caller: Caller, registry: Any, warehouse: Any, settings: Any, code: str, measure: str
 ) -> dict[str, Any]:
     report = feedback_for(registry, warehouse, caller.principal, site=code, measure_id=measure)
-    titles = {m.id: m.title for m in load_catalog(measures_dir=settings.measures_dir).measures}
+    titles = {m.id: m.title for m in measure_catalog(settings.measures_dir).values()}
     may_list = bool(patient_list_sites(caller.principal, [code]))
     return {
         "report": report,
