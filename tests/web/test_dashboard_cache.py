@@ -153,3 +153,27 @@ def test_a_new_measure_run_stored_while_the_server_runs_is_shown(demo, tmp_path)
         store_run(warehouse, run)
     after = page_cache.stored_results(settings)
     assert after.run_id != before.run_id and run.run_id in after.run_id
+
+
+@pytest.mark.parametrize(
+    ("role", "site"), [("site_lead", "S001"), ("clinician", "S002"), ("admin", None)]
+)
+def test_after_the_start_up_warm_up_staff_pages_compute_nothing(app, demo, role, site):
+    # The warm-up computes the overview and each measure page as the staff of each site
+    # and the installation-wide roles see them: their first visit finds them ready.
+    from careloop.trust.installation import open_registry
+    from careloop.web.pages.dashboards import warm_pages
+
+    _fresh(demo.settings)
+    registry = open_registry(demo.settings)
+    try:
+        assert warm_pages(demo.settings, registry) > 0
+    finally:
+        registry.close()
+    with TestClient(app) as visitor:  # type: ignore[arg-type]
+        login = demo.login(role, site)
+        log_in(visitor, login.email, login.password)
+        computed = page_cache.COUNTS.computed
+        for url in ("/measures", f"/measures/{MEASURE}", "/sites/S001"):
+            assert visitor.get(url).status_code == 200, url
+        assert page_cache.COUNTS.computed == computed

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import date
 from importlib import resources
 from typing import Annotated, Any, Literal
@@ -31,7 +32,7 @@ from careloop.measures.patient_lists import ListKind
 from careloop.practice.feedback import dashboards as dashboard
 from careloop.practice.feedback.dashboards import Deployed, Series, StoredResults
 from careloop.practice.feedback.reports import may_see_site_report
-from careloop.trust.principal import Principal
+from careloop.trust.principal import Grant, Principal
 from careloop.warehouse.connection import Warehouse, warehouse_opener
 from careloop.web.pages import dashboard_cache as page_cache
 from careloop.web.pages.rendering import page_context, render
@@ -40,6 +41,10 @@ from careloop.web.security import Caller, CallerDep, RegistryDep, SettingsDep
 router = APIRouter(include_in_schema=False)
 
 SMALL_MULTIPLES = 30
+
+WARM_SITES = 30
+"""At start-up the overview and each measure page are also computed as the staff of each
+of the first this many sites see them (their own site's chart first)."""
 """At most this many site charts on a measure page (the largest sites)."""
 
 _MDC_STATUS = {
@@ -214,8 +219,10 @@ def _overview(
 ) -> dashboard.Overview:
     catalog = _catalog(settings)
     changes = changes_by_measure(registry, stored)
-    # The attention list names the viewer's own sites: they are part of the key.
-    mine = tuple(sorted({g.site_code or "" for g in caller.principal.grants}))
+    # The attention list names the viewer's own sites that have results: part of the key
+    # (an admin, an analyst and an auditor, with none, share one overview).
+    codes = {g.site_code for g in caller.principal.grants}
+    mine = tuple(sorted(c for c in codes if c and c in stored.sites))
     return page_cache.overview(
         settings,
         stored,
@@ -329,11 +336,19 @@ def warm_pages(settings: Settings, registry: Any) -> int:
         return 0  # no measure results yet
     from careloop.web.pages.measure_page import page_figures  # it imports this module
 
-    caller = Caller(Principal.operator("dashboard warm-up"), None, None)
+    operator = Principal.operator("dashboard warm-up")
+    caller = Caller(operator, None, None)
     view = _overview(stored, caller, settings, registry)
+    local = stored.sites[:WARM_SITES]
+    for code in local:  # the overview as the staff of one site see it
+        staff = replace(operator, grants=(*operator.grants, Grant("site_lead", None, code)))
+        _overview(stored, Caller(staff, None, None), settings, registry)
     for row in view.rows:
         _, detail = _detail(row.measure.id, caller, settings, registry)
         page_figures(detail, settings, detail.network, None)
+        for series in detail.sites:  # a site lead's page opens on their own site's chart
+            if series.site in local:
+                page_figures(detail, settings, series, None)
     for code in stored.sites:
         _site(stored, code, caller, settings, registry)
-    return 1 + len(view.rows) + len(stored.sites)
+    return (1 + len(local)) * (1 + len(view.rows)) + len(stored.sites)
