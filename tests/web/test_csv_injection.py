@@ -202,8 +202,12 @@ def test_the_measure_csv_download_escapes_text(api, installation, monkeypatch):
     from careloop.practice.feedback import dashboards as dashboard
 
     frame = _results(HOSTILE)[["site", "stratum", "numerator", "denominator", "value"]]
-    monkeypatch.setattr(dashboard, "stored_results", lambda settings: frame)
+    from careloop.web.pages import measure_page
+
+    # The download's rows come straight from this frame (no measure run needed).
+    monkeypatch.setattr(measure_page, "_detail", lambda *args: (frame, None))
     monkeypatch.setattr(dashboard, "measure_numbers", lambda stored, measure, who: stored)
+    monkeypatch.setattr(dashboard, "measure_table", lambda detail, numbers: numbers)
     token = _login_form(api)
     api.post(
         "/login",

@@ -75,8 +75,12 @@ def test_pages_and_downloads_with_patient_or_small_count_data_are_never_cached(
     from careloop.practice.feedback import dashboards as dashboard
 
     frame = pd.DataFrame({"site": ["A"], "numerator": [3], "denominator": [4]})
-    monkeypatch.setattr(dashboard, "stored_results", lambda settings: frame)
+    from careloop.web.pages import measure_page
+
+    # The download's rows come straight from this frame (no measure run needed).
+    monkeypatch.setattr(measure_page, "_detail", lambda *args: (frame, None))
     monkeypatch.setattr(dashboard, "measure_numbers", lambda stored, measure, who: stored)
+    monkeypatch.setattr(dashboard, "measure_table", lambda detail, numbers: numbers)
     log_in(api, installation.emails["clinician@A"])
     try:
         pid = installation.patient_ids["A"][0]

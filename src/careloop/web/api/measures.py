@@ -37,7 +37,7 @@ def notes(measure_id: str, actor: ActorDep) -> list[dashboard.Note]:
     return dashboard.chart_notes(actor.registry, measure_id)
 
 
-@router.post("/{measure_id}/notes", status_code=201, responses=errors(401, 403, 404, 422))
+@router.post("/{measure_id}/notes", status_code=201, responses=errors(400, 401, 403, 404, 422))
 def add_note(
     measure_id: str, body: NoteCreate, actor: ActorDep, settings: SettingsDep
 ) -> dashboard.Note:
